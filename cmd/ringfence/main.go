@@ -1,0 +1,21 @@
+// Command ringfence keeps a bad release from breaking self-hosted
+// installations: it proves PostgreSQL databases intact (ringfence pg), runs the
+// release control plane (ringfence serve) and the installation agent
+// (ringfence agent).
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/ringfence/ringfence/internal/cli"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := cli.Run(ctx, os.Args, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}

@@ -1,0 +1,112 @@
+package pgcheck
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ConnOptions sets the session limits of every connection ringfence opens.
+type ConnOptions struct {
+	// StatementTimeout bounds every statement (default 10 minutes).
+	StatementTimeout time.Duration
+	// LockTimeout bounds every lock wait (default 5 seconds).
+	LockTimeout time.Duration
+	// ReadWrite allows writes; sessions are read-only otherwise.
+	ReadWrite bool
+	// ApplicationName is shown in pg_stat_activity (default "ringfence").
+	ApplicationName string
+}
+
+// Server is a PostgreSQL server to check, reached through a parsed DSN.
+// It connects to any of the server's databases with the same credentials.
+type Server struct {
+	config *pgx.ConnConfig
+	opts   ConnOptions
+}
+
+// Open parses dsn (a URL or key=value string; empty means libpq's PG*
+// environment variables) without connecting.
+func Open(dsn string, opts ConnOptions) (*Server, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("parse connection string: %w", err)
+	}
+	if opts.StatementTimeout == 0 {
+		opts.StatementTimeout = 10 * time.Minute
+	}
+	if opts.LockTimeout == 0 {
+		opts.LockTimeout = 5 * time.Second
+	}
+	if opts.ApplicationName == "" {
+		opts.ApplicationName = "ringfence"
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = 10 * time.Second
+	}
+	return &Server{config: cfg, opts: opts}, nil
+}
+
+// Database is the database named by the DSN.
+func (s *Server) Database() string { return s.config.Database }
+
+// Options returns the session limits in force.
+func (s *Server) Options() ConnOptions { return s.opts }
+
+// WithOptions returns a copy of s whose sessions use opts (zero fields keep
+// the current values).
+func (s *Server) WithOptions(opts ConnOptions) *Server {
+	n := *s
+	if opts.StatementTimeout != 0 {
+		n.opts.StatementTimeout = opts.StatementTimeout
+	}
+	if opts.LockTimeout != 0 {
+		n.opts.LockTimeout = opts.LockTimeout
+	}
+	if opts.ApplicationName != "" {
+		n.opts.ApplicationName = opts.ApplicationName
+	}
+	n.opts.ReadWrite = opts.ReadWrite
+	return &n
+}
+
+// Connect opens a session to database (empty: the DSN's database) with the
+// server's session limits.
+func (s *Server) Connect(ctx context.Context, database string) (*pgx.Conn, error) {
+	cfg := s.config.Copy()
+	if database != "" {
+		cfg.Database = database
+	}
+	params := map[string]string{}
+	for k, v := range cfg.RuntimeParams {
+		params[k] = v
+	}
+	params["application_name"] = s.opts.ApplicationName
+	params["statement_timeout"] = strconv.FormatInt(s.opts.StatementTimeout.Milliseconds(), 10)
+	params["lock_timeout"] = strconv.FormatInt(s.opts.LockTimeout.Milliseconds(), 10)
+	params["idle_in_transaction_session_timeout"] = "60000"
+	if !s.opts.ReadWrite {
+		params["default_transaction_read_only"] = "on"
+	}
+	cfg.RuntimeParams = params
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to database %q: %w", cfg.Database, err)
+	}
+	return conn, nil
+}
+
+// QuoteIdent quotes a possibly qualified identifier's parts.
+func QuoteIdent(parts ...string) string {
+	return pgx.Identifier(parts).Sanitize()
+}
+
+func trimFloat(f float64) string {
+	s := strconv.FormatFloat(f, 'f', 3, 64)
+	s = strings.TrimRight(s, "0")
+	return strings.TrimSuffix(s, ".")
+}
