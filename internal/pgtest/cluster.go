@@ -247,10 +247,11 @@ func (c *Cluster) Exec(db, sql string) {
 	}
 }
 
-// CreateDatabase creates database name (UTF8, en_US.UTF-8, from template0).
+// CreateDatabase creates database name from template1 (UTF8, en_US.UTF-8,
+// with the "en_US.utf8" collation).
 func (c *Cluster) CreateDatabase(name string) {
 	c.t.Helper()
-	c.Exec("postgres", fmt.Sprintf("CREATE DATABASE %s TEMPLATE template0", pgx.Identifier{name}.Sanitize()))
+	c.Exec("postgres", fmt.Sprintf("CREATE DATABASE %s TEMPLATE template1", pgx.Identifier{name}.Sanitize()))
 }
 
 func (c *Cluster) command(name string, args ...string) *exec.Cmd {
