@@ -1,0 +1,182 @@
+package release
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Policy is a product's auto-halt rule: release V is paused automatically when,
+// within Window before now, at least MinFailures distinct installations failed
+// on V and they are at least MinFailureShare of the installations that moved to
+// V (or failed on it) in that window.
+//
+// A failure is an upgrade_failed event whose target is V, an integrity_failed
+// event on V, or a health report of corrupt or collation_changed while on V.
+// An installation counts once however often it fails, so one flapping machine
+// cannot halt a release alone. "Moved to V" means it reported upgrade_started,
+// upgrade_succeeded or upgrade_failed with target V.
+type Policy struct {
+	// Disabled turns auto-halt off for the product.
+	Disabled bool
+	// Window is how far back evidence counts. Default 1h.
+	Window time.Duration
+	// MinFailures is the least number of failing installations. Default 3.
+	MinFailures int
+	// MinFailureShare is the least share, in [0, 1], of failing among moved
+	// installations. Default 0.2.
+	MinFailureShare float64
+}
+
+// Auto-halt defaults: a pause needs three distinct failing installations that
+// are at least a fifth of those that moved to the release in the last hour.
+// Three keeps one or two broken machines from halting a release; a fifth keeps
+// a large, healthy rollout from being halted by a background failure rate.
+const (
+	DefaultHaltWindow      = time.Hour
+	DefaultMinFailures     = 3
+	DefaultMinFailureShare = 0.2
+)
+
+// DefaultPolicy returns the auto-halt policy new products get.
+func DefaultPolicy() Policy {
+	return Policy{Window: DefaultHaltWindow, MinFailures: DefaultMinFailures, MinFailureShare: DefaultMinFailureShare}
+}
+
+// Validate checks p's fields.
+func (p Policy) Validate() error {
+	if p.Window <= 0 {
+		return Errorf(EINVALID, "auto-halt window must be positive")
+	}
+	if p.MinFailures < 1 {
+		return Errorf(EINVALID, "auto-halt min failures must be at least 1")
+	}
+	if !(p.MinFailureShare >= 0 && p.MinFailureShare <= 1) {
+		return Errorf(EINVALID, "auto-halt min failure share must be within [0, 1]")
+	}
+	return nil
+}
+
+// policyJSON is Policy's wire form, the window as a duration string.
+type policyJSON struct {
+	Disabled        bool    `json:"disabled"`
+	Window          string  `json:"window"`
+	MinFailures     int     `json:"min_failures"`
+	MinFailureShare float64 `json:"min_failure_share"`
+}
+
+// MarshalJSON writes the window as a duration string ("1h0m0s").
+func (p Policy) MarshalJSON() ([]byte, error) {
+	return json.Marshal(policyJSON{p.Disabled, p.Window.String(), p.MinFailures, p.MinFailureShare})
+}
+
+// UnmarshalJSON reads a policy; fields left out keep their default.
+func (p *Policy) UnmarshalJSON(b []byte) error {
+	d := DefaultPolicy()
+	j := policyJSON{Window: d.Window.String(), MinFailures: d.MinFailures, MinFailureShare: d.MinFailureShare}
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	w, err := time.ParseDuration(j.Window)
+	if err != nil {
+		return Errorf(EINVALID, "auto-halt window %q: %v", j.Window, err)
+	}
+	*p = Policy{Disabled: j.Disabled, Window: w, MinFailures: j.MinFailures, MinFailureShare: j.MinFailureShare}
+	return nil
+}
+
+// maxEvidenceFailures bounds the failures listed in Evidence.
+const maxEvidenceFailures = 20
+
+// Evidence is what EvaluateHalt saw, for the audit log and the incident.
+type Evidence struct {
+	Product string    `json:"product"`
+	Version Version   `json:"version"`
+	Since   time.Time `json:"since"`
+	Until   time.Time `json:"until"`
+	// Moved counts installations that moved to the version or failed on it
+	// in the window; Failed those that failed.
+	Moved  int     `json:"moved"`
+	Failed int     `json:"failed"`
+	Share  float64 `json:"share"`
+	Policy Policy  `json:"policy"`
+	// Failures lists the first failure of up to 20 installations, earliest
+	// first.
+	Failures []Failure `json:"failures"`
+	// Reason is a one-line human summary.
+	Reason string `json:"reason"`
+}
+
+// Failure is one installation's failure in Evidence.
+type Failure struct {
+	InstanceID string    `json:"instance_id"`
+	Kind       string    `json:"kind"`
+	At         time.Time `json:"at"`
+	Detail     string    `json:"detail,omitempty"`
+}
+
+// EvaluateHalt applies policy to the events and health reports of product's
+// release v and says whether v must be paused now, with the evidence either
+// way. Events and reports outside (now-Window, now] or about other versions
+// are ignored, so callers may pass a superset.
+func EvaluateHalt(policy Policy, product string, v Version, events []InstanceEvent, health []HealthReport, now time.Time) (bool, Evidence) {
+	since := now.Add(-policy.Window)
+	ev := Evidence{Product: product, Version: v, Since: since, Until: now, Policy: policy, Failures: []Failure{}}
+	in := func(t time.Time) bool { return t.After(since) && !t.After(now) }
+
+	moved := map[string]bool{}
+	failed := map[string]Failure{}
+	fail := func(f Failure) {
+		moved[f.InstanceID] = true
+		if old, ok := failed[f.InstanceID]; !ok || f.At.Before(old.At) {
+			failed[f.InstanceID] = f
+		}
+	}
+	for _, e := range events {
+		if !in(e.At) || e.To != v {
+			continue
+		}
+		switch e.Kind {
+		case EventUpgradeStarted, EventUpgradeSucceeded:
+			moved[e.InstanceID] = true
+		case EventUpgradeFailed, EventIntegrityFailed:
+			fail(Failure{InstanceID: e.InstanceID, Kind: string(e.Kind), At: e.At, Detail: e.Detail})
+		}
+	}
+	for _, h := range health {
+		if in(h.At) && h.Version == v && h.Health.Status.Failing() {
+			fail(Failure{InstanceID: h.InstanceID, Kind: "health_" + string(h.Health.Status), At: h.At, Detail: h.Health.Detail})
+		}
+	}
+
+	ev.Moved, ev.Failed = len(moved), len(failed)
+	if ev.Moved > 0 {
+		ev.Share = float64(ev.Failed) / float64(ev.Moved)
+	}
+	for _, f := range failed {
+		ev.Failures = append(ev.Failures, f)
+	}
+	sort.Slice(ev.Failures, func(i, j int) bool {
+		a, b := ev.Failures[i], ev.Failures[j]
+		if !a.At.Equal(b.At) {
+			return a.At.Before(b.At)
+		}
+		return a.InstanceID < b.InstanceID
+	})
+	if len(ev.Failures) > maxEvidenceFailures {
+		ev.Failures = ev.Failures[:maxEvidenceFailures]
+	}
+
+	halt := !policy.Disabled && ev.Failed >= policy.MinFailures && ev.Share >= policy.MinFailureShare
+	verdict := "below threshold"
+	switch {
+	case policy.Disabled:
+		verdict = "auto-halt disabled"
+	case halt:
+		verdict = "halt"
+	}
+	ev.Reason = fmt.Sprintf("%s@%s: %d of %d installations failed within %s (%.0f%%; policy: at least %d and %.0f%%): %s",
+		product, v, ev.Failed, ev.Moved, policy.Window, ev.Share*100, policy.MinFailures, policy.MinFailureShare*100, verdict)
+	return halt, ev
+}
