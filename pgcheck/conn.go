@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 )
 
 // ConnOptions sets the session limits of every connection ringfence opens.
@@ -93,6 +95,12 @@ func (s *Server) Connect(ctx context.Context, database string) (*pgx.Conn, error
 		params["default_transaction_read_only"] = "on"
 	}
 	cfg.RuntimeParams = params
+	// On cancellation ask the server to cancel the running statement at once
+	// (a closed socket alone leaves a long amcheck running server-side), and
+	// drop the connection shortly after as a fallback.
+	cfg.BuildContextWatcherHandler = func(pc *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: pc, DeadlineDelay: 2 * time.Second}
+	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to database %q: %w", cfg.Database, err)
