@@ -1,0 +1,741 @@
+package pgcheck
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Object types of a DependentObject. They are part of the stable JSON output.
+const (
+	ObjectIndex               = "index"
+	ObjectUniqueConstraint    = "unique_constraint"
+	ObjectPrimaryKey          = "primary_key"
+	ObjectExclusionConstraint = "exclusion_constraint"
+	ObjectPartitionKey        = "partition_key"
+	ObjectCheckConstraint     = "check_constraint"
+	ObjectForeignKey          = "foreign_key"
+	ObjectMatviewIndex        = "matview_index"
+)
+
+// defaultCollationOID is pg_collation's "default": the database's own
+// collation. pg_depend never records a dependency on it.
+const defaultCollationOID = 100
+
+// minServerVersion is the oldest PostgreSQL the inventory reads (12:
+// pg_partition_tree and collisdeterministic).
+const minServerVersion = 120000
+
+// Inventory is every collation a database uses and every object whose
+// correctness depends on one.
+type Inventory struct {
+	// ServerVersion is the server's version string (server_version).
+	ServerVersion string `json:"server_version"`
+	// ServerVersionNum is server_version_num, e.g. 150018.
+	ServerVersionNum int `json:"server_version_num"`
+	// InRecovery is true on a hot standby.
+	InRecovery bool `json:"in_recovery"`
+	// Database is the database inventoried.
+	Database string `json:"database"`
+	// DefaultCollation is the database's own collation (pg_database's
+	// datcollate or ICU locale), which objects use unless they name another.
+	DefaultCollation CollationInfo `json:"default_collation"`
+	// Collations lists the default collation and every collation an object
+	// depends on, safe ones included, by name.
+	Collations []CollationInfo `json:"collations"`
+	// Objects lists every object that depends on a collation: all user
+	// objects, and system-catalog objects only when at risk.
+	Objects []DependentObject `json:"objects"`
+}
+
+// CollationInfo describes one collation as the server sees it now.
+type CollationInfo struct {
+	// OID is the pg_collation row (100 for the database default).
+	OID uint32 `json:"oid"`
+	// Name is the collation's key in this inventory: its name, qualified
+	// with its schema unless it lives in pg_catalog ("default" is the
+	// database's own collation).
+	Name string `json:"name"`
+	// Schema is the collation's schema.
+	Schema string `json:"schema"`
+	// Provider is "libc", "icu" or "builtin".
+	Provider string `json:"provider"`
+	// Locale is the libc LC_COLLATE (with "/LC_CTYPE" when it differs) or
+	// the ICU locale.
+	Locale string `json:"locale"`
+	// Deterministic is false for ICU collations that compare unequal
+	// strings as equal.
+	Deterministic bool `json:"deterministic"`
+	// RecordedVersion is the version PostgreSQL stored when the collation
+	// (or database) was created or last refreshed; empty when none (musl,
+	// C, POSIX).
+	RecordedVersion string `json:"recorded_version"`
+	// ActualVersion is what the server's library reports now; empty when
+	// none.
+	ActualVersion string `json:"actual_version"`
+	// VersionError is set when the server could not report the actual
+	// version (for example a locale missing on this machine).
+	VersionError string `json:"version_error,omitempty"`
+	// IsDefault marks the database's own collation.
+	IsDefault bool `json:"is_default"`
+	// AtRisk is false for collations whose order cannot change with the
+	// operating system: C, POSIX (ucs_basic is C) and the builtin provider.
+	AtRisk bool `json:"at_risk"`
+}
+
+// Ident returns the collation's quoted SQL name for a COLLATE clause.
+func (c CollationInfo) Ident() string { return QuoteIdent(c.Schema, c.sqlName()) }
+
+func (c CollationInfo) sqlName() string {
+	if c.IsDefault {
+		return "default"
+	}
+	return strings.TrimPrefix(c.Name, c.Schema+".")
+}
+
+// DependentObject is one index, constraint or partition key whose
+// correctness depends on the order or equality of one or more collations.
+type DependentObject struct {
+	// OID is the index's pg_class row, the constraint's pg_constraint row,
+	// or the partitioned table's pg_class row for a partition key.
+	OID uint32 `json:"oid"`
+	// Type is one of the Object* constants.
+	Type   string `json:"type"`
+	Schema string `json:"schema"`
+	Table  string `json:"table"`
+	// Name is the index or constraint name (the table's for a partition key).
+	Name string `json:"name"`
+	// Collations lists the keys (CollationInfo.Name) of the collations the
+	// object depends on.
+	Collations []string `json:"collations"`
+	// AtRisk is true when any of those collations is at risk.
+	AtRisk bool `json:"at_risk"`
+	// Unique is true for unique indexes, primary keys and unique constraints.
+	Unique bool `json:"unique"`
+	// Bytes is the index size, the table size for a constraint, the leaf
+	// partitions' total for a partition key.
+	Bytes int64 `json:"bytes"`
+	// Valid is false for invalid indexes and unvalidated constraints.
+	Valid bool `json:"valid"`
+	// AccessMethod is the index access method (btree, gist, ...), for indexes.
+	AccessMethod string `json:"access_method,omitempty"`
+}
+
+// Ref returns o as an ObjectRef for findings.
+func (o DependentObject) Ref() ObjectRef {
+	return ObjectRef{Schema: o.Schema, Table: o.Table, Object: o.Name, Type: o.Type}
+}
+
+// Collation returns the inventory's collation with key name.
+func (inv *Inventory) Collation(name string) (CollationInfo, bool) {
+	for _, c := range inv.Collations {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return CollationInfo{}, false
+}
+
+// DependentsOf returns the objects that depend on the collation with key name.
+func (inv *Inventory) DependentsOf(name string) []DependentObject {
+	var out []DependentObject
+	for _, o := range inv.Objects {
+		for _, c := range o.Collations {
+			if c == name {
+				out = append(out, o)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// AtRiskCollations returns the collations in use whose order can change.
+func (inv *Inventory) AtRiskCollations() []CollationInfo {
+	var out []CollationInfo
+	for _, c := range inv.Collations {
+		if c.AtRisk {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// VersionMismatches reports the collations whose recorded version differs
+// from the one the server's library reports now: PostgreSQL's own check. It
+// is silent when either version is empty (musl records none) and, on glibc,
+// whenever only the locale data changed: see collation_changed for that.
+func VersionMismatches(inv *Inventory) []Finding {
+	var out []Finding
+	for _, c := range inv.Collations {
+		if c.RecordedVersion == "" || c.ActualVersion == "" || c.RecordedVersion == c.ActualVersion {
+			continue
+		}
+		f := Finding{
+			Kind:      KindCollationVersionMismatch,
+			Database:  inv.Database,
+			Schema:    c.Schema,
+			Object:    c.Name,
+			Collation: c.Name,
+			Detail: fmt.Sprintf("collation %s (%s %s) recorded version %s, the server's library now reports %s",
+				c.Name, c.Provider, c.Locale, c.RecordedVersion, c.ActualVersion),
+		}
+		for _, o := range inv.DependentsOf(c.Name) {
+			f.AtRisk = append(f.AtRisk, o.Ref())
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// ReadInventory reads the catalogs of conn's database: the collations in use and
+// every object depending on one. It only reads catalogs and relation sizes
+// (pg_relation_size takes AccessShareLock, bounded by the session's
+// lock_timeout) and works on a hot standby.
+func ReadInventory(ctx context.Context, conn *pgx.Conn) (*Inventory, error) {
+	inv := &Inventory{}
+	err := conn.QueryRow(ctx, `SELECT current_setting('server_version'),
+		current_setting('server_version_num')::int, pg_is_in_recovery(), current_database()`).
+		Scan(&inv.ServerVersion, &inv.ServerVersionNum, &inv.InRecovery, &inv.Database)
+	if err != nil {
+		return nil, fmt.Errorf("inventory: read server version: %w", err)
+	}
+	if inv.ServerVersionNum < minServerVersion {
+		return nil, fmt.Errorf("inventory: PostgreSQL %s is not supported (12 or later needed)", inv.ServerVersion)
+	}
+	r := &inventoryReader{conn: conn, inv: inv, ops: map[uint32]string{}, funcs: map[uint32]string{}}
+	if err := r.readDefault(ctx); err != nil {
+		return nil, err
+	}
+	raws, err := r.readObjects(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.resolveNodes(ctx, raws); err != nil {
+		return nil, err
+	}
+	if err := r.readCollations(ctx, raws); err != nil {
+		return nil, err
+	}
+	r.classify(raws)
+	return inv, nil
+}
+
+// inventoryReader carries the state of one Inventory call.
+type inventoryReader struct {
+	conn  *pgx.Conn
+	inv   *Inventory
+	colls map[uint32]*CollationInfo
+	ops   map[uint32]string // operator OID -> name
+	funcs map[uint32]string // function OID -> pg_catalog name ("" elsewhere)
+}
+
+// rawObject is a dependent-object candidate before its collations are
+// resolved.
+type rawObject struct {
+	obj      DependentObject
+	system   bool
+	collOIDs []uint32 // direct: key columns, partition columns, FK columns
+	exprs    []string // pg_node_tree texts: expressions, predicates, CHECK
+}
+
+func (r *inventoryReader) readDefault(ctx context.Context) error {
+	v := r.inv.ServerVersionNum
+	provider, iculocale, recorded, actual := "'c'", "NULL", "NULL", "NULL"
+	if v >= 150000 {
+		provider, recorded, actual = "datlocprovider", "datcollversion", "pg_database_collation_actual_version(oid)"
+		iculocale = "daticulocale"
+		if v >= 170000 {
+			iculocale = "datlocale"
+		}
+	}
+	q := fmt.Sprintf(`SELECT %s::text, datcollate, datctype, coalesce(%s, ''), coalesce(%s, '')
+		FROM pg_database WHERE datname = current_database()`, provider, iculocale, recorded)
+	var prov, collate, ctype, icu, rec string
+	if err := r.conn.QueryRow(ctx, q).Scan(&prov, &collate, &ctype, &icu, &rec); err != nil {
+		return fmt.Errorf("inventory: read database collation: %w", err)
+	}
+	d := CollationInfo{
+		OID: defaultCollationOID, Name: "default", Schema: "pg_catalog", Provider: providerName(prov),
+		Deterministic: true, RecordedVersion: rec, IsDefault: true,
+	}
+	d.Locale = libcLocale(collate, ctype)
+	if prov != "c" {
+		d.Locale = icu
+	}
+	d.AtRisk = collationAtRisk(prov, collate)
+	if v >= 150000 {
+		d.ActualVersion, d.VersionError = r.actualVersion(ctx, fmt.Sprintf(
+			`SELECT coalesce(%s, '') FROM pg_database WHERE datname = current_database()`, actual))
+	}
+	r.inv.DefaultCollation = d
+	r.colls = map[uint32]*CollationInfo{defaultCollationOID: &d}
+	return nil
+}
+
+// actualVersion runs q (one text column) and returns its result, or the
+// error's text: a locale missing on this machine must not stop the inventory.
+func (r *inventoryReader) actualVersion(ctx context.Context, q string, args ...any) (string, string) {
+	var s string
+	if err := r.conn.QueryRow(ctx, q, args...).Scan(&s); err != nil {
+		if ctx.Err() != nil {
+			return "", ctx.Err().Error()
+		}
+		return "", err.Error()
+	}
+	return s, ""
+}
+
+func providerName(p string) string {
+	switch p {
+	case "c":
+		return "libc"
+	case "i":
+		return "icu"
+	case "b":
+		return "builtin"
+	case "d":
+		return "default"
+	}
+	return p
+}
+
+func libcLocale(collate, ctype string) string {
+	if ctype == "" || ctype == collate {
+		return collate
+	}
+	return collate + "/" + ctype
+}
+
+// collationAtRisk reports whether a collation's order can change under the
+// server: everything except libc C/POSIX (ucs_basic is libc C before
+// PostgreSQL 17) and the builtin provider, which is PostgreSQL's own code.
+func collationAtRisk(provider, collate string) bool {
+	switch provider {
+	case "b":
+		return false
+	case "c":
+		return collate != "C" && collate != "POSIX"
+	}
+	return true
+}
+
+const indexQuery = `
+SELECT i.indexrelid, n.nspname, t.relname, c.relname, am.amname, t.relkind::text,
+       coalesce(con.contype::text, ''), i.indisunique,
+       i.indisvalid AND i.indisready AND i.indislive,
+       pg_relation_size(i.indexrelid),
+       i.indcollation::oid[], coalesce(i.indexprs::text, ''), coalesce(i.indpred::text, ''),
+       n.nspname IN ('pg_catalog', 'information_schema')
+FROM pg_index i
+JOIN pg_class c ON c.oid = i.indexrelid
+JOIN pg_class t ON t.oid = i.indrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_am am ON am.oid = c.relam
+LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid
+     AND con.contype IN ('p', 'u', 'x')
+WHERE c.relkind = 'i' AND c.relpersistence <> 't' AND n.nspname <> 'pg_toast'
+  AND n.nspname NOT LIKE 'pg\_temp\_%' AND n.nspname NOT LIKE 'pg\_toast\_temp\_%'`
+
+const partitionQuery = `
+SELECT p.partrelid, n.nspname, c.relname, p.partcollation::oid[], coalesce(p.partexprs::text, ''),
+       (SELECT coalesce(sum(pg_relation_size(pt.relid)), 0)::bigint
+          FROM pg_partition_tree(p.partrelid) pt WHERE pt.isleaf),
+       n.nspname IN ('pg_catalog', 'information_schema')
+FROM pg_partitioned_table p
+JOIN pg_class c ON c.oid = p.partrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE p.partstrat IN ('r', 'l') AND c.relpersistence <> 't'`
+
+const constraintQuery = `
+SELECT con.oid, n.nspname, t.relname, con.conname, con.contype::text, coalesce(con.conbin::text, ''),
+       coalesce((SELECT array_agg(a.attcollation) FROM pg_attribute a
+                  WHERE a.attrelid = con.conrelid AND a.attnum = ANY (con.conkey) AND a.attcollation <> 0),
+                '{}')::oid[],
+       coalesce((SELECT array_agg(a.attcollation) FROM pg_attribute a
+                  WHERE a.attrelid = con.confrelid AND a.attnum = ANY (con.confkey) AND a.attcollation <> 0),
+                '{}')::oid[],
+       pg_relation_size(con.conrelid), con.convalidated,
+       n.nspname IN ('pg_catalog', 'information_schema')
+FROM pg_constraint con
+JOIN pg_class t ON t.oid = con.conrelid
+JOIN pg_namespace n ON n.oid = t.relnamespace
+WHERE con.contype IN ('c', 'f') AND t.relpersistence <> 't'`
+
+func (r *inventoryReader) readObjects(ctx context.Context) ([]*rawObject, error) {
+	var raws []*rawObject
+	rows, err := r.conn.Query(ctx, indexQuery)
+	if err != nil {
+		return nil, fmt.Errorf("inventory: read indexes: %w", err)
+	}
+	for rows.Next() {
+		var (
+			ro               rawObject
+			relkind, contype string
+			colls            []uint32
+			exprs, pred      string
+		)
+		o := &ro.obj
+		if err := rows.Scan(&o.OID, &o.Schema, &o.Table, &o.Name, &o.AccessMethod, &relkind, &contype,
+			&o.Unique, &o.Valid, &o.Bytes, &colls, &exprs, &pred, &ro.system); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("inventory: read indexes: %w", err)
+		}
+		o.Type = indexType(relkind, contype)
+		// Hash indexes on deterministic collations hash the bytes: their
+		// keys' collation does not matter (nondeterministic ones are kept).
+		if o.AccessMethod == "hash" {
+			ro.exprs = append(ro.exprs, hashKeyMarker(colls))
+		} else {
+			ro.collOIDs = colls
+		}
+		ro.exprs = append(ro.exprs, exprs, pred)
+		raws = append(raws, &ro)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("inventory: read indexes: %w", err)
+	}
+
+	rows, err = r.conn.Query(ctx, partitionQuery)
+	if err != nil {
+		return nil, fmt.Errorf("inventory: read partition keys: %w", err)
+	}
+	for rows.Next() {
+		var ro rawObject
+		var exprs string
+		o := &ro.obj
+		if err := rows.Scan(&o.OID, &o.Schema, &o.Table, &ro.collOIDs, &exprs, &o.Bytes, &ro.system); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("inventory: read partition keys: %w", err)
+		}
+		o.Type, o.Name, o.Valid = ObjectPartitionKey, o.Table, true
+		ro.exprs = []string{exprs}
+		raws = append(raws, &ro)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("inventory: read partition keys: %w", err)
+	}
+
+	rows, err = r.conn.Query(ctx, constraintQuery)
+	if err != nil {
+		return nil, fmt.Errorf("inventory: read constraints: %w", err)
+	}
+	for rows.Next() {
+		var ro rawObject
+		var contype, bin string
+		var local, foreign []uint32
+		o := &ro.obj
+		if err := rows.Scan(&o.OID, &o.Schema, &o.Table, &o.Name, &contype, &bin, &local, &foreign,
+			&o.Bytes, &o.Valid, &ro.system); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("inventory: read constraints: %w", err)
+		}
+		if contype == "f" {
+			// A foreign key is checked through the referenced unique
+			// index: it is as sound as the order of both sides' keys.
+			o.Type = ObjectForeignKey
+			ro.collOIDs = append(local, foreign...)
+		} else {
+			o.Type = ObjectCheckConstraint
+			ro.exprs = []string{bin}
+		}
+		raws = append(raws, &ro)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("inventory: read constraints: %w", err)
+	}
+	return raws, nil
+}
+
+func indexType(relkind, contype string) string {
+	switch {
+	case contype == "p":
+		return ObjectPrimaryKey
+	case contype == "u":
+		return ObjectUniqueConstraint
+	case contype == "x":
+		return ObjectExclusionConstraint
+	case relkind == "m":
+		return ObjectMatviewIndex
+	}
+	return ObjectIndex
+}
+
+// hashKeyMarker encodes a hash index's key collations as pseudo node-tree
+// text using equality: they count only for nondeterministic collations.
+func hashKeyMarker(colls []uint32) string {
+	var b strings.Builder
+	for _, c := range colls {
+		if c != 0 {
+			fmt.Fprintf(&b, "{HASHKEY :opno 0 :inputcollid %d}", c)
+		}
+	}
+	return b.String()
+}
+
+// collationUse is one collation-sensitive call found in a node tree.
+type collationUse struct {
+	node  string // OPEXPR, FUNCEXPR, ...
+	opno  uint32 // operator, for operator nodes
+	funcn uint32 // function, for FUNCEXPR
+	coll  uint32
+}
+
+// parseNodeTree finds every node carrying an input collation in a
+// pg_node_tree's text form. Expressions and predicates record their
+// collations there, including the database default that pg_depend omits.
+func parseNodeTree(tree string) []collationUse {
+	var uses []collationUse
+	for {
+		i := strings.Index(tree, ":inputcollid ")
+		if i < 0 {
+			return uses
+		}
+		start := strings.LastIndexByte(tree[:i], '{')
+		header := tree[max(start, 0):i]
+		rest := tree[i+len(":inputcollid "):]
+		tree = rest
+		u := collationUse{}
+		if start >= 0 {
+			name, _, _ := strings.Cut(header[1:], " ")
+			u.node = name
+		}
+		if _, err := fmt.Sscan(rest, &u.coll); err != nil || u.coll == 0 {
+			continue
+		}
+		u.opno = nodeField(header, ":opno ")
+		u.funcn = nodeField(header, ":funcid ")
+		uses = append(uses, u)
+	}
+}
+
+func nodeField(header, field string) uint32 {
+	i := strings.Index(header, field)
+	if i < 0 {
+		return 0
+	}
+	var v uint32
+	if _, err := fmt.Sscan(header[i+len(field):], &v); err != nil {
+		return 0
+	}
+	return v
+}
+
+// resolveNodes looks up the operators and functions named in node trees.
+func (r *inventoryReader) resolveNodes(ctx context.Context, raws []*rawObject) error {
+	var ops, funcs []uint32
+	for _, ro := range raws {
+		for _, e := range ro.exprs {
+			for _, u := range parseNodeTree(e) {
+				if u.opno != 0 {
+					ops = append(ops, u.opno)
+				}
+				if u.funcn != 0 {
+					funcs = append(funcs, u.funcn)
+				}
+			}
+		}
+	}
+	if len(ops) > 0 {
+		rows, err := r.conn.Query(ctx, `SELECT oid, oprname FROM pg_operator WHERE oid = ANY ($1)`, ops)
+		if err != nil {
+			return fmt.Errorf("inventory: read operators: %w", err)
+		}
+		for rows.Next() {
+			var oid uint32
+			var name string
+			if err := rows.Scan(&oid, &name); err != nil {
+				rows.Close()
+				return fmt.Errorf("inventory: read operators: %w", err)
+			}
+			r.ops[oid] = name
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("inventory: read operators: %w", err)
+		}
+	}
+	if len(funcs) > 0 {
+		rows, err := r.conn.Query(ctx, `SELECT p.oid, CASE WHEN n.nspname = 'pg_catalog' THEN p.proname ELSE '' END
+			FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = ANY ($1)`, funcs)
+		if err != nil {
+			return fmt.Errorf("inventory: read functions: %w", err)
+		}
+		for rows.Next() {
+			var oid uint32
+			var name string
+			if err := rows.Scan(&oid, &name); err != nil {
+				rows.Close()
+				return fmt.Errorf("inventory: read functions: %w", err)
+			}
+			r.funcs[oid] = name
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("inventory: read functions: %w", err)
+		}
+	}
+	return nil
+}
+
+// equalityOperators compare bytes under a deterministic collation: their
+// result cannot change with the collation's order.
+var equalityOperators = map[string]bool{"=": true, "<>": true, "~~": true, "!~~": true}
+
+// collationFreeFunctions are pg_catalog functions that take an input
+// collation but do not use it for deterministic collations.
+var collationFreeFunctions = map[string]bool{
+	"length": true, "char_length": true, "character_length": true, "octet_length": true,
+	"bit_length": true, "md5": true, "sha224": true, "sha256": true, "sha384": true, "sha512": true,
+	"substr": true, "substring": true, "left": true, "right": true, "strpos": true,
+	"position": true, "replace": true, "concat": true, "concat_ws": true, "btrim": true,
+	"ltrim": true, "rtrim": true, "lpad": true, "rpad": true, "repeat": true, "reverse": true,
+	"textlen": true, "textcat": true, "split_part": true, "translate": true, "to_char": true,
+	"text": true, "varchar": true, "bpchar": true, "format": true, "quote_literal": true,
+	"quote_ident": true, "quote_nullable": true, "starts_with": true,
+}
+
+// sensitive reports whether a node's use of its collation depends on the
+// collation's order or character classes.
+func (r *inventoryReader) sensitive(u collationUse) bool {
+	det := true
+	if c, ok := r.colls[u.coll]; ok {
+		det = c.Deterministic
+	}
+	if !det {
+		return true
+	}
+	switch {
+	case u.node == "HASHKEY":
+		return false
+	case u.opno != 0:
+		return !equalityOperators[r.ops[u.opno]]
+	case u.funcn != 0:
+		return !collationFreeFunctions[r.funcs[u.funcn]]
+	}
+	return true
+}
+
+func (r *inventoryReader) readCollations(ctx context.Context, raws []*rawObject) error {
+	var oids []uint32
+	for _, ro := range raws {
+		oids = append(oids, ro.collOIDs...)
+		for _, e := range ro.exprs {
+			for _, u := range parseNodeTree(e) {
+				oids = append(oids, u.coll)
+			}
+		}
+	}
+	locale := "NULL"
+	switch v := r.inv.ServerVersionNum; {
+	case v >= 170000:
+		locale = "c.colllocale"
+	case v >= 150000:
+		locale = "c.colliculocale"
+	}
+	rows, err := r.conn.Query(ctx, fmt.Sprintf(`
+		SELECT c.oid, n.nspname, c.collname, c.collprovider::text, c.collisdeterministic,
+		       coalesce(c.collcollate, ''), coalesce(c.collctype, ''), coalesce(%s, ''),
+		       coalesce(c.collversion, '')
+		FROM pg_collation c JOIN pg_namespace n ON n.oid = c.collnamespace
+		WHERE c.oid = ANY ($1) AND c.oid <> %d`, locale, defaultCollationOID), oids)
+	if err != nil {
+		return fmt.Errorf("inventory: read collations: %w", err)
+	}
+	var found []*CollationInfo
+	for rows.Next() {
+		var c CollationInfo
+		var prov, collate, ctype, icu string
+		if err := rows.Scan(&c.OID, &c.Schema, &c.Name, &prov, &c.Deterministic, &collate, &ctype, &icu,
+			&c.RecordedVersion); err != nil {
+			rows.Close()
+			return fmt.Errorf("inventory: read collations: %w", err)
+		}
+		if c.Schema != "pg_catalog" {
+			c.Name = c.Schema + "." + c.Name
+		}
+		c.Provider = providerName(prov)
+		c.Locale = libcLocale(collate, ctype)
+		if prov != "c" && icu != "" {
+			c.Locale = icu
+		}
+		c.AtRisk = collationAtRisk(prov, collate)
+		found = append(found, &c)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("inventory: read collations: %w", err)
+	}
+	for _, c := range found {
+		c.ActualVersion, c.VersionError = r.actualVersion(ctx,
+			`SELECT coalesce(pg_collation_actual_version($1), '')`, c.OID)
+		r.colls[c.OID] = c
+	}
+	return nil
+}
+
+// classify resolves each candidate's collations, keeps those that depend on
+// one, and fills the inventory's lists.
+func (r *inventoryReader) classify(raws []*rawObject) {
+	used := map[uint32]bool{defaultCollationOID: true}
+	for _, ro := range raws {
+		set := map[uint32]bool{}
+		for _, c := range ro.collOIDs {
+			if c != 0 {
+				set[c] = true
+			}
+		}
+		for _, e := range ro.exprs {
+			for _, u := range parseNodeTree(e) {
+				if r.sensitive(u) {
+					set[u.coll] = true
+				}
+			}
+		}
+		if len(set) == 0 {
+			continue
+		}
+		o := ro.obj
+		for oid := range set {
+			c, ok := r.colls[oid]
+			if !ok {
+				continue // dropped concurrently
+			}
+			o.Collations = append(o.Collations, c.Name)
+			o.AtRisk = o.AtRisk || c.AtRisk
+		}
+		if len(o.Collations) == 0 || (ro.system && !o.AtRisk) {
+			continue
+		}
+		sort.Strings(o.Collations)
+		for oid := range set {
+			used[oid] = true
+		}
+		r.inv.Objects = append(r.inv.Objects, o)
+	}
+	for oid := range used {
+		if c, ok := r.colls[oid]; ok {
+			r.inv.Collations = append(r.inv.Collations, *c)
+		}
+	}
+	sort.Slice(r.inv.Collations, func(i, j int) bool {
+		a, b := r.inv.Collations[i], r.inv.Collations[j]
+		if a.IsDefault != b.IsDefault {
+			return a.IsDefault
+		}
+		return a.Name < b.Name
+	})
+	sort.Slice(r.inv.Objects, func(i, j int) bool {
+		a, b := r.inv.Objects[i], r.inv.Objects[j]
+		if a.Schema != b.Schema {
+			return a.Schema < b.Schema
+		}
+		if a.Table != b.Table {
+			return a.Table < b.Table
+		}
+		if a.Type != b.Type {
+			return a.Type < b.Type
+		}
+		return a.Name < b.Name
+	})
+}
