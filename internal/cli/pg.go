@@ -20,7 +20,9 @@ func pgCommand(stdout, stderr io.Writer) *ucli.Command {
 			"without one it uses libpq's PG* environment variables. Sessions are read-only\n" +
 			"unless a command says otherwise, with a statement_timeout and lock_timeout.\n" +
 			"Exit codes: 0 nothing found, 1 findings, 2 could not check.",
-		Commands: []*ucli.Command{},
+		Commands: []*ucli.Command{
+			pgInventoryCommand(stdout),
+		},
 	}
 }
 

@@ -1,0 +1,142 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	ucli "github.com/urfave/cli/v3"
+
+	"github.com/ringfence/ringfence/pgcheck"
+)
+
+// pgInventoryCommand is `ringfence pg inventory`.
+func pgInventoryCommand(stdout io.Writer) *ucli.Command {
+	return &ucli.Command{
+		Name:      "inventory",
+		Usage:     "list the collations in use and every object that depends on one",
+		ArgsUsage: "[DSN]",
+		Description: "Reads the catalogs of one database: every collation in use (provider, locale,\n" +
+			"recorded and actual version) and every index, constraint and partition key whose\n" +
+			"correctness depends on a collation, classified at risk or safe (C, POSIX,\n" +
+			"ucs_basic), with sizes. Read-only; works on a hot standby. Exit 0 unless the\n" +
+			"inventory could not be read (2).",
+		Flags: append(connFlags(),
+			&ucli.BoolFlag{Name: "json", Usage: "print JSON instead of a readable report"},
+			&ucli.BoolFlag{Name: "safe", Usage: "list safe objects too, not only those at risk"},
+		),
+		Action: func(ctx context.Context, cmd *ucli.Command) error {
+			srv, err := openServer(cmd, false)
+			if err != nil {
+				return err
+			}
+			conn, err := srv.Connect(ctx, "")
+			if err != nil {
+				return withCode(ExitError, err)
+			}
+			defer conn.Close(context.WithoutCancel(ctx))
+			inv, err := pgcheck.ReadInventory(ctx, conn)
+			if err != nil {
+				return withCode(ExitError, err)
+			}
+			if cmd.Bool("json") {
+				return withCode(ExitError, writeJSON(stdout, inv))
+			}
+			return withCode(ExitError, printInventory(stdout, inv, cmd.Bool("safe")))
+		},
+	}
+}
+
+// printInventory renders inv for people; safe objects only with all.
+func printInventory(w io.Writer, inv *pgcheck.Inventory, all bool) error {
+	role := "primary"
+	if inv.InRecovery {
+		role = "standby"
+	}
+	fmt.Fprintf(w, "PostgreSQL %s (%s), database %s\n\n", inv.ServerVersion, role, inv.Database)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "COLLATION\tPROVIDER\tLOCALE\tRECORDED\tACTUAL\tRISK")
+	for _, c := range inv.Collations {
+		actual := orDash(c.ActualVersion)
+		if c.VersionError != "" {
+			actual = "error: " + c.VersionError
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Name, c.Provider, c.Locale,
+			orDash(c.RecordedVersion), actual, riskWord(c.AtRisk))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	var atRisk, bytes int64
+	for _, o := range inv.Objects {
+		if o.AtRisk {
+			atRisk++
+			bytes += o.Bytes
+		}
+	}
+	fmt.Fprintf(w, "\n%d objects depend on a collation, %d at risk (%s)\n", len(inv.Objects), atRisk, formatBytes(bytes))
+	if len(inv.Objects) > 0 && (atRisk > 0 || all) {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "TYPE\tOBJECT\tTABLE\tCOLLATIONS\tSIZE\tNOTES")
+		for _, o := range inv.Objects {
+			if !o.AtRisk && !all {
+				continue
+			}
+			var notes []string
+			if o.Unique {
+				notes = append(notes, "unique")
+			}
+			if !o.Valid {
+				notes = append(notes, "invalid")
+			}
+			if !o.AtRisk {
+				notes = append(notes, "safe")
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", o.Type, o.Schema+"."+o.Name, o.Schema+"."+o.Table,
+				strings.Join(o.Collations, ","),
+				formatBytes(o.Bytes), strings.Join(notes, " "))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	for _, f := range pgcheck.VersionMismatches(inv) {
+		fmt.Fprintf(w, "\nWARNING: %s\n", f.Detail)
+	}
+	return nil
+}
+
+func riskWord(atRisk bool) string {
+	if atRisk {
+		return "at risk"
+	}
+	return "safe"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// formatBytes renders a size with binary units, as PostgreSQL's
+// pg_size_pretty does.
+func formatBytes(n int64) string {
+	const unit = 1024
+	if n < 10*unit {
+		return fmt.Sprintf("%d bytes", n)
+	}
+	units := []string{"kB", "MB", "GB", "TB", "PB"}
+	v := float64(n) / unit
+	i := 0
+	for v >= 10*unit && i < len(units)-1 {
+		v /= unit
+		i++
+	}
+	return fmt.Sprintf("%.0f %s", v, units[i])
+}
