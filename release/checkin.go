@@ -193,23 +193,14 @@ type Answer struct {
 	Notices []Notice `json:"notices"`
 }
 
-// CurrentStatus is the state of the version an installation runs, as its
-// answer tells it.
-type CurrentStatus string
-
-// Statuses of the current version. A version the server does not know is ok.
-const (
-	CurrentOK     CurrentStatus = "ok"
-	CurrentPaused CurrentStatus = "paused"
-	CurrentPulled CurrentStatus = "pulled"
-)
-
 // Current tells an installation about the version it runs and what to do
 // about it.
 type Current struct {
-	Version Version       `json:"version"`
-	Status  CurrentStatus `json:"status"`
-	Action  Action        `json:"action"`
+	Version Version `json:"version"`
+	// Status is ok (also for a version the server does not know), paused or
+	// pulled.
+	Status Status `json:"status"`
+	Action Action `json:"action"`
 	// Target is the version of an upgrade or rollback action.
 	Target      Version `json:"target,omitzero"`
 	Reason      string  `json:"reason,omitempty"`

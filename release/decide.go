@@ -13,23 +13,24 @@ import (
 const DefaultAnswerTTL = time.Hour
 
 // Snapshot is an immutable, read-optimised view of the facts at one moment,
-// built by NewSnapshot; Decide reads it without locks or allocation-heavy
-// work. The server rebuilds it whenever the facts change, and at least every
-// few seconds so that soak times ending and evidence arriving take effect.
+// built by NewSnapshot; Decide reads it without locks. The server rebuilds it
+// whenever the facts change, and at least every few seconds so that soak
+// times ending and evidence arriving take effect.
 type Snapshot struct {
 	builtAt   time.Time
 	answerTTL time.Duration
-	rings     []Ring
-	// customerRing maps a customer to its ring's index in rings.
-	customerRing map[string]int
-	products     map[string]*productIndex
-	statuses     []ReleaseStatus
-	due          []Promotion
+	products  map[string]*productIndex
+	statuses  []ReleaseStatus
+	due       []Due
 }
 
-// productIndex is one product's releases in ascending version order.
+// productIndex is one product's rings, customers and releases.
 type productIndex struct {
-	product  Product
+	product Product
+	rings   []Ring
+	// customerRing maps a customer to its ring's index in rings.
+	customerRing map[string]int
+	// releases are in ascending version order.
 	releases []releaseEntry
 }
 
@@ -43,34 +44,43 @@ type releaseEntry struct {
 // NewSnapshot builds a Snapshot of facts at now. Answers it decides expire
 // answerTTL after they are issued (DefaultAnswerTTL if answerTTL <= 0).
 // Inconsistent facts do not fail the build: a customer whose ring is unknown
-// is treated as being in the last ring, the most cautious one.
+// is treated as being in its product's last ring, the most cautious one, and
+// an installation of an unknown customer likewise.
 func NewSnapshot(facts Facts, answerTTL time.Duration, now time.Time) *Snapshot {
 	if answerTTL <= 0 {
 		answerTTL = DefaultAnswerTTL
 	}
 	statuses, due := Availability(facts, now)
 	s := &Snapshot{
-		builtAt:      now,
-		answerTTL:    answerTTL,
-		rings:        SortRings(facts.Rings),
-		customerRing: make(map[string]int, len(facts.Customers)),
-		products:     make(map[string]*productIndex, len(facts.Products)),
-		statuses:     statuses,
-		due:          due,
-	}
-	ringIndex := make(map[string]int, len(s.rings))
-	for i, r := range s.rings {
-		ringIndex[r.Name] = i
-	}
-	for _, c := range facts.Customers {
-		i, ok := ringIndex[c.Ring]
-		if !ok {
-			i = len(s.rings) - 1
-		}
-		s.customerRing[c.Name] = i
+		builtAt:   now,
+		answerTTL: answerTTL,
+		products:  make(map[string]*productIndex, len(facts.Products)),
+		statuses:  statuses,
+		due:       due,
 	}
 	for _, p := range facts.Products {
-		s.products[p.Name] = &productIndex{product: p}
+		s.products[p.Name] = &productIndex{product: p, customerRing: map[string]int{}}
+	}
+	for _, r := range facts.Rings {
+		if p := s.products[r.Product]; p != nil {
+			p.rings = append(p.rings, r)
+		}
+	}
+	for _, p := range s.products {
+		p.rings = SortRings(p.rings)
+	}
+	for _, c := range facts.Customers {
+		p := s.products[c.Product]
+		if p == nil {
+			continue
+		}
+		i := len(p.rings) - 1
+		for j, r := range p.rings {
+			if r.Name == c.Ring {
+				i = j
+			}
+		}
+		p.customerRing[c.Name] = i
 	}
 	for _, st := range statuses { // sorted by product, then version
 		p := s.products[st.Release.Product]
@@ -80,8 +90,8 @@ func NewSnapshot(facts Facts, answerTTL time.Duration, now time.Time) *Snapshot 
 		e := releaseEntry{rel: st.Release, since: make([]int64, len(st.Rings))}
 		for i, r := range st.Rings {
 			e.since[i] = math.MaxInt64
-			if r.Available {
-				e.since[i] = r.Since.UnixNano()
+			if r.available {
+				e.since[i] = r.since.UnixNano()
 			}
 		}
 		p.releases = append(p.releases, e)
@@ -94,7 +104,7 @@ func (s *Snapshot) BuiltAt() time.Time { return s.builtAt }
 
 // Due returns the promotions that took effect by the build time and are not
 // recorded yet; the server records them (see Availability).
-func (s *Snapshot) Due() []Promotion { return append([]Promotion(nil), s.due...) }
+func (s *Snapshot) Due() []Due { return append([]Due(nil), s.due...) }
 
 // Status returns the standing of every release of product, lowest version
 // first; ENOTFOUND if the product is unknown.
@@ -179,7 +189,7 @@ func Decide(s *Snapshot, inst Installation, nonce string, now time.Time) (Answer
 		Nonce:      nonce,
 		IssuedAt:   now,
 		ExpiresAt:  now.Add(s.answerTTL),
-		Current:    Current{Version: inst.Version, Status: CurrentOK, Action: ActionNone},
+		Current:    Current{Version: inst.Version, Status: StatusOK, Action: ActionNone},
 		Notices:    []Notice{},
 	}
 	cur := p.find(inst.Version)
@@ -187,12 +197,18 @@ func Decide(s *Snapshot, inst Installation, nonce string, now time.Time) (Answer
 		ans.Notices = append(ans.Notices, Notice{Kind: NoticeUnknownVersion,
 			Message: fmt.Sprintf("%s %s is not a release this server knows", inst.Product, inst.Version)})
 	} else {
-		switch cur.rel.State {
-		case StatePaused:
-			ans.Current.Status, ans.Current.Reason, ans.Current.IncidentURL = CurrentPaused, cur.rel.StateReason, cur.rel.IncidentURL
-			ans.Notices = append(ans.Notices, Notice{Kind: NoticePaused, URL: cur.rel.IncidentURL,
-				Message: fmt.Sprintf("%s %s is paused: %s", inst.Product, inst.Version, cur.rel.StateReason)})
-		case StatePulled:
+		switch cur.rel.Status {
+		case StatusPaused:
+			c := &ans.Current
+			c.Status = StatusPaused
+			n := Notice{Kind: NoticePaused, Message: fmt.Sprintf("%s %s is paused", inst.Product, inst.Version)}
+			if pz := cur.rel.Paused; pz != nil {
+				c.Reason, c.IncidentURL = pz.Reason, pz.IncidentURL
+				n.Message += ": " + pz.Reason
+				n.URL = pz.IncidentURL
+			}
+			ans.Notices = append(ans.Notices, n)
+		case StatusPulled:
 			decidePulled(p, cur, &ans)
 			return ans, nil
 		}
@@ -203,23 +219,23 @@ func Decide(s *Snapshot, inst Installation, nonce string, now time.Time) (Answer
 	lo := sort.Search(len(p.releases), func(i int) bool { return inst.Version.Less(p.releases[i].rel.Version) })
 	hi := len(p.releases)
 	for i := lo; i < hi; i++ {
-		if r := p.releases[i].rel; r.RequiredStop && r.State != StatePulled {
+		if r := p.releases[i].rel; r.RequiredStop && r.Status != StatusPulled {
 			hi = i + 1
 			break
 		}
 	}
-	if len(s.rings) == 0 {
+	if len(p.rings) == 0 {
 		return ans, nil
 	}
-	ringIdx := len(s.rings) - 1
-	if i, ok := s.customerRing[inst.Customer]; ok {
+	ringIdx := len(p.rings) - 1
+	if i, ok := p.customerRing[inst.Customer]; ok {
 		ringIdx = i
 	}
-	ring := s.rings[ringIdx]
+	ring := p.rings[ringIdx]
 	nowNano := now.UnixNano()
 	for i := hi - 1; i >= lo; i-- {
 		e := &p.releases[i]
-		if e.rel.State != StateActive || e.since[ringIdx] > nowNano {
+		if e.rel.Status != StatusOK || e.since[ringIdx] > nowNano {
 			continue
 		}
 		if ring.RolloutPercent < 100 && Bucket(inst.Product, e.rel.Version, inst.InstanceID) >= ring.RolloutPercent {
@@ -238,24 +254,29 @@ func Decide(s *Snapshot, inst Installation, nonce string, now time.Time) (Answer
 // decidePulled fills the answer for an installation on a pulled release.
 func decidePulled(p *productIndex, cur *releaseEntry, ans *Answer) {
 	r := cur.rel
+	pl := r.Pulled
+	if pl == nil { // inconsistent facts: pulled without a record; hold is safest
+		pl = &Pull{Action: ActionHold}
+	}
 	c := &ans.Current
-	c.Status, c.Reason, c.IncidentURL = CurrentPulled, r.StateReason, r.IncidentURL
-	c.Action, c.Target = r.Guidance.Action, r.Guidance.Target
-	msg := fmt.Sprintf("%s %s has been pulled: %s", r.Product, r.Version, r.StateReason)
-	switch r.Guidance.Action {
+	c.Status, c.Reason, c.IncidentURL = StatusPulled, pl.Reason, pl.IncidentURL
+	c.Action, c.Target = pl.Action, pl.Target
+	msg := fmt.Sprintf("%s %s has been pulled: %s", r.Product, r.Version, pl.Reason)
+	switch pl.Action {
 	case ActionUpgrade:
-		t := p.find(r.Guidance.Target)
-		if t == nil || t.rel.State != StateActive {
+		t := p.find(pl.Target)
+		if t == nil || t.rel.Status != StatusOK {
 			c.Action, c.Target = ActionHold, Version{}
-			msg += fmt.Sprintf("; the recommended upgrade %s is not available now, stay on %s", r.Guidance.Target, r.Version)
+			msg += fmt.Sprintf("; the recommended upgrade %s is not available now, stay on %s", pl.Target, r.Version)
 			break
 		}
 		ans.Offer = &Offer{Version: t.rel.Version, NotesURL: t.rel.NotesURL, RequiredStop: t.rel.RequiredStop}
 		msg += fmt.Sprintf("; upgrade to %s", t.rel.Version)
 	case ActionRollback:
-		msg += fmt.Sprintf("; roll back to %s", r.Guidance.Target)
+		msg += fmt.Sprintf("; roll back to %s", pl.Target)
 	default:
+		c.Action, c.Target = ActionHold, Version{}
 		msg += fmt.Sprintf("; stay on %s and wait for further guidance", r.Version)
 	}
-	ans.Notices = append(ans.Notices, Notice{Kind: NoticePulled, Message: msg, URL: r.IncidentURL})
+	ans.Notices = append(ans.Notices, Notice{Kind: NoticePulled, Message: msg, URL: pl.IncidentURL})
 }

@@ -63,7 +63,7 @@ type policyJSON struct {
 	Disabled        bool    `json:"disabled"`
 	Window          string  `json:"window"`
 	MinFailures     int     `json:"min_failures"`
-	MinFailureShare float64 `json:"min_failure_share"`
+	MinFailureShare float64 `json:"failure_share"`
 }
 
 // MarshalJSON writes the window as a duration string ("1h0m0s").

@@ -7,60 +7,94 @@ import (
 )
 
 // Facts is everything the promotion and decision rules read, as the store
-// loads it. Slices need not be sorted. Promotions are the recorded ones (see
-// Availability); Adoption is current evidence per release and ring.
+// loads it. Slices need not be sorted. Rings and customers belong to products
+// (their Product field); a release's recorded ring entries are its Rings.
+// Adoption is current evidence per release and ring; RingSizes only feed
+// status displays.
 type Facts struct {
 	Products    []Product    `json:"products"`
 	Releases    []Release    `json:"releases"`
 	Rings       []Ring       `json:"rings"`
 	Customers   []Customer   `json:"customers"`
-	Gates       []Gate       `json:"gates"`
 	GateResults []GateResult `json:"gate_results"`
 	Holds       []Hold       `json:"holds"`
-	Promotions  []Promotion  `json:"promotions"`
 	Adoption    []Adoption   `json:"adoption"`
+	RingSizes   []RingSize   `json:"ring_sizes"`
 }
 
-// ReleaseStatus is where one release stands: per ring whether and since when
-// it is available, and why not where it is not; its gates and open holds.
+// ReleaseStatus is where one release stands: its gates, open holds and, per
+// ring of its product, whether and since when it is available and why not.
 type ReleaseStatus struct {
-	Release   Release      `json:"release"`
-	Rings     []RingStatus `json:"rings"`
-	Gates     []GateStatus `json:"gates"`
-	OpenHolds []Hold       `json:"open_holds"`
+	Release Release `json:"-"`
+	Version Version `json:"version"`
+	Status  Status  `json:"status"`
+	// Gates holds the latest result of every gate posted for the release,
+	// by name; MissingGates the required gates without a result.
+	Gates        []GateResult `json:"gates"`
+	MissingGates []string     `json:"missing_gates"`
+	Holds        []Hold       `json:"holds"`
+	Rings        []RingStatus `json:"rings"`
 }
+
+// RingState summarises a release's standing in a ring.
+type RingState string
+
+// Ring states.
+const (
+	// RingActive: installations of the ring are offered the release.
+	RingActive RingState = "active"
+	// RingSoaking: offered in the ring, which is still within its soak time,
+	// so the release may not enter the next ring yet.
+	RingSoaking RingState = "soaking"
+	// RingWaiting: not offered yet; nothing is wrong, a condition (gate
+	// result, soak time, evidence, an earlier ring) has not been met yet.
+	RingWaiting RingState = "waiting"
+	// RingBlocked: not offered because of a failed required gate, an open
+	// hold, or the release being paused or pulled.
+	RingBlocked RingState = "blocked"
+)
 
 // RingStatus is a release's standing in one ring.
 type RingStatus struct {
-	Ring  string `json:"ring"`
-	Order int    `json:"order"`
-	// Available means installations of the ring may be offered the release
-	// from Since on. Since may lie in the future: the release is soaking in
-	// the ring before and every other condition already holds.
-	Available bool      `json:"available"`
-	Since     time.Time `json:"since,omitzero"`
-	// Recorded means a Promotion record exists for this ring; Forced that a
-	// person forced it here or beyond.
-	Recorded bool `json:"recorded"`
-	Forced   bool `json:"forced"`
-	// Blocked says why the release is not (yet) available here.
-	Blocked  string   `json:"blocked,omitempty"`
-	Adoption Adoption `json:"adoption"`
+	Ring     string    `json:"ring"`
+	Position int       `json:"position"`
+	State    RingState `json:"state"`
+	// EnteredAt is when the release became available in the ring; nil if it
+	// has not (or only will, see Reason).
+	EnteredAt *time.Time `json:"entered_at"`
+	// Forced means a person forced the release into this ring or beyond.
+	Forced bool `json:"forced"`
+	// Reason says why the ring is soaking, waiting or blocked.
+	Reason string `json:"reason,omitempty"`
+	// Installations counts the ring's installations of the product;
+	// Adoption those running this release, Healthy and Failed among them.
+	Installations int `json:"installations"`
+	Adoption      int `json:"adoption"`
+	Healthy       int `json:"healthy"`
+	Failed        int `json:"failed"`
+
+	// available and since say whether and from when Decide may offer the
+	// release here; since may lie in the future (soak ending before the next
+	// snapshot).
+	available bool
+	since     time.Time
+	recorded  bool
 }
 
-// GateStatus is a gate of the release's product and its latest result.
-type GateStatus struct {
-	Gate     string      `json:"gate"`
-	Required bool        `json:"required"`
-	Result   *GateResult `json:"result"`
+// Due is a ring entry that took effect by the time the rules were applied
+// and is not recorded yet.
+type Due struct {
+	Product   string    `json:"product"`
+	Version   Version   `json:"version"`
+	Promotion Promotion `json:"promotion"`
 }
 
-// SortRings returns rings ordered for rollout: by Order, then name.
+// SortRings returns rings in rollout order: by Position, then name.
 func SortRings(rings []Ring) []Ring {
 	out := append([]Ring(nil), rings...)
 	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].Order != out[j].Order {
-			return out[i].Order < out[j].Order
+		if out[i].Position != out[j].Position {
+			return out[i].Position < out[j].Position
 		}
 		return out[i].Name < out[j].Name
 	})
@@ -72,70 +106,70 @@ type releaseKey struct {
 	version Version
 }
 
-// Availability applies the promotion rules to the facts st at now. For every release it
-// returns its standing per ring (rings in rollout order), and it returns the
-// promotions that took effect by now but are not recorded yet: the caller
-// must record them, so that a release stays in a ring once it entered it even
-// when the evidence later changes (installations move on, counts drop).
+type ringKey struct {
+	rel  releaseKey
+	ring string
+}
+
+// Availability applies the promotion rules to the facts at now. For every
+// release (by product, lowest version first) it returns its standing per ring
+// of its product in rollout order, and it returns the ring entries that took
+// effect by now but are not recorded yet: the caller must record them (append
+// to the release's Rings), so that a release stays in a ring once it entered
+// it even when the evidence later changes (installations move on, counts
+// drop).
 //
-// The rules, for an active release:
+// The rules, for a release with status ok:
 //   - It enters the first ring when every required gate of its product has a
-//     latest result that passed (at the time of the last of those passes, or
-//     its creation if the product requires no gate) and no hold is open.
+//     latest result that passed — at the time of the last of those passes, or
+//     at its creation if the product requires no gate — and no hold is open.
 //   - It enters the next ring once it has soaked in the previous one for that
 //     ring's SoakTime, no hold is open, and at least the previous ring's
 //     MinHealthy installations run it and report healthy there.
-//   - A recorded promotion makes it available in that ring from the recorded
-//     time; a forced promotion also in every ring before it, overriding
-//     gates, holds, soak and evidence.
+//   - A recorded entry makes it available in that ring from the recorded
+//     time; a forced entry also in every ring before it, overriding gates,
+//     holds, soak and evidence.
 //   - Paused and pulled releases are available nowhere; their records stay,
 //     so a resumed release continues where it was.
-func Availability(st Facts, now time.Time) ([]ReleaseStatus, []Promotion) {
-	rings := SortRings(st.Rings)
-
-	required := map[string][]Gate{}
-	allGates := map[string][]Gate{}
-	for _, g := range st.Gates {
-		allGates[g.Product] = append(allGates[g.Product], g)
-		if g.Required {
-			required[g.Product] = append(required[g.Product], g)
+func Availability(facts Facts, now time.Time) ([]ReleaseStatus, []Due) {
+	rings := map[string][]Ring{}
+	for _, r := range facts.Rings {
+		rings[r.Product] = append(rings[r.Product], r)
+	}
+	for p, rs := range rings {
+		rings[p] = SortRings(rs)
+	}
+	required := map[string][]string{}
+	for _, p := range facts.Products {
+		required[p.Name] = p.RequiredGates
+	}
+	latest := map[releaseKey]map[string]GateResult{}
+	for _, r := range facts.GateResults {
+		k := releaseKey{r.Product, r.Version}
+		if latest[k] == nil {
+			latest[k] = map[string]GateResult{}
 		}
-	}
-	type gateKey struct {
-		rel  releaseKey
-		gate string
-	}
-	latest := map[gateKey]GateResult{}
-	for _, r := range st.GateResults {
-		k := gateKey{releaseKey{r.Product, r.Version}, r.Gate}
-		if old, ok := latest[k]; !ok || r.At.After(old.At) {
-			latest[k] = r
+		if old, ok := latest[k][r.Name]; !ok || r.PostedAt.After(old.PostedAt) {
+			latest[k][r.Name] = r
 		}
 	}
 	holds := map[releaseKey][]Hold{}
-	for _, h := range st.Holds {
+	for _, h := range facts.Holds {
 		if h.Open() {
 			k := releaseKey{h.Product, h.Version}
 			holds[k] = append(holds[k], h)
 		}
 	}
-	type ringKey struct {
-		rel  releaseKey
-		ring string
-	}
-	recorded := map[ringKey]Promotion{}
-	for _, p := range st.Promotions {
-		k := ringKey{releaseKey{p.Product, p.Version}, p.Ring}
-		if old, ok := recorded[k]; !ok || p.At.Before(old.At) {
-			recorded[k] = p
-		}
-	}
 	adoption := map[ringKey]Adoption{}
-	for _, a := range st.Adoption {
+	for _, a := range facts.Adoption {
 		adoption[ringKey{releaseKey{a.Product, a.Version}, a.Ring}] = a
 	}
+	sizes := map[[2]string]int{}
+	for _, s := range facts.RingSizes {
+		sizes[[2]string{s.Product, s.Ring}] = s.Installations
+	}
 
-	releases := append([]Release(nil), st.Releases...)
+	releases := append([]Release(nil), facts.Releases...)
 	sort.SliceStable(releases, func(i, j int) bool {
 		if releases[i].Product != releases[j].Product {
 			return releases[i].Product < releases[j].Product
@@ -144,95 +178,117 @@ func Availability(st Facts, now time.Time) ([]ReleaseStatus, []Promotion) {
 	})
 
 	var statuses []ReleaseStatus
-	var due []Promotion
+	var due []Due
 	for _, rel := range releases {
 		key := releaseKey{rel.Product, rel.Version}
-		rs := ReleaseStatus{Release: rel, Rings: make([]RingStatus, len(rings)), Gates: []GateStatus{}, OpenHolds: holds[key]}
-		if rs.OpenHolds == nil {
-			rs.OpenHolds = []Hold{}
+		rs := ReleaseStatus{Release: rel, Version: rel.Version, Status: rel.Status,
+			Gates: []GateResult{}, MissingGates: []string{}, Holds: append([]Hold{}, holds[key]...)}
+		sort.Slice(rs.Holds, func(i, j int) bool {
+			if !rs.Holds[i].RaisedAt.Equal(rs.Holds[j].RaisedAt) {
+				return rs.Holds[i].RaisedAt.Before(rs.Holds[j].RaisedAt)
+			}
+			return rs.Holds[i].ID < rs.Holds[j].ID
+		})
+		for _, g := range latest[key] {
+			rs.Gates = append(rs.Gates, g)
 		}
-		sort.Slice(rs.OpenHolds, func(i, j int) bool { return rs.OpenHolds[i].ID < rs.OpenHolds[j].ID })
+		sort.Slice(rs.Gates, func(i, j int) bool { return rs.Gates[i].Name < rs.Gates[j].Name })
 
-		gates := append([]Gate(nil), allGates[rel.Product]...)
-		sort.Slice(gates, func(i, j int) bool { return gates[i].Name < gates[j].Name })
-		gateBlock, gatesPassedAt := "", rel.CreatedAt
-		for _, g := range gates {
-			gs := GateStatus{Gate: g.Name, Required: g.Required}
-			if r, ok := latest[gateKey{key, g.Name}]; ok {
-				gs.Result = &r
-			}
-			rs.Gates = append(rs.Gates, gs)
-			if !g.Required || gateBlock != "" {
-				continue
-			}
+		// Required gates decide the first ring.
+		gateBlock, gateWait, gatesPassedAt := "", "", rel.CreatedAt
+		for _, name := range required[rel.Product] {
+			r, ok := latest[key][name]
 			switch {
-			case gs.Result == nil:
-				gateBlock = fmt.Sprintf("required gate %s has no result", g.Name)
-			case !gs.Result.Passed:
-				gateBlock = fmt.Sprintf("required gate %s failed", g.Name)
-			case gs.Result.At.After(gatesPassedAt):
-				gatesPassedAt = gs.Result.At
+			case !ok:
+				rs.MissingGates = append(rs.MissingGates, name)
+				if gateWait == "" {
+					gateWait = fmt.Sprintf("waiting for required gate %s", name)
+				}
+			case r.Status != GatePass:
+				if gateBlock == "" {
+					gateBlock = fmt.Sprintf("required gate %s failed", name)
+				}
+			case r.PostedAt.After(gatesPassedAt):
+				gatesPassedAt = r.PostedAt
 			}
 		}
 
-		// forcedFrom[i] is the earliest forced promotion into ring i or beyond.
-		forcedFrom := make([]time.Time, len(rings))
+		prs := rings[rel.Product]
+		recorded := map[string]Promotion{}
+		for _, p := range rel.Rings {
+			if old, ok := recorded[p.Ring]; !ok || p.EnteredAt.Before(old.EnteredAt) || (p.Forced && !old.Forced && p.EnteredAt.Equal(old.EnteredAt)) {
+				recorded[p.Ring] = p
+			}
+		}
+		// forcedFrom[i] is the earliest forced entry into ring i or beyond.
+		forcedFrom := make([]time.Time, len(prs))
 		var earliest time.Time
-		for i := len(rings) - 1; i >= 0; i-- {
-			if p, ok := recorded[ringKey{key, rings[i].Name}]; ok && p.Forced && (earliest.IsZero() || p.At.Before(earliest)) {
-				earliest = p.At
+		for i := len(prs) - 1; i >= 0; i-- {
+			if p, ok := recorded[prs[i].Name]; ok && p.Forced && (earliest.IsZero() || p.EnteredAt.Before(earliest)) {
+				earliest = p.EnteredAt
 			}
 			forcedFrom[i] = earliest
 		}
 
-		var prev *RingStatus
-		for i, ring := range rings {
+		rs.Rings = make([]RingStatus, len(prs))
+		for i, ring := range prs {
 			st := &rs.Rings[i]
-			st.Ring, st.Order = ring.Name, ring.Order
-			st.Adoption = adoption[ringKey{key, ring.Name}]
-			st.Adoption.Product, st.Adoption.Version, st.Adoption.Ring = rel.Product, rel.Version, ring.Name
-			rec, isRec := recorded[ringKey{key, ring.Name}]
-			st.Recorded = isRec
+			st.Ring, st.Position = ring.Name, ring.Position
+			a := adoption[ringKey{key, ring.Name}]
+			st.Installations, st.Adoption, st.Healthy, st.Failed = sizes[[2]string{rel.Product, ring.Name}], a.Installations, a.Healthy, a.Failed
+			rec, isRec := recorded[ring.Name]
+			st.recorded = isRec
 			st.Forced = !forcedFrom[i].IsZero()
 
+			var prev *RingStatus
+			if i > 0 {
+				prev = &rs.Rings[i-1]
+			}
 			var since time.Time
 			switch {
 			case isRec && st.Forced:
-				since = minTime(rec.At, forcedFrom[i])
+				since = minTime(rec.EnteredAt, forcedFrom[i])
 			case isRec:
-				since = rec.At
+				since = rec.EnteredAt
 			case st.Forced:
 				since = forcedFrom[i]
-			case len(rs.OpenHolds) > 0:
-				h := rs.OpenHolds[0]
-				st.Blocked = fmt.Sprintf("hold #%d by %s: %s", h.ID, h.Actor, h.Reason)
+			case len(rs.Holds) > 0:
+				h := rs.Holds[0]
+				st.State, st.Reason = RingBlocked, fmt.Sprintf("hold %s by %s: %s", h.ID, h.RaisedBy, h.Reason)
 			case i == 0 && gateBlock != "":
-				st.Blocked = gateBlock
+				st.State, st.Reason = RingBlocked, gateBlock
+			case i == 0 && gateWait != "":
+				st.State, st.Reason = RingWaiting, gateWait
 			case i == 0:
 				since = gatesPassedAt
-			case prev == nil || !prev.Available:
-				st.Blocked = fmt.Sprintf("not yet in ring %s", rings[i-1].Name)
-			case prev.Adoption.Healthy < rings[i-1].MinHealthy:
-				st.Blocked = fmt.Sprintf("%d of %d healthy installations needed in ring %s",
-					prev.Adoption.Healthy, rings[i-1].MinHealthy, rings[i-1].Name)
+			case !prev.available:
+				st.State, st.Reason = RingWaiting, fmt.Sprintf("not yet in ring %s", prs[i-1].Name)
+			case prev.Healthy < prs[i-1].MinHealthy:
+				st.State, st.Reason = RingWaiting, fmt.Sprintf("%d of %d healthy installations needed in ring %s",
+					prev.Healthy, prs[i-1].MinHealthy, prs[i-1].Name)
 			default:
-				since = prev.Since.Add(rings[i-1].SoakTime)
-				if since.After(now) {
-					st.Blocked = fmt.Sprintf("soaking in ring %s until %s", rings[i-1].Name, since.UTC().Format(time.RFC3339))
-				}
+				since = prev.since.Add(prs[i-1].SoakTime)
 			}
 			if !since.IsZero() {
-				st.Since = since
-				st.Available = true
-				if !isRec && !st.Forced && !since.After(now) && rel.State == StateActive {
-					due = append(due, Promotion{Product: rel.Product, Version: rel.Version, Ring: ring.Name, At: since})
+				st.available, st.since = true, since
+				if since.After(now) {
+					st.State, st.Reason = RingWaiting, fmt.Sprintf("soaking in ring %s until %s", prs[i-1].Name, fmtTime(since))
+				} else {
+					t := since
+					st.EnteredAt = &t
+					st.State = RingActive
+					if i+1 < len(prs) && since.Add(ring.SoakTime).After(now) {
+						st.State, st.Reason = RingSoaking, fmt.Sprintf("soaking until %s", fmtTime(since.Add(ring.SoakTime)))
+					}
+					if !isRec && !st.Forced && rel.Status == StatusOK {
+						due = append(due, Due{Product: rel.Product, Version: rel.Version, Promotion: Promotion{Ring: ring.Name, EnteredAt: since}})
+					}
 				}
 			}
-			if rel.State != StateActive {
-				st.Available = false
-				st.Blocked = fmt.Sprintf("release is %s", rel.State)
+			if rel.Status != StatusOK {
+				st.available = false
+				st.State, st.Reason = RingBlocked, fmt.Sprintf("release is %s", rel.Status)
 			}
-			prev = st
 		}
 		statuses = append(statuses, rs)
 	}
@@ -245,3 +301,5 @@ func minTime(a, b time.Time) time.Time {
 	}
 	return a
 }
+
+func fmtTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }

@@ -60,41 +60,55 @@ func validateText(field, s string, required bool) error {
 	return nil
 }
 
-// Product is something the vendor ships to customers, with its own releases
-// and auto-halt policy.
+// Product is something the vendor ships to customers. Each product has its
+// own rings, customers, releases and auto-halt policy.
 type Product struct {
-	Name      string    `json:"name"`
-	Policy    Policy    `json:"policy"`
-	CreatedAt time.Time `json:"created_at"`
+	Name string `json:"name"`
+	// RequiredGates name the gates every release must pass before it enters
+	// the product's first ring.
+	RequiredGates []string  `json:"required_gates"`
+	Policy        Policy    `json:"halt"`
+	CreatedAt     time.Time `json:"created_at,omitzero"`
 }
 
-// Validate checks p's name and policy.
+// Validate checks p's name, gates and policy.
 func (p Product) Validate() error {
 	if err := ValidateName("product", p.Name); err != nil {
 		return err
 	}
+	seen := map[string]bool{}
+	for _, g := range p.RequiredGates {
+		if err := ValidateName("gate", g); err != nil {
+			return err
+		}
+		if seen[g] {
+			return Errorf(EINVALID, "gate %s is listed twice", g)
+		}
+		seen[g] = true
+	}
 	return p.Policy.Validate()
 }
 
-// State is where a release stands: active releases can be offered, paused and
-// pulled ones cannot.
-type State string
+// Status is where a release stands: ok releases can be offered, paused and
+// pulled ones cannot. The same values describe an installation's current
+// version in a check-in answer.
+type Status string
 
-// Release states.
+// Release statuses.
 const (
-	// StateActive: offered wherever the promotion rules allow.
-	StateActive State = "active"
-	// StatePaused: no new offers anywhere; installations on it carry on.
+	// StatusOK: offered wherever the promotion rules allow.
+	StatusOK Status = "ok"
+	// StatusPaused: no new offers anywhere; installations on it carry on.
 	// Reversible with Resume.
-	StatePaused State = "paused"
-	// StatePulled: paused for good, and installations on it are told what to
-	// do (Guidance). Terminal.
-	StatePulled State = "pulled"
+	StatusPaused Status = "paused"
+	// StatusPulled: paused for good, and installations on it are told what to
+	// do (the pull's guidance). Terminal.
+	StatusPulled Status = "pulled"
 )
 
-// Valid reports whether s is a known state.
-func (s State) Valid() bool {
-	return s == StateActive || s == StatePaused || s == StatePulled
+// Valid reports whether s is a known status.
+func (s Status) Valid() bool {
+	return s == StatusOK || s == StatusPaused || s == StatusPulled
 }
 
 // Action is what an installation is told to do about the version it runs.
@@ -112,14 +126,28 @@ const (
 	ActionHold Action = "hold"
 )
 
-// Guidance tells installations already on a pulled release what to do.
-type Guidance struct {
-	Action Action `json:"action"`
-	// Target is the version to upgrade or roll back to; zero for hold.
-	Target Version `json:"target,omitzero"`
+// Pause records why and by whom a release was paused.
+type Pause struct {
+	Reason      string    `json:"reason"`
+	IncidentURL string    `json:"incident_url,omitempty"`
+	By          string    `json:"by"`
+	At          time.Time `json:"at"`
 }
 
-// Release is one version of a product and its state.
+// Pull records why a release was pulled and what installations already on it
+// should do.
+type Pull struct {
+	Reason      string `json:"reason"`
+	IncidentURL string `json:"incident_url,omitempty"`
+	// Action is upgrade, rollback or hold.
+	Action Action `json:"action"`
+	// Target is the version to upgrade or roll back to; zero for hold.
+	Target Version   `json:"target,omitzero"`
+	By     string    `json:"by,omitempty"`
+	At     time.Time `json:"at,omitzero"`
+}
+
+// Release is one version of a product, its status and the rings it entered.
 type Release struct {
 	Product string  `json:"product"`
 	Version Version `json:"version"`
@@ -133,16 +161,15 @@ type Release struct {
 	// means rolling back is not safe. A pull may guide installations back to
 	// any version from RollbackSafeTo up to, not including, this release.
 	RollbackSafeTo Version   `json:"rollback_safe_to,omitzero"`
-	CreatedAt      time.Time `json:"created_at"`
+	CreatedAt      time.Time `json:"created_at,omitzero"`
 
-	State State `json:"state"`
-	// StateReason says why the release is paused or pulled.
-	StateReason string `json:"state_reason,omitempty"`
-	// IncidentURL links the incident behind a pause or pull.
-	IncidentURL string `json:"incident_url,omitempty"`
-	// Guidance is set when the release is pulled.
-	Guidance       Guidance  `json:"guidance,omitzero"`
-	StateChangedAt time.Time `json:"state_changed_at,omitzero"`
+	Status Status `json:"status"`
+	// Paused is set while the release is paused (and kept when it is then
+	// pulled); Pulled once it is pulled.
+	Paused *Pause `json:"paused"`
+	Pulled *Pull  `json:"pull"`
+	// Rings are the recorded ring entries (see Availability), in any order.
+	Rings []Promotion `json:"rings"`
 }
 
 // ID returns "product@version", the release's identity in logs and messages.
@@ -162,19 +189,16 @@ func (r Release) Validate() error {
 	if !r.RollbackSafeTo.IsZero() && !r.RollbackSafeTo.Less(r.Version) {
 		return Errorf(EINVALID, "release %s: rollback-safe-to %s must be lower than the release", r.ID(), r.RollbackSafeTo)
 	}
-	if !r.State.Valid() {
-		return Errorf(EINVALID, "release %s: unknown state %q", r.ID(), r.State)
+	if !r.Status.Valid() {
+		return Errorf(EINVALID, "release %s: unknown status %q", r.ID(), r.Status)
 	}
-	if err := validateText("reason", r.StateReason, false); err != nil {
-		return err
-	}
-	return validateURL("incident URL", r.IncidentURL)
+	return nil
 }
 
-// Pause stops all new offers of r. Pausing a paused release updates its
-// reason; a pulled release cannot be paused (it already is, for good).
-func (r *Release) Pause(reason, incidentURL string, now time.Time) error {
-	if r.State == StatePulled {
+// Pause stops all new offers of r. Pausing a paused release updates the
+// record; a pulled release cannot be paused (it already is, for good).
+func (r *Release) Pause(by, reason, incidentURL string, now time.Time) error {
+	if r.Status == StatusPulled {
 		return Errorf(ECONFLICT, "release %s is pulled", r.ID())
 	}
 	if err := validateText("reason", reason, true); err != nil {
@@ -183,94 +207,97 @@ func (r *Release) Pause(reason, incidentURL string, now time.Time) error {
 	if err := validateURL("incident URL", incidentURL); err != nil {
 		return err
 	}
-	r.State, r.StateReason, r.IncidentURL, r.StateChangedAt = StatePaused, reason, incidentURL, now
+	r.Status, r.Paused = StatusPaused, &Pause{Reason: reason, IncidentURL: incidentURL, By: by, At: now}
 	return nil
 }
 
-// Resume makes a paused release active again. Pulled releases cannot be
-// resumed: ship a new release instead.
-func (r *Release) Resume(now time.Time) error {
-	switch r.State {
-	case StatePulled:
+// Resume makes a paused release ok again. Pulled releases cannot be resumed:
+// ship a new release instead.
+func (r *Release) Resume() error {
+	switch r.Status {
+	case StatusPulled:
 		return Errorf(ECONFLICT, "release %s is pulled and cannot be resumed; ship a new release", r.ID())
-	case StateActive:
+	case StatusOK:
 		return Errorf(ECONFLICT, "release %s is not paused", r.ID())
 	}
-	r.State, r.StateReason, r.IncidentURL, r.StateChangedAt = StateActive, "", "", now
+	r.Status, r.Paused = StatusOK, nil
 	return nil
 }
 
-// Pull withdraws r for good and records what installations already on it
-// should do. others are the product's other releases: an upgrade target must
-// be one of them, active, higher than r, with no required stop in between;
-// a rollback target must lie in [r.RollbackSafeTo, r.Version).
-func (r *Release) Pull(g Guidance, reason, incidentURL string, others []Release, now time.Time) error {
-	if r.State == StatePulled {
+// Pull withdraws r for good with p's guidance, recording p.By and now.
+// others are the product's releases: an upgrade target must be one of them,
+// ok, higher than r, with no required stop in between; a rollback target must
+// lie in [r.RollbackSafeTo, r.Version).
+func (r *Release) Pull(p Pull, others []Release, now time.Time) error {
+	if r.Status == StatusPulled {
 		return Errorf(ECONFLICT, "release %s is already pulled", r.ID())
 	}
-	if err := validateText("reason", reason, true); err != nil {
+	if err := validateText("reason", p.Reason, true); err != nil {
 		return err
 	}
-	if err := validateURL("incident URL", incidentURL); err != nil {
+	if err := validateURL("incident URL", p.IncidentURL); err != nil {
 		return err
 	}
-	if err := r.checkGuidance(g, others); err != nil {
+	if err := r.checkGuidance(p, others); err != nil {
 		return err
 	}
-	r.State, r.StateReason, r.IncidentURL, r.Guidance, r.StateChangedAt = StatePulled, reason, incidentURL, g, now
+	p.At = now
+	r.Status, r.Pulled = StatusPulled, &p
 	return nil
 }
 
-func (r *Release) checkGuidance(g Guidance, others []Release) error {
-	switch g.Action {
+func (r *Release) checkGuidance(p Pull, others []Release) error {
+	switch p.Action {
 	case ActionHold:
-		if !g.Target.IsZero() {
+		if !p.Target.IsZero() {
 			return Errorf(EINVALID, "hold guidance takes no target version")
 		}
 		return nil
 	case ActionUpgrade:
-		if !r.Version.Less(g.Target) {
-			return Errorf(EINVALID, "upgrade target %s must be higher than %s", g.Target, r.Version)
+		if !r.Version.Less(p.Target) {
+			return Errorf(EINVALID, "upgrade target %s must be higher than %s", p.Target, r.Version)
 		}
 		var found bool
 		for _, o := range others {
 			if o.Product != r.Product || o.Version == r.Version {
 				continue
 			}
-			if o.Version == g.Target {
-				if o.State != StateActive {
-					return Errorf(ECONFLICT, "upgrade target %s is %s", o.ID(), o.State)
+			if o.Version == p.Target {
+				if o.Status != StatusOK {
+					return Errorf(ECONFLICT, "upgrade target %s is %s", o.ID(), o.Status)
 				}
 				found = true
 				continue
 			}
-			if o.RequiredStop && o.State != StatePulled && r.Version.Less(o.Version) && o.Version.Less(g.Target) {
-				return Errorf(ECONFLICT, "upgrade target %s would skip required stop %s", g.Target, o.Version)
+			if o.RequiredStop && o.Status != StatusPulled && r.Version.Less(o.Version) && o.Version.Less(p.Target) {
+				return Errorf(ECONFLICT, "upgrade target %s would skip required stop %s", p.Target, o.Version)
 			}
 		}
 		if !found {
-			return Errorf(ENOTFOUND, "upgrade target %s@%s does not exist", r.Product, g.Target)
+			return Errorf(ENOTFOUND, "upgrade target %s@%s does not exist", r.Product, p.Target)
 		}
 		return nil
 	case ActionRollback:
 		if r.RollbackSafeTo.IsZero() {
 			return Errorf(ECONFLICT, "release %s is not marked rollback-safe to any version", r.ID())
 		}
-		if g.Target.Less(r.RollbackSafeTo) || !g.Target.Less(r.Version) {
+		if p.Target.Less(r.RollbackSafeTo) || !p.Target.Less(r.Version) {
 			return Errorf(ECONFLICT, "release %s is rollback-safe to versions from %s below %s, not to %s",
-				r.ID(), r.RollbackSafeTo, r.Version, g.Target)
+				r.ID(), r.RollbackSafeTo, r.Version, p.Target)
 		}
 		return nil
-	case ActionNone:
+	case ActionNone, "":
 		return Errorf(EINVALID, "a pull needs guidance: upgrade, rollback or hold")
 	}
-	return Errorf(EINVALID, "unknown guidance action %q", g.Action)
+	return Errorf(EINVALID, "unknown guidance action %q", p.Action)
 }
 
-// Ring is a stage of the rollout. Releases enter rings in Order, lowest first.
+// Ring is a stage of a product's rollout. Releases enter rings in Position
+// order, 0 first.
 type Ring struct {
-	Name  string `json:"name"`
-	Order int    `json:"order"`
+	Product  string `json:"product,omitempty"`
+	Name     string `json:"name"`
+	Position int    `json:"position"`
 	// SoakTime is how long a release must have been in this ring before it
 	// may enter the next one.
 	SoakTime time.Duration `json:"-"`
@@ -284,16 +311,17 @@ type Ring struct {
 
 // ringJSON is Ring's wire form: the soak time as a Go duration string ("24h").
 type ringJSON struct {
+	Product        string  `json:"product,omitempty"`
 	Name           string  `json:"name"`
-	Order          int     `json:"order"`
-	SoakTime       string  `json:"soak_time"`
+	Position       int     `json:"position"`
+	SoakTime       string  `json:"soak"`
 	RolloutPercent float64 `json:"rollout_percent"`
 	MinHealthy     int     `json:"min_healthy"`
 }
 
 // MarshalJSON writes the soak time as a duration string.
 func (r Ring) MarshalJSON() ([]byte, error) {
-	return json.Marshal(ringJSON{r.Name, r.Order, r.SoakTime.String(), r.RolloutPercent, r.MinHealthy})
+	return json.Marshal(ringJSON{r.Product, r.Name, r.Position, r.SoakTime.String(), r.RolloutPercent, r.MinHealthy})
 }
 
 // UnmarshalJSON reads the soak time as a duration string ("36h", "90m").
@@ -306,11 +334,11 @@ func (r *Ring) UnmarshalJSON(b []byte) error {
 	if j.SoakTime != "" {
 		d, err := time.ParseDuration(j.SoakTime)
 		if err != nil {
-			return Errorf(EINVALID, "ring soak_time %q: %v", j.SoakTime, err)
+			return Errorf(EINVALID, "ring soak %q: %v", j.SoakTime, err)
 		}
 		soak = d
 	}
-	*r = Ring{j.Name, j.Order, soak, j.RolloutPercent, j.MinHealthy}
+	*r = Ring{j.Product, j.Name, j.Position, soak, j.RolloutPercent, j.MinHealthy}
 	return nil
 }
 
@@ -319,8 +347,8 @@ func (r Ring) Validate() error {
 	if err := ValidateName("ring", r.Name); err != nil {
 		return err
 	}
-	if r.Order < 0 {
-		return Errorf(EINVALID, "ring %s: order must not be negative", r.Name)
+	if r.Position < 0 {
+		return Errorf(EINVALID, "ring %s: position must not be negative", r.Name)
 	}
 	if r.SoakTime < 0 {
 		return Errorf(EINVALID, "ring %s: soak time must not be negative", r.Name)
@@ -334,11 +362,13 @@ func (r Ring) Validate() error {
 	return nil
 }
 
-// Customer is one of the vendor's customers; its installations belong to its
-// ring.
+// Customer is one of the vendor's customers of a product; its installations
+// of the product belong to its ring.
 type Customer struct {
-	Name string `json:"name"`
-	Ring string `json:"ring"`
+	Product   string    `json:"product,omitempty"`
+	Name      string    `json:"name"`
+	Ring      string    `json:"ring"`
+	CreatedAt time.Time `json:"created_at,omitzero"`
 }
 
 // Validate checks c's fields.
@@ -349,46 +379,35 @@ func (c Customer) Validate() error {
 	return ValidateName("ring", c.Ring)
 }
 
-// Gate is a named check a product's releases must (Required) or may pass
-// before entering ring 0, such as "collation-compare" posted by CI.
-type Gate struct {
-	Product  string `json:"product"`
-	Name     string `json:"name"`
-	Required bool   `json:"required"`
-}
+// GateOutcome is a gate result's verdict.
+type GateOutcome string
 
-// Validate checks g's fields.
-func (g Gate) Validate() error {
-	if err := ValidateName("product", g.Product); err != nil {
-		return err
-	}
-	return ValidateName("gate", g.Name)
-}
+// Gate outcomes.
+const (
+	GatePass GateOutcome = "pass"
+	GateFail GateOutcome = "fail"
+)
 
-// GateResult is one posted outcome of a gate for a release. The latest result
-// per gate and release counts.
+// GateResult is one posted outcome of a named gate (such as
+// "collation-compare", posted by CI) for a release. The latest result per
+// gate and release counts.
 type GateResult struct {
-	Product string    `json:"product"`
-	Version Version   `json:"version"`
-	Gate    string    `json:"gate"`
-	Passed  bool      `json:"passed"`
-	URL     string    `json:"url,omitempty"`
-	At      time.Time `json:"at"`
+	Product  string      `json:"product,omitempty"`
+	Version  Version     `json:"version,omitzero"`
+	Name     string      `json:"name"`
+	Status   GateOutcome `json:"status"`
+	URL      string      `json:"url,omitempty"`
+	PostedBy string      `json:"posted_by,omitempty"`
+	PostedAt time.Time   `json:"posted_at"`
 }
 
 // Validate checks r's fields.
 func (r GateResult) Validate() error {
-	if err := ValidateName("product", r.Product); err != nil {
+	if err := ValidateName("gate", r.Name); err != nil {
 		return err
 	}
-	if r.Version.IsZero() {
-		return Errorf(EINVALID, "gate result needs a version")
-	}
-	if err := ValidateName("gate", r.Gate); err != nil {
-		return err
-	}
-	if r.At.IsZero() {
-		return Errorf(EINVALID, "gate result needs a time")
+	if r.Status != GatePass && r.Status != GateFail {
+		return Errorf(EINVALID, "gate %s: status %q, want pass or fail", r.Name, r.Status)
 	}
 	return validateURL("gate result URL", r.URL)
 }
@@ -396,95 +415,101 @@ func (r GateResult) Validate() error {
 // Hold is a flag anyone with an account raises on a release: while open it
 // blocks the release from entering any ring it has not entered yet.
 type Hold struct {
-	ID       int64     `json:"id"`
+	ID       string    `json:"id"`
 	Product  string    `json:"product"`
 	Version  Version   `json:"version"`
-	Actor    string    `json:"actor"`
 	Reason   string    `json:"reason"`
-	OpenedAt time.Time `json:"opened_at"`
-	// ResolvedAt is zero while the hold is open.
-	ResolvedAt time.Time `json:"resolved_at,omitzero"`
-	ResolvedBy string    `json:"resolved_by,omitempty"`
-	Resolution string    `json:"resolution,omitempty"`
+	RaisedBy string    `json:"raised_by"`
+	RaisedAt time.Time `json:"raised_at"`
+	// ResolvedAt is nil while the hold is open.
+	ResolvedAt *time.Time `json:"resolved_at"`
+	ResolvedBy string     `json:"resolved_by"`
+	Resolution string     `json:"resolution"`
 }
 
 // Open reports whether h still blocks promotion.
-func (h Hold) Open() bool { return h.ResolvedAt.IsZero() }
+func (h Hold) Open() bool { return h.ResolvedAt == nil }
 
 // Validate checks the fields of a new hold.
 func (h Hold) Validate() error {
-	if err := ValidateName("product", h.Product); err != nil {
-		return err
-	}
-	if h.Version.IsZero() {
-		return Errorf(EINVALID, "hold needs a version")
-	}
-	if h.Actor == "" {
-		return Errorf(EINVALID, "hold needs an actor")
+	if h.RaisedBy == "" {
+		return Errorf(EINVALID, "hold needs the name of who raised it")
 	}
 	return validateText("hold reason", h.Reason, true)
 }
 
 // Resolve closes h, recording who and why.
-func (h *Hold) Resolve(actor, resolution string, now time.Time) error {
+func (h *Hold) Resolve(by, resolution string, now time.Time) error {
 	if !h.Open() {
-		return Errorf(ECONFLICT, "hold %d is already resolved", h.ID)
+		return Errorf(ECONFLICT, "hold %s is already resolved", h.ID)
 	}
-	if actor == "" {
-		return Errorf(EINVALID, "resolving a hold needs an actor")
+	if by == "" {
+		return Errorf(EINVALID, "resolving a hold needs the name of who resolves it")
 	}
 	if err := validateText("resolution", resolution, true); err != nil {
 		return err
 	}
-	h.ResolvedAt, h.ResolvedBy, h.Resolution = now, actor, resolution
+	h.ResolvedAt, h.ResolvedBy, h.Resolution = &now, by, resolution
 	return nil
 }
 
-// Role is what an API token or account may do.
+// Role is what an API token or account may do. Roles are ordered; each may
+// do everything the weaker ones may.
 type Role string
 
-// Roles, from least to most powerful. incident manages incidents and may
-// pause releases; releaser manages releases, gates, rings and customers;
-// admin may do everything, including tokens and keys.
+// Roles, weakest first: viewer reads everything and raises holds; releaser
+// creates releases, posts gate results, pauses, resumes, pulls, force-promotes
+// and resolves holds; incident may do what a releaser may, and incidents;
+// admin everything, including products, rings, customers, tokens and keys.
 const (
 	RoleViewer   Role = "viewer"
-	RoleIncident Role = "incident"
 	RoleReleaser Role = "releaser"
+	RoleIncident Role = "incident"
 	RoleAdmin    Role = "admin"
 )
 
-// Valid reports whether r is a known role.
-func (r Role) Valid() bool {
+// rank orders roles; 0 is unknown.
+func (r Role) rank() int {
 	switch r {
-	case RoleViewer, RoleIncident, RoleReleaser, RoleAdmin:
-		return true
+	case RoleViewer:
+		return 1
+	case RoleReleaser:
+		return 2
+	case RoleIncident:
+		return 3
+	case RoleAdmin:
+		return 4
 	}
-	return false
+	return 0
 }
 
-// Promotion records that a release became available in a ring: computed by
-// the rules (Forced false, Actor empty) or forced by a person.
+// Valid reports whether r is a known role.
+func (r Role) Valid() bool { return r.rank() > 0 }
+
+// AtLeast reports whether r may do what need may; unknown roles may nothing.
+func (r Role) AtLeast(need Role) bool { return r.Valid() && r.rank() >= need.rank() }
+
+// Promotion records that a release entered a ring: by the rules (Forced
+// false, By empty) or forced by a person.
 type Promotion struct {
-	Product string    `json:"product"`
-	Version Version   `json:"version"`
-	Ring    string    `json:"ring"`
-	At      time.Time `json:"at"`
-	Forced  bool      `json:"forced"`
-	// Actor and Role are who forced it; Reason why.
-	Actor  string `json:"actor,omitempty"`
-	Role   Role   `json:"role,omitempty"`
+	Ring      string    `json:"ring"`
+	EnteredAt time.Time `json:"entered_at"`
+	Forced    bool      `json:"forced"`
+	// By and Reason say who forced it and why.
+	By     string `json:"by,omitempty"`
 	Reason string `json:"reason,omitempty"`
 }
 
 // ForcePromote returns the record of a person forcing rel into ring, past
-// gates, soak time, evidence and holds. It needs the releaser (or admin) role
-// and a reason; a paused or pulled release cannot be forced anywhere.
-func ForcePromote(rel Release, ring, actor string, role Role, reason string, now time.Time) (Promotion, error) {
-	if role != RoleReleaser && role != RoleAdmin {
-		return Promotion{}, Errorf(EFORBIDDEN, "force-promote needs the releaser role, %q has %q", actor, role)
+// gates, soak time, evidence and holds (and into every ring before it). It
+// needs the releaser role or stronger and a reason; a paused or pulled release
+// cannot be forced anywhere.
+func ForcePromote(rel Release, ring, by string, role Role, reason string, now time.Time) (Promotion, error) {
+	if !role.AtLeast(RoleReleaser) {
+		return Promotion{}, Errorf(EFORBIDDEN, "force-promote needs the releaser role, %s has %q", by, role)
 	}
-	if actor == "" {
-		return Promotion{}, Errorf(EINVALID, "force-promote needs an actor")
+	if by == "" {
+		return Promotion{}, Errorf(EINVALID, "force-promote needs the name of who forces it")
 	}
 	if err := validateText("force-promote reason", reason, true); err != nil {
 		return Promotion{}, err
@@ -492,10 +517,10 @@ func ForcePromote(rel Release, ring, actor string, role Role, reason string, now
 	if err := ValidateName("ring", ring); err != nil {
 		return Promotion{}, err
 	}
-	if rel.State != StateActive {
-		return Promotion{}, Errorf(ECONFLICT, "release %s is %s and cannot be promoted", rel.ID(), rel.State)
+	if rel.Status != StatusOK {
+		return Promotion{}, Errorf(ECONFLICT, "release %s is %s and cannot be promoted", rel.ID(), rel.Status)
 	}
-	return Promotion{Product: rel.Product, Version: rel.Version, Ring: ring, At: now, Forced: true, Actor: actor, Role: role, Reason: reason}, nil
+	return Promotion{Ring: ring, EnteredAt: now, Forced: true, By: by, Reason: reason}, nil
 }
 
 // HealthStatus is an installation's integrity as its agent last saw it.
@@ -527,14 +552,17 @@ type Health struct {
 	Detail string       `json:"detail,omitempty"`
 }
 
-// Installation is one running copy of a product at a customer.
+// Installation is one running copy of a product at a customer. Decide reads
+// InstanceID, Product, Customer and Version.
 type Installation struct {
 	InstanceID string    `json:"instance_id"`
-	Product    string    `json:"product"`
+	Product    string    `json:"product,omitempty"`
 	Customer   string    `json:"customer"`
+	Ring       string    `json:"ring,omitempty"`
 	Version    Version   `json:"version"`
-	LastSeen   time.Time `json:"last_seen,omitzero"`
 	Health     Health    `json:"health"`
+	FirstSeen  time.Time `json:"first_seen,omitzero"`
+	LastSeen   time.Time `json:"last_seen,omitzero"`
 }
 
 // EventKind is what happened on an installation.
@@ -585,17 +613,26 @@ type HealthReport struct {
 }
 
 // Adoption is the evidence for promotion: how many installations of a ring
-// run a release, and how many of those report healthy or failing.
+// of product run a release, and how many of those report healthy or failing
+// (by their last health report and events).
 type Adoption struct {
-	Product       string  `json:"product"`
-	Version       Version `json:"version"`
-	Ring          string  `json:"ring"`
-	Installations int     `json:"installations"`
-	Healthy       int     `json:"healthy"`
-	Failed        int     `json:"failed"`
+	Product string  `json:"product"`
+	Version Version `json:"version"`
+	Ring    string  `json:"ring"`
+	// Installations run Version; Healthy and Failed are among them.
+	Installations int `json:"installations"`
+	Healthy       int `json:"healthy"`
+	Failed        int `json:"failed"`
 }
 
 // String helps debugging output.
 func (a Adoption) String() string {
 	return fmt.Sprintf("%s@%s in %s: %d installed, %d healthy, %d failed", a.Product, a.Version, a.Ring, a.Installations, a.Healthy, a.Failed)
+}
+
+// RingSize is how many installations of a product a ring has.
+type RingSize struct {
+	Product       string `json:"product"`
+	Ring          string `json:"ring"`
+	Installations int    `json:"installations"`
 }
