@@ -1,0 +1,263 @@
+package sign
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Error is a verification failure. Its values are constants so callers can
+// test them with errors.Is.
+type Error string
+
+// Error implements error.
+func (e Error) Error() string { return string(e) }
+
+// Verification failures. Whatever the failure, an agent treats the answer as
+// "no upgrade".
+const (
+	// ErrNoTrustedSignature: no signature by a trusted key, or none at all.
+	ErrNoTrustedSignature Error = "no signature by a trusted key"
+	// ErrBadSignature: a signature by a trusted key does not verify: the
+	// payload or the signature was altered.
+	ErrBadSignature Error = "signature does not verify"
+	// ErrExpired: the payload's expires_at has passed.
+	ErrExpired Error = "signed payload expired"
+	// ErrNotYetValid: the payload's issued_at lies beyond the allowed clock
+	// skew in the future.
+	ErrNotYetValid Error = "signed payload issued in the future"
+	// ErrMalformed: the envelope or the payload's validity times are
+	// malformed or missing.
+	ErrMalformed Error = "malformed signed envelope"
+)
+
+// MaxClockSkew is how far in the future a payload's issued_at may lie
+// before Verify refuses it.
+const MaxClockSkew = 5 * time.Minute
+
+// Envelope is a signed payload.
+type Envelope struct {
+	// Payload is canonical JSON (base64, standard alphabet with padding, on
+	// the wire).
+	Payload    []byte      `json:"payload"`
+	Signatures []Signature `json:"signatures"`
+}
+
+// Signature is one key's ed25519 signature over an envelope's payload.
+type Signature struct {
+	KeyID string `json:"keyid"`
+	// Sig is the 64-byte signature (base64 on the wire).
+	Sig []byte `json:"sig"`
+}
+
+// KeyID names a public key: the first 16 hex digits (8 bytes) of the SHA-256
+// of its 32 raw bytes.
+func KeyID(pub ed25519.PublicKey) string {
+	sum := sha256.Sum256(pub)
+	return hex.EncodeToString(sum[:8])
+}
+
+// PublicKey is a verification key as /v1/keys publishes it and agents pin it.
+type PublicKey struct {
+	ID string `json:"keyid"`
+	// Key is the 32-byte ed25519 public key (base64 on the wire).
+	Key       ed25519.PublicKey `json:"public_key"`
+	CreatedAt time.Time         `json:"created_at,omitzero"`
+}
+
+// Validate checks that the key has the right size and that its id matches.
+func (p PublicKey) Validate() error {
+	if len(p.Key) != ed25519.PublicKeySize {
+		return fmt.Errorf("public key %s: %d bytes, want %d", p.ID, len(p.Key), ed25519.PublicKeySize)
+	}
+	if id := KeyID(p.Key); p.ID != id {
+		return fmt.Errorf("public key %s: id does not match the key (want %s)", p.ID, id)
+	}
+	return nil
+}
+
+// Key is a signing key.
+type Key struct {
+	ID        string
+	Private   ed25519.PrivateKey
+	CreatedAt time.Time
+}
+
+// GenerateKey makes a new signing key from rand (crypto/rand.Reader in
+// production).
+func GenerateKey(rand io.Reader, now time.Time) (Key, error) {
+	pub, priv, err := ed25519.GenerateKey(rand)
+	if err != nil {
+		return Key{}, fmt.Errorf("generate signing key: %w", err)
+	}
+	return Key{ID: KeyID(pub), Private: priv, CreatedAt: now.UTC()}, nil
+}
+
+// Public returns k's verification key.
+func (k Key) Public() PublicKey {
+	return PublicKey{ID: k.ID, Key: k.Private.Public().(ed25519.PublicKey), CreatedAt: k.CreatedAt}
+}
+
+// keyJSON is a Key's storage form: the 32-byte seed, not the expanded key.
+type keyJSON struct {
+	ID        string    `json:"keyid"`
+	Seed      string    `json:"seed"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// MarshalJSON encodes k for storage: {"keyid","seed" (base64),"created_at"}.
+// The result is a secret.
+func (k Key) MarshalJSON() ([]byte, error) {
+	if len(k.Private) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("signing key %s: not an ed25519 private key", k.ID)
+	}
+	return json.Marshal(keyJSON{ID: k.ID, Seed: base64.StdEncoding.EncodeToString(k.Private.Seed()), CreatedAt: k.CreatedAt})
+}
+
+// UnmarshalJSON decodes a stored key and checks that its id matches it.
+func (k *Key) UnmarshalJSON(b []byte) error {
+	var j keyJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return fmt.Errorf("decode signing key: %w", err)
+	}
+	seed, err := base64.StdEncoding.DecodeString(j.Seed)
+	if err != nil || len(seed) != ed25519.SeedSize {
+		return fmt.Errorf("decode signing key %s: seed is not %d bytes of base64", j.ID, ed25519.SeedSize)
+	}
+	priv := ed25519.NewKeyFromSeed(seed)
+	if id := KeyID(priv.Public().(ed25519.PublicKey)); id != j.ID {
+		return fmt.Errorf("decode signing key %s: id does not match the key (want %s)", j.ID, id)
+	}
+	*k = Key{ID: j.ID, Private: priv, CreatedAt: j.CreatedAt}
+	return nil
+}
+
+// KeyRing is an immutable set of signing keys: the newest is the active
+// signer, older ones stay published so answers they signed still verify and
+// agents that pinned them are not cut off. Safe for concurrent use; Rotate
+// returns a new ring.
+type KeyRing struct {
+	keys []Key // oldest first; the last one signs
+}
+
+// NewKeyRing returns a ring of keys, oldest first; the last one signs. It
+// needs at least one key and refuses malformed or duplicate keys.
+func NewKeyRing(keys ...Key) (*KeyRing, error) {
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("key ring: no keys")
+	}
+	seen := map[string]bool{}
+	for _, k := range keys {
+		if len(k.Private) != ed25519.PrivateKeySize {
+			return nil, fmt.Errorf("key ring: key %s is not an ed25519 private key", k.ID)
+		}
+		if id := KeyID(k.Private.Public().(ed25519.PublicKey)); id != k.ID {
+			return nil, fmt.Errorf("key ring: key %s has the id of another key (want %s)", k.ID, id)
+		}
+		if seen[k.ID] {
+			return nil, fmt.Errorf("key ring: key %s appears twice", k.ID)
+		}
+		seen[k.ID] = true
+	}
+	return &KeyRing{keys: append([]Key(nil), keys...)}, nil
+}
+
+// Active returns the signing key.
+func (r *KeyRing) Active() Key { return r.keys[len(r.keys)-1] }
+
+// Keys returns every key, oldest first (for storage).
+func (r *KeyRing) Keys() []Key { return append([]Key(nil), r.keys...) }
+
+// PublicKeys returns every verification key, oldest first (for /v1/keys).
+func (r *KeyRing) PublicKeys() []PublicKey {
+	out := make([]PublicKey, len(r.keys))
+	for i, k := range r.keys {
+		out[i] = k.Public()
+	}
+	return out
+}
+
+// Rotate returns a new ring with a fresh key from rand as the active signer
+// and every old key kept verifiable, and the new key.
+func (r *KeyRing) Rotate(rand io.Reader, now time.Time) (*KeyRing, Key, error) {
+	k, err := GenerateKey(rand, now)
+	if err != nil {
+		return nil, Key{}, err
+	}
+	return &KeyRing{keys: append(r.Keys(), k)}, k, nil
+}
+
+// Sign signs payload, which must already be canonical JSON, with the active
+// key.
+func (r *KeyRing) Sign(payload []byte) Envelope {
+	k := r.Active()
+	return Envelope{
+		Payload:    payload,
+		Signatures: []Signature{{KeyID: k.ID, Sig: ed25519.Sign(k.Private, payload)}},
+	}
+}
+
+// SignJSON encodes v as canonical JSON and signs it with the active key.
+func (r *KeyRing) SignJSON(v any) (Envelope, error) {
+	payload, err := Canonical(v)
+	if err != nil {
+		return Envelope{}, fmt.Errorf("sign: %w", err)
+	}
+	return r.Sign(payload), nil
+}
+
+// validity is the part of a payload Verify reads.
+type validity struct {
+	IssuedAt  *time.Time `json:"issued_at"`
+	ExpiresAt *time.Time `json:"expires_at"`
+}
+
+// Verify checks env against the trusted public keys at now and returns its
+// payload. It succeeds only if
+//   - at least one signature is by a trusted key and every signature by a
+//     trusted key verifies over the payload bytes (signatures by unknown keys
+//     are ignored, so a new key can be added before every verifier trusts it);
+//   - the payload is a JSON object with RFC 3339 "issued_at" and
+//     "expires_at"; now is before expires_at and no more than MaxClockSkew
+//     before issued_at.
+//
+// Errors wrap the Err* constants.
+func Verify(env Envelope, trusted []PublicKey, now time.Time) ([]byte, error) {
+	if len(env.Payload) == 0 {
+		return nil, fmt.Errorf("%w: empty payload", ErrMalformed)
+	}
+	verified := false
+	for _, s := range env.Signatures {
+		for _, k := range trusted {
+			if k.ID != s.KeyID || len(k.Key) != ed25519.PublicKeySize {
+				continue
+			}
+			if len(s.Sig) != ed25519.SignatureSize || !ed25519.Verify(k.Key, env.Payload, s.Sig) {
+				return nil, fmt.Errorf("%w (key %s)", ErrBadSignature, s.KeyID)
+			}
+			verified = true
+		}
+	}
+	if !verified {
+		return nil, ErrNoTrustedSignature
+	}
+	var v validity
+	if err := json.Unmarshal(env.Payload, &v); err != nil {
+		return nil, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
+	}
+	if v.IssuedAt == nil || v.ExpiresAt == nil {
+		return nil, fmt.Errorf("%w: payload lacks issued_at or expires_at", ErrMalformed)
+	}
+	if !now.Before(*v.ExpiresAt) {
+		return nil, fmt.Errorf("%w at %s", ErrExpired, v.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	if v.IssuedAt.After(now.Add(MaxClockSkew)) {
+		return nil, fmt.Errorf("%w (%s)", ErrNotYetValid, v.IssuedAt.UTC().Format(time.RFC3339))
+	}
+	return env.Payload, nil
+}
