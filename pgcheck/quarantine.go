@@ -1,0 +1,147 @@
+package pgcheck
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// repairSchema holds ringfence's own tables in a checked database: the
+// repair journal and the quarantine.
+const repairSchema = "ringfence"
+
+// Quarantine reasons and actions, as stored in ringfence.quarantine.
+const (
+	// QuarantineDeleted marks a row removed from its table (a duplicate).
+	QuarantineDeleted = "deleted"
+	// QuarantineMoved marks a row moved to the partition its key belongs
+	// in; the quarantine keeps a copy of it as it was.
+	QuarantineMoved = "moved"
+)
+
+// repairDDL creates ringfence's repair tables. Every statement is idempotent.
+//
+//   - repair_run: one row per repair run; a run without finished_at was
+//     interrupted and is resumed by the next `repair --apply`.
+//   - repair_log: the journal, append-only: every action with its SQL, once
+//     when it starts and once when it ends (done or failed).
+//   - quarantine: every row a repair removed or moved, as jsonb, with the
+//     table it came from and the table to insert it into to restore it.
+var repairDDL = []string{
+	`CREATE SCHEMA IF NOT EXISTS ringfence`,
+	`CREATE TABLE IF NOT EXISTS ringfence.repair_run (
+	    id          uuid PRIMARY KEY,
+	    started_at  timestamptz NOT NULL DEFAULT now(),
+	    finished_at timestamptz,
+	    status      text NOT NULL DEFAULT 'running',
+	    options     jsonb NOT NULL DEFAULT '{}'
+	)`,
+	`CREATE TABLE IF NOT EXISTS ringfence.repair_log (
+	    id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	    run_id  uuid NOT NULL REFERENCES ringfence.repair_run (id),
+	    at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+	    step    text NOT NULL,
+	    target  text NOT NULL,
+	    status  text NOT NULL,
+	    sql     text NOT NULL,
+	    rows    bigint,
+	    attempt int,
+	    error   text
+	)`,
+	`CREATE INDEX IF NOT EXISTS repair_log_run_idx ON ringfence.repair_log (run_id, step, target)`,
+	`CREATE TABLE IF NOT EXISTS ringfence.quarantine (
+	    id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	    run_id         uuid NOT NULL REFERENCES ringfence.repair_run (id),
+	    quarantined_at timestamptz NOT NULL DEFAULT now(),
+	    reason         text NOT NULL,
+	    action         text NOT NULL,
+	    source_table   text NOT NULL,
+	    restore_table  text NOT NULL,
+	    object         text NOT NULL,
+	    key            jsonb,
+	    row_data       jsonb NOT NULL
+	)`,
+	`CREATE INDEX IF NOT EXISTS quarantine_run_idx ON ringfence.quarantine (run_id)`,
+}
+
+// QuarantinedRow is one row of ringfence.quarantine.
+type QuarantinedRow struct {
+	ID    int64     `json:"id"`
+	RunID string    `json:"run_id"`
+	At    time.Time `json:"quarantined_at"`
+	// Reason is the finding kind that made the row a victim
+	// (duplicate_key, partition_bound_violation).
+	Reason string `json:"reason"`
+	// Action is QuarantineDeleted or QuarantineMoved.
+	Action string `json:"action"`
+	// SourceTable is the table (partition) the row was taken from.
+	SourceTable string `json:"source_table"`
+	// RestoreTable is where to insert the row to restore it: the table
+	// itself, or the partitioned table that routes it.
+	RestoreTable string `json:"restore_table"`
+	// Object is the index or partition that made the row a victim.
+	Object string `json:"object"`
+	// Key is the duplicated key.
+	Key []byte `json:"key,omitempty"`
+	// Row is the whole row as jsonb (to_jsonb of the row).
+	Row []byte `json:"row"`
+}
+
+// RestoreSQL returns the statement that puts a deleted row back: it rebuilds
+// the row from its jsonb copy with jsonb_populate_record and inserts it into
+// RestoreTable. It fails (and changes nothing) if the key exists again, which
+// is the point: restoring a duplicate would corrupt the rebuilt index's
+// guarantee. Moved rows are still in their table and need no restore.
+func (q QuarantinedRow) RestoreSQL() string {
+	return RestoreSQL(q.RestoreTable, q.ID)
+}
+
+// RestoreSQL returns the statement that restores quarantine row id into
+// table (a quoted, qualified name as stored in restore_table).
+func RestoreSQL(table string, id int64) string {
+	return fmt.Sprintf("INSERT INTO %s SELECT (jsonb_populate_record(NULL::%s, row_data)).* FROM ringfence.quarantine WHERE id = %d", table, table, id)
+}
+
+// Quarantined reads the quarantine rows of repair run runID (all runs when
+// runID is empty), oldest first. It returns no rows, not an error, when no
+// repair ever ran in the database.
+func Quarantined(ctx context.Context, conn *pgx.Conn, runID string) ([]QuarantinedRow, error) {
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass('ringfence.quarantine') IS NOT NULL`).Scan(&exists); err != nil {
+		return nil, fmt.Errorf("read quarantine: %w", err)
+	}
+	if !exists {
+		return nil, nil
+	}
+	rows, err := conn.Query(ctx, `
+		SELECT id, run_id::text, quarantined_at, reason, action, source_table, restore_table, object,
+		       key, row_data
+		  FROM ringfence.quarantine
+		 WHERE $1 = '' OR run_id::text = $1
+		 ORDER BY id`, runID)
+	if err != nil {
+		return nil, fmt.Errorf("read quarantine: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (QuarantinedRow, error) {
+		var q QuarantinedRow
+		err := r.Scan(&q.ID, &q.RunID, &q.At, &q.Reason, &q.Action, &q.SourceTable, &q.RestoreTable,
+			&q.Object, &q.Key, &q.Row)
+		return q, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read quarantine: %w", err)
+	}
+	return out, nil
+}
+
+// ensureRepairTables creates ringfence's repair schema and tables.
+func ensureRepairTables(ctx context.Context, conn *pgx.Conn) error {
+	for _, ddl := range repairDDL {
+		if _, err := conn.Exec(ctx, ddl); err != nil {
+			return fmt.Errorf("create repair tables: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,680 @@
+package pgcheck
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// repairLockKey is the session advisory lock that keeps two repairs off one
+// database ("rfrepair" in ASCII).
+const repairLockKey int64 = 0x7266726570616972
+
+// ErrRepairRunning is returned when another repair holds the database's
+// repair lock.
+var ErrRepairRunning = errors.New("another repair is running on this database")
+
+// Repair steps, as journaled in ringfence.repair_log.step.
+const (
+	StepDropLeftover = "drop_leftover"
+	StepDedupe       = "dedupe"
+	StepReroute      = "reroute"
+	StepRebuild      = "rebuild"
+	StepInstall      = "install_amcheck"
+	StepVerify       = "verify"
+	StepRefresh      = "refresh_version"
+)
+
+// Statuses of a RepairEvent and of journal rows.
+const (
+	StatusStarted = "started"
+	StatusDone    = "done"
+	StatusRetry   = "retry"
+	StatusFailed  = "failed"
+	StatusSkipped = "skipped"
+)
+
+// RepairEvent is one action of a repair, reported as it starts and ends.
+type RepairEvent struct {
+	Step   string `json:"step"`
+	Target string `json:"target"`
+	Status string `json:"status"`
+	SQL    string `json:"sql,omitempty"`
+	// Rows counts the rows the action deleted or moved.
+	Rows    int64    `json:"rows,omitempty"`
+	Attempt int      `json:"attempt,omitempty"`
+	Error   string   `json:"error,omitempty"`
+	Elapsed Duration `json:"elapsed,omitempty"`
+}
+
+// RepairResult is what one `repair --apply` did.
+type RepairResult struct {
+	// Plan is the plan computed at the start of the run.
+	Plan  *RepairPlan `json:"plan"`
+	RunID string      `json:"run_id,omitempty"`
+	// Resumed is set when the run continued an interrupted one.
+	Resumed bool `json:"resumed"`
+	// Stopped says why nothing was changed (duplicates without a rule).
+	Stopped []string `json:"stopped,omitempty"`
+	// Events lists every action's outcome, in order.
+	Events []RepairEvent `json:"events"`
+	// Deleted and Moved count the rows copied to the quarantine.
+	Deleted int64 `json:"deleted_rows"`
+	Moved   int64 `json:"moved_rows"`
+	// Failed lists actions that failed for good.
+	Failed []string `json:"failed,omitempty"`
+	// Pending lists the decisions left to the operator.
+	Pending []string `json:"pending,omitempty"`
+	// Verify holds what the final verification found; empty when clean.
+	Verify []Finding `json:"verify"`
+	// Refreshed is set when the collation versions were refreshed (or
+	// needed no refresh) and the run finished.
+	Finished bool `json:"finished"`
+}
+
+// Clean reports whether the repair finished with nothing left to do.
+func (r *RepairResult) Clean() bool {
+	return r.Finished && len(r.Stopped) == 0 && len(r.Failed) == 0 && len(r.Pending) == 0 && len(r.Verify) == 0
+}
+
+// Repair applies the repair plan to srv's database:
+//
+//  1. drop REINDEX CONCURRENTLY leftovers (DROP INDEX CONCURRENTLY);
+//  2. resolve duplicates by the chosen rules, each removed row copied into
+//     ringfence.quarantine in the same transaction that deletes it;
+//  3. re-route rows outside their partition's bounds, when asked;
+//  4. rebuild every index at risk with REINDEX INDEX CONCURRENTLY (plain
+//     REINDEX only where the options allow it), retrying lock timeouts;
+//  5. verify: no duplicates, no misplaced rows, amcheck clean on every
+//     rebuilt index;
+//  6. refresh the collation versions, only if all of that succeeded.
+//
+// Duplicates without a rule stop it before anything changes. It holds a
+// session advisory lock for its whole run (ErrRepairRunning if another
+// repair has it), never a table lock beyond the statement that needs it, and
+// journals every action with its SQL in ringfence.repair_log. Interrupted
+// at any point, the next call resumes the unfinished run: every step is
+// either atomic or recomputed from the database's state, and rebuilds
+// already done are skipped.
+func Repair(ctx context.Context, srv *Server, opts RepairOptions) (*RepairResult, error) {
+	if opts.Attempts <= 0 {
+		opts.Attempts = 5
+	}
+	if opts.RetryWait <= 0 {
+		opts.RetryWait = time.Second
+	}
+	rw := srv.WithOptions(ConnOptions{ReadWrite: true})
+	conn, err := rw.Connect(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	// Let the server notice a dead client during a long REINDEX and give up
+	// its locks (PostgreSQL 14+; older servers ignore it).
+	_, _ = conn.Exec(ctx, "SET client_connection_check_interval = '1s'")
+
+	var locked bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", repairLockKey).Scan(&locked); err != nil {
+		return nil, fmt.Errorf("take the repair lock: %w", err)
+	}
+	if !locked {
+		return nil, ErrRepairRunning
+	}
+	defer func() {
+		_, _ = conn.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", repairLockKey)
+	}()
+
+	plan, err := planRepair(ctx, conn, opts)
+	if err != nil {
+		return nil, err
+	}
+	res := &RepairResult{Plan: plan, Events: []RepairEvent{}, Verify: []Finding{}}
+	if b := plan.Blockers(); len(b) > 0 {
+		res.Stopped = b
+		return res, nil
+	}
+	if err := ensureRepairTables(ctx, conn); err != nil {
+		return nil, err
+	}
+	a := &applier{conn: conn, opts: opts, res: res}
+	if plan.ResumeRun != "" {
+		a.run, res.Resumed = plan.ResumeRun, true
+	} else {
+		a.run = uuid.NewString()
+		optsJSON, _ := json.Marshal(struct {
+			Indexes           []string     `json:"indexes,omitempty"`
+			Dedupe            []DedupeRule `json:"dedupe,omitempty"`
+			ReroutePartitions bool         `json:"reroute_partitions"`
+			Blocking          bool         `json:"blocking"`
+		}{opts.Indexes, opts.Dedupe, opts.ReroutePartitions, opts.Blocking})
+		if _, err := conn.Exec(ctx, `INSERT INTO ringfence.repair_run (id, options) VALUES ($1, $2)`, a.run, optsJSON); err != nil {
+			return nil, fmt.Errorf("record repair run: %w", err)
+		}
+	}
+	res.RunID = a.run
+	if err := a.apply(ctx, plan); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// applier carries one repair run.
+type applier struct {
+	conn *pgx.Conn
+	opts RepairOptions
+	res  *RepairResult
+	run  string
+}
+
+func (a *applier) apply(ctx context.Context, plan *RepairPlan) error {
+	for _, ii := range plan.Invalid {
+		if !ii.Leftover {
+			continue
+		}
+		err := a.step(ctx, StepDropLeftover, QuoteIdent(ii.Schema, ii.Name), ii.SQL, func(context.Context) (int64, error) {
+			_, err := a.conn.Exec(ctx, ii.SQL)
+			return 0, err
+		})
+		if err != nil {
+			return err
+		}
+	}
+
+	failedDedupe := map[uint32]bool{}
+	for _, d := range plan.Duplicates {
+		if err := a.dedupe(ctx, d.Index, *d.Rule); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			failedDedupe[d.Index.OID] = true
+		}
+	}
+
+	if a.opts.ReroutePartitions {
+		for _, v := range plan.Partitions {
+			if err := a.reroute(ctx, v); err != nil && ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+	}
+
+	var rebuilt []PlannedRebuild
+	for _, r := range plan.Rebuilds {
+		target := r.QualifiedName()
+		switch {
+		case r.Done:
+			a.event(RepairEvent{Step: StepRebuild, Target: target, Status: StatusSkipped, SQL: r.SQL, Error: "already rebuilt by this run"})
+			rebuilt = append(rebuilt, r)
+			continue
+		case failedDedupe[r.root]:
+			a.event(RepairEvent{Step: StepRebuild, Target: target, Status: StatusSkipped, SQL: r.SQL, Error: "its duplicates could not be resolved"})
+			a.res.Failed = append(a.res.Failed, target+": not rebuilt, duplicates remain")
+			continue
+		case !r.Concurrent && !a.opts.Blocking:
+			a.event(RepairEvent{Step: StepRebuild, Target: target, Status: StatusSkipped, SQL: r.SQL, Error: "needs --blocking"})
+			continue
+		}
+		if err := a.rebuild(ctx, r, plan); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			continue
+		}
+		rebuilt = append(rebuilt, r)
+	}
+
+	if err := a.verify(ctx, plan, rebuilt); err != nil {
+		return err
+	}
+	a.res.Pending = plan.Decisions(a.opts)
+	if len(a.res.Failed) > 0 || len(a.res.Pending) > 0 || len(a.res.Verify) > 0 {
+		_, err := a.conn.Exec(ctx, `UPDATE ringfence.repair_run SET status = 'incomplete' WHERE id = $1`, a.run)
+		if err != nil {
+			return fmt.Errorf("record repair run: %w", err)
+		}
+		return nil
+	}
+	for _, sql := range plan.Refresh {
+		err := a.step(ctx, StepRefresh, sql, sql, func(ctx context.Context) (int64, error) {
+			_, err := a.conn.Exec(ctx, sql)
+			return 0, err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if _, err := a.conn.Exec(ctx, `UPDATE ringfence.repair_run SET status = 'done', finished_at = now() WHERE id = $1`, a.run); err != nil {
+		return fmt.Errorf("record repair run: %w", err)
+	}
+	a.res.Finished = true
+	return nil
+}
+
+// event records e in the result and reports it.
+func (a *applier) event(e RepairEvent) {
+	if e.Status != StatusStarted && e.Status != StatusRetry {
+		a.res.Events = append(a.res.Events, e)
+	}
+	if a.opts.Progress != nil {
+		a.opts.Progress(e)
+	}
+}
+
+// journal appends a row to ringfence.repair_log through q (the session or
+// the transaction the action ran in).
+func (a *applier) journal(ctx context.Context, q interface {
+	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+}, e RepairEvent) error {
+	var rows *int64
+	if e.Rows != 0 {
+		rows = &e.Rows
+	}
+	var errText *string
+	if e.Error != "" {
+		errText = &e.Error
+	}
+	_, err := q.Exec(ctx, `INSERT INTO ringfence.repair_log (run_id, step, target, status, sql, rows, attempt, error)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, a.run, e.Step, e.Target, e.Status, e.SQL, rows, e.Attempt, errText)
+	if err != nil {
+		return fmt.Errorf("write repair journal: %w", err)
+	}
+	return nil
+}
+
+// step runs one action with retries on lock timeouts, deadlocks and
+// serialization failures, journaling its start and outcome. fn returns the
+// rows it changed.
+func (a *applier) step(ctx context.Context, step, target, sql string, fn func(context.Context) (int64, error)) error {
+	return a.stepWithRecovery(ctx, step, target, sql, fn, nil)
+}
+
+// stepWithRecovery is step with a recovery hook, run after every failed
+// attempt; it returns whether another attempt is worth making even for an
+// error that is not transient.
+func (a *applier) stepWithRecovery(ctx context.Context, step, target, sql string,
+	fn func(context.Context) (int64, error), recoverFn func(context.Context, error) bool) error {
+	for attempt := 1; ; attempt++ {
+		start := time.Now()
+		ev := RepairEvent{Step: step, Target: target, SQL: sql, Attempt: attempt, Status: StatusStarted}
+		if err := a.journal(ctx, a.conn, ev); err != nil {
+			return err
+		}
+		a.event(ev)
+		n, err := fn(ctx)
+		ev.Elapsed = Duration(time.Since(start))
+		if err == nil {
+			ev.Status, ev.Rows = StatusDone, n
+			if step == StepDedupe || step == StepReroute {
+				// The transaction that changed the rows already journaled
+				// their completion.
+				a.event(ev)
+				return nil
+			}
+			if jerr := a.journal(ctx, a.conn, ev); jerr != nil {
+				return jerr
+			}
+			a.event(ev)
+			return nil
+		}
+		ev.Error = err.Error()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		again := transient(err)
+		if recoverFn != nil && recoverFn(ctx, err) {
+			again = true
+		}
+		if again && attempt < a.opts.Attempts {
+			ev.Status = StatusRetry
+			if jerr := a.journal(ctx, a.conn, ev); jerr != nil {
+				return jerr
+			}
+			a.event(ev)
+			if err := sleep(ctx, backoff(a.opts.RetryWait, attempt)); err != nil {
+				return err
+			}
+			continue
+		}
+		ev.Status = StatusFailed
+		if jerr := a.journal(ctx, a.conn, ev); jerr != nil {
+			return jerr
+		}
+		a.event(ev)
+		a.res.Failed = append(a.res.Failed, fmt.Sprintf("%s %s: %v", step, target, err))
+		return fmt.Errorf("%s %s: %w", step, target, err)
+	}
+}
+
+// transient reports whether err is worth retrying: a lock wait that hit
+// lock_timeout (55P03), a deadlock (40P01) or a serialization failure.
+func transient(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch pe.Code {
+	case "55P03", "40P01", "40001":
+		return true
+	}
+	return false
+}
+
+func sqlState(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+// backoff is the wait before attempt+1: base doubled per attempt, capped at
+// a minute, with ±25% jitter so that retries of several repairs spread out.
+func backoff(base time.Duration, attempt int) time.Duration {
+	d := base << (attempt - 1)
+	if d > time.Minute || d <= 0 {
+		d = time.Minute
+	}
+	jitter := time.Duration(rand.Int64N(int64(d)/2+1)) - d/4
+	return d + jitter
+}
+
+// sleep waits d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// dedupe resolves idx's duplicates by rule in one transaction: it picks the
+// rows to remove with a sequential scan, deletes them by ctid and copies
+// exactly the deleted rows into the quarantine, and journals the deletion.
+// A row updated concurrently keeps its new version (the ctid no longer
+// matches); the final verification would then find the group again.
+func (a *applier) dedupe(ctx context.Context, idx UniqueIndex, rule DedupeRule) error {
+	pick := victimsSQL(idx, rule)
+	return a.step(ctx, StepDedupe, idx.QualifiedName(), pick, func(ctx context.Context) (int64, error) {
+		var total int64
+		err := pgx.BeginTxFunc(ctx, a.conn, pgx.TxOptions{}, func(tx pgx.Tx) error {
+			if err := seqScanOnly(ctx, tx); err != nil {
+				return err
+			}
+			rows, err := tx.Query(ctx, pick)
+			if err != nil {
+				return fmt.Errorf("pick rows to remove: %w", err)
+			}
+			type leaf struct {
+				name  string
+				ctids []string
+			}
+			leaves, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (leaf, error) {
+				var l leaf
+				err := r.Scan(&l.name, &l.ctids)
+				return l, err
+			})
+			if err != nil {
+				return fmt.Errorf("pick rows to remove: %w", err)
+			}
+			for _, l := range leaves {
+				sql := deleteDuplicatesSQL(idx, a.run, l.name, l.ctids)
+				tag, err := tx.Exec(ctx, sql)
+				if err != nil {
+					return fmt.Errorf("remove duplicates from %s: %w", l.name, err)
+				}
+				total += tag.RowsAffected()
+				if err := a.journal(ctx, tx, RepairEvent{Step: StepDedupe, Target: idx.QualifiedName(), Status: StatusDone,
+					SQL: sql, Rows: tag.RowsAffected()}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err == nil {
+			a.res.Deleted += total
+		}
+		return total, err
+	})
+}
+
+// victimsSQL selects, per relation (partition), the ctids of the rows rule
+// removes from idx's duplicate groups: all but the one to keep.
+func victimsSQL(idx UniqueIndex, rule DedupeRule) string {
+	sel, names := idx.keyColumns()
+	keys := strings.Join(names, ", ")
+	order := "rf_ord ASC NULLS LAST"
+	if rule.KeepNewest {
+		order = "rf_ord DESC NULLS LAST"
+	}
+	return `SELECT rf_table::regclass::text, array_agg(rf_ctid::text ORDER BY rf_ctid)
+	  FROM (SELECT rf_table, rf_ctid,
+	               row_number() OVER (PARTITION BY ` + keys + ` ORDER BY ` + order + `, rf_table, rf_ctid) AS rf_rank,
+	               count(*) OVER (PARTITION BY ` + keys + `) AS rf_n
+	          FROM (SELECT ` + strings.Join(sel, ", ") + `, t.tableoid AS rf_table, t.ctid AS rf_ctid, t.` + QuoteIdent(rule.Column) + ` AS rf_ord
+	                  FROM ` + idx.from() + `
+	                 WHERE ` + idx.where() + `) AS s
+	         WHERE ` + idx.conflictFilter(names) + `) AS r
+	 WHERE rf_n > 1 AND rf_rank > 1
+	 GROUP BY rf_table
+	 ORDER BY rf_table`
+}
+
+// deleteDuplicatesSQL deletes the given rows from relation rel (a quoted
+// regclass text) and copies exactly the deleted rows into the quarantine.
+func deleteDuplicatesSQL(idx UniqueIndex, runID, rel string, ctids []string) string {
+	quoted := make([]string, len(ctids))
+	for i, c := range ctids {
+		quoted[i] = quoteLiteral(c) + "::tid"
+	}
+	return fmt.Sprintf(`WITH deleted AS (DELETE FROM ONLY %s AS t WHERE t.ctid = ANY (ARRAY[%s]) RETURNING jsonb_build_array(%s) AS key, to_jsonb(t) AS row_data) `+
+		`INSERT INTO ringfence.quarantine (run_id, reason, action, source_table, restore_table, object, key, row_data) `+
+		`SELECT %s::uuid, %s, %s, %s, %s, %s, key, row_data FROM deleted`,
+		rel, strings.Join(quoted, ", "), strings.Join(idx.Keys, ", "),
+		quoteLiteral(runID), quoteLiteral(string(KindDuplicateKey)), quoteLiteral(QuarantineDeleted),
+		quoteLiteral(rel), quoteLiteral(idx.QualifiedTable()), quoteLiteral(idx.QualifiedName()))
+}
+
+// reroute moves v's misplaced rows through the partitioned root in one
+// statement, copying each into the quarantine first.
+func (a *applier) reroute(ctx context.Context, v PartitionViolation) error {
+	sql := rerouteSQL(v, a.run)
+	target := QuoteIdent(v.Schema, v.Partition)
+	return a.step(ctx, StepReroute, target, sql, func(ctx context.Context) (int64, error) {
+		var n int64
+		err := pgx.BeginTxFunc(ctx, a.conn, pgx.TxOptions{}, func(tx pgx.Tx) error {
+			if err := seqScanOnly(ctx, tx); err != nil {
+				return err
+			}
+			tag, err := tx.Exec(ctx, sql)
+			if err != nil {
+				return err
+			}
+			n = tag.RowsAffected()
+			return a.journal(ctx, tx, RepairEvent{Step: StepReroute, Target: target, Status: StatusDone, SQL: sql, Rows: n})
+		})
+		if err == nil {
+			a.res.Moved += n
+		}
+		return n, err
+	})
+}
+
+// rebuild reindexes r. A failed REINDEX CONCURRENTLY leaves an invalid
+// copy (*_ccnew) behind: it is dropped after every failed attempt. A
+// unique violation (new duplicates arrived through the still-corrupt index
+// since the dedupe) is resolved again when a rule exists, then retried.
+func (a *applier) rebuild(ctx context.Context, r PlannedRebuild, plan *RepairPlan) error {
+	var rule *DedupeRule
+	var idx UniqueIndex
+	for _, d := range plan.Duplicates {
+		if d.Index.OID == r.root {
+			rule, idx = d.Rule, d.Index
+		}
+	}
+	if rule == nil {
+		// No duplicates were planned for this index; new ones may still
+		// appear: resolve them with the table's rule if there is one.
+		if rr := ruleFor(a.opts.Dedupe, r.Schema, r.Table); rr != nil {
+			if u, err := loadUniqueIndexes(ctx, a.conn, []uint32{r.root}); err == nil && len(u) == 1 {
+				rule, idx = rr, u[0]
+			}
+		}
+	}
+	recoverFn := func(ctx context.Context, err error) bool {
+		if r.Concurrent {
+			if derr := a.dropLeftoversOf(ctx, r); derr != nil {
+				return false
+			}
+		}
+		if sqlState(err) == "23505" && rule != nil {
+			return a.dedupe(ctx, idx, *rule) == nil
+		}
+		return false
+	}
+	return a.stepWithRecovery(ctx, StepRebuild, r.QualifiedName(), r.SQL, func(ctx context.Context) (int64, error) {
+		timeout := "0"
+		if a.opts.RebuildTimeout > 0 {
+			timeout = fmt.Sprint(a.opts.RebuildTimeout.Milliseconds())
+		}
+		if _, err := a.conn.Exec(ctx, "SET statement_timeout = "+timeout); err != nil {
+			return 0, err
+		}
+		_, err := a.conn.Exec(ctx, r.SQL)
+		if _, rerr := a.conn.Exec(ctx, "RESET statement_timeout"); rerr != nil && err == nil {
+			err = rerr
+		}
+		return 0, err
+	}, recoverFn)
+}
+
+// dropLeftoversOf drops the invalid *_ccnew / *_ccold copies a failed
+// REINDEX CONCURRENTLY of r left on its table.
+func (a *applier) dropLeftoversOf(ctx context.Context, r PlannedRebuild) error {
+	rows, err := a.conn.Query(ctx, `
+		SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+		  FROM pg_index i
+		  JOIN pg_class c ON c.oid = i.indexrelid
+		  JOIN pg_namespace n ON n.oid = c.relnamespace
+		  JOIN pg_class t ON t.oid = i.indrelid
+		 WHERE NOT i.indisvalid AND n.nspname = $1 AND t.relname = $2
+		   AND c.relname ~ '_cc(new|old)[0-9]*$' AND starts_with(c.relname, left($3, 40))`,
+		r.Schema, r.Table, r.Name)
+	if err != nil {
+		return fmt.Errorf("find leftovers of %s: %w", r.QualifiedName(), err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("find leftovers of %s: %w", r.QualifiedName(), err)
+	}
+	for _, name := range names {
+		sql := "DROP INDEX CONCURRENTLY IF EXISTS " + name
+		err := a.step(ctx, StepDropLeftover, name, sql, func(ctx context.Context) (int64, error) {
+			_, err := a.conn.Exec(ctx, sql)
+			return 0, err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// verify re-reads the database: no duplicates under the unique indexes
+// rebuilt, no rows outside partition bounds (when they were re-routed),
+// and amcheck's bt_index_check (with heapallindexed) clean on every index
+// rebuilt.
+func (a *applier) verify(ctx context.Context, plan *RepairPlan, rebuilt []PlannedRebuild) error {
+	start := time.Now()
+	ev := RepairEvent{Step: StepVerify, Target: plan.Database, Status: StatusStarted}
+	a.event(ev)
+	var roots []uint32
+	seen := map[uint32]bool{}
+	for _, r := range rebuilt {
+		if !seen[r.root] {
+			seen[r.root] = true
+			roots = append(roots, r.root)
+		}
+	}
+	uniq, err := uniqueOnly(ctx, a.conn, roots)
+	if err != nil {
+		return err
+	}
+	indexes, err := loadUniqueIndexes(ctx, a.conn, uniq)
+	if err != nil {
+		return err
+	}
+	rep := &DuplicateReport{Database: plan.Database}
+	for _, idx := range indexes {
+		d, err := searchDuplicates(ctx, a.conn, idx, 1)
+		if err != nil {
+			return err
+		}
+		rep.Indexes = append(rep.Indexes, *d)
+	}
+	a.res.Verify = append(a.res.Verify, rep.Findings()...)
+
+	if a.opts.ReroutePartitions {
+		inv, err := ReadInventory(ctx, a.conn)
+		if err != nil {
+			return err
+		}
+		left, err := partitionViolations(ctx, a.conn, inv)
+		if err != nil {
+			return err
+		}
+		for _, v := range left {
+			a.res.Verify = append(a.res.Verify, Finding{Kind: KindPartitionBoundViolation, Database: plan.Database,
+				Schema: v.Schema, Table: v.Partition, Object: v.Partition, Rows: v.Rows,
+				Detail: fmt.Sprintf("%d row(s) still outside the bounds of partition %s", v.Rows, v.Partition)})
+		}
+	}
+
+	if len(rebuilt) > 0 {
+		if err := a.ensureAmcheck(ctx); err != nil {
+			return err
+		}
+		for _, r := range rebuilt {
+			if _, err := a.conn.Exec(ctx, "SELECT bt_index_check(index => $1::regclass, heapallindexed => true)", r.QualifiedName()); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				a.res.Verify = append(a.res.Verify, Finding{Kind: KindIndexCorrupt, Database: plan.Database,
+					Schema: r.Schema, Table: r.Table, Object: r.Name, Detail: "after rebuild: " + err.Error()})
+			}
+		}
+	}
+	ev.Status, ev.Elapsed = StatusDone, Duration(time.Since(start))
+	if len(a.res.Verify) > 0 {
+		ev.Status, ev.Error = StatusFailed, fmt.Sprintf("%d finding(s) after repair", len(a.res.Verify))
+	}
+	a.event(ev)
+	return a.journal(ctx, a.conn, ev)
+}
+
+// ensureAmcheck installs the amcheck extension if the database lacks it
+// (journaled like every other change).
+func (a *applier) ensureAmcheck(ctx context.Context) error {
+	var installed bool
+	if err := a.conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'amcheck')").Scan(&installed); err != nil {
+		return fmt.Errorf("look for amcheck: %w", err)
+	}
+	if installed {
+		return nil
+	}
+	sql := "CREATE EXTENSION IF NOT EXISTS amcheck"
+	return a.step(ctx, StepInstall, "amcheck", sql, func(ctx context.Context) (int64, error) {
+		_, err := a.conn.Exec(ctx, sql)
+		return 0, err
+	})
+}

@@ -1,0 +1,717 @@
+package pgcheck
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// DedupeRule chooses which row of a duplicate group a repair keeps: the
+// newest or oldest by a named column. The others are moved to the
+// quarantine. Repair never picks a row on its own.
+type DedupeRule struct {
+	// Table limits the rule to one table ("table" or "schema.table", as
+	// stored, unquoted); empty applies it to every table.
+	Table string `json:"table,omitempty"`
+	// KeepNewest keeps the row with the greatest Column value; otherwise the
+	// row with the smallest. NULLs count as oldest; ties keep the row
+	// stored first (lowest partition, then ctid).
+	KeepNewest bool `json:"keep_newest"`
+	// Column is the column that orders a group's rows.
+	Column string `json:"column"`
+}
+
+// ParseDedupeRule parses "[TABLE=]keep-newest:COLUMN" or
+// "[TABLE=]keep-oldest:COLUMN".
+func ParseDedupeRule(s string) (DedupeRule, error) {
+	var r DedupeRule
+	rest := s
+	if t, after, ok := strings.Cut(s, "="); ok {
+		r.Table, rest = strings.TrimSpace(t), after
+		if r.Table == "" {
+			return r, fmt.Errorf("dedupe rule %q: empty table name before '='", s)
+		}
+	}
+	how, col, ok := strings.Cut(rest, ":")
+	if !ok || strings.TrimSpace(col) == "" {
+		return r, fmt.Errorf("dedupe rule %q: want [TABLE=]keep-newest:COLUMN or [TABLE=]keep-oldest:COLUMN", s)
+	}
+	switch strings.TrimSpace(how) {
+	case "keep-newest":
+		r.KeepNewest = true
+	case "keep-oldest":
+	default:
+		return r, fmt.Errorf("dedupe rule %q: unknown rule %q (keep-newest or keep-oldest)", s, how)
+	}
+	r.Column = strings.TrimSpace(col)
+	return r, nil
+}
+
+// String renders r in the form ParseDedupeRule reads.
+func (r DedupeRule) String() string {
+	how := "keep-oldest"
+	if r.KeepNewest {
+		how = "keep-newest"
+	}
+	s := how + ":" + r.Column
+	if r.Table != "" {
+		s = r.Table + "=" + s
+	}
+	return s
+}
+
+// ruleFor returns the rule for schema.table: a rule naming the table wins
+// over one for every table.
+func ruleFor(rules []DedupeRule, schema, table string) *DedupeRule {
+	var general *DedupeRule
+	for i := range rules {
+		r := &rules[i]
+		switch r.Table {
+		case table, schema + "." + table:
+			return r
+		case "":
+			if general == nil {
+				general = r
+			}
+		}
+	}
+	return general
+}
+
+// RepairOptions chooses what a repair may do. The zero value plans a repair
+// of every object at risk and, applied, stops on duplicates and leaves
+// misplaced partition rows and exclusion constraints to the operator.
+type RepairOptions struct {
+	// Indexes restricts rebuilds and the duplicate search to these indexes
+	// or constraints (partitioned indexes stand for their partitions').
+	Indexes []string
+	// Dedupe holds the rules that resolve duplicates. Without a rule for a
+	// table, duplicates in it stop the repair before anything changes.
+	Dedupe []DedupeRule
+	// ReroutePartitions moves rows outside their partition's bounds to the
+	// partition their key belongs in now (a copy goes to the quarantine
+	// first). Otherwise they are reported with the SQL to do it.
+	ReroutePartitions bool
+	// Blocking allows a plain REINDEX, which blocks writes to the table for
+	// its duration, where REINDEX CONCURRENTLY is impossible: exclusion
+	// constraints.
+	Blocking bool
+	// Attempts bounds the tries of a step that fails on a lock timeout,
+	// deadlock or serialization failure (default 5).
+	Attempts int
+	// RetryWait is the wait before the second try; it doubles up to a
+	// minute (default 1s).
+	RetryWait time.Duration
+	// RebuildTimeout bounds each REINDEX; zero means none (lock waits stay
+	// bounded by the session's lock_timeout).
+	RebuildTimeout time.Duration
+	// Progress, if set, is told of every action as it starts and ends.
+	Progress func(RepairEvent)
+}
+
+// InvalidIndex is an index with indisvalid = false.
+type InvalidIndex struct {
+	Schema string `json:"schema"`
+	Table  string `json:"table"`
+	Name   string `json:"name"`
+	// Leftover marks a REINDEX CONCURRENTLY leftover (*_ccnew, *_ccold),
+	// which the repair drops; other invalid indexes (a failed CREATE INDEX
+	// CONCURRENTLY) are the operator's to rebuild or drop.
+	Leftover bool `json:"leftover"`
+	// SQL drops it.
+	SQL string `json:"sql"`
+}
+
+// DuplicatePlan is a unique index violated by stored rows, and how the
+// repair resolves it.
+type DuplicatePlan struct {
+	IndexDuplicates
+	// Rule resolves the duplicates; nil means they block the repair.
+	Rule *DedupeRule `json:"rule,omitempty"`
+	// Problem says why Rule cannot be applied (missing column, referencing
+	// foreign keys with ON DELETE actions).
+	Problem string `json:"problem,omitempty"`
+}
+
+// Resolvable reports whether the repair may resolve the duplicates itself.
+func (d DuplicatePlan) Resolvable() bool { return d.Rule != nil && d.Problem == "" }
+
+// PlannedRebuild is one index the repair rebuilds.
+type PlannedRebuild struct {
+	OID    uint32 `json:"oid"`
+	Schema string `json:"schema"`
+	Table  string `json:"table"`
+	Name   string `json:"name"`
+	// Type is the inventory object type (index, primary_key, ...).
+	Type  string `json:"type"`
+	Bytes int64  `json:"bytes"`
+	// Concurrent is false where only a plain REINDEX works (exclusion
+	// constraints); such a rebuild needs RepairOptions.Blocking.
+	Concurrent bool `json:"concurrent"`
+	// BlockedBy names the duplicates that make the rebuild fail until
+	// they are resolved.
+	BlockedBy string `json:"blocked_by,omitempty"`
+	// Done marks an index already rebuilt by the interrupted run being
+	// resumed.
+	Done bool   `json:"done,omitempty"`
+	SQL  string `json:"sql"`
+
+	root uint32
+}
+
+// QualifiedName is the index's quoted, schema-qualified name.
+func (r PlannedRebuild) QualifiedName() string { return QuoteIdent(r.Schema, r.Name) }
+
+// PartitionViolation is a partition holding rows outside its own bounds:
+// after a collation change the rows' keys sort elsewhere, so queries that
+// prune partitions no longer find them.
+type PartitionViolation struct {
+	Schema    string `json:"schema"`
+	Partition string `json:"partition"`
+	// Root is the partitioned table that routes rows to partitions.
+	Root string `json:"root"`
+	Rows int64  `json:"rows"`
+	// Constraint is the partition's implicit constraint.
+	Constraint string `json:"constraint"`
+	// ListSQL selects the misplaced rows.
+	ListSQL string `json:"list_sql"`
+	// RerouteSQL moves them, in one statement, to the partition their key
+	// belongs in now (run it inside a transaction with index scans off).
+	RerouteSQL string `json:"reroute_sql"`
+
+	oid, rootOID uint32
+	columns      string
+}
+
+// CheckViolation is a CHECK constraint that stored rows violate under the
+// current collation. The repair never changes such rows: which value is
+// right is the operator's call.
+type CheckViolation struct {
+	Schema     string `json:"schema"`
+	Table      string `json:"table"`
+	Constraint string `json:"constraint"`
+	Expression string `json:"expression"`
+	Rows       int64  `json:"rows"`
+	// ListSQL selects the violating rows.
+	ListSQL string `json:"list_sql"`
+}
+
+// RepairPlan is what a repair would do to one database, in order.
+type RepairPlan struct {
+	Database string `json:"database"`
+	// ResumeRun is the interrupted run an apply would continue.
+	ResumeRun string `json:"resume_run,omitempty"`
+	// Invalid lists invalid indexes; leftovers are dropped first.
+	Invalid []InvalidIndex `json:"invalid_indexes"`
+	// Duplicates lists unique indexes violated by stored rows.
+	Duplicates []DuplicatePlan `json:"duplicates"`
+	// Partitions lists partitions holding rows outside their bounds.
+	Partitions []PartitionViolation `json:"partition_violations"`
+	// Checks lists CHECK constraints violated by stored rows.
+	Checks []CheckViolation `json:"check_violations"`
+	// Rebuilds lists the indexes to rebuild, in order: unique ones first
+	// (they restore enforcement), smallest first within each group.
+	Rebuilds []PlannedRebuild `json:"rebuilds"`
+	// Refresh holds the collation-version refreshes that run last, once
+	// everything else succeeded. Empty when PostgreSQL's recorded versions
+	// already match (the change was invisible to it).
+	Refresh []string `json:"refresh"`
+	// System lists at-risk objects in system catalogs, which the repair
+	// does not touch (REINDEX SYSTEM is an operator's decision).
+	System []ObjectRef `json:"system,omitempty"`
+}
+
+// Blockers returns why an apply would stop before changing anything:
+// duplicates the options give no usable rule for.
+func (p *RepairPlan) Blockers() []string {
+	var out []string
+	for _, d := range p.Duplicates {
+		if d.Resolvable() {
+			continue
+		}
+		why := "no --dedupe rule for this table"
+		if d.Problem != "" {
+			why = d.Problem
+		}
+		out = append(out, fmt.Sprintf("%s: %d duplicated key(s), %d excess row(s): %s",
+			d.Index.QualifiedName(), d.Groups, d.ExcessRows, why))
+	}
+	return out
+}
+
+// Decisions returns what an apply with opts would leave to the operator;
+// while any remain the collation versions are not refreshed.
+func (p *RepairPlan) Decisions(opts RepairOptions) []string {
+	var out []string
+	if !opts.ReroutePartitions {
+		for _, v := range p.Partitions {
+			out = append(out, fmt.Sprintf("%s: %d row(s) outside the partition's bounds (re-route with --reroute-partitions, or run its reroute SQL)",
+				QuoteIdent(v.Schema, v.Partition), v.Rows))
+		}
+	}
+	for _, c := range p.Checks {
+		out = append(out, fmt.Sprintf("%s on %s: %d row(s) violate the CHECK constraint (fix the rows; repair does not choose values)",
+			c.Constraint, QuoteIdent(c.Schema, c.Table), c.Rows))
+	}
+	if !opts.Blocking {
+		for _, r := range p.Rebuilds {
+			if !r.Concurrent && !r.Done {
+				out = append(out, fmt.Sprintf("%s: %s cannot be rebuilt concurrently (allow a blocking REINDEX with --blocking)",
+					r.QualifiedName(), r.Type))
+			}
+		}
+	}
+	return out
+}
+
+// PlanRepair computes the repair of srv's database without changing
+// anything: it runs in read-only sessions, and reads rows with sequential
+// scans (never through the indexes it suspects).
+func PlanRepair(ctx context.Context, srv *Server, opts RepairOptions) (*RepairPlan, error) {
+	ro := srv.WithOptions(ConnOptions{ReadWrite: false})
+	conn, err := ro.Connect(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	return planRepair(ctx, conn, opts)
+}
+
+func planRepair(ctx context.Context, conn *pgx.Conn, opts RepairOptions) (*RepairPlan, error) {
+	inv, err := ReadInventory(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	p := &RepairPlan{Database: inv.Database, Invalid: []InvalidIndex{}, Duplicates: []DuplicatePlan{},
+		Partitions: []PartitionViolation{}, Checks: []CheckViolation{}, Rebuilds: []PlannedRebuild{}, Refresh: []string{}}
+	var done map[string]bool
+	if p.ResumeRun, done, err = readJournal(ctx, conn); err != nil {
+		return nil, err
+	}
+	if p.Invalid, err = invalidIndexes(ctx, conn); err != nil {
+		return nil, err
+	}
+	if err := p.planRebuilds(ctx, conn, inv, opts.Indexes, done); err != nil {
+		return nil, err
+	}
+	if err := p.planDuplicates(ctx, conn, opts.Dedupe); err != nil {
+		return nil, err
+	}
+	if p.Partitions, err = partitionViolations(ctx, conn, inv); err != nil {
+		return nil, err
+	}
+	if p.Checks, err = checkViolations(ctx, conn, inv); err != nil {
+		return nil, err
+	}
+	p.Refresh = refreshStatements(inv)
+	return p, nil
+}
+
+// readJournal returns the latest unfinished repair run, if any, and the
+// indexes it already rebuilt.
+func readJournal(ctx context.Context, conn *pgx.Conn) (string, map[string]bool, error) {
+	done := map[string]bool{}
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass('ringfence.repair_log') IS NOT NULL`).Scan(&exists); err != nil {
+		return "", nil, fmt.Errorf("read repair journal: %w", err)
+	}
+	if !exists {
+		return "", done, nil
+	}
+	var run string
+	err := conn.QueryRow(ctx, `SELECT id::text FROM ringfence.repair_run WHERE finished_at IS NULL
+		ORDER BY started_at DESC LIMIT 1`).Scan(&run)
+	if err == pgx.ErrNoRows {
+		return "", done, nil
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("read repair journal: %w", err)
+	}
+	rows, err := conn.Query(ctx, `SELECT DISTINCT target FROM ringfence.repair_log
+		WHERE run_id = $1::uuid AND step = 'rebuild' AND status = 'done'`, run)
+	if err != nil {
+		return "", nil, fmt.Errorf("read repair journal: %w", err)
+	}
+	targets, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return "", nil, fmt.Errorf("read repair journal: %w", err)
+	}
+	for _, t := range targets {
+		done[t] = true
+	}
+	return run, done, nil
+}
+
+// invalidIndexes lists invalid indexes on user tables. REINDEX CONCURRENTLY
+// leftovers are marked for dropping unless an index build is running on the
+// table right now (then the invalid index may be that build's).
+func invalidIndexes(ctx context.Context, conn *pgx.Conn) ([]InvalidIndex, error) {
+	rows, err := conn.Query(ctx, `
+		SELECT n.nspname, t.relname, c.relname,
+		       c.relname ~ '_cc(new|old)[0-9]*$'
+		         AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_create_index p WHERE p.relid = i.indrelid)
+		  FROM pg_index i
+		  JOIN pg_class c ON c.oid = i.indexrelid
+		  JOIN pg_class t ON t.oid = i.indrelid
+		  JOIN pg_namespace n ON n.oid = c.relnamespace
+		 WHERE NOT i.indisvalid
+		   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+		   AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
+		 ORDER BY 1, 2, 3`)
+	if err != nil {
+		return nil, fmt.Errorf("list invalid indexes: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (InvalidIndex, error) {
+		var ii InvalidIndex
+		err := r.Scan(&ii.Schema, &ii.Table, &ii.Name, &ii.Leftover)
+		ii.SQL = "DROP INDEX CONCURRENTLY IF EXISTS " + QuoteIdent(ii.Schema, ii.Name)
+		return ii, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list invalid indexes: %w", err)
+	}
+	return out, nil
+}
+
+// planRebuilds lists the indexes to rebuild: those named, or every valid
+// at-risk index on a user table.
+func (p *RepairPlan) planRebuilds(ctx context.Context, conn *pgx.Conn, inv *Inventory, names []string, done map[string]bool) error {
+	var oids []uint32
+	if len(names) > 0 {
+		for _, n := range names {
+			oid, err := lookupIndex(ctx, conn, n)
+			if err != nil {
+				return err
+			}
+			oids = append(oids, oid)
+		}
+	} else {
+		for _, o := range inv.Objects {
+			if !o.AtRisk || !o.Valid {
+				continue
+			}
+			switch o.Type {
+			case ObjectIndex, ObjectUniqueConstraint, ObjectPrimaryKey, ObjectExclusionConstraint, ObjectMatviewIndex:
+			default:
+				continue
+			}
+			if o.Schema == "pg_catalog" || o.Schema == "information_schema" {
+				p.System = append(p.System, o.Ref())
+				continue
+			}
+			if systemSchema(o.Schema) {
+				continue
+			}
+			oids = append(oids, o.OID)
+		}
+	}
+	if len(oids) == 0 {
+		return nil
+	}
+	// Partitioned indexes stand for their partitions' indexes; each is
+	// rebuilt (and journaled) on its own.
+	rows, err := conn.Query(ctx, `
+		WITH leaves AS (
+		  SELECT DISTINCT coalesce(pt.relid, w.oid) AS oid
+		    FROM unnest($1::oid[]) AS w(oid)
+		    LEFT JOIN LATERAL (SELECT relid FROM pg_partition_tree(w.oid) WHERE isleaf) pt ON true)
+		SELECT c.oid, n.nspname, t.relname, c.relname, coalesce(con.contype::text, ''),
+		       i.indisunique, pg_relation_size(c.oid), coalesce(pg_partition_root(c.oid), c.oid), t.relkind::text
+		  FROM leaves
+		  JOIN pg_class c ON c.oid = leaves.oid AND c.relkind = 'i'
+		  JOIN pg_index i ON i.indexrelid = c.oid
+		  JOIN pg_class t ON t.oid = i.indrelid
+		  JOIN pg_namespace n ON n.oid = c.relnamespace
+		  LEFT JOIN pg_constraint con ON con.conindid = c.oid AND con.conrelid = i.indrelid
+		       AND con.contype IN ('p', 'u', 'x')
+		 WHERE i.indisvalid`, oids)
+	if err != nil {
+		return fmt.Errorf("describe indexes to rebuild: %w", err)
+	}
+	type described struct {
+		r      PlannedRebuild
+		unique bool
+	}
+	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (described, error) {
+		var d described
+		var contype, relkind string
+		err := row.Scan(&d.r.OID, &d.r.Schema, &d.r.Table, &d.r.Name, &contype, &d.unique, &d.r.Bytes, &d.r.root, &relkind)
+		d.r.Type = indexType(relkind, contype)
+		d.r.Concurrent = contype != "x"
+		return d, err
+	})
+	if err != nil {
+		return fmt.Errorf("describe indexes to rebuild: %w", err)
+	}
+	sort.SliceStable(list, func(i, j int) bool {
+		a, b := list[i], list[j]
+		if a.unique != b.unique {
+			return a.unique
+		}
+		if a.r.Bytes != b.r.Bytes {
+			return a.r.Bytes < b.r.Bytes
+		}
+		return a.r.QualifiedName() < b.r.QualifiedName()
+	})
+	for _, d := range list {
+		r := d.r
+		r.SQL = "REINDEX INDEX CONCURRENTLY " + r.QualifiedName()
+		if !r.Concurrent {
+			r.SQL = "REINDEX INDEX " + r.QualifiedName()
+		}
+		r.Done = done[r.QualifiedName()]
+		p.Rebuilds = append(p.Rebuilds, r)
+	}
+	return nil
+}
+
+// planDuplicates searches the unique indexes among the rebuilds for stored
+// duplicates, decides the rule for each violated one, and marks the
+// rebuilds they block.
+func (p *RepairPlan) planDuplicates(ctx context.Context, conn *pgx.Conn, rules []DedupeRule) error {
+	var roots []uint32
+	seen := map[uint32]bool{}
+	for _, r := range p.Rebuilds {
+		if r.Type == ObjectExclusionConstraint || seen[r.root] {
+			continue
+		}
+		seen[r.root] = true
+		roots = append(roots, r.root)
+	}
+	// Only unique ones: loadUniqueIndexes refuses others, so filter first.
+	uniq, err := uniqueOnly(ctx, conn, roots)
+	if err != nil {
+		return err
+	}
+	indexes, err := loadUniqueIndexes(ctx, conn, uniq)
+	if err != nil {
+		return err
+	}
+	blocked := map[uint32]string{}
+	for _, idx := range indexes {
+		d, err := searchDuplicates(ctx, conn, idx, 20)
+		if err != nil {
+			return err
+		}
+		if d.Groups == 0 {
+			continue
+		}
+		dp := DuplicatePlan{IndexDuplicates: *d, Rule: ruleFor(rules, idx.Schema, idx.Table)}
+		if dp.Rule != nil {
+			if dp.Problem, err = dedupeProblem(ctx, conn, idx, *dp.Rule); err != nil {
+				return err
+			}
+		}
+		p.Duplicates = append(p.Duplicates, dp)
+		blocked[idx.OID] = fmt.Sprintf("%d duplicated key(s) under %s", d.Groups, idx.QualifiedName())
+	}
+	for i := range p.Rebuilds {
+		p.Rebuilds[i].BlockedBy = blocked[p.Rebuilds[i].root]
+	}
+	return nil
+}
+
+func uniqueOnly(ctx context.Context, conn *pgx.Conn, oids []uint32) ([]uint32, error) {
+	if len(oids) == 0 {
+		return nil, nil
+	}
+	rows, err := conn.Query(ctx, `
+		SELECT w.oid FROM unnest($1::oid[]) WITH ORDINALITY AS w(oid, ord)
+		  JOIN pg_index i ON i.indexrelid = w.oid
+		  JOIN pg_class c ON c.oid = w.oid
+		  JOIN pg_am am ON am.oid = c.relam
+		 WHERE i.indisunique AND am.amname = 'btree'
+		 ORDER BY w.ord`, oids)
+	if err != nil {
+		return nil, fmt.Errorf("select unique indexes: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[uint32])
+	if err != nil {
+		return nil, fmt.Errorf("select unique indexes: %w", err)
+	}
+	return out, nil
+}
+
+// dedupeProblem says why rule cannot resolve idx's duplicates: the column
+// does not exist, or deleting rows would fire ON DELETE actions on
+// referencing tables (a cascade would delete rows the quarantine never
+// saw). With NO ACTION / RESTRICT foreign keys a delete of a referenced row
+// simply fails and the repair reports it.
+func dedupeProblem(ctx context.Context, conn *pgx.Conn, idx UniqueIndex, rule DedupeRule) (string, error) {
+	var hasColumn bool
+	var actions []string
+	err := conn.QueryRow(ctx, `
+		SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = $1 AND attname = $2 AND attnum > 0 AND NOT attisdropped),
+		       coalesce(array_agg(DISTINCT con.conname || ' on ' || con.conrelid::regclass::text)
+		                FILTER (WHERE con.oid IS NOT NULL), '{}')
+		  FROM (SELECT $1::oid AS relid UNION SELECT relid FROM pg_partition_tree($1)) r
+		  LEFT JOIN pg_constraint con ON con.contype = 'f' AND con.confrelid = r.relid
+		       AND con.confdeltype NOT IN ('a', 'r')`, idx.tableOID, rule.Column).Scan(&hasColumn, &actions)
+	if err != nil {
+		return "", fmt.Errorf("check dedupe rule for %s: %w", idx.QualifiedTable(), err)
+	}
+	if !hasColumn {
+		return fmt.Sprintf("rule %s: table %s has no column %q", rule, idx.QualifiedTable(), rule.Column), nil
+	}
+	if len(actions) > 0 {
+		return fmt.Sprintf("foreign keys with ON DELETE actions reference %s (%s): deleting duplicates would change other tables; re-point the references, then delete by hand",
+			idx.QualifiedTable(), strings.Join(actions, ", ")), nil
+	}
+	return "", nil
+}
+
+// partitionViolations counts, per leaf partition of every partitioned table
+// whose key depends on an at-risk collation, the rows outside the
+// partition's own bounds.
+func partitionViolations(ctx context.Context, conn *pgx.Conn, inv *Inventory) ([]PartitionViolation, error) {
+	var parents []uint32
+	for _, o := range inv.Objects {
+		if o.Type == ObjectPartitionKey && o.AtRisk && !systemSchema(o.Schema) {
+			parents = append(parents, o.OID)
+		}
+	}
+	out := []PartitionViolation{}
+	if len(parents) == 0 {
+		return out, nil
+	}
+	rows, err := conn.Query(ctx, `
+		SELECT DISTINCT ON (c.oid) c.oid, n.nspname, c.relname, pg_partition_root(c.oid),
+		       pg_partition_root(c.oid)::regclass::text, pg_get_partition_constraintdef(c.oid),
+		       (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) FROM pg_attribute a
+		         WHERE a.attrelid = pg_partition_root(c.oid) AND a.attnum > 0 AND NOT a.attisdropped
+		           AND a.attgenerated = '')
+		  FROM unnest($1::oid[]) AS p(oid)
+		  CROSS JOIN LATERAL pg_partition_tree(p.oid) pt
+		  JOIN pg_class c ON c.oid = pt.relid AND pt.isleaf AND c.relkind = 'r'
+		  JOIN pg_namespace n ON n.oid = c.relnamespace
+		 ORDER BY c.oid`, parents)
+	if err != nil {
+		return nil, fmt.Errorf("list partitions: %w", err)
+	}
+	leaves, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (PartitionViolation, error) {
+		var v PartitionViolation
+		var constraint *string
+		err := r.Scan(&v.oid, &v.Schema, &v.Partition, &v.rootOID, &v.Root, &constraint, &v.columns)
+		if constraint != nil {
+			v.Constraint = *constraint
+		}
+		return v, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list partitions: %w", err)
+	}
+	for _, v := range leaves {
+		if v.Constraint == "" {
+			continue // a default partition of an empty bound set: anything goes
+		}
+		leaf := QuoteIdent(v.Schema, v.Partition)
+		v.ListSQL = fmt.Sprintf("SELECT * FROM ONLY %s AS t WHERE (%s) IS FALSE", leaf, v.Constraint)
+		v.RerouteSQL = rerouteSQL(v, "")
+		n, err := countSeqScan(ctx, conn, fmt.Sprintf("SELECT count(*) FROM ONLY %s AS t WHERE (%s) IS FALSE", leaf, v.Constraint))
+		if err != nil {
+			return nil, fmt.Errorf("scan partition %s: %w", leaf, err)
+		}
+		if n > 0 {
+			v.Rows = n
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}
+
+// rerouteSQL moves v's misplaced rows through the partitioned root, copying
+// each into the quarantine on the way when runID is set.
+func rerouteSQL(v PartitionViolation, runID string) string {
+	leaf := QuoteIdent(v.Schema, v.Partition)
+	var b strings.Builder
+	fmt.Fprintf(&b, "WITH moved AS (DELETE FROM ONLY %s AS t WHERE (%s) IS FALSE RETURNING t.*)", leaf, v.Constraint)
+	if runID != "" {
+		fmt.Fprintf(&b, ", quarantined AS (INSERT INTO ringfence.quarantine (run_id, reason, action, source_table, restore_table, object, row_data) "+
+			"SELECT %s, %s, %s, %s, %s, %s, to_jsonb(moved) FROM moved)",
+			quoteLiteral(runID)+"::uuid", quoteLiteral(string(KindPartitionBoundViolation)), quoteLiteral(QuarantineMoved),
+			quoteLiteral(leaf), quoteLiteral(v.Root), quoteLiteral(leaf))
+	}
+	fmt.Fprintf(&b, " INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM moved", v.Root, v.columns, v.columns)
+	return b.String()
+}
+
+// checkViolations counts, per at-risk CHECK constraint on a table with rows,
+// the stored rows that violate it.
+func checkViolations(ctx context.Context, conn *pgx.Conn, inv *Inventory) ([]CheckViolation, error) {
+	var oids []uint32
+	for _, o := range inv.Objects {
+		if o.Type == ObjectCheckConstraint && o.AtRisk && o.Valid && !systemSchema(o.Schema) {
+			oids = append(oids, o.OID)
+		}
+	}
+	out := []CheckViolation{}
+	if len(oids) == 0 {
+		return out, nil
+	}
+	rows, err := conn.Query(ctx, `
+		SELECT n.nspname, t.relname, con.conname, pg_get_expr(con.conbin, con.conrelid)
+		  FROM pg_constraint con
+		  JOIN pg_class t ON t.oid = con.conrelid AND t.relkind IN ('r', 'm')
+		  JOIN pg_namespace n ON n.oid = t.relnamespace
+		 WHERE con.oid = ANY ($1::oid[])
+		 ORDER BY 1, 2, 3`, oids)
+	if err != nil {
+		return nil, fmt.Errorf("list CHECK constraints: %w", err)
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (CheckViolation, error) {
+		var c CheckViolation
+		err := r.Scan(&c.Schema, &c.Table, &c.Constraint, &c.Expression)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list CHECK constraints: %w", err)
+	}
+	for _, c := range list {
+		tbl := QuoteIdent(c.Schema, c.Table)
+		c.ListSQL = fmt.Sprintf("SELECT * FROM ONLY %s AS t WHERE (%s) IS FALSE", tbl, c.Expression)
+		n, err := countSeqScan(ctx, conn, fmt.Sprintf("SELECT count(*) FROM ONLY %s AS t WHERE (%s) IS FALSE", tbl, c.Expression))
+		if err != nil {
+			return nil, fmt.Errorf("scan %s for CHECK %s: %w", tbl, c.Constraint, err)
+		}
+		if n > 0 {
+			c.Rows = n
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// countSeqScan runs a count query in a read-only transaction without index
+// scans or constraint exclusion (which would "prove" the answer zero from
+// the very constraint under test).
+func countSeqScan(ctx context.Context, conn *pgx.Conn, sql string) (int64, error) {
+	var n int64
+	err := pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if err := seqScanOnly(ctx, tx); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, sql).Scan(&n)
+	})
+	return n, err
+}
+
+// refreshStatements returns the ALTER ... REFRESH VERSION statements for
+// the collations whose recorded version differs from the library's.
+func refreshStatements(inv *Inventory) []string {
+	out := []string{}
+	for _, c := range inv.Collations {
+		if c.RecordedVersion == "" || c.ActualVersion == "" || c.RecordedVersion == c.ActualVersion {
+			continue
+		}
+		if c.IsDefault {
+			out = append(out, "ALTER DATABASE "+QuoteIdent(inv.Database)+" REFRESH COLLATION VERSION")
+			continue
+		}
+		out = append(out, "ALTER COLLATION "+c.Ident()+" REFRESH VERSION")
+	}
+	return out
+}
