@@ -1,0 +1,445 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/ringfence/ringfence/release"
+)
+
+// notFound maps sql.ErrNoRows to an ENOTFOUND domain error naming what.
+func notFound(err error, format string, args ...any) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return release.Errorf(release.ENOTFOUND, format+" not found", args...)
+	}
+	return err
+}
+
+// exists reports whether query (SELECT 1 ...) returns a row.
+func exists(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, query string, args ...any) (bool, error) {
+	var one int
+	err := q.QueryRowContext(ctx, query, args...).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// --- products ---
+
+const productCols = `name, required_gates, halt_disabled, halt_window_seconds, halt_min_failures, halt_min_failure_share, created_at`
+
+func scanProduct(row interface{ Scan(...any) error }) (release.Product, error) {
+	var p release.Product
+	var gates string
+	var window int64
+	if err := row.Scan(&p.Name, &gates, &p.Policy.Disabled, &window, &p.Policy.MinFailures, &p.Policy.MinFailureShare, &p.CreatedAt); err != nil {
+		return release.Product{}, err
+	}
+	if err := json.Unmarshal([]byte(gates), &p.RequiredGates); err != nil {
+		return release.Product{}, fmt.Errorf("product %s: required gates: %w", p.Name, err)
+	}
+	p.Policy.Window = time.Duration(window) * time.Second
+	p.CreatedAt = p.CreatedAt.UTC()
+	return p, nil
+}
+
+// productArgs are p's column values after name, in productCols order.
+func productArgs(p release.Product) ([]any, error) {
+	gates := p.RequiredGates
+	if gates == nil {
+		gates = []string{}
+	}
+	g, err := json.Marshal(gates)
+	if err != nil {
+		return nil, fmt.Errorf("encode required gates: %w", err)
+	}
+	return []any{string(g), p.Policy.Disabled, int64(p.Policy.Window / time.Second), p.Policy.MinFailures, p.Policy.MinFailureShare}, nil
+}
+
+// CreateProduct creates a product; ECONFLICT if it exists. A zero policy
+// gets the default one.
+func (s *Store) CreateProduct(ctx context.Context, actor string, p release.Product) (release.Product, error) {
+	if p.Policy == (release.Policy{}) {
+		p.Policy = release.DefaultPolicy()
+	}
+	p.Policy.Window = p.Policy.Window.Truncate(time.Second)
+	if p.RequiredGates == nil {
+		p.RequiredGates = []string{}
+	}
+	if err := p.Validate(); err != nil {
+		return release.Product{}, err
+	}
+	p.CreatedAt = now()
+	args, err := productArgs(p)
+	if err != nil {
+		return release.Product{}, err
+	}
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		if ok, err := exists(ctx, tx, `SELECT 1 FROM products WHERE name = $1`, p.Name); err != nil {
+			return fmt.Errorf("create product %s: %w", p.Name, err)
+		} else if ok {
+			return release.Errorf(release.ECONFLICT, "product %s already exists", p.Name)
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO products (`+productCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			append(append([]any{p.Name}, args...), p.CreatedAt)...)
+		if err != nil {
+			return fmt.Errorf("create product %s: %w", p.Name, err)
+		}
+		return audit(ctx, tx, actor, "product.create", "product/"+p.Name, nil, p)
+	})
+	if err != nil {
+		return release.Product{}, err
+	}
+	return p, nil
+}
+
+// UpdateProduct loads product, lets change modify it (its name and creation
+// time are kept) and stores the result.
+func (s *Store) UpdateProduct(ctx context.Context, actor, product string, change func(*release.Product) error) (release.Product, error) {
+	var p release.Product
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		before, err := scanProduct(tx.QueryRowContext(ctx, `SELECT `+productCols+` FROM products WHERE name = $1`, product))
+		if err != nil {
+			return notFound(err, "product %s", product)
+		}
+		p = before
+		p.RequiredGates = append([]string{}, before.RequiredGates...)
+		if err := change(&p); err != nil {
+			return err
+		}
+		p.Name, p.CreatedAt = before.Name, before.CreatedAt
+		p.Policy.Window = p.Policy.Window.Truncate(time.Second)
+		if err := p.Validate(); err != nil {
+			return err
+		}
+		args, err := productArgs(p)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE products SET required_gates = $1, halt_disabled = $2, halt_window_seconds = $3,
+			halt_min_failures = $4, halt_min_failure_share = $5 WHERE name = $6`, append(args, product)...)
+		if err != nil {
+			return fmt.Errorf("update product %s: %w", product, err)
+		}
+		return audit(ctx, tx, actor, "product.update", "product/"+product, before, p)
+	})
+	return p, err
+}
+
+// GetProduct returns a product; ENOTFOUND if unknown.
+func (s *Store) GetProduct(ctx context.Context, name string) (release.Product, error) {
+	p, err := scanProduct(s.rdb.QueryRowContext(ctx, `SELECT `+productCols+` FROM products WHERE name = $1`, name))
+	if err != nil {
+		return release.Product{}, notFound(err, "product %s", name)
+	}
+	return p, nil
+}
+
+// ListProducts returns all products by name.
+func (s *Store) ListProducts(ctx context.Context) ([]release.Product, error) {
+	return queryAll(ctx, s.rdb, scanProduct, "list products", `SELECT `+productCols+` FROM products ORDER BY name`)
+}
+
+// queryAll runs query and scans every row with scan.
+func queryAll[T any](ctx context.Context, db interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, scan func(interface{ Scan(...any) error }) (T, error), what, query string, args ...any) ([]T, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return out, nil
+}
+
+// productExists returns ENOTFOUND unless product exists.
+func productExists(ctx context.Context, tx *sql.Tx, product string) error {
+	ok, err := exists(ctx, tx, `SELECT 1 FROM products WHERE name = $1`, product)
+	if err != nil {
+		return fmt.Errorf("look up product %s: %w", product, err)
+	}
+	if !ok {
+		return release.Errorf(release.ENOTFOUND, "product %s not found", product)
+	}
+	return nil
+}
+
+// --- rings ---
+
+const ringCols = `product, name, position, soak_seconds, rollout_percent, min_healthy`
+
+func scanRing(row interface{ Scan(...any) error }) (release.Ring, error) {
+	var r release.Ring
+	var soak int64
+	if err := row.Scan(&r.Product, &r.Name, &r.Position, &soak, &r.RolloutPercent, &r.MinHealthy); err != nil {
+		return release.Ring{}, err
+	}
+	r.SoakTime = time.Duration(soak) * time.Second
+	return r, nil
+}
+
+// CreateRing creates a ring of r.Product; ECONFLICT if it exists.
+func (s *Store) CreateRing(ctx context.Context, actor string, r release.Ring) (release.Ring, error) {
+	if err := r.Validate(); err != nil {
+		return release.Ring{}, err
+	}
+	r.SoakTime = r.SoakTime.Truncate(time.Second)
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if err := productExists(ctx, tx, r.Product); err != nil {
+			return err
+		}
+		if ok, err := exists(ctx, tx, `SELECT 1 FROM rings WHERE product = $1 AND name = $2`, r.Product, r.Name); err != nil {
+			return fmt.Errorf("create ring %s/%s: %w", r.Product, r.Name, err)
+		} else if ok {
+			return release.Errorf(release.ECONFLICT, "ring %s of %s already exists", r.Name, r.Product)
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO rings (`+ringCols+`) VALUES ($1, $2, $3, $4, $5, $6)`,
+			r.Product, r.Name, r.Position, int64(r.SoakTime/time.Second), r.RolloutPercent, r.MinHealthy)
+		if err != nil {
+			return fmt.Errorf("create ring %s/%s: %w", r.Product, r.Name, err)
+		}
+		return audit(ctx, tx, actor, "ring.create", "product/"+r.Product+"/ring/"+r.Name, nil, r)
+	})
+	return r, err
+}
+
+// UpdateRing loads a ring, lets change modify it (product and name are kept)
+// and stores it.
+func (s *Store) UpdateRing(ctx context.Context, actor, product, name string, change func(*release.Ring) error) (release.Ring, error) {
+	var r release.Ring
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		before, err := scanRing(tx.QueryRowContext(ctx, `SELECT `+ringCols+` FROM rings WHERE product = $1 AND name = $2`, product, name))
+		if err != nil {
+			return notFound(err, "ring %s of %s", name, product)
+		}
+		r = before
+		if err := change(&r); err != nil {
+			return err
+		}
+		r.Product, r.Name = before.Product, before.Name
+		r.SoakTime = r.SoakTime.Truncate(time.Second)
+		if err := r.Validate(); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE rings SET position = $1, soak_seconds = $2, rollout_percent = $3, min_healthy = $4 WHERE product = $5 AND name = $6`,
+			r.Position, int64(r.SoakTime/time.Second), r.RolloutPercent, r.MinHealthy, product, name)
+		if err != nil {
+			return fmt.Errorf("update ring %s/%s: %w", product, name, err)
+		}
+		return audit(ctx, tx, actor, "ring.update", "product/"+product+"/ring/"+name, before, r)
+	})
+	return r, err
+}
+
+// ListRings returns a product's rings in rollout order.
+func (s *Store) ListRings(ctx context.Context, product string) ([]release.Ring, error) {
+	return queryAll(ctx, s.rdb, scanRing, "list rings", `SELECT `+ringCols+` FROM rings WHERE product = $1 ORDER BY position, name`, product)
+}
+
+// --- customers ---
+
+const customerCols = `product, name, ring, created_at`
+
+func scanCustomer(row interface{ Scan(...any) error }) (release.Customer, error) {
+	var c release.Customer
+	if err := row.Scan(&c.Product, &c.Name, &c.Ring, &c.CreatedAt); err != nil {
+		return release.Customer{}, err
+	}
+	c.CreatedAt = c.CreatedAt.UTC()
+	return c, nil
+}
+
+// ringExists returns ENOTFOUND unless product has ring.
+func ringExists(ctx context.Context, tx *sql.Tx, product, ring string) error {
+	ok, err := exists(ctx, tx, `SELECT 1 FROM rings WHERE product = $1 AND name = $2`, product, ring)
+	if err != nil {
+		return fmt.Errorf("look up ring %s/%s: %w", product, ring, err)
+	}
+	if !ok {
+		return release.Errorf(release.ENOTFOUND, "ring %s of %s not found", ring, product)
+	}
+	return nil
+}
+
+// CreateCustomer creates a customer of c.Product in c.Ring; ECONFLICT if it
+// exists.
+func (s *Store) CreateCustomer(ctx context.Context, actor string, c release.Customer) (release.Customer, error) {
+	if err := c.Validate(); err != nil {
+		return release.Customer{}, err
+	}
+	c.CreatedAt = now()
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if err := productExists(ctx, tx, c.Product); err != nil {
+			return err
+		}
+		if err := ringExists(ctx, tx, c.Product, c.Ring); err != nil {
+			return err
+		}
+		if ok, err := exists(ctx, tx, `SELECT 1 FROM customers WHERE product = $1 AND name = $2`, c.Product, c.Name); err != nil {
+			return fmt.Errorf("create customer %s/%s: %w", c.Product, c.Name, err)
+		} else if ok {
+			return release.Errorf(release.ECONFLICT, "customer %s of %s already exists", c.Name, c.Product)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO customers (`+customerCols+`) VALUES ($1, $2, $3, $4)`, c.Product, c.Name, c.Ring, c.CreatedAt); err != nil {
+			return fmt.Errorf("create customer %s/%s: %w", c.Product, c.Name, err)
+		}
+		return audit(ctx, tx, actor, "customer.create", "product/"+c.Product+"/customer/"+c.Name, nil, c)
+	})
+	return c, err
+}
+
+// MoveCustomer assigns a customer to another ring.
+func (s *Store) MoveCustomer(ctx context.Context, actor, product, name, ring string) (release.Customer, error) {
+	var c release.Customer
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		before, err := scanCustomer(tx.QueryRowContext(ctx, `SELECT `+customerCols+` FROM customers WHERE product = $1 AND name = $2`, product, name))
+		if err != nil {
+			return notFound(err, "customer %s of %s", name, product)
+		}
+		if err := ringExists(ctx, tx, product, ring); err != nil {
+			return err
+		}
+		c = before
+		c.Ring = ring
+		if _, err := tx.ExecContext(ctx, `UPDATE customers SET ring = $1 WHERE product = $2 AND name = $3`, ring, product, name); err != nil {
+			return fmt.Errorf("move customer %s/%s: %w", product, name, err)
+		}
+		return audit(ctx, tx, actor, "customer.update", "product/"+product+"/customer/"+name, before, c)
+	})
+	return c, err
+}
+
+// ListCustomers returns a product's customers by name.
+func (s *Store) ListCustomers(ctx context.Context, product string) ([]release.Customer, error) {
+	return queryAll(ctx, s.rdb, scanCustomer, "list customers", `SELECT `+customerCols+` FROM customers WHERE product = $1 ORDER BY name`, product)
+}
+
+// --- enrollment keys ---
+
+// EnrollmentKey is a customer's key for its installations' check-ins, as
+// stored: the key itself is never kept, only a hash and a short prefix.
+type EnrollmentKey struct {
+	ID        string     `json:"id"`
+	Product   string     `json:"product"`
+	Customer  string     `json:"customer"`
+	Prefix    string     `json:"prefix"`
+	CreatedAt time.Time  `json:"created_at"`
+	CreatedBy string     `json:"created_by"`
+	RevokedAt *time.Time `json:"revoked_at"`
+}
+
+const keyCols = `id, product, customer, prefix, created_at, created_by, revoked_at`
+
+func scanKey(row interface{ Scan(...any) error }) (EnrollmentKey, error) {
+	var k EnrollmentKey
+	var revoked sql.NullTime
+	if err := row.Scan(&k.ID, &k.Product, &k.Customer, &k.Prefix, &k.CreatedAt, &k.CreatedBy, &revoked); err != nil {
+		return EnrollmentKey{}, err
+	}
+	k.CreatedAt = k.CreatedAt.UTC()
+	k.RevokedAt = timePtr(revoked)
+	return k, nil
+}
+
+// CreateEnrollmentKey creates a key for a customer of product and returns it
+// with the secret, which is shown once and not stored.
+func (s *Store) CreateEnrollmentKey(ctx context.Context, actor, product, customer string) (EnrollmentKey, string, error) {
+	secret, hash, err := newSecret(EnrollmentKeyPrefix)
+	if err != nil {
+		return EnrollmentKey{}, "", err
+	}
+	k := EnrollmentKey{ID: uuid.Must(uuid.NewV7()).String(), Product: product, Customer: customer,
+		Prefix: secret[:len(EnrollmentKeyPrefix)+6], CreatedAt: now(), CreatedBy: actor}
+	target := "product/" + product + "/customer/" + customer + "/key/" + k.ID
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		if ok, err := exists(ctx, tx, `SELECT 1 FROM customers WHERE product = $1 AND name = $2`, product, customer); err != nil {
+			return fmt.Errorf("create enrollment key for %s/%s: %w", product, customer, err)
+		} else if !ok {
+			return release.Errorf(release.ENOTFOUND, "customer %s of %s not found", customer, product)
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO enrollment_keys (id, product, customer, hash, prefix, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			k.ID, k.Product, k.Customer, hash, k.Prefix, k.CreatedAt, k.CreatedBy)
+		if err != nil {
+			return fmt.Errorf("create enrollment key for %s/%s: %w", product, customer, err)
+		}
+		return audit(ctx, tx, actor, "enrollment_key.create", target, nil, k)
+	})
+	if err != nil {
+		return EnrollmentKey{}, "", err
+	}
+	return k, secret, nil
+}
+
+// ListEnrollmentKeys returns a customer's keys, oldest first.
+func (s *Store) ListEnrollmentKeys(ctx context.Context, product, customer string) ([]EnrollmentKey, error) {
+	return queryAll(ctx, s.rdb, scanKey, "list enrollment keys",
+		`SELECT `+keyCols+` FROM enrollment_keys WHERE product = $1 AND customer = $2 ORDER BY created_at, id`, product, customer)
+}
+
+// RevokeEnrollmentKey revokes a customer's key; check-ins with it are
+// refused from the next snapshot on.
+func (s *Store) RevokeEnrollmentKey(ctx context.Context, actor, product, customer, id string) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		k, err := scanKey(tx.QueryRowContext(ctx, `SELECT `+keyCols+` FROM enrollment_keys WHERE id = $1 AND product = $2 AND customer = $3`, id, product, customer))
+		if err != nil {
+			return notFound(err, "enrollment key %s of customer %s/%s", id, product, customer)
+		}
+		if k.RevokedAt != nil {
+			return release.Errorf(release.ECONFLICT, "enrollment key %s is already revoked", id)
+		}
+		before := k
+		n := now()
+		k.RevokedAt = &n
+		if _, err := tx.ExecContext(ctx, `UPDATE enrollment_keys SET revoked_at = $1 WHERE id = $2`, n, id); err != nil {
+			return fmt.Errorf("revoke enrollment key %s: %w", id, err)
+		}
+		return audit(ctx, tx, actor, "enrollment_key.revoke", "product/"+product+"/customer/"+customer+"/key/"+id, before, k)
+	})
+}
+
+// LiveEnrollmentKeys maps the SHA-256 of every unrevoked enrollment key to
+// its key, for the check-in path's in-memory lookup.
+func (s *Store) LiveEnrollmentKeys(ctx context.Context) (map[[32]byte]EnrollmentKey, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT hash, `+keyCols+` FROM enrollment_keys WHERE revoked_at IS NULL`)
+	if err != nil {
+		return nil, fmt.Errorf("load enrollment keys: %w", err)
+	}
+	defer rows.Close()
+	out := map[[32]byte]EnrollmentKey{}
+	for rows.Next() {
+		var hash []byte
+		var k EnrollmentKey
+		var revoked sql.NullTime
+		if err := rows.Scan(&hash, &k.ID, &k.Product, &k.Customer, &k.Prefix, &k.CreatedAt, &k.CreatedBy, &revoked); err != nil {
+			return nil, fmt.Errorf("load enrollment keys: %w", err)
+		}
+		if len(hash) != 32 {
+			return nil, fmt.Errorf("load enrollment keys: key %s has a %d-byte hash", k.ID, len(hash))
+		}
+		out[[32]byte(hash)] = k
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load enrollment keys: %w", err)
+	}
+	return out, nil
+}

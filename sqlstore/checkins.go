@@ -1,0 +1,241 @@
+package sqlstore
+
+import (
+	"context"
+	"crypto/ed25519"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/ringfence/ringfence/release"
+	"github.com/ringfence/ringfence/sign"
+)
+
+// CheckInRecord is what one check-in leaves in the store: the installation's
+// last-seen state, the events it reported and its health report.
+type CheckInRecord struct {
+	Product    string
+	Customer   string
+	InstanceID string
+	Version    release.Version
+	// Health is nil when the check-in carried no health report; the stored
+	// health is then kept, or reset to unknown when the version changed.
+	Health     *release.Health
+	Events     []release.Event
+	ReceivedAt time.Time
+}
+
+// RecordCheckIns writes a batch of check-ins in one transaction: it upserts
+// each installation and appends its events and failing health reports. When
+// it returns nil, every record is durable (SQLite: in the WAL; PostgreSQL:
+// committed), so the server may answer the check-ins.
+func (s *Store) RecordCheckIns(ctx context.Context, recs []CheckInRecord) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	return s.writeSilent(ctx, func(tx *sql.Tx) error {
+		upsert, err := tx.PrepareContext(ctx, `INSERT INTO installations
+				(product, instance_id, customer, version, health, health_detail, first_seen, last_seen)
+			VALUES ($1, $2, $3, $4, COALESCE(CAST($5 AS TEXT), 'unknown'), COALESCE(CAST($6 AS TEXT), ''), $7, $7)
+			ON CONFLICT (product, instance_id) DO UPDATE SET
+				customer = excluded.customer,
+				version = excluded.version,
+				health = CASE WHEN CAST($5 AS TEXT) IS NOT NULL THEN excluded.health
+					WHEN installations.version <> excluded.version THEN 'unknown'
+					ELSE installations.health END,
+				health_detail = CASE WHEN CAST($5 AS TEXT) IS NOT NULL THEN excluded.health_detail
+					WHEN installations.version <> excluded.version THEN ''
+					ELSE installations.health_detail END,
+				last_seen = excluded.last_seen`)
+		if err != nil {
+			return fmt.Errorf("prepare installation upsert: %w", err)
+		}
+		defer upsert.Close()
+		var event, health *sql.Stmt
+		for _, r := range recs {
+			var hs, hd any
+			if r.Health != nil {
+				hs, hd = string(r.Health.Status), r.Health.Detail
+			}
+			at := r.ReceivedAt.UTC()
+			if _, err := upsert.ExecContext(ctx, r.Product, r.InstanceID, r.Customer, r.Version.String(), hs, hd, at); err != nil {
+				return fmt.Errorf("record check-in of %s/%s: %w", r.Product, r.InstanceID, err)
+			}
+			for _, e := range r.Events {
+				if event == nil {
+					if event, err = tx.PrepareContext(ctx, `INSERT INTO events
+						(product, instance_id, customer, kind, from_version, to_version, at, detail, received_at)
+						VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`); err != nil {
+						return fmt.Errorf("prepare event insert: %w", err)
+					}
+					defer event.Close()
+				}
+				from := ""
+				if !e.From.IsZero() {
+					from = e.From.String()
+				}
+				if _, err := event.ExecContext(ctx, r.Product, r.InstanceID, r.Customer, string(e.Kind), from, e.To.String(), e.At.UTC(), e.Detail, at); err != nil {
+					return fmt.Errorf("record %s event of %s/%s: %w", e.Kind, r.Product, r.InstanceID, err)
+				}
+			}
+			if r.Health != nil && r.Health.Status.Failing() {
+				if health == nil {
+					if health, err = tx.PrepareContext(ctx, `INSERT INTO health_reports
+						(product, instance_id, version, status, detail, at) VALUES ($1, $2, $3, $4, $5, $6)`); err != nil {
+						return fmt.Errorf("prepare health report insert: %w", err)
+					}
+					defer health.Close()
+				}
+				if _, err := health.ExecContext(ctx, r.Product, r.InstanceID, r.Version.String(), string(r.Health.Status), r.Health.Detail, at); err != nil {
+					return fmt.Errorf("record health report of %s/%s: %w", r.Product, r.InstanceID, err)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// HaltEvidence returns the events about release v of product and its failing
+// health reports received after since, for release.EvaluateHalt. Times are
+// the server's receipt times, so an agent's wrong clock cannot move its
+// reports out of (or into) the window.
+func (s *Store) HaltEvidence(ctx context.Context, product string, v release.Version, since time.Time) ([]release.InstanceEvent, []release.HealthReport, error) {
+	events, err := queryAll(ctx, s.rdb, func(row interface{ Scan(...any) error }) (release.InstanceEvent, error) {
+		var e release.InstanceEvent
+		var kind, from string
+		if err := row.Scan(&e.InstanceID, &kind, &from, &e.At, &e.Detail); err != nil {
+			return e, err
+		}
+		e.Kind, e.To, e.At = release.EventKind(kind), v, e.At.UTC()
+		if from != "" {
+			f, err := release.ParseVersion(from)
+			if err != nil {
+				return e, fmt.Errorf("stored event of %s: %w", e.InstanceID, err)
+			}
+			e.From = f
+		}
+		return e, nil
+	}, "load auto-halt events", `SELECT instance_id, kind, from_version, received_at, detail FROM events
+		WHERE product = $1 AND to_version = $2 AND received_at > $3 ORDER BY id`, product, v.String(), since.UTC())
+	if err != nil {
+		return nil, nil, err
+	}
+	reports, err := queryAll(ctx, s.rdb, func(row interface{ Scan(...any) error }) (release.HealthReport, error) {
+		var h release.HealthReport
+		var status string
+		err := row.Scan(&h.InstanceID, &status, &h.Health.Detail, &h.At)
+		h.Version, h.Health.Status, h.At = v, release.HealthStatus(status), h.At.UTC()
+		return h, err
+	}, "load auto-halt health reports", `SELECT instance_id, status, detail, at FROM health_reports
+		WHERE product = $1 AND version = $2 AND at > $3 ORDER BY id`, product, v.String(), since.UTC())
+	if err != nil {
+		return nil, nil, err
+	}
+	return events, reports, nil
+}
+
+// ListEvents returns up to limit events of product, newest first.
+func (s *Store) ListEvents(ctx context.Context, product string, limit int) ([]release.InstanceEvent, error) {
+	return queryAll(ctx, s.rdb, func(row interface{ Scan(...any) error }) (release.InstanceEvent, error) {
+		var e release.InstanceEvent
+		var kind, from, to string
+		if err := row.Scan(&e.InstanceID, &kind, &from, &to, &e.At, &e.Detail); err != nil {
+			return e, err
+		}
+		e.Kind, e.At = release.EventKind(kind), e.At.UTC()
+		e.From, _ = release.ParseVersion(from)
+		e.To, _ = release.ParseVersion(to)
+		return e, nil
+	}, "list events", `SELECT instance_id, kind, from_version, to_version, at, detail FROM events
+		WHERE product = $1 ORDER BY id DESC LIMIT $2`, product, limit)
+}
+
+// ListInstallations returns up to limit installations of product, most
+// recently seen first.
+func (s *Store) ListInstallations(ctx context.Context, product string, limit int) ([]release.Installation, error) {
+	return queryAll(ctx, s.rdb, func(row interface{ Scan(...any) error }) (release.Installation, error) {
+		var in release.Installation
+		var version, health string
+		if err := row.Scan(&in.Product, &in.InstanceID, &in.Customer, &in.Ring, &version, &health, &in.Health.Detail, &in.FirstSeen, &in.LastSeen); err != nil {
+			return in, err
+		}
+		in.Version, _ = release.ParseVersion(version)
+		in.Health.Status, in.FirstSeen, in.LastSeen = release.HealthStatus(health), in.FirstSeen.UTC(), in.LastSeen.UTC()
+		return in, nil
+	}, "list installations", `SELECT i.product, i.instance_id, i.customer, COALESCE(c.ring, ''), i.version, i.health, i.health_detail, i.first_seen, i.last_seen
+		FROM installations i LEFT JOIN customers c ON c.product = i.product AND c.name = i.customer
+		WHERE i.product = $1 ORDER BY i.last_seen DESC, i.instance_id LIMIT $2`, product, limit)
+}
+
+// Prune deletes events and health reports received before cutoff and
+// installations not seen since cutoff, so instance history does not grow
+// without bound. It returns the number of rows deleted.
+func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
+	var total int64
+	err := s.writeSilent(ctx, func(tx *sql.Tx) error {
+		for _, q := range []string{
+			`DELETE FROM events WHERE received_at < $1`,
+			`DELETE FROM health_reports WHERE at < $1`,
+			`DELETE FROM installations WHERE last_seen < $1`,
+		} {
+			res, err := tx.ExecContext(ctx, q, cutoff.UTC())
+			if err != nil {
+				return fmt.Errorf("prune instance history: %w", err)
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("prune instance history: %w", err)
+			}
+			total += n
+		}
+		return nil
+	})
+	return total, err
+}
+
+// --- signing keys ---
+
+// SigningKeys returns every stored signing key, oldest first.
+func (s *Store) SigningKeys(ctx context.Context) ([]sign.Key, error) {
+	return queryAll(ctx, s.rdb, func(row interface{ Scan(...any) error }) (sign.Key, error) {
+		var k sign.Key
+		var priv []byte
+		if err := row.Scan(&k.ID, &priv, &k.CreatedAt); err != nil {
+			return k, err
+		}
+		if len(priv) != ed25519.PrivateKeySize {
+			return k, fmt.Errorf("signing key %s: %d bytes, want %d", k.ID, len(priv), ed25519.PrivateKeySize)
+		}
+		k.Private, k.CreatedAt = ed25519.PrivateKey(priv), k.CreatedAt.UTC()
+		return k, nil
+	}, "load signing keys", `SELECT keyid, private_key, created_at FROM signing_keys ORDER BY created_at, keyid`)
+}
+
+// AddSigningKey stores a new signing key, which signs from the next
+// snapshot on. With onlyIfNone it adds the key only when no key exists yet
+// (first start) and reports whether it did.
+func (s *Store) AddSigningKey(ctx context.Context, actor string, k sign.Key, onlyIfNone bool) (bool, error) {
+	var added bool
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if onlyIfNone {
+			if ok, err := exists(ctx, tx, `SELECT 1 FROM signing_keys`); err != nil {
+				return fmt.Errorf("look for signing keys: %w", err)
+			} else if ok {
+				return nil
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO signing_keys (keyid, private_key, created_at) VALUES ($1, $2, $3)`,
+			k.ID, []byte(k.Private), k.CreatedAt.UTC()); err != nil {
+			return fmt.Errorf("store signing key %s: %w", k.ID, err)
+		}
+		added = true
+		action := "signing_key.rotate"
+		if onlyIfNone {
+			action = "signing_key.create"
+		}
+		pub := k.Private.Public().(ed25519.PublicKey)
+		return audit(ctx, tx, actor, action, "signing_key/"+k.ID, nil, map[string]any{
+			"keyid": k.ID, "public_key": pub, "created_at": k.CreatedAt.UTC()})
+	})
+	return added, err
+}

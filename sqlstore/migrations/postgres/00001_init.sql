@@ -1,0 +1,191 @@
+-- +goose Up
+CREATE TABLE products (
+    name                   TEXT PRIMARY KEY,
+    -- JSON array of the gate names every release must pass before ring 0.
+    required_gates         JSONB NOT NULL,
+    halt_disabled          BOOLEAN NOT NULL DEFAULT FALSE,
+    halt_window_seconds    BIGINT NOT NULL,
+    halt_min_failures      INTEGER NOT NULL,
+    halt_min_failure_share DOUBLE PRECISION NOT NULL,
+    created_at             TIMESTAMPTZ NOT NULL
+);
+
+-- A product's rollout stages; releases enter them by position, 0 first.
+CREATE TABLE rings (
+    product         TEXT NOT NULL REFERENCES products (name),
+    name            TEXT NOT NULL,
+    position        INTEGER NOT NULL CHECK (position >= 0),
+    soak_seconds    BIGINT NOT NULL,
+    rollout_percent DOUBLE PRECISION NOT NULL CHECK (rollout_percent BETWEEN 0 AND 100),
+    min_healthy     INTEGER NOT NULL CHECK (min_healthy >= 0),
+    PRIMARY KEY (product, name)
+);
+
+CREATE TABLE customers (
+    product    TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    ring       TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (product, name),
+    FOREIGN KEY (product, ring) REFERENCES rings (product, name)
+);
+
+-- Enrollment keys authenticate installations; only the SHA-256 of the key is stored.
+CREATE TABLE enrollment_keys (
+    id         TEXT PRIMARY KEY,
+    product    TEXT NOT NULL,
+    customer   TEXT NOT NULL,
+    hash       BYTEA NOT NULL UNIQUE,
+    prefix     TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    created_by TEXT NOT NULL,
+    revoked_at TIMESTAMPTZ,
+    FOREIGN KEY (product, customer) REFERENCES customers (product, name)
+);
+
+CREATE TABLE releases (
+    product          TEXT NOT NULL REFERENCES products (name),
+    version          TEXT NOT NULL,
+    notes_url        TEXT NOT NULL DEFAULT '',
+    required_stop    BOOLEAN NOT NULL DEFAULT FALSE,
+    rollback_safe_to TEXT NOT NULL DEFAULT '',
+    created_at       TIMESTAMPTZ NOT NULL,
+    status           TEXT NOT NULL CHECK (status IN ('ok', 'paused', 'pulled')),
+    -- JSON of release.Pause / release.Pull; NULL when not paused / pulled.
+    paused           JSONB,
+    pull             JSONB,
+    -- Set once when auto-halt paused the release; it never halts it again,
+    -- so a person's resume is not overridden by the same evidence.
+    auto_halted_at   TIMESTAMPTZ,
+    PRIMARY KEY (product, version)
+);
+
+-- A release's entry into a ring: recorded by the promotion rules, or forced
+-- by a person with a reason.
+CREATE TABLE promotions (
+    product TEXT NOT NULL,
+    version TEXT NOT NULL,
+    ring       TEXT NOT NULL,
+    entered_at TIMESTAMPTZ NOT NULL,
+    forced     BOOLEAN NOT NULL,
+    by_actor   TEXT NOT NULL DEFAULT '',
+    reason     TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (product, version, ring),
+    FOREIGN KEY (product, version) REFERENCES releases (product, version),
+    FOREIGN KEY (product, ring) REFERENCES rings (product, name)
+);
+
+-- Every posted gate result; the latest per gate counts.
+CREATE TABLE gate_results (
+    id        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    product   TEXT NOT NULL,
+    version   TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    status    TEXT NOT NULL CHECK (status IN ('pass', 'fail')),
+    url       TEXT NOT NULL DEFAULT '',
+    posted_by TEXT NOT NULL,
+    posted_at TIMESTAMPTZ NOT NULL,
+    FOREIGN KEY (product, version) REFERENCES releases (product, version)
+);
+CREATE INDEX gate_results_release ON gate_results (product, version);
+
+CREATE TABLE holds (
+    id          TEXT PRIMARY KEY,
+    product     TEXT NOT NULL,
+    version     TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    raised_by   TEXT NOT NULL,
+    raised_at   TIMESTAMPTZ NOT NULL,
+    resolved_at TIMESTAMPTZ,
+    resolved_by TEXT NOT NULL DEFAULT '',
+    resolution  TEXT NOT NULL DEFAULT '',
+    FOREIGN KEY (product, version) REFERENCES releases (product, version)
+);
+CREATE INDEX holds_release ON holds (product, version);
+
+CREATE TABLE installations (
+    product       TEXT NOT NULL,
+    instance_id   TEXT NOT NULL,
+    customer      TEXT NOT NULL,
+    version       TEXT NOT NULL,
+    health        TEXT NOT NULL,
+    health_detail TEXT NOT NULL DEFAULT '',
+    first_seen    TIMESTAMPTZ NOT NULL,
+    last_seen     TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (product, instance_id)
+);
+CREATE INDEX installations_last_seen ON installations (last_seen);
+
+-- Events installations reported. Committed before the check-in is answered.
+CREATE TABLE events (
+    id           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    product      TEXT NOT NULL,
+    instance_id  TEXT NOT NULL,
+    customer     TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    from_version TEXT NOT NULL DEFAULT '',
+    to_version   TEXT NOT NULL,
+    at           TIMESTAMPTZ NOT NULL,
+    detail       TEXT NOT NULL DEFAULT '',
+    received_at  TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX events_release ON events (product, to_version, at);
+CREATE INDEX events_received ON events (received_at);
+
+-- Health reports of damage (corrupt, collation_changed), which count toward
+-- auto-halt. Healthy reports only update installations.health.
+CREATE TABLE health_reports (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    product     TEXT NOT NULL,
+    instance_id TEXT NOT NULL,
+    version     TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    detail      TEXT NOT NULL DEFAULT '',
+    at          TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX health_reports_release ON health_reports (product, version, at);
+
+-- API tokens; only the SHA-256 of the token is stored.
+CREATE TABLE tokens (
+    id           TEXT PRIMARY KEY,
+    name         TEXT NOT NULL,
+    role         TEXT NOT NULL CHECK (role IN ('viewer', 'releaser', 'incident', 'admin')),
+    hash         BYTEA NOT NULL UNIQUE,
+    created_at   TIMESTAMPTZ NOT NULL,
+    created_by   TEXT NOT NULL,
+    last_used_at TIMESTAMPTZ,
+    revoked_at   TIMESTAMPTZ
+);
+
+CREATE TABLE audit_log (
+    id     BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at     TIMESTAMPTZ NOT NULL,
+    actor  TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    before JSONB,
+    after  JSONB
+);
+
+-- ed25519 keys that sign check-in answers; the newest signs, all verify.
+CREATE TABLE signing_keys (
+    keyid       TEXT PRIMARY KEY,
+    private_key BYTEA NOT NULL,
+    created_at  TIMESTAMPTZ NOT NULL
+);
+
+-- +goose Down
+DROP TABLE signing_keys;
+DROP TABLE audit_log;
+DROP TABLE tokens;
+DROP TABLE health_reports;
+DROP TABLE events;
+DROP TABLE installations;
+DROP TABLE holds;
+DROP TABLE gate_results;
+DROP TABLE promotions;
+DROP TABLE releases;
+DROP TABLE enrollment_keys;
+DROP TABLE customers;
+DROP TABLE rings;
+DROP TABLE products;

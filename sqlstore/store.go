@@ -1,0 +1,301 @@
+// Package sqlstore is ringfence's store: one set of hand-written SQL for an
+// embedded SQLite file (the default) and for PostgreSQL, with versioned
+// migrations embedded per dialect. Public methods own their transaction;
+// lower-case helpers take the *sql.Tx.
+//
+// Several processes may share one PostgreSQL database: every committed change
+// is announced with NOTIFY on channel ringfence_changes, and Watch turns those
+// announcements (and in-process changes) into a callback so caches can be
+// rebuilt.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// notifyChannel is the PostgreSQL channel every change is announced on.
+const notifyChannel = "ringfence_changes"
+
+// Dialect names a supported SQL database.
+type Dialect string
+
+// Supported dialects.
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// Store is the ringfence store. It is safe for concurrent use.
+type Store struct {
+	dialect Dialect
+	dsn     string
+	// db takes writes. On SQLite it has exactly one connection, so writers
+	// never contend for the file lock inside one process.
+	db *sql.DB
+	// rdb serves reads. On SQLite it is a separate pool of read-only
+	// connections (WAL lets them run beside the writer); on PostgreSQL it is db.
+	rdb *sql.DB
+
+	mu        sync.Mutex
+	listeners map[int]func()
+	nextID    int
+}
+
+// Open opens the store named by dsn — a postgres:// or postgresql:// URL for
+// PostgreSQL, anything else is a SQLite file path — and migrates its schema
+// to the newest version this binary knows. It refuses a database whose schema
+// is newer than this binary.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	s := &Store{dsn: dsn, listeners: map[int]func(){}}
+	var err error
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		s.dialect = Postgres
+		s.db, err = sql.Open("pgx", dsn)
+		if err != nil {
+			return nil, fmt.Errorf("open postgres store: %w", err)
+		}
+		s.db.SetMaxOpenConns(16)
+		s.db.SetMaxIdleConns(16)
+		s.rdb = s.db
+	} else {
+		s.dialect = SQLite
+		if s.db, err = sql.Open("sqlite", sqliteDSN(dsn, false)); err != nil {
+			return nil, fmt.Errorf("open sqlite store %s: %w", dsn, err)
+		}
+		s.db.SetMaxOpenConns(1)
+		s.db.SetConnMaxLifetime(0)
+		s.db.SetConnMaxIdleTime(0)
+	}
+	if err := s.db.PingContext(ctx); err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("connect to %s store: %w", s.dialect, err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.db.Close()
+		return nil, err
+	}
+	if s.dialect == SQLite {
+		if s.rdb, err = sql.Open("sqlite", sqliteDSN(dsn, true)); err != nil {
+			s.db.Close()
+			return nil, fmt.Errorf("open sqlite store %s for reading: %w", dsn, err)
+		}
+		s.rdb.SetMaxOpenConns(4)
+	}
+	return s, nil
+}
+
+// sqliteDSN turns a file path into a modernc.org/sqlite DSN: WAL,
+// synchronous=NORMAL (durable at each WAL checkpoint; a crash of the process
+// loses nothing committed), a busy timeout and foreign keys.
+func sqliteDSN(path string, readOnly bool) string {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Set("_txlock", "immediate")
+	if readOnly {
+		q.Add("_pragma", "query_only(1)")
+		q.Set("_txlock", "deferred")
+	}
+	return "file:" + path + "?" + q.Encode()
+}
+
+// migrate applies the embedded migrations of the store's dialect and refuses
+// a schema newer than this binary.
+func (s *Store) migrate(ctx context.Context) error {
+	sub, err := fs.Sub(migrations, "migrations/"+string(s.dialect))
+	if err != nil {
+		return fmt.Errorf("load %s migrations: %w", s.dialect, err)
+	}
+	gd := goose.DialectSQLite3
+	var opts []goose.ProviderOption
+	if s.dialect == Postgres {
+		gd = goose.DialectPostgres
+		// Several servers may start at once on one database: one migrates,
+		// the others wait for its advisory lock.
+		locker, err := lock.NewPostgresSessionLocker()
+		if err != nil {
+			return fmt.Errorf("create migration lock: %w", err)
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
+	}
+	p, err := goose.NewProvider(gd, s.db, sub, opts...)
+	if err != nil {
+		return fmt.Errorf("prepare %s migrations: %w", s.dialect, err)
+	}
+	var known int64
+	for _, src := range p.ListSources() {
+		known = max(known, src.Version)
+	}
+	current, err := p.GetDBVersion(ctx)
+	if err != nil && !errors.Is(err, goose.ErrVersionNotFound) {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if current > known {
+		return fmt.Errorf("database schema version %d is newer than this ringfence knows (%d): refusing to start; upgrade ringfence", current, known)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("migrate %s schema to version %d: %w", s.dialect, known, err)
+	}
+	return nil
+}
+
+// SchemaVersion is the newest migration version this binary knows for d.
+func SchemaVersion(d Dialect) (int64, error) {
+	entries, err := fs.ReadDir(migrations, "migrations/"+string(d))
+	if err != nil {
+		return 0, fmt.Errorf("list %s migrations: %w", d, err)
+	}
+	var v int64
+	for _, e := range entries {
+		var n int64
+		if _, err := fmt.Sscanf(e.Name(), "%d_", &n); err == nil {
+			v = max(v, n)
+		}
+	}
+	return v, nil
+}
+
+// Dialect reports which database the store runs on.
+func (s *Store) Dialect() Dialect { return s.dialect }
+
+// Close closes the store's connections.
+func (s *Store) Close() error {
+	err := s.db.Close()
+	if s.rdb != s.db && s.rdb != nil {
+		err = errors.Join(err, s.rdb.Close())
+	}
+	return err
+}
+
+// Ping checks that the store answers.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.rdb.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("ping %s store: %w", s.dialect, err)
+	}
+	return nil
+}
+
+// write runs fn in a transaction, announces the change to every watcher and
+// commits. fn's error rolls everything back.
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.tx(ctx, true, fn)
+}
+
+// writeSilent runs fn in a transaction without announcing it: for writes no
+// cache depends on (installation last-seen, events).
+func (s *Store) writeSilent(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.tx(ctx, false, fn)
+}
+
+// tx runs fn in a write transaction and, when announce is set, tells every
+// watcher (in this process directly, in others through NOTIFY) after commit.
+func (s *Store) tx(ctx context.Context, announce bool, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if announce && s.dialect == Postgres {
+		// Delivered to listeners only when the transaction commits.
+		if _, err := tx.ExecContext(ctx, "SELECT pg_notify($1, '')", notifyChannel); err != nil {
+			return fmt.Errorf("announce change: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit transaction: %w", err)
+	}
+	if announce {
+		s.fire()
+	}
+	return nil
+}
+
+// fire calls every in-process listener.
+func (s *Store) fire() {
+	s.mu.Lock()
+	fns := make([]func(), 0, len(s.listeners))
+	for _, fn := range s.listeners {
+		fns = append(fns, fn)
+	}
+	s.mu.Unlock()
+	for _, fn := range fns {
+		fn()
+	}
+}
+
+// Watch calls onChange (which must not block) after every change committed
+// through this store and, on PostgreSQL, after every change any other process
+// commits to the same database. It returns when ctx is done; on PostgreSQL it
+// reconnects the listening session after errors and calls onChange after each
+// reconnect, because announcements may have been missed meanwhile.
+func (s *Store) Watch(ctx context.Context, onChange func()) error {
+	s.mu.Lock()
+	id := s.nextID
+	s.nextID++
+	s.listeners[id] = onChange
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, id)
+		s.mu.Unlock()
+	}()
+	if s.dialect != Postgres {
+		<-ctx.Done()
+		return nil
+	}
+	for {
+		err := s.listen(ctx, onChange)
+		if ctx.Err() != nil {
+			return nil
+		}
+		_ = err // the caller keeps serving from its cache; retry shortly
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// listen holds one LISTEN session until it fails or ctx ends.
+func (s *Store) listen(ctx context.Context, onChange func()) error {
+	conn, err := pgx.Connect(ctx, s.dsn)
+	if err != nil {
+		return fmt.Errorf("connect listener: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+		return fmt.Errorf("listen on %s: %w", notifyChannel, err)
+	}
+	onChange()
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			return fmt.Errorf("wait for notification: %w", err)
+		}
+		onChange()
+	}
+}

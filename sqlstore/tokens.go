@@ -1,0 +1,183 @@
+package sqlstore
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/ringfence/ringfence/release"
+)
+
+// Secret prefixes make leaked secrets recognisable (and greppable).
+const (
+	// TokenPrefix starts every API token.
+	TokenPrefix = "rft_"
+	// EnrollmentKeyPrefix starts every enrollment key.
+	EnrollmentKeyPrefix = "rfe_"
+)
+
+// Token is an API token as stored: its secret is never kept, only a hash.
+type Token struct {
+	ID         string       `json:"id"`
+	Name       string       `json:"name"`
+	Role       release.Role `json:"role"`
+	CreatedAt  time.Time    `json:"created_at"`
+	CreatedBy  string       `json:"created_by"`
+	LastUsedAt *time.Time   `json:"last_used_at"`
+	RevokedAt  *time.Time   `json:"revoked_at"`
+}
+
+// newSecret returns prefix + 32 random bytes in URL-safe base64, and the
+// SHA-256 of the whole string.
+func newSecret(prefix string) (string, []byte, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", nil, fmt.Errorf("generate secret: %w", err)
+	}
+	secret := prefix + base64.RawURLEncoding.EncodeToString(b[:])
+	return secret, HashSecret(secret), nil
+}
+
+// HashSecret is how tokens and enrollment keys are stored and looked up.
+// The secrets carry 256 random bits, so a plain SHA-256 is enough: there is
+// nothing to brute-force.
+func HashSecret(secret string) []byte {
+	h := sha256.Sum256([]byte(secret))
+	return h[:]
+}
+
+// CreateToken creates an API token for name with role and returns it with
+// its secret, which is shown once and not stored.
+func (s *Store) CreateToken(ctx context.Context, actor, name string, role release.Role) (Token, string, error) {
+	if err := release.ValidateName("token", name); err != nil {
+		return Token{}, "", err
+	}
+	if !role.Valid() {
+		return Token{}, "", release.Errorf(release.EINVALID, "role %q: want viewer, releaser, incident or admin", role)
+	}
+	secret, hash, err := newSecret(TokenPrefix)
+	if err != nil {
+		return Token{}, "", err
+	}
+	t := Token{ID: uuid.Must(uuid.NewV7()).String(), Name: name, Role: role, CreatedAt: now(), CreatedBy: actor}
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO tokens (id, name, role, hash, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6)`,
+			t.ID, t.Name, string(t.Role), hash, t.CreatedAt, t.CreatedBy); err != nil {
+			return fmt.Errorf("create token %s: %w", name, err)
+		}
+		return audit(ctx, tx, actor, "token.create", "token/"+t.ID, nil, t)
+	})
+	if err != nil {
+		return Token{}, "", err
+	}
+	return t, secret, nil
+}
+
+// Authenticate returns the live token whose secret this is; EUNAUTHORIZED
+// for unknown or revoked ones. It records when the token was last used (at
+// most once a minute, to keep reads cheap).
+func (s *Store) Authenticate(ctx context.Context, secret string) (Token, error) {
+	if !strings.HasPrefix(secret, TokenPrefix) {
+		return Token{}, release.Errorf(release.EUNAUTHORIZED, "not a ringfence API token")
+	}
+	row := s.rdb.QueryRowContext(ctx, `SELECT `+tokenCols+` FROM tokens WHERE hash = $1`, HashSecret(secret))
+	t, err := scanToken(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Token{}, release.Errorf(release.EUNAUTHORIZED, "unknown API token")
+	}
+	if err != nil {
+		return Token{}, fmt.Errorf("look up API token: %w", err)
+	}
+	if t.RevokedAt != nil {
+		return Token{}, release.Errorf(release.EUNAUTHORIZED, "API token %s was revoked", t.Name)
+	}
+	n := now()
+	if t.LastUsedAt == nil || n.Sub(*t.LastUsedAt) > time.Minute {
+		err := s.writeSilent(ctx, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `UPDATE tokens SET last_used_at = $1 WHERE id = $2`, n, t.ID)
+			return err
+		})
+		if err != nil {
+			return Token{}, fmt.Errorf("record use of API token %s: %w", t.Name, err)
+		}
+		t.LastUsedAt = &n
+	}
+	return t, nil
+}
+
+const tokenCols = `id, name, role, created_at, created_by, last_used_at, revoked_at`
+
+func scanToken(row interface{ Scan(...any) error }) (Token, error) {
+	var t Token
+	var role string
+	var used, revoked sql.NullTime
+	if err := row.Scan(&t.ID, &t.Name, &role, &t.CreatedAt, &t.CreatedBy, &used, &revoked); err != nil {
+		return Token{}, err
+	}
+	t.Role = release.Role(role)
+	t.CreatedAt = t.CreatedAt.UTC()
+	t.LastUsedAt, t.RevokedAt = timePtr(used), timePtr(revoked)
+	return t, nil
+}
+
+func timePtr(t sql.NullTime) *time.Time {
+	if !t.Valid {
+		return nil
+	}
+	u := t.Time.UTC()
+	return &u
+}
+
+// ListTokens returns every token, oldest first, without secrets.
+func (s *Store) ListTokens(ctx context.Context) ([]Token, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+tokenCols+` FROM tokens ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	defer rows.Close()
+	out := []Token{}
+	for rows.Next() {
+		t, err := scanToken(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list tokens: %w", err)
+		}
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	return out, nil
+}
+
+// RevokeToken revokes token id; ENOTFOUND if there is none, ECONFLICT if it
+// is already revoked.
+func (s *Store) RevokeToken(ctx context.Context, actor, id string) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		t, err := scanToken(tx.QueryRowContext(ctx, `SELECT `+tokenCols+` FROM tokens WHERE id = $1`, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return release.Errorf(release.ENOTFOUND, "token %s not found", id)
+		}
+		if err != nil {
+			return fmt.Errorf("revoke token %s: %w", id, err)
+		}
+		if t.RevokedAt != nil {
+			return release.Errorf(release.ECONFLICT, "token %s is already revoked", id)
+		}
+		before := t
+		n := now()
+		t.RevokedAt = &n
+		if _, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked_at = $1 WHERE id = $2`, n, id); err != nil {
+			return fmt.Errorf("revoke token %s: %w", id, err)
+		}
+		return audit(ctx, tx, actor, "token.revoke", "token/"+id, before, t)
+	})
+}
