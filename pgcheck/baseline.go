@@ -1,0 +1,179 @@
+package pgcheck
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// baselineFormat is the version of the baseline file and table layout.
+const baselineFormat = 1
+
+// BaselineTable is where a database's own collation baseline lives.
+const BaselineTable = "ringfence.collation_fingerprint"
+
+// Baseline is a recorded set of collation fingerprints that later runs
+// compare with.
+type Baseline struct {
+	// Format is the layout version (1).
+	Format int `json:"format"`
+	// RecordedAt is when the baseline was taken.
+	RecordedAt time.Time `json:"recorded_at"`
+	// Database and ServerVersion say where it was taken.
+	Database      string `json:"database"`
+	ServerVersion string `json:"server_version"`
+	// Fingerprints holds one fingerprint per at-risk collation.
+	Fingerprints []Fingerprint `json:"fingerprints"`
+}
+
+// NewBaseline fingerprints every at-risk collation of conn's database.
+func NewBaseline(ctx context.Context, conn *pgx.Conn, inv *Inventory) (*Baseline, error) {
+	fps, err := TakeFingerprints(ctx, conn, inv)
+	if err != nil {
+		return nil, err
+	}
+	return &Baseline{Format: baselineFormat, RecordedAt: time.Now().UTC().Truncate(time.Second),
+		Database: inv.Database, ServerVersion: inv.ServerVersion, Fingerprints: fps}, nil
+}
+
+// ReadBaselineFile reads a baseline written by WriteBaselineFile.
+func ReadBaselineFile(path string) (*Baseline, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read collation baseline: %w", err)
+	}
+	var b Baseline
+	if err := json.Unmarshal(data, &b); err != nil {
+		return nil, fmt.Errorf("read collation baseline %s: %w", path, err)
+	}
+	if err := b.validate(); err != nil {
+		return nil, fmt.Errorf("read collation baseline %s: %w", path, err)
+	}
+	return &b, nil
+}
+
+func (b *Baseline) validate() error {
+	if b.Format != baselineFormat {
+		return fmt.Errorf("unsupported baseline format %d (this ringfence reads %d)", b.Format, baselineFormat)
+	}
+	for _, f := range b.Fingerprints {
+		if f.Collation == "" || f.Name == "" || f.Schema == "" || len(f.Order) == 0 {
+			return fmt.Errorf("fingerprint %q is incomplete", f.Collation)
+		}
+	}
+	return nil
+}
+
+// WriteBaselineFile writes b to path atomically (a temporary file renamed
+// into place).
+func WriteBaselineFile(path string, b *Baseline) error {
+	data, err := json.MarshalIndent(b, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode collation baseline: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".baseline-*")
+	if err != nil {
+		return fmt.Errorf("write collation baseline: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(data, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write collation baseline: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write collation baseline: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write collation baseline: %w", err)
+	}
+	return nil
+}
+
+// RecordBaseline stores b in the database's ringfence schema, replacing any
+// earlier baseline, creating the schema and table when missing. conn must
+// be a read-write session (ConnOptions.ReadWrite). The table's key uses
+// the C collation, so it is itself safe from collation changes; standbys
+// receive the baseline by replication and can compare against it.
+func RecordBaseline(ctx context.Context, conn *pgx.Conn, b *Baseline) error {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("record collation baseline: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	stmts := []string{
+		`CREATE SCHEMA IF NOT EXISTS ringfence`,
+		`CREATE TABLE IF NOT EXISTS ` + BaselineTable + ` (
+			collation_name text COLLATE "C" PRIMARY KEY,
+			fingerprint    jsonb NOT NULL,
+			format         int NOT NULL,
+			server_version text NOT NULL,
+			recorded_at    timestamptz NOT NULL)`,
+		`COMMENT ON TABLE ` + BaselineTable + ` IS 'collation fingerprints recorded by ringfence pg fingerprint --record'`,
+		`DELETE FROM ` + BaselineTable,
+	}
+	for _, s := range stmts {
+		if _, err := tx.Exec(ctx, s); err != nil {
+			return fmt.Errorf("record collation baseline: %w", err)
+		}
+	}
+	for _, f := range b.Fingerprints {
+		data, err := json.Marshal(f)
+		if err != nil {
+			return fmt.Errorf("record collation baseline: encode %s: %w", f.Collation, err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO `+BaselineTable+
+			` (collation_name, fingerprint, format, server_version, recorded_at) VALUES ($1, $2, $3, $4, $5)`,
+			f.Collation, data, b.Format, b.ServerVersion, b.RecordedAt); err != nil {
+			return fmt.Errorf("record collation baseline for %s: %w", f.Collation, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("record collation baseline: %w", err)
+	}
+	return nil
+}
+
+// LoadBaseline reads the baseline recorded in conn's database; ok is false
+// when none was recorded. It works in read-only sessions and on standbys.
+func LoadBaseline(ctx context.Context, conn *pgx.Conn) (b *Baseline, ok bool, err error) {
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, BaselineTable).Scan(&exists); err != nil {
+		return nil, false, fmt.Errorf("load collation baseline: %w", err)
+	}
+	if !exists {
+		return nil, false, nil
+	}
+	rows, err := conn.Query(ctx, `SELECT fingerprint, format, server_version, recorded_at, current_database()
+		FROM `+BaselineTable+` ORDER BY collation_name`)
+	if err != nil {
+		return nil, false, fmt.Errorf("load collation baseline: %w", err)
+	}
+	defer rows.Close()
+	b = &Baseline{}
+	for rows.Next() {
+		var data []byte
+		var f Fingerprint
+		if err := rows.Scan(&data, &b.Format, &b.ServerVersion, &b.RecordedAt, &b.Database); err != nil {
+			return nil, false, fmt.Errorf("load collation baseline: %w", err)
+		}
+		if err := json.Unmarshal(data, &f); err != nil {
+			return nil, false, fmt.Errorf("load collation baseline: decode fingerprint: %w", err)
+		}
+		b.Fingerprints = append(b.Fingerprints, f)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("load collation baseline: %w", err)
+	}
+	if len(b.Fingerprints) == 0 {
+		return nil, false, nil
+	}
+	if err := b.validate(); err != nil {
+		return nil, false, fmt.Errorf("load collation baseline from %s: %w", BaselineTable, err)
+	}
+	return b, true, nil
+}

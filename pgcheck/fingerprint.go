@@ -1,0 +1,323 @@
+package pgcheck
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Fingerprint is how one collation orders a set of probe strings, as the
+// server sorted them. Two fingerprints of the same strings differ exactly
+// when the collation's behaviour changed, whatever its version says.
+type Fingerprint struct {
+	// Collation is the collation's inventory key (CollationInfo.Name).
+	Collation string `json:"collation"`
+	// Schema and Name are the collation's SQL name ("pg_catalog",
+	// "default" for the database's own collation).
+	Schema string `json:"schema"`
+	Name   string `json:"name"`
+	// Provider and Locale describe the collation when it was taken.
+	Provider string `json:"provider"`
+	Locale   string `json:"locale"`
+	// Version is the version the server's library reported then.
+	Version string `json:"version,omitempty"`
+	// SHA256 hashes Order and Ties.
+	SHA256 string `json:"sha256"`
+	// Order is the probe strings in the order the server sorted them.
+	Order []string `json:"order"`
+	// Ties lists the positions i where Order[i] compared equal to
+	// Order[i-1] (nondeterministic collations only).
+	Ties []int `json:"ties,omitempty"`
+}
+
+// ident is the collation's quoted SQL name.
+func (f Fingerprint) ident() string { return QuoteIdent(f.Schema, f.Name) }
+
+// TakeFingerprints sorts the built-in probe corpus under every at-risk
+// collation in inv, one query per collation.
+func TakeFingerprints(ctx context.Context, conn *pgx.Conn, inv *Inventory) ([]Fingerprint, error) {
+	var out []Fingerprint
+	for _, c := range inv.AtRiskCollations() {
+		f := Fingerprint{Collation: c.Name, Schema: c.Schema, Name: c.sqlName(), Provider: c.Provider,
+			Locale: c.Locale, Version: c.ActualVersion}
+		order, ties, err := sortUnder(ctx, conn, f.ident(), probeCorpus)
+		if err != nil {
+			return nil, fmt.Errorf("fingerprint collation %s: %w", c.Name, err)
+		}
+		f.Order, f.Ties = order, ties
+		f.SHA256 = hashOrder(order, ties)
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// sortUnder asks the server to sort strs under the collation ident. Strings
+// the collation considers equal are ordered by their bytes, so the result is
+// deterministic, and reported as ties.
+func sortUnder(ctx context.Context, conn *pgx.Conn, ident string, strs []string) ([]string, []int, error) {
+	q := fmt.Sprintf(`SELECT s, coalesce(s COLLATE %[1]s = lag(s) OVER w, false)
+		FROM unnest($1::text[]) AS u(s)
+		WINDOW w AS (ORDER BY s COLLATE %[1]s, s COLLATE "C")
+		ORDER BY s COLLATE %[1]s, s COLLATE "C"`, ident)
+	rows, err := conn.Query(ctx, q, strs)
+	if err != nil {
+		return nil, nil, err
+	}
+	order := make([]string, 0, len(strs))
+	var ties []int
+	for rows.Next() {
+		var s string
+		var tie bool
+		if err := rows.Scan(&s, &tie); err != nil {
+			rows.Close()
+			return nil, nil, err
+		}
+		if tie {
+			ties = append(ties, len(order))
+		}
+		order = append(order, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	return order, ties, nil
+}
+
+// hashOrder hashes an order: each string preceded by '<' or '=' (tied with
+// the previous one) and followed by NUL, which text cannot contain.
+func hashOrder(order []string, ties []int) string {
+	h := sha256.New()
+	t := 0
+	for i, s := range order {
+		sep := "<"
+		if t < len(ties) && ties[t] == i {
+			sep = "="
+			t++
+		}
+		h.Write([]byte(sep))
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Fingerprint comparison statuses.
+const (
+	// FingerprintSame: the collation orders the baseline's strings as then.
+	FingerprintSame = "same"
+	// FingerprintChanged: the order changed: finding collation_changed.
+	FingerprintChanged = "changed"
+	// FingerprintMissing: the baseline's collation no longer exists.
+	FingerprintMissing = "missing"
+	// FingerprintNew: an at-risk collation in use has no baseline yet.
+	FingerprintNew = "new"
+)
+
+// FingerprintResult compares one collation with its baseline.
+type FingerprintResult struct {
+	Collation string `json:"collation"`
+	// Status is one of the Fingerprint* statuses.
+	Status string `json:"status"`
+	// Provider and Locale are the collation's now; BaselineLocale when it
+	// differs from the locale recorded.
+	Provider       string `json:"provider,omitempty"`
+	Locale         string `json:"locale,omitempty"`
+	BaselineLocale string `json:"baseline_locale,omitempty"`
+	// BaselineVersion and Version are the library versions PostgreSQL
+	// reported when the baseline was taken and now.
+	BaselineVersion string `json:"baseline_version,omitempty"`
+	Version         string `json:"version,omitempty"`
+	BaselineSHA256  string `json:"baseline_sha256,omitempty"`
+	SHA256          string `json:"sha256,omitempty"`
+	// Strings is how many strings were sorted.
+	Strings int `json:"strings,omitempty"`
+	// ChangedPairs counts the baseline's neighbouring pairs whose order
+	// changed; Examples shows the first few.
+	ChangedPairs int         `json:"changed_pairs,omitempty"`
+	Examples     []OrderFlip `json:"examples,omitempty"`
+}
+
+// OrderFlip is a pair of strings whose relative order changed: A was
+// Was ("<" or "=") B and now is Now ("<", "=" or ">").
+type OrderFlip struct {
+	A   string `json:"a"`
+	B   string `json:"b"`
+	Was string `json:"was"`
+	Now string `json:"now"`
+}
+
+// String renders the flip with Go quoting, so spaces and invisible
+// characters show.
+func (f OrderFlip) String() string {
+	return fmt.Sprintf("%q %s %q, now %q %s %q", f.A, f.Was, f.B, f.A, f.Now, f.B)
+}
+
+// maxExamples bounds the example pairs a comparison keeps.
+const maxExamples = 5
+
+// CompareFingerprints re-sorts each baseline fingerprint's strings under its
+// collation now and reports which collations changed. Each changed one is a
+// KindCollationChanged finding listing the inventory's objects that depend
+// on it. Collations in use without a baseline are reported as new.
+func CompareFingerprints(ctx context.Context, conn *pgx.Conn, inv *Inventory, base *Baseline) ([]FingerprintResult, []Finding, error) {
+	var results []FingerprintResult
+	var findings []Finding
+	seen := map[string]bool{}
+	for _, bf := range base.Fingerprints {
+		seen[bf.Collation] = true
+		r := FingerprintResult{Collation: bf.Collation, BaselineVersion: bf.Version,
+			BaselineSHA256: bf.SHA256, Strings: len(bf.Order), Provider: bf.Provider, Locale: bf.Locale}
+		if c, ok := inv.Collation(bf.Collation); ok {
+			r.Provider, r.Locale, r.Version = c.Provider, c.Locale, c.ActualVersion
+		}
+		if r.Locale != bf.Locale {
+			r.BaselineLocale = bf.Locale
+		}
+		order, ties, err := sortUnder(ctx, conn, bf.ident(), bf.Order)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "42704" { // undefined_object
+			r.Status = FingerprintMissing
+			results = append(results, r)
+			continue
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("compare fingerprint of collation %s: %w", bf.Collation, err)
+		}
+		r.SHA256 = hashOrder(order, ties)
+		r.ChangedPairs, r.Examples = orderFlips(bf.Order, bf.Ties, order, ties)
+		r.Status = FingerprintSame
+		if r.ChangedPairs > 0 || r.SHA256 != bf.SHA256 {
+			r.Status = FingerprintChanged
+			findings = append(findings, changedFinding(inv, base, r))
+		}
+		results = append(results, r)
+	}
+	for _, c := range inv.AtRiskCollations() {
+		if !seen[c.Name] {
+			results = append(results, FingerprintResult{Collation: c.Name, Status: FingerprintNew,
+				Provider: c.Provider, Locale: c.Locale, Version: c.ActualVersion})
+		}
+	}
+	return results, findings, nil
+}
+
+func changedFinding(inv *Inventory, base *Baseline, r FingerprintResult) Finding {
+	var b strings.Builder
+	fmt.Fprintf(&b, "collation %s (%s %s) orders %d of %d neighbouring probe strings differently from the baseline",
+		r.Collation, r.Provider, r.Locale, r.ChangedPairs, r.Strings-1)
+	if !base.RecordedAt.IsZero() {
+		fmt.Fprintf(&b, " recorded %s", base.RecordedAt.UTC().Format(time.RFC3339))
+	}
+	if len(r.Examples) > 0 {
+		fmt.Fprintf(&b, ", e.g. %s", r.Examples[0])
+	}
+	switch {
+	case r.BaselineVersion == r.Version:
+		fmt.Fprintf(&b, "; PostgreSQL reports the same collation version (%s) before and after", orNone(r.Version))
+	default:
+		fmt.Fprintf(&b, "; collation version %s then, %s now", orNone(r.BaselineVersion), orNone(r.Version))
+	}
+	if r.BaselineLocale != "" {
+		fmt.Fprintf(&b, "; locale was %s", r.BaselineLocale)
+	}
+	f := Finding{
+		Kind:      KindCollationChanged,
+		Database:  inv.Database,
+		Object:    r.Collation,
+		Collation: r.Collation,
+		Detail:    b.String(),
+	}
+	if c, ok := inv.Collation(r.Collation); ok {
+		f.Schema = c.Schema
+	}
+	for _, o := range inv.DependentsOf(r.Collation) {
+		f.AtRisk = append(f.AtRisk, o.Ref())
+	}
+	return f
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// orderFlips compares the baseline's order with the order now: for each
+// neighbouring pair of the baseline it checks the pair's relation now. When
+// every neighbouring relation holds, the two orders are the same.
+func orderFlips(was []string, wasTies []int, now []string, nowTies []int) (int, []OrderFlip) {
+	rank := make(map[string]int, len(now))
+	g, t := 0, 0
+	for i, s := range now {
+		if t < len(nowTies) && nowTies[t] == i {
+			t++
+		} else {
+			g++
+		}
+		rank[s] = g
+	}
+	var n int
+	var examples []OrderFlip
+	t = 0
+	for i := 1; i < len(was); i++ {
+		rel := "<"
+		for t < len(wasTies) && wasTies[t] < i {
+			t++
+		}
+		if t < len(wasTies) && wasTies[t] == i {
+			rel = "="
+		}
+		a, b := was[i-1], was[i]
+		cur := "<"
+		switch {
+		case rank[a] == rank[b]:
+			cur = "="
+		case rank[a] > rank[b]:
+			cur = ">"
+		}
+		if cur != rel {
+			n++
+			if len(examples) < maxExamples {
+				examples = append(examples, OrderFlip{A: a, B: b, Was: rel, Now: cur})
+			}
+		}
+	}
+	return n, examples
+}
+
+// CheckFingerprint compares conn's database with its collation baseline:
+// the file baselineFile, or when empty the baseline recorded in the
+// database's ringfence schema. It returns a KindCollationChanged finding per
+// changed collation and whether a baseline existed (no baseline: no
+// findings, nothing to compare). pg check calls it on every run; it takes
+// one catalog read and one small sort per collation.
+func CheckFingerprint(ctx context.Context, conn *pgx.Conn, baselineFile string) ([]Finding, bool, error) {
+	var base *Baseline
+	if baselineFile != "" {
+		b, err := ReadBaselineFile(baselineFile)
+		if err != nil {
+			return nil, false, err
+		}
+		base = b
+	} else {
+		b, ok, err := LoadBaseline(ctx, conn)
+		if err != nil || !ok {
+			return nil, false, err
+		}
+		base = b
+	}
+	inv, err := ReadInventory(ctx, conn)
+	if err != nil {
+		return nil, true, err
+	}
+	_, findings, err := CompareFingerprints(ctx, conn, inv, base)
+	return findings, true, err
+}

@@ -1,0 +1,176 @@
+package pgcheck
+
+import (
+	"context"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ringfence/ringfence/internal/pgtest"
+)
+
+// driftSchema has a unique index on the default collation and an index on
+// the libc "en_US.utf8" collation.
+const driftSchema = `
+CREATE TABLE users (id int PRIMARY KEY, name text CONSTRAINT users_name_key UNIQUE,
+	title text COLLATE "en_US.utf8");
+CREATE INDEX users_title ON users (title);
+INSERT INTO users SELECT g, 'user ' || g, 'title-' || g FROM generate_series(1, 200) g;`
+
+// TestFingerprintSeesLocaleChanges records baselines under one locale
+// variant and compares after restarting under another: every change is
+// reported as collation_changed while PostgreSQL's versions stay the same,
+// and nothing is reported when nothing changed.
+func TestFingerprintSeesLocaleChanges(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	c := pgtest.New(t, pgtest.WithVariant(pgtest.Current))
+	c.CreateDatabase("fp")
+	c.Exec("fp", driftSchema)
+	dir := t.TempDir()
+
+	versions := func() map[string]string {
+		t.Helper()
+		inv, err := ReadInventory(ctx, c.Connect("fp"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := VersionMismatches(inv); len(m) != 0 {
+			t.Errorf("PostgreSQL reports a version mismatch: %+v", m)
+		}
+		v := map[string]string{}
+		for _, c := range inv.Collations {
+			v[c.Name] = c.RecordedVersion + "/" + c.ActualVersion
+		}
+		return v
+	}
+	record := func(path string) {
+		t.Helper()
+		conn := c.Connect("fp")
+		start := time.Now()
+		inv, err := ReadInventory(ctx, conn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := NewBaseline(ctx, conn, inv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := RecordBaseline(ctx, conn, b); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("recording the baseline took %v, want under 1s", d)
+		}
+		if got := len(b.Fingerprints); got != 2 {
+			t.Fatalf("baseline has %d fingerprints, want 2 (default, public.en_US.utf8)", got)
+		}
+		if err := WriteBaselineFile(path, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// check compares with the file baseline and the database's own, which
+	// must agree, and returns the changed collations.
+	check := func(path string) []string {
+		t.Helper()
+		start := time.Now()
+		fromFile, ok, err := CheckFingerprint(ctx, c.Connect("fp"), path)
+		if err != nil || !ok {
+			t.Fatalf("check against %s: ok %v err %v", path, ok, err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("comparing with the baseline took %v, want under 1s", d)
+		}
+		fromDB, ok, err := CheckFingerprint(ctx, c.Connect("fp"), "")
+		if err != nil || !ok {
+			t.Fatalf("check against the recorded baseline: ok %v err %v", ok, err)
+		}
+		var names []string
+		for _, f := range fromFile {
+			if f.Kind != KindCollationChanged || f.Database != "fp" {
+				t.Errorf("finding %+v", f)
+			}
+			if !strings.Contains(f.Detail, "PostgreSQL reports the same collation version") {
+				t.Errorf("detail %q does not say the version is unchanged", f.Detail)
+			}
+			var objs []string
+			for _, r := range f.AtRisk {
+				objs = append(objs, r.Object)
+			}
+			want := map[string][]string{"default": {"users_name_key"}, "public.en_US.utf8": {"users_title"}}[f.Collation]
+			if !slices.Equal(objs, want) {
+				t.Errorf("%s: at risk %v, want %v", f.Collation, objs, want)
+			}
+			names = append(names, f.Collation)
+		}
+		if len(fromDB) != len(fromFile) {
+			t.Errorf("database baseline gives %d findings, file %d", len(fromDB), len(fromFile))
+		}
+		slices.Sort(names)
+		return names
+	}
+	both := []string{"default", "public.en_US.utf8"}
+
+	current := filepath.Join(dir, "current.json")
+	record(current)
+	before := versions()
+	c.Restart(pgtest.Current)
+	if got := check(current); len(got) != 0 {
+		t.Errorf("restart under the same locale: changed %v, want none", got)
+	}
+	for _, v := range []pgtest.Variant{pgtest.CodePoint, pgtest.Synthetic} {
+		c.Restart(v)
+		if got := check(current); !slices.Equal(got, both) {
+			t.Errorf("current -> %s: changed %v, want %v", v, got, both)
+		}
+		if after := versions(); !maps.Equal(before, after) {
+			t.Errorf("current -> %s: versions %v, before %v", v, after, before)
+		}
+	}
+
+	// The real history: record under glibc 2.27's locale data, upgrade to
+	// the machine's current data.
+	c.Restart(pgtest.Glibc227)
+	old := filepath.Join(dir, "glibc-2.27.json")
+	record(old)
+	c.Restart(pgtest.Current)
+	if got := check(old); !slices.Equal(got, both) {
+		t.Errorf("glibc 2.27 -> current: changed %v, want %v", got, both)
+	}
+	if after := versions(); !maps.Equal(before, after) {
+		t.Errorf("glibc 2.27 -> current: versions %v, before %v", after, before)
+	}
+	base, err := ReadBaselineFile(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := ReadInventory(ctx, c.Connect("fp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	results, _, err := CompareFingerprints(ctx, c.Connect("fp"), inv, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range results {
+		if r.Status != FingerprintChanged || r.ChangedPairs == 0 || len(r.Examples) == 0 {
+			t.Errorf("glibc 2.27 -> current result %+v", r)
+		}
+	}
+
+	// A fresh cluster with the same data under the same locale agrees with
+	// the first cluster's baseline, and has no baseline of its own.
+	c2 := pgtest.New(t, pgtest.WithVariant(pgtest.Current))
+	c2.CreateDatabase("fp")
+	c2.Exec("fp", driftSchema)
+	findings, ok, err := CheckFingerprint(ctx, c2.Connect("fp"), current)
+	if err != nil || !ok || len(findings) != 0 {
+		t.Errorf("fresh cluster against the baseline: findings %+v ok %v err %v", findings, ok, err)
+	}
+	if _, ok, err := CheckFingerprint(ctx, c2.Connect("fp"), ""); ok || err != nil {
+		t.Errorf("fresh cluster has a recorded baseline (ok %v, err %v)", ok, err)
+	}
+}
