@@ -193,7 +193,7 @@ func (c *Cluster) Standby(v Variant) *Cluster {
 	s.Dir = s.makeDir("ringfence-standby-")
 	c.t.Cleanup(s.cleanup)
 	s.run("pg_basebackup", "-D", s.dataDir(), "-h", "127.0.0.1", "-p", strconv.Itoa(c.Port),
-		"-U", "postgres", "-R", "-X", "stream", "--no-sync")
+		"-U", "postgres", "-R", "-X", "stream", "--no-sync", "--checkpoint=fast")
 	s.appendConf("unix_socket_directories = '"+s.Dir+"'", "hot_standby = on")
 	s.Port = freePort(c.t)
 	s.Start(v)
@@ -243,6 +243,9 @@ func (c *Cluster) Exec(db, sql string) {
 	}
 	defer conn.Close(context.Background())
 	if _, err := conn.Exec(ctx, sql); err != nil {
+		if len(sql) > 400 {
+			sql = sql[:400] + "..."
+		}
 		c.t.Fatalf("exec in %s: %v\n%s", db, err, sql)
 	}
 }
