@@ -22,6 +22,7 @@ func pgCommand(stdout, stderr io.Writer) *ucli.Command {
 			"Exit codes: 0 nothing found, 1 findings, 2 could not check.",
 		Commands: []*ucli.Command{
 			pgInventoryCommand(stdout),
+			pgFingerprintCommand(stdout),
 		},
 	}
 }

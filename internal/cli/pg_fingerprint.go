@@ -1,0 +1,222 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	ucli "github.com/urfave/cli/v3"
+
+	"github.com/ringfence/ringfence/pgcheck"
+)
+
+// pgFingerprintCommand is `ringfence pg fingerprint`.
+func pgFingerprintCommand(stdout io.Writer) *ucli.Command {
+	return &ucli.Command{
+		Name:      "fingerprint",
+		Usage:     "detect collation changes PostgreSQL cannot see, against a recorded baseline",
+		ArgsUsage: "[DSN]",
+		Description: "Sorts a built-in probe corpus under every at-risk collation in use, by asking the\n" +
+			"server, and hashes the order. With --record the fingerprints become the baseline:\n" +
+			"in the database's own ringfence schema (a read-write session), or in --baseline\n" +
+			"FILE. Without --record the baseline is compared: a collation that orders the\n" +
+			"corpus differently is reported as collation_changed with the objects at risk,\n" +
+			"whatever PostgreSQL's version columns say. Exit 0 same (or no baseline yet),\n" +
+			"1 changed, 2 could not check.",
+		Flags: append(connFlags(),
+			&ucli.BoolFlag{Name: "json", Usage: "print JSON instead of a readable report"},
+			&ucli.BoolFlag{Name: "record", Usage: "record the fingerprints as the new baseline"},
+			&ucli.StringFlag{Name: "baseline", Usage: "baseline `FILE` instead of the database's ringfence schema"},
+		),
+		Action: func(ctx context.Context, cmd *ucli.Command) error {
+			return runFingerprint(ctx, cmd, stdout)
+		},
+	}
+}
+
+// fingerprintSummary is one fingerprint without its strings.
+type fingerprintSummary struct {
+	Collation string `json:"collation"`
+	Provider  string `json:"provider"`
+	Locale    string `json:"locale"`
+	Version   string `json:"version,omitempty"`
+	Strings   int    `json:"strings"`
+	SHA256    string `json:"sha256"`
+}
+
+// fingerprintReport is the command's output.
+type fingerprintReport struct {
+	Database string `json:"database"`
+	// Baseline is where the baseline is (a file or the table).
+	Baseline string `json:"baseline"`
+	// Recorded is true when this run recorded the baseline.
+	Recorded bool `json:"recorded"`
+	// BaselineFound is false when there was no baseline to compare with.
+	BaselineFound      bool                        `json:"baseline_found"`
+	BaselineRecordedAt *time.Time                  `json:"baseline_recorded_at,omitempty"`
+	Fingerprints       []fingerprintSummary        `json:"fingerprints,omitempty"`
+	Results            []pgcheck.FingerprintResult `json:"results,omitempty"`
+	Findings           []pgcheck.Finding           `json:"findings"`
+	Elapsed            pgcheck.Duration            `json:"elapsed_seconds"`
+}
+
+func runFingerprint(ctx context.Context, cmd *ucli.Command, stdout io.Writer) error {
+	start := time.Now()
+	file := cmd.String("baseline")
+	record := cmd.Bool("record")
+	srv, err := openServer(cmd, record && file == "")
+	if err != nil {
+		return err
+	}
+	conn, err := srv.Connect(ctx, "")
+	if err != nil {
+		return withCode(ExitError, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	inv, err := pgcheck.ReadInventory(ctx, conn)
+	if err != nil {
+		return withCode(ExitError, err)
+	}
+	rep := fingerprintReport{Database: inv.Database, Baseline: file, Findings: []pgcheck.Finding{}}
+	if file == "" {
+		rep.Baseline = pgcheck.BaselineTable
+	}
+
+	var base *pgcheck.Baseline
+	switch {
+	case record:
+		base, err = pgcheck.NewBaseline(ctx, conn, inv)
+		if err == nil {
+			if file != "" {
+				err = pgcheck.WriteBaselineFile(file, base)
+			} else {
+				err = pgcheck.RecordBaseline(ctx, conn, base)
+			}
+		}
+		if err != nil {
+			return withCode(ExitError, err)
+		}
+		rep.Recorded, rep.BaselineFound = true, true
+	case file != "":
+		base, err = pgcheck.ReadBaselineFile(file)
+		if err != nil {
+			return withCode(ExitError, err)
+		}
+		rep.BaselineFound = true
+	default:
+		base, rep.BaselineFound, err = pgcheck.LoadBaseline(ctx, conn)
+		if err != nil {
+			return withCode(ExitError, err)
+		}
+	}
+
+	switch {
+	case record:
+		rep.Fingerprints = summarize(base.Fingerprints)
+	case rep.BaselineFound:
+		rep.Results, rep.Findings, err = pgcheck.CompareFingerprints(ctx, conn, inv, base)
+		if err != nil {
+			return withCode(ExitError, err)
+		}
+		if rep.Findings == nil {
+			rep.Findings = []pgcheck.Finding{}
+		}
+	default:
+		fps, err := pgcheck.TakeFingerprints(ctx, conn, inv)
+		if err != nil {
+			return withCode(ExitError, err)
+		}
+		rep.Fingerprints = summarize(fps)
+	}
+	if base != nil && !base.RecordedAt.IsZero() {
+		at := base.RecordedAt
+		rep.BaselineRecordedAt = &at
+	}
+	rep.Elapsed = pgcheck.Duration(time.Since(start))
+
+	if cmd.Bool("json") {
+		err = writeJSON(stdout, rep)
+	} else {
+		err = printFingerprint(stdout, rep)
+	}
+	if err != nil {
+		return withCode(ExitError, err)
+	}
+	if len(rep.Findings) > 0 {
+		return errFindings
+	}
+	return nil
+}
+
+func summarize(fps []pgcheck.Fingerprint) []fingerprintSummary {
+	out := make([]fingerprintSummary, 0, len(fps))
+	for _, f := range fps {
+		out = append(out, fingerprintSummary{Collation: f.Collation, Provider: f.Provider, Locale: f.Locale,
+			Version: f.Version, Strings: len(f.Order), SHA256: f.SHA256})
+	}
+	return out
+}
+
+func printFingerprint(w io.Writer, rep fingerprintReport) error {
+	elapsed := time.Duration(rep.Elapsed).Round(time.Millisecond)
+	if len(rep.Fingerprints) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "COLLATION\tPROVIDER\tLOCALE\tVERSION\tSTRINGS\tSHA-256")
+		for _, f := range rep.Fingerprints {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%.16s\n", f.Collation, f.Provider, f.Locale, orDash(f.Version), f.Strings, f.SHA256)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	switch {
+	case rep.Recorded:
+		fmt.Fprintf(w, "\nrecorded %d collation fingerprints of database %s in %s (%v)\n",
+			len(rep.Fingerprints), rep.Database, rep.Baseline, elapsed)
+		return nil
+	case !rep.BaselineFound:
+		fmt.Fprintf(w, "\nno baseline in %s: run with --record to keep these as the baseline (%v)\n", rep.Baseline, elapsed)
+		return nil
+	}
+	recorded := ""
+	if rep.BaselineRecordedAt != nil {
+		recorded = " recorded " + rep.BaselineRecordedAt.UTC().Format(time.RFC3339)
+	}
+	fmt.Fprintf(w, "database %s against the baseline in %s%s\n\n", rep.Database, rep.Baseline, recorded)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "COLLATION\tLOCALE\tVERSION THEN\tNOW\tRESULT")
+	for _, r := range rep.Results {
+		result := r.Status
+		switch r.Status {
+		case pgcheck.FingerprintChanged:
+			result = fmt.Sprintf("CHANGED: %d of %d neighbouring pairs", r.ChangedPairs, r.Strings-1)
+		case pgcheck.FingerprintNew:
+			result = "no baseline yet (record again)"
+		case pgcheck.FingerprintMissing:
+			result = "collation no longer exists"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Collation, r.Locale, orDash(r.BaselineVersion), orDash(r.Version), result)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, r := range rep.Results {
+		for _, ex := range r.Examples {
+			fmt.Fprintf(w, "  %s: %s\n", r.Collation, ex)
+		}
+	}
+	for _, f := range rep.Findings {
+		fmt.Fprintf(w, "\n%s: %s\n", f.Kind, f.Detail)
+		for _, o := range f.AtRisk {
+			fmt.Fprintf(w, "  at risk: %s %s.%s (table %s)\n", o.Type, o.Schema, o.Object, o.Table)
+		}
+	}
+	if len(rep.Findings) == 0 {
+		fmt.Fprintf(w, "\nno collation changed (%v)\n", elapsed)
+	} else {
+		fmt.Fprintf(w, "\n%d collations changed (%v)\n", len(rep.Findings), elapsed)
+	}
+	return nil
+}
