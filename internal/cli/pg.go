@@ -21,6 +21,7 @@ func pgCommand(stdout, stderr io.Writer) *ucli.Command {
 			"unless a command says otherwise, with a statement_timeout and lock_timeout.\n" +
 			"Exit codes: 0 nothing found, 1 findings, 2 could not check.",
 		Commands: []*ucli.Command{
+			pgCheckCommand(stdout, stderr),
 			pgInventoryCommand(stdout),
 			pgFingerprintCommand(stdout),
 		},

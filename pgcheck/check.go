@@ -1,0 +1,345 @@
+package pgcheck
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Scope selects which objects Check verifies.
+type Scope string
+
+const (
+	// ScopeAll checks every B-tree index (and heap with CheckOptions.Heap).
+	ScopeAll Scope = "all"
+	// ScopeCollation checks only objects whose correctness depends on a
+	// collation that is not C, POSIX or ucs_basic.
+	ScopeCollation Scope = "collation"
+)
+
+// ParseScope parses "all" or "collation".
+func ParseScope(s string) (Scope, error) {
+	switch Scope(s) {
+	case ScopeAll, ScopeCollation:
+		return Scope(s), nil
+	}
+	return "", fmt.Errorf("unknown scope %q (want all or collation)", s)
+}
+
+// Filter restricts which relations are checked. Patterns are shell globs
+// (path.Match) matched against the unqualified name, or against
+// "schema.name" when the pattern contains a dot. Empty include lists
+// include everything.
+type Filter struct {
+	Schemas, ExcludeSchemas []string
+	Tables, ExcludeTables   []string
+	Indexes, ExcludeIndexes []string
+	// ExcludeCatalogs skips pg_catalog, pg_toast and information_schema.
+	ExcludeCatalogs bool
+}
+
+// Validate reports a malformed pattern.
+func (f Filter) Validate() error {
+	for _, list := range [][]string{f.Schemas, f.ExcludeSchemas, f.Tables, f.ExcludeTables, f.Indexes, f.ExcludeIndexes} {
+		for _, p := range list {
+			if _, err := path.Match(p, ""); err != nil {
+				return fmt.Errorf("bad pattern %q: %w", p, err)
+			}
+		}
+	}
+	return nil
+}
+
+func matchAny(patterns []string, schema, name string) bool {
+	for _, p := range patterns {
+		subject := name
+		if strings.Contains(p, ".") {
+			subject = schema + "." + name
+		}
+		if ok, _ := path.Match(p, subject); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (f Filter) schemaOK(schema string) bool {
+	if f.ExcludeCatalogs && isCatalogSchema(schema) {
+		return false
+	}
+	if len(f.Schemas) > 0 && !matchAny(f.Schemas, "", schema) {
+		return false
+	}
+	return !matchAny(f.ExcludeSchemas, "", schema)
+}
+
+func (f Filter) tableOK(schema, table string) bool {
+	if !f.schemaOK(schema) {
+		return false
+	}
+	if len(f.Tables) > 0 && !matchAny(f.Tables, schema, table) {
+		return false
+	}
+	return !matchAny(f.ExcludeTables, schema, table)
+}
+
+func (f Filter) indexOK(schema, table, index string) bool {
+	if !f.tableOK(schema, table) {
+		return false
+	}
+	if len(f.Indexes) > 0 && !matchAny(f.Indexes, schema, index) {
+		return false
+	}
+	return !matchAny(f.ExcludeIndexes, schema, index)
+}
+
+func isCatalogSchema(s string) bool {
+	return s == "pg_catalog" || s == "pg_toast" || s == "information_schema"
+}
+
+// CheckOptions configures Check.
+type CheckOptions struct {
+	// AllDatabases checks every database that accepts connections;
+	// otherwise only the DSN's database.
+	AllDatabases bool
+	// Scope is ScopeAll (default) or ScopeCollation.
+	Scope Scope
+	// ParentCheck uses bt_index_parent_check, which takes a ShareLock
+	// (blocks writes) and cannot run on a hot standby.
+	ParentCheck bool
+	// HeapAllIndexed also verifies that every heap tuple has an index entry.
+	HeapAllIndexed bool
+	// Heap runs verify_heapam on tables, materialized views and TOAST tables.
+	Heap bool
+	// Jobs is the number of concurrent sessions per database (default 1).
+	Jobs int
+	// Filter restricts the relations checked.
+	Filter Filter
+	// InstallMissing creates the amcheck extension where it is missing.
+	InstallMissing bool
+	// HeapChunkBlocks splits heap checks of large tables into block ranges
+	// of at most this many blocks (0: chosen from the total and Jobs).
+	HeapChunkBlocks int64
+	// Progress, if set, is called (from several goroutines, serialised)
+	// as checks start and finish.
+	Progress func(Progress)
+}
+
+// Progress reports how far Check has come.
+type Progress struct {
+	Database string
+	// Worker is the session (0..Jobs-1) the event belongs to.
+	Worker int
+	// Current describes the check the worker just started ("" when idle).
+	Current string
+	// Done and Total count checks in the current database.
+	Done, Total int
+	// BytesDone and BytesTotal weigh checks by relation size.
+	BytesDone, BytesTotal int64
+}
+
+// CheckReport is the result of Check. Its JSON form is stable
+// (docs/pg-check.md).
+type CheckReport struct {
+	// SchemaVersion versions this JSON form.
+	SchemaVersion int         `json:"schema_version"`
+	Server        ServerInfo  `json:"server"`
+	Databases     []string    `json:"databases"`
+	Findings      []Finding   `json:"findings"`
+	Checked       Checked     `json:"checked"`
+	Skipped       []Skipped   `json:"skipped"`
+	Options       ReportFlags `json:"options"`
+	StartedAt     time.Time   `json:"started_at"`
+	Duration      Duration    `json:"duration_seconds"`
+}
+
+// ServerInfo describes the checked server.
+type ServerInfo struct {
+	Version    string `json:"version"`
+	VersionNum int    `json:"version_num"`
+	InRecovery bool   `json:"in_recovery"`
+}
+
+// Checked counts what was verified.
+type Checked struct {
+	Indexes          int   `json:"indexes"`
+	IndexBytes       int64 `json:"index_bytes"`
+	HeapRelations    int   `json:"heap_relations"`
+	HeapBytes        int64 `json:"heap_bytes"`
+	Partitions       int   `json:"partitions"`
+	CheckConstraints int   `json:"check_constraints"`
+	Collations       int   `json:"collations"`
+	// Fingerprint is true when a recorded collation baseline was compared.
+	Fingerprint bool `json:"fingerprint_compared"`
+}
+
+// Skipped is an object that could not be checked, with why.
+type Skipped struct {
+	Database string `json:"database"`
+	Schema   string `json:"schema"`
+	Object   string `json:"object"`
+	Reason   string `json:"reason"`
+	// Error is true when the object should have been checked but could not
+	// be (a timeout, say): the report is then incomplete.
+	Error bool `json:"error"`
+}
+
+// ReportFlags echoes the options that shape what a report means.
+type ReportFlags struct {
+	Scope          Scope `json:"scope"`
+	ParentCheck    bool  `json:"parent_check"`
+	HeapAllIndexed bool  `json:"heapallindexed"`
+	Heap           bool  `json:"heap"`
+	Jobs           int   `json:"jobs"`
+}
+
+// ErrNoAmcheck is returned (wrapped) when amcheck is not installed in a
+// database and CheckOptions.InstallMissing is false.
+var ErrNoAmcheck = errors.New("the amcheck extension is not installed")
+
+// ErrParentCheckOnStandby is returned when a parent check is asked of a hot
+// standby: bt_index_parent_check needs a ShareLock, impossible in recovery.
+var ErrParentCheckOnStandby = errors.New("--parent-check is impossible on a hot standby: bt_index_parent_check takes a ShareLock, which cannot be acquired during recovery; check without it here (bt_index_check works on a standby), or run the parent check on the primary")
+
+// Check verifies the server's databases and returns what it found. An error
+// means the check could not be carried out (connection, permission, missing
+// amcheck, cancellation); corruption is reported as findings, not errors.
+func Check(ctx context.Context, srv *Server, opts CheckOptions) (*CheckReport, error) {
+	if opts.Jobs < 1 {
+		opts.Jobs = 1
+	}
+	if opts.Scope == "" {
+		opts.Scope = ScopeAll
+	}
+	if err := opts.Filter.Validate(); err != nil {
+		return nil, err
+	}
+	rep := &CheckReport{
+		SchemaVersion: 1,
+		StartedAt:     time.Now().UTC(),
+		Findings:      []Finding{},
+		Skipped:       []Skipped{},
+		Options: ReportFlags{Scope: opts.Scope, ParentCheck: opts.ParentCheck,
+			HeapAllIndexed: opts.HeapAllIndexed, Heap: opts.Heap, Jobs: opts.Jobs},
+	}
+	first, err := srv.Connect(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	defer first.Close(context.Background())
+	if err := first.QueryRow(ctx, `SELECT current_setting('server_version'), current_setting('server_version_num')::int, pg_is_in_recovery()`).
+		Scan(&rep.Server.Version, &rep.Server.VersionNum, &rep.Server.InRecovery); err != nil {
+		return nil, fmt.Errorf("read server version: %w", err)
+	}
+	if rep.Server.VersionNum < 140000 {
+		return nil, fmt.Errorf("PostgreSQL %s is not supported: ringfence needs 14 or later (amcheck 1.3)", rep.Server.Version)
+	}
+	if opts.ParentCheck && rep.Server.InRecovery {
+		return nil, ErrParentCheckOnStandby
+	}
+	rep.Databases = []string{first.Config().Database}
+	if opts.AllDatabases {
+		rows, _ := first.Query(ctx, `SELECT datname FROM pg_database WHERE datallowconn AND datconnlimit <> -2 ORDER BY datname`)
+		rep.Databases, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return nil, fmt.Errorf("list databases: %w", err)
+		}
+	}
+	for _, db := range rep.Databases {
+		if err := checkDatabase(ctx, srv, db, opts, rep); err != nil {
+			return nil, fmt.Errorf("check database %q: %w", db, err)
+		}
+	}
+	sort.SliceStable(rep.Findings, func(i, j int) bool {
+		a, b := rep.Findings[i], rep.Findings[j]
+		if a.Database != b.Database {
+			return a.Database < b.Database
+		}
+		if a.Kind != b.Kind {
+			return a.Kind < b.Kind
+		}
+		if a.Schema != b.Schema {
+			return a.Schema < b.Schema
+		}
+		return a.Object < b.Object
+	})
+	rep.Duration = Duration(time.Since(rep.StartedAt))
+	return rep, nil
+}
+
+// checkDatabase plans and runs every check of one database.
+func checkDatabase(ctx context.Context, srv *Server, db string, opts CheckOptions, rep *CheckReport) error {
+	conn, err := srv.Connect(ctx, db)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	amSchema, err := ensureAmcheck(ctx, srv, conn, db, opts.InstallMissing)
+	if err != nil {
+		return err
+	}
+	p, err := plan(ctx, conn, db, opts, rep, amSchema)
+	if err != nil {
+		return err
+	}
+	found, skipped, err := execute(ctx, srv, db, p, opts)
+	if err != nil {
+		return err
+	}
+	rep.Findings = append(rep.Findings, found...)
+	rep.Skipped = append(rep.Skipped, skipped...)
+	return nil
+}
+
+// ensureAmcheck returns the schema amcheck is installed in, installing it
+// when asked.
+func ensureAmcheck(ctx context.Context, srv *Server, conn *pgx.Conn, db string, install bool) (string, error) {
+	const q = `SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'amcheck'`
+	var schema string
+	err := conn.QueryRow(ctx, q).Scan(&schema)
+	if err == nil {
+		return schema, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return "", fmt.Errorf("look for amcheck: %w", err)
+	}
+	if !install {
+		return "", fmt.Errorf("%w in database %q: run with --install-missing (CREATE EXTENSION amcheck, needs CREATE on the database), or install it yourself", ErrNoAmcheck, db)
+	}
+	rw, err := srv.WithOptions(ConnOptions{ReadWrite: true}).Connect(ctx, db)
+	if err != nil {
+		return "", err
+	}
+	defer rw.Close(context.Background())
+	if _, err := rw.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS amcheck`); err != nil {
+		return "", fmt.Errorf("install amcheck: %w", err)
+	}
+	if err := rw.QueryRow(ctx, q).Scan(&schema); err != nil {
+		return "", fmt.Errorf("look for amcheck: %w", err)
+	}
+	return schema, nil
+}
+
+// progressTracker serialises Progress callbacks.
+type progressTracker struct {
+	mu   sync.Mutex
+	fn   func(Progress)
+	last Progress
+}
+
+func (p *progressTracker) update(f func(*Progress)) {
+	if p.fn == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f(&p.last)
+	p.fn(p.last)
+}

@@ -1,0 +1,224 @@
+package pgcheck
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// SQLSTATEs the executor tells apart.
+const (
+	sqlstateDataCorrupted  = "XX001"
+	sqlstateIndexCorrupted = "XX002"
+	sqlstateUndefinedTable = "42P01"
+	sqlstateLockTimeout    = "55P03"
+	sqlstateQueryCanceled  = "57014"
+	sqlstateNoPrivilege    = "42501"
+)
+
+// heapFindingMessages bounds the corruption messages quoted per relation.
+const heapFindingMessages = 5
+
+// result is what one task produced.
+type result struct {
+	task     task
+	finding  *Finding
+	heapMsgs []string
+	heapRows int64
+	skip     *Skipped
+}
+
+// execute runs p's tasks on opts.Jobs sessions, largest first.
+func execute(ctx context.Context, srv *Server, db string, p *dbPlan, opts CheckOptions) ([]Finding, []Skipped, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	workers := min(opts.Jobs, len(p.tasks))
+	tasks := make(chan task)
+	results := make(chan result)
+	var bytesTotal int64
+	for _, t := range p.tasks {
+		bytesTotal += t.bytes
+	}
+	prog := &progressTracker{fn: opts.Progress, last: Progress{Database: db, Total: len(p.tasks), BytesTotal: bytesTotal}}
+	prog.update(func(*Progress) {})
+
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := srv.Connect(ctx, db)
+			if err != nil {
+				cancel(err)
+				return
+			}
+			defer conn.Close(context.Background())
+			for t := range tasks {
+				prog.update(func(pr *Progress) { pr.Worker = w; pr.Current = t.String() })
+				r, err := runTask(ctx, conn, db, p.amcheckSchema, t, opts)
+				if err != nil {
+					cancel(err)
+					return
+				}
+				select {
+				case results <- r:
+				case <-ctx.Done():
+					return
+				}
+				prog.update(func(pr *Progress) {
+					pr.Worker, pr.Current = w, ""
+					pr.Done++
+					pr.BytesDone += t.bytes
+				})
+			}
+		}()
+	}
+	go func() {
+		defer close(tasks)
+		for _, t := range p.tasks {
+			select {
+			case tasks <- t:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	go func() { wg.Wait(); close(results) }()
+
+	findings := []Finding{}
+	skipped := append([]Skipped{}, p.skipped...)
+	heap := map[uint32]*result{}
+	var heapOrder []uint32
+	for r := range results {
+		switch {
+		case r.skip != nil:
+			skipped = append(skipped, *r.skip)
+		case r.finding != nil:
+			findings = append(findings, *r.finding)
+		case r.heapRows > 0:
+			h, ok := heap[r.task.oid]
+			if !ok {
+				h = &result{task: r.task}
+				heap[r.task.oid] = h
+				heapOrder = append(heapOrder, r.task.oid)
+			}
+			h.heapRows += r.heapRows
+			h.heapMsgs = append(h.heapMsgs, r.heapMsgs...)
+		}
+	}
+	if err := context.Cause(ctx); err != nil {
+		return nil, nil, err
+	}
+	for _, oid := range heapOrder {
+		h := heap[oid]
+		msgs := h.heapMsgs[:min(len(h.heapMsgs), heapFindingMessages)]
+		findings = append(findings, Finding{Kind: KindHeapCorrupt, Database: db, Schema: h.task.schema,
+			Table: h.task.name, Object: h.task.name, Rows: h.heapRows,
+			Detail: fmt.Sprintf("verify_heapam reported %d problem(s): %s", h.heapRows, strings.Join(msgs, "; "))})
+	}
+	return findings, skipped, nil
+}
+
+// runTask runs one check. Corruption and per-object trouble (lock or
+// statement timeout, relation dropped meanwhile) become results; an error
+// means the whole check cannot go on (cancelled, connection lost, no
+// permission).
+func runTask(ctx context.Context, conn *pgx.Conn, db, amSchema string, t task, opts CheckOptions) (result, error) {
+	r := result{task: t}
+	var err error
+	switch t.kind {
+	case taskIndex:
+		fn := "bt_index_check(index => $1::oid::regclass, heapallindexed => $2)"
+		if opts.ParentCheck {
+			fn = "bt_index_parent_check(index => $1::oid::regclass, heapallindexed => $2)"
+		}
+		_, err = conn.Exec(ctx, fmt.Sprintf("SELECT %s.%s", QuoteIdent(amSchema), fn), t.oid, opts.HeapAllIndexed)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && (pgErr.Code == sqlstateIndexCorrupted || pgErr.Code == sqlstateDataCorrupted) {
+			detail := pgErr.Message
+			if pgErr.Detail != "" {
+				detail += ": " + pgErr.Detail
+			}
+			r.finding = &Finding{Kind: KindIndexCorrupt, Database: db, Schema: t.schema, Table: t.table,
+				Object: t.name, Detail: detail}
+			return r, nil
+		}
+	case taskHeap:
+		var start, end *int64
+		if t.startBlock >= 0 {
+			start = &t.startBlock
+		}
+		if t.endBlock >= 0 {
+			end = &t.endBlock
+		}
+		var rows pgx.Rows
+		rows, err = conn.Query(ctx, fmt.Sprintf(`SELECT blkno, offnum, attnum, msg FROM %s.verify_heapam(
+			relation => $1::oid::regclass, on_error_stop => false, check_toast => true, skip => 'none',
+			startblock => $2, endblock => $3)`, QuoteIdent(amSchema)), t.oid, start, end)
+		if err == nil {
+			var blk int64
+			var off, att *int32
+			var msg string
+			_, err = pgx.ForEachRow(rows, []any{&blk, &off, &att, &msg}, func() error {
+				r.heapRows++
+				if len(r.heapMsgs) < heapFindingMessages {
+					r.heapMsgs = append(r.heapMsgs, heapMessage(blk, off, att, msg))
+				}
+				return nil
+			})
+		}
+	case taskPartition, taskConstraint:
+		var n int64
+		n, err = scanViolations(ctx, conn, t)
+		if err == nil && n > 0 {
+			f := violationFinding(db, t, n)
+			r.finding = &f
+		}
+	}
+	if err == nil {
+		return r, nil
+	}
+	if ctx.Err() != nil {
+		return r, ctx.Err()
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		skip := &Skipped{Database: db, Schema: t.schema, Object: t.name}
+		switch pgErr.Code {
+		case sqlstateUndefinedTable:
+			skip.Reason = "dropped while the check ran"
+		case sqlstateLockTimeout:
+			skip.Reason = "lock_timeout: " + pgErr.Message
+			skip.Error = true
+		case sqlstateQueryCanceled:
+			skip.Reason = "statement_timeout: " + pgErr.Message
+			skip.Error = true
+		case sqlstateNoPrivilege:
+			return r, fmt.Errorf("%s: %s (see docs/pg-check.md for the grants a non-superuser role needs)", t, pgErr.Message)
+		default:
+			skip.Reason = fmt.Sprintf("%s (SQLSTATE %s)", pgErr.Message, pgErr.Code)
+			skip.Error = true
+		}
+		r.skip = skip
+		return r, nil
+	}
+	return r, fmt.Errorf("%s: %w", t, err)
+}
+
+func heapMessage(blk int64, off, att *int32, msg string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "block %d", blk)
+	if off != nil {
+		fmt.Fprintf(&b, ", offset %d", *off)
+	}
+	if att != nil {
+		fmt.Fprintf(&b, ", attribute %d", *att)
+	}
+	b.WriteString(": " + msg)
+	return b.String()
+}

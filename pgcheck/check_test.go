@@ -1,0 +1,137 @@
+package pgcheck_test
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/ringfence/ringfence/internal/pgtest"
+	"github.com/ringfence/ringfence/pgcheck"
+)
+
+func mustCheck(t *testing.T, dsn string, opts pgcheck.CheckOptions) *pgcheck.CheckReport {
+	t.Helper()
+	srv, err := pgcheck.Open(dsn, pgcheck.ConnOptions{StatementTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := pgcheck.Check(context.Background(), srv, opts)
+	if err != nil {
+		t.Fatalf("check: %v", err)
+	}
+	return rep
+}
+
+// pgAmcheckCorrupt runs the reference tool and returns the indexes it
+// reports as corrupt, as "schema.index".
+func pgAmcheckCorrupt(t *testing.T, c *pgtest.Cluster, db string) []string {
+	t.Helper()
+	bin, err := pgtest.BinDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := exec.Command(filepath.Join(bin, "pg_amcheck"), "-h", "127.0.0.1", "-p", fmt.Sprint(c.Port),
+		"-U", "postgres", "-d", db, "--no-dependent-toast").CombinedOutput()
+	re := regexp.MustCompile(`btree index "` + regexp.QuoteMeta(db) + `\.([^."]+)\.([^"]+)"`)
+	var got []string
+	for _, m := range re.FindAllStringSubmatch(string(out), -1) {
+		got = append(got, m[1]+"."+m[2])
+	}
+	slices.Sort(got)
+	return slices.Compact(got)
+}
+
+func findingsOf(rep *pgcheck.CheckReport, kind pgcheck.Kind) []string {
+	var got []string
+	for _, f := range rep.Findings {
+		if f.Kind == kind {
+			got = append(got, f.Schema+"."+f.Object)
+		}
+	}
+	slices.Sort(got)
+	return got
+}
+
+func TestCheckCleanDatabase(t *testing.T) {
+	c := pgtest.New(t)
+	pgtest.CollationFixture(t, c, "app")
+	rep := mustCheck(t, c.DSN("app"), pgcheck.CheckOptions{Heap: true, Jobs: 2})
+	if len(rep.Findings) != 0 {
+		t.Fatalf("clean database: findings %+v", rep.Findings)
+	}
+	if rep.Checked.Indexes < 9 || rep.Checked.HeapRelations < 5 {
+		t.Errorf("checked too little: %+v", rep.Checked)
+	}
+	if rep.Checked.Partitions != 2 || rep.Checked.CheckConstraints != 1 {
+		t.Errorf("partitions %d, check constraints %d; want 2 and 1 (the text one)", rep.Checked.Partitions, rep.Checked.CheckConstraints)
+	}
+}
+
+func TestCheckAfterCollationChange(t *testing.T) {
+	for _, sc := range []struct{ from, to pgtest.Variant }{
+		{pgtest.Glibc227, pgtest.Current},
+		{pgtest.Current, pgtest.CodePoint},
+		{pgtest.Current, pgtest.Synthetic},
+	} {
+		t.Run(fmt.Sprintf("%s-to-%s", sc.from, sc.to), func(t *testing.T) {
+			c := pgtest.New(t, pgtest.WithVariant(sc.from))
+			pgtest.CollationFixture(t, c, "app")
+			c.Restart(sc.to)
+
+			rep := mustCheck(t, c.DSN("app"), pgcheck.CheckOptions{Jobs: 2})
+			got := findingsOf(rep, pgcheck.KindIndexCorrupt)
+			want := pgAmcheckCorrupt(t, c, "app")
+			if !slices.Equal(got, want) {
+				t.Errorf("corrupt indexes %v, pg_amcheck reports %v", got, want)
+			}
+			if !slices.Contains(got, "public.words_name_key") {
+				t.Errorf("words_name_key not reported corrupt: %v", got)
+			}
+			for _, safe := range []string{"public.words_pkey", "public.words_name_c", "public.words_n",
+				"public.words_n_name_c", "public.ints_pkey", "public.ints_x"} {
+				if slices.Contains(got, safe) {
+					t.Errorf("%s reported corrupt; it cannot depend on the collation", safe)
+				}
+			}
+			if p := findingsOf(rep, pgcheck.KindPartitionBoundViolation); len(p) == 0 {
+				t.Errorf("no partition bound violation reported")
+			}
+			if cc := findingsOf(rep, pgcheck.KindCheckConstraintViolation); !slices.Equal(cc, []string{"public.bounded_s_check"}) {
+				t.Errorf("check constraint violations %v, want [public.bounded_s_check]", cc)
+			}
+			// The counts agree with a plain query under the new collation.
+			conn := c.Connect("app")
+			var outside, violating int64
+			if err := conn.QueryRow(context.Background(), `SELECT
+				(SELECT count(*) FROM ONLY parts_lo WHERE NOT k < 'm b') + (SELECT count(*) FROM ONLY parts_hi WHERE NOT k >= 'm b'),
+				(SELECT count(*) FROM bounded WHERE NOT s < 'm b')`).Scan(&outside, &violating); err != nil {
+				t.Fatal(err)
+			}
+			var gotOutside, gotViolating int64
+			for _, f := range rep.Findings {
+				switch f.Kind {
+				case pgcheck.KindPartitionBoundViolation:
+					gotOutside += f.Rows
+				case pgcheck.KindCheckConstraintViolation:
+					gotViolating += f.Rows
+				}
+			}
+			if gotOutside != outside || gotViolating != violating || outside == 0 || violating == 0 {
+				t.Errorf("rows outside partitions %d (query: %d), violating CHECK %d (query: %d)", gotOutside, outside, gotViolating, violating)
+			}
+
+			coll := mustCheck(t, c.DSN("app"), pgcheck.CheckOptions{Scope: pgcheck.ScopeCollation})
+			if g := findingsOf(coll, pgcheck.KindIndexCorrupt); !slices.Equal(g, got) {
+				t.Errorf("--scope collation found %v, scope all %v", g, got)
+			}
+			if coll.Checked.Indexes >= rep.Checked.Indexes {
+				t.Errorf("--scope collation checked %d indexes, scope all %d: it should skip safe ones", coll.Checked.Indexes, rep.Checked.Indexes)
+			}
+		})
+	}
+}
