@@ -1,0 +1,366 @@
+package pgcheck
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Comparison statuses of an index or key column.
+const (
+	// CompareSame: both servers order the sampled keys the same way.
+	CompareSame = "same"
+	// CompareDiffers: the new server orders some sampled keys differently:
+	// the index would be out of order there.
+	CompareDiffers = "differs"
+	// CompareError: the keys could not be sampled or sorted (for example
+	// the collation does not exist on the new server).
+	CompareError = "error"
+	// CompareSkipped: the key is not text, so its order is not compared.
+	CompareSkipped = "skipped"
+)
+
+// DefaultCompareSample is the default bound on distinct keys per key column.
+const DefaultCompareSample = 100000
+
+// CompareOptions tunes Compare.
+type CompareOptions struct {
+	// Sample bounds the distinct keys read per index key column
+	// (DefaultCompareSample when zero).
+	Sample int
+	// Progress, when set, is called after each index with the number of
+	// indexes compared so far and the total.
+	Progress func(done, total int)
+}
+
+// CompareServer describes one side of a comparison.
+type CompareServer struct {
+	ServerVersion string `json:"server_version"`
+	Database      string `json:"database"`
+	// DefaultLocale is the database's default collation locale.
+	DefaultLocale string `json:"default_locale"`
+}
+
+// CompareReport is the outcome of Compare: per at-risk index, whether the
+// new server would order its keys as the old one does.
+type CompareReport struct {
+	From CompareServer `json:"from"`
+	To   CompareServer `json:"to"`
+	// Sample is the bound on distinct keys per key column.
+	Sample  int               `json:"sample"`
+	Indexes []IndexComparison `json:"indexes"`
+	Elapsed Duration          `json:"elapsed_seconds"`
+}
+
+// Differs reports whether any index would be ordered differently.
+func (r *CompareReport) Differs() bool {
+	for _, ix := range r.Indexes {
+		if ix.Status == CompareDiffers {
+			return true
+		}
+	}
+	return false
+}
+
+// Incomplete reports whether any index could not be compared.
+func (r *CompareReport) Incomplete() bool {
+	for _, ix := range r.Indexes {
+		if ix.Status == CompareError {
+			return true
+		}
+	}
+	return false
+}
+
+// IndexComparison is the result for one index (or the index behind a
+// primary key, unique or exclusion constraint).
+type IndexComparison struct {
+	Schema string `json:"schema"`
+	Table  string `json:"table"`
+	Name   string `json:"name"`
+	// Type is the inventory's object type (index, primary_key, ...).
+	Type   string `json:"type"`
+	Unique bool   `json:"unique"`
+	Bytes  int64  `json:"bytes"`
+	// Status is the worst of its columns' statuses.
+	Status  string             `json:"status"`
+	Columns []ColumnComparison `json:"columns"`
+	Error   string             `json:"error,omitempty"`
+}
+
+// ColumnComparison is the result for one key column of an index: its
+// distinct values sampled on the old server, sorted under the column's
+// collation on both.
+type ColumnComparison struct {
+	// Position is the 1-based key column number.
+	Position int `json:"position"`
+	// Expression is the column name or index expression.
+	Expression string `json:"expression"`
+	Collation  string `json:"collation,omitempty"`
+	Type       string `json:"type"`
+	Status     string `json:"status"`
+	// Keys is the number of distinct keys compared.
+	Keys int `json:"keys"`
+	// ChangedPairs counts neighbouring keys (in the old order) whose order
+	// differs on the new server; Examples shows the first few.
+	ChangedPairs int         `json:"changed_pairs,omitempty"`
+	Examples     []OrderFlip `json:"examples,omitempty"`
+	Error        string      `json:"error,omitempty"`
+}
+
+// textTypes are the key types compared: their values keep their order
+// when cast to text.
+var textTypes = map[string]bool{"text": true, "character varying": true, "character": true, "name": true}
+
+// Compare is the upgrade rehearsal: for every at-risk index of from's
+// database it samples the distinct values of each text key column (at most
+// opts.Sample, a random sample of pages on larger tables), sorts them under
+// the column's collation on both servers and compares the orders. to only
+// needs the collations to exist: it can be an empty server of the new image.
+//
+// Multi-column indexes are compared column by column: a changed order of any
+// text key column is reported as a difference, which is exact for the
+// leading column and conservative for later ones (their values only matter
+// among rows with equal leading keys).
+func Compare(ctx context.Context, from, to *pgx.Conn, opts CompareOptions) (*CompareReport, error) {
+	start := time.Now()
+	if opts.Sample <= 0 {
+		opts.Sample = DefaultCompareSample
+	}
+	inv, err := ReadInventory(ctx, from)
+	if err != nil {
+		return nil, fmt.Errorf("compare: old server: %w", err)
+	}
+	toInv, err := ReadInventory(ctx, to)
+	if err != nil {
+		return nil, fmt.Errorf("compare: new server: %w", err)
+	}
+	rep := &CompareReport{
+		From:   CompareServer{inv.ServerVersion, inv.Database, inv.DefaultCollation.Locale},
+		To:     CompareServer{toInv.ServerVersion, toInv.Database, toInv.DefaultCollation.Locale},
+		Sample: opts.Sample,
+	}
+	c := &comparer{from: from, to: to, inv: inv, sample: opts.Sample,
+		samples: map[string][]string{}, sorted: map[string]sortedKeys{}}
+	var targets []DependentObject
+	for _, o := range inv.Objects {
+		switch o.Type {
+		case ObjectIndex, ObjectPrimaryKey, ObjectUniqueConstraint, ObjectExclusionConstraint, ObjectMatviewIndex:
+			if o.AtRisk {
+				targets = append(targets, o)
+			}
+		}
+	}
+	for i, o := range targets {
+		ix, err := c.compareIndex(ctx, o)
+		if err != nil {
+			return nil, err
+		}
+		rep.Indexes = append(rep.Indexes, ix)
+		if opts.Progress != nil {
+			opts.Progress(i+1, len(targets))
+		}
+	}
+	rep.Elapsed = Duration(time.Since(start))
+	return rep, nil
+}
+
+// comparer carries one Compare call's connections and caches: indexes on
+// the same column share one sample and one sort per collation.
+type comparer struct {
+	from, to *pgx.Conn
+	inv      *Inventory
+	sample   int
+	samples  map[string][]string   // table OID + expression -> keys
+	sorted   map[string]sortedKeys // sample key + collation -> result
+}
+
+type sortedKeys struct {
+	status   string
+	changed  int
+	examples []OrderFlip
+	err      string
+}
+
+type keyColumn struct {
+	pos       int
+	expr      string
+	typ       string
+	collation uint32
+	tableOID  uint32
+	relTuples float64
+}
+
+// compareIndex compares one index. Errors confined to the index (a missing
+// collation, a statement timeout) are recorded in the result; only a
+// cancelled context or a broken connection stops the whole comparison.
+func (c *comparer) compareIndex(ctx context.Context, o DependentObject) (IndexComparison, error) {
+	ix := IndexComparison{Schema: o.Schema, Table: o.Table, Name: o.Name, Type: o.Type, Unique: o.Unique,
+		Bytes: o.Bytes, Status: CompareSame, Columns: []ColumnComparison{}}
+	cols, err := c.keyColumns(ctx, o.OID)
+	if err != nil {
+		if fatal(ctx, c.from, err) {
+			return ix, fmt.Errorf("compare index %s.%s: %w", o.Schema, o.Name, err)
+		}
+		ix.Status, ix.Error = CompareError, err.Error()
+		return ix, nil
+	}
+	compared := 0
+	for _, k := range cols {
+		cc := ColumnComparison{Position: k.pos, Expression: k.expr, Type: k.typ}
+		coll, known := c.collation(k.collation)
+		if known {
+			cc.Collation = coll.Name
+		}
+		switch {
+		case k.collation == 0 || !known:
+			cc.Status = CompareSkipped
+		case !coll.AtRisk:
+			cc.Status = CompareSkipped
+		case !textTypes[k.typ]:
+			cc.Status, cc.Error = CompareSkipped, "not a text type: order not compared"
+		default:
+			if err := c.compareColumn(ctx, o, k, coll, &cc); err != nil {
+				return ix, err
+			}
+			compared++
+		}
+		ix.Columns = append(ix.Columns, cc)
+		switch {
+		case cc.Status == CompareDiffers:
+			ix.Status = CompareDiffers
+		case cc.Status == CompareError && ix.Status != CompareDiffers:
+			ix.Status = CompareError
+		}
+	}
+	if compared == 0 && ix.Status == CompareSame {
+		ix.Status = CompareSkipped
+	}
+	return ix, nil
+}
+
+func (c *comparer) collation(oid uint32) (CollationInfo, bool) {
+	for _, col := range c.inv.Collations {
+		if col.OID == oid {
+			return col, true
+		}
+	}
+	return CollationInfo{}, false
+}
+
+// fatal reports whether err ends the whole comparison: the context is done
+// or the connection is no longer usable.
+func fatal(ctx context.Context, conn *pgx.Conn, err error) bool {
+	var pgErr *pgconn.PgError
+	return ctx.Err() != nil || conn.IsClosed() || !errors.As(err, &pgErr)
+}
+
+func (c *comparer) keyColumns(ctx context.Context, indexOID uint32) ([]keyColumn, error) {
+	rows, err := c.from.Query(ctx, `
+		SELECT k.n, pg_get_indexdef(i.indexrelid, k.n, true), format_type(a.atttypid, NULL),
+		       coalesce(i.indcollation[k.n - 1], 0), i.indrelid, t.reltuples::float8
+		FROM pg_index i
+		JOIN pg_class t ON t.oid = i.indrelid
+		CROSS JOIN generate_series(1, i.indnkeyatts) AS k(n)
+		JOIN pg_attribute a ON a.attrelid = i.indexrelid AND a.attnum = k.n
+		WHERE i.indexrelid = $1
+		ORDER BY k.n`, indexOID)
+	if err != nil {
+		return nil, fmt.Errorf("read key columns: %w", err)
+	}
+	defer rows.Close()
+	var cols []keyColumn
+	for rows.Next() {
+		var k keyColumn
+		if err := rows.Scan(&k.pos, &k.expr, &k.typ, &k.collation, &k.tableOID, &k.relTuples); err != nil {
+			return nil, fmt.Errorf("read key columns: %w", err)
+		}
+		cols = append(cols, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read key columns: %w", err)
+	}
+	return cols, nil
+}
+
+func (c *comparer) compareColumn(ctx context.Context, o DependentObject, k keyColumn, coll CollationInfo, cc *ColumnComparison) error {
+	sampleKey := fmt.Sprintf("%d\x00%s", k.tableOID, k.expr)
+	keys, ok := c.samples[sampleKey]
+	if !ok {
+		var err error
+		keys, err = c.sampleKeys(ctx, o, k)
+		if err != nil {
+			if fatal(ctx, c.from, err) {
+				return fmt.Errorf("sample keys of %s.%s: %w", o.Schema, o.Name, err)
+			}
+			cc.Status, cc.Error = CompareError, "sample keys on the old server: "+err.Error()
+			return nil
+		}
+		c.samples[sampleKey] = keys
+	}
+	cc.Keys = len(keys)
+	sortKey := sampleKey + "\x00" + coll.Name
+	res, ok := c.sorted[sortKey]
+	if !ok {
+		var err error
+		res, err = c.sortBoth(ctx, coll, keys)
+		if err != nil {
+			return err
+		}
+		c.sorted[sortKey] = res
+	}
+	cc.Status, cc.ChangedPairs, cc.Examples, cc.Error = res.status, res.changed, res.examples, res.err
+	return nil
+}
+
+// sampleKeys reads at most c.sample distinct non-null values of a key column
+// on the old server. Tables larger than four times the bound are read
+// through TABLESAMPLE SYSTEM, so the cost stays bounded on any table size.
+func (c *comparer) sampleKeys(ctx context.Context, o DependentObject, k keyColumn) ([]string, error) {
+	from := QuoteIdent(o.Schema, o.Table)
+	if limit := 4 * float64(c.sample); k.relTuples > limit {
+		pct := 100 * limit / k.relTuples
+		from += fmt.Sprintf(" TABLESAMPLE SYSTEM (%g)", pct)
+	}
+	q := fmt.Sprintf(`SELECT DISTINCT (%s)::text FROM %s WHERE (%s) IS NOT NULL LIMIT %d`,
+		k.expr, from, k.expr, c.sample)
+	rows, err := c.from.Query(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	return keys, nil
+}
+
+// sortBoth sorts keys under coll on both servers and compares the orders.
+func (c *comparer) sortBoth(ctx context.Context, coll CollationInfo, keys []string) (sortedKeys, error) {
+	if len(keys) < 2 {
+		return sortedKeys{status: CompareSame}, nil
+	}
+	old, oldTies, err := sortUnder(ctx, c.from, coll.Ident(), keys)
+	if err != nil {
+		if fatal(ctx, c.from, err) {
+			return sortedKeys{}, fmt.Errorf("sort keys on the old server under %s: %w", coll.Name, err)
+		}
+		return sortedKeys{status: CompareError, err: "sort on the old server: " + err.Error()}, nil
+	}
+	now, nowTies, err := sortUnder(ctx, c.to, coll.Ident(), keys)
+	if err != nil {
+		if fatal(ctx, c.to, err) {
+			return sortedKeys{}, fmt.Errorf("sort keys on the new server under %s: %w", coll.Name, err)
+		}
+		return sortedKeys{status: CompareError, err: "sort on the new server: " + err.Error()}, nil
+	}
+	n, ex := orderFlips(old, oldTies, now, nowTies)
+	if n > 0 {
+		return sortedKeys{status: CompareDiffers, changed: n, examples: ex}, nil
+	}
+	return sortedKeys{status: CompareSame}, nil
+}
