@@ -124,6 +124,10 @@ type CheckOptions struct {
 	Filter Filter
 	// InstallMissing creates the amcheck extension where it is missing.
 	InstallMissing bool
+	// BaselineFile is the collation fingerprint baseline to compare with;
+	// empty means the baseline recorded in each database's ringfence
+	// schema, if any.
+	BaselineFile string
 	// HeapChunkBlocks splits heap checks of large tables into block ranges
 	// of at most this many blocks (0: chosen from the total and Jobs).
 	HeapChunkBlocks int64
@@ -289,6 +293,14 @@ func checkDatabase(ctx context.Context, srv *Server, db string, opts CheckOption
 	if err != nil {
 		return err
 	}
+	// Collation drift PostgreSQL cannot see: compare with the recorded
+	// fingerprints whenever a baseline exists.
+	changed, compared, err := CheckFingerprint(ctx, conn, opts.BaselineFile)
+	if err != nil {
+		return fmt.Errorf("compare collation fingerprints: %w", err)
+	}
+	rep.Checked.Fingerprint = rep.Checked.Fingerprint || compared
+	rep.Findings = append(rep.Findings, changed...)
 	found, skipped, err := execute(ctx, srv, db, p, opts)
 	if err != nil {
 		return err

@@ -57,12 +57,34 @@ func findingsOf(rep *pgcheck.CheckReport, kind pgcheck.Kind) []string {
 	return got
 }
 
+// recordBaseline records the database's collation fingerprints.
+func recordBaseline(t *testing.T, c *pgtest.Cluster, db string) {
+	t.Helper()
+	ctx := context.Background()
+	conn := c.Connect(db)
+	inv, err := pgcheck.ReadInventory(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := pgcheck.NewBaseline(ctx, conn, inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pgcheck.RecordBaseline(ctx, conn, b); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestCheckCleanDatabase(t *testing.T) {
 	c := pgtest.New(t)
 	pgtest.CollationFixture(t, c, "app")
+	recordBaseline(t, c, "app")
 	rep := mustCheck(t, c.DSN("app"), pgcheck.CheckOptions{Heap: true, Jobs: 2})
 	if len(rep.Findings) != 0 {
 		t.Fatalf("clean database: findings %+v", rep.Findings)
+	}
+	if !rep.Checked.Fingerprint {
+		t.Error("the recorded baseline was not compared")
 	}
 	if rep.Checked.Indexes < 9 || rep.Checked.HeapRelations < 5 {
 		t.Errorf("checked too little: %+v", rep.Checked)
@@ -81,6 +103,7 @@ func TestCheckAfterCollationChange(t *testing.T) {
 		t.Run(fmt.Sprintf("%s-to-%s", sc.from, sc.to), func(t *testing.T) {
 			c := pgtest.New(t, pgtest.WithVariant(sc.from))
 			pgtest.CollationFixture(t, c, "app")
+			recordBaseline(t, c, "app")
 			c.Restart(sc.to)
 
 			rep := mustCheck(t, c.DSN("app"), pgcheck.CheckOptions{Jobs: 2})
@@ -97,6 +120,12 @@ func TestCheckAfterCollationChange(t *testing.T) {
 				if slices.Contains(got, safe) {
 					t.Errorf("%s reported corrupt; it cannot depend on the collation", safe)
 				}
+			}
+			if len(findingsOf(rep, pgcheck.KindCollationChanged)) == 0 {
+				t.Errorf("no collation_changed finding although the baseline was recorded under %s", sc.from)
+			}
+			if v := findingsOf(rep, pgcheck.KindCollationVersionMismatch); len(v) != 0 {
+				t.Errorf("PostgreSQL's version check should be blind here, got %v", v)
 			}
 			if p := findingsOf(rep, pgcheck.KindPartitionBoundViolation); len(p) == 0 {
 				t.Errorf("no partition bound violation reported")

@@ -38,10 +38,14 @@ func pgCheckCommand(stdout, stderr io.Writer) *ucli.Command {
 			&ucli.StringSliceFlag{Name: "exclude-index", Aliases: []string{"I"}, Usage: "skip indexes matching `PATTERN`"},
 			&ucli.BoolFlag{Name: "exclude-catalogs", Usage: "skip pg_catalog, pg_toast and information_schema"},
 			&ucli.BoolFlag{Name: "install-missing", Usage: "CREATE EXTENSION amcheck where it is missing"},
+			&ucli.StringFlag{Name: "baseline", Usage: "compare collation fingerprints with baseline `FILE` (default: the database's ringfence schema, when recorded)"},
 			&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress output"},
 			jsonFlag,
 		),
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
+			if cmd.String("baseline") != "" && cmd.Bool("all-databases") {
+				return withCode(ExitError, errors.New("--baseline FILE holds one database's fingerprints: use it without --all-databases"))
+			}
 			scope, err := pgcheck.ParseScope(cmd.String("scope"))
 			if err != nil {
 				return withCode(ExitError, err)
@@ -62,6 +66,7 @@ func pgCheckCommand(stdout, stderr io.Writer) *ucli.Command {
 				Heap:           cmd.Bool("heap"),
 				Jobs:           cmd.Int("jobs"),
 				InstallMissing: cmd.Bool("install-missing"),
+				BaselineFile:   cmd.String("baseline"),
 				Filter: pgcheck.Filter{
 					Schemas: cmd.StringSlice("schema"), ExcludeSchemas: cmd.StringSlice("exclude-schema"),
 					Tables: cmd.StringSlice("table"), ExcludeTables: cmd.StringSlice("exclude-table"),
