@@ -243,7 +243,7 @@ func loadUniqueIndexes(ctx context.Context, conn *pgx.Conn, oids []uint32) ([]Un
 	}
 	rows, err := conn.Query(ctx, `
 		WITH want AS (
-		  SELECT coalesce(pg_partition_root(w.oid), w.oid) AS oid, min(w.ord) AS ord
+		  SELECT coalesce(pg_partition_root(w.oid)::oid, w.oid) AS oid, min(w.ord) AS ord
 		    FROM unnest($1::oid[]) WITH ORDINALITY AS w(oid, ord)
 		   GROUP BY 1)
 		SELECT i.indexrelid, n.nspname, t.relname, ic.relname,

@@ -31,6 +31,7 @@ const (
 	StepInstall      = "install_amcheck"
 	StepVerify       = "verify"
 	StepRefresh      = "refresh_version"
+	StepBaseline     = "record_baseline"
 )
 
 // Statuses of a RepairEvent and of journal rows.
@@ -144,7 +145,7 @@ func Repair(ctx context.Context, srv *Server, opts RepairOptions) (*RepairResult
 	if err := ensureRepairTables(ctx, conn); err != nil {
 		return nil, err
 	}
-	a := &applier{conn: conn, opts: opts, res: res}
+	a := &applier{srv: srv, conn: conn, opts: opts, res: res}
 	if plan.ResumeRun != "" {
 		a.run, res.Resumed = plan.ResumeRun, true
 	} else {
@@ -168,6 +169,7 @@ func Repair(ctx context.Context, srv *Server, opts RepairOptions) (*RepairResult
 
 // applier carries one repair run.
 type applier struct {
+	srv  *Server
 	conn *pgx.Conn
 	opts RepairOptions
 	res  *RepairResult
@@ -248,6 +250,11 @@ func (a *applier) apply(ctx context.Context, plan *RepairPlan) error {
 			return 0, err
 		})
 		if err != nil {
+			return err
+		}
+	}
+	if plan.Baseline {
+		if err := a.recordBaseline(ctx); err != nil {
 			return err
 		}
 	}
@@ -591,12 +598,14 @@ func (a *applier) dropLeftoversOf(ctx context.Context, r PlannedRebuild) error {
 }
 
 // verify re-reads the database: no duplicates under the unique indexes
-// rebuilt, no rows outside partition bounds (when they were re-routed),
-// and amcheck's bt_index_check (with heapallindexed) clean on every index
-// rebuilt.
+// rebuilt, and pg check (amcheck with heapallindexed on every
+// collation-dependent index, partition bounds, CHECK constraints) clean
+// apart from the collation version and fingerprint findings that the
+// refresh step resolves.
 func (a *applier) verify(ctx context.Context, plan *RepairPlan, rebuilt []PlannedRebuild) error {
 	start := time.Now()
-	ev := RepairEvent{Step: StepVerify, Target: plan.Database, Status: StatusStarted}
+	ev := RepairEvent{Step: StepVerify, Target: plan.Database, Status: StatusStarted,
+		SQL: "pg check --scope collation --heapallindexed; duplicate search with index scans off"}
 	a.event(ev)
 	var roots []uint32
 	seen := map[uint32]bool{}
@@ -624,34 +633,26 @@ func (a *applier) verify(ctx context.Context, plan *RepairPlan, rebuilt []Planne
 	}
 	a.res.Verify = append(a.res.Verify, rep.Findings()...)
 
-	if a.opts.ReroutePartitions {
-		inv, err := ReadInventory(ctx, a.conn)
-		if err != nil {
-			return err
-		}
-		left, err := partitionViolations(ctx, a.conn, inv)
-		if err != nil {
-			return err
-		}
-		for _, v := range left {
-			a.res.Verify = append(a.res.Verify, Finding{Kind: KindPartitionBoundViolation, Database: plan.Database,
-				Schema: v.Schema, Table: v.Partition, Object: v.Partition, Rows: v.Rows,
-				Detail: fmt.Sprintf("%d row(s) still outside the bounds of partition %s", v.Rows, v.Partition)})
+	if err := a.ensureAmcheck(ctx); err != nil {
+		return err
+	}
+	check, err := Check(ctx, a.srv, CheckOptions{Scope: ScopeCollation, HeapAllIndexed: true,
+		Filter: Filter{ExcludeCatalogs: true}})
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	for _, f := range check.Findings {
+		switch f.Kind {
+		case KindCollationVersionMismatch, KindCollationChanged:
+			// What the refresh step resolves once everything else is clean.
+		default:
+			a.res.Verify = append(a.res.Verify, f)
 		}
 	}
-
-	if len(rebuilt) > 0 {
-		if err := a.ensureAmcheck(ctx); err != nil {
-			return err
-		}
-		for _, r := range rebuilt {
-			if _, err := a.conn.Exec(ctx, "SELECT bt_index_check(index => $1::regclass, heapallindexed => true)", r.QualifiedName()); err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				a.res.Verify = append(a.res.Verify, Finding{Kind: KindIndexCorrupt, Database: plan.Database,
-					Schema: r.Schema, Table: r.Table, Object: r.Name, Detail: "after rebuild: " + err.Error()})
-			}
+	for _, s := range check.Skipped {
+		if s.Error {
+			a.res.Verify = append(a.res.Verify, Finding{Kind: KindIndexCorrupt, Database: s.Database, Schema: s.Schema,
+				Object: s.Object, Detail: "could not be verified: " + s.Reason})
 		}
 	}
 	ev.Status, ev.Elapsed = StatusDone, Duration(time.Since(start))
@@ -676,5 +677,22 @@ func (a *applier) ensureAmcheck(ctx context.Context) error {
 	return a.step(ctx, StepInstall, "amcheck", sql, func(ctx context.Context) (int64, error) {
 		_, err := a.conn.Exec(ctx, sql)
 		return 0, err
+	})
+}
+
+// recordBaseline replaces the database's collation baseline with the
+// fingerprints of the current order: the indexes now follow it, so it is
+// the order later checks must compare with.
+func (a *applier) recordBaseline(ctx context.Context) error {
+	return a.step(ctx, StepBaseline, BaselineTable, "ringfence pg fingerprint --record", func(ctx context.Context) (int64, error) {
+		inv, err := ReadInventory(ctx, a.conn)
+		if err != nil {
+			return 0, err
+		}
+		b, err := NewBaseline(ctx, a.conn, inv)
+		if err != nil {
+			return 0, err
+		}
+		return 0, RecordBaseline(ctx, a.conn, b)
 	})
 }

@@ -220,6 +220,10 @@ type RepairPlan struct {
 	// everything else succeeded. Empty when PostgreSQL's recorded versions
 	// already match (the change was invisible to it).
 	Refresh []string `json:"refresh"`
+	// Baseline is set when the database has a recorded collation
+	// fingerprint baseline: it is recorded again after the refresh, since
+	// the rebuilt indexes follow the current order.
+	Baseline bool `json:"rerecord_baseline"`
 	// System lists at-risk objects in system catalogs, which the repair
 	// does not touch (REINDEX SYSTEM is an operator's decision).
 	System []ObjectRef `json:"system,omitempty"`
@@ -308,6 +312,9 @@ func planRepair(ctx context.Context, conn *pgx.Conn, opts RepairOptions) (*Repai
 		return nil, err
 	}
 	p.Refresh = refreshStatements(inv)
+	if _, p.Baseline, err = LoadBaseline(ctx, conn); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -420,7 +427,7 @@ func (p *RepairPlan) planRebuilds(ctx context.Context, conn *pgx.Conn, inv *Inve
 		    FROM unnest($1::oid[]) AS w(oid)
 		    LEFT JOIN LATERAL (SELECT relid FROM pg_partition_tree(w.oid) WHERE isleaf) pt ON true)
 		SELECT c.oid, n.nspname, t.relname, c.relname, coalesce(con.contype::text, ''),
-		       i.indisunique, pg_relation_size(c.oid), coalesce(pg_partition_root(c.oid), c.oid), t.relkind::text
+		       i.indisunique, pg_relation_size(c.oid), coalesce(pg_partition_root(c.oid)::oid, c.oid), t.relkind::text
 		  FROM leaves
 		  JOIN pg_class c ON c.oid = leaves.oid AND c.relkind = 'i'
 		  JOIN pg_index i ON i.indexrelid = c.oid
@@ -579,7 +586,7 @@ func partitionViolations(ctx context.Context, conn *pgx.Conn, inv *Inventory) ([
 		return out, nil
 	}
 	rows, err := conn.Query(ctx, `
-		SELECT DISTINCT ON (c.oid) c.oid, n.nspname, c.relname, pg_partition_root(c.oid),
+		SELECT DISTINCT ON (c.oid) c.oid, n.nspname, c.relname, pg_partition_root(c.oid)::oid,
 		       pg_partition_root(c.oid)::regclass::text, pg_get_partition_constraintdef(c.oid),
 		       (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) FROM pg_attribute a
 		         WHERE a.attrelid = pg_partition_root(c.oid) AND a.attnum > 0 AND NOT a.attisdropped
