@@ -1,0 +1,148 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	ucli "github.com/urfave/cli/v3"
+
+	"github.com/ringfence/ringfence/pgcheck"
+)
+
+// pgCompareCommand is `ringfence pg compare`: the upgrade rehearsal.
+func pgCompareCommand(stdout io.Writer) *ucli.Command {
+	return &ucli.Command{
+		Name:  "compare",
+		Usage: "rehearse an upgrade: would the new server order the old server's index keys differently?",
+		Description: "Samples the distinct keys of every at-risk index in --from's database, sorts them\n" +
+			"under the same collation on --from and on --to, and reports per index whether the\n" +
+			"order would change, with pairs that flip. --to can be an empty server of the new\n" +
+			"image: only the collations must exist there. Multi-column indexes are compared\n" +
+			"column by column (text key columns only). Read-only on both servers.\n" +
+			"Exit 0 same order, 1 order differs, 2 could not compare.",
+		Flags: append(connFlags(),
+			&ucli.StringFlag{Name: "from", Usage: "`DSN` of the old server and the database to sample", Required: true},
+			&ucli.StringFlag{Name: "to", Usage: "`DSN` of the new server", Required: true},
+			&ucli.IntFlag{Name: "sample", Value: pgcheck.DefaultCompareSample, Usage: "distinct keys per index key column"},
+			&ucli.BoolFlag{Name: "json", Usage: "print JSON instead of a readable report"},
+		),
+		Action: func(ctx context.Context, cmd *ucli.Command) error {
+			if cmd.Args().Len() > 0 {
+				return withCode(ExitError, fmt.Errorf("compare takes no arguments: use --from and --to"))
+			}
+			if cmd.Int("sample") < 2 {
+				return withCode(ExitError, fmt.Errorf("--sample must be at least 2, got %d", cmd.Int("sample")))
+			}
+			opts := pgcheck.ConnOptions{
+				StatementTimeout: cmd.Duration("statement-timeout"),
+				LockTimeout:      cmd.Duration("lock-timeout"),
+			}
+			connect := func(flag string) (*pgcheck.Server, error) {
+				srv, err := pgcheck.Open(cmd.String(flag), opts)
+				if err != nil {
+					return nil, withCode(ExitError, fmt.Errorf("--%s: %w", flag, err))
+				}
+				return srv, nil
+			}
+			fromSrv, err := connect("from")
+			if err != nil {
+				return err
+			}
+			toSrv, err := connect("to")
+			if err != nil {
+				return err
+			}
+			from, err := fromSrv.Connect(ctx, "")
+			if err != nil {
+				return withCode(ExitError, fmt.Errorf("--from: %w", err))
+			}
+			defer from.Close(context.WithoutCancel(ctx))
+			to, err := toSrv.Connect(ctx, "")
+			if err != nil {
+				return withCode(ExitError, fmt.Errorf("--to: %w", err))
+			}
+			defer to.Close(context.WithoutCancel(ctx))
+
+			rep, err := pgcheck.Compare(ctx, from, to, pgcheck.CompareOptions{Sample: int(cmd.Int("sample"))})
+			if err != nil {
+				return withCode(ExitError, err)
+			}
+			if cmd.Bool("json") {
+				err = writeJSON(stdout, rep)
+			} else {
+				err = printCompare(stdout, rep)
+			}
+			switch {
+			case err != nil:
+				return withCode(ExitError, err)
+			case rep.Differs():
+				return errFindings
+			case rep.Incomplete():
+				return withCode(ExitError, fmt.Errorf("some indexes could not be compared"))
+			}
+			return nil
+		},
+	}
+}
+
+func printCompare(w io.Writer, rep *pgcheck.CompareReport) error {
+	fmt.Fprintf(w, "from: PostgreSQL %s, database %s, default locale %s\n", rep.From.ServerVersion, rep.From.Database, rep.From.DefaultLocale)
+	fmt.Fprintf(w, "to:   PostgreSQL %s, database %s, default locale %s\n", rep.To.ServerVersion, rep.To.Database, rep.To.DefaultLocale)
+	fmt.Fprintf(w, "up to %d distinct keys per text key column\n\n", rep.Sample)
+	if len(rep.Indexes) == 0 {
+		fmt.Fprintln(w, "no index depends on an at-risk collation: nothing to compare")
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "STATUS\tINDEX\tTABLE\tKEYS\tDETAIL")
+	var differs, failed int
+	for _, ix := range rep.Indexes {
+		keys := 0
+		var detail []string
+		for _, c := range ix.Columns {
+			keys = max(keys, c.Keys)
+			switch c.Status {
+			case pgcheck.CompareDiffers:
+				detail = append(detail, fmt.Sprintf("%s (%s): %d neighbouring keys flip", c.Expression, c.Collation, c.ChangedPairs))
+			case pgcheck.CompareError:
+				detail = append(detail, fmt.Sprintf("%s: %s", c.Expression, c.Error))
+			}
+		}
+		if ix.Error != "" {
+			detail = append(detail, ix.Error)
+		}
+		switch ix.Status {
+		case pgcheck.CompareDiffers:
+			differs++
+		case pgcheck.CompareError:
+			failed++
+		}
+		name := ix.Schema + "." + ix.Name
+		if ix.Unique {
+			name += " (unique)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", ix.Status, name, ix.Schema+"."+ix.Table, keys, strings.Join(detail, "; "))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, ix := range rep.Indexes {
+		for _, c := range ix.Columns {
+			for _, ex := range c.Examples {
+				fmt.Fprintf(w, "  %s.%s: %q %s %q on the old server, %s on the new\n",
+					ix.Schema, ix.Name, ex.A, ex.Was, ex.B, ex.Now)
+			}
+		}
+	}
+	elapsed := time.Duration(rep.Elapsed).Round(time.Millisecond)
+	fmt.Fprintf(w, "\n%d of %d indexes would be out of order on the new server", differs, len(rep.Indexes))
+	if failed > 0 {
+		fmt.Fprintf(w, ", %d could not be compared", failed)
+	}
+	fmt.Fprintf(w, " (%v)\n", elapsed)
+	return nil
+}
