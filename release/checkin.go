@@ -79,6 +79,7 @@ func describeJSONError(err error) string {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	var de *Error
+	var te *time.ParseError
 	switch {
 	case errors.Is(err, io.EOF):
 		return "empty body"
@@ -93,6 +94,8 @@ func describeJSONError(err error) string {
 		return fmt.Sprintf("field %s: wrong type (got %s)", typ.Field, typ.Value)
 	case errors.As(err, &de):
 		return de.Message
+	case errors.As(err, &te):
+		return fmt.Sprintf("time %s is not an RFC 3339 time", strings.Trim(te.Value, `"`))
 	}
 	msg := err.Error()
 	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {

@@ -261,7 +261,7 @@ func Availability(facts Facts, now time.Time) ([]ReleaseStatus, []Due) {
 				st.State, st.Reason = RingWaiting, gateWait
 			case i == 0:
 				since = gatesPassedAt
-			case !prev.available:
+			case !prev.available || (prev.since.After(now) && prs[i-1].MinHealthy > 0):
 				st.State, st.Reason = RingWaiting, fmt.Sprintf("not yet in ring %s", prs[i-1].Name)
 			case prev.Healthy < prs[i-1].MinHealthy:
 				st.State, st.Reason = RingWaiting, fmt.Sprintf("%d of %d healthy installations needed in ring %s",
@@ -272,7 +272,10 @@ func Availability(facts Facts, now time.Time) ([]ReleaseStatus, []Due) {
 			if !since.IsZero() {
 				st.available, st.since = true, since
 				if since.After(now) {
-					st.State, st.Reason = RingWaiting, fmt.Sprintf("soaking in ring %s until %s", prs[i-1].Name, fmtTime(since))
+					st.State, st.Reason = RingWaiting, fmt.Sprintf("available from %s", fmtTime(since))
+					if i > 0 && !isRec && !st.Forced {
+						st.Reason = fmt.Sprintf("soaking in ring %s until %s", prs[i-1].Name, fmtTime(since))
+					}
 				} else {
 					t := since
 					st.EnteredAt = &t
