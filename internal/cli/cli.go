@@ -60,6 +60,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		},
 		Commands: []*ucli.Command{
 			pgCommand(stdout, stderr),
+			serveCommand(stdout, stderr),
+			adminCommand(stdout, stderr),
 		},
 	}
 	err := root.Run(ctx, args)

@@ -1,0 +1,168 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/ringfence/ringfence/release"
+)
+
+// haltQueue collects the releases auto-halt must look at, each once however
+// many failures arrive meanwhile.
+type haltQueue struct {
+	mu      sync.Mutex
+	pending map[haltKey]bool
+	kick    chan struct{}
+}
+
+type haltKey struct {
+	product string
+	version release.Version
+}
+
+func newHaltQueue() *haltQueue {
+	return &haltQueue{pending: map[haltKey]bool{}, kick: make(chan struct{}, 1)}
+}
+
+func (q *haltQueue) add(product string, v release.Version) {
+	q.mu.Lock()
+	q.pending[haltKey{product, v}] = true
+	q.mu.Unlock()
+	select {
+	case q.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (q *haltQueue) take() []haltKey {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := make([]haltKey, 0, len(q.pending))
+	for k := range q.pending {
+		out = append(out, k)
+	}
+	q.pending = map[haltKey]bool{}
+	return out
+}
+
+// haltLoop evaluates auto-halt for releases with newly reported failures.
+func (s *Server) haltLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.halts.kick:
+		}
+		for _, k := range s.halts.take() {
+			if err := s.evaluateHalt(ctx, k.product, k.version); err != nil && ctx.Err() == nil {
+				s.log.Error("evaluate auto-halt", slog.String("product", k.product), slog.String("version", k.version.String()), slog.Any("err", err))
+			}
+		}
+	}
+}
+
+// evaluateHalt applies the product's policy to the evidence about release v
+// and, when it says so, pauses v (once, whichever server gets there first),
+// refreshes the snapshot and fires the incident webhook.
+func (s *Server) evaluateHalt(ctx context.Context, product string, v release.Version) error {
+	snap := s.state.Load().snap
+	p, err := snap.Product(product)
+	if err != nil {
+		return nil // product deleted meanwhile
+	}
+	rel, err := snap.Release(product, v)
+	if err != nil || rel.Status != release.StatusOK || p.Policy.Disabled {
+		return nil // unknown version, already paused or pulled, or auto-halt off
+	}
+	now := time.Now().UTC()
+	events, reports, err := s.store.HaltEvidence(ctx, product, v, now.Add(-p.Policy.Window))
+	if err != nil {
+		return err
+	}
+	halt, ev := release.EvaluateHalt(p.Policy, product, v, events, reports, now)
+	if !halt {
+		return nil
+	}
+	halted, paused, err := s.store.AutoHalt(ctx, product, v, ev)
+	if err != nil || !halted {
+		return err
+	}
+	s.metrics.autoHalts.WithLabelValues(product).Inc()
+	s.log.Warn("auto-halt paused a release", slog.String("release", paused.ID()), slog.String("reason", ev.Reason))
+	if err := s.refresh(ctx); err != nil {
+		s.log.Error("rebuild snapshot after auto-halt", slog.Any("err", err))
+	}
+	if s.cfg.IncidentWebhook != "" {
+		s.bg.Add(1)
+		go func() {
+			defer s.bg.Done()
+			s.fireIncident(context.WithoutCancel(ctx), IncidentHook{Event: "release.auto_halt", At: now, Release: paused, Evidence: ev})
+		}()
+	}
+	return nil
+}
+
+// IncidentHook is the JSON body POSTed to the incident webhook when
+// auto-halt pauses a release.
+type IncidentHook struct {
+	// Event is "release.auto_halt".
+	Event    string           `json:"event"`
+	At       time.Time        `json:"at"`
+	Release  release.Release  `json:"release"`
+	Evidence release.Evidence `json:"evidence"`
+}
+
+// fireIncident delivers h to the incident webhook, retrying with
+// exponential backoff; each attempt is bounded by the webhook timeout.
+func (s *Server) fireIncident(ctx context.Context, h IncidentHook) {
+	body, err := json.Marshal(h)
+	if err != nil {
+		s.log.Error("encode incident webhook", slog.Any("err", err))
+		return
+	}
+	backoff := s.cfg.WebhookBackoff
+	for attempt := 1; ; attempt++ {
+		err := s.postWebhook(ctx, body)
+		if err == nil {
+			s.metrics.webhooks.WithLabelValues("delivered").Inc()
+			return
+		}
+		s.log.Warn("incident webhook failed", slog.Int("attempt", attempt), slog.Any("err", err))
+		if attempt >= s.cfg.WebhookAttempts {
+			s.metrics.webhooks.WithLabelValues("failed").Inc()
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff *= 2
+	}
+}
+
+func (s *Server) postWebhook(ctx context.Context, body []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.WebhookTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.IncidentWebhook, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("build webhook request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "ringfence")
+	resp, err := s.webhook.Do(req)
+	if err != nil {
+		return fmt.Errorf("post webhook: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("post webhook: status %s", resp.Status)
+	}
+	return nil
+}

@@ -1,0 +1,57 @@
+package server
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are the server's Prometheus metrics, on a registry of its own.
+type metrics struct {
+	registry  *prometheus.Registry
+	checkIns  *prometheus.CounterVec
+	decisions *prometheus.CounterVec
+	latency   prometheus.Histogram
+	batch     prometheus.Histogram
+	autoHalts *prometheus.CounterVec
+	webhooks  *prometheus.CounterVec
+	snapshots prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		checkIns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ringfence_checkins_total",
+			Help: "Check-ins received, by HTTP status of the answer.",
+		}, []string{"code"}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ringfence_decisions_total",
+			Help: "Check-in answers, by the status of the installation's version, its action, and whether an upgrade was offered.",
+		}, []string{"status", "action", "offer"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "ringfence_checkin_duration_seconds",
+			Help:    "Time to answer a check-in, including the commit of reported events.",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5},
+		}),
+		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "ringfence_checkin_batch_records",
+			Help:    "Check-in records written per store transaction.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 8),
+		}),
+		autoHalts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ringfence_auto_halts_total",
+			Help: "Releases paused by auto-halt (by this server).",
+		}, []string{"product"}),
+		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ringfence_incident_webhooks_total",
+			Help: "Incident webhook deliveries, by outcome (delivered, failed).",
+		}, []string{"outcome"}),
+		snapshots: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ringfence_snapshot_rebuilds_total",
+			Help: "Rebuilds of the in-memory decision snapshot.",
+		}),
+	}
+	m.registry.MustRegister(m.checkIns, m.decisions, m.latency, m.batch, m.autoHalts, m.webhooks, m.snapshots,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}

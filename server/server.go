@@ -1,0 +1,285 @@
+// Package server is ringfence's HTTP face: the check-in endpoint
+// installations call, the admin JSON API under /api/v1, health and metrics.
+//
+// Check-ins are decided from an immutable in-memory snapshot of the release
+// facts (release.Snapshot), swapped atomically whenever the store changes —
+// in this process, or in another one sharing the same PostgreSQL database —
+// and at least every RefreshInterval, so soak times and new evidence take
+// effect. Check-ins that report failures are committed before they are
+// answered (group commit, ~1 ms batches); routine last-seen updates are
+// batched without making anyone wait.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
+
+	"github.com/ringfence/ringfence/release"
+	"github.com/ringfence/ringfence/sign"
+	"github.com/ringfence/ringfence/sqlstore"
+)
+
+// Config configures a Server. Zero values get the defaults named per field.
+type Config struct {
+	// Store is required.
+	Store *sqlstore.Store
+	// Logger receives structured logs; default discards.
+	Logger *slog.Logger
+	// AnswerTTL is how long signed answers stay valid (release.DefaultAnswerTTL).
+	AnswerTTL time.Duration
+	// RefreshInterval bounds how stale the snapshot gets without changes
+	// (2s): soak times ending and adoption counts take effect within it.
+	RefreshInterval time.Duration
+	// CheckInRate and CheckInBurst limit check-ins per enrollment key (a
+	// customer's whole fleet): default 50/s with a burst of 200.
+	CheckInRate  rate.Limit
+	CheckInBurst int
+	// CommitWindow is how long the writer gathers check-ins that must be
+	// committed before their answer (1ms).
+	CommitWindow time.Duration
+	// FlushInterval is how often routine last-seen updates are written (100ms).
+	FlushInterval time.Duration
+	// IncidentWebhook, if set, receives a POST for every auto-halt.
+	IncidentWebhook string
+	// WebhookTimeout bounds each webhook attempt (5s); WebhookAttempts is
+	// how many are made (4), with exponential backoff from WebhookBackoff (1s).
+	WebhookTimeout  time.Duration
+	WebhookAttempts int
+	WebhookBackoff  time.Duration
+	// Retention is how long instance history (events, health reports,
+	// installations not seen since) is kept: 90 days. Negative keeps all.
+	Retention time.Duration
+}
+
+func (c *Config) defaults() {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.AnswerTTL <= 0 {
+		c.AnswerTTL = release.DefaultAnswerTTL
+	}
+	if c.RefreshInterval <= 0 {
+		c.RefreshInterval = 2 * time.Second
+	}
+	if c.CheckInRate <= 0 {
+		c.CheckInRate = 50
+	}
+	if c.CheckInBurst <= 0 {
+		c.CheckInBurst = 200
+	}
+	if c.CommitWindow <= 0 {
+		c.CommitWindow = time.Millisecond
+	}
+	if c.FlushInterval <= 0 {
+		c.FlushInterval = 100 * time.Millisecond
+	}
+	if c.WebhookTimeout <= 0 {
+		c.WebhookTimeout = 5 * time.Second
+	}
+	if c.WebhookAttempts <= 0 {
+		c.WebhookAttempts = 4
+	}
+	if c.WebhookBackoff <= 0 {
+		c.WebhookBackoff = time.Second
+	}
+	if c.Retention == 0 {
+		c.Retention = 90 * 24 * time.Hour
+	}
+}
+
+// Server serves ringfence's HTTP API. Create it with New, serve Handler and
+// keep Run running.
+type Server struct {
+	cfg     Config
+	store   *sqlstore.Store
+	log     *slog.Logger
+	metrics *metrics
+	handler http.Handler
+
+	state atomic.Pointer[state]
+	// refreshMu serialises snapshot rebuilds; dirty asks the refresher for one.
+	refreshMu sync.Mutex
+	dirty     chan struct{}
+
+	writer  *writer
+	halts   *haltQueue
+	limits  limiters
+	webhook *http.Client
+	bg      sync.WaitGroup
+	running atomic.Bool
+}
+
+// state is what the check-in path reads, swapped as a whole.
+type state struct {
+	snap *release.Snapshot
+	keys map[[32]byte]sqlstore.EnrollmentKey
+	ring *sign.KeyRing
+}
+
+// New creates a server on cfg.Store: it creates the first signing key if the
+// store has none and builds the first snapshot.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("server: no store")
+	}
+	cfg.defaults()
+	s := &Server{
+		cfg:     cfg,
+		store:   cfg.Store,
+		log:     cfg.Logger,
+		metrics: newMetrics(),
+		dirty:   make(chan struct{}, 1),
+		halts:   newHaltQueue(),
+		webhook: &http.Client{Timeout: cfg.WebhookTimeout},
+	}
+	s.limits.m = map[string]*rate.Limiter{}
+	s.writer = newWriter(s)
+	key, err := sign.GenerateKey(rand.Reader, time.Now().UTC().Truncate(time.Microsecond))
+	if err != nil {
+		return nil, fmt.Errorf("generate signing key: %w", err)
+	}
+	if added, err := s.store.AddSigningKey(ctx, sqlstore.ActorSystem, key, true); err != nil {
+		return nil, err
+	} else if added {
+		s.log.Info("created the first signing key", slog.String("keyid", key.ID))
+	}
+	if err := s.refresh(ctx); err != nil {
+		return nil, err
+	}
+	s.handler = s.routes()
+	return s, nil
+}
+
+// Handler returns the HTTP handler of every route.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Metrics returns the handler of /metrics (also mounted on Handler).
+func (s *Server) Metrics() http.Handler {
+	return promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{})
+}
+
+// Run runs the background work — snapshot refreshes on change and on a
+// timer, the check-in writer, auto-halt evaluation, pruning — until ctx
+// ends, then writes the check-ins still queued and waits for webhook
+// deliveries in flight.
+func (s *Server) Run(ctx context.Context) error {
+	s.running.Store(true)
+	defer s.running.Store(false)
+	var wg sync.WaitGroup
+	loop := func(fn func(context.Context)) {
+		wg.Add(1)
+		go func() { defer wg.Done(); fn(ctx) }()
+	}
+	loop(func(ctx context.Context) {
+		_ = s.store.Watch(ctx, s.markDirty)
+	})
+	loop(s.refresher)
+	loop(s.haltLoop)
+	loop(s.pruneLoop)
+	// The writer outlives ctx: it drains what handlers queued.
+	writerCtx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
+	writerDone := make(chan struct{})
+	go func() { s.writer.run(writerCtx); close(writerDone) }()
+	<-ctx.Done()
+	wg.Wait()
+	s.writer.close()
+	<-writerDone
+	stopWriter()
+	s.bg.Wait()
+	return nil
+}
+
+// markDirty asks the refresher for a rebuild; it never blocks.
+func (s *Server) markDirty() {
+	select {
+	case s.dirty <- struct{}{}:
+	default:
+	}
+}
+
+// refresher rebuilds the snapshot when marked dirty and on a timer.
+func (s *Server) refresher(ctx context.Context) {
+	t := time.NewTicker(s.cfg.RefreshInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.dirty:
+		case <-t.C:
+		}
+		if err := s.refresh(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("rebuild snapshot", slog.Any("err", err))
+		}
+	}
+}
+
+// refresh rebuilds the snapshot from the store and records the promotions
+// that fell due.
+func (s *Server) refresh(ctx context.Context) error {
+	s.refreshMu.Lock()
+	defer s.refreshMu.Unlock()
+	facts, err := s.store.LoadFacts(ctx)
+	if err != nil {
+		return fmt.Errorf("rebuild snapshot: %w", err)
+	}
+	keys, err := s.store.LiveEnrollmentKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("rebuild snapshot: %w", err)
+	}
+	stored, err := s.store.SigningKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("rebuild snapshot: %w", err)
+	}
+	ring, err := sign.NewKeyRing(stored...)
+	if err != nil {
+		return fmt.Errorf("rebuild snapshot: %w", err)
+	}
+	snap := release.NewSnapshot(facts, s.cfg.AnswerTTL, time.Now())
+	s.state.Store(&state{snap: snap, keys: keys, ring: ring})
+	s.metrics.snapshots.Inc()
+	if due := snap.Due(); len(due) > 0 {
+		n, err := s.store.RecordPromotions(ctx, due)
+		if err != nil {
+			return fmt.Errorf("record promotions: %w", err)
+		}
+		if n > 0 {
+			s.log.Info("recorded promotions", slog.Int("count", n))
+			s.markDirty()
+		}
+	}
+	return nil
+}
+
+// pruneLoop deletes instance history older than the retention, hourly.
+func (s *Server) pruneLoop(ctx context.Context) {
+	if s.cfg.Retention < 0 {
+		return
+	}
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := s.store.Prune(ctx, time.Now().Add(-s.cfg.Retention))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.Error("prune instance history", slog.Any("err", err))
+		case n > 0:
+			s.log.Info("pruned instance history", slog.Int64("rows", n))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
