@@ -1,12 +1,15 @@
 package pgcheck_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,9 +30,10 @@ func mustCheck(t *testing.T, dsn string, opts pgcheck.CheckOptions) *pgcheck.Che
 	return rep
 }
 
-// pgAmcheckCorrupt runs the reference tool and returns the indexes it
-// reports as corrupt, as "schema.index".
-func pgAmcheckCorrupt(t *testing.T, c *pgtest.Cluster, db string) []string {
+// pgAmcheckCorrupt runs the reference tool and returns the relations of
+// kind ("btree index" or "heap table") it reports as corrupt, as
+// "schema.name".
+func pgAmcheckCorrupt(t *testing.T, c *pgtest.Cluster, db, kind string) []string {
 	t.Helper()
 	bin, err := pgtest.BinDir()
 	if err != nil {
@@ -37,7 +41,7 @@ func pgAmcheckCorrupt(t *testing.T, c *pgtest.Cluster, db string) []string {
 	}
 	out, _ := exec.Command(filepath.Join(bin, "pg_amcheck"), "-h", "127.0.0.1", "-p", fmt.Sprint(c.Port),
 		"-U", "postgres", "-d", db, "--no-dependent-toast").CombinedOutput()
-	re := regexp.MustCompile(`btree index "` + regexp.QuoteMeta(db) + `\.([^."]+)\.([^"]+)"`)
+	re := regexp.MustCompile(kind + ` "` + regexp.QuoteMeta(db) + `\.([^."]+)\.([^"]+)"`)
 	var got []string
 	for _, m := range re.FindAllStringSubmatch(string(out), -1) {
 		got = append(got, m[1]+"."+m[2])
@@ -108,7 +112,7 @@ func TestCheckAfterCollationChange(t *testing.T) {
 
 			rep := mustCheck(t, c.DSN("app"), pgcheck.CheckOptions{Jobs: 2})
 			got := findingsOf(rep, pgcheck.KindIndexCorrupt)
-			want := pgAmcheckCorrupt(t, c, "app")
+			want := pgAmcheckCorrupt(t, c, "app", "btree index")
 			if !slices.Equal(got, want) {
 				t.Errorf("corrupt indexes %v, pg_amcheck reports %v", got, want)
 			}
@@ -162,5 +166,44 @@ func TestCheckAfterCollationChange(t *testing.T) {
 				t.Errorf("--scope collation checked %d indexes, scope all %d: it should skip safe ones", coll.Checked.Indexes, rep.Checked.Indexes)
 			}
 		})
+	}
+}
+
+func TestCheckHeapCorruption(t *testing.T) {
+	c := pgtest.New(t)
+	pgtest.CollationFixture(t, c, "app")
+	var file string
+	if err := c.Connect("app").QueryRow(context.Background(), `SELECT pg_relation_filepath('ints')`).Scan(&file); err != nil {
+		t.Fatal(err)
+	}
+	c.Stop()
+	// Point three line pointers of the first page (after the 24-byte page
+	// header) past the end of the page: lp_off 0x7ff0, LP_NORMAL, length 64.
+	path := filepath.Join(c.Dir, "data", file)
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(bytes.Repeat([]byte{0xf0, 0xff, 0x80, 0x00}, 3), 24+4*4); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	c.Start(c.Variant)
+
+	rep := mustCheck(t, c.DSN("app"), pgcheck.CheckOptions{Heap: true, Jobs: 2, HeapChunkBlocks: 4})
+	if got := findingsOf(rep, pgcheck.KindHeapCorrupt); !slices.Equal(got, []string{"public.ints"}) {
+		t.Fatalf("heap_corrupt on %v, want [public.ints]; findings %+v", got, rep.Findings)
+	}
+	if want := pgAmcheckCorrupt(t, c, "app", "heap table"); !slices.Equal(want, []string{"public.ints"}) {
+		t.Errorf("pg_amcheck reports heap corruption in %v", want)
+	}
+	for _, f := range rep.Findings {
+		if f.Kind == pgcheck.KindHeapCorrupt && (f.Rows < 3 || !strings.Contains(f.Detail, "block 0")) {
+			t.Errorf("heap finding %+v: want at least 3 problems in block 0", f)
+		}
+	}
+	// Without --heap the corruption is not looked for.
+	if got := findingsOf(mustCheck(t, c.DSN("app"), pgcheck.CheckOptions{}), pgcheck.KindHeapCorrupt); len(got) != 0 {
+		t.Errorf("heap checked without Heap: %v", got)
 	}
 }
