@@ -25,6 +25,8 @@ func pgCommand(stdout, stderr io.Writer) *ucli.Command {
 			pgInventoryCommand(stdout),
 			pgFingerprintCommand(stdout),
 			pgCompareCommand(stdout),
+			pgDuplicatesCommand(stdout, stderr),
+			pgRepairCommand(stdout, stderr),
 		},
 	}
 }

@@ -1,0 +1,329 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	ucli "github.com/urfave/cli/v3"
+
+	"github.com/ringfence/ringfence/pgcheck"
+)
+
+func pgRepairCommand(stdout, stderr io.Writer) *ucli.Command {
+	return &ucli.Command{
+		Name:      "repair",
+		Usage:     "plan (default) or --apply the repair of a database after a collation change",
+		ArgsUsage: "[DSN]",
+		Description: "Without --apply, prints the plan and changes nothing: leftover invalid indexes\n" +
+			"to drop, duplicates and which rebuild they block, rows outside their partition's\n" +
+			"bounds, violated CHECK constraints, the indexes to rebuild in order, and the\n" +
+			"collation-version refresh at the end.\n" +
+			"\n" +
+			"With --apply: duplicates stop the repair unless a --dedupe rule covers their\n" +
+			"table; every row removed or moved is first copied into ringfence.quarantine\n" +
+			"(in the same transaction); indexes are rebuilt with REINDEX INDEX CONCURRENTLY\n" +
+			"under lock_timeout with retries; collation versions are refreshed only when\n" +
+			"everything succeeded and a final pg check is clean. Every action is journaled\n" +
+			"with its SQL in ringfence.repair_log; an interrupted repair is resumed by\n" +
+			"running it again. Only one repair runs per database (advisory lock).\n" +
+			"\n" +
+			"--dedupe RULE is [TABLE=]keep-newest:COLUMN or [TABLE=]keep-oldest:COLUMN.\n" +
+			"Exit codes: 0 nothing to repair / repaired clean, 1 work left (plan, stop,\n" +
+			"pending decision, failure), 2 could not run.",
+		Flags: append(connFlags(),
+			&ucli.BoolFlag{Name: "apply", Usage: "carry out the plan (default: dry run)"},
+			&ucli.StringSliceFlag{Name: "index", Aliases: []string{"i"}, Usage: "repair only index or constraint `NAME`"},
+			&ucli.StringSliceFlag{Name: "dedupe", Usage: "resolve duplicates by `RULE`: [TABLE=]keep-newest:COLUMN or [TABLE=]keep-oldest:COLUMN"},
+			&ucli.BoolFlag{Name: "reroute-partitions", Usage: "move rows outside their partition's bounds to the right partition"},
+			&ucli.BoolFlag{Name: "blocking", Usage: "allow a plain REINDEX (blocks writes) where CONCURRENTLY is impossible: exclusion constraints"},
+			&ucli.IntFlag{Name: "attempts", Value: 5, Usage: "tries per step on lock timeouts and deadlocks"},
+			&ucli.DurationFlag{Name: "retry-wait", Value: time.Second, Usage: "first wait between tries (doubles, up to a minute)"},
+			&ucli.DurationFlag{Name: "rebuild-timeout", Usage: "bound on each REINDEX (0: none; lock waits stay bounded by --lock-timeout)"},
+			&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress lines"},
+			jsonFlag,
+		),
+		Action: func(ctx context.Context, cmd *ucli.Command) error {
+			opts := pgcheck.RepairOptions{
+				Indexes:           cmd.StringSlice("index"),
+				ReroutePartitions: cmd.Bool("reroute-partitions"),
+				Blocking:          cmd.Bool("blocking"),
+				Attempts:          cmd.Int("attempts"),
+				RetryWait:         cmd.Duration("retry-wait"),
+				RebuildTimeout:    cmd.Duration("rebuild-timeout"),
+			}
+			if opts.Attempts < 1 {
+				return withCode(ExitError, errors.New("--attempts must be at least 1"))
+			}
+			for _, s := range cmd.StringSlice("dedupe") {
+				r, err := pgcheck.ParseDedupeRule(s)
+				if err != nil {
+					return withCode(ExitError, err)
+				}
+				opts.Dedupe = append(opts.Dedupe, r)
+			}
+			srv, err := openServer(cmd, cmd.Bool("apply"))
+			if err != nil {
+				return err
+			}
+			if !cmd.Bool("apply") {
+				plan, err := pgcheck.PlanRepair(ctx, srv, opts)
+				if err != nil {
+					return repairError(ctx, err)
+				}
+				if cmd.Bool("json") {
+					if err := writeJSON(stdout, plan); err != nil {
+						return err
+					}
+				} else {
+					printRepairPlan(stdout, plan, opts)
+				}
+				if planEmpty(plan) {
+					return nil
+				}
+				return errFindings
+			}
+			if !cmd.Bool("quiet") {
+				opts.Progress = func(e pgcheck.RepairEvent) { printRepairEvent(stderr, e) }
+			}
+			res, err := pgcheck.Repair(ctx, srv, opts)
+			if err != nil {
+				return repairError(ctx, err)
+			}
+			if cmd.Bool("json") {
+				if err := writeJSON(stdout, res); err != nil {
+					return err
+				}
+			} else {
+				printRepairResult(stdout, res, opts)
+			}
+			if res.Clean() {
+				return nil
+			}
+			return errFindings
+		},
+	}
+}
+
+func repairError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return withCode(ExitError, fmt.Errorf("repair interrupted (run it again to resume): %w", context.Cause(ctx)))
+	}
+	return withCode(ExitError, err)
+}
+
+// planEmpty reports whether a plan has nothing to do at all.
+func planEmpty(p *pgcheck.RepairPlan) bool {
+	return len(p.Invalid) == 0 && len(p.Duplicates) == 0 && len(p.Partitions) == 0 && len(p.Checks) == 0 &&
+		len(p.Rebuilds) == 0 && len(p.Refresh) == 0 && p.ResumeRun == ""
+}
+
+// printRepairEvent prints one progress line per action outcome.
+func printRepairEvent(w io.Writer, e pgcheck.RepairEvent) {
+	switch e.Status {
+	case pgcheck.StatusStarted:
+		fmt.Fprintf(w, "repair: %s %s: %s\n", e.Step, e.Target, oneLine(e.SQL))
+	case pgcheck.StatusDone:
+		rows := ""
+		if e.Rows > 0 {
+			rows = fmt.Sprintf(", %d row(s)", e.Rows)
+		}
+		fmt.Fprintf(w, "repair: %s %s: done in %.2fs%s\n", e.Step, e.Target, time.Duration(e.Elapsed).Seconds(), rows)
+	case pgcheck.StatusRetry:
+		fmt.Fprintf(w, "repair: %s %s: attempt %d failed, retrying: %s\n", e.Step, e.Target, e.Attempt, e.Error)
+	case pgcheck.StatusSkipped:
+		fmt.Fprintf(w, "repair: %s %s: skipped: %s\n", e.Step, e.Target, e.Error)
+	case pgcheck.StatusFailed:
+		fmt.Fprintf(w, "repair: %s %s: FAILED: %s\n", e.Step, e.Target, e.Error)
+	}
+}
+
+// oneLine squeezes an SQL statement's whitespace for a log line, cut at
+// 300 characters (the journal keeps it whole).
+func oneLine(sql string) string {
+	s := strings.Join(strings.Fields(sql), " ")
+	if len(s) > 300 {
+		s = s[:297] + "..."
+	}
+	return s
+}
+
+func printRepairPlan(w io.Writer, p *pgcheck.RepairPlan, opts pgcheck.RepairOptions) {
+	fmt.Fprintf(w, "Repair plan for database %s (dry run: nothing was changed; run with --apply to carry it out)\n", p.Database)
+	if planEmpty(p) {
+		fmt.Fprintln(w, "nothing to repair")
+		return
+	}
+	if p.ResumeRun != "" {
+		done := 0
+		for _, r := range p.Rebuilds {
+			if r.Done {
+				done++
+			}
+		}
+		fmt.Fprintf(w, "An interrupted repair run %s will be resumed: %d rebuild(s) already done.\n", p.ResumeRun, done)
+	}
+
+	fmt.Fprintln(w, "\n1. Drop leftover invalid indexes of failed REINDEX CONCURRENTLY runs:")
+	leftovers := 0
+	for _, ii := range p.Invalid {
+		if ii.Leftover {
+			leftovers++
+			fmt.Fprintf(w, "     %s\n", ii.SQL)
+		}
+	}
+	if leftovers == 0 {
+		fmt.Fprintln(w, "     none")
+	}
+	for _, ii := range p.Invalid {
+		if !ii.Leftover {
+			fmt.Fprintf(w, "   left alone (invalid, not a REINDEX leftover; rebuild or drop it yourself): %s.%s on %s\n", ii.Schema, ii.Name, ii.Table)
+		}
+	}
+
+	fmt.Fprintln(w, "\n2. Resolve duplicates (each blocks the rebuild of its index):")
+	if len(p.Duplicates) == 0 {
+		fmt.Fprintln(w, "     none")
+	}
+	for _, d := range p.Duplicates {
+		switch {
+		case d.Resolvable():
+			fmt.Fprintf(w, "   rule %s: remove %d row(s) into ringfence.quarantine", d.Rule, d.ExcessRows)
+		case d.Problem != "":
+			fmt.Fprintf(w, "   BLOCKS THE REPAIR: %s", d.Problem)
+		default:
+			fmt.Fprint(w, "   BLOCKS THE REPAIR: no --dedupe rule covers this table")
+		}
+		printIndexDuplicates(w, d.IndexDuplicates, "   ")
+	}
+
+	fmt.Fprintln(w, "\n3. Rows outside their partition's bounds (invisible to queries that prune partitions):")
+	if len(p.Partitions) == 0 {
+		fmt.Fprintln(w, "     none")
+	}
+	for _, v := range p.Partitions {
+		fmt.Fprintf(w, "     %s.%s: %d row(s)", v.Schema, v.Partition, v.Rows)
+		if opts.ReroutePartitions {
+			fmt.Fprintf(w, " -> re-routed through %s (copied to ringfence.quarantine first)\n", v.Root)
+			continue
+		}
+		fmt.Fprintf(w, " -> needs a decision: --reroute-partitions, or by hand:\n")
+		fmt.Fprintf(w, "        list:  %s;\n", v.ListSQL)
+		fmt.Fprintf(w, "        move:  BEGIN; SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off;\n")
+		fmt.Fprintf(w, "               %s;\n               COMMIT;\n", v.RerouteSQL)
+	}
+
+	fmt.Fprintln(w, "\n4. CHECK constraints violated by stored rows (the operator decides the right values):")
+	if len(p.Checks) == 0 {
+		fmt.Fprintln(w, "     none")
+	}
+	for _, c := range p.Checks {
+		fmt.Fprintf(w, "     %s on %s.%s: %d row(s) violate CHECK (%s)\n        list: %s;\n",
+			c.Constraint, c.Schema, c.Table, c.Rows, c.Expression, c.ListSQL)
+	}
+
+	fmt.Fprintln(w, "\n5. Rebuild indexes, in this order (unique ones first, then smallest first):")
+	if len(p.Rebuilds) == 0 {
+		fmt.Fprintln(w, "     none")
+	}
+	for i, r := range p.Rebuilds {
+		var notes []string
+		notes = append(notes, r.Type, humanBytes(r.Bytes))
+		if r.Done {
+			notes = append(notes, "already done by the interrupted run")
+		}
+		if r.BlockedBy != "" {
+			notes = append(notes, "blocked by "+r.BlockedBy)
+		}
+		if !r.Concurrent && !opts.Blocking {
+			notes = append(notes, "cannot run CONCURRENTLY: needs --blocking (blocks writes while it runs)")
+		}
+		fmt.Fprintf(w, "   %2d. %s  (%s)\n", i+1, r.SQL, strings.Join(notes, "; "))
+	}
+
+	fmt.Fprintln(w, "\n6. Verify: duplicate search and pg check --scope collation --heapallindexed must be clean.")
+	fmt.Fprintln(w, "\n7. Then, and only if everything above succeeded, refresh the collation versions:")
+	if len(p.Refresh) == 0 {
+		fmt.Fprintln(w, "     none needed: PostgreSQL's recorded versions match (the change was invisible to it)")
+	}
+	for _, s := range p.Refresh {
+		fmt.Fprintf(w, "     %s\n", s)
+	}
+	if p.Baseline {
+		fmt.Fprintln(w, "     and record the collation fingerprint baseline again")
+	}
+	for _, o := range p.System {
+		fmt.Fprintf(w, "\nnot touched: system catalog %s %s.%s is at risk (REINDEX SYSTEM is your decision)\n", o.Type, o.Schema, o.Object)
+	}
+
+	if b := p.Blockers(); len(b) > 0 {
+		fmt.Fprintln(w, "\n--apply would stop before changing anything:")
+		for _, s := range b {
+			fmt.Fprintf(w, "  - %s\n", s)
+		}
+	}
+	if d := p.Decisions(opts); len(d) > 0 {
+		fmt.Fprintln(w, "\nLeft to the operator (collation versions stay unrefreshed until resolved):")
+		for _, s := range d {
+			fmt.Fprintf(w, "  - %s\n", s)
+		}
+	}
+}
+
+func printRepairResult(w io.Writer, r *pgcheck.RepairResult, opts pgcheck.RepairOptions) {
+	if len(r.Stopped) > 0 {
+		fmt.Fprintf(w, "Repair of database %s stopped before changing anything: duplicates need a --dedupe rule.\n", r.Plan.Database)
+		for _, s := range r.Stopped {
+			fmt.Fprintf(w, "  - %s\n", s)
+		}
+		for _, d := range r.Plan.Duplicates {
+			if !d.Resolvable() {
+				printIndexDuplicates(w, d.IndexDuplicates, "  ")
+			}
+		}
+		return
+	}
+	resumed := ""
+	if r.Resumed {
+		resumed = " (resumed)"
+	}
+	done, failed, skipped := 0, 0, 0
+	for _, e := range r.Events {
+		switch e.Status {
+		case pgcheck.StatusDone:
+			done++
+		case pgcheck.StatusFailed:
+			failed++
+		case pgcheck.StatusSkipped:
+			skipped++
+		}
+	}
+	fmt.Fprintf(w, "Repair run %s%s of database %s: %d action(s) done, %d skipped, %d failed\n",
+		r.RunID, resumed, r.Plan.Database, done, skipped, failed)
+	fmt.Fprintf(w, "  rows deleted into ringfence.quarantine: %d; rows moved to their partition (copy kept): %d\n", r.Deleted, r.Moved)
+	for _, f := range r.Failed {
+		fmt.Fprintf(w, "  FAILED: %s\n", f)
+	}
+	if len(r.Verify) == 0 {
+		fmt.Fprintln(w, "  verification: no duplicates, pg check clean")
+	} else {
+		fmt.Fprintf(w, "  verification found %d problem(s):\n", len(r.Verify))
+		for _, f := range r.Verify {
+			printFinding(w, f)
+		}
+	}
+	for _, p := range r.Pending {
+		fmt.Fprintf(w, "  left to the operator: %s\n", p)
+	}
+	if r.Finished {
+		if len(r.Plan.Refresh) > 0 {
+			fmt.Fprintf(w, "  collation versions refreshed (%d statement(s))\n", len(r.Plan.Refresh))
+		}
+		fmt.Fprintln(w, "  finished: the database is repaired")
+		return
+	}
+	fmt.Fprintln(w, "  NOT finished: collation versions were not refreshed; resolve the above and run the repair again (it resumes this run)")
+}
