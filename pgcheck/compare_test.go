@@ -91,7 +91,7 @@ func TestCompareNamesIndexesThatWouldBreak(t *testing.T) {
 				c = col
 			}
 		}
-		if c.ChangedPairs == 0 || len(c.Examples) == 0 || c.Examples[0].Was != "<" || c.Examples[0].Now != ">" {
+		if c.ChangedPairs == 0 || len(c.Examples) == 0 || c.Examples[0].Was != relBefore || c.Examples[0].Now != relAfter {
 			t.Errorf("%s: differing column %+v", name, c)
 		}
 	}

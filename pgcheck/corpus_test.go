@@ -35,9 +35,9 @@ func TestOrderFlips(t *testing.T) {
 		first   OrderFlip
 	}{
 		{"same", []string{"ab", "a b", "a-b", "b"}, nil, 0, OrderFlip{}},
-		{"glibc 2.28", []string{"a b", "a-b", "ab", "b"}, nil, 1, OrderFlip{A: "ab", B: "a b", Was: "<", Now: ">"}},
-		{"reversed", []string{"b", "a-b", "a b", "ab"}, nil, 3, OrderFlip{A: "ab", B: "a b", Was: "<", Now: ">"}},
-		{"tie", []string{"ab", "a b", "a-b", "b"}, []int{2}, 1, OrderFlip{A: "a b", B: "a-b", Was: "<", Now: "="}},
+		{"glibc 2.28", []string{"a b", "a-b", "ab", "b"}, nil, 1, OrderFlip{A: "ab", B: "a b", Was: relBefore, Now: relAfter}},
+		{"reversed", []string{"b", "a-b", "a b", "ab"}, nil, 3, OrderFlip{A: "ab", B: "a b", Was: relBefore, Now: relAfter}},
+		{"tie", []string{"ab", "a b", "a-b", "b"}, []int{2}, 1, OrderFlip{A: "a b", B: "a-b", Was: relBefore, Now: relEqual}},
 	}
 	for _, c := range cases {
 		n, ex := orderFlips(was, nil, c.now, c.nowTies)

@@ -144,8 +144,9 @@ type FingerprintResult struct {
 	Examples     []OrderFlip `json:"examples,omitempty"`
 }
 
-// OrderFlip is a pair of strings whose relative order changed: A was
-// Was ("<" or "=") B and now is Now ("<", "=" or ">").
+// OrderFlip is a pair of strings whose relative order changed: A sorted
+// Was ("before" or "equal") B and now sorts Now ("before", "equal" or
+// "after").
 type OrderFlip struct {
 	A   string `json:"a"`
 	B   string `json:"b"`
@@ -156,8 +157,15 @@ type OrderFlip struct {
 // String renders the flip with Go quoting, so spaces and invisible
 // characters show.
 func (f OrderFlip) String() string {
-	return fmt.Sprintf("%q %s %q, now %q %s %q", f.A, f.Was, f.B, f.A, f.Now, f.B)
+	return fmt.Sprintf("%q sorted %s %q, now %s", f.A, f.Was, f.B, f.Now)
 }
+
+// Relations of the strings of an OrderFlip.
+const (
+	relBefore = "before"
+	relEqual  = "equal"
+	relAfter  = "after"
+)
 
 // maxExamples bounds the example pairs a comparison keeps.
 const maxExamples = 5
@@ -268,20 +276,20 @@ func orderFlips(was []string, wasTies []int, now []string, nowTies []int) (int, 
 	var examples []OrderFlip
 	t = 0
 	for i := 1; i < len(was); i++ {
-		rel := "<"
+		rel := relBefore
 		for t < len(wasTies) && wasTies[t] < i {
 			t++
 		}
 		if t < len(wasTies) && wasTies[t] == i {
-			rel = "="
+			rel = relEqual
 		}
 		a, b := was[i-1], was[i]
-		cur := "<"
+		cur := relBefore
 		switch {
 		case rank[a] == rank[b]:
-			cur = "="
+			cur = relEqual
 		case rank[a] > rank[b]:
-			cur = ">"
+			cur = relAfter
 		}
 		if cur != rel {
 			n++

@@ -133,7 +133,7 @@ func printCompare(w io.Writer, rep *pgcheck.CompareReport) error {
 	for _, ix := range rep.Indexes {
 		for _, c := range ix.Columns {
 			for _, ex := range c.Examples {
-				fmt.Fprintf(w, "  %s.%s: %q %s %q on the old server, %s on the new\n",
+				fmt.Fprintf(w, "  %s.%s: %q sorts %s %q on the old server, %s on the new\n",
 					ix.Schema, ix.Name, ex.A, ex.Was, ex.B, ex.Now)
 			}
 		}

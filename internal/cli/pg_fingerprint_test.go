@@ -1,0 +1,83 @@
+package cli_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ringfence/ringfence/internal/cli"
+	"github.com/ringfence/ringfence/internal/pgtest"
+	"github.com/ringfence/ringfence/pgcheck"
+)
+
+// fingerprintJSON is the documented JSON form of `pg fingerprint --json`.
+type fingerprintJSON struct {
+	Baseline      string                      `json:"baseline"`
+	Recorded      bool                        `json:"recorded"`
+	BaselineFound bool                        `json:"baseline_found"`
+	Results       []pgcheck.FingerprintResult `json:"results"`
+	Findings      []pgcheck.Finding           `json:"findings"`
+	Elapsed       *float64                    `json:"elapsed_seconds"`
+}
+
+func TestPgFingerprint(t *testing.T) {
+	c := pgtest.New(t, pgtest.WithVariant(pgtest.Current))
+	c.CreateDatabase("app")
+	c.Exec("app", collationSchema)
+	dsn := c.DSN("app")
+	file := filepath.Join(t.TempDir(), "baseline.json")
+
+	code, out, errOut := ringfence(t, "pg", "fingerprint", dsn)
+	if code != cli.ExitOK || !strings.Contains(out, "no baseline in ringfence.collation_fingerprint") {
+		t.Fatalf("without a baseline: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut = ringfence(t, "pg", "fingerprint", "--record", dsn); code != cli.ExitOK ||
+		!strings.Contains(out, "recorded 2 collation fingerprints of database app in ringfence.collation_fingerprint") {
+		t.Fatalf("--record: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut = ringfence(t, "pg", "fingerprint", "--record", "--baseline", file, dsn); code != cli.ExitOK {
+		t.Fatalf("--record --baseline: exit %d\n%s%s", code, out, errOut)
+	}
+	if _, err := os.Stat(file); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{dsn}, {"--baseline", file, dsn}} {
+		code, out, errOut = ringfence(t, append([]string{"pg", "fingerprint"}, args...)...)
+		if code != cli.ExitOK || !strings.Contains(out, "no collation changed") {
+			t.Errorf("unchanged %v: exit %d\n%s%s", args, code, out, errOut)
+		}
+	}
+
+	// Debian -> Alpine: code-point order under the same locale name, same
+	// version as far as PostgreSQL can tell.
+	c.Restart(pgtest.CodePoint)
+	for _, args := range [][]string{{dsn}, {"--baseline", file, dsn}} {
+		code, out, errOut = ringfence(t, append([]string{"pg", "fingerprint"}, args...)...)
+		if code != cli.ExitFindings {
+			t.Errorf("changed %v: exit %d, want 1\n%s%s", args, code, out, errOut)
+		}
+		for _, want := range []string{"collation_changed", "CHANGED", "at risk: unique_constraint public.users_name_key",
+			"at risk: index public.users_title", "2 collations changed"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("changed %v: output lacks %q:\n%s", args, want, out)
+			}
+		}
+	}
+	code, out, _ = ringfence(t, "pg", "fingerprint", "--json", dsn)
+	var rep fingerprintJSON
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("--json: %v\n%s", err, out)
+	}
+	if code != cli.ExitFindings || !rep.BaselineFound || rep.Elapsed == nil || len(rep.Findings) != 2 ||
+		rep.Findings[0].Kind != pgcheck.KindCollationChanged || len(rep.Results) != 2 ||
+		rep.Results[0].Status != pgcheck.FingerprintChanged || len(rep.Results[0].Examples) == 0 {
+		t.Errorf("--json: exit %d %+v", code, rep)
+	}
+
+	if code, _, errOut = ringfence(t, "pg", "fingerprint", "--baseline", filepath.Join(t.TempDir(), "none.json"), dsn); code != cli.ExitError ||
+		!strings.Contains(errOut, "none.json") {
+		t.Errorf("missing baseline file: exit %d, stderr %s", code, errOut)
+	}
+}
