@@ -1,0 +1,331 @@
+package server_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ringfence/ringfence/release"
+	"github.com/ringfence/ringfence/server"
+	"github.com/ringfence/ringfence/sign"
+	"github.com/ringfence/ringfence/sqlstore"
+)
+
+func TestEndToEndSQLite(t *testing.T) {
+	scenario(t, sqliteDSN(t))
+}
+
+func TestEndToEndPostgres(t *testing.T) {
+	scenario(t, newPGDatabase(t))
+}
+
+// scenario is the issue's end-to-end story against one store: offers follow
+// gates, holds, rings, pause and pull; auto-halt fires from reported
+// failures; every answer verifies against /v1/keys.
+func scenario(t *testing.T, dsn string) {
+	hook := newWebhookReceiver(t)
+	e := startServer(t, dsn, server.Config{IncidentWebhook: hook.URL, RefreshInterval: 50 * time.Millisecond, FlushInterval: 10 * time.Millisecond})
+	const p = "/api/v1/products/acme"
+
+	e.api("POST", "/api/v1/products", map[string]any{"name": "acme", "required_gates": []string{"upgrade-test"},
+		"halt": map[string]any{"window": "1h", "min_failures": 2, "failure_share": 0.5}}, http.StatusCreated, nil)
+	e.api("POST", p+"/rings", map[string]any{"name": "insiders", "position": 0, "soak": "0s", "rollout_percent": 100, "min_healthy": 1}, http.StatusCreated, nil)
+	e.api("POST", p+"/rings", map[string]any{"name": "stable", "position": 1, "soak": "0s", "rollout_percent": 100, "min_healthy": 0}, http.StatusCreated, nil)
+	insiderKey := e.enroll("acme", "early-co", "insiders")
+	stableKey := e.enroll("acme", "bigbank", "stable")
+	for _, v := range []string{"1.0.0", "1.1.0"} {
+		e.api("POST", p+"/releases", map[string]any{"version": v, "notes_url": "https://example.com/notes/" + v}, http.StatusCreated, nil)
+	}
+	insider := checkIn{InstanceID: "ins-1", Product: "acme", Version: "1.0.0"}
+	bank := checkIn{InstanceID: "bank-1", Product: "acme", Version: "1.0.0"}
+
+	// No gate result yet: nothing offered.
+	if a, _ := e.checkIn(insiderKey, insider); offer(a) != "" {
+		t.Fatalf("offer before any gate result: %s", offer(a))
+	}
+	// A failed gate blocks ring 0.
+	e.api("POST", p+"/releases/1.1.0/gates", map[string]any{"name": "upgrade-test", "status": "fail", "url": "https://ci.example.com/1"}, http.StatusCreated, nil)
+	if a, _ := e.checkIn(insiderKey, insider); offer(a) != "" {
+		t.Fatalf("offer with a failed required gate: %s", offer(a))
+	}
+	// A passing gate lets the release into ring 0, not yet ring 1 (no
+	// healthy insider runs it).
+	e.api("POST", p+"/releases/1.1.0/gates", map[string]any{"name": "upgrade-test", "status": "pass", "url": "https://ci.example.com/2"}, http.StatusCreated, nil)
+	if a, _ := e.checkIn(insiderKey, insider); offer(a) != "1.1.0" {
+		t.Fatalf("insider offer after the gate passed: %q, want 1.1.0", offer(a))
+	}
+	if a, _ := e.checkIn(stableKey, bank); offer(a) != "" {
+		t.Fatalf("stable offered %s before any insider was healthy on it", offer(a))
+	}
+
+	// A hold blocks promotion to stable even once the evidence is there.
+	viewer := e.token("vera", release.RoleViewer)
+	var hold release.Hold
+	e.apiAs(viewer, "POST", p+"/releases/1.1.0/holds", map[string]any{"reason": "support saw odd reports"}, http.StatusCreated, &hold)
+	insider.Version = "1.1.0"
+	insider.Health = &release.Health{Status: release.HealthOK}
+	insider.Events = []map[string]any{{"kind": "upgrade_succeeded", "from": "1.0.0", "to": "1.1.0", "at": time.Now().UTC()}}
+	e.checkIn(insiderKey, insider)
+	insider.Events = nil
+	eventually(t, 5*time.Second, "healthy insider counted in status", func() bool {
+		return ringStatus(e, "1.1.0", "insiders").Healthy == 1
+	})
+	if rs := ringStatus(e, "1.1.0", "stable"); rs.State != release.RingBlocked || !strings.Contains(rs.Reason, "hold") {
+		t.Fatalf("stable status with an open hold = %+v, want blocked by the hold", rs)
+	}
+	if a, _ := e.checkIn(stableKey, bank); offer(a) != "" {
+		t.Fatalf("stable offered %s while a hold is open", offer(a))
+	}
+	// Viewers may raise holds, not resolve them.
+	e.apiAs(viewer, "POST", p+"/holds/"+hold.ID+"/resolve", map[string]any{"resolution": "ok"}, http.StatusForbidden, nil)
+	e.api("POST", p+"/holds/"+hold.ID+"/resolve", map[string]any{"resolution": "reports explained"}, http.StatusOK, nil)
+	if a, _ := e.checkIn(stableKey, bank); offer(a) != "1.1.0" {
+		t.Fatalf("stable offer after the hold was resolved: %q, want 1.1.0", offer(a))
+	}
+
+	// Pause stops offers at once, and tells installations on it.
+	e.api("POST", p+"/releases/1.1.0/pause", map[string]any{"reason": "investigating", "incident_url": "https://status.example.com/i/1"}, http.StatusOK, nil)
+	if a, _ := e.checkIn(stableKey, bank); offer(a) != "" {
+		t.Fatalf("offer of a paused release: %s", offer(a))
+	}
+	if a, _ := e.checkIn(insiderKey, insider); a.Current.Status != release.StatusPaused || a.Current.IncidentURL != "https://status.example.com/i/1" {
+		t.Fatalf("insider on a paused release: current = %+v", a.Current)
+	}
+	e.api("POST", p+"/releases/1.1.0/resume", map[string]any{}, http.StatusOK, nil)
+	if a, _ := e.checkIn(stableKey, bank); offer(a) != "1.1.0" {
+		t.Fatalf("offer after resume: %q", offer(a))
+	}
+
+	// Pull turns answers of installations on it into the guidance.
+	e.api("POST", p+"/releases", map[string]any{"version": "1.1.1"}, http.StatusCreated, nil)
+	e.api("POST", p+"/releases/1.1.0/pull", map[string]any{"reason": "corrupts indexes", "incident_url": "https://status.example.com/i/2",
+		"action": "upgrade", "target": "1.1.1"}, http.StatusOK, nil)
+	a, _ := e.checkIn(insiderKey, insider)
+	if a.Current.Status != release.StatusPulled || a.Current.Action != release.ActionUpgrade || a.Current.Target.String() != "1.1.1" {
+		t.Fatalf("insider on a pulled release: current = %+v, want pulled, upgrade to 1.1.1", a.Current)
+	}
+	if a, _ := e.checkIn(stableKey, bank); offer(a) == "1.1.0" {
+		t.Fatalf("pulled release still offered")
+	}
+	e.api("POST", p+"/releases/1.1.0/resume", map[string]any{}, http.StatusConflict, nil)
+
+	// Auto-halt: two of two installations that moved to 1.2.0 fail.
+	e.api("POST", p+"/releases", map[string]any{"version": "1.2.0"}, http.StatusCreated, nil)
+	e.api("POST", p+"/releases/1.2.0/gates", map[string]any{"name": "upgrade-test", "status": "pass"}, http.StatusCreated, nil)
+	for i, id := range []string{"ins-2", "ins-3"} {
+		c := checkIn{InstanceID: id, Product: "acme", Version: "1.1.1",
+			Events: []map[string]any{{"kind": "upgrade_failed", "from": "1.1.1", "to": "1.2.0", "at": time.Now().UTC(), "detail": "migration 42 failed"}}}
+		if i == 1 {
+			c.Events = nil
+			c.Version = "1.2.0"
+			c.Health = &release.Health{Status: release.HealthCollationChanged, Detail: "en_US order changed"}
+		}
+		e.checkIn(insiderKey, c)
+	}
+	eventually(t, 5*time.Second, "auto-halt pauses 1.2.0", func() bool {
+		var rel release.Release
+		e.api("GET", p+"/releases/1.2.0", nil, http.StatusOK, &rel)
+		return rel.Status == release.StatusPaused && rel.Paused != nil && rel.Paused.By == sqlstore.ActorAutoHalt
+	})
+	if a, _ := e.checkIn(insiderKey, checkIn{InstanceID: "ins-4", Product: "acme", Version: "1.1.1"}); offer(a) == "1.2.0" {
+		t.Fatalf("auto-halted release still offered")
+	}
+	var audit []sqlstore.AuditEntry
+	e.api("GET", "/api/v1/audit?limit=1000", nil, http.StatusOK, &audit)
+	var halts int
+	for _, en := range audit {
+		if en.Action == "release.auto_halt" {
+			halts++
+			var after struct{ Evidence release.Evidence }
+			if err := json.Unmarshal(en.After, &after); err != nil {
+				t.Fatal(err)
+			}
+			if after.Evidence.Failed != 2 || len(after.Evidence.Failures) != 2 || en.Actor != sqlstore.ActorAutoHalt {
+				t.Errorf("auto-halt audit entry = %s, want evidence of 2 failures", en.After)
+			}
+		}
+	}
+	if halts != 1 {
+		t.Errorf("%d auto-halt audit entries, want 1", halts)
+	}
+	eventually(t, 5*time.Second, "incident webhook delivered", func() bool { return len(hook.received()) == 1 })
+	if h := hook.received()[0]; h.Event != "release.auto_halt" || h.Release.Version.String() != "1.2.0" || h.Evidence.Failed != 2 {
+		t.Errorf("webhook = %+v", h)
+	}
+	_, metrics := e.call("GET", "/metrics", "", nil)
+	for _, m := range []string{`ringfence_auto_halts_total{product="acme"} 1`, "ringfence_checkins_total", "ringfence_checkin_duration_seconds_bucket", "ringfence_decisions_total"} {
+		if !bytes.Contains(metrics, []byte(m)) {
+			t.Errorf("/metrics lacks %s", m)
+		}
+	}
+
+	// The status shows each release per ring.
+	var st struct {
+		Product  string                  `json:"product"`
+		Releases []release.ReleaseStatus `json:"releases"`
+	}
+	e.api("GET", p+"/status", nil, http.StatusOK, &st)
+	if len(st.Releases) != 4 || st.Releases[0].Version.String() != "1.2.0" || st.Releases[0].Status != release.StatusPaused {
+		t.Errorf("status = %+v", st)
+	}
+}
+
+// ringStatus returns release v's standing in ring from the status route.
+func ringStatus(e *env, v, ring string) release.RingStatus {
+	e.t.Helper()
+	var st struct {
+		Releases []release.ReleaseStatus `json:"releases"`
+	}
+	e.api("GET", "/api/v1/products/acme/status", nil, http.StatusOK, &st)
+	for _, r := range st.Releases {
+		if r.Version.String() != v {
+			continue
+		}
+		for _, rs := range r.Rings {
+			if rs.Ring == ring {
+				return rs
+			}
+		}
+	}
+	e.t.Fatalf("no status of %s in ring %s", v, ring)
+	return release.RingStatus{}
+}
+
+// setupProduct creates product acme with one ring and a customer, and
+// returns its enrollment key.
+func setupProduct(e *env) string {
+	e.api("POST", "/api/v1/products", map[string]any{"name": "acme"}, http.StatusCreated, nil)
+	e.api("POST", "/api/v1/products/acme/rings", map[string]any{"name": "all", "position": 0, "soak": "1h", "rollout_percent": 100}, http.StatusCreated, nil)
+	e.api("POST", "/api/v1/products/acme/releases", map[string]any{"version": "1.0.0"}, http.StatusCreated, nil)
+	return e.enroll("acme", "bigbank", "all")
+}
+
+// TestSignatures checks answers against /v1/keys: valid ones verify,
+// tampered or expired ones do not, and old answers still verify after a
+// key rotation while new ones use the new key.
+func TestSignatures(t *testing.T) {
+	e := startServer(t, sqliteDSN(t), server.Config{AnswerTTL: time.Minute})
+	key := setupProduct(e)
+	c := checkIn{InstanceID: "i-1", Product: "acme", Version: "1.0.0"}
+	ans, env := e.checkIn(key, c)
+	keys := e.publicKeys()
+	if _, err := sign.Verify(env, keys, ans.ExpiresAt.Add(time.Second)); !errors.Is(err, sign.ErrExpired) {
+		t.Errorf("verify after expiry: %v, want ErrExpired", err)
+	}
+	if got := ans.ExpiresAt.Sub(ans.IssuedAt); got != time.Minute {
+		t.Errorf("answer valid for %s, want the configured 1m", got)
+	}
+	tampered := env
+	tampered.Payload = bytes.Replace(append([]byte(nil), env.Payload...), []byte(`"status":"ok"`), []byte(`"status":"xx"`), 1)
+	if bytes.Equal(tampered.Payload, env.Payload) {
+		t.Fatalf("payload %s has no status to tamper with", env.Payload)
+	}
+	if _, err := sign.Verify(tampered, keys, time.Now()); !errors.Is(err, sign.ErrBadSignature) {
+		t.Errorf("verify tampered payload: %v, want ErrBadSignature", err)
+	}
+
+	var rotated sign.PublicKey
+	e.api("POST", "/api/v1/keys/rotate", map[string]any{}, http.StatusCreated, &rotated)
+	_, env2 := e.checkIn(key, c)
+	if env2.Signatures[0].KeyID != rotated.ID || env.Signatures[0].KeyID == rotated.ID {
+		t.Errorf("after rotation signed by %s, want the new key %s", env2.Signatures[0].KeyID, rotated.ID)
+	}
+	if _, err := sign.Verify(env, e.publicKeys(), time.Now()); err != nil {
+		t.Errorf("an answer signed by the old key no longer verifies: %v", err)
+	}
+	if n := len(e.publicKeys()); n != 2 {
+		t.Errorf("/v1/keys lists %d keys after one rotation, want 2", n)
+	}
+}
+
+// TestCheckInRejects checks the check-in's refusals: malformed, oversized,
+// unknown key, another product's key, rate limit.
+func TestCheckInRejects(t *testing.T) {
+	e := startServer(t, sqliteDSN(t), server.Config{CheckInRate: 0.01, CheckInBurst: 3})
+	key := setupProduct(e)
+	good, err := json.Marshal(checkIn{InstanceID: "i-1", Product: "acme", Version: "1.0.0", Nonce: randomID(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		key  string
+		body []byte
+		want int
+		code string
+	}{
+		{"malformed", key, []byte(`{"instance_id": `), 400, "invalid"},
+		{"unknown field", key, []byte(`{"instance_id":"i","product":"acme","version":"1.0.0","nonce":"abcdefghijklmnopqr","x":1}`), 400, "invalid"},
+		{"oversized", key, append(append([]byte(`{"instance_id":"`), bytes.Repeat([]byte("a"), 70<<10)...), `"}`...), 400, "invalid"},
+		{"no key", "", good, 401, "unauthorized"},
+		{"unknown key", "rfe_nope", good, 401, "unauthorized"},
+	}
+	for _, c := range cases {
+		code, hdr, body := e.checkInRaw(c.key, c.body)
+		var p server.Problem
+		if err := json.Unmarshal(body, &p); err != nil || code != c.want || p.Code != c.code || p.Status != c.want || hdr.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%s: %d %s %s, want %d problem %s", c.name, code, hdr.Get("Content-Type"), body, c.want, c.code)
+		}
+	}
+	// The burst of 3 was partly used by the rejected requests that had the
+	// key (malformed, unknown field, oversized): the next one is limited.
+	code, hdr, body := e.checkInRaw(key, good)
+	if code != http.StatusTooManyRequests || hdr.Get("Retry-After") == "" {
+		t.Errorf("check-in beyond the rate: %d Retry-After %q: %s", code, hdr.Get("Retry-After"), body)
+	}
+	// Another key has its own bucket; a key of another product is refused.
+	e.api("POST", "/api/v1/products", map[string]any{"name": "other"}, http.StatusCreated, nil)
+	e.api("POST", "/api/v1/products/other/rings", map[string]any{"name": "all", "position": 0, "rollout_percent": 100}, http.StatusCreated, nil)
+	otherKey := e.enroll("other", "bigbank", "all")
+	if code, _, body := e.checkInRaw(otherKey, good); code != http.StatusForbidden {
+		t.Errorf("check-in for acme with other's key: %d %s, want 403", code, body)
+	}
+}
+
+// TestRouteTableAuth walks every admin route: none answers without a token,
+// with an unknown token, or to a role weaker than the route's.
+func TestRouteTableAuth(t *testing.T) {
+	e := startServer(t, sqliteDSN(t), server.Config{})
+	setupProduct(e)
+	roles := []release.Role{release.RoleViewer, release.RoleReleaser, release.RoleIncident, release.RoleAdmin}
+	tokens := map[release.Role]string{}
+	for _, r := range roles {
+		tokens[r] = e.token("t-"+string(r), r)
+	}
+	values := map[string]string{"{product}": "acme", "{ring}": "all", "{customer}": "bigbank", "{version}": "1.0.0", "{id}": "x"}
+	routes := e.Srv.Routes()
+	if len(routes) < 30 {
+		t.Fatalf("route table has %d routes", len(routes))
+	}
+	for _, rt := range routes {
+		path := rt.Path
+		for k, v := range values {
+			path = strings.ReplaceAll(path, k, v)
+		}
+		if code, body := e.call(rt.Method, path, "", nil); code != http.StatusUnauthorized {
+			t.Errorf("%s %s without a token: %d %s", rt.Method, rt.Path, code, body)
+		}
+		if code, _ := e.call(rt.Method, path, "rft_unknown", nil); code != http.StatusUnauthorized {
+			t.Errorf("%s %s with an unknown token: %d", rt.Method, rt.Path, code)
+		}
+		for _, r := range roles {
+			code, body := e.call(rt.Method, path, tokens[r], map[string]any{})
+			switch {
+			case !r.AtLeast(rt.Role) && code != http.StatusForbidden:
+				t.Errorf("%s %s as %s (needs %s): %d %s, want 403", rt.Method, rt.Path, r, rt.Role, code, body)
+			case r.AtLeast(rt.Role) && (code == http.StatusForbidden || code == http.StatusUnauthorized):
+				t.Errorf("%s %s as %s (needs %s): %d %s", rt.Method, rt.Path, r, rt.Role, code, body)
+			}
+		}
+	}
+	// Mutating routes need more than viewer, except raising a hold.
+	for _, rt := range routes {
+		if rt.Method != "GET" && rt.Role == release.RoleViewer && !strings.HasSuffix(rt.Path, "/holds") {
+			t.Errorf("mutating route %s %s is open to viewers", rt.Method, rt.Path)
+		}
+	}
+}
