@@ -329,3 +329,70 @@ func TestRouteTableAuth(t *testing.T) {
 		}
 	}
 }
+
+// TestTwoServersOnePostgres runs two servers on one PostgreSQL database: a
+// pause through one is in the other's answers within a second (without
+// waiting for its timer), and an auto-halt both see happens once.
+func TestTwoServersOnePostgres(t *testing.T) {
+	dsn := newPGDatabase(t)
+	hook := newWebhookReceiver(t)
+	cfg := server.Config{IncidentWebhook: hook.URL, RefreshInterval: time.Minute}
+	a := startServer(t, dsn, cfg)
+	b := startServer(t, dsn, cfg)
+	a.api("POST", "/api/v1/products", map[string]any{"name": "acme",
+		"halt": map[string]any{"window": "1h", "min_failures": 4, "failure_share": 0.5}}, http.StatusCreated, nil)
+	a.api("POST", "/api/v1/products/acme/rings", map[string]any{"name": "all", "position": 0, "soak": "1h", "rollout_percent": 100}, http.StatusCreated, nil)
+	for _, v := range []string{"1.0.0", "1.1.0"} {
+		a.api("POST", "/api/v1/products/acme/releases", map[string]any{"version": v}, http.StatusCreated, nil)
+	}
+	key := a.enroll("acme", "bigbank", "all")
+	c := checkIn{InstanceID: "i-0", Product: "acme", Version: "1.0.0"}
+	eventually(t, time.Second, "server b offers 1.1.0 created through a", func() bool {
+		return offer(mustAnswer(b, key, c)) == "1.1.0"
+	})
+
+	a.api("POST", "/api/v1/products/acme/releases/1.1.0/pause", map[string]any{"reason": "stop"}, http.StatusOK, nil)
+	paused := time.Now()
+	eventually(t, time.Second, "pause through a reaches b's answers", func() bool {
+		return offer(mustAnswer(b, key, c)) == ""
+	})
+	t.Logf("pause visible on b after %s", time.Since(paused))
+	a.api("POST", "/api/v1/products/acme/releases/1.1.0/resume", map[string]any{}, http.StatusOK, nil)
+	eventually(t, time.Second, "resume reaches b", func() bool { return offer(mustAnswer(b, key, c)) == "1.1.0" })
+
+	// Failures reach both servers; the release is halted once.
+	for i := range 8 {
+		srv := a
+		if i%2 == 1 {
+			srv = b
+		}
+		srv.checkIn(key, checkIn{InstanceID: "f-" + string(rune('a'+i)), Product: "acme", Version: "1.0.0",
+			Events: []map[string]any{{"kind": "upgrade_failed", "from": "1.0.0", "to": "1.1.0", "at": time.Now().UTC()}}})
+	}
+	eventually(t, 5*time.Second, "auto-halt", func() bool {
+		return offer(mustAnswer(a, key, c)) == "" && offer(mustAnswer(b, key, c)) == ""
+	})
+	eventually(t, 5*time.Second, "webhook", func() bool { return len(hook.received()) >= 1 })
+	time.Sleep(500 * time.Millisecond) // room for a second, wrong, delivery
+	if n := len(hook.received()); n != 1 {
+		t.Errorf("%d incident webhooks for one auto-halt, want 1", n)
+	}
+	var audit []sqlstore.AuditEntry
+	a.api("GET", "/api/v1/audit?limit=1000", nil, http.StatusOK, &audit)
+	var halts int
+	for _, en := range audit {
+		if en.Action == "release.auto_halt" {
+			halts++
+		}
+	}
+	if halts != 1 {
+		t.Errorf("%d auto-halt audit entries, want 1", halts)
+	}
+}
+
+// mustAnswer checks in and returns the verified answer.
+func mustAnswer(e *env, key string, c checkIn) release.Answer {
+	e.t.Helper()
+	a, _ := e.checkIn(key, c)
+	return a
+}
