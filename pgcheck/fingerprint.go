@@ -35,6 +35,9 @@ type Fingerprint struct {
 	// Ties lists the positions i where Order[i] compared equal to
 	// Order[i-1] (nondeterministic collations only).
 	Ties []int `json:"ties,omitempty"`
+	// SampledKeys counts the database's own keys added to the probe
+	// corpus by AddKeySample.
+	SampledKeys int `json:"sampled_keys,omitempty"`
 }
 
 // ident is the collation's quoted SQL name.
@@ -56,6 +59,65 @@ func TakeFingerprints(ctx context.Context, conn *pgx.Conn, inv *Inventory) ([]Fi
 		out = append(out, f)
 	}
 	return out, nil
+}
+
+// AddKeySample adds to each of b's fingerprints up to n distinct keys of
+// the database's own data, read from the text key columns of the at-risk
+// indexes using the collation (a random sample of pages on large tables),
+// and sorts the fingerprint again. Real keys catch changes in characters the
+// built-in corpus lacks; they also put the database's data in the baseline,
+// which matters when the baseline is a file.
+func AddKeySample(ctx context.Context, conn *pgx.Conn, inv *Inventory, b *Baseline, n int) error {
+	if n <= 0 {
+		return nil
+	}
+	c := &comparer{from: conn, inv: inv}
+	for i := range b.Fingerprints {
+		f := &b.Fingerprints[i]
+		have := map[string]bool{}
+		for _, s := range f.Order {
+			have[s] = true
+		}
+		added := 0
+		for _, o := range inv.DependentsOf(f.Collation) {
+			if added >= n || !o.AtRisk || o.Type == ObjectCheckConstraint || o.Type == ObjectForeignKey ||
+				o.Type == ObjectPartitionKey {
+				continue
+			}
+			cols, err := c.keyColumns(ctx, o.OID)
+			if err != nil {
+				return fmt.Errorf("sample keys of %s.%s: %w", o.Schema, o.Name, err)
+			}
+			for _, k := range cols {
+				coll, ok := c.collation(k.collation)
+				if added >= n || !ok || coll.Name != f.Collation || !textTypes[k.typ] {
+					continue
+				}
+				c.sample = n - added
+				keys, err := c.sampleKeys(ctx, o, k)
+				if err != nil {
+					return fmt.Errorf("sample keys of %s.%s: %w", o.Schema, o.Name, err)
+				}
+				for _, s := range keys {
+					if !have[s] && added < n {
+						have[s] = true
+						f.Order = append(f.Order, s)
+						added++
+					}
+				}
+			}
+		}
+		if added == 0 {
+			continue
+		}
+		order, ties, err := sortUnder(ctx, conn, f.ident(), f.Order)
+		if err != nil {
+			return fmt.Errorf("fingerprint collation %s with sampled keys: %w", f.Collation, err)
+		}
+		f.Order, f.Ties, f.SampledKeys = order, ties, added
+		f.SHA256 = hashOrder(order, ties)
+	}
+	return nil
 }
 
 // sortUnder asks the server to sort strs under the collation ident. Strings

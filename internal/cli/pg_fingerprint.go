@@ -29,6 +29,7 @@ func pgFingerprintCommand(stdout io.Writer) *ucli.Command {
 			&ucli.BoolFlag{Name: "json", Usage: "print JSON instead of a readable report"},
 			&ucli.BoolFlag{Name: "record", Usage: "record the fingerprints as the new baseline"},
 			&ucli.StringFlag{Name: "baseline", Usage: "baseline `FILE` instead of the database's ringfence schema"},
+			&ucli.IntFlag{Name: "sample-keys", Usage: "with --record, add up to `N` of the database's own index keys per collation"},
 		),
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
 			return runFingerprint(ctx, cmd, stdout)
@@ -43,7 +44,9 @@ type fingerprintSummary struct {
 	Locale    string `json:"locale"`
 	Version   string `json:"version,omitempty"`
 	Strings   int    `json:"strings"`
-	SHA256    string `json:"sha256"`
+	// SampledKeys is how many of Strings are the database's own keys.
+	SampledKeys int    `json:"sampled_keys,omitempty"`
+	SHA256      string `json:"sha256"`
 }
 
 // fingerprintReport is the command's output.
@@ -66,6 +69,10 @@ func runFingerprint(ctx context.Context, cmd *ucli.Command, stdout io.Writer) er
 	start := time.Now()
 	file := cmd.String("baseline")
 	record := cmd.Bool("record")
+	sampleKeys := int(cmd.Int("sample-keys"))
+	if sampleKeys < 0 || (sampleKeys > 0 && !record) {
+		return withCode(ExitError, fmt.Errorf("--sample-keys takes a positive number and needs --record"))
+	}
 	srv, err := openServer(cmd, record && file == "")
 	if err != nil {
 		return err
@@ -88,6 +95,9 @@ func runFingerprint(ctx context.Context, cmd *ucli.Command, stdout io.Writer) er
 	switch {
 	case record:
 		base, err = pgcheck.NewBaseline(ctx, conn, inv)
+		if err == nil {
+			err = pgcheck.AddKeySample(ctx, conn, inv, base, sampleKeys)
+		}
 		if err == nil {
 			if file != "" {
 				err = pgcheck.WriteBaselineFile(file, base)
@@ -154,7 +164,7 @@ func summarize(fps []pgcheck.Fingerprint) []fingerprintSummary {
 	out := make([]fingerprintSummary, 0, len(fps))
 	for _, f := range fps {
 		out = append(out, fingerprintSummary{Collation: f.Collation, Provider: f.Provider, Locale: f.Locale,
-			Version: f.Version, Strings: len(f.Order), SHA256: f.SHA256})
+			Version: f.Version, Strings: len(f.Order), SampledKeys: f.SampledKeys, SHA256: f.SHA256})
 	}
 	return out
 }

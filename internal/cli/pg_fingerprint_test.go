@@ -43,7 +43,28 @@ func TestPgFingerprint(t *testing.T) {
 	if _, err := os.Stat(file); err != nil {
 		t.Fatal(err)
 	}
-	for _, args := range [][]string{{dsn}, {"--baseline", file, dsn}} {
+	// A baseline with the database's own keys added to the corpus.
+	sampled := filepath.Join(t.TempDir(), "sampled.json")
+	if code, out, errOut = ringfence(t, "pg", "fingerprint", "--record", "--sample-keys", "100", "--baseline", sampled, dsn); code != cli.ExitOK {
+		t.Fatalf("--record --sample-keys: exit %d\n%s%s", code, out, errOut)
+	}
+	base, err := pgcheck.ReadBaselineFile(sampled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]int{}
+	for _, f := range base.Fingerprints {
+		keys[f.Collation] = f.SampledKeys
+	}
+	// users_name_key has 500 distinct names; users_title 7 titles, of
+	// which "adam", "Bob" and "Zed" are not in the built-in corpus.
+	if keys["default"] != 100 || keys["public.en_US.utf8"] != 3 {
+		t.Errorf("sampled keys per collation: %v", keys)
+	}
+	if code, _, _ = ringfence(t, "pg", "fingerprint", "--sample-keys", "5", dsn); code != cli.ExitError {
+		t.Errorf("--sample-keys without --record: exit %d, want 2", code)
+	}
+	for _, args := range [][]string{{dsn}, {"--baseline", file, dsn}, {"--baseline", sampled, dsn}} {
 		code, out, errOut = ringfence(t, append([]string{"pg", "fingerprint"}, args...)...)
 		if code != cli.ExitOK || !strings.Contains(out, "no collation changed") {
 			t.Errorf("unchanged %v: exit %d\n%s%s", args, code, out, errOut)
@@ -53,7 +74,7 @@ func TestPgFingerprint(t *testing.T) {
 	// Debian -> Alpine: code-point order under the same locale name, same
 	// version as far as PostgreSQL can tell.
 	c.Restart(pgtest.CodePoint)
-	for _, args := range [][]string{{dsn}, {"--baseline", file, dsn}} {
+	for _, args := range [][]string{{dsn}, {"--baseline", file, dsn}, {"--baseline", sampled, dsn}} {
 		code, out, errOut = ringfence(t, append([]string{"pg", "fingerprint"}, args...)...)
 		if code != cli.ExitFindings {
 			t.Errorf("changed %v: exit %d, want 1\n%s%s", args, code, out, errOut)
