@@ -1,0 +1,367 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/ringfence/ringfence/release"
+	"github.com/ringfence/ringfence/sign"
+)
+
+// Identity is who the client's API token belongs to.
+type Identity struct {
+	TokenID string       `json:"token_id"`
+	Name    string       `json:"name"`
+	Role    release.Role `json:"role"`
+}
+
+// WhoAmI returns the identity of the client's token.
+func (c *Client) WhoAmI(ctx context.Context) (Identity, error) {
+	var id Identity
+	return id, c.do(ctx, http.MethodGet, "/api/v1/whoami", nil, nil, &id)
+}
+
+// NewProduct is a product to create. A nil Halt gets the server's default
+// auto-halt policy.
+type NewProduct struct {
+	Name          string          `json:"name"`
+	RequiredGates []string        `json:"required_gates,omitempty"`
+	Halt          *release.Policy `json:"halt,omitempty"`
+}
+
+// ProductPatch changes a product; nil fields stay as they are.
+type ProductPatch struct {
+	RequiredGates *[]string       `json:"required_gates,omitempty"`
+	Halt          *release.Policy `json:"halt,omitempty"`
+}
+
+// Products lists every product.
+func (c *Client) Products(ctx context.Context) ([]release.Product, error) {
+	var ps []release.Product
+	return ps, c.do(ctx, http.MethodGet, "/api/v1/products", nil, nil, &ps)
+}
+
+// Product returns one product.
+func (c *Client) Product(ctx context.Context, name string) (release.Product, error) {
+	var p release.Product
+	return p, c.do(ctx, http.MethodGet, "/api/v1/products/"+esc(name), nil, nil, &p)
+}
+
+// CreateProduct creates a product (admin).
+func (c *Client) CreateProduct(ctx context.Context, p NewProduct) (release.Product, error) {
+	var out release.Product
+	return out, c.do(ctx, http.MethodPost, "/api/v1/products", nil, p, &out)
+}
+
+// UpdateProduct changes a product's required gates or auto-halt policy
+// (admin).
+func (c *Client) UpdateProduct(ctx context.Context, name string, patch ProductPatch) (release.Product, error) {
+	var out release.Product
+	return out, c.do(ctx, http.MethodPatch, "/api/v1/products/"+esc(name), nil, patch, &out)
+}
+
+func productPath(product string) string { return "/api/v1/products/" + esc(product) }
+
+func releasePath(product string, v release.Version) string {
+	return productPath(product) + "/releases/" + esc(v.String())
+}
+
+// Rings lists a product's rings in rollout order.
+func (c *Client) Rings(ctx context.Context, product string) ([]release.Ring, error) {
+	var rs []release.Ring
+	return rs, c.do(ctx, http.MethodGet, productPath(product)+"/rings", nil, nil, &rs)
+}
+
+// CreateRing adds a ring to product (admin).
+func (c *Client) CreateRing(ctx context.Context, product string, r release.Ring) (release.Ring, error) {
+	var out release.Ring
+	return out, c.do(ctx, http.MethodPost, productPath(product)+"/rings", nil, r, &out)
+}
+
+// RingPatch changes a ring; nil fields stay as they are.
+type RingPatch struct {
+	Position       *int
+	SoakTime       *time.Duration
+	RolloutPercent *float64
+	MinHealthy     *int
+}
+
+// MarshalJSON writes the soak time as a duration string.
+func (p RingPatch) MarshalJSON() ([]byte, error) {
+	var soak *string
+	if p.SoakTime != nil {
+		s := p.SoakTime.String()
+		soak = &s
+	}
+	return json.Marshal(struct {
+		Position       *int     `json:"position,omitempty"`
+		Soak           *string  `json:"soak,omitempty"`
+		RolloutPercent *float64 `json:"rollout_percent,omitempty"`
+		MinHealthy     *int     `json:"min_healthy,omitempty"`
+	}{p.Position, soak, p.RolloutPercent, p.MinHealthy})
+}
+
+// UpdateRing changes a ring of product (admin).
+func (c *Client) UpdateRing(ctx context.Context, product, ring string, patch RingPatch) (release.Ring, error) {
+	var out release.Ring
+	return out, c.do(ctx, http.MethodPatch, productPath(product)+"/rings/"+esc(ring), nil, patch, &out)
+}
+
+// Customers lists a product's customers.
+func (c *Client) Customers(ctx context.Context, product string) ([]release.Customer, error) {
+	var cs []release.Customer
+	return cs, c.do(ctx, http.MethodGet, productPath(product)+"/customers", nil, nil, &cs)
+}
+
+// CreateCustomer adds a customer of product in ring (admin).
+func (c *Client) CreateCustomer(ctx context.Context, product, name, ring string) (release.Customer, error) {
+	var out release.Customer
+	body := map[string]string{"name": name, "ring": ring}
+	return out, c.do(ctx, http.MethodPost, productPath(product)+"/customers", nil, body, &out)
+}
+
+// MoveCustomer puts a customer in another ring (admin).
+func (c *Client) MoveCustomer(ctx context.Context, product, name, ring string) (release.Customer, error) {
+	var out release.Customer
+	return out, c.do(ctx, http.MethodPatch, productPath(product)+"/customers/"+esc(name), nil, map[string]string{"ring": ring}, &out)
+}
+
+// EnrollmentKey is a customer's key for its installations' check-ins. Key,
+// the secret, is only set in the answer to CreateEnrollmentKey.
+type EnrollmentKey struct {
+	ID        string     `json:"id"`
+	Product   string     `json:"product"`
+	Customer  string     `json:"customer"`
+	Prefix    string     `json:"prefix"`
+	CreatedAt time.Time  `json:"created_at"`
+	CreatedBy string     `json:"created_by"`
+	RevokedAt *time.Time `json:"revoked_at"`
+	Key       string     `json:"key,omitempty"`
+}
+
+func customerPath(product, customer string) string {
+	return productPath(product) + "/customers/" + esc(customer)
+}
+
+// EnrollmentKeys lists a customer's enrollment keys, without secrets (admin).
+func (c *Client) EnrollmentKeys(ctx context.Context, product, customer string) ([]EnrollmentKey, error) {
+	var ks []EnrollmentKey
+	return ks, c.do(ctx, http.MethodGet, customerPath(product, customer)+"/keys", nil, nil, &ks)
+}
+
+// CreateEnrollmentKey issues a new enrollment key; its secret is in Key and
+// is shown only this once (admin).
+func (c *Client) CreateEnrollmentKey(ctx context.Context, product, customer string) (EnrollmentKey, error) {
+	var k EnrollmentKey
+	return k, c.do(ctx, http.MethodPost, customerPath(product, customer)+"/keys", nil, struct{}{}, &k)
+}
+
+// RevokeEnrollmentKey revokes an enrollment key (admin).
+func (c *Client) RevokeEnrollmentKey(ctx context.Context, product, customer, id string) error {
+	return c.do(ctx, http.MethodDelete, customerPath(product, customer)+"/keys/"+esc(id), nil, nil, nil)
+}
+
+// NewRelease is a release to create.
+type NewRelease struct {
+	Version        release.Version `json:"version"`
+	NotesURL       string          `json:"notes_url,omitempty"`
+	RequiredStop   bool            `json:"required_stop,omitempty"`
+	RollbackSafeTo release.Version `json:"rollback_safe_to,omitzero"`
+}
+
+// Releases lists a product's releases, newest first.
+func (c *Client) Releases(ctx context.Context, product string) ([]release.Release, error) {
+	var rs []release.Release
+	return rs, c.do(ctx, http.MethodGet, productPath(product)+"/releases", nil, nil, &rs)
+}
+
+// Release returns one release.
+func (c *Client) Release(ctx context.Context, product string, v release.Version) (release.Release, error) {
+	var r release.Release
+	return r, c.do(ctx, http.MethodGet, releasePath(product, v), nil, nil, &r)
+}
+
+// CreateRelease creates a release of product (releaser).
+func (c *Client) CreateRelease(ctx context.Context, product string, r NewRelease) (release.Release, error) {
+	var out release.Release
+	return out, c.do(ctx, http.MethodPost, productPath(product)+"/releases", nil, r, &out)
+}
+
+// PauseRelease stops all new offers of a release (releaser).
+func (c *Client) PauseRelease(ctx context.Context, product string, v release.Version, reason, incidentURL string) (release.Release, error) {
+	var out release.Release
+	body := map[string]string{"reason": reason}
+	if incidentURL != "" {
+		body["incident_url"] = incidentURL
+	}
+	return out, c.do(ctx, http.MethodPost, releasePath(product, v)+"/pause", nil, body, &out)
+}
+
+// ResumeRelease makes a paused release offerable again (releaser).
+func (c *Client) ResumeRelease(ctx context.Context, product string, v release.Version, reason string) (release.Release, error) {
+	var out release.Release
+	return out, c.do(ctx, http.MethodPost, releasePath(product, v)+"/resume", nil, map[string]string{"reason": reason}, &out)
+}
+
+// PullRequest is a pull: why, the incident, and the guidance for
+// installations already on the release.
+type PullRequest struct {
+	Reason      string          `json:"reason"`
+	IncidentURL string          `json:"incident_url,omitempty"`
+	Action      release.Action  `json:"action"`
+	Target      release.Version `json:"target,omitzero"`
+}
+
+// PullRelease withdraws a release for good (releaser).
+func (c *Client) PullRelease(ctx context.Context, product string, v release.Version, p PullRequest) (release.Release, error) {
+	var out release.Release
+	return out, c.do(ctx, http.MethodPost, releasePath(product, v)+"/pull", nil, p, &out)
+}
+
+// PromoteRelease forces a release into ring (and every ring before it),
+// past gates, soak, evidence and holds (releaser; reason required).
+func (c *Client) PromoteRelease(ctx context.Context, product string, v release.Version, ring, reason string) (release.Release, error) {
+	var out release.Release
+	return out, c.do(ctx, http.MethodPost, releasePath(product, v)+"/promote", nil, map[string]string{"ring": ring, "reason": reason}, &out)
+}
+
+// GateResults lists the gate results posted for a release.
+func (c *Client) GateResults(ctx context.Context, product string, v release.Version) ([]release.GateResult, error) {
+	var gs []release.GateResult
+	return gs, c.do(ctx, http.MethodGet, releasePath(product, v)+"/gates", nil, nil, &gs)
+}
+
+// PostGateResult records a gate's outcome for a release (releaser; CI).
+func (c *Client) PostGateResult(ctx context.Context, product string, v release.Version, gate string, outcome release.GateOutcome, resultURL string) (release.GateResult, error) {
+	var out release.GateResult
+	body := map[string]string{"name": gate, "status": string(outcome)}
+	if resultURL != "" {
+		body["url"] = resultURL
+	}
+	return out, c.do(ctx, http.MethodPost, releasePath(product, v)+"/gates", nil, body, &out)
+}
+
+// Holds lists a release's holds, open and resolved.
+func (c *Client) Holds(ctx context.Context, product string, v release.Version) ([]release.Hold, error) {
+	var hs []release.Hold
+	return hs, c.do(ctx, http.MethodGet, releasePath(product, v)+"/holds", nil, nil, &hs)
+}
+
+// RaiseHold puts a hold on a release (any role).
+func (c *Client) RaiseHold(ctx context.Context, product string, v release.Version, reason string) (release.Hold, error) {
+	var out release.Hold
+	return out, c.do(ctx, http.MethodPost, releasePath(product, v)+"/holds", nil, map[string]string{"reason": reason}, &out)
+}
+
+// ResolveHold resolves a hold (releaser).
+func (c *Client) ResolveHold(ctx context.Context, product, id, resolution string) (release.Hold, error) {
+	var out release.Hold
+	return out, c.do(ctx, http.MethodPost, productPath(product)+"/holds/"+esc(id)+"/resolve", nil, map[string]string{"resolution": resolution}, &out)
+}
+
+// Status is where every release of a product stands, newest first.
+type Status struct {
+	Product  string                  `json:"product"`
+	Releases []release.ReleaseStatus `json:"releases"`
+}
+
+// Status returns the standing of a product's releases per ring.
+func (c *Client) Status(ctx context.Context, product string) (Status, error) {
+	var s Status
+	return s, c.do(ctx, http.MethodGet, productPath(product)+"/status", nil, nil, &s)
+}
+
+// Installations lists up to limit installations of product, most recently
+// seen first (limit <= 0: the server's default).
+func (c *Client) Installations(ctx context.Context, product string, limit int) ([]release.Installation, error) {
+	var q url.Values
+	if limit > 0 {
+		q = url.Values{"limit": {strconv.Itoa(limit)}}
+	}
+	var is []release.Installation
+	return is, c.do(ctx, http.MethodGet, productPath(product)+"/installations", q, nil, &is)
+}
+
+// Token is an API token. Secret is only set in the answer to CreateToken.
+type Token struct {
+	ID         string       `json:"id"`
+	Name       string       `json:"name"`
+	Role       release.Role `json:"role"`
+	CreatedAt  time.Time    `json:"created_at"`
+	CreatedBy  string       `json:"created_by"`
+	LastUsedAt *time.Time   `json:"last_used_at"`
+	RevokedAt  *time.Time   `json:"revoked_at"`
+	Secret     string       `json:"token,omitempty"`
+}
+
+// Tokens lists API tokens, without secrets (admin).
+func (c *Client) Tokens(ctx context.Context) ([]Token, error) {
+	var ts []Token
+	return ts, c.do(ctx, http.MethodGet, "/api/v1/tokens", nil, nil, &ts)
+}
+
+// CreateToken issues an API token; its secret is shown only this once
+// (admin).
+func (c *Client) CreateToken(ctx context.Context, name string, role release.Role) (Token, error) {
+	var t Token
+	return t, c.do(ctx, http.MethodPost, "/api/v1/tokens", nil, map[string]string{"name": name, "role": string(role)}, &t)
+}
+
+// RevokeToken revokes an API token (admin).
+func (c *Client) RevokeToken(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, "/api/v1/tokens/"+esc(id), nil, nil, nil)
+}
+
+// AuditEntry is one recorded change.
+type AuditEntry struct {
+	ID     int64           `json:"id"`
+	At     time.Time       `json:"at"`
+	Actor  string          `json:"actor"`
+	Action string          `json:"action"`
+	Target string          `json:"target"`
+	Before json.RawMessage `json:"before"`
+	After  json.RawMessage `json:"after"`
+}
+
+// Audit lists audit entries newest first: up to limit (<= 0: the server's
+// default) with ids below before (0: from the newest).
+func (c *Client) Audit(ctx context.Context, before int64, limit int) ([]AuditEntry, error) {
+	q := url.Values{}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if before > 0 {
+		q.Set("before", strconv.FormatInt(before, 10))
+	}
+	var es []AuditEntry
+	return es, c.do(ctx, http.MethodGet, "/api/v1/audit", q, nil, &es)
+}
+
+// RotateKey adds a new signing key that signs every answer from now on; old
+// keys stay published (admin).
+func (c *Client) RotateKey(ctx context.Context) (sign.PublicKey, error) {
+	var k sign.PublicKey
+	return k, c.do(ctx, http.MethodPost, "/api/v1/keys/rotate", nil, struct{}{}, &k)
+}
+
+// PublicKeys returns the server's published answer-verification keys
+// (GET /v1/keys; no authentication). Pin them; do not trust them blindly on
+// every start (see docs/protocol.md).
+func (c *Client) PublicKeys(ctx context.Context) ([]sign.PublicKey, error) {
+	var out struct {
+		Keys []sign.PublicKey `json:"keys"`
+	}
+	if err := c.do(ctx, http.MethodGet, "/v1/keys", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	for _, k := range out.Keys {
+		if err := k.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	return out.Keys, nil
+}

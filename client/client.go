@@ -1,0 +1,204 @@
+// Package client talks to a ringfence server: the admin API under /api/v1
+// (with an API token) for the CLI and for vendors' own tooling, and the
+// check-in protocol (with an enrollment key) for installations, verifying
+// every signed answer before anyone acts on it.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ringfence/ringfence/release"
+)
+
+// DefaultTimeout bounds every request of a Client made without
+// WithHTTPClient.
+const DefaultTimeout = 30 * time.Second
+
+// maxResponseBytes bounds the response bodies the client reads.
+const maxResponseBytes = 16 << 20
+
+// Client is a connection to one ringfence server with one credential: an
+// API token for the admin API, or an enrollment key for check-ins. It is safe
+// for concurrent use.
+type Client struct {
+	base  *url.URL
+	token string
+	http  *http.Client
+	now   func() time.Time
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithHTTPClient makes the client use hc (which should have a timeout)
+// instead of its own client with DefaultTimeout.
+func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.http = hc } }
+
+// WithClock makes the client read the time from now when it verifies
+// answers (tests; agents with a trusted clock source).
+func WithClock(now func() time.Time) Option { return func(c *Client) { c.now = now } }
+
+// New returns a client of the server at serverURL (e.g.
+// "https://releases.acme.example") authenticating with token.
+func New(serverURL, token string, opts ...Option) (*Client, error) {
+	if serverURL == "" {
+		return nil, errors.New("client: no server URL (set --server or RINGFENCE_SERVER)")
+	}
+	u, err := url.Parse(serverURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("client: server %q is not an http(s) URL", serverURL)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	c := &Client{base: u, token: token, http: &http.Client{Timeout: DefaultTimeout}, now: time.Now}
+	for _, o := range opts {
+		o(c)
+	}
+	return c, nil
+}
+
+// Error is an error answer of the server: an RFC 9457 problem. Its Code is
+// one of release's codes (release.ENOTFOUND, ...) or too_large,
+// rate_limited, unavailable; release.ErrorCode(err) reads it through any
+// wrapping.
+type Error struct {
+	Status int
+	Code   string
+	Title  string
+	Detail string
+	// RetryAfter is the server's Retry-After, if it sent one (429, 503).
+	RetryAfter time.Duration
+}
+
+// Error implements error.
+func (e *Error) Error() string {
+	msg := e.Detail
+	if msg == "" {
+		msg = e.Title
+	}
+	s := fmt.Sprintf("server: %s (%d %s)", msg, e.Status, e.Code)
+	if e.RetryAfter > 0 {
+		s += fmt.Sprintf(", retry after %s", e.RetryAfter)
+	}
+	return s
+}
+
+// Unwrap exposes the problem as a *release.Error, so release.ErrorCode and
+// release.ErrorMessage work on client errors.
+func (e *Error) Unwrap() error { return &release.Error{Code: e.Code, Message: e.Detail} }
+
+// problem is the wire form of an error answer.
+type problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
+	Code   string `json:"code"`
+}
+
+// do sends a request with body (JSON-encoded unless nil) to path and decodes
+// a 2xx answer into out (unless nil). Other answers become *Error.
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, body, out any) error {
+	u := *c.base
+	u.Path += path
+	u.RawQuery = query.Encode()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("%s %s: encode request: %w", method, path, err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	if err != nil {
+		return fmt.Errorf("%s %s: read answer: %w", method, path, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return responseError(resp, data)
+	}
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// responseError builds the *Error of a non-2xx answer, from its problem body
+// when it has one.
+func responseError(resp *http.Response, data []byte) *Error {
+	e := &Error{Status: resp.StatusCode, Title: http.StatusText(resp.StatusCode)}
+	var p problem
+	if json.Unmarshal(data, &p) == nil && p.Code != "" {
+		e.Code, e.Detail = p.Code, p.Detail
+		if p.Title != "" {
+			e.Title = p.Title
+		}
+	} else {
+		e.Code = codeOfStatus(resp.StatusCode)
+		detail := strings.TrimSpace(string(data))
+		if len(detail) > 200 {
+			detail = detail[:200] + "..."
+		}
+		e.Detail = detail
+	}
+	if ra := resp.Header.Get("Retry-After"); ra != "" {
+		if secs, err := strconv.Atoi(ra); err == nil && secs >= 0 {
+			e.RetryAfter = time.Duration(secs) * time.Second
+		}
+	}
+	return e
+}
+
+// codeOfStatus guesses a code for answers without a problem body (proxies).
+func codeOfStatus(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return release.EINVALID
+	case http.StatusUnauthorized:
+		return release.EUNAUTHORIZED
+	case http.StatusForbidden:
+		return release.EFORBIDDEN
+	case http.StatusNotFound:
+		return release.ENOTFOUND
+	case http.StatusConflict:
+		return release.ECONFLICT
+	case http.StatusRequestEntityTooLarge:
+		return "too_large"
+	case http.StatusTooManyRequests:
+		return "rate_limited"
+	case http.StatusServiceUnavailable:
+		return "unavailable"
+	}
+	return release.EINTERNAL
+}
+
+// esc escapes one path segment.
+func esc(s string) string { return url.PathEscape(s) }
