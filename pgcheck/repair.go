@@ -70,13 +70,17 @@ type RepairResult struct {
 	// Deleted and Moved count the rows copied to the quarantine.
 	Deleted int64 `json:"deleted_rows"`
 	Moved   int64 `json:"moved_rows"`
+	// RunDeleted and RunMoved count the quarantine rows of the whole run,
+	// the interrupted invocations it resumed included.
+	RunDeleted int64 `json:"run_deleted_rows"`
+	RunMoved   int64 `json:"run_moved_rows"`
 	// Failed lists actions that failed for good.
 	Failed []string `json:"failed,omitempty"`
 	// Pending lists the decisions left to the operator.
 	Pending []string `json:"pending,omitempty"`
 	// Verify holds what the final verification found; empty when clean.
 	Verify []Finding `json:"verify"`
-	// Refreshed is set when the collation versions were refreshed (or
+	// Finished is set when the collation versions were refreshed (or
 	// needed no refresh) and the run finished.
 	Finished bool `json:"finished"`
 }
@@ -163,6 +167,11 @@ func Repair(ctx context.Context, srv *Server, opts RepairOptions) (*RepairResult
 	res.RunID = a.run
 	if err := a.apply(ctx, plan); err != nil {
 		return res, err
+	}
+	err = conn.QueryRow(ctx, `SELECT count(*) FILTER (WHERE action = $2), count(*) FILTER (WHERE action = $3)
+		FROM ringfence.quarantine WHERE run_id = $1`, a.run, QuarantineDeleted, QuarantineMoved).Scan(&res.RunDeleted, &res.RunMoved)
+	if err != nil {
+		return res, fmt.Errorf("count quarantined rows: %w", err)
 	}
 	return res, nil
 }
@@ -569,7 +578,7 @@ func (a *applier) rebuild(ctx context.Context, r PlannedRebuild, plan *RepairPla
 // REINDEX CONCURRENTLY of r left on its table.
 func (a *applier) dropLeftoversOf(ctx context.Context, r PlannedRebuild) error {
 	rows, err := a.conn.Query(ctx, `
-		SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+		SELECT c.relname::text
 		  FROM pg_index i
 		  JOIN pg_class c ON c.oid = i.indexrelid
 		  JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -584,7 +593,8 @@ func (a *applier) dropLeftoversOf(ctx context.Context, r PlannedRebuild) error {
 	if err != nil {
 		return fmt.Errorf("find leftovers of %s: %w", r.QualifiedName(), err)
 	}
-	for _, name := range names {
+	for _, relname := range names {
+		name := QuoteIdent(r.Schema, relname)
 		sql := "DROP INDEX CONCURRENTLY IF EXISTS " + name
 		err := a.step(ctx, StepDropLeftover, name, sql, func(ctx context.Context) (int64, error) {
 			_, err := a.conn.Exec(ctx, sql)

@@ -587,7 +587,9 @@ func partitionViolations(ctx context.Context, conn *pgx.Conn, inv *Inventory) ([
 	}
 	rows, err := conn.Query(ctx, `
 		SELECT DISTINCT ON (c.oid) c.oid, n.nspname, c.relname, pg_partition_root(c.oid)::oid,
-		       pg_partition_root(c.oid)::regclass::text, pg_get_partition_constraintdef(c.oid),
+		       (SELECT quote_ident(rn.nspname) || '.' || quote_ident(r.relname) FROM pg_class r
+		          JOIN pg_namespace rn ON rn.oid = r.relnamespace WHERE r.oid = pg_partition_root(c.oid)),
+		       pg_get_partition_constraintdef(c.oid),
 		       (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) FROM pg_attribute a
 		         WHERE a.attrelid = pg_partition_root(c.oid) AND a.attnum > 0 AND NOT a.attisdropped
 		           AND a.attgenerated = '')

@@ -32,8 +32,9 @@ func pgRepairCommand(stdout, stderr io.Writer) *ucli.Command {
 			"running it again. Only one repair runs per database (advisory lock).\n" +
 			"\n" +
 			"--dedupe RULE is [TABLE=]keep-newest:COLUMN or [TABLE=]keep-oldest:COLUMN.\n" +
-			"Exit codes: 0 nothing to repair / repaired clean, 1 work left (plan, stop,\n" +
-			"pending decision, failure), 2 could not run.",
+			"Exit codes: dry run 0 when it found no problem (rebuilding the indexes at risk\n" +
+			"is then only a precaution), 1 when it did; --apply 0 when repaired clean, 1 when\n" +
+			"work is left (stopped, pending decision, failure); 2 could not run.",
 		Flags: append(connFlags(),
 			&ucli.BoolFlag{Name: "apply", Usage: "carry out the plan (default: dry run)"},
 			&ucli.StringSliceFlag{Name: "index", Aliases: []string{"i"}, Usage: "repair only index or constraint `NAME`"},
@@ -81,10 +82,10 @@ func pgRepairCommand(stdout, stderr io.Writer) *ucli.Command {
 				} else {
 					printRepairPlan(stdout, plan, opts)
 				}
-				if planEmpty(plan) {
-					return nil
+				if planFoundProblems(plan) {
+					return errFindings
 				}
-				return errFindings
+				return nil
 			}
 			if !cmd.Bool("quiet") {
 				opts.Progress = func(e pgcheck.RepairEvent) { printRepairEvent(stderr, e) }
@@ -115,10 +116,13 @@ func repairError(ctx context.Context, err error) error {
 	return withCode(ExitError, err)
 }
 
-// planEmpty reports whether a plan has nothing to do at all.
-func planEmpty(p *pgcheck.RepairPlan) bool {
-	return len(p.Invalid) == 0 && len(p.Duplicates) == 0 && len(p.Partitions) == 0 && len(p.Checks) == 0 &&
-		len(p.Rebuilds) == 0 && len(p.Refresh) == 0 && p.ResumeRun == ""
+// planFoundProblems reports whether a plan found something broken or
+// unfinished: invalid indexes, duplicates, misplaced rows, violated CHECK
+// constraints, stale collation versions or an interrupted run. Rebuilding
+// the indexes at risk alone is precaution, not a finding.
+func planFoundProblems(p *pgcheck.RepairPlan) bool {
+	return len(p.Invalid) > 0 || len(p.Duplicates) > 0 || len(p.Partitions) > 0 || len(p.Checks) > 0 ||
+		len(p.Refresh) > 0 || p.ResumeRun != ""
 }
 
 // printRepairEvent prints one progress line per action outcome.
@@ -153,9 +157,8 @@ func oneLine(sql string) string {
 
 func printRepairPlan(w io.Writer, p *pgcheck.RepairPlan, opts pgcheck.RepairOptions) {
 	fmt.Fprintf(w, "Repair plan for database %s (dry run: nothing was changed; run with --apply to carry it out)\n", p.Database)
-	if planEmpty(p) {
-		fmt.Fprintln(w, "nothing to repair")
-		return
+	if !planFoundProblems(p) {
+		fmt.Fprintln(w, "no problems found; the plan only rebuilds the indexes at risk, as a precaution")
 	}
 	if p.ResumeRun != "" {
 		done := 0
@@ -304,6 +307,9 @@ func printRepairResult(w io.Writer, r *pgcheck.RepairResult, opts pgcheck.Repair
 	fmt.Fprintf(w, "Repair run %s%s of database %s: %d action(s) done, %d skipped, %d failed\n",
 		r.RunID, resumed, r.Plan.Database, done, skipped, failed)
 	fmt.Fprintf(w, "  rows deleted into ringfence.quarantine: %d; rows moved to their partition (copy kept): %d\n", r.Deleted, r.Moved)
+	if r.Resumed {
+		fmt.Fprintf(w, "  whole run, interrupted parts included: %d deleted, %d moved\n", r.RunDeleted, r.RunMoved)
+	}
 	for _, f := range r.Failed {
 		fmt.Fprintf(w, "  FAILED: %s\n", f)
 	}
