@@ -29,22 +29,25 @@ const (
 //     when it starts and once when it ends (done or failed).
 //   - quarantine: every row a repair removed or moved, as jsonb, with the
 //     table it came from and the table to insert it into to restore it.
+//
+// Text columns use the C collation, so that the journal a resumed repair
+// reads is itself immune to the collation changes it repairs.
 var repairDDL = []string{
 	`CREATE SCHEMA IF NOT EXISTS ringfence`,
 	`CREATE TABLE IF NOT EXISTS ringfence.repair_run (
 	    id          uuid PRIMARY KEY,
 	    started_at  timestamptz NOT NULL DEFAULT now(),
 	    finished_at timestamptz,
-	    status      text NOT NULL DEFAULT 'running',
+	    status      text COLLATE "C" NOT NULL DEFAULT 'running',
 	    options     jsonb NOT NULL DEFAULT '{}'
 	)`,
 	`CREATE TABLE IF NOT EXISTS ringfence.repair_log (
 	    id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	    run_id  uuid NOT NULL REFERENCES ringfence.repair_run (id),
 	    at      timestamptz NOT NULL DEFAULT clock_timestamp(),
-	    step    text NOT NULL,
-	    target  text NOT NULL,
-	    status  text NOT NULL,
+	    step    text COLLATE "C" NOT NULL,
+	    target  text COLLATE "C" NOT NULL,
+	    status  text COLLATE "C" NOT NULL,
 	    sql     text NOT NULL,
 	    rows    bigint,
 	    attempt int,
@@ -55,11 +58,11 @@ var repairDDL = []string{
 	    id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	    run_id         uuid NOT NULL REFERENCES ringfence.repair_run (id),
 	    quarantined_at timestamptz NOT NULL DEFAULT now(),
-	    reason         text NOT NULL,
-	    action         text NOT NULL,
-	    source_table   text NOT NULL,
-	    restore_table  text NOT NULL,
-	    object         text NOT NULL,
+	    reason         text COLLATE "C" NOT NULL,
+	    action         text COLLATE "C" NOT NULL,
+	    source_table   text COLLATE "C" NOT NULL,
+	    restore_table  text COLLATE "C" NOT NULL,
+	    object         text COLLATE "C" NOT NULL,
 	    key            jsonb,
 	    row_data       jsonb NOT NULL
 	)`,
