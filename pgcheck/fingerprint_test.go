@@ -161,6 +161,19 @@ func TestFingerprintSeesLocaleChanges(t *testing.T) {
 		}
 	}
 
+	// A hot standby receives the baseline by replication and compares
+	// against it read-only: under the locale data the baseline was taken
+	// with (glibc 2.27, the last one recorded) nothing changed; under
+	// different data, the standby's own order differs.
+	s := c.Standby(pgtest.Glibc227)
+	if findings, ok, err := CheckFingerprint(ctx, s.Connect("fp"), ""); err != nil || !ok || len(findings) != 0 {
+		t.Errorf("standby under the baseline's locale: findings %+v ok %v err %v", findings, ok, err)
+	}
+	s.Restart(pgtest.Synthetic)
+	if findings, ok, err := CheckFingerprint(ctx, s.Connect("fp"), ""); err != nil || !ok || len(findings) != 2 {
+		t.Errorf("standby under another locale: findings %+v ok %v err %v", findings, ok, err)
+	}
+
 	// A fresh cluster with the same data under the same locale agrees with
 	// the first cluster's baseline, and has no baseline of its own.
 	c2 := pgtest.New(t, pgtest.WithVariant(pgtest.Current))
