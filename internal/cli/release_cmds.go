@@ -1,0 +1,261 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	ucli "github.com/urfave/cli/v3"
+
+	"github.com/ringfence/ringfence/client"
+	"github.com/ringfence/ringfence/release"
+)
+
+// releaseCommand is `ringfence release`.
+func releaseCommand() *ucli.Command {
+	return apiGroup("release", "releases: create, pause, resume, pull, promote, status",
+		apiCmd("list", "list a product's releases, newest first", []string{"product"}, nil, true, func(ctx context.Context, cmd *ucli.Command, c *client.Client, args []string) error {
+			rs, err := c.Releases(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			return emitReleases(cmd, rs, rs)
+		}),
+		apiCmd("show", "show a release", []string{"product", "version"}, nil, true, func(ctx context.Context, cmd *ucli.Command, c *client.Client, args []string) error {
+			v, err := versionArg(args[1])
+			if err != nil {
+				return err
+			}
+			r, err := c.Release(ctx, args[0], v)
+			if err != nil {
+				return err
+			}
+			return emitRelease(cmd, r)
+		}),
+		apiCmd("create", "create a release (releaser)", []string{"product", "version"}, []ucli.Flag{
+			&ucli.StringFlag{Name: "notes-url", Usage: "where the release notes are"},
+			&ucli.BoolFlag{Name: "required-stop", Usage: "installations may not skip this release"},
+			&ucli.StringFlag{Name: "rollback-safe-to", Usage: "lowest version installations on this release can roll back to"},
+		}, true, func(ctx context.Context, cmd *ucli.Command, c *client.Client, args []string) error {
+			v, err := versionArg(args[1])
+			if err != nil {
+				return err
+			}
+			nr := client.NewRelease{Version: v, NotesURL: cmd.String("notes-url"), RequiredStop: cmd.Bool("required-stop")}
+			if s := cmd.String("rollback-safe-to"); s != "" {
+				if nr.RollbackSafeTo, err = versionArg(s); err != nil {
+					return fmt.Errorf("--rollback-safe-to: %w", err)
+				}
+			}
+			r, err := c.CreateRelease(ctx, args[0], nr)
+			if err != nil {
+				return err
+			}
+			return emitRelease(cmd, r)
+		}),
+		apiCmd("pause", "stop every new offer of a release (releaser)", []string{"product", "version"}, []ucli.Flag{
+			&ucli.StringFlag{Name: "reason", Usage: "why (required; shown to installations)"},
+			&ucli.StringFlag{Name: "incident", Usage: "URL of the incident"},
+		}, true, func(ctx context.Context, cmd *ucli.Command, c *client.Client, args []string) error {
+			v, err := versionArg(args[1])
+			if err != nil {
+				return err
+			}
+			reason, err := requireFlag(cmd, "reason")
+			if err != nil {
+				return err
+			}
+			r, err := c.PauseRelease(ctx, args[0], v, reason, cmd.String("incident"))
+			if err != nil {
+				return err
+			}
+			return emitRelease(cmd, r)
+		}),
+		apiCmd("resume", "offer a paused release again (releaser)", []string{"product", "version"}, []ucli.Flag{
+			&ucli.StringFlag{Name: "reason", Usage: "why (for the audit log)"},
+		}, true, func(ctx context.Context, cmd *ucli.Command, c *client.Client, args []string) error {
+			v, err := versionArg(args[1])
+			if err != nil {
+				return err
+			}
+			r, err := c.ResumeRelease(ctx, args[0], v, cmd.String("reason"))
+			if err != nil {
+				return err
+			}
+			return emitRelease(cmd, r)
+		}),
+		apiCmd("pull", "withdraw a release for good and tell installations on it what to do (releaser)", []string{"product", "version"}, []ucli.Flag{
+			&ucli.StringFlag{Name: "reason", Usage: "why (required; shown to installations)"},
+			&ucli.StringFlag{Name: "incident", Usage: "URL of the incident"},
+			&ucli.StringFlag{Name: "upgrade-to", Usage: "guidance: upgrade to this version"},
+			&ucli.StringFlag{Name: "rollback-to", Usage: "guidance: roll back to this version (must be rollback-safe)"},
+			&ucli.BoolFlag{Name: "hold", Usage: "guidance: stay on the release and wait"},
+		}, true, func(ctx context.Context, cmd *ucli.Command, c *client.Client, args []string) error {
+			v, err := versionArg(args[1])
+			if err != nil {
+				return err
+			}
+			p := client.PullRequest{IncidentURL: cmd.String("incident")}
+			if p.Reason, err = requireFlag(cmd, "reason"); err != nil {
+				return err
+			}
+			var n int
+			if s := cmd.String("upgrade-to"); s != "" {
+				n++
+				p.Action = release.ActionUpgrade
+				if p.Target, err = versionArg(s); err != nil {
+					return fmt.Errorf("--upgrade-to: %w", err)
+				}
+			}
+			if s := cmd.String("rollback-to"); s != "" {
+				n++
+				p.Action = release.ActionRollback
+				if p.Target, err = versionArg(s); err != nil {
+					return fmt.Errorf("--rollback-to: %w", err)
+				}
+			}
+			if cmd.Bool("hold") {
+				n++
+				p.Action = release.ActionHold
+			}
+			if n != 1 {
+				return fmt.Errorf("give exactly one guidance: --upgrade-to VERSION, --rollback-to VERSION or --hold")
+			}
+			r, err := c.PullRelease(ctx, args[0], v, p)
+			if err != nil {
+				return err
+			}
+			return emitRelease(cmd, r)
+		}),
+		apiCmd("promote", "force a release into a ring, past gates, soak, evidence and holds (releaser)", []string{"product", "version"}, []ucli.Flag{
+			&ucli.StringFlag{Name: "ring", Usage: "the ring (required); every ring before it is entered too"},
+			&ucli.StringFlag{Name: "reason", Usage: "why (required; in the audit log)"},
+		}, true, func(ctx context.Context, cmd *ucli.Command, c *client.Client, args []string) error {
+			v, err := versionArg(args[1])
+			if err != nil {
+				return err
+			}
+			ring, err := requireFlag(cmd, "ring")
+			if err != nil {
+				return err
+			}
+			reason, err := requireFlag(cmd, "reason")
+			if err != nil {
+				return err
+			}
+			r, err := c.PromoteRelease(ctx, args[0], v, ring, reason)
+			if err != nil {
+				return err
+			}
+			return emitRelease(cmd, r)
+		}),
+		apiCmd("status", "each release per ring: state, adoption, healthy/failed, holds, gates", []string{"product"}, nil, true, func(ctx context.Context, cmd *ucli.Command, c *client.Client, args []string) error {
+			st, err := c.Status(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			return emit(cmd, st, func(w io.Writer) { printStatus(w, st) })
+		}),
+		apiCmd("installations", "list a product's installations, most recently seen first", []string{"product"}, []ucli.Flag{
+			&ucli.IntFlag{Name: "limit", Value: 100, Usage: "how many (at most 10000)"},
+		}, true, func(ctx context.Context, cmd *ucli.Command, c *client.Client, args []string) error {
+			is, err := c.Installations(ctx, args[0], int(cmd.Int("limit")))
+			if err != nil {
+				return err
+			}
+			return emit(cmd, is, func(w io.Writer) {
+				row(w, "INSTANCE", "CUSTOMER", "RING", "VERSION", "HEALTH", "LAST SEEN")
+				for _, in := range is {
+					row(w, in.InstanceID, in.Customer, orDash(in.Ring), in.Version, in.Health.Status, fmtWhen(in.LastSeen))
+				}
+			})
+		}),
+	)
+}
+
+func emitReleases(cmd *ucli.Command, v any, rs []release.Release) error {
+	return emit(cmd, v, func(w io.Writer) {
+		row(w, "VERSION", "STATUS", "STOP", "ROLLBACK-SAFE TO", "RINGS", "CREATED")
+		for _, r := range rs {
+			stop := ""
+			if r.RequiredStop {
+				stop = "required"
+			}
+			var rings []string
+			for _, p := range r.Rings {
+				rings = append(rings, p.Ring)
+			}
+			row(w, r.Version, r.Status, orDash(stop), orDash(r.RollbackSafeTo.String()), orDash(strings.Join(rings, ",")), fmtWhen(r.CreatedAt))
+		}
+	})
+}
+
+func emitRelease(cmd *ucli.Command, r release.Release) error {
+	return emit(cmd, r, func(w io.Writer) {
+		row(w, "release:", r.ID())
+		row(w, "status:", r.Status)
+		if p := r.Paused; p != nil {
+			row(w, "paused:", fmt.Sprintf("%s by %s at %s", p.Reason, p.By, fmtWhen(p.At)))
+			if p.IncidentURL != "" {
+				row(w, "", p.IncidentURL)
+			}
+		}
+		if p := r.Pulled; p != nil {
+			guidance := string(p.Action)
+			if !p.Target.IsZero() {
+				guidance += " to " + p.Target.String()
+			}
+			row(w, "pulled:", fmt.Sprintf("%s by %s at %s", p.Reason, orDash(p.By), fmtWhen(p.At)))
+			row(w, "guidance:", guidance)
+			if p.IncidentURL != "" {
+				row(w, "incident:", p.IncidentURL)
+			}
+		}
+		row(w, "notes:", orDash(r.NotesURL))
+		row(w, "required stop:", r.RequiredStop)
+		row(w, "rollback-safe to:", orDash(r.RollbackSafeTo.String()))
+		for _, p := range r.Rings {
+			how := "by the rules"
+			if p.Forced {
+				how = fmt.Sprintf("forced by %s: %s", p.By, p.Reason)
+			}
+			row(w, "entered "+p.Ring+":", fmtWhen(p.EnteredAt)+" "+how)
+		}
+		row(w, "created:", fmtWhen(r.CreatedAt))
+	})
+}
+
+// printStatus prints a block per release: a header with gates and holds,
+// then its rings.
+func printStatus(w io.Writer, st client.Status) {
+	if len(st.Releases) == 0 {
+		row(w, "no releases of", st.Product)
+		return
+	}
+	for i, r := range st.Releases {
+		if i > 0 {
+			row(w)
+		}
+		row(w, st.Product+" "+r.Version.String(), "status: "+string(r.Status))
+		var gates []string
+		for _, g := range r.Gates {
+			gates = append(gates, g.Name+"="+string(g.Status))
+		}
+		for _, g := range r.MissingGates {
+			gates = append(gates, g+"=missing")
+		}
+		row(w, "  gates:", orDash(strings.Join(gates, ", ")))
+		if len(r.Holds) == 0 {
+			row(w, "  holds:", "none open")
+		}
+		for _, h := range r.Holds {
+			row(w, "  hold "+h.ID+":", fmt.Sprintf("%s (by %s, %s)", h.Reason, h.RaisedBy, fmtWhen(h.RaisedAt)))
+		}
+		row(w, "  RING", "STATE", "ENTERED", "ADOPTION", "HEALTHY", "FAILED", "NOTE")
+		for _, rs := range r.Rings {
+			row(w, "  "+rs.Ring, rs.State, fmtWhenPtr(rs.EnteredAt), fmt.Sprintf("%d/%d", rs.Adoption, rs.Installations),
+				rs.Healthy, rs.Failed, orDash(rs.Reason))
+		}
+	}
+}
