@@ -62,6 +62,15 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			pgCommand(stdout, stderr),
 			serveCommand(stdout, stderr),
 			adminCommand(stdout, stderr),
+			productCommand(),
+			ringCommand(),
+			customerCommand(),
+			releaseCommand(),
+			gateCommand(),
+			holdCommand(),
+			tokenCommand(),
+			keysCommand(),
+			auditCommand(),
 		},
 	}
 	err := root.Run(ctx, args)
