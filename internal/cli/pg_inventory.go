@@ -70,14 +70,21 @@ func printInventory(w io.Writer, inv *pgcheck.Inventory, all bool) error {
 		return err
 	}
 
-	var atRisk, bytes int64
+	var atRisk, indexes, bytes int64
 	for _, o := range inv.Objects {
-		if o.AtRisk {
-			atRisk++
+		if !o.AtRisk {
+			continue
+		}
+		atRisk++
+		switch o.Type {
+		case pgcheck.ObjectIndex, pgcheck.ObjectUniqueConstraint, pgcheck.ObjectPrimaryKey,
+			pgcheck.ObjectExclusionConstraint, pgcheck.ObjectMatviewIndex:
+			indexes++
 			bytes += o.Bytes
 		}
 	}
-	fmt.Fprintf(w, "\n%d objects depend on a collation, %d at risk (%s)\n", len(inv.Objects), atRisk, formatBytes(bytes))
+	fmt.Fprintf(w, "\n%d objects depend on a collation, %d at risk, of which %d indexes (%s)\n",
+		len(inv.Objects), atRisk, indexes, formatBytes(bytes))
 	if len(inv.Objects) > 0 && (atRisk > 0 || all) {
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

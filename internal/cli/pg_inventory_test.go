@@ -48,7 +48,7 @@ func TestPgInventory(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	for _, want := range []string{"database app", "default", "en_US.UTF-8", "unique_constraint", "public.users_name_key",
-		"public.users_title", "3 objects depend on a collation, 2 at risk"} {
+		"public.users_title", "3 objects depend on a collation, 2 at risk, of which 2 indexes"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
