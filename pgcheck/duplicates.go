@@ -337,33 +337,46 @@ func (u *UniqueIndex) where() string {
 	return "(" + u.Predicate + ")"
 }
 
-// rowIDExpr builds the jsonb object of the primary-key values.
-func (u *UniqueIndex) rowIDExpr() string {
+// rowIDColumns projects the primary-key columns as rf_id1..n.
+func (u *UniqueIndex) rowIDColumns() string {
+	var b strings.Builder
+	for i, c := range u.RowID {
+		fmt.Fprintf(&b, ", t.%s AS rf_id%d", QuoteIdent(c), i+1)
+	}
+	return b.String()
+}
+
+// rowIDObject builds the jsonb object of the primary-key values projected
+// by rowIDColumns.
+func (u *UniqueIndex) rowIDObject() string {
 	if len(u.RowID) == 0 {
 		return "NULL::jsonb"
 	}
 	parts := make([]string, 0, 2*len(u.RowID))
-	for _, c := range u.RowID {
-		parts = append(parts, quoteLiteral(c), "t."+QuoteIdent(c))
+	for i, c := range u.RowID {
+		parts = append(parts, quoteLiteral(c), fmt.Sprintf("rf_id%d", i+1))
 	}
 	return "jsonb_build_object(" + strings.Join(parts, ", ") + ")"
 }
 
 // groupsSQL is the duplicate search for u: key groups with more than one
-// row, largest first, with each row's address and primary key.
+// row, largest first, with each row's relation OID, address and primary
+// key. A window count marks the rows of duplicated keys first, so that the
+// per-row JSON is built for those rows only, not for the whole table.
 func (u *UniqueIndex) groupsSQL() string {
 	sel, names := u.keyColumns()
 	keys := strings.Join(names, ", ")
 	return `SELECT jsonb_build_array(` + keys + `) AS key, count(*) AS n,
-	       jsonb_agg(jsonb_build_object('table', rf_table::regclass::text, 'ctid', rf_ctid::text, 'id', rf_id)
+	       jsonb_agg(jsonb_build_object('table', rf_table::oid::bigint, 'ctid', rf_ctid::text, 'id', ` + u.rowIDObject() + `)
 	                 ORDER BY rf_table, rf_ctid) AS rows,
 	       count(*) OVER () AS groups, sum(count(*) - 1) OVER () AS excess
-	  FROM (SELECT ` + strings.Join(sel, ", ") + `, t.tableoid AS rf_table, t.ctid AS rf_ctid, ` + u.rowIDExpr() + ` AS rf_id
-	          FROM ` + u.from() + `
-	         WHERE ` + u.where() + `) AS s
-	 WHERE ` + u.conflictFilter(names) + `
+	  FROM (SELECT *, count(*) OVER (PARTITION BY ` + keys + `) AS rf_n
+	          FROM (SELECT ` + strings.Join(sel, ", ") + `, t.tableoid AS rf_table, t.ctid AS rf_ctid` + u.rowIDColumns() + `
+	                  FROM ` + u.from() + `
+	                 WHERE ` + u.where() + `) AS s
+	         WHERE ` + u.conflictFilter(names) + `) AS w
+	 WHERE rf_n > 1
 	 GROUP BY ` + keys + `
-	HAVING count(*) > 1
 	 ORDER BY n DESC, key
 	 LIMIT $1`
 }
@@ -394,6 +407,12 @@ func searchDuplicates(ctx context.Context, conn *pgx.Conn, idx UniqueIndex, maxG
 			return err
 		}
 		defer rows.Close()
+		type rawRow struct {
+			Table uint32         `json:"table"`
+			CTID  string         `json:"ctid"`
+			ID    map[string]any `json:"id"`
+		}
+		var raw [][]rawRow
 		for rows.Next() {
 			var key, rowsJSON []byte
 			var n int64
@@ -404,17 +423,61 @@ func searchDuplicates(ctx context.Context, conn *pgx.Conn, idx UniqueIndex, maxG
 			if err := json.Unmarshal(key, &g.Key); err != nil {
 				return fmt.Errorf("decode key: %w", err)
 			}
-			if err := json.Unmarshal(rowsJSON, &g.Rows); err != nil {
+			var rr []rawRow
+			if err := json.Unmarshal(rowsJSON, &rr); err != nil {
 				return fmt.Errorf("decode rows: %w", err)
 			}
+			raw = append(raw, rr)
 			d.Examples = append(d.Examples, g)
 		}
-		return rows.Err()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows.Close()
+		if len(raw) == 0 {
+			return nil
+		}
+		var oids []uint32
+		for _, rr := range raw {
+			for _, r := range rr {
+				oids = append(oids, r.Table)
+			}
+		}
+		names, err := relationNames(ctx, tx, oids)
+		if err != nil {
+			return err
+		}
+		for i, rr := range raw {
+			for _, r := range rr {
+				d.Examples[i].Rows = append(d.Examples[i].Rows, DuplicateRow{Table: names[r.Table], CTID: r.CTID, ID: r.ID})
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("search %s for duplicates: %w", idx.QualifiedName(), err)
 	}
 	return d, nil
+}
+
+// relationNames maps relation OIDs to their quoted, qualified names.
+func relationNames(ctx context.Context, tx pgx.Tx, oids []uint32) (map[uint32]string, error) {
+	rows, err := tx.Query(ctx, `SELECT c.oid, n.nspname, c.relname FROM pg_class c
+		JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = ANY ($1::oid[])`, oids)
+	if err != nil {
+		return nil, fmt.Errorf("read table names: %w", err)
+	}
+	defer rows.Close()
+	out := map[uint32]string{}
+	for rows.Next() {
+		var oid uint32
+		var schema, name string
+		if err := rows.Scan(&oid, &schema, &name); err != nil {
+			return nil, fmt.Errorf("read table names: %w", err)
+		}
+		out[oid] = QuoteIdent(schema, name)
+	}
+	return out, rows.Err()
 }
 
 // quoteLiteral quotes s as an SQL string literal.

@@ -437,7 +437,9 @@ func (a *applier) dedupe(ctx context.Context, idx UniqueIndex, rule DedupeRule) 
 			}
 			leaves, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (leaf, error) {
 				var l leaf
-				err := r.Scan(&l.name, &l.ctids)
+				var schema, rel string
+				err := r.Scan(&schema, &rel, &l.ctids)
+				l.name = QuoteIdent(schema, rel)
 				return l, err
 			})
 			if err != nil {
@@ -473,7 +475,8 @@ func victimsSQL(idx UniqueIndex, rule DedupeRule) string {
 	if rule.KeepNewest {
 		order = "rf_ord DESC NULLS LAST"
 	}
-	return `SELECT rf_table::regclass::text, array_agg(rf_ctid::text ORDER BY rf_ctid)
+	return `SELECT n.nspname::text, c.relname::text, v.ctids
+	  FROM (SELECT rf_table, array_agg(rf_ctid::text ORDER BY rf_ctid) AS ctids
 	  FROM (SELECT rf_table, rf_ctid,
 	               row_number() OVER (PARTITION BY ` + keys + ` ORDER BY ` + order + `, rf_table, rf_ctid) AS rf_rank,
 	               count(*) OVER (PARTITION BY ` + keys + `) AS rf_n
@@ -482,12 +485,14 @@ func victimsSQL(idx UniqueIndex, rule DedupeRule) string {
 	                 WHERE ` + idx.where() + `) AS s
 	         WHERE ` + idx.conflictFilter(names) + `) AS r
 	 WHERE rf_n > 1 AND rf_rank > 1
-	 GROUP BY rf_table
-	 ORDER BY rf_table`
+	 GROUP BY rf_table) AS v
+	  JOIN pg_class c ON c.oid = v.rf_table
+	  JOIN pg_namespace n ON n.oid = c.relnamespace
+	 ORDER BY 1, 2`
 }
 
-// deleteDuplicatesSQL deletes the given rows from relation rel (a quoted
-// regclass text) and copies exactly the deleted rows into the quarantine.
+// deleteDuplicatesSQL deletes the given rows from relation rel (quoted and
+// qualified) and copies exactly the deleted rows into the quarantine.
 func deleteDuplicatesSQL(idx UniqueIndex, runID, rel string, ctids []string) string {
 	quoted := make([]string, len(ctids))
 	for i, c := range ctids {

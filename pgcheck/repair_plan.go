@@ -587,8 +587,9 @@ func partitionViolations(ctx context.Context, conn *pgx.Conn, inv *Inventory) ([
 	}
 	rows, err := conn.Query(ctx, `
 		SELECT DISTINCT ON (c.oid) c.oid, n.nspname, c.relname, pg_partition_root(c.oid)::oid,
-		       (SELECT quote_ident(rn.nspname) || '.' || quote_ident(r.relname) FROM pg_class r
-		          JOIN pg_namespace rn ON rn.oid = r.relnamespace WHERE r.oid = pg_partition_root(c.oid)),
+		       (SELECT rn.nspname::text FROM pg_class r JOIN pg_namespace rn ON rn.oid = r.relnamespace
+		         WHERE r.oid = pg_partition_root(c.oid)),
+		       (SELECT r.relname::text FROM pg_class r WHERE r.oid = pg_partition_root(c.oid)),
 		       pg_get_partition_constraintdef(c.oid),
 		       (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) FROM pg_attribute a
 		         WHERE a.attrelid = pg_partition_root(c.oid) AND a.attnum > 0 AND NOT a.attisdropped
@@ -604,7 +605,9 @@ func partitionViolations(ctx context.Context, conn *pgx.Conn, inv *Inventory) ([
 	leaves, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (PartitionViolation, error) {
 		var v PartitionViolation
 		var constraint *string
-		err := r.Scan(&v.oid, &v.Schema, &v.Partition, &v.rootOID, &v.Root, &constraint, &v.columns)
+		var rootSchema, rootName string
+		err := r.Scan(&v.oid, &v.Schema, &v.Partition, &v.rootOID, &rootSchema, &rootName, &constraint, &v.columns)
+		v.Root = QuoteIdent(rootSchema, rootName)
 		if constraint != nil {
 			v.Constraint = *constraint
 		}

@@ -58,7 +58,14 @@ func pgDuplicatesCommand(stdout, stderr io.Writer) *ucli.Command {
 				return withCode(ExitError, err)
 			}
 			if cmd.Bool("json") {
-				if err := writeJSON(stdout, rep); err != nil {
+				out := struct {
+					*pgcheck.DuplicateReport
+					Findings []pgcheck.Finding `json:"findings"`
+				}{rep, rep.Findings()}
+				if out.Findings == nil {
+					out.Findings = []pgcheck.Finding{}
+				}
+				if err := writeJSON(stdout, out); err != nil {
 					return err
 				}
 			} else {
