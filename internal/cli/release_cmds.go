@@ -226,18 +226,18 @@ func emitRelease(cmd *ucli.Command, r release.Release) error {
 	})
 }
 
-// printStatus prints a block per release: a header with gates and holds,
-// then its rings.
+// printStatus prints a block per release: header lines (no tabs, so they
+// do not widen the columns) with gates and holds, then its rings.
 func printStatus(w io.Writer, st client.Status) {
 	if len(st.Releases) == 0 {
-		row(w, "no releases of", st.Product)
+		fmt.Fprintf(w, "no releases of %s\n", st.Product)
 		return
 	}
 	for i, r := range st.Releases {
 		if i > 0 {
-			row(w)
+			fmt.Fprintln(w)
 		}
-		row(w, st.Product+" "+r.Version.String(), "status: "+string(r.Status))
+		fmt.Fprintf(w, "%s %s: %s\n", st.Product, r.Version, r.Status)
 		var gates []string
 		for _, g := range r.Gates {
 			gates = append(gates, g.Name+"="+string(g.Status))
@@ -245,12 +245,12 @@ func printStatus(w io.Writer, st client.Status) {
 		for _, g := range r.MissingGates {
 			gates = append(gates, g+"=missing")
 		}
-		row(w, "  gates:", orDash(strings.Join(gates, ", ")))
+		fmt.Fprintf(w, "  gates: %s\n", orDash(strings.Join(gates, ", ")))
 		if len(r.Holds) == 0 {
-			row(w, "  holds:", "none open")
+			fmt.Fprintln(w, "  holds: none open")
 		}
 		for _, h := range r.Holds {
-			row(w, "  hold "+h.ID+":", fmt.Sprintf("%s (by %s, %s)", h.Reason, h.RaisedBy, fmtWhen(h.RaisedAt)))
+			fmt.Fprintf(w, "  hold %s: %s (by %s, %s)\n", h.ID, h.Reason, h.RaisedBy, fmtWhen(h.RaisedAt))
 		}
 		row(w, "  RING", "STATE", "ENTERED", "ADOPTION", "HEALTHY", "FAILED", "NOTE")
 		for _, rs := range r.Rings {
