@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -335,7 +336,9 @@ func orderFlips(was []string, wasTies []int, now []string, nowTies []int) (int, 
 		rank[s] = g
 	}
 	var n int
-	var examples []OrderFlip
+	// Examples between Latin words read better than between punctuation
+	// marks or other scripts: keep those first, then fill up with others.
+	var examples, others []OrderFlip
 	t = 0
 	for i := 1; i < len(was); i++ {
 		rel := relBefore
@@ -355,12 +358,26 @@ func orderFlips(was []string, wasTies []int, now []string, nowTies []int) (int, 
 		}
 		if cur != rel {
 			n++
-			if len(examples) < maxExamples {
-				examples = append(examples, OrderFlip{A: a, B: b, Was: rel, Now: cur})
+			f := OrderFlip{A: a, B: b, Was: rel, Now: cur}
+			switch {
+			case hasLetter(a) && hasLetter(b) && len(examples) < maxExamples:
+				examples = append(examples, f)
+			case len(others) < maxExamples:
+				others = append(others, f)
 			}
 		}
 	}
+	for _, f := range others {
+		if len(examples) == maxExamples {
+			break
+		}
+		examples = append(examples, f)
+	}
 	return n, examples
+}
+
+func hasLetter(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool { return r < unicode.MaxASCII && unicode.IsLetter(r) }) >= 0
 }
 
 // CheckFingerprint compares conn's database with its collation baseline:

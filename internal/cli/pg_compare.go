@@ -107,7 +107,7 @@ func printCompare(w io.Writer, rep *pgcheck.CompareReport) error {
 			keys = max(keys, c.Keys)
 			switch c.Status {
 			case pgcheck.CompareDiffers:
-				detail = append(detail, fmt.Sprintf("%s (%s): %d neighbouring keys flip", c.Expression, c.Collation, c.ChangedPairs))
+				detail = append(detail, fmt.Sprintf("%s (%s): %d neighbouring pairs flip", c.Expression, c.Collation, c.ChangedPairs))
 			case pgcheck.CompareError:
 				detail = append(detail, fmt.Sprintf("%s: %s", c.Expression, c.Error))
 			}
