@@ -28,7 +28,7 @@ func TestEndToEndPostgres(t *testing.T) {
 // failures; every answer verifies against /v1/keys.
 func scenario(t *testing.T, dsn string) {
 	hook := newWebhookReceiver(t)
-	e := startServer(t, dsn, server.Config{IncidentWebhook: hook.URL, RefreshInterval: 50 * time.Millisecond, FlushInterval: 10 * time.Millisecond})
+	e := startServer(t, dsn, server.Config{IncidentWebhook: hook.URL, RefreshInterval: 50 * time.Millisecond, AdoptionInterval: 50 * time.Millisecond, FlushInterval: 10 * time.Millisecond})
 	const p = "/api/v1/products/acme"
 
 	e.api("POST", "/api/v1/products", map[string]any{"name": "acme", "required_gates": []string{"upgrade-test"},

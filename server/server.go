@@ -38,8 +38,12 @@ type Config struct {
 	// AnswerTTL is how long signed answers stay valid (release.DefaultAnswerTTL).
 	AnswerTTL time.Duration
 	// RefreshInterval bounds how stale the snapshot gets without changes
-	// (2s): soak times ending and adoption counts take effect within it.
+	// (2s): soak times ending take effect within it.
 	RefreshInterval time.Duration
+	// AdoptionInterval is how often rebuilds recount adoption — installations
+	// per release and ring, healthy and failed — which scans every
+	// installation (10s). Promotion evidence arrives within it.
+	AdoptionInterval time.Duration
 	// CheckInRate and CheckInBurst limit check-ins per enrollment key (a
 	// customer's whole fleet): default 50/s with a burst of 200.
 	CheckInRate  rate.Limit
@@ -70,6 +74,9 @@ func (c *Config) defaults() {
 	}
 	if c.RefreshInterval <= 0 {
 		c.RefreshInterval = 2 * time.Second
+	}
+	if c.AdoptionInterval <= 0 {
+		c.AdoptionInterval = 10 * time.Second
 	}
 	if c.CheckInRate <= 0 {
 		c.CheckInRate = 50
@@ -107,9 +114,13 @@ type Server struct {
 	handler http.Handler
 
 	state atomic.Pointer[state]
-	// refreshMu serialises snapshot rebuilds; dirty asks the refresher for one.
+	// refreshMu serialises snapshot rebuilds and guards the adoption count
+	// they reuse; dirty asks the refresher for one.
 	refreshMu sync.Mutex
 	dirty     chan struct{}
+	adoption  []release.Adoption
+	ringSizes []release.RingSize
+	countedAt time.Time
 
 	writer  *writer
 	halts   *haltQueue
@@ -229,9 +240,15 @@ func (s *Server) refresher(ctx context.Context) {
 func (s *Server) refresh(ctx context.Context) error {
 	s.refreshMu.Lock()
 	defer s.refreshMu.Unlock()
-	facts, err := s.store.LoadFacts(ctx)
+	recount := time.Since(s.countedAt) >= s.cfg.AdoptionInterval
+	facts, err := s.store.LoadFacts(ctx, recount)
 	if err != nil {
 		return fmt.Errorf("rebuild snapshot: %w", err)
+	}
+	if recount {
+		s.adoption, s.ringSizes, s.countedAt = facts.Adoption, facts.RingSizes, time.Now()
+	} else {
+		facts.Adoption, facts.RingSizes = s.adoption, s.ringSizes
 	}
 	keys, err := s.store.LiveEnrollmentKeys(ctx)
 	if err != nil {

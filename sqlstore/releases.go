@@ -465,9 +465,10 @@ func (s *Store) ListHolds(ctx context.Context, product string, v release.Version
 // --- facts ---
 
 // LoadFacts reads everything release.NewSnapshot needs: products, rings,
-// customers, releases with ring entries, gate results, open holds, and the
-// current adoption per release and ring.
-func (s *Store) LoadFacts(ctx context.Context) (release.Facts, error) {
+// customers, releases with ring entries, gate results, open holds and, with
+// withAdoption, the current adoption per release and ring (a scan of all
+// installations, so callers may reuse a recent count instead).
+func (s *Store) LoadFacts(ctx context.Context, withAdoption bool) (release.Facts, error) {
 	var f release.Facts
 	var err error
 	if f.Products, err = s.ListProducts(ctx); err != nil {
@@ -488,8 +489,10 @@ func (s *Store) LoadFacts(ctx context.Context) (release.Facts, error) {
 	if f.Holds, err = queryAll(ctx, s.rdb, scanHold, "load holds", `SELECT `+holdCols+` FROM holds WHERE resolved_at IS NULL`); err != nil {
 		return f, err
 	}
-	if f.Adoption, f.RingSizes, err = s.adoption(ctx); err != nil {
-		return f, err
+	if withAdoption {
+		if f.Adoption, f.RingSizes, err = s.adoption(ctx); err != nil {
+			return f, err
+		}
 	}
 	return f, nil
 }

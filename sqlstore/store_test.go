@@ -133,7 +133,7 @@ func TestStore(t *testing.T) {
 		if len(reports) != 1 || reports[0].Health.Status != release.HealthCorrupt {
 			t.Errorf("halt health reports = %+v", reports)
 		}
-		facts := check(s.LoadFacts(ctx))(t)
+		facts := check(s.LoadFacts(ctx, true))(t)
 		if len(facts.Products) != 1 || len(facts.Rings) != 2 || len(facts.Customers) != 1 || len(facts.Releases) != 2 || len(facts.GateResults) != 1 {
 			t.Errorf("facts = %+v", facts)
 		}

@@ -1,0 +1,359 @@
+// Command checkin measures ringfence's check-in throughput and latency: it
+// runs a ringfence server in-process on a SQLite file or a PostgreSQL
+// database (or targets a running one with -url), enrolls customers, warms up
+// N distinct installations with one check-in each, then drives check-ins
+// from C concurrent keep-alive connections for a fixed duration and reports
+// check-ins per second and the latency distribution.
+//
+//	go run ./bench/checkin -installations 100000 -duration 30s -concurrency 50
+//	go run ./bench/checkin -db postgres://postgres@127.0.0.1:5432/bench?sslmode=disable
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/ringfence/ringfence/release"
+	"github.com/ringfence/ringfence/server"
+	"github.com/ringfence/ringfence/sqlstore"
+)
+
+type options struct {
+	db            string
+	url           string
+	token         string
+	installations int
+	customers     int
+	duration      time.Duration
+	concurrency   int
+	eventShare    float64
+	verify        bool
+	cpuProfile    string
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.db, "db", "", "store for the in-process server: SQLite file or postgres:// URL (default: a SQLite file in a temporary directory)")
+	flag.StringVar(&o.url, "url", "", "target a running server instead (needs -token, an admin token; its check-in rate limit must allow the load)")
+	flag.StringVar(&o.token, "token", "", "admin API token for -url")
+	flag.IntVar(&o.installations, "installations", 100_000, "distinct simulated installations")
+	flag.IntVar(&o.customers, "customers", 200, "customers (one enrollment key each) the installations are spread over")
+	flag.DurationVar(&o.duration, "duration", 30*time.Second, "measured duration")
+	flag.IntVar(&o.concurrency, "concurrency", 50, "concurrent connections")
+	flag.Float64Var(&o.eventShare, "event-share", 0, "share of check-ins carrying an event, which must be committed before the answer (0..1)")
+	flag.BoolVar(&o.verify, "verify", false, "decode every answer (costs client CPU)")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured phase to this file")
+	flag.Parse()
+	if err := run(context.Background(), o, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "checkin bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options, out io.Writer) error {
+	if o.installations < 1 || o.customers < 1 || o.concurrency < 1 || o.eventShare < 0 || o.eventShare > 1 {
+		return errors.New("installations, customers and concurrency must be positive; event-share within [0, 1]")
+	}
+	url, token := o.url, o.token
+	dialect := "external"
+	if url == "" {
+		db := o.db
+		if db == "" {
+			dir, err := os.MkdirTemp("", "ringfence-bench-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+			db = filepath.Join(dir, "ringfence.db")
+		}
+		store, err := sqlstore.Open(ctx, db)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		dialect = string(store.Dialect())
+		srv, err := server.New(ctx, server.Config{Store: store, CheckInRate: rate.Inf, CheckInBurst: 1})
+		if err != nil {
+			return err
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go hs.Serve(ln)
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { srv.Run(runCtx); close(done) }()
+		defer func() { hs.Close(); stop(); <-done }()
+		if _, token, err = store.CreateToken(ctx, "bench", "bench", release.RoleAdmin); err != nil {
+			return err
+		}
+		url = "http://" + ln.Addr().String()
+	}
+
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		MaxIdleConns: o.concurrency * 2, MaxIdleConnsPerHost: o.concurrency * 2, IdleConnTimeout: time.Minute}}
+	product := "bench-" + randomString(4)
+	keys, err := setup(client, url, token, product, o.customers)
+	if err != nil {
+		return fmt.Errorf("set up: %w", err)
+	}
+	ids := make([]string, o.installations)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("inst-%07d", i)
+	}
+
+	fmt.Fprintf(out, "store %s, %d installations over %d customers, %d connections, event share %.2f, GOMAXPROCS %d\n",
+		dialect, o.installations, o.customers, o.concurrency, o.eventShare, runtime.GOMAXPROCS(0))
+	start := time.Now()
+	if _, err := drive(client, url, product, keys, ids, o, 0, true); err != nil {
+		return fmt.Errorf("warm up: %w", err)
+	}
+	fmt.Fprintf(out, "warm-up: %d check-ins (one per installation) in %s\n", o.installations, time.Since(start).Round(time.Millisecond))
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	res, err := drive(client, url, product, keys, ids, o, o.duration, false)
+	if err != nil {
+		return err
+	}
+	res.print(out)
+	return nil
+}
+
+// setup creates the product, one ring, two releases (the newer offered to
+// all) and customers with one enrollment key each.
+func setup(c *http.Client, url, token, product string, customers int) ([]string, error) {
+	call := func(path string, body any, out any) error {
+		b, _ := json.Marshal(body)
+		req, err := http.NewRequest("POST", url+path, bytes.NewReader(b))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := c.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		rb, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusCreated {
+			return fmt.Errorf("POST %s: %s: %s", path, resp.Status, rb)
+		}
+		if out != nil {
+			return json.Unmarshal(rb, out)
+		}
+		return nil
+	}
+	p := "/api/v1/products/" + product
+	if err := call("/api/v1/products", map[string]any{"name": product, "halt": map[string]any{"disabled": true}}, nil); err != nil {
+		return nil, err
+	}
+	if err := call(p+"/rings", map[string]any{"name": "all", "position": 0, "rollout_percent": 100}, nil); err != nil {
+		return nil, err
+	}
+	for _, v := range []string{"1.0.0", "1.1.0"} {
+		if err := call(p+"/releases", map[string]any{"version": v}, nil); err != nil {
+			return nil, err
+		}
+	}
+	keys := make([]string, customers)
+	for i := range keys {
+		name := fmt.Sprintf("customer-%04d", i)
+		if err := call(p+"/customers", map[string]any{"name": name, "ring": "all"}, nil); err != nil {
+			return nil, err
+		}
+		var k struct {
+			Key string `json:"key"`
+		}
+		if err := call(p+"/customers/"+name+"/keys", map[string]any{}, &k); err != nil {
+			return nil, err
+		}
+		keys[i] = k.Key
+	}
+	return keys, nil
+}
+
+// result is what a measured run saw.
+type result struct {
+	elapsed   time.Duration
+	ok        int
+	failed    int
+	offers    int
+	latencies []time.Duration
+}
+
+func (r result) print(out io.Writer) {
+	slices.Sort(r.latencies)
+	q := func(p float64) time.Duration {
+		if len(r.latencies) == 0 {
+			return 0
+		}
+		return r.latencies[min(len(r.latencies)-1, int(p*float64(len(r.latencies))))]
+	}
+	fmt.Fprintf(out, "check-ins: %d ok, %d failed in %s = %.0f/s\n", r.ok, r.failed, r.elapsed.Round(time.Millisecond), float64(r.ok)/r.elapsed.Seconds())
+	fmt.Fprintf(out, "latency: p50 %s, p90 %s, p99 %s, max %s\n", q(0.50).Round(10*time.Microsecond), q(0.90).Round(10*time.Microsecond),
+		q(0.99).Round(10*time.Microsecond), q(1).Round(10*time.Microsecond))
+	if r.offers >= 0 {
+		fmt.Fprintf(out, "answers decoded with an offer: %d\n", r.offers)
+	}
+}
+
+// drive sends check-ins from o.concurrency workers: with once, exactly one
+// per installation; otherwise cycling over the installations for d.
+func drive(c *http.Client, url, product string, keys, ids []string, o options, d time.Duration, once bool) (result, error) {
+	var next atomic.Int64
+	deadline := time.Now().Add(d)
+	var mu sync.Mutex
+	var total result
+	total.offers = -1
+	if o.verify {
+		total.offers = 0
+	}
+	var firstErr error
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range o.concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var r result
+			buf := &bytes.Buffer{}
+			for {
+				n := int(next.Add(1) - 1)
+				if once && n >= len(ids) || !once && time.Now().After(deadline) {
+					break
+				}
+				i := n % len(ids)
+				withEvent := o.eventShare > 0 && float64(n%1000) < o.eventShare*1000
+				buf.Reset()
+				writeCheckIn(buf, ids[i], product, n, withEvent)
+				t0 := time.Now()
+				offered, err := post(c, url, keys[i%len(keys)], buf.Bytes(), o.verify)
+				if err != nil {
+					r.failed++
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					continue
+				}
+				r.latencies = append(r.latencies, time.Since(t0))
+				r.ok++
+				if offered {
+					r.offers++
+				}
+			}
+			mu.Lock()
+			total.ok += r.ok
+			total.failed += r.failed
+			if total.offers >= 0 {
+				total.offers += r.offers
+			}
+			total.latencies = append(total.latencies, r.latencies...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	total.elapsed = time.Since(start)
+	if total.ok == 0 && firstErr != nil {
+		return total, firstErr
+	}
+	if firstErr != nil {
+		fmt.Fprintln(os.Stderr, "first error:", firstErr)
+	}
+	return total, nil
+}
+
+// writeCheckIn writes a check-in body for installation id.
+func writeCheckIn(buf *bytes.Buffer, id, product string, n int, withEvent bool) {
+	fmt.Fprintf(buf, `{"instance_id":%q,"product":%q,"version":"1.0.0","nonce":"n%015d-%s","health":{"status":"ok"}`, id, product, n, id)
+	if withEvent {
+		fmt.Fprintf(buf, `,"events":[{"kind":"upgrade_started","from":"1.0.0","to":"1.1.0","at":%q}]`, time.Now().UTC().Format(time.RFC3339Nano))
+	}
+	buf.WriteByte('}')
+}
+
+// post sends one check-in; with verify it decodes the answer's payload and
+// reports whether it offered an upgrade.
+func post(c *http.Client, url, key string, body []byte, verify bool) (bool, error) {
+	req, err := http.NewRequest("POST", url+"/v1/checkin", bytes.NewReader(body))
+	if err != nil {
+		return false, err
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return false, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return false, fmt.Errorf("check-in: %s: %s", resp.Status, b)
+	}
+	if !verify {
+		return false, nil
+	}
+	var env struct {
+		Payload []byte `json:"payload"`
+	}
+	if err := json.Unmarshal(b, &env); err != nil {
+		return false, err
+	}
+	var ans release.Answer
+	if err := json.Unmarshal(env.Payload, &ans); err != nil {
+		return false, err
+	}
+	return ans.Offer != nil, nil
+}
+
+func randomString(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "x"
+	}
+	s := base64.RawURLEncoding.EncodeToString(b)
+	out := make([]byte, 0, len(s))
+	for _, c := range []byte(s) {
+		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' {
+			out = append(out, c)
+		}
+	}
+	if len(out) == 0 {
+		return "x"
+	}
+	return string(out)
+}
