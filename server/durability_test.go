@@ -91,7 +91,7 @@ func TestKilledServerLosesNoAnsweredEvent(t *testing.T) {
 			for n := 0; ctx.Err() == nil; n++ {
 				detail := fmt.Sprintf("ev-%d-%d", g, n)
 				body, _ := json.Marshal(checkIn{InstanceID: fmt.Sprintf("inst-%d", g), Product: "acme", Version: "1.0.0",
-					Nonce: fmt.Sprintf("nonce-%016d-%d", n, g),
+					Nonce:  fmt.Sprintf("nonce-%016d-%d", n, g),
 					Events: []map[string]any{{"kind": "upgrade_failed", "from": "1.0.0", "to": "1.1.0", "at": time.Now().UTC(), "detail": detail}}})
 				req, _ := http.NewRequestWithContext(ctx, "POST", url+"/v1/checkin", strings.NewReader(string(body)))
 				req.Header.Set("Authorization", "Bearer "+key)
