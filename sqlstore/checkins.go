@@ -169,10 +169,14 @@ func (s *Store) ListInstallations(ctx context.Context, product string, limit int
 
 // Prune deletes events and health reports received before cutoff and
 // installations not seen since cutoff, so instance history does not grow
-// without bound. It returns the number of rows deleted.
+// without bound. It returns the number of rows deleted. Servers sharing a
+// database prune one after the other, the later ones finding nothing.
 func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
 	var total int64
 	err := s.writeSilent(ctx, func(tx *sql.Tx) error {
+		if err := s.serialize(ctx, tx, "prune"); err != nil {
+			return err
+		}
 		for _, q := range []string{
 			`DELETE FROM events WHERE received_at < $1`,
 			`DELETE FROM health_reports WHERE at < $1`,
@@ -217,6 +221,10 @@ func (s *Store) SigningKeys(ctx context.Context) ([]sign.Key, error) {
 func (s *Store) AddSigningKey(ctx context.Context, actor string, k sign.Key, onlyIfNone bool) (bool, error) {
 	var added bool
 	err := s.write(ctx, func(tx *sql.Tx) error {
+		// Servers starting together on an empty database create one key.
+		if err := s.serialize(ctx, tx, "signing_keys"); err != nil {
+			return err
+		}
 		if onlyIfNone {
 			if ok, err := exists(ctx, tx, `SELECT 1 FROM signing_keys`); err != nil {
 				return fmt.Errorf("look for signing keys: %w", err)

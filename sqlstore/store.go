@@ -234,6 +234,20 @@ func (s *Store) tx(ctx context.Context, announce bool, fn func(tx *sql.Tx) error
 	return nil
 }
 
+// serialize makes tx wait for every other transaction that serializes on
+// name, across processes: on PostgreSQL with a transaction-scoped advisory
+// lock; on SQLite write transactions already exclude each other (BEGIN
+// IMMEDIATE).
+func (s *Store) serialize(ctx context.Context, tx *sql.Tx, name string) error {
+	if s.dialect != Postgres {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext($1))`, "ringfence."+name); err != nil {
+		return fmt.Errorf("lock %s: %w", name, err)
+	}
+	return nil
+}
+
 // fire calls every in-process listener.
 func (s *Store) fire() {
 	s.mu.Lock()
