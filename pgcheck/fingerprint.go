@@ -306,7 +306,7 @@ func changedFinding(inv *Inventory, base *Baseline, r FingerprintResult) Finding
 		Detail:    b.String(),
 	}
 	if c, ok := inv.Collation(r.Collation); ok {
-		f.Schema = c.Schema
+		f.Schema, f.Object = c.Schema, c.sqlName()
 	}
 	for _, o := range inv.DependentsOf(r.Collation) {
 		f.AtRisk = append(f.AtRisk, o.Ref())

@@ -178,7 +178,7 @@ func VersionMismatches(inv *Inventory) []Finding {
 			Kind:      KindCollationVersionMismatch,
 			Database:  inv.Database,
 			Schema:    c.Schema,
-			Object:    c.Name,
+			Object:    c.sqlName(),
 			Collation: c.Name,
 			Detail: fmt.Sprintf("collation %s (%s %s) recorded version %s, the server's library now reports %s",
 				c.Name, c.Provider, c.Locale, c.RecordedVersion, c.ActualVersion),
