@@ -126,6 +126,13 @@ func Repair(ctx context.Context, srv *Server, opts RepairOptions) (*RepairResult
 	// its locks (PostgreSQL 14+; older servers ignore it).
 	_, _ = conn.Exec(ctx, "SET client_connection_check_interval = '1s'")
 
+	var standby bool
+	if err := conn.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&standby); err != nil {
+		return nil, fmt.Errorf("read recovery state: %w", err)
+	}
+	if standby {
+		return nil, errors.New("this server is a hot standby: repair the primary (the standby replays the repair, but its own locale data must match the primary's)")
+	}
 	var locked bool
 	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", repairLockKey).Scan(&locked); err != nil {
 		return nil, fmt.Errorf("take the repair lock: %w", err)

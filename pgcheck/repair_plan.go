@@ -549,17 +549,21 @@ func uniqueOnly(ctx context.Context, conn *pgx.Conn, oids []uint32) ([]uint32, e
 // saw). With NO ACTION / RESTRICT foreign keys a delete of a referenced row
 // simply fails and the repair reports it.
 func dedupeProblem(ctx context.Context, conn *pgx.Conn, idx UniqueIndex, rule DedupeRule) (string, error) {
-	var hasColumn bool
+	var hasColumn, matview bool
 	var actions []string
 	err := conn.QueryRow(ctx, `
 		SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = $1 AND attname = $2 AND attnum > 0 AND NOT attisdropped),
+		       EXISTS (SELECT 1 FROM pg_class WHERE oid = $1 AND relkind = 'm'),
 		       coalesce(array_agg(DISTINCT con.conname || ' on ' || con.conrelid::regclass::text)
 		                FILTER (WHERE con.oid IS NOT NULL), '{}')
 		  FROM (SELECT $1::oid AS relid UNION SELECT relid FROM pg_partition_tree($1)) r
 		  LEFT JOIN pg_constraint con ON con.contype = 'f' AND con.confrelid = r.relid
-		       AND con.confdeltype NOT IN ('a', 'r')`, idx.tableOID, rule.Column).Scan(&hasColumn, &actions)
+		       AND con.confdeltype NOT IN ('a', 'r')`, idx.tableOID, rule.Column).Scan(&hasColumn, &matview, &actions)
 	if err != nil {
 		return "", fmt.Errorf("check dedupe rule for %s: %w", idx.QualifiedTable(), err)
+	}
+	if matview {
+		return fmt.Sprintf("%s is a materialized view: fix its source tables, then REFRESH MATERIALIZED VIEW", idx.QualifiedTable()), nil
 	}
 	if !hasColumn {
 		return fmt.Sprintf("rule %s: table %s has no column %q", rule, idx.QualifiedTable(), rule.Column), nil

@@ -1,0 +1,115 @@
+package pgcheck
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ringfence/ringfence/internal/pgtest"
+)
+
+// duplicateSemantics stores rows that violate unique indexes
+// deterministically: enforcement is switched off in the catalog while they
+// are inserted (a corrupt index fails to enforce in just the same way, but
+// only for keys the collation change happened to move).
+const duplicateSemantics = `
+CREATE TABLE s (id int PRIMARY KEY, code text, region text, note text);
+CREATE TABLE s_child () INHERITS (s);
+CREATE UNIQUE INDEX s_nnd ON s (code, region) NULLS NOT DISTINCT;
+CREATE UNIQUE INDEX s_plain ON s (code, region);
+CREATE UNIQUE INDEX s_partial ON s (lower(code)) WHERE note IS NULL;
+CREATE INDEX s_code ON s (code);
+UPDATE pg_index SET indisunique = false WHERE indexrelid IN ('s_nnd'::regclass, 's_plain'::regclass, 's_partial'::regclass);
+INSERT INTO s VALUES
+	(1, 'x', NULL, 'n'), (2, 'x', NULL, 'n'),
+	(3, 'y', 'r', 'n'), (4, 'y', 'r', 'n'), (5, 'y', 'r', 'n'),
+	(6, 'Q', 'a', NULL), (7, 'q', 'b', NULL),
+	(8, 'W', 'a', 'n'), (9, 'w', 'b', NULL);
+INSERT INTO s_child VALUES (10, 'y', 'r', 'n');
+UPDATE pg_index SET indisunique = true WHERE indexrelid IN ('s_nnd'::regclass, 's_plain'::regclass, 's_partial'::regclass);
+`
+
+func TestFindDuplicatesSemantics(t *testing.T) {
+	c := pgtest.New(t)
+	c.CreateDatabase("dups")
+	c.Exec("dups", duplicateSemantics)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv, err := Open(c.DSN("dups"), ConnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := FindDuplicates(ctx, srv, DuplicateOptions{Indexes: []string{"public.s_nnd", "s_plain", "s_partial"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]IndexDuplicates{}
+	for _, d := range rep.Indexes {
+		got[d.Index.Name] = d
+	}
+	type group struct {
+		key string
+		ids []float64
+	}
+	want := map[string][]group{
+		// NULLS NOT DISTINCT: the NULL regions conflict.
+		"s_nnd": {{`y|r`, []float64{3, 4, 5}}, {`x|<nil>`, []float64{1, 2}}},
+		// NULLS DISTINCT: they do not; the inheritance child is not covered.
+		"s_plain": {{`y|r`, []float64{3, 4, 5}}},
+		// Only rows matching the predicate, compared by the expression.
+		"s_partial": {{`q`, []float64{6, 7}}},
+	}
+	for name, groups := range want {
+		d, ok := got[name]
+		if !ok {
+			t.Fatalf("%s not searched: %+v", name, rep.Indexes)
+		}
+		if int(d.Groups) != len(groups) || len(d.Examples) != len(groups) {
+			t.Fatalf("%s: %d groups %+v, want %v", name, d.Groups, d.Examples, groups)
+		}
+		var excess int64
+		for i, g := range groups {
+			e := d.Examples[i]
+			var key []string
+			for _, k := range e.Key {
+				if k == nil {
+					key = append(key, "<nil>")
+				} else {
+					key = append(key, k.(string))
+				}
+			}
+			if strings.Join(key, "|") != g.key || len(e.Rows) != len(g.ids) {
+				t.Fatalf("%s group %d: key %v rows %+v, want %s %v", name, i, e.Key, e.Rows, g.key, g.ids)
+			}
+			for j, r := range e.Rows {
+				if r.ID["id"] != g.ids[j] || r.Table != `"public"."s"` || r.CTID == "" {
+					t.Fatalf("%s group %d row %d: %+v, want id %v in \"public\".\"s\"", name, i, j, r, g.ids[j])
+				}
+			}
+			excess += int64(len(g.ids) - 1)
+		}
+		if d.ExcessRows != excess {
+			t.Errorf("%s: %d excess rows, want %d", name, d.ExcessRows, excess)
+		}
+	}
+	if f := rep.Findings(); len(f) != 3 || f[0].Kind != KindDuplicateKey || f[0].Rows == 0 {
+		t.Errorf("findings %+v", f)
+	}
+
+	if _, err := FindDuplicates(ctx, srv, DuplicateOptions{Indexes: []string{"s_code"}}); err == nil ||
+		!strings.Contains(err.Error(), "not a unique B-tree index") {
+		t.Errorf("a non-unique index was searched: %v", err)
+	}
+	if _, err := FindDuplicates(ctx, srv, DuplicateOptions{Indexes: []string{"nope"}}); err == nil {
+		t.Error("an unknown index was accepted")
+	}
+	// The default scope is every at-risk unique index: here those on s.
+	all, err := FindDuplicates(ctx, srv, DuplicateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all.Searched != 3 || len(all.Violated()) != 3 {
+		t.Errorf("default scope searched %d, violated %d; want 3, 3: %+v", all.Searched, len(all.Violated()), all.Indexes)
+	}
+}
