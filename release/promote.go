@@ -131,6 +131,14 @@ type ringKey struct {
 //     holds, soak and evidence.
 //   - Paused and pulled releases are available nowhere; their records stay,
 //     so a resumed release continues where it was.
+//
+// An entry the rules make (not yet recorded) takes effect at the end of the
+// soak time when that lies ahead, and otherwise at now: the facts do not say
+// when the evidence arrived or a hold was resolved, so the entry is dated by
+// the first evaluation that sees every condition met (the server evaluates
+// every few seconds). The soak time in a ring therefore always counts from
+// the release's actual entry into it, never from a moment it was still held
+// back.
 func Availability(facts Facts, now time.Time) ([]ReleaseStatus, []Due) {
 	rings := map[string][]Ring{}
 	for _, r := range facts.Rings {
@@ -270,6 +278,11 @@ func Availability(facts Facts, now time.Time) ([]ReleaseStatus, []Due) {
 				since = prev.since.Add(prs[i-1].SoakTime)
 			}
 			if !since.IsZero() {
+				if !isRec && !st.Forced && since.Before(now) {
+					// The facts do not say when the last condition (evidence,
+					// a resolved hold, a gate) was met; it was met by now.
+					since = now
+				}
 				st.available, st.since = true, since
 				if since.After(now) {
 					st.State, st.Reason = RingWaiting, fmt.Sprintf("available from %s", fmtTime(since))

@@ -43,7 +43,7 @@ func TestAvailability(t *testing.T) {
 			release: rel("3.30.0"),
 			gates:   []GateResult{pass("3.30.0", at(-time.Minute)), fail("3.30.0", at(-time.Hour))},
 			now:     t0,
-			want:    [3]ringWant{{RingSoaking, true, at(-time.Minute), "soaking until"}, {RingWaiting, false, time.Time{}, "0 of 2 healthy installations needed in ring insiders"}, {RingWaiting, false, time.Time{}, ""}},
+			want:    [3]ringWant{{RingSoaking, true, t0, "soaking until"}, {RingWaiting, false, time.Time{}, "0 of 2 healthy installations needed in ring insiders"}, {RingWaiting, false, time.Time{}, ""}},
 			wantDue: []string{"insiders"},
 		},
 		{
@@ -74,7 +74,7 @@ func TestAvailability(t *testing.T) {
 			gates:   []GateResult{pass("3.30.0", at(-time.Hour))},
 			holds:   []Hold{{ID: "h1", Product: "acme", Version: v("3.30.0"), RaisedBy: "bob", Reason: "x", RaisedAt: at(-time.Minute), ResolvedAt: &resolved}},
 			now:     t0,
-			want:    [3]ringWant{{RingSoaking, true, at(-time.Hour), ""}, {RingWaiting, false, time.Time{}, ""}, {RingWaiting, false, time.Time{}, ""}},
+			want:    [3]ringWant{{RingSoaking, true, t0, ""}, {RingWaiting, false, time.Time{}, ""}, {RingWaiting, false, time.Time{}, ""}},
 			wantDue: []string{"insiders"},
 		},
 		{
@@ -88,14 +88,14 @@ func TestAvailability(t *testing.T) {
 			want:  [3]ringWant{{RingSoaking, true, at(-23 * time.Hour), "soaking until 2026-11-26T13:00:00Z"}, {RingWaiting, true, at(time.Hour), "soaking in ring insiders until 2026-11-26T13:00:00Z"}, {RingWaiting, false, time.Time{}, "not yet in ring early"}},
 		},
 		{
-			name: "evidence present, soak over: next ring entered at end of soak",
+			name: "evidence present, soak over: next ring entered now",
 			release: rel("3.30.0", func(r *Release) {
 				r.Rings = []Promotion{{Ring: "insiders", EnteredAt: at(-25 * time.Hour)}}
 			}),
 			gates:   []GateResult{pass("3.30.0", at(-30*time.Hour))},
 			adopt:   []Adoption{{Product: "acme", Version: v("3.30.0"), Ring: "insiders", Installations: 2, Healthy: 2}},
 			now:     t0,
-			want:    [3]ringWant{{RingActive, true, at(-25 * time.Hour), ""}, {RingSoaking, true, at(-time.Hour), ""}, {RingWaiting, false, time.Time{}, "0 of 3 healthy installations needed in ring early"}},
+			want:    [3]ringWant{{RingActive, true, at(-25 * time.Hour), ""}, {RingSoaking, true, t0, ""}, {RingWaiting, false, time.Time{}, "0 of 3 healthy installations needed in ring early"}},
 			wantDue: []string{"early"},
 		},
 		{
@@ -127,8 +127,8 @@ func TestAvailability(t *testing.T) {
 			gates: []GateResult{pass("3.30.0", at(-101*time.Hour))},
 			adopt: []Adoption{{Product: "acme", Version: v("3.30.0"), Ring: "early", Installations: 3, Healthy: 3}},
 			now:   t0,
-			want:  [3]ringWant{{RingActive, true, at(-100 * time.Hour), ""}, {RingActive, true, at(-60 * time.Hour), ""}, {RingActive, true, at(-12 * time.Hour), ""}},
-			// stable has no soak and is the last ring: active at once.
+			want:  [3]ringWant{{RingActive, true, at(-100 * time.Hour), ""}, {RingActive, true, at(-60 * time.Hour), ""}, {RingActive, true, t0, ""}},
+			// stable is the last ring: active, not soaking.
 			wantDue: []string{"stable"},
 		},
 		{
@@ -216,10 +216,10 @@ func TestAvailabilityNoRequiredGates(t *testing.T) {
 	f.Releases = []Release{rel("3.30.0")}
 	statuses, due := Availability(f, t0)
 	r := statuses[0].Rings[0]
-	if !r.available || !r.since.Equal(at(-time.Hour)) {
-		t.Fatalf("without required gates the first ring opens at creation: %+v", r)
+	if !r.available || !r.since.Equal(t0) {
+		t.Fatalf("without required gates the first ring opens at once: %+v", r)
 	}
-	if len(due) != 1 || !due[0].Promotion.EnteredAt.Equal(at(-time.Hour)) {
+	if len(due) != 1 || !due[0].Promotion.EnteredAt.Equal(t0) {
 		t.Fatalf("due %+v", due)
 	}
 }
@@ -245,5 +245,40 @@ func TestAvailabilityStatusFields(t *testing.T) {
 	e := s.Rings[1]
 	if e.Installations != 40 || e.Adoption != 4 || e.Healthy != 3 || e.Failed != 1 {
 		t.Errorf("early counts %+v", e)
+	}
+}
+
+// Soak time counts from the actual entry into a ring: evidence that arrives
+// long after the previous ring's soak ended must not let the release skip
+// the soak of the ring it enters now.
+func TestAvailabilityLateEvidenceKeepsSoak(t *testing.T) {
+	f := acmeFacts()
+	f.Rings[2].MinHealthy = 0 // early: time alone decides the step to stable
+	f.Releases = []Release{rel("3.30.0", func(r *Release) {
+		r.Rings = []Promotion{{Ring: "insiders", EnteredAt: at(-100 * time.Hour)}}
+	})}
+	f.GateResults = []GateResult{pass("3.30.0", at(-101*time.Hour))}
+	f.Adoption = []Adoption{{Product: "acme", Version: v("3.30.0"), Ring: "insiders", Installations: 2, Healthy: 2}}
+	statuses, due := Availability(f, t0)
+	early, stable := statuses[0].Rings[1], statuses[0].Rings[2]
+	if !early.available || !early.since.Equal(t0) {
+		t.Fatalf("early: %+v", early)
+	}
+	if stable.State != RingWaiting || !stable.since.Equal(at(48*time.Hour)) {
+		t.Fatalf("stable must wait for early's whole soak: %+v", stable)
+	}
+	if len(due) != 1 || due[0].Promotion.Ring != "early" || !due[0].Promotion.EnteredAt.Equal(t0) {
+		t.Fatalf("due %+v", due)
+	}
+
+	// Once recorded, the next evaluation keeps the recorded time.
+	f.Releases[0].Rings = append(f.Releases[0].Rings, due[0].Promotion)
+	statuses, due = Availability(f, at(47*time.Hour))
+	if len(due) != 0 || !statuses[0].Rings[1].since.Equal(t0) || statuses[0].Rings[2].available && !statuses[0].Rings[2].since.Equal(at(48*time.Hour)) {
+		t.Fatalf("after recording: %+v, due %+v", statuses[0].Rings, due)
+	}
+	statuses, due = Availability(f, at(49*time.Hour))
+	if len(due) != 1 || due[0].Promotion.Ring != "stable" || !due[0].Promotion.EnteredAt.Equal(at(49*time.Hour)) || statuses[0].Rings[2].State != RingActive {
+		t.Fatalf("after early's soak: %+v, due %+v", statuses[0].Rings, due)
 	}
 }
