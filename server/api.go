@@ -458,7 +458,7 @@ func (s *Server) pauseRelease(w http.ResponseWriter, r *http.Request, who sqlsto
 		return err
 	}
 	return s.changeRelease(w, r, who, "release.pause", func(rel *release.Release, _ []release.Release) error {
-		return rel.Pause(who.Name, req.Reason, req.IncidentURL, time.Now().UTC())
+		return rel.Pause(who.Name, req.Reason, req.IncidentURL, storeTime())
 	})
 }
 
@@ -486,7 +486,7 @@ func (s *Server) pullRelease(w http.ResponseWriter, r *http.Request, who sqlstor
 	}
 	return s.changeRelease(w, r, who, "release.pull", func(rel *release.Release, others []release.Release) error {
 		return rel.Pull(release.Pull{Reason: req.Reason, IncidentURL: req.IncidentURL, Action: req.Action, Target: req.Target, By: who.Name},
-			others, time.Now().UTC())
+			others, storeTime())
 	})
 }
 
@@ -695,7 +695,7 @@ func (s *Server) rotateKey(w http.ResponseWriter, r *http.Request, who sqlstore.
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	k, err := sign.GenerateKey(rand.Reader, time.Now().UTC().Truncate(time.Microsecond))
+	k, err := sign.GenerateKey(rand.Reader, storeTime())
 	if err != nil {
 		return err
 	}

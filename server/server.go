@@ -155,7 +155,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.limits.m = map[string]*rate.Limiter{}
 	s.writer = newWriter(s)
-	key, err := sign.GenerateKey(rand.Reader, time.Now().UTC().Truncate(time.Microsecond))
+	key, err := sign.GenerateKey(rand.Reader, storeTime())
 	if err != nil {
 		return nil, fmt.Errorf("generate signing key: %w", err)
 	}
@@ -300,3 +300,7 @@ func (s *Server) pruneLoop(ctx context.Context) {
 		}
 	}
 }
+
+// storeTime is now as the store keeps times: UTC, to the microsecond
+// (PostgreSQL's precision), so what an answer shows equals what is read back.
+func storeTime() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }

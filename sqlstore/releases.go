@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -286,7 +287,7 @@ func (s *Store) RecordPromotions(ctx context.Context, due []release.Due) (int, e
 		for _, d := range due {
 			res, err := tx.ExecContext(ctx, `INSERT INTO promotions (product, version, ring, entered_at, forced, by_actor, reason)
 				VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (product, version, ring) DO NOTHING`,
-				d.Product, d.Version.String(), d.Promotion.Ring, d.Promotion.EnteredAt.UTC(), false, "", d.Promotion.Reason)
+				d.Product, d.Version.String(), d.Promotion.Ring, d.Promotion.EnteredAt.UTC().Truncate(time.Microsecond), false, "", d.Promotion.Reason)
 			if err != nil {
 				return fmt.Errorf("record promotion of %s@%s into %s: %w", d.Product, d.Version, d.Promotion.Ring, err)
 			}
