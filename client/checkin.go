@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -14,10 +13,16 @@ import (
 	"github.com/ringfence/ringfence/sign"
 )
 
+// verifyError is the type of ErrUnverified, a constant error.
+type verifyError string
+
+// Error implements error.
+func (e verifyError) Error() string { return string(e) }
+
 // ErrUnverified marks a check-in answer that arrived but must not be acted
 // on: bad or missing signature, expired, or not the answer to this request.
 // Whatever the cause, the installation upgrades to nothing.
-var ErrUnverified = errors.New("check-in answer not verified")
+const ErrUnverified verifyError = "check-in answer not verified"
 
 // NewNonce returns a fresh random nonce for a check-in: 16 random bytes in
 // URL-safe base64 without padding (22 characters).
