@@ -90,10 +90,9 @@ func (f Filter) tableOK(schema, table string) bool {
 	return !matchAny(f.ExcludeTables, schema, table)
 }
 
-func (f Filter) indexOK(schema, table, index string) bool {
-	if !f.tableOK(schema, table) {
-		return false
-	}
+// indexOK matches the index patterns only; the index's table is matched
+// with tableOK (for TOAST indexes: the table owning the TOAST table).
+func (f Filter) indexOK(schema, index string) bool {
 	if len(f.Indexes) > 0 && !matchAny(f.Indexes, schema, index) {
 		return false
 	}
@@ -257,7 +256,13 @@ func Check(ctx context.Context, srv *Server, opts CheckOptions) (*CheckReport, e
 		}
 	}
 	for _, db := range rep.Databases {
-		if err := checkDatabase(ctx, srv, db, opts, rep); err != nil {
+		err := checkDatabase(ctx, srv, db, opts, rep)
+		if err != nil && opts.AllDatabases && errors.Is(err, ErrNoAmcheck) {
+			// Check the other databases; the report is incomplete.
+			rep.Skipped = append(rep.Skipped, Skipped{Database: db, Object: "amcheck", Reason: err.Error(), Error: true})
+			continue
+		}
+		if err != nil {
 			return nil, fmt.Errorf("check database %q: %w", db, err)
 		}
 	}

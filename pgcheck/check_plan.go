@@ -108,7 +108,7 @@ func planIndexes(ctx context.Context, conn *pgx.Conn, db string, opts CheckOptio
 	var unlogged bool
 	var ownSchema, ownTable string
 	_, err = pgx.ForEachRow(rows, []any{&t.oid, &t.schema, &t.table, &t.name, &t.bytes, &unlogged, &ownSchema, &ownTable}, func() error {
-		if !opts.Filter.tableOK(ownSchema, ownTable) || !opts.Filter.indexOK(t.schema, t.table, t.name) {
+		if !opts.Filter.tableOK(ownSchema, ownTable) || !opts.Filter.indexOK(t.schema, t.name) {
 			return nil
 		}
 		if opts.Scope == ScopeCollation && !risk.indexes[t.oid] {

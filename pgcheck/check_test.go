@@ -83,7 +83,7 @@ func TestCheckCleanDatabase(t *testing.T) {
 	c := pgtest.New(t)
 	pgtest.CollationFixture(t, c, "app")
 	recordBaseline(t, c, "app")
-	rep := mustCheck(t, c.DSN("app"), pgcheck.CheckOptions{Heap: true, Jobs: 2})
+	rep := mustCheck(t, c.DSN("app"), pgcheck.CheckOptions{Heap: true, HeapAllIndexed: true, Jobs: 2})
 	if len(rep.Findings) != 0 {
 		t.Fatalf("clean database: findings %+v", rep.Findings)
 	}
@@ -158,6 +158,18 @@ func TestCheckAfterCollationChange(t *testing.T) {
 				t.Errorf("rows outside partitions %d (query: %d), violating CHECK %d (query: %d)", gotOutside, outside, gotViolating, violating)
 			}
 
+			// Filters: one table, one index left out (the TOAST index follows
+			// its table).
+			filtered := mustCheck(t, c.DSN("app"), pgcheck.CheckOptions{
+				Filter: pgcheck.Filter{Tables: []string{"words"}, ExcludeIndexes: []string{"public.words_lower"}}})
+			wantFiltered := slices.DeleteFunc(slices.Clone(got), func(s string) bool { return s == "public.words_lower" })
+			if g := findingsOf(filtered, pgcheck.KindIndexCorrupt); !slices.Equal(g, wantFiltered) {
+				t.Errorf("filtered check found %v, want %v", g, wantFiltered)
+			}
+			if filtered.Checked.Indexes != 7 {
+				t.Errorf("filtered check covered %d indexes, want 7 (words' 6 but words_lower, and its TOAST index)", filtered.Checked.Indexes)
+			}
+
 			coll := mustCheck(t, c.DSN("app"), pgcheck.CheckOptions{Scope: pgcheck.ScopeCollation})
 			if g := findingsOf(coll, pgcheck.KindIndexCorrupt); !slices.Equal(g, got) {
 				t.Errorf("--scope collation found %v, scope all %v", g, got)
@@ -205,5 +217,33 @@ func TestCheckHeapCorruption(t *testing.T) {
 	// Without --heap the corruption is not looked for.
 	if got := findingsOf(mustCheck(t, c.DSN("app"), pgcheck.CheckOptions{}), pgcheck.KindHeapCorrupt); len(got) != 0 {
 		t.Errorf("heap checked without Heap: %v", got)
+	}
+}
+
+func TestCheckAllDatabases(t *testing.T) {
+	c := pgtest.New(t, pgtest.WithVariant(pgtest.Current))
+	pgtest.CollationFixture(t, c, "one")
+	pgtest.CollationFixture(t, c, "two")
+	c.Restart(pgtest.Synthetic)
+	rep := mustCheck(t, c.DSN("postgres"), pgcheck.CheckOptions{AllDatabases: true, Jobs: 2})
+	dbs := map[string]bool{}
+	for _, f := range rep.Findings {
+		if f.Kind == pgcheck.KindIndexCorrupt {
+			dbs[f.Database] = true
+		}
+	}
+	if !dbs["one"] || !dbs["two"] || len(dbs) != 2 {
+		t.Errorf("corrupt indexes found in %v, want one and two", dbs)
+	}
+	// postgres and template1 have no amcheck: listed as not checked.
+	var missing []string
+	for _, s := range rep.Skipped {
+		if s.Error && s.Object == "amcheck" {
+			missing = append(missing, s.Database)
+		}
+	}
+	slices.Sort(missing)
+	if !slices.Equal(missing, []string{"postgres", "template1"}) {
+		t.Errorf("databases without amcheck %v, want [postgres template1]", missing)
 	}
 }
