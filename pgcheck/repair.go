@@ -197,12 +197,14 @@ func (a *applier) apply(ctx context.Context, plan *RepairPlan) error {
 		if !ii.Leftover {
 			continue
 		}
-		err := a.step(ctx, StepDropLeftover, QuoteIdent(ii.Schema, ii.Name), ii.SQL, func(context.Context) (int64, error) {
+		err := a.step(ctx, StepDropLeftover, QuoteIdent(ii.Schema, ii.Name), ii.SQL, func(ctx context.Context) (int64, error) {
 			_, err := a.conn.Exec(ctx, ii.SQL)
 			return 0, err
 		})
-		if err != nil {
-			return err
+		// A leftover that cannot be dropped yet blocks nothing else: it is
+		// recorded as failed, and the next run tries again.
+		if err != nil && ctx.Err() != nil {
+			return ctx.Err()
 		}
 	}
 
@@ -628,6 +630,9 @@ func (a *applier) verify(ctx context.Context, plan *RepairPlan, rebuilt []Planne
 	start := time.Now()
 	ev := RepairEvent{Step: StepVerify, Target: plan.Database, Status: StatusStarted,
 		SQL: "pg check --scope collation --heapallindexed; duplicate search with index scans off"}
+	if err := a.journal(ctx, a.conn, ev); err != nil {
+		return err
+	}
 	a.event(ev)
 	var roots []uint32
 	seen := map[uint32]bool{}
