@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -28,9 +29,10 @@ import (
 //   - strings are UTF-8 with only '"', '\\' and control characters escaped
 //     (\b \f \n \r \t, others as \u00XX, lower-case hex); '<', '>', '&' and
 //     non-ASCII characters appear literally;
-//   - numbers are integers written in plain decimal; a payload with a
-//     fractional or exponent number is refused, so no float formatting rules
-//     are needed.
+//   - numbers are integers within ±(2^53-1) (exact in every JSON parser,
+//     RFC 7493) written in plain decimal; a payload with a fractional,
+//     exponent or larger number is refused, so no float formatting rules are
+//     needed.
 //
 // The same value always gives the same bytes.
 func Canonical(v any) ([]byte, error) {
@@ -57,7 +59,7 @@ func canonicalize(doc []byte, checkDup bool) ([]byte, error) {
 	if err := dec.Decode(&v); err != nil {
 		return nil, fmt.Errorf("canonical JSON: %w", err)
 	}
-	if dec.More() {
+	if rest := doc[dec.InputOffset():]; len(bytes.Trim(rest, " \t\r\n")) != 0 {
 		return nil, fmt.Errorf("canonical JSON: data after the document")
 	}
 	if checkDup {
@@ -82,6 +84,9 @@ func appendCanonical(b []byte, v any) ([]byte, error) {
 		s := string(x)
 		if !isPlainInteger(s) {
 			return nil, fmt.Errorf("canonical JSON: number %s is not an integer", s)
+		}
+		if n, err := strconv.ParseInt(s, 10, 64); err != nil || n > maxSafeInteger || n < -maxSafeInteger {
+			return nil, fmt.Errorf("canonical JSON: integer %s is outside ±(2^53-1)", s)
 		}
 		if s == "-0" {
 			s = "0"
@@ -143,6 +148,10 @@ func isPlainInteger(s string) bool {
 }
 
 const hexDigits = "0123456789abcdef"
+
+// maxSafeInteger is 2^53-1, the largest integer every JSON parser reads
+// exactly.
+const maxSafeInteger = 1<<53 - 1
 
 func appendString(b []byte, s string) ([]byte, error) {
 	if !utf8.ValidString(s) {

@@ -186,7 +186,7 @@ func TestCanonical(t *testing.T) {
 		t.Fatalf("not canonical: %s vs %s", a, b)
 	}
 
-	for _, bad := range []string{`{"a":1.5}`, `{"a":1e3}`, `{"a":1,"a":2}`, `{"x":{"a":1,"a":2}}`, `[{"k":[{"a":1}],"k":2}]`, `{`, `{"a":1} {}`, "\"\xff\""} {
+	for _, bad := range []string{`{"a":1.5}`, `{"a":1e3}`, `{"a":9007199254740992}`, `"0"]`, `{"a":1,"a":2}`, `{"x":{"a":1,"a":2}}`, `[{"k":[{"a":1}],"k":2}]`, `{`, `{"a":1} {}`, "\"\xff\""} {
 		if out, err := CanonicalizeJSON([]byte(bad)); err == nil {
 			t.Errorf("CanonicalizeJSON(%q) = %s, want error", bad, out)
 		}
