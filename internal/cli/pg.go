@@ -24,7 +24,7 @@ func pgCommand(stdout, stderr io.Writer) *ucli.Command {
 			pgCheckCommand(stdout, stderr),
 			pgInventoryCommand(stdout),
 			pgFingerprintCommand(stdout),
-			pgCompareCommand(stdout),
+			pgCompareCommand(stdout, stderr),
 			pgDuplicatesCommand(stdout, stderr),
 			pgRepairCommand(stdout, stderr),
 		},

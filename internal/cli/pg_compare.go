@@ -14,7 +14,7 @@ import (
 )
 
 // pgCompareCommand is `ringfence pg compare`: the upgrade rehearsal.
-func pgCompareCommand(stdout io.Writer) *ucli.Command {
+func pgCompareCommand(stdout, stderr io.Writer) *ucli.Command {
 	return &ucli.Command{
 		Name:  "compare",
 		Usage: "rehearse an upgrade: would the new server order the old server's index keys differently?",
@@ -29,6 +29,7 @@ func pgCompareCommand(stdout io.Writer) *ucli.Command {
 			&ucli.StringFlag{Name: "to", Usage: "`DSN` of the new server", Required: true},
 			&ucli.IntFlag{Name: "sample", Value: pgcheck.DefaultCompareSample, Usage: "distinct keys per index key column"},
 			&ucli.BoolFlag{Name: "json", Usage: "print JSON instead of a readable report"},
+			&ucli.BoolFlag{Name: "quiet", Usage: "no progress lines on stderr"},
 		),
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
 			if cmd.Args().Len() > 0 {
@@ -67,7 +68,15 @@ func pgCompareCommand(stdout io.Writer) *ucli.Command {
 			}
 			defer to.Close(context.WithoutCancel(ctx))
 
-			rep, err := pgcheck.Compare(ctx, from, to, pgcheck.CompareOptions{Sample: int(cmd.Int("sample"))})
+			var last time.Time
+			progress := func(done, total int) {
+				if !cmd.Bool("quiet") && (done == total || time.Since(last) >= time.Second) {
+					last = time.Now()
+					fmt.Fprintf(stderr, "compare: %d/%d indexes\n", done, total)
+				}
+			}
+			rep, err := pgcheck.Compare(ctx, from, to, pgcheck.CompareOptions{
+				Sample: int(cmd.Int("sample")), Progress: progress})
 			if err != nil {
 				return withCode(ExitError, err)
 			}

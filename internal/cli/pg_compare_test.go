@@ -18,7 +18,8 @@ func TestPgCompare(t *testing.T) {
 	from, to := old.DSN("app"), neu.DSN("postgres")
 
 	code, out, errOut := ringfence(t, "pg", "compare", "--from", from, "--to", to)
-	if code != cli.ExitOK || !strings.Contains(out, "0 of 2 indexes would be out of order") {
+	if code != cli.ExitOK || !strings.Contains(out, "0 of 2 indexes would be out of order") ||
+		!strings.Contains(errOut, "compare: 2/2 indexes") {
 		t.Fatalf("same locale: exit %d\n%s%s", code, out, errOut)
 	}
 
