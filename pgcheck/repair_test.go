@@ -28,13 +28,15 @@ CREATE TABLE users (
 	updated_at timestamptz NOT NULL);
 CREATE UNIQUE INDEX users_name_lower ON users (lower(name)) WHERE name IS NOT NULL;
 CREATE INDEX users_name ON users (name);
-CREATE TABLE tags (label text, updated_at timestamptz NOT NULL);
+CREATE TABLE tags (label text COLLATE "en_US.utf8", updated_at timestamptz NOT NULL);
 CREATE UNIQUE INDEX tags_label_key ON tags (label);
 CREATE TABLE events (k text NOT NULL, id int NOT NULL, updated_at timestamptz NOT NULL,
 	PRIMARY KEY (k, id)) PARTITION BY RANGE (k);
 CREATE TABLE events_low PARTITION OF events FOR VALUES FROM (MINVALUE) TO ('a-b');
 CREATE TABLE events_high PARTITION OF events FOR VALUES FROM ('a-b') TO (MAXVALUE);
 CREATE TABLE rooms (room text, CONSTRAINT rooms_excl EXCLUDE USING btree (room WITH =));
+CREATE TABLE bounds (lo text CONSTRAINT bounds_lo_check CHECK (lo < 'a-b'),
+	hi text CONSTRAINT bounds_hi_check CHECK (hi >= 'a-b'));
 CREATE TEMP TABLE words AS
 	SELECT w, ord::int - 1 AS n
 	  FROM unnest(ARRAY['a', 'A', 'a b', 'a-b', 'ab', 'b', 'z', 'Z', 'zebra', 'Zebra', 'apple', 'Apple',
@@ -51,6 +53,8 @@ INSERT INTO events
 	  FROM generate_series(0, 3599) g JOIN words ON n = g % 18;
 INSERT INTO events SELECT w, 100000 + n, timestamptz '2024-01-01' FROM words;
 INSERT INTO rooms SELECT w FROM words;
+INSERT INTO bounds SELECT w, NULL FROM words WHERE w < 'a-b';
+INSERT INTO bounds SELECT NULL, w FROM words WHERE w >= 'a-b';
 `
 
 // breakFixture runs after the switch: it inserts a copy of existing keys.
@@ -79,16 +83,24 @@ func TestRepairCurrentToSynthetic(t *testing.T) {
 
 // testRepairScenario breaks a database with a collation change and repairs
 // it: dry run (changes nothing), apply without a rule (stops, changes
-// nothing), apply interrupted, resumed, and finished with --blocking; then
-// proves the result: no duplicates, no misplaced rows, amcheck and pg check
-// clean, every removed row in the quarantine and the counts adding up,
-// lookups through the rebuilt indexes finding every row.
+// nothing), apply interrupted, resumed (leaving the exclusion constraint and
+// the CHECK violations to the operator, versions unrefreshed), and finished
+// with Blocking once the operator fixed the rows; then proves the result: no
+// duplicates, no misplaced rows, amcheck and pg check clean, versions
+// refreshed, every removed row in the quarantine and the counts adding up,
+// lookups through the rebuilt indexes finding every row, a quarantined row
+// restorable.
 func testRepairScenario(t *testing.T, from, to pgtest.Variant) {
 	c := pgtest.New(t, pgtest.WithVariant(from))
 	c.CreateDatabase("shop")
 	c.Exec("shop", repairFixture)
 	c.Restart(to)
 	c.Exec("shop", breakFixture)
+	// PostgreSQL records the library's version, not the locale data's: make
+	// the catalog say what a glibc upgrade would (2.27 recorded, 2.36 now),
+	// so that the refresh at the end has work.
+	c.Exec("shop", `UPDATE pg_database SET datcollversion = '2.27' WHERE datname = 'shop';
+		UPDATE pg_collation SET collversion = '2.27' WHERE collname = 'en_US.utf8'`)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	srv, err := Open(c.DSN("shop"), ConnOptions{LockTimeout: 2 * time.Second})
@@ -156,6 +168,12 @@ func testRepairScenario(t *testing.T, from, to pgtest.Variant) {
 	}
 	if r := findRebuild(plan, "users_email_key"); r == nil || r.BlockedBy == "" {
 		t.Fatalf("users_email_key must be blocked by its duplicates: %+v", r)
+	}
+	if len(plan.Checks) == 0 {
+		t.Fatal("no CHECK constraint violated after the switch: the scenario proves nothing")
+	}
+	if len(plan.Refresh) != 2 || !strings.Contains(plan.Refresh[0]+plan.Refresh[1], `ALTER DATABASE "shop" REFRESH COLLATION VERSION`) {
+		t.Fatalf("refresh %v, want the database's and en_US.utf8's", plan.Refresh)
 	}
 	if !unique(plan.Rebuilds[0].Type) {
 		t.Fatalf("unique indexes must be rebuilt first, plan starts with %+v", plan.Rebuilds[0])
@@ -229,8 +247,17 @@ func testRepairScenario(t *testing.T, from, to pgtest.Variant) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res.Resumed || res.Finished || len(res.Failed) > 0 || len(res.Pending) != 1 || !strings.Contains(res.Pending[0], "rooms_excl") {
+	pending := strings.Join(res.Pending, "\n")
+	if !res.Resumed || res.Finished || len(res.Failed) > 0 || !strings.Contains(pending, "rooms_excl") ||
+		!strings.Contains(pending, "violate the CHECK constraint") {
 		t.Fatalf("resumed repair: resumed %v finished %v pending %v failed %v verify %+v", res.Resumed, res.Finished, res.Pending, res.Failed, res.Verify)
+	}
+	if v := collVersions(t, conn); v != "2.27 2.27" {
+		t.Fatalf("versions refreshed although decisions are pending: %s", v)
+	}
+	// The operator decides the CHECK violations: here, drop those rows.
+	if _, err := conn.Exec(ctx, `DELETE FROM bounds WHERE (lo < 'a-b') IS FALSE OR (hi >= 'a-b') IS FALSE`); err != nil {
+		t.Fatal(err)
 	}
 	if len(rebuiltBefore) != 1 || !hasEvent(res, StepRebuild, rebuiltBefore[0], StatusSkipped) {
 		t.Fatalf("the resumed run rebuilt again what the interrupted one finished: %+v", res.Events)
@@ -245,6 +272,10 @@ func testRepairScenario(t *testing.T, from, to pgtest.Variant) {
 	}
 	if !res.Clean() || res.RunID != run {
 		t.Fatalf("final repair not clean: run %s (want %s), failed %v pending %v verify %+v", res.RunID, run, res.Failed, res.Pending, res.Verify)
+	}
+
+	if v := collVersions(t, conn); v == "2.27 2.27" || strings.Contains(v, "2.27") {
+		t.Fatalf("collation versions not refreshed: %s", v)
 	}
 
 	// Nothing left: no duplicates, nothing misplaced, no invalid index.
@@ -343,6 +374,20 @@ func testRepairScenario(t *testing.T, from, to pgtest.Variant) {
 		WHERE t.label = $1 AND q.id = $2`, label, victim.ID).Scan(&same); err != nil || !same {
 		t.Fatalf("restored row differs from its quarantined copy (%v)", err)
 	}
+}
+
+// collVersions returns the recorded versions of the database's collation
+// and of "en_US.utf8".
+func collVersions(t *testing.T, conn *pgx.Conn) string {
+	t.Helper()
+	var v string
+	err := conn.QueryRow(context.Background(), `SELECT
+		(SELECT datcollversion FROM pg_database WHERE datname = current_database()) || ' ' ||
+		(SELECT collversion FROM pg_collation WHERE collname = 'en_US.utf8')`).Scan(&v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 func findRebuild(p *RepairPlan, name string) *PlannedRebuild {
