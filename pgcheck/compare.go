@@ -261,7 +261,7 @@ func fatal(ctx context.Context, conn *pgx.Conn, err error) bool {
 
 func (c *comparer) keyColumns(ctx context.Context, indexOID uint32) ([]keyColumn, error) {
 	rows, err := c.from.Query(ctx, `
-		SELECT k.n, pg_get_indexdef(i.indexrelid, k.n, true), format_type(a.atttypid, NULL),
+		SELECT k.n, coalesce(pg_get_indexdef(i.indexrelid, k.n, true), a.attname), format_type(a.atttypid, NULL),
 		       coalesce(i.indcollation[k.n - 1], 0), i.indrelid, t.reltuples::float8
 		FROM pg_index i
 		JOIN pg_class t ON t.oid = i.indrelid

@@ -191,10 +191,12 @@ func VersionMismatches(inv *Inventory) []Finding {
 	return out
 }
 
-// ReadInventory reads the catalogs of conn's database: the collations in use and
-// every object depending on one. It only reads catalogs and relation sizes
-// (pg_relation_size takes AccessShareLock, bounded by the session's
-// lock_timeout) and works on a hot standby.
+// ReadInventory reads the catalogs of conn's database: the collations in use
+// and every object depending on one. It only reads catalogs and relation
+// sizes and works on a hot standby. pg_relation_size takes AccessShareLock:
+// behind a concurrent ACCESS EXCLUSIVE lock it waits up to the session's
+// lock_timeout and the inventory fails; a relation dropped meanwhile counts
+// as size 0.
 func ReadInventory(ctx context.Context, conn *pgx.Conn) (*Inventory, error) {
 	inv := &Inventory{}
 	err := conn.QueryRow(ctx, `SELECT current_setting('server_version'),
@@ -327,7 +329,7 @@ const indexQuery = `
 SELECT i.indexrelid, n.nspname, t.relname, c.relname, am.amname, t.relkind::text,
        coalesce(con.contype::text, ''), i.indisunique,
        i.indisvalid AND i.indisready AND i.indislive,
-       pg_relation_size(i.indexrelid),
+       coalesce(pg_relation_size(i.indexrelid), 0),
        i.indcollation::oid[], coalesce(i.indexprs::text, ''), coalesce(i.indpred::text, ''),
        n.nspname IN ('pg_catalog', 'information_schema')
 FROM pg_index i
@@ -358,7 +360,7 @@ SELECT con.oid, n.nspname, t.relname, con.conname, con.contype::text, coalesce(c
        coalesce((SELECT array_agg(a.attcollation) FROM pg_attribute a
                   WHERE a.attrelid = con.confrelid AND a.attnum = ANY (con.confkey) AND a.attcollation <> 0),
                 '{}')::oid[],
-       pg_relation_size(con.conrelid), con.convalidated,
+       coalesce(pg_relation_size(con.conrelid), 0), con.convalidated,
        n.nspname IN ('pg_catalog', 'information_schema')
 FROM pg_constraint con
 JOIN pg_class t ON t.oid = con.conrelid
