@@ -175,3 +175,23 @@ func FuzzDecodeCheckIn(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkDecodeCheckIn(b *testing.B) {
+	body := []byte(validCheckIn)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeCheckIn(bytes.NewReader(body), DefaultMaxCheckInBytes); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeCheckInRoutine(b *testing.B) {
+	body := []byte(`{"instance_id":"5f0c6f1e-8d1a-4b4e-9a53-3f1d2c0b7a11","product":"acme","version":"3.29.4","nonce":"q8W2b6mZ0pVt3xYcR1d9Kw","health":{"status":"ok"}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeCheckIn(bytes.NewReader(body), DefaultMaxCheckInBytes); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

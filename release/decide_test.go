@@ -316,3 +316,46 @@ func BenchmarkDecide(b *testing.B) {
 		i++
 	}
 }
+
+func TestSnapshotAccessors(t *testing.T) {
+	f := decideFacts()
+	f.Releases[1].Status, f.Releases[1].Paused = StatusPaused, &Pause{Reason: "odd sorting", By: "alice", At: t0}
+	s := NewSnapshot(f, 0, t0)
+	if !s.BuiltAt().Equal(t0) {
+		t.Errorf("built at %s", s.BuiltAt())
+	}
+	st, err := s.Status("acme")
+	if err != nil || len(st) != 4 || st[0].Version != v("3.29.4") || st[3].Version != v("3.32.0") {
+		t.Fatalf("status %+v %v", st, err)
+	}
+	if st[1].Paused == nil || st[1].Paused.Reason != "odd sorting" || st[1].Rings[0].State != RingBlocked {
+		t.Errorf("paused release status %+v", st[1])
+	}
+	if _, err := s.Status("nope"); ErrorCode(err) != ENOTFOUND {
+		t.Errorf("unknown product status: %v", err)
+	}
+	if p, err := s.Product("acme"); err != nil || p.Name != "acme" {
+		t.Errorf("product %+v %v", p, err)
+	}
+	if _, err := s.Product("nope"); ErrorCode(err) != ENOTFOUND {
+		t.Errorf("unknown product: %v", err)
+	}
+	if r, err := s.Release("acme", v("3.31.0")); err != nil || !r.RequiredStop {
+		t.Errorf("release %+v %v", r, err)
+	}
+	if _, err := s.Release("acme", v("9.9.9")); ErrorCode(err) != ENOTFOUND {
+		t.Errorf("unknown release: %v", err)
+	}
+	// Due is a copy: changing it does not change the snapshot.
+	f.Releases[3].Rings = nil
+	f.GateResults = []GateResult{pass("3.32.0", at(-time.Hour))}
+	s = NewSnapshot(f, 0, t0)
+	d := s.Due()
+	if len(d) != 1 || d[0].Version != v("3.32.0") || d[0].Promotion.Ring != "insiders" {
+		t.Fatalf("due %+v", d)
+	}
+	d[0].Promotion.Ring = "changed"
+	if s.Due()[0].Promotion.Ring != "insiders" {
+		t.Fatal("Due exposes the snapshot's slice")
+	}
+}

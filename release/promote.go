@@ -28,6 +28,9 @@ type ReleaseStatus struct {
 	Release Release `json:"-"`
 	Version Version `json:"version"`
 	Status  Status  `json:"status"`
+	// Paused and Pulled repeat the release's pause and pull records.
+	Paused *Pause `json:"paused,omitempty"`
+	Pulled *Pull  `json:"pull,omitempty"`
 	// Gates holds the latest result of every gate posted for the release,
 	// by name; MissingGates the required gates without a result.
 	Gates        []GateResult `json:"gates"`
@@ -189,7 +192,7 @@ func Availability(facts Facts, now time.Time) ([]ReleaseStatus, []Due) {
 	var due []Due
 	for _, rel := range releases {
 		key := releaseKey{rel.Product, rel.Version}
-		rs := ReleaseStatus{Release: rel, Version: rel.Version, Status: rel.Status,
+		rs := ReleaseStatus{Release: rel, Version: rel.Version, Status: rel.Status, Paused: rel.Paused, Pulled: rel.Pulled,
 			Gates: []GateResult{}, MissingGates: []string{}, Holds: append([]Hold{}, holds[key]...)}
 		sort.Slice(rs.Holds, func(i, j int) bool {
 			if !rs.Holds[i].RaisedAt.Equal(rs.Holds[j].RaisedAt) {

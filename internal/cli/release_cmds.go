@@ -238,6 +238,15 @@ func printStatus(w io.Writer, st client.Status) {
 			fmt.Fprintln(w)
 		}
 		fmt.Fprintf(w, "%s %s: %s\n", st.Product, r.Version, r.Status)
+		if p := r.Pulled; p != nil {
+			guidance := string(p.Action)
+			if !p.Target.IsZero() {
+				guidance += " to " + p.Target.String()
+			}
+			fmt.Fprintf(w, "  pulled: %s; installations on it: %s\n", p.Reason, guidance)
+		} else if p := r.Paused; p != nil {
+			fmt.Fprintf(w, "  paused: %s (by %s, %s)\n", p.Reason, p.By, fmtWhen(p.At))
+		}
 		var gates []string
 		for _, g := range r.Gates {
 			gates = append(gates, g.Name+"="+string(g.Status))

@@ -211,6 +211,9 @@ func TestReleaseCommandsEndToEnd(t *testing.T) {
 		ans.Current.IncidentURL != "https://status.acme.example/i/42" || ans.Offer == nil || ans.Offer.Version.String() != "3.30.3" {
 		t.Fatalf("answer on the pulled release %+v", ans)
 	}
+	if out := api(t, url, admin, "release", "status", "acme"); !strings.Contains(out, "pulled: collation change corrupts unique indexes; installations on it: upgrade to 3.30.3") {
+		t.Fatalf("status of a pulled release:\n%s", out)
+	}
 	if out := api(t, url, admin, "release", "show", "acme", "3.30.0"); !strings.Contains(out, "upgrade to 3.30.3") || !strings.Contains(out, "collation change corrupts unique indexes") {
 		t.Fatalf("release show:\n%s", out)
 	}
