@@ -88,6 +88,11 @@ func TestPgRepair(t *testing.T) {
 	code, out, _ = repairRun(ctx, "pg", "duplicates", "--json", "--index", "users_email_key", dsn)
 	var dups struct {
 		Searched int `json:"indexes_searched"`
+		Findings []struct {
+			Kind   string `json:"kind"`
+			Object string `json:"object"`
+			Rows   int64  `json:"rows"`
+		} `json:"findings"`
 		Indexes  []struct {
 			Index struct {
 				Name string `json:"index"`
@@ -108,6 +113,10 @@ func TestPgRepair(t *testing.T) {
 		dups.Indexes[0].Groups == 0 || len(dups.Indexes[0].Examples[0].Rows) < 2 || dups.Indexes[0].Examples[0].Rows[0].ID["id"] == nil {
 		t.Fatalf("pg duplicates --json --index: exit %d\n%s", code, out)
 	}
+	if len(dups.Findings) != 1 || dups.Findings[0].Kind != "duplicate_key" || dups.Findings[0].Object != "users_email_key" ||
+		dups.Findings[0].Rows != dups.Indexes[0].Groups {
+		t.Fatalf("pg duplicates --json findings: %+v", dups.Findings)
+	}
 	if code, _, errOut := repairRun(ctx, "pg", "duplicates", "--index", "no_such_index", dsn); code != cli.ExitError ||
 		!strings.Contains(errOut, "no_such_index") {
 		t.Fatalf("unknown index: exit %d, %s", code, errOut)
@@ -122,6 +131,41 @@ func TestPgRepair(t *testing.T) {
 	}
 	if n := count(`SELECT count(*) FROM pg_namespace WHERE nspname = 'ringfence'`); n != 0 {
 		t.Fatal("the dry run created the ringfence schema")
+	}
+	code, out, _ = repairRun(ctx, "pg", "repair", "--json", "--dedupe", "users=keep-oldest:id", dsn)
+	var plan struct {
+		Duplicates []struct {
+			Index struct {
+				Name string `json:"index"`
+			} `json:"index"`
+			Rule *struct {
+				Column string `json:"column"`
+			} `json:"rule"`
+		} `json:"duplicates"`
+		Partitions []struct {
+			Partition  string `json:"partition"`
+			Rows       int64  `json:"rows"`
+			RerouteSQL string `json:"reroute_sql"`
+		} `json:"partition_violations"`
+		Rebuilds []struct {
+			SQL       string `json:"sql"`
+			BlockedBy string `json:"blocked_by"`
+		} `json:"rebuilds"`
+	}
+	if err := json.Unmarshal([]byte(out), &plan); err != nil {
+		t.Fatalf("pg repair --json: %v\n%s", err, out)
+	}
+	rules := map[string]string{}
+	for _, d := range plan.Duplicates {
+		rules[d.Index.Name] = ""
+		if d.Rule != nil {
+			rules[d.Index.Name] = d.Rule.Column
+		}
+	}
+	if code != cli.ExitFindings || rules["users_email_key"] != "id" || rules["tags_label_key"] != "" ||
+		len(plan.Partitions) != 1 || plan.Partitions[0].Rows == 0 || !strings.HasPrefix(plan.Partitions[0].RerouteSQL, "WITH moved AS") ||
+		len(plan.Rebuilds) != 4 {
+		t.Fatalf("pg repair --json: exit %d, rules %v\n%s", code, rules, out)
 	}
 	if code, _, errOut := repairRun(ctx, "pg", "repair", "--dedupe", "keep-latest:x", dsn); code != cli.ExitError ||
 		!strings.Contains(errOut, "keep-latest") {
