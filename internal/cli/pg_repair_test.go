@@ -93,7 +93,7 @@ func TestPgRepair(t *testing.T) {
 			Object string `json:"object"`
 			Rows   int64  `json:"rows"`
 		} `json:"findings"`
-		Indexes  []struct {
+		Indexes []struct {
 			Index struct {
 				Name string `json:"index"`
 			} `json:"index"`
