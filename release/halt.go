@@ -119,7 +119,9 @@ type Failure struct {
 // EvaluateHalt applies policy to the events and health reports of product's
 // release v and says whether v must be paused now, with the evidence either
 // way. Events and reports outside (now-Window, now] or about other versions
-// are ignored, so callers may pass a superset.
+// are ignored, so callers may pass a superset. Callers should date events
+// and reports by when the server received them rather than by the agent's
+// clock, so that a wrong clock cannot move failures out of the window.
 func EvaluateHalt(policy Policy, product string, v Version, events []InstanceEvent, health []HealthReport, now time.Time) (bool, Evidence) {
 	since := now.Add(-policy.Window)
 	ev := Evidence{Product: product, Version: v, Since: since, Until: now, Policy: policy, Failures: []Failure{}}
