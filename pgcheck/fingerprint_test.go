@@ -188,3 +188,53 @@ func TestFingerprintSeesLocaleChanges(t *testing.T) {
 		t.Errorf("fresh cluster has a recorded baseline (ok %v, err %v)", ok, err)
 	}
 }
+
+// checkICUFingerprints runs on the inventory test's database (ICU
+// collations inv.de_icu and the nondeterministic inv.ci): ties are recorded
+// for the nondeterministic collation, and an ICU locale changed in the
+// catalog, which keeps PostgreSQL's recorded version, is reported.
+func checkICUFingerprints(t *testing.T, c *pgtest.Cluster) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn := c.Connect("inv")
+	inv, err := ReadInventory(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := NewBaseline(ctx, conn, inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fps := map[string]Fingerprint{}
+	for _, f := range base.Fingerprints {
+		fps[f.Collation] = f
+	}
+	ci, de := fps["inv.ci"], fps["inv.de_icu"]
+	if len(ci.Ties) == 0 || len(de.Ties) != 0 || de.Provider != "icu" {
+		t.Errorf("ties: inv.ci %d, inv.de_icu %d (provider %s)", len(ci.Ties), len(de.Ties), de.Provider)
+	}
+	// Equal strings are ordered by their bytes: "A" then "a", tied.
+	if !slices.ContainsFunc(ci.Ties, func(i int) bool { return ci.Order[i-1] == "A" && ci.Order[i] == "a" }) {
+		t.Errorf("inv.ci does not tie \"A\" and \"a\": ties %v", ci.Ties)
+	}
+	if _, findings, err := CompareFingerprints(ctx, conn, inv, base); err != nil || len(findings) != 0 {
+		t.Fatalf("unchanged ICU collations: findings %+v err %v", findings, err)
+	}
+
+	// Swedish sorts ä and ö after z; the recorded version stays the same.
+	c.Exec("inv", `UPDATE pg_collation SET colliculocale = 'sv-SE' WHERE collname = 'de_icu'`)
+	conn = c.Connect("inv")
+	inv, err = ReadInventory(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, findings, err := CompareFingerprints(ctx, conn, inv, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(findings) != 1 || findings[0].Collation != "inv.de_icu" || len(findings[0].AtRisk) != 1 ||
+		findings[0].AtRisk[0].Object != "people_nick" {
+		t.Errorf("ICU locale changed: findings %+v", findings)
+	}
+}

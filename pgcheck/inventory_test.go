@@ -203,4 +203,6 @@ func TestInventoryFindsEveryKind(t *testing.T) {
 	if !slices.Equal(names, []string{"people_age_collate", "people_title"}) {
 		t.Errorf("at risk = %v", names)
 	}
+
+	checkICUFingerprints(t, c)
 }
