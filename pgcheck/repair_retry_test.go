@@ -1,0 +1,70 @@
+package pgcheck
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ringfence/ringfence/internal/pgtest"
+)
+
+// TestRepairResolvesDuplicatesArrivingMidway stores a new duplicate just
+// before the unique index is rebuilt, as an application writing through the
+// still-corrupt index would: REINDEX CONCURRENTLY fails on it and leaves
+// an invalid copy; the repair drops the copy, resolves the duplicate with
+// the rule, and rebuilds.
+func TestRepairResolvesDuplicatesArrivingMidway(t *testing.T) {
+	c := pgtest.New(t)
+	c.CreateDatabase("late")
+	c.Exec("late", `CREATE TABLE s (id int PRIMARY KEY, code text CONSTRAINT s_code_key UNIQUE, updated_at timestamptz NOT NULL);
+		INSERT INTO s SELECT g, 'code ' || g, timestamptz '2026-01-01' + g * interval '1 hour' FROM generate_series(1, 500) g`)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv, err := Open(c.DSN("late"), ConnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	injected := false
+	opts := RepairOptions{
+		Dedupe:    []DedupeRule{{KeepNewest: true, Column: "updated_at"}},
+		RetryWait: 10 * time.Millisecond,
+		Progress: func(e RepairEvent) {
+			if e.Step == StepRebuild && e.Status == StatusStarted && strings.Contains(e.Target, "s_code_key") && !injected {
+				injected = true
+				c.Exec("late", `UPDATE pg_index SET indisunique = false WHERE indexrelid = 's_code_key'::regclass;
+					INSERT INTO s VALUES (1001, 'code 7', timestamptz '2000-01-01');
+					UPDATE pg_index SET indisunique = true WHERE indexrelid = 's_code_key'::regclass`)
+			}
+		},
+	}
+	res, err := Repair(ctx, srv, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !injected || !res.Clean() {
+		t.Fatalf("repair not clean (injected %v): failed %v pending %v verify %+v events %+v", injected, res.Failed, res.Pending, res.Verify, res.Events)
+	}
+	conn := c.Connect("late")
+	var retries, leftovers, quarantined int
+	err = conn.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM ringfence.repair_log WHERE step = 'rebuild' AND status = 'retry' AND error LIKE '%could not create unique index%'),
+		(SELECT count(*) FROM ringfence.repair_log WHERE step = 'drop_leftover' AND status = 'done' AND target LIKE '%s_code_key_ccnew%'),
+		(SELECT count(*) FROM ringfence.quarantine WHERE (row_data->>'id')::int = 1001 AND action = 'deleted')`).Scan(&retries, &leftovers, &quarantined)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if retries != 1 || leftovers != 1 || quarantined != 1 {
+		t.Fatalf("journal: %d retries, %d leftovers dropped, %d rows quarantined; want 1 each", retries, leftovers, quarantined)
+	}
+	var ids []int
+	rows, err := conn.Query(ctx, `SELECT id FROM s WHERE code = 'code 7'`)
+	if err == nil {
+		ids, err = pgx.CollectRows(rows, pgx.RowTo[int])
+	}
+	if err != nil || len(ids) != 1 || ids[0] != 7 {
+		t.Fatalf("code 7 rows %v (%v), want the newer row 7", ids, err)
+	}
+}
