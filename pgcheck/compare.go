@@ -320,12 +320,18 @@ func (c *comparer) compareColumn(ctx context.Context, o DependentObject, k keyCo
 	return nil
 }
 
+// wholeTableRows is the table size (in estimated rows) up to which keys are
+// sampled from the whole table: reading that much takes about a second.
+const wholeTableRows = 1000000
+
 // sampleKeys reads at most c.sample distinct non-null values of a key column
-// on the old server. Tables larger than four times the bound are read
-// through TABLESAMPLE SYSTEM, so the cost stays bounded on any table size.
+// on the old server. Tables larger than both wholeTableRows and four times
+// the bound are read through TABLESAMPLE SYSTEM, with the fraction that
+// yields about four times the bound, so the cost stays bounded on any table
+// size.
 func (c *comparer) sampleKeys(ctx context.Context, o DependentObject, k keyColumn) ([]string, error) {
 	from := QuoteIdent(o.Schema, o.Table)
-	if limit := 4 * float64(c.sample); k.relTuples > limit {
+	if limit := 4 * float64(c.sample); k.relTuples > max(limit, wholeTableRows) {
 		pct := 100 * limit / k.relTuples
 		from += fmt.Sprintf(" TABLESAMPLE SYSTEM (%g)", pct)
 	}
