@@ -11,13 +11,21 @@ import (
 	"github.com/ringfence/ringfence/internal/pgtest"
 )
 
-// TestRepairResolvesDuplicatesArrivingMidway stores a new duplicate just
+// TestRepairOnALiveDatabase covers the failures a rebuild
+// meets on a live database.
+//
+// testDuplicateArrivingMidway stores a new duplicate just
 // before the unique index is rebuilt, as an application writing through the
 // still-corrupt index would: REINDEX CONCURRENTLY fails on it and leaves
 // an invalid copy; the repair drops the copy, resolves the duplicate with
 // the rule, and rebuilds.
-func TestRepairResolvesDuplicatesArrivingMidway(t *testing.T) {
+func TestRepairOnALiveDatabase(t *testing.T) {
 	c := pgtest.New(t)
+	t.Run("duplicate", func(t *testing.T) { testDuplicateArrivingMidway(t, c) })
+	t.Run("lock timeout", func(t *testing.T) { testRebuildRetriesLockTimeout(t, c) })
+}
+
+func testDuplicateArrivingMidway(t *testing.T, c *pgtest.Cluster) {
 	c.CreateDatabase("late")
 	c.Exec("late", `CREATE TABLE s (id int PRIMARY KEY, code text CONSTRAINT s_code_key UNIQUE, updated_at timestamptz NOT NULL);
 		INSERT INTO s SELECT g, 'code ' || g, timestamptz '2026-01-01' + g * interval '1 hour' FROM generate_series(1, 500) g`)
@@ -66,5 +74,57 @@ func TestRepairResolvesDuplicatesArrivingMidway(t *testing.T) {
 	}
 	if err != nil || len(ids) != 1 || ids[0] != 7 {
 		t.Fatalf("code 7 rows %v (%v), want the newer row 7", ids, err)
+	}
+}
+
+// testRebuildRetriesLockTimeout holds a lock that REINDEX CONCURRENTLY
+// conflicts with for a while: the rebuild times out on lock_timeout, waits,
+// retries, and succeeds once the lock is gone; the repair never queues
+// behind the lock for longer than lock_timeout.
+func testRebuildRetriesLockTimeout(t *testing.T, c *pgtest.Cluster) {
+	c.CreateDatabase("busy")
+	c.Exec("busy", `CREATE TABLE b (code text CONSTRAINT b_code_key UNIQUE);
+		INSERT INTO b SELECT 'code ' || g FROM generate_series(1, 100) g`)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv, err := Open(c.DSN("busy"), ConnOptions{LockTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder := c.Connect("busy")
+	tx, err := holder.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "LOCK TABLE b IN SHARE UPDATE EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	retries := 0
+	res, err := Repair(ctx, srv, RepairOptions{
+		RetryWait: 200 * time.Millisecond,
+		Attempts:  10,
+		Progress: func(e RepairEvent) {
+			if e.Step == StepRebuild && e.Status == StatusRetry {
+				if retries++; retries == 2 {
+					if err := tx.Rollback(ctx); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if retries != 2 || !res.Clean() {
+		t.Fatalf("%d retries, clean %v: failed %v verify %+v", retries, res.Clean(), res.Failed, res.Verify)
+	}
+	var timeouts int
+	if err := c.Connect("busy").QueryRow(ctx, `SELECT count(*) FROM ringfence.repair_log
+		WHERE step = 'rebuild' AND status = 'retry' AND error LIKE '%lock timeout%'`).Scan(&timeouts); err != nil {
+		t.Fatal(err)
+	}
+	if timeouts != 2 {
+		t.Fatalf("%d lock-timeout retries journaled, want 2", timeouts)
 	}
 }
