@@ -77,6 +77,16 @@ func TestCompareNamesIndexesThatWouldBreak(t *testing.T) {
 		t.Errorf("multi-column index columns %+v", cols)
 	}
 
+	// Tables estimated above a million rows are read through TABLESAMPLE.
+	for _, rows := range []float64{2e6, 1e12} {
+		c := &comparer{from: old.Connect("app"), sample: 500}
+		keys, err := c.sampleKeys(ctx, DependentObject{Schema: "public", Table: "customers"},
+			keyColumn{expr: "name", relTuples: rows})
+		if err != nil || len(keys) > 500 {
+			t.Errorf("sample of a table of %g rows: %d keys, err %v", rows, len(keys), err)
+		}
+	}
+
 	neu.Restart(pgtest.CodePoint)
 	got = compare()
 	for _, name := range []string{"customers_name_key", "customers_title", "customers_region_lower"} {
