@@ -183,8 +183,7 @@ type PartitionViolation struct {
 	// belongs in now (run it inside a transaction with index scans off).
 	RerouteSQL string `json:"reroute_sql"`
 
-	oid, rootOID uint32
-	columns      string
+	columns string // the root's insertable columns, for RerouteSQL
 }
 
 // CheckViolation is a CHECK constraint that stored rows violate under the
@@ -590,7 +589,7 @@ func partitionViolations(ctx context.Context, conn *pgx.Conn, inv *Inventory) ([
 		return out, nil
 	}
 	rows, err := conn.Query(ctx, `
-		SELECT DISTINCT ON (c.oid) c.oid, n.nspname, c.relname, pg_partition_root(c.oid)::oid,
+		SELECT DISTINCT ON (c.oid) n.nspname, c.relname,
 		       (SELECT rn.nspname::text FROM pg_class r JOIN pg_namespace rn ON rn.oid = r.relnamespace
 		         WHERE r.oid = pg_partition_root(c.oid)),
 		       (SELECT r.relname::text FROM pg_class r WHERE r.oid = pg_partition_root(c.oid)),
@@ -610,7 +609,7 @@ func partitionViolations(ctx context.Context, conn *pgx.Conn, inv *Inventory) ([
 		var v PartitionViolation
 		var constraint *string
 		var rootSchema, rootName string
-		err := r.Scan(&v.oid, &v.Schema, &v.Partition, &v.rootOID, &rootSchema, &rootName, &constraint, &v.columns)
+		err := r.Scan(&v.Schema, &v.Partition, &rootSchema, &rootName, &constraint, &v.columns)
 		v.Root = QuoteIdent(rootSchema, rootName)
 		if constraint != nil {
 			v.Constraint = *constraint
