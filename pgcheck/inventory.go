@@ -488,22 +488,33 @@ type collationUse struct {
 
 // parseNodeTree finds every node carrying an input collation in a
 // pg_node_tree's text form. Expressions and predicates record their
-// collations there, including the database default that pg_depend omits.
+// collations there, including the database default that pg_depend omits:
+// ":inputcollid N" on operators and functions, ":inputcollids (o N ...)" on
+// row comparisons, which always order.
 func parseNodeTree(tree string) []collationUse {
+	const field = ":inputcollid"
 	var uses []collationUse
 	for {
-		i := strings.Index(tree, ":inputcollid ")
+		i := strings.Index(tree, field)
 		if i < 0 {
 			return uses
 		}
 		start := strings.LastIndexByte(tree[:i], '{')
 		header := tree[max(start, 0):i]
-		rest := tree[i+len(":inputcollid "):]
+		rest := tree[i+len(field):]
 		tree = rest
 		u := collationUse{}
 		if start >= 0 {
-			name, _, _ := strings.Cut(header[1:], " ")
-			u.node = name
+			u.node, _, _ = strings.Cut(header[1:], " ")
+		}
+		if list, ok := strings.CutPrefix(rest, "s (o "); ok {
+			list, _, _ = strings.Cut(list, ")")
+			for _, f := range strings.Fields(list) {
+				if _, err := fmt.Sscan(f, &u.coll); err == nil && u.coll != 0 {
+					uses = append(uses, u)
+				}
+			}
+			continue
 		}
 		if _, err := fmt.Sscan(rest, &u.coll); err != nil || u.coll == 0 {
 			continue

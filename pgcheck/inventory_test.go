@@ -45,6 +45,7 @@ CREATE INDEX people_lower_name ON people (lower(name));
 CREATE INDEX people_age_partial ON people (age) WHERE name > 'm';
 CREATE INDEX people_age_collate ON people (age) WHERE code COLLATE "en_US.utf8" > 'x';
 CREATE INDEX people_age_eq ON people (age) WHERE status = 'a';
+CREATE INDEX people_age_row ON people (age) WHERE (name, code) < ('m', 'x');
 CREATE INDEX people_age ON people (age);
 CREATE INDEX people_name_hash ON people USING hash (name);
 CREATE TABLE orders (id int PRIMARY KEY, email text CONSTRAINT orders_email_fkey REFERENCES people (email),
@@ -103,6 +104,7 @@ func TestInventoryFindsEveryKind(t *testing.T) {
 		"people_lower_name":  {ObjectIndex, true, false, []string{"default"}},
 		"people_age_partial": {ObjectIndex, true, false, []string{"default"}},
 		"people_age_collate": {ObjectIndex, true, false, []string{"public.en_US.utf8"}},
+		"people_age_row":     {ObjectIndex, true, false, []string{"C", "default"}},
 		"orders_email_fkey":  {ObjectForeignKey, true, false, []string{"default"}},
 		"skus_pkey":          {ObjectPrimaryKey, true, true, []string{"default"}},
 		"codes_pkey":         {ObjectPrimaryKey, false, true, []string{"C"}},
@@ -205,4 +207,25 @@ func TestInventoryFindsEveryKind(t *testing.T) {
 	}
 
 	checkICUFingerprints(t, c)
+}
+
+func TestParseNodeTree(t *testing.T) {
+	cases := []struct {
+		tree string
+		want []collationUse
+	}{
+		{`{OPEXPR :opno 666 :opfuncid 742 :opresulttype 16 :opretset false :opcollid 0 :inputcollid 100 :args ({VAR :varno 1 :varattno 2 :vartype 25 :vartypmod -1 :varcollid 100 :varlevelsup 0 :varnosyn 1 :varattnosyn 2 :location 242} {CONST :consttype 25 :consttypmod -1 :constcollid 100 :constlen -1 :constbyval false :constisnull false :location 246 :constvalue 5 [ 20 0 0 0 109 ]}) :location 244}`,
+			[]collationUse{{node: "OPEXPR", opno: 666, coll: 100}}},
+		{`{OPEXPR :opno 521 :opfuncid 147 :opresulttype 16 :opretset false :opcollid 0 :inputcollid 0 :args ({FUNCEXPR :funcid 1317 :funcresulttype 23 :funcretset false :funcvariadic false :funcformat 0 :funccollid 0 :inputcollid 16384 :args ({VAR :varno 1 :varattno 2 :vartype 25 :vartypmod -1 :varcollid 100 :varlevelsup 0 :varnosyn 1 :varattnosyn 2 :location 198}) :location 191} {CONST :consttype 23 :consttypmod -1 :constcollid 0 :constlen 4 :constbyval true :constisnull false :location 203 :constvalue 4 [ 0 0 0 0 0 0 0 0 ]}) :location 201}`,
+			[]collationUse{{node: "FUNCEXPR", funcn: 1317, coll: 16384}}},
+		{`{ROWCOMPAREEXPR :rctype 1 :opnos (o 664 664) :opfamilies (o 1994 1994) :inputcollids (o 100 950) :largs ({VAR :varno 1 :varattno 1 :vartype 25 :vartypmod -1 :varcollid 100 :varlevelsup 0 :varnosyn 1 :varattnosyn 1 :location 67}) :rargs ()}`,
+			[]collationUse{{node: "ROWCOMPAREEXPR", coll: 100}, {node: "ROWCOMPAREEXPR", coll: 950}}},
+		{"", nil},
+		{"({VAR :varno 1 :varattno 2 :vartype 23 :vartypmod -1 :varcollid 0})", nil},
+	}
+	for _, c := range cases {
+		if got := parseNodeTree(c.tree); !slices.Equal(got, c.want) {
+			t.Errorf("parseNodeTree(%.40q) = %+v, want %+v", c.tree, got, c.want)
+		}
+	}
 }
