@@ -663,8 +663,18 @@ func (a *applier) verify(ctx context.Context, plan *RepairPlan, rebuilt []Planne
 	if err := a.ensureAmcheck(ctx); err != nil {
 		return err
 	}
-	check, err := Check(ctx, a.srv, CheckOptions{Scope: ScopeCollation, HeapAllIndexed: true,
-		Filter: Filter{ExcludeCatalogs: true}})
+	filter := Filter{ExcludeCatalogs: true}
+	if len(a.opts.Indexes) > 0 {
+		// A repair limited to some indexes verifies those.
+		filter.Indexes = []string{}
+		for _, r := range rebuilt {
+			filter.Indexes = append(filter.Indexes, globEscape(r.Schema)+"."+globEscape(r.Name))
+		}
+		if len(filter.Indexes) == 0 {
+			filter.Indexes = []string{""} // the empty pattern matches no name
+		}
+	}
+	check, err := Check(ctx, a.srv, CheckOptions{Scope: ScopeCollation, HeapAllIndexed: true, Filter: filter})
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
@@ -722,4 +732,16 @@ func (a *applier) recordBaseline(ctx context.Context) error {
 		}
 		return 0, RecordBaseline(ctx, a.conn, b)
 	})
+}
+
+// globEscape quotes the path.Match metacharacters in a name.
+func globEscape(name string) string {
+	var b strings.Builder
+	for _, r := range name {
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

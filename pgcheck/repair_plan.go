@@ -260,6 +260,9 @@ func (p *RepairPlan) Decisions(opts RepairOptions) []string {
 		out = append(out, fmt.Sprintf("%s on %s: %d row(s) violate the CHECK constraint (fix the rows; repair does not choose values)",
 			c.Constraint, QuoteIdent(c.Schema, c.Table), c.Rows))
 	}
+	if len(opts.Indexes) > 0 {
+		out = append(out, "the repair is limited to --index: collation versions are refreshed only by a repair of every index at risk")
+	}
 	if !opts.Blocking {
 		for _, r := range p.Rebuilds {
 			if !r.Concurrent && !r.Done {

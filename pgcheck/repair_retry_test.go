@@ -23,6 +23,7 @@ func TestRepairOnALiveDatabase(t *testing.T) {
 	c := pgtest.New(t)
 	t.Run("duplicate", func(t *testing.T) { testDuplicateArrivingMidway(t, c) })
 	t.Run("lock timeout", func(t *testing.T) { testRebuildRetriesLockTimeout(t, c) })
+	t.Run("limited to an index", func(t *testing.T) { testRepairLimitedToAnIndex(t, c) })
 }
 
 func testDuplicateArrivingMidway(t *testing.T, c *pgtest.Cluster) {
@@ -126,5 +127,51 @@ func testRebuildRetriesLockTimeout(t *testing.T, c *pgtest.Cluster) {
 	}
 	if timeouts != 2 {
 		t.Fatalf("%d lock-timeout retries journaled, want 2", timeouts)
+	}
+}
+
+// testRepairLimitedToAnIndex repairs one index: it is rebuilt and verified,
+// but the run stays unfinished (versions unrefreshed) until a repair of
+// every index at risk resumes and finishes it.
+func testRepairLimitedToAnIndex(t *testing.T, c *pgtest.Cluster) {
+	c.CreateDatabase("some")
+	c.Exec("some", `CREATE TABLE p (a text CONSTRAINT p_a_key UNIQUE, b text CONSTRAINT p_b_key UNIQUE);
+		INSERT INTO p SELECT 'a ' || g, 'b ' || g FROM generate_series(1, 100) g;
+		UPDATE pg_database SET datcollversion = '2.27' WHERE datname = 'some'`)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv, err := Open(c.DSN("some"), ConnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Repair(ctx, srv, RepairOptions{Indexes: []string{"p_b_key"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Plan.Rebuilds) != 1 || res.Plan.Rebuilds[0].Name != "p_b_key" || !hasEvent(res, StepRebuild, `"public"."p_b_key"`, StatusDone) {
+		t.Fatalf("limited repair rebuilt %+v, events %+v", res.Plan.Rebuilds, res.Events)
+	}
+	for _, e := range res.Events {
+		if e.Step == StepRefresh || e.Step == StepBaseline {
+			t.Fatalf("a limited repair ran %s: %+v", e.Step, e)
+		}
+	}
+	if res.Finished || len(res.Verify) > 0 || len(res.Failed) > 0 || len(res.Pending) != 1 {
+		t.Fatalf("limited repair: finished %v verify %+v failed %v pending %v", res.Finished, res.Verify, res.Failed, res.Pending)
+	}
+	conn := c.Connect("some")
+	if v := collVersions(t, conn); !strings.HasPrefix(v, "2.27") {
+		t.Fatalf("a limited repair refreshed the database's version: %s", v)
+	}
+	res, err = Repair(ctx, srv, RepairOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Resumed || !res.Clean() || !hasEvent(res, StepRebuild, `"public"."p_b_key"`, StatusSkipped) ||
+		!hasEvent(res, StepRebuild, `"public"."p_a_key"`, StatusDone) {
+		t.Fatalf("full repair after a limited one: %+v", res)
+	}
+	if v := collVersions(t, conn); strings.HasPrefix(v, "2.27") {
+		t.Fatalf("the full repair did not refresh the database's version: %s", v)
 	}
 }
