@@ -94,6 +94,7 @@ func testRepairScenario(t *testing.T, from, to pgtest.Variant) {
 	c := pgtest.New(t, pgtest.WithVariant(from))
 	c.CreateDatabase("shop")
 	c.Exec("shop", repairFixture)
+	recordBaseline(t, c.Connect("shop"))
 	c.Restart(to)
 	c.Exec("shop", breakFixture)
 	// PostgreSQL records the library's version, not the locale data's: make
@@ -115,6 +116,9 @@ func testRepairScenario(t *testing.T, from, to pgtest.Variant) {
 	}
 	if missing := missedByIndex(t, conn); missing == 0 {
 		t.Fatalf("the switch from %s to %s broke no lookup: the scenario proves nothing", from, to)
+	}
+	if changed, _, err := CheckFingerprint(ctx, conn, ""); err != nil || len(changed) == 0 {
+		t.Fatalf("the fingerprint did not notice the switch (%v): the baseline re-recording proves nothing", err)
 	}
 
 	dups, err := FindDuplicates(ctx, srv, DuplicateOptions{MaxGroups: 100000})
@@ -303,6 +307,9 @@ func testRepairScenario(t *testing.T, from, to pgtest.Variant) {
 	if missing := missedByIndex(t, conn); missing != 0 {
 		t.Fatalf("%d row(s) still missed by index lookups", missing)
 	}
+	if !check.Checked.Fingerprint || !hasEvent(res, StepBaseline, BaselineTable, StatusDone) {
+		t.Fatalf("the collation baseline was not recorded again (compared %v, events %+v)", check.Checked.Fingerprint, res.Events)
+	}
 
 	// Every removed row is in the quarantine, and the counts add up.
 	q, err := Quarantined(ctx, conn, "")
@@ -373,6 +380,24 @@ func testRepairScenario(t *testing.T, from, to pgtest.Variant) {
 	if err := conn.QueryRow(ctx, `SELECT to_jsonb(t) = q.row_data FROM tags t, ringfence.quarantine q
 		WHERE t.label = $1 AND q.id = $2`, label, victim.ID).Scan(&same); err != nil || !same {
 		t.Fatalf("restored row differs from its quarantined copy (%v)", err)
+	}
+}
+
+// recordBaseline records the database's collation fingerprints, as an
+// operator running `pg fingerprint --record` before the upgrade would.
+func recordBaseline(t *testing.T, conn *pgx.Conn) {
+	t.Helper()
+	ctx := context.Background()
+	inv, err := ReadInventory(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewBaseline(ctx, conn, inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := RecordBaseline(ctx, conn, b); err != nil {
+		t.Fatal(err)
 	}
 }
 
