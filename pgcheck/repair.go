@@ -153,6 +153,12 @@ func Repair(ctx context.Context, srv *Server, opts RepairOptions) (*RepairResult
 		res.Stopped = b
 		return res, nil
 	}
+	if plan.empty() {
+		// Nothing at risk, nothing broken: leave the database untouched
+		// (no ringfence schema, no amcheck).
+		res.Finished = true
+		return res, nil
+	}
 	if err := ensureRepairTables(ctx, conn); err != nil {
 		return nil, err
 	}

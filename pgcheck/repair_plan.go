@@ -246,6 +246,16 @@ func (p *RepairPlan) Blockers() []string {
 	return out
 }
 
+// empty reports whether the plan has nothing at all to do.
+func (p *RepairPlan) empty() bool {
+	leftovers := false
+	for _, ii := range p.Invalid {
+		leftovers = leftovers || ii.Leftover
+	}
+	return !leftovers && len(p.Duplicates) == 0 && len(p.Partitions) == 0 && len(p.Checks) == 0 &&
+		len(p.Rebuilds) == 0 && len(p.Refresh) == 0 && p.ResumeRun == ""
+}
+
 // Decisions returns what an apply with opts would leave to the operator;
 // while any remain the collation versions are not refreshed.
 func (p *RepairPlan) Decisions(opts RepairOptions) []string {

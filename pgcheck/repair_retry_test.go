@@ -24,6 +24,34 @@ func TestRepairOnALiveDatabase(t *testing.T) {
 	t.Run("duplicate", func(t *testing.T) { testDuplicateArrivingMidway(t, c) })
 	t.Run("lock timeout", func(t *testing.T) { testRebuildRetriesLockTimeout(t, c) })
 	t.Run("limited to an index", func(t *testing.T) { testRepairLimitedToAnIndex(t, c) })
+	t.Run("nothing at risk", func(t *testing.T) { testRepairNothingAtRisk(t, c) })
+}
+
+// testRepairNothingAtRisk applies a repair to a database whose text is all
+// in the C collation: nothing to do, and nothing is created.
+func testRepairNothingAtRisk(t *testing.T, c *pgtest.Cluster) {
+	c.CreateDatabase("safe")
+	c.Exec("safe", `CREATE TABLE k (code text COLLATE "C" PRIMARY KEY); INSERT INTO k VALUES ('a'), ('B')`)
+	srv, err := Open(c.DSN("safe"), ConnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Repair(context.Background(), srv, RepairOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Clean() || len(res.Events) != 0 || res.RunID != "" {
+		t.Fatalf("repair of a safe database: %+v", res)
+	}
+	var schemas, extensions int
+	if err := c.Connect("safe").QueryRow(context.Background(), `SELECT
+		(SELECT count(*) FROM pg_namespace WHERE nspname = 'ringfence'),
+		(SELECT count(*) FROM pg_extension WHERE extname = 'amcheck')`).Scan(&schemas, &extensions); err != nil {
+		t.Fatal(err)
+	}
+	if schemas+extensions != 0 {
+		t.Fatalf("a repair with nothing to do created %d schema(s) and %d extension(s)", schemas, extensions)
+	}
 }
 
 func testDuplicateArrivingMidway(t *testing.T, c *pgtest.Cluster) {

@@ -289,6 +289,10 @@ func printRepairResult(w io.Writer, r *pgcheck.RepairResult, opts pgcheck.Repair
 		}
 		return
 	}
+	if r.RunID == "" {
+		fmt.Fprintf(w, "Nothing to repair in database %s: no index, partition or constraint depends on a collation that can change.\n", r.Plan.Database)
+		return
+	}
 	resumed := ""
 	if r.Resumed {
 		resumed = " (resumed)"
