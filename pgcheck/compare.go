@@ -45,20 +45,30 @@ type CompareServer struct {
 	DefaultLocale string `json:"default_locale"`
 }
 
-// CompareReport is the outcome of Compare: per at-risk index, whether the
-// new server would order its keys as the old one does.
+// CompareReport is the outcome of Compare: per at-risk index and range or
+// list partition key, whether the new server would order its keys as the
+// old one does.
 type CompareReport struct {
 	From CompareServer `json:"from"`
 	To   CompareServer `json:"to"`
 	// Sample is the bound on distinct keys per key column.
 	Sample  int               `json:"sample"`
 	Indexes []IndexComparison `json:"indexes"`
-	Elapsed Duration          `json:"elapsed_seconds"`
+	// PartitionKeys holds the partitioned tables' keys: a changed order
+	// routes rows to other partitions than those holding them.
+	PartitionKeys []IndexComparison `json:"partition_keys"`
+	Elapsed       Duration          `json:"elapsed_seconds"`
 }
 
-// Differs reports whether any index would be ordered differently.
+// all returns the indexes and partition keys.
+func (r *CompareReport) all() []IndexComparison {
+	return append(append([]IndexComparison(nil), r.Indexes...), r.PartitionKeys...)
+}
+
+// Differs reports whether any index or partition key would be ordered
+// differently.
 func (r *CompareReport) Differs() bool {
-	for _, ix := range r.Indexes {
+	for _, ix := range r.all() {
 		if ix.Status == CompareDiffers {
 			return true
 		}
@@ -66,9 +76,10 @@ func (r *CompareReport) Differs() bool {
 	return false
 }
 
-// Incomplete reports whether any index could not be compared.
+// Incomplete reports whether any index or partition key could not be
+// compared.
 func (r *CompareReport) Incomplete() bool {
-	for _, ix := range r.Indexes {
+	for _, ix := range r.all() {
 		if ix.Status == CompareError {
 			return true
 		}
@@ -77,7 +88,8 @@ func (r *CompareReport) Incomplete() bool {
 }
 
 // IndexComparison is the result for one index (or the index behind a
-// primary key, unique or exclusion constraint).
+// primary key, unique or exclusion constraint), or one partition key (Type
+// partition_key, Name the partitioned table).
 type IndexComparison struct {
 	Schema string `json:"schema"`
 	Table  string `json:"table"`
@@ -116,8 +128,8 @@ type ColumnComparison struct {
 // when cast to text.
 var textTypes = map[string]bool{"text": true, "character varying": true, "character": true, "name": true}
 
-// Compare is the upgrade rehearsal: for every at-risk index of from's
-// database it samples the distinct values of each text key column (at most
+// Compare is the upgrade rehearsal: for every at-risk index and range or
+// list partition key of from's database it samples the distinct values of each text key column (at most
 // opts.Sample, a random sample of pages on larger tables), sorts them under
 // the column's collation on both servers and compares the orders. to only
 // needs the collations to exist: it can be an empty server of the new image.
@@ -149,18 +161,24 @@ func Compare(ctx context.Context, from, to *pgx.Conn, opts CompareOptions) (*Com
 	var targets []DependentObject
 	for _, o := range inv.Objects {
 		switch o.Type {
-		case ObjectIndex, ObjectPrimaryKey, ObjectUniqueConstraint, ObjectExclusionConstraint, ObjectMatviewIndex:
+		case ObjectIndex, ObjectPrimaryKey, ObjectUniqueConstraint, ObjectExclusionConstraint, ObjectMatviewIndex,
+			ObjectPartitionKey:
 			if o.AtRisk {
 				targets = append(targets, o)
 			}
 		}
 	}
+	rep.Indexes, rep.PartitionKeys = []IndexComparison{}, []IndexComparison{}
 	for i, o := range targets {
 		ix, err := c.compareIndex(ctx, o)
 		if err != nil {
 			return nil, err
 		}
-		rep.Indexes = append(rep.Indexes, ix)
+		if o.Type == ObjectPartitionKey {
+			rep.PartitionKeys = append(rep.PartitionKeys, ix)
+		} else {
+			rep.Indexes = append(rep.Indexes, ix)
+		}
 		if opts.Progress != nil {
 			opts.Progress(i+1, len(targets))
 		}
@@ -195,13 +213,20 @@ type keyColumn struct {
 	relTuples float64
 }
 
-// compareIndex compares one index. Errors confined to the index (a missing
-// collation, a statement timeout) are recorded in the result; only a
-// cancelled context or a broken connection stops the whole comparison.
+// compareIndex compares one index or partition key. Errors confined to it
+// (a missing collation, a statement timeout) are recorded in the result;
+// only a cancelled context or a broken connection stops the whole
+// comparison.
 func (c *comparer) compareIndex(ctx context.Context, o DependentObject) (IndexComparison, error) {
 	ix := IndexComparison{Schema: o.Schema, Table: o.Table, Name: o.Name, Type: o.Type, Unique: o.Unique,
 		Bytes: o.Bytes, Status: CompareSame, Columns: []ColumnComparison{}}
-	cols, err := c.keyColumns(ctx, o.OID)
+	var cols []keyColumn
+	var err error
+	if o.Type == ObjectPartitionKey {
+		cols, err = c.partitionKeyColumns(ctx, o.OID)
+	} else {
+		cols, err = c.keyColumns(ctx, o.OID)
+	}
 	if err != nil {
 		if fatal(ctx, c.from, err) {
 			return ix, fmt.Errorf("compare index %s.%s: %w", o.Schema, o.Name, err)
@@ -221,6 +246,8 @@ func (c *comparer) compareIndex(ctx context.Context, o DependentObject) (IndexCo
 			cc.Status = CompareSkipped
 		case !coll.AtRisk:
 			cc.Status = CompareSkipped
+		case k.expr == "":
+			cc.Status, cc.Error = CompareSkipped, "expression partition key: order not compared"
 		case !textTypes[k.typ]:
 			cc.Status, cc.Error = CompareSkipped, "not a text type: order not compared"
 		default:
@@ -260,7 +287,7 @@ func fatal(ctx context.Context, conn *pgx.Conn, err error) bool {
 }
 
 func (c *comparer) keyColumns(ctx context.Context, indexOID uint32) ([]keyColumn, error) {
-	rows, err := c.from.Query(ctx, `
+	return c.readKeyColumns(ctx, `
 		SELECT k.n, coalesce(pg_get_indexdef(i.indexrelid, k.n, true), a.attname), format_type(a.atttypid, NULL),
 		       coalesce(i.indcollation[k.n - 1], 0), i.indrelid,
 		       -- never analyzed: assume small rows, so the sample stays bounded
@@ -272,6 +299,30 @@ func (c *comparer) keyColumns(ctx context.Context, indexOID uint32) ([]keyColumn
 		JOIN pg_attribute a ON a.attrelid = i.indexrelid AND a.attnum = k.n
 		WHERE i.indexrelid = $1
 		ORDER BY k.n`, indexOID)
+}
+
+// partitionKeyColumns reads a partitioned table's key columns; expression
+// keys have an empty expr. The row estimate is the leaf partitions' total.
+func (c *comparer) partitionKeyColumns(ctx context.Context, tableOID uint32) ([]keyColumn, error) {
+	return c.readKeyColumns(ctx, `
+		SELECT k.n, coalesce(quote_ident(a.attname), ''), coalesce(format_type(a.atttypid, NULL), 'expression'),
+		       coalesce(p.partcollation[k.n - 1], 0), p.partrelid,
+		       (SELECT coalesce(sum(CASE WHEN l.reltuples >= 0 THEN l.reltuples::float8
+		                                 ELSE coalesce(pg_relation_size(l.oid), 0) / 32.0 END), 0)
+		          FROM pg_partition_tree(p.partrelid) pt JOIN pg_class l ON l.oid = pt.relid
+		         WHERE pt.isleaf)::float8
+		FROM pg_partitioned_table p
+		CROSS JOIN generate_series(1, p.partnatts) AS k(n)
+		LEFT JOIN pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = p.partattrs[k.n - 1]
+		     AND p.partattrs[k.n - 1] <> 0
+		WHERE p.partrelid = $1
+		ORDER BY k.n`, tableOID)
+}
+
+// readKeyColumns runs a key-column query: position, expression, type,
+// collation, table OID, estimated rows.
+func (c *comparer) readKeyColumns(ctx context.Context, q string, oid uint32) ([]keyColumn, error) {
+	rows, err := c.from.Query(ctx, q, oid)
 	if err != nil {
 		return nil, fmt.Errorf("read key columns: %w", err)
 	}

@@ -23,7 +23,13 @@ CREATE INDEX customers_region_lower ON customers (region, lower(name));
 INSERT INTO customers
 SELECT g, n || ' ' || g, n, upper(n) || g, n, g % 7
 FROM generate_series(1, 3000) g,
-     LATERAL (SELECT (ARRAY['adam', 'Bob', 'co-op', 'coop', 'co op', 'O''Brien', 'obrien', 'Zed', 'émile', 'Eve'])[1 + g % 10] AS n) v;`
+     LATERAL (SELECT (ARRAY['adam', 'Bob', 'co-op', 'coop', 'co op', 'O''Brien', 'obrien', 'Zed', 'émile', 'Eve'])[1 + g % 10] AS n) v;
+CREATE TABLE events (k text, v int) PARTITION BY RANGE (k);
+CREATE TABLE events_1 PARTITION OF events FOR VALUES FROM (MINVALUE) TO ('m');
+CREATE TABLE events_2 PARTITION OF events FOR VALUES FROM ('m') TO (MAXVALUE);
+INSERT INTO events SELECT name, id FROM customers;
+CREATE TABLE tags (t text) PARTITION BY LIST (lower(t));
+CREATE TABLE tags_a PARTITION OF tags FOR VALUES IN ('a');`
 
 func TestCompareNamesIndexesThatWouldBreak(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -59,15 +65,24 @@ func TestCompareNamesIndexesThatWouldBreak(t *testing.T) {
 		if !rep.Incomplete() {
 			t.Error("report not incomplete despite a missing collation")
 		}
+		for _, pk := range rep.PartitionKeys {
+			got["partition "+pk.Name] = pk
+		}
+		if pk := got["partition tags"]; pk.Status != CompareSkipped || len(pk.Columns) != 1 || pk.Columns[0].Error == "" {
+			t.Errorf("expression partition key: %+v", pk)
+		}
 		return got
 	}
 
 	got := compare()
-	for _, name := range []string{"customers_name_key", "customers_title", "customers_region_lower"} {
+	for _, name := range []string{"customers_name_key", "customers_title", "customers_region_lower", "partition events"} {
 		ix, ok := got[name]
 		if !ok || ix.Status != CompareSame {
 			t.Errorf("same locale: %s = %+v, want same", name, ix)
 		}
+	}
+	if pk := got["partition events"]; pk.Type != ObjectPartitionKey || pk.Columns[0].Expression != "k" || pk.Columns[0].Keys != 500 {
+		t.Errorf("partition key events: %+v", pk)
 	}
 	if ix := got["customers_name_key"]; ix.Type != ObjectUniqueConstraint || ix.Columns[0].Keys != 500 {
 		t.Errorf("customers_name_key: type %s, %d keys, want unique_constraint with 500 keys", ix.Type, ix.Columns[0].Keys)
@@ -89,7 +104,7 @@ func TestCompareNamesIndexesThatWouldBreak(t *testing.T) {
 
 	neu.Restart(pgtest.CodePoint)
 	got = compare()
-	for _, name := range []string{"customers_name_key", "customers_title", "customers_region_lower"} {
+	for _, name := range []string{"customers_name_key", "customers_title", "customers_region_lower", "partition events"} {
 		ix := got[name]
 		if ix.Status != CompareDiffers {
 			t.Errorf("code-point order: %s = %+v, want differs", name, ix)

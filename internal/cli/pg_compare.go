@@ -18,9 +18,9 @@ func pgCompareCommand(stdout, stderr io.Writer) *ucli.Command {
 	return &ucli.Command{
 		Name:  "compare",
 		Usage: "rehearse an upgrade: would the new server order the old server's index keys differently?",
-		Description: "Samples the distinct keys of every at-risk index in --from's database, sorts them\n" +
-			"under the same collation on --from and on --to, and reports per index whether the\n" +
-			"order would change, with pairs that flip. --to can be an empty server of the new\n" +
+		Description: "Samples the distinct keys of every at-risk index and range/list partition key in\n" +
+			"--from's database, sorts them under the same collation on --from and on --to, and\n" +
+			"reports for each whether the order would change, with pairs that flip. --to can be an empty server of the new\n" +
 			"image: only the collations must exist there. Multi-column indexes are compared\n" +
 			"column by column (text key columns only). Read-only on both servers.\n" +
 			"Exit 0 same order, 1 order differs, 2 could not compare.",
@@ -102,14 +102,14 @@ func printCompare(w io.Writer, rep *pgcheck.CompareReport) error {
 	fmt.Fprintf(w, "from: PostgreSQL %s, database %s, default locale %s\n", rep.From.ServerVersion, rep.From.Database, rep.From.DefaultLocale)
 	fmt.Fprintf(w, "to:   PostgreSQL %s, database %s, default locale %s\n", rep.To.ServerVersion, rep.To.Database, rep.To.DefaultLocale)
 	fmt.Fprintf(w, "up to %d distinct keys per text key column\n\n", rep.Sample)
-	if len(rep.Indexes) == 0 {
-		fmt.Fprintln(w, "no index depends on an at-risk collation: nothing to compare")
+	all := append(append([]pgcheck.IndexComparison(nil), rep.Indexes...), rep.PartitionKeys...)
+	if len(all) == 0 {
+		fmt.Fprintln(w, "no index or partition key depends on an at-risk collation: nothing to compare")
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "STATUS\tINDEX\tTABLE\tKEYS\tDETAIL")
-	var differs, failed int
-	for _, ix := range rep.Indexes {
+	fmt.Fprintln(tw, "STATUS\tOBJECT\tTABLE\tKEYS\tDETAIL")
+	for _, ix := range all {
 		keys := 0
 		var detail []string
 		for _, c := range ix.Columns {
@@ -124,14 +124,11 @@ func printCompare(w io.Writer, rep *pgcheck.CompareReport) error {
 		if ix.Error != "" {
 			detail = append(detail, ix.Error)
 		}
-		switch ix.Status {
-		case pgcheck.CompareDiffers:
-			differs++
-		case pgcheck.CompareError:
-			failed++
-		}
 		name := ix.Schema + "." + ix.Name
-		if ix.Unique {
+		switch {
+		case ix.Type == pgcheck.ObjectPartitionKey:
+			name += " (partition key)"
+		case ix.Unique:
 			name += " (unique)"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", ix.Status, name, ix.Schema+"."+ix.Table, keys, strings.Join(detail, "; "))
@@ -139,7 +136,7 @@ func printCompare(w io.Writer, rep *pgcheck.CompareReport) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	for _, ix := range rep.Indexes {
+	for _, ix := range all {
 		for _, c := range ix.Columns {
 			for _, ex := range c.Examples {
 				fmt.Fprintf(w, "  %s.%s: %q sorts %s %q on the old server, %s on the new\n",
@@ -147,11 +144,27 @@ func printCompare(w io.Writer, rep *pgcheck.CompareReport) error {
 			}
 		}
 	}
-	elapsed := time.Duration(rep.Elapsed).Round(time.Millisecond)
-	fmt.Fprintf(w, "\n%d of %d indexes would be out of order on the new server", differs, len(rep.Indexes))
-	if failed > 0 {
-		fmt.Fprintf(w, ", %d could not be compared", failed)
+	fmt.Fprintln(w)
+	summary := func(list []pgcheck.IndexComparison, what, verdict string) string {
+		var differs, failed int
+		for _, ix := range list {
+			switch ix.Status {
+			case pgcheck.CompareDiffers:
+				differs++
+			case pgcheck.CompareError:
+				failed++
+			}
+		}
+		s := fmt.Sprintf("%d of %d %s %s", differs, len(list), what, verdict)
+		if failed > 0 {
+			s += fmt.Sprintf(", %d could not be compared", failed)
+		}
+		return s
 	}
-	fmt.Fprintf(w, " (%v)\n", elapsed)
+	fmt.Fprint(w, summary(rep.Indexes, "indexes", "would be out of order on the new server"))
+	if len(rep.PartitionKeys) > 0 {
+		fmt.Fprint(w, "; "+summary(rep.PartitionKeys, "partition keys", "would route rows differently"))
+	}
+	fmt.Fprintf(w, " (%v)\n", time.Duration(rep.Elapsed).Round(time.Millisecond))
 	return nil
 }
