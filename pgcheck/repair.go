@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,6 +18,9 @@ import (
 // repairLockKey is the session advisory lock that keeps two repairs off one
 // database ("rfrepair" in ASCII).
 const repairLockKey int64 = 0x7266726570616972
+
+// dedupeBatch bounds the rows one journaled DELETE statement names.
+const dedupeBatch = 5000
 
 // ErrRepairRunning is returned when another repair holds the database's
 // repair lock.
@@ -461,15 +465,19 @@ func (a *applier) dedupe(ctx context.Context, idx UniqueIndex, rule DedupeRule) 
 				return fmt.Errorf("pick rows to remove: %w", err)
 			}
 			for _, l := range leaves {
-				sql := deleteDuplicatesSQL(idx, a.run, l.name, l.ctids)
-				tag, err := tx.Exec(ctx, sql)
-				if err != nil {
-					return fmt.Errorf("remove duplicates from %s: %w", l.name, err)
-				}
-				total += tag.RowsAffected()
-				if err := a.journal(ctx, tx, RepairEvent{Step: StepDedupe, Target: idx.QualifiedName(), Status: StatusDone,
-					SQL: sql, Rows: tag.RowsAffected()}); err != nil {
-					return err
+				// Batches keep each journaled statement readable; they
+				// all commit or roll back together.
+				for batch := range slices.Chunk(l.ctids, dedupeBatch) {
+					sql := deleteDuplicatesSQL(idx, a.run, l.name, batch)
+					tag, err := tx.Exec(ctx, sql)
+					if err != nil {
+						return fmt.Errorf("remove duplicates from %s: %w", l.name, err)
+					}
+					total += tag.RowsAffected()
+					if err := a.journal(ctx, tx, RepairEvent{Step: StepDedupe, Target: idx.QualifiedName(), Status: StatusDone,
+						SQL: sql, Rows: tag.RowsAffected()}); err != nil {
+						return err
+					}
 				}
 			}
 			return nil
