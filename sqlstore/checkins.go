@@ -5,6 +5,8 @@ import (
 	"crypto/ed25519"
 	"database/sql"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ringfence/ringfence/release"
@@ -26,73 +28,132 @@ type CheckInRecord struct {
 }
 
 // RecordCheckIns writes a batch of check-ins in one transaction: it upserts
-// each installation and appends its events and failing health reports. When
-// it returns nil, every record is durable (SQLite: in the WAL; PostgreSQL:
-// committed), so the server may answer the check-ins.
+// each installation (the latest record of an installation wins) and appends
+// every record's events and failing health reports, with a few multi-row
+// statements per batch. When it returns nil, every record is durable
+// (SQLite: in the WAL; PostgreSQL: committed), so the server may answer the
+// check-ins.
 func (s *Store) RecordCheckIns(ctx context.Context, recs []CheckInRecord) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	return s.writeSilent(ctx, func(tx *sql.Tx) error {
-		upsert, err := tx.PrepareContext(ctx, `INSERT INTO installations
-				(product, instance_id, customer, version, health, health_detail, first_seen, last_seen)
-			VALUES ($1, $2, $3, $4, COALESCE(CAST($5 AS TEXT), 'unknown'), COALESCE(CAST($6 AS TEXT), ''), $7, $7)
-			ON CONFLICT (product, instance_id) DO UPDATE SET
-				customer = excluded.customer,
-				version = excluded.version,
-				health = CASE WHEN CAST($5 AS TEXT) IS NOT NULL THEN excluded.health
-					WHEN installations.version <> excluded.version THEN 'unknown'
-					ELSE installations.health END,
-				health_detail = CASE WHEN CAST($5 AS TEXT) IS NOT NULL THEN excluded.health_detail
-					WHEN installations.version <> excluded.version THEN ''
-					ELSE installations.health_detail END,
-				last_seen = excluded.last_seen`)
-		if err != nil {
-			return fmt.Errorf("prepare installation upsert: %w", err)
+	withHealth, withoutHealth := latestPerInstallation(recs)
+	var events, reports [][]any
+	for _, r := range recs {
+		at := r.ReceivedAt.UTC()
+		for _, e := range r.Events {
+			from := ""
+			if !e.From.IsZero() {
+				from = e.From.String()
+			}
+			events = append(events, []any{r.Product, r.InstanceID, r.Customer, string(e.Kind), from, e.To.String(), e.At.UTC(), e.Detail, at})
 		}
-		defer upsert.Close()
-		var event, health *sql.Stmt
-		for _, r := range recs {
-			var hs, hd any
-			if r.Health != nil {
-				hs, hd = string(r.Health.Status), r.Health.Detail
-			}
-			at := r.ReceivedAt.UTC()
-			if _, err := upsert.ExecContext(ctx, r.Product, r.InstanceID, r.Customer, r.Version.String(), hs, hd, at); err != nil {
-				return fmt.Errorf("record check-in of %s/%s: %w", r.Product, r.InstanceID, err)
-			}
-			for _, e := range r.Events {
-				if event == nil {
-					if event, err = tx.PrepareContext(ctx, `INSERT INTO events
-						(product, instance_id, customer, kind, from_version, to_version, at, detail, received_at)
-						VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`); err != nil {
-						return fmt.Errorf("prepare event insert: %w", err)
-					}
-					defer event.Close()
-				}
-				from := ""
-				if !e.From.IsZero() {
-					from = e.From.String()
-				}
-				if _, err := event.ExecContext(ctx, r.Product, r.InstanceID, r.Customer, string(e.Kind), from, e.To.String(), e.At.UTC(), e.Detail, at); err != nil {
-					return fmt.Errorf("record %s event of %s/%s: %w", e.Kind, r.Product, r.InstanceID, err)
-				}
-			}
-			if r.Health != nil && r.Health.Status.Failing() {
-				if health == nil {
-					if health, err = tx.PrepareContext(ctx, `INSERT INTO health_reports
-						(product, instance_id, version, status, detail, at) VALUES ($1, $2, $3, $4, $5, $6)`); err != nil {
-						return fmt.Errorf("prepare health report insert: %w", err)
-					}
-					defer health.Close()
-				}
-				if _, err := health.ExecContext(ctx, r.Product, r.InstanceID, r.Version.String(), string(r.Health.Status), r.Health.Detail, at); err != nil {
-					return fmt.Errorf("record health report of %s/%s: %w", r.Product, r.InstanceID, err)
-				}
-			}
+		if r.Health != nil && r.Health.Status.Failing() {
+			reports = append(reports, []any{r.Product, r.InstanceID, r.Version.String(), string(r.Health.Status), r.Health.Detail, at})
+		}
+	}
+	return s.writeSilent(ctx, func(tx *sql.Tx) error {
+		// A reported health replaces the stored one.
+		if err := insertRows(ctx, tx, `INSERT INTO installations
+				(product, instance_id, customer, version, health, health_detail, first_seen, last_seen) VALUES `, `
+			ON CONFLICT (product, instance_id) DO UPDATE SET
+				customer = excluded.customer, version = excluded.version,
+				health = excluded.health, health_detail = excluded.health_detail,
+				last_seen = excluded.last_seen`, withHealth); err != nil {
+			return fmt.Errorf("record check-ins: %w", err)
+		}
+		// Without a report the stored health stays, unless the version
+		// changed: then nothing is known about the new one yet.
+		if err := insertRows(ctx, tx, `INSERT INTO installations
+				(product, instance_id, customer, version, health, health_detail, first_seen, last_seen) VALUES `, `
+			ON CONFLICT (product, instance_id) DO UPDATE SET
+				customer = excluded.customer, version = excluded.version,
+				health = CASE WHEN installations.version <> excluded.version THEN 'unknown' ELSE installations.health END,
+				health_detail = CASE WHEN installations.version <> excluded.version THEN '' ELSE installations.health_detail END,
+				last_seen = excluded.last_seen`, withoutHealth); err != nil {
+			return fmt.Errorf("record check-ins: %w", err)
+		}
+		if err := insertRows(ctx, tx, `INSERT INTO events
+				(product, instance_id, customer, kind, from_version, to_version, at, detail, received_at) VALUES `, "", events); err != nil {
+			return fmt.Errorf("record check-in events: %w", err)
+		}
+		if err := insertRows(ctx, tx, `INSERT INTO health_reports
+				(product, instance_id, version, status, detail, at) VALUES `, "", reports); err != nil {
+			return fmt.Errorf("record health reports: %w", err)
 		}
 		return nil
 	})
+}
+
+// latestPerInstallation reduces recs (in arrival order) to one installation
+// row per product and instance: the latest record, keeping an earlier
+// health report of the same version when the latest carries none. Rows are
+// split by whether they carry a health report.
+func latestPerInstallation(recs []CheckInRecord) (withHealth, withoutHealth [][]any) {
+	type key struct{ product, instance string }
+	latest := make(map[key]CheckInRecord, len(recs))
+	order := make([]key, 0, len(recs))
+	for _, r := range recs {
+		k := key{r.Product, r.InstanceID}
+		old, seen := latest[k]
+		if !seen {
+			order = append(order, k)
+		} else if r.Health == nil && old.Health != nil && old.Version == r.Version {
+			r.Health = old.Health
+		}
+		latest[k] = r
+	}
+	for _, k := range order {
+		r := latest[k]
+		at := r.ReceivedAt.UTC()
+		if r.Health != nil {
+			withHealth = append(withHealth, []any{r.Product, r.InstanceID, r.Customer, r.Version.String(), string(r.Health.Status), r.Health.Detail, at, at})
+		} else {
+			withoutHealth = append(withoutHealth, []any{r.Product, r.InstanceID, r.Customer, r.Version.String(), string(release.HealthUnknown), "", at, at})
+		}
+	}
+	return withHealth, withoutHealth
+}
+
+// maxParams bounds the parameters of one statement (PostgreSQL allows 65535,
+// SQLite 32766).
+const maxParams = 30000
+
+// insertRows runs head + "($1, ...), (...)" + tail for rows, in as few
+// statements as the parameter limit allows. All rows have the same width.
+func insertRows(ctx context.Context, tx *sql.Tx, head, tail string, rows [][]any) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	width := len(rows[0])
+	per := max(1, maxParams/width)
+	var b strings.Builder
+	for start := 0; start < len(rows); start += per {
+		chunk := rows[start:min(start+per, len(rows))]
+		b.Reset()
+		b.WriteString(head)
+		args := make([]any, 0, len(chunk)*width)
+		for i, row := range chunk {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteByte('(')
+			for j := range row {
+				if j > 0 {
+					b.WriteString(", ")
+				}
+				b.WriteByte('$')
+				b.WriteString(strconv.Itoa(len(args) + j + 1))
+			}
+			b.WriteByte(')')
+			args = append(args, row...)
+		}
+		b.WriteString(tail)
+		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // HaltEvidence returns the events about release v of product and its failing

@@ -126,11 +126,19 @@ func TestStore(t *testing.T) {
 		if err := s.RecordCheckIns(ctx, []sqlstore.CheckInRecord{{Product: "acme", Customer: "bigbank", InstanceID: "i1", Version: release.MustParseVersion("3.29.0"), ReceivedAt: now}}); err != nil {
 			t.Fatal(err)
 		}
+		// One batch with the same installation twice: the latest wins, an
+		// earlier health report of the same version is kept.
+		if err := s.RecordCheckIns(ctx, []sqlstore.CheckInRecord{
+			{Product: "acme", Customer: "bigbank", InstanceID: "i3", Version: v, Health: &release.Health{Status: release.HealthCorrupt}, ReceivedAt: now},
+			{Product: "acme", Customer: "bigbank", InstanceID: "i3", Version: v, ReceivedAt: now.Add(time.Millisecond)},
+		}); err != nil {
+			t.Fatalf("batch with one installation twice: %v", err)
+		}
 		events, reports := check2(s.HaltEvidence(ctx, "acme", v, now.Add(-time.Minute)))(t)
 		if len(events) != 1 || events[0].Kind != release.EventUpgradeFailed || events[0].InstanceID != "i2" {
 			t.Errorf("halt events = %+v", events)
 		}
-		if len(reports) != 1 || reports[0].Health.Status != release.HealthCorrupt {
+		if len(reports) != 2 || reports[0].Health.Status != release.HealthCorrupt || reports[1].InstanceID != "i3" {
 			t.Errorf("halt health reports = %+v", reports)
 		}
 		facts := check(s.LoadFacts(ctx, true))(t)
@@ -141,8 +149,8 @@ func TestStore(t *testing.T) {
 		for _, a := range facts.Adoption {
 			if a.Version == v && a.Ring == "insiders" {
 				found = true
-				if a.Installations != 1 || a.Healthy != 0 || a.Failed != 1 {
-					t.Errorf("adoption of 3.30.0 = %+v, want 1 installed, 1 failed", a)
+				if a.Installations != 2 || a.Healthy != 0 || a.Failed != 2 {
+					t.Errorf("adoption of 3.30.0 = %+v, want 2 installed, 2 failed", a)
 				}
 			}
 		}
@@ -150,12 +158,15 @@ func TestStore(t *testing.T) {
 			t.Errorf("no adoption for 3.30.0 in %+v", facts.Adoption)
 		}
 		insts := check(s.ListInstallations(ctx, "acme", 10))(t)
-		if len(insts) != 2 {
+		if len(insts) != 3 {
 			t.Errorf("installations = %+v", insts)
 		}
 		for _, in := range insts {
 			if in.InstanceID == "i1" && (in.Health.Status != release.HealthUnknown || in.Version.String() != "3.29.0" || in.Ring != "insiders") {
 				t.Errorf("i1 after moving to 3.29.0 without health = %+v", in)
+			}
+			if in.InstanceID == "i3" && (in.Health.Status != release.HealthCorrupt || !in.LastSeen.Truncate(time.Microsecond).Equal(now.Add(time.Millisecond).Truncate(time.Microsecond))) {
+				t.Errorf("i3 after a batch with it twice = %+v", in)
 			}
 		}
 
