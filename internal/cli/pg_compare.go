@@ -20,9 +20,10 @@ func pgCompareCommand(stdout, stderr io.Writer) *ucli.Command {
 		Usage: "rehearse an upgrade: would the new server order the old server's index keys differently?",
 		Description: "Samples the distinct keys of every at-risk index and range/list partition key in\n" +
 			"--from's database, sorts them under the same collation on --from and on --to, and\n" +
-			"reports for each whether the order would change, with pairs that flip. --to can be an empty server of the new\n" +
-			"image: only the collations must exist there. Multi-column indexes are compared\n" +
-			"column by column (text key columns only). Read-only on both servers.\n" +
+			"reports for each whether the order would change, with pairs that flip. --to can be\n" +
+			"an empty server of the new image: only the collations must exist there.\n" +
+			"Multi-column keys are compared column by column (text key columns only).\n" +
+			"Read-only on both servers.\n" +
 			"Exit 0 same order, 1 order differs, 2 could not compare.",
 		Flags: append(connFlags(),
 			&ucli.StringFlag{Name: "from", Usage: "`DSN` of the old server and the database to sample", Required: true},
