@@ -73,7 +73,7 @@ func pgCompareCommand(stdout, stderr io.Writer) *ucli.Command {
 			progress := func(done, total int) {
 				if !cmd.Bool("quiet") && (done == total || time.Since(last) >= time.Second) {
 					last = time.Now()
-					fmt.Fprintf(stderr, "compare: %d/%d indexes\n", done, total)
+					fmt.Fprintf(stderr, "compare: %d/%d indexes and partition keys\n", done, total)
 				}
 			}
 			rep, err := pgcheck.Compare(ctx, from, to, pgcheck.CompareOptions{

@@ -19,7 +19,7 @@ func TestPgCompare(t *testing.T) {
 
 	code, out, errOut := ringfence(t, "pg", "compare", "--from", from, "--to", to)
 	if code != cli.ExitOK || !strings.Contains(out, "0 of 2 indexes would be out of order") ||
-		!strings.Contains(errOut, "compare: 2/2 indexes") {
+		!strings.Contains(errOut, "compare: 2/2 indexes and partition keys") {
 		t.Fatalf("same locale: exit %d\n%s%s", code, out, errOut)
 	}
 
