@@ -32,8 +32,8 @@ type CompareOptions struct {
 	// Sample bounds the distinct keys read per index key column
 	// (DefaultCompareSample when zero).
 	Sample int
-	// Progress, when set, is called after each index with the number of
-	// indexes compared so far and the total.
+	// Progress, when set, is called after each index or partition key with
+	// the number compared so far and the total.
 	Progress func(done, total int)
 }
 

@@ -16,7 +16,8 @@ import (
 
 // Fingerprint is how one collation orders a set of probe strings, as the
 // server sorted them. Two fingerprints of the same strings differ exactly
-// when the collation's behaviour changed, whatever its version says.
+// when the collation orders those strings differently, whatever its version
+// says.
 type Fingerprint struct {
 	// Collation is the collation's inventory key (CollationInfo.Name).
 	Collation string `json:"collation"`
