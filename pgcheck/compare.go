@@ -104,7 +104,7 @@ type IndexComparison struct {
 	Error   string             `json:"error,omitempty"`
 }
 
-// ColumnComparison is the result for one key column of an index: its
+// ColumnComparison is the result for one key column: its
 // distinct values sampled on the old server, sorted under the column's
 // collation on both.
 type ColumnComparison struct {
@@ -117,8 +117,8 @@ type ColumnComparison struct {
 	Status     string `json:"status"`
 	// Keys is the number of distinct keys compared.
 	Keys int `json:"keys"`
-	// ChangedPairs counts neighbouring keys (in the old order) whose order
-	// differs on the new server; Examples shows the first few.
+	// ChangedPairs counts the pairs of neighbouring keys (in the old order)
+	// whose order differs on the new server; Examples shows a few.
 	ChangedPairs int         `json:"changed_pairs,omitempty"`
 	Examples     []OrderFlip `json:"examples,omitempty"`
 	Error        string      `json:"error,omitempty"`
@@ -129,12 +129,13 @@ type ColumnComparison struct {
 var textTypes = map[string]bool{"text": true, "character varying": true, "character": true, "name": true}
 
 // Compare is the upgrade rehearsal: for every at-risk index and range or
-// list partition key of from's database it samples the distinct values of each text key column (at most
-// opts.Sample, a random sample of pages on larger tables), sorts them under
-// the column's collation on both servers and compares the orders. to only
-// needs the collations to exist: it can be an empty server of the new image.
+// list partition key of from's database it samples the distinct values of
+// each text key column (at most opts.Sample, a random sample of pages on
+// larger tables), sorts them under the column's collation on both servers
+// and compares the orders. to only needs the collations to exist: it can be
+// an empty server of the new image.
 //
-// Multi-column indexes are compared column by column: a changed order of any
+// Multi-column keys are compared column by column: a changed order of any
 // text key column is reported as a difference, which is exact for the
 // leading column and conservative for later ones (their values only matter
 // among rows with equal leading keys).
