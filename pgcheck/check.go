@@ -300,9 +300,15 @@ func checkDatabase(ctx context.Context, srv *Server, db string, opts CheckOption
 	}
 	// Collation drift PostgreSQL cannot see: compare with the recorded
 	// fingerprints whenever a baseline exists.
+	// A failure here (a locale that no longer loads, say) must not keep
+	// amcheck from running: it makes the report incomplete instead.
 	changed, compared, err := CheckFingerprint(ctx, conn, opts.BaselineFile)
 	if err != nil {
-		return fmt.Errorf("compare collation fingerprints: %w", err)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		rep.Skipped = append(rep.Skipped, Skipped{Database: db, Object: "collation fingerprints",
+			Reason: err.Error(), Error: true})
 	}
 	rep.Checked.Fingerprint = rep.Checked.Fingerprint || compared
 	rep.Findings = append(rep.Findings, changed...)

@@ -19,6 +19,7 @@ const (
 	sqlstateLockTimeout    = "55P03"
 	sqlstateQueryCanceled  = "57014"
 	sqlstateNoPrivilege    = "42501"
+	sqlstateInvalidParam   = "22023"
 )
 
 // heapFindingMessages bounds the corruption messages quoted per relation.
@@ -149,28 +150,19 @@ func runTask(ctx context.Context, conn *pgx.Conn, db, amSchema string, t task, o
 			return r, nil
 		}
 	case taskHeap:
-		var start, end *int64
-		if t.startBlock >= 0 {
-			start = &t.startBlock
-		}
-		if t.endBlock >= 0 {
-			end = &t.endBlock
-		}
-		var rows pgx.Rows
-		rows, err = conn.Query(ctx, fmt.Sprintf(`SELECT blkno, offnum, attnum, msg FROM %s.verify_heapam(
-			relation => $1::oid::regclass, on_error_stop => false, check_toast => true, skip => 'none',
-			startblock => $2, endblock => $3)`, QuoteIdent(amSchema)), t.oid, start, end)
-		if err == nil {
-			var blk int64
-			var off, att *int32
-			var msg string
-			_, err = pgx.ForEachRow(rows, []any{&blk, &off, &att, &msg}, func() error {
-				r.heapRows++
-				if len(r.heapMsgs) < heapFindingMessages {
-					r.heapMsgs = append(r.heapMsgs, heapMessage(blk, off, att, msg))
-				}
-				return nil
-			})
+		err = verifyHeap(ctx, conn, amSchema, t, &r)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == sqlstateInvalidParam && t.startBlock >= 0 {
+			// The relation shrank (VACUUM truncation) since it was planned:
+			// check what is left of this range, or nothing if it is gone.
+			if strings.HasPrefix(pgErr.Message, "starting block number") {
+				return r, nil
+			}
+			if strings.HasPrefix(pgErr.Message, "ending block number") {
+				t.endBlock = -1
+				r = result{task: t}
+				err = verifyHeap(ctx, conn, amSchema, t, &r)
+			}
 		}
 	case taskPartition, taskConstraint:
 		var n int64
@@ -208,6 +200,35 @@ func runTask(ctx context.Context, conn *pgx.Conn, db, amSchema string, t task, o
 		return r, nil
 	}
 	return r, fmt.Errorf("%s: %w", t, err)
+}
+
+// verifyHeap runs verify_heapam over t's block range, collecting the
+// problems it reports into r.
+func verifyHeap(ctx context.Context, conn *pgx.Conn, amSchema string, t task, r *result) error {
+	var start, end *int64
+	if t.startBlock >= 0 {
+		start = &t.startBlock
+	}
+	if t.endBlock >= 0 {
+		end = &t.endBlock
+	}
+	rows, err := conn.Query(ctx, fmt.Sprintf(`SELECT blkno, offnum, attnum, msg FROM %s.verify_heapam(
+		relation => $1::oid::regclass, on_error_stop => false, check_toast => true, skip => 'none',
+		startblock => $2, endblock => $3)`, QuoteIdent(amSchema)), t.oid, start, end)
+	if err != nil {
+		return err
+	}
+	var blk int64
+	var off, att *int32
+	var msg string
+	_, err = pgx.ForEachRow(rows, []any{&blk, &off, &att, &msg}, func() error {
+		r.heapRows++
+		if len(r.heapMsgs) < heapFindingMessages {
+			r.heapMsgs = append(r.heapMsgs, heapMessage(blk, off, att, msg))
+		}
+		return nil
+	})
+	return err
 }
 
 func heapMessage(blk int64, off, att *int32, msg string) string {

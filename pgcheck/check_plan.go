@@ -86,9 +86,12 @@ func plan(ctx context.Context, conn *pgx.Conn, db string, opts CheckOptions, rep
 }
 
 func planIndexes(ctx context.Context, conn *pgx.Conn, db string, opts CheckOptions, risk *riskSet, rep *CheckReport, p *dbPlan) error {
-	// Toast indexes are filtered by the table that owns the TOAST table.
+	// Sizes come from pg_class.relpages (as of the last VACUUM/ANALYZE):
+	// good enough to schedule, and unlike pg_relation_size they take no
+	// lock, so planning never queues behind a pending ACCESS EXCLUSIVE.
+	// TOAST indexes are filtered by the table that owns the TOAST table.
 	rows, err := conn.Query(ctx, `
-		SELECT c.oid, n.nspname, t.relname, c.relname, pg_relation_size(c.oid),
+		SELECT c.oid, n.nspname, t.relname, c.relname, c.relpages::bigint * current_setting('block_size')::bigint,
 		       c.relpersistence = 'u',
 		       coalesce(own_n.nspname, n.nspname), coalesce(own.relname, t.relname)
 		FROM pg_index i
@@ -134,8 +137,8 @@ func planIndexes(ctx context.Context, conn *pgx.Conn, db string, opts CheckOptio
 
 func planHeap(ctx context.Context, conn *pgx.Conn, db string, opts CheckOptions, rep *CheckReport, p *dbPlan) error {
 	rows, err := conn.Query(ctx, `
-		SELECT c.oid, n.nspname, c.relname, pg_relation_size(c.oid),
-		       pg_relation_size(c.oid) / current_setting('block_size')::bigint,
+		SELECT c.oid, n.nspname, c.relname, c.relpages::bigint * current_setting('block_size')::bigint,
+		       c.relpages::bigint,
 		       c.relpersistence = 'u',
 		       coalesce(own_n.nspname, n.nspname), coalesce(own.relname, c.relname)
 		FROM pg_class c

@@ -16,7 +16,7 @@ func planScans(ctx context.Context, conn *pgx.Conn, opts CheckOptions, risk *ris
 		// pg_get_partition_constraintdef includes the ancestors' bounds, so
 		// checking leaves covers every level.
 		rows, err := conn.Query(ctx, `
-			SELECT c.oid, n.nspname, pc.relname, c.relname, pg_relation_size(c.oid),
+			SELECT c.oid, n.nspname, pc.relname, c.relname, c.relpages::bigint * current_setting('block_size')::bigint,
 			       pg_get_partition_constraintdef(c.oid)
 			FROM pg_class c
 			JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -45,7 +45,7 @@ func planScans(ctx context.Context, conn *pgx.Conn, opts CheckOptions, risk *ris
 	}
 	if len(risk.checks) > 0 {
 		rows, err := conn.Query(ctx, `
-			SELECT t.oid, n.nspname, t.relname, con.conname, pg_relation_size(t.oid),
+			SELECT t.oid, n.nspname, t.relname, con.conname, t.relpages::bigint * current_setting('block_size')::bigint,
 			       pg_get_expr(con.conbin, con.conrelid)
 			FROM pg_constraint con
 			JOIN pg_class t ON t.oid = con.conrelid
