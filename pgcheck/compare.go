@@ -290,7 +290,7 @@ func fatal(ctx context.Context, conn *pgx.Conn, err error) bool {
 func (c *comparer) keyColumns(ctx context.Context, indexOID uint32) ([]keyColumn, error) {
 	return c.readKeyColumns(ctx, `
 		SELECT k.n, coalesce(pg_get_indexdef(i.indexrelid, k.n, true), a.attname), format_type(a.atttypid, NULL),
-		       coalesce(i.indcollation[k.n - 1], 0), i.indrelid,
+		       CASE WHEN `+patternOpclass+` THEN 0 ELSE coalesce(i.indcollation[k.n - 1], 0) END, i.indrelid,
 		       -- never analyzed: assume small rows, so the sample stays bounded
 		       CASE WHEN t.reltuples >= 0 THEN t.reltuples::float8
 		            ELSE coalesce(pg_relation_size(t.oid), 0) / 32.0 END
@@ -298,6 +298,7 @@ func (c *comparer) keyColumns(ctx context.Context, indexOID uint32) ([]keyColumn
 		JOIN pg_class t ON t.oid = i.indrelid
 		CROSS JOIN generate_series(1, i.indnkeyatts) AS k(n)
 		JOIN pg_attribute a ON a.attrelid = i.indexrelid AND a.attnum = k.n
+		LEFT JOIN pg_opclass oc ON oc.oid = i.indclass[k.n - 1]
 		WHERE i.indexrelid = $1
 		ORDER BY k.n`, indexOID)
 }

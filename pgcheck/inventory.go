@@ -325,12 +325,22 @@ func collationAtRisk(provider, collate string) bool {
 	return true
 }
 
+// patternOpclass is an SQL condition on pg_opclass oc: the key column
+// compares bytes (text_pattern_ops and friends, for LIKE prefixes), so its
+// collation does not matter.
+const patternOpclass = `oc.opcname IN ('text_pattern_ops', 'varchar_pattern_ops', 'bpchar_pattern_ops')
+	AND oc.opcnamespace = 'pg_catalog'::regnamespace`
+
 const indexQuery = `
 SELECT i.indexrelid, n.nspname, t.relname, c.relname, am.amname, t.relkind::text,
        coalesce(con.contype::text, ''), i.indisunique,
        i.indisvalid AND i.indisready AND i.indislive,
        coalesce(pg_relation_size(i.indexrelid), 0),
-       i.indcollation::oid[], coalesce(i.indexprs::text, ''), coalesce(i.indpred::text, ''),
+       ARRAY(SELECT CASE WHEN ` + patternOpclass + ` THEN 0::oid ELSE i.indcollation[k.n] END
+               FROM generate_series(0, i.indnkeyatts - 1) AS k(n)
+               LEFT JOIN pg_opclass oc ON oc.oid = i.indclass[k.n]
+              ORDER BY k.n),
+       coalesce(i.indexprs::text, ''), coalesce(i.indpred::text, ''),
        n.nspname IN ('pg_catalog', 'information_schema')
 FROM pg_index i
 JOIN pg_class c ON c.oid = i.indexrelid
