@@ -182,6 +182,10 @@ const (
 	FingerprintMissing = "missing"
 	// FingerprintNew: an at-risk collation in use has no baseline yet.
 	FingerprintNew = "new"
+	// FingerprintUnavailable: the collation exists but the server cannot
+	// sort with it (its locale no longer loads, say): finding
+	// collation_changed, since every object using it is unusable.
+	FingerprintUnavailable = "unavailable"
 )
 
 // FingerprintResult compares one collation with its baseline.
@@ -206,6 +210,8 @@ type FingerprintResult struct {
 	// changed; Examples shows the first few.
 	ChangedPairs int         `json:"changed_pairs,omitempty"`
 	Examples     []OrderFlip `json:"examples,omitempty"`
+	// Error is the server's error for a missing or unavailable collation.
+	Error string `json:"error,omitempty"`
 }
 
 // OrderFlip is a pair of strings whose relative order changed: A sorted
@@ -253,14 +259,23 @@ func CompareFingerprints(ctx context.Context, conn *pgx.Conn, inv *Inventory, ba
 			r.BaselineLocale = bf.Locale
 		}
 		order, ties, err := sortUnder(ctx, conn, bf.ident(), bf.Order)
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "42704" { // undefined_object
-			r.Status = FingerprintMissing
+		if err != nil {
+			// An error of this one collation (dropped, or its locale no
+			// longer loads) is its result; only a cancelled context or a
+			// broken connection stops the comparison.
+			var pgErr *pgconn.PgError
+			if !errors.As(err, &pgErr) || ctx.Err() != nil || conn.IsClosed() {
+				return nil, nil, fmt.Errorf("compare fingerprint of collation %s: %w", bf.Collation, err)
+			}
+			r.Error = pgErr.Message
+			if _, inUse := inv.Collation(bf.Collation); pgErr.Code == "42704" && !inUse { // undefined_object
+				r.Status = FingerprintMissing
+			} else {
+				r.Status = FingerprintUnavailable
+				findings = append(findings, unavailableFinding(inv, r))
+			}
 			results = append(results, r)
 			continue
-		}
-		if err != nil {
-			return nil, nil, fmt.Errorf("compare fingerprint of collation %s: %w", bf.Collation, err)
 		}
 		r.SHA256 = hashOrder(order, ties)
 		r.ChangedPairs, r.Examples = orderFlips(bf.Order, bf.Ties, order, ties)
@@ -299,20 +314,28 @@ func changedFinding(inv *Inventory, base *Baseline, r FingerprintResult) Finding
 	if r.BaselineLocale != "" {
 		fmt.Fprintf(&b, "; locale was %s", r.BaselineLocale)
 	}
-	f := Finding{
-		Kind:      KindCollationChanged,
-		Database:  inv.Database,
-		Object:    r.Collation,
-		Collation: r.Collation,
-		Detail:    b.String(),
-	}
-	if c, ok := inv.Collation(r.Collation); ok {
+	return collationChanged(inv, r.Collation, b.String())
+}
+
+// collationChanged is a KindCollationChanged finding on collation name,
+// listing the inventory's objects that depend on it.
+func collationChanged(inv *Inventory, name, detail string) Finding {
+	f := Finding{Kind: KindCollationChanged, Database: inv.Database, Object: name, Collation: name, Detail: detail}
+	if c, ok := inv.Collation(name); ok {
 		f.Schema, f.Object = c.Schema, c.sqlName()
 	}
-	for _, o := range inv.DependentsOf(r.Collation) {
+	for _, o := range inv.DependentsOf(name) {
 		f.AtRisk = append(f.AtRisk, o.Ref())
 	}
 	return f
+}
+
+// unavailableFinding reports a collation the server can no longer sort
+// with: the objects depending on it fail on every comparison.
+func unavailableFinding(inv *Inventory, r FingerprintResult) Finding {
+	return collationChanged(inv, r.Collation, fmt.Sprintf(
+		"collation %s (%s %s) can no longer be used, locale no longer available: %s",
+		r.Collation, r.Provider, r.Locale, r.Error))
 }
 
 func orNone(s string) string {

@@ -206,6 +206,8 @@ func printFingerprint(w io.Writer, rep fingerprintReport) error {
 			result = "no baseline yet (record again)"
 		case pgcheck.FingerprintMissing:
 			result = "collation no longer exists"
+		case pgcheck.FingerprintUnavailable:
+			result = "UNAVAILABLE: " + r.Error
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Collation, r.Locale, orDash(r.BaselineVersion), orDash(r.Version), result)
 	}
