@@ -124,9 +124,10 @@ type ColumnComparison struct {
 	Error        string      `json:"error,omitempty"`
 }
 
-// textTypes are the key types compared: their values keep their order
-// when cast to text.
-var textTypes = map[string]bool{"text": true, "character varying": true, "character": true, "name": true}
+// textSortTypes are the base types whose values sort the same as their
+// text form: the fingerprint corpus can take their keys.
+var textSortTypes = map[string]bool{`pg_catalog.text`: true, `pg_catalog."varchar"`: true,
+	`pg_catalog.bpchar`: true, `pg_catalog.name`: true}
 
 // Compare is the upgrade rehearsal: for every at-risk index and range or
 // list partition key of from's database it samples the distinct values of
@@ -208,10 +209,16 @@ type sortedKeys struct {
 type keyColumn struct {
 	pos       int
 	expr      string
-	typ       string
+	typ       string // the declared type, for display
+	typeOID   uint32
 	collation uint32
 	tableOID  uint32
 	relTuples float64
+	pred      string // a partial index's predicate
+	// sortType is the type the keys are sorted as (a domain's base type;
+	// arrays of domains as arrays of the base type), qualified.
+	sortType   string
+	collatable bool
 }
 
 // compareIndex compares one index or partition key. Errors confined to it
@@ -243,15 +250,22 @@ func (c *comparer) compareIndex(ctx context.Context, o DependentObject) (IndexCo
 			cc.Collation = coll.Name
 		}
 		switch {
-		case k.collation == 0 || !known:
+		case k.collation == 0:
 			cc.Status = CompareSkipped
+		case !known:
+			cc.Status, cc.Error = CompareError, "collation not in the inventory (dropped meanwhile?)"
 		case !coll.AtRisk:
 			cc.Status = CompareSkipped
 		case k.expr == "":
 			cc.Status, cc.Error = CompareSkipped, "expression partition key: order not compared"
-		case !textTypes[k.typ]:
-			cc.Status, cc.Error = CompareSkipped, "not a text type: order not compared"
 		default:
+			if err := c.resolveSortType(ctx, &k); err != nil {
+				if fatal(ctx, c.from, err) {
+					return ix, fmt.Errorf("compare index %s.%s: %w", o.Schema, o.Name, err)
+				}
+				cc.Status, cc.Error = CompareError, err.Error()
+				break
+			}
 			if err := c.compareColumn(ctx, o, k, coll, &cc); err != nil {
 				return ix, err
 			}
@@ -290,10 +304,12 @@ func fatal(ctx context.Context, conn *pgx.Conn, err error) bool {
 func (c *comparer) keyColumns(ctx context.Context, indexOID uint32) ([]keyColumn, error) {
 	return c.readKeyColumns(ctx, `
 		SELECT k.n, coalesce(pg_get_indexdef(i.indexrelid, k.n, true), a.attname), format_type(a.atttypid, NULL),
+		       a.atttypid,
 		       CASE WHEN `+patternOpclass+` THEN 0 ELSE coalesce(i.indcollation[k.n - 1], 0) END, i.indrelid,
 		       -- never analyzed: assume small rows, so the sample stays bounded
 		       CASE WHEN t.reltuples >= 0 THEN t.reltuples::float8
-		            ELSE coalesce(pg_relation_size(t.oid), 0) / 32.0 END
+		            ELSE coalesce(pg_relation_size(t.oid), 0) / 32.0 END,
+		       coalesce(pg_get_expr(i.indpred, i.indrelid, true), '')
 		FROM pg_index i
 		JOIN pg_class t ON t.oid = i.indrelid
 		CROSS JOIN generate_series(1, i.indnkeyatts) AS k(n)
@@ -308,11 +324,11 @@ func (c *comparer) keyColumns(ctx context.Context, indexOID uint32) ([]keyColumn
 func (c *comparer) partitionKeyColumns(ctx context.Context, tableOID uint32) ([]keyColumn, error) {
 	return c.readKeyColumns(ctx, `
 		SELECT k.n, coalesce(quote_ident(a.attname), ''), coalesce(format_type(a.atttypid, NULL), 'expression'),
-		       coalesce(p.partcollation[k.n - 1], 0), p.partrelid,
+		       coalesce(a.atttypid, 0), coalesce(p.partcollation[k.n - 1], 0), p.partrelid,
 		       (SELECT coalesce(sum(CASE WHEN l.reltuples >= 0 THEN l.reltuples::float8
 		                                 ELSE coalesce(pg_relation_size(l.oid), 0) / 32.0 END), 0)
 		          FROM pg_partition_tree(p.partrelid) pt JOIN pg_class l ON l.oid = pt.relid
-		         WHERE pt.isleaf)::float8
+		         WHERE pt.isleaf)::float8, ''
 		FROM pg_partitioned_table p
 		CROSS JOIN generate_series(1, p.partnatts) AS k(n)
 		LEFT JOIN pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = p.partattrs[k.n - 1]
@@ -321,8 +337,8 @@ func (c *comparer) partitionKeyColumns(ctx context.Context, tableOID uint32) ([]
 		ORDER BY k.n`, tableOID)
 }
 
-// readKeyColumns runs a key-column query: position, expression, type,
-// collation, table OID, estimated rows.
+// readKeyColumns runs a key-column query: position, expression, type name,
+// type OID, collation, table OID, estimated rows, predicate.
 func (c *comparer) readKeyColumns(ctx context.Context, q string, oid uint32) ([]keyColumn, error) {
 	rows, err := c.from.Query(ctx, q, oid)
 	if err != nil {
@@ -332,7 +348,8 @@ func (c *comparer) readKeyColumns(ctx context.Context, q string, oid uint32) ([]
 	var cols []keyColumn
 	for rows.Next() {
 		var k keyColumn
-		if err := rows.Scan(&k.pos, &k.expr, &k.typ, &k.collation, &k.tableOID, &k.relTuples); err != nil {
+		if err := rows.Scan(&k.pos, &k.expr, &k.typ, &k.typeOID, &k.collation, &k.tableOID, &k.relTuples,
+			&k.pred); err != nil {
 			return nil, fmt.Errorf("read key columns: %w", err)
 		}
 		cols = append(cols, k)
@@ -341,6 +358,50 @@ func (c *comparer) readKeyColumns(ctx context.Context, q string, oid uint32) ([]
 		return nil, fmt.Errorf("read key columns: %w", err)
 	}
 	return cols, nil
+}
+
+// resolveSortType sets k's sort type: the base type of a domain (a domain
+// need not exist on the new server and its order is its base type's), the
+// same for the elements of an array; other types (citext, composite and
+// range types) are sorted as themselves and must exist on the new server.
+func (c *comparer) resolveSortType(ctx context.Context, k *keyColumn) error {
+	name, collatable, err := c.baseType(ctx, k.typeOID, 0)
+	if err != nil {
+		return fmt.Errorf("resolve key type %s: %w", k.typ, err)
+	}
+	k.sortType, k.collatable = name, collatable
+	return nil
+}
+
+// maxTypeDepth bounds the domain and array nesting baseType follows.
+const maxTypeDepth = 16
+
+func (c *comparer) baseType(ctx context.Context, oid uint32, depth int) (string, bool, error) {
+	if depth > maxTypeDepth {
+		return "", false, fmt.Errorf("type %d: domains and arrays nested too deep", oid)
+	}
+	var (
+		typtype    string
+		base, elem uint32
+		typlen     int16
+		collatable bool
+		qualified  string
+	)
+	err := c.from.QueryRow(ctx, `SELECT t.typtype::text, t.typbasetype, t.typelem, t.typlen, t.typcollation <> 0,
+			format('%I.%I', n.nspname, t.typname)
+		FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.oid = $1`, oid).
+		Scan(&typtype, &base, &elem, &typlen, &collatable, &qualified)
+	if err != nil {
+		return "", false, err
+	}
+	switch {
+	case typtype == "d":
+		return c.baseType(ctx, base, depth+1)
+	case elem != 0 && typlen == -1: // a true array
+		name, _, err := c.baseType(ctx, elem, depth+1)
+		return name + "[]", collatable, err
+	}
+	return qualified, collatable, nil
 }
 
 func (c *comparer) compareColumn(ctx context.Context, o DependentObject, k keyColumn, coll CollationInfo, cc *ColumnComparison) error {
@@ -359,11 +420,11 @@ func (c *comparer) compareColumn(ctx context.Context, o DependentObject, k keyCo
 		c.samples[sampleKey] = keys
 	}
 	cc.Keys = len(keys)
-	sortKey := sampleKey + "\x00" + coll.Name
+	sortKey := sampleKey + "\x00" + coll.Name + "\x00" + k.sortType
 	res, ok := c.sorted[sortKey]
 	if !ok {
 		var err error
-		res, err = c.sortBoth(ctx, coll, keys)
+		res, err = c.sortBoth(ctx, coll, k, keys)
 		if err != nil {
 			return err
 		}
@@ -401,19 +462,20 @@ func (c *comparer) sampleKeys(ctx context.Context, o DependentObject, k keyColum
 	return keys, nil
 }
 
-// sortBoth sorts keys under coll on both servers and compares the orders.
-func (c *comparer) sortBoth(ctx context.Context, coll CollationInfo, keys []string) (sortedKeys, error) {
+// sortBoth sorts keys as k's sort type under coll on both servers and
+// compares the orders.
+func (c *comparer) sortBoth(ctx context.Context, coll CollationInfo, k keyColumn, keys []string) (sortedKeys, error) {
 	if len(keys) < 2 {
 		return sortedKeys{status: CompareSame}, nil
 	}
-	old, oldTies, err := sortUnder(ctx, c.from, coll.Ident(), keys)
+	old, oldTies, err := sortAs(ctx, c.from, sortKeyExpr(k.sortType, k.collatable, coll.Ident()), keys)
 	if err != nil {
 		if fatal(ctx, c.from, err) {
 			return sortedKeys{}, fmt.Errorf("sort keys on the old server under %s: %w", coll.Name, err)
 		}
 		return sortedKeys{status: CompareError, err: "sort on the old server: " + err.Error()}, nil
 	}
-	now, nowTies, err := sortUnder(ctx, c.to, coll.Ident(), keys)
+	now, nowTies, err := sortAs(ctx, c.to, sortKeyExpr(k.sortType, k.collatable, coll.Ident()), keys)
 	if err != nil {
 		if fatal(ctx, c.to, err) {
 			return sortedKeys{}, fmt.Errorf("sort keys on the new server under %s: %w", coll.Name, err)

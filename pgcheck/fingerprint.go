@@ -92,10 +92,19 @@ func AddKeySample(ctx context.Context, conn *pgx.Conn, inv *Inventory, b *Baseli
 			}
 			for _, k := range cols {
 				coll, ok := c.collation(k.collation)
-				if added >= n || !ok || coll.Name != f.Collation || !textTypes[k.typ] {
+				if added >= n || !ok || coll.Name != f.Collation {
 					continue
 				}
-				c.sample = n - added
+				if err := c.resolveSortType(ctx, &k); err != nil {
+					return fmt.Errorf("sample keys of %s.%s: %w", o.Schema, o.Name, err)
+				}
+				if !textSortTypes[k.sortType] {
+					continue
+				}
+				// Sample as many as wanted from each column, so the
+				// fraction of a large table read stays useful; the loop
+				// below keeps what still fits.
+				c.sample = n
 				keys, err := c.sampleKeys(ctx, o, k)
 				if err != nil {
 					return fmt.Errorf("sample keys of %s.%s: %w", o.Schema, o.Name, err)
@@ -122,14 +131,34 @@ func AddKeySample(ctx context.Context, conn *pgx.Conn, inv *Inventory, b *Baseli
 	return nil
 }
 
-// sortUnder asks the server to sort strs under the collation ident. Strings
-// the collation considers equal are ordered by their bytes, so the result is
-// deterministic, and reported as ties.
+// sortUnder asks the server to sort strs as text under the collation
+// ident. Strings the collation considers equal are ordered by their bytes,
+// so the result is deterministic, and reported as ties.
 func sortUnder(ctx context.Context, conn *pgx.Conn, ident string, strs []string) ([]string, []int, error) {
-	q := fmt.Sprintf(`SELECT s, coalesce(s COLLATE %[1]s = lag(s) OVER w, false)
+	return sortAs(ctx, conn, sortKeyExpr("", true, ident), strs)
+}
+
+// sortKeyExpr is the SQL sort key of the text s: s cast to typ (text when
+// empty), under the collation ident when typ is collatable (composite and
+// range types carry their own collations).
+func sortKeyExpr(typ string, collatable bool, ident string) string {
+	key := "s"
+	if typ != "" && typ != "pg_catalog.text" {
+		key = "(s::" + typ + ")"
+	}
+	if collatable {
+		key += " COLLATE " + ident
+	}
+	return key
+}
+
+// sortAs sorts strs by the SQL expression key (of s, see sortKeyExpr) on
+// the server, ties broken by the strings' bytes and reported.
+func sortAs(ctx context.Context, conn *pgx.Conn, key string, strs []string) ([]string, []int, error) {
+	q := fmt.Sprintf(`SELECT s, coalesce(%[1]s = lag(%[1]s) OVER w, false)
 		FROM unnest($1::text[]) AS u(s)
-		WINDOW w AS (ORDER BY s COLLATE %[1]s, s COLLATE "C")
-		ORDER BY s COLLATE %[1]s, s COLLATE "C"`, ident)
+		WINDOW w AS (ORDER BY %[1]s, s COLLATE "C")
+		ORDER BY %[1]s, s COLLATE "C"`, key)
 	rows, err := conn.Query(ctx, q, strs)
 	if err != nil {
 		return nil, nil, err
