@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -381,14 +382,28 @@ func (u *UniqueIndex) groupsSQL() string {
 	 LIMIT $1`
 }
 
-// seqScanOnly makes the current transaction read rows without any index.
+// seqScanSettings make a transaction read rows without any index, and
+// without skipping a table or partition because its constraint or bounds
+// "prove" it holds no matching row: after a collation change that proof is
+// exactly what is wrong (a misplaced row sits in the partition that pruning
+// skips).
+var seqScanSettings = []string{
+	"SET LOCAL enable_indexscan = off",
+	"SET LOCAL enable_bitmapscan = off",
+	"SET LOCAL enable_indexonlyscan = off",
+	"SET LOCAL constraint_exclusion = off",
+	"SET LOCAL enable_partition_pruning = off",
+}
+
+// SeqScanSettings returns the SET LOCAL statements that make a transaction
+// read rows the way the repair does: no index, no constraint exclusion, no
+// partition pruning. Statements printed for an operator to run by hand start
+// with them.
+func SeqScanSettings() []string { return slices.Clone(seqScanSettings) }
+
+// seqScanOnly applies seqScanSettings to the current transaction.
 func seqScanOnly(ctx context.Context, tx pgx.Tx) error {
-	for _, s := range []string{
-		"SET LOCAL enable_indexscan = off",
-		"SET LOCAL enable_bitmapscan = off",
-		"SET LOCAL enable_indexonlyscan = off",
-		"SET LOCAL constraint_exclusion = off",
-	} {
+	for _, s := range seqScanSettings {
 		if _, err := tx.Exec(ctx, s); err != nil {
 			return fmt.Errorf("disable index scans: %w", err)
 		}

@@ -3,6 +3,7 @@ package pgcheck
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -97,14 +98,34 @@ type QuarantinedRow struct {
 // RestoreTable. It fails (and changes nothing) if the key exists again, which
 // is the point: restoring a duplicate would corrupt the rebuilt index's
 // guarantee. Moved rows are still in their table and need no restore.
-func (q QuarantinedRow) RestoreSQL() string {
-	return RestoreSQL(q.RestoreTable, q.ID)
+func (q QuarantinedRow) RestoreSQL(ctx context.Context, conn *pgx.Conn) (string, error) {
+	return RestoreSQL(ctx, conn, q.RestoreTable, q.ID)
 }
 
 // RestoreSQL returns the statement that restores quarantine row id into
-// table (a quoted, qualified name as stored in restore_table).
-func RestoreSQL(table string, id int64) string {
-	return fmt.Sprintf("INSERT INTO %s SELECT (jsonb_populate_record(NULL::%s, row_data)).* FROM ringfence.quarantine WHERE id = %d", table, table, id)
+// table (a quoted, qualified name as stored in restore_table). It names the
+// table's columns as they are now: generated columns are left out (the
+// server computes them again) and identity values are kept with OVERRIDING
+// SYSTEM VALUE, so that the row comes back as it was.
+func RestoreSQL(ctx context.Context, conn *pgx.Conn, table string, id int64) (string, error) {
+	var cols []string
+	err := conn.QueryRow(ctx, `
+		SELECT coalesce(array_agg(quote_ident(attname) ORDER BY attnum), '{}')
+		  FROM pg_attribute
+		 WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = ''`, table).Scan(&cols)
+	if err != nil {
+		return "", fmt.Errorf("read the columns of %s: %w", table, err)
+	}
+	if len(cols) == 0 {
+		return "", fmt.Errorf("%s has no column to restore into", table)
+	}
+	from := make([]string, len(cols))
+	for i, c := range cols {
+		from[i] = "r." + c
+	}
+	return fmt.Sprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s.quarantine AS q, "+
+		"jsonb_populate_record(NULL::%s, q.row_data) AS r WHERE q.id = %d",
+		table, strings.Join(cols, ", "), strings.Join(from, ", "), repairSchema, table, id), nil
 }
 
 // Quarantined reads the quarantine rows of repair run runID (all runs when

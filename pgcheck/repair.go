@@ -230,6 +230,11 @@ func (a *applier) apply(ctx context.Context, plan *RepairPlan) error {
 
 	if a.opts.ReroutePartitions {
 		for _, v := range plan.Partitions {
+			if v.Problem != "" {
+				a.event(RepairEvent{Step: StepReroute, Target: QuoteIdent(v.Schema, v.Partition), Status: StatusSkipped,
+					SQL: v.RerouteSQL, Error: v.Problem})
+				continue
+			}
 			if err := a.reroute(ctx, v); err != nil && ctx.Err() != nil {
 				return ctx.Err()
 			}

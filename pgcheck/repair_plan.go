@@ -96,6 +96,11 @@ type RepairOptions struct {
 	// partition their key belongs in now (a copy goes to the quarantine
 	// first). Otherwise they are reported with the SQL to do it.
 	ReroutePartitions bool
+	// AllowTriggers lets the dedupe and the re-route fire the user triggers
+	// and rules of the tables they change. Without it such tables are
+	// reported and left alone: a trigger could change or log other rows
+	// that the quarantine never sees.
+	AllowTriggers bool
 	// Blocking allows a plain REINDEX, which blocks writes to the table for
 	// its duration, where REINDEX CONCURRENTLY is impossible: exclusion
 	// constraints.
@@ -179,11 +184,20 @@ type PartitionViolation struct {
 	Constraint string `json:"constraint"`
 	// ListSQL selects the misplaced rows.
 	ListSQL string `json:"list_sql"`
+	// CopySQL copies them, as they are, into a new table next to the
+	// partition: the by-hand counterpart of the quarantine copy the repair
+	// makes. Run it in the same transaction as RerouteSQL, before it.
+	CopySQL string `json:"copy_sql"`
 	// RerouteSQL moves them, in one statement, to the partition their key
-	// belongs in now (run it inside a transaction with index scans off).
+	// belongs in now: an UPDATE through the partitioned table that sets the
+	// partition key to itself, which PostgreSQL carries out as a row
+	// movement. Run it inside a transaction with seqScanSettings.
 	RerouteSQL string `json:"reroute_sql"`
+	// Problem says why the repair does not move the rows itself (triggers
+	// or rules that would fire, foreign-key actions on PostgreSQL < 15).
+	Problem string `json:"problem,omitempty"`
 
-	columns string // the root's insertable columns, for RerouteSQL
+	set string // the SET list that rewrites the partition key unchanged
 }
 
 // CheckViolation is a CHECK constraint that stored rows violate under the
@@ -260,10 +274,14 @@ func (p *RepairPlan) empty() bool {
 // while any remain the collation versions are not refreshed.
 func (p *RepairPlan) Decisions(opts RepairOptions) []string {
 	var out []string
-	if !opts.ReroutePartitions {
-		for _, v := range p.Partitions {
+	for _, v := range p.Partitions {
+		switch {
+		case !opts.ReroutePartitions:
 			out = append(out, fmt.Sprintf("%s: %d row(s) outside the partition's bounds (re-route with --reroute-partitions, or run its reroute SQL)",
 				QuoteIdent(v.Schema, v.Partition), v.Rows))
+		case v.Problem != "":
+			out = append(out, fmt.Sprintf("%s: %d row(s) outside the partition's bounds, not re-routed: %s",
+				QuoteIdent(v.Schema, v.Partition), v.Rows, v.Problem))
 		}
 	}
 	for _, c := range p.Checks {
@@ -314,10 +332,10 @@ func planRepair(ctx context.Context, conn *pgx.Conn, opts RepairOptions) (*Repai
 	if err := p.planRebuilds(ctx, conn, inv, opts.Indexes, done); err != nil {
 		return nil, err
 	}
-	if err := p.planDuplicates(ctx, conn, opts.Dedupe); err != nil {
+	if err := p.planDuplicates(ctx, conn, opts); err != nil {
 		return nil, err
 	}
-	if p.Partitions, err = partitionViolations(ctx, conn, inv); err != nil {
+	if p.Partitions, err = partitionViolations(ctx, conn, inv, opts.AllowTriggers); err != nil {
 		return nil, err
 	}
 	if p.Checks, err = checkViolations(ctx, conn, inv); err != nil {
@@ -491,7 +509,7 @@ func (p *RepairPlan) planRebuilds(ctx context.Context, conn *pgx.Conn, inv *Inve
 // planDuplicates searches the unique indexes among the rebuilds for stored
 // duplicates, decides the rule for each violated one, and marks the
 // rebuilds they block.
-func (p *RepairPlan) planDuplicates(ctx context.Context, conn *pgx.Conn, rules []DedupeRule) error {
+func (p *RepairPlan) planDuplicates(ctx context.Context, conn *pgx.Conn, opts RepairOptions) error {
 	var roots []uint32
 	seen := map[uint32]bool{}
 	for _, r := range p.Rebuilds {
@@ -519,9 +537,9 @@ func (p *RepairPlan) planDuplicates(ctx context.Context, conn *pgx.Conn, rules [
 		if d.Groups == 0 {
 			continue
 		}
-		dp := DuplicatePlan{IndexDuplicates: *d, Rule: ruleFor(rules, idx.Schema, idx.Table)}
+		dp := DuplicatePlan{IndexDuplicates: *d, Rule: ruleFor(opts.Dedupe, idx.Schema, idx.Table)}
 		if dp.Rule != nil {
-			if dp.Problem, err = dedupeProblem(ctx, conn, idx, *dp.Rule); err != nil {
+			if dp.Problem, err = dedupeProblem(ctx, conn, idx, *dp.Rule, opts.AllowTriggers); err != nil {
 				return err
 			}
 		}
@@ -556,21 +574,16 @@ func uniqueOnly(ctx context.Context, conn *pgx.Conn, oids []uint32) ([]uint32, e
 }
 
 // dedupeProblem says why rule cannot resolve idx's duplicates: the column
-// does not exist, or deleting rows would fire ON DELETE actions on
-// referencing tables (a cascade would delete rows the quarantine never
-// saw). With NO ACTION / RESTRICT foreign keys a delete of a referenced row
-// simply fails and the repair reports it.
-func dedupeProblem(ctx context.Context, conn *pgx.Conn, idx UniqueIndex, rule DedupeRule) (string, error) {
+// does not exist, deleting rows would fire ON DELETE actions on referencing
+// tables (a cascade would delete rows the quarantine never saw), or user
+// triggers or rules would fire (unless allowed). With NO ACTION / RESTRICT
+// foreign keys a delete of a referenced row simply fails and the repair
+// reports it.
+func dedupeProblem(ctx context.Context, conn *pgx.Conn, idx UniqueIndex, rule DedupeRule, allowTriggers bool) (string, error) {
 	var hasColumn, matview bool
-	var actions []string
 	err := conn.QueryRow(ctx, `
 		SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = $1 AND attname = $2 AND attnum > 0 AND NOT attisdropped),
-		       EXISTS (SELECT 1 FROM pg_class WHERE oid = $1 AND relkind = 'm'),
-		       coalesce(array_agg(DISTINCT con.conname || ' on ' || con.conrelid::regclass::text)
-		                FILTER (WHERE con.oid IS NOT NULL), '{}')
-		  FROM (SELECT $1::oid AS relid UNION SELECT relid FROM pg_partition_tree($1)) r
-		  LEFT JOIN pg_constraint con ON con.contype = 'f' AND con.confrelid = r.relid
-		       AND con.confdeltype NOT IN ('a', 'r')`, idx.tableOID, rule.Column).Scan(&hasColumn, &matview, &actions)
+		       EXISTS (SELECT 1 FROM pg_class WHERE oid = $1 AND relkind = 'm')`, idx.tableOID, rule.Column).Scan(&hasColumn, &matview)
 	if err != nil {
 		return "", fmt.Errorf("check dedupe rule for %s: %w", idx.QualifiedTable(), err)
 	}
@@ -580,17 +593,58 @@ func dedupeProblem(ctx context.Context, conn *pgx.Conn, idx UniqueIndex, rule De
 	if !hasColumn {
 		return fmt.Sprintf("rule %s: table %s has no column %q", rule, idx.QualifiedTable(), rule.Column), nil
 	}
-	if len(actions) > 0 {
+	fx, err := readSideEffects(ctx, conn, idx.tableOID)
+	if err != nil {
+		return "", err
+	}
+	if len(fx.deleteActions) > 0 {
 		return fmt.Sprintf("foreign keys with ON DELETE actions reference %s (%s): deleting duplicates would change other tables; re-point the references, then delete by hand",
-			idx.QualifiedTable(), strings.Join(actions, ", ")), nil
+			idx.QualifiedTable(), strings.Join(fx.deleteActions, ", ")), nil
+	}
+	if len(fx.triggers) > 0 && !allowTriggers {
+		return fmt.Sprintf("deleting duplicates from %s would fire %s (allow it with --allow-triggers, or disable them)",
+			idx.QualifiedTable(), strings.Join(fx.triggers, ", ")), nil
 	}
 	return "", nil
 }
 
+// sideEffects is what changing the rows of a table (or of its partitions)
+// sets off beyond the rows themselves.
+type sideEffects struct {
+	// deleteActions lists the foreign keys referencing the table with an
+	// ON DELETE action (CASCADE, SET NULL, SET DEFAULT).
+	deleteActions []string
+	// triggers lists the enabled user triggers and rules on the table and
+	// its partitions.
+	triggers []string
+}
+
+func readSideEffects(ctx context.Context, conn *pgx.Conn, relid uint32) (sideEffects, error) {
+	var fx sideEffects
+	err := conn.QueryRow(ctx, `
+		WITH rels AS (SELECT $1::oid AS relid UNION SELECT relid FROM pg_partition_tree($1))
+		SELECT coalesce((SELECT array_agg(DISTINCT format('%s on %s', con.conname, con.conrelid::regclass))
+		                   FROM pg_constraint con JOIN rels ON con.confrelid = rels.relid
+		                  WHERE con.contype = 'f' AND con.confdeltype NOT IN ('a', 'r')), '{}'),
+		       coalesce((SELECT array_agg(DISTINCT format('trigger %s on %s', tg.tgname, tg.tgrelid::regclass))
+		                   FROM pg_trigger tg JOIN rels ON tg.tgrelid = rels.relid
+		                  WHERE NOT tg.tgisinternal AND tg.tgenabled IN ('O', 'A')
+		                    AND coalesce((to_jsonb(tg) ->> 'tgparentid')::oid, 0) = 0), '{}') ||
+		       coalesce((SELECT array_agg(DISTINCT format('rule %s on %s', rw.rulename, rw.ev_class::regclass))
+		                   FROM pg_rewrite rw JOIN rels ON rw.ev_class = rels.relid
+		                  WHERE rw.rulename <> '_RETURN' AND rw.ev_enabled IN ('O', 'A')), '{}')`,
+		relid).Scan(&fx.deleteActions, &fx.triggers)
+	if err != nil {
+		return fx, fmt.Errorf("read foreign keys, triggers and rules of %d: %w", relid, err)
+	}
+	return fx, nil
+}
+
 // partitionViolations counts, per leaf partition of every partitioned table
 // whose key depends on an at-risk collation, the rows outside the
-// partition's own bounds.
-func partitionViolations(ctx context.Context, conn *pgx.Conn, inv *Inventory) ([]PartitionViolation, error) {
+// partition's own bounds, and says for each whether the repair may move
+// them.
+func partitionViolations(ctx context.Context, conn *pgx.Conn, inv *Inventory, allowTriggers bool) ([]PartitionViolation, error) {
 	var parents []uint32
 	for _, o := range inv.Objects {
 		if o.Type == ObjectPartitionKey && o.AtRisk && !systemSchema(o.Schema) {
@@ -601,70 +655,111 @@ func partitionViolations(ctx context.Context, conn *pgx.Conn, inv *Inventory) ([
 	if len(parents) == 0 {
 		return out, nil
 	}
+	// The SET list names the partition key columns of every level above
+	// the leaf; a key with an expression gets every plain column instead
+	// (the expression's columns are not listed in the catalog).
 	rows, err := conn.Query(ctx, `
-		SELECT DISTINCT ON (c.oid) n.nspname, c.relname,
-		       (SELECT rn.nspname::text FROM pg_class r JOIN pg_namespace rn ON rn.oid = r.relnamespace
-		         WHERE r.oid = pg_partition_root(c.oid)),
-		       (SELECT r.relname::text FROM pg_class r WHERE r.oid = pg_partition_root(c.oid)),
+		SELECT DISTINCT ON (c.oid) n.nspname, c.relname, rn.nspname, r.relname,
 		       pg_get_partition_constraintdef(c.oid),
-		       (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) FROM pg_attribute a
-		         WHERE a.attrelid = pg_partition_root(c.oid) AND a.attnum > 0 AND NOT a.attisdropped
-		           AND a.attgenerated = '')
+		       coalesce(
+		         (SELECT CASE WHEN bool_or(k.attnum = 0) THEN NULL
+		                      ELSE string_agg(DISTINCT format('%1$I = t.%1$I', a.attname), ', ') END
+		            FROM pg_partition_ancestors(c.oid) anc
+		            JOIN pg_partitioned_table pt ON pt.partrelid = anc.relid
+		            CROSS JOIN LATERAL unnest(pt.partattrs::int2[]) AS k(attnum)
+		            LEFT JOIN pg_attribute a ON a.attrelid = pt.partrelid AND a.attnum = k.attnum),
+		         (SELECT string_agg(format('%1$I = t.%1$I', a.attname), ', ' ORDER BY a.attnum) FROM pg_attribute a
+		           WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+		             AND a.attgenerated = '' AND a.attidentity <> 'a')),
+		       r.oid, current_setting('server_version_num')::int
 		  FROM unnest($1::oid[]) AS p(oid)
 		  CROSS JOIN LATERAL pg_partition_tree(p.oid) pt
 		  JOIN pg_class c ON c.oid = pt.relid AND pt.isleaf AND c.relkind = 'r'
 		  JOIN pg_namespace n ON n.oid = c.relnamespace
+		  JOIN pg_class r ON r.oid = pg_partition_root(c.oid)
+		  JOIN pg_namespace rn ON rn.oid = r.relnamespace
 		 ORDER BY c.oid`, parents)
 	if err != nil {
 		return nil, fmt.Errorf("list partitions: %w", err)
 	}
-	leaves, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (PartitionViolation, error) {
-		var v PartitionViolation
-		var constraint *string
+	type leaf struct {
+		v       PartitionViolation
+		root    uint32
+		version int
+	}
+	leaves, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (leaf, error) {
+		var l leaf
+		var constraint, set *string
 		var rootSchema, rootName string
-		err := r.Scan(&v.Schema, &v.Partition, &rootSchema, &rootName, &constraint, &v.columns)
-		v.Root = QuoteIdent(rootSchema, rootName)
+		err := r.Scan(&l.v.Schema, &l.v.Partition, &rootSchema, &rootName, &constraint, &set, &l.root, &l.version)
+		l.v.Root = QuoteIdent(rootSchema, rootName)
 		if constraint != nil {
-			v.Constraint = *constraint
+			l.v.Constraint = *constraint
 		}
-		return v, err
+		if set != nil {
+			l.v.set = *set
+		}
+		return l, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list partitions: %w", err)
 	}
-	for _, v := range leaves {
+	for _, l := range leaves {
+		v := l.v
 		if v.Constraint == "" {
 			continue // a default partition of an empty bound set: anything goes
 		}
 		leaf := QuoteIdent(v.Schema, v.Partition)
 		v.ListSQL = fmt.Sprintf("SELECT * FROM ONLY %s AS t WHERE (%s) IS FALSE", leaf, v.Constraint)
+		v.CopySQL = fmt.Sprintf("CREATE TABLE %s AS %s", QuoteIdent(v.Schema, v.Partition+"_misplaced"), v.ListSQL)
 		v.RerouteSQL = rerouteSQL(v, "")
 		n, err := countSeqScan(ctx, conn, fmt.Sprintf("SELECT count(*) FROM ONLY %s AS t WHERE (%s) IS FALSE", leaf, v.Constraint))
 		if err != nil {
 			return nil, fmt.Errorf("scan partition %s: %w", leaf, err)
 		}
-		if n > 0 {
-			v.Rows = n
-			out = append(out, v)
+		if n == 0 {
+			continue
 		}
+		v.Rows = n
+		fx, err := readSideEffects(ctx, conn, l.root)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case v.set == "":
+			v.Problem = "the partitioned table has no column the repair can rewrite to move the rows"
+		case l.version < 150000 && len(fx.deleteActions) > 0:
+			// Before PostgreSQL 15 a row movement runs the ON DELETE
+			// actions of foreign keys referencing the moved row.
+			v.Problem = fmt.Sprintf("foreign keys with ON DELETE actions reference %s (%s), and before PostgreSQL 15 moving a row fires them",
+				v.Root, strings.Join(fx.deleteActions, ", "))
+		case len(fx.triggers) > 0 && !allowTriggers:
+			v.Problem = fmt.Sprintf("moving rows of %s would fire %s (allow it with --allow-triggers, or disable them)",
+				v.Root, strings.Join(fx.triggers, ", "))
+		}
+		out = append(out, v)
 	}
 	return out, nil
 }
 
-// rerouteSQL moves v's misplaced rows through the partitioned root, copying
-// each into the quarantine on the way when runID is set.
+// rerouteSQL moves v's misplaced rows to the partition their key belongs
+// in now, copying each into the quarantine on the way when runID is set.
+// The UPDATE through the partitioned table rewrites the partition key to
+// itself: the new row fails the partition's constraint, so PostgreSQL moves
+// it, and since no referenced key changes, foreign keys referencing it fire
+// no action (PostgreSQL 15+ treats a cross-partition update as an update).
 func rerouteSQL(v PartitionViolation, runID string) string {
 	leaf := QuoteIdent(v.Schema, v.Partition)
-	var b strings.Builder
-	fmt.Fprintf(&b, "WITH moved AS (DELETE FROM ONLY %s AS t WHERE (%s) IS FALSE RETURNING t.*)", leaf, v.Constraint)
-	if runID != "" {
-		fmt.Fprintf(&b, ", quarantined AS (INSERT INTO ringfence.quarantine (run_id, reason, action, source_table, restore_table, object, row_data) "+
-			"SELECT %s, %s, %s, %s, %s, %s, to_jsonb(moved) FROM moved)",
-			quoteLiteral(runID)+"::uuid", quoteLiteral(string(KindPartitionBoundViolation)), quoteLiteral(QuarantineMoved),
-			quoteLiteral(leaf), quoteLiteral(v.Root), quoteLiteral(leaf))
+	move := fmt.Sprintf("UPDATE %s AS t SET %s WHERE t.tableoid = %s::regclass AND (%s) IS FALSE",
+		v.Root, v.set, quoteLiteral(leaf), v.Constraint)
+	if runID == "" {
+		return move
 	}
-	fmt.Fprintf(&b, " INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM moved", v.Root, v.columns, v.columns)
-	return b.String()
+	return fmt.Sprintf("WITH moved AS (%s RETURNING t.*) "+
+		"INSERT INTO %s.quarantine (run_id, reason, action, source_table, restore_table, object, row_data) "+
+		"SELECT %s::uuid, %s, %s, %s, %s, %s, to_jsonb(moved) FROM moved",
+		move, repairSchema, quoteLiteral(runID), quoteLiteral(string(KindPartitionBoundViolation)), quoteLiteral(QuarantineMoved),
+		quoteLiteral(leaf), quoteLiteral(v.Root), quoteLiteral(leaf))
 }
 
 // checkViolations counts, per at-risk CHECK constraint on a table with rows,

@@ -363,7 +363,11 @@ func testRepairScenario(t *testing.T, from, to pgtest.Variant) {
 			break
 		}
 	}
-	if _, err := conn.Exec(ctx, victim.RestoreSQL()); err == nil {
+	restore, err := victim.RestoreSQL(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, restore); err == nil {
 		t.Fatal("restoring a duplicate succeeded: the rebuilt unique index does not hold")
 	}
 	var label string
@@ -373,7 +377,7 @@ func testRepairScenario(t *testing.T, from, to pgtest.Variant) {
 	if _, err := conn.Exec(ctx, "DELETE FROM tags WHERE label = $1", label); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := conn.Exec(ctx, victim.RestoreSQL()); err != nil {
+	if _, err := conn.Exec(ctx, restore); err != nil {
 		t.Fatalf("restore: %v", err)
 	}
 	var same bool

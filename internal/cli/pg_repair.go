@@ -209,13 +209,21 @@ func printRepairPlan(w io.Writer, p *pgcheck.RepairPlan, opts pgcheck.RepairOpti
 	}
 	for _, v := range p.Partitions {
 		fmt.Fprintf(w, "     %s.%s: %d row(s)", v.Schema, v.Partition, v.Rows)
-		if opts.ReroutePartitions {
+		if opts.ReroutePartitions && v.Problem == "" {
 			fmt.Fprintf(w, " -> re-routed through %s (copied to ringfence.quarantine first)\n", v.Root)
 			continue
 		}
-		fmt.Fprintf(w, " -> needs a decision: --reroute-partitions, or by hand:\n")
+		if v.Problem != "" {
+			fmt.Fprintf(w, " -> the repair does not move them (%s); by hand:\n", v.Problem)
+		} else {
+			fmt.Fprintf(w, " -> needs a decision: --reroute-partitions, or by hand:\n")
+		}
 		fmt.Fprintf(w, "        list:  %s;\n", v.ListSQL)
-		fmt.Fprintf(w, "        move:  BEGIN; SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off;\n")
+		fmt.Fprintf(w, "        move:  BEGIN;\n")
+		for _, set := range pgcheck.SeqScanSettings() {
+			fmt.Fprintf(w, "               %s;\n", set)
+		}
+		fmt.Fprintf(w, "               %s;\n", v.CopySQL)
 		fmt.Fprintf(w, "               %s;\n               COMMIT;\n", v.RerouteSQL)
 	}
 
