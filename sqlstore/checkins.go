@@ -52,9 +52,10 @@ func (s *Store) RecordCheckIns(ctx context.Context, recs []CheckInRecord) error 
 			reports = append(reports, []any{r.Product, r.InstanceID, r.Version.String(), string(r.Health.Status), r.Health.Detail, at})
 		}
 	}
+	params := s.statementParams()
 	return s.writeSilent(ctx, func(tx *sql.Tx) error {
 		// A reported health replaces the stored one.
-		if err := insertRows(ctx, tx, `INSERT INTO installations
+		if err := insertRows(ctx, tx, params, `INSERT INTO installations
 				(product, instance_id, customer, version, health, health_detail, first_seen, last_seen) VALUES `, `
 			ON CONFLICT (product, instance_id) DO UPDATE SET
 				customer = excluded.customer, version = excluded.version,
@@ -64,7 +65,7 @@ func (s *Store) RecordCheckIns(ctx context.Context, recs []CheckInRecord) error 
 		}
 		// Without a report the stored health stays, unless the version
 		// changed: then nothing is known about the new one yet.
-		if err := insertRows(ctx, tx, `INSERT INTO installations
+		if err := insertRows(ctx, tx, params, `INSERT INTO installations
 				(product, instance_id, customer, version, health, health_detail, first_seen, last_seen) VALUES `, `
 			ON CONFLICT (product, instance_id) DO UPDATE SET
 				customer = excluded.customer, version = excluded.version,
@@ -73,11 +74,11 @@ func (s *Store) RecordCheckIns(ctx context.Context, recs []CheckInRecord) error 
 				last_seen = excluded.last_seen`, withoutHealth); err != nil {
 			return fmt.Errorf("record check-ins: %w", err)
 		}
-		if err := insertRows(ctx, tx, `INSERT INTO events
+		if err := insertRows(ctx, tx, params, `INSERT INTO events
 				(product, instance_id, customer, kind, from_version, to_version, at, detail, received_at) VALUES `, "", events); err != nil {
 			return fmt.Errorf("record check-in events: %w", err)
 		}
-		if err := insertRows(ctx, tx, `INSERT INTO health_reports
+		if err := insertRows(ctx, tx, params, `INSERT INTO health_reports
 				(product, instance_id, version, status, detail, at) VALUES `, "", reports); err != nil {
 			return fmt.Errorf("record health reports: %w", err)
 		}
@@ -115,13 +116,20 @@ func latestPerInstallation(recs []CheckInRecord) (withHealth, withoutHealth [][]
 	return withHealth, withoutHealth
 }
 
-// maxParams bounds the parameters of one statement (PostgreSQL allows 65535,
-// SQLite 32766).
-const maxParams = 30000
+// statementParams is how many parameters one multi-row statement gets.
+// modernc.org/sqlite binds $N parameters in time quadratic in their number
+// (measured: 1000 rows in 11 ms at 96 parameters per statement, 55 ms at
+// 1600), while PostgreSQL pays a round trip per statement.
+func (s *Store) statementParams() int {
+	if s.dialect == Postgres {
+		return 16000
+	}
+	return 96
+}
 
-// insertRows runs head + "($1, ...), (...)" + tail for rows, in as few
-// statements as the parameter limit allows. All rows have the same width.
-func insertRows(ctx context.Context, tx *sql.Tx, head, tail string, rows [][]any) error {
+// insertRows runs head + "($1, ...), (...)" + tail for rows, with at most
+// maxParams parameters per statement. All rows have the same width.
+func insertRows(ctx context.Context, tx *sql.Tx, maxParams int, head, tail string, rows [][]any) error {
 	if len(rows) == 0 {
 		return nil
 	}

@@ -1,0 +1,36 @@
+package sqlstore_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ringfence/ringfence/release"
+	"github.com/ringfence/ringfence/sqlstore"
+)
+
+// BenchmarkRecordCheckIns writes batches of 1000 routine check-ins of
+// distinct installations into a SQLite store.
+func BenchmarkRecordCheckIns(b *testing.B) {
+	ctx := context.Background()
+	s, err := sqlstore.Open(ctx, filepath.Join(b.TempDir(), "ringfence.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	v := release.MustParseVersion("1.0.0")
+	batch := make([]sqlstore.CheckInRecord, 1000)
+	b.ResetTimer()
+	for n := range b.N {
+		for i := range batch {
+			batch[i] = sqlstore.CheckInRecord{Product: "acme", Customer: "c", InstanceID: fmt.Sprintf("i-%d", (n*len(batch)+i)%100000),
+				Version: v, Health: &release.Health{Status: release.HealthOK}, ReceivedAt: time.Now()}
+		}
+		if err := s.RecordCheckIns(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "records/s")
+}
