@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -149,16 +150,16 @@ func Compare(ctx context.Context, from, to *pgx.Conn, opts CompareOptions) (*Com
 	if err != nil {
 		return nil, fmt.Errorf("compare: old server: %w", err)
 	}
-	toInv, err := ReadInventory(ctx, to)
+	tgt, err := readTarget(ctx, to)
 	if err != nil {
 		return nil, fmt.Errorf("compare: new server: %w", err)
 	}
 	rep := &CompareReport{
 		From:   CompareServer{inv.ServerVersion, inv.Database, inv.DefaultCollation.Locale},
-		To:     CompareServer{toInv.ServerVersion, toInv.Database, toInv.DefaultCollation.Locale},
+		To:     CompareServer{tgt.inv.ServerVersion, tgt.inv.Database, tgt.inv.DefaultCollation.Locale},
 		Sample: opts.Sample,
 	}
-	c := &comparer{from: from, to: to, inv: inv, sample: opts.Sample,
+	c := &comparer{from: from, to: to, inv: inv, target: tgt, sample: opts.Sample,
 		samples: map[string][]string{}, sorted: map[string]sortedKeys{}}
 	var targets []DependentObject
 	for _, o := range inv.Objects {
@@ -194,6 +195,7 @@ func Compare(ctx context.Context, from, to *pgx.Conn, opts CompareOptions) (*Com
 type comparer struct {
 	from, to *pgx.Conn
 	inv      *Inventory
+	target   *target
 	sample   int
 	samples  map[string][]string   // table OID + expression -> keys
 	sorted   map[string]sortedKeys // sample key + collation -> result
@@ -475,7 +477,11 @@ func (c *comparer) sortBoth(ctx context.Context, coll CollationInfo, k keyColumn
 		}
 		return sortedKeys{status: CompareError, err: "sort on the old server: " + err.Error()}, nil
 	}
-	now, nowTies, err := sortAs(ctx, c.to, sortKeyExpr(k.sortType, k.collatable, coll.Ident()), keys)
+	toIdent, err := c.target.ident(coll)
+	if err != nil {
+		return sortedKeys{status: CompareError, err: err.Error()}, nil
+	}
+	now, nowTies, err := sortAs(ctx, c.to, sortKeyExpr(k.sortType, k.collatable, toIdent), keys)
 	if err != nil {
 		if fatal(ctx, c.to, err) {
 			return sortedKeys{}, fmt.Errorf("sort keys on the new server under %s: %w", coll.Name, err)
@@ -487,4 +493,97 @@ func (c *comparer) sortBoth(ctx context.Context, coll CollationInfo, k keyColumn
 		return sortedKeys{status: CompareDiffers, changed: n, examples: ex}, nil
 	}
 	return sortedKeys{status: CompareSame}, nil
+}
+
+// target is the new server's side of a comparison: its database default
+// and collations, read from the catalogs in two queries (no inventory, no
+// locks: it may be a production server).
+type target struct {
+	inv   *Inventory // server, database and default collation only
+	colls []*CollationInfo
+}
+
+func readTarget(ctx context.Context, conn *pgx.Conn) (*target, error) {
+	r, err := newInventoryReader(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	colls, err := r.collationRows(ctx, "true")
+	if err != nil {
+		return nil, err
+	}
+	return &target{inv: r.inv, colls: colls}, nil
+}
+
+// ident returns the name to sort under on the new server for the old
+// server's collation coll. A named collation must exist there under the
+// same name with the same provider, locale and determinism. The database
+// default stands for whatever the database was created with: when the new
+// database's default differs, a collation with the old default's provider
+// and locale stands in for it, and without one the keys cannot be compared.
+func (t *target) ident(coll CollationInfo) (string, error) {
+	if coll.IsDefault {
+		if sameCollation(coll, t.inv.DefaultCollation) {
+			return coll.Ident(), nil
+		}
+		for _, c := range t.colls {
+			if sameCollation(coll, *c) {
+				return c.Ident(), nil
+			}
+		}
+		d := t.inv.DefaultCollation
+		return "", fmt.Errorf("collation differs on --to: the default there is %s %s, not %s %s, and no collation there has %s %s",
+			d.Provider, d.Locale, coll.Provider, coll.Locale, coll.Provider, coll.Locale)
+	}
+	for _, c := range t.colls {
+		if c.Name != coll.Name {
+			continue
+		}
+		if !sameCollation(coll, *c) {
+			return "", fmt.Errorf("collation differs on --to: %s is %s %s (deterministic %v) there, %s %s (deterministic %v) here",
+				coll.Name, c.Provider, c.Locale, c.Deterministic, coll.Provider, coll.Locale, coll.Deterministic)
+		}
+		return c.Ident(), nil
+	}
+	return "", fmt.Errorf("collation %s does not exist on --to", coll.Name)
+}
+
+// sameCollation reports whether a and b have the same provider, locale and
+// determinism. libc locale names are compared with their codesets
+// normalised as glibc does ("en_US.UTF-8" is "en_US.utf8").
+func sameCollation(a, b CollationInfo) bool {
+	return a.Provider == b.Provider && a.Deterministic == b.Deterministic &&
+		normalizeLocale(a.Provider, a.Locale) == normalizeLocale(b.Provider, b.Locale)
+}
+
+// normalizeLocale normalises the codesets of a libc locale ("collate" or
+// "collate/ctype"): lower case, letters and digits only.
+func normalizeLocale(provider, locale string) string {
+	if provider != "libc" {
+		return locale
+	}
+	parts := strings.Split(locale, "/")
+	for i, p := range parts {
+		name, mod, hasMod := strings.Cut(p, "@")
+		if lang, cs, ok := strings.Cut(name, "."); ok {
+			cs = strings.Map(func(r rune) rune {
+				switch {
+				case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+					return r
+				case r >= 'A' && r <= 'Z':
+					return r + 'a' - 'A'
+				}
+				return -1
+			}, cs)
+			name = lang + "." + cs
+		}
+		if hasMod {
+			name += "@" + mod
+		}
+		parts[i] = name
+	}
+	if len(parts) == 2 && parts[0] == parts[1] {
+		return parts[0]
+	}
+	return strings.Join(parts, "/")
 }

@@ -2,6 +2,7 @@ package pgcheck
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,8 +15,9 @@ const typesSchema = `
 CREATE EXTENSION citext;
 CREATE DOMAIN dom_text AS text CHECK (VALUE <> '');
 CREATE DOMAIN dom2 AS dom_text;
-CREATE TABLE kinds (id int PRIMARY KEY, d dom2, ci citext, arr dom_text[]);
-INSERT INTO kinds SELECT i, w, w, ARRAY[w, 'x'] FROM words;
+CREATE TABLE kinds (id int PRIMARY KEY, d dom2, ci citext, arr dom_text[], en text COLLATE "en_US.utf8");
+INSERT INTO kinds SELECT i, w, w, ARRAY[w, 'x'], w FROM words;
+CREATE INDEX kinds_en ON kinds (en);
 CREATE INDEX kinds_d ON kinds (d);
 CREATE INDEX kinds_ci ON kinds (ci);
 CREATE INDEX kinds_arr ON kinds (arr);`
@@ -47,7 +49,7 @@ func TestCompareKeyTypes(t *testing.T) {
 		}
 		return rep, got
 	}
-	names := []string{"kinds_d", "kinds_ci", "kinds_arr"}
+	names := []string{"kinds_d", "kinds_ci", "kinds_arr", "kinds_en"}
 
 	// citext does not exist on the new server: that index cannot be
 	// compared, and the report says so.
@@ -55,7 +57,7 @@ func TestCompareKeyTypes(t *testing.T) {
 	if ix := got["kinds_ci"]; ix.Status != CompareError || !rep.Incomplete() {
 		t.Errorf("citext missing on the new server: %+v, incomplete %v", ix, rep.Incomplete())
 	}
-	for _, name := range []string{"kinds_d", "kinds_arr"} {
+	for _, name := range []string{"kinds_d", "kinds_arr", "kinds_en"} {
 		if ix := got[name]; ix.Status != CompareSame || ix.Columns[0].Keys != 1000 {
 			t.Errorf("same locale: %s = %+v, want same with 1000 keys", name, ix)
 		}
@@ -72,11 +74,51 @@ func TestCompareKeyTypes(t *testing.T) {
 		t.Errorf("same locale: incomplete %v, differs %v", rep.Incomplete(), rep.Differs())
 	}
 
+	// A database on the new server whose default collation is C: the old
+	// default's keys cannot be sorted under "default" there.
+	neu.Exec("postgres", "CREATE DATABASE cdb TEMPLATE template0 LOCALE 'C'")
+	neu.Exec("cdb", "CREATE EXTENSION citext")
+	_, got = compare("cdb")
+	if ix := got["kinds_d"]; ix.Status != CompareError || !strings.Contains(ix.Columns[0].Error, "differs on --to") {
+		t.Errorf("default collation C on the new server: kinds_d = %+v, want error", ix)
+	}
+	// A collation with the old default's locale stands in for it; a
+	// collation of the same name but another locale is an error.
+	neu.Exec("cdb", `CREATE COLLATION en_stand_in (provider = libc, locale = 'en_US.UTF-8');
+		CREATE COLLATION "en_US.utf8" (provider = libc, locale = 'C')`)
+	rep, got = compare("cdb")
+	if ix := got["kinds_d"]; ix.Status != CompareSame {
+		t.Errorf("default mapped to en_stand_in: kinds_d = %+v, want same", ix)
+	}
+	if ix := got["kinds_en"]; ix.Status != CompareError || !strings.Contains(ix.Columns[0].Error, "differs on --to") {
+		t.Errorf("en_US.utf8 is C on the new server: kinds_en = %+v, want error", ix)
+	}
+	if rep.To.Database != "cdb" || rep.To.DefaultLocale != "C" {
+		t.Errorf("report's new server %+v", rep.To)
+	}
+
 	neu.Restart(pgtest.CodePoint)
 	_, got = compare("postgres")
 	for _, name := range names {
 		if ix := got[name]; ix.Status != CompareDiffers || ix.Columns[0].ChangedPairs == 0 {
 			t.Errorf("code-point order: %s = %+v, want differs", name, ix)
 		}
+	}
+}
+
+func TestNormalizeLocale(t *testing.T) {
+	for _, c := range []struct{ provider, a, b string }{
+		{"libc", "en_US.UTF-8", "en_US.utf8"},
+		{"libc", "de_DE.ISO-8859-1@euro", "de_DE.iso88591@euro"},
+		{"libc", "en_US.UTF-8/en_US.utf8", "en_US.utf8"},
+		{"libc", "C", "C"},
+	} {
+		if x, y := normalizeLocale(c.provider, c.a), normalizeLocale(c.provider, c.b); x != y {
+			t.Errorf("normalizeLocale(%q) = %q, (%q) = %q: want equal", c.a, x, c.b, y)
+		}
+	}
+	if normalizeLocale("libc", "en_US.UTF-8") == normalizeLocale("libc", "en_GB.UTF-8") ||
+		normalizeLocale("libc", "en_US.UTF-8/C") == normalizeLocale("libc", "en_US.UTF-8") {
+		t.Error("different locales normalised to the same name")
 	}
 }

@@ -198,6 +198,28 @@ func VersionMismatches(inv *Inventory) []Finding {
 // lock_timeout and the inventory fails; a relation dropped meanwhile counts
 // as size 0.
 func ReadInventory(ctx context.Context, conn *pgx.Conn) (*Inventory, error) {
+	r, err := newInventoryReader(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	inv := r.inv
+	raws, err := r.readObjects(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.resolveNodes(ctx, raws); err != nil {
+		return nil, err
+	}
+	if err := r.readCollations(ctx, raws); err != nil {
+		return nil, err
+	}
+	r.classify(raws)
+	return inv, nil
+}
+
+// newInventoryReader reads the server's version and the database's default
+// collation.
+func newInventoryReader(ctx context.Context, conn *pgx.Conn) (*inventoryReader, error) {
 	inv := &Inventory{}
 	err := conn.QueryRow(ctx, `SELECT current_setting('server_version'),
 		current_setting('server_version_num')::int, pg_is_in_recovery(), current_database()`).
@@ -212,18 +234,7 @@ func ReadInventory(ctx context.Context, conn *pgx.Conn) (*Inventory, error) {
 	if err := r.readDefault(ctx); err != nil {
 		return nil, err
 	}
-	raws, err := r.readObjects(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if err := r.resolveNodes(ctx, raws); err != nil {
-		return nil, err
-	}
-	if err := r.readCollations(ctx, raws); err != nil {
-		return nil, err
-	}
-	r.classify(raws)
-	return inv, nil
+	return r, nil
 }
 
 // inventoryReader carries the state of one Inventory call.
@@ -650,6 +661,22 @@ func (r *inventoryReader) readCollations(ctx context.Context, raws []*rawObject)
 			}
 		}
 	}
+	found, err := r.collationRows(ctx, "c.oid = ANY ($1)", oids)
+	if err != nil {
+		return err
+	}
+	for _, c := range found {
+		c.ActualVersion, c.VersionError = r.actualVersion(ctx,
+			`SELECT coalesce(pg_collation_actual_version($1), '')`, c.OID)
+		r.colls[c.OID] = c
+	}
+	return nil
+}
+
+// collationRows reads the pg_collation rows (the database default
+// excluded) matching the SQL condition where on c, without their actual
+// versions.
+func (r *inventoryReader) collationRows(ctx context.Context, where string, args ...any) ([]*CollationInfo, error) {
 	locale := "NULL"
 	switch v := r.inv.ServerVersionNum; {
 	case v >= 170000:
@@ -662,18 +689,18 @@ func (r *inventoryReader) readCollations(ctx context.Context, raws []*rawObject)
 		       coalesce(c.collcollate, ''), coalesce(c.collctype, ''), coalesce(%s, ''),
 		       coalesce(c.collversion, '')
 		FROM pg_collation c JOIN pg_namespace n ON n.oid = c.collnamespace
-		WHERE c.oid = ANY ($1) AND c.oid <> %d`, locale, defaultCollationOID), oids)
+		WHERE (%s) AND c.oid <> %d`, locale, where, defaultCollationOID), args...)
 	if err != nil {
-		return fmt.Errorf("inventory: read collations: %w", err)
+		return nil, fmt.Errorf("inventory: read collations: %w", err)
 	}
+	defer rows.Close()
 	var found []*CollationInfo
 	for rows.Next() {
 		var c CollationInfo
 		var prov, collate, ctype, icu string
 		if err := rows.Scan(&c.OID, &c.Schema, &c.Name, &prov, &c.Deterministic, &collate, &ctype, &icu,
 			&c.RecordedVersion); err != nil {
-			rows.Close()
-			return fmt.Errorf("inventory: read collations: %w", err)
+			return nil, fmt.Errorf("inventory: read collations: %w", err)
 		}
 		if c.Schema != "pg_catalog" {
 			c.Name = c.Schema + "." + c.Name
@@ -687,14 +714,9 @@ func (r *inventoryReader) readCollations(ctx context.Context, raws []*rawObject)
 		found = append(found, &c)
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("inventory: read collations: %w", err)
+		return nil, fmt.Errorf("inventory: read collations: %w", err)
 	}
-	for _, c := range found {
-		c.ActualVersion, c.VersionError = r.actualVersion(ctx,
-			`SELECT coalesce(pg_collation_actual_version($1), '')`, c.OID)
-		r.colls[c.OID] = c
-	}
-	return nil
+	return found, nil
 }
 
 // classify resolves each candidate's collations, keeps those that depend on
