@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // repairLockKey is the session advisory lock that keeps two repairs off one
@@ -394,8 +394,12 @@ func (a *applier) stepWithRecovery(ctx context.Context, step, target, sql string
 }
 
 // transient reports whether err is worth retrying: a lock wait that hit
-// lock_timeout (55P03), a deadlock (40P01) or a serialization failure.
+// lock_timeout (55P03), a deadlock (40P01), a serialization failure, or
+// rows that changed under a dedupe.
 func transient(err error) bool {
+	if errors.Is(err, errRowsChanged) {
+		return true
+	}
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) {
 		return false
@@ -438,49 +442,58 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// dedupe resolves idx's duplicates by rule in one transaction: it picks the
-// rows to remove with a sequential scan, deletes them by ctid and copies
-// exactly the deleted rows into the quarantine, and journals the deletion.
-// A row updated concurrently keeps its new version (the ctid no longer
-// matches); the final verification would then find the group again.
+// errRowsChanged reports that rows picked for removal no longer hold the key
+// they were picked for; the dedupe is rolled back and tried again.
+var errRowsChanged = errors.New("rows picked for removal changed before they were deleted")
+
+// dedupe resolves idx's duplicates by rule in one REPEATABLE READ
+// transaction: it picks the rows to remove with a sequential scan, deletes
+// them by ctid, each only if it still holds the key it was picked for, and
+// copies exactly the deleted rows into the quarantine, and journals the
+// deletion. The snapshot cannot lose sight of a picked row, so its ctid
+// cannot be reused under it; a row updated or deleted concurrently makes
+// the DELETE fail with a serialization failure, and the whole dedupe is
+// tried again on fresh data. A group with no single row to keep (its best
+// value is NULL or shared) fails the step and changes nothing.
 func (a *applier) dedupe(ctx context.Context, idx UniqueIndex, rule DedupeRule) error {
 	pick := victimsSQL(idx, rule)
 	return a.step(ctx, StepDedupe, idx.QualifiedName(), pick, func(ctx context.Context) (int64, error) {
 		var total int64
-		err := pgx.BeginTxFunc(ctx, a.conn, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		err := pgx.BeginTxFunc(ctx, a.conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
 			if err := seqScanOnly(ctx, tx); err != nil {
 				return err
 			}
-			rows, err := tx.Query(ctx, pick)
+			leaves, err := pickVictims(ctx, tx, pick)
 			if err != nil {
-				return fmt.Errorf("pick rows to remove: %w", err)
+				return err
 			}
-			type leaf struct {
-				name  string
-				ctids []string
+			if a.opts.afterPick != nil {
+				a.opts.afterPick()
 			}
-			leaves, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (leaf, error) {
-				var l leaf
-				var schema, rel string
-				err := r.Scan(&schema, &rel, &l.ctids)
-				l.name = QuoteIdent(schema, rel)
-				return l, err
-			})
-			if err != nil {
-				return fmt.Errorf("pick rows to remove: %w", err)
+			if len(leaves) > 0 && leaves[0].ambiguous > 0 {
+				return fmt.Errorf("%d duplicated key(s) have no single row to keep by %s: %s", leaves[0].ambiguous, rule, ambiguityHint)
 			}
+			sql := deleteDuplicatesSQL(idx)
 			for _, l := range leaves {
-				// Batches keep each journaled statement readable; they
-				// all commit or roll back together.
-				for batch := range slices.Chunk(l.ctids, dedupeBatch) {
-					sql := deleteDuplicatesSQL(idx, a.run, l.name, batch)
-					tag, err := tx.Exec(ctx, sql)
+				if l.name == "" {
+					continue // only the ambiguity count: nothing to remove
+				}
+				// Batches keep each journaled statement's parameters
+				// bounded; they all commit or roll back together.
+				for i := 0; i < len(l.ctids); i += dedupeBatch {
+					j := min(i+dedupeBatch, len(l.ctids))
+					tag, err := tx.Exec(ctx, fmt.Sprintf(sql, l.name), l.ctids[i:j], l.keys[i:j],
+						a.run, string(KindDuplicateKey), QuarantineDeleted, l.name, idx.QualifiedTable(), idx.QualifiedName())
 					if err != nil {
 						return fmt.Errorf("remove duplicates from %s: %w", l.name, err)
 					}
-					total += tag.RowsAffected()
+					if n := tag.RowsAffected(); n != int64(j-i) {
+						return fmt.Errorf("remove duplicates from %s: %d of %d row(s) deleted: %w", l.name, n, j-i, errRowsChanged)
+					}
+					total += int64(j - i)
+					journaled := fmt.Sprintf(sql, l.name) + fmt.Sprintf("\n-- $1: %d ctid(s); the rows are in the quarantine", j-i)
 					if err := a.journal(ctx, tx, RepairEvent{Step: StepDedupe, Target: idx.QualifiedName(), Status: StatusDone,
-						SQL: sql, Rows: tag.RowsAffected()}); err != nil {
+						SQL: journaled, Rows: int64(j - i)}); err != nil {
 						return err
 					}
 				}
@@ -494,8 +507,48 @@ func (a *applier) dedupe(ctx context.Context, idx UniqueIndex, rule DedupeRule) 
 	})
 }
 
-// victimsSQL selects, per relation (partition), the ctids of the rows rule
-// removes from idx's duplicate groups: all but the one to keep.
+// ambiguityHint tells the operator what to do about a group without a
+// single row to keep.
+const ambiguityHint = "the best value is NULL or shared by two rows; delete or update rows of those keys by hand, or choose another column"
+
+// victimLeaf is the rows to remove from one relation (a partition, when
+// the index is partitioned).
+type victimLeaf struct {
+	name  string
+	ctids []pgtype.TID
+	keys  []string
+	// ambiguous counts the groups (of the whole index) whose row to keep
+	// the rule cannot tell.
+	ambiguous int64
+}
+
+// pickVictims runs victimsSQL.
+func pickVictims(ctx context.Context, tx pgx.Tx, pick string) ([]victimLeaf, error) {
+	rows, err := tx.Query(ctx, pick)
+	if err != nil {
+		return nil, fmt.Errorf("pick rows to remove: %w", err)
+	}
+	leaves, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (victimLeaf, error) {
+		var l victimLeaf
+		var schema, rel *string
+		err := r.Scan(&schema, &rel, &l.ctids, &l.keys, &l.ambiguous)
+		if schema != nil && rel != nil {
+			l.name = QuoteIdent(*schema, *rel)
+		}
+		return l, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pick rows to remove: %w", err)
+	}
+	return leaves, nil
+}
+
+// victimsSQL selects, per relation (partition), the ctids and keys of the
+// rows rule removes from idx's duplicate groups: all but the one to keep.
+// Rows whose column is NULL never win over a row with a value. Every row
+// carries the count of groups whose winner is ambiguous (its value is NULL
+// or equals the runner-up's); that count comes on a row of its own, with
+// NULL names, when there is nothing to remove.
 func victimsSQL(idx UniqueIndex, rule DedupeRule) string {
 	sel, names := idx.keyColumns()
 	keys := strings.Join(names, ", ")
@@ -503,35 +556,39 @@ func victimsSQL(idx UniqueIndex, rule DedupeRule) string {
 	if rule.KeepNewest {
 		order = "rf_ord DESC NULLS LAST"
 	}
-	return `SELECT n.nspname::text, c.relname::text, v.ctids
-	  FROM (SELECT rf_table, array_agg(rf_ctid::text ORDER BY rf_ctid) AS ctids
-	  FROM (SELECT rf_table, rf_ctid,
-	               row_number() OVER (PARTITION BY ` + keys + ` ORDER BY ` + order + `, rf_table, rf_ctid) AS rf_rank,
-	               count(*) OVER (PARTITION BY ` + keys + `) AS rf_n
-	          FROM (SELECT ` + strings.Join(sel, ", ") + `, t.tableoid AS rf_table, t.ctid AS rf_ctid, t.` + QuoteIdent(rule.Column) + ` AS rf_ord
-	                  FROM ` + idx.from() + `
-	                 WHERE ` + idx.where() + `) AS s
-	         WHERE ` + idx.conflictFilter(names) + `) AS r
-	 WHERE rf_n > 1 AND rf_rank > 1
-	 GROUP BY rf_table) AS v
-	  JOIN pg_class c ON c.oid = v.rf_table
-	  JOIN pg_namespace n ON n.oid = c.relnamespace
+	return `WITH r AS (
+	  SELECT rf_table, rf_ctid, jsonb_build_array(` + keys + `)::text AS rf_key, rf_ord,
+	         row_number() OVER w AS rf_rank, lead(rf_ord) OVER w AS rf_next,
+	         count(*) OVER (PARTITION BY ` + keys + `) AS rf_n
+	    FROM (SELECT ` + strings.Join(sel, ", ") + `, t.tableoid AS rf_table, t.ctid AS rf_ctid, t.` + QuoteIdent(rule.Column) + ` AS rf_ord
+	            FROM ` + idx.from() + `
+	           WHERE ` + idx.where() + `) AS s
+	   WHERE ` + idx.conflictFilter(names) + `
+	  WINDOW w AS (PARTITION BY ` + keys + ` ORDER BY ` + order + `, rf_table, rf_ctid)),
+	ambiguous AS (
+	  SELECT count(*) AS n FROM r WHERE rf_rank = 1 AND rf_n > 1 AND (rf_ord IS NULL OR rf_ord = rf_next)),
+	victims AS (
+	  SELECT rf_table, array_agg(rf_ctid ORDER BY rf_ctid) AS ctids, array_agg(rf_key ORDER BY rf_ctid) AS keys
+	    FROM r WHERE rf_n > 1 AND rf_rank > 1 GROUP BY rf_table)
+	SELECT n.nspname::text, c.relname::text, v.ctids, v.keys, a.n
+	  FROM ambiguous a
+	  LEFT JOIN victims v ON true
+	  LEFT JOIN pg_class c ON c.oid = v.rf_table
+	  LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
 	 ORDER BY 1, 2`
 }
 
-// deleteDuplicatesSQL deletes the given rows from relation rel (quoted and
-// qualified) and copies exactly the deleted rows into the quarantine.
-func deleteDuplicatesSQL(idx UniqueIndex, runID, rel string, ctids []string) string {
-	quoted := make([]string, len(ctids))
-	for i, c := range ctids {
-		quoted[i] = quoteLiteral(c) + "::tid"
-	}
-	return fmt.Sprintf(`WITH deleted AS (DELETE FROM ONLY %s AS t WHERE t.ctid = ANY (ARRAY[%s]) RETURNING jsonb_build_array(%s) AS key, to_jsonb(t) AS row_data) `+
-		`INSERT INTO ringfence.quarantine (run_id, reason, action, source_table, restore_table, object, key, row_data) `+
-		`SELECT %s::uuid, %s, %s, %s, %s, %s, key, row_data FROM deleted`,
-		rel, strings.Join(quoted, ", "), strings.Join(idx.Keys, ", "),
-		quoteLiteral(runID), quoteLiteral(string(KindDuplicateKey)), quoteLiteral(QuarantineDeleted),
-		quoteLiteral(rel), quoteLiteral(idx.QualifiedTable()), quoteLiteral(idx.QualifiedName()))
+// deleteDuplicatesSQL deletes rows of one relation (a %s placeholder for
+// its quoted, qualified name) by ctid ($1), each only if it still holds
+// the key it was picked for ($2), and copies exactly the deleted rows into
+// the quarantine ($3..$8: run, reason, action, source, restore table,
+// object).
+func deleteDuplicatesSQL(idx UniqueIndex) string {
+	return `WITH deleted AS (DELETE FROM ONLY %s AS t USING unnest($1::tid[], $2::text[]) AS v(ctid, key)
+	  WHERE t.ctid = v.ctid AND jsonb_build_array(` + strings.Join(idx.Keys, ", ") + `) = v.key::jsonb
+	  RETURNING v.key::jsonb AS key, to_jsonb(t) AS row_data)
+	INSERT INTO ` + repairSchema + `.quarantine (run_id, reason, action, source_table, restore_table, object, key, row_data)
+	SELECT $3::uuid, $4, $5, $6, $7, $8, key, row_data FROM deleted`
 }
 
 // reroute moves v's misplaced rows through the partitioned root in one
@@ -576,7 +633,9 @@ func (a *applier) rebuild(ctx context.Context, r PlannedRebuild, plan *RepairPla
 		// appear: resolve them with the table's rule if there is one.
 		if rr := ruleFor(a.opts.Dedupe, r.Schema, r.Table); rr != nil {
 			if u, err := loadUniqueIndexes(ctx, a.conn, []uint32{r.root}); err == nil && len(u) == 1 {
-				rule, idx = rr, u[0]
+				if problem, err := dedupeProblem(ctx, a.conn, u[0], *rr, a.opts.AllowTriggers); err == nil && problem == "" {
+					rule, idx = rr, u[0]
+				}
 			}
 		}
 	}

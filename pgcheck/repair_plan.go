@@ -18,8 +18,9 @@ type DedupeRule struct {
 	// stored, unquoted); empty applies it to every table.
 	Table string `json:"table,omitempty"`
 	// KeepNewest keeps the row with the greatest Column value; otherwise the
-	// row with the smallest. NULLs count as oldest; ties keep the row
-	// stored first (lowest partition, then ctid).
+	// row with the smallest. A row whose value is NULL is never kept over
+	// one with a value; a group whose best value is NULL or shared by two
+	// rows has no row to keep, and the repair refuses to pick one.
 	KeepNewest bool `json:"keep_newest"`
 	// Column is the column that orders a group's rows.
 	Column string `json:"column"`
@@ -64,22 +65,27 @@ func (r DedupeRule) String() string {
 	return s
 }
 
-// ruleFor returns the rule for schema.table: a rule naming the table wins
-// over one for every table.
+// ruleFor returns the rule for schema.table: a rule naming schema.table
+// wins over one naming the bare table (which matches it in every schema),
+// which wins over one for every table; among equals the first given wins.
 func ruleFor(rules []DedupeRule, schema, table string) *DedupeRule {
-	var general *DedupeRule
+	var best *DedupeRule
+	bestRank := 0
 	for i := range rules {
-		r := &rules[i]
-		switch r.Table {
-		case table, schema + "." + table:
-			return r
+		rank := 0
+		switch rules[i].Table {
+		case schema + "." + table:
+			rank = 3
+		case table:
+			rank = 2
 		case "":
-			if general == nil {
-				general = r
-			}
+			rank = 1
+		}
+		if rank > bestRank {
+			best, bestRank = &rules[i], rank
 		}
 	}
-	return general
+	return best
 }
 
 // RepairOptions chooses what a repair may do. The zero value plans a repair
@@ -116,6 +122,10 @@ type RepairOptions struct {
 	RebuildTimeout time.Duration
 	// Progress, if set, is told of every action as it starts and ends.
 	Progress func(RepairEvent)
+
+	// afterPick, if set, runs inside a dedupe between picking the rows to
+	// remove and deleting them (tests race other sessions there).
+	afterPick func()
 }
 
 // InvalidIndex is an index with indisvalid = false.
@@ -543,6 +553,11 @@ func (p *RepairPlan) planDuplicates(ctx context.Context, conn *pgx.Conn, opts Re
 				return err
 			}
 		}
+		if dp.Rule != nil && dp.Problem == "" {
+			if dp.Problem, err = ambiguousGroups(ctx, conn, idx, *dp.Rule); err != nil {
+				return err
+			}
+		}
 		p.Duplicates = append(p.Duplicates, dp)
 		blocked[idx.OID] = fmt.Sprintf("%d duplicated key(s) under %s", d.Groups, idx.QualifiedName())
 	}
@@ -606,6 +621,27 @@ func dedupeProblem(ctx context.Context, conn *pgx.Conn, idx UniqueIndex, rule De
 			idx.QualifiedTable(), strings.Join(fx.triggers, ", ")), nil
 	}
 	return "", nil
+}
+
+// ambiguousGroups says, when rule cannot tell which row to keep in some of
+// idx's duplicate groups, how many there are.
+func ambiguousGroups(ctx context.Context, conn *pgx.Conn, idx UniqueIndex, rule DedupeRule) (string, error) {
+	var leaves []victimLeaf
+	err := pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if err := seqScanOnly(ctx, tx); err != nil {
+			return err
+		}
+		var err error
+		leaves, err = pickVictims(ctx, tx, victimsSQL(idx, rule))
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("check dedupe rule for %s: %w", idx.QualifiedName(), err)
+	}
+	if len(leaves) == 0 || leaves[0].ambiguous == 0 {
+		return "", nil
+	}
+	return fmt.Sprintf("rule %s: %d duplicated key(s) have no single row to keep (%s)", rule, leaves[0].ambiguous, ambiguityHint), nil
 }
 
 // sideEffects is what changing the rows of a table (or of its partitions)
