@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -251,8 +252,23 @@ func (c *comparer) compareIndex(ctx context.Context, o DependentObject) (IndexCo
 		if known {
 			cc.Collation = coll.Name
 		}
+		if k.collation == 0 && k.typeOID != 0 {
+			// A composite or range type compares with the collations
+			// nested in it: compare it when one of those is at risk.
+			nested, err := c.nestedAtRisk(ctx, k.typeOID)
+			if err != nil {
+				if fatal(ctx, c.from, err) {
+					return ix, fmt.Errorf("compare index %s.%s: %w", o.Schema, o.Name, err)
+				}
+				cc.Status, cc.Error = CompareError, err.Error()
+			} else if len(nested) > 0 {
+				coll, known = nested[0], true
+				cc.Collation = coll.Name
+			}
+		}
 		switch {
-		case k.collation == 0:
+		case cc.Status == CompareError:
+		case k.collation == 0 && !known:
 			cc.Status = CompareSkipped
 		case !known:
 			cc.Status, cc.Error = CompareError, "collation not in the inventory (dropped meanwhile?)"
@@ -375,6 +391,28 @@ func (c *comparer) resolveSortType(ctx context.Context, k *keyColumn) error {
 	return nil
 }
 
+// nestedAtRisk returns the at-risk collations nested in a composite or
+// range type (through domains and arrays), the database default first.
+func (c *comparer) nestedAtRisk(ctx context.Context, typeOID uint32) ([]CollationInfo, error) {
+	nested, err := nestedCollations(ctx, c.from, c.inv.ServerVersionNum, []uint32{typeOID})
+	if err != nil {
+		return nil, err
+	}
+	var out []CollationInfo
+	for _, oid := range nested[typeOID] {
+		if coll, ok := c.collation(oid); ok && coll.AtRisk {
+			out = append(out, coll)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].IsDefault != out[j].IsDefault {
+			return out[i].IsDefault
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out, nil
+}
+
 // maxTypeDepth bounds the domain and array nesting baseType follows.
 const maxTypeDepth = 16
 
@@ -478,6 +516,12 @@ func (c *comparer) sortBoth(ctx context.Context, coll CollationInfo, k keyColumn
 		return sortedKeys{status: CompareError, err: "sort on the old server: " + err.Error()}, nil
 	}
 	toIdent, err := c.target.ident(coll)
+	if err == nil && !k.collatable && coll.IsDefault && !sameCollation(coll, c.target.inv.DefaultCollation) {
+		// A composite or range type's default collation is the new
+		// database's own: no stand-in can replace it.
+		err = fmt.Errorf("collation differs on --to: the default there is %s %s, not %s %s",
+			c.target.inv.DefaultCollation.Provider, c.target.inv.DefaultCollation.Locale, coll.Provider, coll.Locale)
+	}
 	if err != nil {
 		return sortedKeys{status: CompareError, err: err.Error()}, nil
 	}

@@ -10,13 +10,15 @@ import (
 )
 
 // typesSchema has at-risk indexes whose key type is not text: a domain over
-// a domain over text, citext and an array of a domain.
+// a domain over text, citext, an array of a domain and a composite type.
 const typesSchema = `
 CREATE EXTENSION citext;
 CREATE DOMAIN dom_text AS text CHECK (VALUE <> '');
 CREATE DOMAIN dom2 AS dom_text;
-CREATE TABLE kinds (id int PRIMARY KEY, d dom2, ci citext, arr dom_text[], en text COLLATE "en_US.utf8");
-INSERT INTO kinds SELECT i, w, w, ARRAY[w, 'x'], w FROM words;
+CREATE TYPE pair AS (a text, b int);
+CREATE TABLE kinds (id int PRIMARY KEY, d dom2, ci citext, arr dom_text[], en text COLLATE "en_US.utf8", p pair);
+INSERT INTO kinds SELECT i, w, w, ARRAY[w, 'x'], w, ROW(w, 1)::pair FROM words;
+CREATE INDEX kinds_p ON kinds (p);
 CREATE INDEX kinds_en ON kinds (en);
 CREATE INDEX kinds_d ON kinds (d);
 CREATE INDEX kinds_ci ON kinds (ci);
@@ -49,13 +51,15 @@ func TestCompareKeyTypes(t *testing.T) {
 		}
 		return rep, got
 	}
-	names := []string{"kinds_d", "kinds_ci", "kinds_arr", "kinds_en"}
+	names := []string{"kinds_d", "kinds_ci", "kinds_arr", "kinds_en", "kinds_p"}
 
-	// citext does not exist on the new server: that index cannot be
-	// compared, and the report says so.
+	// citext and the composite type do not exist on the new server: those
+	// indexes cannot be compared, and the report says so.
 	rep, got := compare("postgres")
-	if ix := got["kinds_ci"]; ix.Status != CompareError || !rep.Incomplete() {
-		t.Errorf("citext missing on the new server: %+v, incomplete %v", ix, rep.Incomplete())
+	for _, name := range []string{"kinds_ci", "kinds_p"} {
+		if ix := got[name]; ix.Status != CompareError || !rep.Incomplete() {
+			t.Errorf("type missing on the new server: %s = %+v, incomplete %v", name, ix, rep.Incomplete())
+		}
 	}
 	for _, name := range []string{"kinds_d", "kinds_arr", "kinds_en"} {
 		if ix := got[name]; ix.Status != CompareSame || ix.Columns[0].Keys != 1000 {
@@ -63,7 +67,7 @@ func TestCompareKeyTypes(t *testing.T) {
 		}
 	}
 
-	neu.Exec("postgres", "CREATE EXTENSION citext")
+	neu.Exec("postgres", "CREATE EXTENSION citext; CREATE TYPE pair AS (a text, b int)")
 	rep, got = compare("postgres")
 	for _, name := range names {
 		if ix := got[name]; ix.Status != CompareSame {

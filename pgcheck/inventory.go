@@ -207,6 +207,9 @@ func ReadInventory(ctx context.Context, conn *pgx.Conn) (*Inventory, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := r.resolveTypes(ctx, raws); err != nil {
+		return nil, err
+	}
 	if err := r.resolveNodes(ctx, raws); err != nil {
 		return nil, err
 	}
@@ -252,6 +255,11 @@ type rawObject struct {
 	obj      DependentObject
 	system   bool
 	collOIDs []uint32 // direct: key columns, partition columns, FK columns
+	// keyTypes are the key columns' types: composite and range types (and
+	// domains and arrays of them) compare with the collations of their
+	// attributes and subtypes, which indcollation does not show.
+	keyTypes []uint32
+	hashed   bool     // a hash index: its keys count only by equality
 	exprs    []string // pg_node_tree texts: expressions, predicates, CHECK
 }
 
@@ -351,6 +359,8 @@ SELECT i.indexrelid, n.nspname, t.relname, c.relname, am.amname, t.relkind::text
                FROM generate_series(0, i.indnkeyatts - 1) AS k(n)
                LEFT JOIN pg_opclass oc ON oc.oid = i.indclass[k.n]
               ORDER BY k.n),
+       ARRAY(SELECT a.atttypid FROM pg_attribute a
+              WHERE a.attrelid = i.indexrelid AND a.attnum BETWEEN 1 AND i.indnkeyatts),
        coalesce(i.indexprs::text, ''), coalesce(i.indpred::text, ''),
        n.nspname IN ('pg_catalog', 'information_schema')
 FROM pg_index i
@@ -364,7 +374,10 @@ WHERE c.relkind = 'i' AND c.relpersistence <> 't' AND n.nspname <> 'pg_toast'
   AND n.nspname NOT LIKE 'pg\_temp\_%' AND n.nspname NOT LIKE 'pg\_toast\_temp\_%'`
 
 const partitionQuery = `
-SELECT p.partrelid, n.nspname, c.relname, p.partcollation::oid[], coalesce(p.partexprs::text, ''),
+SELECT p.partrelid, n.nspname, c.relname, p.partcollation::oid[],
+       ARRAY(SELECT a.atttypid FROM pg_attribute a
+              WHERE a.attrelid = p.partrelid AND a.attnum = ANY (p.partattrs::int2[])),
+       coalesce(p.partexprs::text, ''),
        (SELECT coalesce(sum(pg_relation_size(pt.relid)), 0)::bigint
           FROM pg_partition_tree(p.partrelid) pt WHERE pt.isleaf),
        n.nspname IN ('pg_catalog', 'information_schema')
@@ -381,6 +394,8 @@ SELECT con.oid, n.nspname, t.relname, con.conname, con.contype::text, coalesce(c
        coalesce((SELECT array_agg(a.attcollation) FROM pg_attribute a
                   WHERE a.attrelid = con.confrelid AND a.attnum = ANY (con.confkey) AND a.attcollation <> 0),
                 '{}')::oid[],
+       ARRAY(SELECT a.atttypid FROM pg_attribute a
+              WHERE a.attrelid = con.conrelid AND a.attnum = ANY (con.conkey)),
        coalesce(pg_relation_size(con.conrelid), 0), con.convalidated,
        n.nspname IN ('pg_catalog', 'information_schema')
 FROM pg_constraint con
@@ -403,7 +418,7 @@ func (r *inventoryReader) readObjects(ctx context.Context) ([]*rawObject, error)
 		)
 		o := &ro.obj
 		if err := rows.Scan(&o.OID, &o.Schema, &o.Table, &o.Name, &o.AccessMethod, &relkind, &contype,
-			&o.Unique, &o.Valid, &o.Bytes, &colls, &exprs, &pred, &ro.system); err != nil {
+			&o.Unique, &o.Valid, &o.Bytes, &colls, &ro.keyTypes, &exprs, &pred, &ro.system); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("inventory: read indexes: %w", err)
 		}
@@ -411,6 +426,7 @@ func (r *inventoryReader) readObjects(ctx context.Context) ([]*rawObject, error)
 		// Hash indexes on deterministic collations hash the bytes: their
 		// keys' collation does not matter (nondeterministic ones are kept).
 		if o.AccessMethod == "hash" {
+			ro.hashed = true
 			ro.exprs = append(ro.exprs, hashKeyMarker(colls))
 		} else {
 			ro.collOIDs = colls
@@ -430,7 +446,8 @@ func (r *inventoryReader) readObjects(ctx context.Context) ([]*rawObject, error)
 		var ro rawObject
 		var exprs string
 		o := &ro.obj
-		if err := rows.Scan(&o.OID, &o.Schema, &o.Table, &ro.collOIDs, &exprs, &o.Bytes, &ro.system); err != nil {
+		if err := rows.Scan(&o.OID, &o.Schema, &o.Table, &ro.collOIDs, &ro.keyTypes, &exprs, &o.Bytes,
+			&ro.system); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("inventory: read partition keys: %w", err)
 		}
@@ -452,7 +469,7 @@ func (r *inventoryReader) readObjects(ctx context.Context) ([]*rawObject, error)
 		var local, foreign []uint32
 		o := &ro.obj
 		if err := rows.Scan(&o.OID, &o.Schema, &o.Table, &o.Name, &contype, &bin, &local, &foreign,
-			&o.Bytes, &o.Valid, &ro.system); err != nil {
+			&ro.keyTypes, &o.Bytes, &o.Valid, &ro.system); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("inventory: read constraints: %w", err)
 		}
@@ -556,6 +573,98 @@ func nodeField(header, field string) uint32 {
 		return 0
 	}
 	return v
+}
+
+// nestedCollationsQuery finds, for each type in $1, the collations its
+// values compare with beyond its own typcollation: the attributes of
+// composite types and the subtypes of range types, through domains,
+// arrays and nesting. %s adds multiranges (PostgreSQL 14).
+const nestedCollationsQuery = `
+WITH RECURSIVE walk(root, typ, depth) AS (
+    SELECT t, t, 0 FROM unnest($1::oid[]) AS t
+  UNION ALL
+    SELECT w.root, x.typ, w.depth + 1
+    FROM walk w
+    JOIN pg_type ty ON ty.oid = w.typ
+    CROSS JOIN LATERAL (
+        SELECT ty.typbasetype WHERE ty.typtype = 'd'
+      UNION ALL
+        SELECT ty.typelem WHERE ty.typelem <> 0 AND ty.typlen = -1
+      UNION ALL
+        SELECT a.atttypid FROM pg_attribute a
+         WHERE ty.typtype = 'c' AND a.attrelid = ty.typrelid AND a.attnum > 0 AND NOT a.attisdropped
+      UNION ALL
+        SELECT r.rngsubtype FROM pg_range r WHERE r.rngtypid = ty.oid
+      %s
+    ) AS x(typ)
+    WHERE w.depth < 16)
+SELECT DISTINCT w.root, c.coll
+FROM walk w
+JOIN pg_type ty ON ty.oid = w.typ
+CROSS JOIN LATERAL (
+    SELECT a.attcollation FROM pg_attribute a
+     WHERE ty.typtype = 'c' AND a.attrelid = ty.typrelid AND a.attnum > 0 AND NOT a.attisdropped
+       AND a.attcollation <> 0
+  UNION ALL
+    SELECT r.rngcollation FROM pg_range r WHERE r.rngtypid = ty.oid AND r.rngcollation <> 0
+) AS c(coll)`
+
+// resolveTypes adds the collations nested in the key columns' composite
+// and range types to their objects.
+func (r *inventoryReader) resolveTypes(ctx context.Context, raws []*rawObject) error {
+	seen := map[uint32]bool{}
+	var types []uint32
+	for _, ro := range raws {
+		for _, t := range ro.keyTypes {
+			if !seen[t] {
+				seen[t] = true
+				types = append(types, t)
+			}
+		}
+	}
+	if len(types) == 0 {
+		return nil
+	}
+	nested, err := nestedCollations(ctx, r.conn, r.inv.ServerVersionNum, types)
+	if err != nil {
+		return fmt.Errorf("inventory: %w", err)
+	}
+	for _, ro := range raws {
+		for _, t := range ro.keyTypes {
+			if ro.hashed {
+				ro.exprs = append(ro.exprs, hashKeyMarker(nested[t]))
+			} else {
+				ro.collOIDs = append(ro.collOIDs, nested[t]...)
+			}
+		}
+	}
+	return nil
+}
+
+// nestedCollations returns, per type in types, the collations nested in it
+// (nestedCollationsQuery) on a server of version serverVersionNum.
+func nestedCollations(ctx context.Context, conn *pgx.Conn, serverVersionNum int, types []uint32) (map[uint32][]uint32, error) {
+	multirange := ""
+	if serverVersionNum >= 140000 {
+		multirange = "UNION ALL SELECT r.rngtypid FROM pg_range r WHERE r.rngmultitypid = ty.oid"
+	}
+	rows, err := conn.Query(ctx, fmt.Sprintf(nestedCollationsQuery, multirange), types)
+	if err != nil {
+		return nil, fmt.Errorf("read composite and range types: %w", err)
+	}
+	defer rows.Close()
+	nested := map[uint32][]uint32{}
+	for rows.Next() {
+		var typ, coll uint32
+		if err := rows.Scan(&typ, &coll); err != nil {
+			return nil, fmt.Errorf("read composite and range types: %w", err)
+		}
+		nested[typ] = append(nested[typ], coll)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read composite and range types: %w", err)
+	}
+	return nested, nil
 }
 
 // resolveNodes looks up the operators and functions named in node trees.

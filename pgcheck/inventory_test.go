@@ -65,6 +65,15 @@ CREATE TABLE byint (n int) PARTITION BY RANGE (n);
 INSERT INTO people SELECT g, 'p' || g || '@example.com', 'name ' || g, 'c' || g, 't', 'p', 'T', 'n', 'a', 30
 	FROM generate_series(1, 100) g;
 INSERT INTO events VALUES ('apple', 1), ('zebra', 2);
+CREATE TYPE pair AS (a text, b int);
+CREATE TYPE cpair AS (a text COLLATE "C", b int);
+CREATE TYPE textrange AS RANGE (subtype = text);
+CREATE TABLE typed (p pair, c cpair, r textrange, ps pair[], n int);
+CREATE INDEX typed_p ON typed (p);
+CREATE INDEX typed_c ON typed (c);
+CREATE INDEX typed_r ON typed USING gist (r);
+CREATE INDEX typed_ps ON typed (ps);
+CREATE INDEX typed_p_hash ON typed USING hash (p);
 CREATE MATERIALIZED VIEW mv AS SELECT name FROM people;
 CREATE INDEX mv_name ON mv (name);
 `
@@ -114,11 +123,18 @@ func TestInventoryFindsEveryKind(t *testing.T) {
 		"events":             {ObjectPartitionKey, true, false, []string{"default"}},
 		"events_c":           {ObjectPartitionKey, false, false, []string{"C"}},
 		"mv_name":            {ObjectMatviewIndex, true, false, []string{"default"}},
+		// Composite and range types compare with their attributes' and
+		// subtypes' collations.
+		"typed_p":  {ObjectIndex, true, false, []string{"default"}},
+		"typed_c":  {ObjectIndex, false, false, []string{"C"}},
+		"typed_r":  {ObjectIndex, true, false, []string{"default"}},
+		"typed_ps": {ObjectIndex, true, false, []string{"default"}},
 	}
 	// Not collation-dependent: ints, equality on a deterministic collation,
 	// length(), hash indexes and hash partitioning.
 	absent := []string{"people_pkey", "people_status_check", "people_len_check", "people_age_check",
-		"people_age_eq", "people_age", "people_name_hash", "people_name_like", "people_title_like", "orders_pkey", "orders_person_fkey", "hashed", "byint"}
+		"people_age_eq", "people_age", "people_name_hash", "people_name_like", "people_title_like", "orders_pkey", "orders_person_fkey", "hashed", "byint",
+		"typed_p_hash"}
 
 	got := map[string]DependentObject{}
 	for _, o := range inv.Objects {
