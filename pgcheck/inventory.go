@@ -387,6 +387,13 @@ JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE p.partstrat IN ('r', 'l') AND c.relpersistence <> 't'`
 
 const constraintQuery = `
+WITH RECURSIVE domain_types(domain, typ, depth) AS (
+    SELECT con.contypid, con.contypid, 0 FROM pg_constraint con WHERE con.contype = 'c' AND con.contypid <> 0
+  UNION
+    SELECT d.domain, t.oid, d.depth + 1
+    FROM domain_types d
+    JOIN pg_type t ON (t.typtype = 'd' AND t.typbasetype = d.typ) OR (t.typelem = d.typ AND t.typlen = -1)
+    WHERE d.depth < 16)
 SELECT con.oid, n.nspname, t.relname, con.conname, con.contype::text, coalesce(con.conbin::text, ''),
        coalesce((SELECT array_agg(a.attcollation) FROM pg_attribute a
                   WHERE a.attrelid = con.conrelid AND a.attnum = ANY (con.conkey) AND a.attcollation <> 0),
@@ -401,7 +408,20 @@ SELECT con.oid, n.nspname, t.relname, con.conname, con.contype::text, coalesce(c
 FROM pg_constraint con
 JOIN pg_class t ON t.oid = con.conrelid
 JOIN pg_namespace n ON n.oid = t.relnamespace
-WHERE con.contype IN ('c', 'f') AND t.relpersistence <> 't'`
+WHERE con.contype IN ('c', 'f') AND t.relpersistence <> 't'
+UNION ALL
+-- Domain CHECK constraints (conrelid 0), once per table with a column of
+-- the domain, of a domain over it, or of an array of those.
+SELECT DISTINCT con.oid, n.nspname, t.relname, con.conname, 'c', coalesce(con.conbin::text, ''),
+       '{}'::oid[], '{}'::oid[], '{}'::oid[],
+       coalesce(pg_relation_size(t.oid), 0), con.convalidated,
+       n.nspname IN ('pg_catalog', 'information_schema')
+FROM pg_constraint con
+JOIN domain_types d ON d.domain = con.contypid
+JOIN pg_attribute a ON a.atttypid = d.typ AND a.attnum > 0 AND NOT a.attisdropped
+JOIN pg_class t ON t.oid = a.attrelid AND t.relkind IN ('r', 'p') AND NOT t.relispartition
+JOIN pg_namespace n ON n.oid = t.relnamespace
+WHERE con.contype = 'c' AND con.contypid <> 0 AND t.relpersistence <> 't'`
 
 func (r *inventoryReader) readObjects(ctx context.Context) ([]*rawObject, error) {
 	var raws []*rawObject

@@ -74,6 +74,13 @@ CREATE INDEX typed_c ON typed (c);
 CREATE INDEX typed_r ON typed USING gist (r);
 CREATE INDEX typed_ps ON typed (ps);
 CREATE INDEX typed_p_hash ON typed USING hash (p);
+CREATE DOMAIN code_dom AS text CONSTRAINT code_dom_check CHECK (VALUE < 'zzz');
+CREATE DOMAIN code_dom2 AS code_dom;
+CREATE DOMAIN eq_dom AS text CONSTRAINT eq_dom_check CHECK (VALUE <> 'x');
+CREATE DOMAIN en_dom AS text COLLATE "en_US.utf8";
+CREATE TABLE domained (c code_dom2, cs code_dom[], e eq_dom, en en_dom);
+CREATE INDEX domained_en ON domained (en);
+ALTER TABLE people ADD CONSTRAINT people_row_check CHECK ((name, status) < ('zzz', 'z'));
 CREATE MATERIALIZED VIEW mv AS SELECT name FROM people;
 CREATE INDEX mv_name ON mv (name);
 `
@@ -125,16 +132,20 @@ func TestInventoryFindsEveryKind(t *testing.T) {
 		"mv_name":            {ObjectMatviewIndex, true, false, []string{"default"}},
 		// Composite and range types compare with their attributes' and
 		// subtypes' collations.
-		"typed_p":  {ObjectIndex, true, false, []string{"default"}},
-		"typed_c":  {ObjectIndex, false, false, []string{"C"}},
-		"typed_r":  {ObjectIndex, true, false, []string{"default"}},
-		"typed_ps": {ObjectIndex, true, false, []string{"default"}},
+		// Domain CHECK constraints apply to the tables using the domain.
+		"code_dom_check":   {ObjectCheckConstraint, true, false, []string{"default"}},
+		"domained_en":      {ObjectIndex, true, false, []string{"public.en_US.utf8"}},
+		"people_row_check": {ObjectCheckConstraint, true, false, []string{"default"}},
+		"typed_p":          {ObjectIndex, true, false, []string{"default"}},
+		"typed_c":          {ObjectIndex, false, false, []string{"C"}},
+		"typed_r":          {ObjectIndex, true, false, []string{"default"}},
+		"typed_ps":         {ObjectIndex, true, false, []string{"default"}},
 	}
 	// Not collation-dependent: ints, equality on a deterministic collation,
 	// length(), hash indexes and hash partitioning.
 	absent := []string{"people_pkey", "people_status_check", "people_len_check", "people_age_check",
 		"people_age_eq", "people_age", "people_name_hash", "people_name_like", "people_title_like", "orders_pkey", "orders_person_fkey", "hashed", "byint",
-		"typed_p_hash"}
+		"typed_p_hash", "eq_dom_check"}
 
 	got := map[string]DependentObject{}
 	for _, o := range inv.Objects {
@@ -168,6 +179,9 @@ func TestInventoryFindsEveryKind(t *testing.T) {
 	}
 	if got["events"].Bytes <= 0 || got["people_name_check"].Bytes <= 0 {
 		t.Errorf("partition key size %d, check constraint table size %d", got["events"].Bytes, got["people_name_check"].Bytes)
+	}
+	if o := got["code_dom_check"]; o.Table != "domained" {
+		t.Errorf("domain CHECK listed on table %q, want domained", o.Table)
 	}
 	for _, name := range absent {
 		if o, ok := got[name]; ok {
@@ -220,7 +234,7 @@ func TestInventoryFindsEveryKind(t *testing.T) {
 		names = append(names, r.Object)
 	}
 	slices.Sort(names)
-	if !slices.Equal(names, []string{"people_age_collate", "people_title"}) {
+	if !slices.Equal(names, []string{"domained_en", "people_age_collate", "people_title"}) {
 		t.Errorf("at risk = %v", names)
 	}
 
