@@ -160,12 +160,63 @@ func Quarantined(ctx context.Context, conn *pgx.Conn, runID string) ([]Quarantin
 	return out, nil
 }
 
-// ensureRepairTables creates ringfence's repair schema and tables.
+// ensureRepairTables creates ringfence's repair schema and tables, and
+// refuses to use them unless the current user owns them and nothing else
+// is attached to them: whoever owns the schema or a table could read the
+// quarantined rows, and a trigger or rule on the journal or the quarantine
+// would run inside every repair transaction. PUBLIC gets no privilege.
 func ensureRepairTables(ctx context.Context, conn *pgx.Conn) error {
-	for _, ddl := range repairDDL {
+	if _, err := conn.Exec(ctx, repairDDL[0]); err != nil {
+		return fmt.Errorf("create repair tables: %w", err)
+	}
+	if err := checkRepairSchema(ctx, conn); err != nil {
+		return err
+	}
+	for _, ddl := range repairDDL[1:] {
 		if _, err := conn.Exec(ctx, ddl); err != nil {
 			return fmt.Errorf("create repair tables: %w", err)
 		}
+	}
+	if err := checkRepairSchema(ctx, conn); err != nil {
+		return err
+	}
+	for _, sql := range []string{
+		"REVOKE ALL ON SCHEMA " + repairSchema + " FROM PUBLIC",
+		"REVOKE ALL ON ALL TABLES IN SCHEMA " + repairSchema + " FROM PUBLIC",
+	} {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			return fmt.Errorf("restrict the repair tables: %w", err)
+		}
+	}
+	return nil
+}
+
+// checkRepairSchema returns an error naming whatever in the repair schema
+// the current user does not own, and any trigger or rule on its tables.
+func checkRepairSchema(ctx context.Context, conn *pgx.Conn) error {
+	var problems []string
+	err := conn.QueryRow(ctx, `
+		WITH me AS (SELECT oid FROM pg_roles WHERE rolname = current_user),
+		     nsp AS (SELECT oid, nspname, nspowner FROM pg_namespace WHERE nspname = $1)
+		SELECT coalesce(array_agg(p ORDER BY p), '{}') FROM (
+		  SELECT format('schema %I is owned by %s', nspname, nspowner::regrole) FROM nsp WHERE nspowner <> (SELECT oid FROM me)
+		  UNION ALL
+		  SELECT format('%s is owned by %s', c.oid::regclass, c.relowner::regrole)
+		    FROM pg_class c JOIN nsp ON c.relnamespace = nsp.oid WHERE c.relowner <> (SELECT oid FROM me)
+		  UNION ALL
+		  SELECT format('trigger %I on %s', tg.tgname, tg.tgrelid::regclass)
+		    FROM pg_trigger tg JOIN pg_class c ON c.oid = tg.tgrelid JOIN nsp ON c.relnamespace = nsp.oid
+		   WHERE NOT tg.tgisinternal
+		  UNION ALL
+		  SELECT format('rule %I on %s', rw.rulename, rw.ev_class::regclass)
+		    FROM pg_rewrite rw JOIN pg_class c ON c.oid = rw.ev_class JOIN nsp ON c.relnamespace = nsp.oid
+		   WHERE rw.rulename <> '_RETURN') AS x(p)`, repairSchema).Scan(&problems)
+	if err != nil {
+		return fmt.Errorf("check the repair schema: %w", err)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("refusing to keep the journal and quarantined rows in schema %s: %s (run the repair as the schema's owner, or drop or fix the schema)",
+			repairSchema, strings.Join(problems, "; "))
 	}
 	return nil
 }

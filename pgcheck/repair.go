@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -167,16 +168,18 @@ func Repair(ctx context.Context, srv *Server, opts RepairOptions) (*RepairResult
 		return nil, err
 	}
 	a := &applier{srv: srv, conn: conn, opts: opts, res: res}
+	recorded := runOptions{opts.Indexes, opts.Dedupe, opts.ReroutePartitions, opts.Blocking, opts.AllowTriggers}
 	if plan.ResumeRun != "" {
 		a.run, res.Resumed = plan.ResumeRun, true
+		if err := checkResumeOptions(ctx, conn, a.run, recorded); err != nil {
+			return nil, err
+		}
 	} else {
 		a.run = uuid.NewString()
-		optsJSON, _ := json.Marshal(struct {
-			Indexes           []string     `json:"indexes,omitempty"`
-			Dedupe            []DedupeRule `json:"dedupe,omitempty"`
-			ReroutePartitions bool         `json:"reroute_partitions"`
-			Blocking          bool         `json:"blocking"`
-		}{opts.Indexes, opts.Dedupe, opts.ReroutePartitions, opts.Blocking})
+		optsJSON, err := json.Marshal(recorded)
+		if err != nil {
+			return nil, fmt.Errorf("record repair run: %w", err)
+		}
 		if _, err := conn.Exec(ctx, `INSERT INTO ringfence.repair_run (id, options) VALUES ($1, $2)`, a.run, optsJSON); err != nil {
 			return nil, fmt.Errorf("record repair run: %w", err)
 		}
@@ -191,6 +194,48 @@ func Repair(ctx context.Context, srv *Server, opts RepairOptions) (*RepairResult
 		return res, fmt.Errorf("count quarantined rows: %w", err)
 	}
 	return res, nil
+}
+
+// runOptions are the options a repair run records when it starts.
+type runOptions struct {
+	Indexes           []string     `json:"indexes,omitempty"`
+	Dedupe            []DedupeRule `json:"dedupe,omitempty"`
+	ReroutePartitions bool         `json:"reroute_partitions"`
+	Blocking          bool         `json:"blocking"`
+	AllowTriggers     bool         `json:"allow_triggers"`
+}
+
+// checkResumeOptions refuses to resume run with dedupe rules other than
+// the ones it started with: rows removed by one rule and then by another
+// would leave a run whose outcome no single rule explains. Giving no rule
+// is allowed (duplicates then stop the run); so are the options that only
+// widen or narrow what is done (--index, --blocking, --reroute-partitions,
+// --allow-triggers), which the plan and the pending list account for.
+func checkResumeOptions(ctx context.Context, conn *pgx.Conn, run string, now runOptions) error {
+	var raw []byte
+	if err := conn.QueryRow(ctx, `SELECT options FROM ringfence.repair_run WHERE id = $1`, run).Scan(&raw); err != nil {
+		return fmt.Errorf("read the options of repair run %s: %w", run, err)
+	}
+	var then runOptions
+	if err := json.Unmarshal(raw, &then); err != nil {
+		return fmt.Errorf("read the options of repair run %s: %w", run, err)
+	}
+	if len(now.Dedupe) == 0 || slices.Equal(now.Dedupe, then.Dedupe) {
+		return nil
+	}
+	rules := func(rs []DedupeRule) string {
+		if len(rs) == 0 {
+			return "none"
+		}
+		s := make([]string, len(rs))
+		for i, r := range rs {
+			s[i] = "--dedupe " + r.String()
+		}
+		return strings.Join(s, " ")
+	}
+	return fmt.Errorf("repair run %s is unfinished and started with dedupe rules %s, not %s: resume it with the same rules, "+
+		"or close it first (UPDATE ringfence.repair_run SET status = 'abandoned', finished_at = now() WHERE id = '%s')",
+		run, rules(then.Dedupe), rules(now.Dedupe), run)
 }
 
 // applier carries one repair run.
@@ -676,7 +721,7 @@ func (a *applier) dropLeftoversOf(ctx context.Context, r PlannedRebuild) error {
 		  JOIN pg_namespace n ON n.oid = c.relnamespace
 		  JOIN pg_class t ON t.oid = i.indrelid
 		 WHERE NOT i.indisvalid AND n.nspname = $1 AND t.relname = $2
-		   AND c.relname ~ '_cc(new|old)[0-9]*$' AND starts_with(c.relname, left($3, 40))`,
+		   AND `+leftoverSQL+` AND starts_with(c.relname, left($3, 40))`,
 		r.Schema, r.Table, r.Name)
 	if err != nil {
 		return fmt.Errorf("find leftovers of %s: %w", r.QualifiedName(), err)

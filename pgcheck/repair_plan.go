@@ -128,7 +128,8 @@ type RepairOptions struct {
 	afterPick func()
 }
 
-// InvalidIndex is an index with indisvalid = false.
+// InvalidIndex is an index with indisvalid = false, or a valid copy left
+// by a REINDEX CONCURRENTLY interrupted before it swapped the indexes.
 type InvalidIndex struct {
 	Schema string `json:"schema"`
 	Table  string `json:"table"`
@@ -139,6 +140,8 @@ type InvalidIndex struct {
 	Leftover bool `json:"leftover"`
 	// SQL drops it.
 	SQL string `json:"sql"`
+
+	oid uint32
 }
 
 // DuplicatePlan is a unique index violated by stored rows, and how the
@@ -339,7 +342,11 @@ func planRepair(ctx context.Context, conn *pgx.Conn, opts RepairOptions) (*Repai
 	if p.Invalid, err = invalidIndexes(ctx, conn); err != nil {
 		return nil, err
 	}
-	if err := p.planRebuilds(ctx, conn, inv, opts.Indexes, done); err != nil {
+	leftovers := map[uint32]bool{}
+	for _, ii := range p.Invalid {
+		leftovers[ii.oid] = ii.Leftover
+	}
+	if err := p.planRebuilds(ctx, conn, inv, opts.Indexes, done, leftovers); err != nil {
 		return nil, err
 	}
 	if err := p.planDuplicates(ctx, conn, opts); err != nil {
@@ -393,19 +400,37 @@ func readJournal(ctx context.Context, conn *pgx.Conn) (string, map[string]bool, 
 	return run, done, nil
 }
 
-// invalidIndexes lists invalid indexes on user tables. REINDEX CONCURRENTLY
-// leftovers are marked for dropping unless an index build is running on the
-// table right now (then the invalid index may be that build's).
+// leftoverSQL is true for index i (pg_index) with relation c (pg_class)
+// that a REINDEX CONCURRENTLY left behind: named *_ccnew / *_ccold, with a
+// twin on the same table that has the same definition (columns, operator
+// classes, collations, options, expressions, predicate), and backing no
+// constraint. An invalid index without a twin is someone's failed CREATE
+// INDEX CONCURRENTLY, whatever its name; a valid one with a twin is the
+// copy of a REINDEX CONCURRENTLY interrupted before the swap.
+const leftoverSQL = `(c.relname ~ '_cc(new|old)[0-9]*$'
+	AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)
+	AND EXISTS (SELECT 1 FROM pg_index o
+	             WHERE o.indrelid = i.indrelid AND o.indexrelid <> i.indexrelid
+	               AND o.indkey::text = i.indkey::text AND o.indclass::text = i.indclass::text
+	               AND o.indcollation::text = i.indcollation::text AND o.indoption::text = i.indoption::text
+	               AND o.indisunique = i.indisunique
+	               AND pg_get_expr(o.indexprs, o.indrelid) IS NOT DISTINCT FROM pg_get_expr(i.indexprs, i.indrelid)
+	               AND pg_get_expr(o.indpred, o.indrelid) IS NOT DISTINCT FROM pg_get_expr(i.indpred, i.indrelid)))`
+
+// invalidIndexes lists invalid indexes on user tables, and REINDEX
+// CONCURRENTLY leftovers (see leftoverSQL), valid or not. Leftovers are
+// marked for dropping unless an index build is running on the table right
+// now (then the index may be that build's).
 func invalidIndexes(ctx context.Context, conn *pgx.Conn) ([]InvalidIndex, error) {
 	rows, err := conn.Query(ctx, `
-		SELECT n.nspname, t.relname, c.relname,
-		       c.relname ~ '_cc(new|old)[0-9]*$'
+		SELECT n.nspname, t.relname, c.relname, i.indexrelid,
+		       `+leftoverSQL+`
 		         AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_create_index p WHERE p.relid = i.indrelid)
 		  FROM pg_index i
 		  JOIN pg_class c ON c.oid = i.indexrelid
 		  JOIN pg_class t ON t.oid = i.indrelid
 		  JOIN pg_namespace n ON n.oid = c.relnamespace
-		 WHERE NOT i.indisvalid
+		 WHERE (NOT i.indisvalid OR `+leftoverSQL+`)
 		   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 		   AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
 		 ORDER BY 1, 2, 3`)
@@ -414,7 +439,7 @@ func invalidIndexes(ctx context.Context, conn *pgx.Conn) ([]InvalidIndex, error)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (InvalidIndex, error) {
 		var ii InvalidIndex
-		err := r.Scan(&ii.Schema, &ii.Table, &ii.Name, &ii.Leftover)
+		err := r.Scan(&ii.Schema, &ii.Table, &ii.Name, &ii.oid, &ii.Leftover)
 		ii.SQL = "DROP INDEX CONCURRENTLY IF EXISTS " + QuoteIdent(ii.Schema, ii.Name)
 		return ii, err
 	})
@@ -426,7 +451,7 @@ func invalidIndexes(ctx context.Context, conn *pgx.Conn) ([]InvalidIndex, error)
 
 // planRebuilds lists the indexes to rebuild: those named, or every valid
 // at-risk index on a user table.
-func (p *RepairPlan) planRebuilds(ctx context.Context, conn *pgx.Conn, inv *Inventory, names []string, done map[string]bool) error {
+func (p *RepairPlan) planRebuilds(ctx context.Context, conn *pgx.Conn, inv *Inventory, names []string, done map[string]bool, leftovers map[uint32]bool) error {
 	var oids []uint32
 	if len(names) > 0 {
 		for _, n := range names {
@@ -450,8 +475,8 @@ func (p *RepairPlan) planRebuilds(ctx context.Context, conn *pgx.Conn, inv *Inve
 				p.System = append(p.System, o.Ref())
 				continue
 			}
-			if systemSchema(o.Schema) {
-				continue
+			if systemSchema(o.Schema) || leftovers[o.OID] {
+				continue // leftovers are dropped, not rebuilt
 			}
 			oids = append(oids, o.OID)
 		}

@@ -25,6 +25,63 @@ func TestRepairOnALiveDatabase(t *testing.T) {
 	t.Run("lock timeout", func(t *testing.T) { testRebuildRetriesLockTimeout(t, c) })
 	t.Run("limited to an index", func(t *testing.T) { testRepairLimitedToAnIndex(t, c) })
 	t.Run("nothing at risk", func(t *testing.T) { testRepairNothingAtRisk(t, c) })
+	t.Run("leftovers", func(t *testing.T) { testLeftoverDetection(t, c) })
+	t.Run("foreign schema", func(t *testing.T) { testRepairSchemaOwnedByAnother(t, c) })
+}
+
+// testLeftoverDetection tells REINDEX CONCURRENTLY leftovers from indexes
+// that only look like them: a leftover has a twin with the same definition
+// on its table, valid or not; an invalid index without a twin is the
+// operator's, whatever its name.
+func testLeftoverDetection(t *testing.T, c *pgtest.Cluster) {
+	c.CreateDatabase("left")
+	c.Exec("left", `CREATE TABLE t (a text, b text);
+		CREATE INDEX t_a_idx ON t (a);
+		CREATE INDEX t_a_idx_ccnew ON t (a);
+		CREATE INDEX mine_ccnew ON t (b);
+		UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'mine_ccnew'::regclass`)
+	srv, err := Open(c.DSN("left"), ConnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := PlanRepair(context.Background(), srv, RepairOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, ii := range plan.Invalid {
+		got[ii.Name] = ii.Leftover
+	}
+	if len(got) != 2 || !got["t_a_idx_ccnew"] || got["mine_ccnew"] {
+		t.Fatalf("invalid indexes %+v: want t_a_idx_ccnew (a valid twin) a leftover, mine_ccnew (no twin) not", plan.Invalid)
+	}
+	if findRebuild(plan, "t_a_idx_ccnew") != nil || findRebuild(plan, "t_a_idx") == nil {
+		t.Fatalf("rebuilds %+v: the leftover is dropped, its twin rebuilt", plan.Rebuilds)
+	}
+}
+
+// testRepairSchemaOwnedByAnother refuses to keep quarantined rows in a
+// ringfence schema that another role owns (it could read them).
+func testRepairSchemaOwnedByAnother(t *testing.T, c *pgtest.Cluster) {
+	c.CreateDatabase("foreign")
+	c.Exec("foreign", `CREATE ROLE mallory; CREATE SCHEMA ringfence AUTHORIZATION mallory;
+		CREATE TABLE k (code text UNIQUE); INSERT INTO k VALUES ('a'), ('B')`)
+	srv, err := Open(c.DSN("foreign"), ConnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Repair(context.Background(), srv, RepairOptions{})
+	if err == nil || !strings.Contains(err.Error(), "schema ringfence is owned by mallory") {
+		t.Fatalf("repair into mallory's schema: %v", err)
+	}
+	var tables int
+	if err := c.Connect("foreign").QueryRow(context.Background(),
+		`SELECT count(*) FROM pg_tables WHERE schemaname = 'ringfence'`).Scan(&tables); err != nil {
+		t.Fatal(err)
+	}
+	if tables != 0 {
+		t.Fatalf("%d repair table(s) created in mallory's schema", tables)
+	}
 }
 
 // testRepairNothingAtRisk applies a repair to a database whose text is all
@@ -172,6 +229,7 @@ func testRepairLimitedToAnIndex(t *testing.T, c *pgtest.Cluster) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	recordBaseline(t, c.Connect("some"))
 	res, err := Repair(ctx, srv, RepairOptions{Indexes: []string{"p_b_key"}})
 	if err != nil {
 		t.Fatal(err)
@@ -191,12 +249,17 @@ func testRepairLimitedToAnIndex(t *testing.T, c *pgtest.Cluster) {
 	if v := collVersions(t, conn); !strings.HasPrefix(v, "2.27") {
 		t.Fatalf("a limited repair refreshed the database's version: %s", v)
 	}
+	// The unfinished run cannot be resumed under another dedupe rule.
+	if _, err := Repair(ctx, srv, RepairOptions{Dedupe: []DedupeRule{{Column: "a"}}}); err == nil ||
+		!strings.Contains(err.Error(), "started with dedupe rules none, not --dedupe keep-oldest:a") {
+		t.Fatalf("resume with another rule: %v", err)
+	}
 	res, err = Repair(ctx, srv, RepairOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !res.Resumed || !res.Clean() || !hasEvent(res, StepRebuild, `"public"."p_b_key"`, StatusSkipped) ||
-		!hasEvent(res, StepRebuild, `"public"."p_a_key"`, StatusDone) {
+		!hasEvent(res, StepRebuild, `"public"."p_a_key"`, StatusDone) || !hasEvent(res, StepBaseline, BaselineTable, StatusDone) {
 		t.Fatalf("full repair after a limited one: %+v", res)
 	}
 	if v := collVersions(t, conn); strings.HasPrefix(v, "2.27") {
