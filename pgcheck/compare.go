@@ -198,6 +198,7 @@ type comparer struct {
 	inv      *Inventory
 	target   *target
 	sample   int
+	maxRead  int                   // rows read per sample; 0: chosen by sampleQuery
 	samples  map[string][]string   // table OID + expression -> keys
 	sorted   map[string]sortedKeys // sample key + collation -> result
 }
@@ -445,7 +446,7 @@ func (c *comparer) baseType(ctx context.Context, oid uint32, depth int) (string,
 }
 
 func (c *comparer) compareColumn(ctx context.Context, o DependentObject, k keyColumn, coll CollationInfo, cc *ColumnComparison) error {
-	sampleKey := fmt.Sprintf("%d\x00%s", k.tableOID, k.expr)
+	sampleKey := fmt.Sprintf("%d\x00%s\x00%s", k.tableOID, k.expr, k.pred)
 	keys, ok := c.samples[sampleKey]
 	if !ok {
 		var err error
@@ -479,19 +480,9 @@ func (c *comparer) compareColumn(ctx context.Context, o DependentObject, k keyCo
 const wholeTableRows = 1000000
 
 // sampleKeys reads at most c.sample distinct non-null values of a key column
-// on the old server. Tables larger than both wholeTableRows and four times
-// the bound are read through TABLESAMPLE SYSTEM, with the fraction that
-// yields about four times the bound, so the cost stays bounded on any table
-// size.
+// on the old server.
 func (c *comparer) sampleKeys(ctx context.Context, o DependentObject, k keyColumn) ([]string, error) {
-	from := QuoteIdent(o.Schema, o.Table)
-	if limit := 4 * float64(c.sample); k.relTuples > max(limit, wholeTableRows) {
-		pct := 100 * limit / k.relTuples
-		from += fmt.Sprintf(" TABLESAMPLE SYSTEM (%g)", pct)
-	}
-	q := fmt.Sprintf(`SELECT DISTINCT (%s)::text FROM %s WHERE (%s) IS NOT NULL LIMIT %d`,
-		k.expr, from, k.expr, c.sample)
-	rows, err := c.from.Query(ctx, q)
+	rows, err := c.from.Query(ctx, c.sampleQuery(o, k))
 	if err != nil {
 		return nil, err
 	}
@@ -500,6 +491,33 @@ func (c *comparer) sampleKeys(ctx context.Context, o DependentObject, k keyColum
 		return nil, err
 	}
 	return keys, nil
+}
+
+// sampleQuery is sampleKeys' query. Tables estimated larger than both
+// wholeTableRows and four times the bound are read through TABLESAMPLE
+// SYSTEM, with the fraction that yields about four times the bound. The
+// estimate can be far off (statistics taken before a bulk load), so the rows
+// read are also bounded by a LIMIT below the DISTINCT: the cost stays
+// bounded on any table whatever its statistics say. Only rows a partial
+// index covers are read, and keys are deduplicated by their bytes, so a
+// nondeterministic collation does not fold keys it considers equal.
+func (c *comparer) sampleQuery(o DependentObject, k keyColumn) string {
+	from := QuoteIdent(o.Schema, o.Table)
+	limit := 4 * c.sample
+	read := max(limit, wholeTableRows)
+	if k.relTuples > float64(read) {
+		from += fmt.Sprintf(" TABLESAMPLE SYSTEM (%g)", 100*float64(limit)/k.relTuples)
+		read = limit
+	}
+	if c.maxRead > 0 {
+		read = c.maxRead
+	}
+	where := fmt.Sprintf("(%s) IS NOT NULL", k.expr)
+	if k.pred != "" {
+		where += " AND (" + k.pred + ")"
+	}
+	return fmt.Sprintf(`SELECT DISTINCT k FROM (SELECT (%s)::text COLLATE "C" AS k FROM %s WHERE %s LIMIT %d) AS s LIMIT %d`,
+		k.expr, from, where, read, c.sample)
 }
 
 // sortBoth sorts keys as k's sort type under coll on both servers and

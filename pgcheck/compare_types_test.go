@@ -101,6 +101,8 @@ func TestCompareKeyTypes(t *testing.T) {
 		t.Errorf("report's new server %+v", rep.To)
 	}
 
+	checkSampling(t, old)
+
 	neu.Restart(pgtest.CodePoint)
 	_, got = compare("postgres")
 	for _, name := range names {
@@ -125,4 +127,72 @@ func TestNormalizeLocale(t *testing.T) {
 		normalizeLocale("libc", "en_US.UTF-8/C") == normalizeLocale("libc", "en_US.UTF-8") {
 		t.Error("different locales normalised to the same name")
 	}
+}
+
+// checkSampling runs on the old server of TestCompareKeyTypes: the rows a
+// sample reads are bounded even when the statistics are stale, partial
+// indexes sample only the rows they cover, and keys equal under a
+// nondeterministic collation are kept apart.
+func checkSampling(t *testing.T, c *pgtest.Cluster) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c.Exec("app", `
+		CREATE TABLE stale (k text) WITH (autovacuum_enabled = off);
+		INSERT INTO stale SELECT 'k' || g FROM generate_series(1, 100) g;
+		ANALYZE stale;
+		INSERT INTO stale SELECT 'k' || g FROM generate_series(101, 50000) g;
+		CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+		CREATE TABLE folded (k text COLLATE ci);
+		INSERT INTO folded VALUES ('A'), ('a'), ('B');`)
+	conn := c.Connect("app")
+	stale := DependentObject{Schema: "public", Table: "stale"}
+
+	// The statistics say 100 rows; 50,000 are there. Reading stops at the
+	// bound.
+	cmp := &comparer{from: conn, sample: 10, maxRead: 1000}
+	var plan []map[string]any
+	if err := conn.QueryRow(ctx, "EXPLAIN (ANALYZE, FORMAT JSON) "+
+		cmp.sampleQuery(stale, keyColumn{expr: "k", relTuples: 100})).Scan(&plan); err != nil {
+		t.Fatal(err)
+	}
+	if n := scannedRows(plan[0]["Plan"]); n < 10 || n > 1000 {
+		t.Errorf("sample of a table with stale statistics scanned %v rows, want 10..1000", n)
+	}
+
+	cmp = &comparer{from: conn, sample: 100000}
+	keys, err := cmp.sampleKeys(ctx, stale, keyColumn{expr: "k", pred: "k < 'k2'", relTuples: 50000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if k >= "k2" {
+			t.Fatalf("partial index predicate k < 'k2' ignored: sampled %q", k)
+		}
+	}
+	if len(keys) != 11111 {
+		t.Errorf("partial index: %d keys, want 11111", len(keys))
+	}
+	keys, err = cmp.sampleKeys(ctx, DependentObject{Schema: "public", Table: "folded"}, keyColumn{expr: "k"})
+	if err != nil || len(keys) != 3 {
+		t.Errorf("nondeterministic collation: keys %q err %v, want A, a and B", keys, err)
+	}
+}
+
+// scannedRows sums the actual rows of the table scans in an EXPLAIN JSON
+// plan node.
+func scannedRows(node any) float64 {
+	m, ok := node.(map[string]any)
+	if !ok {
+		return 0
+	}
+	var n float64
+	if typ, _ := m["Node Type"].(string); typ == "Seq Scan" || typ == "Sample Scan" {
+		n, _ = m["Actual Rows"].(float64)
+	}
+	children, _ := m["Plans"].([]any)
+	for _, ch := range children {
+		n += scannedRows(ch)
+	}
+	return n
 }
