@@ -121,6 +121,9 @@ func Repair(ctx context.Context, srv *Server, opts RepairOptions) (*RepairResult
 	if opts.RetryWait <= 0 {
 		opts.RetryWait = time.Second
 	}
+	if opts.RebuildLockTimeout <= 0 {
+		opts.RebuildLockTimeout = 5 * time.Minute
+	}
 	rw := srv.WithOptions(ConnOptions{ReadWrite: true})
 	conn, err := rw.Connect(ctx, "")
 	if err != nil {
@@ -439,10 +442,10 @@ func (a *applier) stepWithRecovery(ctx context.Context, step, target, sql string
 }
 
 // transient reports whether err is worth retrying: a lock wait that hit
-// lock_timeout (55P03), a deadlock (40P01), a serialization failure, or
-// rows that changed under a dedupe.
+// lock_timeout (55P03), a deadlock (40P01), a serialization failure, rows
+// that changed under a dedupe, or old transactions a rebuild would wait for.
 func transient(err error) bool {
-	if errors.Is(err, errRowsChanged) {
+	if errors.Is(err, errRowsChanged) || errors.Is(err, errOldTransactions) {
 		return true
 	}
 	var pe *pgconn.PgError
@@ -696,19 +699,53 @@ func (a *applier) rebuild(ctx context.Context, r PlannedRebuild, plan *RepairPla
 		return false
 	}
 	return a.stepWithRecovery(ctx, StepRebuild, r.QualifiedName(), r.SQL, func(ctx context.Context) (int64, error) {
-		timeout := "0"
-		if a.opts.RebuildTimeout > 0 {
-			timeout = fmt.Sprint(a.opts.RebuildTimeout.Milliseconds())
+		settings := []string{"SET statement_timeout = " + fmt.Sprint(a.opts.RebuildTimeout.Milliseconds())}
+		if r.Concurrent {
+			if err := a.noOldTransactions(ctx); err != nil {
+				return 0, err
+			}
+			settings = append(settings, "SET lock_timeout = "+fmt.Sprint(a.opts.RebuildLockTimeout.Milliseconds()))
 		}
-		if _, err := a.conn.Exec(ctx, "SET statement_timeout = "+timeout); err != nil {
-			return 0, err
+		for _, set := range settings {
+			if _, err := a.conn.Exec(ctx, set); err != nil {
+				return 0, fmt.Errorf("prepare the rebuild: %w", err)
+			}
 		}
 		_, err := a.conn.Exec(ctx, r.SQL)
-		if _, rerr := a.conn.Exec(ctx, "RESET statement_timeout"); rerr != nil && err == nil {
-			err = rerr
+		// Back to the session's bounds (set when it connected).
+		for _, reset := range []string{"RESET statement_timeout", "RESET lock_timeout"} {
+			if _, rerr := a.conn.Exec(ctx, reset); rerr != nil && err == nil {
+				err = rerr
+			}
 		}
 		return 0, err
 	}, recoverFn)
+}
+
+// errOldTransactions is returned, instead of starting a REINDEX
+// CONCURRENTLY, while transactions it would wait for have been open for
+// longer than the rebuild's lock_timeout: the rebuild would most likely
+// build the whole index, time out waiting and throw it away. It is retried.
+var errOldTransactions = errors.New("transactions open for longer than the rebuild lock timeout")
+
+// noOldTransactions returns errOldTransactions, naming them, if other
+// sessions in this database hold a snapshot or a transaction ID in a
+// transaction open for longer than RebuildLockTimeout.
+func (a *applier) noOldTransactions(ctx context.Context) error {
+	var old []string
+	err := a.conn.QueryRow(ctx, `
+		SELECT coalesce(array_agg(format('pid %s (%s, open since %s)', pid, state, xact_start) ORDER BY xact_start), '{}')
+		  FROM pg_stat_activity
+		 WHERE datname = current_database() AND pid <> pg_backend_pid()
+		   AND (backend_xid IS NOT NULL OR backend_xmin IS NOT NULL)
+		   AND xact_start < now() - $1 * interval '1 millisecond'`, a.opts.RebuildLockTimeout.Milliseconds()).Scan(&old)
+	if err != nil {
+		return fmt.Errorf("look for old transactions: %w", err)
+	}
+	if len(old) > 0 {
+		return fmt.Errorf("%w (%s): not started, since it would wait for them", errOldTransactions, strings.Join(old, ", "))
+	}
+	return nil
 }
 
 // dropLeftoversOf drops the invalid *_ccnew / *_ccold copies a failed

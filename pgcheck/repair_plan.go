@@ -120,6 +120,15 @@ type RepairOptions struct {
 	// RebuildTimeout bounds each REINDEX; zero means none (lock waits stay
 	// bounded by the session's lock_timeout).
 	RebuildTimeout time.Duration
+	// RebuildLockTimeout is the lock_timeout of a REINDEX CONCURRENTLY
+	// (default 5 minutes). Besides the lock on the table, which blocks no
+	// reads or writes while it is awaited, it bounds the rebuild's waits
+	// for older transactions, which come after the index has been built:
+	// the session's short lock_timeout would throw that build away. A
+	// rebuild is not started, but retried later, while a transaction that
+	// holds a snapshot or a transaction ID has been open for longer than
+	// this.
+	RebuildLockTimeout time.Duration
 	// Progress, if set, is told of every action as it starts and ends.
 	Progress func(RepairEvent)
 

@@ -25,8 +25,64 @@ func TestRepairOnALiveDatabase(t *testing.T) {
 	t.Run("lock timeout", func(t *testing.T) { testRebuildRetriesLockTimeout(t, c) })
 	t.Run("limited to an index", func(t *testing.T) { testRepairLimitedToAnIndex(t, c) })
 	t.Run("nothing at risk", func(t *testing.T) { testRepairNothingAtRisk(t, c) })
+	t.Run("old transaction", func(t *testing.T) { testRebuildWaitsOutOldTransactions(t, c) })
 	t.Run("leftovers", func(t *testing.T) { testLeftoverDetection(t, c) })
 	t.Run("foreign schema", func(t *testing.T) { testRepairSchemaOwnedByAnother(t, c) })
+}
+
+// testRebuildWaitsOutOldTransactions keeps a transaction with a snapshot
+// open: a REINDEX CONCURRENTLY would build the whole index, then wait for
+// it and time out. The repair does not start the rebuild while the
+// transaction is older than the rebuild's lock timeout; it retries, and
+// rebuilds once the transaction has ended, without a build thrown away.
+func testRebuildWaitsOutOldTransactions(t *testing.T, c *pgtest.Cluster) {
+	c.CreateDatabase("old")
+	c.Exec("old", `CREATE TABLE o (code text CONSTRAINT o_code_key UNIQUE); CREATE TABLE other (x int);
+		INSERT INTO o SELECT 'code ' || g FROM generate_series(1, 100) g`)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv, err := Open(c.DSN("old"), ConnOptions{LockTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder := c.Connect("old")
+	tx, err := holder.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "SELECT count(*) FROM other"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	retries := 0
+	res, err := Repair(ctx, srv, RepairOptions{
+		RetryWait:          100 * time.Millisecond,
+		RebuildLockTimeout: 200 * time.Millisecond,
+		Attempts:           10,
+		Progress: func(e RepairEvent) {
+			if e.Step == StepRebuild && e.Status == StatusRetry {
+				if !strings.Contains(e.Error, "open for longer than the rebuild lock timeout") {
+					t.Errorf("retry for another reason: %s", e.Error)
+				}
+				if retries++; retries == 2 {
+					if err := tx.Rollback(ctx); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if retries != 2 || !res.Clean() {
+		t.Fatalf("%d retries, clean %v: failed %v verify %+v", retries, res.Clean(), res.Failed, res.Verify)
+	}
+	for _, e := range res.Events {
+		if e.Step == StepDropLeftover {
+			t.Fatalf("a rebuild was started and thrown away: %+v", res.Events)
+		}
+	}
 }
 
 // testLeftoverDetection tells REINDEX CONCURRENTLY leftovers from indexes
@@ -187,8 +243,9 @@ func testRebuildRetriesLockTimeout(t *testing.T, c *pgtest.Cluster) {
 	}
 	retries := 0
 	res, err := Repair(ctx, srv, RepairOptions{
-		RetryWait: 200 * time.Millisecond,
-		Attempts:  10,
+		RetryWait:          200 * time.Millisecond,
+		RebuildLockTimeout: 100 * time.Millisecond,
+		Attempts:           10,
 		Progress: func(e RepairEvent) {
 			if e.Step == StepRebuild && e.Status == StatusRetry {
 				if retries++; retries == 2 {
