@@ -175,7 +175,7 @@ type writer struct {
 	s    *Server
 	mu   sync.Mutex
 	seq  uint64
-	busy map[[2]string]queued // routine records by product and instance
+	busy map[[3]string]queued // routine records by product, customer and instance
 	wait []queued             // records someone waits for
 	// closed is set before the final flush; commits after it are refused.
 	closed bool
@@ -191,7 +191,7 @@ type queued struct {
 }
 
 func newWriter(s *Server) *writer {
-	return &writer{s: s, busy: map[[2]string]queued{}, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	return &writer{s: s, busy: map[[3]string]queued{}, kick: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
 // enqueue queues a routine record, replacing an older one of the same
@@ -199,7 +199,7 @@ func newWriter(s *Server) *writer {
 func (w *writer) enqueue(rec sqlstore.CheckInRecord) {
 	w.mu.Lock()
 	w.seq++
-	w.busy[[2]string{rec.Product, rec.InstanceID}] = queued{seq: w.seq, rec: rec}
+	w.busy[[3]string{rec.Product, rec.Customer, rec.InstanceID}] = queued{seq: w.seq, rec: rec}
 	w.mu.Unlock()
 }
 
@@ -212,7 +212,7 @@ func (w *writer) commit(ctx context.Context, rec sqlstore.CheckInRecord) error {
 		return errWriterClosed
 	}
 	w.seq++
-	delete(w.busy, [2]string{rec.Product, rec.InstanceID}) // older than rec
+	delete(w.busy, [3]string{rec.Product, rec.Customer, rec.InstanceID}) // older than rec
 	w.wait = append(w.wait, queued{seq: w.seq, rec: rec, done: done})
 	w.mu.Unlock()
 	select {
@@ -270,7 +270,7 @@ func (w *writer) flush(ctx context.Context) {
 		batch = append(batch, q)
 	}
 	batch = append(batch, w.wait...)
-	w.busy, w.wait = map[[2]string]queued{}, nil
+	w.busy, w.wait = map[[3]string]queued{}, nil
 	w.mu.Unlock()
 	if len(batch) == 0 {
 		return

@@ -347,7 +347,12 @@ func TestTwoServersOnePostgres(t *testing.T) {
 	}
 	key := a.enroll("acme", "bigbank", "all")
 	c := checkIn{InstanceID: "i-0", Product: "acme", Version: "1.0.0"}
-	eventually(t, time.Second, "server b offers 1.1.0 created through a", func() bool {
+	eventually(t, time.Second, "server b knows the key and offers 1.1.0, both created through a", func() bool {
+		c := c
+		c.Nonce = randomID(t)
+		if code, _, _ := b.checkInRaw(key, mustJSON(t, c)); code != http.StatusOK {
+			return false
+		}
 		return offer(mustAnswer(b, key, c)) == "1.1.0"
 	})
 

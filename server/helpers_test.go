@@ -289,3 +289,12 @@ func (w *webhookReceiver) received() []server.IncidentHook {
 	defer w.mu.Unlock()
 	return append([]server.IncidentHook(nil), w.hits...)
 }
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

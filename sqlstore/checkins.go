@@ -57,8 +57,8 @@ func (s *Store) RecordCheckIns(ctx context.Context, recs []CheckInRecord) error 
 		// A reported health replaces the stored one.
 		if err := insertRows(ctx, tx, params, `INSERT INTO installations
 				(product, instance_id, customer, version, health, health_detail, first_seen, last_seen) VALUES `, `
-			ON CONFLICT (product, instance_id) DO UPDATE SET
-				customer = excluded.customer, version = excluded.version,
+			ON CONFLICT (product, customer, instance_id) DO UPDATE SET
+				version = excluded.version,
 				health = excluded.health, health_detail = excluded.health_detail,
 				last_seen = excluded.last_seen`, withHealth); err != nil {
 			return fmt.Errorf("record check-ins: %w", err)
@@ -67,8 +67,8 @@ func (s *Store) RecordCheckIns(ctx context.Context, recs []CheckInRecord) error 
 		// changed: then nothing is known about the new one yet.
 		if err := insertRows(ctx, tx, params, `INSERT INTO installations
 				(product, instance_id, customer, version, health, health_detail, first_seen, last_seen) VALUES `, `
-			ON CONFLICT (product, instance_id) DO UPDATE SET
-				customer = excluded.customer, version = excluded.version,
+			ON CONFLICT (product, customer, instance_id) DO UPDATE SET
+				version = excluded.version,
 				health = CASE WHEN installations.version <> excluded.version THEN 'unknown' ELSE installations.health END,
 				health_detail = CASE WHEN installations.version <> excluded.version THEN '' ELSE installations.health_detail END,
 				last_seen = excluded.last_seen`, withoutHealth); err != nil {
@@ -87,15 +87,15 @@ func (s *Store) RecordCheckIns(ctx context.Context, recs []CheckInRecord) error 
 }
 
 // latestPerInstallation reduces recs (in arrival order) to one installation
-// row per product and instance: the latest record, keeping an earlier
+// row per product, customer and instance: the latest record, keeping an earlier
 // health report of the same version when the latest carries none. Rows are
 // split by whether they carry a health report.
 func latestPerInstallation(recs []CheckInRecord) (withHealth, withoutHealth [][]any) {
-	type key struct{ product, instance string }
+	type key struct{ product, customer, instance string }
 	latest := make(map[key]CheckInRecord, len(recs))
 	order := make([]key, 0, len(recs))
 	for _, r := range recs {
-		k := key{r.Product, r.InstanceID}
+		k := key{r.Product, r.Customer, r.InstanceID}
 		old, seen := latest[k]
 		if !seen {
 			order = append(order, k)

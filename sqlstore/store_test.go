@@ -170,6 +170,18 @@ func TestStore(t *testing.T) {
 			}
 		}
 
+		// Another customer's check-in with the same instance id touches only
+		// its own row.
+		if err := s.RecordCheckIns(ctx, []sqlstore.CheckInRecord{{Product: "acme", Customer: "intruder", InstanceID: "i2",
+			Version: release.MustParseVersion("3.29.0"), Health: &release.Health{Status: release.HealthOK}, ReceivedAt: now}}); err != nil {
+			t.Fatal(err)
+		}
+		for _, in := range check(s.ListInstallations(ctx, "acme", 10))(t) {
+			if in.InstanceID == "i2" && in.Customer == "bigbank" && (in.Version != v || in.Health.Status != release.HealthCorrupt) {
+				t.Errorf("bigbank's i2 changed by another customer's check-in: %+v", in)
+			}
+		}
+
 		// Promotions are recorded once.
 		due := []release.Due{{Product: "acme", Version: release.MustParseVersion("3.29.0"), Promotion: release.Promotion{Ring: "insiders", EnteredAt: now}}}
 		if n := check(s.RecordPromotions(ctx, due))(t); n != 1 {

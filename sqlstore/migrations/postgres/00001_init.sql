@@ -112,7 +112,8 @@ CREATE TABLE installations (
     health_detail TEXT NOT NULL DEFAULT '',
     first_seen    TIMESTAMPTZ NOT NULL,
     last_seen     TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (product, instance_id)
+    -- Scoped by customer: a check-in can only ever touch its own customer's rows.
+    PRIMARY KEY (product, customer, instance_id)
 );
 CREATE INDEX installations_last_seen ON installations (last_seen);
 
