@@ -26,7 +26,7 @@ const (
 const defaultCollationOID = 100
 
 // minServerVersion is the oldest PostgreSQL the inventory reads (12:
-// pg_partition_tree and collisdeterministic).
+// collisdeterministic).
 const minServerVersion = 120000
 
 // Inventory is every collation a database uses and every object whose
@@ -192,11 +192,11 @@ func VersionMismatches(inv *Inventory) []Finding {
 }
 
 // ReadInventory reads the catalogs of conn's database: the collations in use
-// and every object depending on one. It only reads catalogs and relation
-// sizes and works on a hot standby. pg_relation_size takes AccessShareLock:
-// behind a concurrent ACCESS EXCLUSIVE lock it waits up to the session's
-// lock_timeout and the inventory fails; a relation dropped meanwhile counts
-// as size 0.
+// and every object depending on one. It only reads catalogs, takes no
+// relation locks (pg check runs it on every run, also while other sessions
+// hold or wait for ACCESS EXCLUSIVE locks) and works on a hot standby.
+// Sizes are the planner's (pg_class.relpages, as of the last VACUUM,
+// ANALYZE or CREATE INDEX), not the files' current sizes.
 func ReadInventory(ctx context.Context, conn *pgx.Conn) (*Inventory, error) {
 	r, err := newInventoryReader(ctx, conn)
 	if err != nil {
@@ -354,7 +354,7 @@ const indexQuery = `
 SELECT i.indexrelid, n.nspname, t.relname, c.relname, am.amname, t.relkind::text,
        coalesce(con.contype::text, ''), i.indisunique,
        i.indisvalid AND i.indisready AND i.indislive,
-       coalesce(pg_relation_size(i.indexrelid), 0),
+       c.relpages::bigint * current_setting('block_size')::bigint,
        ARRAY(SELECT CASE WHEN ` + patternOpclass + ` THEN 0::oid ELSE i.indcollation[k.n] END
                FROM generate_series(0, i.indnkeyatts - 1) AS k(n)
                LEFT JOIN pg_opclass oc ON oc.oid = i.indclass[k.n]
@@ -378,8 +378,12 @@ SELECT p.partrelid, n.nspname, c.relname, p.partcollation::oid[],
        ARRAY(SELECT a.atttypid FROM pg_attribute a
               WHERE a.attrelid = p.partrelid AND a.attnum = ANY (p.partattrs::int2[])),
        coalesce(p.partexprs::text, ''),
-       (SELECT coalesce(sum(pg_relation_size(pt.relid)), 0)::bigint
-          FROM pg_partition_tree(p.partrelid) pt WHERE pt.isleaf),
+       (WITH RECURSIVE tree(relid) AS (
+            SELECT p.partrelid
+          UNION ALL
+            SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.relid)
+        SELECT coalesce(sum(l.relpages), 0)::bigint * current_setting('block_size')::bigint
+          FROM tree JOIN pg_class l ON l.oid = tree.relid WHERE l.relkind NOT IN ('p', 'I')),
        n.nspname IN ('pg_catalog', 'information_schema')
 FROM pg_partitioned_table p
 JOIN pg_class c ON c.oid = p.partrelid
@@ -403,7 +407,7 @@ SELECT con.oid, n.nspname, t.relname, con.conname, con.contype::text, coalesce(c
                 '{}')::oid[],
        ARRAY(SELECT a.atttypid FROM pg_attribute a
               WHERE a.attrelid = con.conrelid AND a.attnum = ANY (con.conkey)),
-       coalesce(pg_relation_size(con.conrelid), 0), con.convalidated,
+       t.relpages::bigint * current_setting('block_size')::bigint, con.convalidated,
        n.nspname IN ('pg_catalog', 'information_schema')
 FROM pg_constraint con
 JOIN pg_class t ON t.oid = con.conrelid
@@ -414,7 +418,7 @@ UNION ALL
 -- the domain, of a domain over it, or of an array of those.
 SELECT DISTINCT con.oid, n.nspname, t.relname, con.conname, 'c', coalesce(con.conbin::text, ''),
        '{}'::oid[], '{}'::oid[], '{}'::oid[],
-       coalesce(pg_relation_size(t.oid), 0), con.convalidated,
+       t.relpages::bigint * current_setting('block_size')::bigint, con.convalidated,
        n.nspname IN ('pg_catalog', 'information_schema')
 FROM pg_constraint con
 JOIN domain_types d ON d.domain = con.contypid

@@ -83,6 +83,7 @@ CREATE INDEX domained_en ON domained (en);
 ALTER TABLE people ADD CONSTRAINT people_row_check CHECK ((name, status) < ('zzz', 'z'));
 CREATE MATERIALIZED VIEW mv AS SELECT name FROM people;
 CREATE INDEX mv_name ON mv (name);
+ANALYZE;
 `
 
 func TestInventoryFindsEveryKind(t *testing.T) {
@@ -215,6 +216,27 @@ func TestInventoryFindsEveryKind(t *testing.T) {
 	}
 	if m := VersionMismatches(inv); len(m) != 0 {
 		t.Errorf("fresh cluster has version mismatches: %+v", m)
+	}
+
+	// The inventory takes no relation locks: it completes while another
+	// session holds ACCESS EXCLUSIVE on a table and a partition.
+	locker := c.Connect("inv")
+	tx, err := locker.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `LOCK TABLE inv.people, inv.events_a IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	blocked := c.Connect("inv")
+	if _, err := blocked.Exec(ctx, `SET lock_timeout = '200ms'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadInventory(ctx, blocked); err != nil {
+		t.Errorf("inventory behind an ACCESS EXCLUSIVE lock: %v", err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
 	}
 
 	// PostgreSQL's own check: a recorded version that differs from the
