@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -144,6 +145,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, errors.New("server: no store")
 	}
 	cfg.defaults()
+	if cfg.IncidentWebhook != "" {
+		u, err := url.Parse(cfg.IncidentWebhook)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("server: incident webhook %q is not an absolute http(s) URL", cfg.IncidentWebhook)
+		}
+	}
 	s := &Server{
 		cfg:     cfg,
 		store:   cfg.Store,
