@@ -99,6 +99,12 @@ func WriteBaselineFile(path string, b *Baseline) error {
 // be a read-write session (ConnOptions.ReadWrite). The table's key uses
 // the C collation, so it is itself safe from collation changes; standbys
 // receive the baseline by replication and can compare against it.
+//
+// An existing schema or table is used only when owned by the current user
+// or a superuser, and the table only as the plain table RecordBaseline
+// creates (no triggers, rules, row security or column defaults): otherwise
+// whoever created it could run code as the recording user, who is often a
+// superuser, or forge the baseline.
 func RecordBaseline(ctx context.Context, conn *pgx.Conn, b *Baseline) error {
 	tx, err := conn.Begin(ctx)
 	if err != nil {
@@ -106,13 +112,26 @@ func RecordBaseline(ctx context.Context, conn *pgx.Conn, b *Baseline) error {
 	}
 	defer tx.Rollback(ctx)
 	stmts := []string{
-		`CREATE SCHEMA IF NOT EXISTS ringfence`,
+		`CREATE SCHEMA IF NOT EXISTS ringfence AUTHORIZATION CURRENT_USER`,
 		`CREATE TABLE IF NOT EXISTS ` + BaselineTable + ` (
 			collation_name text COLLATE "C" PRIMARY KEY,
 			fingerprint    jsonb NOT NULL,
 			format         int NOT NULL,
 			server_version text NOT NULL,
 			recorded_at    timestamptz NOT NULL)`,
+		`LOCK TABLE ` + BaselineTable + ` IN ACCESS EXCLUSIVE MODE`,
+	}
+	for _, s := range stmts {
+		if _, err := tx.Exec(ctx, s); err != nil {
+			return fmt.Errorf("record collation baseline: %w", err)
+		}
+	}
+	if err := verifyBaselineTable(ctx, tx, false); err != nil {
+		return fmt.Errorf("record collation baseline: %w", err)
+	}
+	stmts = []string{
+		`REVOKE ALL ON SCHEMA ringfence FROM PUBLIC`,
+		`REVOKE ALL ON TABLE ` + BaselineTable + ` FROM PUBLIC`,
 		`COMMENT ON TABLE ` + BaselineTable + ` IS 'collation fingerprints recorded by ringfence pg fingerprint --record'`,
 		`DELETE FROM ` + BaselineTable,
 	}
@@ -138,6 +157,63 @@ func RecordBaseline(ctx context.Context, conn *pgx.Conn, b *Baseline) error {
 	return nil
 }
 
+// baselineColumns is the baseline table's layout: name and type per column.
+const baselineColumns = "collation_name text, fingerprint jsonb, format integer, server_version text, " +
+	"recorded_at timestamp with time zone"
+
+// verifyBaselineTable checks that the baseline table and its schema can be
+// trusted. Writing (reading false) needs owners that are the current user
+// or superusers and the plain table RecordBaseline creates. Reading also
+// accepts the database's owner (a monitoring role reads what the owner
+// recorded) and needs a plain table.
+func verifyBaselineTable(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, reading bool) error {
+	var (
+		schemaOwner, tableOwner string
+		schemaOK, tableOK       bool
+		relkind                 string
+		code                    bool
+		columns                 string
+	)
+	err := q.QueryRow(ctx, `
+		WITH trusted AS (
+			SELECT r.oid, r.rolname,
+			       r.rolname = current_user OR r.rolsuper
+			       OR ($1 AND r.oid = (SELECT datdba FROM pg_database WHERE datname = current_database()))
+			         AS ok
+			FROM pg_roles r)
+		SELECT so.rolname, so.ok, tr.rolname, tr.ok, c.relkind::text,
+		       EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = c.oid)
+		       OR EXISTS (SELECT 1 FROM pg_rewrite w WHERE w.ev_class = c.oid)
+		       OR c.relrowsecurity
+		       OR EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.atthasdef),
+		       (SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum)
+		          FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)
+		FROM pg_class c
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		JOIN trusted so ON so.oid = n.nspowner
+		JOIN trusted tr ON tr.oid = c.relowner
+		WHERE c.oid = $2::regclass`, reading, BaselineTable).
+		Scan(&schemaOwner, &schemaOK, &tableOwner, &tableOK, &relkind, &code, &columns)
+	if err != nil {
+		return fmt.Errorf("verify %s: %w", BaselineTable, err)
+	}
+	switch {
+	case !schemaOK:
+		return fmt.Errorf("schema ringfence is owned by role %s, which ringfence does not trust with the baseline: drop the schema or change its owner", schemaOwner)
+	case !tableOK:
+		return fmt.Errorf("%s is owned by role %s, which ringfence does not trust with the baseline: drop the table or change its owner", BaselineTable, tableOwner)
+	case relkind != "r":
+		return fmt.Errorf("%s is not a plain table (relkind %s)", BaselineTable, relkind)
+	case !reading && code:
+		return fmt.Errorf("%s has triggers, rules, row security or column defaults that ringfence did not create: not writing to it", BaselineTable)
+	case !reading && columns != baselineColumns:
+		return fmt.Errorf("%s has columns (%s), want (%s)", BaselineTable, columns, baselineColumns)
+	}
+	return nil
+}
+
 // LoadBaseline reads the baseline recorded in conn's database; ok is false
 // when none was recorded. It works in read-only sessions and on standbys.
 func LoadBaseline(ctx context.Context, conn *pgx.Conn) (b *Baseline, ok bool, err error) {
@@ -147,6 +223,9 @@ func LoadBaseline(ctx context.Context, conn *pgx.Conn) (b *Baseline, ok bool, er
 	}
 	if !exists {
 		return nil, false, nil
+	}
+	if err := verifyBaselineTable(ctx, conn, true); err != nil {
+		return nil, false, fmt.Errorf("load collation baseline: %w", err)
 	}
 	rows, err := conn.Query(ctx, `SELECT fingerprint, format, server_version, recorded_at, current_database()
 		FROM `+BaselineTable+` ORDER BY collation_name`)

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/ringfence/ringfence/internal/pgtest"
 )
 
@@ -72,5 +74,59 @@ func TestFingerprintStatuses(t *testing.T) {
 		!strings.Contains(findings[0].Detail, "no longer available") || len(findings[0].AtRisk) != 1 ||
 		findings[0].AtRisk[0].Object != "t_a" {
 		t.Errorf("findings %+v, want one collation_changed for public.vanish with t_a at risk", findings)
+	}
+
+	checkForgedBaseline(t, c)
+}
+
+// checkForgedBaseline: a ringfence schema prepared by an unprivileged role
+// (with a trigger that would run as the recording superuser) is neither
+// written to nor read from.
+func checkForgedBaseline(t *testing.T, c *pgtest.Cluster) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c.CreateDatabase("forged")
+	c.Exec("forged", `CREATE ROLE mallory LOGIN; CREATE SCHEMA ringfence AUTHORIZATION mallory`)
+	mallory, err := pgx.Connect(ctx, c.UserDSN("mallory", "forged"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mallory.Close(ctx)
+	if _, err := mallory.Exec(ctx, `
+		CREATE TABLE ringfence.collation_fingerprint (
+			collation_name text COLLATE "C" PRIMARY KEY, fingerprint jsonb NOT NULL, format int NOT NULL,
+			server_version text NOT NULL, recorded_at timestamptz NOT NULL);
+		CREATE TABLE ringfence.ran (who text);
+		CREATE FUNCTION ringfence.spy() RETURNS trigger LANGUAGE plpgsql AS
+			$$BEGIN INSERT INTO ringfence.ran VALUES (current_user); RETURN NULL; END$$;
+		CREATE TRIGGER spy AFTER INSERT OR DELETE ON ringfence.collation_fingerprint
+			FOR EACH STATEMENT EXECUTE FUNCTION ringfence.spy();
+		INSERT INTO ringfence.collation_fingerprint VALUES
+			('default', '{"collation": "default", "schema": "pg_catalog", "name": "default", "order": ["a"]}', 1, '15', now());
+		TRUNCATE ringfence.ran;`); err != nil {
+		t.Fatal(err)
+	}
+	conn := c.Connect("forged")
+	inv, err := ReadInventory(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := NewBaseline(ctx, conn, inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := RecordBaseline(ctx, conn, base); err == nil || !strings.Contains(err.Error(), "mallory") {
+		t.Errorf("recording into mallory's schema: err %v, want a refusal naming mallory", err)
+	}
+	var ran int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM ringfence.ran`).Scan(&ran); err != nil || ran != 0 {
+		t.Errorf("mallory's trigger ran %d times (err %v)", ran, err)
+	}
+	if _, ok, err := LoadBaseline(ctx, conn); ok || err == nil || !strings.Contains(err.Error(), "mallory") {
+		t.Errorf("loading mallory's baseline: ok %v err %v, want a refusal", ok, err)
+	}
+	if _, _, err := CheckFingerprint(ctx, conn, ""); err == nil {
+		t.Error("pg check's fingerprint comparison accepted mallory's baseline")
 	}
 }
