@@ -21,12 +21,17 @@ import (
 // once, kills the server with SIGKILL mid-stream and checks that every
 // event whose check-in was answered is in the store.
 func TestKilledServerLosesNoAnsweredEvent(t *testing.T) {
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "ringfence")
+	bin := filepath.Join(t.TempDir(), "ringfence")
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/ringfence/ringfence/cmd/ringfence").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	db := filepath.Join(dir, "ringfence.db")
+	t.Run("sqlite", func(t *testing.T) { killDuringFailures(t, bin, filepath.Join(t.TempDir(), "ringfence.db")) })
+	t.Run("postgres", func(t *testing.T) { killDuringFailures(t, bin, newPGDatabase(t)) })
+}
+
+// killDuringFailures runs bin's serve on store db and kills it while
+// installations report failures.
+func killDuringFailures(t *testing.T, bin, db string) {
 	out, err := exec.Command(bin, "admin", "token", "create", "--db", db, "--role", "admin").Output()
 	if err != nil {
 		t.Fatalf("admin token create: %v", err)

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -400,4 +403,64 @@ func mustAnswer(e *env, key string, c checkIn) release.Answer {
 	e.t.Helper()
 	a, _ := e.checkIn(key, c)
 	return a
+}
+
+// TestIncidentWebhookRetries makes the receiver fail twice and hang once:
+// the hook is retried with backoff, each attempt bounded by the timeout,
+// and delivered once.
+func TestIncidentWebhookRetries(t *testing.T) {
+	var mu sync.Mutex
+	var attempts int
+	var delivered []server.IncidentHook
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		attempts++
+		n := attempts
+		mu.Unlock()
+		switch n {
+		case 1, 2:
+			http.Error(w, "down", http.StatusInternalServerError)
+			return
+		case 3:
+			io.Copy(io.Discard, r.Body) // so the server notices the client giving up
+			select { // longer than the webhook timeout
+			case <-r.Context().Done():
+			case <-time.After(5 * time.Second):
+			}
+			return
+		}
+		var h server.IncidentHook
+		if err := json.NewDecoder(r.Body).Decode(&h); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		delivered = append(delivered, h)
+		mu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer recv.Close()
+	e := startServer(t, sqliteDSN(t), server.Config{IncidentWebhook: recv.URL, WebhookTimeout: 200 * time.Millisecond,
+		WebhookBackoff: 20 * time.Millisecond, WebhookAttempts: 5})
+	e.api("POST", "/api/v1/products", map[string]any{"name": "acme", "halt": map[string]any{"window": "1h", "min_failures": 1, "failure_share": 0}}, http.StatusCreated, nil)
+	e.api("POST", "/api/v1/products/acme/rings", map[string]any{"name": "all", "position": 0, "rollout_percent": 100}, http.StatusCreated, nil)
+	for _, v := range []string{"1.0.0", "1.1.0"} {
+		e.api("POST", "/api/v1/products/acme/releases", map[string]any{"version": v}, http.StatusCreated, nil)
+	}
+	key := e.enroll("acme", "bigbank", "all")
+	e.checkIn(key, checkIn{InstanceID: "i-1", Product: "acme", Version: "1.1.0", Health: &release.Health{Status: release.HealthCorrupt, Detail: "index t_pkey"}})
+	eventually(t, 5*time.Second, "webhook delivered", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(delivered) == 1
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if attempts != 4 || delivered[0].Release.Version.String() != "1.1.0" || delivered[0].Evidence.Failures[0].Detail != "index t_pkey" {
+		t.Errorf("after %d attempts delivered %+v; want the 4th attempt to deliver 1.1.0's evidence", attempts, delivered)
+	}
+	_, metrics := e.call("GET", "/metrics", "", nil)
+	if !bytes.Contains(metrics, []byte(`ringfence_incident_webhooks_total{outcome="delivered"} 1`)) {
+		t.Errorf("metrics do not count the delivery")
+	}
 }
