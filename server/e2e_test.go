@@ -423,7 +423,7 @@ func TestIncidentWebhookRetries(t *testing.T) {
 			return
 		case 3:
 			io.Copy(io.Discard, r.Body) // so the server notices the client giving up
-			select { // longer than the webhook timeout
+			select {                    // longer than the webhook timeout
 			case <-r.Context().Done():
 			case <-time.After(5 * time.Second):
 			}
