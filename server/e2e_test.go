@@ -422,8 +422,10 @@ func TestIncidentWebhookRetries(t *testing.T) {
 			http.Error(w, "down", http.StatusInternalServerError)
 			return
 		case 3:
-			io.Copy(io.Discard, r.Body) // so the server notices the client giving up
-			select {                    // longer than the webhook timeout
+			// Hang longer than the webhook timeout. Reading the body first lets
+			// the server notice the client giving up.
+			io.Copy(io.Discard, r.Body)
+			select {
 			case <-r.Context().Done():
 			case <-time.After(5 * time.Second):
 			}
