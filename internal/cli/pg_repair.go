@@ -41,20 +41,24 @@ func pgRepairCommand(stdout, stderr io.Writer) *ucli.Command {
 			&ucli.StringSliceFlag{Name: "dedupe", Usage: "resolve duplicates by `RULE`: [TABLE=]keep-newest:COLUMN or [TABLE=]keep-oldest:COLUMN"},
 			&ucli.BoolFlag{Name: "reroute-partitions", Usage: "move rows outside their partition's bounds to the right partition"},
 			&ucli.BoolFlag{Name: "blocking", Usage: "allow a plain REINDEX (blocks writes) where CONCURRENTLY is impossible: exclusion constraints"},
+			&ucli.BoolFlag{Name: "allow-triggers", Usage: "let the dedupe and the re-route fire the tables' user triggers and rules"},
 			&ucli.IntFlag{Name: "attempts", Value: 5, Usage: "tries per step on lock timeouts and deadlocks"},
 			&ucli.DurationFlag{Name: "retry-wait", Value: time.Second, Usage: "first wait between tries (doubles, up to a minute)"},
 			&ucli.DurationFlag{Name: "rebuild-timeout", Usage: "bound on each REINDEX (0: none; lock waits stay bounded by --lock-timeout)"},
+			&ucli.DurationFlag{Name: "rebuild-lock-timeout", Value: 5 * time.Minute, Usage: "lock_timeout of each REINDEX CONCURRENTLY, whose waits for older transactions come after the build; not started while a transaction older than this is open"},
 			&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress lines"},
 			jsonFlag,
 		),
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
 			opts := pgcheck.RepairOptions{
-				Indexes:           cmd.StringSlice("index"),
-				ReroutePartitions: cmd.Bool("reroute-partitions"),
-				Blocking:          cmd.Bool("blocking"),
-				Attempts:          cmd.Int("attempts"),
-				RetryWait:         cmd.Duration("retry-wait"),
-				RebuildTimeout:    cmd.Duration("rebuild-timeout"),
+				Indexes:            cmd.StringSlice("index"),
+				ReroutePartitions:  cmd.Bool("reroute-partitions"),
+				Blocking:           cmd.Bool("blocking"),
+				AllowTriggers:      cmd.Bool("allow-triggers"),
+				Attempts:           cmd.Int("attempts"),
+				RetryWait:          cmd.Duration("retry-wait"),
+				RebuildTimeout:     cmd.Duration("rebuild-timeout"),
+				RebuildLockTimeout: cmd.Duration("rebuild-lock-timeout"),
 			}
 			if opts.Attempts < 1 {
 				return withCode(ExitError, errors.New("--attempts must be at least 1"))

@@ -163,7 +163,7 @@ func TestPgRepair(t *testing.T) {
 		}
 	}
 	if code != cli.ExitFindings || rules["users_email_key"] != "id" || rules["tags_label_key"] != "" ||
-		len(plan.Partitions) != 1 || plan.Partitions[0].Rows == 0 || !strings.HasPrefix(plan.Partitions[0].RerouteSQL, `UPDATE "public"."events" AS t SET "k" = t."k"`) ||
+		len(plan.Partitions) != 1 || plan.Partitions[0].Rows == 0 || !strings.HasPrefix(plan.Partitions[0].RerouteSQL, `UPDATE "public"."events" AS t SET k = t.k WHERE t.tableoid = `) ||
 		len(plan.Rebuilds) != 4 {
 		t.Fatalf("pg repair --json: exit %d, rules %v\n%s", code, rules, out)
 	}
@@ -179,8 +179,10 @@ func TestPgRepair(t *testing.T) {
 	}
 
 	// kill -9 while a rebuild waits: a writer holds tags open, so REINDEX
-	// CONCURRENTLY of tags_label_key builds its copy, then times out waiting
-	// for the writer, leaving tags_label_key_ccnew invalid.
+	// CONCURRENTLY of tags_label_key builds its copy, then waits for the
+	// writer. The child is killed once pg_stat_activity shows that very
+	// statement waiting; its backend notices the dead client and aborts,
+	// leaving tags_label_key_ccnew invalid.
 	writer, err := watch.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -191,7 +193,7 @@ func TestPgRepair(t *testing.T) {
 	applyArgs := []string{"pg", "repair", "--apply", "--dedupe", "keep-newest:updated_at", "--reroute-partitions"}
 	child := exec.Command(os.Args[0], "-test.run=^TestPgRepairHelperProcess$")
 	child.Env = append(os.Environ(), "RINGFENCE_REPAIR_CHILD="+strings.Join(append(applyArgs,
-		"--lock-timeout", "300ms", "--retry-wait", "1m", dsn), "\n"))
+		"--lock-timeout", "300ms", "--rebuild-lock-timeout", "1m", dsn), "\n"))
 	var childErr bytes.Buffer
 	child.Stderr = &childErr
 	if err := child.Start(); err != nil {
@@ -200,19 +202,16 @@ func TestPgRepair(t *testing.T) {
 	poll := c.Connect("app")
 	deadline := time.Now().Add(time.Minute)
 	for {
-		var retried int64
-		_ = poll.QueryRow(ctx, `SELECT count(*) FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid
-			WHERE n.nspname = 'ringfence' AND c.relname = 'repair_log'`).Scan(&retried)
-		if retried > 0 {
-			_ = poll.QueryRow(ctx, `SELECT count(*) FROM ringfence.repair_log
-				WHERE status = 'retry' AND target LIKE '%tags_label_key%'`).Scan(&retried)
-		}
-		if retried > 0 {
+		var waiting int64
+		_ = poll.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = 'app' AND state = 'active' AND wait_event_type = 'Lock'
+			  AND query = 'REINDEX INDEX CONCURRENTLY "public"."tags_label_key"'`).Scan(&waiting)
+		if waiting > 0 {
 			break
 		}
 		if time.Now().After(deadline) {
 			_ = child.Process.Kill()
-			t.Fatalf("the child never retried the tags rebuild:\n%s", childErr.String())
+			t.Fatalf("the child's REINDEX of tags_label_key never waited for the writer:\n%s", childErr.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -220,13 +219,31 @@ func TestPgRepair(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = child.Wait()
+	// The orphaned backend gives up within client_connection_check_interval
+	// (watched from a session outside the writer's transaction, whose view
+	// of pg_stat_activity would stay frozen).
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		var running int64
+		if err := poll.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = 'app' AND query LIKE 'REINDEX INDEX CONCURRENTLY%'`).Scan(&running); err != nil {
+			t.Fatal(err)
+		}
+		if running == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the killed repair's REINDEX went on without its client")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if err := writer.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("killed child's progress:\n%s", childErr.String())
 	if n := count(`SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
 		WHERE NOT i.indisvalid AND c.relname LIKE 'tags_label_key_ccnew%'`); n == 0 {
-		t.Fatal("the killed run left no tags_label_key_ccnew: the kill did not interrupt a rebuild")
+		t.Fatal("the killed run left no invalid tags_label_key_ccnew")
 	}
 	if n := count(`SELECT count(*) FROM ringfence.repair_run WHERE finished_at IS NULL`); n != 1 {
 		t.Fatalf("%d unfinished runs after the kill, want 1", n)
