@@ -274,6 +274,10 @@ const maxExamples = 5
 // KindCollationChanged finding listing the inventory's objects that depend
 // on it. Collations in use without a baseline are reported as new.
 func CompareFingerprints(ctx context.Context, conn *pgx.Conn, inv *Inventory, base *Baseline) ([]FingerprintResult, []Finding, error) {
+	if base.Database != "" && base.Database != inv.Database {
+		return nil, nil, fmt.Errorf("compare fingerprints: the baseline was recorded in database %q, not %q: a baseline describes one database's collations and objects",
+			base.Database, inv.Database)
+	}
 	var results []FingerprintResult
 	var findings []Finding
 	seen := map[string]bool{}
@@ -438,7 +442,9 @@ func hasLetter(s string) bool {
 // database's ringfence schema. It returns a KindCollationChanged finding per
 // changed collation and whether a baseline existed (no baseline: no
 // findings, nothing to compare). pg check calls it on every run; it takes
-// one catalog read and one small sort per collation.
+// one catalog read and one small sort per collation. At-risk collations in
+// use that the baseline lacks cannot be vouched for: they are returned as
+// an error next to the findings.
 func CheckFingerprint(ctx context.Context, conn *pgx.Conn, baselineFile string) ([]Finding, bool, error) {
 	var base *Baseline
 	if baselineFile != "" {
@@ -458,6 +464,25 @@ func CheckFingerprint(ctx context.Context, conn *pgx.Conn, baselineFile string) 
 	if err != nil {
 		return nil, true, err
 	}
-	_, findings, err := CompareFingerprints(ctx, conn, inv, base)
-	return findings, true, err
+	results, findings, err := CompareFingerprints(ctx, conn, inv, base)
+	if err != nil {
+		return nil, true, err
+	}
+	return findings, true, Uncovered(results)
+}
+
+// Uncovered returns an error naming the collations of results that have no
+// baseline (status new), or nil.
+func Uncovered(results []FingerprintResult) error {
+	var names []string
+	for _, r := range results {
+		if r.Status == FingerprintNew {
+			names = append(names, r.Collation)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	return fmt.Errorf("at-risk collations in use are not in the baseline, so their changes cannot be seen: %s; record the baseline again (ringfence pg fingerprint --record)",
+		strings.Join(names, ", "))
 }

@@ -2,6 +2,7 @@ package pgcheck
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -74,6 +75,26 @@ func TestFingerprintStatuses(t *testing.T) {
 		!strings.Contains(findings[0].Detail, "no longer available") || len(findings[0].AtRisk) != 1 ||
 		findings[0].AtRisk[0].Object != "t_a" {
 		t.Errorf("findings %+v, want one collation_changed for public.vanish with t_a at risk", findings)
+	}
+
+
+	// pg check's entry point returns the finding, and an error naming the
+	// collation the baseline does not cover.
+	file := filepath.Join(t.TempDir(), "st.json")
+	if err := WriteBaselineFile(file, base); err != nil {
+		t.Fatal(err)
+	}
+	checked, ok, err := CheckFingerprint(ctx, conn, file)
+	if len(checked) != 1 || !ok || err == nil || !strings.Contains(err.Error(), "public.fresh") {
+		t.Errorf("CheckFingerprint: findings %+v ok %v err %v, want one finding and an error naming public.fresh", checked, ok, err)
+	}
+	// A baseline of another database is refused.
+	base.Database = "other"
+	if err := WriteBaselineFile(file, base); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := CheckFingerprint(ctx, conn, file); err == nil || !strings.Contains(err.Error(), `"other"`) {
+		t.Errorf("baseline of database other accepted for st: err %v", err)
 	}
 
 	checkForgedBaseline(t, c)

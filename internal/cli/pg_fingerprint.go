@@ -157,6 +157,9 @@ func runFingerprint(ctx context.Context, cmd *ucli.Command, stdout io.Writer) er
 	if len(rep.Findings) > 0 {
 		return errFindings
 	}
+	if err := pgcheck.Uncovered(rep.Results); err != nil {
+		return withCode(ExitError, err)
+	}
 	return nil
 }
 
