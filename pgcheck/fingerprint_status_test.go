@@ -77,7 +77,6 @@ func TestFingerprintStatuses(t *testing.T) {
 		t.Errorf("findings %+v, want one collation_changed for public.vanish with t_a at risk", findings)
 	}
 
-
 	// pg check's entry point returns the finding, and an error naming the
 	// collation the baseline does not cover.
 	file := filepath.Join(t.TempDir(), "st.json")
