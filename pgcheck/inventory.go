@@ -374,7 +374,7 @@ WHERE c.relkind = 'i' AND c.relpersistence <> 't' AND n.nspname <> 'pg_toast'
   AND n.nspname NOT LIKE 'pg\_temp\_%' AND n.nspname NOT LIKE 'pg\_toast\_temp\_%'`
 
 const partitionQuery = `
-SELECT p.partrelid, n.nspname, c.relname, p.partcollation::oid[],
+SELECT p.partrelid, n.nspname, c.relname, p.partstrat::text, p.partcollation::oid[],
        ARRAY(SELECT a.atttypid FROM pg_attribute a
               WHERE a.attrelid = p.partrelid AND a.attnum = ANY (p.partattrs::int2[])),
        coalesce(p.partexprs::text, ''),
@@ -388,7 +388,7 @@ SELECT p.partrelid, n.nspname, c.relname, p.partcollation::oid[],
 FROM pg_partitioned_table p
 JOIN pg_class c ON c.oid = p.partrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE p.partstrat IN ('r', 'l') AND c.relpersistence <> 't'`
+WHERE c.relpersistence <> 't'`
 
 const constraintQuery = `
 WITH RECURSIVE domain_types(domain, typ, depth) AS (
@@ -468,15 +468,22 @@ func (r *inventoryReader) readObjects(ctx context.Context) ([]*rawObject, error)
 	}
 	for rows.Next() {
 		var ro rawObject
-		var exprs string
+		var strategy, exprs string
 		o := &ro.obj
-		if err := rows.Scan(&o.OID, &o.Schema, &o.Table, &ro.collOIDs, &ro.keyTypes, &exprs, &o.Bytes,
+		if err := rows.Scan(&o.OID, &o.Schema, &o.Table, &strategy, &ro.collOIDs, &ro.keyTypes, &exprs, &o.Bytes,
 			&ro.system); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("inventory: read partition keys: %w", err)
 		}
 		o.Type, o.Name, o.Valid = ObjectPartitionKey, o.Table, true
 		ro.exprs = []string{exprs}
+		// Hash partitioning, like hash indexes, hashes the bytes under
+		// deterministic collations: only nondeterministic ones count.
+		if strategy == "h" {
+			ro.hashed = true
+			ro.exprs = append(ro.exprs, hashKeyMarker(ro.collOIDs))
+			ro.collOIDs = nil
+		}
 		raws = append(raws, &ro)
 	}
 	if err := rows.Err(); err != nil {

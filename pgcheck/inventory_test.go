@@ -61,6 +61,7 @@ CREATE TABLE events_m PARTITION OF events FOR VALUES FROM ('m') TO (MAXVALUE);
 CREATE TABLE events_c (k text COLLATE "C") PARTITION BY LIST (k);
 CREATE TABLE events_c1 PARTITION OF events_c FOR VALUES IN ('x');
 CREATE TABLE hashed (k text) PARTITION BY HASH (k);
+CREATE TABLE hashed_ci (k text COLLATE ci) PARTITION BY HASH (k);
 CREATE TABLE byint (n int) PARTITION BY RANGE (n);
 INSERT INTO people SELECT g, 'p' || g || '@example.com', 'name ' || g, 'c' || g, 't', 'p', 'T', 'n', 'a', 30
 	FROM generate_series(1, 100) g;
@@ -130,6 +131,7 @@ func TestInventoryFindsEveryKind(t *testing.T) {
 		"rooms_excl":         {ObjectExclusionConstraint, true, false, []string{"default"}},
 		"events":             {ObjectPartitionKey, true, false, []string{"default"}},
 		"events_c":           {ObjectPartitionKey, false, false, []string{"C"}},
+		"hashed_ci":          {ObjectPartitionKey, true, false, []string{"inv.ci"}},
 		"mv_name":            {ObjectMatviewIndex, true, false, []string{"default"}},
 		// Composite and range types compare with their attributes' and
 		// subtypes' collations.
