@@ -387,7 +387,11 @@ func (u *UniqueIndex) groupsSQL() string {
 // "prove" it holds no matching row: after a collation change that proof is
 // exactly what is wrong (a misplaced row sits in the partition that pruning
 // skips).
+// enable_seqscan is turned on explicitly: with it off (in the database's
+// or role's settings) and every index path disabled, the planner falls back
+// on the cheapest disabled path, which is an index scan.
 var seqScanSettings = []string{
+	"SET LOCAL enable_seqscan = on",
 	"SET LOCAL enable_indexscan = off",
 	"SET LOCAL enable_bitmapscan = off",
 	"SET LOCAL enable_indexonlyscan = off",

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/ringfence/ringfence/internal/pgtest"
 )
 
@@ -34,6 +36,9 @@ func TestFindDuplicatesSemantics(t *testing.T) {
 	c := pgtest.New(t)
 	c.CreateDatabase("dups")
 	c.Exec("dups", duplicateSemantics)
+	// Make every session prefer the indexes, as on a big table: the search
+	// must read past them anyway.
+	c.Exec("dups", `ALTER DATABASE dups SET enable_seqscan = off`)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	srv, err := Open(c.DSN("dups"), ConnOptions{})
@@ -93,6 +98,19 @@ func TestFindDuplicatesSemantics(t *testing.T) {
 			t.Errorf("%s: %d excess rows, want %d", name, d.ExcessRows, excess)
 		}
 	}
+	// The plans prove it: with the search's settings no index is read;
+	// without them the planner would read the indexes under test.
+	conn := c.Connect("dups")
+	for _, d := range rep.Indexes {
+		query := "EXPLAIN " + strings.Replace(d.Index.groupsSQL(), "$1", "100", 1)
+		with, without := explain(t, conn, query, true), explain(t, conn, query, false)
+		if strings.Contains(with, "Index") || strings.Contains(with, "Bitmap") {
+			t.Errorf("%s: the search reads an index:\n%s", d.Index.Name, with)
+		}
+		if !strings.Contains(without, "Index") && !strings.Contains(without, "Bitmap") {
+			t.Errorf("%s: even without the search's settings no index is read, so this test proves nothing:\n%s", d.Index.Name, without)
+		}
+	}
 	if f := rep.Findings(); len(f) != 3 || f[0].Kind != KindDuplicateKey || f[0].Rows == 0 {
 		t.Errorf("findings %+v", f)
 	}
@@ -112,4 +130,29 @@ func TestFindDuplicatesSemantics(t *testing.T) {
 	if all.Searched != 3 || len(all.Violated()) != 3 {
 		t.Errorf("default scope searched %d, violated %d; want 3, 3: %+v", all.Searched, len(all.Violated()), all.Indexes)
 	}
+}
+
+// explain returns the plan of query, in a transaction with the duplicate
+// search's settings when seqOnly is set.
+func explain(t *testing.T, conn *pgx.Conn, query string, seqOnly bool) string {
+	t.Helper()
+	ctx := context.Background()
+	var plan []string
+	err := pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if seqOnly {
+			if err := seqScanOnly(ctx, tx); err != nil {
+				return err
+			}
+		}
+		rows, err := tx.Query(ctx, query)
+		if err != nil {
+			return err
+		}
+		plan, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	if err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return strings.Join(plan, "\n")
 }
