@@ -245,7 +245,7 @@ type inventoryReader struct {
 	conn  *pgx.Conn
 	inv   *Inventory
 	colls map[uint32]*CollationInfo
-	ops   map[uint32]string // operator OID -> name
+	ops   map[uint32]string // operator OID -> its pg_catalog function's name ("" elsewhere)
 	funcs map[uint32]string // function OID -> pg_catalog name ("" elsewhere)
 }
 
@@ -714,7 +714,11 @@ func (r *inventoryReader) resolveNodes(ctx context.Context, raws []*rawObject) e
 		}
 	}
 	if len(ops) > 0 {
-		rows, err := r.conn.Query(ctx, `SELECT oid, oprname FROM pg_operator WHERE oid = ANY ($1)`, ops)
+		// An operator is known by its function, and only in pg_catalog:
+		// an extension's "=" (citext's lowercases) is not byte equality.
+		rows, err := r.conn.Query(ctx, `SELECT o.oid, CASE WHEN n.nspname = 'pg_catalog' THEN p.proname ELSE '' END
+			FROM pg_operator o JOIN pg_proc p ON p.oid = o.oprcode JOIN pg_namespace n ON n.oid = p.pronamespace
+			WHERE o.oid = ANY ($1) AND o.oprnamespace = 'pg_catalog'::regnamespace`, ops)
 		if err != nil {
 			return fmt.Errorf("inventory: read operators: %w", err)
 		}
@@ -753,9 +757,16 @@ func (r *inventoryReader) resolveNodes(ctx context.Context, raws []*rawObject) e
 	return nil
 }
 
-// equalityOperators compare bytes under a deterministic collation: their
-// result cannot change with the collation's order.
-var equalityOperators = map[string]bool{"=": true, "<>": true, "~~": true, "!~~": true}
+// equalityOperators are the functions of pg_catalog's operators that
+// compare bytes under a deterministic collation (=, <>, LIKE, NOT LIKE on
+// text, varchar, char and name): their result cannot change with the
+// collation. Composite and array equality compare their elements this way.
+var equalityOperators = map[string]bool{
+	"texteq": true, "textne": true, "bpchareq": true, "bpcharne": true, "nameeq": true, "namene": true,
+	"nameeqtext": true, "namenetext": true, "texteqname": true, "textnename": true,
+	"textlike": true, "textnlike": true, "bpcharlike": true, "bpcharnlike": true, "namelike": true, "namenlike": true,
+	"record_eq": true, "record_ne": true, "array_eq": true, "array_ne": true,
+}
 
 // collationFreeFunctions are pg_catalog functions that take an input
 // collation but do not use it for deterministic collations.

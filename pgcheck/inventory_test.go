@@ -15,6 +15,7 @@ import (
 // objects that must not be listed at all.
 const inventorySchema = `
 CREATE SCHEMA inv;
+CREATE EXTENSION citext;
 SET search_path = inv, public;
 CREATE COLLATION inv.de_icu (provider = icu, locale = 'de-DE');
 CREATE COLLATION inv.ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
@@ -82,6 +83,7 @@ CREATE DOMAIN en_dom AS text COLLATE "en_US.utf8";
 CREATE TABLE domained (c code_dom2, cs code_dom[], e eq_dom, en en_dom);
 CREATE INDEX domained_en ON domained (en);
 ALTER TABLE people ADD CONSTRAINT people_row_check CHECK ((name, status) < ('zzz', 'z'));
+CREATE TABLE cis (k citext CONSTRAINT cis_eq_check CHECK (k <> 'x'), t text CONSTRAINT cis_t_check CHECK (t <> 'x'));
 CREATE MATERIALIZED VIEW mv AS SELECT name FROM people;
 CREATE INDEX mv_name ON mv (name);
 ANALYZE;
@@ -139,16 +141,18 @@ func TestInventoryFindsEveryKind(t *testing.T) {
 		"code_dom_check":   {ObjectCheckConstraint, true, false, []string{"default"}},
 		"domained_en":      {ObjectIndex, true, false, []string{"public.en_US.utf8"}},
 		"people_row_check": {ObjectCheckConstraint, true, false, []string{"default"}},
-		"typed_p":          {ObjectIndex, true, false, []string{"default"}},
-		"typed_c":          {ObjectIndex, false, false, []string{"C"}},
-		"typed_r":          {ObjectIndex, true, false, []string{"default"}},
-		"typed_ps":         {ObjectIndex, true, false, []string{"default"}},
+		// citext's <> lowercases: not byte equality, unlike text's.
+		"cis_eq_check": {ObjectCheckConstraint, true, false, []string{"default"}},
+		"typed_p":      {ObjectIndex, true, false, []string{"default"}},
+		"typed_c":      {ObjectIndex, false, false, []string{"C"}},
+		"typed_r":      {ObjectIndex, true, false, []string{"default"}},
+		"typed_ps":     {ObjectIndex, true, false, []string{"default"}},
 	}
 	// Not collation-dependent: ints, equality on a deterministic collation,
 	// length(), hash indexes and hash partitioning.
 	absent := []string{"people_pkey", "people_status_check", "people_len_check", "people_age_check",
 		"people_age_eq", "people_age", "people_name_hash", "people_name_like", "people_title_like", "orders_pkey", "orders_person_fkey", "hashed", "byint",
-		"typed_p_hash", "eq_dom_check"}
+		"typed_p_hash", "eq_dom_check", "cis_t_check"}
 
 	got := map[string]DependentObject{}
 	for _, o := range inv.Objects {
