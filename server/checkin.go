@@ -51,6 +51,7 @@ type statusRecorder struct {
 	status int
 }
 
+// WriteHeader records code and passes it on.
 func (r *statusRecorder) WriteHeader(code int) {
 	r.status = code
 	r.ResponseWriter.WriteHeader(code)
@@ -233,6 +234,7 @@ func (w *writer) commit(ctx context.Context, rec sqlstore.CheckInRecord) error {
 // constError is an error that can be a constant.
 type constError string
 
+// Error implements error.
 func (e constError) Error() string { return string(e) }
 
 // errWriterClosed refuses commits during shutdown.

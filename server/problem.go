@@ -102,6 +102,7 @@ type httpError struct {
 	retryAfter int
 }
 
+// Error implements error.
 func (e *httpError) Error() string { return e.code + ": " + e.msg }
 
 // writeJSON answers v as JSON with status.
