@@ -84,6 +84,11 @@ type CollationInfo struct {
 	// AtRisk is false for collations whose order cannot change with the
 	// operating system: C, POSIX (ucs_basic is C) and the builtin provider.
 	AtRisk bool `json:"at_risk"`
+	// CtypeAtRisk is true when the collation's character classes can
+	// change with the operating system (libc LC_CTYPE other than C or
+	// POSIX, ICU): lower(), upper(), regular expressions and ILIKE depend
+	// on them even when the order (LC_COLLATE C) cannot change.
+	CtypeAtRisk bool `json:"ctype_at_risk"`
 }
 
 // Ident returns the collation's quoted SQL name for a COLLATE clause.
@@ -287,7 +292,7 @@ func (r *inventoryReader) readDefault(ctx context.Context) error {
 	if prov != "c" {
 		d.Locale = icu
 	}
-	d.AtRisk = collationAtRisk(prov, collate)
+	d.AtRisk, d.CtypeAtRisk = collationAtRisk(prov, collate), collationAtRisk(prov, ctype)
 	if v >= 150000 {
 		d.ActualVersion, d.VersionError = r.actualVersion(ctx, fmt.Sprintf(
 			`SELECT coalesce(%s, '') FROM pg_database WHERE datname = current_database()`, actual))
@@ -331,15 +336,16 @@ func libcLocale(collate, ctype string) string {
 	return collate + "/" + ctype
 }
 
-// collationAtRisk reports whether a collation's order can change under the
-// server: everything except libc C/POSIX (ucs_basic is libc C before
+// collationAtRisk reports whether a collation's order (given its libc
+// LC_COLLATE) or character classes (given its LC_CTYPE) can change under
+// the server: everything except libc C/POSIX (ucs_basic is libc C before
 // PostgreSQL 17) and the builtin provider, which is PostgreSQL's own code.
-func collationAtRisk(provider, collate string) bool {
+func collationAtRisk(provider, locale string) bool {
 	switch provider {
 	case "b":
 		return false
 	case "c":
-		return collate != "C" && collate != "POSIX"
+		return locale != "C" && locale != "POSIX"
 	}
 	return true
 }
@@ -781,25 +787,47 @@ var collationFreeFunctions = map[string]bool{
 	"quote_ident": true, "quote_nullable": true, "starts_with": true,
 }
 
-// sensitive reports whether a node's use of its collation depends on the
-// collation's order or character classes.
-func (r *inventoryReader) sensitive(u collationUse) bool {
-	det := true
-	if c, ok := r.colls[u.coll]; ok {
-		det = c.Deterministic
-	}
-	if !det {
+// ctypeFunction reports whether the pg_catalog function fn depends on the
+// collation's character classes (LC_CTYPE): case mapping, regular
+// expressions, ILIKE.
+func ctypeFunction(fn string) bool {
+	switch fn {
+	case "lower", "upper", "initcap":
 		return true
 	}
+	return strings.Contains(fn, "regex") || strings.Contains(fn, "iclike") || strings.Contains(fn, "icnlike")
+}
+
+// dependence reports whether a node's use of its collation depends on the
+// collation's order and on its character classes.
+func (r *inventoryReader) dependence(u collationUse) (order, ctype bool) {
+	if c, ok := r.colls[u.coll]; ok && !c.Deterministic {
+		return true, true
+	}
+	fn, known := "", false
 	switch {
 	case u.node == "HASHKEY":
-		return false
+		return false, false
 	case u.opno != 0:
-		return !equalityOperators[r.ops[u.opno]]
+		fn = r.ops[u.opno]
+		if equalityOperators[fn] {
+			return false, false
+		}
+		known = fn != ""
 	case u.funcn != 0:
-		return !collationFreeFunctions[r.funcs[u.funcn]]
+		fn = r.funcs[u.funcn]
+		if collationFreeFunctions[fn] {
+			return false, false
+		}
+		// Unknown functions may do anything with their collation.
+		return !ctypeFunction(fn), true
+	default:
+		return true, false // row comparisons, sorts: order only
 	}
-	return true
+	if !known {
+		return true, true // an extension's operator (citext lowercases)
+	}
+	return !ctypeFunction(fn), ctypeFunction(fn)
 }
 
 func (r *inventoryReader) readCollations(ctx context.Context, raws []*rawObject) error {
@@ -861,7 +889,7 @@ func (r *inventoryReader) collationRows(ctx context.Context, where string, args 
 		if prov != "c" && icu != "" {
 			c.Locale = icu
 		}
-		c.AtRisk = collationAtRisk(prov, collate)
+		c.AtRisk, c.CtypeAtRisk = collationAtRisk(prov, collate), collationAtRisk(prov, ctype)
 		found = append(found, &c)
 	}
 	if err := rows.Err(); err != nil {
@@ -875,30 +903,32 @@ func (r *inventoryReader) collationRows(ctx context.Context, where string, args 
 func (r *inventoryReader) classify(raws []*rawObject) {
 	used := map[uint32]bool{defaultCollationOID: true}
 	for _, ro := range raws {
+		// set maps each collation the object depends on to whether that
+		// dependence is at risk.
 		set := map[uint32]bool{}
-		for _, c := range ro.collOIDs {
-			if c != 0 {
-				set[c] = true
+		add := func(oid uint32, order, ctype bool) {
+			c, ok := r.colls[oid]
+			if !ok || oid == 0 || !(order || ctype) {
+				return // none, or dropped concurrently
 			}
+			set[oid] = set[oid] || (order && c.AtRisk) || (ctype && c.CtypeAtRisk)
+		}
+		for _, c := range ro.collOIDs {
+			add(c, true, false)
 		}
 		for _, e := range ro.exprs {
 			for _, u := range parseNodeTree(e) {
-				if r.sensitive(u) {
-					set[u.coll] = true
-				}
+				order, ctype := r.dependence(u)
+				add(u.coll, order, ctype)
 			}
 		}
 		if len(set) == 0 {
 			continue
 		}
 		o := ro.obj
-		for oid := range set {
-			c, ok := r.colls[oid]
-			if !ok {
-				continue // dropped concurrently
-			}
-			o.Collations = append(o.Collations, c.Name)
-			o.AtRisk = o.AtRisk || c.AtRisk
+		for oid, risky := range set {
+			o.Collations = append(o.Collations, r.colls[oid].Name)
+			o.AtRisk = o.AtRisk || risky
 		}
 		if len(o.Collations) == 0 || (ro.system && !o.AtRisk) {
 			continue

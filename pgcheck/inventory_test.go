@@ -84,6 +84,12 @@ CREATE TABLE domained (c code_dom2, cs code_dom[], e eq_dom, en en_dom);
 CREATE INDEX domained_en ON domained (en);
 ALTER TABLE people ADD CONSTRAINT people_row_check CHECK ((name, status) < ('zzz', 'z'));
 CREATE TABLE cis (k citext CONSTRAINT cis_eq_check CHECK (k <> 'x'), t text CONSTRAINT cis_t_check CHECK (t <> 'x'));
+CREATE COLLATION c_en (provider = libc, lc_collate = 'C', lc_ctype = 'en_US.UTF-8');
+CREATE TABLE ct (x text COLLATE c_en);
+CREATE INDEX ct_x ON ct (x);
+CREATE INDEX ct_lower ON ct (lower(x));
+CREATE INDEX ct_re ON ct (x) WHERE x ~* 'a';
+CREATE INDEX ct_lower_c ON ct (lower(x COLLATE "C"));
 CREATE MATERIALIZED VIEW mv AS SELECT name FROM people;
 CREATE INDEX mv_name ON mv (name);
 ANALYZE;
@@ -143,10 +149,16 @@ func TestInventoryFindsEveryKind(t *testing.T) {
 		"people_row_check": {ObjectCheckConstraint, true, false, []string{"default"}},
 		// citext's <> lowercases: not byte equality, unlike text's.
 		"cis_eq_check": {ObjectCheckConstraint, true, false, []string{"default"}},
-		"typed_p":      {ObjectIndex, true, false, []string{"default"}},
-		"typed_c":      {ObjectIndex, false, false, []string{"C"}},
-		"typed_r":      {ObjectIndex, true, false, []string{"default"}},
-		"typed_ps":     {ObjectIndex, true, false, []string{"default"}},
+		// LC_COLLATE C orders bytes; its LC_CTYPE en_US still drives
+		// lower() and regular expressions.
+		"ct_x":       {ObjectIndex, false, false, []string{"inv.c_en"}},
+		"ct_lower":   {ObjectIndex, true, false, []string{"inv.c_en"}},
+		"ct_re":      {ObjectIndex, true, false, []string{"inv.c_en"}},
+		"ct_lower_c": {ObjectIndex, false, false, []string{"C"}},
+		"typed_p":    {ObjectIndex, true, false, []string{"default"}},
+		"typed_c":    {ObjectIndex, false, false, []string{"C"}},
+		"typed_r":    {ObjectIndex, true, false, []string{"default"}},
+		"typed_ps":   {ObjectIndex, true, false, []string{"default"}},
 	}
 	// Not collation-dependent: ints, equality on a deterministic collation,
 	// length(), hash indexes and hash partitioning.
@@ -216,6 +228,9 @@ func TestInventoryFindsEveryKind(t *testing.T) {
 	}
 	if c := colls["inv.de_icu"]; c.Provider != "icu" || c.Locale != "de-DE" || c.Schema != "inv" {
 		t.Errorf("inv.de_icu = %+v", c)
+	}
+	if c := colls["inv.c_en"]; c.AtRisk || !c.CtypeAtRisk || c.Locale != "C/en_US.UTF-8" {
+		t.Errorf("inv.c_en = %+v: want order safe, ctype at risk", c)
 	}
 	if c := colls["inv.ci"]; c.Deterministic {
 		t.Errorf("inv.ci deterministic")

@@ -64,7 +64,7 @@ func printInventory(w io.Writer, inv *pgcheck.Inventory, all bool) error {
 			actual = "error: " + c.VersionError
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Name, c.Provider, c.Locale,
-			orDash(c.RecordedVersion), actual, riskWord(c.AtRisk))
+			orDash(c.RecordedVersion), actual, collationRisk(c))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -117,9 +117,14 @@ func printInventory(w io.Writer, inv *pgcheck.Inventory, all bool) error {
 	return nil
 }
 
-func riskWord(atRisk bool) string {
-	if atRisk {
+// collationRisk is the RISK column: "at risk", "ctype at risk" (order
+// safe, character classes not) or "safe".
+func collationRisk(c pgcheck.CollationInfo) string {
+	switch {
+	case c.AtRisk:
 		return "at risk"
+	case c.CtypeAtRisk:
+		return "ctype at risk"
 	}
 	return "safe"
 }
