@@ -102,6 +102,14 @@ func (s *Server) answerCheckIn(w http.ResponseWriter, r *http.Request, now time.
 		return
 	}
 
+	// Sign first: the answer does not depend on the commit below, and the
+	// signature's CPU time then overlaps the wait for it.
+	env, err := st.ring.SignJSON(ans)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+
 	record := sqlstore.CheckInRecord{Product: c.Product, Customer: key.Customer, InstanceID: c.InstanceID,
 		Version: c.Version, Health: c.Health, Events: c.Events, ReceivedAt: now.UTC()}
 	failing := failedVersions(c)
@@ -120,11 +128,6 @@ func (s *Server) answerCheckIn(w http.ResponseWriter, r *http.Request, now time.
 		s.writer.enqueue(record)
 	}
 
-	env, err := st.ring.SignJSON(ans)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
 	offer := "no"
 	if ans.Offer != nil {
 		offer = "yes"
