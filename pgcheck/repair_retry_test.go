@@ -2,6 +2,7 @@ package pgcheck
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +27,7 @@ func TestRepairOnALiveDatabase(t *testing.T) {
 	t.Run("limited to an index", func(t *testing.T) { testRepairLimitedToAnIndex(t, c) })
 	t.Run("nothing at risk", func(t *testing.T) { testRepairNothingAtRisk(t, c) })
 	t.Run("old transaction", func(t *testing.T) { testRebuildWaitsOutOldTransactions(t, c) })
+	t.Run("interrupted", func(t *testing.T) { testRepairInterruptedMidStep(t, c) })
 	t.Run("leftovers", func(t *testing.T) { testLeftoverDetection(t, c) })
 	t.Run("foreign schema", func(t *testing.T) { testRepairSchemaOwnedByAnother(t, c) })
 }
@@ -82,6 +84,112 @@ func testRebuildWaitsOutOldTransactions(t *testing.T, c *pgtest.Cluster) {
 		if e.Step == StepDropLeftover {
 			t.Fatalf("a rebuild was started and thrown away: %+v", res.Events)
 		}
+	}
+}
+
+// testRepairInterruptedMidStep interrupts a repair inside its dedupe
+// transaction (once pg_stat_activity shows the DELETE waiting for a row
+// lock) and between its two refresh statements; each time the next run
+// resumes the same run, and the last ends clean with the rows and the
+// versions accounted for.
+func testRepairInterruptedMidStep(t *testing.T, c *pgtest.Cluster) {
+	c.CreateDatabase("intr")
+	c.Exec("intr", `CREATE TABLE d (id int PRIMARY KEY, code text COLLATE "en_US.utf8" NOT NULL, updated_at timestamptz NOT NULL);
+		CREATE UNIQUE INDEX d_code_key ON d (code);
+		UPDATE pg_index SET indisunique = false WHERE indexrelid = 'd_code_key'::regclass;
+		INSERT INTO d VALUES (1, 'k', '2024-01-01'), (2, 'k', '2024-02-01'), (3, 'other', '2024-01-01');
+		UPDATE pg_index SET indisunique = true WHERE indexrelid = 'd_code_key'::regclass;
+		UPDATE pg_database SET datcollversion = '2.27' WHERE datname = 'intr';
+		UPDATE pg_collation SET collversion = '2.27' WHERE collname = 'en_US.utf8'`)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv, err := Open(c.DSN("intr"), ConnOptions{LockTimeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := c.Connect("intr")
+	opts := RepairOptions{Dedupe: []DedupeRule{{KeepNewest: true, Column: "updated_at"}}, RetryWait: 10 * time.Millisecond}
+
+	// 1. Inside the dedupe transaction: the DELETE waits for row 1.
+	holder, err := c.Connect("intr").Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := holder.Exec(ctx, "SELECT * FROM d WHERE id = 1 FOR UPDATE"); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, err := Repair(runCtx, srv, opts)
+		done <- err
+	}()
+	watch := c.Connect("intr")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var waiting int
+		if err := watch.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = 'intr' AND wait_event_type = 'Lock' AND query LIKE 'WITH deleted AS (DELETE%'`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the dedupe's DELETE never waited for the held row")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("repair interrupted in its dedupe: %v, want context.Canceled", err)
+	}
+	if err := holder.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var rows, quarantined, dedupeDone int
+	if err := conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM ringfence.quarantine),
+		(SELECT count(*) FROM ringfence.repair_log WHERE step = 'dedupe' AND status = 'done')`).Scan(&rows, &quarantined, &dedupeDone); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 3 || quarantined != 0 || dedupeDone != 0 {
+		t.Fatalf("after the interrupted dedupe: %d rows (want 3), %d quarantined (want 0), %d dedupe done (want 0)", rows, quarantined, dedupeDone)
+	}
+
+	// 2. Between the two refresh statements.
+	refreshes := 0
+	runCtx, stop = context.WithCancel(ctx)
+	opts.Progress = func(e RepairEvent) {
+		if e.Step == StepRefresh && e.Status == StatusStarted {
+			if refreshes++; refreshes == 2 {
+				stop()
+			}
+		}
+	}
+	if _, err := Repair(runCtx, srv, opts); !errors.Is(err, context.Canceled) {
+		t.Fatalf("repair interrupted between refreshes: %v, want context.Canceled", err)
+	}
+	stop()
+	if v := collVersions(t, conn); strings.Count(v, "2.27") != 1 {
+		t.Fatalf("after one refresh of two: versions %q, want exactly one still 2.27", v)
+	}
+
+	// 3. Finished by the same run.
+	opts.Progress = nil
+	res, err := Repair(ctx, srv, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Resumed || !res.Clean() || res.RunDeleted != 1 || len(res.Plan.Refresh) != 1 {
+		t.Fatalf("final run: resumed %v clean %v, %d deleted in the run (want 1), refresh %v (want the one left)",
+			res.Resumed, res.Clean(), res.RunDeleted, res.Plan.Refresh)
+	}
+	if v := collVersions(t, conn); strings.Contains(v, "2.27") {
+		t.Fatalf("versions %q after the repair", v)
+	}
+	var runs int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM ringfence.repair_run`).Scan(&runs); err != nil || runs != 1 {
+		t.Fatalf("%d repair runs (%v), want the one run resumed twice", runs, err)
 	}
 }
 
