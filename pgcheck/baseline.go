@@ -65,6 +65,31 @@ func (b *Baseline) validate() error {
 		if f.Collation == "" || f.Name == "" || f.Schema == "" || len(f.Order) == 0 {
 			return fmt.Errorf("fingerprint %q is incomplete", f.Collation)
 		}
+		if err := f.validate(); err != nil {
+			return fmt.Errorf("fingerprint %q: %w: the baseline is corrupt or was edited; record it again", f.Collation, err)
+		}
+	}
+	return nil
+}
+
+// validate checks that f's strings are distinct, its ties point inside the
+// order in increasing positions, and its hash is theirs: the comparison
+// trusts all three.
+func (f Fingerprint) validate() error {
+	seen := make(map[string]bool, len(f.Order))
+	for _, s := range f.Order {
+		if seen[s] {
+			return fmt.Errorf("string %q appears twice", s)
+		}
+		seen[s] = true
+	}
+	for i, t := range f.Ties {
+		if t < 1 || t >= len(f.Order) || (i > 0 && t <= f.Ties[i-1]) {
+			return fmt.Errorf("tie position %d out of order or range", t)
+		}
+	}
+	if got := hashOrder(f.Order, f.Ties); got != f.SHA256 {
+		return fmt.Errorf("sha256 %s does not match its strings (%s)", f.SHA256, got)
 	}
 	return nil
 }
