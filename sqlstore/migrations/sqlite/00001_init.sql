@@ -130,7 +130,7 @@ CREATE TABLE events (
     detail       TEXT NOT NULL DEFAULT '',
     received_at  TIMESTAMP NOT NULL
 );
-CREATE INDEX events_release ON events (product, to_version, at);
+CREATE INDEX events_release ON events (product, to_version, received_at);
 CREATE INDEX events_received ON events (received_at);
 
 -- Health reports of damage (corrupt, collation_changed), which count toward
