@@ -159,8 +159,9 @@ type DuplicatePlan struct {
 	IndexDuplicates
 	// Rule resolves the duplicates; nil means they block the repair.
 	Rule *DedupeRule `json:"rule,omitempty"`
-	// Problem says why Rule cannot be applied (missing column, referencing
-	// foreign keys with ON DELETE actions).
+	// Problem says why Rule cannot be applied: a missing column, foreign
+	// keys with ON DELETE actions referencing the table, user triggers or
+	// rules (without AllowTriggers), groups with no single row to keep.
 	Problem string `json:"problem,omitempty"`
 }
 

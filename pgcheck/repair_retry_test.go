@@ -32,6 +32,36 @@ func TestRepairOnALiveDatabase(t *testing.T) {
 	t.Run("foreign schema", func(t *testing.T) { testRepairSchemaOwnedByAnother(t, c) })
 }
 
+// repairEndingTxOnSecondRetry runs a repair whose rebuild tx holds up: it
+// ends tx when the rebuild is retried the second time, and checks that the
+// retries were for the reason given and that the repair then ended clean.
+func repairEndingTxOnSecondRetry(ctx context.Context, t *testing.T, srv *Server, tx pgx.Tx, reason string, opts RepairOptions) *RepairResult {
+	t.Helper()
+	retries := 0
+	opts.Attempts = 10
+	opts.Progress = func(e RepairEvent) {
+		if e.Step != StepRebuild || e.Status != StatusRetry {
+			return
+		}
+		if !strings.Contains(e.Error, reason) {
+			t.Errorf("rebuild retried for another reason than %q: %s", reason, e.Error)
+		}
+		if retries++; retries == 2 {
+			if err := tx.Rollback(ctx); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	res, err := Repair(ctx, srv, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if retries != 2 || !res.Clean() {
+		t.Fatalf("%d retries, clean %v: failed %v verify %+v", retries, res.Clean(), res.Failed, res.Verify)
+	}
+	return res
+}
+
 // testRebuildWaitsOutOldTransactions keeps a transaction with a snapshot
 // open: a REINDEX CONCURRENTLY would build the whole index, then wait for
 // it and time out. The repair does not start the rebuild while the
@@ -56,30 +86,10 @@ func testRebuildWaitsOutOldTransactions(t *testing.T, c *pgtest.Cluster) {
 		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond)
-	retries := 0
-	res, err := Repair(ctx, srv, RepairOptions{
+	res := repairEndingTxOnSecondRetry(ctx, t, srv, tx, "open for longer than the rebuild lock timeout", RepairOptions{
 		RetryWait:          100 * time.Millisecond,
 		RebuildLockTimeout: 200 * time.Millisecond,
-		Attempts:           10,
-		Progress: func(e RepairEvent) {
-			if e.Step == StepRebuild && e.Status == StatusRetry {
-				if !strings.Contains(e.Error, "open for longer than the rebuild lock timeout") {
-					t.Errorf("retry for another reason: %s", e.Error)
-				}
-				if retries++; retries == 2 {
-					if err := tx.Rollback(ctx); err != nil {
-						t.Error(err)
-					}
-				}
-			}
-		},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if retries != 2 || !res.Clean() {
-		t.Fatalf("%d retries, clean %v: failed %v verify %+v", retries, res.Clean(), res.Failed, res.Verify)
-	}
 	for _, e := range res.Events {
 		if e.Step == StepDropLeftover {
 			t.Fatalf("a rebuild was started and thrown away: %+v", res.Events)
@@ -349,27 +359,10 @@ func testRebuildRetriesLockTimeout(t *testing.T, c *pgtest.Cluster) {
 	if _, err := tx.Exec(ctx, "LOCK TABLE b IN SHARE UPDATE EXCLUSIVE MODE"); err != nil {
 		t.Fatal(err)
 	}
-	retries := 0
-	res, err := Repair(ctx, srv, RepairOptions{
+	repairEndingTxOnSecondRetry(ctx, t, srv, tx, "lock timeout", RepairOptions{
 		RetryWait:          200 * time.Millisecond,
 		RebuildLockTimeout: 100 * time.Millisecond,
-		Attempts:           10,
-		Progress: func(e RepairEvent) {
-			if e.Step == StepRebuild && e.Status == StatusRetry {
-				if retries++; retries == 2 {
-					if err := tx.Rollback(ctx); err != nil {
-						t.Error(err)
-					}
-				}
-			}
-		},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if retries != 2 || !res.Clean() {
-		t.Fatalf("%d retries, clean %v: failed %v verify %+v", retries, res.Clean(), res.Failed, res.Verify)
-	}
 	var timeouts int
 	if err := c.Connect("busy").QueryRow(ctx, `SELECT count(*) FROM ringfence.repair_log
 		WHERE step = 'rebuild' AND status = 'retry' AND error LIKE '%lock timeout%'`).Scan(&timeouts); err != nil {
