@@ -90,6 +90,9 @@ CREATE INDEX ct_x ON ct (x);
 CREATE INDEX ct_lower ON ct (lower(x));
 CREATE INDEX ct_re ON ct (x) WHERE x ~* 'a';
 CREATE INDEX ct_lower_c ON ct (lower(x COLLATE "C"));
+CREATE TABLE exprpart (k text) PARTITION BY RANGE (lower(k));
+CREATE TABLE fk_parent (k text COLLATE "en_US.utf8" PRIMARY KEY);
+CREATE TABLE fk_child (k text COLLATE "C" CONSTRAINT fk_child_k_fkey REFERENCES fk_parent);
 CREATE MATERIALIZED VIEW mv AS SELECT name FROM people;
 CREATE INDEX mv_name ON mv (name);
 ANALYZE;
@@ -151,14 +154,16 @@ func TestInventoryFindsEveryKind(t *testing.T) {
 		"cis_eq_check": {ObjectCheckConstraint, true, false, []string{"default"}},
 		// LC_COLLATE C orders bytes; its LC_CTYPE en_US still drives
 		// lower() and regular expressions.
-		"ct_x":       {ObjectIndex, false, false, []string{"inv.c_en"}},
-		"ct_lower":   {ObjectIndex, true, false, []string{"inv.c_en"}},
-		"ct_re":      {ObjectIndex, true, false, []string{"inv.c_en"}},
-		"ct_lower_c": {ObjectIndex, false, false, []string{"C"}},
-		"typed_p":    {ObjectIndex, true, false, []string{"default"}},
-		"typed_c":    {ObjectIndex, false, false, []string{"C"}},
-		"typed_r":    {ObjectIndex, true, false, []string{"default"}},
-		"typed_ps":   {ObjectIndex, true, false, []string{"default"}},
+		"ct_x":            {ObjectIndex, false, false, []string{"inv.c_en"}},
+		"ct_lower":        {ObjectIndex, true, false, []string{"inv.c_en"}},
+		"ct_re":           {ObjectIndex, true, false, []string{"inv.c_en"}},
+		"ct_lower_c":      {ObjectIndex, false, false, []string{"C"}},
+		"exprpart":        {ObjectPartitionKey, true, false, []string{"default"}},
+		"fk_child_k_fkey": {ObjectForeignKey, true, false, []string{"C", "public.en_US.utf8"}},
+		"typed_p":         {ObjectIndex, true, false, []string{"default"}},
+		"typed_c":         {ObjectIndex, false, false, []string{"C"}},
+		"typed_r":         {ObjectIndex, true, false, []string{"default"}},
+		"typed_ps":        {ObjectIndex, true, false, []string{"default"}},
 	}
 	// Not collation-dependent: ints, equality on a deterministic collation,
 	// length(), hash indexes and hash partitioning.
@@ -277,7 +282,7 @@ func TestInventoryFindsEveryKind(t *testing.T) {
 		names = append(names, r.Object)
 	}
 	slices.Sort(names)
-	if !slices.Equal(names, []string{"domained_en", "people_age_collate", "people_title"}) {
+	if !slices.Equal(names, []string{"domained_en", "fk_child_k_fkey", "fk_parent_pkey", "people_age_collate", "people_title"}) {
 		t.Errorf("at risk = %v", names)
 	}
 
