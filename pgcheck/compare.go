@@ -22,7 +22,12 @@ const (
 	// CompareError: the keys could not be sampled or sorted (for example
 	// the collation does not exist on the new server).
 	CompareError = "error"
-	// CompareSkipped: the key is not text, so its order is not compared.
+	// CompareSkipped: for a column, its order does not depend on an at-risk
+	// collation (an int, a C column) or cannot be compared (an expression
+	// partition key); for an index or partition key, none of its key
+	// columns could be compared although it is at risk (through an
+	// expression partition key or a partial index's predicate, say): the
+	// report is incomplete.
 	CompareSkipped = "skipped"
 )
 
@@ -79,10 +84,10 @@ func (r *CompareReport) Differs() bool {
 }
 
 // Incomplete reports whether any index or partition key could not be
-// compared.
+// compared (status error, or skipped: every one compared is at risk).
 func (r *CompareReport) Incomplete() bool {
 	for _, ix := range r.all() {
-		if ix.Status == CompareError {
+		if ix.Status == CompareError || ix.Status == CompareSkipped {
 			return true
 		}
 	}
@@ -300,6 +305,7 @@ func (c *comparer) compareIndex(ctx context.Context, o DependentObject) (IndexCo
 	}
 	if compared == 0 && ix.Status == CompareSame {
 		ix.Status = CompareSkipped
+		ix.Error = "at risk, but no key column could be compared: the collation is used by an expression or predicate"
 	}
 	return ix, nil
 }

@@ -196,3 +196,16 @@ func scannedRows(node any) float64 {
 	}
 	return n
 }
+
+// TestCompareSkippedIsIncomplete: every object compared is at risk, so one
+// none of whose keys could be compared leaves the report incomplete.
+func TestCompareSkippedIsIncomplete(t *testing.T) {
+	rep := &CompareReport{Indexes: []IndexComparison{{Status: CompareSame}}}
+	if rep.Incomplete() {
+		t.Error("incomplete with every index compared")
+	}
+	rep.PartitionKeys = []IndexComparison{{Status: CompareSkipped}}
+	if !rep.Incomplete() {
+		t.Error("complete although a partition key was skipped")
+	}
+}

@@ -24,7 +24,8 @@ func pgCompareCommand(stdout, stderr io.Writer) *ucli.Command {
 			"an empty server of the new image: only the collations must exist there.\n" +
 			"Multi-column keys are compared column by column (text key columns only).\n" +
 			"Read-only on both servers.\n" +
-			"Exit 0 same order, 1 order differs, 2 could not compare.",
+			"Exit 0 same order, 1 order differs, 2 some at-risk index or partition key could not\n" +
+			"be compared (and none differs).",
 		Flags: append(connFlags(),
 			&ucli.StringFlag{Name: "from", Usage: "`DSN` of the old server and the database to sample", Required: true},
 			&ucli.StringFlag{Name: "to", Usage: "`DSN` of the new server", Required: true},
@@ -152,7 +153,7 @@ func printCompare(w io.Writer, rep *pgcheck.CompareReport) error {
 			switch ix.Status {
 			case pgcheck.CompareDiffers:
 				differs++
-			case pgcheck.CompareError:
+			case pgcheck.CompareError, pgcheck.CompareSkipped:
 				failed++
 			}
 		}
