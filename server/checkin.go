@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"hash/fnv"
 	"log/slog"
 	"math"
 	"net/http"
@@ -116,7 +117,7 @@ func (s *Server) answerCheckIn(w http.ResponseWriter, r *http.Request, now time.
 	if len(c.Events) > 0 || (c.Health != nil && c.Health.Status.Failing()) {
 		// Reported events must survive a crash once the agent saw its answer:
 		// it will not send them again.
-		if err := s.writer.commit(r.Context(), record); err != nil {
+		if err := s.writerFor(record).commit(r.Context(), record); err != nil {
 			s.log.ErrorContext(r.Context(), "record check-in events", slog.String("instance_id", c.InstanceID), slog.Any("err", err))
 			writeProblem(w, codeUnavailable, "could not record the reported events; retry later")
 			return
@@ -125,7 +126,7 @@ func (s *Server) answerCheckIn(w http.ResponseWriter, r *http.Request, now time.
 			s.halts.add(c.Product, v)
 		}
 	} else {
-		s.writer.enqueue(record)
+		s.writerFor(record).enqueue(record)
 	}
 
 	offer := "no"
@@ -159,6 +160,20 @@ func failedVersions(c release.CheckIn) []release.Version {
 		add(c.Version)
 	}
 	return out
+}
+
+// writerFor returns the writer shard of rec's installation.
+func (s *Server) writerFor(rec sqlstore.CheckInRecord) *writer {
+	if len(s.writers) == 1 {
+		return s.writers[0]
+	}
+	h := fnv.New32a()
+	h.Write([]byte(rec.Product))
+	h.Write([]byte{0})
+	h.Write([]byte(rec.Customer))
+	h.Write([]byte{0})
+	h.Write([]byte(rec.InstanceID))
+	return s.writers[h.Sum32()%uint32(len(s.writers))]
 }
 
 // bearer returns the token of an Authorization: Bearer header.

@@ -123,7 +123,10 @@ type Server struct {
 	ringSizes []release.RingSize
 	countedAt time.Time
 
-	writer  *writer
+	// writers are shards of the check-in writer: an installation's records
+	// always go to the same one, so concurrent transactions never touch the
+	// same rows (no lock waits, no deadlocks, order kept per installation).
+	writers []*writer
 	halts   *haltQueue
 	limits  limiters
 	webhook *http.Client
@@ -161,7 +164,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		webhook: &http.Client{Timeout: cfg.WebhookTimeout},
 	}
 	s.limits.m = map[string]*rate.Limiter{}
-	s.writer = newWriter(s)
+	shards := 1 // SQLite has one writing connection
+	if cfg.Store.Dialect() == sqlstore.Postgres {
+		shards = 4
+	}
+	for range shards {
+		s.writers = append(s.writers, newWriter(s))
+	}
 	key, err := sign.GenerateKey(rand.Reader, storeTime())
 	if err != nil {
 		return nil, fmt.Errorf("generate signing key: %w", err)
@@ -204,15 +213,20 @@ func (s *Server) Run(ctx context.Context) error {
 	loop(s.refresher)
 	loop(s.haltLoop)
 	loop(s.pruneLoop)
-	// The writer outlives ctx: it drains what handlers queued.
-	writerCtx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
-	writerDone := make(chan struct{})
-	go func() { s.writer.run(writerCtx); close(writerDone) }()
+	// The writers outlive ctx: they drain what handlers queued.
+	writerCtx, stopWriters := context.WithCancel(context.WithoutCancel(ctx))
+	var writers sync.WaitGroup
+	for _, w := range s.writers {
+		writers.Add(1)
+		go func() { defer writers.Done(); w.run(writerCtx) }()
+	}
 	<-ctx.Done()
 	wg.Wait()
-	s.writer.close()
-	<-writerDone
-	stopWriter()
+	for _, w := range s.writers {
+		w.close()
+	}
+	writers.Wait()
+	stopWriters()
 	s.bg.Wait()
 	return nil
 }
