@@ -28,14 +28,7 @@ func TestFingerprintStatuses(t *testing.T) {
 		CREATE INDEX t_b ON t (b);
 		INSERT INTO t SELECT 'k' || g, 'k' || g, g FROM generate_series(1, 100) g;`)
 	conn := c.Connect("st")
-	inv, err := ReadInventory(ctx, conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, err := NewBaseline(ctx, conn, inv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	inv, base := takeBaseline(t, ctx, conn)
 
 	// The locale of "vanish" disappears (as when the server moves to a
 	// machine without it), "gone" is dropped, "fresh" is new.
@@ -47,7 +40,7 @@ func TestFingerprintStatuses(t *testing.T) {
 		CREATE COLLATION fresh (provider = libc, locale = 'en_US.UTF-8');
 		CREATE INDEX t_fresh ON t ((a::text COLLATE fresh));`)
 	conn = c.Connect("st")
-	inv, err = ReadInventory(ctx, conn)
+	inv, err := ReadInventory(ctx, conn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,14 +121,7 @@ func checkForgedBaseline(t *testing.T, c *pgtest.Cluster) {
 		t.Fatal(err)
 	}
 	conn := c.Connect("forged")
-	inv, err := ReadInventory(ctx, conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, err := NewBaseline(ctx, conn, inv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, base := takeBaseline(t, ctx, conn)
 	if err := RecordBaseline(ctx, conn, base); err == nil || !strings.Contains(err.Error(), "mallory") {
 		t.Errorf("recording into mallory's schema: err %v, want a refusal naming mallory", err)
 	}

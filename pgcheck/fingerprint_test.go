@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/ringfence/ringfence/internal/pgtest"
 )
 
@@ -198,14 +200,7 @@ func checkICUFingerprints(t *testing.T, c *pgtest.Cluster) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	conn := c.Connect("inv")
-	inv, err := ReadInventory(ctx, conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, err := NewBaseline(ctx, conn, inv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	inv, base := takeBaseline(t, ctx, conn)
 	fps := map[string]Fingerprint{}
 	for _, f := range base.Fingerprints {
 		fps[f.Collation] = f
@@ -225,7 +220,7 @@ func checkICUFingerprints(t *testing.T, c *pgtest.Cluster) {
 	// Swedish sorts ä and ö after z; the recorded version stays the same.
 	c.Exec("inv", `UPDATE pg_collation SET colliculocale = 'sv-SE' WHERE collname = 'de_icu'`)
 	conn = c.Connect("inv")
-	inv, err = ReadInventory(ctx, conn)
+	inv, err := ReadInventory(ctx, conn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,4 +232,19 @@ func checkICUFingerprints(t *testing.T, c *pgtest.Cluster) {
 		findings[0].AtRisk[0].Object != "people_nick" {
 		t.Errorf("ICU locale changed: findings %+v", findings)
 	}
+}
+
+// takeBaseline reads conn's inventory and fingerprints its at-risk
+// collations.
+func takeBaseline(t *testing.T, ctx context.Context, conn *pgx.Conn) (*Inventory, *Baseline) {
+	t.Helper()
+	inv, err := ReadInventory(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := NewBaseline(ctx, conn, inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inv, base
 }
