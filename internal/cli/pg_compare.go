@@ -22,7 +22,9 @@ func pgCompareCommand(stdout, stderr io.Writer) *ucli.Command {
 			"--from's database, sorts them under the same collation on --from and on --to, and\n" +
 			"reports for each whether the order would change, with pairs that flip. --to can be\n" +
 			"an empty server of the new image: only the collations must exist there.\n" +
-			"Multi-column keys are compared column by column (text key columns only).\n" +
+			"Keys are sorted in their own type (domains as their base type); multi-column keys\n" +
+			"are compared column by column. A collation must be the same on --to (the default\n" +
+			"may be stood in for by a --to collation with the same locale).\n" +
 			"Read-only on both servers.\n" +
 			"Exit 0 same order, 1 order differs, 2 some at-risk index or partition key could not\n" +
 			"be compared (and none differs).",

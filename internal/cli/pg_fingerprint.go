@@ -23,8 +23,9 @@ func pgFingerprintCommand(stdout io.Writer) *ucli.Command {
 			"in the database's own ringfence schema (a read-write session), or in --baseline\n" +
 			"FILE. Without --record the baseline is compared: a collation that orders the\n" +
 			"corpus differently is reported as collation_changed with the objects at risk,\n" +
-			"whatever PostgreSQL's version columns say. Exit 0 same (or no baseline yet),\n" +
-			"1 changed, 2 could not check.",
+			"whatever PostgreSQL's version columns say; so is a collation whose locale no longer\n" +
+			"loads. Exit 0 same (or no baseline yet), 1 changed, 2 could not check or an\n" +
+			"at-risk collation in use is not in the baseline.",
 		Flags: append(connFlags(),
 			&ucli.BoolFlag{Name: "json", Usage: "print JSON instead of a readable report"},
 			&ucli.BoolFlag{Name: "record", Usage: "record the fingerprints as the new baseline"},
