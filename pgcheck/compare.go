@@ -136,17 +136,19 @@ type ColumnComparison struct {
 var textSortTypes = map[string]bool{`pg_catalog.text`: true, `pg_catalog."varchar"`: true,
 	`pg_catalog.bpchar`: true, `pg_catalog.name`: true}
 
-// Compare is the upgrade rehearsal: for every at-risk index and range or
-// list partition key of from's database it samples the distinct values of
-// each text key column (at most opts.Sample, a random sample of pages on
-// larger tables), sorts them under the column's collation on both servers
-// and compares the orders. to only needs the collations to exist: it can be
-// an empty server of the new image.
+// Compare is the upgrade rehearsal: for every at-risk index and partition
+// key of from's database it samples the distinct values of each key column
+// on an at-risk collation (at most opts.Sample, a random sample of pages on
+// larger tables, a bounded number of rows read), sorts them in the key's
+// type (a domain's base type) under the column's collation on both servers
+// and compares the orders. to only needs the collations (the same provider
+// and locale under the same name; see target.ident for the default) and
+// non-built-in key types: it can be an empty server of the new image.
 //
 // Multi-column keys are compared column by column: a changed order of any
-// text key column is reported as a difference, which is exact for the
-// leading column and conservative for later ones (their values only matter
-// among rows with equal leading keys).
+// key column is reported as a difference, which is exact for the leading
+// column and conservative for later ones (their values only matter among
+// rows with equal leading keys).
 func Compare(ctx context.Context, from, to *pgx.Conn, opts CompareOptions) (*CompareReport, error) {
 	start := time.Now()
 	if opts.Sample <= 0 {

@@ -101,4 +101,24 @@ func TestPgFingerprint(t *testing.T) {
 		!strings.Contains(errOut, "none.json") {
 		t.Errorf("missing baseline file: exit %d, stderr %s", code, errOut)
 	}
+
+	// Back under the baseline's order: a collation the baseline lacks
+	// cannot be vouched for (exit 2); one whose locale no longer loads is
+	// a finding (exit 1).
+	c.Restart(pgtest.Current)
+	c.Exec("app", `CREATE COLLATION later (provider = libc, locale = 'en_US.UTF-8');
+		CREATE INDEX users_later ON users ((name COLLATE later))`)
+	code, out, errOut = ringfence(t, "pg", "fingerprint", dsn)
+	if code != cli.ExitError || !strings.Contains(out, "no baseline yet (record again)") ||
+		!strings.Contains(errOut, "public.later") {
+		t.Errorf("collation not in the baseline: exit %d, want 2\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut = ringfence(t, "pg", "fingerprint", "--record", dsn); code != cli.ExitOK {
+		t.Fatalf("--record again: exit %d\n%s%s", code, out, errOut)
+	}
+	c.Exec("app", `UPDATE pg_collation SET collcollate = 'xx_XX.UTF-8', collctype = 'xx_XX.UTF-8' WHERE collname = 'later'`)
+	code, out, errOut = ringfence(t, "pg", "fingerprint", dsn)
+	if code != cli.ExitFindings || !strings.Contains(out, "UNAVAILABLE") || !strings.Contains(out, "at risk: index public.users_later") {
+		t.Errorf("locale gone: exit %d, want 1\n%s%s", code, out, errOut)
+	}
 }
