@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -466,5 +467,112 @@ func TestIncidentWebhookRetries(t *testing.T) {
 	_, metrics := e.call("GET", "/metrics", "", nil)
 	if !bytes.Contains(metrics, []byte(`ringfence_incident_webhooks_total{outcome="delivered"} 1`)) {
 		t.Errorf("metrics do not count the delivery")
+	}
+}
+
+// TestAdminChanges checks the admin routes' effects: patches, moving a
+// customer between rings, revoking enrollment keys and tokens, force
+// promotion, and the audit trail of who did it.
+func TestAdminChanges(t *testing.T) {
+	e := startServer(t, sqliteDSN(t), server.Config{})
+	const p = "/api/v1/products/acme"
+	e.api("POST", "/api/v1/products", map[string]any{"name": "acme"}, http.StatusCreated, nil)
+	e.api("POST", p+"/rings", map[string]any{"name": "early", "position": 0, "soak": "720h", "rollout_percent": 100}, http.StatusCreated, nil)
+	e.api("POST", p+"/rings", map[string]any{"name": "stable", "position": 1, "soak": "0s", "rollout_percent": 100}, http.StatusCreated, nil)
+	for _, v := range []string{"1.0.0", "1.1.0"} {
+		e.api("POST", p+"/releases", map[string]any{"version": v}, http.StatusCreated, nil)
+	}
+	key := e.enroll("acme", "bigbank", "stable")
+	c := checkIn{InstanceID: "i-1", Product: "acme", Version: "1.0.0"}
+	if a, _ := e.checkIn(key, c); offer(a) != "" {
+		t.Fatalf("stable offered %s before the early ring's soak", offer(a))
+	}
+
+	// Moving the customer to the early ring changes its offer at once.
+	var cust release.Customer
+	e.api("PATCH", p+"/customers/bigbank", map[string]any{"ring": "early"}, http.StatusOK, &cust)
+	if cust.Ring != "early" {
+		t.Fatalf("customer after move = %+v", cust)
+	}
+	if a, _ := e.checkIn(key, c); offer(a) != "1.1.0" {
+		t.Fatalf("offer after moving to early: %q", offer(a))
+	}
+	// A rollout of 0% in the ring stops offers there.
+	var ring release.Ring
+	e.api("PATCH", p+"/rings/early", map[string]any{"rollout_percent": 0, "soak": "2h"}, http.StatusOK, &ring)
+	if ring.RolloutPercent != 0 || ring.SoakTime != 2*time.Hour || ring.Position != 0 {
+		t.Fatalf("ring after patch = %+v", ring)
+	}
+	if a, _ := e.checkIn(key, c); offer(a) != "" {
+		t.Fatalf("offer at 0%% rollout: %q", offer(a))
+	}
+	e.api("PATCH", p+"/rings/early", map[string]any{"rollout_percent": 101}, http.StatusBadRequest, nil)
+	e.api("PATCH", p+"/rings/nope", map[string]any{"rollout_percent": 10}, http.StatusNotFound, nil)
+
+	// Force-promotion into stable needs a reason and is recorded as forced.
+	e.api("PATCH", p+"/customers/bigbank", map[string]any{"ring": "stable"}, http.StatusOK, nil)
+	releaser := e.token("rita", release.RoleReleaser)
+	e.apiAs(releaser, "POST", p+"/releases/1.1.0/promote", map[string]any{"ring": "stable"}, http.StatusBadRequest, nil)
+	var rel release.Release
+	e.apiAs(releaser, "POST", p+"/releases/1.1.0/promote", map[string]any{"ring": "stable", "reason": "hotfix for bigbank"}, http.StatusOK, &rel)
+	var forced bool
+	for _, pr := range rel.Rings {
+		forced = forced || (pr.Ring == "stable" && pr.Forced && pr.By == "rita" && pr.Reason == "hotfix for bigbank")
+	}
+	if !forced {
+		t.Fatalf("release after force-promote = %+v", rel)
+	}
+	if a, _ := e.checkIn(key, c); offer(a) != "1.1.0" {
+		t.Fatalf("stable offer after force-promotion: %q", offer(a))
+	}
+	e.apiAs(releaser, "POST", p+"/releases/1.1.0/promote", map[string]any{"ring": "stable", "reason": "again"}, http.StatusConflict, nil)
+
+	// The auto-halt policy can be changed; invalid ones are refused.
+	var prod release.Product
+	e.api("PATCH", p, map[string]any{"halt": map[string]any{"window": "30m", "min_failures": 5, "failure_share": 0.1}}, http.StatusOK, &prod)
+	if prod.Policy.Window != 30*time.Minute || prod.Policy.MinFailures != 5 {
+		t.Fatalf("product after patch = %+v", prod)
+	}
+	e.api("PATCH", p, map[string]any{"halt": map[string]any{"min_failures": 0}}, http.StatusBadRequest, nil)
+
+	// A revoked enrollment key is refused from the next check-in on.
+	var keys []sqlstore.EnrollmentKey
+	e.api("GET", p+"/customers/bigbank/keys", nil, http.StatusOK, &keys)
+	if len(keys) != 1 || !strings.HasPrefix(key, keys[0].Prefix) {
+		t.Fatalf("keys = %+v", keys)
+	}
+	e.api("DELETE", p+"/customers/bigbank/keys/"+keys[0].ID, nil, http.StatusNoContent, nil)
+	if code, _, _ := e.checkInRaw(key, mustJSON(t, checkIn{InstanceID: "i-1", Product: "acme", Version: "1.0.0", Nonce: randomID(t)})); code != http.StatusUnauthorized {
+		t.Errorf("check-in with a revoked key: %d, want 401", code)
+	}
+	// A revoked token is refused.
+	var toks []sqlstore.Token
+	e.api("GET", "/api/v1/tokens", nil, http.StatusOK, &toks)
+	for _, tok := range toks {
+		if tok.Name == "rita" {
+			e.api("DELETE", "/api/v1/tokens/"+tok.ID, nil, http.StatusNoContent, nil)
+		}
+	}
+	e.apiAs(releaser, "GET", "/api/v1/whoami", nil, http.StatusUnauthorized, nil)
+
+	// The audit log names who did what, newest first, and pages with before.
+	var audit []sqlstore.AuditEntry
+	e.api("GET", "/api/v1/audit?limit=3", nil, http.StatusOK, &audit)
+	if len(audit) != 3 || audit[0].Action != "token.revoke" || audit[1].Action != "enrollment_key.revoke" || audit[0].ID <= audit[1].ID {
+		t.Fatalf("latest audit entries = %+v", audit)
+	}
+	var older []sqlstore.AuditEntry
+	e.api("GET", "/api/v1/audit?limit=1&before="+strconv.FormatInt(audit[2].ID, 10), nil, http.StatusOK, &older)
+	if len(older) != 1 || older[0].ID >= audit[2].ID {
+		t.Fatalf("audit page before %d = %+v", audit[2].ID, older)
+	}
+	e.api("GET", "/api/v1/audit?limit=0", nil, http.StatusBadRequest, nil)
+	var forceEntry bool
+	e.api("GET", "/api/v1/audit?limit=1000", nil, http.StatusOK, &audit)
+	for _, en := range audit {
+		forceEntry = forceEntry || (en.Action == "release.force_promote" && en.Actor == "rita")
+	}
+	if !forceEntry {
+		t.Errorf("audit log lacks rita's force-promotion")
 	}
 }
