@@ -3,6 +3,7 @@ package pgcheck
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -264,8 +265,12 @@ type rawObject struct {
 	// domains and arrays of them) compare with the collations of their
 	// attributes and subtypes, which indcollation does not show.
 	keyTypes []uint32
-	hashed   bool     // a hash index: its keys count only by equality
-	exprs    []string // pg_node_tree texts: expressions, predicates, CHECK
+	// extensionKey is set when a key type is collatable but not built in
+	// (citext): its comparisons may use the character classes (citext
+	// lowercases), not only the order.
+	extensionKey bool
+	hashed       bool     // a hash index: its keys count only by equality
+	exprs        []string // pg_node_tree texts: expressions, predicates, CHECK
 }
 
 func (r *inventoryReader) readDefault(ctx context.Context) error {
@@ -646,6 +651,19 @@ CROSS JOIN LATERAL (
     SELECT r.rngcollation FROM pg_range r WHERE r.rngtypid = ty.oid AND r.rngcollation <> 0
 ) AS c(coll)`
 
+// extensionTypesQuery returns the types of $1 whose base type (through
+// domains) is collatable and not in pg_catalog: citext, arrays of it.
+const extensionTypesQuery = `
+WITH RECURSIVE base(root, typ, depth) AS (
+    SELECT t, t, 0 FROM unnest($1::oid[]) AS t
+  UNION ALL
+    SELECT b.root, ty.typbasetype, b.depth + 1
+    FROM base b JOIN pg_type ty ON ty.oid = b.typ
+    WHERE ty.typtype = 'd' AND b.depth < 16)
+SELECT DISTINCT b.root
+FROM base b JOIN pg_type ty ON ty.oid = b.typ
+WHERE ty.typtype <> 'd' AND ty.typcollation <> 0 AND ty.typnamespace <> 'pg_catalog'::regnamespace`
+
 // resolveTypes adds the collations nested in the key columns' composite
 // and range types to their objects.
 func (r *inventoryReader) resolveTypes(ctx context.Context, raws []*rawObject) error {
@@ -666,8 +684,17 @@ func (r *inventoryReader) resolveTypes(ctx context.Context, raws []*rawObject) e
 	if err != nil {
 		return fmt.Errorf("inventory: %w", err)
 	}
+	rows, err := r.conn.Query(ctx, extensionTypesQuery, types)
+	if err != nil {
+		return fmt.Errorf("inventory: read key types: %w", err)
+	}
+	extension, err := pgx.CollectRows(rows, pgx.RowTo[uint32])
+	if err != nil {
+		return fmt.Errorf("inventory: read key types: %w", err)
+	}
 	for _, ro := range raws {
 		for _, t := range ro.keyTypes {
+			ro.extensionKey = ro.extensionKey || slices.Contains(extension, t)
 			if ro.hashed {
 				ro.exprs = append(ro.exprs, hashKeyMarker(nested[t]))
 			} else {
@@ -914,7 +941,7 @@ func (r *inventoryReader) classify(raws []*rawObject) {
 			set[oid] = set[oid] || (order && c.AtRisk) || (ctype && c.CtypeAtRisk)
 		}
 		for _, c := range ro.collOIDs {
-			add(c, true, false)
+			add(c, true, ro.extensionKey)
 		}
 		for _, e := range ro.exprs {
 			for _, u := range parseNodeTree(e) {

@@ -90,6 +90,8 @@ CREATE INDEX ct_x ON ct (x);
 CREATE INDEX ct_lower ON ct (lower(x));
 CREATE INDEX ct_re ON ct (x) WHERE x ~* 'a';
 CREATE INDEX ct_lower_c ON ct (lower(x COLLATE "C"));
+CREATE TABLE cict (k citext COLLATE c_en);
+CREATE INDEX cict_k ON cict (k);
 CREATE TABLE exprpart (k text) PARTITION BY RANGE (lower(k));
 CREATE TABLE fk_parent (k text COLLATE "en_US.utf8" PRIMARY KEY);
 CREATE TABLE fk_child (k text COLLATE "C" CONSTRAINT fk_child_k_fkey REFERENCES fk_parent);
@@ -154,10 +156,12 @@ func TestInventoryFindsEveryKind(t *testing.T) {
 		"cis_eq_check": {ObjectCheckConstraint, true, false, []string{"default"}},
 		// LC_COLLATE C orders bytes; its LC_CTYPE en_US still drives
 		// lower() and regular expressions.
-		"ct_x":            {ObjectIndex, false, false, []string{"inv.c_en"}},
-		"ct_lower":        {ObjectIndex, true, false, []string{"inv.c_en"}},
-		"ct_re":           {ObjectIndex, true, false, []string{"inv.c_en"}},
-		"ct_lower_c":      {ObjectIndex, false, false, []string{"C"}},
+		"ct_x":       {ObjectIndex, false, false, []string{"inv.c_en"}},
+		"ct_lower":   {ObjectIndex, true, false, []string{"inv.c_en"}},
+		"ct_re":      {ObjectIndex, true, false, []string{"inv.c_en"}},
+		"ct_lower_c": {ObjectIndex, false, false, []string{"C"}},
+		// citext compares lower() of its values: the ctype counts.
+		"cict_k":          {ObjectIndex, true, false, []string{"inv.c_en"}},
 		"exprpart":        {ObjectPartitionKey, true, false, []string{"default"}},
 		"fk_child_k_fkey": {ObjectForeignKey, true, false, []string{"C", "public.en_US.utf8"}},
 		"typed_p":         {ObjectIndex, true, false, []string{"default"}},
