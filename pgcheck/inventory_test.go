@@ -90,6 +90,9 @@ CREATE INDEX ct_x ON ct (x);
 CREATE INDEX ct_lower ON ct (lower(x));
 CREATE INDEX ct_re ON ct (x) WHERE x ~* 'a';
 CREATE INDEX ct_lower_c ON ct (lower(x COLLATE "C"));
+CREATE TABLE arrs (a text[], ac text[] COLLATE "C");
+CREATE INDEX arrs_a ON arrs (a);
+CREATE INDEX arrs_ac ON arrs (ac);
 CREATE TABLE cict (k citext COLLATE c_en);
 CREATE INDEX cict_k ON cict (k);
 CREATE TABLE exprpart (k text) PARTITION BY RANGE (lower(k));
@@ -162,6 +165,8 @@ func TestInventoryFindsEveryKind(t *testing.T) {
 		"ct_lower_c": {ObjectIndex, false, false, []string{"C"}},
 		// citext compares lower() of its values: the ctype counts.
 		"cict_k":          {ObjectIndex, true, false, []string{"inv.c_en"}},
+		"arrs_a":          {ObjectIndex, true, false, []string{"default"}},
+		"arrs_ac":         {ObjectIndex, false, false, []string{"C"}},
 		"exprpart":        {ObjectPartitionKey, true, false, []string{"default"}},
 		"fk_child_k_fkey": {ObjectForeignKey, true, false, []string{"C", "public.en_US.utf8"}},
 		"typed_p":         {ObjectIndex, true, false, []string{"default"}},
