@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,17 +17,34 @@ import (
 	"github.com/ringfence/ringfence/sqlstore"
 )
 
-// stores runs fn against a fresh SQLite store and a fresh PostgreSQL store.
-func stores(t *testing.T, fn func(t *testing.T, dsn string, s *sqlstore.Store)) {
+// TestStore runs every store test on SQLite and on PostgreSQL (one cluster,
+// a database per test).
+func TestStore(t *testing.T) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, dsn string, s *sqlstore.Store)
+	}{
+		{"Catalog", testCatalog},
+		{"RefusesNewerSchema", testRefusesNewerSchema},
+	}
 	t.Run("sqlite", func(t *testing.T) {
-		dsn := filepath.Join(t.TempDir(), "ringfence.db")
-		fn(t, dsn, mustOpen(t, dsn))
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				dsn := filepath.Join(t.TempDir(), "ringfence.db")
+				tc.fn(t, dsn, mustOpen(t, dsn))
+			})
+		}
 	})
 	t.Run("postgres", func(t *testing.T) {
 		c := pgtest.New(t)
-		c.CreateDatabase("store")
-		dsn := c.DSN("store")
-		fn(t, dsn, mustOpen(t, dsn))
+		for i, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				name := fmt.Sprintf("store%d", i)
+				c.CreateDatabase(name)
+				dsn := c.DSN(name)
+				tc.fn(t, dsn, mustOpen(t, dsn))
+			})
+		}
 	})
 }
 
@@ -62,171 +80,171 @@ func check2[A, B any](a A, b B, err error) func(*testing.T) (A, B) {
 	}
 }
 
-func TestStore(t *testing.T) {
-	stores(t, func(t *testing.T, dsn string, s *sqlstore.Store) {
-		ctx := context.Background()
-		p := check(s.CreateProduct(ctx, "alice", release.Product{Name: "acme", RequiredGates: []string{"upgrade-test"}}))(t)
-		if p.Policy != release.DefaultPolicy() {
-			t.Errorf("new product policy = %+v, want the default", p.Policy)
-		}
-		if _, err := s.CreateProduct(ctx, "alice", release.Product{Name: "acme"}); release.ErrorCode(err) != release.ECONFLICT {
-			t.Errorf("second create: %v, want conflict", err)
-		}
-		check(s.CreateRing(ctx, "alice", release.Ring{Product: "acme", Name: "insiders", Position: 0, SoakTime: time.Hour, RolloutPercent: 100, MinHealthy: 1}))(t)
-		check(s.CreateRing(ctx, "alice", release.Ring{Product: "acme", Name: "stable", Position: 1, RolloutPercent: 50}))(t)
-		check(s.CreateCustomer(ctx, "alice", release.Customer{Product: "acme", Name: "bigbank", Ring: "insiders"}))(t)
-		if _, err := s.CreateCustomer(ctx, "alice", release.Customer{Product: "acme", Name: "x", Ring: "nope"}); release.ErrorCode(err) != release.ENOTFOUND {
-			t.Errorf("customer in unknown ring: %v, want not_found", err)
-		}
-		key, secret := func() (sqlstore.EnrollmentKey, string) {
-			k, sec, err := s.CreateEnrollmentKey(ctx, "alice", "acme", "bigbank")
-			if err != nil {
-				t.Fatal(err)
-			}
-			return k, sec
-		}()
-		live := check(s.LiveEnrollmentKeys(ctx))(t)
-		if got := live[[32]byte(sqlstore.HashSecret(secret))]; got.ID != key.ID || got.Customer != "bigbank" || got.Product != "acme" {
-			t.Errorf("live key for the secret = %+v, want %+v", got, key)
-		}
-		v := release.MustParseVersion("3.30.0")
-		check(s.CreateRelease(ctx, "bob", release.Release{Product: "acme", Version: release.MustParseVersion("3.29.0")}))(t)
-		check(s.CreateRelease(ctx, "bob", release.Release{Product: "acme", Version: v, RollbackSafeTo: release.MustParseVersion("3.29.0")}))(t)
-		check(s.PostGateResult(ctx, release.GateResult{Product: "acme", Version: v, Name: "upgrade-test", Status: release.GatePass, PostedBy: "ci"}))(t)
-		paused := check(s.ChangeRelease(ctx, "bob", "release.pause", "acme", v, func(r *release.Release, _ []release.Release) error {
-			return r.Pause("bob", "looks wrong", "", time.Now())
-		}))(t)
-		if paused.Status != release.StatusPaused || paused.Paused == nil || paused.Paused.Reason != "looks wrong" {
-			t.Errorf("paused release = %+v", paused)
-		}
-		got := check(s.GetRelease(ctx, "acme", v))(t)
-		if got.Status != release.StatusPaused || got.Paused.Reason != "looks wrong" || got.RollbackSafeTo.String() != "3.29.0" {
-			t.Errorf("stored paused release = %+v", got)
-		}
-		check(s.ChangeRelease(ctx, "bob", "release.resume", "acme", v, func(r *release.Release, _ []release.Release) error { return r.Resume() }))(t)
-
-		// Auto-halt acts once, even when asked twice (two servers).
-		ev := release.Evidence{Reason: "3 of 3 failed"}
-		halted, _ := check2(s.AutoHalt(ctx, "acme", v, ev))(t)
-		again, _ := check2(s.AutoHalt(ctx, "acme", v, ev))(t)
-		if !halted || again {
-			t.Errorf("auto-halt twice: first %v, second %v; want true, false", halted, again)
-		}
-
-		now := time.Now().UTC()
-		recs := []sqlstore.CheckInRecord{
-			{Product: "acme", Customer: "bigbank", InstanceID: "i1", Version: v, Health: &release.Health{Status: release.HealthOK}, ReceivedAt: now},
-			{Product: "acme", Customer: "bigbank", InstanceID: "i2", Version: v, Health: &release.Health{Status: release.HealthCorrupt, Detail: "index x"}, ReceivedAt: now,
-				Events: []release.Event{{Kind: release.EventUpgradeFailed, From: release.MustParseVersion("3.29.0"), To: v, At: now, Detail: "boom"}}},
-		}
-		if err := s.RecordCheckIns(ctx, recs); err != nil {
-			t.Fatal(err)
-		}
-		// A later check-in on another version without health resets it.
-		if err := s.RecordCheckIns(ctx, []sqlstore.CheckInRecord{{Product: "acme", Customer: "bigbank", InstanceID: "i1", Version: release.MustParseVersion("3.29.0"), ReceivedAt: now}}); err != nil {
-			t.Fatal(err)
-		}
-		// One batch with the same installation twice: the latest wins, an
-		// earlier health report of the same version is kept.
-		if err := s.RecordCheckIns(ctx, []sqlstore.CheckInRecord{
-			{Product: "acme", Customer: "bigbank", InstanceID: "i3", Version: v, Health: &release.Health{Status: release.HealthCorrupt}, ReceivedAt: now},
-			{Product: "acme", Customer: "bigbank", InstanceID: "i3", Version: v, ReceivedAt: now.Add(time.Millisecond)},
-		}); err != nil {
-			t.Fatalf("batch with one installation twice: %v", err)
-		}
-		events, reports := check2(s.HaltEvidence(ctx, "acme", v, now.Add(-time.Minute)))(t)
-		if len(events) != 1 || events[0].Kind != release.EventUpgradeFailed || events[0].InstanceID != "i2" {
-			t.Errorf("halt events = %+v", events)
-		}
-		if len(reports) != 2 || reports[0].Health.Status != release.HealthCorrupt || reports[1].InstanceID != "i3" {
-			t.Errorf("halt health reports = %+v", reports)
-		}
-		facts := check(s.LoadFacts(ctx, true))(t)
-		if len(facts.Products) != 1 || len(facts.Rings) != 2 || len(facts.Customers) != 1 || len(facts.Releases) != 2 || len(facts.GateResults) != 1 {
-			t.Errorf("facts = %+v", facts)
-		}
-		var found bool
-		for _, a := range facts.Adoption {
-			if a.Version == v && a.Ring == "insiders" {
-				found = true
-				if a.Installations != 2 || a.Healthy != 0 || a.Failed != 2 {
-					t.Errorf("adoption of 3.30.0 = %+v, want 2 installed, 2 failed", a)
-				}
-			}
-		}
-		if !found {
-			t.Errorf("no adoption for 3.30.0 in %+v", facts.Adoption)
-		}
-		insts := check(s.ListInstallations(ctx, "acme", 10))(t)
-		if len(insts) != 3 {
-			t.Errorf("installations = %+v", insts)
-		}
-		for _, in := range insts {
-			if in.InstanceID == "i1" && (in.Health.Status != release.HealthUnknown || in.Version.String() != "3.29.0" || in.Ring != "insiders") {
-				t.Errorf("i1 after moving to 3.29.0 without health = %+v", in)
-			}
-			if in.InstanceID == "i3" && (in.Health.Status != release.HealthCorrupt || !in.LastSeen.Truncate(time.Microsecond).Equal(now.Add(time.Millisecond).Truncate(time.Microsecond))) {
-				t.Errorf("i3 after a batch with it twice = %+v", in)
-			}
-		}
-
-		// Another customer's check-in with the same instance id touches only
-		// its own row.
-		if err := s.RecordCheckIns(ctx, []sqlstore.CheckInRecord{{Product: "acme", Customer: "intruder", InstanceID: "i2",
-			Version: release.MustParseVersion("3.29.0"), Health: &release.Health{Status: release.HealthOK}, ReceivedAt: now}}); err != nil {
-			t.Fatal(err)
-		}
-		for _, in := range check(s.ListInstallations(ctx, "acme", 10))(t) {
-			if in.InstanceID == "i2" && in.Customer == "bigbank" && (in.Version != v || in.Health.Status != release.HealthCorrupt) {
-				t.Errorf("bigbank's i2 changed by another customer's check-in: %+v", in)
-			}
-		}
-
-		// Promotions are recorded once.
-		due := []release.Due{{Product: "acme", Version: release.MustParseVersion("3.29.0"), Promotion: release.Promotion{Ring: "insiders", EnteredAt: now}}}
-		if n := check(s.RecordPromotions(ctx, due))(t); n != 1 {
-			t.Errorf("first RecordPromotions recorded %d, want 1", n)
-		}
-		if n := check(s.RecordPromotions(ctx, due))(t); n != 0 {
-			t.Errorf("second RecordPromotions recorded %d, want 0", n)
-		}
-
-		tok, tsecret, err := s.CreateToken(ctx, "setup", "alice", release.RoleAdmin)
+// testCatalog exercises the catalog, releases, check-in records, auto-halt,
+// promotions, tokens, the audit log and pruning.
+func testCatalog(t *testing.T, dsn string, s *sqlstore.Store) {
+	ctx := context.Background()
+	p := check(s.CreateProduct(ctx, "alice", release.Product{Name: "acme", RequiredGates: []string{"upgrade-test"}}))(t)
+	if p.Policy != release.DefaultPolicy() {
+		t.Errorf("new product policy = %+v, want the default", p.Policy)
+	}
+	if _, err := s.CreateProduct(ctx, "alice", release.Product{Name: "acme"}); release.ErrorCode(err) != release.ECONFLICT {
+		t.Errorf("second create: %v, want conflict", err)
+	}
+	check(s.CreateRing(ctx, "alice", release.Ring{Product: "acme", Name: "insiders", Position: 0, SoakTime: time.Hour, RolloutPercent: 100, MinHealthy: 1}))(t)
+	check(s.CreateRing(ctx, "alice", release.Ring{Product: "acme", Name: "stable", Position: 1, RolloutPercent: 50}))(t)
+	check(s.CreateCustomer(ctx, "alice", release.Customer{Product: "acme", Name: "bigbank", Ring: "insiders"}))(t)
+	if _, err := s.CreateCustomer(ctx, "alice", release.Customer{Product: "acme", Name: "x", Ring: "nope"}); release.ErrorCode(err) != release.ENOTFOUND {
+		t.Errorf("customer in unknown ring: %v, want not_found", err)
+	}
+	key, secret := func() (sqlstore.EnrollmentKey, string) {
+		k, sec, err := s.CreateEnrollmentKey(ctx, "alice", "acme", "bigbank")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, err := s.Authenticate(ctx, tsecret); err != nil || got.ID != tok.ID || got.Role != release.RoleAdmin {
-			t.Errorf("Authenticate = %+v, %v", got, err)
-		}
-		if err := s.RevokeToken(ctx, "alice", tok.ID); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.Authenticate(ctx, tsecret); release.ErrorCode(err) != release.EUNAUTHORIZED {
-			t.Errorf("revoked token authenticates: %v", err)
-		}
-		log := check(s.ListAudit(ctx, 0, 1000))(t)
-		actions := map[string]int{}
-		for _, e := range log {
-			actions[e.Action]++
-		}
-		for _, a := range []string{"product.create", "ring.create", "customer.create", "enrollment_key.create", "release.create",
-			"gate.post", "release.pause", "release.resume", "release.auto_halt", "release.promote", "token.create", "token.revoke"} {
-			if actions[a] == 0 {
-				t.Errorf("audit log lacks %s: %v", a, actions)
+		return k, sec
+	}()
+	live := check(s.LiveEnrollmentKeys(ctx))(t)
+	if got := live[[32]byte(sqlstore.HashSecret(secret))]; got.ID != key.ID || got.Customer != "bigbank" || got.Product != "acme" {
+		t.Errorf("live key for the secret = %+v, want %+v", got, key)
+	}
+	v := release.MustParseVersion("3.30.0")
+	check(s.CreateRelease(ctx, "bob", release.Release{Product: "acme", Version: release.MustParseVersion("3.29.0")}))(t)
+	check(s.CreateRelease(ctx, "bob", release.Release{Product: "acme", Version: v, RollbackSafeTo: release.MustParseVersion("3.29.0")}))(t)
+	check(s.PostGateResult(ctx, release.GateResult{Product: "acme", Version: v, Name: "upgrade-test", Status: release.GatePass, PostedBy: "ci"}))(t)
+	paused := check(s.ChangeRelease(ctx, "bob", "release.pause", "acme", v, func(r *release.Release, _ []release.Release) error {
+		return r.Pause("bob", "looks wrong", "", time.Now())
+	}))(t)
+	if paused.Status != release.StatusPaused || paused.Paused == nil || paused.Paused.Reason != "looks wrong" {
+		t.Errorf("paused release = %+v", paused)
+	}
+	got := check(s.GetRelease(ctx, "acme", v))(t)
+	if got.Status != release.StatusPaused || got.Paused.Reason != "looks wrong" || got.RollbackSafeTo.String() != "3.29.0" {
+		t.Errorf("stored paused release = %+v", got)
+	}
+	check(s.ChangeRelease(ctx, "bob", "release.resume", "acme", v, func(r *release.Release, _ []release.Release) error { return r.Resume() }))(t)
+
+	// Auto-halt acts once, even when asked twice (two servers).
+	ev := release.Evidence{Reason: "3 of 3 failed"}
+	halted, _ := check2(s.AutoHalt(ctx, "acme", v, ev))(t)
+	again, _ := check2(s.AutoHalt(ctx, "acme", v, ev))(t)
+	if !halted || again {
+		t.Errorf("auto-halt twice: first %v, second %v; want true, false", halted, again)
+	}
+
+	now := time.Now().UTC()
+	recs := []sqlstore.CheckInRecord{
+		{Product: "acme", Customer: "bigbank", InstanceID: "i1", Version: v, Health: &release.Health{Status: release.HealthOK}, ReceivedAt: now},
+		{Product: "acme", Customer: "bigbank", InstanceID: "i2", Version: v, Health: &release.Health{Status: release.HealthCorrupt, Detail: "index x"}, ReceivedAt: now,
+			Events: []release.Event{{Kind: release.EventUpgradeFailed, From: release.MustParseVersion("3.29.0"), To: v, At: now, Detail: "boom"}}},
+	}
+	if err := s.RecordCheckIns(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	// A later check-in on another version without health resets it.
+	if err := s.RecordCheckIns(ctx, []sqlstore.CheckInRecord{{Product: "acme", Customer: "bigbank", InstanceID: "i1", Version: release.MustParseVersion("3.29.0"), ReceivedAt: now}}); err != nil {
+		t.Fatal(err)
+	}
+	// One batch with the same installation twice: the latest wins, an
+	// earlier health report of the same version is kept.
+	if err := s.RecordCheckIns(ctx, []sqlstore.CheckInRecord{
+		{Product: "acme", Customer: "bigbank", InstanceID: "i3", Version: v, Health: &release.Health{Status: release.HealthCorrupt}, ReceivedAt: now},
+		{Product: "acme", Customer: "bigbank", InstanceID: "i3", Version: v, ReceivedAt: now.Add(time.Millisecond)},
+	}); err != nil {
+		t.Fatalf("batch with one installation twice: %v", err)
+	}
+	events, reports := check2(s.HaltEvidence(ctx, "acme", v, now.Add(-time.Minute)))(t)
+	if len(events) != 1 || events[0].Kind != release.EventUpgradeFailed || events[0].InstanceID != "i2" {
+		t.Errorf("halt events = %+v", events)
+	}
+	if len(reports) != 2 || reports[0].Health.Status != release.HealthCorrupt || reports[1].InstanceID != "i3" {
+		t.Errorf("halt health reports = %+v", reports)
+	}
+	facts := check(s.LoadFacts(ctx, true))(t)
+	if len(facts.Products) != 1 || len(facts.Rings) != 2 || len(facts.Customers) != 1 || len(facts.Releases) != 2 || len(facts.GateResults) != 1 {
+		t.Errorf("facts = %+v", facts)
+	}
+	var found bool
+	for _, a := range facts.Adoption {
+		if a.Version == v && a.Ring == "insiders" {
+			found = true
+			if a.Installations != 2 || a.Healthy != 0 || a.Failed != 2 {
+				t.Errorf("adoption of 3.30.0 = %+v, want 2 installed, 2 failed", a)
 			}
 		}
-		if actions["release.auto_halt"] != 1 {
-			t.Errorf("auto-halt audited %d times, want 1", actions["release.auto_halt"])
+	}
+	if !found {
+		t.Errorf("no adoption for 3.30.0 in %+v", facts.Adoption)
+	}
+	insts := check(s.ListInstallations(ctx, "acme", 10))(t)
+	if len(insts) != 3 {
+		t.Errorf("installations = %+v", insts)
+	}
+	for _, in := range insts {
+		if in.InstanceID == "i1" && (in.Health.Status != release.HealthUnknown || in.Version.String() != "3.29.0" || in.Ring != "insiders") {
+			t.Errorf("i1 after moving to 3.29.0 without health = %+v", in)
 		}
-		for _, e := range log {
-			if e.Action == "release.pause" && (statusOf(t, e.Before) != "ok" || statusOf(t, e.After) != "paused") {
-				t.Errorf("pause audit before/after = %s / %s", e.Before, e.After)
-			}
+		if in.InstanceID == "i3" && (in.Health.Status != release.HealthCorrupt || !in.LastSeen.Truncate(time.Microsecond).Equal(now.Add(time.Millisecond).Truncate(time.Microsecond))) {
+			t.Errorf("i3 after a batch with it twice = %+v", in)
 		}
-		if n, err := s.Prune(ctx, now.Add(time.Hour)); err != nil || n < 4 {
-			t.Errorf("Prune = %d, %v; want at least 4 rows", n, err)
+	}
+
+	// Another customer's check-in with the same instance id touches only
+	// its own row.
+	if err := s.RecordCheckIns(ctx, []sqlstore.CheckInRecord{{Product: "acme", Customer: "intruder", InstanceID: "i2",
+		Version: release.MustParseVersion("3.29.0"), Health: &release.Health{Status: release.HealthOK}, ReceivedAt: now}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range check(s.ListInstallations(ctx, "acme", 10))(t) {
+		if in.InstanceID == "i2" && in.Customer == "bigbank" && (in.Version != v || in.Health.Status != release.HealthCorrupt) {
+			t.Errorf("bigbank's i2 changed by another customer's check-in: %+v", in)
 		}
-	})
+	}
+
+	// Promotions are recorded once.
+	due := []release.Due{{Product: "acme", Version: release.MustParseVersion("3.29.0"), Promotion: release.Promotion{Ring: "insiders", EnteredAt: now}}}
+	if n := check(s.RecordPromotions(ctx, due))(t); n != 1 {
+		t.Errorf("first RecordPromotions recorded %d, want 1", n)
+	}
+	if n := check(s.RecordPromotions(ctx, due))(t); n != 0 {
+		t.Errorf("second RecordPromotions recorded %d, want 0", n)
+	}
+
+	tok, tsecret, err := s.CreateToken(ctx, "setup", "alice", release.RoleAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Authenticate(ctx, tsecret); err != nil || got.ID != tok.ID || got.Role != release.RoleAdmin {
+		t.Errorf("Authenticate = %+v, %v", got, err)
+	}
+	if err := s.RevokeToken(ctx, "alice", tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Authenticate(ctx, tsecret); release.ErrorCode(err) != release.EUNAUTHORIZED {
+		t.Errorf("revoked token authenticates: %v", err)
+	}
+	log := check(s.ListAudit(ctx, 0, 1000))(t)
+	actions := map[string]int{}
+	for _, e := range log {
+		actions[e.Action]++
+	}
+	for _, a := range []string{"product.create", "ring.create", "customer.create", "enrollment_key.create", "release.create",
+		"gate.post", "release.pause", "release.resume", "release.auto_halt", "release.promote", "token.create", "token.revoke"} {
+		if actions[a] == 0 {
+			t.Errorf("audit log lacks %s: %v", a, actions)
+		}
+	}
+	if actions["release.auto_halt"] != 1 {
+		t.Errorf("auto-halt audited %d times, want 1", actions["release.auto_halt"])
+	}
+	for _, e := range log {
+		if e.Action == "release.pause" && (statusOf(t, e.Before) != "ok" || statusOf(t, e.After) != "paused") {
+			t.Errorf("pause audit before/after = %s / %s", e.Before, e.After)
+		}
+	}
+	if n, err := s.Prune(ctx, now.Add(time.Hour)); err != nil || n < 4 {
+		t.Errorf("Prune = %d, %v; want at least 4 rows", n, err)
+	}
 }
 
 // statusOf returns the "status" member of a JSON object.
@@ -239,13 +257,15 @@ func statusOf(t *testing.T, doc json.RawMessage) string {
 	return v.Status
 }
 
-// TestRefusesNewerSchema checks that a database migrated by a newer
+// testRefusesNewerSchema checks that a database migrated by a newer
 // ringfence is not touched.
-func TestRefusesNewerSchema(t *testing.T) {
-	dsn := filepath.Join(t.TempDir(), "ringfence.db")
-	s := mustOpen(t, dsn)
+func testRefusesNewerSchema(t *testing.T, dsn string, s *sqlstore.Store) {
 	s.Close()
-	db, err := sql.Open("sqlite", dsn)
+	driver := "sqlite"
+	if s.Dialect() == sqlstore.Postgres {
+		driver = "pgx"
+	}
+	db, err := sql.Open(driver, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
