@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringfence/ringfence/internal/pgtest"
 	"github.com/ringfence/ringfence/release"
 	"github.com/ringfence/ringfence/server"
 	"github.com/ringfence/ringfence/sign"
@@ -23,8 +24,17 @@ func TestEndToEndSQLite(t *testing.T) {
 	scenario(t, sqliteDSN(t))
 }
 
-func TestEndToEndPostgres(t *testing.T) {
-	scenario(t, newPGDatabase(t))
+// TestPostgres runs the PostgreSQL side of the end-to-end, multi-server and
+// durability tests on one cluster, a database each.
+func TestPostgres(t *testing.T) {
+	c := pgtest.New(t)
+	db := func(name string) string {
+		c.CreateDatabase(name)
+		return c.DSN(name)
+	}
+	t.Run("EndToEnd", func(t *testing.T) { scenario(t, db("e2e")) })
+	t.Run("TwoServers", func(t *testing.T) { twoServers(t, db("two")) })
+	t.Run("KilledServer", func(t *testing.T) { killDuringFailures(t, buildRingfence(t), db("killed")) })
 }
 
 // scenario is the end-to-end story against one store: offers follow
@@ -336,11 +346,10 @@ func TestRouteTableAuth(t *testing.T) {
 	}
 }
 
-// TestTwoServersOnePostgres runs two servers on one PostgreSQL database: a
-// pause through one is in the other's answers within a second (without
-// waiting for its timer), and an auto-halt both see happens once.
-func TestTwoServersOnePostgres(t *testing.T) {
-	dsn := newPGDatabase(t)
+// twoServers runs two servers on one PostgreSQL database: a pause through
+// one is in the other's answers within a second (without waiting for its
+// timer), and an auto-halt both see happens once.
+func twoServers(t *testing.T, dsn string) {
 	hook := newWebhookReceiver(t)
 	cfg := server.Config{IncidentWebhook: hook.URL, RefreshInterval: time.Minute}
 	a := startServer(t, dsn, cfg)

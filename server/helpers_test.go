@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ringfence/ringfence/internal/pgtest"
 	"github.com/ringfence/ringfence/release"
 	"github.com/ringfence/ringfence/server"
 	"github.com/ringfence/ringfence/sign"
@@ -72,15 +71,6 @@ func startServer(t *testing.T, dsn string, cfg server.Config) *env {
 
 // sqliteDSN returns a fresh SQLite file.
 func sqliteDSN(t *testing.T) string { return filepath.Join(t.TempDir(), "ringfence.db") }
-
-// newPGDatabase starts a PostgreSQL cluster for the test and returns the
-// DSN of a fresh database on it.
-func newPGDatabase(t *testing.T) string {
-	t.Helper()
-	c := pgtest.New(t)
-	c.CreateDatabase("ringfence")
-	return c.DSN("ringfence")
-}
 
 func randomID(t *testing.T) string {
 	t.Helper()
