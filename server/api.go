@@ -434,13 +434,13 @@ func (s *Server) getRelease(w http.ResponseWriter, r *http.Request, _ sqlstore.T
 }
 
 // changeRelease applies a status transition and answers the release.
-func (s *Server) changeRelease(w http.ResponseWriter, r *http.Request, who sqlstore.Token, action string,
+func (s *Server) changeRelease(w http.ResponseWriter, r *http.Request, who sqlstore.Token, action, reason string,
 	change func(rel *release.Release, others []release.Release) error) error {
 	v, err := version(r)
 	if err != nil {
 		return err
 	}
-	rel, err := s.store.ChangeRelease(r.Context(), who.Name, action, r.PathValue("product"), v, change)
+	rel, err := s.store.ChangeRelease(r.Context(), who.Name, action, reason, r.PathValue("product"), v, change)
 	if err != nil {
 		return err
 	}
@@ -457,7 +457,7 @@ func (s *Server) pauseRelease(w http.ResponseWriter, r *http.Request, who sqlsto
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	return s.changeRelease(w, r, who, "release.pause", func(rel *release.Release, _ []release.Release) error {
+	return s.changeRelease(w, r, who, "release.pause", req.Reason, func(rel *release.Release, _ []release.Release) error {
 		return rel.Pause(who.Name, req.Reason, req.IncidentURL, storeTime())
 	})
 }
@@ -469,7 +469,7 @@ func (s *Server) resumeRelease(w http.ResponseWriter, r *http.Request, who sqlst
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	return s.changeRelease(w, r, who, "release.resume", func(rel *release.Release, _ []release.Release) error {
+	return s.changeRelease(w, r, who, "release.resume", req.Reason, func(rel *release.Release, _ []release.Release) error {
 		return rel.Resume()
 	})
 }
@@ -484,7 +484,7 @@ func (s *Server) pullRelease(w http.ResponseWriter, r *http.Request, who sqlstor
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	return s.changeRelease(w, r, who, "release.pull", func(rel *release.Release, others []release.Release) error {
+	return s.changeRelease(w, r, who, "release.pull", req.Reason, func(rel *release.Release, others []release.Release) error {
 		return rel.Pull(release.Pull{Reason: req.Reason, IncidentURL: req.IncidentURL, Action: req.Action, Target: req.Target, By: who.Name},
 			others, storeTime())
 	})

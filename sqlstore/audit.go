@@ -16,6 +16,7 @@ type AuditEntry struct {
 	Actor  string          `json:"actor"`
 	Action string          `json:"action"`
 	Target string          `json:"target"`
+	Reason string          `json:"reason,omitempty"`
 	Before json.RawMessage `json:"before"`
 	After  json.RawMessage `json:"after"`
 }
@@ -30,6 +31,11 @@ const (
 
 // audit writes an entry in tx, so the change and its record commit together.
 func audit(ctx context.Context, tx *sql.Tx, actor, action, target string, before, after any) error {
+	return auditWhy(ctx, tx, actor, action, target, "", before, after)
+}
+
+// auditWhy is audit with the reason the actor gave.
+func auditWhy(ctx context.Context, tx *sql.Tx, actor, action, target, reason string, before, after any) error {
 	b, err := jsonOrNull(before)
 	if err != nil {
 		return fmt.Errorf("audit %s %s: encode before: %w", action, target, err)
@@ -39,8 +45,8 @@ func audit(ctx context.Context, tx *sql.Tx, actor, action, target string, before
 		return fmt.Errorf("audit %s %s: encode after: %w", action, target, err)
 	}
 	_, err = tx.ExecContext(ctx,
-		`INSERT INTO audit_log (at, actor, action, target, before, after) VALUES ($1, $2, $3, $4, $5, $6)`,
-		now(), actor, action, target, b, a)
+		`INSERT INTO audit_log (at, actor, action, target, reason, before, after) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		now(), actor, action, target, reason, b, a)
 	if err != nil {
 		return fmt.Errorf("audit %s %s: %w", action, target, err)
 	}
@@ -66,7 +72,7 @@ func (s *Store) ListAudit(ctx context.Context, before int64, limit int) ([]Audit
 		before = 1<<63 - 1
 	}
 	rows, err := s.rdb.QueryContext(ctx,
-		`SELECT id, at, actor, action, target, before, after FROM audit_log
+		`SELECT id, at, actor, action, target, reason, before, after FROM audit_log
 		 WHERE id < $1 ORDER BY id DESC LIMIT $2`, before, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list audit log: %w", err)
@@ -76,7 +82,7 @@ func (s *Store) ListAudit(ctx context.Context, before int64, limit int) ([]Audit
 	for rows.Next() {
 		var e AuditEntry
 		var b, a sql.NullString
-		if err := rows.Scan(&e.ID, &e.At, &e.Actor, &e.Action, &e.Target, &b, &a); err != nil {
+		if err := rows.Scan(&e.ID, &e.At, &e.Actor, &e.Action, &e.Target, &e.Reason, &b, &a); err != nil {
 			return nil, fmt.Errorf("list audit log: %w", err)
 		}
 		e.At = e.At.UTC()

@@ -181,8 +181,8 @@ func (s *Store) CreateRelease(ctx context.Context, actor string, r release.Relea
 
 // ChangeRelease loads a release and the product's other releases, lets
 // change apply a domain transition (Pause, Resume, Pull) to it, stores its
-// status and records action in the audit log.
-func (s *Store) ChangeRelease(ctx context.Context, actor, action, product string, v release.Version,
+// status and records action, with the reason given, in the audit log.
+func (s *Store) ChangeRelease(ctx context.Context, actor, action, reason, product string, v release.Version,
 	change func(r *release.Release, others []release.Release) error) (release.Release, error) {
 	var r release.Release
 	err := s.write(ctx, func(tx *sql.Tx) error {
@@ -201,7 +201,7 @@ func (s *Store) ChangeRelease(ctx context.Context, actor, action, product string
 		if err := storeStatus(ctx, tx, r); err != nil {
 			return err
 		}
-		return audit(ctx, tx, actor, action, "release/"+r.ID(), before, r)
+		return auditWhy(ctx, tx, actor, action, "release/"+r.ID(), reason, before, r)
 	})
 	return r, err
 }
@@ -266,7 +266,7 @@ func (s *Store) AutoHalt(ctx context.Context, product string, v release.Version,
 			return nil
 		}
 		halted = true
-		return audit(ctx, tx, ActorAutoHalt, "release.auto_halt", "release/"+r.ID(), before,
+		return auditWhy(ctx, tx, ActorAutoHalt, "release.auto_halt", "release/"+r.ID(), ev.Reason, before,
 			struct {
 				Release  release.Release  `json:"release"`
 				Evidence release.Evidence `json:"evidence"`
@@ -335,7 +335,7 @@ func (s *Store) ForcePromote(ctx context.Context, product string, v release.Vers
 		}
 		r = before
 		r.Rings = append(append([]release.Promotion{}, before.Rings...), p)
-		return audit(ctx, tx, by, "release.force_promote", "release/"+r.ID(), before, r)
+		return auditWhy(ctx, tx, by, "release.force_promote", "release/"+r.ID(), reason, before, r)
 	})
 	return r, err
 }
@@ -431,7 +431,7 @@ func (s *Store) RaiseHold(ctx context.Context, h release.Hold) (release.Hold, er
 		if err != nil {
 			return fmt.Errorf("raise hold on %s@%s: %w", h.Product, h.Version, err)
 		}
-		return audit(ctx, tx, h.RaisedBy, "hold.raise", "hold/"+h.ID, nil, h)
+		return auditWhy(ctx, tx, h.RaisedBy, "hold.raise", "hold/"+h.ID, h.Reason, nil, h)
 	})
 	return h, err
 }
@@ -452,7 +452,7 @@ func (s *Store) ResolveHold(ctx context.Context, product, id, by, resolution str
 			*h.ResolvedAt, h.ResolvedBy, h.Resolution, id); err != nil {
 			return fmt.Errorf("resolve hold %s: %w", id, err)
 		}
-		return audit(ctx, tx, by, "hold.resolve", "hold/"+id, before, h)
+		return auditWhy(ctx, tx, by, "hold.resolve", "hold/"+id, resolution, before, h)
 	})
 	return h, err
 }

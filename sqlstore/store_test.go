@@ -112,7 +112,7 @@ func testCatalog(t *testing.T, dsn string, s *sqlstore.Store) {
 	check(s.CreateRelease(ctx, "bob", release.Release{Product: "acme", Version: release.MustParseVersion("3.29.0")}))(t)
 	check(s.CreateRelease(ctx, "bob", release.Release{Product: "acme", Version: v, RollbackSafeTo: release.MustParseVersion("3.29.0")}))(t)
 	check(s.PostGateResult(ctx, release.GateResult{Product: "acme", Version: v, Name: "upgrade-test", Status: release.GatePass, PostedBy: "ci"}))(t)
-	paused := check(s.ChangeRelease(ctx, "bob", "release.pause", "acme", v, func(r *release.Release, _ []release.Release) error {
+	paused := check(s.ChangeRelease(ctx, "bob", "release.pause", "looks wrong", "acme", v, func(r *release.Release, _ []release.Release) error {
 		return r.Pause("bob", "looks wrong", "", time.Now())
 	}))(t)
 	if paused.Status != release.StatusPaused || paused.Paused == nil || paused.Paused.Reason != "looks wrong" {
@@ -122,7 +122,7 @@ func testCatalog(t *testing.T, dsn string, s *sqlstore.Store) {
 	if got.Status != release.StatusPaused || got.Paused.Reason != "looks wrong" || got.RollbackSafeTo.String() != "3.29.0" {
 		t.Errorf("stored paused release = %+v", got)
 	}
-	check(s.ChangeRelease(ctx, "bob", "release.resume", "acme", v, func(r *release.Release, _ []release.Release) error { return r.Resume() }))(t)
+	check(s.ChangeRelease(ctx, "bob", "release.resume", "false alarm", "acme", v, func(r *release.Release, _ []release.Release) error { return r.Resume() }))(t)
 
 	// Auto-halt acts once, even when asked twice (two servers).
 	ev := release.Evidence{Reason: "3 of 3 failed"}
@@ -238,6 +238,9 @@ func testCatalog(t *testing.T, dsn string, s *sqlstore.Store) {
 		t.Errorf("auto-halt audited %d times, want 1", actions["release.auto_halt"])
 	}
 	for _, e := range log {
+		if e.Action == "release.resume" && e.Reason != "false alarm" {
+			t.Errorf("resume audited with reason %q", e.Reason)
+		}
 		if e.Action == "release.pause" && (statusOf(t, e.Before) != "ok" || statusOf(t, e.After) != "paused") {
 			t.Errorf("pause audit before/after = %s / %s", e.Before, e.After)
 		}

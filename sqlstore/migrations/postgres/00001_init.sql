@@ -164,6 +164,8 @@ CREATE TABLE audit_log (
     actor  TEXT NOT NULL,
     action TEXT NOT NULL,
     target TEXT NOT NULL,
+    -- Why, when the action takes a reason (resume, for one, has no other record of it).
+    reason TEXT NOT NULL DEFAULT '',
     before JSONB,
     after  JSONB
 );
