@@ -244,6 +244,9 @@ func (s *Store) AutoHalt(ctx context.Context, product string, v release.Version,
 		if err != nil {
 			return err
 		}
+		if before.Status != release.StatusOK {
+			return nil // paused or pulled meanwhile: nothing to halt
+		}
 		r = before
 		at := now()
 		if err := r.Pause(ActorAutoHalt, "auto-halt: "+ev.Reason, "", at); err != nil {
