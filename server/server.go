@@ -208,7 +208,9 @@ func (s *Server) Run(ctx context.Context) error {
 		go func() { defer wg.Done(); fn(ctx) }()
 	}
 	loop(func(ctx context.Context) {
-		_ = s.store.Watch(ctx, s.markDirty)
+		_ = s.store.Watch(ctx, s.markDirty, func(err error) {
+			s.log.Error("watch the store for changes by other servers; retrying", slog.Any("err", err))
+		})
 	})
 	loop(s.refresher)
 	loop(s.haltLoop)

@@ -264,9 +264,10 @@ func (s *Store) fire() {
 // Watch calls onChange (which must not block) after every change committed
 // through this store and, on PostgreSQL, after every change any other process
 // commits to the same database. It returns when ctx is done; on PostgreSQL it
-// reconnects the listening session after errors and calls onChange after each
-// reconnect, because announcements may have been missed meanwhile.
-func (s *Store) Watch(ctx context.Context, onChange func()) error {
+// reports a failed listening session to onError, reconnects a second later
+// and calls onChange after each reconnect, because announcements may have
+// been missed meanwhile.
+func (s *Store) Watch(ctx context.Context, onChange func(), onError func(error)) error {
 	s.mu.Lock()
 	id := s.nextID
 	s.nextID++
@@ -286,7 +287,7 @@ func (s *Store) Watch(ctx context.Context, onChange func()) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		_ = err // the caller keeps serving from its cache; retry shortly
+		onError(err) // the caller keeps serving from its cache meanwhile
 		select {
 		case <-ctx.Done():
 			return nil
