@@ -299,23 +299,34 @@ func checkDatabase(ctx context.Context, srv *Server, db string, opts CheckOption
 		return err
 	}
 	// Collation drift PostgreSQL cannot see: compare with the recorded
-	// fingerprints whenever a baseline exists.
-	// A failure here (a locale that no longer loads, say) must not keep
-	// amcheck from running: it makes the report incomplete instead.
-	changed, compared, err := CheckFingerprint(ctx, conn, opts.BaselineFile)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		rep.Skipped = append(rep.Skipped, Skipped{Database: db, Object: "collation fingerprints",
-			Reason: err.Error(), Error: true})
+	// fingerprints whenever a baseline exists, on this otherwise idle
+	// session while the workers run amcheck.
+	type fingerprintResult struct {
+		changed  []Finding
+		compared bool
+		err      error
 	}
-	rep.Checked.Fingerprint = rep.Checked.Fingerprint || compared
-	rep.Findings = append(rep.Findings, changed...)
+	fp := make(chan fingerprintResult, 1)
+	go func() {
+		changed, compared, err := checkFingerprint(ctx, conn, opts.BaselineFile, p.inventory)
+		fp <- fingerprintResult{changed, compared, err}
+	}()
 	found, skipped, err := execute(ctx, srv, db, p, opts)
+	fpr := <-fp
 	if err != nil {
 		return err
 	}
+	if fpr.err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		// A failure here (a locale that no longer loads, say) must not
+		// hide what amcheck found: it makes the report incomplete instead.
+		skipped = append(skipped, Skipped{Database: db, Object: "collation fingerprints",
+			Reason: fpr.err.Error(), Error: true})
+	}
+	rep.Checked.Fingerprint = rep.Checked.Fingerprint || fpr.compared
+	rep.Findings = append(rep.Findings, fpr.changed...)
 	rep.Findings = append(rep.Findings, found...)
 	rep.Skipped = append(rep.Skipped, skipped...)
 	return nil

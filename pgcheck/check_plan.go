@@ -55,6 +55,7 @@ func endBlockString(b int64) string {
 // dbPlan is everything to check in one database.
 type dbPlan struct {
 	amcheckSchema string
+	inventory     *Inventory
 	tasks         []task
 	skipped       []Skipped
 }
@@ -70,6 +71,7 @@ func plan(ctx context.Context, conn *pgx.Conn, db string, opts CheckOptions, rep
 	}
 	rep.Findings = append(rep.Findings, risk.findings...)
 	rep.Checked.Collations += risk.collations
+	p.inventory = risk.inv
 	if err := planIndexes(ctx, conn, db, opts, risk, rep, p); err != nil {
 		return nil, err
 	}

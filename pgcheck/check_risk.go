@@ -18,6 +18,8 @@ type riskSet struct {
 	// findings are PostgreSQL's own collation version mismatches.
 	findings   []Finding
 	collations int
+	// inv is the inventory the set was read from.
+	inv *Inventory
 }
 
 // collationRisk reads the database's collation inventory.
@@ -27,7 +29,7 @@ func collationRisk(ctx context.Context, conn *pgx.Conn, db string) (*riskSet, er
 		return nil, err
 	}
 	r := &riskSet{indexes: map[uint32]bool{}, partitioned: map[uint32]bool{}, checks: map[uint32]bool{},
-		findings: VersionMismatches(inv), collations: len(inv.Collations)}
+		findings: VersionMismatches(inv), collations: len(inv.Collations), inv: inv}
 	for _, o := range inv.Objects {
 		if !o.AtRisk {
 			continue

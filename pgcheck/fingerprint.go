@@ -446,6 +446,12 @@ func hasLetter(s string) bool {
 // use that the baseline lacks cannot be vouched for: they are returned as
 // an error next to the findings.
 func CheckFingerprint(ctx context.Context, conn *pgx.Conn, baselineFile string) ([]Finding, bool, error) {
+	return checkFingerprint(ctx, conn, baselineFile, nil)
+}
+
+// checkFingerprint is CheckFingerprint with the database's inventory when
+// the caller has already read it (nil: read it here).
+func checkFingerprint(ctx context.Context, conn *pgx.Conn, baselineFile string, inv *Inventory) ([]Finding, bool, error) {
 	var base *Baseline
 	if baselineFile != "" {
 		b, err := ReadBaselineFile(baselineFile)
@@ -460,9 +466,11 @@ func CheckFingerprint(ctx context.Context, conn *pgx.Conn, baselineFile string) 
 		}
 		base = b
 	}
-	inv, err := ReadInventory(ctx, conn)
-	if err != nil {
-		return nil, true, err
+	if inv == nil {
+		var err error
+		if inv, err = ReadInventory(ctx, conn); err != nil {
+			return nil, true, err
+		}
 	}
 	results, findings, err := CompareFingerprints(ctx, conn, inv, base)
 	if err != nil {
