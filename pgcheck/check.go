@@ -294,39 +294,46 @@ func checkDatabase(ctx context.Context, srv *Server, db string, opts CheckOption
 	if err != nil {
 		return err
 	}
-	p, err := plan(ctx, conn, db, opts, rep, amSchema)
-	if err != nil {
+	// Workers start on the first tasks while this session plans the rest.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	prog := &progressTracker{fn: opts.Progress, last: Progress{Database: db}}
+	p := &dbPlan{amcheckSchema: amSchema, queue: newTaskQueue(ctx, prog)}
+	type executed struct {
+		found   []Finding
+		skipped []Skipped
+		err     error
+	}
+	ran := make(chan executed, 1)
+	go func() {
+		found, skipped, err := execute(ctx, srv, db, p, opts, prog)
+		ran <- executed{found, skipped, err}
+	}()
+	if err := plan(ctx, conn, db, opts, rep, p); err != nil {
+		cancel()
+		<-ran
 		return err
 	}
 	// Collation drift PostgreSQL cannot see: compare with the recorded
 	// fingerprints whenever a baseline exists, on this otherwise idle
-	// session while the workers run amcheck.
-	type fingerprintResult struct {
-		changed  []Finding
-		compared bool
-		err      error
-	}
-	fp := make(chan fingerprintResult, 1)
-	go func() {
-		changed, compared, err := checkFingerprint(ctx, conn, opts.BaselineFile, p.inventory)
-		fp <- fingerprintResult{changed, compared, err}
-	}()
-	found, skipped, err := execute(ctx, srv, db, p, opts)
-	fpr := <-fp
+	// session while the workers run.
+	changed, compared, fpErr := checkFingerprint(ctx, conn, opts.BaselineFile, p.inventory)
+	res := <-ran
+	found, skipped, err := res.found, append(p.skipped, res.skipped...), res.err
 	if err != nil {
 		return err
 	}
-	if fpr.err != nil {
+	if fpErr != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		// A failure here (a locale that no longer loads, say) must not
 		// hide what amcheck found: it makes the report incomplete instead.
 		skipped = append(skipped, Skipped{Database: db, Object: "collation fingerprints",
-			Reason: fpr.err.Error(), Error: true})
+			Reason: fpErr.Error(), Error: true})
 	}
-	rep.Checked.Fingerprint = rep.Checked.Fingerprint || fpr.compared
-	rep.Findings = append(rep.Findings, fpr.changed...)
+	rep.Checked.Fingerprint = rep.Checked.Fingerprint || compared
+	rep.Findings = append(rep.Findings, changed...)
 	rep.Findings = append(rep.Findings, found...)
 	rep.Skipped = append(rep.Skipped, skipped...)
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 
@@ -34,32 +35,95 @@ type result struct {
 	skip     *Skipped
 }
 
-// execute runs p's tasks on opts.Jobs sessions, largest first.
-func execute(ctx context.Context, srv *Server, db string, p *dbPlan, opts CheckOptions) ([]Finding, []Skipped, error) {
+// taskQueue hands tasks to the workers, largest first, while the planner
+// is still adding to it.
+type taskQueue struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	tasks  []task // sorted by size, largest first
+	closed bool
+	prog   *progressTracker
+}
+
+// newTaskQueue returns a queue that closes itself when ctx ends.
+func newTaskQueue(ctx context.Context, prog *progressTracker) *taskQueue {
+	q := &taskQueue{prog: prog}
+	q.cond = sync.NewCond(&q.mu)
+	context.AfterFunc(ctx, q.close)
+	return q
+}
+
+func (q *taskQueue) push(ts ...task) {
+	if len(ts) == 0 {
+		return
+	}
+	var bytes int64
+	for _, t := range ts {
+		bytes += t.bytes
+	}
+	q.prog.update(func(p *Progress) { p.Total += len(ts); p.BytesTotal += bytes })
+	q.mu.Lock()
+	q.tasks = append(q.tasks, ts...)
+	sort.SliceStable(q.tasks, func(i, j int) bool { return q.tasks[i].bytes > q.tasks[j].bytes })
+	q.mu.Unlock()
+	q.cond.Broadcast()
+}
+
+// close says no more tasks will come.
+func (q *taskQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.cond.Broadcast()
+}
+
+// pop waits for the largest task; false when the queue is closed and empty.
+func (q *taskQueue) pop() (task, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.tasks) == 0 && !q.closed {
+		q.cond.Wait()
+	}
+	if len(q.tasks) == 0 {
+		return task{}, false
+	}
+	t := q.tasks[0]
+	q.tasks = q.tasks[1:]
+	return t, true
+}
+
+// execute runs the tasks of p's queue on opts.Jobs sessions until the queue
+// is closed and empty.
+func execute(ctx context.Context, srv *Server, db string, p *dbPlan, opts CheckOptions, prog *progressTracker) ([]Finding, []Skipped, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	workers := min(opts.Jobs, len(p.tasks))
-	tasks := make(chan task)
+	context.AfterFunc(ctx, p.queue.close)
 	results := make(chan result)
-	var bytesTotal int64
-	for _, t := range p.tasks {
-		bytesTotal += t.bytes
-	}
-	prog := &progressTracker{fn: opts.Progress, last: Progress{Database: db, Total: len(p.tasks), BytesTotal: bytesTotal}}
 	prog.update(func(*Progress) {})
 
 	var wg sync.WaitGroup
-	for w := range workers {
+	for w := range opts.Jobs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			conn, err := srv.Connect(ctx, db)
-			if err != nil {
-				cancel(err)
-				return
-			}
-			defer conn.Close(context.Background())
-			for t := range tasks {
+			var conn *pgx.Conn
+			defer func() {
+				if conn != nil {
+					conn.Close(context.Background())
+				}
+			}()
+			for {
+				t, ok := p.queue.pop()
+				if !ok || ctx.Err() != nil {
+					return
+				}
+				if conn == nil {
+					var err error
+					if conn, err = srv.Connect(ctx, db); err != nil {
+						cancel(err)
+						return
+					}
+				}
 				prog.update(func(pr *Progress) { pr.Worker = w; pr.Current = t.String() })
 				r, err := runTask(ctx, conn, db, p.amcheckSchema, t, opts)
 				if err != nil {
@@ -79,20 +143,10 @@ func execute(ctx context.Context, srv *Server, db string, p *dbPlan, opts CheckO
 			}
 		}()
 	}
-	go func() {
-		defer close(tasks)
-		for _, t := range p.tasks {
-			select {
-			case tasks <- t:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
 	go func() { wg.Wait(); close(results) }()
 
 	findings := []Finding{}
-	skipped := append([]Skipped{}, p.skipped...)
+	skipped := []Skipped{}
 	heap := map[uint32]*result{}
 	var heapOrder []uint32
 	for r := range results {

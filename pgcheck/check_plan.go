@@ -3,7 +3,6 @@ package pgcheck
 import (
 	"context"
 	"fmt"
-	"sort"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -52,39 +51,64 @@ func endBlockString(b int64) string {
 	return fmt.Sprint(b)
 }
 
-// dbPlan is everything to check in one database.
+// dbPlan is everything to check in one database. Tasks are handed to the
+// workers in stages (flush), so amcheck starts before the collation
+// inventory has been read.
 type dbPlan struct {
 	amcheckSchema string
 	inventory     *Inventory
 	tasks         []task
 	skipped       []Skipped
+	queue         *taskQueue
 }
 
-// plan lists the checks for one database, largest first.
-func plan(ctx context.Context, conn *pgx.Conn, db string, opts CheckOptions, rep *CheckReport, amSchema string) (*dbPlan, error) {
-	p := &dbPlan{amcheckSchema: amSchema}
+// flush hands the tasks planned so far to the workers.
+func (p *dbPlan) flush() {
+	p.queue.push(p.tasks...)
+	p.tasks = nil
+}
+
+// plan lists the checks for one database into p's queue and closes it.
+func plan(ctx context.Context, conn *pgx.Conn, db string, opts CheckOptions, rep *CheckReport, p *dbPlan) error {
+	defer p.queue.close()
 	// Partition and CHECK scans, and PostgreSQL's own version check, are
-	// collation work in every scope.
-	risk, err := collationRisk(ctx, conn, db)
-	if err != nil {
-		return nil, err
+	// collation work in every scope; in scope all, the indexes and heap
+	// need no inventory and are started first.
+	var risk *riskSet
+	readRisk := func() error {
+		var err error
+		if risk, err = collationRisk(ctx, conn, db); err != nil {
+			return err
+		}
+		rep.Findings = append(rep.Findings, risk.findings...)
+		rep.Checked.Collations += risk.collations
+		p.inventory = risk.inv
+		return nil
 	}
-	rep.Findings = append(rep.Findings, risk.findings...)
-	rep.Checked.Collations += risk.collations
-	p.inventory = risk.inv
+	if opts.Scope == ScopeCollation {
+		if err := readRisk(); err != nil {
+			return err
+		}
+	}
 	if err := planIndexes(ctx, conn, db, opts, risk, rep, p); err != nil {
-		return nil, err
+		return err
 	}
 	if opts.Heap && opts.Scope == ScopeAll {
 		if err := planHeap(ctx, conn, db, opts, rep, p); err != nil {
-			return nil, err
+			return err
+		}
+	}
+	p.flush()
+	if risk == nil {
+		if err := readRisk(); err != nil {
+			return err
 		}
 	}
 	if err := planScans(ctx, conn, opts, risk, rep, p); err != nil {
-		return nil, err
+		return err
 	}
-	sort.SliceStable(p.tasks, func(i, j int) bool { return p.tasks[i].bytes > p.tasks[j].bytes })
-	return p, nil
+	p.flush()
+	return nil
 }
 
 func planIndexes(ctx context.Context, conn *pgx.Conn, db string, opts CheckOptions, risk *riskSet, rep *CheckReport, p *dbPlan) error {
@@ -116,7 +140,7 @@ func planIndexes(ctx context.Context, conn *pgx.Conn, db string, opts CheckOptio
 		if !opts.Filter.tableOK(ownSchema, ownTable) || !opts.Filter.indexOK(t.schema, t.name) {
 			return nil
 		}
-		if opts.Scope == ScopeCollation && !risk.indexes[t.oid] {
+		if risk != nil && opts.Scope == ScopeCollation && !risk.indexes[t.oid] {
 			return nil
 		}
 		if unlogged && rep.Server.InRecovery {
