@@ -19,8 +19,12 @@ type Route struct {
 	Path   string
 	// Role is the weakest role allowed.
 	Role   release.Role
-	handle func(w http.ResponseWriter, r *http.Request, who sqlstore.Token) error
+	handle handlerFunc
 }
+
+// handlerFunc serves one authenticated admin route; an error it returns is
+// answered as a problem by authorize.
+type handlerFunc func(w http.ResponseWriter, r *http.Request, who sqlstore.Token) error
 
 // Routes returns the admin API's route table.
 func (s *Server) Routes() []Route {
@@ -34,39 +38,40 @@ func (s *Server) Routes() []Route {
 		rel  = prod + "/releases/{version}"
 	)
 	return []Route{
-		{"GET", "/api/v1/whoami", viewer, s.whoami},
-		{"GET", "/api/v1/products", viewer, s.listProducts},
-		{"POST", "/api/v1/products", admin, s.createProduct},
-		{"GET", prod, viewer, s.getProduct},
-		{"PATCH", prod, admin, s.updateProduct},
-		{"GET", prod + "/rings", viewer, s.listRings},
-		{"POST", prod + "/rings", admin, s.createRing},
-		{"PATCH", prod + "/rings/{ring}", admin, s.updateRing},
-		{"GET", prod + "/customers", viewer, s.listCustomers},
-		{"POST", prod + "/customers", admin, s.createCustomer},
-		{"PATCH", prod + "/customers/{customer}", admin, s.updateCustomer},
-		{"GET", prod + "/customers/{customer}/keys", admin, s.listKeys},
-		{"POST", prod + "/customers/{customer}/keys", admin, s.createKey},
-		{"DELETE", prod + "/customers/{customer}/keys/{id}", admin, s.revokeKey},
-		{"GET", prod + "/releases", viewer, s.listReleases},
-		{"POST", prod + "/releases", releaser, s.createRelease},
-		{"GET", rel, viewer, s.getRelease},
-		{"POST", rel + "/pause", releaser, s.pauseRelease},
-		{"POST", rel + "/resume", releaser, s.resumeRelease},
-		{"POST", rel + "/pull", releaser, s.pullRelease},
-		{"POST", rel + "/promote", releaser, s.promoteRelease},
-		{"GET", rel + "/gates", viewer, s.listGates},
-		{"POST", rel + "/gates", releaser, s.postGate},
-		{"GET", rel + "/holds", viewer, s.listHolds},
-		{"POST", rel + "/holds", viewer, s.raiseHold},
-		{"POST", prod + "/holds/{id}/resolve", releaser, s.resolveHold},
-		{"GET", prod + "/status", viewer, s.status},
-		{"GET", prod + "/installations", viewer, s.listInstallations},
-		{"GET", "/api/v1/tokens", admin, s.listTokens},
-		{"POST", "/api/v1/tokens", admin, s.createToken},
-		{"DELETE", "/api/v1/tokens/{id}", admin, s.revokeToken},
-		{"GET", "/api/v1/audit", viewer, s.listAudit},
-		{"POST", "/api/v1/keys/rotate", admin, s.rotateKey},
+		{"GET", "/api/v1/whoami", viewer, reply(s.whoami)},
+		{"GET", "/api/v1/products", viewer, reply(s.listProducts)},
+		{"POST", "/api/v1/products", admin, create(s, s.createProduct)},
+		{"GET", prod, viewer, reply(s.getProduct)},
+		{"PATCH", prod, admin, update(s, s.updateProduct)},
+		{"GET", prod + "/rings", viewer, reply(s.listRings)},
+		{"POST", prod + "/rings", admin, create(s, s.createRing)},
+		{"PATCH", prod + "/rings/{ring}", admin, update(s, s.updateRing)},
+		{"GET", prod + "/customers", viewer, reply(s.listCustomers)},
+		{"POST", prod + "/customers", admin, create(s, s.createCustomer)},
+		{"PATCH", prod + "/customers/{customer}", admin, update(s, s.updateCustomer)},
+		{"GET", prod + "/customers/{customer}/keys", admin, reply(s.listKeys)},
+		{"POST", prod + "/customers/{customer}/keys", admin, create(s, s.createKey)},
+		{"DELETE", prod + "/customers/{customer}/keys/{id}", admin, remove(s.changed, s.revokeKey)},
+		{"GET", prod + "/releases", viewer, reply(s.listReleases)},
+		{"POST", prod + "/releases", releaser, create(s, s.createRelease)},
+		{"GET", rel, viewer, reply(s.getRelease)},
+		{"POST", rel + "/pause", releaser, update(s, s.pauseRelease)},
+		{"POST", rel + "/resume", releaser, update(s, s.resumeRelease)},
+		{"POST", rel + "/pull", releaser, update(s, s.pullRelease)},
+		{"POST", rel + "/promote", releaser, update(s, s.promoteRelease)},
+		{"GET", rel + "/gates", viewer, reply(s.listGates)},
+		{"POST", rel + "/gates", releaser, create(s, s.postGate)},
+		{"GET", rel + "/holds", viewer, reply(s.listHolds)},
+		{"POST", rel + "/holds", viewer, create(s, s.raiseHold)},
+		{"POST", prod + "/holds/{id}/resolve", releaser, update(s, s.resolveHold)},
+		{"GET", prod + "/status", viewer, reply(s.status)},
+		{"GET", prod + "/installations", viewer, reply(s.listInstallations)},
+		{"GET", "/api/v1/tokens", admin, reply(s.listTokens)},
+		// API tokens are not part of the check-in snapshot: no rebuild.
+		{"POST", "/api/v1/tokens", admin, apply(http.StatusCreated, nil, s.createToken)},
+		{"DELETE", "/api/v1/tokens/{id}", admin, remove(nil, s.revokeToken)},
+		{"GET", "/api/v1/audit", viewer, reply(s.listAudit)},
+		{"POST", "/api/v1/keys/rotate", admin, create(s, s.rotateKey)},
 	}
 }
 
@@ -174,62 +179,209 @@ func queryInt(r *http.Request, name string, def, max int) (int, error) {
 	return n, nil
 }
 
+// --- handler shapes ---
+//
+// Every admin handler is one of three shapes; the adapters below hold the
+// shape, so a handler is only the part that differs: reading its inputs and
+// calling the store.
+
+// reply adapts a read: it answers what get returns with 200 OK.
+func reply[T any](get func(r *http.Request, who sqlstore.Token) (T, error)) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, who sqlstore.Token) error {
+		v, err := get(r, who)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, v)
+		return nil
+	}
+}
+
+// apply adapts a change: it decodes the request body into a Req, runs do,
+// then refresh (unless nil), so the next check-in served by this process
+// sees the change before the caller hears of it, and answers what do
+// returns with status.
+func apply[Req, T any](status int, refresh func(context.Context), do func(r *http.Request, who sqlstore.Token, req Req) (T, error)) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, who sqlstore.Token) error {
+		var req Req
+		if err := decode(w, r, &req); err != nil {
+			return err
+		}
+		v, err := do(r, who, req)
+		if err != nil {
+			return err
+		}
+		if refresh != nil {
+			refresh(r.Context())
+		}
+		writeJSON(w, status, v)
+		return nil
+	}
+}
+
+// create adapts a change that makes something: 201 Created.
+func create[Req, T any](s *Server, do func(r *http.Request, who sqlstore.Token, req Req) (T, error)) handlerFunc {
+	return apply(http.StatusCreated, s.changed, do)
+}
+
+// update adapts a change to something that exists: 200 OK.
+func update[Req, T any](s *Server, do func(r *http.Request, who sqlstore.Token, req Req) (T, error)) handlerFunc {
+	return apply(http.StatusOK, s.changed, do)
+}
+
+// remove adapts a deletion, which has no body either way: it runs do, then
+// refresh (unless nil), and answers 204 No Content.
+func remove(refresh func(context.Context), do func(r *http.Request, who sqlstore.Token) error) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, who sqlstore.Token) error {
+		if err := do(r, who); err != nil {
+			return err
+		}
+		if refresh != nil {
+			refresh(r.Context())
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+}
+
+// existingRelease parses the {version} path value and checks that the
+// release exists, so a listing under an unknown release is a 404, not [].
+func (s *Server) existingRelease(r *http.Request) (release.Version, error) {
+	v, err := version(r)
+	if err != nil {
+		return release.Version{}, err
+	}
+	if _, err := s.store.GetRelease(r.Context(), r.PathValue("product"), v); err != nil {
+		return release.Version{}, err
+	}
+	return v, nil
+}
+
+// existingProduct checks that the {product} path value names a product and
+// returns the name, so a listing under an unknown product is a 404, not [].
+func (s *Server) existingProduct(r *http.Request) (string, error) {
+	product := r.PathValue("product")
+	if _, err := s.store.GetProduct(r.Context(), product); err != nil {
+		return "", err
+	}
+	return product, nil
+}
+
+// --- request bodies ---
+
+type productRequest struct {
+	Name          string          `json:"name"`
+	RequiredGates []string        `json:"required_gates"`
+	Halt          *release.Policy `json:"halt"`
+}
+
+type productUpdate struct {
+	RequiredGates *[]string       `json:"required_gates"`
+	Halt          *release.Policy `json:"halt"`
+}
+
+type ringUpdate struct {
+	Position       *int     `json:"position"`
+	Soak           *string  `json:"soak"`
+	RolloutPercent *float64 `json:"rollout_percent"`
+	MinHealthy     *int     `json:"min_healthy"`
+}
+
+type customerRequest struct {
+	Name string `json:"name"`
+	Ring string `json:"ring"`
+}
+
+type customerUpdate struct {
+	Ring string `json:"ring"`
+}
+
+// noBody is the body of a POST that takes no parameters: empty or {}.
+type noBody struct{}
+
+type releaseRequest struct {
+	Version        release.Version `json:"version"`
+	NotesURL       string          `json:"notes_url"`
+	RequiredStop   bool            `json:"required_stop"`
+	RollbackSafeTo release.Version `json:"rollback_safe_to"`
+}
+
+type pauseRequest struct {
+	Reason      string `json:"reason"`
+	IncidentURL string `json:"incident_url"`
+}
+
+type resumeRequest struct {
+	Reason string `json:"reason"`
+}
+
+type pullRequest struct {
+	Reason      string          `json:"reason"`
+	IncidentURL string          `json:"incident_url"`
+	Action      release.Action  `json:"action"`
+	Target      release.Version `json:"target"`
+}
+
+type promoteRequest struct {
+	Ring   string `json:"ring"`
+	Reason string `json:"reason"`
+}
+
+type gateRequest struct {
+	Name   string              `json:"name"`
+	Status release.GateOutcome `json:"status"`
+	URL    string              `json:"url"`
+}
+
+type holdRequest struct {
+	Reason string `json:"reason"`
+}
+
+type resolveRequest struct {
+	Resolution string `json:"resolution"`
+}
+
+type tokenRequest struct {
+	Name string       `json:"name"`
+	Role release.Role `json:"role"`
+}
+
+// newEnrollmentKey answers a key's creation: the only time its secret is shown.
+type newEnrollmentKey struct {
+	sqlstore.EnrollmentKey
+	Key string `json:"key"`
+}
+
+// newToken answers a token's creation: the only time its secret is shown.
+type newToken struct {
+	sqlstore.Token
+	Secret string `json:"token"`
+}
+
 // --- handlers ---
 
-func (s *Server) whoami(w http.ResponseWriter, r *http.Request, who sqlstore.Token) error {
-	writeJSON(w, http.StatusOK, map[string]string{"token_id": who.ID, "name": who.Name, "role": string(who.Role)})
-	return nil
+func (s *Server) whoami(_ *http.Request, who sqlstore.Token) (map[string]string, error) {
+	return map[string]string{"token_id": who.ID, "name": who.Name, "role": string(who.Role)}, nil
 }
 
-func (s *Server) listProducts(w http.ResponseWriter, r *http.Request, _ sqlstore.Token) error {
-	ps, err := s.store.ListProducts(r.Context())
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, ps)
-	return nil
+func (s *Server) listProducts(r *http.Request, _ sqlstore.Token) ([]release.Product, error) {
+	return s.store.ListProducts(r.Context())
 }
 
-func (s *Server) createProduct(w http.ResponseWriter, r *http.Request, who sqlstore.Token) error {
-	var req struct {
-		Name          string          `json:"name"`
-		RequiredGates []string        `json:"required_gates"`
-		Halt          *release.Policy `json:"halt"`
-	}
-	if err := decode(w, r, &req); err != nil {
-		return err
-	}
+func (s *Server) createProduct(r *http.Request, who sqlstore.Token, req productRequest) (release.Product, error) {
 	p := release.Product{Name: req.Name, RequiredGates: req.RequiredGates}
 	if req.Halt != nil {
 		p.Policy = *req.Halt
 	}
-	p, err := s.store.CreateProduct(r.Context(), who.Name, p)
-	if err != nil {
-		return err
-	}
-	s.changed(r.Context())
-	writeJSON(w, http.StatusCreated, p)
-	return nil
+	return s.store.CreateProduct(r.Context(), who.Name, p)
 }
 
-func (s *Server) getProduct(w http.ResponseWriter, r *http.Request, _ sqlstore.Token) error {
-	p, err := s.store.GetProduct(r.Context(), r.PathValue("product"))
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, p)
-	return nil
+func (s *Server) getProduct(r *http.Request, _ sqlstore.Token) (release.Product, error) {
+	return s.store.GetProduct(r.Context(), r.PathValue("product"))
 }
 
-func (s *Server) updateProduct(w http.ResponseWriter, r *http.Request, who sqlstore.Token) error {
-	var req struct {
-		RequiredGates *[]string       `json:"required_gates"`
-		Halt          *release.Policy `json:"halt"`
-	}
-	if err := decode(w, r, &req); err != nil {
-		return err
-	}
-	p, err := s.store.UpdateProduct(r.Context(), who.Name, r.PathValue("product"), func(p *release.Product) error {
+func (s *Server) updateProduct(r *http.Request, who sqlstore.Token, req productUpdate) (release.Product, error) {
+	return s.store.UpdateProduct(r.Context(), who.Name, r.PathValue("product"), func(p *release.Product) error {
 		if req.RequiredGates != nil {
 			p.RequiredGates = *req.RequiredGates
 		}
@@ -238,53 +390,23 @@ func (s *Server) updateProduct(w http.ResponseWriter, r *http.Request, who sqlst
 		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	s.changed(r.Context())
-	writeJSON(w, http.StatusOK, p)
-	return nil
 }
 
-func (s *Server) listRings(w http.ResponseWriter, r *http.Request, _ sqlstore.Token) error {
-	rings, err := s.store.ListRings(r.Context(), r.PathValue("product"))
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, rings)
-	return nil
+func (s *Server) listRings(r *http.Request, _ sqlstore.Token) ([]release.Ring, error) {
+	return s.store.ListRings(r.Context(), r.PathValue("product"))
 }
 
-func (s *Server) createRing(w http.ResponseWriter, r *http.Request, who sqlstore.Token) error {
-	var ring release.Ring
-	if err := decode(w, r, &ring); err != nil {
-		return err
-	}
+func (s *Server) createRing(r *http.Request, who sqlstore.Token, ring release.Ring) (release.Ring, error) {
 	product := r.PathValue("product")
 	if ring.Product != "" && ring.Product != product {
-		return release.Errorf(release.EINVALID, "ring body names product %s, the path %s", ring.Product, product)
+		return release.Ring{}, release.Errorf(release.EINVALID, "ring body names product %s, the path %s", ring.Product, product)
 	}
 	ring.Product = product
-	ring, err := s.store.CreateRing(r.Context(), who.Name, ring)
-	if err != nil {
-		return err
-	}
-	s.changed(r.Context())
-	writeJSON(w, http.StatusCreated, ring)
-	return nil
+	return s.store.CreateRing(r.Context(), who.Name, ring)
 }
 
-func (s *Server) updateRing(w http.ResponseWriter, r *http.Request, who sqlstore.Token) error {
-	var req struct {
-		Position       *int     `json:"position"`
-		Soak           *string  `json:"soak"`
-		RolloutPercent *float64 `json:"rollout_percent"`
-		MinHealthy     *int     `json:"min_healthy"`
-	}
-	if err := decode(w, r, &req); err != nil {
-		return err
-	}
-	ring, err := s.store.UpdateRing(r.Context(), who.Name, r.PathValue("product"), r.PathValue("ring"), func(ring *release.Ring) error {
+func (s *Server) updateRing(r *http.Request, who sqlstore.Token, req ringUpdate) (release.Ring, error) {
+	return s.store.UpdateRing(r.Context(), who.Name, r.PathValue("product"), r.PathValue("ring"), func(ring *release.Ring) error {
 		if req.Position != nil {
 			ring.Position = *req.Position
 		}
@@ -303,310 +425,140 @@ func (s *Server) updateRing(w http.ResponseWriter, r *http.Request, who sqlstore
 		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	s.changed(r.Context())
-	writeJSON(w, http.StatusOK, ring)
-	return nil
 }
 
-func (s *Server) listCustomers(w http.ResponseWriter, r *http.Request, _ sqlstore.Token) error {
-	cs, err := s.store.ListCustomers(r.Context(), r.PathValue("product"))
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, cs)
-	return nil
+func (s *Server) listCustomers(r *http.Request, _ sqlstore.Token) ([]release.Customer, error) {
+	return s.store.ListCustomers(r.Context(), r.PathValue("product"))
 }
 
-func (s *Server) createCustomer(w http.ResponseWriter, r *http.Request, who sqlstore.Token) error {
-	var req struct {
-		Name string `json:"name"`
-		Ring string `json:"ring"`
-	}
-	if err := decode(w, r, &req); err != nil {
-		return err
-	}
-	c, err := s.store.CreateCustomer(r.Context(), who.Name, release.Customer{Product: r.PathValue("product"), Name: req.Name, Ring: req.Ring})
-	if err != nil {
-		return err
-	}
-	s.changed(r.Context())
-	writeJSON(w, http.StatusCreated, c)
-	return nil
+func (s *Server) createCustomer(r *http.Request, who sqlstore.Token, req customerRequest) (release.Customer, error) {
+	return s.store.CreateCustomer(r.Context(), who.Name, release.Customer{Product: r.PathValue("product"), Name: req.Name, Ring: req.Ring})
 }
 
-func (s *Server) updateCustomer(w http.ResponseWriter, r *http.Request, who sqlstore.Token) error {
-	var req struct {
-		Ring string `json:"ring"`
-	}
-	if err := decode(w, r, &req); err != nil {
-		return err
-	}
-	c, err := s.store.MoveCustomer(r.Context(), who.Name, r.PathValue("product"), r.PathValue("customer"), req.Ring)
-	if err != nil {
-		return err
-	}
-	s.changed(r.Context())
-	writeJSON(w, http.StatusOK, c)
-	return nil
+func (s *Server) updateCustomer(r *http.Request, who sqlstore.Token, req customerUpdate) (release.Customer, error) {
+	return s.store.MoveCustomer(r.Context(), who.Name, r.PathValue("product"), r.PathValue("customer"), req.Ring)
 }
 
-func (s *Server) listKeys(w http.ResponseWriter, r *http.Request, _ sqlstore.Token) error {
-	ks, err := s.store.ListEnrollmentKeys(r.Context(), r.PathValue("product"), r.PathValue("customer"))
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, ks)
-	return nil
+func (s *Server) listKeys(r *http.Request, _ sqlstore.Token) ([]sqlstore.EnrollmentKey, error) {
+	return s.store.ListEnrollmentKeys(r.Context(), r.PathValue("product"), r.PathValue("customer"))
 }
 
-func (s *Server) createKey(w http.ResponseWriter, r *http.Request, who sqlstore.Token) error {
-	var req struct{}
-	if err := decode(w, r, &req); err != nil {
-		return err
-	}
+func (s *Server) createKey(r *http.Request, who sqlstore.Token, _ noBody) (newEnrollmentKey, error) {
 	k, secret, err := s.store.CreateEnrollmentKey(r.Context(), who.Name, r.PathValue("product"), r.PathValue("customer"))
+	return newEnrollmentKey{k, secret}, err
+}
+
+func (s *Server) revokeKey(r *http.Request, who sqlstore.Token) error {
+	return s.store.RevokeEnrollmentKey(r.Context(), who.Name, r.PathValue("product"), r.PathValue("customer"), r.PathValue("id"))
+}
+
+func (s *Server) listReleases(r *http.Request, _ sqlstore.Token) ([]release.Release, error) {
+	product, err := s.existingProduct(r)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	s.changed(r.Context())
-	writeJSON(w, http.StatusCreated, struct {
-		sqlstore.EnrollmentKey
-		Key string `json:"key"`
-	}{k, secret})
-	return nil
+	return s.store.ListReleases(r.Context(), product)
 }
 
-func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request, who sqlstore.Token) error {
-	if err := s.store.RevokeEnrollmentKey(r.Context(), who.Name, r.PathValue("product"), r.PathValue("customer"), r.PathValue("id")); err != nil {
-		return err
-	}
-	s.changed(r.Context())
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
-func (s *Server) listReleases(w http.ResponseWriter, r *http.Request, _ sqlstore.Token) error {
-	if _, err := s.store.GetProduct(r.Context(), r.PathValue("product")); err != nil {
-		return err
-	}
-	rels, err := s.store.ListReleases(r.Context(), r.PathValue("product"))
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, rels)
-	return nil
-}
-
-func (s *Server) createRelease(w http.ResponseWriter, r *http.Request, who sqlstore.Token) error {
-	var req struct {
-		Version        release.Version `json:"version"`
-		NotesURL       string          `json:"notes_url"`
-		RequiredStop   bool            `json:"required_stop"`
-		RollbackSafeTo release.Version `json:"rollback_safe_to"`
-	}
-	if err := decode(w, r, &req); err != nil {
-		return err
-	}
-	rel, err := s.store.CreateRelease(r.Context(), who.Name, release.Release{Product: r.PathValue("product"), Version: req.Version,
+func (s *Server) createRelease(r *http.Request, who sqlstore.Token, req releaseRequest) (release.Release, error) {
+	return s.store.CreateRelease(r.Context(), who.Name, release.Release{Product: r.PathValue("product"), Version: req.Version,
 		NotesURL: req.NotesURL, RequiredStop: req.RequiredStop, RollbackSafeTo: req.RollbackSafeTo})
-	if err != nil {
-		return err
-	}
-	s.changed(r.Context())
-	writeJSON(w, http.StatusCreated, rel)
-	return nil
 }
 
-func (s *Server) getRelease(w http.ResponseWriter, r *http.Request, _ sqlstore.Token) error {
+func (s *Server) getRelease(r *http.Request, _ sqlstore.Token) (release.Release, error) {
 	v, err := version(r)
 	if err != nil {
-		return err
+		return release.Release{}, err
 	}
-	rel, err := s.store.GetRelease(r.Context(), r.PathValue("product"), v)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, rel)
-	return nil
+	return s.store.GetRelease(r.Context(), r.PathValue("product"), v)
 }
 
-// changeRelease applies a status transition and answers the release.
-func (s *Server) changeRelease(w http.ResponseWriter, r *http.Request, who sqlstore.Token, action, reason string,
-	change func(rel *release.Release, others []release.Release) error) error {
+// changeRelease applies a status transition to the release in the path,
+// recording action with reason in the audit log.
+func (s *Server) changeRelease(r *http.Request, who sqlstore.Token, action, reason string,
+	change func(rel *release.Release, others []release.Release) error) (release.Release, error) {
 	v, err := version(r)
 	if err != nil {
-		return err
+		return release.Release{}, err
 	}
-	rel, err := s.store.ChangeRelease(r.Context(), who.Name, action, reason, r.PathValue("product"), v, change)
-	if err != nil {
-		return err
-	}
-	s.changed(r.Context())
-	writeJSON(w, http.StatusOK, rel)
-	return nil
+	return s.store.ChangeRelease(r.Context(), who.Name, action, reason, r.PathValue("product"), v, change)
 }
 
-func (s *Server) pauseRelease(w http.ResponseWriter, r *http.Request, who sqlstore.Token) error {
-	var req struct {
-		Reason      string `json:"reason"`
-		IncidentURL string `json:"incident_url"`
-	}
-	if err := decode(w, r, &req); err != nil {
-		return err
-	}
-	return s.changeRelease(w, r, who, "release.pause", req.Reason, func(rel *release.Release, _ []release.Release) error {
+func (s *Server) pauseRelease(r *http.Request, who sqlstore.Token, req pauseRequest) (release.Release, error) {
+	return s.changeRelease(r, who, "release.pause", req.Reason, func(rel *release.Release, _ []release.Release) error {
 		return rel.Pause(who.Name, req.Reason, req.IncidentURL, storeTime())
 	})
 }
 
-func (s *Server) resumeRelease(w http.ResponseWriter, r *http.Request, who sqlstore.Token) error {
-	var req struct {
-		Reason string `json:"reason"`
-	}
-	if err := decode(w, r, &req); err != nil {
-		return err
-	}
-	return s.changeRelease(w, r, who, "release.resume", req.Reason, func(rel *release.Release, _ []release.Release) error {
+func (s *Server) resumeRelease(r *http.Request, who sqlstore.Token, req resumeRequest) (release.Release, error) {
+	return s.changeRelease(r, who, "release.resume", req.Reason, func(rel *release.Release, _ []release.Release) error {
 		return rel.Resume()
 	})
 }
 
-func (s *Server) pullRelease(w http.ResponseWriter, r *http.Request, who sqlstore.Token) error {
-	var req struct {
-		Reason      string          `json:"reason"`
-		IncidentURL string          `json:"incident_url"`
-		Action      release.Action  `json:"action"`
-		Target      release.Version `json:"target"`
-	}
-	if err := decode(w, r, &req); err != nil {
-		return err
-	}
-	return s.changeRelease(w, r, who, "release.pull", req.Reason, func(rel *release.Release, others []release.Release) error {
+func (s *Server) pullRelease(r *http.Request, who sqlstore.Token, req pullRequest) (release.Release, error) {
+	return s.changeRelease(r, who, "release.pull", req.Reason, func(rel *release.Release, others []release.Release) error {
 		return rel.Pull(release.Pull{Reason: req.Reason, IncidentURL: req.IncidentURL, Action: req.Action, Target: req.Target, By: who.Name},
 			others, storeTime())
 	})
 }
 
-func (s *Server) promoteRelease(w http.ResponseWriter, r *http.Request, who sqlstore.Token) error {
-	var req struct {
-		Ring   string `json:"ring"`
-		Reason string `json:"reason"`
-	}
-	if err := decode(w, r, &req); err != nil {
-		return err
-	}
+func (s *Server) promoteRelease(r *http.Request, who sqlstore.Token, req promoteRequest) (release.Release, error) {
 	v, err := version(r)
 	if err != nil {
-		return err
+		return release.Release{}, err
 	}
-	rel, err := s.store.ForcePromote(r.Context(), r.PathValue("product"), v, who.Role, req.Ring, who.Name, req.Reason)
-	if err != nil {
-		return err
-	}
-	s.changed(r.Context())
-	writeJSON(w, http.StatusOK, rel)
-	return nil
+	return s.store.ForcePromote(r.Context(), r.PathValue("product"), v, who.Role, req.Ring, who.Name, req.Reason)
 }
 
-func (s *Server) listGates(w http.ResponseWriter, r *http.Request, _ sqlstore.Token) error {
-	v, err := version(r)
+func (s *Server) listGates(r *http.Request, _ sqlstore.Token) ([]release.GateResult, error) {
+	v, err := s.existingRelease(r)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if _, err := s.store.GetRelease(r.Context(), r.PathValue("product"), v); err != nil {
-		return err
-	}
-	gs, err := s.store.ListGateResults(r.Context(), r.PathValue("product"), v)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, gs)
-	return nil
+	return s.store.ListGateResults(r.Context(), r.PathValue("product"), v)
 }
 
-func (s *Server) postGate(w http.ResponseWriter, r *http.Request, who sqlstore.Token) error {
-	var req struct {
-		Name   string              `json:"name"`
-		Status release.GateOutcome `json:"status"`
-		URL    string              `json:"url"`
-	}
-	if err := decode(w, r, &req); err != nil {
-		return err
-	}
+func (s *Server) postGate(r *http.Request, who sqlstore.Token, req gateRequest) (release.GateResult, error) {
 	v, err := version(r)
 	if err != nil {
-		return err
+		return release.GateResult{}, err
 	}
-	g, err := s.store.PostGateResult(r.Context(), release.GateResult{Product: r.PathValue("product"), Version: v,
+	return s.store.PostGateResult(r.Context(), release.GateResult{Product: r.PathValue("product"), Version: v,
 		Name: req.Name, Status: req.Status, URL: req.URL, PostedBy: who.Name})
-	if err != nil {
-		return err
-	}
-	s.changed(r.Context())
-	writeJSON(w, http.StatusCreated, g)
-	return nil
 }
 
-func (s *Server) listHolds(w http.ResponseWriter, r *http.Request, _ sqlstore.Token) error {
+func (s *Server) listHolds(r *http.Request, _ sqlstore.Token) ([]release.Hold, error) {
+	v, err := s.existingRelease(r)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.ListHolds(r.Context(), r.PathValue("product"), v)
+}
+
+func (s *Server) raiseHold(r *http.Request, who sqlstore.Token, req holdRequest) (release.Hold, error) {
 	v, err := version(r)
 	if err != nil {
-		return err
+		return release.Hold{}, err
 	}
-	if _, err := s.store.GetRelease(r.Context(), r.PathValue("product"), v); err != nil {
-		return err
-	}
-	hs, err := s.store.ListHolds(r.Context(), r.PathValue("product"), v)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, hs)
-	return nil
+	return s.store.RaiseHold(r.Context(), release.Hold{Product: r.PathValue("product"), Version: v, Reason: req.Reason, RaisedBy: who.Name})
 }
 
-func (s *Server) raiseHold(w http.ResponseWriter, r *http.Request, who sqlstore.Token) error {
-	var req struct {
-		Reason string `json:"reason"`
-	}
-	if err := decode(w, r, &req); err != nil {
-		return err
-	}
-	v, err := version(r)
-	if err != nil {
-		return err
-	}
-	h, err := s.store.RaiseHold(r.Context(), release.Hold{Product: r.PathValue("product"), Version: v, Reason: req.Reason, RaisedBy: who.Name})
-	if err != nil {
-		return err
-	}
-	s.changed(r.Context())
-	writeJSON(w, http.StatusCreated, h)
-	return nil
+func (s *Server) resolveHold(r *http.Request, who sqlstore.Token, req resolveRequest) (release.Hold, error) {
+	return s.store.ResolveHold(r.Context(), r.PathValue("product"), r.PathValue("id"), who.Name, req.Resolution)
 }
 
-func (s *Server) resolveHold(w http.ResponseWriter, r *http.Request, who sqlstore.Token) error {
-	var req struct {
-		Resolution string `json:"resolution"`
-	}
-	if err := decode(w, r, &req); err != nil {
-		return err
-	}
-	h, err := s.store.ResolveHold(r.Context(), r.PathValue("product"), r.PathValue("id"), who.Name, req.Resolution)
-	if err != nil {
-		return err
-	}
-	s.changed(r.Context())
-	writeJSON(w, http.StatusOK, h)
-	return nil
+// productStatus is the body of GET …/status.
+type productStatus struct {
+	Product  string                  `json:"product"`
+	Releases []release.ReleaseStatus `json:"releases"`
 }
 
-func (s *Server) status(w http.ResponseWriter, r *http.Request, _ sqlstore.Token) error {
+func (s *Server) status(r *http.Request, _ sqlstore.Token) (productStatus, error) {
 	product := r.PathValue("product")
 	st, err := s.state.Load().snap.Status(product)
 	if err != nil {
-		return err
+		return productStatus{}, err
 	}
 	// Newest first, as people read it.
 	for i, j := 0, len(st)-1; i < j; i, j = i+1, j-1 {
@@ -615,94 +567,55 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, _ sqlstore.Token
 	if st == nil {
 		st = []release.ReleaseStatus{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"product": product, "releases": st})
-	return nil
+	return productStatus{Product: product, Releases: st}, nil
 }
 
-func (s *Server) listInstallations(w http.ResponseWriter, r *http.Request, _ sqlstore.Token) error {
+func (s *Server) listInstallations(r *http.Request, _ sqlstore.Token) ([]release.Installation, error) {
 	limit, err := queryInt(r, "limit", 100, 10000)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if _, err := s.store.GetProduct(r.Context(), r.PathValue("product")); err != nil {
-		return err
-	}
-	is, err := s.store.ListInstallations(r.Context(), r.PathValue("product"), limit)
+	product, err := s.existingProduct(r)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	writeJSON(w, http.StatusOK, is)
-	return nil
+	return s.store.ListInstallations(r.Context(), product, limit)
 }
 
-func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, _ sqlstore.Token) error {
-	ts, err := s.store.ListTokens(r.Context())
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, ts)
-	return nil
+func (s *Server) listTokens(r *http.Request, _ sqlstore.Token) ([]sqlstore.Token, error) {
+	return s.store.ListTokens(r.Context())
 }
 
-func (s *Server) createToken(w http.ResponseWriter, r *http.Request, who sqlstore.Token) error {
-	var req struct {
-		Name string       `json:"name"`
-		Role release.Role `json:"role"`
-	}
-	if err := decode(w, r, &req); err != nil {
-		return err
-	}
+func (s *Server) createToken(r *http.Request, who sqlstore.Token, req tokenRequest) (newToken, error) {
 	t, secret, err := s.store.CreateToken(r.Context(), who.Name, req.Name, req.Role)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, struct {
-		sqlstore.Token
-		Secret string `json:"token"`
-	}{t, secret})
-	return nil
+	return newToken{t, secret}, err
 }
 
-func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, who sqlstore.Token) error {
-	if err := s.store.RevokeToken(r.Context(), who.Name, r.PathValue("id")); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+func (s *Server) revokeToken(r *http.Request, who sqlstore.Token) error {
+	return s.store.RevokeToken(r.Context(), who.Name, r.PathValue("id"))
 }
 
-func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, _ sqlstore.Token) error {
+func (s *Server) listAudit(r *http.Request, _ sqlstore.Token) ([]sqlstore.AuditEntry, error) {
 	limit, err := queryInt(r, "limit", 100, 1000)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var before int64
 	if b := r.URL.Query().Get("before"); b != "" {
 		if before, err = strconv.ParseInt(b, 10, 64); err != nil || before < 1 {
-			return release.Errorf(release.EINVALID, "before must be a positive audit entry id")
+			return nil, release.Errorf(release.EINVALID, "before must be a positive audit entry id")
 		}
 	}
-	es, err := s.store.ListAudit(r.Context(), before, limit)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, es)
-	return nil
+	return s.store.ListAudit(r.Context(), before, limit)
 }
 
-func (s *Server) rotateKey(w http.ResponseWriter, r *http.Request, who sqlstore.Token) error {
-	var req struct{}
-	if err := decode(w, r, &req); err != nil {
-		return err
-	}
+func (s *Server) rotateKey(r *http.Request, who sqlstore.Token, _ noBody) (sign.PublicKey, error) {
 	k, err := sign.GenerateKey(rand.Reader, storeTime())
 	if err != nil {
-		return err
+		return sign.PublicKey{}, err
 	}
 	if _, err := s.store.AddSigningKey(r.Context(), who.Name, k, false); err != nil {
-		return err
+		return sign.PublicKey{}, err
 	}
-	s.changed(r.Context())
-	writeJSON(w, http.StatusCreated, k.Public())
-	return nil
+	return k.Public(), nil
 }
