@@ -201,14 +201,20 @@ func (r *Release) Pause(by, reason, incidentURL string, now time.Time) error {
 	if r.Status == StatusPulled {
 		return Errorf(ECONFLICT, "release %s is pulled", r.ID())
 	}
-	if err := validateText("reason", reason, true); err != nil {
-		return err
-	}
-	if err := validateURL("incident URL", incidentURL); err != nil {
+	if err := validateIncident(reason, incidentURL); err != nil {
 		return err
 	}
 	r.Status, r.Paused = StatusPaused, &Pause{Reason: reason, IncidentURL: incidentURL, By: by, At: now}
 	return nil
+}
+
+// validateIncident checks what a pause or a pull records about why: a
+// reason (required) and an optional incident URL.
+func validateIncident(reason, incidentURL string) error {
+	if err := validateText("reason", reason, true); err != nil {
+		return err
+	}
+	return validateURL("incident URL", incidentURL)
 }
 
 // Resume makes a paused release ok again. Pulled releases cannot be resumed:
@@ -232,10 +238,7 @@ func (r *Release) Pull(p Pull, others []Release, now time.Time) error {
 	if r.Status == StatusPulled {
 		return Errorf(ECONFLICT, "release %s is already pulled", r.ID())
 	}
-	if err := validateText("reason", p.Reason, true); err != nil {
-		return err
-	}
-	if err := validateURL("incident URL", p.IncidentURL); err != nil {
+	if err := validateIncident(p.Reason, p.IncidentURL); err != nil {
 		return err
 	}
 	if err := r.checkGuidance(p, others); err != nil {
