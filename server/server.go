@@ -70,38 +70,25 @@ func (c *Config) defaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	if c.AnswerTTL <= 0 {
-		c.AnswerTTL = release.DefaultAnswerTTL
-	}
-	if c.RefreshInterval <= 0 {
-		c.RefreshInterval = 2 * time.Second
-	}
-	if c.AdoptionInterval <= 0 {
-		c.AdoptionInterval = 10 * time.Second
-	}
-	if c.CheckInRate <= 0 {
-		c.CheckInRate = 50
-	}
-	if c.CheckInBurst <= 0 {
-		c.CheckInBurst = 200
-	}
-	if c.CommitWindow <= 0 {
-		c.CommitWindow = time.Millisecond
-	}
-	if c.FlushInterval <= 0 {
-		c.FlushInterval = 100 * time.Millisecond
-	}
-	if c.WebhookTimeout <= 0 {
-		c.WebhookTimeout = 5 * time.Second
-	}
-	if c.WebhookAttempts <= 0 {
-		c.WebhookAttempts = 4
-	}
-	if c.WebhookBackoff <= 0 {
-		c.WebhookBackoff = time.Second
-	}
+	positiveOr(&c.AnswerTTL, release.DefaultAnswerTTL)
+	positiveOr(&c.RefreshInterval, 2*time.Second)
+	positiveOr(&c.AdoptionInterval, 10*time.Second)
+	positiveOr(&c.CheckInRate, 50)
+	positiveOr(&c.CheckInBurst, 200)
+	positiveOr(&c.CommitWindow, time.Millisecond)
+	positiveOr(&c.FlushInterval, 100*time.Millisecond)
+	positiveOr(&c.WebhookTimeout, 5*time.Second)
+	positiveOr(&c.WebhookAttempts, 4)
+	positiveOr(&c.WebhookBackoff, time.Second)
 	if c.Retention == 0 {
 		c.Retention = 90 * 24 * time.Hour
+	}
+}
+
+// positiveOr sets *v to def unless *v is positive.
+func positiveOr[T ~int | ~int64 | ~float64](v *T, def T) {
+	if *v <= 0 {
+		*v = def
 	}
 }
 
