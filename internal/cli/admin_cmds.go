@@ -65,6 +65,36 @@ func apiCmd(name, usage string, args []string, flags []ucli.Flag, needToken bool
 	}
 }
 
+// releaseFunc runs one command on the release its first two arguments name;
+// more holds the arguments after PRODUCT VERSION.
+type releaseFunc func(ctx context.Context, cmd *ucli.Command, c *client.Client, product string, v release.Version, more []string) error
+
+// releaseCmd is an apiCmd whose arguments start with PRODUCT VERSION (more
+// names any after them): it parses the version before fn runs.
+func releaseCmd(name, usage string, more []string, flags []ucli.Flag, fn releaseFunc) *ucli.Command {
+	args := append([]string{"product", "version"}, more...)
+	return apiCmd(name, usage, args, flags, true, func(ctx context.Context, cmd *ucli.Command, c *client.Client, args []string) error {
+		v, err := versionArg(args[1])
+		if err != nil {
+			return err
+		}
+		return fn(ctx, cmd, c, args[0], v, args[2:])
+	})
+}
+
+// releaseChange is a releaseCmd that answers the release as the server
+// returns it (after a change, or as it is) and prints it.
+func releaseChange(name, usage string, flags []ucli.Flag,
+	fn func(ctx context.Context, cmd *ucli.Command, c *client.Client, product string, v release.Version) (release.Release, error)) *ucli.Command {
+	return releaseCmd(name, usage, nil, flags, func(ctx context.Context, cmd *ucli.Command, c *client.Client, product string, v release.Version, _ []string) error {
+		r, err := fn(ctx, cmd, c, product, v)
+		if err != nil {
+			return err
+		}
+		return emitRelease(cmd, r)
+	})
+}
+
 // newAPIClient builds the client from --server, --token and --timeout.
 func newAPIClient(cmd *ucli.Command, needToken bool) (*client.Client, error) {
 	token := cmd.String("token")

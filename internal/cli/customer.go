@@ -12,8 +12,20 @@ import (
 
 // customerCommand is `ringfence customer`.
 func customerCommand() *ucli.Command {
-	ringFlag := func() []ucli.Flag {
-		return []ucli.Flag{&ucli.StringFlag{Name: "ring", Usage: "the customer's ring (required)"}}
+	// withRing is a command that puts a customer in the ring --ring names.
+	withRing := func(name, usage string, put func(c *client.Client, ctx context.Context, product, customer, ring string) (release.Customer, error)) *ucli.Command {
+		flags := []ucli.Flag{&ucli.StringFlag{Name: "ring", Usage: "the customer's ring (required)"}}
+		return apiCmd(name, usage, []string{"product", "customer"}, flags, true, func(ctx context.Context, cmd *ucli.Command, c *client.Client, args []string) error {
+			ring, err := requireFlag(cmd, "ring")
+			if err != nil {
+				return err
+			}
+			out, err := put(c, ctx, args[0], args[1], ring)
+			if err != nil {
+				return err
+			}
+			return emitCustomers(cmd, out, []release.Customer{out})
+		})
 	}
 	return apiGroup("customer", "a product's customers, their rings and enrollment keys",
 		apiCmd("list", "list a product's customers", []string{"product"}, nil, true, func(ctx context.Context, cmd *ucli.Command, c *client.Client, args []string) error {
@@ -23,28 +35,8 @@ func customerCommand() *ucli.Command {
 			}
 			return emitCustomers(cmd, cs, cs)
 		}),
-		apiCmd("create", "add a customer to a ring (admin)", []string{"product", "customer"}, ringFlag(), true, func(ctx context.Context, cmd *ucli.Command, c *client.Client, args []string) error {
-			ring, err := requireFlag(cmd, "ring")
-			if err != nil {
-				return err
-			}
-			out, err := c.CreateCustomer(ctx, args[0], args[1], ring)
-			if err != nil {
-				return err
-			}
-			return emitCustomers(cmd, out, []release.Customer{out})
-		}),
-		apiCmd("move", "move a customer to another ring (admin)", []string{"product", "customer"}, ringFlag(), true, func(ctx context.Context, cmd *ucli.Command, c *client.Client, args []string) error {
-			ring, err := requireFlag(cmd, "ring")
-			if err != nil {
-				return err
-			}
-			out, err := c.MoveCustomer(ctx, args[0], args[1], ring)
-			if err != nil {
-				return err
-			}
-			return emitCustomers(cmd, out, []release.Customer{out})
-		}),
+		withRing("create", "add a customer to a ring (admin)", (*client.Client).CreateCustomer),
+		withRing("move", "move a customer to another ring (admin)", (*client.Client).MoveCustomer),
 		&ucli.Command{
 			Name:  "key",
 			Usage: "enrollment keys: what a customer's installations check in with (admin)",

@@ -14,14 +14,10 @@ import (
 // release before its first ring.
 func gateCommand() *ucli.Command {
 	post := func(name string, outcome release.GateOutcome, usage string) *ucli.Command {
-		return apiCmd(name, usage, []string{"product", "version", "gate"}, []ucli.Flag{
+		return releaseCmd(name, usage, []string{"gate"}, []ucli.Flag{
 			&ucli.StringFlag{Name: "url", Usage: "link to the CI run or report"},
-		}, true, func(ctx context.Context, cmd *ucli.Command, c *client.Client, args []string) error {
-			v, err := versionArg(args[1])
-			if err != nil {
-				return err
-			}
-			g, err := c.PostGateResult(ctx, args[0], v, args[2], outcome, cmd.String("url"))
+		}, func(ctx context.Context, cmd *ucli.Command, c *client.Client, product string, v release.Version, more []string) error {
+			g, err := c.PostGateResult(ctx, product, v, more[0], outcome, cmd.String("url"))
 			if err != nil {
 				return err
 			}
@@ -29,12 +25,8 @@ func gateCommand() *ucli.Command {
 		})
 	}
 	return apiGroup("gate", "gate results (posted by CI) that let a release into its first ring",
-		apiCmd("list", "list a release's gate results", []string{"product", "version"}, nil, true, func(ctx context.Context, cmd *ucli.Command, c *client.Client, args []string) error {
-			v, err := versionArg(args[1])
-			if err != nil {
-				return err
-			}
-			gs, err := c.GateResults(ctx, args[0], v)
+		releaseCmd("list", "list a release's gate results", nil, nil, func(ctx context.Context, cmd *ucli.Command, c *client.Client, product string, v release.Version, _ []string) error {
+			gs, err := c.GateResults(ctx, product, v)
 			if err != nil {
 				return err
 			}

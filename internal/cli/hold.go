@@ -13,29 +13,21 @@ import (
 // holdCommand is `ringfence hold`: raise a flag on a release.
 func holdCommand() *ucli.Command {
 	return apiGroup("hold", "holds: flags anyone can raise to stop a release's promotion",
-		apiCmd("list", "list a release's holds, open and resolved", []string{"product", "version"}, nil, true, func(ctx context.Context, cmd *ucli.Command, c *client.Client, args []string) error {
-			v, err := versionArg(args[1])
-			if err != nil {
-				return err
-			}
-			hs, err := c.Holds(ctx, args[0], v)
+		releaseCmd("list", "list a release's holds, open and resolved", nil, nil, func(ctx context.Context, cmd *ucli.Command, c *client.Client, product string, v release.Version, _ []string) error {
+			hs, err := c.Holds(ctx, product, v)
 			if err != nil {
 				return err
 			}
 			return emitHolds(cmd, hs, hs)
 		}),
-		apiCmd("raise", "put a hold on a release (any role)", []string{"product", "version"}, []ucli.Flag{
+		releaseCmd("raise", "put a hold on a release (any role)", nil, []ucli.Flag{
 			&ucli.StringFlag{Name: "reason", Usage: "why (required; visible to everyone)"},
-		}, true, func(ctx context.Context, cmd *ucli.Command, c *client.Client, args []string) error {
-			v, err := versionArg(args[1])
-			if err != nil {
-				return err
-			}
+		}, func(ctx context.Context, cmd *ucli.Command, c *client.Client, product string, v release.Version, _ []string) error {
 			reason, err := requireFlag(cmd, "reason")
 			if err != nil {
 				return err
 			}
-			h, err := c.RaiseHold(ctx, args[0], v, reason)
+			h, err := c.RaiseHold(ctx, product, v, reason)
 			if err != nil {
 				return err
 			}

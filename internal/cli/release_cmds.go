@@ -22,133 +22,64 @@ func releaseCommand() *ucli.Command {
 			}
 			return emitReleases(cmd, rs, rs)
 		}),
-		apiCmd("show", "show a release", []string{"product", "version"}, nil, true, func(ctx context.Context, cmd *ucli.Command, c *client.Client, args []string) error {
-			v, err := versionArg(args[1])
-			if err != nil {
-				return err
-			}
-			r, err := c.Release(ctx, args[0], v)
-			if err != nil {
-				return err
-			}
-			return emitRelease(cmd, r)
+		releaseChange("show", "show a release", nil, func(ctx context.Context, _ *ucli.Command, c *client.Client, product string, v release.Version) (release.Release, error) {
+			return c.Release(ctx, product, v)
 		}),
-		apiCmd("create", "create a release (releaser)", []string{"product", "version"}, []ucli.Flag{
+		releaseChange("create", "create a release (releaser)", []ucli.Flag{
 			&ucli.StringFlag{Name: "notes-url", Usage: "where the release notes are"},
 			&ucli.BoolFlag{Name: "required-stop", Usage: "installations may not skip this release"},
 			&ucli.StringFlag{Name: "rollback-safe-to", Usage: "lowest version installations on this release can roll back to"},
-		}, true, func(ctx context.Context, cmd *ucli.Command, c *client.Client, args []string) error {
-			v, err := versionArg(args[1])
-			if err != nil {
-				return err
-			}
+		}, func(ctx context.Context, cmd *ucli.Command, c *client.Client, product string, v release.Version) (release.Release, error) {
 			nr := client.NewRelease{Version: v, NotesURL: cmd.String("notes-url"), RequiredStop: cmd.Bool("required-stop")}
 			if s := cmd.String("rollback-safe-to"); s != "" {
+				var err error
 				if nr.RollbackSafeTo, err = versionArg(s); err != nil {
-					return fmt.Errorf("--rollback-safe-to: %w", err)
+					return release.Release{}, fmt.Errorf("--rollback-safe-to: %w", err)
 				}
 			}
-			r, err := c.CreateRelease(ctx, args[0], nr)
-			if err != nil {
-				return err
-			}
-			return emitRelease(cmd, r)
+			return c.CreateRelease(ctx, product, nr)
 		}),
-		apiCmd("pause", "stop every new offer of a release (releaser)", []string{"product", "version"}, []ucli.Flag{
+		releaseChange("pause", "stop every new offer of a release (releaser)", []ucli.Flag{
 			&ucli.StringFlag{Name: "reason", Usage: "why (required; shown to installations)"},
 			&ucli.StringFlag{Name: "incident", Usage: "URL of the incident"},
-		}, true, func(ctx context.Context, cmd *ucli.Command, c *client.Client, args []string) error {
-			v, err := versionArg(args[1])
-			if err != nil {
-				return err
-			}
+		}, func(ctx context.Context, cmd *ucli.Command, c *client.Client, product string, v release.Version) (release.Release, error) {
 			reason, err := requireFlag(cmd, "reason")
 			if err != nil {
-				return err
+				return release.Release{}, err
 			}
-			r, err := c.PauseRelease(ctx, args[0], v, reason, cmd.String("incident"))
-			if err != nil {
-				return err
-			}
-			return emitRelease(cmd, r)
+			return c.PauseRelease(ctx, product, v, reason, cmd.String("incident"))
 		}),
-		apiCmd("resume", "offer a paused release again (releaser)", []string{"product", "version"}, []ucli.Flag{
+		releaseChange("resume", "offer a paused release again (releaser)", []ucli.Flag{
 			&ucli.StringFlag{Name: "reason", Usage: "why (for the audit log)"},
-		}, true, func(ctx context.Context, cmd *ucli.Command, c *client.Client, args []string) error {
-			v, err := versionArg(args[1])
-			if err != nil {
-				return err
-			}
-			r, err := c.ResumeRelease(ctx, args[0], v, cmd.String("reason"))
-			if err != nil {
-				return err
-			}
-			return emitRelease(cmd, r)
+		}, func(ctx context.Context, cmd *ucli.Command, c *client.Client, product string, v release.Version) (release.Release, error) {
+			return c.ResumeRelease(ctx, product, v, cmd.String("reason"))
 		}),
-		apiCmd("pull", "withdraw a release for good and tell installations on it what to do (releaser)", []string{"product", "version"}, []ucli.Flag{
+		releaseChange("pull", "withdraw a release for good and tell installations on it what to do (releaser)", []ucli.Flag{
 			&ucli.StringFlag{Name: "reason", Usage: "why (required; shown to installations)"},
 			&ucli.StringFlag{Name: "incident", Usage: "URL of the incident"},
 			&ucli.StringFlag{Name: "upgrade-to", Usage: "guidance: upgrade to this version"},
 			&ucli.StringFlag{Name: "rollback-to", Usage: "guidance: roll back to this version (must be rollback-safe)"},
 			&ucli.BoolFlag{Name: "hold", Usage: "guidance: stay on the release and wait"},
-		}, true, func(ctx context.Context, cmd *ucli.Command, c *client.Client, args []string) error {
-			v, err := versionArg(args[1])
+		}, func(ctx context.Context, cmd *ucli.Command, c *client.Client, product string, v release.Version) (release.Release, error) {
+			p, err := pullFlags(cmd)
 			if err != nil {
-				return err
+				return release.Release{}, err
 			}
-			p := client.PullRequest{IncidentURL: cmd.String("incident")}
-			if p.Reason, err = requireFlag(cmd, "reason"); err != nil {
-				return err
-			}
-			var n int
-			if s := cmd.String("upgrade-to"); s != "" {
-				n++
-				p.Action = release.ActionUpgrade
-				if p.Target, err = versionArg(s); err != nil {
-					return fmt.Errorf("--upgrade-to: %w", err)
-				}
-			}
-			if s := cmd.String("rollback-to"); s != "" {
-				n++
-				p.Action = release.ActionRollback
-				if p.Target, err = versionArg(s); err != nil {
-					return fmt.Errorf("--rollback-to: %w", err)
-				}
-			}
-			if cmd.Bool("hold") {
-				n++
-				p.Action = release.ActionHold
-			}
-			if n != 1 {
-				return fmt.Errorf("give exactly one guidance: --upgrade-to VERSION, --rollback-to VERSION or --hold")
-			}
-			r, err := c.PullRelease(ctx, args[0], v, p)
-			if err != nil {
-				return err
-			}
-			return emitRelease(cmd, r)
+			return c.PullRelease(ctx, product, v, p)
 		}),
-		apiCmd("promote", "force a release into a ring, past gates, soak, evidence and holds (releaser)", []string{"product", "version"}, []ucli.Flag{
+		releaseChange("promote", "force a release into a ring, past gates, soak, evidence and holds (releaser)", []ucli.Flag{
 			&ucli.StringFlag{Name: "ring", Usage: "the ring (required); every ring before it is entered too"},
 			&ucli.StringFlag{Name: "reason", Usage: "why (required; in the audit log)"},
-		}, true, func(ctx context.Context, cmd *ucli.Command, c *client.Client, args []string) error {
-			v, err := versionArg(args[1])
-			if err != nil {
-				return err
-			}
+		}, func(ctx context.Context, cmd *ucli.Command, c *client.Client, product string, v release.Version) (release.Release, error) {
 			ring, err := requireFlag(cmd, "ring")
 			if err != nil {
-				return err
+				return release.Release{}, err
 			}
 			reason, err := requireFlag(cmd, "reason")
 			if err != nil {
-				return err
+				return release.Release{}, err
 			}
-			r, err := c.PromoteRelease(ctx, args[0], v, ring, reason)
-			if err != nil {
-				return err
-			}
-			return emitRelease(cmd, r)
+			return c.PromoteRelease(ctx, product, v, ring, reason)
 		}),
 		apiCmd("status", "each release per ring: state, adoption, healthy/failed, holds, gates", []string{"product"}, nil, true, func(ctx context.Context, cmd *ucli.Command, c *client.Client, args []string) error {
 			st, err := c.Status(ctx, args[0])
@@ -172,6 +103,39 @@ func releaseCommand() *ucli.Command {
 			})
 		}),
 	)
+}
+
+// pullFlags reads a pull's reason, incident and guidance: exactly one of
+// --upgrade-to, --rollback-to and --hold.
+func pullFlags(cmd *ucli.Command) (client.PullRequest, error) {
+	p := client.PullRequest{IncidentURL: cmd.String("incident")}
+	var err error
+	if p.Reason, err = requireFlag(cmd, "reason"); err != nil {
+		return p, err
+	}
+	var n int
+	if s := cmd.String("upgrade-to"); s != "" {
+		n++
+		p.Action = release.ActionUpgrade
+		if p.Target, err = versionArg(s); err != nil {
+			return p, fmt.Errorf("--upgrade-to: %w", err)
+		}
+	}
+	if s := cmd.String("rollback-to"); s != "" {
+		n++
+		p.Action = release.ActionRollback
+		if p.Target, err = versionArg(s); err != nil {
+			return p, fmt.Errorf("--rollback-to: %w", err)
+		}
+	}
+	if cmd.Bool("hold") {
+		n++
+		p.Action = release.ActionHold
+	}
+	if n != 1 {
+		return p, fmt.Errorf("give exactly one guidance: --upgrade-to VERSION, --rollback-to VERSION or --hold")
+	}
+	return p, nil
 }
 
 func emitReleases(cmd *ucli.Command, v any, rs []release.Release) error {
