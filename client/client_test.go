@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,43 +12,21 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/ringfence/ringfence/client"
+	"github.com/ringfence/ringfence/internal/servertest"
 	"github.com/ringfence/ringfence/release"
 	"github.com/ringfence/ringfence/server"
 	"github.com/ringfence/ringfence/sign"
-	"github.com/ringfence/ringfence/sqlstore"
 )
 
 // startServer runs the real server on a SQLite file over HTTP on :0 and
 // returns its URL and an admin token.
 func startServer(t *testing.T, cfg server.Config) (string, string) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	store, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "ringfence.db"))
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	cfg.Store = store
 	if cfg.RefreshInterval == 0 {
 		cfg.RefreshInterval = 50 * time.Millisecond
 	}
-	srv, err := server.New(ctx, cfg)
-	if err != nil {
-		t.Fatalf("new server: %v", err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	done := make(chan struct{})
-	go func() { _ = srv.Run(ctx); close(done) }()
-	t.Cleanup(func() {
-		hs.Close()
-		cancel()
-		<-done
-		store.Close()
-	})
-	_, admin, err := store.CreateToken(ctx, "test", "root", release.RoleAdmin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return hs.URL, admin
+	s := servertest.Start(t, servertest.SQLite(t), cfg)
+	return s.URL, s.Admin
 }
 
 func mustClient(t *testing.T, url, token string, opts ...client.Option) *client.Client {

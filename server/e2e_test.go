@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ringfence/ringfence/internal/pgtest"
+	"github.com/ringfence/ringfence/internal/servertest"
 	"github.com/ringfence/ringfence/release"
 	"github.com/ringfence/ringfence/server"
 	"github.com/ringfence/ringfence/sign"
@@ -21,7 +22,7 @@ import (
 )
 
 func TestEndToEndSQLite(t *testing.T) {
-	scenario(t, sqliteDSN(t))
+	scenario(t, servertest.SQLite(t))
 }
 
 // TestPostgres runs the PostgreSQL side of the end-to-end, multi-server and
@@ -85,7 +86,7 @@ func scenario(t *testing.T, dsn string) {
 	insider.Events = []map[string]any{{"kind": "upgrade_succeeded", "from": "1.0.0", "to": "1.1.0", "at": time.Now().UTC()}}
 	e.checkIn(insiderKey, insider)
 	insider.Events = nil
-	eventually(t, 5*time.Second, "healthy insider counted in status", func() bool {
+	servertest.Eventually(t, 5*time.Second, "healthy insider counted in status", func() bool {
 		return ringStatus(e, "1.1.0", "insiders").Healthy == 1
 	})
 	if rs := ringStatus(e, "1.1.0", "stable"); rs.State != release.RingBlocked || !strings.Contains(rs.Reason, "hold") {
@@ -140,13 +141,13 @@ func scenario(t *testing.T, dsn string) {
 		}
 		e.checkIn(insiderKey, c)
 	}
-	eventually(t, 5*time.Second, "auto-halt pauses 1.2.0", func() bool {
+	servertest.Eventually(t, 5*time.Second, "auto-halt pauses 1.2.0", func() bool {
 		var rel release.Release
 		e.api("GET", p+"/releases/1.2.0", nil, http.StatusOK, &rel)
 		return rel.Status == release.StatusPaused && rel.Paused != nil && rel.Paused.By == sqlstore.ActorAutoHalt
 	})
 	// The snapshot is rebuilt right after the pause commits.
-	eventually(t, time.Second, "auto-halted release no longer offered", func() bool {
+	servertest.Eventually(t, time.Second, "auto-halted release no longer offered", func() bool {
 		a, _ := e.checkIn(insiderKey, checkIn{InstanceID: "ins-4", Product: "acme", Version: "1.1.1"})
 		return offer(a) != "1.2.0"
 	})
@@ -168,7 +169,7 @@ func scenario(t *testing.T, dsn string) {
 	if halts != 1 {
 		t.Errorf("%d auto-halt audit entries, want 1", halts)
 	}
-	eventually(t, 5*time.Second, "incident webhook delivered", func() bool { return len(hook.received()) == 1 })
+	servertest.Eventually(t, 5*time.Second, "incident webhook delivered", func() bool { return len(hook.received()) == 1 })
 	if h := hook.received()[0]; h.Event != "release.auto_halt" || h.Release.Version.String() != "1.2.0" || h.Evidence.Failed != 2 {
 		t.Errorf("webhook = %+v", h)
 	}
@@ -197,18 +198,7 @@ func ringStatus(e *env, v, ring string) release.RingStatus {
 		Releases []release.ReleaseStatus `json:"releases"`
 	}
 	e.api("GET", "/api/v1/products/acme/status", nil, http.StatusOK, &st)
-	for _, r := range st.Releases {
-		if r.Version.String() != v {
-			continue
-		}
-		for _, rs := range r.Rings {
-			if rs.Ring == ring {
-				return rs
-			}
-		}
-	}
-	e.t.Fatalf("no status of %s in ring %s", v, ring)
-	return release.RingStatus{}
+	return servertest.RingStatus(e.t, st.Releases, v, ring)
 }
 
 // setupProduct creates product acme with one ring and a customer, and
@@ -224,7 +214,7 @@ func setupProduct(e *env) string {
 // tampered or expired ones do not, and old answers still verify after a
 // key rotation while new ones use the new key.
 func TestSignatures(t *testing.T) {
-	e := startServer(t, sqliteDSN(t), server.Config{AnswerTTL: time.Minute})
+	e := startServer(t, servertest.SQLite(t), server.Config{AnswerTTL: time.Minute})
 	key := setupProduct(e)
 	c := checkIn{InstanceID: "i-1", Product: "acme", Version: "1.0.0"}
 	ans, env := e.checkIn(key, c)
@@ -261,7 +251,7 @@ func TestSignatures(t *testing.T) {
 // TestCheckInRejects checks the check-in's refusals: malformed, oversized,
 // unknown key, another product's key, rate limit.
 func TestCheckInRejects(t *testing.T) {
-	e := startServer(t, sqliteDSN(t), server.Config{CheckInRate: 0.01, CheckInBurst: 3})
+	e := startServer(t, servertest.SQLite(t), server.Config{CheckInRate: 0.01, CheckInBurst: 3})
 	key := setupProduct(e)
 	good, err := json.Marshal(checkIn{InstanceID: "i-1", Product: "acme", Version: "1.0.0", Nonce: randomID(t)})
 	if err != nil {
@@ -305,7 +295,7 @@ func TestCheckInRejects(t *testing.T) {
 // TestRouteTableAuth walks every admin route: none answers without a token,
 // with an unknown token, or to a role weaker than the route's.
 func TestRouteTableAuth(t *testing.T) {
-	e := startServer(t, sqliteDSN(t), server.Config{})
+	e := startServer(t, servertest.SQLite(t), server.Config{})
 	setupProduct(e)
 	roles := []release.Role{release.RoleViewer, release.RoleReleaser, release.RoleIncident, release.RoleAdmin}
 	tokens := map[release.Role]string{}
@@ -362,7 +352,7 @@ func twoServers(t *testing.T, dsn string) {
 	}
 	key := a.enroll("acme", "bigbank", "all")
 	c := checkIn{InstanceID: "i-0", Product: "acme", Version: "1.0.0"}
-	eventually(t, time.Second, "server b knows the key and offers 1.1.0, both created through a", func() bool {
+	servertest.Eventually(t, time.Second, "server b knows the key and offers 1.1.0, both created through a", func() bool {
 		c := c
 		c.Nonce = randomID(t)
 		if code, _, _ := b.checkInRaw(key, mustJSON(t, c)); code != http.StatusOK {
@@ -373,12 +363,12 @@ func twoServers(t *testing.T, dsn string) {
 
 	a.api("POST", "/api/v1/products/acme/releases/1.1.0/pause", map[string]any{"reason": "stop"}, http.StatusOK, nil)
 	paused := time.Now()
-	eventually(t, time.Second, "pause through a reaches b's answers", func() bool {
+	servertest.Eventually(t, time.Second, "pause through a reaches b's answers", func() bool {
 		return offer(mustAnswer(b, key, c)) == ""
 	})
 	t.Logf("pause visible on b after %s", time.Since(paused))
 	a.api("POST", "/api/v1/products/acme/releases/1.1.0/resume", map[string]any{}, http.StatusOK, nil)
-	eventually(t, time.Second, "resume reaches b", func() bool { return offer(mustAnswer(b, key, c)) == "1.1.0" })
+	servertest.Eventually(t, time.Second, "resume reaches b", func() bool { return offer(mustAnswer(b, key, c)) == "1.1.0" })
 
 	// Failures reach both servers; the release is halted once.
 	for i := range 8 {
@@ -389,10 +379,10 @@ func twoServers(t *testing.T, dsn string) {
 		srv.checkIn(key, checkIn{InstanceID: "f-" + string(rune('a'+i)), Product: "acme", Version: "1.0.0",
 			Events: []map[string]any{{"kind": "upgrade_failed", "from": "1.0.0", "to": "1.1.0", "at": time.Now().UTC()}}})
 	}
-	eventually(t, 5*time.Second, "auto-halt", func() bool {
+	servertest.Eventually(t, 5*time.Second, "auto-halt", func() bool {
 		return offer(mustAnswer(a, key, c)) == "" && offer(mustAnswer(b, key, c)) == ""
 	})
-	eventually(t, 5*time.Second, "webhook", func() bool { return len(hook.received()) >= 1 })
+	servertest.Eventually(t, 5*time.Second, "webhook", func() bool { return len(hook.received()) >= 1 })
 	time.Sleep(500 * time.Millisecond) // room for a second, wrong, delivery
 	if n := len(hook.received()); n != 1 {
 		t.Errorf("%d incident webhooks for one auto-halt, want 1", n)
@@ -454,7 +444,7 @@ func TestIncidentWebhookRetries(t *testing.T) {
 		w.WriteHeader(http.StatusAccepted)
 	}))
 	defer recv.Close()
-	e := startServer(t, sqliteDSN(t), server.Config{IncidentWebhook: recv.URL, WebhookTimeout: 200 * time.Millisecond,
+	e := startServer(t, servertest.SQLite(t), server.Config{IncidentWebhook: recv.URL, WebhookTimeout: 200 * time.Millisecond,
 		WebhookBackoff: 20 * time.Millisecond, WebhookAttempts: 5})
 	e.api("POST", "/api/v1/products", map[string]any{"name": "acme", "halt": map[string]any{"window": "1h", "min_failures": 1, "failure_share": 0}}, http.StatusCreated, nil)
 	e.api("POST", "/api/v1/products/acme/rings", map[string]any{"name": "all", "position": 0, "rollout_percent": 100}, http.StatusCreated, nil)
@@ -463,7 +453,7 @@ func TestIncidentWebhookRetries(t *testing.T) {
 	}
 	key := e.enroll("acme", "bigbank", "all")
 	e.checkIn(key, checkIn{InstanceID: "i-1", Product: "acme", Version: "1.1.0", Health: &release.Health{Status: release.HealthCorrupt, Detail: "index t_pkey"}})
-	eventually(t, 5*time.Second, "webhook delivered", func() bool {
+	servertest.Eventually(t, 5*time.Second, "webhook delivered", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(delivered) == 1
@@ -483,7 +473,7 @@ func TestIncidentWebhookRetries(t *testing.T) {
 // customer between rings, revoking enrollment keys and tokens, force
 // promotion, and the audit trail of who did it.
 func TestAdminChanges(t *testing.T) {
-	e := startServer(t, sqliteDSN(t), server.Config{})
+	e := startServer(t, servertest.SQLite(t), server.Config{})
 	const p = "/api/v1/products/acme"
 	e.api("POST", "/api/v1/products", map[string]any{"name": "acme"}, http.StatusCreated, nil)
 	e.api("POST", p+"/rings", map[string]any{"name": "early", "position": 0, "soak": "720h", "rollout_percent": 100}, http.StatusCreated, nil)

@@ -2,18 +2,17 @@ package server_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/ringfence/ringfence/internal/servertest"
 	"github.com/ringfence/ringfence/release"
 	"github.com/ringfence/ringfence/server"
 	"github.com/ringfence/ringfence/sign"
@@ -33,44 +32,9 @@ type env struct {
 // served over real HTTP on :0, stopped when the test ends.
 func startServer(t *testing.T, dsn string, cfg server.Config) *env {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	store, err := sqlstore.Open(ctx, dsn)
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	cfg.Store = store
-	srv, err := server.New(ctx, cfg)
-	if err != nil {
-		t.Fatalf("new server: %v", err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	done := make(chan struct{})
-	go func() { srv.Run(ctx); close(done) }()
-	t.Cleanup(func() {
-		hs.Close()
-		cancel()
-		<-done
-		store.Close()
-	})
-	_, admin, err := store.CreateToken(ctx, "test", "root", release.RoleAdmin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, URL: hs.URL, Store: store, Srv: srv, Admin: admin}
-	// Wait until Run is up (readyz checks it).
-	eventually(t, 5*time.Second, "server ready", func() bool {
-		resp, err := http.Get(hs.URL + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	return e
+	s := servertest.Start(t, dsn, cfg)
+	return &env{t: t, URL: s.URL, Store: s.Store, Srv: s.Srv, Admin: s.Admin}
 }
-
-// sqliteDSN returns a fresh SQLite file.
-func sqliteDSN(t *testing.T) string { return filepath.Join(t.TempDir(), "ringfence.db") }
 
 func randomID(t *testing.T) string {
 	t.Helper()
@@ -79,18 +43,6 @@ func randomID(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-// eventually polls cond until it holds or within passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, within)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // call makes an API request with token (none if empty) and returns status

@@ -3,48 +3,24 @@ package cli_test
 import (
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ringfence/ringfence/client"
 	"github.com/ringfence/ringfence/internal/cli"
+	"github.com/ringfence/ringfence/internal/servertest"
 	"github.com/ringfence/ringfence/release"
 	"github.com/ringfence/ringfence/server"
 	"github.com/ringfence/ringfence/sign"
-	"github.com/ringfence/ringfence/sqlstore"
-
-	"net/http/httptest"
 )
 
 // apiServer runs the real server on a SQLite file over HTTP on :0 and
 // returns its URL and an admin token.
 func apiServer(t *testing.T) (string, string) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	store, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "ringfence.db"))
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	srv, err := server.New(ctx, server.Config{Store: store, RefreshInterval: 50 * time.Millisecond, FlushInterval: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatalf("new server: %v", err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	done := make(chan struct{})
-	go func() { _ = srv.Run(ctx); close(done) }()
-	t.Cleanup(func() {
-		hs.Close()
-		cancel()
-		<-done
-		store.Close()
-	})
-	_, admin, err := store.CreateToken(ctx, "test", "root", release.RoleAdmin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return hs.URL, admin
+	s := servertest.Start(t, servertest.SQLite(t), server.Config{RefreshInterval: 50 * time.Millisecond, FlushInterval: 10 * time.Millisecond})
+	return s.URL, s.Admin
 }
 
 // api runs ringfence with --server and --token and fails the test unless
@@ -89,18 +65,7 @@ func apiJSON[T any](t *testing.T, url, token string, args ...string) T {
 
 func ringOf(t *testing.T, st client.Status, version, ring string) release.RingStatus {
 	t.Helper()
-	for _, r := range st.Releases {
-		if r.Version.String() != version {
-			continue
-		}
-		for _, rs := range r.Rings {
-			if rs.Ring == ring {
-				return rs
-			}
-		}
-	}
-	t.Fatalf("no ring %s for %s in %+v", ring, version, st)
-	return release.RingStatus{}
+	return servertest.RingStatus(t, st.Releases, version, ring)
 }
 
 func TestReleaseCommandsEndToEnd(t *testing.T) {

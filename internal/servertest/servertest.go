@@ -1,0 +1,110 @@
+// Package servertest runs the real ringfence server for tests of the
+// packages around it (client, CLI, server): over real HTTP on :0, on a store
+// the test chooses, stopped when the test ends.
+package servertest
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ringfence/ringfence/release"
+	"github.com/ringfence/ringfence/server"
+	"github.com/ringfence/ringfence/sqlstore"
+)
+
+// Server is one running server and what a test needs to talk to it.
+type Server struct {
+	// URL is the base URL of the HTTP server.
+	URL string
+	// Store is the server's store, open until the test ends.
+	Store *sqlstore.Store
+	// Srv is the server itself.
+	Srv *server.Server
+	// Admin is the secret of an admin API token named root.
+	Admin string
+}
+
+// SQLite returns the path of a fresh SQLite file in the test's temporary
+// directory, to pass to Start.
+func SQLite(t testing.TB) string {
+	return filepath.Join(t.TempDir(), "ringfence.db")
+}
+
+// Start opens the store at dsn (a SQLite path or a PostgreSQL URL), runs a
+// server with cfg on it (cfg.Store is filled in) over HTTP on :0, creates an
+// admin token and waits until /readyz answers 200. Everything is stopped
+// and closed when the test ends.
+func Start(t testing.TB, dsn string, cfg server.Config) *Server {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	store, err := sqlstore.Open(ctx, dsn)
+	if err != nil {
+		cancel()
+		t.Fatalf("open store: %v", err)
+	}
+	cfg.Store = store
+	srv, err := server.New(ctx, cfg)
+	if err != nil {
+		cancel()
+		store.Close()
+		t.Fatalf("new server: %v", err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	done := make(chan struct{})
+	go func() { _ = srv.Run(ctx); close(done) }()
+	t.Cleanup(func() {
+		hs.Close()
+		cancel()
+		<-done
+		store.Close()
+	})
+	_, admin, err := store.CreateToken(ctx, "test", "root", release.RoleAdmin)
+	if err != nil {
+		t.Fatalf("create admin token: %v", err)
+	}
+	// Run is up once /readyz says so.
+	Eventually(t, 5*time.Second, "server ready", func() bool {
+		resp, err := http.Get(hs.URL + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return &Server{URL: hs.URL, Store: store, Srv: srv, Admin: admin}
+}
+
+// Eventually polls cond every 10ms and fails the test unless it holds
+// within the given time; what names the condition in the failure.
+func Eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, within)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// RingStatus returns the standing of release version in ring among the
+// releases of a product's status, failing the test if it is not there.
+func RingStatus(t testing.TB, releases []release.ReleaseStatus, version, ring string) release.RingStatus {
+	t.Helper()
+	for _, r := range releases {
+		if r.Version.String() != version {
+			continue
+		}
+		for _, rs := range r.Rings {
+			if rs.Ring == ring {
+				return rs
+			}
+		}
+	}
+	t.Fatalf("no status of %s in ring %s among %+v", version, ring, releases)
+	return release.RingStatus{}
+}
