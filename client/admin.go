@@ -133,14 +133,8 @@ func (c *Client) MoveCustomer(ctx context.Context, product, name, ring string) (
 // EnrollmentKey is a customer's key for its installations' check-ins. Key,
 // the secret, is only set in the answer to CreateEnrollmentKey.
 type EnrollmentKey struct {
-	ID        string     `json:"id"`
-	Product   string     `json:"product"`
-	Customer  string     `json:"customer"`
-	Prefix    string     `json:"prefix"`
-	CreatedAt time.Time  `json:"created_at"`
-	CreatedBy string     `json:"created_by"`
-	RevokedAt *time.Time `json:"revoked_at"`
-	Key       string     `json:"key,omitempty"`
+	release.EnrollmentKey
+	Key string `json:"key,omitempty"`
 }
 
 func customerPath(product, customer string) string {
@@ -288,14 +282,8 @@ func (c *Client) Installations(ctx context.Context, product string, limit int) (
 
 // Token is an API token. Secret is only set in the answer to CreateToken.
 type Token struct {
-	ID         string       `json:"id"`
-	Name       string       `json:"name"`
-	Role       release.Role `json:"role"`
-	CreatedAt  time.Time    `json:"created_at"`
-	CreatedBy  string       `json:"created_by"`
-	LastUsedAt *time.Time   `json:"last_used_at"`
-	RevokedAt  *time.Time   `json:"revoked_at"`
-	Secret     string       `json:"token,omitempty"`
+	release.Token
+	Secret string `json:"token,omitempty"`
 }
 
 // Tokens lists API tokens, without secrets (admin).
@@ -316,20 +304,9 @@ func (c *Client) RevokeToken(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, "/api/v1/tokens/"+esc(id), nil, nil, nil)
 }
 
-// AuditEntry is one recorded change.
-type AuditEntry struct {
-	ID     int64           `json:"id"`
-	At     time.Time       `json:"at"`
-	Actor  string          `json:"actor"`
-	Action string          `json:"action"`
-	Target string          `json:"target"`
-	Before json.RawMessage `json:"before"`
-	After  json.RawMessage `json:"after"`
-}
-
 // Audit lists audit entries newest first: up to limit (<= 0: the server's
 // default) with ids below before (0: from the newest).
-func (c *Client) Audit(ctx context.Context, before int64, limit int) ([]AuditEntry, error) {
+func (c *Client) Audit(ctx context.Context, before int64, limit int) ([]release.AuditEntry, error) {
 	q := url.Values{}
 	if limit > 0 {
 		q.Set("limit", strconv.Itoa(limit))
@@ -337,7 +314,7 @@ func (c *Client) Audit(ctx context.Context, before int64, limit int) ([]AuditEnt
 	if before > 0 {
 		q.Set("before", strconv.FormatInt(before, 10))
 	}
-	var es []AuditEntry
+	var es []release.AuditEntry
 	return es, c.do(ctx, http.MethodGet, "/api/v1/audit", q, nil, &es)
 }
 

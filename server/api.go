@@ -9,7 +9,6 @@ import (
 
 	"github.com/ringfence/ringfence/release"
 	"github.com/ringfence/ringfence/sign"
-	"github.com/ringfence/ringfence/sqlstore"
 )
 
 // Route is one admin API route: who may call it. The route table is the
@@ -24,7 +23,7 @@ type Route struct {
 
 // handlerFunc serves one authenticated admin route; an error it returns is
 // answered as a problem by authorize.
-type handlerFunc func(w http.ResponseWriter, r *http.Request, who sqlstore.Token) error
+type handlerFunc func(w http.ResponseWriter, r *http.Request, who release.Token) error
 
 // Routes returns the admin API's route table.
 func (s *Server) Routes() []Route {
@@ -186,8 +185,8 @@ func queryInt(r *http.Request, name string, def, max int) (int, error) {
 // calling the store.
 
 // reply adapts a read: it answers what get returns with 200 OK.
-func reply[T any](get func(r *http.Request, who sqlstore.Token) (T, error)) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request, who sqlstore.Token) error {
+func reply[T any](get func(r *http.Request, who release.Token) (T, error)) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, who release.Token) error {
 		v, err := get(r, who)
 		if err != nil {
 			return err
@@ -201,8 +200,8 @@ func reply[T any](get func(r *http.Request, who sqlstore.Token) (T, error)) hand
 // then refresh (unless nil), so the next check-in served by this process
 // sees the change before the caller hears of it, and answers what do
 // returns with status.
-func apply[Req, T any](status int, refresh func(context.Context), do func(r *http.Request, who sqlstore.Token, req Req) (T, error)) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request, who sqlstore.Token) error {
+func apply[Req, T any](status int, refresh func(context.Context), do func(r *http.Request, who release.Token, req Req) (T, error)) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, who release.Token) error {
 		var req Req
 		if err := decode(w, r, &req); err != nil {
 			return err
@@ -220,19 +219,19 @@ func apply[Req, T any](status int, refresh func(context.Context), do func(r *htt
 }
 
 // create adapts a change that makes something: 201 Created.
-func create[Req, T any](s *Server, do func(r *http.Request, who sqlstore.Token, req Req) (T, error)) handlerFunc {
+func create[Req, T any](s *Server, do func(r *http.Request, who release.Token, req Req) (T, error)) handlerFunc {
 	return apply(http.StatusCreated, s.changed, do)
 }
 
 // update adapts a change to something that exists: 200 OK.
-func update[Req, T any](s *Server, do func(r *http.Request, who sqlstore.Token, req Req) (T, error)) handlerFunc {
+func update[Req, T any](s *Server, do func(r *http.Request, who release.Token, req Req) (T, error)) handlerFunc {
 	return apply(http.StatusOK, s.changed, do)
 }
 
 // remove adapts a deletion, which has no body either way: it runs do, then
 // refresh (unless nil), and answers 204 No Content.
-func remove(refresh func(context.Context), do func(r *http.Request, who sqlstore.Token) error) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request, who sqlstore.Token) error {
+func remove(refresh func(context.Context), do func(r *http.Request, who release.Token) error) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, who release.Token) error {
 		if err := do(r, who); err != nil {
 			return err
 		}
@@ -348,27 +347,27 @@ type tokenRequest struct {
 
 // newEnrollmentKey answers a key's creation: the only time its secret is shown.
 type newEnrollmentKey struct {
-	sqlstore.EnrollmentKey
+	release.EnrollmentKey
 	Key string `json:"key"`
 }
 
 // newToken answers a token's creation: the only time its secret is shown.
 type newToken struct {
-	sqlstore.Token
+	release.Token
 	Secret string `json:"token"`
 }
 
 // --- handlers ---
 
-func (s *Server) whoami(_ *http.Request, who sqlstore.Token) (map[string]string, error) {
+func (s *Server) whoami(_ *http.Request, who release.Token) (map[string]string, error) {
 	return map[string]string{"token_id": who.ID, "name": who.Name, "role": string(who.Role)}, nil
 }
 
-func (s *Server) listProducts(r *http.Request, _ sqlstore.Token) ([]release.Product, error) {
+func (s *Server) listProducts(r *http.Request, _ release.Token) ([]release.Product, error) {
 	return s.store.ListProducts(r.Context())
 }
 
-func (s *Server) createProduct(r *http.Request, who sqlstore.Token, req productRequest) (release.Product, error) {
+func (s *Server) createProduct(r *http.Request, who release.Token, req productRequest) (release.Product, error) {
 	p := release.Product{Name: req.Name, RequiredGates: req.RequiredGates}
 	if req.Halt != nil {
 		p.Policy = *req.Halt
@@ -376,11 +375,11 @@ func (s *Server) createProduct(r *http.Request, who sqlstore.Token, req productR
 	return s.store.CreateProduct(r.Context(), who.Name, p)
 }
 
-func (s *Server) getProduct(r *http.Request, _ sqlstore.Token) (release.Product, error) {
+func (s *Server) getProduct(r *http.Request, _ release.Token) (release.Product, error) {
 	return s.store.GetProduct(r.Context(), r.PathValue("product"))
 }
 
-func (s *Server) updateProduct(r *http.Request, who sqlstore.Token, req productUpdate) (release.Product, error) {
+func (s *Server) updateProduct(r *http.Request, who release.Token, req productUpdate) (release.Product, error) {
 	return s.store.UpdateProduct(r.Context(), who.Name, r.PathValue("product"), func(p *release.Product) error {
 		if req.RequiredGates != nil {
 			p.RequiredGates = *req.RequiredGates
@@ -392,11 +391,11 @@ func (s *Server) updateProduct(r *http.Request, who sqlstore.Token, req productU
 	})
 }
 
-func (s *Server) listRings(r *http.Request, _ sqlstore.Token) ([]release.Ring, error) {
+func (s *Server) listRings(r *http.Request, _ release.Token) ([]release.Ring, error) {
 	return s.store.ListRings(r.Context(), r.PathValue("product"))
 }
 
-func (s *Server) createRing(r *http.Request, who sqlstore.Token, ring release.Ring) (release.Ring, error) {
+func (s *Server) createRing(r *http.Request, who release.Token, ring release.Ring) (release.Ring, error) {
 	product := r.PathValue("product")
 	if ring.Product != "" && ring.Product != product {
 		return release.Ring{}, release.Errorf(release.EINVALID, "ring body names product %s, the path %s", ring.Product, product)
@@ -405,7 +404,7 @@ func (s *Server) createRing(r *http.Request, who sqlstore.Token, ring release.Ri
 	return s.store.CreateRing(r.Context(), who.Name, ring)
 }
 
-func (s *Server) updateRing(r *http.Request, who sqlstore.Token, req ringUpdate) (release.Ring, error) {
+func (s *Server) updateRing(r *http.Request, who release.Token, req ringUpdate) (release.Ring, error) {
 	return s.store.UpdateRing(r.Context(), who.Name, r.PathValue("product"), r.PathValue("ring"), func(ring *release.Ring) error {
 		if req.Position != nil {
 			ring.Position = *req.Position
@@ -427,32 +426,32 @@ func (s *Server) updateRing(r *http.Request, who sqlstore.Token, req ringUpdate)
 	})
 }
 
-func (s *Server) listCustomers(r *http.Request, _ sqlstore.Token) ([]release.Customer, error) {
+func (s *Server) listCustomers(r *http.Request, _ release.Token) ([]release.Customer, error) {
 	return s.store.ListCustomers(r.Context(), r.PathValue("product"))
 }
 
-func (s *Server) createCustomer(r *http.Request, who sqlstore.Token, req customerRequest) (release.Customer, error) {
+func (s *Server) createCustomer(r *http.Request, who release.Token, req customerRequest) (release.Customer, error) {
 	return s.store.CreateCustomer(r.Context(), who.Name, release.Customer{Product: r.PathValue("product"), Name: req.Name, Ring: req.Ring})
 }
 
-func (s *Server) updateCustomer(r *http.Request, who sqlstore.Token, req customerUpdate) (release.Customer, error) {
+func (s *Server) updateCustomer(r *http.Request, who release.Token, req customerUpdate) (release.Customer, error) {
 	return s.store.MoveCustomer(r.Context(), who.Name, r.PathValue("product"), r.PathValue("customer"), req.Ring)
 }
 
-func (s *Server) listKeys(r *http.Request, _ sqlstore.Token) ([]sqlstore.EnrollmentKey, error) {
+func (s *Server) listKeys(r *http.Request, _ release.Token) ([]release.EnrollmentKey, error) {
 	return s.store.ListEnrollmentKeys(r.Context(), r.PathValue("product"), r.PathValue("customer"))
 }
 
-func (s *Server) createKey(r *http.Request, who sqlstore.Token, _ noBody) (newEnrollmentKey, error) {
+func (s *Server) createKey(r *http.Request, who release.Token, _ noBody) (newEnrollmentKey, error) {
 	k, secret, err := s.store.CreateEnrollmentKey(r.Context(), who.Name, r.PathValue("product"), r.PathValue("customer"))
 	return newEnrollmentKey{k, secret}, err
 }
 
-func (s *Server) revokeKey(r *http.Request, who sqlstore.Token) error {
+func (s *Server) revokeKey(r *http.Request, who release.Token) error {
 	return s.store.RevokeEnrollmentKey(r.Context(), who.Name, r.PathValue("product"), r.PathValue("customer"), r.PathValue("id"))
 }
 
-func (s *Server) listReleases(r *http.Request, _ sqlstore.Token) ([]release.Release, error) {
+func (s *Server) listReleases(r *http.Request, _ release.Token) ([]release.Release, error) {
 	product, err := s.existingProduct(r)
 	if err != nil {
 		return nil, err
@@ -460,12 +459,12 @@ func (s *Server) listReleases(r *http.Request, _ sqlstore.Token) ([]release.Rele
 	return s.store.ListReleases(r.Context(), product)
 }
 
-func (s *Server) createRelease(r *http.Request, who sqlstore.Token, req releaseRequest) (release.Release, error) {
+func (s *Server) createRelease(r *http.Request, who release.Token, req releaseRequest) (release.Release, error) {
 	return s.store.CreateRelease(r.Context(), who.Name, release.Release{Product: r.PathValue("product"), Version: req.Version,
 		NotesURL: req.NotesURL, RequiredStop: req.RequiredStop, RollbackSafeTo: req.RollbackSafeTo})
 }
 
-func (s *Server) getRelease(r *http.Request, _ sqlstore.Token) (release.Release, error) {
+func (s *Server) getRelease(r *http.Request, _ release.Token) (release.Release, error) {
 	v, err := version(r)
 	if err != nil {
 		return release.Release{}, err
@@ -475,7 +474,7 @@ func (s *Server) getRelease(r *http.Request, _ sqlstore.Token) (release.Release,
 
 // changeRelease applies a status transition to the release in the path,
 // recording action with reason in the audit log.
-func (s *Server) changeRelease(r *http.Request, who sqlstore.Token, action, reason string,
+func (s *Server) changeRelease(r *http.Request, who release.Token, action, reason string,
 	change func(rel *release.Release, others []release.Release) error) (release.Release, error) {
 	v, err := version(r)
 	if err != nil {
@@ -484,26 +483,26 @@ func (s *Server) changeRelease(r *http.Request, who sqlstore.Token, action, reas
 	return s.store.ChangeRelease(r.Context(), who.Name, action, reason, r.PathValue("product"), v, change)
 }
 
-func (s *Server) pauseRelease(r *http.Request, who sqlstore.Token, req pauseRequest) (release.Release, error) {
+func (s *Server) pauseRelease(r *http.Request, who release.Token, req pauseRequest) (release.Release, error) {
 	return s.changeRelease(r, who, "release.pause", req.Reason, func(rel *release.Release, _ []release.Release) error {
 		return rel.Pause(who.Name, req.Reason, req.IncidentURL, storeTime())
 	})
 }
 
-func (s *Server) resumeRelease(r *http.Request, who sqlstore.Token, req resumeRequest) (release.Release, error) {
+func (s *Server) resumeRelease(r *http.Request, who release.Token, req resumeRequest) (release.Release, error) {
 	return s.changeRelease(r, who, "release.resume", req.Reason, func(rel *release.Release, _ []release.Release) error {
 		return rel.Resume()
 	})
 }
 
-func (s *Server) pullRelease(r *http.Request, who sqlstore.Token, req pullRequest) (release.Release, error) {
+func (s *Server) pullRelease(r *http.Request, who release.Token, req pullRequest) (release.Release, error) {
 	return s.changeRelease(r, who, "release.pull", req.Reason, func(rel *release.Release, others []release.Release) error {
 		return rel.Pull(release.Pull{Reason: req.Reason, IncidentURL: req.IncidentURL, Action: req.Action, Target: req.Target, By: who.Name},
 			others, storeTime())
 	})
 }
 
-func (s *Server) promoteRelease(r *http.Request, who sqlstore.Token, req promoteRequest) (release.Release, error) {
+func (s *Server) promoteRelease(r *http.Request, who release.Token, req promoteRequest) (release.Release, error) {
 	v, err := version(r)
 	if err != nil {
 		return release.Release{}, err
@@ -511,7 +510,7 @@ func (s *Server) promoteRelease(r *http.Request, who sqlstore.Token, req promote
 	return s.store.ForcePromote(r.Context(), r.PathValue("product"), v, who.Role, req.Ring, who.Name, req.Reason)
 }
 
-func (s *Server) listGates(r *http.Request, _ sqlstore.Token) ([]release.GateResult, error) {
+func (s *Server) listGates(r *http.Request, _ release.Token) ([]release.GateResult, error) {
 	v, err := s.existingRelease(r)
 	if err != nil {
 		return nil, err
@@ -519,7 +518,7 @@ func (s *Server) listGates(r *http.Request, _ sqlstore.Token) ([]release.GateRes
 	return s.store.ListGateResults(r.Context(), r.PathValue("product"), v)
 }
 
-func (s *Server) postGate(r *http.Request, who sqlstore.Token, req gateRequest) (release.GateResult, error) {
+func (s *Server) postGate(r *http.Request, who release.Token, req gateRequest) (release.GateResult, error) {
 	v, err := version(r)
 	if err != nil {
 		return release.GateResult{}, err
@@ -528,7 +527,7 @@ func (s *Server) postGate(r *http.Request, who sqlstore.Token, req gateRequest) 
 		Name: req.Name, Status: req.Status, URL: req.URL, PostedBy: who.Name})
 }
 
-func (s *Server) listHolds(r *http.Request, _ sqlstore.Token) ([]release.Hold, error) {
+func (s *Server) listHolds(r *http.Request, _ release.Token) ([]release.Hold, error) {
 	v, err := s.existingRelease(r)
 	if err != nil {
 		return nil, err
@@ -536,7 +535,7 @@ func (s *Server) listHolds(r *http.Request, _ sqlstore.Token) ([]release.Hold, e
 	return s.store.ListHolds(r.Context(), r.PathValue("product"), v)
 }
 
-func (s *Server) raiseHold(r *http.Request, who sqlstore.Token, req holdRequest) (release.Hold, error) {
+func (s *Server) raiseHold(r *http.Request, who release.Token, req holdRequest) (release.Hold, error) {
 	v, err := version(r)
 	if err != nil {
 		return release.Hold{}, err
@@ -544,7 +543,7 @@ func (s *Server) raiseHold(r *http.Request, who sqlstore.Token, req holdRequest)
 	return s.store.RaiseHold(r.Context(), release.Hold{Product: r.PathValue("product"), Version: v, Reason: req.Reason, RaisedBy: who.Name})
 }
 
-func (s *Server) resolveHold(r *http.Request, who sqlstore.Token, req resolveRequest) (release.Hold, error) {
+func (s *Server) resolveHold(r *http.Request, who release.Token, req resolveRequest) (release.Hold, error) {
 	return s.store.ResolveHold(r.Context(), r.PathValue("product"), r.PathValue("id"), who.Name, req.Resolution)
 }
 
@@ -554,7 +553,7 @@ type productStatus struct {
 	Releases []release.ReleaseStatus `json:"releases"`
 }
 
-func (s *Server) status(r *http.Request, _ sqlstore.Token) (productStatus, error) {
+func (s *Server) status(r *http.Request, _ release.Token) (productStatus, error) {
 	product := r.PathValue("product")
 	st, err := s.state.Load().snap.Status(product)
 	if err != nil {
@@ -570,7 +569,7 @@ func (s *Server) status(r *http.Request, _ sqlstore.Token) (productStatus, error
 	return productStatus{Product: product, Releases: st}, nil
 }
 
-func (s *Server) listInstallations(r *http.Request, _ sqlstore.Token) ([]release.Installation, error) {
+func (s *Server) listInstallations(r *http.Request, _ release.Token) ([]release.Installation, error) {
 	limit, err := queryInt(r, "limit", 100, 10000)
 	if err != nil {
 		return nil, err
@@ -582,20 +581,20 @@ func (s *Server) listInstallations(r *http.Request, _ sqlstore.Token) ([]release
 	return s.store.ListInstallations(r.Context(), product, limit)
 }
 
-func (s *Server) listTokens(r *http.Request, _ sqlstore.Token) ([]sqlstore.Token, error) {
+func (s *Server) listTokens(r *http.Request, _ release.Token) ([]release.Token, error) {
 	return s.store.ListTokens(r.Context())
 }
 
-func (s *Server) createToken(r *http.Request, who sqlstore.Token, req tokenRequest) (newToken, error) {
+func (s *Server) createToken(r *http.Request, who release.Token, req tokenRequest) (newToken, error) {
 	t, secret, err := s.store.CreateToken(r.Context(), who.Name, req.Name, req.Role)
 	return newToken{t, secret}, err
 }
 
-func (s *Server) revokeToken(r *http.Request, who sqlstore.Token) error {
+func (s *Server) revokeToken(r *http.Request, who release.Token) error {
 	return s.store.RevokeToken(r.Context(), who.Name, r.PathValue("id"))
 }
 
-func (s *Server) listAudit(r *http.Request, _ sqlstore.Token) ([]sqlstore.AuditEntry, error) {
+func (s *Server) listAudit(r *http.Request, _ release.Token) ([]release.AuditEntry, error) {
 	limit, err := queryInt(r, "limit", 100, 1000)
 	if err != nil {
 		return nil, err
@@ -609,7 +608,7 @@ func (s *Server) listAudit(r *http.Request, _ sqlstore.Token) ([]sqlstore.AuditE
 	return s.store.ListAudit(r.Context(), before, limit)
 }
 
-func (s *Server) rotateKey(r *http.Request, who sqlstore.Token, _ noBody) (sign.PublicKey, error) {
+func (s *Server) rotateKey(r *http.Request, who release.Token, _ noBody) (sign.PublicKey, error) {
 	k, err := sign.GenerateKey(rand.Reader, storeTime())
 	if err != nil {
 		return sign.PublicKey{}, err

@@ -151,7 +151,7 @@ func scenario(t *testing.T, dsn string) {
 		a, _ := e.checkIn(insiderKey, checkIn{InstanceID: "ins-4", Product: "acme", Version: "1.1.1"})
 		return offer(a) != "1.2.0"
 	})
-	var audit []sqlstore.AuditEntry
+	var audit []release.AuditEntry
 	e.api("GET", "/api/v1/audit?limit=1000", nil, http.StatusOK, &audit)
 	var halts int
 	for _, en := range audit {
@@ -387,7 +387,7 @@ func twoServers(t *testing.T, dsn string) {
 	if n := len(hook.received()); n != 1 {
 		t.Errorf("%d incident webhooks for one auto-halt, want 1", n)
 	}
-	var audit []sqlstore.AuditEntry
+	var audit []release.AuditEntry
 	a.api("GET", "/api/v1/audit?limit=1000", nil, http.StatusOK, &audit)
 	var halts int
 	for _, en := range audit {
@@ -535,7 +535,7 @@ func TestAdminChanges(t *testing.T) {
 	e.api("PATCH", p, map[string]any{"halt": map[string]any{"min_failures": 0}}, http.StatusBadRequest, nil)
 
 	// A revoked enrollment key is refused from the next check-in on.
-	var keys []sqlstore.EnrollmentKey
+	var keys []release.EnrollmentKey
 	e.api("GET", p+"/customers/bigbank/keys", nil, http.StatusOK, &keys)
 	if len(keys) != 1 || !strings.HasPrefix(key, keys[0].Prefix) {
 		t.Fatalf("keys = %+v", keys)
@@ -545,7 +545,7 @@ func TestAdminChanges(t *testing.T) {
 		t.Errorf("check-in with a revoked key: %d, want 401", code)
 	}
 	// A revoked token is refused.
-	var toks []sqlstore.Token
+	var toks []release.Token
 	e.api("GET", "/api/v1/tokens", nil, http.StatusOK, &toks)
 	for _, tok := range toks {
 		if tok.Name == "rita" {
@@ -555,12 +555,12 @@ func TestAdminChanges(t *testing.T) {
 	e.apiAs(releaser, "GET", "/api/v1/whoami", nil, http.StatusUnauthorized, nil)
 
 	// The audit log names who did what, newest first, and pages with before.
-	var audit []sqlstore.AuditEntry
+	var audit []release.AuditEntry
 	e.api("GET", "/api/v1/audit?limit=3", nil, http.StatusOK, &audit)
 	if len(audit) != 3 || audit[0].Action != "token.revoke" || audit[1].Action != "enrollment_key.revoke" || audit[0].ID <= audit[1].ID {
 		t.Fatalf("latest audit entries = %+v", audit)
 	}
-	var older []sqlstore.AuditEntry
+	var older []release.AuditEntry
 	e.api("GET", "/api/v1/audit?limit=1&before="+strconv.FormatInt(audit[2].ID, 10), nil, http.StatusOK, &older)
 	if len(older) != 1 || older[0].ID >= audit[2].ID {
 		t.Fatalf("audit page before %d = %+v", audit[2].ID, older)

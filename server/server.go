@@ -124,7 +124,7 @@ type Server struct {
 // state is what the check-in path reads, swapped as a whole.
 type state struct {
 	snap *release.Snapshot
-	keys map[[32]byte]sqlstore.EnrollmentKey
+	keys map[[32]byte]release.EnrollmentKey
 	ring *sign.KeyRing
 }
 

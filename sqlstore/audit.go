@@ -6,20 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
-)
 
-// AuditEntry is one recorded change: who did what to which thing, and the
-// thing before and after (JSON; null when it did not exist before or after).
-type AuditEntry struct {
-	ID     int64           `json:"id"`
-	At     time.Time       `json:"at"`
-	Actor  string          `json:"actor"`
-	Action string          `json:"action"`
-	Target string          `json:"target"`
-	Reason string          `json:"reason,omitempty"`
-	Before json.RawMessage `json:"before"`
-	After  json.RawMessage `json:"after"`
-}
+	"github.com/ringfence/ringfence/release"
+)
 
 // Actors the server itself acts as, in the audit log.
 const (
@@ -67,7 +56,7 @@ func jsonOrNull(v any) (any, error) {
 
 // ListAudit returns up to limit entries with id below before (all when
 // before <= 0), newest first.
-func (s *Store) ListAudit(ctx context.Context, before int64, limit int) ([]AuditEntry, error) {
+func (s *Store) ListAudit(ctx context.Context, before int64, limit int) ([]release.AuditEntry, error) {
 	if before <= 0 {
 		before = 1<<63 - 1
 	}
@@ -78,9 +67,9 @@ func (s *Store) ListAudit(ctx context.Context, before int64, limit int) ([]Audit
 		return nil, fmt.Errorf("list audit log: %w", err)
 	}
 	defer rows.Close()
-	out := []AuditEntry{}
+	out := []release.AuditEntry{}
 	for rows.Next() {
-		var e AuditEntry
+		var e release.AuditEntry
 		var b, a sql.NullString
 		if err := rows.Scan(&e.ID, &e.At, &e.Actor, &e.Action, &e.Target, &e.Reason, &b, &a); err != nil {
 			return nil, fmt.Errorf("list audit log: %w", err)

@@ -336,25 +336,13 @@ func (s *Store) ListCustomers(ctx context.Context, product string) ([]release.Cu
 
 // --- enrollment keys ---
 
-// EnrollmentKey is a customer's key for its installations' check-ins, as
-// stored: the key itself is never kept, only a hash and a short prefix.
-type EnrollmentKey struct {
-	ID        string     `json:"id"`
-	Product   string     `json:"product"`
-	Customer  string     `json:"customer"`
-	Prefix    string     `json:"prefix"`
-	CreatedAt time.Time  `json:"created_at"`
-	CreatedBy string     `json:"created_by"`
-	RevokedAt *time.Time `json:"revoked_at"`
-}
-
 const keyCols = `id, product, customer, prefix, created_at, created_by, revoked_at`
 
-func scanKey(row interface{ Scan(...any) error }) (EnrollmentKey, error) {
-	var k EnrollmentKey
+func scanKey(row interface{ Scan(...any) error }) (release.EnrollmentKey, error) {
+	var k release.EnrollmentKey
 	var revoked sql.NullTime
 	if err := row.Scan(&k.ID, &k.Product, &k.Customer, &k.Prefix, &k.CreatedAt, &k.CreatedBy, &revoked); err != nil {
-		return EnrollmentKey{}, err
+		return release.EnrollmentKey{}, err
 	}
 	k.CreatedAt = k.CreatedAt.UTC()
 	k.RevokedAt = timePtr(revoked)
@@ -363,12 +351,12 @@ func scanKey(row interface{ Scan(...any) error }) (EnrollmentKey, error) {
 
 // CreateEnrollmentKey creates a key for a customer of product and returns it
 // with the secret, which is shown once and not stored.
-func (s *Store) CreateEnrollmentKey(ctx context.Context, actor, product, customer string) (EnrollmentKey, string, error) {
+func (s *Store) CreateEnrollmentKey(ctx context.Context, actor, product, customer string) (release.EnrollmentKey, string, error) {
 	secret, hash, err := newSecret(EnrollmentKeyPrefix)
 	if err != nil {
-		return EnrollmentKey{}, "", err
+		return release.EnrollmentKey{}, "", err
 	}
-	k := EnrollmentKey{ID: uuid.Must(uuid.NewV7()).String(), Product: product, Customer: customer,
+	k := release.EnrollmentKey{ID: uuid.Must(uuid.NewV7()).String(), Product: product, Customer: customer,
 		Prefix: secret[:len(EnrollmentKeyPrefix)+6], CreatedAt: now(), CreatedBy: actor}
 	target := "product/" + product + "/customer/" + customer + "/key/" + k.ID
 	err = s.write(ctx, func(tx *sql.Tx) error {
@@ -385,13 +373,13 @@ func (s *Store) CreateEnrollmentKey(ctx context.Context, actor, product, custome
 		return audit(ctx, tx, actor, "enrollment_key.create", target, nil, k)
 	})
 	if err != nil {
-		return EnrollmentKey{}, "", err
+		return release.EnrollmentKey{}, "", err
 	}
 	return k, secret, nil
 }
 
 // ListEnrollmentKeys returns a customer's keys, oldest first.
-func (s *Store) ListEnrollmentKeys(ctx context.Context, product, customer string) ([]EnrollmentKey, error) {
+func (s *Store) ListEnrollmentKeys(ctx context.Context, product, customer string) ([]release.EnrollmentKey, error) {
 	return queryAll(ctx, s.rdb, scanKey, "list enrollment keys",
 		`SELECT `+keyCols+` FROM enrollment_keys WHERE product = $1 AND customer = $2 ORDER BY created_at, id`, product, customer)
 }
@@ -419,16 +407,16 @@ func (s *Store) RevokeEnrollmentKey(ctx context.Context, actor, product, custome
 
 // LiveEnrollmentKeys maps the SHA-256 of every unrevoked enrollment key to
 // its key, for the check-in path's in-memory lookup.
-func (s *Store) LiveEnrollmentKeys(ctx context.Context) (map[[32]byte]EnrollmentKey, error) {
+func (s *Store) LiveEnrollmentKeys(ctx context.Context) (map[[32]byte]release.EnrollmentKey, error) {
 	rows, err := s.rdb.QueryContext(ctx, `SELECT hash, `+keyCols+` FROM enrollment_keys WHERE revoked_at IS NULL`)
 	if err != nil {
 		return nil, fmt.Errorf("load enrollment keys: %w", err)
 	}
 	defer rows.Close()
-	out := map[[32]byte]EnrollmentKey{}
+	out := map[[32]byte]release.EnrollmentKey{}
 	for rows.Next() {
 		var hash []byte
-		var k EnrollmentKey
+		var k release.EnrollmentKey
 		var revoked sql.NullTime
 		if err := rows.Scan(&hash, &k.ID, &k.Product, &k.Customer, &k.Prefix, &k.CreatedAt, &k.CreatedBy, &revoked); err != nil {
 			return nil, fmt.Errorf("load enrollment keys: %w", err)

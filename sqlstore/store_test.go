@@ -97,7 +97,7 @@ func testCatalog(t *testing.T, dsn string, s *sqlstore.Store) {
 	if _, err := s.CreateCustomer(ctx, "alice", release.Customer{Product: "acme", Name: "x", Ring: "nope"}); release.ErrorCode(err) != release.ENOTFOUND {
 		t.Errorf("customer in unknown ring: %v, want not_found", err)
 	}
-	key, secret := func() (sqlstore.EnrollmentKey, string) {
+	key, secret := func() (release.EnrollmentKey, string) {
 		k, sec, err := s.CreateEnrollmentKey(ctx, "alice", "acme", "bigbank")
 		if err != nil {
 			t.Fatal(err)

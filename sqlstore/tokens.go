@@ -24,17 +24,6 @@ const (
 	EnrollmentKeyPrefix = "rfe_"
 )
 
-// Token is an API token as stored: its secret is never kept, only a hash.
-type Token struct {
-	ID         string       `json:"id"`
-	Name       string       `json:"name"`
-	Role       release.Role `json:"role"`
-	CreatedAt  time.Time    `json:"created_at"`
-	CreatedBy  string       `json:"created_by"`
-	LastUsedAt *time.Time   `json:"last_used_at"`
-	RevokedAt  *time.Time   `json:"revoked_at"`
-}
-
 // newSecret returns prefix + 32 random bytes in URL-safe base64, and the
 // SHA-256 of the whole string.
 func newSecret(prefix string) (string, []byte, error) {
@@ -56,18 +45,18 @@ func HashSecret(secret string) []byte {
 
 // CreateToken creates an API token for name with role and returns it with
 // its secret, which is shown once and not stored.
-func (s *Store) CreateToken(ctx context.Context, actor, name string, role release.Role) (Token, string, error) {
+func (s *Store) CreateToken(ctx context.Context, actor, name string, role release.Role) (release.Token, string, error) {
 	if err := release.ValidateName("token", name); err != nil {
-		return Token{}, "", err
+		return release.Token{}, "", err
 	}
 	if !role.Valid() {
-		return Token{}, "", release.Errorf(release.EINVALID, "role %q: want viewer, releaser, incident or admin", role)
+		return release.Token{}, "", release.Errorf(release.EINVALID, "role %q: want viewer, releaser, incident or admin", role)
 	}
 	secret, hash, err := newSecret(TokenPrefix)
 	if err != nil {
-		return Token{}, "", err
+		return release.Token{}, "", err
 	}
-	t := Token{ID: uuid.Must(uuid.NewV7()).String(), Name: name, Role: role, CreatedAt: now(), CreatedBy: actor}
+	t := release.Token{ID: uuid.Must(uuid.NewV7()).String(), Name: name, Role: role, CreatedAt: now(), CreatedBy: actor}
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx,
 			`INSERT INTO tokens (id, name, role, hash, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6)`,
@@ -77,7 +66,7 @@ func (s *Store) CreateToken(ctx context.Context, actor, name string, role releas
 		return audit(ctx, tx, actor, "token.create", "token/"+t.ID, nil, t)
 	})
 	if err != nil {
-		return Token{}, "", err
+		return release.Token{}, "", err
 	}
 	return t, secret, nil
 }
@@ -85,20 +74,20 @@ func (s *Store) CreateToken(ctx context.Context, actor, name string, role releas
 // Authenticate returns the live token whose secret this is; EUNAUTHORIZED
 // for unknown or revoked ones. It records when the token was last used (at
 // most once a minute, to keep reads cheap).
-func (s *Store) Authenticate(ctx context.Context, secret string) (Token, error) {
+func (s *Store) Authenticate(ctx context.Context, secret string) (release.Token, error) {
 	if !strings.HasPrefix(secret, TokenPrefix) {
-		return Token{}, release.Errorf(release.EUNAUTHORIZED, "not a ringfence API token")
+		return release.Token{}, release.Errorf(release.EUNAUTHORIZED, "not a ringfence API token")
 	}
 	row := s.rdb.QueryRowContext(ctx, `SELECT `+tokenCols+` FROM tokens WHERE hash = $1`, HashSecret(secret))
 	t, err := scanToken(row)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Token{}, release.Errorf(release.EUNAUTHORIZED, "unknown API token")
+		return release.Token{}, release.Errorf(release.EUNAUTHORIZED, "unknown API token")
 	}
 	if err != nil {
-		return Token{}, fmt.Errorf("look up API token: %w", err)
+		return release.Token{}, fmt.Errorf("look up API token: %w", err)
 	}
 	if t.RevokedAt != nil {
-		return Token{}, release.Errorf(release.EUNAUTHORIZED, "API token %s was revoked", t.Name)
+		return release.Token{}, release.Errorf(release.EUNAUTHORIZED, "API token %s was revoked", t.Name)
 	}
 	n := now()
 	if t.LastUsedAt == nil || n.Sub(*t.LastUsedAt) > time.Minute {
@@ -107,7 +96,7 @@ func (s *Store) Authenticate(ctx context.Context, secret string) (Token, error) 
 			return err
 		})
 		if err != nil {
-			return Token{}, fmt.Errorf("record use of API token %s: %w", t.Name, err)
+			return release.Token{}, fmt.Errorf("record use of API token %s: %w", t.Name, err)
 		}
 		t.LastUsedAt = &n
 	}
@@ -116,12 +105,12 @@ func (s *Store) Authenticate(ctx context.Context, secret string) (Token, error) 
 
 const tokenCols = `id, name, role, created_at, created_by, last_used_at, revoked_at`
 
-func scanToken(row interface{ Scan(...any) error }) (Token, error) {
-	var t Token
+func scanToken(row interface{ Scan(...any) error }) (release.Token, error) {
+	var t release.Token
 	var role string
 	var used, revoked sql.NullTime
 	if err := row.Scan(&t.ID, &t.Name, &role, &t.CreatedAt, &t.CreatedBy, &used, &revoked); err != nil {
-		return Token{}, err
+		return release.Token{}, err
 	}
 	t.Role = release.Role(role)
 	t.CreatedAt = t.CreatedAt.UTC()
@@ -138,13 +127,13 @@ func timePtr(t sql.NullTime) *time.Time {
 }
 
 // ListTokens returns every token, oldest first, without secrets.
-func (s *Store) ListTokens(ctx context.Context) ([]Token, error) {
+func (s *Store) ListTokens(ctx context.Context) ([]release.Token, error) {
 	rows, err := s.rdb.QueryContext(ctx, `SELECT `+tokenCols+` FROM tokens ORDER BY created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("list tokens: %w", err)
 	}
 	defer rows.Close()
-	out := []Token{}
+	out := []release.Token{}
 	for rows.Next() {
 		t, err := scanToken(rows)
 		if err != nil {
