@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ringfence/ringfence/internal/problem"
 	"github.com/ringfence/ringfence/release"
 )
 
@@ -96,15 +97,6 @@ func (e *Error) Error() string {
 // release.ErrorMessage work on client errors.
 func (e *Error) Unwrap() error { return &release.Error{Code: e.Code, Message: e.Detail} }
 
-// problem is the wire form of an error answer.
-type problem struct {
-	Type   string `json:"type"`
-	Title  string `json:"title"`
-	Status int    `json:"status"`
-	Detail string `json:"detail"`
-	Code   string `json:"code"`
-}
-
 // do sends a request with body (JSON-encoded unless nil) to path and decodes
 // a 2xx answer into out (unless nil). Other answers become *Error.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body, out any) error {
@@ -155,14 +147,14 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 // when it has one.
 func responseError(resp *http.Response, data []byte) *Error {
 	e := &Error{Status: resp.StatusCode, Title: http.StatusText(resp.StatusCode)}
-	var p problem
+	var p problem.Details
 	if json.Unmarshal(data, &p) == nil && p.Code != "" {
 		e.Code, e.Detail = p.Code, p.Detail
 		if p.Title != "" {
 			e.Title = p.Title
 		}
 	} else {
-		e.Code = codeOfStatus(resp.StatusCode)
+		e.Code = problem.Code(resp.StatusCode)
 		detail := strings.TrimSpace(string(data))
 		if len(detail) > 200 {
 			detail = detail[:200] + "..."
@@ -175,29 +167,6 @@ func responseError(resp *http.Response, data []byte) *Error {
 		}
 	}
 	return e
-}
-
-// codeOfStatus guesses a code for answers without a problem body (proxies).
-func codeOfStatus(status int) string {
-	switch status {
-	case http.StatusBadRequest:
-		return release.EINVALID
-	case http.StatusUnauthorized:
-		return release.EUNAUTHORIZED
-	case http.StatusForbidden:
-		return release.EFORBIDDEN
-	case http.StatusNotFound:
-		return release.ENOTFOUND
-	case http.StatusConflict:
-		return release.ECONFLICT
-	case http.StatusRequestEntityTooLarge:
-		return "too_large"
-	case http.StatusTooManyRequests:
-		return "rate_limited"
-	case http.StatusServiceUnavailable:
-		return "unavailable"
-	}
-	return release.EINTERNAL
 }
 
 // esc escapes one path segment.

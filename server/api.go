@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ringfence/ringfence/internal/problem"
 	"github.com/ringfence/ringfence/release"
 	"github.com/ringfence/ringfence/sign"
 )
@@ -146,11 +147,11 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {
-		writeProblem(w, codeUnavailable, "store not reachable")
+		writeProblem(w, problem.Unavailable, "store not reachable")
 		return
 	}
 	if !s.running.Load() {
-		writeProblem(w, codeUnavailable, "background work not running")
+		writeProblem(w, problem.Unavailable, "background work not running")
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/ringfence/ringfence/internal/problem"
 	"github.com/ringfence/ringfence/release"
 	"github.com/ringfence/ringfence/sqlstore"
 )
@@ -81,7 +82,7 @@ func (s *Server) answerCheckIn(w http.ResponseWriter, r *http.Request, now time.
 	}
 	if ok, wait := s.limits.allow(key.ID, s.cfg.CheckInRate, s.cfg.CheckInBurst, now); !ok {
 		w.Header().Set("Retry-After", strconv.Itoa(wait))
-		writeProblem(w, codeRateLimited, "check-in rate limit of this enrollment key exceeded")
+		writeProblem(w, problem.RateLimited, "check-in rate limit of this enrollment key exceeded")
 		return
 	}
 	c, err := release.DecodeCheckIn(http.MaxBytesReader(w, r.Body, release.DefaultMaxCheckInBytes+1), release.DefaultMaxCheckInBytes)
@@ -119,7 +120,7 @@ func (s *Server) answerCheckIn(w http.ResponseWriter, r *http.Request, now time.
 		// it will not send them again.
 		if err := s.writerFor(record).commit(r.Context(), record); err != nil {
 			s.log.ErrorContext(r.Context(), "record check-in events", slog.String("instance_id", c.InstanceID), slog.Any("err", err))
-			writeProblem(w, codeUnavailable, "could not record the reported events; retry later")
+			writeProblem(w, problem.Unavailable, "could not record the reported events; retry later")
 			return
 		}
 		for _, v := range failing {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ringfence/ringfence/internal/pgtest"
+	"github.com/ringfence/ringfence/internal/problem"
 	"github.com/ringfence/ringfence/internal/servertest"
 	"github.com/ringfence/ringfence/release"
 	"github.com/ringfence/ringfence/server"
@@ -272,7 +273,7 @@ func TestCheckInRejects(t *testing.T) {
 	}
 	for _, c := range cases {
 		code, hdr, body := e.checkInRaw(c.key, c.body)
-		var p server.Problem
+		var p problem.Details
 		if err := json.Unmarshal(body, &p); err != nil || code != c.want || p.Code != c.code || p.Status != c.want || hdr.Get("Content-Type") != "application/problem+json" {
 			t.Errorf("%s: %d %s %s, want %d problem %s", c.name, code, hdr.Get("Content-Type"), body, c.want, c.code)
 		}

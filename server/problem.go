@@ -10,55 +10,17 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/ringfence/ringfence/internal/problem"
 	"github.com/ringfence/ringfence/release"
 )
 
-// Problem is an RFC 9457 problem details body, with ringfence's error code.
-type Problem struct {
-	Type   string `json:"type"`
-	Title  string `json:"title"`
-	Status int    `json:"status"`
-	Detail string `json:"detail,omitempty"`
-	Code   string `json:"code"`
-}
-
-// Error codes beyond release's domain codes.
-const (
-	codeTooLarge    = "too_large"
-	codeRateLimited = "rate_limited"
-	codeUnavailable = "unavailable"
-)
-
-// statusOf maps an error code to an HTTP status.
-func statusOf(code string) int {
-	switch code {
-	case release.EINVALID:
-		return http.StatusBadRequest
-	case release.EUNAUTHORIZED:
-		return http.StatusUnauthorized
-	case release.EFORBIDDEN:
-		return http.StatusForbidden
-	case release.ENOTFOUND:
-		return http.StatusNotFound
-	case release.ECONFLICT:
-		return http.StatusConflict
-	case codeTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case codeRateLimited:
-		return http.StatusTooManyRequests
-	case codeUnavailable:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
-
 // writeProblem answers with a problem body.
 func writeProblem(w http.ResponseWriter, code, detail string) {
-	status := statusOf(code)
+	status := problem.Status(code)
 	if code == release.EINTERNAL || status == http.StatusInternalServerError {
 		code = release.EINTERNAL
 	}
-	p := Problem{
+	p := problem.Details{
 		Type:   "https://ringfence.dev/problems/" + code,
 		Title:  http.StatusText(status),
 		Status: status,
@@ -123,7 +85,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		return &httpError{code: codeTooLarge, msg: fmt.Sprintf("request body larger than %d bytes", maxBodyBytes)}
+		return &httpError{code: problem.TooLarge, msg: fmt.Sprintf("request body larger than %d bytes", maxBodyBytes)}
 	}
 	if err != nil {
 		return release.Errorf(release.EINVALID, "read request body: %v", err)
