@@ -152,23 +152,18 @@ func scenario(t *testing.T, dsn string) {
 		a, _ := e.checkIn(insiderKey, checkIn{InstanceID: "ins-4", Product: "acme", Version: "1.1.1"})
 		return offer(a) != "1.2.0"
 	})
-	var audit []release.AuditEntry
-	e.api("GET", "/api/v1/audit?limit=1000", nil, http.StatusOK, &audit)
-	var halts int
-	for _, en := range audit {
-		if en.Action == "release.auto_halt" {
-			halts++
-			var after struct{ Evidence release.Evidence }
-			if err := json.Unmarshal(en.After, &after); err != nil {
-				t.Fatal(err)
-			}
-			if after.Evidence.Failed != 2 || len(after.Evidence.Failures) != 2 || en.Actor != sqlstore.ActorAutoHalt {
-				t.Errorf("auto-halt audit entry = %s, want evidence of 2 failures", en.After)
-			}
+	halts := e.auditEntries("release.auto_halt")
+	for _, en := range halts {
+		var after struct{ Evidence release.Evidence }
+		if err := json.Unmarshal(en.After, &after); err != nil {
+			t.Fatal(err)
+		}
+		if after.Evidence.Failed != 2 || len(after.Evidence.Failures) != 2 || en.Actor != sqlstore.ActorAutoHalt {
+			t.Errorf("auto-halt audit entry = %s, want evidence of 2 failures", en.After)
 		}
 	}
-	if halts != 1 {
-		t.Errorf("%d auto-halt audit entries, want 1", halts)
+	if len(halts) != 1 {
+		t.Errorf("%d auto-halt audit entries, want 1", len(halts))
 	}
 	servertest.Eventually(t, 5*time.Second, "incident webhook delivered", func() bool { return len(hook.received()) == 1 })
 	if h := hook.received()[0]; h.Event != "release.auto_halt" || h.Release.Version.String() != "1.2.0" || h.Evidence.Failed != 2 {
@@ -388,16 +383,8 @@ func twoServers(t *testing.T, dsn string) {
 	if n := len(hook.received()); n != 1 {
 		t.Errorf("%d incident webhooks for one auto-halt, want 1", n)
 	}
-	var audit []release.AuditEntry
-	a.api("GET", "/api/v1/audit?limit=1000", nil, http.StatusOK, &audit)
-	var halts int
-	for _, en := range audit {
-		if en.Action == "release.auto_halt" {
-			halts++
-		}
-	}
-	if halts != 1 {
-		t.Errorf("%d auto-halt audit entries, want 1", halts)
+	if halts := a.auditEntries("release.auto_halt"); len(halts) != 1 {
+		t.Errorf("%d auto-halt audit entries, want 1", len(halts))
 	}
 }
 

@@ -96,6 +96,19 @@ func (e *env) apiAs(token, method, path string, body any, want int, out any) {
 	}
 }
 
+// auditEntries returns the last 1000 audit entries recording action.
+func (e *env) auditEntries(action string) []release.AuditEntry {
+	e.t.Helper()
+	var all, out []release.AuditEntry
+	e.api("GET", "/api/v1/audit?limit=1000", nil, http.StatusOK, &all)
+	for _, en := range all {
+		if en.Action == action {
+			out = append(out, en)
+		}
+	}
+	return out
+}
+
 // token creates an API token with role and returns its secret.
 func (e *env) token(name string, role release.Role) string {
 	e.t.Helper()
