@@ -392,14 +392,9 @@ func (s *Store) RevokeEnrollmentKey(ctx context.Context, actor, product, custome
 		if err != nil {
 			return notFound(err, "enrollment key %s of customer %s/%s", id, product, customer)
 		}
-		if k.RevokedAt != nil {
-			return release.Errorf(release.ECONFLICT, "enrollment key %s is already revoked", id)
-		}
 		before := k
-		n := now()
-		k.RevokedAt = &n
-		if _, err := tx.ExecContext(ctx, `UPDATE enrollment_keys SET revoked_at = $1 WHERE id = $2`, n, id); err != nil {
-			return fmt.Errorf("revoke enrollment key %s: %w", id, err)
+		if err := revokeNow(ctx, tx, "enrollment_keys", id, "enrollment key "+id, &k.RevokedAt); err != nil {
+			return err
 		}
 		return audit(ctx, tx, actor, "enrollment_key.revoke", "product/"+product+"/customer/"+customer+"/key/"+id, before, k)
 	})

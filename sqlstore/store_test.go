@@ -223,13 +223,28 @@ func testCatalog(t *testing.T, dsn string, s *sqlstore.Store) {
 	if _, err := s.Authenticate(ctx, tsecret); release.ErrorCode(err) != release.EUNAUTHORIZED {
 		t.Errorf("revoked token authenticates: %v", err)
 	}
+	if err := s.RevokeToken(ctx, "alice", tok.ID); release.ErrorCode(err) != release.ECONFLICT {
+		t.Errorf("second revoke of a token: %v, want conflict", err)
+	}
+	if err := s.RevokeEnrollmentKey(ctx, "alice", "acme", "bigbank", key.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := check(s.LiveEnrollmentKeys(ctx))(t)[[32]byte(sqlstore.HashSecret(secret))]; ok {
+		t.Errorf("revoked enrollment key is still live")
+	}
+	if ks := check(s.ListEnrollmentKeys(ctx, "acme", "bigbank"))(t); len(ks) != 1 || ks[0].RevokedAt == nil {
+		t.Errorf("enrollment keys after revoke = %+v, want one, revoked", ks)
+	}
+	if err := s.RevokeEnrollmentKey(ctx, "alice", "acme", "bigbank", key.ID); release.ErrorCode(err) != release.ECONFLICT {
+		t.Errorf("second revoke of an enrollment key: %v, want conflict", err)
+	}
 	log := check(s.ListAudit(ctx, 0, 1000))(t)
 	actions := map[string]int{}
 	for _, e := range log {
 		actions[e.Action]++
 	}
 	for _, a := range []string{"product.create", "ring.create", "customer.create", "enrollment_key.create", "release.create",
-		"gate.post", "release.pause", "release.resume", "release.auto_halt", "release.promote", "token.create", "token.revoke"} {
+		"gate.post", "release.pause", "release.resume", "release.auto_halt", "release.promote", "token.create", "token.revoke", "enrollment_key.revoke"} {
 		if actions[a] == 0 {
 			t.Errorf("audit log lacks %s: %v", a, actions)
 		}

@@ -158,15 +158,25 @@ func (s *Store) RevokeToken(ctx context.Context, actor, id string) error {
 		if err != nil {
 			return fmt.Errorf("revoke token %s: %w", id, err)
 		}
-		if t.RevokedAt != nil {
-			return release.Errorf(release.ECONFLICT, "token %s is already revoked", id)
-		}
 		before := t
-		n := now()
-		t.RevokedAt = &n
-		if _, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked_at = $1 WHERE id = $2`, n, id); err != nil {
-			return fmt.Errorf("revoke token %s: %w", id, err)
+		if err := revokeNow(ctx, tx, "tokens", id, "token "+id, &t.RevokedAt); err != nil {
+			return err
 		}
 		return audit(ctx, tx, actor, "token.revoke", "token/"+id, before, t)
 	})
+}
+
+// revokeNow revokes row id of table (tokens or enrollment_keys), whose
+// revocation time *revokedAt holds as loaded, and sets *revokedAt to now;
+// what names the row in messages. ECONFLICT if it is already revoked.
+func revokeNow(ctx context.Context, tx *sql.Tx, table, id, what string, revokedAt **time.Time) error {
+	if *revokedAt != nil {
+		return release.Errorf(release.ECONFLICT, "%s is already revoked", what)
+	}
+	n := now()
+	if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET revoked_at = $1 WHERE id = $2`, n, id); err != nil {
+		return fmt.Errorf("revoke %s: %w", what, err)
+	}
+	*revokedAt = &n
+	return nil
 }
