@@ -31,12 +31,12 @@ func main() {
 }
 
 type tool struct {
-	name  string
-	args  []string
+	name string
+	args []string
 	// okExit lists exit codes that mean "ran, found corruption".
 	okExit []int
-	times []time.Duration
-	found []string
+	times  []time.Duration
+	found  []string
 }
 
 func run() error {
