@@ -8,15 +8,25 @@ import (
 )
 
 // Policy is a product's auto-halt rule: release V is paused automatically when,
-// within Window before now, at least MinFailures distinct installations failed
-// on V and they are at least MinFailureShare of the installations that moved to
-// V (or failed on it) in that window.
+// within Window before now, at least MinFailures distinct installations of at
+// least MinCustomers distinct customers failed on V, and they are at least
+// MinFailureShare of the installations that moved to V (or failed on it) in
+// that window.
 //
 // A failure is an upgrade_failed event whose target is V, an integrity_failed
 // event on V, or a health report of corrupt or collation_changed while on V.
-// An installation counts once however often it fails, so one flapping machine
-// cannot halt a release alone. "Moved to V" means it reported upgrade_started,
-// upgrade_succeeded or upgrade_failed with target V.
+// An installation is a customer and an instance id together, and counts once
+// however often it fails, so one flapping machine cannot halt a release alone.
+// "Moved to V" means it reported upgrade_started, upgrade_succeeded or
+// upgrade_failed with target V.
+//
+// Instance ids are chosen by agents, so evidence only counts from
+// installations the server knew before the report: the check-in carrying an
+// event must not be the installation's first, and the installation must have
+// last been seen on the event's from version or on V itself (a health report
+// needs only the installation to be known). Together with MinCustomers this
+// keeps one customer's enrollment key from halting a release for everyone by
+// inventing instance ids.
 type Policy struct {
 	// Disabled turns auto-halt off for the product.
 	Disabled bool
@@ -27,21 +37,27 @@ type Policy struct {
 	// MinFailureShare is the least share, in [0, 1], of failing among moved
 	// installations. Default 0.2.
 	MinFailureShare float64
+	// MinCustomers is the least number of distinct customers the failing
+	// installations belong to. Default 2.
+	MinCustomers int
 }
 
-// Auto-halt defaults: a pause needs three distinct failing installations that
-// are at least a fifth of those that moved to the release in the last hour.
-// Three keeps one or two broken machines from halting a release; a fifth keeps
-// a large, healthy rollout from being halted by a background failure rate.
+// Auto-halt defaults: a pause needs three distinct failing installations of
+// at least two customers that are at least a fifth of those that moved to the
+// release in the last hour. Three keeps one or two broken machines from
+// halting a release; two customers keep one customer's key (or one customer's
+// odd environment) from halting it for everyone; a fifth keeps a large,
+// healthy rollout from being halted by a background failure rate.
 const (
 	DefaultHaltWindow      = time.Hour
 	DefaultMinFailures     = 3
 	DefaultMinFailureShare = 0.2
+	DefaultMinCustomers    = 2
 )
 
 // DefaultPolicy returns the auto-halt policy new products get.
 func DefaultPolicy() Policy {
-	return Policy{Window: DefaultHaltWindow, MinFailures: DefaultMinFailures, MinFailureShare: DefaultMinFailureShare}
+	return Policy{Window: DefaultHaltWindow, MinFailures: DefaultMinFailures, MinFailureShare: DefaultMinFailureShare, MinCustomers: DefaultMinCustomers}
 }
 
 // Validate checks p's fields.
@@ -51,6 +67,9 @@ func (p Policy) Validate() error {
 	}
 	if p.MinFailures < 1 {
 		return Errorf(EINVALID, "auto-halt min failures must be at least 1")
+	}
+	if p.MinCustomers < 1 {
+		return Errorf(EINVALID, "auto-halt min customers must be at least 1")
 	}
 	if !(p.MinFailureShare >= 0 && p.MinFailureShare <= 1) {
 		return Errorf(EINVALID, "auto-halt min failure share must be within [0, 1]")
@@ -64,17 +83,18 @@ type policyJSON struct {
 	Window          string  `json:"window"`
 	MinFailures     int     `json:"min_failures"`
 	MinFailureShare float64 `json:"failure_share"`
+	MinCustomers    int     `json:"min_customers"`
 }
 
 // MarshalJSON writes the window as a duration string ("1h0m0s").
 func (p Policy) MarshalJSON() ([]byte, error) {
-	return json.Marshal(policyJSON{p.Disabled, p.Window.String(), p.MinFailures, p.MinFailureShare})
+	return json.Marshal(policyJSON{p.Disabled, p.Window.String(), p.MinFailures, p.MinFailureShare, p.MinCustomers})
 }
 
 // UnmarshalJSON reads a policy; fields left out keep their default.
 func (p *Policy) UnmarshalJSON(b []byte) error {
 	d := DefaultPolicy()
-	j := policyJSON{Window: d.Window.String(), MinFailures: d.MinFailures, MinFailureShare: d.MinFailureShare}
+	j := policyJSON{Window: d.Window.String(), MinFailures: d.MinFailures, MinFailureShare: d.MinFailureShare, MinCustomers: d.MinCustomers}
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
@@ -82,7 +102,7 @@ func (p *Policy) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return Errorf(EINVALID, "auto-halt window %q: %v", j.Window, err)
 	}
-	*p = Policy{Disabled: j.Disabled, Window: w, MinFailures: j.MinFailures, MinFailureShare: j.MinFailureShare}
+	*p = Policy{Disabled: j.Disabled, Window: w, MinFailures: j.MinFailures, MinFailureShare: j.MinFailureShare, MinCustomers: j.MinCustomers}
 	return nil
 }
 
@@ -96,11 +116,15 @@ type Evidence struct {
 	Since   time.Time `json:"since"`
 	Until   time.Time `json:"until"`
 	// Moved counts installations that moved to the version or failed on it
-	// in the window; Failed those that failed.
-	Moved  int     `json:"moved"`
-	Failed int     `json:"failed"`
-	Share  float64 `json:"share"`
-	Policy Policy  `json:"policy"`
+	// in the window; Failed those that failed; Customers the distinct
+	// customers of the failed ones. Ignored counts reports from
+	// installations the server did not know before (see Policy).
+	Moved     int     `json:"moved"`
+	Failed    int     `json:"failed"`
+	Customers int     `json:"customers"`
+	Ignored   int     `json:"ignored"`
+	Share     float64 `json:"share"`
+	Policy    Policy  `json:"policy"`
 	// Failures lists the first failure of up to 20 installations, earliest
 	// first.
 	Failures []Failure `json:"failures"`
@@ -111,6 +135,7 @@ type Evidence struct {
 // Failure is one installation's failure in Evidence.
 type Failure struct {
 	InstanceID string    `json:"instance_id"`
+	Customer   string    `json:"customer"`
 	Kind       string    `json:"kind"`
 	At         time.Time `json:"at"`
 	Detail     string    `json:"detail,omitempty"`
@@ -127,31 +152,47 @@ func EvaluateHalt(policy Policy, product string, v Version, events []InstanceEve
 	ev := Evidence{Product: product, Version: v, Since: since, Until: now, Policy: policy, Failures: []Failure{}}
 	in := func(t time.Time) bool { return t.After(since) && !t.After(now) }
 
-	moved := map[string]bool{}
-	failed := map[string]Failure{}
+	type installation struct{ customer, instance string }
+	moved := map[installation]bool{}
+	failed := map[installation]Failure{}
 	fail := func(f Failure) {
-		moved[f.InstanceID] = true
-		if old, ok := failed[f.InstanceID]; !ok || f.At.Before(old.At) {
-			failed[f.InstanceID] = f
+		k := installation{f.Customer, f.InstanceID}
+		moved[k] = true
+		if old, ok := failed[k]; !ok || f.At.Before(old.At) {
+			failed[k] = f
 		}
 	}
 	for _, e := range events {
 		if !in(e.At) || e.To != v {
 			continue
 		}
+		if e.SeenOn.IsZero() || (e.SeenOn != e.From && e.SeenOn != v) {
+			ev.Ignored++
+			continue
+		}
 		switch e.Kind {
 		case EventUpgradeStarted, EventUpgradeSucceeded:
-			moved[e.InstanceID] = true
+			moved[installation{e.Customer, e.InstanceID}] = true
 		case EventUpgradeFailed, EventIntegrityFailed:
-			fail(Failure{InstanceID: e.InstanceID, Kind: string(e.Kind), At: e.At, Detail: e.Detail})
+			fail(Failure{InstanceID: e.InstanceID, Customer: e.Customer, Kind: string(e.Kind), At: e.At, Detail: e.Detail})
 		}
 	}
 	for _, h := range health {
-		if in(h.At) && h.Version == v && h.Health.Status.Failing() {
-			fail(Failure{InstanceID: h.InstanceID, Kind: "health_" + string(h.Health.Status), At: h.At, Detail: h.Health.Detail})
+		if !in(h.At) || h.Version != v || !h.Health.Status.Failing() {
+			continue
 		}
+		if h.SeenOn.IsZero() {
+			ev.Ignored++
+			continue
+		}
+		fail(Failure{InstanceID: h.InstanceID, Customer: h.Customer, Kind: "health_" + string(h.Health.Status), At: h.At, Detail: h.Health.Detail})
 	}
 
+	customers := map[string]bool{}
+	for k := range failed {
+		customers[k.customer] = true
+	}
+	ev.Customers = len(customers)
 	ev.Moved, ev.Failed = len(moved), len(failed)
 	if ev.Moved > 0 {
 		ev.Share = float64(ev.Failed) / float64(ev.Moved)
@@ -164,13 +205,16 @@ func EvaluateHalt(policy Policy, product string, v Version, events []InstanceEve
 		if !a.At.Equal(b.At) {
 			return a.At.Before(b.At)
 		}
+		if a.Customer != b.Customer {
+			return a.Customer < b.Customer
+		}
 		return a.InstanceID < b.InstanceID
 	})
 	if len(ev.Failures) > maxEvidenceFailures {
 		ev.Failures = ev.Failures[:maxEvidenceFailures]
 	}
 
-	halt := !policy.Disabled && ev.Failed >= policy.MinFailures && ev.Share >= policy.MinFailureShare
+	halt := !policy.Disabled && ev.Failed >= policy.MinFailures && ev.Customers >= policy.MinCustomers && ev.Share >= policy.MinFailureShare
 	verdict := "below threshold"
 	switch {
 	case policy.Disabled:
@@ -178,7 +222,7 @@ func EvaluateHalt(policy Policy, product string, v Version, events []InstanceEve
 	case halt:
 		verdict = "halt"
 	}
-	ev.Reason = fmt.Sprintf("%s@%s: %d of %d installations failed within %s (%.0f%%; policy: at least %d and %.0f%%): %s",
-		product, v, ev.Failed, ev.Moved, policy.Window, ev.Share*100, policy.MinFailures, policy.MinFailureShare*100, verdict)
+	ev.Reason = fmt.Sprintf("%s@%s: %d of %d installations of %d customers failed within %s (%.0f%%; policy: at least %d of %d customers and %.0f%%): %s",
+		product, v, ev.Failed, ev.Moved, ev.Customers, policy.Window, ev.Share*100, policy.MinFailures, policy.MinCustomers, policy.MinFailureShare*100, verdict)
 	return halt, ev
 }

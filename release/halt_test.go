@@ -10,17 +10,19 @@ import (
 
 func TestEvaluateHalt(t *testing.T) {
 	target := v("3.30.0")
+	// Installations known on 3.29.4 before they reported, of customer
+	// "c-<id>" unless the test says otherwise.
 	moved := func(id string, when time.Time) InstanceEvent {
-		return InstanceEvent{InstanceID: id, Event: Event{Kind: EventUpgradeSucceeded, From: v("3.29.4"), To: target, At: when}}
+		return InstanceEvent{InstanceID: id, Customer: "c-" + id, SeenOn: v("3.29.4"), Event: Event{Kind: EventUpgradeSucceeded, From: v("3.29.4"), To: target, At: when}}
 	}
 	failed := func(id string, when time.Time) InstanceEvent {
-		return InstanceEvent{InstanceID: id, Event: Event{Kind: EventUpgradeFailed, From: v("3.29.4"), To: target, At: when, Detail: "migration failed"}}
+		return InstanceEvent{InstanceID: id, Customer: "c-" + id, SeenOn: v("3.29.4"), Event: Event{Kind: EventUpgradeFailed, From: v("3.29.4"), To: target, At: when, Detail: "migration failed"}}
 	}
 	integrity := func(id string, when time.Time) InstanceEvent {
-		return InstanceEvent{InstanceID: id, Event: Event{Kind: EventIntegrityFailed, To: target, At: when}}
+		return InstanceEvent{InstanceID: id, Customer: "c-" + id, SeenOn: target, Event: Event{Kind: EventIntegrityFailed, To: target, At: when}}
 	}
 	corrupt := func(id string, ver Version, when time.Time) HealthReport {
-		return HealthReport{InstanceID: id, Version: ver, At: when, Health: Health{Status: HealthCollationChanged, Detail: "order changed"}}
+		return HealthReport{InstanceID: id, Customer: "c-" + id, SeenOn: ver, Version: ver, At: when, Health: Health{Status: HealthCollationChanged, Detail: "order changed"}}
 	}
 	many := func(n int, f func(string, time.Time) InstanceEvent, prefix string) []InstanceEvent {
 		var out []InstanceEvent
@@ -29,6 +31,23 @@ func TestEvaluateHalt(t *testing.T) {
 		}
 		return out
 	}
+	// of gives events the customer, seenOn the version the server knew.
+	of := func(customer string, es []InstanceEvent) []InstanceEvent {
+		out := append([]InstanceEvent{}, es...)
+		for i := range out {
+			out[i].Customer = customer
+		}
+		return out
+	}
+	seenOn := func(ver Version, es []InstanceEvent) []InstanceEvent {
+		out := append([]InstanceEvent{}, es...)
+		for i := range out {
+			out[i].SeenOn = ver
+		}
+		return out
+	}
+	oneCustomer := DefaultPolicy()
+	oneCustomer.MinCustomers = 1
 	join := func(xs ...[]InstanceEvent) []InstanceEvent {
 		var out []InstanceEvent
 		for _, x := range xs {
@@ -62,8 +81,18 @@ func TestEvaluateHalt(t *testing.T) {
 			corrupt("h4", v("3.29.4"), at(-time.Minute)), {InstanceID: "h5", Version: target, At: at(-time.Minute), Health: Health{Status: HealthOK}},
 		}, true, 5, 3},
 		{"integrity failures count", DefaultPolicy(), many(3, integrity, "i"), nil, true, 3, 3},
-		{"upgrade_started counts as moved", DefaultPolicy(), join(many(3, failed, "bad"), []InstanceEvent{{InstanceID: "s", Event: Event{Kind: EventUpgradeStarted, From: v("3.29.4"), To: target, At: at(-time.Minute)}}}), nil, true, 4, 3},
+		{"upgrade_started counts as moved", DefaultPolicy(), join(many(3, failed, "bad"), []InstanceEvent{{InstanceID: "s", Customer: "c-s", SeenOn: v("3.29.4"), Event: Event{Kind: EventUpgradeStarted, From: v("3.29.4"), To: target, At: at(-time.Minute)}}}), nil, true, 4, 3},
 		{"disabled policy never halts", Policy{Disabled: true, Window: time.Hour, MinFailures: 1, MinFailureShare: 0}, many(10, failed, "bad"), nil, false, 10, 10},
+		{"one customer's installations cannot halt alone", DefaultPolicy(), of("mallory", many(5, failed, "bad")), nil, false, 5, 5},
+		{"one customer may halt under a policy that allows it", oneCustomer, of("bigbank", many(3, failed, "bad")), nil, true, 3, 3},
+		{"the same instance id of two customers is two installations", DefaultPolicy(), join(of("a", many(2, failed, "x")), of("b", many(1, failed, "x"))), nil, true, 3, 3},
+		{"installations first seen in the reporting check-in are ignored", DefaultPolicy(), seenOn(Version{}, many(5, failed, "new")), nil, false, 0, 0},
+		{"installations seen on neither from nor the target are ignored", DefaultPolicy(), seenOn(v("1.0.0"), many(5, failed, "odd")), nil, false, 0, 0},
+		{"unknown installations' health reports are ignored", DefaultPolicy(), nil, []HealthReport{
+			{InstanceID: "h1", Customer: "a", Version: target, At: at(-time.Minute), Health: Health{Status: HealthCorrupt}},
+			{InstanceID: "h2", Customer: "b", Version: target, At: at(-time.Minute), Health: Health{Status: HealthCorrupt}},
+			{InstanceID: "h3", Customer: "c", Version: target, At: at(-time.Minute), Health: Health{Status: HealthCorrupt}},
+		}, false, 0, 0},
 		{"strict policy: a single failure halts", Policy{Window: 10 * time.Minute, MinFailures: 1, MinFailureShare: 0}, join(many(50, moved, "ok"), []InstanceEvent{failed("x", at(-time.Minute))}), nil, true, 10, 1}, // 9 moved within (now-10m, now] + x
 	}
 	for _, tt := range tests {
@@ -88,7 +117,7 @@ func TestEvaluateHalt(t *testing.T) {
 func TestEvaluateHaltEvidence(t *testing.T) {
 	var events []InstanceEvent
 	for i := 0; i < 30; i++ {
-		events = append(events, InstanceEvent{InstanceID: fmt.Sprintf("i-%02d", i), Event: Event{Kind: EventUpgradeFailed, From: v("3.29.4"), To: v("3.30.0"), At: at(-time.Duration(30-i) * time.Minute), Detail: "boom"}})
+		events = append(events, InstanceEvent{InstanceID: fmt.Sprintf("i-%02d", i), Customer: fmt.Sprintf("c-%d", i%3), SeenOn: v("3.29.4"), Event: Event{Kind: EventUpgradeFailed, From: v("3.29.4"), To: v("3.30.0"), At: at(-time.Duration(30-i) * time.Minute), Detail: "boom"}})
 	}
 	halt, ev := EvaluateHalt(DefaultPolicy(), "acme", v("3.30.0"), events, nil, t0)
 	if !halt || len(ev.Failures) != maxEvidenceFailures {
@@ -107,7 +136,7 @@ func TestEvaluateHaltEvidence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`"moved":30`, `"failed":30`, `"window":"1h0m0s"`, `"version":"3.30.0"`} {
+	for _, want := range []string{`"moved":30`, `"failed":30`, `"customers":3`, `"min_customers":2`, `"window":"1h0m0s"`, `"version":"3.30.0"`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("evidence JSON lacks %s: %s", want, b)
 		}
@@ -119,13 +148,13 @@ func TestPolicyJSONAndValidate(t *testing.T) {
 	if err := json.Unmarshal([]byte(`{"min_failures": 5}`), &p); err != nil {
 		t.Fatal(err)
 	}
-	if p.MinFailures != 5 || p.Window != DefaultHaltWindow || p.MinFailureShare != DefaultMinFailureShare {
+	if p.MinFailures != 5 || p.Window != DefaultHaltWindow || p.MinFailureShare != DefaultMinFailureShare || p.MinCustomers != DefaultMinCustomers {
 		t.Fatalf("omitted fields should keep defaults: %+v", p)
 	}
 	if err := json.Unmarshal([]byte(`{"window": "forever"}`), &p); err == nil {
 		t.Fatal("bad window accepted")
 	}
-	for _, bad := range []Policy{{Window: 0, MinFailures: 1}, {Window: time.Hour, MinFailures: 0}, {Window: time.Hour, MinFailures: 1, MinFailureShare: 1.5}} {
+	for _, bad := range []Policy{{Window: 0, MinFailures: 1}, {Window: time.Hour, MinFailures: 0}, {Window: time.Hour, MinFailures: 1, MinFailureShare: 1.5}, {Window: time.Hour, MinFailures: 1, MinCustomers: 0}} {
 		if err := bad.Validate(); ErrorCode(err) != EINVALID {
 			t.Errorf("Validate(%+v) = %v", bad, err)
 		}

@@ -600,19 +600,28 @@ type Event struct {
 }
 
 // InstanceEvent is an Event with the installation that reported it, as the
-// store keeps it.
+// store keeps it. An installation is identified by its customer (from the
+// enrollment key) and its agent-chosen instance id together.
 type InstanceEvent struct {
 	InstanceID string `json:"instance_id"`
+	Customer   string `json:"customer"`
+	// SeenOn is the version the store last had for the installation before
+	// the check-in that carried the event; zero when that check-in was the
+	// installation's first. Auto-halt only believes installations it knew.
+	SeenOn Version `json:"seen_on,omitzero"`
 	Event
 }
 
 // HealthReport is a health status an installation reported while running
 // Version.
 type HealthReport struct {
-	InstanceID string    `json:"instance_id"`
-	Version    Version   `json:"version"`
-	At         time.Time `json:"at"`
-	Health     Health    `json:"health"`
+	InstanceID string `json:"instance_id"`
+	Customer   string `json:"customer"`
+	// SeenOn is as in InstanceEvent.
+	SeenOn  Version   `json:"seen_on,omitzero"`
+	Version Version   `json:"version"`
+	At      time.Time `json:"at"`
+	Health  Health    `json:"health"`
 }
 
 // Adoption is the evidence for promotion: how many installations of a ring

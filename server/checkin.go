@@ -232,7 +232,9 @@ func (w *writer) commit(ctx context.Context, rec sqlstore.CheckInRecord) error {
 		return errWriterClosed
 	}
 	w.seq++
-	delete(w.busy, [3]string{rec.Product, rec.Customer, rec.InstanceID}) // older than rec
+	// An older routine record of the installation stays queued: it is older
+	// than rec (lower seq) and tells auto-halt the installation was known
+	// before rec reported (RecordCheckIns keeps the latest row).
 	w.wait = append(w.wait, queued{seq: w.seq, rec: rec, done: done})
 	w.mu.Unlock()
 	select {

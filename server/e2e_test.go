@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -129,19 +130,16 @@ func scenario(t *testing.T, dsn string) {
 	}
 	e.api("POST", p+"/releases/1.1.0/resume", map[string]any{}, http.StatusConflict, nil)
 
-	// Auto-halt: two of two installations that moved to 1.2.0 fail.
+	// Auto-halt: two of two known installations of two customers that moved
+	// to 1.2.0 fail.
 	e.api("POST", p+"/releases", map[string]any{"version": "1.2.0"}, http.StatusCreated, nil)
 	e.api("POST", p+"/releases/1.2.0/gates", map[string]any{"name": "upgrade-test", "status": "pass"}, http.StatusCreated, nil)
-	for i, id := range []string{"ins-2", "ins-3"} {
-		c := checkIn{InstanceID: id, Product: "acme", Version: "1.1.1",
-			Events: []map[string]any{{"kind": "upgrade_failed", "from": "1.1.1", "to": "1.2.0", "at": time.Now().UTC(), "detail": "migration 42 failed"}}}
-		if i == 1 {
-			c.Events = nil
-			c.Version = "1.2.0"
-			c.Health = &release.Health{Status: release.HealthCollationChanged, Detail: "en_US order changed"}
-		}
-		e.checkIn(insiderKey, c)
-	}
+	e.checkIn(insiderKey, checkIn{InstanceID: "ins-2", Product: "acme", Version: "1.1.1"})
+	e.checkIn(stableKey, checkIn{InstanceID: "bank-2", Product: "acme", Version: "1.2.0"})
+	e.checkIn(insiderKey, checkIn{InstanceID: "ins-2", Product: "acme", Version: "1.1.1",
+		Events: []map[string]any{{"kind": "upgrade_failed", "from": "1.1.1", "to": "1.2.0", "at": time.Now().UTC(), "detail": "migration 42 failed"}}})
+	e.checkIn(stableKey, checkIn{InstanceID: "bank-2", Product: "acme", Version: "1.2.0",
+		Health: &release.Health{Status: release.HealthCollationChanged, Detail: "en_US order changed"}})
 	servertest.Eventually(t, 5*time.Second, "auto-halt pauses 1.2.0", func() bool {
 		var rel release.Release
 		e.api("GET", p+"/releases/1.2.0", nil, http.StatusOK, &rel)
@@ -337,11 +335,11 @@ func TestRouteTableAuth(t *testing.T) {
 // timer), and an auto-halt both see happens once.
 func twoServers(t *testing.T, dsn string) {
 	hook := newWebhookReceiver(t)
-	cfg := server.Config{IncidentWebhook: hook.URL, RefreshInterval: time.Minute}
+	cfg := server.Config{IncidentWebhook: hook.URL, RefreshInterval: time.Minute, CheckInRate: 1000, CheckInBurst: 1000}
 	a := startServer(t, dsn, cfg)
 	b := startServer(t, dsn, cfg)
 	a.api("POST", "/api/v1/products", map[string]any{"name": "acme",
-		"halt": map[string]any{"window": "1h", "min_failures": 4, "failure_share": 0.5}}, http.StatusCreated, nil)
+		"halt": map[string]any{"window": "1h", "min_failures": 4, "failure_share": 0.5, "min_customers": 1}}, http.StatusCreated, nil)
 	a.api("POST", "/api/v1/products/acme/rings", map[string]any{"name": "all", "position": 0, "soak": "1h", "rollout_percent": 100}, http.StatusCreated, nil)
 	for _, v := range []string{"1.0.0", "1.1.0"} {
 		a.api("POST", "/api/v1/products/acme/releases", map[string]any{"version": v}, http.StatusCreated, nil)
@@ -372,7 +370,9 @@ func twoServers(t *testing.T, dsn string) {
 		if i%2 == 1 {
 			srv = b
 		}
-		srv.checkIn(key, checkIn{InstanceID: "f-" + string(rune('a'+i)), Product: "acme", Version: "1.0.0",
+		id := "f-" + string(rune('a'+i))
+		srv.checkIn(key, checkIn{InstanceID: id, Product: "acme", Version: "1.0.0"}) // known before it reports
+		srv.checkIn(key, checkIn{InstanceID: id, Product: "acme", Version: "1.0.0",
 			Events: []map[string]any{{"kind": "upgrade_failed", "from": "1.0.0", "to": "1.1.0", "at": time.Now().UTC()}}})
 	}
 	servertest.Eventually(t, 5*time.Second, "auto-halt", func() bool {
@@ -393,6 +393,56 @@ func mustAnswer(e *env, key string, c checkIn) release.Answer {
 	e.t.Helper()
 	a, _ := e.checkIn(key, c)
 	return a
+}
+
+// TestForgedHaltEvidence: one customer's enrollment key cannot pause a
+// release for everyone by reporting failures under invented instance ids,
+// nor by reporting from many installations of its own; failures of known
+// installations of a second customer then do halt it.
+func TestForgedHaltEvidence(t *testing.T) {
+	e := startServer(t, servertest.SQLite(t), server.Config{RefreshInterval: 50 * time.Millisecond})
+	const p = "/api/v1/products/acme"
+	e.api("POST", "/api/v1/products", map[string]any{"name": "acme"}, http.StatusCreated, nil) // default policy
+	e.api("POST", p+"/rings", map[string]any{"name": "all", "position": 0, "rollout_percent": 100}, http.StatusCreated, nil)
+	for _, v := range []string{"1.0.0", "1.1.0"} {
+		e.api("POST", p+"/releases", map[string]any{"version": v}, http.StatusCreated, nil)
+	}
+	mallory := e.enroll("acme", "mallory", "all")
+	bigbank := e.enroll("acme", "bigbank", "all")
+	failed := []map[string]any{{"kind": "upgrade_failed", "from": "1.0.0", "to": "1.1.0", "at": time.Now().UTC()}}
+	status := func() release.Status {
+		var rel release.Release
+		e.api("GET", p+"/releases/1.1.0", nil, http.StatusOK, &rel)
+		return rel.Status
+	}
+
+	// Invented ids reporting in their first check-in: ignored.
+	for i := range 5 {
+		e.checkIn(mallory, checkIn{InstanceID: fmt.Sprintf("fake-%d", i), Product: "acme", Version: "1.0.0", Events: failed})
+	}
+	// The same ids, now known, still are one customer.
+	for i := range 5 {
+		e.checkIn(mallory, checkIn{InstanceID: fmt.Sprintf("fake-%d", i), Product: "acme", Version: "1.0.0", Events: failed})
+	}
+	time.Sleep(300 * time.Millisecond) // room for a wrong halt
+	if st := status(); st != release.StatusOK {
+		t.Fatalf("one customer's reports made 1.1.0 %s", st)
+	}
+	// A known installation of a second customer fails too: halt.
+	e.checkIn(bigbank, checkIn{InstanceID: "fake-0", Product: "acme", Version: "1.0.0"})
+	e.checkIn(bigbank, checkIn{InstanceID: "fake-0", Product: "acme", Version: "1.0.0", Events: failed})
+	servertest.Eventually(t, 5*time.Second, "auto-halt with two customers", func() bool { return status() == release.StatusPaused })
+	halts := e.auditEntries("release.auto_halt")
+	if len(halts) != 1 {
+		t.Fatalf("%d auto-halt audit entries, want 1", len(halts))
+	}
+	var after struct{ Evidence release.Evidence }
+	if err := json.Unmarshal(halts[0].After, &after); err != nil {
+		t.Fatal(err)
+	}
+	if ev := after.Evidence; ev.Failed != 6 || ev.Customers != 2 || ev.Ignored != 5 {
+		t.Errorf("evidence = failed %d of %d customers, %d ignored; want 6 of 2, 5 ignored", ev.Failed, ev.Customers, ev.Ignored)
+	}
 }
 
 // TestIncidentWebhookRetries makes the receiver fail twice and hang once:
@@ -434,12 +484,13 @@ func TestIncidentWebhookRetries(t *testing.T) {
 	defer recv.Close()
 	e := startServer(t, servertest.SQLite(t), server.Config{IncidentWebhook: recv.URL, WebhookTimeout: 200 * time.Millisecond,
 		WebhookBackoff: 20 * time.Millisecond, WebhookAttempts: 5})
-	e.api("POST", "/api/v1/products", map[string]any{"name": "acme", "halt": map[string]any{"window": "1h", "min_failures": 1, "failure_share": 0}}, http.StatusCreated, nil)
+	e.api("POST", "/api/v1/products", map[string]any{"name": "acme", "halt": map[string]any{"window": "1h", "min_failures": 1, "failure_share": 0, "min_customers": 1}}, http.StatusCreated, nil)
 	e.api("POST", "/api/v1/products/acme/rings", map[string]any{"name": "all", "position": 0, "rollout_percent": 100}, http.StatusCreated, nil)
 	for _, v := range []string{"1.0.0", "1.1.0"} {
 		e.api("POST", "/api/v1/products/acme/releases", map[string]any{"version": v}, http.StatusCreated, nil)
 	}
 	key := e.enroll("acme", "bigbank", "all")
+	e.checkIn(key, checkIn{InstanceID: "i-1", Product: "acme", Version: "1.1.0"})
 	e.checkIn(key, checkIn{InstanceID: "i-1", Product: "acme", Version: "1.1.0", Health: &release.Health{Status: release.HealthCorrupt, Detail: "index t_pkey"}})
 	servertest.Eventually(t, 5*time.Second, "webhook delivered", func() bool {
 		mu.Lock()

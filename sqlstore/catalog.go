@@ -35,13 +35,13 @@ func exists(ctx context.Context, q interface {
 
 // --- products ---
 
-const productCols = `name, required_gates, halt_disabled, halt_window_seconds, halt_min_failures, halt_min_failure_share, created_at`
+const productCols = `name, required_gates, halt_disabled, halt_window_seconds, halt_min_failures, halt_min_failure_share, halt_min_customers, created_at`
 
 func scanProduct(row interface{ Scan(...any) error }) (release.Product, error) {
 	var p release.Product
 	var gates string
 	var window int64
-	if err := row.Scan(&p.Name, &gates, &p.Policy.Disabled, &window, &p.Policy.MinFailures, &p.Policy.MinFailureShare, &p.CreatedAt); err != nil {
+	if err := row.Scan(&p.Name, &gates, &p.Policy.Disabled, &window, &p.Policy.MinFailures, &p.Policy.MinFailureShare, &p.Policy.MinCustomers, &p.CreatedAt); err != nil {
 		return release.Product{}, err
 	}
 	if err := json.Unmarshal([]byte(gates), &p.RequiredGates); err != nil {
@@ -62,7 +62,7 @@ func productArgs(p release.Product) ([]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode required gates: %w", err)
 	}
-	return []any{string(g), p.Policy.Disabled, int64(p.Policy.Window / time.Second), p.Policy.MinFailures, p.Policy.MinFailureShare}, nil
+	return []any{string(g), p.Policy.Disabled, int64(p.Policy.Window / time.Second), p.Policy.MinFailures, p.Policy.MinFailureShare, p.Policy.MinCustomers}, nil
 }
 
 // CreateProduct creates a product; ECONFLICT if it exists. A zero policy
@@ -89,7 +89,7 @@ func (s *Store) CreateProduct(ctx context.Context, actor string, p release.Produ
 		} else if ok {
 			return release.Errorf(release.ECONFLICT, "product %s already exists", p.Name)
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO products (`+productCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		_, err := tx.ExecContext(ctx, `INSERT INTO products (`+productCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 			append(append([]any{p.Name}, args...), p.CreatedAt)...)
 		if err != nil {
 			return fmt.Errorf("create product %s: %w", p.Name, err)
@@ -126,7 +126,7 @@ func (s *Store) UpdateProduct(ctx context.Context, actor, product string, change
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE products SET required_gates = $1, halt_disabled = $2, halt_window_seconds = $3,
-			halt_min_failures = $4, halt_min_failure_share = $5 WHERE name = $6`, append(args, product)...)
+			halt_min_failures = $4, halt_min_failure_share = $5, halt_min_customers = $6 WHERE name = $7`, append(args, product)...)
 		if err != nil {
 			return fmt.Errorf("update product %s: %w", product, err)
 		}

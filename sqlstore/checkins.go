@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -38,22 +39,12 @@ func (s *Store) RecordCheckIns(ctx context.Context, recs []CheckInRecord) error 
 		return nil
 	}
 	withHealth, withoutHealth := latestPerInstallation(recs)
-	var events, reports [][]any
-	for _, r := range recs {
-		at := r.ReceivedAt.UTC()
-		for _, e := range r.Events {
-			from := ""
-			if !e.From.IsZero() {
-				from = e.From.String()
-			}
-			events = append(events, []any{r.Product, r.InstanceID, r.Customer, string(e.Kind), from, e.To.String(), e.At.UTC(), e.Detail, at})
-		}
-		if r.Health != nil && r.Health.Status.Failing() {
-			reports = append(reports, []any{r.Product, r.InstanceID, r.Version.String(), string(r.Health.Status), r.Health.Detail, at})
-		}
-	}
 	params := s.statementParams()
 	return s.writeSilent(ctx, func(tx *sql.Tx) error {
+		events, reports, err := evidenceRows(ctx, tx, recs)
+		if err != nil {
+			return err
+		}
 		// A reported health replaces the stored one.
 		if err := insertRows(ctx, tx, params, `INSERT INTO installations
 				(product, instance_id, customer, version, health, health_detail, first_seen, last_seen) VALUES `, `
@@ -75,15 +66,53 @@ func (s *Store) RecordCheckIns(ctx context.Context, recs []CheckInRecord) error 
 			return fmt.Errorf("record check-ins: %w", err)
 		}
 		if err := insertRows(ctx, tx, params, `INSERT INTO events
-				(product, instance_id, customer, kind, from_version, to_version, at, detail, received_at) VALUES `, "", events); err != nil {
+				(product, instance_id, customer, kind, from_version, to_version, at, detail, received_at, seen_on) VALUES `, "", events); err != nil {
 			return fmt.Errorf("record check-in events: %w", err)
 		}
 		if err := insertRows(ctx, tx, params, `INSERT INTO health_reports
-				(product, instance_id, version, status, detail, at) VALUES `, "", reports); err != nil {
+				(product, instance_id, customer, version, status, detail, at, seen_on) VALUES `, "", reports); err != nil {
 			return fmt.Errorf("record health reports: %w", err)
 		}
 		return nil
 	})
+}
+
+// evidenceRows turns recs' events and failing health reports into rows of
+// events and health_reports, each with the version the installation was
+// seen on before the record (seen_on; ” if the record is its first), which
+// auto-halt needs to tell known installations from invented instance ids. It
+// reads the stored version of installations that report something; records
+// earlier in the batch take precedence, being newer.
+func evidenceRows(ctx context.Context, tx *sql.Tx, recs []CheckInRecord) (events, reports [][]any, err error) {
+	type key struct{ product, customer, instance string }
+	seen := map[key]string{}
+	for _, r := range recs {
+		k := key{r.Product, r.Customer, r.InstanceID}
+		failing := r.Health != nil && r.Health.Status.Failing()
+		if len(r.Events) > 0 || failing {
+			prior, ok := seen[k]
+			if !ok {
+				err := tx.QueryRowContext(ctx, `SELECT version FROM installations WHERE product = $1 AND customer = $2 AND instance_id = $3`,
+					r.Product, r.Customer, r.InstanceID).Scan(&prior)
+				if err != nil && !errors.Is(err, sql.ErrNoRows) {
+					return nil, nil, fmt.Errorf("look up installation %s of %s: %w", r.InstanceID, r.Customer, err)
+				}
+			}
+			at := r.ReceivedAt.UTC()
+			for _, e := range r.Events {
+				from := ""
+				if !e.From.IsZero() {
+					from = e.From.String()
+				}
+				events = append(events, []any{r.Product, r.InstanceID, r.Customer, string(e.Kind), from, e.To.String(), e.At.UTC(), e.Detail, at, prior})
+			}
+			if failing {
+				reports = append(reports, []any{r.Product, r.InstanceID, r.Customer, r.Version.String(), string(r.Health.Status), r.Health.Detail, at, prior})
+			}
+		}
+		seen[k] = r.Version.String()
+	}
+	return events, reports, nil
 }
 
 // latestPerInstallation reduces recs (in arrival order) to one installation
@@ -171,11 +200,12 @@ func insertRows(ctx context.Context, tx *sql.Tx, maxParams int, head, tail strin
 func (s *Store) HaltEvidence(ctx context.Context, product string, v release.Version, since time.Time) ([]release.InstanceEvent, []release.HealthReport, error) {
 	events, err := queryAll(ctx, s.rdb, func(row interface{ Scan(...any) error }) (release.InstanceEvent, error) {
 		var e release.InstanceEvent
-		var kind, from string
-		if err := row.Scan(&e.InstanceID, &kind, &from, &e.At, &e.Detail); err != nil {
+		var kind, from, seenOn string
+		if err := row.Scan(&e.InstanceID, &e.Customer, &kind, &from, &e.At, &e.Detail, &seenOn); err != nil {
 			return e, err
 		}
 		e.Kind, e.To, e.At = release.EventKind(kind), v, e.At.UTC()
+		e.SeenOn, _ = release.ParseVersion(seenOn) // '' (unknown before) stays zero
 		if from != "" {
 			f, err := release.ParseVersion(from)
 			if err != nil {
@@ -184,18 +214,19 @@ func (s *Store) HaltEvidence(ctx context.Context, product string, v release.Vers
 			e.From = f
 		}
 		return e, nil
-	}, "load auto-halt events", `SELECT instance_id, kind, from_version, received_at, detail FROM events
+	}, "load auto-halt events", `SELECT instance_id, customer, kind, from_version, received_at, detail, seen_on FROM events
 		WHERE product = $1 AND to_version = $2 AND received_at > $3 ORDER BY id`, product, v.String(), since.UTC())
 	if err != nil {
 		return nil, nil, err
 	}
 	reports, err := queryAll(ctx, s.rdb, func(row interface{ Scan(...any) error }) (release.HealthReport, error) {
 		var h release.HealthReport
-		var status string
-		err := row.Scan(&h.InstanceID, &status, &h.Health.Detail, &h.At)
+		var status, seenOn string
+		err := row.Scan(&h.InstanceID, &h.Customer, &status, &h.Health.Detail, &h.At, &seenOn)
 		h.Version, h.Health.Status, h.At = v, release.HealthStatus(status), h.At.UTC()
+		h.SeenOn, _ = release.ParseVersion(seenOn) // '' (unknown before) stays zero
 		return h, err
-	}, "load auto-halt health reports", `SELECT instance_id, status, detail, at FROM health_reports
+	}, "load auto-halt health reports", `SELECT instance_id, customer, status, detail, at, seen_on FROM health_reports
 		WHERE product = $1 AND version = $2 AND at > $3 ORDER BY id`, product, v.String(), since.UTC())
 	if err != nil {
 		return nil, nil, err

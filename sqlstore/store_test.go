@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -153,11 +154,36 @@ func testCatalog(t *testing.T, dsn string, s *sqlstore.Store) {
 	}); err != nil {
 		t.Fatalf("batch with one installation twice: %v", err)
 	}
-	events, reports := check2(s.HaltEvidence(ctx, "acme", v, now.Add(-time.Minute)))(t)
-	if len(events) != 1 || events[0].Kind != release.EventUpgradeFailed || events[0].InstanceID != "i2" {
-		t.Errorf("halt events = %+v", events)
+	// i2 reports again, now known on v; the same instance id under another
+	// customer is another installation, new to the store.
+	if err := s.RecordCheckIns(ctx, []sqlstore.CheckInRecord{
+		{Product: "acme", Customer: "bigbank", InstanceID: "i2", Version: v, ReceivedAt: now,
+			Events: []release.Event{{Kind: release.EventIntegrityFailed, To: v, At: now}}},
+		{Product: "acme", Customer: "other", InstanceID: "i2", Version: v, ReceivedAt: now,
+			Events: []release.Event{{Kind: release.EventIntegrityFailed, To: v, At: now}}},
+	}); err != nil {
+		t.Fatal(err)
 	}
-	if len(reports) != 2 || reports[0].Health.Status != release.HealthCorrupt || reports[1].InstanceID != "i3" {
+	events, reports := check2(s.HaltEvidence(ctx, "acme", v, now.Add(-time.Minute)))(t)
+	type seen struct {
+		id, customer string
+		kind         release.EventKind
+		seenOn       string
+	}
+	var gotEvents []seen
+	for _, e := range events {
+		gotEvents = append(gotEvents, seen{e.InstanceID, e.Customer, e.Kind, e.SeenOn.String()})
+	}
+	wantEvents := []seen{
+		{"i2", "bigbank", release.EventUpgradeFailed, ""}, // first check-in: unknown before
+		{"i2", "bigbank", release.EventIntegrityFailed, v.String()},
+		{"i2", "other", release.EventIntegrityFailed, ""},
+	}
+	if !slices.Equal(gotEvents, wantEvents) {
+		t.Errorf("halt events = %+v, want %+v", gotEvents, wantEvents)
+	}
+	if len(reports) != 2 || reports[0].Health.Status != release.HealthCorrupt || reports[1].InstanceID != "i3" ||
+		reports[0].Customer != "bigbank" || !reports[0].SeenOn.IsZero() {
 		t.Errorf("halt health reports = %+v", reports)
 	}
 	facts := check(s.LoadFacts(ctx, true))(t)
@@ -177,7 +203,7 @@ func testCatalog(t *testing.T, dsn string, s *sqlstore.Store) {
 		t.Errorf("no adoption for 3.30.0 in %+v", facts.Adoption)
 	}
 	insts := check(s.ListInstallations(ctx, "acme", 10))(t)
-	if len(insts) != 3 {
+	if len(insts) != 4 { // i1, i2, i3 of bigbank, i2 of other
 		t.Errorf("installations = %+v", insts)
 	}
 	for _, in := range insts {

@@ -86,13 +86,14 @@ func productFlags() []ucli.Flag {
 		&ucli.StringSliceFlag{Name: "gate", Usage: "a gate every release must pass before its first ring (repeatable)"},
 		&ucli.DurationFlag{Name: "halt-window", Usage: "auto-halt: how far back failures count (default 1h)"},
 		&ucli.IntFlag{Name: "halt-min-failures", Usage: "auto-halt: least failing installations (default 3)"},
+		&ucli.IntFlag{Name: "halt-min-customers", Usage: "auto-halt: least distinct customers among the failing installations (default 2)"},
 		&ucli.FloatFlag{Name: "halt-failure-share", Usage: "auto-halt: least share of failing among moved installations, 0..1 (default 0.2)"},
 		&ucli.BoolFlag{Name: "halt-disabled", Usage: "auto-halt: off (give --halt-disabled=false to turn it on)"},
 	}
 }
 
 func haltFlagsSet(cmd *ucli.Command) bool {
-	for _, f := range []string{"halt-window", "halt-min-failures", "halt-failure-share", "halt-disabled"} {
+	for _, f := range []string{"halt-window", "halt-min-failures", "halt-min-customers", "halt-failure-share", "halt-disabled"} {
 		if cmd.IsSet(f) {
 			return true
 		}
@@ -107,6 +108,9 @@ func applyHaltFlags(cmd *ucli.Command, p *release.Policy) {
 	if cmd.IsSet("halt-min-failures") {
 		p.MinFailures = int(cmd.Int("halt-min-failures"))
 	}
+	if cmd.IsSet("halt-min-customers") {
+		p.MinCustomers = int(cmd.Int("halt-min-customers"))
+	}
 	if cmd.IsSet("halt-failure-share") {
 		p.MinFailureShare = cmd.Float("halt-failure-share")
 	}
@@ -119,7 +123,7 @@ func fmtPolicy(p release.Policy) string {
 	if p.Disabled {
 		return "off"
 	}
-	return fmt.Sprintf(">=%d and >=%.0f%% in %s", p.MinFailures, p.MinFailureShare*100, p.Window)
+	return fmt.Sprintf(">=%d of >=%d customers and >=%.0f%% in %s", p.MinFailures, p.MinCustomers, p.MinFailureShare*100, p.Window)
 }
 
 func emitProduct(cmd *ucli.Command, p release.Product) error {

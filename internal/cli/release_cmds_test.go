@@ -74,7 +74,7 @@ func TestReleaseCommandsEndToEnd(t *testing.T) {
 
 	// Set up a product, rings, customers and an enrollment key.
 	out := api(t, url, admin, "product", "create", "acme", "--gate", "collation-compare", "--halt-min-failures", "2")
-	if !strings.Contains(out, "collation-compare") || !strings.Contains(out, ">=2 and >=20% in 1h0m0s") {
+	if !strings.Contains(out, "collation-compare") || !strings.Contains(out, ">=2 of >=2 customers and >=20% in 1h0m0s") {
 		t.Fatalf("product create printed:\n%s", out)
 	}
 	api(t, url, admin, "ring", "create", "acme", "insiders", "--position", "0", "--soak", "0s", "--min-healthy", "1")
