@@ -224,6 +224,9 @@ func Check(ctx context.Context, srv *Server, opts CheckOptions) (*CheckReport, e
 	if err := opts.Filter.Validate(); err != nil {
 		return nil, err
 	}
+	// Names in the SQL the check runs and in the expressions it deparses
+	// resolve to built-in objects only, never to a user's look-alike.
+	srv = srv.WithOptions(ConnOptions{SearchPath: "pg_catalog, pg_temp", ReadWrite: srv.Options().ReadWrite})
 	rep := &CheckReport{
 		SchemaVersion: 1,
 		StartedAt:     time.Now().UTC(),
@@ -352,14 +355,14 @@ func ensureAmcheck(ctx context.Context, srv *Server, conn *pgx.Conn, db string, 
 		return "", fmt.Errorf("look for amcheck: %w", err)
 	}
 	if !install {
-		return "", fmt.Errorf("%w in database %q: run with --install-missing (CREATE EXTENSION amcheck, needs CREATE on the database), or install it yourself", ErrNoAmcheck, db)
+		return "", fmt.Errorf("%w in database %q: run with --install-missing as a superuser (CREATE EXTENSION amcheck SCHEMA pg_catalog), or install it yourself", ErrNoAmcheck, db)
 	}
 	rw, err := srv.WithOptions(ConnOptions{ReadWrite: true}).Connect(ctx, db)
 	if err != nil {
 		return "", err
 	}
 	defer rw.Close(context.Background())
-	if _, err := rw.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS amcheck`); err != nil {
+	if _, err := rw.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS amcheck SCHEMA pg_catalog`); err != nil {
 		return "", fmt.Errorf("install amcheck: %w", err)
 	}
 	if err := rw.QueryRow(ctx, q).Scan(&schema); err != nil {

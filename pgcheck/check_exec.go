@@ -220,7 +220,7 @@ func runTask(ctx context.Context, conn *pgx.Conn, db, amSchema string, t task, o
 		}
 	case taskPartition, taskConstraint:
 		var n int64
-		n, err = scanViolations(ctx, conn, t)
+		n, t.expr, err = scanViolations(ctx, conn, t)
 		if err == nil && n > 0 {
 			f := violationFinding(db, t, n)
 			r.finding = &f

@@ -104,7 +104,7 @@ func plan(ctx context.Context, conn *pgx.Conn, db string, opts CheckOptions, rep
 			return err
 		}
 	}
-	if err := planScans(ctx, conn, opts, risk, rep, p); err != nil {
+	if err := planScans(ctx, conn, db, opts, risk, rep, p); err != nil {
 		return err
 	}
 	p.flush()

@@ -22,6 +22,8 @@ type ConnOptions struct {
 	ReadWrite bool
 	// ApplicationName is shown in pg_stat_activity (default "ringfence").
 	ApplicationName string
+	// SearchPath, if set, is the sessions' search_path.
+	SearchPath string
 }
 
 // Server is a PostgreSQL server to check, reached through a parsed DSN.
@@ -72,6 +74,9 @@ func (s *Server) WithOptions(opts ConnOptions) *Server {
 	if opts.ApplicationName != "" {
 		n.opts.ApplicationName = opts.ApplicationName
 	}
+	if opts.SearchPath != "" {
+		n.opts.SearchPath = opts.SearchPath
+	}
 	n.opts.ReadWrite = opts.ReadWrite
 	return &n
 }
@@ -93,6 +98,9 @@ func (s *Server) Connect(ctx context.Context, database string) (*pgx.Conn, error
 	params["idle_in_transaction_session_timeout"] = "60000"
 	if !s.opts.ReadWrite {
 		params["default_transaction_read_only"] = "on"
+	}
+	if s.opts.SearchPath != "" {
+		params["search_path"] = s.opts.SearchPath
 	}
 	cfg.RuntimeParams = params
 	// On cancellation ask the server to cancel the running statement at once
