@@ -186,7 +186,7 @@ func (s *Store) ChangeRelease(ctx context.Context, actor, action, reason, produc
 	change func(r *release.Release, others []release.Release) error) (release.Release, error) {
 	var r release.Release
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		before, err := getRelease(ctx, tx, product, v)
+		before, err := s.lockRelease(ctx, tx, product, v)
 		if err != nil {
 			return err
 		}
@@ -198,7 +198,7 @@ func (s *Store) ChangeRelease(ctx context.Context, actor, action, reason, produc
 		if err := change(&r, others); err != nil {
 			return err
 		}
-		if err := storeStatus(ctx, tx, r); err != nil {
+		if err := storeStatus(ctx, tx, before.Status, r); err != nil {
 			return err
 		}
 		return auditWhy(ctx, tx, actor, action, "release/"+r.ID(), reason, before, r)
@@ -206,8 +206,26 @@ func (s *Store) ChangeRelease(ctx context.Context, actor, action, reason, produc
 	return r, err
 }
 
-// storeStatus writes r's status, pause and pull.
-func storeStatus(ctx context.Context, tx *sql.Tx, r release.Release) error {
+// lockRelease reads a release with its ring entries for a change of it:
+// on PostgreSQL it first locks the rows of all the product's releases
+// (SELECT ... FOR UPDATE, always in the same order), so concurrent status
+// changes of a product's releases, from any server, run one after the other
+// and each sees the ones before — including the status of a pull's target;
+// on SQLite, write transactions already exclude each other (BEGIN
+// IMMEDIATE). ENOTFOUND if unknown.
+func (s *Store) lockRelease(ctx context.Context, tx *sql.Tx, product string, v release.Version) (release.Release, error) {
+	if s.dialect == Postgres {
+		if _, err := tx.ExecContext(ctx, `SELECT 1 FROM releases WHERE product = $1 ORDER BY version FOR UPDATE`, product); err != nil {
+			return release.Release{}, fmt.Errorf("lock releases of %s: %w", product, err)
+		}
+	}
+	return getRelease(ctx, tx, product, v)
+}
+
+// storeStatus writes r's status, pause and pull, provided the stored status
+// is still was; ECONFLICT otherwise (a second line of defence behind
+// lockRelease: a change is never written over one it did not see).
+func storeStatus(ctx context.Context, tx *sql.Tx, was release.Status, r release.Release) error {
 	paused, err := jsonOrNull(ptrOrNil(r.Paused))
 	if err != nil {
 		return fmt.Errorf("encode pause of %s: %w", r.ID(), err)
@@ -216,10 +234,15 @@ func storeStatus(ctx context.Context, tx *sql.Tx, r release.Release) error {
 	if err != nil {
 		return fmt.Errorf("encode pull of %s: %w", r.ID(), err)
 	}
-	_, err = tx.ExecContext(ctx, `UPDATE releases SET status = $1, paused = $2, pull = $3 WHERE product = $4 AND version = $5`,
-		string(r.Status), paused, pull, r.Product, r.Version.String())
+	res, err := tx.ExecContext(ctx, `UPDATE releases SET status = $1, paused = $2, pull = $3 WHERE product = $4 AND version = $5 AND status = $6`,
+		string(r.Status), paused, pull, r.Product, r.Version.String(), string(was))
 	if err != nil {
 		return fmt.Errorf("store status of %s: %w", r.ID(), err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("store status of %s: %w", r.ID(), err)
+	} else if n == 0 {
+		return release.Errorf(release.ECONFLICT, "release %s changed meanwhile; retry", r.ID())
 	}
 	return nil
 }
@@ -240,7 +263,7 @@ func (s *Store) AutoHalt(ctx context.Context, product string, v release.Version,
 	var halted bool
 	var r release.Release
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		before, err := getRelease(ctx, tx, product, v)
+		before, err := s.lockRelease(ctx, tx, product, v)
 		if err != nil {
 			return err
 		}
@@ -314,7 +337,8 @@ func (s *Store) RecordPromotions(ctx context.Context, due []release.Due) (int, e
 func (s *Store) ForcePromote(ctx context.Context, product string, v release.Version, role release.Role, ring, by, reason string) (release.Release, error) {
 	var r release.Release
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		before, err := getRelease(ctx, tx, product, v)
+		// Locked: a pull committed meanwhile is seen, not promoted past.
+		before, err := s.lockRelease(ctx, tx, product, v)
 		if err != nil {
 			return err
 		}
@@ -439,11 +463,17 @@ func (s *Store) RaiseHold(ctx context.Context, h release.Hold) (release.Hold, er
 	return h, err
 }
 
-// ResolveHold resolves an open hold of product.
+// ResolveHold resolves an open hold of product. The hold's row is locked
+// (PostgreSQL) and the update conditional, so of two concurrent resolutions
+// one wins and the other gets the domain's error for a resolved hold.
 func (s *Store) ResolveHold(ctx context.Context, product, id, by, resolution string) (release.Hold, error) {
 	var h release.Hold
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		before, err := scanHold(tx.QueryRowContext(ctx, `SELECT `+holdCols+` FROM holds WHERE id = $1 AND product = $2`, id, product))
+		q := `SELECT ` + holdCols + ` FROM holds WHERE id = $1 AND product = $2`
+		if s.dialect == Postgres {
+			q += ` FOR UPDATE` // two resolutions of one hold: the second sees the first
+		}
+		before, err := scanHold(tx.QueryRowContext(ctx, q, id, product))
 		if err != nil {
 			return notFound(err, "hold %s of %s", id, product)
 		}
@@ -451,9 +481,15 @@ func (s *Store) ResolveHold(ctx context.Context, product, id, by, resolution str
 		if err := h.Resolve(by, resolution, now()); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE holds SET resolved_at = $1, resolved_by = $2, resolution = $3 WHERE id = $4`,
-			*h.ResolvedAt, h.ResolvedBy, h.Resolution, id); err != nil {
+		res, err := tx.ExecContext(ctx, `UPDATE holds SET resolved_at = $1, resolved_by = $2, resolution = $3 WHERE id = $4 AND resolved_at IS NULL`,
+			*h.ResolvedAt, h.ResolvedBy, h.Resolution, id)
+		if err != nil {
 			return fmt.Errorf("resolve hold %s: %w", id, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("resolve hold %s: %w", id, err)
+		} else if n == 0 {
+			return release.Errorf(release.ECONFLICT, "hold %s was resolved meanwhile", id)
 		}
 		return auditWhy(ctx, tx, by, "hold.resolve", "hold/"+id, resolution, before, h)
 	})

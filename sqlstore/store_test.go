@@ -27,6 +27,7 @@ func TestStore(t *testing.T) {
 	}{
 		{"Catalog", testCatalog},
 		{"RefusesNewerSchema", testRefusesNewerSchema},
+		{"ConcurrentReleaseChanges", testConcurrentReleaseChanges},
 	}
 	t.Run("sqlite", func(t *testing.T) {
 		for _, tc := range tests {
@@ -320,5 +321,50 @@ func testRefusesNewerSchema(t *testing.T, dsn string, s *sqlstore.Store) {
 	_, err = sqlstore.Open(context.Background(), dsn)
 	if err == nil || !strings.Contains(err.Error(), "newer") {
 		t.Fatalf("open of a newer schema: %v, want a refusal", err)
+	}
+}
+
+// testConcurrentReleaseChanges races a resume of a paused release against a
+// pull of it: the pull starts while the resume's transaction has read the
+// release but not written it. The pull must see the resume (or the other
+// way round), never have its status overwritten: the release ends pulled.
+func testConcurrentReleaseChanges(t *testing.T, dsn string, s *sqlstore.Store) {
+	ctx := context.Background()
+	v := release.MustParseVersion("2.0.0")
+	check(s.CreateProduct(ctx, "admin", release.Product{Name: "acme"}))(t)
+	check(s.CreateRelease(ctx, "admin", release.Release{Product: "acme", Version: v}))(t)
+	check(s.ChangeRelease(ctx, "admin", "release.pause", "stop", "acme", v, func(r *release.Release, _ []release.Release) error {
+		return r.Pause("admin", "stop", "", time.Now())
+	}))(t)
+
+	resumeRead, resumeGo := make(chan struct{}), make(chan struct{})
+	resumed := make(chan error, 1)
+	go func() {
+		_, err := s.ChangeRelease(ctx, "alice", "release.resume", "", "acme", v, func(r *release.Release, _ []release.Release) error {
+			close(resumeRead)
+			<-resumeGo
+			return r.Resume()
+		})
+		resumed <- err
+	}()
+	<-resumeRead
+	pulled := make(chan error, 1)
+	go func() {
+		_, err := s.ChangeRelease(ctx, "bob", "release.pull", "corrupts", "acme", v, func(r *release.Release, others []release.Release) error {
+			return r.Pull(release.Pull{Reason: "corrupts", Action: release.ActionHold, By: "bob"}, others, time.Now())
+		})
+		pulled <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // the pull runs as far as it can
+	close(resumeGo)
+	if err := <-resumed; err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	if err := <-pulled; err != nil {
+		t.Fatalf("pull after resume: %v", err)
+	}
+	r := check(s.GetRelease(ctx, "acme", v))(t)
+	if r.Status != release.StatusPulled || r.Pulled == nil || r.Pulled.By != "bob" {
+		t.Fatalf("after resume and pull: status %s, pull %+v; want pulled by bob", r.Status, r.Pulled)
 	}
 }
