@@ -99,6 +99,11 @@ func (f Filter) indexOK(schema, index string) bool {
 	return !matchAny(f.ExcludeIndexes, schema, index)
 }
 
+// includes reports whether any include pattern was given.
+func (f Filter) includes() bool {
+	return len(f.Schemas)+len(f.Tables)+len(f.Indexes) > 0
+}
+
 func isCatalogSchema(s string) bool {
 	return s == "pg_catalog" || s == "pg_toast" || s == "information_schema"
 }
@@ -252,7 +257,9 @@ func Check(ctx context.Context, srv *Server, opts CheckOptions) (*CheckReport, e
 	}
 	rep.Databases = []string{first.Config().Database}
 	if opts.AllDatabases {
-		rows, _ := first.Query(ctx, `SELECT datname FROM pg_database WHERE datallowconn AND datconnlimit <> -2 ORDER BY datname`)
+		rows, _ := first.Query(ctx, `SELECT datname FROM pg_database
+			WHERE datallowconn AND datconnlimit <> -2 AND has_database_privilege(datname, 'CONNECT')
+			ORDER BY datname`)
 		rep.Databases, err = pgx.CollectRows(rows, pgx.RowTo[string])
 		if err != nil {
 			return nil, fmt.Errorf("list databases: %w", err)
@@ -260,9 +267,13 @@ func Check(ctx context.Context, srv *Server, opts CheckOptions) (*CheckReport, e
 	}
 	for _, db := range rep.Databases {
 		err := checkDatabase(ctx, srv, db, opts, rep)
-		if err != nil && opts.AllDatabases && errors.Is(err, ErrNoAmcheck) {
+		if err != nil && opts.AllDatabases && ctx.Err() == nil {
 			// Check the other databases; the report is incomplete.
-			rep.Skipped = append(rep.Skipped, Skipped{Database: db, Object: "amcheck", Reason: err.Error(), Error: true})
+			object := "database"
+			if errors.Is(err, ErrNoAmcheck) {
+				object = "amcheck"
+			}
+			rep.Skipped = append(rep.Skipped, Skipped{Database: db, Object: object, Reason: err.Error(), Error: true})
 			continue
 		}
 		if err != nil {
@@ -280,8 +291,14 @@ func Check(ctx context.Context, srv *Server, opts CheckOptions) (*CheckReport, e
 		if a.Schema != b.Schema {
 			return a.Schema < b.Schema
 		}
+		if a.Table != b.Table {
+			return a.Table < b.Table
+		}
 		return a.Object < b.Object
 	})
+	if opts.Scope == ScopeAll && opts.Filter.includes() && rep.Checked.Indexes+rep.Checked.HeapRelations+rep.Checked.Partitions+rep.Checked.CheckConstraints == 0 {
+		return nil, errors.New("no relation matched the --schema/--table/--index patterns")
+	}
 	rep.Duration = Duration(time.Since(rep.StartedAt))
 	return rep, nil
 }

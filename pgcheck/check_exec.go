@@ -20,7 +20,6 @@ const (
 	sqlstateLockTimeout    = "55P03"
 	sqlstateQueryCanceled  = "57014"
 	sqlstateNoPrivilege    = "42501"
-	sqlstateInvalidParam   = "22023"
 )
 
 // heapFindingMessages bounds the corruption messages quoted per relation.
@@ -30,7 +29,7 @@ const heapFindingMessages = 5
 type result struct {
 	task     task
 	finding  *Finding
-	heapMsgs []string
+	heapMsgs []heapMessage
 	heapRows int64
 	skip     *Skipped
 }
@@ -171,7 +170,12 @@ func execute(ctx context.Context, srv *Server, db string, p *dbPlan, opts CheckO
 	}
 	for _, oid := range heapOrder {
 		h := heap[oid]
-		msgs := h.heapMsgs[:min(len(h.heapMsgs), heapFindingMessages)]
+		// Each block range kept its first problems: quote the lowest blocks.
+		sort.SliceStable(h.heapMsgs, func(i, j int) bool { return h.heapMsgs[i].block < h.heapMsgs[j].block })
+		var msgs []string
+		for _, m := range h.heapMsgs[:min(len(h.heapMsgs), heapFindingMessages)] {
+			msgs = append(msgs, m.text)
+		}
 		findings = append(findings, Finding{Kind: KindHeapCorrupt, Database: db, Schema: h.task.schema,
 			Table: h.task.name, Object: h.task.name, Rows: h.heapRows,
 			Detail: fmt.Sprintf("verify_heapam reported %d problem(s): %s", h.heapRows, strings.Join(msgs, "; "))})
@@ -205,19 +209,6 @@ func runTask(ctx context.Context, conn *pgx.Conn, db, amSchema string, t task, o
 		}
 	case taskHeap:
 		err = verifyHeap(ctx, conn, amSchema, t, &r)
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == sqlstateInvalidParam && t.startBlock >= 0 {
-			// The relation shrank (VACUUM truncation) since it was planned:
-			// check what is left of this range, or nothing if it is gone.
-			if strings.HasPrefix(pgErr.Message, "starting block number") {
-				return r, nil
-			}
-			if strings.HasPrefix(pgErr.Message, "ending block number") {
-				t.endBlock = -1
-				r = result{task: t}
-				err = verifyHeap(ctx, conn, amSchema, t, &r)
-			}
-		}
 	case taskPartition, taskConstraint:
 		var n int64
 		n, t.expr, err = scanViolations(ctx, conn, t)
@@ -266,9 +257,14 @@ func verifyHeap(ctx context.Context, conn *pgx.Conn, amSchema string, t task, r 
 	if t.endBlock >= 0 {
 		end = &t.endBlock
 	}
-	rows, err := conn.Query(ctx, fmt.Sprintf(`SELECT blkno, offnum, attnum, msg FROM %s.verify_heapam(
-		relation => $1::oid::regclass, on_error_stop => false, check_toast => true, skip => 'none',
-		startblock => $2, endblock => $3)`, QuoteIdent(amSchema)), t.oid, start, end)
+	// The plan's block numbers come from pg_class.relpages and may be stale:
+	// clamp the range to the relation's size now, and skip a range that
+	// lies wholly past its end (the table shrank since).
+	rows, err := conn.Query(ctx, fmt.Sprintf(`SELECT v.blkno, v.offnum, v.attnum, v.msg
+		FROM (SELECT pg_relation_size($1::oid::regclass) / current_setting('block_size')::bigint AS n) s,
+		LATERAL %s.verify_heapam(relation => $1::oid::regclass, on_error_stop => false, check_toast => true,
+			skip => 'none', startblock => $2::bigint, endblock => least($3::bigint, s.n - 1)) v
+		WHERE s.n > 0 AND ($2::bigint IS NULL OR $2::bigint < s.n)`, QuoteIdent(amSchema)), t.oid, start, end)
 	if err != nil {
 		return err
 	}
@@ -278,14 +274,20 @@ func verifyHeap(ctx context.Context, conn *pgx.Conn, amSchema string, t task, r 
 	_, err = pgx.ForEachRow(rows, []any{&blk, &off, &att, &msg}, func() error {
 		r.heapRows++
 		if len(r.heapMsgs) < heapFindingMessages {
-			r.heapMsgs = append(r.heapMsgs, heapMessage(blk, off, att, msg))
+			r.heapMsgs = append(r.heapMsgs, heapMessage{blk, formatHeapMessage(blk, off, att, msg)})
 		}
 		return nil
 	})
 	return err
 }
 
-func heapMessage(blk int64, off, att *int32, msg string) string {
+// heapMessage is one problem verify_heapam reported, with its block.
+type heapMessage struct {
+	block int64
+	text  string
+}
+
+func formatHeapMessage(blk int64, off, att *int32, msg string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "block %d", blk)
 	if off != nil {

@@ -221,12 +221,13 @@ func planHeap(ctx context.Context, conn *pgx.Conn, db string, opts CheckOptions,
 		}
 		for start := int64(0); start < r.blocks; start += chunk {
 			t := r.task
+			blockSize := r.bytes / r.blocks
 			t.startBlock, t.endBlock = start, start+chunk-1
-			t.bytes = r.bytes * chunk / r.blocks
+			t.bytes = blockSize * chunk
 			if t.endBlock >= r.blocks-1 {
 				// The last range runs to the end, whatever the table has grown to.
 				t.endBlock = -1
-				t.bytes = r.bytes * (r.blocks - start) / r.blocks
+				t.bytes = blockSize * (r.blocks - start)
 			}
 			p.tasks = append(p.tasks, t)
 		}

@@ -205,8 +205,11 @@ func TestCheckHeapCorruption(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.WriteAt(bytes.Repeat([]byte{0xf0, 0xff, 0x80, 0x00}, 3), 24+4*4); err != nil {
-		t.Fatal(err)
+	// Blocks 0 and 5: the second lies in the second block range (4-7).
+	for _, block := range []int64{0, 5} {
+		if _, err := f.WriteAt(bytes.Repeat([]byte{0xf0, 0xff, 0x80, 0x00}, 3), block*8192+24+4*4); err != nil {
+			t.Fatal(err)
+		}
 	}
 	f.Close()
 	c.Start(c.Variant)
@@ -219,8 +222,8 @@ func TestCheckHeapCorruption(t *testing.T) {
 		t.Errorf("pg_amcheck reports heap corruption in %v", want)
 	}
 	for _, f := range rep.Findings {
-		if f.Kind == pgcheck.KindHeapCorrupt && (f.Rows < 3 || !strings.Contains(f.Detail, "block 0")) {
-			t.Errorf("heap finding %+v: want at least 3 problems in block 0", f)
+		if f.Kind == pgcheck.KindHeapCorrupt && (f.Rows < 6 || !strings.Contains(f.Detail, "block 0") || !strings.Contains(f.Detail, "block 5")) {
+			t.Errorf("heap finding %+v: want at least 6 problems, in blocks 0 and 5", f)
 		}
 	}
 	// Without --heap the corruption is not looked for.

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -91,6 +93,12 @@ func TestCheckExitCodesAndGrants(t *testing.T) {
 		t.Fatalf("clean database: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 
+	// A pattern that matches nothing is an error, not a clean bill of health.
+	code, _, stderr = run(t, ctx, "pg", "check", "-q", "-t", "wrods", c.DSN("app"))
+	if code != cli.ExitError || !strings.Contains(stderr, "no relation matched") {
+		t.Fatalf("-t wrods: exit %d, %q", code, stderr)
+	}
+
 	// amcheck missing: a clear error naming the flag, and nothing installed.
 	code, _, stderr = run(t, ctx, "pg", "check", "-q", c.DSN("bare"))
 	if code != cli.ExitError || !strings.Contains(stderr, "--install-missing") {
@@ -115,7 +123,7 @@ func TestCheckExitCodesAndGrants(t *testing.T) {
 	if !slices.Contains(super.objects("index_corrupt"), "public.words_name_key") {
 		t.Fatalf("words_name_key not reported: %v", super.Findings)
 	}
-	c.Exec("app", docGrants)
+	c.Exec("app", docGrants(t))
 	code, stdout, stderr = run(t, ctx, "pg", "check", "-q", "--json", "--heap", c.UserDSN("ringfence_check", "app"))
 	if code != cli.ExitFindings {
 		t.Fatalf("non-superuser: exit %d\n%s", code, stderr)
@@ -128,13 +136,24 @@ func TestCheckExitCodesAndGrants(t *testing.T) {
 	}
 }
 
-// docGrants are the grants docs/pg-check.md documents for a non-superuser.
-const docGrants = `
-	CREATE ROLE ringfence_check LOGIN;
-	GRANT pg_read_all_data TO ringfence_check;
-	GRANT EXECUTE ON FUNCTION bt_index_check(regclass, boolean) TO ringfence_check;
-	GRANT EXECUTE ON FUNCTION bt_index_parent_check(regclass, boolean) TO ringfence_check;
-	GRANT EXECUTE ON FUNCTION verify_heapam(regclass, boolean, boolean, text, bigint, bigint) TO ringfence_check;`
+// docGrants returns the SQL docs/pg-check.md gives for a non-superuser
+// role, so the test runs exactly what the documentation says.
+func docGrants(t *testing.T) string {
+	t.Helper()
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "pg-check.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "## Running as a non-superuser")
+	if ok {
+		_, rest, ok = strings.Cut(rest, "```sql\n")
+	}
+	block, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 || !strings.Contains(block, "CREATE ROLE ringfence_check") {
+		t.Fatal("docs/pg-check.md has no SQL block under \"Running as a non-superuser\"")
+	}
+	return block
+}
 
 func TestCheckStandby(t *testing.T) {
 	ctx := context.Background()

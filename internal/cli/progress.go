@@ -54,7 +54,7 @@ func (v *progressView) Update(p pgcheck.Progress) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if !v.tty {
-		if p.Done == p.Total || time.Since(v.last) >= time.Second {
+		if p.Total > 0 && (p.Done == p.Total || time.Since(v.last) >= time.Second) {
 			v.last = time.Now()
 			fmt.Fprintf(v.out, "check %s: %d/%d checks, %s of %s\n", p.Database, p.Done, p.Total,
 				humanBytes(p.BytesDone), humanBytes(p.BytesTotal))
@@ -82,6 +82,8 @@ func (v *progressView) Update(p pgcheck.Progress) {
 			})))
 		}
 	}
+	// Tasks are added in stages: the total grows.
+	v.total.SetTotal(max(p.BytesTotal, 1), false)
 	v.workerMu.Lock()
 	if p.Worker < len(v.workers) {
 		v.workers[p.Worker] = p.Current
