@@ -45,7 +45,7 @@ func TestPostgres(t *testing.T) {
 // failures; every answer verifies against /v1/keys.
 func scenario(t *testing.T, dsn string) {
 	hook := newWebhookReceiver(t)
-	e := startServer(t, dsn, server.Config{IncidentWebhook: hook.URL, RefreshInterval: 50 * time.Millisecond, AdoptionInterval: 50 * time.Millisecond, FlushInterval: 10 * time.Millisecond})
+	e := startServer(t, dsn, server.Config{IncidentWebhook: hook.URL, WebhookAllowPrivate: true, RefreshInterval: 50 * time.Millisecond, AdoptionInterval: 50 * time.Millisecond, FlushInterval: 10 * time.Millisecond})
 	const p = "/api/v1/products/acme"
 
 	e.api("POST", "/api/v1/products", map[string]any{"name": "acme", "required_gates": []string{"upgrade-test"},
@@ -335,7 +335,7 @@ func TestRouteTableAuth(t *testing.T) {
 // timer), and an auto-halt both see happens once.
 func twoServers(t *testing.T, dsn string) {
 	hook := newWebhookReceiver(t)
-	cfg := server.Config{IncidentWebhook: hook.URL, RefreshInterval: time.Minute, CheckInRate: 1000, CheckInBurst: 1000}
+	cfg := server.Config{IncidentWebhook: hook.URL, WebhookAllowPrivate: true, RefreshInterval: time.Minute, CheckInRate: 1000, CheckInBurst: 1000}
 	a := startServer(t, dsn, cfg)
 	b := startServer(t, dsn, cfg)
 	a.api("POST", "/api/v1/products", map[string]any{"name": "acme",
@@ -482,16 +482,9 @@ func TestIncidentWebhookRetries(t *testing.T) {
 		w.WriteHeader(http.StatusAccepted)
 	}))
 	defer recv.Close()
-	e := startServer(t, servertest.SQLite(t), server.Config{IncidentWebhook: recv.URL, WebhookTimeout: 200 * time.Millisecond,
+	e := startServer(t, servertest.SQLite(t), server.Config{IncidentWebhook: recv.URL, WebhookAllowPrivate: true, WebhookTimeout: 200 * time.Millisecond,
 		WebhookBackoff: 20 * time.Millisecond, WebhookAttempts: 5})
-	e.api("POST", "/api/v1/products", map[string]any{"name": "acme", "halt": map[string]any{"window": "1h", "min_failures": 1, "failure_share": 0, "min_customers": 1}}, http.StatusCreated, nil)
-	e.api("POST", "/api/v1/products/acme/rings", map[string]any{"name": "all", "position": 0, "rollout_percent": 100}, http.StatusCreated, nil)
-	for _, v := range []string{"1.0.0", "1.1.0"} {
-		e.api("POST", "/api/v1/products/acme/releases", map[string]any{"version": v}, http.StatusCreated, nil)
-	}
-	key := e.enroll("acme", "bigbank", "all")
-	e.checkIn(key, checkIn{InstanceID: "i-1", Product: "acme", Version: "1.1.0"})
-	e.checkIn(key, checkIn{InstanceID: "i-1", Product: "acme", Version: "1.1.0", Health: &release.Health{Status: release.HealthCorrupt, Detail: "index t_pkey"}})
+	haltOneRelease(e)
 	servertest.Eventually(t, 5*time.Second, "webhook delivered", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -506,6 +499,49 @@ func TestIncidentWebhookRetries(t *testing.T) {
 	if !bytes.Contains(metrics, []byte(`ringfence_incident_webhooks_total{outcome="delivered"} 1`)) {
 		t.Errorf("metrics do not count the delivery")
 	}
+}
+
+// haltOneRelease sets up product acme with a policy that halts on one
+// failure and has a known installation report corruption on 1.1.0.
+func haltOneRelease(e *env) {
+	e.api("POST", "/api/v1/products", map[string]any{"name": "acme", "halt": map[string]any{"window": "1h", "min_failures": 1, "failure_share": 0, "min_customers": 1}}, http.StatusCreated, nil)
+	e.api("POST", "/api/v1/products/acme/rings", map[string]any{"name": "all", "position": 0, "rollout_percent": 100}, http.StatusCreated, nil)
+	for _, v := range []string{"1.0.0", "1.1.0"} {
+		e.api("POST", "/api/v1/products/acme/releases", map[string]any{"version": v}, http.StatusCreated, nil)
+	}
+	key := e.enroll("acme", "bigbank", "all")
+	e.checkIn(key, checkIn{InstanceID: "i-1", Product: "acme", Version: "1.1.0"})
+	e.checkIn(key, checkIn{InstanceID: "i-1", Product: "acme", Version: "1.1.0", Health: &release.Health{Status: release.HealthCorrupt, Detail: "index t_pkey"}})
+}
+
+// TestIncidentWebhookRefusesInternalTargets: without --webhook-allow-private
+// the webhook never reaches a loopback receiver, and a redirect is not
+// followed even when private addresses are allowed.
+func TestIncidentWebhookRefusesInternalTargets(t *testing.T) {
+	failedOnce := func(e *env) bool {
+		_, metrics := e.call("GET", "/metrics", "", nil)
+		return bytes.Contains(metrics, []byte(`ringfence_incident_webhooks_total{outcome="failed"} 1`))
+	}
+	t.Run("loopback", func(t *testing.T) {
+		hook := newWebhookReceiver(t)
+		e := startServer(t, servertest.SQLite(t), server.Config{IncidentWebhook: hook.URL, WebhookAttempts: 1})
+		haltOneRelease(e)
+		servertest.Eventually(t, 5*time.Second, "webhook attempt refused", func() bool { return failedOnce(e) })
+		if n := len(hook.received()); n != 0 {
+			t.Fatalf("loopback receiver got %d webhooks without --webhook-allow-private", n)
+		}
+	})
+	t.Run("redirect", func(t *testing.T) {
+		hook := newWebhookReceiver(t)
+		redirect := httptest.NewServer(http.RedirectHandler(hook.URL, http.StatusTemporaryRedirect))
+		defer redirect.Close()
+		e := startServer(t, servertest.SQLite(t), server.Config{IncidentWebhook: redirect.URL, WebhookAllowPrivate: true, WebhookAttempts: 1})
+		haltOneRelease(e)
+		servertest.Eventually(t, 5*time.Second, "redirected webhook counted as failed", func() bool { return failedOnce(e) })
+		if n := len(hook.received()); n != 0 {
+			t.Fatalf("redirect target got %d webhooks", n)
+		}
+	})
 }
 
 // TestAdminChanges checks the admin routes' effects: patches, moving a

@@ -54,8 +54,15 @@ type Config struct {
 	CommitWindow time.Duration
 	// FlushInterval is how often routine last-seen updates are written (100ms).
 	FlushInterval time.Duration
-	// IncidentWebhook, if set, receives a POST for every auto-halt.
+	// IncidentWebhook, if set, receives a POST for every auto-halt. It is
+	// only ever connected to on public addresses (checked on the resolved
+	// address at connect time; loopback, private, link-local/metadata,
+	// unique-local and other internal ranges are refused), without a proxy,
+	// and redirects are not followed.
 	IncidentWebhook string
+	// WebhookAllowPrivate lets the incident webhook reach internal addresses
+	// (an incident system inside the vendor's network; tests on loopback).
+	WebhookAllowPrivate bool
 	// WebhookTimeout bounds each webhook attempt (5s); WebhookAttempts is
 	// how many are made (4), with exponential backoff from WebhookBackoff (1s).
 	WebhookTimeout  time.Duration
@@ -148,7 +155,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		metrics: newMetrics(),
 		dirty:   make(chan struct{}, 1),
 		halts:   newHaltQueue(),
-		webhook: &http.Client{Timeout: cfg.WebhookTimeout},
+		webhook: newWebhookClient(cfg.WebhookTimeout, cfg.WebhookAllowPrivate),
 	}
 	s.limits.m = map[string]*rate.Limiter{}
 	shards := 1 // SQLite has one writing connection

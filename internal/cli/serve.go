@@ -36,6 +36,8 @@ func serveCommand(stdout, stderr io.Writer) *ucli.Command {
 			&ucli.StringFlag{Name: "listen", Value: ":8080", Usage: "address to listen on"},
 			&ucli.StringFlag{Name: "incident-webhook", Sources: ucli.EnvVars("RINGFENCE_INCIDENT_WEBHOOK"),
 				Usage: "URL that receives a POST when auto-halt pauses a release"},
+			&ucli.BoolFlag{Name: "webhook-allow-private", Sources: ucli.EnvVars("RINGFENCE_WEBHOOK_ALLOW_PRIVATE"),
+				Usage: "let the incident webhook reach loopback, private and link-local addresses (refused by default)"},
 			&ucli.DurationFlag{Name: "answer-ttl", Value: time.Hour, Usage: "validity of signed check-in answers"},
 			&ucli.FloatFlag{Name: "checkin-rate", Value: 50, Usage: "check-ins per second allowed per enrollment key"},
 			&ucli.IntFlag{Name: "checkin-burst", Value: 200, Usage: "check-in burst allowed per enrollment key"},
@@ -58,13 +60,14 @@ func serve(ctx context.Context, cmd *ucli.Command, log *slog.Logger) error {
 	}
 	defer store.Close()
 	srv, err := server.New(ctx, server.Config{
-		Store:           store,
-		Logger:          log,
-		AnswerTTL:       cmd.Duration("answer-ttl"),
-		CheckInRate:     rate.Limit(cmd.Float("checkin-rate")),
-		CheckInBurst:    int(cmd.Int("checkin-burst")),
-		IncidentWebhook: cmd.String("incident-webhook"),
-		Retention:       cmd.Duration("retention"),
+		Store:               store,
+		Logger:              log,
+		AnswerTTL:           cmd.Duration("answer-ttl"),
+		CheckInRate:         rate.Limit(cmd.Float("checkin-rate")),
+		CheckInBurst:        int(cmd.Int("checkin-burst")),
+		IncidentWebhook:     cmd.String("incident-webhook"),
+		WebhookAllowPrivate: cmd.Bool("webhook-allow-private"),
+		Retention:           cmd.Duration("retention"),
 	})
 	if err != nil {
 		return err
