@@ -201,7 +201,9 @@ func (c *Cluster) Standby(v Variant) *Cluster {
 }
 
 func (c *Cluster) cleanup() {
-	if c.running {
+	// Stop the server whenever one may be running: also after a start that
+	// timed out although the postmaster came up.
+	if _, err := os.Stat(filepath.Join(c.dataDir(), "postmaster.pid")); c.running || err == nil {
 		_ = c.command("pg_ctl", "stop", "-w", "-m", "immediate", "-D", c.dataDir()).Run()
 	}
 	if !c.t.Failed() || os.Getenv("PGTEST_KEEP") == "" {

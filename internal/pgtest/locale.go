@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -102,12 +103,17 @@ func BuildLocale(v Variant) (string, error) {
 		return "", fmt.Errorf("localedef not found (install the Debian package locales): %w", err)
 	}
 	key := sha256.Sum256([]byte(string(v) + "\x00" + glibcVersion() + "\x00" + localeSource))
-	root := filepath.Join(os.TempDir(), "ringfence-locales")
+	// One cache per user, which must own it: a world-writable /tmp must not
+	// let another user plant the locales our servers load.
+	root := filepath.Join(os.TempDir(), fmt.Sprintf("ringfence-locales-%d", os.Geteuid()))
 	final := filepath.Join(root, string(v)+"-"+hex.EncodeToString(key[:6]))
 	if _, err := os.Stat(filepath.Join(final, Locale, "LC_COLLATE")); err == nil {
 		return final, nil
 	}
 	if err := os.MkdirAll(root, 0o755); err != nil {
+		return "", err
+	}
+	if err := ownedByMe(root); err != nil {
 		return "", err
 	}
 	if err := os.Chmod(root, 0o755); err != nil {
@@ -150,6 +156,20 @@ func BuildLocale(v Variant) (string, error) {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("localedef %s: %v: %s", v, err, b)
 	}
+	// The server runs as another user (postgres): whatever the umask,
+	// it must be able to read the compiled locale.
+	if err := filepath.WalkDir(out, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		mode := os.FileMode(0o644)
+		if d.IsDir() {
+			mode = 0o755
+		}
+		return os.Chmod(path, mode)
+	}); err != nil {
+		return "", err
+	}
 	if err := os.Rename(out, final); err != nil {
 		if _, statErr := os.Stat(filepath.Join(final, Locale, "LC_COLLATE")); statErr == nil {
 			return final, nil // another process won the race
@@ -157,6 +177,19 @@ func BuildLocale(v Variant) (string, error) {
 		return "", err
 	}
 	return final, nil
+}
+
+// ownedByMe fails unless dir is a directory owned by the current user.
+func ownedByMe(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !fi.IsDir() || !ok || int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("%s is not a directory owned by uid %d: remove it", dir, os.Geteuid())
+	}
+	return nil
 }
 
 func glibcVersion() string {
