@@ -127,8 +127,10 @@ type ringKey struct {
 //     latest result that passed — at the time of the last of those passes, or
 //     at its creation if the product requires no gate — and no hold is open.
 //   - It enters the next ring once it has soaked in the previous one for that
-//     ring's SoakTime, no hold is open, and at least the previous ring's
-//     MinHealthy installations run it and report healthy there.
+//     ring's SoakTime, no hold is open, no required gate's latest result
+//     failed, and at least the previous ring's MinHealthy installations run
+//     it and report healthy there. A gate failing after the release entered
+//     some rings thus stops it like a hold; the rings it entered keep it.
 //   - A recorded entry makes it available in that ring from the recorded
 //     time; a forced entry also in every ring before it, overriding gates,
 //     holds, soak and evidence.
@@ -266,7 +268,9 @@ func Availability(facts Facts, now time.Time) ([]ReleaseStatus, []Due) {
 			case len(rs.Holds) > 0:
 				h := rs.Holds[0]
 				st.State, st.Reason = RingBlocked, fmt.Sprintf("hold %s by %s: %s", h.ID, h.RaisedBy, h.Reason)
-			case i == 0 && gateBlock != "":
+			case gateBlock != "":
+				// A required gate failing after the release entered earlier
+				// rings stops it like a hold: it enters no further ring.
 				st.State, st.Reason = RingBlocked, gateBlock
 			case i == 0 && gateWait != "":
 				st.State, st.Reason = RingWaiting, gateWait

@@ -36,7 +36,17 @@ func TestAvailability(t *testing.T) {
 			release: rel("3.30.0"),
 			gates:   []GateResult{fail("3.30.0", at(-time.Minute))},
 			now:     t0,
-			want:    [3]ringWant{{RingBlocked, false, time.Time{}, "required gate collation-compare failed"}, {RingWaiting, false, time.Time{}, ""}, {RingWaiting, false, time.Time{}, ""}},
+			want:    [3]ringWant{{RingBlocked, false, time.Time{}, "required gate collation-compare failed"}, {RingBlocked, false, time.Time{}, "failed"}, {RingBlocked, false, time.Time{}, "failed"}},
+		},
+		{
+			name: "required gate failing after ring 0 stops the rollout there",
+			release: rel("3.30.0", func(r *Release) {
+				r.Rings = []Promotion{{Ring: "insiders", EnteredAt: at(-72 * time.Hour)}}
+			}),
+			gates: []GateResult{pass("3.30.0", at(-73*time.Hour)), fail("3.30.0", at(-time.Minute))},
+			adopt: []Adoption{{Product: "acme", Version: v("3.30.0"), Ring: "insiders", Installations: 5, Healthy: 5}},
+			now:   t0,
+			want:  [3]ringWant{{RingActive, true, at(-72 * time.Hour), ""}, {RingBlocked, false, time.Time{}, "required gate collation-compare failed"}, {RingBlocked, false, time.Time{}, "failed"}},
 		},
 		{
 			name:    "latest result counts: fail then pass",
@@ -51,7 +61,7 @@ func TestAvailability(t *testing.T) {
 			release: rel("3.30.0"),
 			gates:   []GateResult{pass("3.30.0", at(-time.Hour)), fail("3.30.0", at(-time.Minute))},
 			now:     t0,
-			want:    [3]ringWant{{RingBlocked, false, time.Time{}, "failed"}, {RingWaiting, false, time.Time{}, ""}, {RingWaiting, false, time.Time{}, ""}},
+			want:    [3]ringWant{{RingBlocked, false, time.Time{}, "failed"}, {RingBlocked, false, time.Time{}, "failed"}, {RingBlocked, false, time.Time{}, "failed"}},
 		},
 		{
 			name:    "gate result of another release does not count",
