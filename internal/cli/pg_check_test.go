@@ -48,6 +48,20 @@ func parseCheck(t *testing.T, stdout string) checkJSON {
 	if r.Duration == nil {
 		t.Fatalf("--json output lacks duration_seconds:\n%s", stdout)
 	}
+	// Every finding carries the documented keys.
+	var raw struct {
+		Findings []map[string]any `json:"findings"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range raw.Findings {
+		for _, key := range []string{"kind", "database", "schema", "table", "object", "detail"} {
+			if _, ok := f[key]; !ok {
+				t.Errorf("finding without %q: %v", key, f)
+			}
+		}
+	}
 	return r
 }
 
