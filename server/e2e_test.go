@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -499,6 +500,49 @@ func TestIncidentWebhookRetries(t *testing.T) {
 	if !bytes.Contains(metrics, []byte(`ringfence_incident_webhooks_total{outcome="delivered"} 1`)) {
 		t.Errorf("metrics do not count the delivery")
 	}
+}
+
+// TestAutoHaltAfterRestart: failures committed by a server that died before
+// evaluating them (its queue is in memory) halt the release when a server
+// starts on the store, without any new check-in.
+func TestAutoHaltAfterRestart(t *testing.T) {
+	ctx := context.Background()
+	dsn := servertest.SQLite(t)
+	store, err := sqlstore.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := release.MustParseVersion("1.1.0")
+	if _, err := store.CreateProduct(ctx, "admin", release.Product{Name: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.CreateRelease(ctx, "admin", release.Release{Product: "acme", Version: v}); err != nil {
+		t.Fatal(err)
+	}
+	// What the dead server committed: three known installations of two
+	// customers failed to upgrade to 1.1.0.
+	now := time.Now().UTC()
+	from := release.MustParseVersion("1.0.0")
+	var seen, failed []sqlstore.CheckInRecord
+	for i, c := range []string{"bigbank", "bigbank", "startup"} {
+		r := sqlstore.CheckInRecord{Product: "acme", Customer: c, InstanceID: fmt.Sprintf("i-%d", i), Version: from, ReceivedAt: now}
+		seen = append(seen, r)
+		r.Events = []release.Event{{Kind: release.EventUpgradeFailed, From: from, To: v, At: now}}
+		failed = append(failed, r)
+	}
+	for _, batch := range [][]sqlstore.CheckInRecord{seen, failed} {
+		if err := store.RecordCheckIns(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store.Close()
+
+	e := startServer(t, dsn, server.Config{})
+	servertest.Eventually(t, 5*time.Second, "auto-halt at start", func() bool {
+		var rel release.Release
+		e.api("GET", "/api/v1/products/acme/releases/1.1.0", nil, http.StatusOK, &rel)
+		return rel.Status == release.StatusPaused
+	})
 }
 
 // haltOneRelease sets up product acme with a policy that halts on one

@@ -51,19 +51,59 @@ func (q *haltQueue) take() []haltKey {
 	return out
 }
 
-// haltLoop evaluates auto-halt for releases with newly reported failures.
+// haltLoop evaluates auto-halt for releases with newly reported failures
+// and, at start and every HaltSweepInterval, for every release with
+// failures inside the longest window of any product (the queue is only in
+// memory: a crash between a failure's commit and its evaluation would
+// otherwise lose the halt).
 func (s *Server) haltLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.HaltSweepInterval)
+	defer t.Stop()
+	s.sweepHalts(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.halts.kick:
+		case <-t.C:
+			s.sweepHalts(ctx)
 		}
 		for _, k := range s.halts.take() {
 			if err := s.evaluateHalt(ctx, k.product, k.version); err != nil && ctx.Err() == nil {
 				s.log.Error("evaluate auto-halt", slog.String("product", k.product), slog.String("version", k.version.String()), slog.Any("err", err))
 			}
 		}
+	}
+}
+
+// sweepHalts queues every release with failures inside the longest auto-halt
+// window of any product.
+func (s *Server) sweepHalts(ctx context.Context) {
+	products, err := s.store.ListProducts(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Error("auto-halt sweep: list products", slog.Any("err", err))
+		}
+		return
+	}
+	var window time.Duration
+	for _, p := range products {
+		if !p.Policy.Disabled {
+			window = max(window, p.Policy.Window)
+		}
+	}
+	if window == 0 {
+		return
+	}
+	refs, err := s.store.ReleasesWithFailures(ctx, time.Now().Add(-window))
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Error("auto-halt sweep", slog.Any("err", err))
+		}
+		return
+	}
+	for _, r := range refs {
+		s.halts.add(r.Product, r.Version)
 	}
 }
 

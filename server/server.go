@@ -68,6 +68,11 @@ type Config struct {
 	WebhookTimeout  time.Duration
 	WebhookAttempts int
 	WebhookBackoff  time.Duration
+	// HaltSweepInterval is how often, besides at start, auto-halt looks at
+	// every release with failures inside its product's window (1m), so that
+	// failures committed just before a crash (whose evaluation was only queued
+	// in memory) still halt a release.
+	HaltSweepInterval time.Duration
 	// Retention is how long instance history (events, health reports,
 	// installations not seen since) is kept: 90 days. Negative keeps all.
 	Retention time.Duration
@@ -87,6 +92,7 @@ func (c *Config) defaults() {
 	positiveOr(&c.WebhookTimeout, 5*time.Second)
 	positiveOr(&c.WebhookAttempts, 4)
 	positiveOr(&c.WebhookBackoff, time.Second)
+	positiveOr(&c.HaltSweepInterval, time.Minute)
 	if c.Retention == 0 {
 		c.Retention = 90 * 24 * time.Hour
 	}

@@ -234,6 +234,42 @@ func (s *Store) HaltEvidence(ctx context.Context, product string, v release.Vers
 	return events, reports, nil
 }
 
+// ReleaseRef names one release of a product.
+type ReleaseRef struct {
+	Product string
+	Version release.Version
+}
+
+// ReleasesWithFailures returns the releases that failure events
+// (upgrade_failed, integrity_failed) or failing health reports received after
+// since name: what auto-halt must look at after a restart, when the failures
+// committed before it may not have been evaluated. Versions that do not parse
+// are skipped (no such release can exist).
+func (s *Store) ReleasesWithFailures(ctx context.Context, since time.Time) ([]ReleaseRef, error) {
+	refs, err := queryAll(ctx, s.rdb, func(row interface{ Scan(...any) error }) (ReleaseRef, error) {
+		var r ReleaseRef
+		var version string
+		if err := row.Scan(&r.Product, &version); err != nil {
+			return r, err
+		}
+		r.Version, _ = release.ParseVersion(version)
+		return r, nil
+	}, "list releases with failures", `SELECT product, to_version FROM events
+			WHERE received_at > $1 AND kind IN ('upgrade_failed', 'integrity_failed')
+		UNION
+		SELECT product, version FROM health_reports WHERE at > $1`, since.UTC())
+	if err != nil {
+		return nil, err
+	}
+	out := refs[:0]
+	for _, r := range refs {
+		if !r.Version.IsZero() {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
 // ListEvents returns up to limit events of product, newest first.
 func (s *Store) ListEvents(ctx context.Context, product string, limit int) ([]release.InstanceEvent, error) {
 	return queryAll(ctx, s.rdb, func(row interface{ Scan(...any) error }) (release.InstanceEvent, error) {
