@@ -273,6 +273,11 @@ func decidePulled(p *productIndex, cur *releaseEntry, ans *Answer) {
 		ans.Offer = &Offer{Version: t.rel.Version, NotesURL: t.rel.NotesURL, RequiredStop: t.rel.RequiredStop}
 		msg += fmt.Sprintf("; upgrade to %s", t.rel.Version)
 	case ActionRollback:
+		if t := p.find(pl.Target); t == nil || t.rel.Status == StatusPulled {
+			c.Action, c.Target = ActionHold, Version{}
+			msg += fmt.Sprintf("; the recommended rollback target %s has been pulled too, stay on %s", pl.Target, r.Version)
+			break
+		}
 		msg += fmt.Sprintf("; roll back to %s", pl.Target)
 	default:
 		c.Action, c.Target = ActionHold, Version{}

@@ -134,6 +134,15 @@ func TestDecideOffers(t *testing.T) {
 			want: want{status: StatusPulled, action: ActionRollback, target: "3.29.4", notices: []NoticeKind{NoticePulled}},
 		},
 		{
+			name: "pulled with rollback guidance whose target was pulled since: hold", customer: "bigbank", version: "3.30.0",
+			modify: func(f *Facts) {
+				f.Releases = append(f.Releases, rel("3.29.2", func(r *Release) { r.Status, r.Pulled = StatusPulled, &Pull{Reason: "x", Action: ActionHold} }))
+				f.Releases[1].RollbackSafeTo = v("3.29.0")
+				f.Releases[1].Status, f.Releases[1].Pulled = StatusPulled, &Pull{Reason: "collation change", Action: ActionRollback, Target: v("3.29.2")}
+			},
+			want: want{status: StatusPulled, action: ActionHold, notices: []NoticeKind{NoticePulled}},
+		},
+		{
 			name: "pulled with hold guidance: no offer even though newer exist", customer: "bigbank", version: "3.30.0",
 			modify: func(f *Facts) {
 				f.Releases[1].Status, f.Releases[1].Pulled = StatusPulled, &Pull{Reason: "investigating", Action: ActionHold}

@@ -233,7 +233,7 @@ func (r *Release) Resume() error {
 // Pull withdraws r for good with p's guidance, recording p.By and now.
 // others are the product's releases: an upgrade target must be one of them,
 // ok, higher than r, with no required stop in between; a rollback target must
-// lie in [r.RollbackSafeTo, r.Version).
+// be one of them, not pulled, and lie in [r.RollbackSafeTo, r.Version).
 func (r *Release) Pull(p Pull, others []Release, now time.Time) error {
 	if r.Status == StatusPulled {
 		return Errorf(ECONFLICT, "release %s is already pulled", r.ID())
@@ -288,7 +288,15 @@ func (r *Release) checkGuidance(p Pull, others []Release) error {
 			return Errorf(ECONFLICT, "release %s is rollback-safe to versions from %s below %s, not to %s",
 				r.ID(), r.RollbackSafeTo, r.Version, p.Target)
 		}
-		return nil
+		for _, o := range others {
+			if o.Product == r.Product && o.Version == p.Target {
+				if o.Status == StatusPulled {
+					return Errorf(ECONFLICT, "rollback target %s is pulled", o.ID())
+				}
+				return nil
+			}
+		}
+		return Errorf(ENOTFOUND, "rollback target %s@%s does not exist", r.Product, p.Target)
 	case ActionNone, "":
 		return Errorf(EINVALID, "a pull needs guidance: upgrade, rollback or hold")
 	}

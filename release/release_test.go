@@ -32,6 +32,7 @@ func TestPauseResume(t *testing.T) {
 
 func TestPull(t *testing.T) {
 	others := []Release{
+		rel("3.29.2", func(r *Release) { r.Status = StatusPulled }),
 		rel("3.29.4"),
 		rel("3.30.0"),
 		rel("3.30.1", func(r *Release) { r.Status = StatusPaused }),
@@ -56,6 +57,8 @@ func TestPull(t *testing.T) {
 		{"rollback to the marked version", "3.29.4", Pull{Reason: "r", Action: ActionRollback, Target: v("3.29.4")}, ""},
 		{"rollback below the marked version", "3.29.4", Pull{Reason: "r", Action: ActionRollback, Target: v("3.29.3")}, ECONFLICT},
 		{"rollback to itself", "3.29.4", Pull{Reason: "r", Action: ActionRollback, Target: v("3.30.0")}, ECONFLICT},
+		{"rollback to a missing release", "3.29.0", Pull{Reason: "r", Action: ActionRollback, Target: v("3.29.3")}, ENOTFOUND},
+		{"rollback to a pulled release", "3.29.0", Pull{Reason: "r", Action: ActionRollback, Target: v("3.29.2")}, ECONFLICT},
 		{"hold", "", Pull{Reason: "r", Action: ActionHold}, ""},
 		{"hold with a target", "", Pull{Reason: "r", Action: ActionHold, Target: v("3.30.2")}, EINVALID},
 		{"no guidance", "", Pull{Reason: "r"}, EINVALID},
