@@ -38,7 +38,7 @@ func buildRingfence(t *testing.T) string {
 // killDuringFailures runs bin's serve on store db and kills it while
 // installations report failures.
 func killDuringFailures(t *testing.T, bin, db string) {
-	out, err := exec.Command(bin, "admin", "token", "create", "--db", db, "--role", "admin").Output()
+	out, err := exec.Command(bin, "admin", "token", "create", "--db", db, "--init", "--role", "admin").Output()
 	if err != nil {
 		t.Fatalf("admin token create: %v", err)
 	}

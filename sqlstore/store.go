@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -60,10 +61,24 @@ type Store struct {
 }
 
 // Open opens the store named by dsn — a postgres:// or postgresql:// URL for
-// PostgreSQL, anything else is a SQLite file path — and migrates its schema
-// to the newest version this binary knows. It refuses a database whose schema
-// is newer than this binary.
+// PostgreSQL, anything else is a SQLite file path, created if missing — and
+// migrates its schema to the newest version this binary knows. It refuses a
+// database whose schema is newer than this binary, and one that holds tables
+// but no ringfence schema version (not a ringfence database).
 func Open(ctx context.Context, dsn string) (*Store, error) {
+	return open(ctx, dsn, true)
+}
+
+// OpenExisting opens the store named by dsn like Open but creates and
+// migrates nothing: the SQLite file must exist and the database must carry
+// exactly the schema version this binary knows (`ringfence serve` creates
+// and migrates it). For offline tools, so that a mistyped --db is an error
+// rather than a new, empty store.
+func OpenExisting(ctx context.Context, dsn string) (*Store, error) {
+	return open(ctx, dsn, false)
+}
+
+func open(ctx context.Context, dsn string, migrate bool) (*Store, error) {
 	s := &Store{dsn: dsn, listeners: map[int]func(){}}
 	var err error
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
@@ -77,6 +92,11 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		s.rdb = s.db
 	} else {
 		s.dialect = SQLite
+		if !migrate {
+			if _, err := os.Stat(dsn); err != nil {
+				return nil, fmt.Errorf("open sqlite store: %w (run `ringfence serve --db %s` once to create it)", err, dsn)
+			}
+		}
 		if s.db, err = sql.Open("sqlite", sqliteDSN(dsn, false)); err != nil {
 			return nil, fmt.Errorf("open sqlite store %s: %w", dsn, err)
 		}
@@ -88,7 +108,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		s.db.Close()
 		return nil, fmt.Errorf("connect to %s store: %w", s.dialect, err)
 	}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.migrate(ctx, migrate); err != nil {
 		s.db.Close()
 		return nil, err
 	}
@@ -119,9 +139,48 @@ func sqliteDSN(path string, readOnly bool) string {
 	return "file:" + path + "?" + q.Encode()
 }
 
-// migrate applies the embedded migrations of the store's dialect and refuses
-// a schema newer than this binary.
-func (s *Store) migrate(ctx context.Context) error {
+// versionTable is goose's table of applied migrations.
+const versionTable = "goose_db_version"
+
+// tables reports whether the database has goose's version table and how
+// many other tables it has (in the current schema on PostgreSQL).
+func (s *Store) tables(ctx context.Context) (hasVersion bool, others int, err error) {
+	q := `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`
+	if s.dialect == Postgres {
+		q = `SELECT tablename FROM pg_tables WHERE schemaname = current_schema()`
+	}
+	names, err := queryAll(ctx, s.db, func(row interface{ Scan(...any) error }) (string, error) {
+		var n string
+		return n, row.Scan(&n)
+	}, "list tables", q)
+	if err != nil {
+		return false, 0, err
+	}
+	for _, n := range names {
+		if n == versionTable {
+			hasVersion = true
+		} else {
+			others++
+		}
+	}
+	return hasVersion, others, nil
+}
+
+// migrate checks the schema of the store's database and, with apply,
+// applies the embedded migrations of its dialect. It refuses a schema newer
+// than this binary and a database with tables but no version table; without
+// apply also a missing or older schema.
+func (s *Store) migrate(ctx context.Context, apply bool) error {
+	hasVersion, others, err := s.tables(ctx)
+	if err != nil {
+		return err
+	}
+	if !hasVersion && others > 0 {
+		return fmt.Errorf("the %s database has %d tables but no ringfence schema version: not a ringfence store; refusing to use it", s.dialect, others)
+	}
+	if !apply {
+		return s.checkVersion(ctx, hasVersion)
+	}
 	sub, err := fs.Sub(migrations, "migrations/"+string(s.dialect))
 	if err != nil {
 		return fmt.Errorf("load %s migrations: %w", s.dialect, err)
@@ -155,6 +214,29 @@ func (s *Store) migrate(ctx context.Context) error {
 	}
 	if _, err := p.Up(ctx); err != nil {
 		return fmt.Errorf("migrate %s schema to version %d: %w", s.dialect, known, err)
+	}
+	return nil
+}
+
+// checkVersion requires the database's schema version to be the one this
+// binary knows, without changing anything.
+func (s *Store) checkVersion(ctx context.Context, hasVersion bool) error {
+	known, err := SchemaVersion(s.dialect)
+	if err != nil {
+		return err
+	}
+	if !hasVersion {
+		return fmt.Errorf("the %s database has no ringfence schema: run `ringfence serve` on it once to create it", s.dialect)
+	}
+	var current sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, `SELECT MAX(version_id) FROM `+versionTable+` WHERE is_applied`).Scan(&current); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	switch {
+	case current.Int64 > known:
+		return fmt.Errorf("database schema version %d is newer than this ringfence knows (%d); upgrade ringfence", current.Int64, known)
+	case current.Int64 < known:
+		return fmt.Errorf("database schema version %d is older than this ringfence's (%d): run `ringfence serve` once to migrate it", current.Int64, known)
 	}
 	return nil
 }

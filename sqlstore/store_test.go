@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -366,5 +367,65 @@ func testConcurrentReleaseChanges(t *testing.T, dsn string, s *sqlstore.Store) {
 	r := check(s.GetRelease(ctx, "acme", v))(t)
 	if r.Status != release.StatusPulled || r.Pulled == nil || r.Pulled.By != "bob" {
 		t.Fatalf("after resume and pull: status %s, pull %+v; want pulled by bob", r.Status, r.Pulled)
+	}
+}
+
+// TestOpenExistingAndForeignDatabases: OpenExisting creates nothing and
+// wants the current schema; neither Open nor OpenExisting uses a database
+// that holds tables but no ringfence schema version.
+func TestOpenExistingAndForeignDatabases(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "typo.db")
+	if _, err := sqlstore.OpenExisting(ctx, missing); err == nil {
+		t.Fatal("OpenExisting of a missing file succeeded")
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Fatalf("OpenExisting created %s: %v", missing, err)
+	}
+
+	empty := filepath.Join(dir, "empty.db")
+	db, err := sql.Open("sqlite", empty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Ping(); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, err := sqlstore.OpenExisting(ctx, empty); err == nil || !strings.Contains(err.Error(), "no ringfence schema") {
+		t.Fatalf("OpenExisting of an empty database: %v, want a refusal", err)
+	}
+
+	good := filepath.Join(dir, "ringfence.db")
+	mustOpen(t, good).Close()
+	s, err := sqlstore.OpenExisting(ctx, good)
+	if err != nil {
+		t.Fatalf("OpenExisting of a migrated store: %v", err)
+	}
+	s.Close()
+
+	foreign := filepath.Join(dir, "foreign.db")
+	db, err = sql.Open("sqlite", foreign)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE invoices (id INTEGER PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	for name, open := range map[string]func(context.Context, string) (*sqlstore.Store, error){"Open": sqlstore.Open, "OpenExisting": sqlstore.OpenExisting} {
+		if _, err := open(ctx, foreign); err == nil || !strings.Contains(err.Error(), "not a ringfence store") {
+			t.Errorf("%s of a foreign database: %v, want a refusal", name, err)
+		}
+	}
+	db, err = sql.Open("sqlite", foreign)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("foreign database has %d tables after the refusals (%v), want its 1", n, err)
 	}
 }

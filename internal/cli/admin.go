@@ -23,17 +23,22 @@ func adminCommand(stdout, stderr io.Writer) *ucli.Command {
 			Commands: []*ucli.Command{{
 				Name:      "create",
 				Usage:     "create an API token and print it once",
-				UsageText: "ringfence admin token create --db ringfence.db --role admin [--name NAME]",
+				UsageText: "ringfence admin token create --db ringfence.db --role admin [--name NAME] [--init]",
 				Flags: []ucli.Flag{
 					dbFlag(),
 					&ucli.StringFlag{Name: "role", Value: string(release.RoleAdmin), Usage: "viewer, releaser, incident or admin"},
 					&ucli.StringFlag{Name: "name", Value: "admin", Usage: "who the token is for (shown in the audit log)"},
+					&ucli.BoolFlag{Name: "init", Usage: "create the store (or migrate it) if needed; without it the store must exist with the current schema"},
 				},
 				Action: func(ctx context.Context, cmd *ucli.Command) error {
 					if cmd.Args().Len() > 0 {
 						return withCode(ExitError, fmt.Errorf("admin token create takes no arguments, got %q", cmd.Args().Slice()))
 					}
-					store, err := sqlstore.Open(ctx, cmd.String("db"))
+					open := sqlstore.OpenExisting
+					if cmd.Bool("init") {
+						open = sqlstore.Open
+					}
+					store, err := open(ctx, cmd.String("db"))
 					if err != nil {
 						return withCode(ExitError, err)
 					}

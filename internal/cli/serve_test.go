@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -36,7 +37,15 @@ func (s *syncBuffer) String() string {
 func TestServeAndAdminToken(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "ringfence.db")
 	var out, errOut bytes.Buffer
-	if code := Run(context.Background(), []string{"ringfence", "admin", "token", "create", "--db", db, "--role", "admin", "--name", "alice"}, &out, &errOut); code != ExitOK {
+	// Without --init a missing store is an error, and nothing is created.
+	if code := Run(context.Background(), []string{"ringfence", "admin", "token", "create", "--db", db}, &out, &errOut); code != ExitError || out.Len() != 0 {
+		t.Fatalf("admin token create on a missing store: exit %d, stdout %q; want 2 and nothing", code, out.String())
+	}
+	if _, err := os.Stat(db); !os.IsNotExist(err) {
+		t.Fatalf("admin token create without --init created %s: %v", db, err)
+	}
+	errOut.Reset()
+	if code := Run(context.Background(), []string{"ringfence", "admin", "token", "create", "--db", db, "--init", "--role", "admin", "--name", "alice"}, &out, &errOut); code != ExitOK {
 		t.Fatalf("admin token create: exit %d: %s", code, errOut.String())
 	}
 	token := strings.TrimSpace(out.String())
