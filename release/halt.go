@@ -106,9 +106,6 @@ func (p *Policy) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// maxEvidenceFailures bounds the failures listed in Evidence.
-const maxEvidenceFailures = 20
-
 // Evidence is what EvaluateHalt saw, for the audit log and the incident.
 type Evidence struct {
 	Product string    `json:"product"`
@@ -141,17 +138,33 @@ type Failure struct {
 	Detail     string    `json:"detail,omitempty"`
 }
 
-// EvaluateHalt applies policy to the events and health reports of product's
-// release v and says whether v must be paused now, with the evidence either
-// way. Events and reports outside (now-Window, now] or about other versions
-// are ignored, so callers may pass a superset. Callers should date events
-// and reports by when the server received them rather than by the agent's
-// clock, so that a wrong clock cannot move failures out of the window.
-func EvaluateHalt(policy Policy, product string, v Version, events []InstanceEvent, health []HealthReport, now time.Time) (bool, Evidence) {
-	since := now.Add(-policy.Window)
-	ev := Evidence{Product: product, Version: v, Since: since, Until: now, Policy: policy, Failures: []Failure{}}
-	in := func(t time.Time) bool { return t.After(since) && !t.After(now) }
+// MaxEvidenceFailures bounds the failures listed in Evidence.
+const MaxEvidenceFailures = 20
 
+// HaltCounts is the auto-halt evidence about one release within one window,
+// counted: by the store in SQL (sqlstore's HaltCounts), or by CountHalt from
+// the events and reports themselves. Installations are (customer, instance)
+// pairs; only reports of installations known before they reported count
+// (see Policy).
+type HaltCounts struct {
+	// Moved counts installations that moved to the release or failed on it;
+	// Failed those that failed; Customers the distinct customers of those
+	// that failed; Ignored the events and reports of installations not known
+	// before they reported.
+	Moved, Failed, Customers, Ignored int
+	// Failures lists the first failure of up to MaxEvidenceFailures
+	// installations, earliest first.
+	Failures []Failure
+}
+
+// CountHalt counts the events and failing health reports about release v
+// within (since, now]; others are ignored, so callers may pass a superset.
+// Callers should date events and reports by when the server received them
+// rather than by the agent's clock, so that a wrong clock cannot move
+// failures out of the window.
+func CountHalt(v Version, events []InstanceEvent, health []HealthReport, since, now time.Time) HaltCounts {
+	var c HaltCounts
+	in := func(t time.Time) bool { return t.After(since) && !t.After(now) }
 	type installation struct{ customer, instance string }
 	moved := map[installation]bool{}
 	failed := map[installation]Failure{}
@@ -167,7 +180,7 @@ func EvaluateHalt(policy Policy, product string, v Version, events []InstanceEve
 			continue
 		}
 		if e.SeenOn.IsZero() || (e.SeenOn != e.From && e.SeenOn != v) {
-			ev.Ignored++
+			c.Ignored++
 			continue
 		}
 		switch e.Kind {
@@ -182,26 +195,32 @@ func EvaluateHalt(policy Policy, product string, v Version, events []InstanceEve
 			continue
 		}
 		if h.SeenOn.IsZero() {
-			ev.Ignored++
+			c.Ignored++
 			continue
 		}
 		fail(Failure{InstanceID: h.InstanceID, Customer: h.Customer, Kind: "health_" + string(h.Health.Status), At: h.At, Detail: h.Health.Detail})
 	}
-
 	customers := map[string]bool{}
 	for k := range failed {
 		customers[k.customer] = true
 	}
-	ev.Customers = len(customers)
-	ev.Moved, ev.Failed = len(moved), len(failed)
-	if ev.Moved > 0 {
-		ev.Share = float64(ev.Failed) / float64(ev.Moved)
-	}
+	c.Moved, c.Failed, c.Customers = len(moved), len(failed), len(customers)
+	c.Failures = make([]Failure, 0, len(failed))
 	for _, f := range failed {
-		ev.Failures = append(ev.Failures, f)
+		c.Failures = append(c.Failures, f)
 	}
-	sort.Slice(ev.Failures, func(i, j int) bool {
-		a, b := ev.Failures[i], ev.Failures[j]
+	SortFailures(c.Failures)
+	if len(c.Failures) > MaxEvidenceFailures {
+		c.Failures = c.Failures[:MaxEvidenceFailures]
+	}
+	return c
+}
+
+// SortFailures orders failures earliest first, then by customer and
+// instance id.
+func SortFailures(fs []Failure) {
+	sort.Slice(fs, func(i, j int) bool {
+		a, b := fs[i], fs[j]
 		if !a.At.Equal(b.At) {
 			return a.At.Before(b.At)
 		}
@@ -210,10 +229,20 @@ func EvaluateHalt(policy Policy, product string, v Version, events []InstanceEve
 		}
 		return a.InstanceID < b.InstanceID
 	})
-	if len(ev.Failures) > maxEvidenceFailures {
-		ev.Failures = ev.Failures[:maxEvidenceFailures]
-	}
+}
 
+// JudgeHalt applies policy to the counted evidence c about product's
+// release v in the window ending now and says whether v must be paused now,
+// with the evidence either way.
+func JudgeHalt(policy Policy, product string, v Version, c HaltCounts, now time.Time) (bool, Evidence) {
+	ev := Evidence{Product: product, Version: v, Since: now.Add(-policy.Window), Until: now, Policy: policy,
+		Moved: c.Moved, Failed: c.Failed, Customers: c.Customers, Ignored: c.Ignored, Failures: c.Failures}
+	if ev.Failures == nil {
+		ev.Failures = []Failure{}
+	}
+	if ev.Moved > 0 {
+		ev.Share = float64(ev.Failed) / float64(ev.Moved)
+	}
 	halt := !policy.Disabled && ev.Failed >= policy.MinFailures && ev.Customers >= policy.MinCustomers && ev.Share >= policy.MinFailureShare
 	verdict := "below threshold"
 	switch {
@@ -225,4 +254,10 @@ func EvaluateHalt(policy Policy, product string, v Version, events []InstanceEve
 	ev.Reason = fmt.Sprintf("%s@%s: %d of %d installations of %d customers failed within %s (%.0f%%; policy: at least %d of %d customers and %.0f%%): %s",
 		product, v, ev.Failed, ev.Moved, ev.Customers, policy.Window, ev.Share*100, policy.MinFailures, policy.MinCustomers, policy.MinFailureShare*100, verdict)
 	return halt, ev
+}
+
+// EvaluateHalt counts the events and health reports of product's release v
+// within policy's window before now (CountHalt) and judges them (JudgeHalt).
+func EvaluateHalt(policy Policy, product string, v Version, events []InstanceEvent, health []HealthReport, now time.Time) (bool, Evidence) {
+	return JudgeHalt(policy, product, v, CountHalt(v, events, health, now.Add(-policy.Window), now), now)
 }

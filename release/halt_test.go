@@ -104,7 +104,7 @@ func TestEvaluateHalt(t *testing.T) {
 			if ev.Moved != tt.wantMoved || ev.Failed != tt.wantBad {
 				t.Errorf("moved %d failed %d, want %d %d", ev.Moved, ev.Failed, tt.wantMoved, tt.wantBad)
 			}
-			if ev.Failed != len(ev.Failures) && len(ev.Failures) != maxEvidenceFailures {
+			if ev.Failed != len(ev.Failures) && len(ev.Failures) != MaxEvidenceFailures {
 				t.Errorf("%d failures listed for %d failed", len(ev.Failures), ev.Failed)
 			}
 			if !strings.Contains(ev.Reason, "acme@3.30.0") {
@@ -120,7 +120,7 @@ func TestEvaluateHaltEvidence(t *testing.T) {
 		events = append(events, InstanceEvent{InstanceID: fmt.Sprintf("i-%02d", i), Customer: fmt.Sprintf("c-%d", i%3), SeenOn: v("3.29.4"), Event: Event{Kind: EventUpgradeFailed, From: v("3.29.4"), To: v("3.30.0"), At: at(-time.Duration(30-i) * time.Minute), Detail: "boom"}})
 	}
 	halt, ev := EvaluateHalt(DefaultPolicy(), "acme", v("3.30.0"), events, nil, t0)
-	if !halt || len(ev.Failures) != maxEvidenceFailures {
+	if !halt || len(ev.Failures) != MaxEvidenceFailures {
 		t.Fatalf("halt %v, %d failures listed", halt, len(ev.Failures))
 	}
 	for i := 1; i < len(ev.Failures); i++ {

@@ -121,11 +121,11 @@ func (s *Server) evaluateHalt(ctx context.Context, product string, v release.Ver
 		return nil // unknown version, already paused or pulled, or auto-halt off
 	}
 	now := time.Now().UTC()
-	events, reports, err := s.store.HaltEvidence(ctx, product, v, now.Add(-p.Policy.Window))
+	counts, err := s.store.HaltCounts(ctx, product, v, now.Add(-p.Policy.Window), now)
 	if err != nil {
 		return err
 	}
-	halt, ev := release.EvaluateHalt(p.Policy, product, v, events, reports, now)
+	halt, ev := release.JudgeHalt(p.Policy, product, v, counts, now)
 	if !halt {
 		return nil
 	}

@@ -194,9 +194,9 @@ func insertRows(ctx context.Context, tx *sql.Tx, maxParams int, head, tail strin
 }
 
 // HaltEvidence returns the events about release v of product and its failing
-// health reports received after since, for release.EvaluateHalt. Times are
-// the server's receipt times, so an agent's wrong clock cannot move its
-// reports out of (or into) the window.
+// health reports received after since, each dated by the server's receipt
+// time, for inspection with release.CountHalt. It loads every row, so
+// auto-halt itself uses HaltCounts.
 func (s *Store) HaltEvidence(ctx context.Context, product string, v release.Version, since time.Time) ([]release.InstanceEvent, []release.HealthReport, error) {
 	events, err := queryAll(ctx, s.rdb, func(row interface{ Scan(...any) error }) (release.InstanceEvent, error) {
 		var e release.InstanceEvent
@@ -268,6 +268,81 @@ func (s *Store) ReleasesWithFailures(ctx context.Context, since time.Time) ([]Re
 		}
 	}
 	return out, nil
+}
+
+// haltWhere are the conditions of auto-halt evidence about release $2 of
+// product $1 received in ($3, $4], for events (e) and failing health reports
+// (h): whether a row concerns the release and window at all, whether it is
+// from an installation known before it reported (release.Policy), and which
+// event kinds count as moved and failed.
+const (
+	haltEventsIn   = `product = $1 AND to_version = $2 AND received_at > $3 AND received_at <= $4`
+	haltHealthIn   = `product = $1 AND version = $2 AND at > $3 AND at <= $4`
+	haltEventKnown = `seen_on <> '' AND (seen_on = from_version OR seen_on = to_version)`
+	haltMovedKinds = `kind IN ('upgrade_started', 'upgrade_succeeded', 'upgrade_failed', 'integrity_failed')`
+	haltFailKinds  = `kind IN ('upgrade_failed', 'integrity_failed')`
+)
+
+// HaltCounts counts the auto-halt evidence about release v of product
+// received in (since, now] in SQL — distinct installations that moved and
+// failed, distinct customers of those that failed, ignored reports — and
+// loads the first failure of at most release.MaxEvidenceFailures
+// installations, so the work per evaluation does not grow with the number
+// of failing installations. It counts what release.CountHalt counts.
+func (s *Store) HaltCounts(ctx context.Context, product string, v release.Version, since, now time.Time) (release.HaltCounts, error) {
+	var c release.HaltCounts
+	args := []any{product, v.String(), since.UTC(), now.UTC()}
+	movedRows := `SELECT customer, instance_id FROM events WHERE ` + haltEventsIn + ` AND ` + haltEventKnown + ` AND ` + haltMovedKinds + `
+		UNION SELECT customer, instance_id FROM health_reports WHERE ` + haltHealthIn + ` AND seen_on <> ''`
+	failedRows := `SELECT customer, instance_id FROM events WHERE ` + haltEventsIn + ` AND ` + haltEventKnown + ` AND ` + haltFailKinds + `
+		UNION SELECT customer, instance_id FROM health_reports WHERE ` + haltHealthIn + ` AND seen_on <> ''`
+	err := s.rdb.QueryRowContext(ctx, `SELECT
+			(SELECT COUNT(*) FROM (`+movedRows+`) AS m),
+			(SELECT COUNT(*) FROM (`+failedRows+`) AS f),
+			(SELECT COUNT(DISTINCT customer) FROM (`+failedRows+`) AS fc),
+			(SELECT COUNT(*) FROM events WHERE `+haltEventsIn+` AND NOT (`+haltEventKnown+`))
+				+ (SELECT COUNT(*) FROM health_reports WHERE `+haltHealthIn+` AND seen_on = '')`, args...).
+		Scan(&c.Moved, &c.Failed, &c.Customers, &c.Ignored)
+	if err != nil {
+		return c, fmt.Errorf("count auto-halt evidence of %s@%s: %w", product, v, err)
+	}
+	// The first failure of each installation, from either table; an
+	// installation failing in both keeps its earlier one.
+	scan := func(row interface{ Scan(...any) error }) (release.Failure, error) {
+		var f release.Failure
+		err := row.Scan(&f.Customer, &f.InstanceID, &f.Kind, &f.At, &f.Detail)
+		f.At = f.At.UTC()
+		return f, err
+	}
+	limit := release.MaxEvidenceFailures
+	evs, err := queryAll(ctx, s.rdb, scan, "load auto-halt failures", `SELECT customer, instance_id, kind, received_at, detail FROM events
+		WHERE id IN (SELECT MIN(id) FROM events WHERE `+haltEventsIn+` AND `+haltEventKnown+` AND `+haltFailKinds+` GROUP BY customer, instance_id)
+		ORDER BY received_at, customer, instance_id LIMIT $5`, append(args, limit)...)
+	if err != nil {
+		return c, err
+	}
+	hrs, err := queryAll(ctx, s.rdb, scan, "load auto-halt failures", `SELECT customer, instance_id, 'health_' || status, at, detail FROM health_reports
+		WHERE id IN (SELECT MIN(id) FROM health_reports WHERE `+haltHealthIn+` AND seen_on <> '' GROUP BY customer, instance_id)
+		ORDER BY at, customer, instance_id LIMIT $5`, append(args, limit)...)
+	if err != nil {
+		return c, err
+	}
+	first := map[[2]string]release.Failure{}
+	for _, f := range append(evs, hrs...) {
+		k := [2]string{f.Customer, f.InstanceID}
+		if old, ok := first[k]; !ok || f.At.Before(old.At) {
+			first[k] = f
+		}
+	}
+	c.Failures = make([]release.Failure, 0, len(first))
+	for _, f := range first {
+		c.Failures = append(c.Failures, f)
+	}
+	release.SortFailures(c.Failures)
+	if len(c.Failures) > limit {
+		c.Failures = c.Failures[:limit]
+	}
+	return c, nil
 }
 
 // ListEvents returns up to limit events of product, newest first.

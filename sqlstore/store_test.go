@@ -29,6 +29,7 @@ func TestStore(t *testing.T) {
 		{"Catalog", testCatalog},
 		{"RefusesNewerSchema", testRefusesNewerSchema},
 		{"ConcurrentReleaseChanges", testConcurrentReleaseChanges},
+		{"HaltCounts", testHaltCounts},
 	}
 	t.Run("sqlite", func(t *testing.T) {
 		for _, tc := range tests {
@@ -427,5 +428,71 @@ func TestOpenExistingAndForeignDatabases(t *testing.T) {
 	var n int
 	if err := db.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'`).Scan(&n); err != nil || n != 1 {
 		t.Errorf("foreign database has %d tables after the refusals (%v), want its 1", n, err)
+	}
+}
+
+// testHaltCounts checks that the store's SQL counts of auto-halt evidence
+// agree with release.CountHalt over the same rows, on a mix of known and
+// unknown installations, customers sharing instance ids, repeated
+// failures, health reports and rows of other versions.
+func testHaltCounts(t *testing.T, dsn string, s *sqlstore.Store) {
+	ctx := context.Background()
+	v, from, other := release.MustParseVersion("2.0.0"), release.MustParseVersion("1.9.0"), release.MustParseVersion("1.0.0")
+	start := time.Now().UTC().Add(-time.Minute)
+	rec := func(customer, id string, on release.Version, health release.HealthStatus, events ...release.Event) sqlstore.CheckInRecord {
+		r := sqlstore.CheckInRecord{Product: "acme", Customer: customer, InstanceID: id, Version: on, Events: events, ReceivedAt: time.Now().UTC()}
+		if health != "" {
+			r.Health = &release.Health{Status: health, Detail: "d-" + id}
+		}
+		return r
+	}
+	failed := release.Event{Kind: release.EventUpgradeFailed, From: from, To: v, At: start, Detail: "boom"}
+	succeeded := release.Event{Kind: release.EventUpgradeSucceeded, From: from, To: v, At: start}
+	integrity := release.Event{Kind: release.EventIntegrityFailed, To: v, At: start}
+	batches := [][]sqlstore.CheckInRecord{
+		// Known installations first check in on the from version.
+		{rec("a", "i1", from, ""), rec("a", "i2", from, ""), rec("b", "i1", from, ""), rec("b", "i3", from, ""), rec("c", "i4", other, ""), rec("c", "i5", v, "")},
+		{
+			rec("a", "i1", from, "", failed, failed), // counts once
+			rec("a", "i2", v, "", succeeded),         // moved, not failed
+			rec("b", "i1", from, "", failed),         // same id, other customer
+			rec("b", "i3", v, release.HealthCorrupt), // failing health, known
+			rec("c", "i4", from, "", failed),         // known on neither from nor v: ignored
+			rec("c", "i5", v, "", integrity),         // known on v
+			rec("d", "new", from, "", failed),        // first check-in: ignored
+			rec("d", "new2", v, release.HealthCollationChanged),
+			rec("a", "x", from, "", release.Event{Kind: release.EventUpgradeFailed, From: other, To: from, At: start}), // another version
+		},
+	}
+	for _, b := range batches {
+		if err := s.RecordCheckIns(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now().UTC().Add(time.Second)
+	got := check(s.HaltCounts(ctx, "acme", v, start, now))(t)
+	events, reports := check2(s.HaltEvidence(ctx, "acme", v, start))(t)
+	want := release.CountHalt(v, events, reports, start, now)
+	if got.Moved != want.Moved || got.Failed != want.Failed || got.Customers != want.Customers || got.Ignored != want.Ignored {
+		t.Errorf("SQL counts moved %d failed %d customers %d ignored %d; CountHalt: %d %d %d %d",
+			got.Moved, got.Failed, got.Customers, got.Ignored, want.Moved, want.Failed, want.Customers, want.Ignored)
+	}
+	if want.Moved != 5 || want.Failed != 4 || want.Customers != 3 || want.Ignored != 3 {
+		t.Errorf("CountHalt = %+v, want 5 moved, 4 failed of 3 customers, 3 ignored", want)
+	}
+	key := func(fs []release.Failure) []string {
+		var out []string
+		for _, f := range fs {
+			out = append(out, f.Customer+"/"+f.InstanceID+"/"+f.Kind)
+		}
+		slices.Sort(out)
+		return out
+	}
+	if g, w := key(got.Failures), key(want.Failures); !slices.Equal(g, w) {
+		t.Errorf("SQL failures %v, CountHalt %v", g, w)
+	}
+	// Nothing in a window that ends before the evidence.
+	if c := check(s.HaltCounts(ctx, "acme", v, start.Add(-time.Hour), start)); c(t).Failed != 0 {
+		t.Errorf("failures counted outside the window")
 	}
 }
