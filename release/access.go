@@ -18,6 +18,11 @@ type Token struct {
 	RevokedAt  *time.Time `json:"revoked_at"`
 }
 
+// Actor is how changes made with t are attributed (audit log actor, by
+// fields): its name and, because names of revoked tokens may be reused, its
+// id, e.g. "ci (01a2155c-d582-...)".
+func (t Token) Actor() string { return t.Name + " (" + t.ID + ")" }
+
 // EnrollmentKey is a customer's key for its installations' check-ins, as the
 // store keeps it: the key itself is never kept, only a hash and a short
 // prefix to recognise it by.

@@ -373,7 +373,7 @@ func (s *Server) createProduct(r *http.Request, who release.Token, req productRe
 	if req.Halt != nil {
 		p.Policy = *req.Halt
 	}
-	return s.store.CreateProduct(r.Context(), who.Name, p)
+	return s.store.CreateProduct(r.Context(), who.Actor(), p)
 }
 
 func (s *Server) getProduct(r *http.Request, _ release.Token) (release.Product, error) {
@@ -381,7 +381,7 @@ func (s *Server) getProduct(r *http.Request, _ release.Token) (release.Product, 
 }
 
 func (s *Server) updateProduct(r *http.Request, who release.Token, req productUpdate) (release.Product, error) {
-	return s.store.UpdateProduct(r.Context(), who.Name, r.PathValue("product"), func(p *release.Product) error {
+	return s.store.UpdateProduct(r.Context(), who.Actor(), r.PathValue("product"), func(p *release.Product) error {
 		if req.RequiredGates != nil {
 			p.RequiredGates = *req.RequiredGates
 		}
@@ -402,11 +402,11 @@ func (s *Server) createRing(r *http.Request, who release.Token, ring release.Rin
 		return release.Ring{}, release.Errorf(release.EINVALID, "ring body names product %s, the path %s", ring.Product, product)
 	}
 	ring.Product = product
-	return s.store.CreateRing(r.Context(), who.Name, ring)
+	return s.store.CreateRing(r.Context(), who.Actor(), ring)
 }
 
 func (s *Server) updateRing(r *http.Request, who release.Token, req ringUpdate) (release.Ring, error) {
-	return s.store.UpdateRing(r.Context(), who.Name, r.PathValue("product"), r.PathValue("ring"), func(ring *release.Ring) error {
+	return s.store.UpdateRing(r.Context(), who.Actor(), r.PathValue("product"), r.PathValue("ring"), func(ring *release.Ring) error {
 		if req.Position != nil {
 			ring.Position = *req.Position
 		}
@@ -432,11 +432,11 @@ func (s *Server) listCustomers(r *http.Request, _ release.Token) ([]release.Cust
 }
 
 func (s *Server) createCustomer(r *http.Request, who release.Token, req customerRequest) (release.Customer, error) {
-	return s.store.CreateCustomer(r.Context(), who.Name, release.Customer{Product: r.PathValue("product"), Name: req.Name, Ring: req.Ring})
+	return s.store.CreateCustomer(r.Context(), who.Actor(), release.Customer{Product: r.PathValue("product"), Name: req.Name, Ring: req.Ring})
 }
 
 func (s *Server) updateCustomer(r *http.Request, who release.Token, req customerUpdate) (release.Customer, error) {
-	return s.store.MoveCustomer(r.Context(), who.Name, r.PathValue("product"), r.PathValue("customer"), req.Ring)
+	return s.store.MoveCustomer(r.Context(), who.Actor(), r.PathValue("product"), r.PathValue("customer"), req.Ring)
 }
 
 func (s *Server) listKeys(r *http.Request, _ release.Token) ([]release.EnrollmentKey, error) {
@@ -444,12 +444,12 @@ func (s *Server) listKeys(r *http.Request, _ release.Token) ([]release.Enrollmen
 }
 
 func (s *Server) createKey(r *http.Request, who release.Token, _ noBody) (newEnrollmentKey, error) {
-	k, secret, err := s.store.CreateEnrollmentKey(r.Context(), who.Name, r.PathValue("product"), r.PathValue("customer"))
+	k, secret, err := s.store.CreateEnrollmentKey(r.Context(), who.Actor(), r.PathValue("product"), r.PathValue("customer"))
 	return newEnrollmentKey{k, secret}, err
 }
 
 func (s *Server) revokeKey(r *http.Request, who release.Token) error {
-	return s.store.RevokeEnrollmentKey(r.Context(), who.Name, r.PathValue("product"), r.PathValue("customer"), r.PathValue("id"))
+	return s.store.RevokeEnrollmentKey(r.Context(), who.Actor(), r.PathValue("product"), r.PathValue("customer"), r.PathValue("id"))
 }
 
 func (s *Server) listReleases(r *http.Request, _ release.Token) ([]release.Release, error) {
@@ -461,7 +461,7 @@ func (s *Server) listReleases(r *http.Request, _ release.Token) ([]release.Relea
 }
 
 func (s *Server) createRelease(r *http.Request, who release.Token, req releaseRequest) (release.Release, error) {
-	return s.store.CreateRelease(r.Context(), who.Name, release.Release{Product: r.PathValue("product"), Version: req.Version,
+	return s.store.CreateRelease(r.Context(), who.Actor(), release.Release{Product: r.PathValue("product"), Version: req.Version,
 		NotesURL: req.NotesURL, RequiredStop: req.RequiredStop, RollbackSafeTo: req.RollbackSafeTo})
 }
 
@@ -481,12 +481,12 @@ func (s *Server) changeRelease(r *http.Request, who release.Token, action, reaso
 	if err != nil {
 		return release.Release{}, err
 	}
-	return s.store.ChangeRelease(r.Context(), who.Name, action, reason, r.PathValue("product"), v, change)
+	return s.store.ChangeRelease(r.Context(), who.Actor(), action, reason, r.PathValue("product"), v, change)
 }
 
 func (s *Server) pauseRelease(r *http.Request, who release.Token, req pauseRequest) (release.Release, error) {
 	return s.changeRelease(r, who, "release.pause", req.Reason, func(rel *release.Release, _ []release.Release) error {
-		return rel.Pause(who.Name, req.Reason, req.IncidentURL, storeTime())
+		return rel.Pause(who.Actor(), req.Reason, req.IncidentURL, storeTime())
 	})
 }
 
@@ -498,7 +498,7 @@ func (s *Server) resumeRelease(r *http.Request, who release.Token, req resumeReq
 
 func (s *Server) pullRelease(r *http.Request, who release.Token, req pullRequest) (release.Release, error) {
 	return s.changeRelease(r, who, "release.pull", req.Reason, func(rel *release.Release, others []release.Release) error {
-		return rel.Pull(release.Pull{Reason: req.Reason, IncidentURL: req.IncidentURL, Action: req.Action, Target: req.Target, By: who.Name},
+		return rel.Pull(release.Pull{Reason: req.Reason, IncidentURL: req.IncidentURL, Action: req.Action, Target: req.Target, By: who.Actor()},
 			others, storeTime())
 	})
 }
@@ -508,7 +508,7 @@ func (s *Server) promoteRelease(r *http.Request, who release.Token, req promoteR
 	if err != nil {
 		return release.Release{}, err
 	}
-	return s.store.ForcePromote(r.Context(), r.PathValue("product"), v, who.Role, req.Ring, who.Name, req.Reason)
+	return s.store.ForcePromote(r.Context(), r.PathValue("product"), v, who.Role, req.Ring, who.Actor(), req.Reason)
 }
 
 func (s *Server) listGates(r *http.Request, _ release.Token) ([]release.GateResult, error) {
@@ -525,7 +525,7 @@ func (s *Server) postGate(r *http.Request, who release.Token, req gateRequest) (
 		return release.GateResult{}, err
 	}
 	return s.store.PostGateResult(r.Context(), release.GateResult{Product: r.PathValue("product"), Version: v,
-		Name: req.Name, Status: req.Status, URL: req.URL, PostedBy: who.Name})
+		Name: req.Name, Status: req.Status, URL: req.URL, PostedBy: who.Actor()})
 }
 
 func (s *Server) listHolds(r *http.Request, _ release.Token) ([]release.Hold, error) {
@@ -541,11 +541,11 @@ func (s *Server) raiseHold(r *http.Request, who release.Token, req holdRequest) 
 	if err != nil {
 		return release.Hold{}, err
 	}
-	return s.store.RaiseHold(r.Context(), release.Hold{Product: r.PathValue("product"), Version: v, Reason: req.Reason, RaisedBy: who.Name})
+	return s.store.RaiseHold(r.Context(), release.Hold{Product: r.PathValue("product"), Version: v, Reason: req.Reason, RaisedBy: who.Actor()})
 }
 
 func (s *Server) resolveHold(r *http.Request, who release.Token, req resolveRequest) (release.Hold, error) {
-	return s.store.ResolveHold(r.Context(), r.PathValue("product"), r.PathValue("id"), who.Name, req.Resolution)
+	return s.store.ResolveHold(r.Context(), r.PathValue("product"), r.PathValue("id"), who.Actor(), req.Resolution)
 }
 
 // productStatus is the body of GET …/status.
@@ -587,12 +587,12 @@ func (s *Server) listTokens(r *http.Request, _ release.Token) ([]release.Token, 
 }
 
 func (s *Server) createToken(r *http.Request, who release.Token, req tokenRequest) (newToken, error) {
-	t, secret, err := s.store.CreateToken(r.Context(), who.Name, req.Name, req.Role)
+	t, secret, err := s.store.CreateToken(r.Context(), who.Actor(), req.Name, req.Role)
 	return newToken{t, secret}, err
 }
 
 func (s *Server) revokeToken(r *http.Request, who release.Token) error {
-	return s.store.RevokeToken(r.Context(), who.Name, r.PathValue("id"))
+	return s.store.RevokeToken(r.Context(), who.Actor(), r.PathValue("id"))
 }
 
 func (s *Server) listAudit(r *http.Request, _ release.Token) ([]release.AuditEntry, error) {
@@ -614,7 +614,7 @@ func (s *Server) rotateKey(r *http.Request, who release.Token, _ noBody) (sign.P
 	if err != nil {
 		return sign.PublicKey{}, err
 	}
-	if _, err := s.store.AddSigningKey(r.Context(), who.Name, k, false); err != nil {
+	if _, err := s.store.AddSigningKey(r.Context(), who.Actor(), k, false); err != nil {
 		return sign.PublicKey{}, err
 	}
 	return k.Public(), nil

@@ -591,6 +591,42 @@ func TestAutoHaltAfterRestart(t *testing.T) {
 	})
 }
 
+// TestTokenNamesAndActors: live tokens have distinct names, and audit
+// entries name the token by name and id, so two tokens that shared a name
+// over time are told apart.
+func TestTokenNamesAndActors(t *testing.T) {
+	e := startServer(t, servertest.SQLite(t), server.Config{})
+	setupProduct(e)
+	var first, second release.Token
+	e.api("POST", "/api/v1/tokens", map[string]any{"name": "ci", "role": "releaser"}, http.StatusCreated, &first)
+	e.api("POST", "/api/v1/tokens", map[string]any{"name": "ci", "role": "releaser"}, http.StatusConflict, nil)
+	e.api("POST", "/api/v1/products/acme/releases/1.0.0/pause", map[string]any{"reason": "first"}, http.StatusOK, nil)
+	e.api("DELETE", "/api/v1/tokens/"+first.ID, nil, http.StatusNoContent, nil)
+	e.api("POST", "/api/v1/tokens", map[string]any{"name": "ci", "role": "releaser"}, http.StatusCreated, &second)
+	var tok struct {
+		Token string `json:"token"`
+	}
+	e.api("POST", "/api/v1/tokens", map[string]any{"name": "ci2", "role": "releaser"}, http.StatusCreated, &tok)
+	e.apiAs(tok.Token, "POST", "/api/v1/products/acme/releases/1.0.0/resume", map[string]any{}, http.StatusOK, nil)
+	for _, en := range e.auditEntries("release.resume") {
+		if !strings.HasPrefix(en.Actor, "ci2 (") || !strings.HasSuffix(en.Actor, ")") {
+			t.Errorf("resume audited as %q, want \"ci2 (<id>)\"", en.Actor)
+		}
+	}
+	actors := map[string]string{}
+	for _, en := range e.auditEntries("token.create") {
+		actors[en.Target] = en.Actor
+	}
+	for _, tok := range []release.Token{first, second} {
+		if a := actors["token/"+tok.ID]; !strings.HasPrefix(a, "root (") {
+			t.Errorf("creation of token %s audited as %q, want the admin token's name and id", tok.ID, a)
+		}
+	}
+	if first.ID == second.ID {
+		t.Errorf("both tokens named ci have id %s", first.ID)
+	}
+}
+
 // haltOneRelease sets up product acme with a policy that halts on one
 // failure and has a known installation report corruption on 1.1.0.
 func haltOneRelease(e *env) {
@@ -681,7 +717,7 @@ func TestAdminChanges(t *testing.T) {
 	e.apiAs(releaser, "POST", p+"/releases/1.1.0/promote", map[string]any{"ring": "stable", "reason": "hotfix for bigbank"}, http.StatusOK, &rel)
 	var forced bool
 	for _, pr := range rel.Rings {
-		forced = forced || (pr.Ring == "stable" && pr.Forced && pr.By == "rita" && pr.Reason == "hotfix for bigbank")
+		forced = forced || (pr.Ring == "stable" && pr.Forced && strings.HasPrefix(pr.By, "rita (") && pr.Reason == "hotfix for bigbank")
 	}
 	if !forced {
 		t.Fatalf("release after force-promote = %+v", rel)
@@ -734,7 +770,7 @@ func TestAdminChanges(t *testing.T) {
 	var forceEntry bool
 	e.api("GET", "/api/v1/audit?limit=1000", nil, http.StatusOK, &audit)
 	for _, en := range audit {
-		forceEntry = forceEntry || (en.Action == "release.force_promote" && en.Actor == "rita")
+		forceEntry = forceEntry || (en.Action == "release.force_promote" && strings.HasPrefix(en.Actor, "rita ("))
 	}
 	if !forceEntry {
 		t.Errorf("audit log lacks rita's force-promotion")

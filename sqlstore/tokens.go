@@ -44,7 +44,8 @@ func HashSecret(secret string) []byte {
 }
 
 // CreateToken creates an API token for name with role and returns it with
-// its secret, which is shown once and not stored.
+// its secret, which is shown once and not stored. ECONFLICT if a live
+// (unrevoked) token has that name.
 func (s *Store) CreateToken(ctx context.Context, actor, name string, role release.Role) (release.Token, string, error) {
 	if err := release.ValidateName("token", name); err != nil {
 		return release.Token{}, "", err
@@ -58,6 +59,16 @@ func (s *Store) CreateToken(ctx context.Context, actor, name string, role releas
 	}
 	t := release.Token{ID: uuid.Must(uuid.NewV7()).String(), Name: name, Role: role, CreatedAt: now(), CreatedBy: actor}
 	err = s.write(ctx, func(tx *sql.Tx) error {
+		// Live tokens have distinct names, so a name in a listing or a
+		// message means one token.
+		if err := s.serialize(ctx, tx, "tokens"); err != nil {
+			return err
+		}
+		if ok, err := exists(ctx, tx, `SELECT 1 FROM tokens WHERE name = $1 AND revoked_at IS NULL`, name); err != nil {
+			return fmt.Errorf("create token %s: %w", name, err)
+		} else if ok {
+			return release.Errorf(release.ECONFLICT, "a live token named %s exists; revoke it or choose another name", name)
+		}
 		if _, err := tx.ExecContext(ctx,
 			`INSERT INTO tokens (id, name, role, hash, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6)`,
 			t.ID, t.Name, string(t.Role), hash, t.CreatedAt, t.CreatedBy); err != nil {

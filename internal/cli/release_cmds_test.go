@@ -149,7 +149,7 @@ func TestReleaseCommandsEndToEnd(t *testing.T) {
 
 	// Pause and resume.
 	out = api(t, url, admin, "release", "pause", "acme", "3.30.0", "--reason", "index reports", "--incident", "https://status.acme.example/i/7")
-	if !strings.Contains(out, "paused") || !strings.Contains(out, "index reports by root") {
+	if !strings.Contains(out, "paused") || !strings.Contains(out, "index reports by root (") {
 		t.Fatalf("pause printed:\n%s", out)
 	}
 	if ans, _, err := agent.CheckIn(ctx, inst, keys.Keys); err != nil || ans.Offer != nil {

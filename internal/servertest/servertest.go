@@ -5,6 +5,7 @@ package servertest
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -24,7 +25,8 @@ type Server struct {
 	Store *sqlstore.Store
 	// Srv is the server itself.
 	Srv *server.Server
-	// Admin is the secret of an admin API token named root.
+	// Admin is the secret of an admin API token named root (root-2, ...
+	// for further servers on the same store).
 	Admin string
 }
 
@@ -62,7 +64,11 @@ func Start(t testing.TB, dsn string, cfg server.Config) *Server {
 		<-done
 		store.Close()
 	})
+	// Live token names are unique: servers sharing a store get root, root-2, ...
 	_, admin, err := store.CreateToken(ctx, "test", "root", release.RoleAdmin)
+	for n := 2; release.ErrorCode(err) == release.ECONFLICT && n < 100; n++ {
+		_, admin, err = store.CreateToken(ctx, "test", fmt.Sprintf("root-%d", n), release.RoleAdmin)
+	}
 	if err != nil {
 		t.Fatalf("create admin token: %v", err)
 	}
