@@ -232,10 +232,11 @@ func SortFailures(fs []Failure) {
 }
 
 // JudgeHalt applies policy to the counted evidence c about product's
-// release v in the window ending now and says whether v must be paused now,
-// with the evidence either way.
-func JudgeHalt(policy Policy, product string, v Version, c HaltCounts, now time.Time) (bool, Evidence) {
-	ev := Evidence{Product: product, Version: v, Since: now.Add(-policy.Window), Until: now, Policy: policy,
+// release v in the window (since, now] and says whether v must be paused
+// now, with the evidence either way. The window is policy's, or shorter
+// when the release was resumed inside it (HaltSince).
+func JudgeHalt(policy Policy, product string, v Version, c HaltCounts, since, now time.Time) (bool, Evidence) {
+	ev := Evidence{Product: product, Version: v, Since: since, Until: now, Policy: policy,
 		Moved: c.Moved, Failed: c.Failed, Customers: c.Customers, Ignored: c.Ignored, Failures: c.Failures}
 	if ev.Failures == nil {
 		ev.Failures = []Failure{}
@@ -256,8 +257,19 @@ func JudgeHalt(policy Policy, product string, v Version, c HaltCounts, now time.
 	return halt, ev
 }
 
+// HaltSince is where the auto-halt window of release r begins at now: the
+// policy's window before now, or the release's last resume if later.
+func HaltSince(policy Policy, r Release, now time.Time) time.Time {
+	since := now.Add(-policy.Window)
+	if r.ResumedAt != nil && r.ResumedAt.After(since) {
+		since = *r.ResumedAt
+	}
+	return since
+}
+
 // EvaluateHalt counts the events and health reports of product's release v
 // within policy's window before now (CountHalt) and judges them (JudgeHalt).
 func EvaluateHalt(policy Policy, product string, v Version, events []InstanceEvent, health []HealthReport, now time.Time) (bool, Evidence) {
-	return JudgeHalt(policy, product, v, CountHalt(v, events, health, now.Add(-policy.Window), now), now)
+	since := now.Add(-policy.Window)
+	return JudgeHalt(policy, product, v, CountHalt(v, events, health, since, now), since, now)
 }

@@ -168,6 +168,10 @@ type Release struct {
 	// pulled); Pulled once it is pulled.
 	Paused *Pause `json:"paused"`
 	Pulled *Pull  `json:"pull"`
+	// ResumedAt is when the release was last resumed (nil if never); the
+	// store sets it. Auto-halt counts only evidence received after it, so
+	// a person's resume is not overridden by the evidence they weighed.
+	ResumedAt *time.Time `json:"resumed_at,omitempty"`
 	// Rings are the recorded ring entries (see Availability), in any order.
 	Rings []Promotion `json:"rings"`
 }

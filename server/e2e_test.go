@@ -627,6 +627,43 @@ func TestTokenNamesAndActors(t *testing.T) {
 	}
 }
 
+// TestAutoHaltAgainAfterResume: a person's resume is not overridden by the
+// evidence received before it (the sweep keeps re-evaluating it), but new
+// failures after the resume halt the release again.
+func TestAutoHaltAgainAfterResume(t *testing.T) {
+	e := startServer(t, servertest.SQLite(t), server.Config{HaltSweepInterval: 20 * time.Millisecond, RefreshInterval: 20 * time.Millisecond})
+	haltOneRelease(e)
+	const rel = "/api/v1/products/acme/releases/1.1.0"
+	status := func() release.Status {
+		var r release.Release
+		e.api("GET", rel, nil, http.StatusOK, &r)
+		return r.Status
+	}
+	servertest.Eventually(t, 5*time.Second, "first auto-halt", func() bool { return status() == release.StatusPaused })
+	e.api("POST", rel+"/resume", map[string]any{"reason": "false alarm"}, http.StatusOK, nil)
+	time.Sleep(300 * time.Millisecond) // many sweeps over the old evidence
+	if st := status(); st != release.StatusOK {
+		t.Fatalf("after a resume, the evidence from before it halted the release again: %s", st)
+	}
+	key := e.enroll("acme", "startup", "all")
+	e.checkIn(key, checkIn{InstanceID: "j-1", Product: "acme", Version: "1.1.0"})
+	e.checkIn(key, checkIn{InstanceID: "j-1", Product: "acme", Version: "1.1.0", Health: &release.Health{Status: release.HealthCorrupt}})
+	servertest.Eventually(t, 5*time.Second, "second auto-halt on new evidence", func() bool { return status() == release.StatusPaused })
+	halts := e.auditEntries("release.auto_halt")
+	if len(halts) != 2 {
+		t.Fatalf("%d auto-halt audit entries, want 2", len(halts))
+	}
+	for _, en := range halts {
+		var after struct{ Evidence release.Evidence }
+		if err := json.Unmarshal(en.After, &after); err != nil {
+			t.Fatal(err)
+		}
+		if after.Evidence.Failed != 1 {
+			t.Errorf("auto-halt evidence counts %d failures, want 1 (only those after the resume)", after.Evidence.Failed)
+		}
+	}
+}
+
 // haltOneRelease sets up product acme with a policy that halts on one
 // failure and has a known installation report corruption on 1.1.0.
 func haltOneRelease(e *env) {

@@ -121,11 +121,12 @@ func (s *Server) evaluateHalt(ctx context.Context, product string, v release.Ver
 		return nil // unknown version, already paused or pulled, or auto-halt off
 	}
 	now := time.Now().UTC()
-	counts, err := s.store.HaltCounts(ctx, product, v, now.Add(-p.Policy.Window), now)
+	since := release.HaltSince(p.Policy, rel, now)
+	counts, err := s.store.HaltCounts(ctx, product, v, since, now)
 	if err != nil {
 		return err
 	}
-	halt, ev := release.JudgeHalt(p.Policy, product, v, counts, now)
+	halt, ev := release.JudgeHalt(p.Policy, product, v, counts, since, now)
 	if !halt {
 		return nil
 	}

@@ -13,16 +13,18 @@ import (
 	"github.com/ringfence/ringfence/release"
 )
 
-const releaseCols = `product, version, notes_url, required_stop, rollback_safe_to, created_at, status, paused, pull`
+const releaseCols = `product, version, notes_url, required_stop, rollback_safe_to, created_at, status, paused, pull, resumed_at`
 
 // scanRelease reads a release row (without its ring entries).
 func scanRelease(row interface{ Scan(...any) error }) (release.Release, error) {
 	var r release.Release
 	var version, safeTo, status string
 	var paused, pull sql.NullString
-	if err := row.Scan(&r.Product, &version, &r.NotesURL, &r.RequiredStop, &safeTo, &r.CreatedAt, &status, &paused, &pull); err != nil {
+	var resumed sql.NullTime
+	if err := row.Scan(&r.Product, &version, &r.NotesURL, &r.RequiredStop, &safeTo, &r.CreatedAt, &status, &paused, &pull, &resumed); err != nil {
 		return release.Release{}, err
 	}
+	r.ResumedAt = timePtr(resumed)
 	var err error
 	if r.Version, err = release.ParseVersion(version); err != nil {
 		return release.Release{}, fmt.Errorf("stored release %s@%s: %w", r.Product, version, err)
@@ -198,7 +200,7 @@ func (s *Store) ChangeRelease(ctx context.Context, actor, action, reason, produc
 		if err := change(&r, others); err != nil {
 			return err
 		}
-		if err := storeStatus(ctx, tx, before.Status, r); err != nil {
+		if err := storeStatus(ctx, tx, before.Status, &r); err != nil {
 			return err
 		}
 		return auditWhy(ctx, tx, actor, action, "release/"+r.ID(), reason, before, r)
@@ -224,8 +226,13 @@ func (s *Store) lockRelease(ctx context.Context, tx *sql.Tx, product string, v r
 
 // storeStatus writes r's status, pause and pull, provided the stored status
 // is still was; ECONFLICT otherwise (a second line of defence behind
-// lockRelease: a change is never written over one it did not see).
-func storeStatus(ctx context.Context, tx *sql.Tx, was release.Status, r release.Release) error {
+// lockRelease: a change is never written over one it did not see). A
+// change from paused to ok records the time in r.ResumedAt.
+func storeStatus(ctx context.Context, tx *sql.Tx, was release.Status, r *release.Release) error {
+	if was == release.StatusPaused && r.Status == release.StatusOK {
+		t := now()
+		r.ResumedAt = &t
+	}
 	paused, err := jsonOrNull(ptrOrNil(r.Paused))
 	if err != nil {
 		return fmt.Errorf("encode pause of %s: %w", r.ID(), err)
@@ -234,8 +241,13 @@ func storeStatus(ctx context.Context, tx *sql.Tx, was release.Status, r release.
 	if err != nil {
 		return fmt.Errorf("encode pull of %s: %w", r.ID(), err)
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE releases SET status = $1, paused = $2, pull = $3 WHERE product = $4 AND version = $5 AND status = $6`,
-		string(r.Status), paused, pull, r.Product, r.Version.String(), string(was))
+	var resumed any
+	if r.ResumedAt != nil {
+		resumed = r.ResumedAt.UTC()
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE releases SET status = $1, paused = $2, pull = $3, resumed_at = $4
+		WHERE product = $5 AND version = $6 AND status = $7`,
+		string(r.Status), paused, pull, resumed, r.Product, r.Version.String(), string(was))
 	if err != nil {
 		return fmt.Errorf("store status of %s: %w", r.ID(), err)
 	}
@@ -256,8 +268,10 @@ func ptrOrNil[T any](p *T) any {
 }
 
 // AutoHalt pauses release v of product on behalf of auto-halt, with ev as
-// the audit log's evidence. It acts only on a release that is ok and was
-// never auto-halted before — a conditional update, so among several servers
+// the audit log's evidence. It acts only on a release that is ok, was not
+// auto-halted since it was last resumed, and was not resumed after the
+// evidence window began (ev.Since; the caller may have read a release
+// resumed meanwhile) — a conditional update, so among several servers
 // exactly one wins — and reports whether this call paused it.
 func (s *Store) AutoHalt(ctx context.Context, product string, v release.Version, ev release.Evidence) (bool, release.Release, error) {
 	var halted bool
@@ -280,7 +294,9 @@ func (s *Store) AutoHalt(ctx context.Context, product string, v release.Version,
 			return fmt.Errorf("encode pause of %s: %w", r.ID(), err)
 		}
 		res, err := tx.ExecContext(ctx, `UPDATE releases SET status = 'paused', paused = $1, auto_halted_at = $2
-			WHERE product = $3 AND version = $4 AND status = 'ok' AND auto_halted_at IS NULL`, paused, at, product, v.String())
+			WHERE product = $3 AND version = $4 AND status = 'ok'
+				AND (auto_halted_at IS NULL OR auto_halted_at < resumed_at)
+				AND (resumed_at IS NULL OR resumed_at <= $5)`, paused, at, product, v.String(), ev.Since.UTC())
 		if err != nil {
 			return fmt.Errorf("auto-halt %s: %w", r.ID(), err)
 		}

@@ -128,8 +128,16 @@ func testCatalog(t *testing.T, dsn string, s *sqlstore.Store) {
 	}
 	check(s.ChangeRelease(ctx, "bob", "release.resume", "false alarm", "acme", v, func(r *release.Release, _ []release.Release) error { return r.Resume() }))(t)
 
+	if r := check(s.GetRelease(ctx, "acme", v))(t); r.ResumedAt == nil {
+		t.Errorf("resumed release has no resumed_at: %+v", r)
+	}
+	// Evidence whose window began before the resume does not halt (the
+	// caller read the release before it was resumed).
+	if stale, _ := check2(s.AutoHalt(ctx, "acme", v, release.Evidence{Reason: "old", Since: time.Now().Add(-time.Hour)}))(t); stale {
+		t.Errorf("auto-halt on evidence from before the resume")
+	}
 	// Auto-halt acts once, even when asked twice (two servers).
-	ev := release.Evidence{Reason: "3 of 3 failed"}
+	ev := release.Evidence{Reason: "3 of 3 failed", Since: time.Now()}
 	halted, _ := check2(s.AutoHalt(ctx, "acme", v, ev))(t)
 	again, _ := check2(s.AutoHalt(ctx, "acme", v, ev))(t)
 	if !halted || again {
