@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -687,11 +688,22 @@ func TestIncidentWebhookRefusesInternalTargets(t *testing.T) {
 	}
 	t.Run("loopback", func(t *testing.T) {
 		hook := newWebhookReceiver(t)
-		e := startServer(t, servertest.SQLite(t), server.Config{IncidentWebhook: hook.URL, WebhookAttempts: 1})
+		logs := &lockedBuffer{}
+		// The URL's path and query hold secrets, as incident tools' URLs do;
+		// the logs name only scheme and host.
+		e := startServer(t, servertest.SQLite(t), server.Config{IncidentWebhook: hook.URL + "/hooks/s3cr3t-path?token=hunter2",
+			WebhookAttempts: 1, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 		haltOneRelease(e)
 		servertest.Eventually(t, 5*time.Second, "webhook attempt refused", func() bool { return failedOnce(e) })
 		if n := len(hook.received()); n != 0 {
 			t.Fatalf("loopback receiver got %d webhooks without --webhook-allow-private", n)
+		}
+		out := logs.String()
+		if !strings.Contains(out, "incident webhook failed") || !strings.Contains(out, strings.TrimPrefix(hook.URL, "http://")) {
+			t.Errorf("logs do not report the refused attempt with its host: %s", out)
+		}
+		if strings.Contains(out, "s3cr3t") || strings.Contains(out, "hunter2") {
+			t.Errorf("logs leak the webhook URL's secrets: %s", out)
 		}
 	})
 	t.Run("redirect", func(t *testing.T) {

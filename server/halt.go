@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -199,11 +201,28 @@ func (s *Server) postWebhook(ctx context.Context, body []byte) error {
 	req.Header.Set("User-Agent", "ringfence")
 	resp, err := s.webhook.Do(req)
 	if err != nil {
-		return fmt.Errorf("post webhook: %w", err)
+		// *url.Error repeats the whole URL, whose path or query may hold a
+		// secret (many incident tools put their token there): log the
+		// scheme and host only.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("post webhook to %s: %w", redactURL(s.cfg.IncidentWebhook), err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("post webhook: status %s", resp.Status)
+		return fmt.Errorf("post webhook to %s: status %s", redactURL(s.cfg.IncidentWebhook), resp.Status)
 	}
 	return nil
+}
+
+// redactURL returns the scheme and host of raw, for logs and errors: the
+// user info, path and query of a webhook URL may be secrets.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "(unparsable URL)"
+	}
+	return u.Scheme + "://" + u.Host
 }

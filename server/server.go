@@ -151,7 +151,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.IncidentWebhook != "" {
 		u, err := url.Parse(cfg.IncidentWebhook)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("server: incident webhook %q is not an absolute http(s) URL", cfg.IncidentWebhook)
+			return nil, fmt.Errorf("server: incident webhook %s is not an absolute http(s) URL", redactURL(cfg.IncidentWebhook))
 		}
 	}
 	s := &Server{
