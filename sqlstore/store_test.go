@@ -504,3 +504,39 @@ func testHaltCounts(t *testing.T, dsn string, s *sqlstore.Store) {
 		t.Errorf("failures counted outside the window")
 	}
 }
+
+// TestAuthenticateWhileStoreBusy: recording a token's last use is
+// best-effort; a store whose writer is busy does not fail (or long delay)
+// the request.
+func TestAuthenticateWhileStoreBusy(t *testing.T) {
+	ctx := context.Background()
+	dsn := filepath.Join(t.TempDir(), "ringfence.db")
+	s := mustOpen(t, dsn)
+	tok, secret := check2(s.CreateToken(ctx, "test", "ci", release.RoleReleaser))(t)
+	// Another process holds the write lock.
+	other, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	conn, err := other.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.ExecContext(ctx, `ROLLBACK`)
+	start := time.Now()
+	got, err := s.Authenticate(ctx, secret)
+	if err != nil || got.ID != tok.ID {
+		t.Fatalf("Authenticate with the store's writer busy: %+v, %v; want the token", got, err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("Authenticate took %s with the store busy, want the last-use write bounded", d)
+	}
+	if got.LastUsedAt != nil {
+		t.Errorf("last use reported as recorded although the write could not happen: %v", got.LastUsedAt)
+	}
+}

@@ -84,7 +84,9 @@ func (s *Store) CreateToken(ctx context.Context, actor, name string, role releas
 
 // Authenticate returns the live token whose secret this is; EUNAUTHORIZED
 // for unknown or revoked ones. It records when the token was last used (at
-// most once a minute, to keep reads cheap).
+// most once a minute, to keep reads cheap), best-effort: that write gets at
+// most lastUsedTimeout, and when it fails (store busy, read-only replica)
+// the request is still served and LastUsedAt stays as stored.
 func (s *Store) Authenticate(ctx context.Context, secret string) (release.Token, error) {
 	if !strings.HasPrefix(secret, TokenPrefix) {
 		return release.Token{}, release.Errorf(release.EUNAUTHORIZED, "not a ringfence API token")
@@ -102,17 +104,21 @@ func (s *Store) Authenticate(ctx context.Context, secret string) (release.Token,
 	}
 	n := now()
 	if t.LastUsedAt == nil || n.Sub(*t.LastUsedAt) > time.Minute {
-		err := s.writeSilent(ctx, func(tx *sql.Tx) error {
-			_, err := tx.ExecContext(ctx, `UPDATE tokens SET last_used_at = $1 WHERE id = $2`, n, t.ID)
+		wctx, cancel := context.WithTimeout(ctx, lastUsedTimeout)
+		err := s.writeSilent(wctx, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(wctx, `UPDATE tokens SET last_used_at = $1 WHERE id = $2`, n, t.ID)
 			return err
 		})
-		if err != nil {
-			return release.Token{}, fmt.Errorf("record use of API token %s: %w", t.Name, err)
+		cancel()
+		if err == nil {
+			t.LastUsedAt = &n
 		}
-		t.LastUsedAt = &n
 	}
 	return t, nil
 }
+
+// lastUsedTimeout bounds the best-effort write of a token's last use.
+const lastUsedTimeout = 500 * time.Millisecond
 
 const tokenCols = `id, name, role, created_at, created_by, last_used_at, revoked_at`
 
