@@ -135,7 +135,8 @@ type ringKey struct {
 //     time; a forced entry also in every ring before it, overriding gates,
 //     holds, soak and evidence.
 //   - Paused and pulled releases are available nowhere; their records stay,
-//     so a resumed release continues where it was.
+//     so a resumed release continues where it was, except that the soak in
+//     its current ring counts again from the resume (ResumedAt).
 //
 // An entry the rules make (not yet recorded) takes effect at the end of the
 // soak time when that lies ahead, and otherwise at now: the facts do not say
@@ -282,7 +283,7 @@ func Availability(facts Facts, now time.Time) ([]ReleaseStatus, []Due) {
 				st.State, st.Reason = RingWaiting, fmt.Sprintf("%d of %d healthy installations needed in ring %s",
 					prev.Healthy, prs[i-1].MinHealthy, prs[i-1].Name)
 			default:
-				since = prev.since.Add(prs[i-1].SoakTime)
+				since = soakFrom(rel, prev.since).Add(prs[i-1].SoakTime)
 			}
 			if !since.IsZero() {
 				if !isRec && !st.Forced && since.Before(now) {
@@ -300,8 +301,8 @@ func Availability(facts Facts, now time.Time) ([]ReleaseStatus, []Due) {
 					t := since
 					st.EnteredAt = &t
 					st.State = RingActive
-					if i+1 < len(prs) && since.Add(ring.SoakTime).After(now) {
-						st.State, st.Reason = RingSoaking, fmt.Sprintf("soaking until %s", fmtTime(since.Add(ring.SoakTime)))
+					if end := soakFrom(rel, since).Add(ring.SoakTime); i+1 < len(prs) && end.After(now) {
+						st.State, st.Reason = RingSoaking, fmt.Sprintf("soaking until %s", fmtTime(end))
 					}
 					if !isRec && !st.Forced && rel.Status == StatusOK {
 						due = append(due, Due{Product: rel.Product, Version: rel.Version, Promotion: Promotion{Ring: ring.Name, EnteredAt: since}})
@@ -316,6 +317,16 @@ func Availability(facts Facts, now time.Time) ([]ReleaseStatus, []Due) {
 		statuses = append(statuses, rs)
 	}
 	return statuses, due
+}
+
+// soakFrom is when rel's soak in a ring it entered at entered counts from:
+// the entry, or its last resume if later. Time spent paused does not count
+// as soak; a pause restarts the soak of the ring the release is in.
+func soakFrom(rel Release, entered time.Time) time.Time {
+	if rel.ResumedAt != nil && rel.ResumedAt.After(entered) {
+		return *rel.ResumedAt
+	}
+	return entered
 }
 
 func minTime(a, b time.Time) time.Time {

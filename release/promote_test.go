@@ -39,6 +39,18 @@ func TestAvailability(t *testing.T) {
 			want:    [3]ringWant{{RingBlocked, false, time.Time{}, "required gate collation-compare failed"}, {RingBlocked, false, time.Time{}, "failed"}, {RingBlocked, false, time.Time{}, "failed"}},
 		},
 		{
+			name: "a resume restarts the soak: time paused does not count",
+			release: rel("3.30.0", func(r *Release) {
+				r.Rings = []Promotion{{Ring: "insiders", EnteredAt: at(-72 * time.Hour)}}
+				resumed := at(-time.Hour)
+				r.ResumedAt = &resumed
+			}),
+			gates: []GateResult{pass("3.30.0", at(-73*time.Hour))},
+			adopt: []Adoption{{Product: "acme", Version: v("3.30.0"), Ring: "insiders", Installations: 5, Healthy: 5}},
+			now:   t0,
+			want:  [3]ringWant{{RingSoaking, true, at(-72 * time.Hour), "soaking until 2026-11-27T11:00:00Z"}, {RingWaiting, true, at(23 * time.Hour), "soaking in ring insiders until 2026-11-27T11:00:00Z"}, {RingWaiting, false, time.Time{}, ""}},
+		},
+		{
 			name: "required gate failing after ring 0 stops the rollout there",
 			release: rel("3.30.0", func(r *Release) {
 				r.Rings = []Promotion{{Ring: "insiders", EnteredAt: at(-72 * time.Hour)}}
