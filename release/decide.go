@@ -262,6 +262,7 @@ func decidePulled(p *productIndex, cur *releaseEntry, ans *Answer) {
 	c.Status, c.Reason, c.IncidentURL = StatusPulled, pl.Reason, pl.IncidentURL
 	c.Action, c.Target = pl.Action, pl.Target
 	msg := fmt.Sprintf("%s %s has been pulled: %s", r.Product, r.Version, pl.Reason)
+	var extra []Notice
 	switch pl.Action {
 	case ActionUpgrade:
 		t := p.find(pl.Target)
@@ -269,6 +270,19 @@ func decidePulled(p *productIndex, cur *releaseEntry, ans *Answer) {
 			c.Action, c.Target = ActionHold, Version{}
 			msg += fmt.Sprintf("; the recommended upgrade %s is not available now, stay on %s", pl.Target, r.Version)
 			break
+		}
+		// A required stop released since the pull lies on the way: go there
+		// first (or wait, while it is paused).
+		if stop := p.stopBetween(r.Version, t.rel.Version); stop != nil {
+			if stop.rel.Status != StatusOK {
+				c.Action, c.Target = ActionHold, Version{}
+				msg += fmt.Sprintf("; required upgrade stop %s on the way to %s is %s, stay on %s", stop.rel.Version, t.rel.Version, stop.rel.Status, r.Version)
+				break
+			}
+			t = stop
+			c.Target = stop.rel.Version
+			extra = append(extra, Notice{Kind: NoticeRequiredStop, URL: stop.rel.NotesURL,
+				Message: fmt.Sprintf("%s %s is a required upgrade stop: install it before %s", r.Product, stop.rel.Version, pl.Target)})
 		}
 		ans.Offer = &Offer{Version: t.rel.Version, NotesURL: t.rel.NotesURL, RequiredStop: t.rel.RequiredStop}
 		msg += fmt.Sprintf("; upgrade to %s", t.rel.Version)
@@ -284,4 +298,17 @@ func decidePulled(p *productIndex, cur *releaseEntry, ans *Answer) {
 		msg += fmt.Sprintf("; stay on %s and wait for further guidance", r.Version)
 	}
 	ans.Notices = append(ans.Notices, Notice{Kind: NoticePulled, Message: msg, URL: pl.IncidentURL})
+	ans.Notices = append(ans.Notices, extra...)
+}
+
+// stopBetween returns the lowest release strictly between from and to that
+// is a required stop and not pulled (pulled stops may be skipped), or nil.
+func (p *productIndex) stopBetween(from, to Version) *releaseEntry {
+	for i := range p.releases {
+		e := &p.releases[i]
+		if from.Less(e.rel.Version) && e.rel.Version.Less(to) && e.rel.RequiredStop && e.rel.Status != StatusPulled {
+			return e
+		}
+	}
+	return nil
 }

@@ -126,6 +126,24 @@ func TestDecideOffers(t *testing.T) {
 			want: want{status: StatusPulled, action: ActionHold, notices: []NoticeKind{NoticePulled}},
 		},
 		{
+			name: "pulled with upgrade guidance and a required stop released since: offered the stop", customer: "bigbank", version: "3.30.0",
+			modify: func(f *Facts) {
+				f.Releases = append(f.Releases, rel("3.30.3"), rel("3.30.2", func(r *Release) { r.RequiredStop = true }))
+				f.Releases[1].Status, f.Releases[1].Pulled = StatusPulled, &Pull{Reason: "collation change", Action: ActionUpgrade, Target: v("3.30.3")}
+			},
+			want: want{offer: "3.30.2", status: StatusPulled, action: ActionUpgrade, target: "3.30.2", notices: []NoticeKind{NoticePulled, NoticeRequiredStop}},
+		},
+		{
+			name: "pulled with upgrade guidance and a paused required stop on the way: hold", customer: "bigbank", version: "3.30.0",
+			modify: func(f *Facts) {
+				f.Releases = append(f.Releases, rel("3.30.3"), rel("3.30.2", func(r *Release) {
+					r.RequiredStop, r.Status, r.Paused = true, StatusPaused, &Pause{Reason: "x", By: "a", At: t0}
+				}))
+				f.Releases[1].Status, f.Releases[1].Pulled = StatusPulled, &Pull{Reason: "collation change", Action: ActionUpgrade, Target: v("3.30.3")}
+			},
+			want: want{status: StatusPulled, action: ActionHold, notices: []NoticeKind{NoticePulled}},
+		},
+		{
 			name: "pulled with rollback guidance", customer: "bigbank", version: "3.30.0",
 			modify: func(f *Facts) {
 				f.Releases[1].RollbackSafeTo = v("3.29.0")
