@@ -56,11 +56,15 @@ func scenario(t *testing.T, dsn string) {
 	e.api("POST", p+"/rings", map[string]any{"name": "stable", "position": 1, "soak": "0s", "rollout_percent": 100, "min_healthy": 0}, http.StatusCreated, nil)
 	insiderKey := e.enroll("acme", "early-co", "insiders")
 	stableKey := e.enroll("acme", "bigbank", "stable")
+	insider := checkIn{InstanceID: "ins-1", Product: "acme", Version: "1.0.0"}
+	bank := checkIn{InstanceID: "bank-1", Product: "acme", Version: "1.0.0"}
+	// The installations exist before the releases: only such count as
+	// promotion evidence.
+	e.checkIn(insiderKey, insider)
+	e.checkIn(stableKey, bank)
 	for _, v := range []string{"1.0.0", "1.1.0"} {
 		e.api("POST", p+"/releases", map[string]any{"version": v, "notes_url": "https://example.com/notes/" + v}, http.StatusCreated, nil)
 	}
-	insider := checkIn{InstanceID: "ins-1", Product: "acme", Version: "1.0.0"}
-	bank := checkIn{InstanceID: "bank-1", Product: "acme", Version: "1.0.0"}
 
 	// No gate result yet: nothing offered.
 	if a, _ := e.checkIn(insiderKey, insider); offer(a) != "" {
@@ -93,6 +97,15 @@ func scenario(t *testing.T, dsn string) {
 	servertest.Eventually(t, 5*time.Second, "healthy insider counted in status", func() bool {
 		return ringStatus(e, "1.1.0", "insiders").Healthy == 1
 	})
+	// Installations first seen after the release was created (instance ids
+	// an enrollment key could invent) are no promotion evidence.
+	e.checkIn(insiderKey, checkIn{InstanceID: "invented-1", Product: "acme", Version: "1.1.0", Health: &release.Health{Status: release.HealthOK}})
+	servertest.Eventually(t, 5*time.Second, "new installation counted as adopted", func() bool {
+		return ringStatus(e, "1.1.0", "insiders").Adoption == 2
+	})
+	if rs := ringStatus(e, "1.1.0", "insiders"); rs.Healthy != 1 {
+		t.Fatalf("insiders healthy = %d with an installation first seen after the release, want 1", rs.Healthy)
+	}
 	if rs := ringStatus(e, "1.1.0", "stable"); rs.State != release.RingBlocked || !strings.Contains(rs.Reason, "hold") {
 		t.Fatalf("stable status with an open hold = %+v, want blocked by the hold", rs)
 	}

@@ -556,11 +556,17 @@ func (s *Store) LoadFacts(ctx context.Context, withAdoption bool) (release.Facts
 // adoption counts installations per product, version and their customer's
 // ring: how many run it, how many of those are healthy (last health ok) and
 // failed (last health failing); and how many installations each ring has.
+//
+// Healthy, the promotion evidence, counts only installations first seen
+// before the release was created: instance ids are chosen by agents, so a
+// customer's enrollment key could otherwise invent healthy installations to
+// push a release into the next ring.
 func (s *Store) adoption(ctx context.Context) ([]release.Adoption, []release.RingSize, error) {
 	rows, err := s.rdb.QueryContext(ctx, `SELECT i.product, i.version, c.ring, COUNT(*),
-			SUM(CASE WHEN i.health = 'ok' THEN 1 ELSE 0 END),
+			SUM(CASE WHEN i.health = 'ok' AND r.created_at IS NOT NULL AND i.first_seen < r.created_at THEN 1 ELSE 0 END),
 			SUM(CASE WHEN i.health IN ('corrupt', 'collation_changed') THEN 1 ELSE 0 END)
 		FROM installations i JOIN customers c ON c.product = i.product AND c.name = i.customer
+			LEFT JOIN releases r ON r.product = i.product AND r.version = i.version
 		GROUP BY i.product, i.version, c.ring`)
 	if err != nil {
 		return nil, nil, fmt.Errorf("count adoption: %w", err)
