@@ -701,7 +701,7 @@ func TestIncidentWebhookRefusesInternalTargets(t *testing.T) {
 	}
 	t.Run("loopback", func(t *testing.T) {
 		hook := newWebhookReceiver(t)
-		logs := &lockedBuffer{}
+		logs := &servertest.Buffer{}
 		// The URL's path and query hold secrets, as incident tools' URLs do;
 		// the logs name only scheme and host.
 		e := startServer(t, servertest.SQLite(t), server.Config{IncidentWebhook: hook.URL + "/hooks/s3cr3t-path?token=hunter2",

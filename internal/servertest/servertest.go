@@ -4,11 +4,13 @@
 package servertest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -113,4 +115,25 @@ func RingStatus(t testing.TB, releases []release.ReleaseStatus, version, ring st
 	}
 	t.Fatalf("no status of %s in ring %s among %+v", version, ring, releases)
 	return release.RingStatus{}
+}
+
+// Buffer is a bytes.Buffer safe for concurrent use: a logger or a
+// subprocess writes while the test reads.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String returns everything written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
