@@ -217,9 +217,18 @@ func newWriter(s *Server) *writer {
 // enqueue queues a routine record, replacing an older one of the same
 // installation.
 func (w *writer) enqueue(rec sqlstore.CheckInRecord) {
+	k := [3]string{rec.Product, rec.Customer, rec.InstanceID}
 	w.mu.Lock()
 	w.seq++
-	w.busy[[3]string{rec.Product, rec.Customer, rec.InstanceID}] = queued{seq: w.seq, rec: rec}
+	if old, ok := w.busy[k]; ok {
+		// Keep when the installation was first seen: promotion evidence
+		// depends on it (installations first seen before a release).
+		rec.FirstSeen = old.rec.ReceivedAt
+		if !old.rec.FirstSeen.IsZero() && old.rec.FirstSeen.Before(rec.FirstSeen) {
+			rec.FirstSeen = old.rec.FirstSeen
+		}
+	}
+	w.busy[k] = queued{seq: w.seq, rec: rec}
 	w.mu.Unlock()
 }
 

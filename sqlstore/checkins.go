@@ -26,6 +26,19 @@ type CheckInRecord struct {
 	Health     *release.Health
 	Events     []release.Event
 	ReceivedAt time.Time
+	// FirstSeen, if set and earlier than ReceivedAt, is when an earlier
+	// check-in of the installation arrived that this record replaced before
+	// it was written (the writer coalesces routine check-ins); it becomes
+	// the installation's first_seen if the store does not know it yet.
+	FirstSeen time.Time
+}
+
+// firstSeen is when r's installation was first seen as far as r knows.
+func (r CheckInRecord) firstSeen() time.Time {
+	if !r.FirstSeen.IsZero() && r.FirstSeen.Before(r.ReceivedAt) {
+		return r.FirstSeen.UTC()
+	}
+	return r.ReceivedAt.UTC()
 }
 
 // RecordCheckIns writes a batch of check-ins in one transaction: it upserts
@@ -128,18 +141,21 @@ func latestPerInstallation(recs []CheckInRecord) (withHealth, withoutHealth [][]
 		old, seen := latest[k]
 		if !seen {
 			order = append(order, k)
-		} else if r.Health == nil && old.Health != nil && old.Version == r.Version {
-			r.Health = old.Health
+		} else {
+			if r.Health == nil && old.Health != nil && old.Version == r.Version {
+				r.Health = old.Health
+			}
+			r.FirstSeen = old.firstSeen()
 		}
 		latest[k] = r
 	}
 	for _, k := range order {
 		r := latest[k]
-		at := r.ReceivedAt.UTC()
+		at, first := r.ReceivedAt.UTC(), r.firstSeen()
 		if r.Health != nil {
-			withHealth = append(withHealth, []any{r.Product, r.InstanceID, r.Customer, r.Version.String(), string(r.Health.Status), r.Health.Detail, at, at})
+			withHealth = append(withHealth, []any{r.Product, r.InstanceID, r.Customer, r.Version.String(), string(r.Health.Status), r.Health.Detail, first, at})
 		} else {
-			withoutHealth = append(withoutHealth, []any{r.Product, r.InstanceID, r.Customer, r.Version.String(), string(release.HealthUnknown), "", at, at})
+			withoutHealth = append(withoutHealth, []any{r.Product, r.InstanceID, r.Customer, r.Version.String(), string(release.HealthUnknown), "", first, at})
 		}
 	}
 	return withHealth, withoutHealth

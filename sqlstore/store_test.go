@@ -30,6 +30,7 @@ func TestStore(t *testing.T) {
 		{"RefusesNewerSchema", testRefusesNewerSchema},
 		{"ConcurrentReleaseChanges", testConcurrentReleaseChanges},
 		{"HaltCounts", testHaltCounts},
+		{"FirstSeen", testFirstSeen},
 	}
 	t.Run("sqlite", func(t *testing.T) {
 		for _, tc := range tests {
@@ -538,5 +539,30 @@ func TestAuthenticateWhileStoreBusy(t *testing.T) {
 	}
 	if got.LastUsedAt != nil {
 		t.Errorf("last use reported as recorded although the write could not happen: %v", got.LastUsedAt)
+	}
+}
+
+// testFirstSeen: an installation's first_seen is its earliest check-in,
+// also when the writer coalesced check-ins (FirstSeen) or one batch holds
+// several of its records; later check-ins do not move it.
+func testFirstSeen(t *testing.T, dsn string, s *sqlstore.Store) {
+	ctx := context.Background()
+	v := release.MustParseVersion("1.0.0")
+	t1 := time.Now().UTC().Add(-time.Hour).Truncate(time.Microsecond)
+	t2, t3 := t1.Add(time.Minute), t1.Add(2*time.Minute)
+	if err := s.RecordCheckIns(ctx, []sqlstore.CheckInRecord{
+		{Product: "acme", Customer: "a", InstanceID: "coalesced", Version: v, ReceivedAt: t2, FirstSeen: t1},
+		{Product: "acme", Customer: "a", InstanceID: "twice", Version: v, ReceivedAt: t1},
+		{Product: "acme", Customer: "a", InstanceID: "twice", Version: v, ReceivedAt: t2},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordCheckIns(ctx, []sqlstore.CheckInRecord{{Product: "acme", Customer: "a", InstanceID: "twice", Version: v, ReceivedAt: t3}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range check(s.ListInstallations(ctx, "acme", 10))(t) {
+		if !in.FirstSeen.Equal(t1) {
+			t.Errorf("%s: first seen %s, want %s", in.InstanceID, in.FirstSeen, t1)
+		}
 	}
 }
