@@ -255,9 +255,19 @@ func TestSignatures(t *testing.T) {
 	if n := len(e.publicKeys()); n != 2 {
 		t.Errorf("/v1/keys lists %d keys after one rotation, want 2", n)
 	}
-	// An agent that pinned the keys it knew before the rotation does not
-	// accept an answer signed only by the new, unpinned key.
-	if _, err := sign.Verify(env2, keys, time.Now()); !errors.Is(err, sign.ErrNoTrustedSignature) {
+	// During the rotation overlap the previous key co-signs, so an agent
+	// that pinned only the keys it knew before the rotation is not cut off.
+	if len(env2.Signatures) != 2 || env2.Signatures[1].KeyID != env.Signatures[0].KeyID {
+		t.Errorf("answer after rotation signed by %+v, want the new key and the previous one", env2.Signatures)
+	}
+	if _, err := sign.Verify(env2, keys, time.Now()); err != nil {
+		t.Errorf("agent pinned to the pre-rotation keys rejects an answer during the overlap: %v", err)
+	}
+	// That agent does not accept an answer signed only by the new, unpinned
+	// key.
+	onlyNew := env2
+	onlyNew.Signatures = env2.Signatures[:1]
+	if _, err := sign.Verify(onlyNew, keys, time.Now()); !errors.Is(err, sign.ErrNoTrustedSignature) {
 		t.Errorf("answer signed only by an unpinned key: %v, want ErrNoTrustedSignature", err)
 	}
 }

@@ -68,6 +68,11 @@ type Config struct {
 	WebhookTimeout  time.Duration
 	WebhookAttempts int
 	WebhookBackoff  time.Duration
+	// KeyOverlap is how long after a key rotation the previous signing key
+	// still co-signs every answer (30 days), so agents that pinned it keep
+	// verifying answers until they learn the new key. Negative disables it.
+	// Each co-signature costs one more ed25519 signature per check-in.
+	KeyOverlap time.Duration
 	// HaltSweepInterval is how often, besides at start, auto-halt looks at
 	// every release with failures inside its product's window (1m), so that
 	// failures committed just before a crash (whose evaluation was only queued
@@ -93,6 +98,9 @@ func (c *Config) defaults() {
 	positiveOr(&c.WebhookAttempts, 4)
 	positiveOr(&c.WebhookBackoff, time.Second)
 	positiveOr(&c.HaltSweepInterval, time.Minute)
+	if c.KeyOverlap == 0 {
+		c.KeyOverlap = 30 * 24 * time.Hour
+	}
 	if c.Retention == 0 {
 		c.Retention = 90 * 24 * time.Hour
 	}
@@ -285,6 +293,7 @@ func (s *Server) refresh(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("rebuild snapshot: %w", err)
 	}
+	ring = ring.WithOverlap(time.Now(), s.cfg.KeyOverlap)
 	snap := release.NewSnapshot(facts, s.cfg.AnswerTTL, time.Now())
 	s.state.Store(&state{snap: snap, keys: keys, ring: ring})
 	s.metrics.snapshots.Inc()

@@ -143,6 +143,20 @@ func (k *Key) UnmarshalJSON(b []byte) error {
 // returns a new ring.
 type KeyRing struct {
 	keys []Key // oldest first; the last one signs
+	// coSign makes the previous key sign too (see WithOverlap).
+	coSign bool
+}
+
+// WithOverlap returns a copy of r in which the previous key co-signs every
+// answer while the active key is younger than overlap at now: agents that
+// pinned only the previous key keep verifying answers until they have
+// learnt the new one (from /v1/keys or an agent update), instead of being
+// cut off at the rotation. Verify accepts an envelope when one trusted
+// signature verifies and none fails.
+func (r *KeyRing) WithOverlap(now time.Time, overlap time.Duration) *KeyRing {
+	c := &KeyRing{keys: r.keys}
+	c.coSign = len(r.keys) > 1 && now.Before(r.Active().CreatedAt.Add(overlap))
+	return c
 }
 
 // NewKeyRing returns a ring of keys, oldest first; the last one signs. It
@@ -193,13 +207,15 @@ func (r *KeyRing) Rotate(rand io.Reader, now time.Time) (*KeyRing, Key, error) {
 }
 
 // Sign signs payload, which must already be canonical JSON, with the active
-// key.
+// key and, during a rotation overlap (WithOverlap), the previous one after it.
 func (r *KeyRing) Sign(payload []byte) Envelope {
 	k := r.Active()
-	return Envelope{
-		Payload:    payload,
-		Signatures: []Signature{{KeyID: k.ID, Sig: ed25519.Sign(k.Private, payload)}},
+	sigs := []Signature{{KeyID: k.ID, Sig: ed25519.Sign(k.Private, payload)}}
+	if r.coSign {
+		p := r.keys[len(r.keys)-2]
+		sigs = append(sigs, Signature{KeyID: p.ID, Sig: ed25519.Sign(p.Private, payload)})
 	}
+	return Envelope{Payload: payload, Signatures: sigs}
 }
 
 // SignJSON encodes v as canonical JSON and signs it with the active key.

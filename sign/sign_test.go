@@ -252,6 +252,39 @@ func TestKeyRingRotate(t *testing.T) {
 	}
 }
 
+// TestKeyRingOverlap: during the overlap after a rotation the previous key
+// co-signs, so an agent pinned to it alone still verifies new answers;
+// after the overlap only the new key signs.
+func TestKeyRingOverlap(t *testing.T) {
+	ring := mustRing(t, 1)
+	oldPin := ring.PublicKeys()
+	rotated, k, err := ring.Rotate(newDetRand(9), t0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	newPin := []PublicKey{k.Public()}
+	during := mustSign(t, rotated.WithOverlap(t0.Add(2*time.Hour), 24*time.Hour), sampleAnswer())
+	if len(during.Signatures) != 2 || during.Signatures[0].KeyID != k.ID || during.Signatures[1].KeyID != ring.Active().ID {
+		t.Fatalf("signatures during the overlap: %+v", during.Signatures)
+	}
+	for name, pin := range map[string][]PublicKey{"old": oldPin, "new": newPin, "both": rotated.PublicKeys()} {
+		if _, err := Verify(during, pin, t0); err != nil {
+			t.Errorf("answer during the overlap against the %s pin: %v", name, err)
+		}
+	}
+	after := mustSign(t, rotated.WithOverlap(t0.Add(26*time.Hour), 24*time.Hour), sampleAnswer())
+	if len(after.Signatures) != 1 || after.Signatures[0].KeyID != k.ID {
+		t.Fatalf("signatures after the overlap: %+v", after.Signatures)
+	}
+	if _, err := Verify(after, oldPin, t0); !errors.Is(err, ErrNoTrustedSignature) {
+		t.Errorf("answer after the overlap against the old pin: %v, want ErrNoTrustedSignature", err)
+	}
+	// One key alone never co-signs.
+	if env := mustSign(t, ring.WithOverlap(t0, 24*time.Hour), sampleAnswer()); len(env.Signatures) != 1 {
+		t.Errorf("a one-key ring signed %d times", len(env.Signatures))
+	}
+}
+
 func TestKeyStorage(t *testing.T) {
 	ring := mustRing(t, 1)
 	rotated, _, err := ring.Rotate(newDetRand(2), t0.Add(time.Hour))

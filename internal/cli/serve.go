@@ -41,6 +41,8 @@ func serveCommand(stdout, stderr io.Writer) *ucli.Command {
 			&ucli.DurationFlag{Name: "answer-ttl", Value: time.Hour, Usage: "validity of signed check-in answers"},
 			&ucli.FloatFlag{Name: "checkin-rate", Value: 50, Usage: "check-ins per second allowed per enrollment key"},
 			&ucli.IntFlag{Name: "checkin-burst", Value: 200, Usage: "check-in burst allowed per enrollment key"},
+			&ucli.DurationFlag{Name: "key-overlap", Value: 30 * 24 * time.Hour,
+				Usage: "after keys rotate, how long the previous signing key co-signs answers (negative: not at all)"},
 			&ucli.DurationFlag{Name: "retention", Value: 90 * 24 * time.Hour, Usage: "how long instance history is kept"},
 		},
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
@@ -68,6 +70,7 @@ func serve(ctx context.Context, cmd *ucli.Command, log *slog.Logger) error {
 		IncidentWebhook:     cmd.String("incident-webhook"),
 		WebhookAllowPrivate: cmd.Bool("webhook-allow-private"),
 		Retention:           cmd.Duration("retention"),
+		KeyOverlap:          cmd.Duration("key-overlap"),
 	})
 	if err != nil {
 		return err
