@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -685,6 +686,32 @@ func TestAutoHaltAgainAfterResume(t *testing.T) {
 		if after.Evidence.Failed != 1 {
 			t.Errorf("auto-halt evidence counts %d failures, want 1 (only those after the resume)", after.Evidence.Failed)
 		}
+	}
+}
+
+// TestIncidentNotificationSurvivesRestart: the incident notification is
+// queued in the store with the auto-halt; a server stopped before it could
+// deliver it (its receiver was down) leaves it to the next server, which
+// delivers it.
+func TestIncidentNotificationSurvivesRestart(t *testing.T) {
+	dsn := servertest.SQLite(t)
+	var down atomic.Int32
+	t.Run("first server, receiver down", func(t *testing.T) {
+		recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			down.Add(1)
+			http.Error(w, "down", http.StatusServiceUnavailable)
+		}))
+		defer recv.Close()
+		e := startServer(t, dsn, server.Config{IncidentWebhook: recv.URL, WebhookAllowPrivate: true, WebhookAttempts: 100,
+			WebhookBackoff: 50 * time.Millisecond})
+		haltOneRelease(e)
+		servertest.Eventually(t, 5*time.Second, "first delivery attempt", func() bool { return down.Load() > 0 })
+	}) // the first server stops here
+	hook := newWebhookReceiver(t)
+	startServer(t, dsn, server.Config{IncidentWebhook: hook.URL, WebhookAllowPrivate: true, WebhookBackoff: 10 * time.Millisecond})
+	servertest.Eventually(t, 5*time.Second, "notification delivered by the next server", func() bool { return len(hook.received()) == 1 })
+	if h := hook.received()[0]; h.Event != "release.auto_halt" || h.Release.Version.String() != "1.1.0" {
+		t.Errorf("delivered %+v", h)
 	}
 }
 

@@ -132,7 +132,13 @@ func (s *Server) evaluateHalt(ctx context.Context, product string, v release.Ver
 	if !halt {
 		return nil
 	}
-	halted, paused, err := s.store.AutoHalt(ctx, product, v, ev)
+	var notify func(release.Release) ([]byte, error)
+	if s.cfg.IncidentWebhook != "" {
+		notify = func(paused release.Release) ([]byte, error) {
+			return json.Marshal(IncidentHook{Event: "release.auto_halt", At: now, Release: paused, Evidence: ev})
+		}
+	}
+	halted, paused, err := s.store.AutoHalt(ctx, product, v, ev, notify)
 	if err != nil || !halted {
 		return err
 	}
@@ -141,12 +147,11 @@ func (s *Server) evaluateHalt(ctx context.Context, product string, v release.Ver
 	if err := s.refresh(ctx); err != nil {
 		s.log.Error("rebuild snapshot after auto-halt", slog.Any("err", err))
 	}
-	if s.cfg.IncidentWebhook != "" {
-		s.bg.Add(1)
-		go func() {
-			defer s.bg.Done()
-			s.fireIncident(context.WithoutCancel(ctx), IncidentHook{Event: "release.auto_halt", At: now, Release: paused, Evidence: ev})
-		}()
+	if notify != nil {
+		select {
+		case s.outboxKick <- struct{}{}:
+		default:
+		}
 	}
 	return nil
 }
@@ -161,32 +166,56 @@ type IncidentHook struct {
 	Evidence release.Evidence `json:"evidence"`
 }
 
-// fireIncident delivers h to the incident webhook, retrying with
-// exponential backoff; each attempt is bounded by the webhook timeout.
-func (s *Server) fireIncident(ctx context.Context, h IncidentHook) {
-	body, err := json.Marshal(h)
-	if err != nil {
-		s.log.Error("encode incident webhook", slog.Any("err", err))
+// outboxLoop delivers the queued incident notifications (sqlstore's
+// outbox, written with the auto-halt that caused them) to the webhook:
+// when kicked after a halt and every WebhookBackoff (at most a second), it
+// claims the due ones and makes one attempt each. A failed attempt is
+// retried after WebhookBackoff, doubling per attempt up to an hour, until
+// WebhookAttempts were made. Attempts survive restarts: a notification
+// queued or claimed by a server that died is delivered by the next one.
+func (s *Server) outboxLoop(ctx context.Context) {
+	if s.cfg.IncidentWebhook == "" {
 		return
 	}
-	backoff := s.cfg.WebhookBackoff
-	for attempt := 1; ; attempt++ {
-		err := s.postWebhook(ctx, body)
-		if err == nil {
-			s.metrics.webhooks.WithLabelValues("delivered").Inc()
-			return
-		}
-		s.log.Warn("incident webhook failed", slog.Int("attempt", attempt), slog.Any("err", err))
-		if attempt >= s.cfg.WebhookAttempts {
-			s.metrics.webhooks.WithLabelValues("failed").Inc()
-			return
-		}
+	t := time.NewTicker(min(s.cfg.WebhookBackoff, time.Second))
+	defer t.Stop()
+	for {
+		s.deliverOutbox(ctx)
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(backoff):
+		case <-s.outboxKick:
+		case <-t.C:
 		}
-		backoff *= 2
+	}
+}
+
+// deliverOutbox makes one attempt at each due notification.
+func (s *Server) deliverOutbox(ctx context.Context) {
+	lease := 2*s.cfg.WebhookTimeout + time.Second // longer than one attempt
+	items, err := s.store.ClaimOutbox(ctx, 10, lease)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Error("claim incident notifications", slog.Any("err", err))
+		}
+		return
+	}
+	for _, it := range items {
+		err := s.postWebhook(ctx, it.Body)
+		giveUp := err != nil && it.Attempts >= s.cfg.WebhookAttempts
+		backoff := min(s.cfg.WebhookBackoff<<min(it.Attempts-1, 20), time.Hour)
+		switch {
+		case err == nil:
+			s.metrics.webhooks.WithLabelValues("delivered").Inc()
+		case giveUp:
+			s.log.Error("incident webhook failed; giving up", slog.Int("attempt", it.Attempts), slog.Any("err", err))
+			s.metrics.webhooks.WithLabelValues("failed").Inc()
+		default:
+			s.log.Warn("incident webhook failed", slog.Int("attempt", it.Attempts), slog.Any("err", err))
+		}
+		if ferr := s.store.FinishOutbox(context.WithoutCancel(ctx), it.ID, err, time.Now().Add(backoff), giveUp); ferr != nil {
+			s.log.Error("record incident notification delivery", slog.Any("err", ferr))
+		}
 	}
 }
 

@@ -138,8 +138,10 @@ type Server struct {
 	halts   *haltQueue
 	limits  limiters
 	webhook *http.Client
-	bg      sync.WaitGroup
-	running atomic.Bool
+	// outboxKick wakes the outbox loop after an auto-halt queued a
+	// notification.
+	outboxKick chan struct{}
+	running    atomic.Bool
 }
 
 // state is what the check-in path reads, swapped as a whole.
@@ -163,13 +165,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}
 	s := &Server{
-		cfg:     cfg,
-		store:   cfg.Store,
-		log:     cfg.Logger,
-		metrics: newMetrics(),
-		dirty:   make(chan struct{}, 1),
-		halts:   newHaltQueue(),
-		webhook: newWebhookClient(cfg.WebhookTimeout, cfg.WebhookAllowPrivate),
+		cfg:        cfg,
+		store:      cfg.Store,
+		log:        cfg.Logger,
+		metrics:    newMetrics(),
+		dirty:      make(chan struct{}, 1),
+		halts:      newHaltQueue(),
+		outboxKick: make(chan struct{}, 1),
+		webhook:    newWebhookClient(cfg.WebhookTimeout, cfg.WebhookAllowPrivate),
 	}
 	s.limits.m = map[string]*rate.Limiter{}
 	shards := 1 // SQLite has one writing connection
@@ -204,9 +207,10 @@ func (s *Server) Metrics() http.Handler {
 }
 
 // Run runs the background work — snapshot refreshes on change and on a
-// timer, the check-in writer, auto-halt evaluation, pruning — until ctx
-// ends, then writes the check-ins still queued and waits for webhook
-// deliveries in flight.
+// timer, the check-in writer, auto-halt evaluation, incident notification
+// delivery, pruning — until ctx ends, then writes the check-ins still
+// queued. Notifications not delivered yet stay in the store's outbox for
+// the next run.
 func (s *Server) Run(ctx context.Context) error {
 	s.running.Store(true)
 	defer s.running.Store(false)
@@ -222,6 +226,7 @@ func (s *Server) Run(ctx context.Context) error {
 	})
 	loop(s.refresher)
 	loop(s.haltLoop)
+	loop(s.outboxLoop)
 	loop(s.pruneLoop)
 	// The writers outlive ctx: they drain what handlers queued.
 	writerCtx, stopWriters := context.WithCancel(context.WithoutCancel(ctx))
@@ -237,7 +242,6 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	writers.Wait()
 	stopWriters()
-	s.bg.Wait()
 	return nil
 }
 

@@ -273,7 +273,12 @@ func ptrOrNil[T any](p *T) any {
 // evidence window began (ev.Since; the caller may have read a release
 // resumed meanwhile) — a conditional update, so among several servers
 // exactly one wins — and reports whether this call paused it.
-func (s *Store) AutoHalt(ctx context.Context, product string, v release.Version, ev release.Evidence) (bool, release.Release, error) {
+//
+// When notify is not nil, its body for the paused release is queued in the
+// outbox (kind "incident") in the same transaction, so the notification is
+// delivered even if this process dies right after the commit.
+func (s *Store) AutoHalt(ctx context.Context, product string, v release.Version, ev release.Evidence,
+	notify func(paused release.Release) ([]byte, error)) (bool, release.Release, error) {
 	var halted bool
 	var r release.Release
 	err := s.write(ctx, func(tx *sql.Tx) error {
@@ -308,6 +313,15 @@ func (s *Store) AutoHalt(ctx context.Context, product string, v release.Version,
 			return nil
 		}
 		halted = true
+		if notify != nil {
+			body, err := notify(r)
+			if err != nil {
+				return fmt.Errorf("encode incident notification of %s: %w", r.ID(), err)
+			}
+			if err := enqueueOutbox(ctx, tx, "incident", body); err != nil {
+				return err
+			}
+		}
 		return auditWhy(ctx, tx, ActorAutoHalt, "release.auto_halt", "release/"+r.ID(), ev.Reason, before,
 			struct {
 				Release  release.Release  `json:"release"`

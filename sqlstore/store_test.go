@@ -134,13 +134,13 @@ func testCatalog(t *testing.T, dsn string, s *sqlstore.Store) {
 	}
 	// Evidence whose window began before the resume does not halt (the
 	// caller read the release before it was resumed).
-	if stale, _ := check2(s.AutoHalt(ctx, "acme", v, release.Evidence{Reason: "old", Since: time.Now().Add(-time.Hour)}))(t); stale {
+	if stale, _ := check2(s.AutoHalt(ctx, "acme", v, release.Evidence{Reason: "old", Since: time.Now().Add(-time.Hour)}, nil))(t); stale {
 		t.Errorf("auto-halt on evidence from before the resume")
 	}
 	// Auto-halt acts once, even when asked twice (two servers).
 	ev := release.Evidence{Reason: "3 of 3 failed", Since: time.Now()}
-	halted, _ := check2(s.AutoHalt(ctx, "acme", v, ev))(t)
-	again, _ := check2(s.AutoHalt(ctx, "acme", v, ev))(t)
+	halted, _ := check2(s.AutoHalt(ctx, "acme", v, ev, nil))(t)
+	again, _ := check2(s.AutoHalt(ctx, "acme", v, ev, nil))(t)
 	if !halted || again {
 		t.Errorf("auto-halt twice: first %v, second %v; want true, false", halted, again)
 	}
