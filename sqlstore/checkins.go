@@ -394,8 +394,9 @@ func (s *Store) ListInstallations(ctx context.Context, product string, limit int
 		WHERE i.product = $1 ORDER BY i.last_seen DESC, i.instance_id LIMIT $2`, product, limit)
 }
 
-// Prune deletes events and health reports received before cutoff and
-// installations not seen since cutoff, so instance history does not grow
+// Prune deletes events and health reports received before cutoff,
+// installations not seen since cutoff and notifications delivered (or given
+// up) before cutoff, so instance history does not grow
 // without bound. It returns the number of rows deleted. Servers sharing a
 // database prune one after the other, the later ones finding nothing.
 func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
@@ -408,6 +409,7 @@ func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
 			`DELETE FROM events WHERE received_at < $1`,
 			`DELETE FROM health_reports WHERE at < $1`,
 			`DELETE FROM installations WHERE last_seen < $1`,
+			`DELETE FROM outbox WHERE state <> 'pending' AND done_at < $1`,
 		} {
 			res, err := tx.ExecContext(ctx, q, cutoff.UTC())
 			if err != nil {
