@@ -62,6 +62,11 @@ type dbPlan struct {
 	queue         *taskQueue
 }
 
+// skip records an object that is deliberately not checked.
+func (p *dbPlan) skip(db, schema, object, reason string) {
+	p.skipped = append(p.skipped, Skipped{Database: db, Schema: schema, Object: object, Reason: reason})
+}
+
 // flush hands the tasks planned so far to the workers.
 func (p *dbPlan) flush() {
 	p.queue.push(p.tasks...)
@@ -144,8 +149,7 @@ func planIndexes(ctx context.Context, conn *pgx.Conn, db string, opts CheckOptio
 			return nil
 		}
 		if unlogged && rep.Server.InRecovery {
-			p.skipped = append(p.skipped, Skipped{Database: db, Schema: t.schema, Object: t.name,
-				Reason: "unlogged index: it has no contents on a standby"})
+			p.skip(db, t.schema, t.name, "unlogged index: it has no contents on a standby")
 			return nil
 		}
 		t.kind = taskIndex
@@ -188,8 +192,7 @@ func planHeap(ctx context.Context, conn *pgx.Conn, db string, opts CheckOptions,
 			return nil
 		}
 		if unlogged && rep.Server.InRecovery {
-			p.skipped = append(p.skipped, Skipped{Database: db, Schema: r.schema, Object: r.name,
-				Reason: "unlogged table: it has no contents on a standby"})
+			p.skip(db, r.schema, r.name, "unlogged table: it has no contents on a standby")
 			return nil
 		}
 		r.kind = taskHeap

@@ -60,14 +60,11 @@ func planScans(ctx context.Context, conn *pgx.Conn, db string, opts CheckOptions
 			}
 			switch {
 			case foreign:
-				p.skipped = append(p.skipped, Skipped{Database: db, Schema: t.schema, Object: t.name,
-					Reason: "foreign partition: its rows live on another server"})
+				p.skip(db, t.schema, t.name, "foreign partition: its rows live on another server")
 			case unlogged && rep.Server.InRecovery:
-				p.skipped = append(p.skipped, Skipped{Database: db, Schema: t.schema, Object: t.name,
-					Reason: "unlogged partition: it has no contents on a standby"})
+				p.skip(db, t.schema, t.name, "unlogged partition: it has no contents on a standby")
 			case userCode:
-				p.skipped = append(p.skipped, Skipped{Database: db, Schema: t.schema, Object: t.name,
-					Reason: "partition bounds " + userCodeReason})
+				p.skip(db, t.schema, t.name, "partition bounds "+userCodeReason)
 			default:
 				t.kind = taskPartition
 				p.tasks = append(p.tasks, t)
@@ -103,11 +100,9 @@ func planScans(ctx context.Context, conn *pgx.Conn, db string, opts CheckOptions
 			}
 			switch {
 			case unlogged && rep.Server.InRecovery:
-				p.skipped = append(p.skipped, Skipped{Database: db, Schema: t.schema, Object: t.name,
-					Reason: "unlogged table: it has no contents on a standby"})
+				p.skip(db, t.schema, t.name, "unlogged table: it has no contents on a standby")
 			case userCode:
-				p.skipped = append(p.skipped, Skipped{Database: db, Schema: t.schema, Object: t.name,
-					Reason: "CHECK constraint " + userCodeReason})
+				p.skip(db, t.schema, t.name, "CHECK constraint "+userCodeReason)
 			default:
 				t.kind = taskConstraint
 				p.tasks = append(p.tasks, t)
