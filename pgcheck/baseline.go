@@ -119,6 +119,22 @@ func WriteBaselineFile(path string, b *Baseline) error {
 	return nil
 }
 
+// RecordFingerprints takes the fingerprints of every at-risk collation the
+// database uses now and records them as its baseline (RecordBaseline): what
+// `pg fingerprint --record` does, and what a repair does once the indexes
+// follow the current order.
+func RecordFingerprints(ctx context.Context, conn *pgx.Conn) error {
+	inv, err := ReadInventory(ctx, conn)
+	if err != nil {
+		return err
+	}
+	b, err := NewBaseline(ctx, conn, inv)
+	if err != nil {
+		return err
+	}
+	return RecordBaseline(ctx, conn, b)
+}
+
 // RecordBaseline stores b in the database's ringfence schema, replacing any
 // earlier baseline, creating the schema and table when missing. conn must
 // be a read-write session (ConnOptions.ReadWrite). The table's key uses

@@ -64,17 +64,7 @@ func findingsOf(rep *pgcheck.CheckReport, kind pgcheck.Kind) []string {
 // recordBaseline records the database's collation fingerprints.
 func recordBaseline(t *testing.T, c *pgtest.Cluster, db string) {
 	t.Helper()
-	ctx := context.Background()
-	conn := c.Connect(db)
-	inv, err := pgcheck.ReadInventory(ctx, conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := pgcheck.NewBaseline(ctx, conn, inv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pgcheck.RecordBaseline(ctx, conn, b); err != nil {
+	if err := pgcheck.RecordFingerprints(context.Background(), c.Connect(db)); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -882,15 +882,7 @@ func (a *applier) ensureAmcheck(ctx context.Context) error {
 // the order later checks must compare with.
 func (a *applier) recordBaseline(ctx context.Context) error {
 	return a.step(ctx, StepBaseline, BaselineTable, "ringfence pg fingerprint --record", func(ctx context.Context) (int64, error) {
-		inv, err := ReadInventory(ctx, a.conn)
-		if err != nil {
-			return 0, err
-		}
-		b, err := NewBaseline(ctx, a.conn, inv)
-		if err != nil {
-			return 0, err
-		}
-		return 0, RecordBaseline(ctx, a.conn, b)
+		return 0, RecordFingerprints(ctx, a.conn)
 	})
 }
 
