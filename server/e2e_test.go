@@ -41,6 +41,8 @@ func TestPostgres(t *testing.T) {
 	t.Run("EndToEnd", func(t *testing.T) { scenario(t, db("e2e")) })
 	t.Run("TwoServers", func(t *testing.T) { twoServers(t, db("two")) })
 	t.Run("KilledServer", func(t *testing.T) { killDuringFailures(t, buildRingfence(t), db("killed")) })
+	t.Run("NULPoisoning", func(t *testing.T) { nulPoisoning(t, db("nul")) })
+	t.Run("FailingRecordAlone", func(t *testing.T) { failingRecordAlone(t, db("alone"), sqlstore.Postgres) })
 }
 
 // scenario is the end-to-end story against one store: offers follow
