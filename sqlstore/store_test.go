@@ -404,6 +404,9 @@ func TestOpenExistingAndForeignDatabases(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
+	if err := os.Chmod(empty, 0o600); err != nil { // a store must be private
+		t.Fatal(err)
+	}
 	if _, err := sqlstore.OpenExisting(ctx, empty); err == nil || !strings.Contains(err.Error(), "no ringfence schema") {
 		t.Fatalf("OpenExisting of an empty database: %v, want a refusal", err)
 	}
@@ -425,6 +428,9 @@ func TestOpenExistingAndForeignDatabases(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
+	if err := os.Chmod(foreign, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for name, open := range map[string]func(context.Context, string) (*sqlstore.Store, error){"Open": sqlstore.Open, "OpenExisting": sqlstore.OpenExisting} {
 		if _, err := open(ctx, foreign); err == nil || !strings.Contains(err.Error(), "not a ringfence store") {
 			t.Errorf("%s of a foreign database: %v, want a refusal", name, err)
