@@ -197,3 +197,71 @@ func failingRecordAlone(t *testing.T, dsn string, dialect sqlstore.Dialect) {
 func TestFailingRecordFailsAloneSQLite(t *testing.T) {
 	failingRecordAlone(t, servertest.SQLite(t), sqlstore.SQLite)
 }
+
+// TestAutoHaltWeighsCustomers: one customer's key inventing 30 healthy
+// installations does not keep six genuine failures of two other customers
+// under the 20% share; the same key's 30 failures do not halt a release
+// alone, nor make up the single failure of another customer.
+func TestAutoHaltWeighsCustomers(t *testing.T) {
+	e := startServer(t, servertest.SQLite(t), server.Config{RefreshInterval: 50 * time.Millisecond, FlushInterval: 10 * time.Millisecond})
+	const p = "/api/v1/products/acme"
+	e.api("POST", "/api/v1/products", map[string]any{"name": "acme"}, http.StatusCreated, nil) // default policy: 3, 20%, 2 customers
+	e.api("POST", p+"/rings", map[string]any{"name": "all", "position": 0, "rollout_percent": 100}, http.StatusCreated, nil)
+	for _, v := range []string{"1.0.0", "1.1.0", "1.2.0"} {
+		e.api("POST", p+"/releases", map[string]any{"version": v}, http.StatusCreated, nil)
+	}
+	keys := map[string]string{}
+	for _, c := range []string{"mallory", "alpha", "beta"} {
+		keys[c] = e.enroll("acme", c, "all")
+	}
+	status := func(v string) release.Status {
+		var rel release.Release
+		e.api("GET", p+"/releases/"+v, nil, http.StatusOK, &rel)
+		return rel.Status
+	}
+	event := func(kind, from, to string) []map[string]any {
+		return []map[string]any{{"kind": kind, "from": from, "to": to, "at": time.Now().UTC()}}
+	}
+	// Every installation checks in first, so that its reports count.
+	fleet := map[string]int{"mallory": 30, "alpha": 3, "beta": 3}
+	for c, n := range fleet {
+		for i := range n {
+			e.checkIn(keys[c], checkIn{InstanceID: fmt.Sprintf("%s-%d", c, i), Product: "acme", Version: "1.0.0"})
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // the routine check-ins are flushed
+	for i := range 30 {
+		e.checkIn(keys["mallory"], checkIn{InstanceID: fmt.Sprintf("mallory-%d", i), Product: "acme", Version: "1.1.0", Events: event("upgrade_succeeded", "1.0.0", "1.1.0")})
+	}
+	for _, c := range []string{"alpha", "beta"} {
+		for i := range 3 {
+			e.checkIn(keys[c], checkIn{InstanceID: fmt.Sprintf("%s-%d", c, i), Product: "acme", Version: "1.0.0", Events: event("upgrade_failed", "1.0.0", "1.1.0")})
+		}
+	}
+	servertest.Eventually(t, 5*time.Second, "auto-halt of 1.1.0 despite the dilution", func() bool { return status("1.1.0") == release.StatusPaused })
+	halts := e.auditEntries("release.auto_halt")
+	var after struct{ Evidence release.Evidence }
+	if len(halts) != 1 || json.Unmarshal(halts[0].After, &after) != nil {
+		t.Fatalf("auto-halt audit entries: %+v", halts)
+	}
+	// The halt came as soon as the weighed evidence crossed the threshold:
+	// mallory's 30 weighed as alpha's or beta's at most (3).
+	ev := after.Evidence
+	if ev.Moved > 9 || ev.Customers != 2 || len(ev.ByCustomer) != 3 || ev.ByCustomer[2] != (release.CustomerCounts{Customer: "mallory", Moved: 30}) {
+		t.Errorf("evidence: %d of %d moved, %d customers, by customer %+v; want mallory's 30 weighed as at most 3", ev.Failed, ev.Moved, ev.Customers, ev.ByCustomer)
+	}
+
+	// 1.2.0: mallory's 30 installations (now on 1.1.0) fail, alone.
+	for i := range 30 {
+		e.checkIn(keys["mallory"], checkIn{InstanceID: fmt.Sprintf("mallory-%d", i), Product: "acme", Version: "1.1.0", Events: event("upgrade_failed", "1.1.0", "1.2.0")})
+	}
+	// One of beta's installations fails too, two more move fine.
+	e.checkIn(keys["beta"], checkIn{InstanceID: "beta-0", Product: "acme", Version: "1.0.0", Events: event("upgrade_failed", "1.0.0", "1.2.0")})
+	for i := 1; i < 3; i++ {
+		e.checkIn(keys["beta"], checkIn{InstanceID: fmt.Sprintf("beta-%d", i), Product: "acme", Version: "1.2.0", Events: event("upgrade_succeeded", "1.0.0", "1.2.0")})
+	}
+	time.Sleep(500 * time.Millisecond) // room for a wrong halt
+	if st := status("1.2.0"); st != release.StatusOK {
+		t.Fatalf("mallory's 30 failures and beta's one made 1.2.0 %s", st)
+	}
+}

@@ -311,15 +311,48 @@ func (s *Store) HaltCounts(ctx context.Context, product string, v release.Versio
 	failedRows := `SELECT customer, instance_id FROM events WHERE ` + haltEventsIn + ` AND ` + haltEventKnown + ` AND ` + haltFailKinds + `
 		UNION SELECT customer, instance_id FROM health_reports WHERE ` + haltHealthIn + ` AND seen_on <> ''`
 	err := s.rdb.QueryRowContext(ctx, `SELECT
-			(SELECT COUNT(*) FROM (`+movedRows+`) AS m),
-			(SELECT COUNT(*) FROM (`+failedRows+`) AS f),
-			(SELECT COUNT(DISTINCT customer) FROM (`+failedRows+`) AS fc),
 			(SELECT COUNT(*) FROM events WHERE `+haltEventsIn+` AND NOT (`+haltEventKnown+`))
 				+ (SELECT COUNT(*) FROM health_reports WHERE `+haltHealthIn+` AND seen_on = '')`, args...).
-		Scan(&c.Moved, &c.Failed, &c.Customers, &c.Ignored)
+		Scan(&c.Ignored)
 	if err != nil {
 		return c, fmt.Errorf("count auto-halt evidence of %s@%s: %w", product, v, err)
 	}
+	// Per customer, so that auto-halt can weigh each customer's evidence
+	// (release.Weigh); there are as many rows as customers reporting.
+	by := map[string]*release.CustomerCounts{}
+	for _, q := range []struct {
+		rows  string
+		count func(*release.CustomerCounts, int)
+	}{
+		{movedRows, func(cc *release.CustomerCounts, n int) { cc.Moved = n }},
+		{failedRows, func(cc *release.CustomerCounts, n int) { cc.Failed = n }},
+	} {
+		type row struct {
+			customer string
+			n        int
+		}
+		rows, err := queryAll(ctx, s.rdb, func(r interface{ Scan(...any) error }) (row, error) {
+			var x row
+			return x, r.Scan(&x.customer, &x.n)
+		}, "count auto-halt evidence per customer", `SELECT customer, COUNT(*) FROM (`+q.rows+`) AS x GROUP BY customer`, args...)
+		if err != nil {
+			return c, err
+		}
+		for _, r := range rows {
+			if by[r.customer] == nil {
+				by[r.customer] = &release.CustomerCounts{Customer: r.customer}
+			}
+			q.count(by[r.customer], r.n)
+		}
+	}
+	for _, cc := range by {
+		c.ByCustomer = append(c.ByCustomer, *cc)
+		c.Moved, c.Failed = c.Moved+cc.Moved, c.Failed+cc.Failed
+		if cc.Failed > 0 {
+			c.Customers++
+		}
+	}
+	release.SortCustomerCounts(c.ByCustomer)
 	// The first failure of each installation, from either table; an
 	// installation failing in both keeps its earlier one.
 	scan := func(row interface{ Scan(...any) error }) (release.Failure, error) {

@@ -489,6 +489,9 @@ func testHaltCounts(t *testing.T, dsn string, s *sqlstore.Store) {
 	got := check(s.HaltCounts(ctx, "acme", v, start, now))(t)
 	events, reports := check2(s.HaltEvidence(ctx, "acme", v, start))(t)
 	want := release.CountHalt(v, events, reports, start, now)
+	if !slices.Equal(got.ByCustomer, want.ByCustomer) {
+		t.Errorf("SQL counts per customer %+v; CountHalt: %+v", got.ByCustomer, want.ByCustomer)
+	}
 	if got.Moved != want.Moved || got.Failed != want.Failed || got.Customers != want.Customers || got.Ignored != want.Ignored {
 		t.Errorf("SQL counts moved %d failed %d customers %d ignored %d; CountHalt: %d %d %d %d",
 			got.Moved, got.Failed, got.Customers, got.Ignored, want.Moved, want.Failed, want.Customers, want.Ignored)
