@@ -53,6 +53,9 @@ func DecodeCheckIn(r io.Reader, maxBytes int64) (CheckIn, error) {
 	if int64(len(body)) > maxBytes {
 		return c, Errorf(EINVALID, "check-in larger than %d bytes", maxBytes)
 	}
+	if err := CheckJSONText(body); err != nil {
+		return c, err
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {

@@ -313,13 +313,36 @@ func (w *writer) flush(ctx context.Context) {
 		recs[i] = q.rec
 	}
 	err := w.s.store.RecordCheckIns(ctx, recs)
-	if err != nil {
-		w.s.log.Error("write check-in batch", slog.Int("records", len(recs)), slog.Any("err", err))
-	}
 	w.s.metrics.batch.Observe(float64(len(recs)))
-	for _, q := range batch {
-		if q.done != nil {
-			q.done <- err
+	if err == nil || len(batch) == 1 || ctx.Err() != nil {
+		if err != nil {
+			w.s.log.Error("write check-in batch", slog.Int("records", len(recs)), slog.Any("err", err))
 		}
+		for _, q := range batch {
+			q.finish(w.s, err)
+		}
+		return
+	}
+	// One bad record must not cost the others theirs (one customer's input
+	// must not block everyone's check-ins): write them one by one, so only
+	// the record that fails fails.
+	w.s.log.Warn("check-in batch failed; writing its records one by one", slog.Int("records", len(recs)), slog.Any("err", err))
+	for _, q := range batch {
+		q.finish(w.s, w.s.store.RecordCheckIns(ctx, []sqlstore.CheckInRecord{q.rec}))
+	}
+}
+
+// finish reports the outcome of q's write to whoever waits for it, or logs
+// the loss of a routine record.
+func (q queued) finish(s *Server, err error) {
+	if err != nil {
+		s.metrics.failedRecords.Inc()
+		if q.done == nil {
+			s.log.Error("write routine check-in", slog.String("product", q.rec.Product), slog.String("customer", q.rec.Customer),
+				slog.String("instance_id", q.rec.InstanceID), slog.Any("err", err))
+		}
+	}
+	if q.done != nil {
+		q.done <- err
 	}
 }

@@ -44,7 +44,8 @@ func killDuringFailures(t *testing.T, bin, db string) {
 	}
 	token := strings.TrimSpace(string(out))
 
-	cmd := exec.Command(bin, "serve", "--db", db, "--listen", "127.0.0.1:0", "--checkin-rate", "1000000", "--checkin-burst", "1000000")
+	cmd := exec.Command(bin, "serve", "--db", db, "--listen", "127.0.0.1:0", "--checkin-rate", "1000000", "--checkin-burst", "1000000",
+		"--key-encryption-key-file", filepath.Join(t.TempDir(), "kek"))
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -41,6 +41,8 @@ func TestPostgres(t *testing.T) {
 	t.Run("EndToEnd", func(t *testing.T) { scenario(t, db("e2e")) })
 	t.Run("TwoServers", func(t *testing.T) { twoServers(t, db("two")) })
 	t.Run("KilledServer", func(t *testing.T) { killDuringFailures(t, buildRingfence(t), db("killed")) })
+	t.Run("NULPoisoning", func(t *testing.T) { nulPoisoning(t, db("nul")) })
+	t.Run("FailingRecordAlone", func(t *testing.T) { failingRecordAlone(t, db("alone"), sqlstore.Postgres) })
 }
 
 // scenario is the end-to-end story against one store: offers follow
@@ -469,8 +471,9 @@ func mustAnswer(e *env, key string, c checkIn) release.Answer {
 
 // TestForgedHaltEvidence: one customer's enrollment key cannot pause a
 // release for everyone by reporting failures under invented instance ids,
-// nor by reporting from many installations of its own; failures of known
-// installations of a second customer then do halt it.
+// nor by reporting from many installations of its own, nor by adding its
+// failures to one of another customer; failures of known installations of
+// a second customer then do halt it.
 func TestForgedHaltEvidence(t *testing.T) {
 	e := startServer(t, servertest.SQLite(t), server.Config{RefreshInterval: 50 * time.Millisecond})
 	const p = "/api/v1/products/acme"
@@ -500,9 +503,20 @@ func TestForgedHaltEvidence(t *testing.T) {
 	if st := status(); st != release.StatusOK {
 		t.Fatalf("one customer's reports made 1.1.0 %s", st)
 	}
-	// A known installation of a second customer fails too: halt.
+	// One known installation of a second customer fails too: mallory's
+	// failures count no more than that customer's (release.Weigh), 2 < 3.
 	e.checkIn(bigbank, checkIn{InstanceID: "fake-0", Product: "acme", Version: "1.0.0"})
 	e.checkIn(bigbank, checkIn{InstanceID: "fake-0", Product: "acme", Version: "1.0.0", Events: failed})
+	time.Sleep(300 * time.Millisecond)
+	if st := status(); st != release.StatusOK {
+		t.Fatalf("one customer's reports and one failure of another made 1.1.0 %s", st)
+	}
+	// A second known installation of the second customer fails: 2 + 2
+	// (mallory's weighed as bigbank's) of 4: halt.
+	for _, id := range []string{"fake-1"} {
+		e.checkIn(bigbank, checkIn{InstanceID: id, Product: "acme", Version: "1.0.0"})
+		e.checkIn(bigbank, checkIn{InstanceID: id, Product: "acme", Version: "1.0.0", Events: failed})
+	}
 	servertest.Eventually(t, 5*time.Second, "auto-halt with two customers", func() bool { return status() == release.StatusPaused })
 	halts := e.auditEntries("release.auto_halt")
 	if len(halts) != 1 {
@@ -512,8 +526,8 @@ func TestForgedHaltEvidence(t *testing.T) {
 	if err := json.Unmarshal(halts[0].After, &after); err != nil {
 		t.Fatal(err)
 	}
-	if ev := after.Evidence; ev.Failed != 6 || ev.Customers != 2 || ev.Ignored != 5 {
-		t.Errorf("evidence = failed %d of %d customers, %d ignored; want 6 of 2, 5 ignored", ev.Failed, ev.Customers, ev.Ignored)
+	if ev := after.Evidence; ev.Failed != 4 || ev.Customers != 2 || ev.Ignored != 5 {
+		t.Errorf("evidence = failed %d of %d customers, %d ignored; want 4 of 2, 5 ignored", ev.Failed, ev.Customers, ev.Ignored)
 	}
 }
 
@@ -590,12 +604,12 @@ func TestAutoHaltAfterRestart(t *testing.T) {
 	if _, err := store.CreateRelease(ctx, "admin", release.Release{Product: "acme", Version: v}); err != nil {
 		t.Fatal(err)
 	}
-	// What the dead server committed: three known installations of two
-	// customers failed to upgrade to 1.1.0.
+	// What the dead server committed: four known installations of two
+	// customers (two each) failed to upgrade to 1.1.0.
 	now := time.Now().UTC()
 	from := release.MustParseVersion("1.0.0")
 	var seen, failed []sqlstore.CheckInRecord
-	for i, c := range []string{"bigbank", "bigbank", "startup"} {
+	for i, c := range []string{"bigbank", "bigbank", "startup", "startup"} {
 		r := sqlstore.CheckInRecord{Product: "acme", Customer: c, InstanceID: fmt.Sprintf("i-%d", i), Version: from, ReceivedAt: now}
 		seen = append(seen, r)
 		r.Events = []release.Event{{Kind: release.EventUpgradeFailed, From: from, To: v, At: now}}

@@ -15,6 +15,9 @@ type metrics struct {
 	autoHalts *prometheus.CounterVec
 	webhooks  *prometheus.CounterVec
 	snapshots prometheus.Counter
+	// failedRecords counts check-in records that could not be written even
+	// alone.
+	failedRecords prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -50,8 +53,12 @@ func newMetrics() *metrics {
 			Name: "ringfence_snapshot_rebuilds_total",
 			Help: "Rebuilds of the in-memory decision snapshot.",
 		}),
+		failedRecords: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ringfence_checkin_records_failed_total",
+			Help: "Check-in records the store refused even when written alone.",
+		}),
 	}
-	m.registry.MustRegister(m.checkIns, m.decisions, m.latency, m.batch, m.autoHalts, m.webhooks, m.snapshots,
+	m.registry.MustRegister(m.checkIns, m.decisions, m.latency, m.batch, m.autoHalts, m.webhooks, m.snapshots, m.failedRecords,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

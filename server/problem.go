@@ -93,6 +93,9 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	if len(body) == 0 {
 		body = []byte("{}")
 	}
+	if err := release.CheckJSONText(body); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

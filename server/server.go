@@ -78,6 +78,10 @@ type Config struct {
 	// failures committed just before a crash (whose evaluation was only queued
 	// in memory) still halt a release.
 	HaltSweepInterval time.Duration
+	// KeyEncryptionKey seals the signing keys' private halves in the store
+	// and opens them; required. New seals plain keys an earlier version
+	// stored.
+	KeyEncryptionKey *sign.KeyEncryptionKey
 	// Retention is how long instance history (events, health reports,
 	// installations not seen since) is kept: 90 days. Negative keeps all.
 	Retention time.Duration
@@ -181,6 +185,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	for range shards {
 		s.writers = append(s.writers, newWriter(s))
+	}
+	if cfg.KeyEncryptionKey == nil {
+		return nil, errors.New("server: no key-encryption key (Config.KeyEncryptionKey): signing keys are never stored in plain text")
+	}
+	if n, err := s.store.UseKeyEncryptionKey(ctx, sqlstore.ActorSystem, cfg.KeyEncryptionKey); err != nil {
+		return nil, err
+	} else if n > 0 {
+		s.log.Info("encrypted the signing keys stored in plain text", slog.Int("keys", n))
 	}
 	key, err := sign.GenerateKey(rand.Reader, storeTime())
 	if err != nil {

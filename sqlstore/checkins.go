@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"crypto/ed25519"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/ringfence/ringfence/release"
-	"github.com/ringfence/ringfence/sign"
 )
 
 // CheckInRecord is what one check-in leaves in the store: the installation's
@@ -313,15 +311,48 @@ func (s *Store) HaltCounts(ctx context.Context, product string, v release.Versio
 	failedRows := `SELECT customer, instance_id FROM events WHERE ` + haltEventsIn + ` AND ` + haltEventKnown + ` AND ` + haltFailKinds + `
 		UNION SELECT customer, instance_id FROM health_reports WHERE ` + haltHealthIn + ` AND seen_on <> ''`
 	err := s.rdb.QueryRowContext(ctx, `SELECT
-			(SELECT COUNT(*) FROM (`+movedRows+`) AS m),
-			(SELECT COUNT(*) FROM (`+failedRows+`) AS f),
-			(SELECT COUNT(DISTINCT customer) FROM (`+failedRows+`) AS fc),
 			(SELECT COUNT(*) FROM events WHERE `+haltEventsIn+` AND NOT (`+haltEventKnown+`))
 				+ (SELECT COUNT(*) FROM health_reports WHERE `+haltHealthIn+` AND seen_on = '')`, args...).
-		Scan(&c.Moved, &c.Failed, &c.Customers, &c.Ignored)
+		Scan(&c.Ignored)
 	if err != nil {
 		return c, fmt.Errorf("count auto-halt evidence of %s@%s: %w", product, v, err)
 	}
+	// Per customer, so that auto-halt can weigh each customer's evidence
+	// (release.Weigh); there are as many rows as customers reporting.
+	by := map[string]*release.CustomerCounts{}
+	for _, q := range []struct {
+		rows  string
+		count func(*release.CustomerCounts, int)
+	}{
+		{movedRows, func(cc *release.CustomerCounts, n int) { cc.Moved = n }},
+		{failedRows, func(cc *release.CustomerCounts, n int) { cc.Failed = n }},
+	} {
+		type row struct {
+			customer string
+			n        int
+		}
+		rows, err := queryAll(ctx, s.rdb, func(r interface{ Scan(...any) error }) (row, error) {
+			var x row
+			return x, r.Scan(&x.customer, &x.n)
+		}, "count auto-halt evidence per customer", `SELECT customer, COUNT(*) FROM (`+q.rows+`) AS x GROUP BY customer`, args...)
+		if err != nil {
+			return c, err
+		}
+		for _, r := range rows {
+			if by[r.customer] == nil {
+				by[r.customer] = &release.CustomerCounts{Customer: r.customer}
+			}
+			q.count(by[r.customer], r.n)
+		}
+	}
+	for _, cc := range by {
+		c.ByCustomer = append(c.ByCustomer, *cc)
+		c.Moved, c.Failed = c.Moved+cc.Moved, c.Failed+cc.Failed
+		if cc.Failed > 0 {
+			c.Customers++
+		}
+	}
+	release.SortCustomerCounts(c.ByCustomer)
 	// The first failure of each installation, from either table; an
 	// installation failing in both keeps its earlier one.
 	scan := func(row interface{ Scan(...any) error }) (release.Failure, error) {
@@ -424,55 +455,4 @@ func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
 		return nil
 	})
 	return total, err
-}
-
-// --- signing keys ---
-
-// SigningKeys returns every stored signing key, oldest first.
-func (s *Store) SigningKeys(ctx context.Context) ([]sign.Key, error) {
-	return queryAll(ctx, s.rdb, func(row interface{ Scan(...any) error }) (sign.Key, error) {
-		var k sign.Key
-		var priv []byte
-		if err := row.Scan(&k.ID, &priv, &k.CreatedAt); err != nil {
-			return k, err
-		}
-		if len(priv) != ed25519.PrivateKeySize {
-			return k, fmt.Errorf("signing key %s: %d bytes, want %d", k.ID, len(priv), ed25519.PrivateKeySize)
-		}
-		k.Private, k.CreatedAt = ed25519.PrivateKey(priv), k.CreatedAt.UTC()
-		return k, nil
-	}, "load signing keys", `SELECT keyid, private_key, created_at FROM signing_keys ORDER BY created_at, keyid`)
-}
-
-// AddSigningKey stores a new signing key, which signs from the next
-// snapshot on. With onlyIfNone it adds the key only when no key exists yet
-// (first start) and reports whether it did.
-func (s *Store) AddSigningKey(ctx context.Context, actor string, k sign.Key, onlyIfNone bool) (bool, error) {
-	var added bool
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		// Servers starting together on an empty database create one key.
-		if err := s.serialize(ctx, tx, "signing_keys"); err != nil {
-			return err
-		}
-		if onlyIfNone {
-			if ok, err := exists(ctx, tx, `SELECT 1 FROM signing_keys`); err != nil {
-				return fmt.Errorf("look for signing keys: %w", err)
-			} else if ok {
-				return nil
-			}
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO signing_keys (keyid, private_key, created_at) VALUES ($1, $2, $3)`,
-			k.ID, []byte(k.Private), k.CreatedAt.UTC()); err != nil {
-			return fmt.Errorf("store signing key %s: %w", k.ID, err)
-		}
-		added = true
-		action := "signing_key.rotate"
-		if onlyIfNone {
-			action = "signing_key.create"
-		}
-		pub := k.Private.Public().(ed25519.PublicKey)
-		return audit(ctx, tx, actor, action, "signing_key/"+k.ID, nil, map[string]any{
-			"keyid": k.ID, "public_key": pub, "created_at": k.CreatedAt.UTC()})
-	})
-	return added, err
 }

@@ -31,7 +31,7 @@ func serveCommand(stdout, stderr io.Writer) *ucli.Command {
 		Description: "Serves POST /v1/checkin and GET /v1/keys for installations, the admin API under\n" +
 			"/api/v1 (see docs/api.md), /healthz, /readyz and /metrics. Logs are JSON on stderr.\n" +
 			"Several serve processes may share one PostgreSQL database.",
-		Flags: []ucli.Flag{
+		Flags: append([]ucli.Flag{
 			dbFlag(),
 			&ucli.StringFlag{Name: "listen", Value: ":8080", Usage: "address to listen on"},
 			&ucli.StringFlag{Name: "incident-webhook", Sources: ucli.EnvVars("RINGFENCE_INCIDENT_WEBHOOK"),
@@ -44,7 +44,7 @@ func serveCommand(stdout, stderr io.Writer) *ucli.Command {
 			&ucli.DurationFlag{Name: "key-overlap", Value: 30 * 24 * time.Hour,
 				Usage: "after keys rotate, how long the previous signing key co-signs answers (negative: not at all)"},
 			&ucli.DurationFlag{Name: "retention", Value: 90 * 24 * time.Hour, Usage: "how long instance history is kept"},
-		},
+		}, kekFlags()...),
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
 			if cmd.Args().Len() > 0 {
 				return withCode(ExitError, fmt.Errorf("serve takes no arguments, got %q", cmd.Args().Slice()))
@@ -61,8 +61,13 @@ func serve(ctx context.Context, cmd *ucli.Command, log *slog.Logger) error {
 		return err
 	}
 	defer store.Close()
+	kek, err := keyEncryptionKey(ctx, cmd, store, log)
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(ctx, server.Config{
 		Store:               store,
+		KeyEncryptionKey:    kek,
 		Logger:              log,
 		AnswerTTL:           cmd.Duration("answer-ttl"),
 		CheckInRate:         rate.Limit(cmd.Float("checkin-rate")),

@@ -1,0 +1,267 @@
+package server_test
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ringfence/ringfence/internal/problem"
+	"github.com/ringfence/ringfence/internal/servertest"
+	"github.com/ringfence/ringfence/release"
+	"github.com/ringfence/ringfence/server"
+	"github.com/ringfence/ringfence/sqlstore"
+)
+
+// hardenConfig gathers concurrent check-ins into one batch (a long commit
+// window), so that a record that could poison a batch shares it with
+// others.
+func hardenConfig() server.Config {
+	return server.Config{CommitWindow: 50 * time.Millisecond, FlushInterval: 20 * time.Millisecond, CheckInBurst: 1000, CheckInRate: 1000}
+}
+
+// twoCustomers sets up product acme with releases 1.0.0 and 1.1.0 and
+// returns the enrollment keys of customers mallory and victim.
+func twoCustomers(e *env) (mallory, victim string) {
+	e.api("POST", "/api/v1/products", map[string]any{"name": "acme"}, http.StatusCreated, nil)
+	e.api("POST", "/api/v1/products/acme/rings", map[string]any{"name": "all", "position": 0, "rollout_percent": 100}, http.StatusCreated, nil)
+	for _, v := range []string{"1.0.0", "1.1.0"} {
+		e.api("POST", "/api/v1/products/acme/releases", map[string]any{"version": v}, http.StatusCreated, nil)
+	}
+	return e.enroll("acme", "mallory", "all"), e.enroll("acme", "victim", "all")
+}
+
+// storedOf counts the installations and events of customer in the store.
+func storedOf(t *testing.T, s *sqlstore.Store, customer string) (installations, events int) {
+	t.Helper()
+	ins, err := s.ListInstallations(context.Background(), "acme", 100000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range ins {
+		if in.Customer == customer {
+			installations++
+		}
+	}
+	evs, err := s.ListEvents(context.Background(), "acme", 100000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs {
+		if strings.HasPrefix(ev.InstanceID, customer+"-") {
+			events++
+		}
+	}
+	return installations, events
+}
+
+// poisonRun sends, all at once, n check-ins of mallory built by bad and n
+// of victim's installations (half routine, half with an event), and checks
+// that every victim check-in is answered 200 and stored. It returns the
+// statuses mallory got.
+func poisonRun(t *testing.T, e *env, mallory, victim string, n int, bad func(i int) checkIn) []int {
+	t.Helper()
+	var wg sync.WaitGroup
+	malloryCodes := make([]int, n)
+	victimCodes := make([]int, n)
+	victimBodies := make([]string, n)
+	for i := range n {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			malloryCodes[i], _, _ = e.checkInRaw(mallory, mustJSON(t, bad(i)))
+		}()
+		go func() {
+			defer wg.Done()
+			c := checkIn{InstanceID: fmt.Sprintf("victim-%d", i), Product: "acme", Version: "1.0.0", Nonce: randomID(t)}
+			if i%2 == 0 {
+				c.Events = []map[string]any{{"kind": "upgrade_started", "from": "1.0.0", "to": "1.1.0", "at": time.Now().UTC()}}
+			}
+			var b []byte
+			victimCodes[i], _, b = e.checkInRaw(victim, mustJSON(t, c))
+			victimBodies[i] = string(b)
+		}()
+	}
+	wg.Wait()
+	for i, code := range victimCodes {
+		if code != http.StatusOK {
+			t.Errorf("victim check-in %d: %d %s", i, code, victimBodies[i])
+		}
+	}
+	servertest.Eventually(t, 5*time.Second, "every victim check-in stored", func() bool {
+		ins, evs := storedOf(t, e.Store, "victim")
+		return ins == n && evs == (n+1)/2
+	})
+	return malloryCodes
+}
+
+// TestControlCharactersRejected: NUL and other C0 controls are refused
+// when the request is decoded, on the check-in and on admin routes, naming
+// the field; tab and newline are text.
+func TestControlCharactersRejected(t *testing.T) {
+	e := startServer(t, servertest.SQLite(t), hardenConfig())
+	mallory, _ := twoCustomers(e)
+	for _, tc := range []struct {
+		name, body, field string
+	}{
+		{"event detail NUL", `{"instance_id":"m-1","product":"acme","version":"1.0.0","nonce":"abcdefghijklmnopqr","events":[{"kind":"integrity_failed","at":"2026-01-01T00:00:00Z","detail":"a\u0000b"}]}`, "events[0].detail"},
+		{"health detail ESC", `{"instance_id":"m-1","product":"acme","version":"1.0.0","nonce":"abcdefghijklmnopqr","health":{"status":"ok","detail":"\u001b[31m"}}`, "health.detail"},
+		{"raw CR", "{\"instance_id\":\"m-1\",\"product\":\"acme\",\"version\":\"1.0.0\",\"nonce\":\"abcdefghijklmnopqr\",\"health\":{\"status\":\"ok\",\"detail\":\"a\\rb\"}}", "health.detail"},
+	} {
+		code, _, body := e.checkInRaw(mallory, []byte(tc.body))
+		var p problem.Details
+		if err := json.Unmarshal(body, &p); err != nil || code != http.StatusBadRequest || !strings.Contains(p.Detail, tc.field) {
+			t.Errorf("%s: %d %s, want 400 naming %s", tc.name, code, body, tc.field)
+		}
+	}
+	// Tab and newline are fine in text.
+	ok := `{"instance_id":"m-1","product":"acme","version":"1.0.0","nonce":"abcdefghijklmnopqr","health":{"status":"ok","detail":"line 1\n\tline 2"}}`
+	if code, _, body := e.checkInRaw(mallory, []byte(ok)); code != http.StatusOK {
+		t.Errorf("tab and newline in a detail: %d %s", code, body)
+	}
+	// Admin routes: a pause reason, a hold reason.
+	for _, path := range []string{"/api/v1/products/acme/releases/1.1.0/pause", "/api/v1/products/acme/releases/1.1.0/holds"} {
+		code, body := e.call("POST", path, e.Admin, map[string]any{"reason": "bad\x00reason"})
+		if code != http.StatusBadRequest || !strings.Contains(string(body), "reason") {
+			t.Errorf("POST %s with a NUL in the reason: %d %s, want 400 naming reason", path, code, body)
+		}
+	}
+}
+
+// nulPoisoning: on PostgreSQL, which cannot store U+0000, one customer
+// sending NULs in every text field at the same time as another customer's
+// check-ins gets 400s, and every one of the other customer's check-ins is
+// answered and stored.
+func nulPoisoning(t *testing.T, dsn string) {
+	e := startServer(t, dsn, hardenConfig())
+	mallory, victim := twoCustomers(e)
+	codes := poisonRun(t, e, mallory, victim, 40, func(i int) checkIn {
+		c := checkIn{InstanceID: fmt.Sprintf("mallory-%d", i), Product: "acme", Version: "1.0.0", Nonce: randomID(t)}
+		if i%2 == 0 {
+			c.Events = []map[string]any{{"kind": "upgrade_failed", "from": "1.0.0", "to": "1.1.0", "at": time.Now().UTC(), "detail": "x\x00y"}}
+		} else {
+			c.Health = &release.Health{Status: release.HealthOK, Detail: "\x00"}
+		}
+		return c
+	})
+	for i, code := range codes {
+		if code != http.StatusBadRequest {
+			t.Errorf("mallory's check-in %d with a NUL: %d, want 400", i, code)
+		}
+	}
+}
+
+// failingRecordAlone: a record the store refuses (here: a trigger refusing
+// one detail, which passes every check of the decoder) fails alone; the
+// records that shared its batch are written one by one and answered 200.
+func failingRecordAlone(t *testing.T, dsn string, dialect sqlstore.Dialect) {
+	e := startServer(t, dsn, hardenConfig())
+	mallory, victim := twoCustomers(e)
+	driver, source := "sqlite", dsn
+	if dialect == sqlstore.Postgres {
+		driver = "pgx"
+	}
+	db, err := sql.Open(driver, source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	trigger := []string{`CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.detail = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned'); END`}
+	if dialect == sqlstore.Postgres {
+		trigger = []string{
+			`CREATE FUNCTION poison() RETURNS trigger AS $$ BEGIN IF NEW.detail = 'poison' THEN RAISE EXCEPTION 'poisoned'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql`,
+			`CREATE TRIGGER poison BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION poison()`,
+		}
+	}
+	for _, q := range trigger {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	codes := poisonRun(t, e, mallory, victim, 30, func(i int) checkIn {
+		return checkIn{InstanceID: fmt.Sprintf("mallory-%d", i), Product: "acme", Version: "1.0.0", Nonce: randomID(t),
+			Events: []map[string]any{{"kind": "upgrade_failed", "from": "1.0.0", "to": "1.1.0", "at": time.Now().UTC(), "detail": "poison"}}}
+	})
+	for i, code := range codes {
+		if code != http.StatusServiceUnavailable {
+			t.Errorf("poisoned check-in %d: %d, want 503", i, code)
+		}
+	}
+}
+
+func TestFailingRecordFailsAloneSQLite(t *testing.T) {
+	failingRecordAlone(t, servertest.SQLite(t), sqlstore.SQLite)
+}
+
+// TestAutoHaltWeighsCustomers: one customer's key inventing 30 healthy
+// installations does not keep six genuine failures of two other customers
+// under the 20% share; the same key's 30 failures do not halt a release
+// alone, nor make up the single failure of another customer.
+func TestAutoHaltWeighsCustomers(t *testing.T) {
+	e := startServer(t, servertest.SQLite(t), server.Config{RefreshInterval: 50 * time.Millisecond, FlushInterval: 10 * time.Millisecond})
+	const p = "/api/v1/products/acme"
+	e.api("POST", "/api/v1/products", map[string]any{"name": "acme"}, http.StatusCreated, nil) // default policy: 3, 20%, 2 customers
+	e.api("POST", p+"/rings", map[string]any{"name": "all", "position": 0, "rollout_percent": 100}, http.StatusCreated, nil)
+	for _, v := range []string{"1.0.0", "1.1.0", "1.2.0"} {
+		e.api("POST", p+"/releases", map[string]any{"version": v}, http.StatusCreated, nil)
+	}
+	keys := map[string]string{}
+	for _, c := range []string{"mallory", "alpha", "beta"} {
+		keys[c] = e.enroll("acme", c, "all")
+	}
+	status := func(v string) release.Status {
+		var rel release.Release
+		e.api("GET", p+"/releases/"+v, nil, http.StatusOK, &rel)
+		return rel.Status
+	}
+	event := func(kind, from, to string) []map[string]any {
+		return []map[string]any{{"kind": kind, "from": from, "to": to, "at": time.Now().UTC()}}
+	}
+	// Every installation checks in first, so that its reports count.
+	fleet := map[string]int{"mallory": 30, "alpha": 3, "beta": 3}
+	for c, n := range fleet {
+		for i := range n {
+			e.checkIn(keys[c], checkIn{InstanceID: fmt.Sprintf("%s-%d", c, i), Product: "acme", Version: "1.0.0"})
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // the routine check-ins are flushed
+	for i := range 30 {
+		e.checkIn(keys["mallory"], checkIn{InstanceID: fmt.Sprintf("mallory-%d", i), Product: "acme", Version: "1.1.0", Events: event("upgrade_succeeded", "1.0.0", "1.1.0")})
+	}
+	for _, c := range []string{"alpha", "beta"} {
+		for i := range 3 {
+			e.checkIn(keys[c], checkIn{InstanceID: fmt.Sprintf("%s-%d", c, i), Product: "acme", Version: "1.0.0", Events: event("upgrade_failed", "1.0.0", "1.1.0")})
+		}
+	}
+	servertest.Eventually(t, 5*time.Second, "auto-halt of 1.1.0 despite the dilution", func() bool { return status("1.1.0") == release.StatusPaused })
+	halts := e.auditEntries("release.auto_halt")
+	var after struct{ Evidence release.Evidence }
+	if len(halts) != 1 || json.Unmarshal(halts[0].After, &after) != nil {
+		t.Fatalf("auto-halt audit entries: %+v", halts)
+	}
+	// The halt came as soon as the weighed evidence crossed the threshold:
+	// mallory's 30 weighed as alpha's or beta's at most (3).
+	ev := after.Evidence
+	if ev.Moved > 9 || ev.Customers != 2 || len(ev.ByCustomer) != 3 || ev.ByCustomer[2] != (release.CustomerCounts{Customer: "mallory", Moved: 30}) {
+		t.Errorf("evidence: %d of %d moved, %d customers, by customer %+v; want mallory's 30 weighed as at most 3", ev.Failed, ev.Moved, ev.Customers, ev.ByCustomer)
+	}
+
+	// 1.2.0: mallory's 30 installations (now on 1.1.0) fail, alone.
+	for i := range 30 {
+		e.checkIn(keys["mallory"], checkIn{InstanceID: fmt.Sprintf("mallory-%d", i), Product: "acme", Version: "1.1.0", Events: event("upgrade_failed", "1.1.0", "1.2.0")})
+	}
+	// One of beta's installations fails too, two more move fine.
+	e.checkIn(keys["beta"], checkIn{InstanceID: "beta-0", Product: "acme", Version: "1.0.0", Events: event("upgrade_failed", "1.0.0", "1.2.0")})
+	for i := 1; i < 3; i++ {
+		e.checkIn(keys["beta"], checkIn{InstanceID: fmt.Sprintf("beta-%d", i), Product: "acme", Version: "1.2.0", Events: event("upgrade_succeeded", "1.0.0", "1.2.0")})
+	}
+	time.Sleep(500 * time.Millisecond) // room for a wrong halt
+	if st := status("1.2.0"); st != release.StatusOK {
+		t.Fatalf("mallory's 30 failures and beta's one made 1.2.0 %s", st)
+	}
+}
