@@ -22,8 +22,8 @@ func TestHistoryWorstPerDay(t *testing.T) {
 	resolved := day(1).Add(30 * time.Minute)
 	incs := []Incident{
 		{ID: 10, Components: []int64{1}, CreatedAt: day(2).Add(10 * time.Hour), ResolvedAt: &resolved},
-		{ID: 11, Components: []int64{2}, CreatedAt: day(2)},                   // other component
-		{ID: 12, Components: []int64{1}, CreatedAt: day(2), Draft: true},      // drafts are not public
+		{ID: 11, Components: []int64{2}, CreatedAt: day(2)},                  // other component
+		{ID: 12, Components: []int64{1}, CreatedAt: day(2), Draft: true},     // drafts are not public
 		{ID: 13, Components: []int64{1}, CreatedAt: day(0).Add(time.Minute)}, // open
 	}
 	h := History(c, changes, incs, now, 5)
