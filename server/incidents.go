@@ -109,6 +109,7 @@ type updateRequest struct {
 	Status     incident.Status         `json:"status"`
 	Message    string                  `json:"message"`
 	Impact     incident.Impact         `json:"impact"`
+	Severity   incident.Severity       `json:"severity"`
 	Components []componentStatusChange `json:"components"`
 	Notify     *bool                   `json:"notify"`
 }
@@ -213,7 +214,7 @@ func (s *Server) updateIncident(r *http.Request, who release.Token, req updateRe
 		return incident.Incident{}, err
 	}
 	return s.store.UpdateIncident(r.Context(), who.Actor(), id, incident.Change{Status: req.Status, Message: req.Message,
-		Impact: req.Impact, Components: changesOf(req.Components), Notify: orTrue(req.Notify)})
+		Impact: req.Impact, Severity: req.Severity, Components: changesOf(req.Components), Notify: orTrue(req.Notify)})
 }
 
 func (s *Server) resolveIncident(r *http.Request, who release.Token, req resolveIncidentRequest) (incident.Incident, error) {

@@ -410,7 +410,9 @@ func (s *Store) changeIncident(ctx context.Context, actor, action, reason string
 // ECONFLICT for an illegal move), sets the components it names, and records
 // the notification when it notifies and the incident is published.
 // Resolving without naming components returns every component the incident
-// changed, and that is not operational, to operational.
+// changed, and that is not operational, to operational. Raising the
+// severity to one the policy says pauses releases pauses the releases the
+// incident names, as declaring it so would have.
 func (s *Store) UpdateIncident(ctx context.Context, actor string, id int64, c incident.Change) (incident.Incident, error) {
 	action := "incident.update"
 	if c.Status == incident.StatusResolved {
@@ -419,6 +421,26 @@ func (s *Store) UpdateIncident(ctx context.Context, actor string, id int64, c in
 	return s.changeIncident(ctx, actor, action, c.Message, id, func(tx *sql.Tx, inc *incident.Incident, at time.Time) error {
 		if err := inc.Status.CanBecome(c.Status); err != nil {
 			return err
+		}
+		cfg, err := incidentConfig(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if err := c.Validate(cfg.Severities); err != nil {
+			return err
+		}
+		if c.Severity != "" && c.Severity != inc.Severity && cfg.Policy.Pauses(c.Severity) && c.Status.Unresolved() {
+			escalated := *inc
+			escalated.Severity = c.Severity
+			for _, ref := range inc.Releases {
+				v, err := release.ParseVersion(ref.Version)
+				if err != nil {
+					return fmt.Errorf("incident %d names release %s: %w", inc.ID, ref, err)
+				}
+				if _, err := s.pauseForIncident(ctx, tx, actor, escalated, ref.Product, v, at); err != nil {
+					return err
+				}
+			}
 		}
 		if c.Status == incident.StatusResolved && len(c.Components) == 0 {
 			for _, cid := range inc.Components {

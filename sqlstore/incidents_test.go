@@ -205,6 +205,14 @@ func testIncidentReleaseTies(t *testing.T, s *sqlstore.Store) {
 	if r := check(s.GetRelease(ctx, "acme", release.MustParseVersion("3.30.1")))(t); r.Status != release.StatusOK {
 		t.Errorf("the failed pull left %s", r.Status)
 	}
+	// Raising the SEV3 to SEV2 pauses the release it names.
+	check(s.UpdateIncident(ctx, "alice", sev3.ID, incident.Change{Status: incident.StatusIdentified, Message: "worse", Severity: "SEV2"}))(t)
+	if r := check(s.GetRelease(ctx, "acme", release.MustParseVersion("3.30.1")))(t); r.Status != release.StatusPaused {
+		t.Errorf("escalation to SEV2 left the release %s", r.Status)
+	}
+	if _, err := s.UpdateIncident(ctx, "alice", sev3.ID, incident.Change{Status: incident.StatusIdentified, Message: "x", Severity: "SEV7"}); incident.ErrorCode(err) != incident.EINVALID {
+		t.Errorf("unknown severity in an update: %v", err)
+	}
 	page := check(s.StatusPage(ctx, time.Now()))(t)
 	if len(page.Pulled) != 1 || !slices.Equal(page.Pulled[0].Versions, []string{"3.30.0", "3.30.2"}) || page.Pulled[0].Target != "3.30.3" ||
 		!slices.Equal(page.Pulled[0].Incidents, []int64{sev2.ID, opened.IncidentID}) {
