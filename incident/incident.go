@@ -205,6 +205,9 @@ func (d Declaration) Validate(levels Severities) error {
 	if err := validateText("incident title", d.Title, true, maxTitleLen); err != nil {
 		return err
 	}
+	if d.Impact == "" {
+		return Errorf(EINVALID, "impact is required: none, minor, major or critical")
+	}
 	if !d.Impact.Valid() {
 		return Errorf(EINVALID, "unknown impact %q: use none, minor, major or critical", d.Impact)
 	}

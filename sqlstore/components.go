@@ -314,3 +314,34 @@ func (s *Store) StatusNotificationsAfter(ctx context.Context, afterID int64, lim
 		return n, nil
 	}, "list status notifications", `SELECT id, body FROM status_notifications WHERE id > $1 ORDER BY id LIMIT $2`, afterID, limit)
 }
+
+// PruneStatusHistory deletes what the status page no longer shows from
+// before cutoff: notifications, and component status entries except each
+// component's last one before cutoff (the status it had when the kept
+// history begins). Incidents and maintenance are kept. One server at a
+// time (it serializes with Prune). It returns the rows deleted.
+func (s *Store) PruneStatusHistory(ctx context.Context, cutoff time.Time) (int64, error) {
+	var total int64
+	err := s.writeSilent(ctx, func(tx *sql.Tx) error {
+		if err := s.serialize(ctx, tx, "prune"); err != nil {
+			return err
+		}
+		for _, q := range []string{
+			`DELETE FROM status_notifications WHERE created_at < $1`,
+			`DELETE FROM component_status_log WHERE at < $1 AND id NOT IN
+				(SELECT MAX(id) FROM component_status_log WHERE at < $1 GROUP BY component_id)`,
+		} {
+			res, err := tx.ExecContext(ctx, q, cutoff.UTC())
+			if err != nil {
+				return fmt.Errorf("prune status history: %w", err)
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("prune status history: %w", err)
+			}
+			total += n
+		}
+		return nil
+	})
+	return total, err
+}

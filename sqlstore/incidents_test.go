@@ -143,6 +143,20 @@ func testIncidentLifecycle(t *testing.T, s *sqlstore.Store) {
 			t.Errorf("no %s in the audit log", a)
 		}
 	}
+	// Pruning keeps each component's last status before the cutoff.
+	if n := check(s.PruneStatusHistory(ctx, time.Now().Add(time.Hour)))(t); n == 0 {
+		t.Error("pruned nothing")
+	}
+	if ns := check(s.StatusNotificationsAfter(ctx, 0, 100))(t); len(ns) != 0 {
+		t.Errorf("%d notifications left after pruning", len(ns))
+	}
+	page = check(s.StatusPage(ctx, time.Now().Add(2*time.Hour)))(t)
+	for n, c := range page.Components {
+		days := page.History[n].Days
+		if got := days[len(days)-1].Worst; got != c.Status {
+			t.Errorf("%s after pruning: today's worst %s, status %s", c.Name, got, c.Status)
+		}
+	}
 	// The template and the configuration.
 	check(s.SaveTemplate(ctx, "alice", incident.Template{Name: "db", Title: "Database slow", Body: "Investigating.", Severity: "SEV2"}))(t)
 	if got := check(s.GetTemplate(ctx, "db"))(t); got.Severity != "SEV2" {
