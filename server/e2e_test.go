@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringfence/ringfence/incident"
 	"github.com/ringfence/ringfence/internal/pgtest"
 	"github.com/ringfence/ringfence/internal/problem"
 	"github.com/ringfence/ringfence/internal/servertest"
@@ -180,6 +181,14 @@ func scenario(t *testing.T, dsn string) {
 	}
 	if len(halts) != 1 {
 		t.Errorf("%d auto-halt audit entries, want 1", len(halts))
+	}
+	// Auto-halt opened a draft incident naming the release; the pull of
+	// 1.1.0 opened a published one.
+	var incs []incident.Incident
+	e.api("GET", "/api/v1/incidents", nil, http.StatusOK, &incs)
+	if len(incs) != 2 || !incs[0].Draft || incs[0].By != sqlstore.ActorAutoHalt || incs[0].Releases[0].String() != "acme@1.2.0" ||
+		incs[1].Draft || incs[1].Releases[0].String() != "acme@1.1.0" {
+		t.Errorf("incidents after a pull and an auto-halt: %+v", incs)
 	}
 	servertest.Eventually(t, 5*time.Second, "incident webhook delivered", func() bool { return len(hook.received()) == 1 })
 	if h := hook.received()[0]; h.Event != "release.auto_halt" || h.Release.Version.String() != "1.2.0" || h.Evidence.Failed != 2 {
@@ -358,6 +367,24 @@ func TestRouteTableAuth(t *testing.T) {
 		"DELETE /api/v1/tokens/{id}":                                       release.RoleAdmin,
 		"GET /api/v1/audit":                                                release.RoleViewer,
 		"POST /api/v1/keys/rotate":                                         release.RoleAdmin,
+		"GET /api/v1/components":                                           release.RoleViewer,
+		"POST /api/v1/components":                                          release.RoleIncident,
+		"POST /api/v1/components/{name}/status":                            release.RoleIncident,
+		"GET /api/v1/incidents":                                            release.RoleViewer,
+		"POST /api/v1/incidents":                                           release.RoleIncident,
+		"GET /api/v1/incidents/{id}":                                       release.RoleViewer,
+		"POST /api/v1/incidents/{id}/updates":                              release.RoleIncident,
+		"POST /api/v1/incidents/{id}/resolve":                              release.RoleIncident,
+		"POST /api/v1/incidents/{id}/publish":                              release.RoleIncident,
+		"PUT /api/v1/incidents/{id}/postmortem":                            release.RoleIncident,
+		"GET /api/v1/incident-templates":                                   release.RoleViewer,
+		"PUT /api/v1/incident-templates/{name}":                            release.RoleIncident,
+		"GET /api/v1/incident-config":                                      release.RoleViewer,
+		"PUT /api/v1/incident-config":                                      release.RoleAdmin,
+		"GET /api/v1/maintenances":                                         release.RoleViewer,
+		"POST /api/v1/maintenances":                                        release.RoleIncident,
+		"GET /api/v1/maintenances/{id}":                                    release.RoleViewer,
+		"POST /api/v1/maintenances/{id}/status":                            release.RoleIncident,
 	}
 	e := startServer(t, servertest.SQLite(t), server.Config{})
 	setupProduct(e)
@@ -366,7 +393,7 @@ func TestRouteTableAuth(t *testing.T) {
 	for _, r := range roles {
 		tokens[r] = e.token("t-"+string(r), r)
 	}
-	values := map[string]string{"{product}": "acme", "{ring}": "all", "{customer}": "bigbank", "{version}": "1.0.0", "{id}": "x"}
+	values := map[string]string{"{product}": "acme", "{ring}": "all", "{customer}": "bigbank", "{version}": "1.0.0", "{id}": "x", "{name}": "x"}
 	served := map[string]bool{}
 	for _, rt := range e.Srv.Routes() {
 		served[rt.Method+" "+rt.Path] = true
@@ -459,6 +486,9 @@ func twoServers(t *testing.T, dsn string) {
 	}
 	if halts := a.auditEntries("release.auto_halt"); len(halts) != 1 {
 		t.Errorf("%d auto-halt audit entries, want 1", len(halts))
+	}
+	if incs := a.auditEntries("incident.declare"); len(incs) != 1 || incs[0].Actor != sqlstore.ActorAutoHalt {
+		t.Errorf("incidents declared for one auto-halt: %+v, want 1 by auto-halt", incs)
 	}
 }
 

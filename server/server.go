@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 
+	"github.com/ringfence/ringfence/incident"
 	"github.com/ringfence/ringfence/release"
 	"github.com/ringfence/ringfence/sign"
 	"github.com/ringfence/ringfence/sqlstore"
@@ -82,6 +83,9 @@ type Config struct {
 	// and opens them; required. New seals plain keys an earlier version
 	// stored.
 	KeyEncryptionKey *sign.KeyEncryptionKey
+	// MaintenanceInterval is how often the maintenance scheduler looks for
+	// windows that start or end (5s); it also runs at start.
+	MaintenanceInterval time.Duration
 	// Retention is how long instance history (events, health reports,
 	// installations not seen since) is kept: 90 days. Negative keeps all.
 	Retention time.Duration
@@ -102,6 +106,7 @@ func (c *Config) defaults() {
 	positiveOr(&c.WebhookAttempts, 4)
 	positiveOr(&c.WebhookBackoff, time.Second)
 	positiveOr(&c.HaltSweepInterval, time.Minute)
+	positiveOr(&c.MaintenanceInterval, 5*time.Second)
 	if c.KeyOverlap == 0 {
 		c.KeyOverlap = 30 * 24 * time.Hour
 	}
@@ -240,6 +245,7 @@ func (s *Server) Run(ctx context.Context) error {
 	loop(s.haltLoop)
 	loop(s.outboxLoop)
 	loop(s.pruneLoop)
+	loop(s.maintenanceLoop)
 	// The writers outlive ctx: they drain what handlers queued.
 	writerCtx, stopWriters := context.WithCancel(context.WithoutCancel(ctx))
 	var writers sync.WaitGroup
@@ -340,6 +346,13 @@ func (s *Server) pruneLoop(ctx context.Context) {
 			s.log.Error("prune instance history", slog.Any("err", err))
 		case n > 0:
 			s.log.Info("pruned instance history", slog.Int64("rows", n))
+		}
+		// The status page shows 90 days whatever the retention: keep a day more.
+		keep := max(s.cfg.Retention, time.Duration(incident.HistoryDays+1)*24*time.Hour)
+		if n, err := s.store.PruneStatusHistory(ctx, time.Now().Add(-keep)); err != nil && ctx.Err() == nil {
+			s.log.Error("prune status history", slog.Any("err", err))
+		} else if n > 0 {
+			s.log.Info("pruned status history", slog.Int64("rows", n))
 		}
 		select {
 		case <-ctx.Done():
