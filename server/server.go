@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 
+	"github.com/ringfence/ringfence/internal/netguard"
 	"github.com/ringfence/ringfence/release"
 	"github.com/ringfence/ringfence/sign"
 	"github.com/ringfence/ringfence/sqlstore"
@@ -172,7 +173,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		dirty:      make(chan struct{}, 1),
 		halts:      newHaltQueue(),
 		outboxKick: make(chan struct{}, 1),
-		webhook:    newWebhookClient(cfg.WebhookTimeout, cfg.WebhookAllowPrivate),
+		webhook:    netguard.NewClient(cfg.WebhookTimeout, cfg.WebhookAllowPrivate, 2),
 	}
 	s.limits.m = map[string]*rate.Limiter{}
 	shards := 1 // SQLite has one writing connection
