@@ -38,6 +38,11 @@ CREATE TABLE notify_messages (
     subject    TEXT NOT NULL,
     -- The Statuspage-shaped webhook payload (JSON).
     body       TEXT NOT NULL,
+    -- The email's plain text (links to the page included; the sender adds
+    -- the subscriber's own confirm or unsubscribe link).
+    text       TEXT NOT NULL,
+    -- The component ids the message concerns (JSON array; empty: all).
+    components TEXT NOT NULL DEFAULT '[]',
     created_at TIMESTAMP NOT NULL
 );
 
