@@ -274,6 +274,9 @@ func ptrOrNil[T any](p *T) any {
 // resumed meanwhile) — a conditional update, so among several servers
 // exactly one wins — and reports whether this call paused it.
 //
+// In the same transaction it opens the incident the severity policy says
+// auto-halt opens (a draft naming the release, by default).
+//
 // When notify is not nil, its body for the paused release is queued in the
 // outbox (kind "incident") in the same transaction, so the notification is
 // delivered even if this process dies right after the commit.
@@ -313,6 +316,11 @@ func (s *Store) AutoHalt(ctx context.Context, product string, v release.Version,
 			return nil
 		}
 		halted = true
+		// The incident the severity policy opens (a draft by default),
+		// naming the release, in the same transaction as the halt.
+		if _, err := s.openHaltIncident(ctx, tx, r, ev, at); err != nil {
+			return fmt.Errorf("open incident for auto-halt of %s: %w", r.ID(), err)
+		}
 		if notify != nil {
 			body, err := notify(r)
 			if err != nil {
