@@ -166,8 +166,11 @@ func (w *Worker) fanOut(ctx context.Context) error {
 			return err
 		}
 		notes, err := w.cfg.Store.StatusNotificationsAfter(ctx, after, 100)
-		if err != nil || len(notes) == 0 {
+		if err != nil {
 			return err
+		}
+		if notes = contiguous(after, notes, time.Now()); len(notes) == 0 {
+			return nil
 		}
 		page, err := w.cfg.Store.StatusPage(ctx, time.Now())
 		if err != nil {
@@ -190,6 +193,25 @@ func (w *Worker) fanOut(ctx context.Context) error {
 			w.log.Info("queued status notifications", slog.Int("notifications", len(notes)), slog.Int("deliveries", queued))
 		}
 	}
+}
+
+// gapWait is how long fan-out waits for a notification id missing below
+// one it has read: on PostgreSQL ids are taken in insertion order but may
+// commit out of order, so a gap is usually a transaction about to commit
+// (and, after gapWait, one that rolled back).
+const gapWait = 5 * time.Second
+
+// contiguous returns the leading notes whose ids follow after without a
+// gap, or whose gap is older than gapWait.
+func contiguous(after int64, notes []incident.Notification, now time.Time) []incident.Notification {
+	prev := after
+	for i, n := range notes {
+		if n.ID != prev+1 && now.Sub(n.At) < gapWait {
+			return notes[:i]
+		}
+		prev = n.ID
+	}
+	return notes
 }
 
 // attempt makes one attempt at a delivery and returns its outcome.

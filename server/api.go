@@ -31,6 +31,7 @@ func (s *Server) Routes() []Route {
 	const (
 		viewer   = release.RoleViewer
 		releaser = release.RoleReleaser
+		incident = release.RoleIncident
 		admin    = release.RoleAdmin
 	)
 	const (
@@ -72,6 +73,12 @@ func (s *Server) Routes() []Route {
 		{"DELETE", "/api/v1/tokens/{id}", admin, remove(nil, s.revokeToken)},
 		{"GET", "/api/v1/audit", viewer, reply(s.listAudit)},
 		{"POST", "/api/v1/keys/rotate", admin, create(s, s.rotateKey)},
+		// Subscribers are not part of the check-in snapshot: no rebuild.
+		{"GET", "/api/v1/subscribers", viewer, reply(s.listSubscribers)},
+		{"POST", "/api/v1/subscribers", incident, apply(http.StatusCreated, nil, s.createSubscriber)},
+		{"DELETE", "/api/v1/subscribers/{id}", incident, remove(nil, s.deleteSubscriber)},
+		{"GET", "/api/v1/deliveries", viewer, reply(s.listDeliveries)},
+		{"POST", "/api/v1/deliveries/{id}/replay", incident, apply(http.StatusOK, nil, s.replayDelivery)},
 	}
 }
 
@@ -89,9 +96,8 @@ func (s *Server) routes() http.Handler {
 	for _, rt := range s.Routes() {
 		mux.Handle(rt.Method+" "+rt.Path, s.authorize(rt))
 	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, release.ENOTFOUND, "no route "+r.Method+" "+r.URL.Path)
-	})
+	s.statusRoutes(mux)
+	mux.HandleFunc("/", s.servePublic)
 	return s.recoverer(mux)
 }
 

@@ -356,6 +356,11 @@ func TestRouteTableAuth(t *testing.T) {
 		"DELETE /api/v1/tokens/{id}":                                       release.RoleAdmin,
 		"GET /api/v1/audit":                                                release.RoleViewer,
 		"POST /api/v1/keys/rotate":                                         release.RoleAdmin,
+		"GET /api/v1/subscribers":                                          release.RoleViewer,
+		"POST /api/v1/subscribers":                                         release.RoleIncident,
+		"DELETE /api/v1/subscribers/{id}":                                  release.RoleIncident,
+		"GET /api/v1/deliveries":                                           release.RoleViewer,
+		"POST /api/v1/deliveries/{id}/replay":                              release.RoleIncident,
 	}
 	e := startServer(t, servertest.SQLite(t), server.Config{})
 	setupProduct(e)

@@ -15,6 +15,8 @@ type metrics struct {
 	autoHalts *prometheus.CounterVec
 	webhooks  *prometheus.CounterVec
 	snapshots prometheus.Counter
+	// statusRenders is registered by setupStatus (status.go).
+	statusRenders prometheus.Counter
 }
 
 func newMetrics() *metrics {

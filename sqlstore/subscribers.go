@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -366,7 +365,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, limit int, lease time.Durat
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $1
-			WHERE id IN (`+idList(items, func(a notify.Attempt) int64 { return a.DeliveryID })+`)`, n.Add(lease)); err != nil {
+			WHERE id IN (`+idList(ids(items, func(a notify.Attempt) int64 { return a.DeliveryID }))+`)`, n.Add(lease)); err != nil {
 			return fmt.Errorf("claim deliveries: %w", err)
 		}
 		return nil
@@ -374,13 +373,13 @@ func (s *Store) ClaimDeliveries(ctx context.Context, limit int, lease time.Durat
 	return items, err
 }
 
-// idList writes the ids of items as a SQL list.
-func idList[T any](items []T, id func(T) int64) string {
-	ids := make([]string, len(items))
+// ids maps items to their ids.
+func ids[T any](items []T, id func(T) int64) []int64 {
+	out := make([]int64, len(items))
 	for i, it := range items {
-		ids[i] = strconv.FormatInt(id(it), 10)
+		out[i] = id(it)
 	}
-	return strings.Join(ids, ", ")
+	return out
 }
 
 // FinishDeliveries records the outcomes of attempts in one transaction:
@@ -397,7 +396,7 @@ func (s *Store) FinishDeliveries(ctx context.Context, outcomes []notify.Outcome)
 		for start := 0; start < len(ok); start += 500 {
 			chunk := ok[start:min(start+500, len(ok))]
 			if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = 'delivered', last_error = '', done_at = $1
-				WHERE state = 'pending' AND id IN (`+idList(chunk, func(o notify.Outcome) int64 { return o.DeliveryID })+`)`, n); err != nil {
+				WHERE state = 'pending' AND id IN (`+idList(ids(chunk, func(o notify.Outcome) int64 { return o.DeliveryID }))+`)`, n); err != nil {
 				return fmt.Errorf("record deliveries: %w", err)
 			}
 		}
