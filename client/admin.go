@@ -208,6 +208,8 @@ type PullRequest struct {
 	IncidentURL string          `json:"incident_url,omitempty"`
 	Action      release.Action  `json:"action"`
 	Target      release.Version `json:"target,omitzero"`
+	// Incident is the id of the incident to link; 0 opens one.
+	Incident int64 `json:"incident,omitempty"`
 }
 
 // PullRelease withdraws a release for good (releaser).

@@ -101,7 +101,14 @@ func (e *Error) Unwrap() error { return &release.Error{Code: e.Code, Message: e.
 // a 2xx answer into out (unless nil). Other answers become *Error.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body, out any) error {
 	u := *c.base
-	u.Path += path
+	// path holds escaped segments (esc): keep them escaped, so a '/' or '%'
+	// inside a name stays part of its segment.
+	raw := u.EscapedPath() + path
+	unescaped, err := url.PathUnescape(raw)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	u.Path, u.RawPath = unescaped, raw
 	u.RawQuery = query.Encode()
 	var rd io.Reader
 	if body != nil {

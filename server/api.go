@@ -31,14 +31,13 @@ func (s *Server) Routes() []Route {
 	const (
 		viewer   = release.RoleViewer
 		releaser = release.RoleReleaser
-		incident = release.RoleIncident
 		admin    = release.RoleAdmin
 	)
 	const (
 		prod = "/api/v1/products/{product}"
 		rel  = prod + "/releases/{version}"
 	)
-	return []Route{
+	return append(append([]Route{
 		{"GET", "/api/v1/whoami", viewer, reply(s.whoami)},
 		{"GET", "/api/v1/products", viewer, reply(s.listProducts)},
 		{"POST", "/api/v1/products", admin, create(s, s.createProduct)},
@@ -73,13 +72,7 @@ func (s *Server) Routes() []Route {
 		{"DELETE", "/api/v1/tokens/{id}", admin, remove(nil, s.revokeToken)},
 		{"GET", "/api/v1/audit", viewer, reply(s.listAudit)},
 		{"POST", "/api/v1/keys/rotate", admin, create(s, s.rotateKey)},
-		// Subscribers are not part of the check-in snapshot: no rebuild.
-		{"GET", "/api/v1/subscribers", viewer, reply(s.listSubscribers)},
-		{"POST", "/api/v1/subscribers", incident, apply(http.StatusCreated, nil, s.createSubscriber)},
-		{"DELETE", "/api/v1/subscribers/{id}", incident, remove(nil, s.deleteSubscriber)},
-		{"GET", "/api/v1/deliveries", viewer, reply(s.listDeliveries)},
-		{"POST", "/api/v1/deliveries/{id}/replay", incident, apply(http.StatusOK, nil, s.replayDelivery)},
-	}
+	}, s.incidentRoutes()...), s.subscriberRoutes()...)
 }
 
 // routes builds the mux: public routes, the check-in, and the admin table
@@ -326,6 +319,8 @@ type pullRequest struct {
 	IncidentURL string          `json:"incident_url"`
 	Action      release.Action  `json:"action"`
 	Target      release.Version `json:"target"`
+	// Incident is the id of the incident to link; 0 opens one.
+	Incident int64 `json:"incident"`
 }
 
 type promoteRequest struct {
@@ -499,13 +494,6 @@ func (s *Server) pauseRelease(r *http.Request, who release.Token, req pauseReque
 func (s *Server) resumeRelease(r *http.Request, who release.Token, req resumeRequest) (release.Release, error) {
 	return s.changeRelease(r, who, "release.resume", req.Reason, func(rel *release.Release, _ []release.Release) error {
 		return rel.Resume()
-	})
-}
-
-func (s *Server) pullRelease(r *http.Request, who release.Token, req pullRequest) (release.Release, error) {
-	return s.changeRelease(r, who, "release.pull", req.Reason, func(rel *release.Release, others []release.Release) error {
-		return rel.Pull(release.Pull{Reason: req.Reason, IncidentURL: req.IncidentURL, Action: req.Action, Target: req.Target, By: who.Actor()},
-			others, storeTime())
 	})
 }
 

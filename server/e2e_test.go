@@ -356,6 +356,24 @@ func TestRouteTableAuth(t *testing.T) {
 		"DELETE /api/v1/tokens/{id}":                                       release.RoleAdmin,
 		"GET /api/v1/audit":                                                release.RoleViewer,
 		"POST /api/v1/keys/rotate":                                         release.RoleAdmin,
+		"GET /api/v1/components":                                           release.RoleViewer,
+		"POST /api/v1/components":                                          release.RoleIncident,
+		"POST /api/v1/components/{name}/status":                            release.RoleIncident,
+		"GET /api/v1/incidents":                                            release.RoleViewer,
+		"POST /api/v1/incidents":                                           release.RoleIncident,
+		"GET /api/v1/incidents/{id}":                                       release.RoleViewer,
+		"POST /api/v1/incidents/{id}/updates":                              release.RoleIncident,
+		"POST /api/v1/incidents/{id}/resolve":                              release.RoleIncident,
+		"POST /api/v1/incidents/{id}/publish":                              release.RoleIncident,
+		"PUT /api/v1/incidents/{id}/postmortem":                            release.RoleIncident,
+		"GET /api/v1/incident-templates":                                   release.RoleViewer,
+		"PUT /api/v1/incident-templates/{name}":                            release.RoleIncident,
+		"GET /api/v1/incident-config":                                      release.RoleViewer,
+		"PUT /api/v1/incident-config":                                      release.RoleAdmin,
+		"GET /api/v1/maintenances":                                         release.RoleViewer,
+		"POST /api/v1/maintenances":                                        release.RoleIncident,
+		"GET /api/v1/maintenances/{id}":                                    release.RoleViewer,
+		"POST /api/v1/maintenances/{id}/status":                            release.RoleIncident,
 		"GET /api/v1/subscribers":                                          release.RoleViewer,
 		"POST /api/v1/subscribers":                                         release.RoleIncident,
 		"DELETE /api/v1/subscribers/{id}":                                  release.RoleIncident,
@@ -369,7 +387,7 @@ func TestRouteTableAuth(t *testing.T) {
 	for _, r := range roles {
 		tokens[r] = e.token("t-"+string(r), r)
 	}
-	values := map[string]string{"{product}": "acme", "{ring}": "all", "{customer}": "bigbank", "{version}": "1.0.0", "{id}": "x"}
+	values := map[string]string{"{product}": "acme", "{ring}": "all", "{customer}": "bigbank", "{version}": "1.0.0", "{id}": "x", "{name}": "x"}
 	served := map[string]bool{}
 	for _, rt := range e.Srv.Routes() {
 		served[rt.Method+" "+rt.Path] = true

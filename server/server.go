@@ -81,6 +81,9 @@ type Config struct {
 	// failures committed just before a crash (whose evaluation was only queued
 	// in memory) still halt a release.
 	HaltSweepInterval time.Duration
+	// MaintenanceInterval is how often the maintenance scheduler looks for
+	// windows that start or end (5s); it also runs at start.
+	MaintenanceInterval time.Duration
 	// Retention is how long instance history (events, health reports,
 	// installations not seen since) is kept: 90 days. Negative keeps all.
 	Retention time.Duration
@@ -117,6 +120,7 @@ func (c *Config) defaults() {
 	positiveOr(&c.WebhookAttempts, 4)
 	positiveOr(&c.WebhookBackoff, time.Second)
 	positiveOr(&c.HaltSweepInterval, time.Minute)
+	positiveOr(&c.MaintenanceInterval, 5*time.Second)
 	if c.KeyOverlap == 0 {
 		c.KeyOverlap = 30 * 24 * time.Hour
 	}
@@ -270,6 +274,7 @@ func (s *Server) Run(ctx context.Context) error {
 	loop(s.haltLoop)
 	loop(s.outboxLoop)
 	loop(s.pruneLoop)
+	loop(s.maintenanceLoop)
 	loop(s.statusLoop)
 	loop(func(ctx context.Context) { _ = s.notifier.Run(ctx) })
 	// The writers outlive ctx: they drain what handlers queued.

@@ -13,6 +13,22 @@ import (
 
 // --- admin API: subscribers and their deliveries ---
 
+// subscriberRoutes are the admin routes of subscribers and deliveries.
+// Subscribers are not part of the check-in snapshot: no rebuild.
+func (s *Server) subscriberRoutes() []Route {
+	const (
+		viewer = release.RoleViewer
+		inc    = release.RoleIncident
+	)
+	return []Route{
+		{"GET", "/api/v1/subscribers", viewer, reply(s.listSubscribers)},
+		{"POST", "/api/v1/subscribers", inc, apply(http.StatusCreated, nil, s.createSubscriber)},
+		{"DELETE", "/api/v1/subscribers/{id}", inc, remove(nil, s.deleteSubscriber)},
+		{"GET", "/api/v1/deliveries", viewer, reply(s.listDeliveries)},
+		{"POST", "/api/v1/deliveries/{id}/replay", inc, apply(http.StatusOK, nil, s.replayDelivery)},
+	}
+}
+
 // subscriberRequest creates a subscriber: a webhook (with its secret, or
 // one is generated) or an email address, scoped to components by name
 // (none: everything).

@@ -71,6 +71,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			tokenCommand(),
 			keysCommand(),
 			auditCommand(),
+			componentCommand(),
+			incidentCommand(),
+			maintenanceCommand(),
 		},
 	}
 	err := root.Run(ctx, args)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	ucli "github.com/urfave/cli/v3"
@@ -56,7 +57,7 @@ func releaseCommand() *ucli.Command {
 		}),
 		releaseChange("pull", "withdraw a release for good and tell installations on it what to do (releaser)", []ucli.Flag{
 			&ucli.StringFlag{Name: "reason", Usage: "why (required; shown to installations)"},
-			&ucli.StringFlag{Name: "incident", Usage: "URL of the incident"},
+			&ucli.StringFlag{Name: "incident", Usage: "the incident: an id of ours to link (without one, the pull opens an incident), or a URL elsewhere"},
 			&ucli.StringFlag{Name: "upgrade-to", Usage: "guidance: upgrade to this version"},
 			&ucli.StringFlag{Name: "rollback-to", Usage: "guidance: roll back to this version (must be rollback-safe)"},
 			&ucli.BoolFlag{Name: "hold", Usage: "guidance: stay on the release and wait"},
@@ -65,7 +66,11 @@ func releaseCommand() *ucli.Command {
 			if err != nil {
 				return release.Release{}, err
 			}
-			return c.PullRelease(ctx, product, v, p)
+			pulled, err := c.PullReleaseWithIncident(ctx, product, v, p)
+			if err == nil && !cmd.Bool("json") {
+				reportPullIncident(cmd, pulled)
+			}
+			return pulled.Release, err
 		}),
 		releaseChange("promote", "force a release into a ring, past gates, soak, evidence and holds (releaser)", []ucli.Flag{
 			&ucli.StringFlag{Name: "ring", Usage: "the ring (required); every ring before it is entered too"},
@@ -108,7 +113,14 @@ func releaseCommand() *ucli.Command {
 // pullFlags reads a pull's reason, incident and guidance: exactly one of
 // --upgrade-to, --rollback-to and --hold.
 func pullFlags(cmd *ucli.Command) (client.PullRequest, error) {
-	p := client.PullRequest{IncidentURL: cmd.String("incident")}
+	p := client.PullRequest{}
+	if inc := cmd.String("incident"); inc != "" {
+		if id, err := strconv.ParseInt(inc, 10, 64); err == nil && id > 0 {
+			p.Incident = id
+		} else {
+			p.IncidentURL = inc
+		}
+	}
 	var err error
 	if p.Reason, err = requireFlag(cmd, "reason"); err != nil {
 		return p, err

@@ -1,0 +1,212 @@
+package client
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/ringfence/ringfence/incident"
+	"github.com/ringfence/ringfence/release"
+)
+
+// NewComponent is a component to create on the status page.
+type NewComponent struct {
+	Name               string                   `json:"name"`
+	Group              string                   `json:"group,omitempty"`
+	Description        string                   `json:"description,omitempty"`
+	Status             incident.ComponentStatus `json:"status,omitempty"`
+	OnlyShowIfDegraded bool                     `json:"only_show_if_degraded,omitempty"`
+}
+
+// ComponentStatus names a component and the status an incident update sets.
+type ComponentStatus struct {
+	Name   string                   `json:"name"`
+	Status incident.ComponentStatus `json:"status"`
+}
+
+// Components lists the status page's components in page order.
+func (c *Client) Components(ctx context.Context) ([]incident.Component, error) {
+	var out []incident.Component
+	return out, c.do(ctx, http.MethodGet, "/api/v1/components", nil, nil, &out)
+}
+
+// CreateComponent adds a component (incident role).
+func (c *Client) CreateComponent(ctx context.Context, nc NewComponent) (incident.Component, error) {
+	var out incident.Component
+	return out, c.do(ctx, http.MethodPost, "/api/v1/components", nil, nc, &out)
+}
+
+// SetComponentStatus sets a component's status outside any incident
+// (incident role); reason goes to the audit log.
+func (c *Client) SetComponentStatus(ctx context.Context, name string, status incident.ComponentStatus, reason string) (incident.Component, error) {
+	var out incident.Component
+	return out, c.do(ctx, http.MethodPost, "/api/v1/components/"+esc(name)+"/status", nil,
+		map[string]string{"status": string(status), "reason": reason}, &out)
+}
+
+// Declaration is an incident to declare. Template names a template that
+// fills the fields left empty; Notify nil means true.
+type Declaration struct {
+	Title      string            `json:"title"`
+	Template   string            `json:"template,omitempty"`
+	Impact     incident.Impact   `json:"impact,omitempty"`
+	Severity   incident.Severity `json:"severity,omitempty"`
+	Status     incident.Status   `json:"status,omitempty"`
+	Message    string            `json:"message,omitempty"`
+	Components []ComponentStatus `json:"components,omitempty"`
+	// Releases are product@version.
+	Releases []string `json:"releases,omitempty"`
+	Draft    bool     `json:"draft,omitempty"`
+	Notify   *bool    `json:"notify,omitempty"`
+}
+
+// Declared is a declared incident and the releases its severity paused.
+type Declared struct {
+	incident.Incident
+	PausedReleases []string `json:"paused_releases"`
+}
+
+// DeclareIncident opens an incident (incident role).
+func (c *Client) DeclareIncident(ctx context.Context, d Declaration) (Declared, error) {
+	var out Declared
+	return out, c.do(ctx, http.MethodPost, "/api/v1/incidents", nil, d, &out)
+}
+
+// Incidents lists up to limit incidents, newest first (limit <= 0: the
+// server's default); unresolved keeps the open ones.
+func (c *Client) Incidents(ctx context.Context, unresolved bool, limit int) ([]incident.Incident, error) {
+	q := url.Values{}
+	if unresolved {
+		q.Set("unresolved", "true")
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var out []incident.Incident
+	return out, c.do(ctx, http.MethodGet, "/api/v1/incidents", q, nil, &out)
+}
+
+// Incident returns one incident; id may be "latest" (newest unresolved).
+func (c *Client) Incident(ctx context.Context, id string) (incident.Incident, error) {
+	var out incident.Incident
+	return out, c.do(ctx, http.MethodGet, "/api/v1/incidents/"+esc(id), nil, nil, &out)
+}
+
+// IncidentUpdate is an update to post; Notify nil means true.
+type IncidentUpdate struct {
+	Status     incident.Status   `json:"status,omitempty"`
+	Message    string            `json:"message"`
+	Impact     incident.Impact   `json:"impact,omitempty"`
+	Components []ComponentStatus `json:"components,omitempty"`
+	Notify     *bool             `json:"notify,omitempty"`
+}
+
+// UpdateIncident posts an update to incident id ("latest" allowed).
+func (c *Client) UpdateIncident(ctx context.Context, id string, u IncidentUpdate) (incident.Incident, error) {
+	var out incident.Incident
+	return out, c.do(ctx, http.MethodPost, "/api/v1/incidents/"+esc(id)+"/updates", nil, u, &out)
+}
+
+// ResolveIncident resolves incident id ("latest" allowed) with a final
+// message; u.Status is ignored.
+func (c *Client) ResolveIncident(ctx context.Context, id string, u IncidentUpdate) (incident.Incident, error) {
+	var out incident.Incident
+	body := map[string]any{"message": u.Message}
+	if len(u.Components) > 0 {
+		body["components"] = u.Components
+	}
+	if u.Notify != nil {
+		body["notify"] = *u.Notify
+	}
+	return out, c.do(ctx, http.MethodPost, "/api/v1/incidents/"+esc(id)+"/resolve", nil, body, &out)
+}
+
+// PublishIncident makes a draft incident public.
+func (c *Client) PublishIncident(ctx context.Context, id string) (incident.Incident, error) {
+	var out incident.Incident
+	return out, c.do(ctx, http.MethodPost, "/api/v1/incidents/"+esc(id)+"/publish", nil, struct{}{}, &out)
+}
+
+// SetPostmortem records the postmortem of a resolved incident.
+func (c *Client) SetPostmortem(ctx context.Context, id, text string) (incident.Incident, error) {
+	var out incident.Incident
+	return out, c.do(ctx, http.MethodPut, "/api/v1/incidents/"+esc(id)+"/postmortem", nil, map[string]string{"postmortem": text}, &out)
+}
+
+// Templates lists the incident templates.
+func (c *Client) Templates(ctx context.Context) ([]incident.Template, error) {
+	var out []incident.Template
+	return out, c.do(ctx, http.MethodGet, "/api/v1/incident-templates", nil, nil, &out)
+}
+
+// SaveTemplate creates or replaces a template (incident role).
+func (c *Client) SaveTemplate(ctx context.Context, t incident.Template) (incident.Template, error) {
+	var out incident.Template
+	return out, c.do(ctx, http.MethodPut, "/api/v1/incident-templates/"+esc(t.Name), nil, t, &out)
+}
+
+// IncidentConfig returns the severity levels and policy in force.
+func (c *Client) IncidentConfig(ctx context.Context) (incident.Config, error) {
+	var out incident.Config
+	return out, c.do(ctx, http.MethodGet, "/api/v1/incident-config", nil, nil, &out)
+}
+
+// SetIncidentConfig replaces the severity levels and policy (admin).
+func (c *Client) SetIncidentConfig(ctx context.Context, cfg incident.Config) (incident.Config, error) {
+	var out incident.Config
+	return out, c.do(ctx, http.MethodPut, "/api/v1/incident-config", nil, cfg, &out)
+}
+
+// NewMaintenance is a maintenance to schedule.
+type NewMaintenance struct {
+	Title      string    `json:"title"`
+	Message    string    `json:"message"`
+	Start      time.Time `json:"start"`
+	End        time.Time `json:"end"`
+	Components []string  `json:"components,omitempty"`
+}
+
+// ScheduleMaintenance announces a maintenance (incident role).
+func (c *Client) ScheduleMaintenance(ctx context.Context, m NewMaintenance) (incident.Maintenance, error) {
+	var out incident.Maintenance
+	return out, c.do(ctx, http.MethodPost, "/api/v1/maintenances", nil, m, &out)
+}
+
+// Maintenances lists up to limit maintenances, newest start first; pending
+// keeps those not yet ended.
+func (c *Client) Maintenances(ctx context.Context, pending bool, limit int) ([]incident.Maintenance, error) {
+	q := url.Values{}
+	if pending {
+		q.Set("pending", "true")
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var out []incident.Maintenance
+	return out, c.do(ctx, http.MethodGet, "/api/v1/maintenances", q, nil, &out)
+}
+
+// MoveMaintenance moves maintenance id to status (cancelled, in_progress,
+// verifying, completed) with an optional message.
+func (c *Client) MoveMaintenance(ctx context.Context, id int64, status incident.MaintenanceStatus, message string) (incident.Maintenance, error) {
+	var out incident.Maintenance
+	return out, c.do(ctx, http.MethodPost, "/api/v1/maintenances/"+strconv.FormatInt(id, 10)+"/status", nil,
+		map[string]string{"status": string(status), "message": message}, &out)
+}
+
+// PulledRelease is the answer to a pull: the release and the incident the
+// pull linked or opened.
+type PulledRelease struct {
+	release.Release
+	IncidentID     int64 `json:"incident_id"`
+	IncidentOpened bool  `json:"incident_opened"`
+}
+
+// PullReleaseWithIncident pulls a release like PullRelease and reports the
+// incident it linked (p.Incident) or opened.
+func (c *Client) PullReleaseWithIncident(ctx context.Context, product string, v release.Version, p PullRequest) (PulledRelease, error) {
+	var out PulledRelease
+	return out, c.do(ctx, http.MethodPost, releasePath(product, v)+"/pull", nil, p, &out)
+}
