@@ -25,7 +25,7 @@ var allowed = map[string][]string{
 
 	"internal/problem":     {"release"},
 	"sqlstore":             {"release", "sign", "incident", "notify"},
-	"client":               {"release", "sign", "internal/problem", "notify"},
+	"client":               {"release", "sign", "internal/problem", "incident", "notify"},
 	"server":               {"release", "sign", "sqlstore", "internal/problem", "incident", "notify", "internal/netguard"},
 	"notify":               {"incident", "release"},
 	"internal/netguard":    {},
