@@ -37,7 +37,7 @@ func (s *Server) Routes() []Route {
 		prod = "/api/v1/products/{product}"
 		rel  = prod + "/releases/{version}"
 	)
-	return append([]Route{
+	return append(append([]Route{
 		{"GET", "/api/v1/whoami", viewer, reply(s.whoami)},
 		{"GET", "/api/v1/products", viewer, reply(s.listProducts)},
 		{"POST", "/api/v1/products", admin, create(s, s.createProduct)},
@@ -72,7 +72,7 @@ func (s *Server) Routes() []Route {
 		{"DELETE", "/api/v1/tokens/{id}", admin, remove(nil, s.revokeToken)},
 		{"GET", "/api/v1/audit", viewer, reply(s.listAudit)},
 		{"POST", "/api/v1/keys/rotate", admin, create(s, s.rotateKey)},
-	}, s.incidentRoutes()...)
+	}, s.incidentRoutes()...), s.subscriberRoutes()...)
 }
 
 // routes builds the mux: public routes, the check-in, and the admin table
@@ -89,9 +89,8 @@ func (s *Server) routes() http.Handler {
 	for _, rt := range s.Routes() {
 		mux.Handle(rt.Method+" "+rt.Path, s.authorize(rt))
 	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, release.ENOTFOUND, "no route "+r.Method+" "+r.URL.Path)
-	})
+	s.statusRoutes(mux)
+	mux.HandleFunc("/", s.servePublic)
 	return s.recoverer(mux)
 }
 

@@ -385,6 +385,11 @@ func TestRouteTableAuth(t *testing.T) {
 		"POST /api/v1/maintenances":                                        release.RoleIncident,
 		"GET /api/v1/maintenances/{id}":                                    release.RoleViewer,
 		"POST /api/v1/maintenances/{id}/status":                            release.RoleIncident,
+		"GET /api/v1/subscribers":                                          release.RoleViewer,
+		"POST /api/v1/subscribers":                                         release.RoleIncident,
+		"DELETE /api/v1/subscribers/{id}":                                  release.RoleIncident,
+		"GET /api/v1/deliveries":                                           release.RoleViewer,
+		"POST /api/v1/deliveries/{id}/replay":                              release.RoleIncident,
 	}
 	e := startServer(t, servertest.SQLite(t), server.Config{})
 	setupProduct(e)

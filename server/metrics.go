@@ -18,6 +18,8 @@ type metrics struct {
 	// failedRecords counts check-in records that could not be written even
 	// alone.
 	failedRecords prometheus.Counter
+	// statusRenders is registered by setupStatus (status.go).
+	statusRenders prometheus.Counter
 }
 
 func newMetrics() *metrics {

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +27,8 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/ringfence/ringfence/incident"
+	"github.com/ringfence/ringfence/internal/netguard"
+	"github.com/ringfence/ringfence/notify"
 	"github.com/ringfence/ringfence/release"
 	"github.com/ringfence/ringfence/sign"
 	"github.com/ringfence/ringfence/sqlstore"
@@ -89,6 +92,22 @@ type Config struct {
 	// Retention is how long instance history (events, health reports,
 	// installations not seen since) is kept: 90 days. Negative keeps all.
 	Retention time.Duration
+	// PublicURL is the status page's public base URL, used in links of
+	// emails, feeds and Statuspage payloads (http://localhost:8080).
+	PublicURL string
+	// PageTitle names the status page ("Status").
+	PageTitle string
+	// SMTP is the smtp:// or smtps:// URL email subscribers are served
+	// through, SMTPFrom the sender address; without SMTP, email
+	// subscriptions are refused.
+	SMTP     string
+	SMTPFrom string
+	// StatusRefresh is how often the status page is rendered without a
+	// change, for time-based changes (the day rolling over): 30s.
+	StatusRefresh time.Duration
+	// Notify tunes subscriber delivery (concurrency, timeout, attempts,
+	// backoff); its Store, Site, HTTP and Mailer are set by New.
+	Notify notify.Config
 }
 
 func (c *Config) defaults() {
@@ -113,6 +132,14 @@ func (c *Config) defaults() {
 	if c.Retention == 0 {
 		c.Retention = 90 * 24 * time.Hour
 	}
+	if c.PublicURL == "" {
+		c.PublicURL = "http://localhost:8080"
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	if c.PageTitle == "" {
+		c.PageTitle = "Status"
+	}
+	positiveOr(&c.StatusRefresh, 30*time.Second)
 }
 
 // positiveOr sets *v to def unless *v is positive.
@@ -151,6 +178,15 @@ type Server struct {
 	// notification.
 	outboxKick chan struct{}
 	running    atomic.Bool
+
+	// The public status page: the rendered documents, swapped whole (see
+	// status.go), and the subscriber delivery worker.
+	pages       *statusRenderer
+	statusSite  atomic.Pointer[statusSite]
+	statusMu    sync.Mutex
+	statusDirty chan struct{}
+	notifier    *notify.Worker
+	subscribe   *rate.Limiter
 }
 
 // state is what the check-in path reads, swapped as a whole.
@@ -181,9 +217,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		dirty:      make(chan struct{}, 1),
 		halts:      newHaltQueue(),
 		outboxKick: make(chan struct{}, 1),
-		webhook:    newWebhookClient(cfg.WebhookTimeout, cfg.WebhookAllowPrivate),
+		webhook:    netguard.NewClient(cfg.WebhookTimeout, cfg.WebhookAllowPrivate, 2),
 	}
 	s.limits.m = map[string]*rate.Limiter{}
+	if err := s.setupStatus(); err != nil {
+		return nil, err
+	}
 	shards := 1 // SQLite has one writing connection
 	if cfg.Store.Dialect() == sqlstore.Postgres {
 		shards = 4
@@ -211,6 +250,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.refresh(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.renderStatus(ctx); err != nil {
+		return nil, fmt.Errorf("render status page: %w", err)
+	}
 	s.handler = s.routes()
 	return s, nil
 }
@@ -237,7 +279,7 @@ func (s *Server) Run(ctx context.Context) error {
 		go func() { defer wg.Done(); fn(ctx) }()
 	}
 	loop(func(ctx context.Context) {
-		_ = s.store.Watch(ctx, s.markDirty, func(err error) {
+		_ = s.store.Watch(ctx, func() { s.markDirty(); s.markStatusDirty(); s.notifier.Kick() }, func(err error) {
 			s.log.Error("watch the store for changes by other servers; retrying", slog.Any("err", err))
 		})
 	})
@@ -246,6 +288,8 @@ func (s *Server) Run(ctx context.Context) error {
 	loop(s.outboxLoop)
 	loop(s.pruneLoop)
 	loop(s.maintenanceLoop)
+	loop(s.statusLoop)
+	loop(func(ctx context.Context) { _ = s.notifier.Run(ctx) })
 	// The writers outlive ctx: they drain what handlers queued.
 	writerCtx, stopWriters := context.WithCancel(context.WithoutCancel(ctx))
 	var writers sync.WaitGroup

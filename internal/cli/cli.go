@@ -74,6 +74,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			componentCommand(),
 			incidentCommand(),
 			maintenanceCommand(),
+			subscriberCommand(),
 		},
 	}
 	err := root.Run(ctx, args)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	ucli "github.com/urfave/cli/v3"
@@ -44,6 +45,12 @@ func serveCommand(stdout, stderr io.Writer) *ucli.Command {
 			&ucli.DurationFlag{Name: "key-overlap", Value: 30 * 24 * time.Hour,
 				Usage: "after keys rotate, how long the previous signing key co-signs answers (negative: not at all)"},
 			&ucli.DurationFlag{Name: "retention", Value: 90 * 24 * time.Hour, Usage: "how long instance history is kept"},
+			&ucli.StringFlag{Name: "public-url", Sources: ucli.EnvVars("RINGFENCE_PUBLIC_URL"),
+				Usage: "the status page's public base URL, for links in emails, feeds and webhooks (default: http://localhost:PORT)"},
+			&ucli.StringFlag{Name: "page-title", Value: "Status", Sources: ucli.EnvVars("RINGFENCE_PAGE_TITLE"), Usage: "the status page's name"},
+			&ucli.StringFlag{Name: "smtp", Sources: ucli.EnvVars("RINGFENCE_SMTP"),
+				Usage: "SMTP server for email subscribers: smtp://[user:pass@]host[:port] (STARTTLS when offered) or smtps://..."},
+			&ucli.StringFlag{Name: "smtp-from", Sources: ucli.EnvVars("RINGFENCE_SMTP_FROM"), Usage: "sender address of status emails"},
 		}, kekFlags()...),
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
 			if cmd.Args().Len() > 0 {
@@ -65,6 +72,14 @@ func serve(ctx context.Context, cmd *ucli.Command, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	ln, err := net.Listen("tcp", cmd.String("listen"))
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cmd.String("listen"), err)
+	}
+	publicURL := cmd.String("public-url")
+	if publicURL == "" {
+		publicURL = "http://localhost:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	}
 	srv, err := server.New(ctx, server.Config{
 		Store:               store,
 		KeyEncryptionKey:    kek,
@@ -76,13 +91,14 @@ func serve(ctx context.Context, cmd *ucli.Command, log *slog.Logger) error {
 		WebhookAllowPrivate: cmd.Bool("webhook-allow-private"),
 		Retention:           cmd.Duration("retention"),
 		KeyOverlap:          cmd.Duration("key-overlap"),
+		PublicURL:           publicURL,
+		PageTitle:           cmd.String("page-title"),
+		SMTP:                cmd.String("smtp"),
+		SMTPFrom:            cmd.String("smtp-from"),
 	})
 	if err != nil {
+		ln.Close()
 		return err
-	}
-	ln, err := net.Listen("tcp", cmd.String("listen"))
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cmd.String("listen"), err)
 	}
 	hs := &http.Server{
 		Handler:           srv.Handler(),

@@ -1,4 +1,10 @@
-package server
+// Package netguard keeps ringfence's outgoing webhooks (the incident webhook,
+// status page subscribers) off internal networks: it refuses, at connect
+// time and on the address actually dialled, loopback, private, link-local
+// (cloud metadata), unique-local and other internal ranges, unless the
+// operator allows private targets. That check after name resolution is
+// what stops DNS rebinding; a check of the URL alone would not.
+package netguard
 
 import (
 	"fmt"
@@ -9,8 +15,8 @@ import (
 	"time"
 )
 
-// blockedPrefixes are the address ranges the incident webhook may not reach
-// unless Config.WebhookAllowPrivate is set, besides what netip classifies as
+// blockedPrefixes are the address ranges a webhook may not reach unless
+// private targets are allowed, besides what netip classifies as
 // loopback, private (RFC 1918, fc00::/7), link-local (which holds the cloud
 // metadata address 169.254.169.254), multicast and unspecified.
 var blockedPrefixes = []netip.Prefix{
@@ -26,9 +32,9 @@ var blockedPrefixes = []netip.Prefix{
 	netip.MustParsePrefix("100::/64"),       // discard-only
 }
 
-// publicAddr reports whether the webhook may connect to a: a public unicast
-// address, not one of blockedPrefixes.
-func publicAddr(a netip.Addr) bool {
+// PublicAddr reports whether a webhook may connect to a: a public unicast
+// address, not one of the internal ranges.
+func PublicAddr(a netip.Addr) bool {
 	a = a.Unmap()
 	if !a.IsValid() || a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() ||
 		a.IsInterfaceLocalMulticast() || a.IsMulticast() || a.IsUnspecified() {
@@ -42,28 +48,28 @@ func publicAddr(a netip.Addr) bool {
 	return true
 }
 
-// refusePrivate is a net.Dialer Control function: it runs after name
+// RefusePrivate is a net.Dialer Control function: it runs after name
 // resolution, on the address actually being connected to, so a host name
 // that resolves (or re-resolves) to an internal address is refused too.
-func refusePrivate(network, address string, _ syscall.RawConn) error {
+func RefusePrivate(network, address string, _ syscall.RawConn) error {
 	ap, err := netip.ParseAddrPort(address)
 	if err != nil {
-		return fmt.Errorf("incident webhook: unexpected address %q: %w", address, err)
+		return fmt.Errorf("webhook: unexpected address %q: %w", address, err)
 	}
-	if !publicAddr(ap.Addr()) {
-		return fmt.Errorf("incident webhook: refusing to connect to non-public address %s (serve --webhook-allow-private allows it)", ap.Addr())
+	if !PublicAddr(ap.Addr()) {
+		return fmt.Errorf("webhook: refusing to connect to non-public address %s (serve --webhook-allow-private allows it)", ap.Addr())
 	}
 	return nil
 }
 
-// newWebhookClient returns the HTTP client of the incident webhook: each
-// request bounded by timeout, no proxy from the environment (the guard must
+// NewClient returns an HTTP client for webhooks: each request bounded by
+// timeout, at most maxIdle idle connections kept, no proxy from the environment (the guard must
 // see the real destination), redirects not followed (a 3xx is a failed
 // attempt) and, unless allowPrivate, connections only to public addresses.
-func newWebhookClient(timeout time.Duration, allowPrivate bool) *http.Client {
+func NewClient(timeout time.Duration, allowPrivate bool, maxIdle int) *http.Client {
 	d := &net.Dialer{Timeout: timeout}
 	if !allowPrivate {
-		d.Control = refusePrivate
+		d.Control = RefusePrivate
 	}
 	return &http.Client{
 		Timeout: timeout,
@@ -72,7 +78,8 @@ func newWebhookClient(timeout time.Duration, allowPrivate bool) *http.Client {
 			DialContext:           d.DialContext,
 			TLSHandshakeTimeout:   timeout,
 			ResponseHeaderTimeout: timeout,
-			MaxIdleConns:          2,
+			MaxIdleConns:          maxIdle,
+			MaxIdleConnsPerHost:   maxIdle,
 			IdleConnTimeout:       time.Minute,
 			ForceAttemptHTTP2:     true,
 		},

@@ -1,4 +1,4 @@
-package server
+package netguard
 
 import (
 	"net/netip"
@@ -35,20 +35,20 @@ func TestPublicAddr(t *testing.T) {
 		"172.32.0.1":           true,
 		"::ffff:93.184.215.14": true,
 	} {
-		if got := publicAddr(netip.MustParseAddr(addr)); got != want {
-			t.Errorf("publicAddr(%s) = %v, want %v", addr, got, want)
+		if got := PublicAddr(netip.MustParseAddr(addr)); got != want {
+			t.Errorf("PublicAddr(%s) = %v, want %v", addr, got, want)
 		}
 	}
 }
 
 func TestRefusePrivateChecksTheDialedAddress(t *testing.T) {
-	if err := refusePrivate("tcp", "127.0.0.1:8080", nil); err == nil {
+	if err := RefusePrivate("tcp", "127.0.0.1:8080", nil); err == nil {
 		t.Error("loopback address accepted")
 	}
-	if err := refusePrivate("tcp6", "[2606:4700:4700::1111]:443", nil); err != nil {
+	if err := RefusePrivate("tcp6", "[2606:4700:4700::1111]:443", nil); err != nil {
 		t.Errorf("public address refused: %v", err)
 	}
-	if err := refusePrivate("tcp", "not-an-address", nil); err == nil {
+	if err := RefusePrivate("tcp", "not-an-address", nil); err == nil {
 		t.Error("unparsable address accepted")
 	}
 }

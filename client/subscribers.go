@@ -1,0 +1,64 @@
+package client
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/ringfence/ringfence/notify"
+)
+
+// NewSubscriber is a status page subscriber to create: a webhook (with its
+// Standard Webhooks secret, or one is generated) or an email address (sent
+// an opt-in link first), scoped to components by name (none: everything).
+type NewSubscriber struct {
+	Webhook    string   `json:"webhook,omitempty"`
+	Secret     string   `json:"secret,omitempty"`
+	Email      string   `json:"email,omitempty"`
+	Components []string `json:"components,omitempty"`
+}
+
+// CreatedSubscriber is a new subscriber with its webhook signing secret,
+// which is shown only now.
+type CreatedSubscriber struct {
+	notify.Subscriber
+	Secret string `json:"secret"`
+}
+
+// Subscribers lists the status page's subscribers (no secrets; webhook URLs
+// cut to scheme and host).
+func (c *Client) Subscribers(ctx context.Context) ([]notify.Subscriber, error) {
+	var out []notify.Subscriber
+	return out, c.do(ctx, http.MethodGet, "/api/v1/subscribers", nil, nil, &out)
+}
+
+// CreateSubscriber adds a subscriber (incident role).
+func (c *Client) CreateSubscriber(ctx context.Context, s NewSubscriber) (CreatedSubscriber, error) {
+	var out CreatedSubscriber
+	return out, c.do(ctx, http.MethodPost, "/api/v1/subscribers", nil, s, &out)
+}
+
+// DeleteSubscriber deletes a subscriber and its deliveries (incident role).
+func (c *Client) DeleteSubscriber(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, "/api/v1/subscribers/"+esc(id), nil, nil, nil)
+}
+
+// Deliveries lists up to limit deliveries, newest first: all, or those in
+// state (pending, delivered, dead).
+func (c *Client) Deliveries(ctx context.Context, state notify.State, limit int) ([]notify.Delivery, error) {
+	q := url.Values{}
+	if state != "" {
+		q.Set("state", string(state))
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var out []notify.Delivery
+	return out, c.do(ctx, http.MethodGet, "/api/v1/deliveries", q, nil, &out)
+}
+
+// ReplayDelivery makes a dead delivery pending again (incident role).
+func (c *Client) ReplayDelivery(ctx context.Context, id int64) error {
+	return c.do(ctx, http.MethodPost, "/api/v1/deliveries/"+strconv.FormatInt(id, 10)+"/replay", nil, struct{}{}, nil)
+}
