@@ -71,6 +71,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			tokenCommand(),
 			keysCommand(),
 			auditCommand(),
+			agentCommand(stdout, stderr),
 		},
 	}
 	err := root.Run(ctx, args)
