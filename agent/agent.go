@@ -25,7 +25,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"slices"
 	"time"
@@ -129,11 +128,11 @@ func (a *Agent) checkIn(ctx context.Context, st *State) (Result, error) {
 		}
 	}
 	if err := a.ensureTrust(ctx, st); err != nil {
-		return res, err
+		return res, &ConfigError{err}
 	}
 	v, err := a.cfg.readVersion(ctx)
 	if err != nil {
-		return res, err
+		return res, &ConfigError{err}
 	}
 	res.Version = v
 	if err := a.noticeUpgrade(st, v); err != nil {
@@ -288,7 +287,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if first && err != nil && !retryable(err) {
+		var ce *ConfigError
+		if first && errors.As(err, &ce) {
 			return err
 		}
 		st, lerr := a.state.Load()
@@ -309,16 +309,16 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 }
 
-// retryable tells errors worth retrying (server, network, verification)
-// from configuration errors that will not fix themselves.
-func retryable(err error) bool {
-	var ce *client.Error
-	if errors.As(err, &ce) || errors.Is(err, client.ErrUnverified) {
-		return true
-	}
-	var ne net.Error
-	return errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded)
-}
+// ConfigError is a check-in that failed before reaching the server, for a
+// reason of the installation's configuration: no pinned key, no readable
+// version. Agent.Run stops on one at its first check-in.
+type ConfigError struct{ Err error }
+
+// Error implements error.
+func (e *ConfigError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *ConfigError) Unwrap() error { return e.Err }
 
 // nextWait is the time until the next check-in after err (nil: success)
 // and failures failed check-ins in a row.

@@ -60,7 +60,7 @@ type Decision struct {
 	Guidance string           `json:"guidance,omitempty"`
 	Notices  []release.Notice `json:"notices"`
 	// Offer is what the server offers now (nil: nothing).
-	Offer     *release.Offer   `json:"offer"`
+	Offer     *release.Offer    `json:"offer"`
 	Databases []*DatabaseHealth `json:"databases,omitempty"`
 	// AnswerExpiresAt is when the answer decided on expires.
 	AnswerExpiresAt time.Time `json:"answer_expires_at,omitzero"`
@@ -83,6 +83,7 @@ func (a *Agent) Preflight(ctx context.Context, to release.Version) Decision {
 // failureReason is the undecided reason for a failed check-in.
 func failureReason(err error) Reason {
 	var ce *client.Error
+	var cfgErr *ConfigError
 	switch {
 	case errors.Is(err, client.ErrUnverified):
 		code := ReasonUnverified
@@ -92,10 +93,10 @@ func failureReason(err error) Reason {
 		return Reason{Code: code, Undecided: true, Message: "the server's answer did not verify, so it cannot be trusted: " + err.Error()}
 	case errors.As(err, &ce):
 		return Reason{Code: ReasonUnreachable, Undecided: true, Message: "the server refused the check-in: " + err.Error()}
-	case retryable(err):
-		return Reason{Code: ReasonUnreachable, Undecided: true, Message: "the server could not be reached: " + err.Error()}
+	case errors.As(err, &cfgErr):
+		return Reason{Code: ReasonConfiguration, Undecided: true, Message: err.Error()}
 	}
-	return Reason{Code: ReasonConfiguration, Undecided: true, Message: err.Error()}
+	return Reason{Code: ReasonUnreachable, Undecided: true, Message: "no valid answer from the server: " + err.Error()}
 }
 
 // Decide is the pure preflight decision from a verified answer and the

@@ -83,6 +83,11 @@ func OpenStateDir(dir string) (*StateDir, error) {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("create state directory: %w", err)
 		}
+		// A directory made by someone else (a test, an operator) is made
+		// private too, where we own it.
+		if err := os.Chmod(d, 0o700); err != nil && !errors.Is(err, fs.ErrPermission) {
+			return nil, fmt.Errorf("make state directory private: %w", err)
+		}
 	}
 	return &StateDir{dir: dir}, nil
 }
