@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -192,3 +193,5 @@ func reasons(d agent.Decision) []string {
 
 // slogTo returns a text logger writing to w.
 func slogTo(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
+
+func itoa(n int) string { return strconv.Itoa(n) }

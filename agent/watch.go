@@ -100,11 +100,14 @@ func (a *Agent) watchDatabase(ctx context.Context, dsn string, prev *DatabaseHea
 	status, detail, where, file := a.fingerprint(fctx, srv, key)
 	h.Status, h.Detail, h.Baseline = status, detail, where
 
-	if a.cfg.DeepCheck > 0 && status != release.HealthUnknown && now.Sub(h.DeepCheckAt) >= a.cfg.DeepCheck {
+	// The deep check runs on its schedule, and again as soon as a failing
+	// database looks intact (a repair), so its old verdict does not linger.
+	recovered := prev != nil && prev.Status.Failing() && status == release.HealthOK && h.DeepStatus.Failing()
+	if a.cfg.DeepCheck > 0 && status != release.HealthUnknown && (recovered || now.Sub(h.DeepCheckAt) >= a.cfg.DeepCheck) {
 		h.DeepCheckAt = now
 		h.DeepStatus, h.DeepDetail = a.deepCheck(ctx, srv, file)
 	}
-	if healthRank(h.DeepStatus) > healthRank(h.Status) && h.DeepStatus != release.HealthUnknown {
+	if h.DeepStatus.Failing() && healthRank(h.DeepStatus) > healthRank(h.Status) {
 		h.Status = h.DeepStatus
 		h.Detail = joinDetail(h.Detail, "deep check "+h.DeepCheckAt.Format(time.RFC3339)+": "+h.DeepDetail)
 	}
