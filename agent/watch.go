@@ -154,11 +154,7 @@ func (a *Agent) fingerprint(ctx context.Context, srv *pgcheck.Server, key string
 		return release.HealthUnknown, err.Error(), where, file
 	}
 	if len(findings) > 0 {
-		var b strings.Builder
-		for _, f := range findings {
-			fmt.Fprintf(&b, "%s; %d objects at risk. ", f.Detail, len(f.AtRisk))
-		}
-		return release.HealthCollationChanged, strings.TrimSpace(b.String()), where, file
+		return release.HealthCollationChanged, changedDetail(results, findings), where, file
 	}
 	if err := pgcheck.Uncovered(results); err != nil {
 		if file == "" {
@@ -217,14 +213,48 @@ func (a *Agent) deepCheck(ctx context.Context, srv *pgcheck.Server, baselineFile
 		return release.HealthOK, fmt.Sprintf("%d indexes checked, nothing found", rep.Checked.Indexes)
 	}
 	status := release.HealthCollationChanged
-	var b strings.Builder
+	byKind := map[pgcheck.Kind][]string{}
+	var kinds []pgcheck.Kind
 	for _, f := range rep.Findings {
 		if f.Kind != pgcheck.KindCollationChanged && f.Kind != pgcheck.KindCollationVersionMismatch {
 			status = release.HealthCorrupt
 		}
-		fmt.Fprintf(&b, "%s %s.%s: %s. ", f.Kind, f.Schema, f.Object, f.Detail)
+		if byKind[f.Kind] == nil {
+			kinds = append(kinds, f.Kind)
+		}
+		byKind[f.Kind] = append(byKind[f.Kind], f.Schema+"."+f.Object)
 	}
-	return status, strings.TrimSpace(b.String())
+	parts := make([]string, 0, len(kinds))
+	for _, k := range kinds {
+		parts = append(parts, fmt.Sprintf("%d %s (%s)", len(byKind[k]), k, clip(strings.Join(byKind[k], ", "), 300)))
+	}
+	return status, fmt.Sprintf("%d objects checked: %s; details: ringfence pg check --scope collation",
+		rep.Checked.Indexes+rep.Checked.Partitions+rep.Checked.CheckConstraints, strings.Join(parts, "; "))
+}
+
+// changedDetail summarises changed collations in one line each.
+func changedDetail(results []pgcheck.FingerprintResult, findings []pgcheck.Finding) string {
+	atRisk := map[string]int{}
+	for _, f := range findings {
+		atRisk[f.Collation] = len(f.AtRisk)
+	}
+	var parts []string
+	for _, r := range results {
+		switch r.Status {
+		case pgcheck.FingerprintChanged:
+			p := fmt.Sprintf("collation %s (%s %s) orders %d of %d probe pairs differently", r.Collation, r.Provider, r.Locale, r.ChangedPairs, r.Strings-1)
+			if len(r.Examples) > 0 {
+				p += ", e.g. " + r.Examples[0].String()
+			}
+			if r.Version == r.BaselineVersion {
+				p += fmt.Sprintf(", with the same reported version %q", r.Version)
+			}
+			parts = append(parts, p+fmt.Sprintf("; %d objects at risk", atRisk[r.Collation]))
+		case pgcheck.FingerprintUnavailable:
+			parts = append(parts, fmt.Sprintf("collation %s can no longer be used (%s); %d objects at risk", r.Collation, r.Error, atRisk[r.Collation]))
+		}
+	}
+	return strings.Join(parts, ". ")
 }
 
 // joinDetail joins two details.
