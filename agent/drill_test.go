@@ -287,7 +287,9 @@ func TestDrill(t *testing.T) {
 // agentStatus adds the drill's questions to a status.
 type agentStatus struct{ agent.Status }
 
-func (s agentStatus) verified() bool { return s.Answer != nil && s.Answer.Verified && !s.Answer.Expired }
+func (s agentStatus) verified() bool {
+	return s.Answer != nil && s.Answer.Verified && !s.Answer.Expired
+}
 
 func (s agentStatus) offer() string {
 	if !s.verified() || s.Answer.Answer.Offer == nil {
