@@ -443,7 +443,11 @@ func agentStatusCommand(stdout io.Writer) *ucli.Command {
 			if err != nil {
 				return withCode(ExitError, err)
 			}
-			sd, err := agent.OpenStateDir(o.str("state"))
+			dir := o.str("state")
+			if fi, err := os.Stat(dir); dir != "" && (err != nil || !fi.IsDir()) {
+				return withCode(ExitError, fmt.Errorf("no state directory %s: has the agent run with --state %s?", dir, dir))
+			}
+			sd, err := agent.OpenStateDir(dir)
 			if err != nil {
 				return withCode(ExitError, err)
 			}
