@@ -404,27 +404,25 @@ func runReport(ctx context.Context, cmd *ucli.Command, kind release.EventKind, s
 		return withCode(ExitError, err)
 	}
 	e := release.Event{Kind: kind, From: from, To: to, At: time.Now().UTC(), Detail: cmd.String("detail")}
-	if !cmd.Bool("now") {
-		sd, err := agent.OpenStateDir(o.str("state"))
-		if err != nil {
-			return withCode(ExitError, err)
-		}
-		name, err := agent.Report(sd, e)
-		if err != nil {
-			return withCode(ExitError, err)
-		}
-		fmt.Fprintf(stdout, "queued %s %s -> %s (%s); the next check-in delivers it\n", kind, from, to, name)
-		return nil
-	}
-	a, _, _, err := newAgent(cmd, stderr, nil)
+	// Queued first, with nothing but the state directory: a configuration
+	// problem of --now must not lose the report.
+	sd, err := agent.OpenStateDir(o.str("state"))
 	if err != nil {
 		return withCode(ExitError, err)
 	}
-	name, err := agent.Report(a.State(), e)
+	name, err := agent.Report(sd, e)
 	if err != nil {
 		return withCode(ExitError, err)
 	}
 	fmt.Fprintf(stdout, "queued %s %s -> %s (%s)\n", kind, from, to, name)
+	if !cmd.Bool("now") {
+		fmt.Fprintln(stdout, "the next check-in delivers it")
+		return nil
+	}
+	a, _, _, err := newAgent(cmd, stderr, nil)
+	if err != nil {
+		return withCode(ExitError, fmt.Errorf("not delivered yet (kept on disk for the next check-in): %w", err))
+	}
 	res, err := a.CheckIn(ctx)
 	if err != nil {
 		return withCode(ExitError, fmt.Errorf("not delivered yet (kept on disk for the next check-in): %w", err))
