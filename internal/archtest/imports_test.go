@@ -30,6 +30,7 @@ var allowed = map[string][]string{
 	"notify":               {"incident", "release"},
 	"internal/netguard":    {},
 	"internal/notifytest":  {},
+	"agent":                {"client", "pgcheck", "release", "sign"},
 	"internal/cli":         {"*"},
 	"cmd/ringfence":        {"internal/cli"},
 	"internal/pgtest":      {},
@@ -38,6 +39,7 @@ var allowed = map[string][]string{
 	"internal/archtest":    {},
 	"bench/amcheck":        {},
 	"bench/checkin":        {"release", "server", "sign", "sqlstore"},
+	"bench/agent":          {"agent", "client", "release", "server", "sqlstore"},
 }
 
 func TestImportsFollowTheArchitecture(t *testing.T) {
