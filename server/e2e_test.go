@@ -354,6 +354,9 @@ func TestRouteTableAuth(t *testing.T) {
 		"GET /api/v1/tokens":                                               release.RoleAdmin,
 		"POST /api/v1/tokens":                                              release.RoleAdmin,
 		"DELETE /api/v1/tokens/{id}":                                       release.RoleAdmin,
+		"GET /api/v1/users":                                                release.RoleAdmin,
+		"POST /api/v1/users":                                               release.RoleAdmin,
+		"DELETE /api/v1/users/{name}":                                      release.RoleAdmin,
 		"GET /api/v1/audit":                                                release.RoleViewer,
 		"POST /api/v1/keys/rotate":                                         release.RoleAdmin,
 	}

@@ -81,6 +81,11 @@ type Config struct {
 	// Retention is how long instance history (events, health reports,
 	// installations not seen since) is kept: 90 days. Negative keeps all.
 	Retention time.Duration
+	// PublicURL is the URL people reach this server at. When it is https,
+	// console cookies are Secure even if TLS ends in a proxy in front.
+	PublicURL string
+	// SessionTTL is how long a console login lasts (12h).
+	SessionTTL time.Duration
 }
 
 func (c *Config) defaults() {
@@ -98,6 +103,7 @@ func (c *Config) defaults() {
 	positiveOr(&c.WebhookAttempts, 4)
 	positiveOr(&c.WebhookBackoff, time.Second)
 	positiveOr(&c.HaltSweepInterval, time.Minute)
+	positiveOr(&c.SessionTTL, 12*time.Hour)
 	if c.KeyOverlap == 0 {
 		c.KeyOverlap = 30 * 24 * time.Hour
 	}
@@ -142,6 +148,7 @@ type Server struct {
 	// notification.
 	outboxKick chan struct{}
 	running    atomic.Bool
+	console    *console
 }
 
 // state is what the check-in path reads, swapped as a whole.
@@ -192,6 +199,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.log.Info("created the first signing key", slog.String("keyid", key.ID))
 	}
 	if err := s.refresh(ctx); err != nil {
+		return nil, err
+	}
+	if s.console, err = newConsole(s); err != nil {
 		return nil, err
 	}
 	s.handler = s.routes()
