@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	ucli "github.com/urfave/cli/v3"
@@ -44,19 +45,31 @@ func serveCommand(stdout, stderr io.Writer) *ucli.Command {
 			&ucli.DurationFlag{Name: "key-overlap", Value: 30 * 24 * time.Hour,
 				Usage: "after keys rotate, how long the previous signing key co-signs answers (negative: not at all)"},
 			&ucli.DurationFlag{Name: "retention", Value: 90 * 24 * time.Hour, Usage: "how long instance history is kept"},
+			&ucli.StringFlag{Name: "public-url", Sources: ucli.EnvVars("RINGFENCE_PUBLIC_URL"),
+				Usage: "URL people reach this server at; https makes console cookies Secure behind a TLS proxy"},
+			&ucli.BoolFlag{Name: "demo", Usage: "run a living demo on a throwaway store: a seeded product and simulated installations (prints the console's URL and a login)"},
 		},
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
 			if cmd.Args().Len() > 0 {
 				return withCode(ExitError, fmt.Errorf("serve takes no arguments, got %q", cmd.Args().Slice()))
 			}
 			log := slog.New(slog.NewJSONHandler(stderr, nil))
-			return withCode(ExitError, serve(ctx, cmd, log))
+			return withCode(ExitError, serve(ctx, cmd, log, stdout))
 		},
 	}
 }
 
-func serve(ctx context.Context, cmd *ucli.Command, log *slog.Logger) error {
-	store, err := sqlstore.Open(ctx, cmd.String("db"))
+func serve(ctx context.Context, cmd *ucli.Command, log *slog.Logger, stdout io.Writer) error {
+	dsn := cmd.String("db")
+	if cmd.Bool("demo") {
+		dir, path, err := demoStore(cmd)
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		dsn = path
+	}
+	store, err := sqlstore.Open(ctx, dsn)
 	if err != nil {
 		return err
 	}
@@ -71,6 +84,8 @@ func serve(ctx context.Context, cmd *ucli.Command, log *slog.Logger) error {
 		WebhookAllowPrivate: cmd.Bool("webhook-allow-private"),
 		Retention:           cmd.Duration("retention"),
 		KeyOverlap:          cmd.Duration("key-overlap"),
+		PublicURL:           cmd.String("public-url"),
+		AdoptionInterval:    demoAdoptionInterval(cmd),
 	})
 	if err != nil {
 		return err
@@ -88,6 +103,16 @@ func serve(ctx context.Context, cmd *ucli.Command, log *slog.Logger) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	demoCtx, stopDemo := context.WithCancel(runCtx)
+	defer stopDemo()
+	demoDone := func() {}
+	if cmd.Bool("demo") {
+		if demoDone, err = startDemo(demoCtx, store, ln.Addr(), dsn, stdout, log); err != nil {
+			stopRun()
+			ln.Close()
+			return err
+		}
+	}
 	runDone := make(chan error, 1)
 	go func() { runDone <- srv.Run(runCtx) }()
 	serveDone := make(chan error, 1)
@@ -101,6 +126,8 @@ func serve(ctx context.Context, cmd *ucli.Command, log *slog.Logger) error {
 	}
 	// Stop taking requests and let those in flight finish, then stop the
 	// background work, which writes what is still queued.
+	stopDemo()
+	demoDone()
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 	defer cancel()
 	if err := hs.Shutdown(shutdownCtx); err != nil {
