@@ -51,32 +51,55 @@ type boardCell struct {
 }
 
 // healthCache holds the latest health counts, keyed by product, version
-// and ring.
+// and ring. Requests never wait for a recount once there is a count: a
+// stale one is served while one recount runs in the background.
 type healthCache struct {
-	mu     sync.Mutex
-	at     time.Time
-	counts map[[3]string]sqlstore.HealthCount
+	mu         sync.Mutex
+	at         time.Time
+	counts     map[[3]string]sqlstore.HealthCount
+	recounting bool
 }
 
-// get returns counts at most healthCacheTTL old, recounting if needed; on
-// a failed recount it keeps serving the previous counts.
+// get returns the latest counts: the first call counts, later calls start
+// a background recount when the counts are older than healthCacheTTL.
 func (h *healthCache) get(ctx context.Context, s *Server) (map[[3]string]sqlstore.HealthCount, time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if time.Since(h.at) < healthCacheTTL && h.counts != nil {
-		return h.counts, h.at
+	switch {
+	case h.counts == nil:
+		if m, err := countHealth(ctx, s); err == nil {
+			h.counts, h.at = m, time.Now()
+		}
+	case time.Since(h.at) >= healthCacheTTL && !h.recounting:
+		h.recounting = true
+		go func() {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			m, err := countHealth(ctx, s)
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			if err == nil {
+				h.counts, h.at = m, time.Now()
+			}
+			h.recounting = false
+		}()
 	}
+	return h.counts, h.at
+}
+
+// countHealth counts installations' health per product, version and ring;
+// failures are logged.
+func countHealth(ctx context.Context, s *Server) (map[[3]string]sqlstore.HealthCount, error) {
 	list, err := s.store.HealthCounts(ctx, time.Now().Add(-upgradeFailWindow))
 	if err != nil {
 		s.log.ErrorContext(ctx, "count installation health for the console", slog.Any("err", err))
-		return h.counts, h.at
+		return nil, err
 	}
 	m := make(map[[3]string]sqlstore.HealthCount, len(list))
 	for _, c := range list {
 		m[[3]string{c.Product, c.Version, c.Ring}] = c
 	}
-	h.counts, h.at = m, time.Now()
-	return h.counts, h.at
+	return m, nil
 }
 
 // board builds product's board from the snapshot, the product's rings and
