@@ -128,7 +128,7 @@ func run(dsn string, n, requests int) error {
 	fmt.Printf("store %s, %d installations, %d releases x 3 rings, board %d bytes\n", store.Dialect(), n, len(versions), size)
 	fmt.Printf("health recount (cached 5 s): %s; first board request (includes it): %s\n", recount.Round(10*time.Microsecond), cold.Round(10*time.Microsecond))
 	report("board GET", lat)
-	fmt.Printf("board GET CPU time (user+system, all goroutines, incl. background work): %s per request\n", ((cpu1-cpu0)/time.Duration(requests)).Round(time.Microsecond))
+	fmt.Printf("board GET CPU time (user+system, all goroutines, incl. background work): %s per request\n", ((cpu1 - cpu0) / time.Duration(requests)).Round(time.Microsecond))
 	report("live refresh GET (304)", poll)
 	return nil
 }
@@ -146,7 +146,9 @@ func cpuTime() (time.Duration, error) {
 // report prints the median, 95th and 99th percentile and maximum.
 func report(what string, d []time.Duration) {
 	slices.Sort(d)
-	q := func(p float64) time.Duration { return d[min(len(d)-1, int(p*float64(len(d))))].Round(10 * time.Microsecond) }
+	q := func(p float64) time.Duration {
+		return d[min(len(d)-1, int(p*float64(len(d))))].Round(10 * time.Microsecond)
+	}
 	fmt.Printf("%-24s n=%d  p50 %s  p95 %s  p99 %s  max %s\n", what, len(d), q(0.5), q(0.95), q(0.99), d[len(d)-1].Round(10*time.Microsecond))
 }
 
