@@ -1,4 +1,4 @@
-.PHONY: build test run bench
+.PHONY: build test run serve bench
 
 build:
 	go build -o bin/ringfence ./cmd/ringfence
@@ -7,6 +7,10 @@ build:
 test:
 	scripts/test.sh
 
-# The release control plane on an embedded SQLite file.
+# A living demo on a throwaway store: prints the console's URL and a login.
 run:
+	go run ./cmd/ringfence serve --demo --listen 127.0.0.1:8080
+
+# The release control plane on an embedded SQLite file.
+serve:
 	go run ./cmd/ringfence serve --db ringfence.db

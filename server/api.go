@@ -70,6 +70,10 @@ func (s *Server) Routes() []Route {
 		// API tokens are not part of the check-in snapshot: no rebuild.
 		{"POST", "/api/v1/tokens", admin, apply(http.StatusCreated, nil, s.createToken)},
 		{"DELETE", "/api/v1/tokens/{id}", admin, remove(nil, s.revokeToken)},
+		// Console accounts are not part of the check-in snapshot either.
+		{"GET", "/api/v1/users", admin, reply(s.listUsers)},
+		{"POST", "/api/v1/users", admin, apply(http.StatusCreated, nil, s.createUser)},
+		{"DELETE", "/api/v1/users/{name}", admin, remove(nil, s.deleteUser)},
 		{"GET", "/api/v1/audit", viewer, reply(s.listAudit)},
 		{"POST", "/api/v1/keys/rotate", admin, create(s, s.rotateKey)},
 	}, s.incidentRoutes()...), s.subscriberRoutes()...)
@@ -90,6 +94,7 @@ func (s *Server) routes() http.Handler {
 		mux.Handle(rt.Method+" "+rt.Path, s.authorize(rt))
 	}
 	s.statusRoutes(mux)
+	s.console.mount(mux)
 	mux.HandleFunc("/", s.servePublic)
 	return s.recoverer(mux)
 }

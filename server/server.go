@@ -92,8 +92,10 @@ type Config struct {
 	// Retention is how long instance history (events, health reports,
 	// installations not seen since) is kept: 90 days. Negative keeps all.
 	Retention time.Duration
-	// PublicURL is the status page's public base URL, used in links of
-	// emails, feeds and Statuspage payloads (http://localhost:8080).
+	// PublicURL is the public base URL people reach this server at, used in
+	// links of emails, feeds and Statuspage payloads (http://localhost:8080).
+	// When it is https, console cookies are Secure even if TLS ends in a
+	// proxy in front.
 	PublicURL string
 	// PageTitle names the status page ("Status").
 	PageTitle string
@@ -108,6 +110,8 @@ type Config struct {
 	// Notify tunes subscriber delivery (concurrency, timeout, attempts,
 	// backoff); its Store, Site, HTTP and Mailer are set by New.
 	Notify notify.Config
+	// SessionTTL is how long a console login lasts (12h).
+	SessionTTL time.Duration
 }
 
 func (c *Config) defaults() {
@@ -126,6 +130,7 @@ func (c *Config) defaults() {
 	positiveOr(&c.WebhookBackoff, time.Second)
 	positiveOr(&c.HaltSweepInterval, time.Minute)
 	positiveOr(&c.MaintenanceInterval, 5*time.Second)
+	positiveOr(&c.SessionTTL, 12*time.Hour)
 	if c.KeyOverlap == 0 {
 		c.KeyOverlap = 30 * 24 * time.Hour
 	}
@@ -187,6 +192,7 @@ type Server struct {
 	statusDirty chan struct{}
 	notifier    *notify.Worker
 	subscribe   *rate.Limiter
+	console     *console
 }
 
 // state is what the check-in path reads, swapped as a whole.
@@ -252,6 +258,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if err := s.renderStatus(ctx); err != nil {
 		return nil, fmt.Errorf("render status page: %w", err)
+	}
+	if s.console, err = newConsole(s); err != nil {
+		return nil, err
 	}
 	s.handler = s.routes()
 	return s, nil

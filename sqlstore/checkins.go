@@ -411,16 +411,7 @@ func (s *Store) ListEvents(ctx context.Context, product string, limit int) ([]re
 // ListInstallations returns up to limit installations of product, most
 // recently seen first.
 func (s *Store) ListInstallations(ctx context.Context, product string, limit int) ([]release.Installation, error) {
-	return queryAll(ctx, s.rdb, func(row interface{ Scan(...any) error }) (release.Installation, error) {
-		var in release.Installation
-		var version, health string
-		if err := row.Scan(&in.Product, &in.InstanceID, &in.Customer, &in.Ring, &version, &health, &in.Health.Detail, &in.FirstSeen, &in.LastSeen); err != nil {
-			return in, err
-		}
-		in.Version, _ = release.ParseVersion(version)
-		in.Health.Status, in.FirstSeen, in.LastSeen = release.HealthStatus(health), in.FirstSeen.UTC(), in.LastSeen.UTC()
-		return in, nil
-	}, "list installations", `SELECT i.product, i.instance_id, i.customer, COALESCE(c.ring, ''), i.version, i.health, i.health_detail, i.first_seen, i.last_seen
+	return queryAll(ctx, s.rdb, scanInstallation, "list installations", `SELECT `+installationCols+`
 		FROM installations i LEFT JOIN customers c ON c.product = i.product AND c.name = i.customer
 		WHERE i.product = $1 ORDER BY i.last_seen DESC, i.instance_id LIMIT $2`, product, limit)
 }

@@ -52,6 +52,6 @@ func adminCommand(stdout, stderr io.Writer) *ucli.Command {
 					return nil
 				},
 			}},
-		}},
+		}, adminUserCommand(stdout, stderr)},
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -46,24 +47,34 @@ func serveCommand(stdout, stderr io.Writer) *ucli.Command {
 				Usage: "after keys rotate, how long the previous signing key co-signs answers (negative: not at all)"},
 			&ucli.DurationFlag{Name: "retention", Value: 90 * 24 * time.Hour, Usage: "how long instance history is kept"},
 			&ucli.StringFlag{Name: "public-url", Sources: ucli.EnvVars("RINGFENCE_PUBLIC_URL"),
-				Usage: "the status page's public base URL, for links in emails, feeds and webhooks (default: http://localhost:PORT)"},
+				Usage: "the public base URL people reach this server at: links in emails, feeds and webhooks; https makes console cookies Secure behind a TLS proxy (default: http://localhost:PORT)"},
 			&ucli.StringFlag{Name: "page-title", Value: "Status", Sources: ucli.EnvVars("RINGFENCE_PAGE_TITLE"), Usage: "the status page's name"},
 			&ucli.StringFlag{Name: "smtp", Sources: ucli.EnvVars("RINGFENCE_SMTP"),
 				Usage: "SMTP server for email subscribers: smtp://[user:pass@]host[:port] (STARTTLS when offered) or smtps://..."},
 			&ucli.StringFlag{Name: "smtp-from", Sources: ucli.EnvVars("RINGFENCE_SMTP_FROM"), Usage: "sender address of status emails"},
+			&ucli.BoolFlag{Name: "demo", Usage: "run a living demo on a throwaway store: a seeded product and simulated installations (prints the console's URL and a login)"},
 		}, kekFlags()...),
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
 			if cmd.Args().Len() > 0 {
 				return withCode(ExitError, fmt.Errorf("serve takes no arguments, got %q", cmd.Args().Slice()))
 			}
 			log := slog.New(slog.NewJSONHandler(stderr, nil))
-			return withCode(ExitError, serve(ctx, cmd, log))
+			return withCode(ExitError, serve(ctx, cmd, log, stdout))
 		},
 	}
 }
 
-func serve(ctx context.Context, cmd *ucli.Command, log *slog.Logger) error {
-	store, err := sqlstore.Open(ctx, cmd.String("db"))
+func serve(ctx context.Context, cmd *ucli.Command, log *slog.Logger, stdout io.Writer) error {
+	dsn := cmd.String("db")
+	if cmd.Bool("demo") {
+		dir, path, err := demoStore(cmd)
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		dsn = path
+	}
+	store, err := sqlstore.Open(ctx, dsn)
 	if err != nil {
 		return err
 	}
@@ -95,6 +106,7 @@ func serve(ctx context.Context, cmd *ucli.Command, log *slog.Logger) error {
 		PageTitle:           cmd.String("page-title"),
 		SMTP:                cmd.String("smtp"),
 		SMTPFrom:            cmd.String("smtp-from"),
+		AdoptionInterval:    demoAdoptionInterval(cmd),
 	})
 	if err != nil {
 		ln.Close()
@@ -109,6 +121,16 @@ func serve(ctx context.Context, cmd *ucli.Command, log *slog.Logger) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	demoCtx, stopDemo := context.WithCancel(runCtx)
+	defer stopDemo()
+	demoDone := func() {}
+	if cmd.Bool("demo") {
+		if demoDone, err = startDemo(demoCtx, store, ln.Addr(), dsn, stdout, log); err != nil {
+			stopRun()
+			ln.Close()
+			return err
+		}
+	}
 	runDone := make(chan error, 1)
 	go func() { runDone <- srv.Run(runCtx) }()
 	serveDone := make(chan error, 1)
@@ -122,6 +144,8 @@ func serve(ctx context.Context, cmd *ucli.Command, log *slog.Logger) error {
 	}
 	// Stop taking requests and let those in flight finish, then stop the
 	// background work, which writes what is still queued.
+	stopDemo()
+	demoDone()
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 	defer cancel()
 	if err := hs.Shutdown(shutdownCtx); err != nil {

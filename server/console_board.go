@@ -1,0 +1,196 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/ringfence/ringfence/release"
+	"github.com/ringfence/ringfence/sqlstore"
+)
+
+// healthCacheTTL is how long the console reuses its count of installations'
+// health per release and ring, which scans every installation; the board
+// itself is rebuilt from the in-memory snapshot on every request.
+const healthCacheTTL = 5 * time.Second
+
+// upgradeFailWindow is how far back the board counts failed upgrades.
+const upgradeFailWindow = 24 * time.Hour
+
+// boardModel is one product's releases (rows, newest first) by ring (columns).
+type boardModel struct {
+	Product string
+	Rings   []release.Ring
+	Rows    []boardRow
+	// HealthAt is when the health counts were taken.
+	HealthAt time.Time
+}
+
+// boardRow is one release on the board.
+type boardRow struct {
+	release.ReleaseStatus
+	Cells []boardCell
+}
+
+// OpenHolds counts the release's open holds.
+func (r boardRow) OpenHolds() int { return len(r.Holds) }
+
+// boardCell is a release's standing in one ring with its installations'
+// health.
+type boardCell struct {
+	release.RingStatus
+	OK, Corrupt, CollationChanged, Unknown, UpgradeFailed int
+	// SoakLeft is the soak time still to run in a soaking ring ("" if none).
+	SoakLeft string
+}
+
+// healthCache holds the latest health counts, keyed by product, version
+// and ring. Requests never wait for a recount once there is a count: a
+// stale one is served while one recount runs in the background.
+type healthCache struct {
+	mu         sync.Mutex
+	at         time.Time
+	counts     map[[3]string]sqlstore.HealthCount
+	recounting bool
+}
+
+// get returns the latest counts: the first call counts, later calls start
+// a background recount when the counts are older than healthCacheTTL.
+func (h *healthCache) get(ctx context.Context, s *Server) (map[[3]string]sqlstore.HealthCount, time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case h.counts == nil:
+		if m, err := countHealth(ctx, s); err == nil {
+			h.counts, h.at = m, time.Now()
+		}
+	case time.Since(h.at) >= healthCacheTTL && !h.recounting:
+		h.recounting = true
+		go func() {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			m, err := countHealth(ctx, s)
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			if err == nil {
+				h.counts, h.at = m, time.Now()
+			}
+			h.recounting = false
+		}()
+	}
+	return h.counts, h.at
+}
+
+// countHealth counts installations' health per product, version and ring;
+// failures are logged.
+func countHealth(ctx context.Context, s *Server) (map[[3]string]sqlstore.HealthCount, error) {
+	list, err := s.store.HealthCounts(ctx, time.Now().Add(-upgradeFailWindow))
+	if err != nil {
+		s.log.ErrorContext(ctx, "count installation health for the console", slog.Any("err", err))
+		return nil, err
+	}
+	m := make(map[[3]string]sqlstore.HealthCount, len(list))
+	for _, c := range list {
+		m[[3]string{c.Product, c.Version, c.Ring}] = c
+	}
+	return m, nil
+}
+
+// board builds product's board from the snapshot, the product's rings and
+// the cached health counts.
+func (c *console) board(ctx context.Context, product string) (boardModel, error) {
+	st, err := c.s.state.Load().snap.Status(product)
+	if err != nil {
+		return boardModel{}, err
+	}
+	rings, err := c.s.store.ListRings(ctx, product)
+	if err != nil {
+		return boardModel{}, err
+	}
+	rings = release.SortRings(rings)
+	soak := make(map[string]time.Duration, len(rings))
+	for _, r := range rings {
+		soak[r.Name] = r.SoakTime
+	}
+	health, at := c.health.get(ctx, c.s)
+	b := boardModel{Product: product, Rings: rings, Rows: make([]boardRow, 0, len(st)), HealthAt: at}
+	now := time.Now()
+	for i := len(st) - 1; i >= 0; i-- { // newest first
+		rs := st[i]
+		row := boardRow{ReleaseStatus: rs, Cells: make([]boardCell, len(rs.Rings))}
+		for j, ring := range rs.Rings {
+			cell := boardCell{RingStatus: ring}
+			h := health[[3]string{product, rs.Version.String(), ring.Ring}]
+			cell.OK, cell.Corrupt, cell.CollationChanged, cell.Unknown, cell.UpgradeFailed = h.OK, h.Corrupt, h.CollationChanged, h.Unknown, h.UpgradeFailed
+			if ring.State == release.RingSoaking && ring.EnteredAt != nil {
+				from := *ring.EnteredAt
+				if r := rs.Release.ResumedAt; r != nil && r.After(from) {
+					from = *r
+				}
+				if left := from.Add(soak[ring.Ring]).Sub(now); left > 0 {
+					cell.SoakLeft = fmtDuration(left)
+				}
+			}
+			row.Cells[j] = cell
+		}
+		b.Rows = append(b.Rows, row)
+	}
+	return b, nil
+}
+
+// boardView is the board page's data: the board and its table, rendered
+// once and shared by the page and the live refresh.
+type boardView struct {
+	Board boardModel
+	Table template.HTML
+	ETag  string
+}
+
+// renderBoard renders the board's table and its entity tag.
+func (c *console) renderBoard(v *view, b boardModel) (template.HTML, string, error) {
+	var buf bytes.Buffer
+	if err := c.pages["board"].ExecuteTemplate(&buf, "board-table", struct {
+		Board boardModel
+		View  *view
+	}{b, v}); err != nil {
+		return "", "", err
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	return template.HTML(buf.String()), `"` + hex.EncodeToString(sum[:12]) + `"`, nil
+}
+
+// boardPage serves a product's board; with ?part=table only the table, for
+// the page's live refresh (304 when unchanged since If-None-Match).
+func (c *console) boardPage(w http.ResponseWriter, r *http.Request, v *view) error {
+	if err := c.require(v, routeStatus); err != nil {
+		return err
+	}
+	b, err := c.board(r.Context(), v.Product)
+	if err != nil {
+		return err
+	}
+	table, etag, err := c.renderBoard(v, b)
+	if err != nil {
+		return err
+	}
+	if r.URL.Query().Get("part") == "table" {
+		w.Header().Set("ETag", etag)
+		w.Header().Set("Cache-Control", "no-cache")
+		if r.Header.Get("If-None-Match") == etag {
+			w.WriteHeader(http.StatusNotModified)
+			return nil
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write([]byte(table))
+		return nil
+	}
+	v.Title, v.Data = "Releases of "+v.Product, boardView{Board: b, Table: table, ETag: etag}
+	c.render(w, r, http.StatusOK, "board", v)
+	return nil
+}
