@@ -31,6 +31,7 @@ func TestStore(t *testing.T) {
 		{"ConcurrentReleaseChanges", testConcurrentReleaseChanges},
 		{"HaltCounts", testHaltCounts},
 		{"FirstSeen", testFirstSeen},
+		{"Bundles", testBundles},
 	}
 	t.Run("sqlite", func(t *testing.T) {
 		for _, tc := range tests {
