@@ -10,6 +10,7 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -51,8 +52,9 @@ const (
 	ExportValidity = 366 * 24 * time.Hour
 	// MaxExportReports bounds the reports in one export.
 	MaxExportReports = 1000
-	// MaxExportBytes is the size limit of an export file.
-	MaxExportBytes = 16 << 20
+	// MaxExportBytes is the size limit of an export payload (the signed file
+	// is a third larger, and within the admin API's 1 MiB request limit).
+	MaxExportBytes = 512 << 10
 	// keyCheckLen is the length of a key check in hex digits (128 bits).
 	keyCheckLen = 32
 )
@@ -449,3 +451,25 @@ func decodeStrict(data []byte, v any) error {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+// ParseValidity parses a bundle validity: a Go duration ("720h") or a whole
+// number of days ("30d"), positive and at most MaxBundleValidity.
+func ParseValidity(s string) (time.Duration, error) {
+	var d time.Duration
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil {
+			return 0, Errorf(EINVALID, "validity %q: want a duration such as 720h or a number of days such as 30d", s)
+		}
+		d = time.Duration(days) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil {
+			return 0, Errorf(EINVALID, "validity %q: want a duration such as 720h or a number of days such as 30d", s)
+		}
+	}
+	if d <= 0 || d > MaxBundleValidity {
+		return 0, Errorf(EINVALID, "validity %s: must be positive and at most %d days", s, MaxBundleValidity/(24*time.Hour))
+	}
+	return d, nil
+}

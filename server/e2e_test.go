@@ -356,6 +356,8 @@ func TestRouteTableAuth(t *testing.T) {
 		"DELETE /api/v1/tokens/{id}":                                       release.RoleAdmin,
 		"GET /api/v1/audit":                                                release.RoleViewer,
 		"POST /api/v1/keys/rotate":                                         release.RoleAdmin,
+		"POST /api/v1/products/{product}/customers/{customer}/bundles":     release.RoleReleaser,
+		"POST /api/v1/exports":                                             release.RoleReleaser,
 	}
 	e := startServer(t, servertest.SQLite(t), server.Config{})
 	setupProduct(e)
