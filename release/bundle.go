@@ -428,6 +428,27 @@ func (e Export) Validate() error {
 	return nil
 }
 
+// ImportResult says what importing an export recorded.
+type ImportResult struct {
+	// ID names the export file: the SHA-256 of its signed payload, in hex.
+	ID         string `json:"id"`
+	Customer   string `json:"customer"`
+	InstanceID string `json:"instance_id"`
+	// Duplicate is true when this very file was imported before: nothing
+	// was recorded.
+	Duplicate bool `json:"duplicate"`
+	// Reports is how many reports the file holds; Recorded how many of
+	// them were new (above the installation's imported high-water mark).
+	Reports  int `json:"reports"`
+	Recorded int `json:"recorded"`
+	Events   int `json:"events"`
+	// Through is the installation's high-water mark after the import: the
+	// next bundle acknowledges its reports up to here.
+	Through int64 `json:"reported_through"`
+	// Failing are the versions the recorded reports name failures of.
+	Failing []Version `json:"failing_versions"`
+}
+
 // CheckIn is the check-in r stands for.
 func (r Report) CheckIn(e Export) CheckIn {
 	return CheckIn{InstanceID: e.InstanceID, Product: e.Product, Version: r.Version, Nonce: exportNonce, Health: r.Health, Events: r.Events}

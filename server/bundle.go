@@ -74,11 +74,11 @@ func (s *Server) createBundle(r *http.Request, who release.Token, req bundleRequ
 // key it registered; its signature must verify with that key. Its reports
 // are then recorded as check-ins and failures go to auto-halt, as on the
 // check-in path.
-func (s *Server) importExport(r *http.Request, who release.Token, env sign.Envelope) (sqlstore.ImportResult, error) {
+func (s *Server) importExport(r *http.Request, who release.Token, env sign.Envelope) (release.ImportResult, error) {
 	now := time.Now().UTC()
 	exp, err := release.DecodeExport(env.Payload)
 	if err != nil {
-		return sqlstore.ImportResult{}, err
+		return release.ImportResult{}, err
 	}
 	st := s.state.Load()
 	var key *release.EnrollmentKey
@@ -89,12 +89,12 @@ func (s *Server) importExport(r *http.Request, who release.Token, env sign.Envel
 		}
 	}
 	if key == nil {
-		return sqlstore.ImportResult{}, release.Errorf(release.EFORBIDDEN,
+		return release.ImportResult{}, release.Errorf(release.EFORBIDDEN,
 			"export of %s: its key is not bound to any active enrollment key of %s (forged, or the key was revoked)", exp.InstanceID, exp.Product)
 	}
 	pub := sign.PublicKey{ID: sign.KeyID(ed25519.PublicKey(exp.PublicKey)), Key: ed25519.PublicKey(exp.PublicKey)}
 	if _, err := sign.Verify(env, []sign.PublicKey{pub}, now); err != nil {
-		return sqlstore.ImportResult{}, release.Errorf(release.EFORBIDDEN, "export of %s: %v", exp.InstanceID, err)
+		return release.ImportResult{}, release.Errorf(release.EFORBIDDEN, "export of %s: %v", exp.InstanceID, err)
 	}
 	sum := sha256.Sum256(env.Payload)
 	res, err := s.store.ImportExport(r.Context(), who.Actor(), sqlstore.ExportImport{ID: hex.EncodeToString(sum[:]),

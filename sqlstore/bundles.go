@@ -82,25 +82,6 @@ type ExportImport struct {
 	ReceivedAt time.Time
 }
 
-// ImportResult says what an import recorded.
-type ImportResult struct {
-	ID         string `json:"id"`
-	Customer   string `json:"customer"`
-	InstanceID string `json:"instance_id"`
-	// Duplicate is true when this very file was imported before: nothing
-	// was recorded.
-	Duplicate bool `json:"duplicate"`
-	// Reports is how many reports the file holds; Recorded how many of
-	// them were new (above the installation's imported high-water mark).
-	Reports  int `json:"reports"`
-	Recorded int `json:"recorded"`
-	Events   int `json:"events"`
-	// Through is the installation's high-water mark after the import.
-	Through int64 `json:"reported_through"`
-	// Failing are the versions the recorded reports name failures of.
-	Failing []release.Version `json:"failing_versions"`
-}
-
 // ImportExport records an export's reports not imported before as check-ins
 // of its installation (RecordCheckIns' rules: known installations, evidence
 // per customer), in one transaction with the installation's key and
@@ -108,8 +89,8 @@ type ImportResult struct {
 // or reports at or below the high-water mark, record nothing again. The
 // first import registers the installation's key; later ones must be signed
 // by the same key for the same customer (EFORBIDDEN otherwise).
-func (s *Store) ImportExport(ctx context.Context, actor string, imp ExportImport) (ImportResult, error) {
-	res := ImportResult{ID: imp.ID, Customer: imp.Customer, InstanceID: imp.InstanceID, Reports: len(imp.Reports), Failing: []release.Version{}}
+func (s *Store) ImportExport(ctx context.Context, actor string, imp ExportImport) (release.ImportResult, error) {
+	res := release.ImportResult{ID: imp.ID, Customer: imp.Customer, InstanceID: imp.InstanceID, Reports: len(imp.Reports), Failing: []release.Version{}}
 	err := s.writeSilent(ctx, func(tx *sql.Tx) error {
 		if err := s.serialize(ctx, tx, "exports/"+imp.Product+"/"+imp.InstanceID); err != nil {
 			return err
@@ -176,7 +157,7 @@ func (s *Store) ImportExport(ctx context.Context, actor string, imp ExportImport
 			"events": res.Events, "reported_through": res.Through})
 	})
 	if err != nil {
-		return ImportResult{}, err
+		return release.ImportResult{}, err
 	}
 	return res, nil
 }

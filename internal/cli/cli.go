@@ -71,6 +71,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			tokenCommand(),
 			keysCommand(),
 			auditCommand(),
+			bundleCommand(),
 		},
 	}
 	err := root.Run(ctx, args)
