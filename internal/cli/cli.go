@@ -72,6 +72,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			keysCommand(),
 			auditCommand(),
 			bundleCommand(),
+			agentCommand(stdout, stderr),
 		},
 	}
 	err := root.Run(ctx, args)

@@ -1,0 +1,469 @@
+package agent_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ringfence/ringfence/agent"
+	"github.com/ringfence/ringfence/client"
+	"github.com/ringfence/ringfence/internal/servertest"
+	"github.com/ringfence/ringfence/release"
+	"github.com/ringfence/ringfence/sign"
+)
+
+func TestCheckInVerifiesDeliversAndNoticesUpgrade(t *testing.T) {
+	f := newFleet(t)
+	f.release("1.0.0")
+	f.release("1.1.0")
+	dir := t.TempDir()
+	vfile := filepath.Join(dir, "VERSION")
+	must(t, os.WriteFile(vfile, []byte("v1.0.0\n"), 0o644))
+	cfg := f.config("ins-co", "")
+	cfg.VersionFile = vfile
+	a := newAgent(t, cfg)
+	ctx := context.Background()
+
+	res, err := a.CheckIn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Answer.Offer == nil || res.Answer.Offer.Version.String() != "1.1.0" {
+		t.Fatalf("offer = %+v, want 1.1.0", res.Answer.Offer)
+	}
+	id := instanceID(t, cfg.StateDir)
+	if id == "" {
+		t.Fatal("no instance id kept")
+	}
+	// The state directory is private.
+	for _, p := range []string{cfg.StateDir, filepath.Join(cfg.StateDir, "state.json"), filepath.Join(cfg.StateDir, "outbox")} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s has mode %v, want no access for group and others", p, fi.Mode().Perm())
+		}
+	}
+	st := status(t, cfg.StateDir)
+	if st.Answer == nil || !st.Answer.Verified || st.Answer.Expired || !strings.Contains(st.Guidance, "Upgrade to 1.1.0 is offered") {
+		t.Fatalf("status after a check-in = %+v, guidance %q", st.Answer, st.Guidance)
+	}
+
+	// The installation upgrades; the agent notices the version change and
+	// reports it itself, once.
+	must(t, os.WriteFile(vfile, []byte("1.1.0\n"), 0o644))
+	res, err = a.CheckIn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Delivered != 1 {
+		t.Fatalf("delivered %d events, want the upgrade_succeeded", res.Delivered)
+	}
+	if _, err := a.CheckIn(ctx); err != nil {
+		t.Fatal(err)
+	}
+	evs := f.events(id)
+	if len(evs) != 1 || evs[0].Kind != release.EventUpgradeSucceeded || evs[0].From.String() != "1.0.0" || evs[0].To.String() != "1.1.0" {
+		t.Fatalf("server events = %+v, want one upgrade_succeeded 1.0.0 -> 1.1.0", evs)
+	}
+	if st := status(t, cfg.StateDir); len(st.Undelivered) != 0 || st.Version.String() != "1.1.0" {
+		t.Fatalf("status = %d undelivered, version %s", len(st.Undelivered), st.Version)
+	}
+	// A tampered kept answer no longer verifies in status.
+	path := filepath.Join(cfg.StateDir, "state.json")
+	data, err := os.ReadFile(path)
+	must(t, err)
+	var raw map[string]any
+	must(t, json.Unmarshal(data, &raw))
+	env := raw["last_answer"].(map[string]any)["envelope"].(map[string]any)
+	payload := env["payload"].(string)
+	env["payload"] = payload[:len(payload)-8] + "AAAAAAA="
+	data, _ = json.Marshal(raw)
+	must(t, os.WriteFile(path, data, 0o600))
+	if st := status(t, cfg.StateDir); st.Answer == nil || st.Answer.Verified || st.Guidance != "" {
+		t.Fatalf("status of a tampered kept answer = %+v, guidance %q", st.Answer, st.Guidance)
+	}
+}
+
+// proxy forwards to target, letting the test rewrite answers.
+type proxy struct {
+	mu      sync.Mutex
+	rewrite func(body []byte) []byte
+	down    bool
+}
+
+func startProxy(t *testing.T, target string) (*proxy, string) {
+	p := &proxy{}
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		rw, down := p.rewrite, p.down
+		p.mu.Unlock()
+		if down {
+			http.Error(w, "bad gateway", http.StatusBadGateway)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		req, _ := http.NewRequest(r.Method, target+r.URL.Path, bytes.NewReader(body))
+		req.Header = r.Header.Clone()
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		if rw != nil && r.URL.Path == "/v1/checkin" && resp.StatusCode == 200 {
+			out = rw(out)
+		}
+		w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+		w.WriteHeader(resp.StatusCode)
+		w.Write(out)
+	}))
+	t.Cleanup(hs.Close)
+	return p, hs.URL
+}
+
+func (p *proxy) set(rw func([]byte) []byte) {
+	p.mu.Lock()
+	p.rewrite = rw
+	p.mu.Unlock()
+}
+
+// TestUnverifiedAnswersMeanNoUpgrade: a tampered, replayed, expired or
+// unpinned answer is never acted on; the events it would have acknowledged
+// stay queued; preflight says 2.
+func TestUnverifiedAnswersMeanNoUpgrade(t *testing.T) {
+	f := newFleet(t)
+	f.release("1.0.0")
+	f.release("1.1.0")
+	p, url := startProxy(t, f.srv.URL)
+	ctx := context.Background()
+	var recorded []byte
+
+	other, err := sign.GenerateKey(rand.Reader, time.Now())
+	must(t, err)
+	cases := []struct {
+		name    string
+		rewrite func([]byte) []byte
+		cfg     func(*agent.Config)
+		want    error
+	}{
+		{name: "tampered", rewrite: func(b []byte) []byte {
+			var env sign.Envelope
+			must(t, json.Unmarshal(b, &env))
+			env.Payload = bytes.Replace(env.Payload, []byte(`"offer":{`), []byte(`"offer" :{`), 1)
+			out, _ := json.Marshal(env)
+			return out
+		}, want: sign.ErrBadSignature},
+		{name: "replayed", rewrite: func(b []byte) []byte { return recorded }, want: client.ErrUnverified},
+		{name: "expired", cfg: func(c *agent.Config) {
+			c.Now = func() time.Time { return time.Now().Add(2 * time.Hour) }
+		}, want: sign.ErrExpired},
+		{name: "unpinned", cfg: func(c *agent.Config) {
+			c.TrustFile = writeKeys(t, t.TempDir(), []sign.PublicKey{other.Public()})
+		}, want: sign.ErrNoTrustedSignature},
+	}
+	// A genuine answer to replay later.
+	p.set(func(b []byte) []byte { recorded = bytes.Clone(b); return b })
+	genuine := f.config("ins-co", "1.0.0")
+	genuine.Server = url
+	if _, err := newAgent(t, genuine).CheckIn(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p.set(c.rewrite)
+			defer p.set(nil)
+			cfg := f.config("ins-co", "1.0.0")
+			cfg.Server = url
+			if c.cfg != nil {
+				c.cfg(&cfg)
+			}
+			a := newAgent(t, cfg)
+			_, err := agent.Report(a.State(), release.Event{Kind: release.EventUpgradeFailed,
+				From: release.MustParseVersion("1.0.0"), To: release.MustParseVersion("1.1.0"), At: time.Now().UTC()})
+			must(t, err)
+			d := a.Preflight(ctx, release.MustParseVersion("1.1.0"))
+			if d.ExitCode != 2 || d.Decision != agent.Undecided || !slices.Contains(reasons(d), agent.ReasonUnverified) {
+				t.Fatalf("preflight = %+v, want undecided (answer_unverified)", d)
+			}
+			_, err = a.CheckIn(ctx)
+			if !errors.Is(err, client.ErrUnverified) || !errors.Is(err, c.want) {
+				t.Fatalf("check-in error = %v, want %v", err, c.want)
+			}
+			st := status(t, cfg.StateDir)
+			if len(st.Undelivered) != 1 {
+				t.Errorf("%d undelivered events after unverified answers, want 1 kept", len(st.Undelivered))
+			}
+			if st.Answer != nil || st.LastError == "" {
+				t.Errorf("status keeps answer %+v, last error %q; want no answer and the error", st.Answer, st.LastError)
+			}
+			if c.name == "unpinned" && len(st.UnpinnedSigners) == 0 {
+				t.Errorf("status does not name the unpinned signer")
+			}
+		})
+	}
+}
+
+// TestServerDownKeepsReports: preflight says 2 while the server cannot be
+// reached; reports stay on disk and are delivered, once, when it is back.
+func TestServerDownKeepsReports(t *testing.T) {
+	f := newFleet(t)
+	f.release("1.0.0")
+	f.release("1.1.0")
+	ctx := context.Background()
+	cfg := f.config("ins-co", "1.0.0")
+	if _, err := newAgent(t, cfg).CheckIn(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id := instanceID(t, cfg.StateDir)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	deadURL := "http://" + ln.Addr().String()
+	ln.Close()
+	down := cfg
+	down.Server = deadURL
+	a := newAgent(t, down)
+	for _, k := range []release.EventKind{release.EventUpgradeStarted, release.EventUpgradeFailed} {
+		_, err := agent.Report(a.State(), release.Event{Kind: k, From: release.MustParseVersion("1.0.0"),
+			To: release.MustParseVersion("1.1.0"), At: time.Now().UTC(), Detail: "migration 42"})
+		must(t, err)
+	}
+	d := a.Preflight(ctx, release.MustParseVersion("1.1.0"))
+	if d.ExitCode != 2 || !slices.Contains(reasons(d), agent.ReasonUnreachable) {
+		t.Fatalf("preflight with the server down = %+v, want exit 2, server_unreachable", d)
+	}
+	st := status(t, cfg.StateDir)
+	if len(st.Undelivered) != 2 || st.LastError == "" {
+		t.Fatalf("status with the server down: %d undelivered, last error %q", len(st.Undelivered), st.LastError)
+	}
+	// The last verified answer is still shown, as the last word.
+	if st.Answer == nil || !st.Answer.Verified {
+		t.Fatalf("status lost the last verified answer: %+v", st.Answer)
+	}
+	if len(f.events(id)) != 0 {
+		t.Fatal("events reached the server while it was unreachable")
+	}
+
+	// The server is back.
+	res, err := newAgent(t, cfg).CheckIn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Delivered != 2 {
+		t.Fatalf("delivered %d, want 2", res.Delivered)
+	}
+	if _, err := newAgent(t, cfg).CheckIn(ctx); err != nil {
+		t.Fatal(err)
+	}
+	evs := f.events(id)
+	sort.Slice(evs, func(i, j int) bool { return evs[i].At.Before(evs[j].At) })
+	if len(evs) != 2 || evs[0].Kind != release.EventUpgradeStarted || evs[1].Kind != release.EventUpgradeFailed {
+		t.Fatalf("server events = %+v, want upgrade_started then upgrade_failed, once each", evs)
+	}
+	if st := status(t, cfg.StateDir); len(st.Undelivered) != 0 || st.LastError != "" {
+		t.Fatalf("after delivery: %d undelivered, last error %q", len(st.Undelivered), st.LastError)
+	}
+}
+
+// TestPreflightReasons runs preflight against the real server for each
+// reason it can give without a database.
+func TestPreflightReasons(t *testing.T) {
+	f := newFleet(t)
+	ctx := context.Background()
+	for _, v := range []string{"1.0.0", "1.1.0", "1.2.0", "2.0.0", "2.1.0", "3.0.0"} {
+		f.release(v, func(r *client.NewRelease) {
+			r.RequiredStop = v == "2.0.0"
+			switch v {
+			case "3.0.0":
+				r.RollbackSafeTo = release.MustParseVersion("2.1.0")
+			case "2.0.0":
+				r.RollbackSafeTo = release.MustParseVersion("1.0.0")
+			}
+		})
+	}
+	v := release.MustParseVersion
+	pause := func(ver string) {
+		_, err := f.admin.PauseRelease(ctx, "acme", v(ver), "investigating odd reports", "https://status.example.com/i/7")
+		must(t, err)
+	}
+	pull := func(ver string, pr client.PullRequest) {
+		_, err := f.admin.PullRelease(ctx, "acme", v(ver), pr)
+		must(t, err)
+	}
+	pause("1.2.0")
+	pull("3.0.0", client.PullRequest{Reason: "corrupts indexes", IncidentURL: "https://status.example.com/i/9",
+		Action: release.ActionRollback, Target: v("2.1.0")})
+	pull("2.1.0", client.PullRequest{Reason: "breaks logins", Action: release.ActionHold})
+	pull("1.1.0", client.PullRequest{Reason: "slow queries", Action: release.ActionUpgrade, Target: v("2.0.0")})
+
+	cases := []struct {
+		running, to string
+		code        int
+		want        []string
+	}{
+		{"1.0.0", "2.0.0", 0, nil},                                                    // the required stop itself
+		{"1.0.0", "3.0.0", 1, []string{agent.ReasonRequiredStop}},                     // beyond the stop
+		{"1.0.0", "1.2.0", 1, []string{agent.ReasonNotOffered}},                       // paused target: not offered
+		{"1.2.0", "3.0.0", 1, []string{agent.ReasonPaused, agent.ReasonRequiredStop}}, // running a paused release
+		{"1.1.0", "2.0.0", 0, nil},                                                    // pulled, upgrade along the guidance
+		{"1.1.0", "1.2.0", 1, []string{agent.ReasonPulled, agent.ReasonNotOffered}},   // pulled, elsewhere
+		{"2.1.0", "2.2.0", 1, []string{agent.ReasonPulled, agent.ReasonNotOffered}},   // pulled, hold
+		{"3.0.0", "2.1.0", 1, []string{agent.ReasonPulled, agent.ReasonNotOffered}},   // rollback target itself pulled: hold
+		{"2.0.0", "1.9.0", 1, []string{agent.ReasonNotOffered}},                       // a downgrade nobody offered
+	}
+	for _, c := range cases {
+		t.Run(c.running+"->"+c.to, func(t *testing.T) {
+			a := newAgent(t, f.config("ins-co", c.running))
+			d := a.Preflight(ctx, v(c.to))
+			if d.ExitCode != c.code || !slices.Equal(reasons(d), c.want) {
+				t.Fatalf("preflight %s -> %s = exit %d %v (%+v), want exit %d %v", c.running, c.to, d.ExitCode, reasons(d), d.Reasons, c.code, c.want)
+			}
+		})
+	}
+	// A sanctioned rollback is a go.
+	pull("2.0.0", client.PullRequest{Reason: "slow", Action: release.ActionRollback, Target: v("1.0.0")})
+	d := newAgent(t, f.config("ins-co", "2.0.0")).Preflight(ctx, v("1.0.0"))
+	if d.ExitCode != 0 {
+		t.Fatalf("rollback along the guidance: %+v, want go", d)
+	}
+	// Bad configuration is undecided, never go.
+	cfg := f.config("ins-co", "1.0.0")
+	cfg.TrustFile = ""
+	d = newAgent(t, cfg).Preflight(ctx, v("2.0.0"))
+	if d.ExitCode != 2 || !slices.Contains(reasons(d), agent.ReasonConfiguration) {
+		t.Fatalf("preflight without pinned keys = %+v, want exit 2, configuration", d)
+	}
+}
+
+// TestKeyRotation: during the overlap an agent that pinned only the old key
+// keeps verifying (co-signed answers) and says a new key is signing; after
+// the overlap its answers fail to verify until the operator ships the new
+// key in the trust file.
+func TestKeyRotation(t *testing.T) {
+	dsn := servertest.SQLite(t)
+	f := newFleetOn(t, servertest.Start(t, dsn, fastServer()))
+	f.release("1.0.0")
+	f.release("1.1.0")
+	ctx := context.Background()
+	cfg := f.config("ins-co", "1.0.0")
+	if _, err := newAgent(t, cfg).CheckIn(ctx); err != nil {
+		t.Fatal(err)
+	}
+	newKey, err := f.admin.RotateKey(ctx)
+	must(t, err)
+
+	// Within the overlap.
+	servertest.Eventually(t, 5*time.Second, "answers co-signed by the new key", func() bool {
+		_, err := newAgent(t, cfg).CheckIn(ctx)
+		return err == nil && slices.Contains(status(t, cfg.StateDir).UnpinnedSigners, newKey.ID)
+	})
+	d := newAgent(t, cfg).Preflight(ctx, release.MustParseVersion("1.1.0"))
+	if d.ExitCode != 0 {
+		t.Fatalf("preflight within the overlap = %+v, want go", d)
+	}
+
+	// After the overlap: a server on the same store whose previous key no
+	// longer co-signs.
+	after := fastServer()
+	after.KeyOverlap = -1
+	late := servertest.Start(t, dsn, after)
+	cfg.Server = late.URL
+	d = newAgent(t, cfg).Preflight(ctx, release.MustParseVersion("1.1.0"))
+	if d.ExitCode != 2 || !slices.Contains(reasons(d), agent.ReasonUnverified) {
+		t.Fatalf("preflight after the overlap with only the old key pinned = %+v, want undecided", d)
+	}
+	if st := status(t, cfg.StateDir); !strings.Contains(st.LastError, newKey.ID) || !strings.Contains(st.LastError, "not pinned") {
+		t.Fatalf("last error %q does not name the unpinned key %s", st.LastError, newKey.ID)
+	}
+	// /v1/keys lists the new key, but the agent does not learn it from the
+	// network: only a trust file the operator ships adds it.
+	cfg.TrustFile = writeKeys(t, t.TempDir(), []sign.PublicKey{newKey})
+	d = newAgent(t, cfg).Preflight(ctx, release.MustParseVersion("1.1.0"))
+	if d.ExitCode != 0 {
+		t.Fatalf("preflight after the new key was shipped = %+v, want go", d)
+	}
+	if st := status(t, cfg.StateDir); len(st.PinnedKeys) != 2 || len(st.UnpinnedSigners) != 0 {
+		t.Fatalf("pinned %v, unpinned signers %v", st.PinnedKeys, st.UnpinnedSigners)
+	}
+}
+
+// TestTrustOnFirstUse pins the server's keys once and never again.
+func TestTrustOnFirstUse(t *testing.T) {
+	f := newFleet(t)
+	f.release("1.0.0")
+	ctx := context.Background()
+	cfg := f.config("ins-co", "1.0.0")
+	cfg.TrustFile, cfg.TrustOnFirstUse = "", true
+	var logs servertest.Buffer
+	cfg.Logger = slogTo(&logs)
+	if _, err := newAgent(t, cfg).CheckIn(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "TRUST ON FIRST USE") {
+		t.Errorf("trust on first use was not announced loudly: %s", logs.String())
+	}
+	if st := status(t, cfg.StateDir); len(st.PinnedKeys) != 1 || !strings.Contains(st.PinnedFrom, "trust on first use") {
+		t.Fatalf("pinned %v from %q", st.PinnedKeys, st.PinnedFrom)
+	}
+	newKey, err := f.admin.RotateKey(ctx)
+	must(t, err)
+	servertest.Eventually(t, 5*time.Second, "rotation seen", func() bool {
+		_, err := newAgent(t, cfg).CheckIn(ctx)
+		return err == nil && slices.Contains(status(t, cfg.StateDir).UnpinnedSigners, newKey.ID)
+	})
+	if st := status(t, cfg.StateDir); len(st.PinnedKeys) != 1 {
+		t.Fatalf("trust on first use pinned again: %v", st.PinnedKeys)
+	}
+}
+
+// TestRetryAfter: a 429 makes the agent wait at least Retry-After.
+func TestRetryAfter(t *testing.T) {
+	f := newFleet(t)
+	f.release("1.0.0")
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/checkin" {
+			w.Header().Set("Retry-After", "3600")
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusTooManyRequests)
+			w.Write([]byte(`{"status":429,"code":"rate_limited","title":"Too Many Requests"}`))
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	defer hs.Close()
+	cfg := f.config("ins-co", "1.0.0")
+	cfg.Server = hs.URL
+	ctx, cancel := context.WithCancel(context.Background())
+	a := newAgent(t, cfg)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	servertest.Eventually(t, 10*time.Second, "next check-in scheduled", func() bool {
+		return !status(t, cfg.StateDir).NextDue.IsZero()
+	})
+	cancel()
+	must(t, <-done)
+	st := status(t, cfg.StateDir)
+	if wait := time.Until(st.NextDue); wait < 59*time.Minute {
+		t.Fatalf("next check-in in %s after a 429 with Retry-After 3600, want at least an hour", wait)
+	}
+	if !strings.Contains(st.LastError, "429") {
+		t.Fatalf("last error %q", st.LastError)
+	}
+}

@@ -1,0 +1,275 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ringfence/ringfence/release"
+	"github.com/ringfence/ringfence/sign"
+)
+
+// File names inside the state directory.
+const (
+	stateFile   = "state.json"
+	outboxDir   = "outbox"
+	baselineDir = "baselines"
+	lockFile    = "lock"
+)
+
+// State is what the agent keeps between runs in its state directory. It is
+// written as a whole, atomically, under the directory's lock.
+type State struct {
+	// InstanceID identifies this installation; generated at the first start.
+	InstanceID string `json:"instance_id"`
+	// Pinned are the answer-signing keys the agent trusts.
+	Pinned []sign.PublicKey `json:"pinned_keys"`
+	// PinnedFrom says where the keys came from (a trust file, or
+	// trust-on-first-use from the server).
+	PinnedFrom string `json:"pinned_from,omitempty"`
+	// Version is the version reported in the last successful check-in.
+	Version release.Version `json:"version,omitzero"`
+	// Last is the last verified answer, with what is needed to verify it
+	// again.
+	Last *KeptAnswer `json:"last_answer,omitempty"`
+	// LastAttempt is when the last check-in was tried; LastError why it
+	// failed (empty after a success).
+	LastAttempt time.Time `json:"last_attempt,omitzero"`
+	LastError   string    `json:"last_error,omitempty"`
+	// Failures counts check-ins failed in a row (backoff).
+	Failures int `json:"failures,omitempty"`
+	// NextDue is when the running agent means to check in next.
+	NextDue time.Time `json:"next_due,omitzero"`
+	// UnpinnedSigners are key ids that signed recent answers but are not
+	// pinned (a key rotation the operator should follow).
+	UnpinnedSigners []string `json:"unpinned_signers,omitempty"`
+	// Databases is the last watch result per database, by label.
+	Databases map[string]*DatabaseHealth `json:"databases,omitempty"`
+}
+
+// KeptAnswer is a verified answer as kept on disk: the envelope exactly as
+// received, and the nonce and instance id it must echo. It is re-verified
+// whenever it is read.
+type KeptAnswer struct {
+	Envelope   sign.Envelope `json:"envelope"`
+	Nonce      string        `json:"nonce"`
+	InstanceID string        `json:"instance_id"`
+	ReceivedAt time.Time     `json:"received_at"`
+}
+
+// StateDir is the agent's state directory: state.json, the outbox of
+// undelivered events, agent-owned collation baselines and a lock file.
+// Directories are 0700, files 0600; every file is replaced atomically
+// (temporary file, fsync, rename, fsync of the directory).
+type StateDir struct {
+	dir string
+}
+
+// OpenStateDir opens (creating when missing) the state directory dir.
+func OpenStateDir(dir string) (*StateDir, error) {
+	if dir == "" {
+		return nil, errors.New("no state directory (set --state or RINGFENCE_AGENT_STATE)")
+	}
+	for _, d := range []string{dir, filepath.Join(dir, outboxDir), filepath.Join(dir, baselineDir)} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("create state directory: %w", err)
+		}
+		// A directory made by someone else (a test, an operator) is made
+		// private too, where we own it.
+		if err := os.Chmod(d, 0o700); err != nil && !errors.Is(err, fs.ErrPermission) {
+			return nil, fmt.Errorf("make state directory private: %w", err)
+		}
+	}
+	return &StateDir{dir: dir}, nil
+}
+
+// Path returns the directory's path.
+func (s *StateDir) Path() string { return s.dir }
+
+// Load reads state.json; a missing file is an empty state.
+func (s *StateDir) Load() (*State, error) {
+	data, err := os.ReadFile(filepath.Join(s.dir, stateFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return &State{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read agent state: %w", err)
+	}
+	var st State
+	if err := json.Unmarshal(data, &st); err != nil {
+		return nil, fmt.Errorf("read agent state %s: %w (the file is damaged: move it away to start afresh, losing the instance id)",
+			filepath.Join(s.dir, stateFile), err)
+	}
+	return &st, nil
+}
+
+// Save writes state.json atomically.
+func (s *StateDir) Save(st *State) error {
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode agent state: %w", err)
+	}
+	if err := writeFileAtomic(filepath.Join(s.dir, stateFile), append(data, '\n')); err != nil {
+		return fmt.Errorf("save agent state: %w", err)
+	}
+	return nil
+}
+
+// Lock takes the directory's exclusive lock, waiting until ctx is done: one
+// check-in at a time, whichever process (run, preflight, report --now) does
+// it. The returned function releases it.
+func (s *StateDir) Lock(ctx context.Context) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(s.dir, lockFile), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock state directory: %w", err)
+	}
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("lock state directory: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("lock state directory (another agent process holds it): %w", context.Cause(ctx))
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// QueuedEvent is an event in the outbox, with the file that holds it.
+type QueuedEvent struct {
+	// Name is the file's name in the outbox (ordered by queueing time).
+	Name  string        `json:"name"`
+	Event release.Event `json:"event"`
+}
+
+// Enqueue validates e and writes it to the outbox durably (fsynced file and
+// directory) before returning: once Enqueue returns, the event survives a
+// crash and stays until an answer to a check-in that carried it verifies.
+func (s *StateDir) Enqueue(e release.Event) (string, error) {
+	if err := e.Validate(); err != nil {
+		return "", fmt.Errorf("queue event: %s", release.ErrorMessage(err))
+	}
+	data, err := json.Marshal(e)
+	if err != nil {
+		return "", fmt.Errorf("queue event: %w", err)
+	}
+	// The name orders events by queueing time; the random tail keeps two
+	// processes from colliding.
+	name := fmt.Sprintf("%020d-%s.json", time.Now().UnixNano(), strings.ToLower(rand.Text()[:10]))
+	if err := writeFileAtomic(filepath.Join(s.dir, outboxDir, name), data); err != nil {
+		return "", fmt.Errorf("queue event: %w", err)
+	}
+	return name, nil
+}
+
+// Outbox returns the undelivered events, oldest first. A file that cannot
+// be decoded is an error, not skipped: nothing is dropped silently.
+func (s *StateDir) Outbox() ([]QueuedEvent, error) {
+	ents, err := os.ReadDir(filepath.Join(s.dir, outboxDir))
+	if err != nil {
+		return nil, fmt.Errorf("read outbox: %w", err)
+	}
+	var names []string
+	for _, e := range ents {
+		if n := e.Name(); !e.IsDir() && strings.HasSuffix(n, ".json") && !strings.HasPrefix(n, ".") {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	out := make([]QueuedEvent, 0, len(names))
+	for _, n := range names {
+		data, err := os.ReadFile(filepath.Join(s.dir, outboxDir, n))
+		if errors.Is(err, fs.ErrNotExist) { // delivered meanwhile by another process
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read outbox: %w", err)
+		}
+		var e release.Event
+		if err := json.Unmarshal(data, &e); err != nil {
+			return nil, fmt.Errorf("read outbox event %s: %w", n, err)
+		}
+		out = append(out, QueuedEvent{Name: n, Event: e})
+	}
+	return out, nil
+}
+
+// Delivered removes events from the outbox (after a verified answer to the
+// check-in that carried them) and syncs the directory.
+func (s *StateDir) Delivered(names []string) error {
+	dir := filepath.Join(s.dir, outboxDir)
+	for _, n := range names {
+		if err := os.Remove(filepath.Join(dir, n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove delivered event: %w", err)
+		}
+	}
+	return syncDir(dir)
+}
+
+// baselinePath is where the agent keeps the collation baseline of the
+// database labelled label when the database holds none of its own.
+func (s *StateDir) baselinePath(label string) string {
+	return filepath.Join(s.dir, baselineDir, label+".json")
+}
+
+// writeFileAtomic replaces path with data: a temporary file in the same
+// directory, written, fsynced, made 0600, renamed over path, and the
+// directory fsynced, so a crash leaves the old file or the new one.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // after a successful rename there is nothing to remove
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// newInstanceID returns a random installation id (26 characters of base32,
+// 130 random bits).
+func newInstanceID() string { return "rf-" + strings.ToLower(rand.Text()) }

@@ -1,0 +1,99 @@
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"sort"
+	"time"
+
+	"github.com/ringfence/ringfence/client"
+	"github.com/ringfence/ringfence/release"
+	"github.com/ringfence/ringfence/sign"
+)
+
+// Status is what `agent status` shows: everything from the state directory,
+// nothing from the network.
+type Status struct {
+	StateDir   string          `json:"state_dir"`
+	InstanceID string          `json:"instance_id"`
+	Version    release.Version `json:"version,omitzero"`
+	// Answer is the last verified answer, verified again now.
+	Answer *AnswerStatus `json:"answer"`
+	// Guidance is the answer's word on the running version in plain words
+	// (empty without a verified answer).
+	Guidance    string            `json:"guidance,omitempty"`
+	Databases   []*DatabaseHealth `json:"databases"`
+	Undelivered []QueuedEvent     `json:"undelivered_events"`
+	LastAttempt time.Time         `json:"last_attempt,omitzero"`
+	LastError   string            `json:"last_error,omitempty"`
+	NextDue     time.Time         `json:"next_checkin_due,omitzero"`
+	PinnedKeys  []string          `json:"pinned_keys"`
+	PinnedFrom  string            `json:"pinned_from,omitempty"`
+	// UnpinnedSigners are keys that signed the latest answer but are not
+	// pinned: a key rotation to follow.
+	UnpinnedSigners []string `json:"unpinned_signers,omitempty"`
+}
+
+// AnswerStatus is a kept answer and how it verifies now.
+type AnswerStatus struct {
+	// Verified is true when the kept envelope verifies with the pinned keys
+	// (as of its issue time when expired).
+	Verified bool `json:"verified"`
+	// Expired is true once the answer's validity has passed: its guidance
+	// still stands as the last word, but it no longer permits an upgrade.
+	Expired    bool            `json:"expired"`
+	Error      string          `json:"error,omitempty"`
+	ReceivedAt time.Time       `json:"received_at"`
+	Answer     *release.Answer `json:"answer,omitempty"`
+}
+
+// ReadStatus reads the state directory's status at now.
+func ReadStatus(sd *StateDir, now time.Time) (Status, error) {
+	st, err := sd.Load()
+	if err != nil {
+		return Status{}, err
+	}
+	out, err := sd.Outbox()
+	if err != nil {
+		return Status{}, err
+	}
+	s := Status{StateDir: sd.Path(), InstanceID: st.InstanceID, Version: st.Version, Undelivered: out,
+		LastAttempt: st.LastAttempt, LastError: st.LastError, NextDue: st.NextDue, PinnedFrom: st.PinnedFrom,
+		UnpinnedSigners: st.UnpinnedSigners, PinnedKeys: []string{}, Databases: []*DatabaseHealth{}}
+	for _, k := range st.Pinned {
+		s.PinnedKeys = append(s.PinnedKeys, k.ID)
+	}
+	for _, d := range st.Databases {
+		s.Databases = append(s.Databases, d)
+	}
+	sort.Slice(s.Databases, func(i, j int) bool { return s.Databases[i].Name < s.Databases[j].Name })
+	if st.Last != nil {
+		s.Answer = verifyKept(st.Last, st.Pinned, now)
+		if s.Answer.Verified {
+			s.Guidance = Guidance(*s.Answer.Answer)
+		}
+	}
+	return s, nil
+}
+
+// verifyKept verifies a kept answer at now, and when it has expired, as of
+// its issue time (a tampered state file fails either way).
+func verifyKept(k *KeptAnswer, pinned []sign.PublicKey, now time.Time) *AnswerStatus {
+	as := &AnswerStatus{ReceivedAt: k.ReceivedAt}
+	ans, err := client.VerifyAnswer(k.Envelope, pinned, k.InstanceID, k.Nonce, now)
+	if errors.Is(err, sign.ErrExpired) {
+		as.Expired = true
+		var v struct {
+			IssuedAt time.Time `json:"issued_at"`
+		}
+		if json.Unmarshal(k.Envelope.Payload, &v) == nil {
+			ans, err = client.VerifyAnswer(k.Envelope, pinned, k.InstanceID, k.Nonce, v.IssuedAt)
+		}
+	}
+	if err != nil {
+		as.Error = err.Error()
+		return as
+	}
+	as.Verified, as.Answer = true, &ans
+	return as
+}

@@ -1,0 +1,135 @@
+package agent_test
+
+import (
+	"context"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ringfence/ringfence/agent"
+	"github.com/ringfence/ringfence/internal/pgtest"
+	"github.com/ringfence/ringfence/pgcheck"
+	"github.com/ringfence/ringfence/release"
+)
+
+// checkRole creates the non-superuser role docs/pg-check.md describes in db.
+func checkRole(c *pgtest.Cluster, db string) {
+	c.Exec("postgres", `DO $$ BEGIN
+		IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'ringfence_check') THEN
+			CREATE ROLE ringfence_check LOGIN;
+			GRANT pg_read_all_data TO ringfence_check;
+		END IF; END $$`)
+	c.Exec(db, `GRANT EXECUTE ON FUNCTION bt_index_check(regclass, boolean) TO ringfence_check;
+		GRANT EXECUTE ON FUNCTION bt_index_parent_check(regclass, boolean) TO ringfence_check;
+		GRANT EXECUTE ON FUNCTION verify_heapam(regclass, boolean, boolean, text, bigint, bigint) TO ringfence_check`)
+}
+
+// TestDatabaseWatch: an agent watching a real database as the documented
+// non-superuser role records the baseline at first contact, sees the
+// collation change PostgreSQL does not report, reports it once, finds the
+// corruption with the deep check, and says unknown (never ok) for a
+// database it cannot reach. Preflight gives each as its reason.
+func TestDatabaseWatch(t *testing.T) {
+	c := pgtest.New(t)
+	pgtest.CollationFixture(t, c, "app")
+	checkRole(c, "app")
+	// A second database whose baseline lives in its own ringfence schema.
+	pgtest.CollationFixture(t, c, "rec")
+	checkRole(c, "rec")
+	rec := c.Connect("rec")
+	must(t, pgcheck.RecordFingerprints(context.Background(), rec))
+	c.Exec("rec", `GRANT USAGE ON SCHEMA ringfence TO ringfence_check; GRANT SELECT ON ringfence.collation_fingerprint TO ringfence_check`)
+
+	f := newFleet(t)
+	f.release("1.0.0")
+	f.release("1.1.0")
+	ctx := context.Background()
+	cfg := f.config("ins-co", "1.0.0")
+	cfg.DSNs = []string{c.UserDSN("ringfence_check", "app"), c.UserDSN("ringfence_check", "rec")}
+	a := newAgent(t, cfg)
+	res, err := a.CheckIn(ctx)
+	must(t, err)
+	if res.Health == nil || res.Health.Status != release.HealthOK || len(res.Databases) != 2 {
+		t.Fatalf("first contact: health %+v, databases %+v", res.Health, res.Databases)
+	}
+	byName := func(dbs []*agent.DatabaseHealth, db string) *agent.DatabaseHealth {
+		for _, d := range dbs {
+			if strings.HasSuffix(d.Name, "/"+db) {
+				return d
+			}
+		}
+		t.Fatalf("no database %s in %+v", db, dbs)
+		return nil
+	}
+	if b := byName(res.Databases, "app").Baseline; b != agent.BaselineInState {
+		t.Errorf("app baseline in %q, want the state directory (the role cannot create a schema)", b)
+	}
+	if b := byName(res.Databases, "rec").Baseline; b != agent.BaselineInDatabase {
+		t.Errorf("rec baseline in %q, want the database's own", b)
+	}
+	if d := a.Preflight(ctx, release.MustParseVersion("1.1.0")); d.ExitCode != 0 {
+		t.Fatalf("preflight on intact databases = %+v", d)
+	}
+	id := instanceID(t, cfg.StateDir)
+
+	// The image changes the collation under the indexes.
+	c.Restart(pgtest.CodePoint)
+	res, err = a.CheckIn(ctx)
+	must(t, err)
+	if res.Health.Status != release.HealthCollationChanged || byName(res.Databases, "app").Status != release.HealthCollationChanged ||
+		byName(res.Databases, "rec").Status != release.HealthCollationChanged {
+		t.Fatalf("after the collation change: health %+v", res.Health)
+	}
+	if res.Delivered != 2 {
+		t.Fatalf("delivered %d events, want an integrity_failed per database", res.Delivered)
+	}
+	d := a.Preflight(ctx, release.MustParseVersion("1.1.0"))
+	if d.ExitCode != 1 || !slices.Equal(reasons(d), []string{agent.ReasonCollationChanged, agent.ReasonCollationChanged}) {
+		t.Fatalf("preflight after the change = %v %+v", reasons(d), d.Reasons)
+	}
+	// A lasting failure is reported once, not at every check-in.
+	if n := len(f.events(id)); n != 2 {
+		t.Fatalf("%d events on the server after three check-ins, want 2", n)
+	}
+	insts, err := f.admin.Installations(ctx, "acme", 0)
+	must(t, err)
+	if i := slices.IndexFunc(insts, func(i release.Installation) bool { return i.InstanceID == id }); i < 0 || insts[i].Health.Status != release.HealthCollationChanged {
+		t.Fatalf("server's view of the installation: %+v", insts)
+	}
+
+	// The deep check (amcheck) finds the indexes corrupt.
+	deep := cfg
+	deep.DeepCheck = time.Hour
+	deep.DSNs = cfg.DSNs[:1]
+	res, err = newAgent(t, deep).CheckIn(ctx)
+	must(t, err)
+	app := byName(res.Databases, "app")
+	if app.Status != release.HealthCorrupt || app.DeepStatus != release.HealthCorrupt || !strings.Contains(app.DeepDetail, "index_corrupt") {
+		t.Fatalf("deep check: %+v", app)
+	}
+	d = newAgent(t, deep).Preflight(ctx, release.MustParseVersion("1.1.0"))
+	if d.ExitCode != 1 || !slices.Contains(reasons(d), agent.ReasonDatabaseCorrupt) {
+		t.Fatalf("preflight with a corrupt database = %+v", d)
+	}
+
+	// A database that cannot be reached is unknown, and preflight cannot
+	// decide.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	gone := f.config("ins-co", "1.0.0")
+	gone.DSNs = []string{"postgres://nobody@127.0.0.1:" + itoa(port) + "/app?sslmode=disable&connect_timeout=2"}
+	ga := newAgent(t, gone)
+	res, err = ga.CheckIn(ctx)
+	must(t, err)
+	if res.Health.Status != release.HealthUnknown {
+		t.Fatalf("unreachable database: health %+v, want unknown", res.Health)
+	}
+	d = ga.Preflight(ctx, release.MustParseVersion("1.1.0"))
+	if d.ExitCode != 2 || !slices.Equal(reasons(d), []string{agent.ReasonDatabaseUnknown}) {
+		t.Fatalf("preflight with an unreachable database = %+v, want undecided", d)
+	}
+}
