@@ -235,6 +235,11 @@ func (a *Agent) observe(ctx context.Context, st *State, now time.Time) (Result, 
 		st.InstanceID = newInstanceID()
 		a.log.Info("new installation id", "instance_id", st.InstanceID)
 	}
+	// Keys come from the trust file here: trust on first use would need
+	// the network, and fails.
+	if err := a.ensureTrust(ctx, st); err != nil {
+		return res, &ConfigError{err}
+	}
 	v, err := a.cfg.readVersion(ctx)
 	if err != nil {
 		return res, &ConfigError{err}
@@ -330,6 +335,8 @@ func (a *Agent) PreflightBundle(ctx context.Context, file string, to release.Ver
 		var env sign.Envelope
 		if env, err = ReadBundleFile(file); err == nil {
 			_, err = a.acceptBundle(st, env, file, now)
+		} else {
+			err = &BundleError{Code: ReasonBundleRefused, Err: err}
 		}
 	}
 	if err == nil {
