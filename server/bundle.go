@@ -46,6 +46,16 @@ func (s *Server) createBundle(r *http.Request, who release.Token, req bundleRequ
 	if _, err := release.NewBundle(st.snap, product, customer, 1, issued, issued.Add(valid)); err != nil {
 		return sign.Envelope{}, err
 	}
+	checks := []string{}
+	for h, k := range st.keys {
+		if k.Product == product && k.Customer == customer {
+			checks = append(checks, release.BundleKeyCheck(h, product, customer))
+		}
+	}
+	sort.Strings(checks)
+	if len(checks) == 0 {
+		return sign.Envelope{}, release.Errorf(release.ECONFLICT, "customer %s has no active enrollment key: create one (ringfence customer key create) and give it to the site's agent", customer)
+	}
 	seq, acks, err := s.store.NextBundle(ctx, who.Actor(), sqlstore.BundleRecord{Product: product, Customer: customer,
 		IssuedAt: issued, ExpiresAt: issued.Add(valid)})
 	if err != nil {
@@ -55,16 +65,7 @@ func (s *Server) createBundle(r *http.Request, who release.Token, req bundleRequ
 	if err != nil {
 		return sign.Envelope{}, err
 	}
-	for h, k := range st.keys {
-		if k.Product == product && k.Customer == customer {
-			b.KeyChecks = append(b.KeyChecks, release.BundleKeyCheck(h, product, customer))
-		}
-	}
-	sort.Strings(b.KeyChecks)
-	if len(b.KeyChecks) == 0 {
-		return sign.Envelope{}, release.Errorf(release.ECONFLICT, "customer %s has no active enrollment key: create one (ringfence customer key create) and give it to the site's agent", customer)
-	}
-	b.Acknowledged = acks
+	b.KeyChecks, b.Acknowledged = checks, acks
 	return st.ring.SignJSON(b)
 }
 
