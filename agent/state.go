@@ -54,6 +54,9 @@ type State struct {
 	UnpinnedSigners []string `json:"unpinned_signers,omitempty"`
 	// Databases is the last watch result per database, by label.
 	Databases map[string]*DatabaseHealth `json:"databases,omitempty"`
+	// Offline is the air-gapped state (bundles, offline reports); nil for
+	// an installation that never ran offline. See bundle.go.
+	Offline *OfflineState `json:"offline,omitempty"`
 }
 
 // KeptAnswer is a verified answer as kept on disk: the envelope exactly as

@@ -32,6 +32,8 @@ type Status struct {
 	// UnpinnedSigners are keys that signed the latest answer but are not
 	// pinned: a key rotation to follow.
 	UnpinnedSigners []string `json:"unpinned_signers,omitempty"`
+	// Bundle is the air-gapped state (nil when never run offline).
+	Bundle *BundleStatus `json:"bundle,omitempty"`
 }
 
 // AnswerStatus is a kept answer and how it verifies now.
@@ -67,6 +69,7 @@ func ReadStatus(sd *StateDir, now time.Time) (Status, error) {
 		s.Databases = append(s.Databases, d)
 	}
 	sort.Slice(s.Databases, func(i, j int) bool { return s.Databases[i].Name < s.Databases[j].Name })
+	s.Bundle = bundleStatus(st, now)
 	if st.Last != nil {
 		s.Answer = verifyKept(st.Last, st.Pinned, now)
 		if s.Answer.Verified {

@@ -50,6 +50,9 @@ func (s *Server) Routes() []Route {
 		{"POST", prod + "/customers", admin, create(s, s.createCustomer)},
 		{"PATCH", prod + "/customers/{customer}", admin, update(s, s.updateCustomer)},
 		{"GET", prod + "/customers/{customer}/keys", admin, reply(s.listKeys)},
+		// Offline bundles and exports change no fact of the snapshot.
+		{"POST", prod + "/customers/{customer}/bundles", releaser, apply(http.StatusCreated, nil, s.createBundle)},
+		{"POST", "/api/v1/exports", releaser, apply(http.StatusOK, nil, s.importExport)},
 		{"POST", prod + "/customers/{customer}/keys", admin, create(s, s.createKey)},
 		{"DELETE", prod + "/customers/{customer}/keys/{id}", admin, remove(s.changed, s.revokeKey)},
 		{"GET", prod + "/releases", viewer, reply(s.listReleases)},

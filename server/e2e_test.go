@@ -393,6 +393,8 @@ func TestRouteTableAuth(t *testing.T) {
 		"DELETE /api/v1/subscribers/{id}":                                  release.RoleIncident,
 		"GET /api/v1/deliveries":                                           release.RoleViewer,
 		"POST /api/v1/deliveries/{id}/replay":                              release.RoleIncident,
+		"POST /api/v1/products/{product}/customers/{customer}/bundles":     release.RoleReleaser,
+		"POST /api/v1/exports":                                             release.RoleReleaser,
 	}
 	e := startServer(t, servertest.SQLite(t), server.Config{})
 	setupProduct(e)

@@ -49,43 +49,47 @@ func (s *Store) RecordCheckIns(ctx context.Context, recs []CheckInRecord) error 
 	if len(recs) == 0 {
 		return nil
 	}
+	return s.writeSilent(ctx, func(tx *sql.Tx) error { return s.recordCheckIns(ctx, tx, recs) })
+}
+
+// recordCheckIns is RecordCheckIns inside tx (also used by ImportExport, so
+// imported reports go through exactly the same rules).
+func (s *Store) recordCheckIns(ctx context.Context, tx *sql.Tx, recs []CheckInRecord) error {
 	withHealth, withoutHealth := latestPerInstallation(recs)
 	params := s.statementParams()
-	return s.writeSilent(ctx, func(tx *sql.Tx) error {
-		events, reports, err := evidenceRows(ctx, tx, recs)
-		if err != nil {
-			return err
-		}
-		// A reported health replaces the stored one.
-		if err := insertRows(ctx, tx, params, `INSERT INTO installations
-				(product, instance_id, customer, version, health, health_detail, first_seen, last_seen) VALUES `, `
-			ON CONFLICT (product, customer, instance_id) DO UPDATE SET
-				version = excluded.version,
-				health = excluded.health, health_detail = excluded.health_detail,
-				last_seen = excluded.last_seen`, withHealth); err != nil {
-			return fmt.Errorf("record check-ins: %w", err)
-		}
-		// Without a report the stored health stays, unless the version
-		// changed: then nothing is known about the new one yet.
-		if err := insertRows(ctx, tx, params, `INSERT INTO installations
-				(product, instance_id, customer, version, health, health_detail, first_seen, last_seen) VALUES `, `
-			ON CONFLICT (product, customer, instance_id) DO UPDATE SET
-				version = excluded.version,
-				health = CASE WHEN installations.version <> excluded.version THEN 'unknown' ELSE installations.health END,
-				health_detail = CASE WHEN installations.version <> excluded.version THEN '' ELSE installations.health_detail END,
-				last_seen = excluded.last_seen`, withoutHealth); err != nil {
-			return fmt.Errorf("record check-ins: %w", err)
-		}
-		if err := insertRows(ctx, tx, params, `INSERT INTO events
-				(product, instance_id, customer, kind, from_version, to_version, at, detail, received_at, seen_on) VALUES `, "", events); err != nil {
-			return fmt.Errorf("record check-in events: %w", err)
-		}
-		if err := insertRows(ctx, tx, params, `INSERT INTO health_reports
-				(product, instance_id, customer, version, status, detail, at, seen_on) VALUES `, "", reports); err != nil {
-			return fmt.Errorf("record health reports: %w", err)
-		}
-		return nil
-	})
+	events, reports, err := evidenceRows(ctx, tx, recs)
+	if err != nil {
+		return err
+	}
+	// A reported health replaces the stored one.
+	if err := insertRows(ctx, tx, params, `INSERT INTO installations
+			(product, instance_id, customer, version, health, health_detail, first_seen, last_seen) VALUES `, `
+		ON CONFLICT (product, customer, instance_id) DO UPDATE SET
+			version = excluded.version,
+			health = excluded.health, health_detail = excluded.health_detail,
+			last_seen = excluded.last_seen`, withHealth); err != nil {
+		return fmt.Errorf("record check-ins: %w", err)
+	}
+	// Without a report the stored health stays, unless the version
+	// changed: then nothing is known about the new one yet.
+	if err := insertRows(ctx, tx, params, `INSERT INTO installations
+			(product, instance_id, customer, version, health, health_detail, first_seen, last_seen) VALUES `, `
+		ON CONFLICT (product, customer, instance_id) DO UPDATE SET
+			version = excluded.version,
+			health = CASE WHEN installations.version <> excluded.version THEN 'unknown' ELSE installations.health END,
+			health_detail = CASE WHEN installations.version <> excluded.version THEN '' ELSE installations.health_detail END,
+			last_seen = excluded.last_seen`, withoutHealth); err != nil {
+		return fmt.Errorf("record check-ins: %w", err)
+	}
+	if err := insertRows(ctx, tx, params, `INSERT INTO events
+			(product, instance_id, customer, kind, from_version, to_version, at, detail, received_at, seen_on) VALUES `, "", events); err != nil {
+		return fmt.Errorf("record check-in events: %w", err)
+	}
+	if err := insertRows(ctx, tx, params, `INSERT INTO health_reports
+			(product, instance_id, customer, version, status, detail, at, seen_on) VALUES `, "", reports); err != nil {
+		return fmt.Errorf("record health reports: %w", err)
+	}
+	return nil
 }
 
 // evidenceRows turns recs' events and failing health reports into rows of

@@ -34,6 +34,7 @@ func agentCommand(stdout, stderr io.Writer) *ucli.Command {
 			agentPreflightCommand(stdout, stderr),
 			agentReportCommand(stdout, stderr),
 			agentStatusCommand(stdout),
+			agentExportCommand(stdout, stderr),
 		},
 	}
 }
@@ -234,7 +235,8 @@ func agentRunCommand(stderr io.Writer) *ucli.Command {
 			"reports upgrade_succeeded itself when the running version changes, and logs notices\n" +
 			"and guidance prominently. Stops on SIGINT/SIGTERM.",
 		Flags: append(agentCheckInFlags(),
-			&ucli.StringFlag{Name: "metrics-listen", Sources: agentEnv("metrics-listen"), Usage: "serve Prometheus metrics on `ADDR` (e.g. 127.0.0.1:9464)"}),
+			&ucli.StringFlag{Name: "metrics-listen", Sources: agentEnv("metrics-listen"), Usage: "serve Prometheus metrics on `ADDR` (e.g. 127.0.0.1:9464)"},
+			bundleDirFlag()),
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
 			reg := prometheus.NewRegistry()
 			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -248,6 +250,9 @@ func agentRunCommand(stderr io.Writer) *ucli.Command {
 					return withCode(ExitError, err)
 				}
 				defer stop()
+			}
+			if dir := cmd.String("bundle-dir"); dir != "" {
+				return withCode(ExitError, a.RunOffline(ctx, dir, agent.NewBundleMetrics(reg)))
 			}
 			return withCode(ExitError, a.Run(ctx))
 		},
@@ -285,7 +290,7 @@ func agentPreflightCommand(stdout, stderr io.Writer) *ucli.Command {
 		Flags: append(agentCheckInFlags(),
 			&ucli.StringFlag{Name: "to", Usage: "the `VERSION` to upgrade to", Required: true},
 			&ucli.StringFlag{Name: "termination-log", Usage: "also write a one-line verdict to `FILE` (Kubernetes: /dev/termination-log)"},
-			agentJSONFlag()),
+			agentJSONFlag(), bundleFlag()),
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
 			to, err := agent.ParseVersion(cmd.String("to"))
 			if err != nil {
@@ -297,7 +302,11 @@ func agentPreflightCommand(stdout, stderr io.Writer) *ucli.Command {
 				d = agent.Decision{To: to, Decision: agent.Undecided, ExitCode: ExitError, Notices: []release.Notice{},
 					Reasons: []agent.Reason{{Code: agent.ReasonConfiguration, Undecided: true, Message: err.Error()}}}
 			} else {
-				d = a.Preflight(ctx, to)
+				if f := cmd.String("bundle"); f != "" {
+					d = a.PreflightBundle(ctx, f, to)
+				} else {
+					d = a.Preflight(ctx, to)
+				}
 			}
 			if cmd.Bool("json") {
 				err = writeJSON(stdout, d)
@@ -493,6 +502,7 @@ func printAgentStatus(w io.Writer, st agent.Status, now time.Time) error {
 			fmt.Fprintf(w, "             deep check %s: %s %s\n", d.DeepCheckAt.UTC().Format(time.RFC3339), orDash(string(d.DeepStatus)), d.DeepDetail)
 		}
 	}
+	printBundleStatus(w, st.Bundle, now)
 	fmt.Fprintf(w, "undelivered: %d events\n", len(st.Undelivered))
 	for _, q := range st.Undelivered {
 		fmt.Fprintf(w, "             %s %s -> %s at %s\n", q.Event.Kind, orDash(q.Event.From.String()), q.Event.To, q.Event.At.UTC().Format(time.RFC3339))

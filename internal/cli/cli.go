@@ -75,6 +75,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			incidentCommand(),
 			maintenanceCommand(),
 			subscriberCommand(),
+			bundleCommand(),
 			agentCommand(stdout, stderr),
 		},
 	}
