@@ -208,6 +208,9 @@ type PullRequest struct {
 	IncidentURL string          `json:"incident_url,omitempty"`
 	Action      release.Action  `json:"action"`
 	Target      release.Version `json:"target,omitzero"`
+	// ForceReason accepts an upgrade target that has not passed its
+	// product's gates (refused otherwise), saying why.
+	ForceReason string `json:"force_reason,omitempty"`
 }
 
 // PullRelease withdraws a release for good (releaser).

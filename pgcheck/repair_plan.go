@@ -1,8 +1,8 @@
 package pgcheck
 
 import (
-	"errors"
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"

@@ -320,6 +320,8 @@ type pullRequest struct {
 	IncidentURL string          `json:"incident_url"`
 	Action      release.Action  `json:"action"`
 	Target      release.Version `json:"target"`
+	// ForceReason accepts an upgrade target that has not passed its gates.
+	ForceReason string `json:"force_reason"`
 }
 
 type promoteRequest struct {
@@ -411,9 +413,9 @@ func (s *Server) updateRing(r *http.Request, who release.Token, req ringUpdate) 
 			ring.Position = *req.Position
 		}
 		if req.Soak != nil {
-			d, err := time.ParseDuration(*req.Soak)
+			d, err := release.ParseDuration(*req.Soak)
 			if err != nil {
-				return release.Errorf(release.EINVALID, "soak %q: %v", *req.Soak, err)
+				return release.Errorf(release.EINVALID, "soak: %s", release.ErrorMessage(err))
 			}
 			ring.SoakTime = d
 		}
@@ -497,9 +499,12 @@ func (s *Server) resumeRelease(r *http.Request, who release.Token, req resumeReq
 }
 
 func (s *Server) pullRelease(r *http.Request, who release.Token, req pullRequest) (release.Release, error) {
+	if err := s.checkUpgradeTarget(r, req); err != nil {
+		return release.Release{}, err
+	}
 	return s.changeRelease(r, who, "release.pull", req.Reason, func(rel *release.Release, others []release.Release) error {
-		return rel.Pull(release.Pull{Reason: req.Reason, IncidentURL: req.IncidentURL, Action: req.Action, Target: req.Target, By: who.Actor()},
-			others, storeTime())
+		return rel.Pull(release.Pull{Reason: req.Reason, IncidentURL: req.IncidentURL, Action: req.Action, Target: req.Target, By: who.Actor(),
+			ForcedPastGates: req.ForceReason}, others, storeTime())
 	})
 }
 

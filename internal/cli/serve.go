@@ -38,12 +38,12 @@ func serveCommand(stdout, stderr io.Writer) *ucli.Command {
 				Usage: "URL that receives a POST when auto-halt pauses a release"},
 			&ucli.BoolFlag{Name: "webhook-allow-private", Sources: ucli.EnvVars("RINGFENCE_WEBHOOK_ALLOW_PRIVATE"),
 				Usage: "let the incident webhook reach loopback, private and link-local addresses (refused by default)"},
-			&ucli.DurationFlag{Name: "answer-ttl", Value: time.Hour, Usage: "validity of signed check-in answers"},
+			&durationFlag{Name: "answer-ttl", Value: time.Hour, Usage: "validity of signed check-in answers"},
 			&ucli.FloatFlag{Name: "checkin-rate", Value: 50, Usage: "check-ins per second allowed per enrollment key"},
 			&ucli.IntFlag{Name: "checkin-burst", Value: 200, Usage: "check-in burst allowed per enrollment key"},
-			&ucli.DurationFlag{Name: "key-overlap", Value: 30 * 24 * time.Hour,
+			&durationFlag{Name: "key-overlap", Value: 30 * 24 * time.Hour,
 				Usage: "after keys rotate, how long the previous signing key co-signs answers (negative: not at all)"},
-			&ucli.DurationFlag{Name: "retention", Value: 90 * 24 * time.Hour, Usage: "how long instance history is kept"},
+			&durationFlag{Name: "retention", Value: 90 * 24 * time.Hour, Usage: "how long instance history is kept"},
 		},
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
 			if cmd.Args().Len() > 0 {
