@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	ucli "github.com/urfave/cli/v3"
@@ -20,7 +21,7 @@ import (
 // dbFlag names the store: a SQLite file or a postgres:// URL.
 func dbFlag() *ucli.StringFlag {
 	return &ucli.StringFlag{Name: "db", Value: "ringfence.db", Sources: ucli.EnvVars("RINGFENCE_DB"),
-		Usage: "store: a SQLite file path, or a postgres:// URL"}
+		Usage: "store: a SQLite file (PATH or sqlite:PATH), or PostgreSQL (postgres://… or postgresql://… URL, or key=value such as \"host=db dbname=ringfence\")"}
 }
 
 // serveCommand is `ringfence serve`: the release control plane.
@@ -33,17 +34,17 @@ func serveCommand(stdout, stderr io.Writer) *ucli.Command {
 			"Several serve processes may share one PostgreSQL database.",
 		Flags: []ucli.Flag{
 			dbFlag(),
-			&ucli.StringFlag{Name: "listen", Value: ":8080", Usage: "address to listen on"},
+			&ucli.StringFlag{Name: "listen", Sources: ucli.EnvVars("RINGFENCE_LISTEN"), Value: ":8080", Usage: "address to listen on"},
 			&ucli.StringFlag{Name: "incident-webhook", Sources: ucli.EnvVars("RINGFENCE_INCIDENT_WEBHOOK"),
 				Usage: "URL that receives a POST when auto-halt pauses a release"},
 			&ucli.BoolFlag{Name: "webhook-allow-private", Sources: ucli.EnvVars("RINGFENCE_WEBHOOK_ALLOW_PRIVATE"),
 				Usage: "let the incident webhook reach loopback, private and link-local addresses (refused by default)"},
-			&durationFlag{Name: "answer-ttl", Value: time.Hour, Usage: "validity of signed check-in answers"},
-			&ucli.FloatFlag{Name: "checkin-rate", Value: 50, Usage: "check-ins per second allowed per enrollment key"},
-			&ucli.IntFlag{Name: "checkin-burst", Value: 200, Usage: "check-in burst allowed per enrollment key"},
-			&durationFlag{Name: "key-overlap", Value: 30 * 24 * time.Hour,
+			&durationFlag{Name: "answer-ttl", Sources: ucli.EnvVars("RINGFENCE_ANSWER_TTL"), Value: time.Hour, Usage: "validity of signed check-in answers"},
+			&ucli.FloatFlag{Name: "checkin-rate", Sources: ucli.EnvVars("RINGFENCE_CHECKIN_RATE"), Value: 50, Usage: "check-ins per second allowed per enrollment key"},
+			&ucli.IntFlag{Name: "checkin-burst", Sources: ucli.EnvVars("RINGFENCE_CHECKIN_BURST"), Value: 200, Usage: "check-in burst allowed per enrollment key"},
+			&durationFlag{Name: "key-overlap", Sources: ucli.EnvVars("RINGFENCE_KEY_OVERLAP"), Value: 30 * 24 * time.Hour,
 				Usage: "after keys rotate, how long the previous signing key co-signs answers (negative: not at all)"},
-			&durationFlag{Name: "retention", Value: 90 * 24 * time.Hour, Usage: "how long instance history is kept"},
+			&durationFlag{Name: "retention", Sources: ucli.EnvVars("RINGFENCE_RETENTION"), Value: 90 * 24 * time.Hour, Usage: "how long instance history is kept"},
 		},
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
 			if cmd.Args().Len() > 0 {
@@ -55,7 +56,33 @@ func serveCommand(stdout, stderr io.Writer) *ucli.Command {
 	}
 }
 
+// listenAddr checks a --listen value: a bare port number is the most
+// common slip, and net.Listen would only say "missing port in address".
+func listenAddr(s string) (string, error) {
+	if _, err := strconv.Atoi(s); err == nil {
+		return "", fmt.Errorf("--listen %s: give an address with a colon: :%s (every interface) or 127.0.0.1:%s (this machine only)", s, s, s)
+	}
+	if _, _, err := net.SplitHostPort(s); err != nil {
+		return "", fmt.Errorf("--listen %s: want HOST:PORT or :PORT (e.g. :8080): %w", s, err)
+	}
+	return s, nil
+}
+
 func serve(ctx context.Context, cmd *ucli.Command, log *slog.Logger) error {
+	addr, err := listenAddr(cmd.String("listen"))
+	if err != nil {
+		return err
+	}
+	if _, _, err := sqlstore.ClassifyDSN(cmd.String("db")); err != nil {
+		return err
+	}
+	// Bind before creating anything: a busy port must not leave a new
+	// store and signing key behind.
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	defer ln.Close()
 	store, err := sqlstore.Open(ctx, cmd.String("db"))
 	if err != nil {
 		return err
@@ -74,10 +101,6 @@ func serve(ctx context.Context, cmd *ucli.Command, log *slog.Logger) error {
 	})
 	if err != nil {
 		return err
-	}
-	ln, err := net.Listen("tcp", cmd.String("listen"))
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cmd.String("listen"), err)
 	}
 	hs := &http.Server{
 		Handler:           srv.Handler(),
