@@ -210,6 +210,9 @@ type PullRequest struct {
 	Target      release.Version `json:"target,omitzero"`
 	// Incident is the id of the incident to link; 0 opens one.
 	Incident int64 `json:"incident,omitempty"`
+	// ForceReason accepts an upgrade target that has not passed its
+	// product's gates (refused otherwise), saying why.
+	ForceReason string `json:"force_reason,omitempty"`
 }
 
 // PullRelease withdraws a release for good (releaser).

@@ -130,7 +130,7 @@ func TestAdminAndCheckIn(t *testing.T) {
 	// Pull with guidance reaches the installation already on the release.
 	must[release.Release](t)(admin.CreateRelease(ctx, "acme", client.NewRelease{Version: v("1.1.1")}))
 	pulled := must[release.Release](t)(admin.PullRelease(ctx, "acme", v("1.1.0"), client.PullRequest{
-		Reason: "sort order changed", IncidentURL: "https://status.acme.example/i/1", Action: release.ActionUpgrade, Target: v("1.1.1")}))
+		Reason: "sort order changed", IncidentURL: "https://status.acme.example/i/1", Action: release.ActionUpgrade, Target: v("1.1.1"), ForceReason: "hotfix: its gates run after the pull"}))
 	if pulled.Status != release.StatusPulled || pulled.Pulled == nil || !strings.HasPrefix(pulled.Pulled.By, "root (") {
 		t.Fatalf("pulled %+v", pulled)
 	}

@@ -36,13 +36,67 @@ func ParseScope(s string) (Scope, error) {
 // Filter restricts which relations are checked. Patterns are shell globs
 // (path.Match) matched against the unqualified name, or against
 // "schema.name" when the pattern contains a dot. Empty include lists
-// include everything.
+// include everything. Every include pattern must select something: Check
+// refuses a run in which one matched nothing (a misspelt name is never a
+// clean bill of health).
 type Filter struct {
 	Schemas, ExcludeSchemas []string
 	Tables, ExcludeTables   []string
 	Indexes, ExcludeIndexes []string
 	// ExcludeCatalogs skips pg_catalog, pg_toast and information_schema.
 	ExcludeCatalogs bool
+
+	// hits records the include patterns that selected something (nil:
+	// not recorded).
+	hits *patternHits
+}
+
+// patternHits is the set of include patterns that selected an object.
+type patternHits struct {
+	mu  sync.Mutex
+	hit map[string]bool
+}
+
+func (h *patternHits) mark(flag string, patterns []string, schema, name string) {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, p := range patterns {
+		if matchAny([]string{p}, schema, name) {
+			h.hit[flag+" "+p] = true
+		}
+	}
+}
+
+// tracking returns a copy of f that records which include patterns
+// select something.
+func (f Filter) tracking() Filter {
+	f.hits = &patternHits{hit: map[string]bool{}}
+	return f
+}
+
+// unmatched lists the include patterns that selected nothing, as the flags
+// that give them ("--table nosuch").
+func (f Filter) unmatched() []string {
+	if f.hits == nil {
+		return nil
+	}
+	f.hits.mu.Lock()
+	defer f.hits.mu.Unlock()
+	var out []string
+	for _, l := range []struct {
+		flag     string
+		patterns []string
+	}{{"--schema", f.Schemas}, {"--table", f.Tables}, {"--index", f.Indexes}} {
+		for _, p := range l.patterns {
+			if !f.hits.hit[l.flag+" "+p] {
+				out = append(out, l.flag+" "+p)
+			}
+		}
+	}
+	return out
 }
 
 // Validate reports a malformed pattern.
@@ -80,6 +134,8 @@ func (f Filter) schemaOK(schema string) bool {
 	return !matchAny(f.ExcludeSchemas, "", schema)
 }
 
+// tableOK reports whether the table is selected, recording the include
+// patterns that selected it.
 func (f Filter) tableOK(schema, table string) bool {
 	if !f.schemaOK(schema) {
 		return false
@@ -87,7 +143,12 @@ func (f Filter) tableOK(schema, table string) bool {
 	if len(f.Tables) > 0 && !matchAny(f.Tables, schema, table) {
 		return false
 	}
-	return !matchAny(f.ExcludeTables, schema, table)
+	if matchAny(f.ExcludeTables, schema, table) {
+		return false
+	}
+	f.hits.mark("--schema", f.Schemas, "", schema)
+	f.hits.mark("--table", f.Tables, schema, table)
+	return true
 }
 
 // indexOK matches the index patterns only; the index's table is matched
@@ -96,12 +157,17 @@ func (f Filter) indexOK(schema, index string) bool {
 	if len(f.Indexes) > 0 && !matchAny(f.Indexes, schema, index) {
 		return false
 	}
-	return !matchAny(f.ExcludeIndexes, schema, index)
+	if matchAny(f.ExcludeIndexes, schema, index) {
+		return false
+	}
+	f.hits.mark("--index", f.Indexes, schema, index)
+	return true
 }
 
-// includes reports whether any include pattern was given.
-func (f Filter) includes() bool {
-	return len(f.Schemas)+len(f.Tables)+len(f.Indexes) > 0
+// narrowed reports whether any pattern or exclusion was given.
+func (f Filter) narrowed() bool {
+	return len(f.Schemas)+len(f.Tables)+len(f.Indexes)+len(f.ExcludeSchemas)+len(f.ExcludeTables)+len(f.ExcludeIndexes) > 0 ||
+		f.ExcludeCatalogs
 }
 
 func isCatalogSchema(s string) bool {
@@ -168,6 +234,15 @@ type CheckReport struct {
 	Duration      Duration    `json:"duration_seconds"`
 }
 
+func (c *Checked) add(d Checked) {
+	c.Indexes += d.Indexes
+	c.IndexBytes += d.IndexBytes
+	c.HeapRelations += d.HeapRelations
+	c.HeapBytes += d.HeapBytes
+	c.Partitions += d.Partitions
+	c.CheckConstraints += d.CheckConstraints
+}
+
 // ServerInfo describes the checked server.
 type ServerInfo struct {
 	Version    string `json:"version"`
@@ -175,8 +250,11 @@ type ServerInfo struct {
 	InRecovery bool   `json:"in_recovery"`
 }
 
-// Checked counts what was verified.
+// Checked counts what was verified: objects skipped, and databases that
+// could not be checked, are listed in Skipped and not counted.
 type Checked struct {
+	// Databases counts the databases checked.
+	Databases        int   `json:"databases"`
 	Indexes          int   `json:"indexes"`
 	IndexBytes       int64 `json:"index_bytes"`
 	HeapRelations    int   `json:"heap_relations"`
@@ -208,6 +286,10 @@ type ReportFlags struct {
 	Jobs           int   `json:"jobs"`
 }
 
+// ErrNothingMatched is returned (wrapped) when an include pattern selects
+// nothing, or the patterns and exclusions leave nothing to check.
+var ErrNothingMatched = errors.New("no relation matched")
+
 // ErrNoAmcheck is returned (wrapped) when amcheck is not installed in a
 // database and CheckOptions.InstallMissing is false.
 var ErrNoAmcheck = errors.New("the amcheck extension is not installed")
@@ -229,6 +311,7 @@ func Check(ctx context.Context, srv *Server, opts CheckOptions) (*CheckReport, e
 	if err := opts.Filter.Validate(); err != nil {
 		return nil, err
 	}
+	opts.Filter = opts.Filter.tracking()
 	// Names in the SQL the check runs and in the expressions it deparses
 	// resolve to built-in objects only, never to a user's look-alike.
 	srv = srv.WithOptions(ConnOptions{SearchPath: "pg_catalog, pg_temp", ReadWrite: srv.Options().ReadWrite})
@@ -265,8 +348,9 @@ func Check(ctx context.Context, srv *Server, opts CheckOptions) (*CheckReport, e
 			return nil, fmt.Errorf("list databases: %w", err)
 		}
 	}
+	planned := 0
 	for _, db := range rep.Databases {
-		err := checkDatabase(ctx, srv, db, opts, rep)
+		err := checkDatabase(ctx, srv, db, opts, rep, &planned)
 		if err != nil && opts.AllDatabases && ctx.Err() == nil {
 			// Check the other databases; the report is incomplete.
 			object := "database"
@@ -296,15 +380,18 @@ func Check(ctx context.Context, srv *Server, opts CheckOptions) (*CheckReport, e
 		}
 		return a.Object < b.Object
 	})
-	if opts.Scope == ScopeAll && opts.Filter.includes() && rep.Checked.Indexes+rep.Checked.HeapRelations+rep.Checked.Partitions+rep.Checked.CheckConstraints == 0 {
-		return nil, errors.New("no relation matched the --schema/--table/--index patterns")
+	if u := opts.Filter.unmatched(); len(u) > 0 {
+		return nil, fmt.Errorf("%w %s in database(s) %s", ErrNothingMatched, strings.Join(u, ", "), strings.Join(rep.Databases, ", "))
+	}
+	if opts.Scope == ScopeAll && opts.Filter.narrowed() && planned == 0 && rep.Checked.Databases > 0 {
+		return nil, fmt.Errorf("%w: the patterns and exclusions leave nothing to check", ErrNothingMatched)
 	}
 	rep.Duration = Duration(time.Since(rep.StartedAt))
 	return rep, nil
 }
 
 // checkDatabase plans and runs every check of one database.
-func checkDatabase(ctx context.Context, srv *Server, db string, opts CheckOptions, rep *CheckReport) error {
+func checkDatabase(ctx context.Context, srv *Server, db string, opts CheckOptions, rep *CheckReport, planned *int) error {
 	conn, err := srv.Connect(ctx, db)
 	if err != nil {
 		return err
@@ -322,12 +409,13 @@ func checkDatabase(ctx context.Context, srv *Server, db string, opts CheckOption
 	type executed struct {
 		found   []Finding
 		skipped []Skipped
+		checked Checked
 		err     error
 	}
 	ran := make(chan executed, 1)
 	go func() {
-		found, skipped, err := execute(ctx, srv, db, p, opts, prog)
-		ran <- executed{found, skipped, err}
+		found, skipped, checked, err := execute(ctx, srv, db, p, opts, prog)
+		ran <- executed{found, skipped, checked, err}
 	}()
 	if err := plan(ctx, conn, db, opts, rep, p); err != nil {
 		cancel()
@@ -353,6 +441,10 @@ func checkDatabase(ctx context.Context, srv *Server, db string, opts CheckOption
 			Reason: fpErr.Error(), Error: true})
 	}
 	rep.Checked.Fingerprint = rep.Checked.Fingerprint || compared
+	rep.Checked.add(res.checked)
+	rep.Checked.Collations += p.collations
+	rep.Checked.Databases++
+	*planned += p.planned
 	rep.Findings = append(rep.Findings, changed...)
 	rep.Findings = append(rep.Findings, found...)
 	rep.Skipped = append(rep.Skipped, skipped...)

@@ -16,7 +16,6 @@ import (
 const (
 	sqlstateDataCorrupted  = "XX001"
 	sqlstateIndexCorrupted = "XX002"
-	sqlstateUndefinedTable = "42P01"
 	sqlstateLockTimeout    = "55P03"
 	sqlstateQueryCanceled  = "57014"
 	sqlstateNoPrivilege    = "42501"
@@ -31,7 +30,10 @@ type result struct {
 	finding  *Finding
 	heapMsgs []heapMessage
 	heapRows int64
-	skip     *Skipped
+	// heapErr is the error that stopped a heap check of a relation that
+	// still exists (a missing or unreadable file): a finding.
+	heapErr string
+	skip    *Skipped
 }
 
 // taskQueue hands tasks to the workers, largest first, while the planner
@@ -93,7 +95,7 @@ func (q *taskQueue) pop() (task, bool) {
 
 // execute runs the tasks of p's queue on opts.Jobs sessions until the queue
 // is closed and empty.
-func execute(ctx context.Context, srv *Server, db string, p *dbPlan, opts CheckOptions, prog *progressTracker) ([]Finding, []Skipped, error) {
+func execute(ctx context.Context, srv *Server, db string, p *dbPlan, opts CheckOptions, prog *progressTracker) ([]Finding, []Skipped, Checked, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	context.AfterFunc(ctx, p.queue.close)
@@ -148,13 +150,34 @@ func execute(ctx context.Context, srv *Server, db string, p *dbPlan, opts CheckO
 	skipped := []Skipped{}
 	heap := map[uint32]*result{}
 	var heapOrder []uint32
+	var checked Checked
+	heapSeen := map[uint32]bool{}
 	for r := range results {
+		// Counts are of what was checked: a skipped object is listed, not
+		// counted.
+		if r.skip == nil {
+			switch r.task.kind {
+			case taskIndex:
+				checked.Indexes++
+				checked.IndexBytes += r.task.bytes
+			case taskHeap:
+				if !heapSeen[r.task.oid] {
+					heapSeen[r.task.oid] = true
+					checked.HeapRelations++
+				}
+				checked.HeapBytes += r.task.bytes
+			case taskPartition:
+				checked.Partitions++
+			case taskConstraint:
+				checked.CheckConstraints++
+			}
+		}
 		switch {
 		case r.skip != nil:
 			skipped = append(skipped, *r.skip)
 		case r.finding != nil:
 			findings = append(findings, *r.finding)
-		case r.heapRows > 0:
+		case r.heapRows > 0 || r.heapErr != "":
 			h, ok := heap[r.task.oid]
 			if !ok {
 				h = &result{task: r.task}
@@ -163,10 +186,13 @@ func execute(ctx context.Context, srv *Server, db string, p *dbPlan, opts CheckO
 			}
 			h.heapRows += r.heapRows
 			h.heapMsgs = append(h.heapMsgs, r.heapMsgs...)
+			if h.heapErr == "" {
+				h.heapErr = r.heapErr
+			}
 		}
 	}
 	if err := context.Cause(ctx); err != nil {
-		return nil, nil, err
+		return nil, nil, Checked{}, err
 	}
 	for _, oid := range heapOrder {
 		h := heap[oid]
@@ -176,35 +202,36 @@ func execute(ctx context.Context, srv *Server, db string, p *dbPlan, opts CheckO
 		for _, m := range h.heapMsgs[:min(len(h.heapMsgs), heapFindingMessages)] {
 			msgs = append(msgs, m.text)
 		}
+		var detail []string
+		if h.heapErr != "" {
+			detail = append(detail, h.heapErr)
+		}
+		if h.heapRows > 0 {
+			detail = append(detail, fmt.Sprintf("verify_heapam reported %d problem(s): %s", h.heapRows, strings.Join(msgs, "; ")))
+		}
 		findings = append(findings, Finding{Kind: KindHeapCorrupt, Database: db, Schema: h.task.schema,
-			Table: h.task.name, Object: h.task.name, Rows: h.heapRows,
-			Detail: fmt.Sprintf("verify_heapam reported %d problem(s): %s", h.heapRows, strings.Join(msgs, "; "))})
+			Table: h.task.name, Object: h.task.name, Rows: h.heapRows, Detail: strings.Join(detail, "; ")})
 	}
-	return findings, skipped, nil
+	return findings, skipped, checked, nil
 }
 
 // runTask runs one check. Corruption and per-object trouble (lock or
-// statement timeout, relation dropped meanwhile) become results; an error
-// means the whole check cannot go on (cancelled, connection lost, no
-// permission).
+// statement timeout, relation dropped or rebuilt meanwhile) become results;
+// an error means the whole check cannot go on (cancelled, connection lost,
+// no permission).
+//
+// An error reading an object that still exists is a finding, with the
+// error in its detail: a missing data file or a page PostgreSQL cannot
+// make sense of is damage, not a reason to report "not checked".
 func runTask(ctx context.Context, conn *pgx.Conn, db, amSchema string, t task, opts CheckOptions) (result, error) {
 	r := result{task: t}
 	var err error
 	switch t.kind {
 	case taskIndex:
-		fn := "bt_index_check(index => $1::oid::regclass, heapallindexed => $2)"
-		if opts.ParentCheck {
-			fn = "bt_index_parent_check(index => $1::oid::regclass, heapallindexed => $2)"
-		}
-		_, err = conn.Exec(ctx, fmt.Sprintf("SELECT %s.%s", QuoteIdent(amSchema), fn), t.oid, opts.HeapAllIndexed)
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && (pgErr.Code == sqlstateIndexCorrupted || pgErr.Code == sqlstateDataCorrupted) {
-			detail := pgErr.Message
-			if pgErr.Detail != "" {
-				detail += ": " + pgErr.Detail
-			}
-			r.finding = &Finding{Kind: KindIndexCorrupt, Database: db, Schema: t.schema, Table: t.table,
-				Object: t.name, Detail: detail}
+		var checked bool
+		checked, err = checkIndex(ctx, conn, amSchema, t, opts)
+		if err == nil && !checked {
+			r.skip = &Skipped{Database: db, Schema: t.schema, Object: t.name, Reason: indexGoneReason}
 			return r, nil
 		}
 	case taskHeap:
@@ -224,27 +251,124 @@ func runTask(ctx context.Context, conn *pgx.Conn, db, amSchema string, t task, o
 		return r, ctx.Err()
 	}
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		skip := &Skipped{Database: db, Schema: t.schema, Object: t.name}
-		switch pgErr.Code {
-		case sqlstateUndefinedTable:
-			skip.Reason = "dropped while the check ran"
-		case sqlstateLockTimeout:
-			skip.Reason = "lock_timeout: " + pgErr.Message
-			skip.Error = true
-		case sqlstateQueryCanceled:
-			skip.Reason = "statement_timeout: " + pgErr.Message
-			skip.Error = true
-		case sqlstateNoPrivilege:
-			return r, fmt.Errorf("%s: %s (see docs/pg-check.md for the grants a non-superuser role needs)", t, pgErr.Message)
-		default:
-			skip.Reason = fmt.Sprintf("%s (SQLSTATE %s)", pgErr.Message, pgErr.Code)
-			skip.Error = true
-		}
+	if !errors.As(err, &pgErr) {
+		return r, fmt.Errorf("%s: %w", t, err)
+	}
+	if pgErr.Code == sqlstateNoPrivilege {
+		return r, fmt.Errorf("%s: %s (see docs/pg-check.md for the grants a non-superuser role needs)", t, pgErr.Message)
+	}
+	skip := &Skipped{Database: db, Schema: t.schema, Object: t.name}
+	// Whatever the error, an object dropped or being rebuilt meanwhile is
+	// skipped, not a finding and not a gap in the report.
+	state, stErr := objectState(ctx, conn, t)
+	switch {
+	case stErr != nil && ctx.Err() != nil:
+		return r, ctx.Err()
+	case stErr != nil:
+		return r, fmt.Errorf("%s: %s; then, looking it up: %w", t, pgErr.Message, stErr)
+	case state == objectGone:
+		skip.Reason = "dropped while the check ran"
+		r.skip = skip
+		return r, nil
+	case state == objectRebuilding:
+		skip.Reason = indexGoneReason
 		r.skip = skip
 		return r, nil
 	}
-	return r, fmt.Errorf("%s: %w", t, err)
+	switch {
+	case pgErr.Code == sqlstateLockTimeout:
+		skip.Reason = "lock_timeout: " + pgErr.Message
+		skip.Error = true
+	case pgErr.Code == sqlstateQueryCanceled:
+		skip.Reason = "statement_timeout: " + pgErr.Message
+		skip.Error = true
+	case dataError(pgErr.Code):
+		detail := fmt.Sprintf("could not be read: %s (SQLSTATE %s)", pgErr.Message, pgErr.Code)
+		if pgErr.Detail != "" {
+			detail += ": " + pgErr.Detail
+		}
+		if t.kind == taskHeap {
+			r.heapErr = detail
+			return r, nil
+		}
+		f := Finding{Kind: KindHeapCorrupt, Database: db, Schema: t.schema, Table: t.table, Object: t.name, Detail: detail}
+		switch t.kind {
+		case taskIndex:
+			f.Kind = KindIndexCorrupt
+			if pgErr.Code == sqlstateIndexCorrupted || pgErr.Code == sqlstateDataCorrupted {
+				f.Detail = pgErr.Message
+				if pgErr.Detail != "" {
+					f.Detail += ": " + pgErr.Detail
+				}
+			}
+		case taskPartition:
+			f.Table = t.name
+		case taskConstraint:
+			f.Object = t.table
+		}
+		r.finding = &f
+		return r, nil
+	default:
+		skip.Reason = fmt.Sprintf("%s (SQLSTATE %s)", pgErr.Message, pgErr.Code)
+		skip.Error = true
+	}
+	r.skip = skip
+	return r, nil
+}
+
+// indexGoneReason explains an index skipped because it vanished or stopped
+// being valid, ready and live while the check ran: a concurrent REINDEX or
+// DROP INDEX CONCURRENTLY. Its replacement is checked when it was listed.
+const indexGoneReason = "dropped, or being rebuilt by REINDEX CONCURRENTLY, while the check ran (not valid, ready and live when its turn came)"
+
+// dataError reports whether an error reading an existing relation means its
+// data is damaged: amcheck's corruption codes, internal errors (XX000:
+// "could not open relation", "could not read block") and system errors
+// on its files (58P01: a missing data file).
+func dataError(code string) bool {
+	return strings.HasPrefix(code, "XX") || strings.HasPrefix(code, "58")
+}
+
+// checkIndex runs amcheck on index t, confirming in the same statement
+// that the index is still valid, ready and live: false (and no error)
+// when it no longer is.
+func checkIndex(ctx context.Context, conn *pgx.Conn, amSchema string, t task, opts CheckOptions) (bool, error) {
+	fn := "bt_index_check"
+	if opts.ParentCheck {
+		fn = "bt_index_parent_check"
+	}
+	var n int
+	err := conn.QueryRow(ctx, fmt.Sprintf(`SELECT count(%s.%s(index => i.indexrelid::regclass, heapallindexed => $2))
+		FROM pg_catalog.pg_index i
+		WHERE i.indexrelid = $1 AND i.indisvalid AND i.indisready AND i.indislive`,
+		QuoteIdent(amSchema), fn), t.oid, opts.HeapAllIndexed).Scan(&n)
+	return n > 0, err
+}
+
+type objectStateKind int
+
+const (
+	objectPresent objectStateKind = iota
+	objectGone
+	objectRebuilding
+)
+
+// objectState looks up t's relation after an error: gone, an index no
+// longer valid, ready and live, or present.
+func objectState(ctx context.Context, conn *pgx.Conn, t task) (objectStateKind, error) {
+	var exists, usable bool
+	err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_catalog.pg_class WHERE oid = $1),
+		coalesce((SELECT i.indisvalid AND i.indisready AND i.indislive FROM pg_catalog.pg_index i WHERE i.indexrelid = $1), true)`,
+		t.oid).Scan(&exists, &usable)
+	switch {
+	case err != nil:
+		return objectPresent, fmt.Errorf("look up %s: %w", t, err)
+	case !exists:
+		return objectGone, nil
+	case !usable:
+		return objectRebuilding, nil
+	}
+	return objectPresent, nil
 }
 
 // verifyHeap runs verify_heapam over t's block range, collecting the
@@ -259,12 +383,18 @@ func verifyHeap(ctx context.Context, conn *pgx.Conn, amSchema string, t task, r 
 	}
 	// The plan's block numbers come from pg_class.relpages and may be stale:
 	// clamp the range to the relation's size now, and skip a range that
-	// lies wholly past its end (the table shrank since).
+	// lies wholly past its end (the table shrank since). A size of 0 is
+	// also what pg_relation_size says of a missing data file: the first
+	// range then runs verify_heapam unbounded, which opens the file (an
+	// empty relation passes, a missing file is an error: a finding).
 	rows, err := conn.Query(ctx, fmt.Sprintf(`SELECT v.blkno, v.offnum, v.attnum, v.msg
 		FROM (SELECT pg_relation_size($1::oid::regclass) / current_setting('block_size')::bigint AS n) s,
 		LATERAL %s.verify_heapam(relation => $1::oid::regclass, on_error_stop => false, check_toast => true,
-			skip => 'none', startblock => $2::bigint, endblock => least($3::bigint, s.n - 1)) v
-		WHERE s.n > 0 AND ($2::bigint IS NULL OR $2::bigint < s.n)`, QuoteIdent(amSchema)), t.oid, start, end)
+			skip => 'none',
+			startblock => CASE WHEN s.n > 0 THEN $2::bigint END,
+			endblock => CASE WHEN s.n > 0 THEN least($3::bigint, s.n - 1) END) v
+		WHERE (s.n > 0 AND ($2::bigint IS NULL OR $2::bigint < s.n))
+		   OR (s.n = 0 AND coalesce($2::bigint, 0) = 0)`, QuoteIdent(amSchema)), t.oid, start, end)
 	if err != nil {
 		return err
 	}

@@ -60,6 +60,11 @@ type dbPlan struct {
 	tasks         []task
 	skipped       []Skipped
 	queue         *taskQueue
+	// planned counts the objects planned for checking; collations the
+	// collations the inventory read. What was checked is counted from the
+	// results.
+	planned    int
+	collations int
 }
 
 // skip records an object that is deliberately not checked.
@@ -86,7 +91,7 @@ func plan(ctx context.Context, conn *pgx.Conn, db string, opts CheckOptions, rep
 			return err
 		}
 		rep.Findings = append(rep.Findings, risk.findings...)
-		rep.Checked.Collations += risk.collations
+		p.collations = risk.collations
 		p.inventory = risk.inv
 		return nil
 	}
@@ -155,8 +160,7 @@ func planIndexes(ctx context.Context, conn *pgx.Conn, db string, opts CheckOptio
 		t.kind = taskIndex
 		t.startBlock, t.endBlock = -1, -1
 		p.tasks = append(p.tasks, t)
-		rep.Checked.Indexes++
-		rep.Checked.IndexBytes += t.bytes
+		p.planned++
 		return nil
 	})
 	if err != nil {
@@ -214,8 +218,7 @@ func planHeap(ctx context.Context, conn *pgx.Conn, db string, opts CheckOptions,
 		chunk = max(total/int64(opts.Jobs*8), 4096)
 	}
 	for _, r := range rels {
-		rep.Checked.HeapRelations++
-		rep.Checked.HeapBytes += r.bytes
+		p.planned++
 		if r.blocks <= chunk {
 			t := r.task
 			t.startBlock, t.endBlock = -1, -1

@@ -68,7 +68,7 @@ func planScans(ctx context.Context, conn *pgx.Conn, db string, opts CheckOptions
 			default:
 				t.kind = taskPartition
 				p.tasks = append(p.tasks, t)
-				rep.Checked.Partitions++
+				p.planned++
 			}
 			return nil
 		})
@@ -106,7 +106,7 @@ func planScans(ctx context.Context, conn *pgx.Conn, db string, opts CheckOptions
 			default:
 				t.kind = taskConstraint
 				p.tasks = append(p.tasks, t)
-				rep.Checked.CheckConstraints++
+				p.planned++
 			}
 			return nil
 		})

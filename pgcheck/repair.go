@@ -88,6 +88,12 @@ type RepairResult struct {
 	// Finished is set when the collation versions were refreshed (or
 	// needed no refresh) and the run finished.
 	Finished bool `json:"finished"`
+	// NothingFound is set when the plan, amcheck on the indexes at risk
+	// and the fingerprint comparison found nothing wrong, so a repair with
+	// RepairOptions.RequireFindings changed nothing.
+	NothingFound bool `json:"nothing_found"`
+	// Verified describes that pre-check when it ran (indexes checked).
+	Verified *Checked `json:"verified,omitempty"`
 }
 
 // Clean reports whether the repair finished with nothing left to do.
@@ -166,6 +172,20 @@ func Repair(ctx context.Context, srv *Server, opts RepairOptions) (*RepairResult
 		// (no ringfence schema, no amcheck).
 		res.Finished = true
 		return res, nil
+	}
+	if !plan.FoundProblems() && len(opts.Indexes) == 0 && opts.RequireFindings {
+		// The plan found nothing; only amcheck and the fingerprints can
+		// tell an index damaged by an invisible collation change from one
+		// merely at risk. Rebuild only when they find something.
+		found, checked, err := atRiskDamaged(ctx, srv)
+		if err != nil {
+			return nil, err
+		}
+		res.Verified = checked
+		if !found {
+			res.NothingFound, res.Finished = true, true
+			return res, nil
+		}
 	}
 	if err := ensureRepairTables(ctx, conn); err != nil {
 		return nil, err
@@ -557,7 +577,7 @@ func (a *applier) dedupe(ctx context.Context, idx UniqueIndex, rule DedupeRule) 
 
 // ambiguityHint tells the operator what to do about a group without a
 // single row to keep.
-const ambiguityHint = "the best value is NULL or shared by two rows; delete or update rows of those keys by hand, or choose another column"
+const ambiguityHint = "the best value is NULL or shared by two rows; delete or update rows of those keys by hand, choose another column, or keep-one (keeps the row with the lowest ctid)"
 
 // victimLeaf is the rows to remove from one relation (a partition, when
 // the index is partitioned).
@@ -604,17 +624,22 @@ func victimsSQL(idx UniqueIndex, rule DedupeRule) string {
 	if rule.KeepNewest {
 		order = "rf_ord DESC NULLS LAST"
 	}
+	ord, ambiguous := "t."+QuoteIdent(rule.Column), "(rf_ord IS NULL OR rf_ord = rf_next)"
+	if rule.KeepOne {
+		// Only the row's place decides: every group has one row to keep.
+		ord, ambiguous = "NULL::int", "false"
+	}
 	return `WITH r AS (
 	  SELECT rf_table, rf_ctid, jsonb_build_array(` + keys + `)::text AS rf_key, rf_ord,
 	         row_number() OVER w AS rf_rank, lead(rf_ord) OVER w AS rf_next,
 	         count(*) OVER (PARTITION BY ` + keys + `) AS rf_n
-	    FROM (SELECT ` + strings.Join(sel, ", ") + `, t.tableoid AS rf_table, t.ctid AS rf_ctid, t.` + QuoteIdent(rule.Column) + ` AS rf_ord
+	    FROM (SELECT ` + strings.Join(sel, ", ") + `, t.tableoid AS rf_table, t.ctid AS rf_ctid, ` + ord + ` AS rf_ord
 	            FROM ` + idx.from() + `
 	           WHERE ` + idx.where() + `) AS s
 	   WHERE ` + idx.conflictFilter(names) + `
 	  WINDOW w AS (PARTITION BY ` + keys + ` ORDER BY ` + order + `, rf_table, rf_ctid)),
 	ambiguous AS (
-	  SELECT count(*) AS n FROM r WHERE rf_rank = 1 AND rf_n > 1 AND (rf_ord IS NULL OR rf_ord = rf_next)),
+	  SELECT count(*) AS n FROM r WHERE rf_rank = 1 AND rf_n > 1 AND ` + ambiguous + `),
 	victims AS (
 	  SELECT rf_table, array_agg(rf_ctid ORDER BY rf_ctid) AS ctids, array_agg(rf_key ORDER BY rf_ctid) AS keys
 	    FROM r WHERE rf_n > 1 AND rf_rank > 1 GROUP BY rf_table)
@@ -830,13 +855,13 @@ func (a *applier) verify(ctx context.Context, plan *RepairPlan, rebuilt []Planne
 		for _, r := range rebuilt {
 			filter.Indexes = append(filter.Indexes, globEscape(r.Schema)+"."+globEscape(r.Name))
 		}
-		if len(filter.Indexes) == 0 {
-			filter.Indexes = []string{""} // the empty pattern matches no name
-		}
 	}
-	check, err := Check(ctx, a.srv, CheckOptions{Scope: ScopeCollation, HeapAllIndexed: true, Filter: filter})
-	if err != nil {
-		return fmt.Errorf("verify: %w", err)
+	check := &CheckReport{}
+	if len(a.opts.Indexes) == 0 || len(filter.Indexes) > 0 {
+		// (A repair limited to indexes it did not rebuild has none to verify.)
+		if check, err = Check(ctx, a.srv, CheckOptions{Scope: ScopeCollation, HeapAllIndexed: true, Filter: filter}); err != nil {
+			return fmt.Errorf("verify: %w", err)
+		}
 	}
 	for _, f := range check.Findings {
 		switch f.Kind {
@@ -858,6 +883,30 @@ func (a *applier) verify(ctx context.Context, plan *RepairPlan, rebuilt []Planne
 	}
 	a.event(ev)
 	return a.journal(ctx, a.conn, ev)
+}
+
+// atRiskDamaged runs pg check on the indexes at risk (amcheck, partition
+// bounds, CHECK constraints, fingerprints against a recorded baseline) and
+// reports whether it found anything. A check that could not be completed
+// is an error: nothing is decided on an incomplete answer.
+func atRiskDamaged(ctx context.Context, srv *Server) (bool, *Checked, error) {
+	rep, err := Check(ctx, srv.WithOptions(ConnOptions{ReadWrite: false}),
+		CheckOptions{Scope: ScopeCollation, Filter: Filter{ExcludeCatalogs: true}})
+	if errors.Is(err, ErrNoAmcheck) {
+		return false, nil, fmt.Errorf("the plan found nothing wrong, and only amcheck can tell whether the indexes at risk are damaged, "+
+			"but %w in database %q: CREATE EXTENSION amcheck (or run pg check --install-missing once) and repair again, or rebuild them all with --rebuild-at-risk; nothing was changed",
+			ErrNoAmcheck, srv.Database())
+	}
+	if err != nil {
+		return false, nil, fmt.Errorf("check the indexes at risk: %w", err)
+	}
+	for _, s := range rep.Skipped {
+		if s.Error {
+			return false, nil, fmt.Errorf("check the indexes at risk: %s.%s could not be checked (%s): nothing was changed; run again, or rebuild them all with --rebuild-at-risk",
+				s.Schema, s.Object, s.Reason)
+		}
+	}
+	return len(rep.Findings) > 0, &rep.Checked, nil
 }
 
 // ensureAmcheck installs the amcheck extension if the database lacks it

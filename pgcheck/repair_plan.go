@@ -2,6 +2,7 @@ package pgcheck
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -11,8 +12,9 @@ import (
 )
 
 // DedupeRule chooses which row of a duplicate group a repair keeps: the
-// newest or oldest by a named column. The others are moved to the
-// quarantine. Repair never picks a row on its own.
+// newest or oldest by a named column, or (KeepOne) the one stored first.
+// The others are moved to the quarantine. Repair never picks a row on its
+// own.
 type DedupeRule struct {
 	// Table limits the rule to one table ("table" or "schema.table", as
 	// stored, unquoted); empty applies it to every table.
@@ -23,11 +25,23 @@ type DedupeRule struct {
 	// rows has no row to keep, and the repair refuses to pick one.
 	KeepNewest bool `json:"keep_newest"`
 	// Column is the column that orders a group's rows.
-	Column string `json:"column"`
+	Column string `json:"column,omitempty"`
+	// KeepOne keeps the row with the lowest ctid (for a partitioned table:
+	// of the partition with the lowest OID first): deterministic, for
+	// tables with no timestamp or unique tiebreaker, such as a duplicated
+	// text primary key. Column is then empty.
+	KeepOne bool `json:"keep_one,omitempty"`
 }
 
-// ParseDedupeRule parses "[TABLE=]keep-newest:COLUMN" or
-// "[TABLE=]keep-oldest:COLUMN".
+// DedupeSyntax is the form of a --dedupe rule, for messages.
+const DedupeSyntax = "[TABLE=]keep-newest:COLUMN, [TABLE=]keep-oldest:COLUMN or [TABLE=]keep-one (the row with the lowest ctid)"
+
+// ErrBadDedupeRule is returned (wrapped) when a dedupe rule cannot apply
+// to a table it covers: a column that does not exist.
+var ErrBadDedupeRule = errors.New("bad dedupe rule")
+
+// ParseDedupeRule parses "[TABLE=]keep-newest:COLUMN",
+// "[TABLE=]keep-oldest:COLUMN" or "[TABLE=]keep-one".
 func ParseDedupeRule(s string) (DedupeRule, error) {
 	var r DedupeRule
 	rest := s
@@ -37,16 +51,20 @@ func ParseDedupeRule(s string) (DedupeRule, error) {
 			return r, fmt.Errorf("dedupe rule %q: empty table name before '='", s)
 		}
 	}
+	if strings.TrimSpace(rest) == "keep-one" {
+		r.KeepOne = true
+		return r, nil
+	}
 	how, col, ok := strings.Cut(rest, ":")
 	if !ok || strings.TrimSpace(col) == "" {
-		return r, fmt.Errorf("dedupe rule %q: want [TABLE=]keep-newest:COLUMN or [TABLE=]keep-oldest:COLUMN", s)
+		return r, fmt.Errorf("dedupe rule %q: want %s", s, DedupeSyntax)
 	}
 	switch strings.TrimSpace(how) {
 	case "keep-newest":
 		r.KeepNewest = true
 	case "keep-oldest":
 	default:
-		return r, fmt.Errorf("dedupe rule %q: unknown rule %q (keep-newest or keep-oldest)", s, how)
+		return r, fmt.Errorf("dedupe rule %q: unknown rule %q (want %s)", s, how, DedupeSyntax)
 	}
 	r.Column = strings.TrimSpace(col)
 	return r, nil
@@ -54,15 +72,17 @@ func ParseDedupeRule(s string) (DedupeRule, error) {
 
 // String renders r in the form ParseDedupeRule reads.
 func (r DedupeRule) String() string {
-	how := "keep-oldest"
-	if r.KeepNewest {
-		how = "keep-newest"
+	how := "keep-oldest:" + r.Column
+	switch {
+	case r.KeepOne:
+		how = "keep-one"
+	case r.KeepNewest:
+		how = "keep-newest:" + r.Column
 	}
-	s := how + ":" + r.Column
 	if r.Table != "" {
-		s = r.Table + "=" + s
+		return r.Table + "=" + how
 	}
-	return s
+	return how
 }
 
 // ruleFor returns the rule for schema.table: a rule naming schema.table
@@ -129,6 +149,13 @@ type RepairOptions struct {
 	// holds a snapshot or a transaction ID has been open for longer than
 	// this.
 	RebuildLockTimeout time.Duration
+	// RequireFindings makes an apply change nothing unless something is
+	// found wrong: duplicates, misplaced rows, violated constraints,
+	// leftovers, stale versions, or (checked before deciding) amcheck
+	// findings or changed collation fingerprints on the indexes at risk.
+	// Without it every index at risk is rebuilt as a precaution. Ignored
+	// with Indexes (naming indexes asks for their rebuild).
+	RequireFindings bool
 	// Progress, if set, is told of every action as it starts and ends.
 	Progress func(RepairEvent)
 
@@ -273,7 +300,7 @@ func (p *RepairPlan) Blockers() []string {
 		if d.Resolvable() {
 			continue
 		}
-		why := "no --dedupe rule for this table"
+		why := fmt.Sprintf("no --dedupe rule for this table (--dedupe %s.%s=RULE, RULE one of keep-newest:COLUMN, keep-oldest:COLUMN, keep-one)", d.Index.Schema, d.Index.Table)
 		if d.Problem != "" {
 			why = d.Problem
 		}
@@ -281,6 +308,17 @@ func (p *RepairPlan) Blockers() []string {
 			d.Index.QualifiedName(), d.Groups, d.ExcessRows, why))
 	}
 	return out
+}
+
+// FoundProblems reports whether the plan found something broken or
+// unfinished: invalid indexes, duplicates, misplaced rows, violated CHECK
+// constraints, stale collation versions or an interrupted run. Rebuilding
+// the indexes at risk alone is precaution, not a finding (amcheck and the
+// fingerprint comparison, which the plan does not run, may still find
+// them damaged).
+func (p *RepairPlan) FoundProblems() bool {
+	return len(p.Invalid) > 0 || len(p.Duplicates) > 0 || len(p.Partitions) > 0 || len(p.Checks) > 0 ||
+		len(p.Refresh) > 0 || p.ResumeRun != ""
 }
 
 // empty reports whether the plan has nothing at all to do.
@@ -640,8 +678,9 @@ func dedupeProblem(ctx context.Context, conn *pgx.Conn, idx UniqueIndex, rule De
 	if matview {
 		return fmt.Sprintf("%s is a materialized view: fix its source tables, then REFRESH MATERIALIZED VIEW", idx.QualifiedTable()), nil
 	}
-	if !hasColumn {
-		return fmt.Sprintf("rule %s: table %s has no column %q", rule, idx.QualifiedTable(), rule.Column), nil
+	if !hasColumn && !rule.KeepOne {
+		return "", fmt.Errorf("%w %s: table %s has no column %q (give it a rule of its own, e.g. --dedupe %s.%s=keep-one)",
+			ErrBadDedupeRule, rule, idx.QualifiedTable(), rule.Column, idx.Schema, idx.Table)
 	}
 	fx, err := readSideEffects(ctx, conn, idx.tableOID)
 	if err != nil {

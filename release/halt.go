@@ -107,9 +107,9 @@ func (p *Policy) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
-	w, err := time.ParseDuration(j.Window)
+	w, err := ParseDuration(j.Window)
 	if err != nil {
-		return Errorf(EINVALID, "auto-halt window %q: %v", j.Window, err)
+		return Errorf(EINVALID, "auto-halt window: %s", ErrorMessage(err))
 	}
 	*p = Policy{Disabled: j.Disabled, Window: w, MinFailures: j.MinFailures, MinFailureShare: j.MinFailureShare, MinCustomers: j.MinCustomers}
 	return nil

@@ -3,6 +3,7 @@ package release
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -75,6 +76,10 @@ type RingStatus struct {
 	Adoption      int `json:"adoption"`
 	Healthy       int `json:"healthy"`
 	Failed        int `json:"failed"`
+	// HealthyUncounted counts installations running the release that
+	// report healthy but do not count as evidence (first seen after the
+	// release was created).
+	HealthyUncounted int `json:"healthy_uncounted,omitempty"`
 
 	// available and since say whether and from when Decide may offer the
 	// release here; since may lie in the future (soak ending before the next
@@ -250,6 +255,7 @@ func Availability(facts Facts, now time.Time) ([]ReleaseStatus, []Due) {
 			st.Ring, st.Position = ring.Name, ring.Position
 			a := adoption[ringKey{key, ring.Name}]
 			st.Installations, st.Adoption, st.Healthy, st.Failed = sizes[[2]string{rel.Product, ring.Name}], a.Installations, a.Healthy, a.Failed
+			st.HealthyUncounted = a.HealthyUncounted
 			rec, isRec := recorded[ring.Name]
 			st.recorded = isRec
 			st.Forced = !forcedFrom[i].IsZero()
@@ -281,7 +287,7 @@ func Availability(facts Facts, now time.Time) ([]ReleaseStatus, []Due) {
 				st.State, st.Reason = RingWaiting, fmt.Sprintf("not yet in ring %s", prs[i-1].Name)
 			case prev.Healthy < prs[i-1].MinHealthy:
 				st.State, st.Reason = RingWaiting, fmt.Sprintf("%d of %d healthy installations needed in ring %s",
-					prev.Healthy, prs[i-1].MinHealthy, prs[i-1].Name)
+					prev.Healthy, prs[i-1].MinHealthy, prs[i-1].Name)+missingEvidence(prev)
 			default:
 				since = soakFrom(rel, prev.since).Add(prs[i-1].SoakTime)
 			}
@@ -337,3 +343,31 @@ func minTime(a, b time.Time) time.Time {
 }
 
 func fmtTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// missingEvidence explains why a ring's installations do not (yet) count
+// as promotion evidence: none runs the release, some report healthy but
+// were first seen after the release was created, others have not reported
+// healthy.
+func missingEvidence(prev *RingStatus) string {
+	if prev.Adoption == 0 {
+		if prev.Installations == 0 {
+			return fmt.Sprintf(": ring %s has no installations (assign customers to it)", prev.Ring)
+		}
+		return fmt.Sprintf(": none of its %d installation(s) runs this release yet", prev.Installations)
+	}
+	var why []string
+	if prev.HealthyUncounted > 0 {
+		why = append(why, fmt.Sprintf("%d healthy installation(s) do not count: first seen after the release was created "+
+			"(only installations known before a release count as its evidence, so new enrollments cannot promote it)", prev.HealthyUncounted))
+	}
+	if n := prev.Adoption - prev.Healthy - prev.Failed - prev.HealthyUncounted; n > 0 {
+		why = append(why, fmt.Sprintf("%d running it have not reported healthy", n))
+	}
+	if prev.Failed > 0 {
+		why = append(why, fmt.Sprintf("%d report failure", prev.Failed))
+	}
+	if len(why) == 0 {
+		return ""
+	}
+	return ": " + strings.Join(why, "; ")
+}

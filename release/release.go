@@ -145,6 +145,9 @@ type Pull struct {
 	Target Version   `json:"target,omitzero"`
 	By     string    `json:"by,omitempty"`
 	At     time.Time `json:"at,omitzero"`
+	// ForcedPastGates, when set, is why an upgrade target that has not
+	// passed its product's gates was accepted anyway.
+	ForcedPastGates string `json:"forced_past_gates,omitempty"`
 }
 
 // Release is one version of a product, its status and the rings it entered.
@@ -347,9 +350,9 @@ func (r *Ring) UnmarshalJSON(b []byte) error {
 	}
 	var soak time.Duration
 	if j.SoakTime != "" {
-		d, err := time.ParseDuration(j.SoakTime)
+		d, err := ParseDuration(j.SoakTime)
 		if err != nil {
-			return Errorf(EINVALID, "ring soak %q: %v", j.SoakTime, err)
+			return Errorf(EINVALID, "ring soak: %s", ErrorMessage(err))
 		}
 		soak = d
 	}
@@ -647,6 +650,9 @@ type Adoption struct {
 	Installations int `json:"installations"`
 	Healthy       int `json:"healthy"`
 	Failed        int `json:"failed"`
+	// HealthyUncounted counts installations that report healthy but are
+	// not evidence: first seen after the release was created.
+	HealthyUncounted int `json:"healthy_uncounted,omitempty"`
 }
 
 // String helps debugging output.

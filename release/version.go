@@ -30,6 +30,9 @@ func ParseVersion(s string) (Version, error) {
 	if len(s) > maxVersionLen {
 		return Version{}, Errorf(EINVALID, "version longer than %d characters", maxVersionLen)
 	}
+	if len(s) > 1 && (s[0] == 'v' || s[0] == 'V') && s[1] >= '0' && s[1] <= '9' {
+		return Version{}, Errorf(EINVALID, "version %q: drop the leading %c (write %s)", s, s[0], s[1:])
+	}
 	core, pre, hasPre := strings.Cut(s, "-")
 	if strings.ContainsRune(core, '+') || strings.ContainsRune(pre, '+') {
 		return Version{}, Errorf(EINVALID, "version %q: build metadata (+...) is not allowed", s)

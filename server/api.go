@@ -329,6 +329,8 @@ type pullRequest struct {
 	Target      release.Version `json:"target"`
 	// Incident is the id of the incident to link; 0 opens one.
 	Incident int64 `json:"incident"`
+	// ForceReason accepts an upgrade target that has not passed its gates.
+	ForceReason string `json:"force_reason"`
 }
 
 type promoteRequest struct {
@@ -420,9 +422,9 @@ func (s *Server) updateRing(r *http.Request, who release.Token, req ringUpdate) 
 			ring.Position = *req.Position
 		}
 		if req.Soak != nil {
-			d, err := time.ParseDuration(*req.Soak)
+			d, err := release.ParseDuration(*req.Soak)
 			if err != nil {
-				return release.Errorf(release.EINVALID, "soak %q: %v", *req.Soak, err)
+				return release.Errorf(release.EINVALID, "soak: %s", release.ErrorMessage(err))
 			}
 			ring.SoakTime = d
 		}

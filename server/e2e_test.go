@@ -139,7 +139,7 @@ func scenario(t *testing.T, dsn string) {
 	// Pull turns answers of installations on it into the guidance.
 	e.api("POST", p+"/releases", map[string]any{"version": "1.1.1"}, http.StatusCreated, nil)
 	e.api("POST", p+"/releases/1.1.0/pull", map[string]any{"reason": "corrupts indexes", "incident_url": "https://status.example.com/i/2",
-		"action": "upgrade", "target": "1.1.1"}, http.StatusOK, nil)
+		"action": "upgrade", "target": "1.1.1", "force_reason": "hotfix: its gates run after the pull"}, http.StatusOK, nil)
 	a, _ := e.checkIn(insiderKey, insider)
 	if a.Current.Status != release.StatusPulled || a.Current.Action != release.ActionUpgrade || a.Current.Target.String() != "1.1.1" {
 		t.Fatalf("insider on a pulled release: current = %+v, want pulled, upgrade to 1.1.1", a.Current)

@@ -309,7 +309,11 @@ func (s *Server) pullRelease(r *http.Request, who release.Token, req pullRequest
 	if err != nil {
 		return sqlstore.Pulled{}, err
 	}
-	p := release.Pull{Reason: req.Reason, IncidentURL: req.IncidentURL, Action: req.Action, Target: req.Target, By: who.Actor()}
+	if err := s.checkUpgradeTarget(r, req); err != nil {
+		return sqlstore.Pulled{}, err
+	}
+	p := release.Pull{Reason: req.Reason, IncidentURL: req.IncidentURL, Action: req.Action, Target: req.Target, By: who.Actor(),
+		ForcedPastGates: req.ForceReason}
 	out, err := s.store.PullRelease(r.Context(), who.Actor(), r.PathValue("product"), v, p, req.Incident)
 	var ie *incident.Error
 	if errors.As(err, &ie) {

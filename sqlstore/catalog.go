@@ -213,6 +213,9 @@ func (s *Store) CreateRing(ctx context.Context, actor string, r release.Ring) (r
 		} else if ok {
 			return release.Errorf(release.ECONFLICT, "ring %s of %s already exists", r.Name, r.Product)
 		}
+		if err := positionFree(ctx, tx, r.Product, r.Name, r.Position); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO rings (`+ringCols+`) VALUES ($1, $2, $3, $4, $5, $6)`,
 			r.Product, r.Name, r.Position, int64(r.SoakTime/time.Second), r.RolloutPercent, r.MinHealthy)
 		if err != nil {
@@ -241,6 +244,9 @@ func (s *Store) UpdateRing(ctx context.Context, actor, product, name string, cha
 		if err := r.Validate(); err != nil {
 			return err
 		}
+		if err := positionFree(ctx, tx, product, name, r.Position); err != nil {
+			return err
+		}
 		_, err = tx.ExecContext(ctx, `UPDATE rings SET position = $1, soak_seconds = $2, rollout_percent = $3, min_healthy = $4 WHERE product = $5 AND name = $6`,
 			r.Position, int64(r.SoakTime/time.Second), r.RolloutPercent, r.MinHealthy, product, name)
 		if err != nil {
@@ -249,6 +255,20 @@ func (s *Store) UpdateRing(ctx context.Context, actor, product, name string, cha
 		return audit(ctx, tx, actor, "ring.update", "product/"+product+"/ring/"+name, before, r)
 	})
 	return r, err
+}
+
+// positionFree refuses a position another ring of product holds: rings
+// at one position would have no order between them.
+func positionFree(ctx context.Context, tx *sql.Tx, product, ring string, position int) error {
+	var other string
+	err := tx.QueryRowContext(ctx, `SELECT name FROM rings WHERE product = $1 AND position = $2 AND name <> $3`, product, position, ring).Scan(&other)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return fmt.Errorf("look up ring positions of %s: %w", product, err)
+	}
+	return release.Errorf(release.ECONFLICT, "ring %s of %s is already at position %d: give each ring its own position (they are promoted in position order)", other, product, position)
 }
 
 // ListRings returns a product's rings in rollout order.

@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -433,6 +435,9 @@ func (s *Store) PostGateResult(ctx context.Context, g release.GateResult) (relea
 		if _, err := getRelease(ctx, tx, g.Product, g.Version); err != nil {
 			return err
 		}
+		if err := knownGate(ctx, tx, g.Product, g.Name); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO gate_results (`+gateCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 			g.Product, g.Version.String(), g.Name, string(g.Status), g.URL, g.PostedBy, g.PostedAt)
 		if err != nil {
@@ -441,6 +446,23 @@ func (s *Store) PostGateResult(ctx context.Context, g release.GateResult) (relea
 		return audit(ctx, tx, g.PostedBy, "gate.post", "release/"+g.Product+"@"+g.Version.String()+"/gate/"+g.Name, nil, g)
 	})
 	return g, err
+}
+
+// knownGate refuses a gate name that is not one of product's required
+// gates: a misspelt name would be recorded while the release waits for the
+// real one forever.
+func knownGate(ctx context.Context, tx *sql.Tx, product, name string) error {
+	p, err := scanProduct(tx.QueryRowContext(ctx, `SELECT `+productCols+` FROM products WHERE name = $1`, product))
+	if err != nil {
+		return notFound(err, "product %s", product)
+	}
+	if slices.Contains(p.RequiredGates, name) {
+		return nil
+	}
+	if len(p.RequiredGates) == 0 {
+		return release.Errorf(release.EINVALID, "unknown gate %q: product %s requires no gates (add one with `ringfence product update %s --gate NAME`)", name, product, product)
+	}
+	return release.Errorf(release.EINVALID, "unknown gate %q: the gates of product %s are %s", name, product, strings.Join(p.RequiredGates, ", "))
 }
 
 // ListGateResults returns the latest result of each gate posted for a
@@ -586,7 +608,8 @@ func (s *Store) LoadFacts(ctx context.Context, withAdoption bool) (release.Facts
 func (s *Store) adoption(ctx context.Context) ([]release.Adoption, []release.RingSize, error) {
 	rows, err := s.rdb.QueryContext(ctx, `SELECT i.product, i.version, c.ring, COUNT(*),
 			SUM(CASE WHEN i.health = 'ok' AND r.created_at IS NOT NULL AND i.first_seen < r.created_at THEN 1 ELSE 0 END),
-			SUM(CASE WHEN i.health IN ('corrupt', 'collation_changed') THEN 1 ELSE 0 END)
+			SUM(CASE WHEN i.health IN ('corrupt', 'collation_changed') THEN 1 ELSE 0 END),
+			SUM(CASE WHEN i.health = 'ok' AND NOT (r.created_at IS NOT NULL AND i.first_seen < r.created_at) THEN 1 ELSE 0 END)
 		FROM installations i JOIN customers c ON c.product = i.product AND c.name = i.customer
 			LEFT JOIN releases r ON r.product = i.product AND r.version = i.version
 		GROUP BY i.product, i.version, c.ring`)
@@ -599,7 +622,7 @@ func (s *Store) adoption(ctx context.Context) ([]release.Adoption, []release.Rin
 	for rows.Next() {
 		var a release.Adoption
 		var version string
-		if err := rows.Scan(&a.Product, &version, &a.Ring, &a.Installations, &a.Healthy, &a.Failed); err != nil {
+		if err := rows.Scan(&a.Product, &version, &a.Ring, &a.Installations, &a.Healthy, &a.Failed, &a.HealthyUncounted); err != nil {
 			return nil, nil, fmt.Errorf("count adoption: %w", err)
 		}
 		sizes[[2]string{a.Product, a.Ring}] += a.Installations

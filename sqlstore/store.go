@@ -18,6 +18,8 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -67,8 +69,9 @@ type Store struct {
 	nextID    int
 }
 
-// Open opens the store named by dsn — a postgres:// or postgresql:// URL for
-// PostgreSQL, anything else is a SQLite file path, created if missing — and
+// Open opens the store named by dsn — a postgres:// or postgresql:// URL or
+// a key=value connection string for PostgreSQL, sqlite:PATH or a plain file
+// path for SQLite, created if missing (see ClassifyDSN) — and
 // migrates its schema to the newest version this binary knows. It refuses a
 // database whose schema is newer than this binary, and one that holds tables
 // but no ringfence schema version (not a ringfence database).
@@ -85,10 +88,64 @@ func OpenExisting(ctx context.Context, dsn string) (*Store, error) {
 	return open(ctx, dsn, false)
 }
 
+// libpqKeys are the connection parameters libpq (and pgx) take in a
+// key=value connection string.
+var libpqKeys = []string{"host", "hostaddr", "port", "dbname", "user", "password", "passfile", "connect_timeout",
+	"client_encoding", "options", "application_name", "fallback_application_name", "keepalives", "keepalives_idle",
+	"keepalives_interval", "keepalives_count", "tcp_user_timeout", "sslmode", "sslcert", "sslkey", "sslrootcert",
+	"sslpassword", "sslcrl", "sslsni", "sslnegotiation", "requiressl", "gssencmode", "krbsrvname", "service",
+	"target_session_attrs", "channel_binding", "require_auth", "load_balance_hosts"}
+
+// hostPort matches "host:5432" and "host:5432/db", which look like a server
+// address, not a file name.
+var hostPort = regexp.MustCompile(`^[A-Za-z0-9.-]+:[0-9]+(/|$)`)
+
+// ClassifyDSN tells which store a --db value names, and returns what to
+// open: postgres:// and postgresql:// URLs and key=value connection strings
+// ("host=db dbname=rf") are PostgreSQL; "sqlite:PATH" and a plain file path
+// are SQLite. Anything that could be either, or neither (another URL
+// scheme, key=value with keys libpq does not know, "host:port"), is
+// refused: a server that silently created a SQLite file named after a
+// PostgreSQL connection string would serve a store no other server shares.
+func ClassifyDSN(dsn string) (Dialect, string, error) {
+	trimmed := strings.TrimSpace(dsn)
+	switch {
+	case trimmed == "":
+		return "", "", errors.New("empty store: give a SQLite file path or a PostgreSQL connection string")
+	case strings.HasPrefix(trimmed, "postgres://") || strings.HasPrefix(trimmed, "postgresql://"):
+		return Postgres, trimmed, nil
+	case strings.HasPrefix(trimmed, "sqlite:"):
+		path := strings.TrimPrefix(strings.TrimPrefix(trimmed, "sqlite:"), "//")
+		if path == "" {
+			return "", "", fmt.Errorf("store %q: sqlite: needs a file path (sqlite:/var/lib/ringfence/ringfence.db)", dsn)
+		}
+		return SQLite, path, nil
+	case strings.Contains(trimmed, "://"):
+		scheme, _, _ := strings.Cut(trimmed, "://")
+		return "", "", fmt.Errorf("store %q: unknown scheme %q: want postgres://…, postgresql://…, a key=value connection string, or sqlite:PATH", dsn, scheme)
+	case strings.Contains(trimmed, "="):
+		for _, field := range strings.Fields(trimmed) {
+			key, _, ok := strings.Cut(field, "=")
+			if ok && slices.Contains(libpqKeys, strings.TrimSpace(key)) {
+				return Postgres, trimmed, nil
+			}
+		}
+		return "", "", fmt.Errorf("store %q is ambiguous: it has '=' but no PostgreSQL connection parameter (host=, dbname=, user=, …); "+
+			"for a SQLite file with '=' in its name write sqlite:PATH", dsn)
+	case hostPort.MatchString(trimmed):
+		return "", "", fmt.Errorf("store %q is ambiguous: it looks like a server address, not a file; for PostgreSQL write postgres://USER@%s, for a SQLite file sqlite:%s", dsn, trimmed, trimmed)
+	}
+	return SQLite, dsn, nil
+}
+
 func open(ctx context.Context, dsn string, migrate bool) (*Store, error) {
+	dialect, target, err := ClassifyDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	dsn = target
 	s := &Store{dsn: dsn, listeners: map[int]func(){}}
-	var err error
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+	if dialect == Postgres {
 		s.dialect = Postgres
 		s.db, err = sql.Open("pgx", dsn)
 		if err != nil {
@@ -101,7 +158,7 @@ func open(ctx context.Context, dsn string, migrate bool) (*Store, error) {
 		s.dialect = SQLite
 		if !migrate {
 			if _, err := os.Stat(dsn); err != nil {
-				return nil, fmt.Errorf("open sqlite store: %w (run `ringfence serve --db %s` once to create it)", err, dsn)
+				return nil, fmt.Errorf("open sqlite store: %w (create it with `ringfence admin token create --db %s --init`, or run `ringfence serve --db %s` once)", err, dsn, dsn)
 			}
 		}
 		if err := privateFiles(dsn, migrate); err != nil {

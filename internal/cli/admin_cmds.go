@@ -27,7 +27,7 @@ func apiFlags() []ucli.Flag {
 			Usage: "URL of the ringfence server (e.g. https://releases.example.com)"},
 		&ucli.StringFlag{Name: "token", Sources: ucli.EnvVars("RINGFENCE_TOKEN"),
 			Usage: "API token (the first one comes from: ringfence admin token create)"},
-		&ucli.DurationFlag{Name: "timeout", Value: client.DefaultTimeout, Usage: "bound on each request"},
+		&durationFlag{Name: "timeout", Value: client.DefaultTimeout, Usage: "bound on each request"},
 		&ucli.BoolFlag{Name: "json", Usage: "print the server's JSON instead of a table"},
 	}
 }

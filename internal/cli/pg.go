@@ -34,8 +34,8 @@ func pgCommand(stdout, stderr io.Writer) *ucli.Command {
 // connFlags are the session-limit flags every pg command takes.
 func connFlags() []ucli.Flag {
 	return []ucli.Flag{
-		&ucli.DurationFlag{Name: "statement-timeout", Value: 10 * time.Minute, Usage: "bound on every statement"},
-		&ucli.DurationFlag{Name: "lock-timeout", Value: 5 * time.Second, Usage: "bound on every lock wait"},
+		&durationFlag{Name: "statement-timeout", Value: 10 * time.Minute, Usage: "bound on every statement"},
+		&durationFlag{Name: "lock-timeout", Value: 5 * time.Second, Usage: "bound on every lock wait"},
 	}
 }
 

@@ -114,7 +114,11 @@ func printCheckReport(w io.Writer, rep *pgcheck.CheckReport) {
 		role = "standby"
 	}
 	c := rep.Checked
-	fmt.Fprintf(w, "PostgreSQL %s (%s), database(s): %s\n", rep.Server.Version, role, strings.Join(rep.Databases, ", "))
+	fmt.Fprintf(w, "PostgreSQL %s (%s), database(s): %s", rep.Server.Version, role, strings.Join(rep.Databases, ", "))
+	if c.Databases < len(rep.Databases) {
+		fmt.Fprintf(w, " (%d of %d databases checked)", c.Databases, len(rep.Databases))
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "checked %d B-tree indexes (%s)", c.Indexes, humanBytes(c.IndexBytes))
 	if rep.Options.Heap {
 		fmt.Fprintf(w, ", %d heap relations (%s)", c.HeapRelations, humanBytes(c.HeapBytes))

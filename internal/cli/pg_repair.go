@@ -31,21 +31,26 @@ func pgRepairCommand(stdout, stderr io.Writer) *ucli.Command {
 			"with its SQL in ringfence.repair_log; an interrupted repair is resumed by\n" +
 			"running it again. Only one repair runs per database (advisory lock).\n" +
 			"\n" +
-			"--dedupe RULE is [TABLE=]keep-newest:COLUMN or [TABLE=]keep-oldest:COLUMN.\n" +
-			"Exit codes: dry run 0 when it found no problem (rebuilding the indexes at risk\n" +
-			"is then only a precaution), 1 when it did; --apply 0 when repaired clean, 1 when\n" +
+			"--dedupe RULE is [TABLE=]keep-newest:COLUMN, [TABLE=]keep-oldest:COLUMN or\n" +
+			"[TABLE=]keep-one (keeps the row with the lowest ctid: for tables with no timestamp\n" +
+			"or unique tiebreaker, such as a duplicated text primary key).\n" +
+			"When nothing is found wrong (no duplicates, misplaced rows, leftovers or stale\n" +
+			"versions, amcheck clean, fingerprints unchanged) --apply changes nothing; rebuild\n" +
+			"the indexes at risk anyway with --rebuild-at-risk.\n" +
+			"Exit codes: dry run 0 when it found no problem, 1 when it did; --apply 0 when repaired clean, 1 when\n" +
 			"work is left (stopped, pending decision, failure); 2 could not run.",
 		Flags: append(connFlags(),
 			&ucli.BoolFlag{Name: "apply", Usage: "carry out the plan (default: dry run)"},
 			&ucli.StringSliceFlag{Name: "index", Aliases: []string{"i"}, Usage: "repair only index or constraint `NAME`"},
-			&ucli.StringSliceFlag{Name: "dedupe", Usage: "resolve duplicates by `RULE`: [TABLE=]keep-newest:COLUMN or [TABLE=]keep-oldest:COLUMN"},
+			&ucli.StringSliceFlag{Name: "dedupe", Usage: "resolve duplicates by `RULE`: [TABLE=]keep-newest:COLUMN, [TABLE=]keep-oldest:COLUMN or [TABLE=]keep-one"},
+			&ucli.BoolFlag{Name: "rebuild-at-risk", Usage: "with --apply, rebuild every index at risk even when nothing is found wrong (otherwise such a repair changes nothing)"},
 			&ucli.BoolFlag{Name: "reroute-partitions", Usage: "move rows outside their partition's bounds to the right partition"},
 			&ucli.BoolFlag{Name: "blocking", Usage: "allow a plain REINDEX (blocks writes) where CONCURRENTLY is impossible: exclusion constraints"},
 			&ucli.BoolFlag{Name: "allow-triggers", Usage: "let the dedupe and the re-route fire the tables' user triggers and rules"},
 			&ucli.IntFlag{Name: "attempts", Value: 5, Usage: "tries per step on lock timeouts and deadlocks"},
-			&ucli.DurationFlag{Name: "retry-wait", Value: time.Second, Usage: "first wait between tries (doubles, up to a minute)"},
-			&ucli.DurationFlag{Name: "rebuild-timeout", Usage: "bound on each REINDEX (0: none; lock waits stay bounded by --lock-timeout)"},
-			&ucli.DurationFlag{Name: "rebuild-lock-timeout", Value: 5 * time.Minute, Usage: "lock_timeout of each REINDEX CONCURRENTLY, whose waits for older transactions come after the build; not started while a transaction older than this is open"},
+			&durationFlag{Name: "retry-wait", Value: time.Second, Usage: "first wait between tries (doubles, up to a minute)"},
+			&durationFlag{Name: "rebuild-timeout", Usage: "bound on each REINDEX (0: none; lock waits stay bounded by --lock-timeout)"},
+			&durationFlag{Name: "rebuild-lock-timeout", Value: 5 * time.Minute, Usage: "lock_timeout of each REINDEX CONCURRENTLY, whose waits for older transactions come after the build; not started while a transaction older than this is open"},
 			&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress lines"},
 			jsonFlag,
 		),
@@ -53,6 +58,7 @@ func pgRepairCommand(stdout, stderr io.Writer) *ucli.Command {
 			opts := pgcheck.RepairOptions{
 				Indexes:            cmd.StringSlice("index"),
 				ReroutePartitions:  cmd.Bool("reroute-partitions"),
+				RequireFindings:    !cmd.Bool("rebuild-at-risk"),
 				Blocking:           cmd.Bool("blocking"),
 				AllowTriggers:      cmd.Bool("allow-triggers"),
 				Attempts:           cmd.Int("attempts"),
@@ -86,7 +92,7 @@ func pgRepairCommand(stdout, stderr io.Writer) *ucli.Command {
 				} else {
 					printRepairPlan(stdout, plan, opts)
 				}
-				if planFoundProblems(plan) {
+				if plan.FoundProblems() {
 					return errFindings
 				}
 				return nil
@@ -118,15 +124,6 @@ func repairError(ctx context.Context, err error) error {
 		return withCode(ExitError, fmt.Errorf("repair interrupted (run it again to resume): %w", context.Cause(ctx)))
 	}
 	return withCode(ExitError, err)
-}
-
-// planFoundProblems reports whether a plan found something broken or
-// unfinished: invalid indexes, duplicates, misplaced rows, violated CHECK
-// constraints, stale collation versions or an interrupted run. Rebuilding
-// the indexes at risk alone is precaution, not a finding.
-func planFoundProblems(p *pgcheck.RepairPlan) bool {
-	return len(p.Invalid) > 0 || len(p.Duplicates) > 0 || len(p.Partitions) > 0 || len(p.Checks) > 0 ||
-		len(p.Refresh) > 0 || p.ResumeRun != ""
 }
 
 // printRepairEvent prints one progress line per action outcome.
@@ -161,8 +158,9 @@ func oneLine(sql string) string {
 
 func printRepairPlan(w io.Writer, p *pgcheck.RepairPlan, opts pgcheck.RepairOptions) {
 	fmt.Fprintf(w, "Repair plan for database %s (dry run: nothing was changed; run with --apply to carry it out)\n", p.Database)
-	if !planFoundProblems(p) {
-		fmt.Fprintln(w, "no problems found; the plan only rebuilds the indexes at risk, as a precaution")
+	if !p.FoundProblems() && len(p.Rebuilds) > 0 && len(opts.Indexes) == 0 {
+		fmt.Fprintln(w, "no problems found by the plan. --apply first runs amcheck on the indexes at risk and compares the\n"+
+			"collation fingerprints, and rebuilds them only if that finds something; --rebuild-at-risk rebuilds them anyway.")
 	}
 	if p.ResumeRun != "" {
 		done := 0
@@ -202,7 +200,7 @@ func printRepairPlan(w io.Writer, p *pgcheck.RepairPlan, opts pgcheck.RepairOpti
 		case d.Problem != "":
 			fmt.Fprintf(w, "   BLOCKS THE REPAIR: %s", d.Problem)
 		default:
-			fmt.Fprint(w, "   BLOCKS THE REPAIR: no --dedupe rule covers this table")
+			fmt.Fprint(w, "   BLOCKS THE REPAIR: no --dedupe rule covers this table (--dedupe TABLE=keep-newest:COLUMN, keep-oldest:COLUMN or keep-one)")
 		}
 		printIndexDuplicates(w, d.IndexDuplicates, "   ")
 	}
@@ -299,6 +297,17 @@ func printRepairResult(w io.Writer, r *pgcheck.RepairResult, opts pgcheck.Repair
 				printIndexDuplicates(w, d.IndexDuplicates, "  ")
 			}
 		}
+		fmt.Fprintf(w, "\nChoose the row to keep per table with --dedupe %s,\n"+
+			"e.g. --dedupe users=keep-newest:updated_at or --dedupe public.tags=keep-one; removed rows go to ringfence.quarantine.\n", pgcheck.DedupeSyntax)
+		return
+	}
+	if r.NothingFound && r.Verified != nil {
+		fmt.Fprintf(w, "Nothing found wrong in database %s: no duplicates, misplaced rows or leftovers, amcheck clean on %d index(es) at risk",
+			r.Plan.Database, r.Verified.Indexes)
+		if r.Verified.Fingerprint {
+			fmt.Fprint(w, ", collation fingerprints unchanged")
+		}
+		fmt.Fprintf(w, ".\nNothing was changed. To rebuild the %d index(es) at risk anyway, run again with --rebuild-at-risk.\n", len(r.Plan.Rebuilds))
 		return
 	}
 	if r.RunID == "" {

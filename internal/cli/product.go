@@ -84,7 +84,7 @@ func productCommand() *ucli.Command {
 func productFlags() []ucli.Flag {
 	return []ucli.Flag{
 		&ucli.StringSliceFlag{Name: "gate", Usage: "a gate every release must pass before its first ring (repeatable)"},
-		&ucli.DurationFlag{Name: "halt-window", Usage: "auto-halt: how far back failures count (default 1h)"},
+		&durationFlag{Name: "halt-window", Usage: "auto-halt: how far back failures count (default 1h)"},
 		&ucli.IntFlag{Name: "halt-min-failures", Usage: "auto-halt: least failing installations (default 3)"},
 		&ucli.IntFlag{Name: "halt-min-customers", Usage: "auto-halt: least distinct customers among the failing installations (default 2)"},
 		&ucli.FloatFlag{Name: "halt-failure-share", Usage: "auto-halt: least share of failing among moved installations, 0..1 (default 0.2)"},

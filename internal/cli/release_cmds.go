@@ -61,6 +61,8 @@ func releaseCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "upgrade-to", Usage: "guidance: upgrade to this version"},
 			&ucli.StringFlag{Name: "rollback-to", Usage: "guidance: roll back to this version (must be rollback-safe)"},
 			&ucli.BoolFlag{Name: "hold", Usage: "guidance: stay on the release and wait"},
+			&ucli.BoolFlag{Name: "force", Usage: "accept an --upgrade-to target that has not passed the product's gates (needs --force-reason)"},
+			&ucli.StringFlag{Name: "force-reason", Usage: "why the --upgrade-to target is offered before passing its gates (in the audit log)"},
 		}, func(ctx context.Context, cmd *ucli.Command, c *client.Client, product string, v release.Version) (release.Release, error) {
 			p, err := pullFlags(cmd)
 			if err != nil {
@@ -146,6 +148,16 @@ func pullFlags(cmd *ucli.Command) (client.PullRequest, error) {
 	}
 	if n != 1 {
 		return p, fmt.Errorf("give exactly one guidance: --upgrade-to VERSION, --rollback-to VERSION or --hold")
+	}
+	switch {
+	case cmd.Bool("force") && p.Action != release.ActionUpgrade:
+		return p, fmt.Errorf("--force only applies to --upgrade-to")
+	case cmd.Bool("force") && strings.TrimSpace(cmd.String("force-reason")) == "":
+		return p, fmt.Errorf("--force needs --force-reason: why installations are told to upgrade to a release that has not passed its gates")
+	case !cmd.Bool("force") && cmd.IsSet("force-reason"):
+		return p, fmt.Errorf("--force-reason goes with --force")
+	case cmd.Bool("force"):
+		p.ForceReason = cmd.String("force-reason")
 	}
 	return p, nil
 }

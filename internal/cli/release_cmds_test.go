@@ -159,6 +159,7 @@ func TestReleaseCommandsEndToEnd(t *testing.T) {
 
 	// Pull with guidance, as in the example.
 	api(t, url, admin, "release", "create", "acme", "3.30.3")
+	api(t, url, admin, "gate", "pass", "acme", "3.30.3", "collation-compare") // an upgrade target must have passed the gates
 	apiFails(t, url, admin, "exactly one guidance", "release", "pull", "acme", "3.30.0", "--reason", "x")
 	apiFails(t, url, admin, "exactly one guidance", "release", "pull", "acme", "3.30.0", "--reason", "x", "--hold", "--upgrade-to", "3.30.3")
 	apiFails(t, url, admin, "rollback-safe", "release", "pull", "acme", "3.30.0", "--reason", "x", "--rollback-to", "3.29.0")

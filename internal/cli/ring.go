@@ -66,7 +66,7 @@ func ringCommand() *ucli.Command {
 func ringFlags() []ucli.Flag {
 	return []ucli.Flag{
 		&ucli.IntFlag{Name: "position", Usage: "rollout order, 0 = the first ring a release enters"},
-		&ucli.DurationFlag{Name: "soak", Usage: "time a release spends here before the next ring (e.g. 24h)"},
+		&durationFlag{Name: "soak", Usage: "time a release spends here before the next ring (e.g. 24h)"},
 		&ucli.FloatFlag{Name: "rollout", Usage: "percent of the ring's installations offered a release (create: default 100)"},
 		&ucli.IntFlag{Name: "min-healthy", Usage: "healthy installations on a release needed here before the next ring"},
 	}

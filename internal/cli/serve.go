@@ -22,7 +22,7 @@ import (
 // dbFlag names the store: a SQLite file or a postgres:// URL.
 func dbFlag() *ucli.StringFlag {
 	return &ucli.StringFlag{Name: "db", Value: "ringfence.db", Sources: ucli.EnvVars("RINGFENCE_DB"),
-		Usage: "store: a SQLite file path, or a postgres:// URL"}
+		Usage: "store: a SQLite file (PATH or sqlite:PATH), or PostgreSQL (postgres://… or postgresql://… URL, or key=value such as \"host=db dbname=ringfence\")"}
 }
 
 // serveCommand is `ringfence serve`: the release control plane.
@@ -35,24 +35,24 @@ func serveCommand(stdout, stderr io.Writer) *ucli.Command {
 			"Several serve processes may share one PostgreSQL database.",
 		Flags: append([]ucli.Flag{
 			dbFlag(),
-			&ucli.StringFlag{Name: "listen", Value: ":8080", Usage: "address to listen on"},
+			&ucli.StringFlag{Name: "listen", Sources: ucli.EnvVars("RINGFENCE_LISTEN"), Value: ":8080", Usage: "address to listen on"},
 			&ucli.StringFlag{Name: "incident-webhook", Sources: ucli.EnvVars("RINGFENCE_INCIDENT_WEBHOOK"),
 				Usage: "URL that receives a POST when auto-halt pauses a release"},
 			&ucli.BoolFlag{Name: "webhook-allow-private", Sources: ucli.EnvVars("RINGFENCE_WEBHOOK_ALLOW_PRIVATE"),
 				Usage: "let the incident webhook reach loopback, private and link-local addresses (refused by default)"},
-			&ucli.DurationFlag{Name: "answer-ttl", Value: time.Hour, Usage: "validity of signed check-in answers"},
-			&ucli.FloatFlag{Name: "checkin-rate", Value: 50, Usage: "check-ins per second allowed per enrollment key"},
-			&ucli.IntFlag{Name: "checkin-burst", Value: 200, Usage: "check-in burst allowed per enrollment key"},
-			&ucli.DurationFlag{Name: "key-overlap", Value: 30 * 24 * time.Hour,
+			&durationFlag{Name: "answer-ttl", Sources: ucli.EnvVars("RINGFENCE_ANSWER_TTL"), Value: time.Hour, Usage: "validity of signed check-in answers"},
+			&ucli.FloatFlag{Name: "checkin-rate", Sources: ucli.EnvVars("RINGFENCE_CHECKIN_RATE"), Value: 50, Usage: "check-ins per second allowed per enrollment key"},
+			&ucli.IntFlag{Name: "checkin-burst", Sources: ucli.EnvVars("RINGFENCE_CHECKIN_BURST"), Value: 200, Usage: "check-in burst allowed per enrollment key"},
+			&durationFlag{Name: "key-overlap", Sources: ucli.EnvVars("RINGFENCE_KEY_OVERLAP"), Value: 30 * 24 * time.Hour,
 				Usage: "after keys rotate, how long the previous signing key co-signs answers (negative: not at all)"},
-			&ucli.DurationFlag{Name: "retention", Value: 90 * 24 * time.Hour, Usage: "how long instance history is kept"},
+			&durationFlag{Name: "retention", Sources: ucli.EnvVars("RINGFENCE_RETENTION"), Value: 90 * 24 * time.Hour, Usage: "how long instance history is kept"},
 			&ucli.StringFlag{Name: "public-url", Sources: ucli.EnvVars("RINGFENCE_PUBLIC_URL"),
 				Usage: "the public base URL people reach this server at: links in emails, feeds and webhooks; https makes console cookies Secure behind a TLS proxy (default: http://localhost:PORT)"},
 			&ucli.StringFlag{Name: "page-title", Value: "Status", Sources: ucli.EnvVars("RINGFENCE_PAGE_TITLE"), Usage: "the status page's name"},
 			&ucli.StringFlag{Name: "smtp", Sources: ucli.EnvVars("RINGFENCE_SMTP"),
 				Usage: "SMTP server for email subscribers: smtp://[user:pass@]host[:port] (STARTTLS when offered) or smtps://..."},
 			&ucli.StringFlag{Name: "smtp-from", Sources: ucli.EnvVars("RINGFENCE_SMTP_FROM"), Usage: "sender address of status emails"},
-			&ucli.BoolFlag{Name: "demo", Usage: "run a living demo on a throwaway store: a seeded product and simulated installations (prints the console's URL and a login)"},
+			&ucli.BoolFlag{Name: "demo", Sources: ucli.EnvVars("RINGFENCE_DEMO"), Usage: "run a living demo on a throwaway store: a seeded product and simulated installations (prints the console's URL and a login)"},
 		}, kekFlags()...),
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
 			if cmd.Args().Len() > 0 {
@@ -64,7 +64,23 @@ func serveCommand(stdout, stderr io.Writer) *ucli.Command {
 	}
 }
 
+// listenAddr checks a --listen value: a bare port number is the most
+// common slip, and net.Listen would only say "missing port in address".
+func listenAddr(s string) (string, error) {
+	if _, err := strconv.Atoi(s); err == nil {
+		return "", fmt.Errorf("--listen %s: give an address with a colon: :%s (every interface) or 127.0.0.1:%s (this machine only)", s, s, s)
+	}
+	if _, _, err := net.SplitHostPort(s); err != nil {
+		return "", fmt.Errorf("--listen %s: want HOST:PORT or :PORT (e.g. :8080): %w", s, err)
+	}
+	return s, nil
+}
+
 func serve(ctx context.Context, cmd *ucli.Command, log *slog.Logger, stdout io.Writer) error {
+	addr, err := listenAddr(cmd.String("listen"))
+	if err != nil {
+		return err
+	}
 	dsn := cmd.String("db")
 	if cmd.Bool("demo") {
 		dir, path, err := demoStore(cmd)
@@ -74,6 +90,16 @@ func serve(ctx context.Context, cmd *ucli.Command, log *slog.Logger, stdout io.W
 		defer os.RemoveAll(dir)
 		dsn = path
 	}
+	if _, _, err := sqlstore.ClassifyDSN(dsn); err != nil {
+		return err
+	}
+	// Bind before creating anything: a busy port must not leave a new
+	// store and signing key behind.
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	defer ln.Close()
 	store, err := sqlstore.Open(ctx, dsn)
 	if err != nil {
 		return err
@@ -82,10 +108,6 @@ func serve(ctx context.Context, cmd *ucli.Command, log *slog.Logger, stdout io.W
 	kek, err := keyEncryptionKey(ctx, cmd, store, log)
 	if err != nil {
 		return err
-	}
-	ln, err := net.Listen("tcp", cmd.String("listen"))
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cmd.String("listen"), err)
 	}
 	publicURL := cmd.String("public-url")
 	if publicURL == "" {
