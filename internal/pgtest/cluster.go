@@ -88,15 +88,26 @@ func New(t testing.TB, opts ...Option) *Cluster {
 	c.cred = postgresCredential(t)
 	c.Dir = c.makeDir("ringfence-pg-")
 	t.Cleanup(c.cleanup)
+	c.copyDataDir(c.template(o.variant), c.dataDir())
+	c.appendConf(append([]string{"unix_socket_directories = '" + c.Dir + "'"}, o.settings...)...)
+	c.Port = freePort(t)
+	c.Start(o.variant)
+	return c
+}
+
+// initCluster runs initdb into c's data directory, configures it and starts
+// it under variant v.
+func (c *Cluster) initCluster(v Variant) {
+	c.t.Helper()
 	initdb := c.command("initdb", "-D", c.dataDir(), "-U", "postgres", "--auth=trust", "--no-sync",
 		"-E", "UTF8", "--locale="+Locale, "--lc-messages=C")
-	initdb.Env = append(initdb.Env, "LOCPATH="+LocaleDir(t, o.variant))
+	initdb.Env = append(initdb.Env, "LOCPATH="+LocaleDir(c.t, v))
 	if out, err := initdb.CombinedOutput(); err != nil {
-		t.Fatalf("initdb: %v\n%s", err, out)
+		c.t.Fatalf("initdb: %v\n%s", err, out)
 	}
-	conf := []string{
+	c.appendConf(
 		"listen_addresses = '127.0.0.1'",
-		"unix_socket_directories = '" + c.Dir + "'",
+		"unix_socket_directories = '"+c.Dir+"'",
 		"fsync = off",
 		"synchronous_commit = off",
 		"full_page_writes = off",
@@ -104,17 +115,14 @@ func New(t testing.TB, opts ...Option) *Cluster {
 		"shared_buffers = 32MB",
 		"logging_collector = off",
 		"lc_messages = 'C'",
-	}
-	conf = append(conf, o.settings...)
-	c.appendConf(conf...)
-	c.Port = freePort(t)
-	c.Start(o.variant)
+	)
+	c.Port = freePort(c.t)
+	c.Start(v)
 	// initdb imports collations from `locale -a`, which does not see LOCPATH:
 	// create the libc collation a real system would have.
 	for _, db := range []string{"template1", "postgres"} {
 		c.Exec(db, `CREATE COLLATION IF NOT EXISTS "en_US.utf8" (provider = libc, locale = 'en_US.UTF-8')`)
 	}
-	return c
 }
 
 func (c *Cluster) makeDir(prefix string) string {
@@ -207,13 +215,7 @@ func (c *Cluster) Standby(v Variant) *Cluster {
 			"-U", "postgres", "-R", "-X", "stream", "--no-sync", "--checkpoint=fast")
 	} else {
 		c.Stop()
-		cp := exec.Command("cp", "-a", c.dataDir(), s.dataDir())
-		if c.cred != nil {
-			cp.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
-		}
-		if out, err := cp.CombinedOutput(); err != nil {
-			c.t.Fatalf("copy the primary's data directory: %v\n%s", err, out)
-		}
+		c.copyDataDir(c.dataDir(), s.dataDir())
 		c.Start(c.Variant)
 		signal := filepath.Join(s.dataDir(), "standby.signal")
 		if err := os.WriteFile(signal, nil, 0o600); err != nil {
