@@ -239,3 +239,28 @@ func serverMajor(binDir string) (int, error) {
 	}
 	return strconv.Atoi(string(m[1]))
 }
+
+// ICUUpgrade returns two builds of one major version that differ in the
+// ICU library they link: the npm build of 15 (ICU 60) and the system's
+// (Debian 12: ICU 72). A data directory initialised by the first starts
+// unchanged under the second (RestartWith), and indexes on ICU collations
+// are then out of order: the ICU upgrade an OS or image upgrade brings.
+func ICUUpgrade(t testing.TB) (from, to Build) {
+	t.Helper()
+	const major = 15
+	from, err := NPMBuild(major)
+	if err != nil {
+		missing(t, err)
+	}
+	system, err := SystemBuilds()
+	if err != nil {
+		missing(t, err)
+	}
+	for _, b := range system {
+		if b.Major == major {
+			return from, b
+		}
+	}
+	missing(t, fmt.Errorf("the ICU upgrade needs the system's PostgreSQL %d (Debian's postgresql-%d)", major, major))
+	return from, to
+}
