@@ -2,6 +2,7 @@ package pgcheck
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -40,7 +41,9 @@ func testVersionDifferences(t *testing.T, b pgtest.Build) {
 
 	// libc default: at risk everywhere; its version is recorded from 15 on.
 	c.CreateDatabase("plain")
-	c.Exec("plain", `CREATE TABLE t (s text CONSTRAINT t_s_key UNIQUE)`)
+	c.Exec("plain", `CREATE EXTENSION amcheck;
+		CREATE TABLE t (s text CONSTRAINT t_s_key UNIQUE);
+		INSERT INTO t SELECT 'k' || g FROM generate_series(1, 1000) g`)
 	d := inventory("plain").DefaultCollation
 	if d.Provider != "libc" || !d.AtRisk || (d.RecordedVersion != "") != (b.Major >= 15) {
 		t.Errorf("PostgreSQL %d, libc default: %+v (a recorded version from 15 on)", b.Major, d)
@@ -52,6 +55,22 @@ func testVersionDifferences(t *testing.T, b pgtest.Build) {
 		if len(m) != 1 || m[0].Object != "default" || len(m[0].AtRisk) != 1 || m[0].AtRisk[0].Object != "t_s_key" {
 			t.Errorf("PostgreSQL %d: database version mismatch %+v", b.Major, m)
 		}
+	}
+
+	// A hot standby: bt_index_check and the scans run; the parent check
+	// cannot (it needs a ShareLock) and is refused.
+	s := c.Standby(pgtest.Current)
+	standby, err := Open(s.DSN("plain"), ConnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Check(ctx, standby, CheckOptions{Heap: true})
+	if err != nil || !rep.Server.InRecovery || rep.Checked.Indexes == 0 || rep.Checked.HeapRelations == 0 ||
+		len(findingsOfKind(rep, KindIndexCorrupt)) != 0 {
+		t.Errorf("PostgreSQL %d, check on a standby: %v, %+v", b.Major, err, rep)
+	}
+	if _, err := Check(ctx, standby, CheckOptions{ParentCheck: true}); !errors.Is(err, ErrParentCheckOnStandby) {
+		t.Errorf("PostgreSQL %d, --parent-check on a standby: %v", b.Major, err)
 	}
 
 	// An ICU database default (15+): at risk, with the ICU locale and
@@ -91,7 +110,7 @@ func testVersionDifferences(t *testing.T, b pgtest.Build) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rep, err := Check(ctx, srv, CheckOptions{Scope: ScopeCollation, Filter: Filter{Schemas: []string{"public"}}})
+		rep, err = Check(ctx, srv, CheckOptions{Scope: ScopeCollation, Filter: Filter{Schemas: []string{"public"}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,4 +119,14 @@ func testVersionDifferences(t *testing.T, b pgtest.Build) {
 				b.Major, rep.Checked.Indexes, rep.Findings)
 		}
 	}
+}
+
+func findingsOfKind(rep *CheckReport, kind Kind) []Finding {
+	var out []Finding
+	for _, f := range rep.Findings {
+		if f.Kind == kind {
+			out = append(out, f)
+		}
+	}
+	return out
 }
