@@ -372,7 +372,10 @@ func objectState(ctx context.Context, conn *pgx.Conn, t task) (objectStateKind, 
 }
 
 // verifyHeap runs verify_heapam over t's block range, collecting the
-// problems it reports into r.
+// problems it reports into r. A page that cannot be read at all (a data
+// checksum failure, SQLSTATE XX001: initdb enables checksums by default
+// from PostgreSQL 18) stops verify_heapam with an error: that page is a
+// problem too, and the range is checked on from the next block.
 func verifyHeap(ctx context.Context, conn *pgx.Conn, amSchema string, t task, r *result) error {
 	var start, end *int64
 	if t.startBlock >= 0 {
@@ -381,6 +384,56 @@ func verifyHeap(ctx context.Context, conn *pgx.Conn, amSchema string, t task, r 
 	if t.endBlock >= 0 {
 		end = &t.endBlock
 	}
+	for {
+		err := verifyHeapRange(ctx, conn, amSchema, t.oid, start, end, r)
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != sqlstateDataCorrupted {
+			return err
+		}
+		blk, ok, perr := unreadableBlock(ctx, conn, t.oid, pgErr.Message)
+		if perr != nil {
+			return perr
+		}
+		r.heapRows++
+		if len(r.heapMsgs) < heapFindingMessages {
+			text := pgErr.Message
+			if ok {
+				text = formatHeapMessage(blk, nil, nil, pgErr.Message)
+			}
+			r.heapMsgs = append(r.heapMsgs, heapMessage{blk, text})
+		}
+		if !ok {
+			// A TOAST page or an unknown block: the rest of the range
+			// cannot be told apart from it.
+			r.heapMsgs[len(r.heapMsgs)-1].text += " (the rest of this block range was not checked)"
+			return nil
+		}
+		next := blk + 1
+		if end != nil && next > *end {
+			return nil
+		}
+		start = &next
+	}
+}
+
+// unreadableBlock returns the block of relation oid named by a "invalid
+// page in block N of relation PATH" message, and whether the message is
+// about that relation's own file (not its TOAST table's).
+func unreadableBlock(ctx context.Context, conn *pgx.Conn, oid uint32, msg string) (int64, bool, error) {
+	var blk int64
+	var path string
+	if _, err := fmt.Sscanf(msg, "invalid page in block %d of relation %s", &blk, &path); err != nil {
+		return -1, false, nil
+	}
+	var own string
+	if err := conn.QueryRow(ctx, `SELECT pg_relation_filepath($1::oid::regclass)`, oid).Scan(&own); err != nil {
+		return -1, false, fmt.Errorf("relation file of %d: %w", oid, err)
+	}
+	return blk, strings.Trim(path, `"`) == own, nil
+}
+
+// verifyHeapRange runs verify_heapam over blocks start to end of oid.
+func verifyHeapRange(ctx context.Context, conn *pgx.Conn, amSchema string, oid uint32, start, end *int64, r *result) error {
 	// The plan's block numbers come from pg_class.relpages and may be stale:
 	// clamp the range to the relation's size now, and skip a range that
 	// lies wholly past its end (the table shrank since). A size of 0 is
@@ -394,7 +447,7 @@ func verifyHeap(ctx context.Context, conn *pgx.Conn, amSchema string, t task, r 
 			startblock => CASE WHEN s.n > 0 THEN $2::bigint END,
 			endblock => CASE WHEN s.n > 0 THEN least($3::bigint, s.n - 1) END) v
 		WHERE (s.n > 0 AND ($2::bigint IS NULL OR $2::bigint < s.n))
-		   OR (s.n = 0 AND coalesce($2::bigint, 0) = 0)`, QuoteIdent(amSchema)), t.oid, start, end)
+		   OR (s.n = 0 AND coalesce($2::bigint, 0) = 0)`, QuoteIdent(amSchema)), oid, start, end)
 	if err != nil {
 		return err
 	}

@@ -32,13 +32,17 @@ CREATE TABLE tags (t text) PARTITION BY LIST (lower(t));
 CREATE TABLE tags_a PARTITION OF tags FOR VALUES IN ('a');`
 
 func TestCompareNamesIndexesThatWouldBreak(t *testing.T) {
+	pgtest.ForEachVersion(t, testCompareNamesIndexesThatWouldBreak)
+}
+
+func testCompareNamesIndexesThatWouldBreak(t *testing.T, b pgtest.Build) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	old := pgtest.New(t, pgtest.WithVariant(pgtest.Current))
+	old := pgtest.New(t, pgtest.WithBuild(b), pgtest.WithVariant(pgtest.Current))
 	old.CreateDatabase("app")
 	old.Exec("app", compareSchema)
 	// The new server is empty: only its collations matter.
-	neu := pgtest.New(t, pgtest.WithVariant(pgtest.Current))
+	neu := pgtest.New(t, pgtest.WithBuild(b), pgtest.WithVariant(pgtest.Current))
 
 	compare := func() map[string]IndexComparison {
 		t.Helper()

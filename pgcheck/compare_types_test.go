@@ -27,17 +27,19 @@ CREATE INDEX kinds_arr ON kinds (arr);`
 // TestCompareKeyTypes compares indexes on domains, citext and arrays in
 // their real types: never skipped as "not text", an error (incomplete)
 // where the new server lacks the type, and differs when the order changes.
-func TestCompareKeyTypes(t *testing.T) {
+func TestCompareKeyTypes(t *testing.T) { pgtest.ForEachVersion(t, testCompareKeyTypes) }
+
+func testCompareKeyTypes(t *testing.T, b pgtest.Build) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	old := pgtest.New(t, pgtest.WithVariant(pgtest.Current))
+	old := pgtest.New(t, pgtest.WithBuild(b), pgtest.WithVariant(pgtest.Current))
 	old.CreateDatabase("app")
 	if _, err := old.Connect("app").Exec(ctx, `CREATE TABLE words AS SELECT w, i::int FROM unnest($1::text[]) WITH ORDINALITY u(w, i)`,
 		pgtest.Words()); err != nil {
 		t.Fatal(err)
 	}
 	old.Exec("app", typesSchema)
-	neu := pgtest.New(t, pgtest.WithVariant(pgtest.Current))
+	neu := pgtest.New(t, pgtest.WithBuild(b), pgtest.WithVariant(pgtest.Current))
 
 	compare := func(db string) (*CompareReport, map[string]IndexComparison) {
 		t.Helper()

@@ -66,6 +66,15 @@ var probeCorpus = []string{
 	"a\u00a0b", "a\u200bb", "a\u00adb", "a\u2010b", "a\u2013b", "a\u2014b", "a\u2019b", "a\u02bcb",
 	"\ufffd",
 
+	// Newer Unicode: characters ICU learnt or re-weighted between ICU 60
+	// (Unicode 10, CLDR 32) and ICU 72 (Unicode 15, CLDR 42), next to ASCII:
+	// emoji of Unicode 14, Cherokee (small letters since Unicode 8), Adlam
+	// (Unicode 9), Arabic Extended-A and -B letters. An ICU upgrade moves
+	// these and leaves the older scripts above in place.
+	"\U0001FAE0", "\U0001FAE1", "a\U0001FAE0", "\U0001FAE0a", "b\U0001FAE1", "\u13A0", "\uAB70", "a\u13A0",
+	"\u13A0a", "\uAB70b", "\U0001E900", "\U0001E922", "a\U0001E900", "\U0001E922b", "\u08A0", "\u08B6",
+	"\u0870", "a\u08A0", "\u08B6b", "\u0870a", "Z\u0870", "m\U0001E922", "M\uAB70", "z\U0001FAE1",
+
 	// Byte order: what musl (strcmp) does and glibc does not. Capitals,
 	// '_' and '~' lie between ranges in ASCII; control characters and
 	// high code points sort by their UTF-8 bytes.

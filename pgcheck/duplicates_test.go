@@ -32,10 +32,22 @@ INSERT INTO s_child VALUES (10, 'y', 'r', 'n');
 UPDATE pg_index SET indisunique = true WHERE indexrelid IN ('s_nnd'::regclass, 's_plain'::regclass, 's_partial'::regclass);
 `
 
-func TestFindDuplicatesSemantics(t *testing.T) {
-	c := pgtest.New(t)
+func TestFindDuplicatesSemantics(t *testing.T) { pgtest.ForEachVersion(t, testFindDuplicatesSemantics) }
+
+type group struct {
+	key string
+	ids []float64
+}
+
+func testFindDuplicatesSemantics(t *testing.T, b pgtest.Build) {
+	c := pgtest.New(t, pgtest.WithBuild(b))
 	c.CreateDatabase("dups")
-	c.Exec("dups", duplicateSemantics)
+	fixture, nnd := duplicateSemantics, []group{{`y|r`, []float64{3, 4, 5}}, {`x|<nil>`, []float64{1, 2}}}
+	if b.Major < 15 { // no NULLS NOT DISTINCT: s_nnd is a plain unique index
+		fixture = strings.Replace(fixture, " NULLS NOT DISTINCT;", ";", 1)
+		nnd = nnd[:1]
+	}
+	c.Exec("dups", fixture)
 	// Make every session prefer the indexes, as on a big table: the search
 	// must read past them anyway.
 	c.Exec("dups", `ALTER DATABASE dups SET enable_seqscan = off`)
@@ -53,13 +65,9 @@ func TestFindDuplicatesSemantics(t *testing.T) {
 	for _, d := range rep.Indexes {
 		got[d.Index.Name] = d
 	}
-	type group struct {
-		key string
-		ids []float64
-	}
 	want := map[string][]group{
 		// NULLS NOT DISTINCT: the NULL regions conflict.
-		"s_nnd": {{`y|r`, []float64{3, 4, 5}}, {`x|<nil>`, []float64{1, 2}}},
+		"s_nnd": nnd,
 		// NULLS DISTINCT: they do not; the inheritance child is not covered.
 		"s_plain": {{`y|r`, []float64{3, 4, 5}}},
 		// Only rows matching the predicate, compared by the expression.

@@ -15,10 +15,12 @@ import (
 // TestFingerprintStatuses covers the statuses besides same and changed: a
 // collation whose locale no longer loads (unavailable, a finding), one
 // dropped since the baseline (missing) and one added since (new).
-func TestFingerprintStatuses(t *testing.T) {
+func TestFingerprintStatuses(t *testing.T) { pgtest.ForEachVersion(t, testFingerprintStatuses) }
+
+func testFingerprintStatuses(t *testing.T, b pgtest.Build) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c := pgtest.New(t, pgtest.WithVariant(pgtest.Current))
+	c := pgtest.New(t, pgtest.WithBuild(b), pgtest.WithVariant(pgtest.Current))
 	c.CreateDatabase("st")
 	c.Exec("st", `
 		CREATE COLLATION vanish (provider = libc, locale = 'en_US.UTF-8');

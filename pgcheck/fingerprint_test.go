@@ -27,9 +27,13 @@ INSERT INTO users SELECT g, 'user ' || g, 'title-' || g FROM generate_series(1, 
 // reported as collation_changed while PostgreSQL's versions stay the same,
 // and nothing is reported when nothing changed.
 func TestFingerprintSeesLocaleChanges(t *testing.T) {
+	pgtest.ForEachVersion(t, testFingerprintSeesLocaleChanges)
+}
+
+func testFingerprintSeesLocaleChanges(t *testing.T, b pgtest.Build) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	c := pgtest.New(t, pgtest.WithVariant(pgtest.Current))
+	c := pgtest.New(t, pgtest.WithBuild(b), pgtest.WithVariant(pgtest.Current))
 	c.CreateDatabase("fp")
 	c.Exec("fp", driftSchema)
 	dir := t.TempDir()
@@ -171,7 +175,7 @@ func TestFingerprintSeesLocaleChanges(t *testing.T) {
 
 	// A fresh cluster with the same data under the same locale agrees with
 	// the first cluster's baseline, and has no baseline of its own.
-	c2 := pgtest.New(t, pgtest.WithVariant(pgtest.Current))
+	c2 := pgtest.New(t, pgtest.WithBuild(b), pgtest.WithVariant(pgtest.Current))
 	c2.CreateDatabase("fp")
 	c2.Exec("fp", driftSchema)
 	findings, ok, err := CheckFingerprint(ctx, c2.Connect("fp"), current)
@@ -210,7 +214,7 @@ func checkICUFingerprints(t *testing.T, c *pgtest.Cluster) {
 	}
 
 	// Swedish sorts ä and ö after z; the recorded version stays the same.
-	c.Exec("inv", `UPDATE pg_collation SET colliculocale = 'sv-SE' WHERE collname = 'de_icu'`)
+	c.Exec("inv", `UPDATE pg_collation SET `+icuLocaleColumn(c.Build.Major)+` = 'sv-SE' WHERE collname = 'de_icu'`)
 	conn = c.Connect("inv")
 	inv, err := ReadInventory(ctx, conn)
 	if err != nil {
@@ -224,6 +228,18 @@ func checkICUFingerprints(t *testing.T, c *pgtest.Cluster) {
 		findings[0].AtRisk[0].Object != "people_nick" {
 		t.Errorf("ICU locale changed: findings %+v", findings)
 	}
+}
+
+// icuLocaleColumn names pg_collation's column holding an ICU collation's
+// locale on PostgreSQL major version major.
+func icuLocaleColumn(major int) string {
+	switch {
+	case major >= 17:
+		return "colllocale"
+	case major >= 15:
+		return "colliculocale"
+	}
+	return "collcollate"
 }
 
 // takeBaseline reads conn's inventory and fingerprints its at-risk

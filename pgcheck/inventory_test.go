@@ -103,8 +103,10 @@ CREATE INDEX mv_name ON mv (name);
 ANALYZE;
 `
 
-func TestInventoryFindsEveryKind(t *testing.T) {
-	c := pgtest.New(t)
+func TestInventoryFindsEveryKind(t *testing.T) { pgtest.ForEachVersion(t, testInventoryFindsEveryKind) }
+
+func testInventoryFindsEveryKind(t *testing.T, b pgtest.Build) {
+	c := pgtest.New(t, pgtest.WithBuild(b))
 	c.CreateDatabase("inv")
 	c.Exec("inv", inventorySchema)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

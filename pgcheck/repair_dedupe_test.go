@@ -58,8 +58,10 @@ UPDATE pg_index SET indisunique = true WHERE indexrelid IN
 // each removes, that the most specific rule wins, that groups without a
 // single row to keep and tables with triggers stop the repair, and that a
 // dedupe never deletes a row it did not pick.
-func TestRepairDedupeRules(t *testing.T) {
-	c := pgtest.New(t)
+func TestRepairDedupeRules(t *testing.T) { pgtest.ForEachVersion(t, testRepairDedupeRules) }
+
+func testRepairDedupeRules(t *testing.T, b pgtest.Build) {
+	c := pgtest.New(t, pgtest.WithBuild(b))
 	t.Run("rules", func(t *testing.T) { testDedupeRules(t, c) })
 	t.Run("race", func(t *testing.T) { testDedupeRace(t, c) })
 }

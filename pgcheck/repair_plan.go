@@ -735,7 +735,8 @@ func readSideEffects(ctx context.Context, conn *pgx.Conn, relid uint32) (sideEff
 		WITH rels AS (SELECT $1::oid AS relid UNION SELECT relid FROM pg_partition_tree($1))
 		SELECT coalesce((SELECT array_agg(DISTINCT format('%s on %s', con.conname, con.conrelid::regclass))
 		                   FROM pg_constraint con JOIN rels ON con.confrelid = rels.relid
-		                  WHERE con.contype = 'f' AND con.confdeltype NOT IN ('a', 'r')), '{}'),
+		                  WHERE con.contype = 'f' AND con.confdeltype NOT IN ('a', 'r')
+		                    AND con.conparentid = 0), '{}'),
 		       coalesce((SELECT array_agg(DISTINCT format('trigger %s on %s', tg.tgname, tg.tgrelid::regclass))
 		                   FROM pg_trigger tg JOIN rels ON tg.tgrelid = rels.relid
 		                  WHERE NOT tg.tgisinternal AND tg.tgenabled IN ('O', 'A')

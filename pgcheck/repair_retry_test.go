@@ -20,8 +20,10 @@ import (
 // still-corrupt index would: REINDEX CONCURRENTLY fails on it and leaves
 // an invalid copy; the repair drops the copy, resolves the duplicate with
 // the rule, and rebuilds.
-func TestRepairOnALiveDatabase(t *testing.T) {
-	c := pgtest.New(t)
+func TestRepairOnALiveDatabase(t *testing.T) { pgtest.ForEachVersion(t, testRepairOnALiveDatabase) }
+
+func testRepairOnALiveDatabase(t *testing.T, b pgtest.Build) {
+	c := pgtest.New(t, pgtest.WithBuild(b))
 	t.Run("duplicate", func(t *testing.T) { testDuplicateArrivingMidway(t, c) })
 	t.Run("lock timeout", func(t *testing.T) { testRebuildRetriesLockTimeout(t, c) })
 	t.Run("limited to an index", func(t *testing.T) { testRepairLimitedToAnIndex(t, c) })
@@ -108,9 +110,8 @@ func testRepairInterruptedMidStep(t *testing.T, c *pgtest.Cluster) {
 		CREATE UNIQUE INDEX d_code_key ON d (code);
 		UPDATE pg_index SET indisunique = false WHERE indexrelid = 'd_code_key'::regclass;
 		INSERT INTO d VALUES (1, 'k', '2024-01-01'), (2, 'k', '2024-02-01'), (3, 'other', '2024-01-01');
-		UPDATE pg_index SET indisunique = true WHERE indexrelid = 'd_code_key'::regclass;
-		UPDATE pg_database SET datcollversion = '2.27' WHERE datname = 'intr';
-		UPDATE pg_collation SET collversion = '2.27' WHERE collname = 'en_US.utf8'`)
+		UPDATE pg_index SET indisunique = true WHERE indexrelid = 'd_code_key'::regclass`)
+	ageVersions(t, c, "intr", true)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	srv, err := Open(c.DSN("intr"), ConnOptions{LockTimeout: 30 * time.Second})
@@ -166,22 +167,25 @@ func testRepairInterruptedMidStep(t *testing.T, c *pgtest.Cluster) {
 		t.Fatalf("after the interrupted dedupe: %d rows (want 3), %d quarantined (want 0), %d dedupe done (want 0)", rows, quarantined, dedupeDone)
 	}
 
-	// 2. Between the two refresh statements.
-	refreshes := 0
-	runCtx, stop = context.WithCancel(ctx)
-	opts.Progress = func(e RepairEvent) {
-		if e.Step == StepRefresh && e.Status == StatusStarted {
-			if refreshes++; refreshes == 2 {
-				stop()
+	// 2. Between the two refresh statements (PostgreSQL 14 records no
+	// database collation version: there is one refresh, and nothing between).
+	if c.Build.Major >= 15 {
+		refreshes := 0
+		runCtx, stop = context.WithCancel(ctx)
+		opts.Progress = func(e RepairEvent) {
+			if e.Step == StepRefresh && e.Status == StatusStarted {
+				if refreshes++; refreshes == 2 {
+					stop()
+				}
 			}
 		}
-	}
-	if _, err := Repair(runCtx, srv, opts); !errors.Is(err, context.Canceled) {
-		t.Fatalf("repair interrupted between refreshes: %v, want context.Canceled", err)
-	}
-	stop()
-	if v := collVersions(t, conn); strings.Count(v, "2.27") != 1 {
-		t.Fatalf("after one refresh of two: versions %q, want exactly one still 2.27", v)
+		if _, err := Repair(runCtx, srv, opts); !errors.Is(err, context.Canceled) {
+			t.Fatalf("repair interrupted between refreshes: %v, want context.Canceled", err)
+		}
+		stop()
+		if v := collVersions(t, conn); strings.Count(v, "2.27") != 1 {
+			t.Fatalf("after one refresh of two: versions %q, want exactly one still 2.27", v)
+		}
 	}
 
 	// 3. Finished by the same run.
@@ -379,8 +383,8 @@ func testRebuildRetriesLockTimeout(t *testing.T, c *pgtest.Cluster) {
 func testRepairLimitedToAnIndex(t *testing.T, c *pgtest.Cluster) {
 	c.CreateDatabase("some")
 	c.Exec("some", `CREATE TABLE p (a text CONSTRAINT p_a_key UNIQUE, b text CONSTRAINT p_b_key UNIQUE);
-		INSERT INTO p SELECT 'a ' || g, 'b ' || g FROM generate_series(1, 100) g;
-		UPDATE pg_database SET datcollversion = '2.27' WHERE datname = 'some'`)
+		INSERT INTO p SELECT 'a ' || g, 'b ' || g FROM generate_series(1, 100) g`)
+	aged := ageVersions(t, c, "some", false)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	srv, err := Open(c.DSN("some"), ConnOptions{})
@@ -404,7 +408,7 @@ func testRepairLimitedToAnIndex(t *testing.T, c *pgtest.Cluster) {
 		t.Fatalf("limited repair: finished %v verify %+v failed %v pending %v", res.Finished, res.Verify, res.Failed, res.Pending)
 	}
 	conn := c.Connect("some")
-	if v := collVersions(t, conn); !strings.HasPrefix(v, "2.27") {
+	if v := collVersions(t, conn); v != aged {
 		t.Fatalf("a limited repair refreshed the database's version: %s", v)
 	}
 	// The unfinished run cannot be resumed under another dedupe rule.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs, on a Debian machine, what ringfence's tests need when it is
 # missing: PostgreSQL 15 server with contrib (amcheck), localedef and the
-# locale sources, and Chromium for the browser tests of the pages.
+# locale sources, Chromium for the browser tests of the pages; and, through
+# scripts/pg-builds.sh, the PostgreSQL builds of the version matrix.
 # Idempotent; quiet when everything is present.
 set -euo pipefail
 
@@ -14,13 +15,16 @@ fi
 if ! command -v localedef >/dev/null 2>&1 || [ ! -f /usr/share/i18n/locales/en_US ]; then
   need+=(locales)
 fi
+if ! command -v npm >/dev/null 2>&1; then
+  need+=(npm)
+fi
 
 if ! command -v chromium >/dev/null 2>&1; then
   need+=(chromium fonts-dejavu-core)
 fi
 
 if [ ${#need[@]} -eq 0 ]; then
-  exit 0
+  exec "$(dirname "$0")/pg-builds.sh"
 fi
 if [ "$(id -u)" != 0 ]; then
   echo "scripts/deps.sh: missing Debian packages: ${need[*]} (install them as root)" >&2
@@ -35,3 +39,4 @@ grep -qs '^create_main_cluster' /etc/postgresql-common/createcluster.conf ||
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+"$(dirname "$0")/pg-builds.sh"

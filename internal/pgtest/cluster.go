@@ -2,14 +2,12 @@ package pgtest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,8 +25,9 @@ type Cluster struct {
 	Port int
 	// Variant is the locale variant the server currently runs under.
 	Variant Variant
+	// Build is the server build the cluster currently runs with.
+	Build Build
 
-	bin     string
 	cred    *syscall.Credential
 	t       testing.TB
 	running bool
@@ -40,6 +39,7 @@ type Option func(*options)
 type options struct {
 	variant  Variant
 	settings []string
+	build    *Build
 }
 
 // WithVariant starts the cluster under locale variant v (default Current).
@@ -51,22 +51,13 @@ func WithSetting(line string) Option {
 }
 
 // BinDir finds the PostgreSQL server binaries: $PG_BINDIR, or the newest
-// /usr/lib/postgresql/*/bin.
+// /usr/lib/postgresql/*/bin, or initdb's directory in $PATH.
 func BinDir() (string, error) {
-	if d := os.Getenv("PG_BINDIR"); d != "" {
-		return d, nil
+	builds, err := SystemBuilds()
+	if err != nil {
+		return "", err
 	}
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	sort.Slice(dirs, func(i, j int) bool { return pgMajor(dirs[i]) < pgMajor(dirs[j]) })
-	for i := len(dirs) - 1; i >= 0; i-- {
-		if _, err := os.Stat(filepath.Join(dirs[i], "initdb")); err == nil {
-			return dirs[i], nil
-		}
-	}
-	if p, err := exec.LookPath("initdb"); err == nil {
-		return filepath.Dir(p), nil
-	}
-	return "", errors.New("PostgreSQL server binaries not found (install postgresql-15 and postgresql-contrib, or set PG_BINDIR)")
+	return builds[0].BinDir, nil
 }
 
 func pgMajor(binDir string) int {
@@ -83,23 +74,40 @@ func New(t testing.TB, opts ...Option) *Cluster {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	bin, err := BinDir()
-	if err != nil {
-		missing(t, err)
+	var build Build
+	if o.build != nil {
+		build = *o.build
+	} else {
+		builds, err := SystemBuilds()
+		if err != nil {
+			missing(t, err)
+		}
+		build = builds[0]
 	}
-	c := &Cluster{bin: bin, t: t, Variant: o.variant}
+	c := &Cluster{Build: build, t: t, Variant: o.variant}
 	c.cred = postgresCredential(t)
 	c.Dir = c.makeDir("ringfence-pg-")
 	t.Cleanup(c.cleanup)
+	c.copyDataDir(c.template(o.variant), c.dataDir())
+	c.appendConf(append([]string{"unix_socket_directories = '" + c.Dir + "'"}, o.settings...)...)
+	c.Port = freePort(t)
+	c.Start(o.variant)
+	return c
+}
+
+// initCluster runs initdb into c's data directory, configures it and starts
+// it under variant v.
+func (c *Cluster) initCluster(v Variant) {
+	c.t.Helper()
 	initdb := c.command("initdb", "-D", c.dataDir(), "-U", "postgres", "--auth=trust", "--no-sync",
 		"-E", "UTF8", "--locale="+Locale, "--lc-messages=C")
-	initdb.Env = append(initdb.Env, "LOCPATH="+LocaleDir(t, o.variant))
+	initdb.Env = append(initdb.Env, "LOCPATH="+LocaleDir(c.t, v))
 	if out, err := initdb.CombinedOutput(); err != nil {
-		t.Fatalf("initdb: %v\n%s", err, out)
+		c.t.Fatalf("initdb: %v\n%s", err, out)
 	}
-	conf := []string{
+	c.appendConf(
 		"listen_addresses = '127.0.0.1'",
-		"unix_socket_directories = '" + c.Dir + "'",
+		"unix_socket_directories = '"+c.Dir+"'",
 		"fsync = off",
 		"synchronous_commit = off",
 		"full_page_writes = off",
@@ -107,17 +115,14 @@ func New(t testing.TB, opts ...Option) *Cluster {
 		"shared_buffers = 32MB",
 		"logging_collector = off",
 		"lc_messages = 'C'",
-	}
-	conf = append(conf, o.settings...)
-	c.appendConf(conf...)
-	c.Port = freePort(t)
-	c.Start(o.variant)
+	)
+	c.Port = freePort(c.t)
+	c.Start(v)
 	// initdb imports collations from `locale -a`, which does not see LOCPATH:
 	// create the libc collation a real system would have.
 	for _, db := range []string{"template1", "postgres"} {
 		c.Exec(db, `CREATE COLLATION IF NOT EXISTS "en_US.utf8" (provider = libc, locale = 'en_US.UTF-8')`)
 	}
-	return c
 }
 
 func (c *Cluster) makeDir(prefix string) string {
@@ -185,19 +190,52 @@ func (c *Cluster) Restart(v Variant) {
 	c.Start(v)
 }
 
+// RestartWith stops the server and starts the same data directory with
+// build b under locale variant v: a minor-version or packaging change of the
+// server, such as a build linked to another ICU.
+func (c *Cluster) RestartWith(b Build, v Variant) {
+	c.t.Helper()
+	c.Stop()
+	c.Build = b
+	c.Start(v)
+}
+
 // Standby takes a base backup of c and starts it as a hot standby under
-// locale variant v.
+// locale variant v. Builds without a pg_basebackup that can copy from them
+// (the npm builds ship none, and an older pg_basebackup cannot copy a newer
+// server) get a copy of the cleanly stopped primary instead, which restarts
+// c: connections to it are lost.
 func (c *Cluster) Standby(v Variant) *Cluster {
 	c.t.Helper()
-	s := &Cluster{bin: c.bin, t: c.t, cred: c.cred, Variant: v}
+	s := &Cluster{Build: c.Build, t: c.t, cred: c.cred, Variant: v}
 	s.Dir = s.makeDir("ringfence-standby-")
 	c.t.Cleanup(s.cleanup)
-	s.run("pg_basebackup", "-D", s.dataDir(), "-h", "127.0.0.1", "-p", strconv.Itoa(c.Port),
-		"-U", "postgres", "-R", "-X", "stream", "--no-sync", "--checkpoint=fast")
+	if tool := c.Tool("pg_basebackup"); c.toolMajor(tool) >= c.Build.Major {
+		s.run("pg_basebackup", "-D", s.dataDir(), "-h", "127.0.0.1", "-p", strconv.Itoa(c.Port),
+			"-U", "postgres", "-R", "-X", "stream", "--no-sync", "--checkpoint=fast")
+	} else {
+		c.Stop()
+		c.copyDataDir(c.dataDir(), s.dataDir())
+		c.Start(c.Variant)
+		signal := filepath.Join(s.dataDir(), "standby.signal")
+		if err := os.WriteFile(signal, nil, 0o600); err != nil {
+			c.t.Fatal(err)
+		}
+		s.chown(signal)
+		s.appendConf(fmt.Sprintf("primary_conninfo = 'host=127.0.0.1 port=%d user=postgres'", c.Port))
+	}
 	s.appendConf("unix_socket_directories = '"+s.Dir+"'", "hot_standby = on")
 	s.Port = freePort(c.t)
 	s.Start(v)
 	return s
+}
+
+// toolMajor is the major version of the build a program belongs to.
+func (c *Cluster) toolMajor(path string) int {
+	if filepath.Dir(path) == c.Build.BinDir {
+		return c.Build.Major
+	}
+	return pgMajor(filepath.Dir(path))
 }
 
 func (c *Cluster) cleanup() {
@@ -260,13 +298,41 @@ func (c *Cluster) CreateDatabase(name string) {
 }
 
 func (c *Cluster) command(name string, args ...string) *exec.Cmd {
-	cmd := exec.Command(filepath.Join(c.bin, name), args...)
+	path := c.Tool(name)
+	cmd := exec.Command(path, args...)
 	cmd.Env = append(os.Environ(), "LC_ALL=C", "PGDATA=")
+	if c.Build.LibDir != "" && filepath.Dir(path) == c.Build.BinDir {
+		cmd.Env = append(cmd.Env, "LD_LIBRARY_PATH="+c.Build.LibDir)
+	}
 	if c.cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
 		cmd.Env = append(cmd.Env, "HOME=/tmp")
 	}
 	return cmd
+}
+
+// Tool returns the path of a PostgreSQL program for this cluster: the
+// build's own, else the newest system build's (the npm builds ship only
+// initdb, pg_ctl and postgres; pg_amcheck and the other clients of a system
+// build connect to other major versions too).
+func (c *Cluster) Tool(name string) string {
+	own := filepath.Join(c.Build.BinDir, name)
+	if _, err := os.Stat(own); err == nil {
+		return own
+	}
+	if builds, err := SystemBuilds(); err == nil {
+		for _, b := range builds {
+			if p := filepath.Join(b.BinDir, name); fileExists(p) {
+				return p
+			}
+		}
+	}
+	return own
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 func (c *Cluster) run(name string, args ...string) {

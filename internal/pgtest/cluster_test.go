@@ -2,20 +2,25 @@ package pgtest
 
 import (
 	"context"
+	"os"
 	"testing"
+	"time"
 )
 
 // TestVariantsOrderDifferently proves each variant really changes the order
 // PostgreSQL uses, while PostgreSQL reports the same collation version.
-func TestVariantsOrderDifferently(t *testing.T) {
-	c := New(t)
+func TestVariantsOrderDifferently(t *testing.T) { ForEachVersion(t, testVariantsOrderDifferently) }
+
+func testVariantsOrderDifferently(t *testing.T, b Build) {
+	c := New(t, WithBuild(b))
 	order := func() (string, string) {
 		conn := c.Connect("postgres")
 		var got string
 		var ver *string
+		// PostgreSQL 14 records no database collation version.
 		err := conn.QueryRow(context.Background(), `
 			SELECT string_agg(s, '|' ORDER BY s COLLATE "en_US.utf8"),
-			       (SELECT datcollversion FROM pg_database WHERE datname = 'postgres')
+			       (SELECT collversion FROM pg_collation WHERE collname = 'en_US.utf8')
 			FROM unnest(ARRAY['b','A','a','ab','a b','a-b','z','Z']) s`).Scan(&got, &ver)
 		if err != nil {
 			t.Fatal(err)
@@ -40,13 +45,15 @@ func TestVariantsOrderDifferently(t *testing.T) {
 			t.Errorf("%s: order %q, want %q", v, got, want[v])
 		}
 		if ver != version {
-			t.Errorf("%s: datcollversion %q, want unchanged %q", v, ver, version)
+			t.Errorf("%s: collation version %q, want unchanged %q", v, ver, version)
 		}
 	}
 }
 
-func TestStandby(t *testing.T) {
-	c := New(t)
+func TestStandby(t *testing.T) { ForEachVersion(t, testStandby) }
+
+func testStandby(t *testing.T, b Build) {
+	c := New(t, WithBuild(b))
 	c.Exec("postgres", "CREATE TABLE t(x int); INSERT INTO t VALUES (1)")
 	s := c.Standby(Current)
 	var inRecovery bool
@@ -56,4 +63,39 @@ func TestStandby(t *testing.T) {
 	if !inRecovery {
 		t.Fatal("standby is not in recovery")
 	}
+	// It replicates what the primary writes after the copy.
+	c.Exec("postgres", "INSERT INTO t VALUES (2)")
+	conn := s.Connect("postgres")
+	for {
+		var n int
+		if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM t").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 2 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestVersionMatrix proves every build of the matrix runs the major version
+// it claims, with amcheck.
+func TestVersionMatrix(t *testing.T) {
+	builds := MatrixBuilds(t)
+	if os.Getenv("CI") != "" && len(builds) != MaxMajor-MinMajor+1 {
+		t.Fatalf("matrix %v, want every major from %d to %d", builds, MinMajor, MaxMajor)
+	}
+	ForEachVersion(t, func(t *testing.T, b Build) {
+		c := New(t, WithBuild(b))
+		c.Exec("postgres", "CREATE EXTENSION amcheck")
+		var num int
+		err := c.Connect("postgres").QueryRow(context.Background(),
+			`SELECT current_setting('server_version_num')::int`).Scan(&num)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if num/10000 != b.Major {
+			t.Errorf("%s runs server_version_num %d", b, num)
+		}
+	})
 }

@@ -81,3 +81,48 @@ func CollationFixture(t testing.TB, c *Cluster, db string) {
 		DROP TABLE src;`)
 	c.Exec(db, `VACUUM ANALYZE`)
 }
+
+// ICUWords returns 3,000 distinct strings whose ICU 60 (Unicode 10) and
+// ICU 72 (Unicode 15) orders differ: ASCII next to characters that newer
+// Unicode and CLDR versions added or re-weighted (emoji such as U+1FAE0,
+// Cherokee, Adlam, Arabic Extended-A and -B letters). The list is the same
+// on every call.
+func ICUWords() []string {
+	letters := []rune("abmzAB -\U0001FAE0\U0001FAE1\u13A0\uAB70\U0001E900\U0001E922\u08A0\u08B6\u0870")
+	seen := map[string]bool{}
+	var words []string
+	r := rand.New(rand.NewPCG(3, 4))
+	for len(words) < 3000 {
+		var b strings.Builder
+		for range 2 + r.IntN(5) {
+			b.WriteRune(letters[r.IntN(len(letters))])
+		}
+		if w := b.String(); !seen[w] {
+			seen[w] = true
+			words = append(words, w)
+		}
+	}
+	return words
+}
+
+// ICUFixture creates database db with amcheck and
+// icu_words(id int PK, name text COLLATE "en-x-icu" UNIQUE
+// (icu_words_name_key), updated_at timestamptz) holding ICUWords(), plus
+// icu_words_name_c on name COLLATE "C", which no ICU change can break.
+func ICUFixture(t testing.TB, c *Cluster, db string) {
+	t.Helper()
+	c.CreateDatabase(db)
+	c.Exec(db, `
+		CREATE EXTENSION amcheck;
+		CREATE TABLE icu_words (
+			id int PRIMARY KEY,
+			name text COLLATE "en-x-icu" NOT NULL CONSTRAINT icu_words_name_key UNIQUE,
+			updated_at timestamptz NOT NULL);
+		CREATE INDEX icu_words_name_c ON icu_words ((name COLLATE "C"));`)
+	if _, err := c.Connect(db).Exec(context.Background(), `INSERT INTO icu_words
+		SELECT i, w, timestamptz '2024-01-01' + i * interval '1 minute' FROM unnest($1::text[]) WITH ORDINALITY u(w, i)`,
+		ICUWords()); err != nil {
+		t.Fatal(err)
+	}
+	c.Exec(db, `VACUUM ANALYZE`)
+}
