@@ -5,8 +5,14 @@
 // from C concurrent keep-alive connections for a fixed duration and reports
 // check-ins per second and the latency distribution.
 //
+// With -limit it also runs a minimal server doing only the irreducible work
+// of a check-in (limit.go) and drives both with the same generator,
+// alternating between them in -rounds slices, so that both see the same
+// machine and load; it prints both and the ratio.
+//
 //	go run ./bench/checkin -installations 100000 -duration 30s -concurrency 50
 //	go run ./bench/checkin -db postgres://postgres@127.0.0.1:5432/bench?sslmode=disable
+//	go run ./bench/checkin -limit -duration 20s -rounds 4 [-event-share 1]
 package main
 
 import (
@@ -49,6 +55,8 @@ type options struct {
 	eventShare    float64
 	verify        bool
 	cpuProfile    string
+	limit         bool
+	rounds        int
 }
 
 func main() {
@@ -63,6 +71,8 @@ func main() {
 	flag.Float64Var(&o.eventShare, "event-share", 0, "share of check-ins carrying an event, which must be committed before the answer (0..1)")
 	flag.BoolVar(&o.verify, "verify", false, "decode every answer (costs client CPU)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured phase to this file")
+	flag.BoolVar(&o.limit, "limit", false, "also run the minimal server and compare, interleaved (in-process server only)")
+	flag.IntVar(&o.rounds, "rounds", 4, "with -limit: slices per server, alternating which goes first; -duration is each server's total")
 	flag.Parse()
 	if err := run(context.Background(), o, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "checkin bench:", err)
@@ -71,8 +81,11 @@ func main() {
 }
 
 func run(ctx context.Context, o options, out io.Writer) error {
-	if o.installations < 1 || o.customers < 1 || o.concurrency < 1 || o.eventShare < 0 || o.eventShare > 1 {
-		return errors.New("installations, customers and concurrency must be positive; event-share within [0, 1]")
+	if o.installations < 1 || o.customers < 1 || o.concurrency < 1 || o.eventShare < 0 || o.eventShare > 1 || o.rounds < 1 {
+		return errors.New("installations, customers, concurrency and rounds must be positive; event-share within [0, 1]")
+	}
+	if o.limit && o.url != "" {
+		return errors.New("-limit compares against the in-process server; leave out -url")
 	}
 	url, token := o.url, o.token
 	dialect := "external"
@@ -150,11 +163,62 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if o.limit {
+		return compareWithLimit(client, url, product, keys, ids, o, out)
+	}
 	res, err := drive(client, url, product, keys, ids, o, o.duration, false)
 	if err != nil {
 		return err
 	}
 	res.print(out)
+	return nil
+}
+
+// compareWithLimit starts the minimal server with the same enrollment keys,
+// warms it up with the same installations, then drives the two in turn for
+// o.rounds slices each (the first server alternates), and prints both totals
+// and the ratio ringfence / minimal server.
+func compareWithLimit(client *http.Client, url, product string, keys, ids []string, o options, out io.Writer) error {
+	dir, err := os.MkdirTemp("", "ringfence-bench-limit-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	customers := make(map[string]string, len(keys))
+	for i, k := range keys {
+		customers[k] = fmt.Sprintf("customer-%04d", i)
+	}
+	lim, err := startLimitServer(dir, customers, "1.1.0")
+	if err != nil {
+		return err
+	}
+	defer lim.close()
+	if _, err := drive(client, lim.url, product, keys, ids, o, 0, true); err != nil {
+		return fmt.Errorf("warm up the minimal server: %w", err)
+	}
+	targets := []struct{ name, url string }{{"ringfence", url}, {"minimal", lim.url}}
+	totals := make([]result, 2)
+	slice := o.duration / time.Duration(o.rounds)
+	for round := range o.rounds {
+		for j := range 2 {
+			i := (round + j) % 2
+			res, err := drive(client, targets[i].url, product, keys, ids, o, slice, false)
+			if err != nil {
+				return fmt.Errorf("%s: %w", targets[i].name, err)
+			}
+			fmt.Fprintf(out, "round %d %-9s %8.0f/s  p99 %s\n", round+1, targets[i].name,
+				float64(res.ok)/res.elapsed.Seconds(), res.quantile(0.99).Round(10*time.Microsecond))
+			totals[i].add(res)
+		}
+	}
+	for i, t := range targets {
+		fmt.Fprintf(out, "== %s\n", t.name)
+		totals[i].print(out)
+	}
+	rf, mn := totals[0], totals[1]
+	fmt.Fprintf(out, "ratio ringfence / minimal: throughput %.2f, p99 %.2f\n",
+		(float64(rf.ok)/rf.elapsed.Seconds())/(float64(mn.ok)/mn.elapsed.Seconds()),
+		rf.quantile(0.99).Seconds()/mn.quantile(0.99).Seconds())
 	return nil
 }
 
@@ -220,14 +284,26 @@ type result struct {
 	latencies []time.Duration
 }
 
-func (r result) print(out io.Writer) {
-	slices.Sort(r.latencies)
-	q := func(p float64) time.Duration {
-		if len(r.latencies) == 0 {
-			return 0
-		}
-		return r.latencies[min(len(r.latencies)-1, int(p*float64(len(r.latencies))))]
+// add sums another run's counts into r.
+func (r *result) add(o result) {
+	r.elapsed += o.elapsed
+	r.ok += o.ok
+	r.failed += o.failed
+	r.offers += o.offers
+	r.latencies = append(r.latencies, o.latencies...)
+}
+
+// quantile returns the latency below which a share p of check-ins finished.
+func (r result) quantile(p float64) time.Duration {
+	if len(r.latencies) == 0 {
+		return 0
 	}
+	slices.Sort(r.latencies)
+	return r.latencies[min(len(r.latencies)-1, int(p*float64(len(r.latencies))))]
+}
+
+func (r result) print(out io.Writer) {
+	q := r.quantile
 	fmt.Fprintf(out, "check-ins: %d ok, %d failed in %s = %.0f/s\n", r.ok, r.failed, r.elapsed.Round(time.Millisecond), float64(r.ok)/r.elapsed.Seconds())
 	fmt.Fprintf(out, "latency: p50 %s, p90 %s, p99 %s, max %s\n", q(0.50).Round(10*time.Microsecond), q(0.90).Round(10*time.Microsecond),
 		q(0.99).Round(10*time.Microsecond), q(1).Round(10*time.Microsecond))
