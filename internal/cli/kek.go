@@ -30,10 +30,12 @@ func kekFlags() []ucli.Flag {
 const kekEnv = "RINGFENCE_KEY_ENCRYPTION_KEY"
 
 // keyEncryptionKey finds serve's key-encryption key: $RINGFENCE_KEY_ENCRYPTION_KEY,
-// or the file of --key-encryption-key-file (default <db>.kek for SQLite).
+// or the file of --key-encryption-key-file (default <db>.kek for SQLite,
+// beside the store file dsn names: the demo's throwaway store keeps its key
+// beside it, not beside the user's --db).
 // A missing file is created with a new key — unless the store already holds
 // encrypted signing keys, which only the key they were encrypted with opens.
-func keyEncryptionKey(ctx context.Context, cmd *ucli.Command, store *sqlstore.Store, log *slog.Logger) (*sign.KeyEncryptionKey, error) {
+func keyEncryptionKey(ctx context.Context, cmd *ucli.Command, dsn string, store *sqlstore.Store, log *slog.Logger) (*sign.KeyEncryptionKey, error) {
 	if text, ok := os.LookupEnv(kekEnv); ok && text != "" {
 		return sign.ParseKeyEncryptionKey(text)
 	}
@@ -43,7 +45,11 @@ func keyEncryptionKey(ctx context.Context, cmd *ucli.Command, store *sqlstore.St
 			return nil, errors.New("a PostgreSQL store needs --key-encryption-key-file (or " + kekEnv + "): the signing keys in it are encrypted " +
 				"with a key kept outside the database, and every server sharing it needs the same key")
 		}
-		path = cmd.String("db") + ".kek"
+		_, file, err := sqlstore.ClassifyDSN(dsn)
+		if err != nil {
+			return nil, err
+		}
+		path = file + ".kek"
 	}
 	b, err := os.ReadFile(path)
 	switch {

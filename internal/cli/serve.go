@@ -105,7 +105,7 @@ func serve(ctx context.Context, cmd *ucli.Command, log *slog.Logger, stdout io.W
 		return err
 	}
 	defer store.Close()
-	kek, err := keyEncryptionKey(ctx, cmd, store, log)
+	kek, err := keyEncryptionKey(ctx, cmd, dsn, store, log)
 	if err != nil {
 		return err
 	}
