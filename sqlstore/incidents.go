@@ -315,26 +315,24 @@ func incidentTarget(id int64) string { return "incident/" + strconv.FormatInt(id
 // with the incident as the reason; it leaves paused and pulled releases as
 // they are and reports whether it paused.
 func (s *Store) pauseForIncident(ctx context.Context, tx *sql.Tx, actor string, inc incident.Incident, product string, v release.Version, at time.Time) (bool, error) {
-	before, err := s.lockRelease(ctx, tx, product, v)
-	if err != nil {
-		return false, err
-	}
-	if before.Status != release.StatusOK {
-		return false, nil
-	}
-	r := before
 	reason := fmt.Sprintf("incident %d (%s): %s", inc.ID, inc.Severity, inc.Title)
 	if len(reason) > 4096 {
 		reason = reason[:4096]
 	}
-	if err := r.Pause(actor, reason, "", at); err != nil {
-		return false, err
+	_, err := s.changeRelease(ctx, tx, actor, "release.pause", reason, product, v, func(r *release.Release, _ []release.Release) error {
+		if r.Status != release.StatusOK {
+			return errNotOK
+		}
+		return r.Pause(actor, reason, "", at)
+	})
+	if errors.Is(err, errNotOK) {
+		return false, nil
 	}
-	if err := storeStatus(ctx, tx, before.Status, &r); err != nil {
-		return false, err
-	}
-	return true, auditWhy(ctx, tx, actor, "release.pause", "release/"+r.ID(), reason, before, r)
+	return err == nil, err
 }
+
+// errNotOK stops a pause of a release that is already paused or pulled.
+var errNotOK = errors.New("release is not ok")
 
 // insertUpdate stores u and sets its id.
 func insertUpdate(ctx context.Context, tx *sql.Tx, u *incident.Update) error {
@@ -546,23 +544,11 @@ type Pulled struct {
 func (s *Store) PullRelease(ctx context.Context, actor, product string, v release.Version, p release.Pull, incidentID int64) (Pulled, error) {
 	var out Pulled
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		before, err := s.lockRelease(ctx, tx, product, v)
-		if err != nil {
-			return err
-		}
-		others, err := listReleases(ctx, tx, product)
-		if err != nil {
-			return err
-		}
-		r := before
 		at := now()
-		if err := r.Pull(p, others, at); err != nil {
-			return err
-		}
-		if err := storeStatus(ctx, tx, before.Status, &r); err != nil {
-			return err
-		}
-		if err := auditWhy(ctx, tx, actor, "release.pull", "release/"+r.ID(), p.Reason, before, r); err != nil {
+		r, err := s.changeRelease(ctx, tx, actor, "release.pull", p.Reason, product, v, func(r *release.Release, others []release.Release) error {
+			return r.Pull(p, others, at)
+		})
+		if err != nil {
 			return err
 		}
 		out.Release = r
