@@ -18,14 +18,15 @@ const module = "github.com/ringfence/ringfence/"
 // "*" entry allows any package of ours.
 var allowed = map[string][]string{
 	// Pure domains and small libraries import nothing of ours.
-	"release": {},
-	"sign":    {},
-	"pgcheck": {},
+	"release":  {},
+	"sign":     {},
+	"pgcheck":  {},
+	"incident": {},
 
 	"internal/problem":     {"release"},
-	"sqlstore":             {"release", "sign"},
-	"client":               {"release", "sign", "internal/problem"},
-	"server":               {"release", "sign", "sqlstore", "internal/problem"},
+	"sqlstore":             {"release", "sign", "incident"},
+	"client":               {"release", "sign", "internal/problem", "incident"},
+	"server":               {"release", "sign", "sqlstore", "internal/problem", "incident"},
 	"internal/cli":         {"*"},
 	"cmd/ringfence":        {"internal/cli"},
 	"internal/pgtest":      {},
