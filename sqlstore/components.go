@@ -222,15 +222,22 @@ func (s *Store) SetComponentStatus(ctx context.Context, actor, name string, stat
 // or, if 0, by name) at at: it fills in each change's id, name and old
 // status, writes the new status and records it in the component's history
 // (unchanged statuses are left alone). ENOTFOUND for an unknown component.
+//
+// Transactions changing components serialize (on PostgreSQL, an advisory
+// lock), so two updates naming the same components in different orders never
+// deadlock; they take it before any release lock.
 func (s *Store) changeComponents(ctx context.Context, tx *sql.Tx, changes []incident.ComponentChange, at time.Time) ([]incident.ComponentChange, error) {
 	out := make([]incident.ComponentChange, 0, len(changes))
+	if len(changes) == 0 {
+		return out, nil
+	}
+	if err := s.serialize(ctx, tx, "components"); err != nil {
+		return nil, err
+	}
 	for _, ch := range changes {
 		q, arg := `SELECT id, name, status FROM status_components WHERE name = $1`, any(ch.Name)
 		if ch.ComponentID != 0 {
 			q, arg = `SELECT id, name, status FROM status_components WHERE id = $1`, ch.ComponentID
-		}
-		if s.dialect == Postgres {
-			q += ` FOR UPDATE`
 		}
 		var old string
 		if err := tx.QueryRowContext(ctx, q, arg).Scan(&ch.ComponentID, &ch.Name, &old); err != nil {

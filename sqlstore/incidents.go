@@ -106,11 +106,13 @@ func scanUpdate(row interface{ Scan(...any) error }) (incident.Update, error) {
 
 // getIncident reads one incident with its timeline; ENOTFOUND if unknown.
 // lock takes its row lock on PostgreSQL (in a write transaction), so two
-// changes of one incident run one after the other.
+// changes of one incident run one after the other. The lock is FOR NO KEY
+// UPDATE: rows that only reference the incident (a pull linking a release
+// to it) do not wait for it.
 func (s *Store) getIncident(ctx context.Context, q queryer, id int64, lock bool) (incident.Incident, error) {
 	query := `SELECT ` + incidentCols + ` FROM incidents WHERE id = $1`
 	if lock && s.dialect == Postgres {
-		query += ` FOR UPDATE`
+		query += ` FOR NO KEY UPDATE`
 	}
 	i, err := scanIncident(q.QueryRowContext(ctx, query, id))
 	if err != nil {
@@ -427,19 +429,6 @@ func (s *Store) UpdateIncident(ctx context.Context, actor string, id int64, c in
 		if err := c.Validate(cfg.Severities); err != nil {
 			return err
 		}
-		if c.Severity != "" && c.Severity != inc.Severity && cfg.Policy.Pauses(c.Severity) && c.Status.Unresolved() {
-			escalated := *inc
-			escalated.Severity = c.Severity
-			for _, ref := range inc.Releases {
-				v, err := release.ParseVersion(ref.Version)
-				if err != nil {
-					return fmt.Errorf("incident %d names release %s: %w", inc.ID, ref, err)
-				}
-				if _, err := s.pauseForIncident(ctx, tx, actor, escalated, ref.Product, v, at); err != nil {
-					return err
-				}
-			}
-		}
 		if c.Status == incident.StatusResolved && len(c.Components) == 0 {
 			for _, cid := range inc.Components {
 				c.Components = append(c.Components, incident.ComponentChange{ComponentID: cid, NewStatus: incident.Operational})
@@ -460,6 +449,21 @@ func (s *Store) UpdateIncident(ctx context.Context, actor string, id int64, c in
 				return err
 			}
 			c.Components = changes
+		}
+		// Components first, releases second: the order every transaction
+		// takes these locks in, so none waits on another in a cycle.
+		if c.Severity != "" && c.Severity != inc.Severity && cfg.Policy.Pauses(c.Severity) && c.Status.Unresolved() {
+			escalated := *inc
+			escalated.Severity = c.Severity
+			for _, ref := range inc.Releases {
+				v, err := release.ParseVersion(ref.Version)
+				if err != nil {
+					return fmt.Errorf("incident %d names release %s: %w", inc.ID, ref, err)
+				}
+				if _, err := s.pauseForIncident(ctx, tx, actor, escalated, ref.Product, v, at); err != nil {
+					return err
+				}
+			}
 		}
 		u, err := inc.Apply(c, actor, at)
 		if err != nil {
@@ -507,22 +511,22 @@ func (s *Store) SetPostmortem(ctx context.Context, actor string, id int64, text 
 	})
 }
 
-// linkIncident links a release to incident id (idempotent), audited.
+// linkIncident links a release to incident id (idempotent), audited. It
+// takes no lock on the incident (the caller holds the product's release
+// locks; an incident update may hold the incident's and want those).
 func (s *Store) linkIncident(ctx context.Context, tx *sql.Tx, actor string, id int64, product string, v release.Version) error {
-	inc, err := s.getIncident(ctx, tx, id, true)
-	if err != nil {
-		return err
+	if ok, err := exists(ctx, tx, `SELECT 1 FROM incidents WHERE id = $1`, id); err != nil {
+		return fmt.Errorf("link incident %d: %w", id, err)
+	} else if !ok {
+		return incident.Errorf(incident.ENOTFOUND, "incident %d not found", id)
 	}
 	res, err := tx.ExecContext(ctx, `INSERT INTO incident_releases (incident_id, product, version) VALUES ($1, $2, $3)
-		ON CONFLICT (incident_id, product, version) DO NOTHING`, inc.ID, product, v.String())
+		ON CONFLICT (incident_id, product, version) DO NOTHING`, id, product, v.String())
 	if err != nil {
 		return fmt.Errorf("link incident %d to %s@%s: %w", id, product, v, err)
 	}
 	if n, err := res.RowsAffected(); err != nil || n == 0 {
 		return err
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE incidents SET updated_at = $1 WHERE id = $2`, now(), id); err != nil {
-		return fmt.Errorf("link incident %d: %w", id, err)
 	}
 	return audit(ctx, tx, actor, "incident.link_release", incidentTarget(id), nil, map[string]string{"release": product + "@" + v.String()})
 }
