@@ -248,6 +248,28 @@ func testIncidentReleaseTies(t *testing.T, s *sqlstore.Store) {
 	if after := len(check(s.StatusNotificationsAfter(ctx, 0, 1000))(t)); after != before {
 		t.Errorf("a draft notified: %d → %d", before, after)
 	}
+	// A policy that publishes: the incident is public and notified at once;
+	// one that opens none: none.
+	cfg := incident.DefaultConfig()
+	cfg.Policy.AutoHalt.Publish, cfg.Policy.AutoHalt.Severity = true, "SEV1"
+	check(s.SetIncidentConfig(ctx, "alice", cfg))(t)
+	check(s.CreateRelease(ctx, "bob", release.Release{Product: "acme", Version: release.MustParseVersion("3.31.0")}))(t)
+	check2(s.AutoHalt(ctx, "acme", release.MustParseVersion("3.31.0"), release.Evidence{Reason: "r", Since: time.Now().Add(-time.Hour)}, nil))(t)
+	ns := check(s.StatusNotificationsAfter(ctx, 0, 1000))(t)
+	if last := ns[len(ns)-1]; len(ns) != before+1 || last.Kind != incident.KindIncidentCreated || last.Incident.Severity != "SEV1" ||
+		last.Incident.Releases[0].String() != "acme@3.31.0" {
+		t.Errorf("published auto-halt incident: %d notifications, last %+v", len(ns), last)
+	}
+	cfg.Policy.AutoHalt.Open = false
+	check(s.SetIncidentConfig(ctx, "alice", cfg))(t)
+	open := len(check(s.ListIncidents(ctx, true, 100))(t))
+	check(s.CreateRelease(ctx, "bob", release.Release{Product: "acme", Version: release.MustParseVersion("3.32.0")}))(t)
+	if halted, _ := check2(s.AutoHalt(ctx, "acme", release.MustParseVersion("3.32.0"), release.Evidence{Reason: "r", Since: time.Now().Add(-time.Hour)}, nil))(t); !halted {
+		t.Fatal("not halted")
+	}
+	if n := len(check(s.ListIncidents(ctx, true, 100))(t)); n != open {
+		t.Errorf("auto-halt opened an incident against the policy: %d → %d", open, n)
+	}
 }
 
 func testMaintenanceSchedule(t *testing.T, s *sqlstore.Store) {
