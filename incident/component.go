@@ -17,7 +17,7 @@ const (
 	UnderMaintenance    ComponentStatus = "under_maintenance"
 )
 
-// ComponentStatuses lists the component statuses from best to worst (see
+// componentStatuses lists the component statuses from best to worst (see
 // Rank).
 var componentStatuses = [...]ComponentStatus{Operational, UnderMaintenance, DegradedPerformance, PartialOutage, MajorOutage}
 

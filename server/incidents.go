@@ -33,7 +33,8 @@ func (s *Server) incidentRoutes() []Route {
 		{"GET", "/api/v1/incidents", viewer, incidentErrs(reply(s.listIncidents))},
 		{"POST", "/api/v1/incidents", inc, incidentErrs(create(s, s.declareIncident))},
 		{"GET", "/api/v1/incidents/{id}", viewer, incidentErrs(reply(s.getIncident))},
-		{"POST", "/api/v1/incidents/{id}/updates", inc, incidentErrs(apply(http.StatusCreated, nil, s.updateIncident))},
+		// An update may raise the severity and so pause releases: the snapshot is rebuilt before answering.
+		{"POST", "/api/v1/incidents/{id}/updates", inc, incidentErrs(create(s, s.updateIncident))},
 		{"POST", "/api/v1/incidents/{id}/resolve", inc, incidentErrs(apply(http.StatusOK, nil, s.resolveIncident))},
 		{"POST", "/api/v1/incidents/{id}/publish", inc, incidentErrs(apply(http.StatusOK, nil, s.publishIncident))},
 		{"PUT", "/api/v1/incidents/{id}/postmortem", inc, incidentErrs(apply(http.StatusOK, nil, s.setPostmortem))},
