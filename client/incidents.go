@@ -101,7 +101,9 @@ type IncidentUpdate struct {
 	Impact     incident.Impact   `json:"impact,omitempty"`
 	Severity   incident.Severity `json:"severity,omitempty"`
 	Components []ComponentStatus `json:"components,omitempty"`
-	Notify     *bool             `json:"notify,omitempty"`
+	// Releases (product@version) the incident now also concerns.
+	Releases []string `json:"releases,omitempty"`
+	Notify   *bool    `json:"notify,omitempty"`
 }
 
 // UpdateIncident posts an update to incident id ("latest" allowed).

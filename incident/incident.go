@@ -1,6 +1,7 @@
 package incident
 
 import (
+	"slices"
 	"strings"
 	"time"
 )
@@ -285,7 +286,9 @@ type Change struct {
 	// Severity, when set, changes the incident's severity (Validate checks
 	// it against the levels in force).
 	Severity Severity `json:"severity,omitempty"`
-	Notify   bool     `json:"notify"`
+	// Releases are releases the incident now also concerns.
+	Releases []ReleaseRef `json:"releases,omitempty"`
+	Notify   bool         `json:"notify"`
 }
 
 // Validate checks what of c depends on the severities in force.
@@ -323,6 +326,11 @@ func (i *Incident) Apply(c Change, by string, now time.Time) (Update, error) {
 	}
 	if c.Severity != "" {
 		i.Severity = c.Severity
+	}
+	for _, r := range c.Releases {
+		if !slices.Contains(i.Releases, r) {
+			i.Releases = append(i.Releases, r)
+		}
 	}
 	if c.Status == StatusMonitoring && i.Status != StatusMonitoring {
 		i.MonitoringAt = &now

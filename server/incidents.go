@@ -112,6 +112,7 @@ type updateRequest struct {
 	Impact     incident.Impact         `json:"impact"`
 	Severity   incident.Severity       `json:"severity"`
 	Components []componentStatusChange `json:"components"`
+	Releases   []string                `json:"releases"`
 	Notify     *bool                   `json:"notify"`
 }
 
@@ -199,14 +200,24 @@ func (s *Server) declareIncident(r *http.Request, who release.Token, req declare
 	if d.Status == "" {
 		d.Status = incident.StatusInvestigating
 	}
-	for _, ref := range req.Releases {
-		rr, err := incident.ParseReleaseRef(ref)
-		if err != nil {
-			return sqlstore.Declared{}, err
-		}
-		d.Releases = append(d.Releases, rr)
+	var err error
+	if d.Releases, err = releaseRefs(req.Releases); err != nil {
+		return sqlstore.Declared{}, err
 	}
 	return s.store.DeclareIncident(r.Context(), who.Actor(), d)
+}
+
+// releaseRefs parses "product@version" strings.
+func releaseRefs(refs []string) ([]incident.ReleaseRef, error) {
+	var out []incident.ReleaseRef
+	for _, ref := range refs {
+		rr, err := incident.ParseReleaseRef(ref)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rr)
+	}
+	return out, nil
 }
 
 func (s *Server) updateIncident(r *http.Request, who release.Token, req updateRequest) (incident.Incident, error) {
@@ -214,8 +225,12 @@ func (s *Server) updateIncident(r *http.Request, who release.Token, req updateRe
 	if err != nil {
 		return incident.Incident{}, err
 	}
+	refs, err := releaseRefs(req.Releases)
+	if err != nil {
+		return incident.Incident{}, err
+	}
 	return s.store.UpdateIncident(r.Context(), who.Actor(), id, incident.Change{Status: req.Status, Message: req.Message,
-		Impact: req.Impact, Severity: req.Severity, Components: changesOf(req.Components), Notify: orTrue(req.Notify)})
+		Impact: req.Impact, Severity: req.Severity, Components: changesOf(req.Components), Releases: refs, Notify: orTrue(req.Notify)})
 }
 
 func (s *Server) resolveIncident(r *http.Request, who release.Token, req resolveIncidentRequest) (incident.Incident, error) {

@@ -57,7 +57,12 @@ func TestIncidentCommandsEndToEnd(t *testing.T) {
 	apiFails(t, url, oncall, "unknown severity", "incident", "declare", "x", "--impact", "minor", "--message", "m", "--severity", "SEV9")
 	apiFails(t, url, oncall, "release acme@9.9.9 not found", "incident", "declare", "x", "--impact", "minor", "--message", "m", "--release", "acme@9.9.9")
 
-	api(t, url, oncall, "incident", "update", id, "--status", "identified", "--message", "A collation change; fix under way.", "--no-notify")
+	api(t, url, oncall, "incident", "update", id, "--status", "identified", "--message", "A collation change; fix under way.", "--no-notify",
+		"--release", "acme@3.30.1")
+	if r := apiJSON[release.Release](t, url, viewer, "release", "show", "acme", "3.30.1"); r.Status != release.StatusPaused {
+		t.Fatalf("release named by an update of a SEV2: %+v", r)
+	}
+	apiFails(t, url, oncall, "not found", "incident", "update", id, "--status", "identified", "--message", "m", "--release", "acme@7.0.0")
 	api(t, url, oncall, "incident", "update", "--latest", "--status", "monitoring", "--message", "Fixed in 3.30.1.",
 		"--component", "Check-in API / EU=degraded_performance")
 	apiFails(t, url, oncall, "resolve it before its postmortem", "incident", "postmortem", id, "--file", "/dev/null")
@@ -74,7 +79,7 @@ func TestIncidentCommandsEndToEnd(t *testing.T) {
 	api(t, url, oncall, "incident", "postmortem", id, "--file", pm)
 	show := api(t, url, viewer, "incident", "show", id)
 	for _, want := range []string{"status: postmortem", "severity: SEV2", "releases: acme@3.30.0", "(subscribers not told)",
-		"Check-in API / EU: partial_outage -> degraded_performance", "A glibc upgrade changed collation."} {
+		"Check-in API / EU: partial_outage -> degraded_performance", "A glibc upgrade changed collation.", "releases: acme@3.30.0, acme@3.30.1"} {
 		if !strings.Contains(show, want) {
 			t.Fatalf("incident show lacks %q:\n%s", want, show)
 		}
@@ -96,7 +101,7 @@ func TestIncidentCommandsEndToEnd(t *testing.T) {
 
 	// Pulling a release links the incident given, or opens one.
 	api(t, url, releaser, "release", "pull", "acme", "3.30.0", "--reason", "corrupts indexes", "--upgrade-to", "3.30.2", "--incident", id)
-	if inc := apiJSON[incident.Incident](t, url, viewer, "incident", "show", id); len(inc.Releases) != 1 {
+	if inc := apiJSON[incident.Incident](t, url, viewer, "incident", "show", id); len(inc.Releases) != 2 {
 		t.Fatalf("linked incident %+v", inc)
 	}
 	code, _, errOut = runAPI(t, url, releaser, "release", "pull", "acme", "3.30.1", "--reason", "same bug", "--upgrade-to", "3.30.2")
