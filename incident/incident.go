@@ -224,6 +224,9 @@ func (d Declaration) Validate(levels Severities) error {
 	if err := validateChanges(d.Components); err != nil {
 		return err
 	}
+	if d.Draft && len(d.Components) > 0 {
+		return errDraftComponents()
+	}
 	seen := map[ReleaseRef]bool{}
 	for _, r := range d.Releases {
 		if r.Product == "" || r.Version == "" {
@@ -251,6 +254,12 @@ func validateChanges(cs []ComponentChange) error {
 		ids[c.ComponentID], names[c.Name] = c.ComponentID != 0, c.Name != ""
 	}
 	return nil
+}
+
+// errDraftComponents refuses component changes in a draft: component
+// statuses are public, a draft is not.
+func errDraftComponents() error {
+	return Errorf(EINVALID, "a draft incident changes no components (their status is public): publish it first")
 }
 
 // Declare returns the new incident d describes, at now, by by (ids are the
@@ -317,6 +326,9 @@ func (i *Incident) Apply(c Change, by string, now time.Time) (Update, error) {
 	}
 	if err := validateChanges(c.Components); err != nil {
 		return Update{}, err
+	}
+	if i.Draft && len(c.Components) > 0 {
+		return Update{}, errDraftComponents()
 	}
 	if c.Impact != "" {
 		if !c.Impact.Valid() {
