@@ -38,6 +38,23 @@ func (c *Client) CreateComponent(ctx context.Context, nc NewComponent) (incident
 	return out, c.do(ctx, http.MethodPost, "/api/v1/components", nil, nc, &out)
 }
 
+// ComponentPatch changes the fields it sets; an empty Group moves the
+// component to the top level.
+type ComponentPatch struct {
+	Name               *string `json:"name,omitempty"`
+	Group              *string `json:"group,omitempty"`
+	Description        *string `json:"description,omitempty"`
+	Position           *int    `json:"position,omitempty"`
+	OnlyShowIfDegraded *bool   `json:"only_show_if_degraded,omitempty"`
+}
+
+// UpdateComponent renames, describes, regroups or moves a component
+// (incident role).
+func (c *Client) UpdateComponent(ctx context.Context, name string, p ComponentPatch) (incident.Component, error) {
+	var out incident.Component
+	return out, c.do(ctx, http.MethodPatch, "/api/v1/components/"+esc(name), nil, p, &out)
+}
+
 // SetComponentStatus sets a component's status outside any incident
 // (incident role); reason goes to the audit log.
 func (c *Client) SetComponentStatus(ctx context.Context, name string, status incident.ComponentStatus, reason string) (incident.Component, error) {

@@ -29,6 +29,7 @@ func (s *Server) incidentRoutes() []Route {
 	return []Route{
 		{"GET", "/api/v1/components", viewer, incidentErrs(reply(s.listComponents))},
 		{"POST", "/api/v1/components", inc, incidentErrs(apply(http.StatusCreated, nil, s.createComponent))},
+		{"PATCH", "/api/v1/components/{name}", inc, incidentErrs(apply(http.StatusOK, nil, s.updateComponent))},
 		{"POST", "/api/v1/components/{name}/status", inc, incidentErrs(apply(http.StatusOK, nil, s.setComponentStatus))},
 		{"GET", "/api/v1/incidents", viewer, incidentErrs(reply(s.listIncidents))},
 		{"POST", "/api/v1/incidents", inc, incidentErrs(create(s, s.declareIncident))},
@@ -84,6 +85,16 @@ type componentRequest struct {
 	Description        string                   `json:"description"`
 	Status             incident.ComponentStatus `json:"status"`
 	OnlyShowIfDegraded bool                     `json:"only_show_if_degraded"`
+}
+
+// componentPatch changes what it sets; "group": "" moves a component to the
+// top level.
+type componentPatch struct {
+	Name               *string `json:"name"`
+	Group              *string `json:"group"`
+	Description        *string `json:"description"`
+	Position           *int    `json:"position"`
+	OnlyShowIfDegraded *bool   `json:"only_show_if_degraded"`
 }
 
 type componentStatusRequest struct {
@@ -151,6 +162,24 @@ func (s *Server) listComponents(r *http.Request, _ release.Token) ([]incident.Co
 func (s *Server) createComponent(r *http.Request, who release.Token, req componentRequest) (incident.Component, error) {
 	return s.store.CreateComponent(r.Context(), who.Actor(), incident.Component{Name: req.Name, Group: req.Group,
 		Description: req.Description, Status: req.Status, OnlyShowIfDegraded: req.OnlyShowIfDegraded})
+}
+
+func (s *Server) updateComponent(r *http.Request, who release.Token, req componentPatch) (incident.Component, error) {
+	return s.store.UpdateComponent(r.Context(), who.Actor(), r.PathValue("name"), func(c *incident.Component) error {
+		set(&c.Name, req.Name)
+		set(&c.Group, req.Group)
+		set(&c.Description, req.Description)
+		set(&c.Position, req.Position)
+		set(&c.OnlyShowIfDegraded, req.OnlyShowIfDegraded)
+		return nil
+	})
+}
+
+// set copies *v into *dst when v is not nil (a field a patch sets).
+func set[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
 }
 
 func (s *Server) setComponentStatus(r *http.Request, who release.Token, req componentStatusRequest) (incident.Component, error) {

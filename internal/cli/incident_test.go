@@ -41,6 +41,19 @@ func TestIncidentCommandsEndToEnd(t *testing.T) {
 	if len(comps) != 3 || comps[0].Name != "Check-in API / EU" || comps[0].Group != "Cloud" || comps[2].Status != incident.DegradedPerformance {
 		t.Fatalf("components %+v", comps)
 	}
+	// Renamed, regrouped, moved first within its group, then back to the top level.
+	api(t, url, oncall, "component", "update", "Docs", "--name", "Documentation", "--group", "Cloud", "--description", "docs site")
+	api(t, url, oncall, "component", "update", "Documentation", "--position", "0")
+	api(t, url, oncall, "component", "update", "Check-in API / EU", "--position", "2")
+	comps = apiJSON[[]incident.Component](t, url, viewer, "component", "list")
+	if len(comps) != 3 || comps[0].Name != "Documentation" || comps[0].Group != "Cloud" || comps[0].Description != "docs site" || comps[2].Name != "Check-in API / EU" {
+		t.Fatalf("components after updates %+v", comps)
+	}
+	apiFails(t, url, oncall, "exists", "component", "update", "Documentation", "--name", "Console")
+	api(t, url, oncall, "component", "update", "Documentation", "--group", "", "--name", "Docs")
+	if comps = apiJSON[[]incident.Component](t, url, viewer, "component", "list"); comps[2].Name != "Docs" || comps[2].Group != "" {
+		t.Fatalf("components after moving Docs to the top level %+v", comps)
+	}
 
 	// A SEV2 naming a release pauses it; declare prints the id.
 	code, out, errOut := runAPI(t, url, oncall, "incident", "declare", "Indexes corrupt after upgrade", "--impact", "major",
@@ -152,7 +165,7 @@ func TestIncidentCommandsEndToEnd(t *testing.T) {
 	audit := api(t, url, viewer, "audit", "--limit", "200")
 	for _, want := range []string{"component.create", "component.set_status", "incident.declare", "release.pause", "incident.update",
 		"incident.resolve", "incident.postmortem", "incident_template.save", "incident.publish", "incident.link_release", "release.pull",
-		"incident.configure", "maintenance.schedule", "maintenance.cancelled"} {
+		"incident.configure", "maintenance.schedule", "maintenance.cancelled", "component.update"} {
 		if !strings.Contains(audit, want) {
 			t.Errorf("audit log lacks %s", want)
 		}
