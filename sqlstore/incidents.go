@@ -301,7 +301,7 @@ func (s *Store) declare(ctx context.Context, tx *sql.Tx, actor string, d inciden
 			out.PausedReleases = append(out.PausedReleases, ref.String())
 		}
 	}
-	if n, ok := incident.IncidentNotification(inc, nil, at); ok {
+	if n, ok := incident.IncidentNotification(inc, &inc.Updates[0], at); ok { // none with --no-notify
 		if _, err := s.notify(ctx, tx, n); err != nil {
 			return Declared{}, err
 		}
