@@ -208,6 +208,12 @@ func (c *Client) Maintenances(ctx context.Context, pending bool, limit int) ([]i
 	return out, c.do(ctx, http.MethodGet, "/api/v1/maintenances", q, nil, &out)
 }
 
+// Maintenance returns one maintenance with its timeline.
+func (c *Client) Maintenance(ctx context.Context, id int64) (incident.Maintenance, error) {
+	var out incident.Maintenance
+	return out, c.do(ctx, http.MethodGet, "/api/v1/maintenances/"+strconv.FormatInt(id, 10), nil, nil, &out)
+}
+
 // MoveMaintenance moves maintenance id to status (cancelled, in_progress,
 // verifying, completed) with an optional message.
 func (c *Client) MoveMaintenance(ctx context.Context, id int64, status incident.MaintenanceStatus, message string) (incident.Maintenance, error) {

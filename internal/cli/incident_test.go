@@ -160,6 +160,10 @@ func TestIncidentCommandsEndToEnd(t *testing.T) {
 		t.Fatalf("maintenance cancel:\n%s", out)
 	}
 	apiFails(t, url, oncall, "cannot move from cancelled", "maintenance", "set", mid, "in_progress")
+	if out := api(t, url, viewer, "maintenance", "show", mid); !strings.Contains(out, "cancelled by oncall") || !strings.Contains(out, "Postponed.") ||
+		!strings.Contains(out, "We upgrade PostgreSQL.") {
+		t.Fatalf("maintenance show:\n%s", out)
+	}
 
 	// Every change is in the audit log.
 	audit := api(t, url, viewer, "audit", "--limit", "200")
