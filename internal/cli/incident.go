@@ -120,13 +120,18 @@ func incidentCommand() *ucli.Command {
 				return err
 			}
 			return emit(cmd, is, func(w io.Writer) {
-				row(w, "ID", "STATUS", "SEVERITY", "IMPACT", "VISIBILITY", "CREATED", "TITLE")
+				// LAST UPDATE shows who is behind the communication cadence.
+				row(w, "ID", "STATUS", "SEVERITY", "IMPACT", "VISIBILITY", "CREATED", "LAST UPDATE", "TITLE")
 				for _, i := range is {
 					vis := "public"
 					if i.Draft {
 						vis = "draft"
 					}
-					row(w, i.ID, i.Status, i.Severity, i.Impact, vis, fmtWhen(i.CreatedAt), i.Title)
+					last := i.CreatedAt
+					if len(i.Updates) > 0 {
+						last = i.Updates[0].At
+					}
+					row(w, i.ID, i.Status, i.Severity, i.Impact, vis, fmtWhen(i.CreatedAt), fmtWhen(last), i.Title)
 				}
 			})
 		}),
