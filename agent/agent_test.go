@@ -514,3 +514,41 @@ func TestVersionSources(t *testing.T) {
 		t.Fatalf("check-in with a failing version command: %v", err)
 	}
 }
+
+// TestPreflightHandler: the webhook form answers 200 go, 412 no-go and 503
+// undecided, with the decision as JSON.
+func TestPreflightHandler(t *testing.T) {
+	f := newFleet(t)
+	f.release("1.0.0")
+	f.release("1.1.0")
+	up := newAgent(t, f.config("ins-co", "1.0.0"))
+	down := f.config("ins-co", "1.0.0")
+	down.Server = "http://127.0.0.1:1"
+	cases := []struct {
+		a    *agent.Agent
+		to   string
+		code int
+	}{
+		{up, "1.1.0", http.StatusOK},
+		{up, "1.2.0", http.StatusPreconditionFailed},
+		{up, "bogus", http.StatusBadRequest},
+		{newAgent(t, down), "1.1.0", http.StatusServiceUnavailable},
+	}
+	for _, c := range cases {
+		hs := httptest.NewServer(agent.PreflightHandler(c.a, time.Minute))
+		resp, err := http.Get(hs.URL + "/preflight?to=" + c.to)
+		must(t, err)
+		var d agent.Decision
+		if c.code != http.StatusBadRequest {
+			must(t, json.NewDecoder(resp.Body).Decode(&d))
+			if d.To.String() != c.to {
+				t.Errorf("decision for %s: %+v", c.to, d)
+			}
+		}
+		resp.Body.Close()
+		hs.Close()
+		if resp.StatusCode != c.code {
+			t.Errorf("GET /preflight?to=%s: %d, want %d (%+v)", c.to, resp.StatusCode, c.code, d)
+		}
+	}
+}

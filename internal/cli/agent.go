@@ -87,6 +87,7 @@ func configKeys() (known, repeatable map[string]bool) {
 		}
 	}
 	known["metrics-listen"] = true
+	known["preflight-listen"] = true
 	return known, map[string]bool{"pg": true}
 }
 
@@ -234,7 +235,9 @@ func agentRunCommand(stderr io.Writer) *ucli.Command {
 			"reports upgrade_succeeded itself when the running version changes, and logs notices\n" +
 			"and guidance prominently. Stops on SIGINT/SIGTERM.",
 		Flags: append(agentCheckInFlags(),
-			&ucli.StringFlag{Name: "metrics-listen", Sources: agentEnv("metrics-listen"), Usage: "serve Prometheus metrics on `ADDR` (e.g. 127.0.0.1:9464)"}),
+			&ucli.StringFlag{Name: "metrics-listen", Sources: agentEnv("metrics-listen"), Usage: "serve Prometheus metrics on `ADDR` (e.g. 127.0.0.1:9464)"},
+			&ucli.StringFlag{Name: "preflight-listen", Sources: agentEnv("preflight-listen"),
+				Usage: "serve GET /preflight?to=VERSION on `ADDR` for deployment webhooks: 200 go, 412 no-go, 503 undecided"}),
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
 			reg := prometheus.NewRegistry()
 			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -243,7 +246,14 @@ func agentRunCommand(stderr io.Writer) *ucli.Command {
 				return withCode(ExitError, err)
 			}
 			if addr := o.str("metrics-listen"); addr != "" {
-				stop, err := serveAgentMetrics(addr, reg, log)
+				stop, err := serveAgentHTTP(addr, "GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), log)
+				if err != nil {
+					return withCode(ExitError, err)
+				}
+				defer stop()
+			}
+			if addr := o.str("preflight-listen"); addr != "" {
+				stop, err := serveAgentHTTP(addr, "/preflight", agent.PreflightHandler(a, 10*time.Second), log)
 				if err != nil {
 					return withCode(ExitError, err)
 				}
@@ -254,22 +264,22 @@ func agentRunCommand(stderr io.Writer) *ucli.Command {
 	}
 }
 
-// serveAgentMetrics serves reg on addr until the returned function is
+// serveAgentHTTP serves h at pattern on addr until the returned function is
 // called.
-func serveAgentMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (func(), error) {
+func serveAgentHTTP(addr, pattern string, h http.Handler, log *slog.Logger) (func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("metrics: listen on %s: %w", addr, err)
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle(pattern, h)
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server", "err", err)
+			log.Error("http server", "addr", addr, "err", err)
 		}
 	}()
-	log.Info("serving metrics", "addr", ln.Addr().String())
+	log.Info("serving", "addr", ln.Addr().String(), "path", pattern)
 	return func() { _ = hs.Close() }, nil
 }
 
