@@ -229,7 +229,9 @@ func (a *Agent) watch(ctx context.Context, st *State, v release.Version, res *Re
 			}
 			h.Reported = h.Status
 			a.log.Error("DATABASE INTEGRITY: "+string(h.Status), "database", h.Name, "detail", h.Detail)
-		} else if !h.Status.Failing() {
+		} else if h.Status == release.HealthOK {
+			// Only an intact database ends a failure: one that was
+			// unreachable for a while and fails again is not reported anew.
 			h.Reported = ""
 		}
 		if h.Status == release.HealthUnknown {

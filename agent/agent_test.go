@@ -84,6 +84,15 @@ func TestCheckInVerifiesDeliversAndNoticesUpgrade(t *testing.T) {
 	if st := status(t, cfg.StateDir); len(st.Undelivered) != 0 || st.Version.String() != "1.1.0" {
 		t.Fatalf("status = %d undelivered, version %s", len(st.Undelivered), st.Version)
 	}
+	// Once expired, the kept answer still verifies (as of its issue) and
+	// its guidance stands, marked expired.
+	sd, err := agent.OpenStateDir(cfg.StateDir)
+	must(t, err)
+	later, err := agent.ReadStatus(sd, time.Now().Add(2*time.Hour))
+	must(t, err)
+	if later.Answer == nil || !later.Answer.Verified || !later.Answer.Expired || later.Guidance == "" {
+		t.Fatalf("status two hours later = %+v, guidance %q; want verified, expired, guidance kept", later.Answer, later.Guidance)
+	}
 	// A tampered kept answer no longer verifies in status.
 	path := filepath.Join(cfg.StateDir, "state.json")
 	data, err := os.ReadFile(path)
@@ -465,5 +474,81 @@ func TestRetryAfter(t *testing.T) {
 	}
 	if !strings.Contains(st.LastError, "429") {
 		t.Fatalf("last error %q", st.LastError)
+	}
+}
+
+// TestVersionSources: the version command is run at every check-in; a
+// version that cannot be read is a configuration error: no check-in,
+// preflight undecided.
+func TestVersionSources(t *testing.T) {
+	f := newFleet(t)
+	f.release("1.0.0")
+	f.release("1.1.0")
+	ctx := context.Background()
+	dir := t.TempDir()
+	vfile := filepath.Join(dir, "v")
+	must(t, os.WriteFile(vfile, []byte("1.0.0"), 0o644))
+	cfg := f.config("ins-co", "")
+	cfg.VersionCommand = "echo v$(cat " + vfile + ")"
+	a := newAgent(t, cfg)
+	res, err := a.CheckIn(ctx)
+	must(t, err)
+	if res.Version.String() != "1.0.0" {
+		t.Fatalf("version from the command: %s", res.Version)
+	}
+	must(t, os.WriteFile(vfile, []byte("1.1.0"), 0o644))
+	if res, err = a.CheckIn(ctx); err != nil || res.Version.String() != "1.1.0" || res.Delivered != 1 {
+		t.Fatalf("after the upgrade: version %s, delivered %d, err %v", res.Version, res.Delivered, err)
+	}
+	cfg.VersionCommand = "echo not-a-version"
+	d := newAgent(t, cfg).Preflight(ctx, release.MustParseVersion("1.2.0"))
+	var ce *agent.ConfigError
+	if _, err := newAgent(t, cfg).CheckIn(ctx); !errors.As(err, &ce) {
+		t.Fatalf("check-in with a bad version: %v, want a configuration error", err)
+	}
+	if d.ExitCode != 2 || !slices.Equal(reasons(d), []string{agent.ReasonConfiguration}) {
+		t.Fatalf("preflight with a bad version = %+v", d)
+	}
+	cfg.VersionCommand = "exit 3"
+	if _, err := newAgent(t, cfg).CheckIn(ctx); !errors.As(err, &ce) {
+		t.Fatalf("check-in with a failing version command: %v", err)
+	}
+}
+
+// TestPreflightHandler: the webhook form answers 200 go, 412 no-go and 503
+// undecided, with the decision as JSON.
+func TestPreflightHandler(t *testing.T) {
+	f := newFleet(t)
+	f.release("1.0.0")
+	f.release("1.1.0")
+	up := newAgent(t, f.config("ins-co", "1.0.0"))
+	down := f.config("ins-co", "1.0.0")
+	down.Server = "http://127.0.0.1:1"
+	cases := []struct {
+		a    *agent.Agent
+		to   string
+		code int
+	}{
+		{up, "1.1.0", http.StatusOK},
+		{up, "1.2.0", http.StatusPreconditionFailed},
+		{up, "bogus", http.StatusBadRequest},
+		{newAgent(t, down), "1.1.0", http.StatusServiceUnavailable},
+	}
+	for _, c := range cases {
+		hs := httptest.NewServer(agent.PreflightHandler(c.a, time.Minute))
+		resp, err := http.Get(hs.URL + "/preflight?to=" + c.to)
+		must(t, err)
+		var d agent.Decision
+		if c.code != http.StatusBadRequest {
+			must(t, json.NewDecoder(resp.Body).Decode(&d))
+			if d.To.String() != c.to {
+				t.Errorf("decision for %s: %+v", c.to, d)
+			}
+		}
+		resp.Body.Close()
+		hs.Close()
+		if resp.StatusCode != c.code {
+			t.Errorf("GET /preflight?to=%s: %d, want %d (%+v)", c.to, resp.StatusCode, c.code, d)
+		}
 	}
 }

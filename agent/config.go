@@ -46,7 +46,7 @@ type Config struct {
 	// StateDir is the state directory.
 	StateDir string
 	// TrustFile holds public keys in the /v1/keys format. Keys in it are
-	// pinned at every start (added, never removed).
+	// pinned at every check-in (added, never removed).
 	TrustFile string
 	// TrustOnFirstUse pins whatever /v1/keys serves when no key is pinned
 	// yet. Only an answer that verifies with a pinned key is believed.

@@ -202,6 +202,11 @@ func Guidance(ans release.Answer) string {
 		s = fmt.Sprintf("%s is PAUSED: %s. Keep running it; it is no longer offered to anyone; wait for news.", c.Version, orUnknown(c.Reason))
 	default:
 		s = fmt.Sprintf("%s is in good standing.", c.Version)
+		for _, n := range ans.Notices {
+			if n.Kind == release.NoticeUnknownVersion {
+				s = fmt.Sprintf("%s is not a release the server knows.", c.Version)
+			}
+		}
 		if ans.Offer != nil {
 			s += fmt.Sprintf(" Upgrade to %s is offered.", ans.Offer.Version)
 			if ans.Offer.RequiredStop {

@@ -49,7 +49,7 @@ func pin(st *State, keys []sign.PublicKey) []string {
 }
 
 // ensureTrust makes sure st has pinned keys: keys of the trust file are
-// added (at every start, so a product update that ships a rotated key
+// added (at every check-in, so a product update that ships a rotated key
 // reaches the agent); with none pinned yet and trust-on-first-use, the
 // server's /v1/keys are pinned once, with a loud warning. Keys are never
 // learnt from the network after that: see docs/agent.md, "Keys".

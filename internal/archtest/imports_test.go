@@ -26,6 +26,7 @@ var allowed = map[string][]string{
 	"sqlstore":             {"release", "sign"},
 	"client":               {"release", "sign", "internal/problem"},
 	"server":               {"release", "sign", "sqlstore", "internal/problem"},
+	"agent":                {"client", "pgcheck", "release", "sign"},
 	"internal/cli":         {"*"},
 	"cmd/ringfence":        {"internal/cli"},
 	"internal/pgtest":      {},
@@ -34,6 +35,7 @@ var allowed = map[string][]string{
 	"internal/archtest":    {},
 	"bench/amcheck":        {},
 	"bench/checkin":        {"release", "server", "sign", "sqlstore"},
+	"bench/agent":          {"agent", "client", "release", "server", "sqlstore"},
 }
 
 func TestImportsFollowTheArchitecture(t *testing.T) {

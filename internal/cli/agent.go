@@ -88,6 +88,7 @@ func configKeys() (known, repeatable map[string]bool) {
 		}
 	}
 	known["metrics-listen"] = true
+	known["preflight-listen"] = true
 	return known, map[string]bool{"pg": true}
 }
 
@@ -236,6 +237,8 @@ func agentRunCommand(stderr io.Writer) *ucli.Command {
 			"and guidance prominently. Stops on SIGINT/SIGTERM.",
 		Flags: append(agentCheckInFlags(),
 			&ucli.StringFlag{Name: "metrics-listen", Sources: agentEnv("metrics-listen"), Usage: "serve Prometheus metrics on `ADDR` (e.g. 127.0.0.1:9464)"},
+			&ucli.StringFlag{Name: "preflight-listen", Sources: agentEnv("preflight-listen"),
+				Usage: "serve GET /preflight?to=VERSION on `ADDR` for deployment webhooks: 200 go, 412 no-go, 503 undecided"},
 			bundleDirFlag()),
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
 			reg := prometheus.NewRegistry()
@@ -245,7 +248,14 @@ func agentRunCommand(stderr io.Writer) *ucli.Command {
 				return withCode(ExitError, err)
 			}
 			if addr := o.str("metrics-listen"); addr != "" {
-				stop, err := serveAgentMetrics(addr, reg, log)
+				stop, err := serveAgentHTTP(addr, "GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), log)
+				if err != nil {
+					return withCode(ExitError, err)
+				}
+				defer stop()
+			}
+			if addr := o.str("preflight-listen"); addr != "" {
+				stop, err := serveAgentHTTP(addr, "/preflight", agent.PreflightHandler(a, 10*time.Second), log)
 				if err != nil {
 					return withCode(ExitError, err)
 				}
@@ -259,22 +269,22 @@ func agentRunCommand(stderr io.Writer) *ucli.Command {
 	}
 }
 
-// serveAgentMetrics serves reg on addr until the returned function is
+// serveAgentHTTP serves h at pattern on addr until the returned function is
 // called.
-func serveAgentMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (func(), error) {
+func serveAgentHTTP(addr, pattern string, h http.Handler, log *slog.Logger) (func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("metrics: listen on %s: %w", addr, err)
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle(pattern, h)
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server", "err", err)
+			log.Error("http server", "addr", addr, "err", err)
 		}
 	}()
-	log.Info("serving metrics", "addr", ln.Addr().String())
+	log.Info("serving", "addr", ln.Addr().String(), "path", pattern)
 	return func() { _ = hs.Close() }, nil
 }
 
@@ -413,27 +423,25 @@ func runReport(ctx context.Context, cmd *ucli.Command, kind release.EventKind, s
 		return withCode(ExitError, err)
 	}
 	e := release.Event{Kind: kind, From: from, To: to, At: time.Now().UTC(), Detail: cmd.String("detail")}
-	if !cmd.Bool("now") {
-		sd, err := agent.OpenStateDir(o.str("state"))
-		if err != nil {
-			return withCode(ExitError, err)
-		}
-		name, err := agent.Report(sd, e)
-		if err != nil {
-			return withCode(ExitError, err)
-		}
-		fmt.Fprintf(stdout, "queued %s %s -> %s (%s); the next check-in delivers it\n", kind, from, to, name)
-		return nil
-	}
-	a, _, _, err := newAgent(cmd, stderr, nil)
+	// Queued first, with nothing but the state directory: a configuration
+	// problem of --now must not lose the report.
+	sd, err := agent.OpenStateDir(o.str("state"))
 	if err != nil {
 		return withCode(ExitError, err)
 	}
-	name, err := agent.Report(a.State(), e)
+	name, err := agent.Report(sd, e)
 	if err != nil {
 		return withCode(ExitError, err)
 	}
 	fmt.Fprintf(stdout, "queued %s %s -> %s (%s)\n", kind, from, to, name)
+	if !cmd.Bool("now") {
+		fmt.Fprintln(stdout, "the next check-in delivers it")
+		return nil
+	}
+	a, _, _, err := newAgent(cmd, stderr, nil)
+	if err != nil {
+		return withCode(ExitError, fmt.Errorf("not delivered yet (kept on disk for the next check-in): %w", err))
+	}
 	res, err := a.CheckIn(ctx)
 	if err != nil {
 		return withCode(ExitError, fmt.Errorf("not delivered yet (kept on disk for the next check-in): %w", err))
@@ -452,7 +460,11 @@ func agentStatusCommand(stdout io.Writer) *ucli.Command {
 			if err != nil {
 				return withCode(ExitError, err)
 			}
-			sd, err := agent.OpenStateDir(o.str("state"))
+			dir := o.str("state")
+			if fi, err := os.Stat(dir); dir != "" && (err != nil || !fi.IsDir()) {
+				return withCode(ExitError, fmt.Errorf("no state directory %s: has the agent run with --state %s?", dir, dir))
+			}
+			sd, err := agent.OpenStateDir(dir)
 			if err != nil {
 				return withCode(ExitError, err)
 			}
