@@ -40,6 +40,9 @@ type Agent struct {
 	state  *StateDir
 	client *client.Client
 	log    *slog.Logger
+
+	// bundleDir, when set (UseBundles), makes Preflight decide offline.
+	bundleDir string
 }
 
 // New validates cfg and opens the state directory.

@@ -463,6 +463,11 @@ func (a *Agent) scanBundleDir(st *State, dir string, now time.Time) []string {
 	return refused
 }
 
+// UseBundles makes the agent air-gapped: Preflight (and so the preflight
+// HTTP gate) decides from the accepted bundle instead of checking in, and
+// RunOffline reads bundles from dir.
+func (a *Agent) UseBundles(dir string) { a.bundleDir = dir }
+
 // RunOffline is Run for an air-gapped installation: it makes an offline
 // check-in from the bundles in dir at once and then every Interval (with
 // the same jitter) until ctx is done, updating m. Configuration errors at

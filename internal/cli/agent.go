@@ -254,6 +254,9 @@ func agentRunCommand(stderr io.Writer) *ucli.Command {
 				}
 				defer stop()
 			}
+			if dir := cmd.String("bundle-dir"); dir != "" {
+				a.UseBundles(dir)
+			}
 			if addr := o.str("preflight-listen"); addr != "" {
 				stop, err := serveAgentHTTP(addr, "/preflight", agent.PreflightHandler(a, 10*time.Second), log)
 				if err != nil {
