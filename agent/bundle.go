@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -100,12 +101,24 @@ func refuse(code, format string, args ...any) *BundleError {
 	return &BundleError{Code: code, Err: fmt.Errorf(format, args...)}
 }
 
-// ReadBundleFile reads a signed envelope from path.
+// maxBundleFile bounds a bundle file the agent reads (a bundle of a
+// thousand releases is well under 1 MiB).
+const maxBundleFile = 16 << 20
+
+// ReadBundleFile reads a signed envelope from path (at most 16 MiB).
 func ReadBundleFile(path string) (sign.Envelope, error) {
 	var env sign.Envelope
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return env, fmt.Errorf("read bundle: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxBundleFile+1))
+	if err != nil {
+		return env, fmt.Errorf("read bundle: %w", err)
+	}
+	if len(data) > maxBundleFile {
+		return env, fmt.Errorf("bundle %s is larger than %d bytes: not a bundle", path, maxBundleFile)
 	}
 	if err := json.Unmarshal(data, &env); err != nil {
 		return env, fmt.Errorf("bundle %s is not a signed envelope: %w", path, err)
