@@ -285,7 +285,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("agent starting", "server", a.cfg.Server, "product", a.cfg.Product, "interval", a.cfg.Interval.String(),
 		"databases", len(a.cfg.DSNs), "state", a.state.Path())
 	for first := true; ; first = false {
-		_, err := a.CheckIn(ctx)
+		res, err := a.CheckIn(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -298,6 +298,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			return lerr
 		}
 		wait := a.nextWait(err, st.Failures)
+		if err == nil && res.Delivered == release.MaxCheckInEvents {
+			wait = min(wait, time.Second) // more may be waiting: send them soon
+		}
 		if serr := a.setNextDue(ctx, a.cfg.Now().Add(wait)); serr != nil {
 			a.log.Warn("save next check-in time", "err", serr)
 		}

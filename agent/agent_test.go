@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -550,5 +551,32 @@ func TestPreflightHandler(t *testing.T) {
 		if resp.StatusCode != c.code {
 			t.Errorf("GET /preflight?to=%s: %d, want %d (%+v)", c.to, resp.StatusCode, c.code, d)
 		}
+	}
+}
+
+// TestLargeOutbox: more events than one check-in may carry go out in
+// batches of 100, one right after the other, not one batch per interval.
+func TestLargeOutbox(t *testing.T) {
+	f := newFleet(t)
+	f.release("1.0.0")
+	f.release("1.1.0")
+	cfg := f.config("ins-co", "1.0.0")
+	cfg.Interval = time.Hour
+	a := newAgent(t, cfg)
+	for i := range 150 {
+		_, err := agent.Report(a.State(), release.Event{Kind: release.EventUpgradeFailed, From: release.MustParseVersion("1.0.0"),
+			To: release.MustParseVersion("1.1.0"), At: time.Now().UTC(), Detail: fmt.Sprintf("attempt %d", i)})
+		must(t, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	servertest.Eventually(t, 30*time.Second, "150 events delivered", func() bool {
+		return len(status(t, cfg.StateDir).Undelivered) == 0
+	})
+	cancel()
+	must(t, <-done)
+	if n := len(f.events(instanceID(t, cfg.StateDir))); n != 150 {
+		t.Fatalf("%d events on the server, want 150", n)
 	}
 }
