@@ -8,8 +8,9 @@
 //     pinned key, this request's nonce and this installation's id, before
 //     it expires. Anything else — unreachable, unverified, expired — means
 //     "no upgrade": Preflight never says go on doubt.
-//   - Pinned keys come only from a local trust file or one explicit
-//     trust-on-first-use; keys are never learnt from the network later.
+//   - Pinned keys come only from a local trust file (authoritative: its
+//     keys are the pinned keys) or one explicit trust-on-first-use; keys are
+//     never learnt from the network later.
 //   - An event is written to the outbox (fsynced file and directory) before
 //     anything relies on it, and removed only after an answer to a check-in
 //     that carried it verified: a crash or kill -9 loses nothing.

@@ -404,13 +404,23 @@ func TestKeyRotation(t *testing.T) {
 	}
 	// /v1/keys lists the new key, but the agent does not learn it from the
 	// network: only a trust file the operator ships adds it.
-	cfg.TrustFile = writeKeys(t, t.TempDir(), []sign.PublicKey{newKey})
+	keys, err := f.admin.PublicKeys(ctx)
+	must(t, err)
+	cfg.TrustFile = writeKeys(t, t.TempDir(), keys)
 	d = newAgent(t, cfg).Preflight(ctx, release.MustParseVersion("1.1.0"))
 	if d.ExitCode != 0 {
 		t.Fatalf("preflight after the new key was shipped = %+v, want go", d)
 	}
 	if st := status(t, cfg.StateDir); len(st.PinnedKeys) != 2 || len(st.UnpinnedSigners) != 0 {
 		t.Fatalf("pinned %v, unpinned signers %v", st.PinnedKeys, st.UnpinnedSigners)
+	}
+	// A trust file without the old key (compromised, say) unpins it.
+	cfg.TrustFile = writeKeys(t, t.TempDir(), []sign.PublicKey{newKey})
+	if d := newAgent(t, cfg).Preflight(ctx, release.MustParseVersion("1.1.0")); d.ExitCode != 0 {
+		t.Fatalf("preflight with only the new key = %+v, want go", d)
+	}
+	if st := status(t, cfg.StateDir); !slices.Equal(st.PinnedKeys, []string{newKey.ID}) {
+		t.Fatalf("pinned %v, want only the new key", st.PinnedKeys)
 	}
 }
 
