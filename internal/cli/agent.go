@@ -68,7 +68,7 @@ func agentCheckInFlags() []ucli.Flag {
 		&ucli.StringFlag{Name: "version", Sources: agentEnv("version"), Usage: "the running `VERSION`"},
 		&ucli.StringFlag{Name: "version-file", Sources: agentEnv("version-file"), Usage: "`FILE` whose first line is the running version (read at every check-in)"},
 		&ucli.StringFlag{Name: "version-command", Sources: agentEnv("version-command"), Usage: "shell `COMMAND` printing the running version (run at every check-in)"},
-		&ucli.StringFlag{Name: "trust", Sources: agentEnv("trust"), Usage: "`FILE` of answer-signing public keys in the /v1/keys format, pinned into the state"},
+		&ucli.StringFlag{Name: "trust", Sources: agentEnv("trust"), Usage: "`FILE` of answer-signing public keys in the /v1/keys format: the pinned keys (read at every check-in)"},
 		&ucli.BoolFlag{Name: "trust-on-first-use", Sources: agentEnv("trust-on-first-use"), Usage: "with no key pinned yet, pin what the server's /v1/keys presents (unsafe: prefer --trust)"},
 		&ucli.StringSliceFlag{Name: "pg", Sources: agentEnv("pg"), Usage: "PostgreSQL `DSN` to watch (repeatable)"},
 		&ucli.DurationFlag{Name: "interval", Value: agent.DefaultInterval, Sources: agentEnv("interval"), Usage: "longest time between check-ins (each wait is random in [interval/2, interval])"},
