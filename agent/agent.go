@@ -8,8 +8,9 @@
 //     pinned key, this request's nonce and this installation's id, before
 //     it expires. Anything else — unreachable, unverified, expired — means
 //     "no upgrade": Preflight never says go on doubt.
-//   - Pinned keys come only from a local trust file or one explicit
-//     trust-on-first-use; keys are never learnt from the network later.
+//   - Pinned keys come only from a local trust file (authoritative: its
+//     keys are the pinned keys) or one explicit trust-on-first-use; keys are
+//     never learnt from the network later.
 //   - An event is written to the outbox (fsynced file and directory) before
 //     anything relies on it, and removed only after an answer to a check-in
 //     that carried it verified: a crash or kill -9 loses nothing.
@@ -40,6 +41,9 @@ type Agent struct {
 	state  *StateDir
 	client *client.Client
 	log    *slog.Logger
+
+	// bundleDir, when set (UseBundles), makes Preflight decide offline.
+	bundleDir string
 }
 
 // New validates cfg and opens the state directory.
@@ -285,7 +289,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("agent starting", "server", a.cfg.Server, "product", a.cfg.Product, "interval", a.cfg.Interval.String(),
 		"databases", len(a.cfg.DSNs), "state", a.state.Path())
 	for first := true; ; first = false {
-		_, err := a.CheckIn(ctx)
+		res, err := a.CheckIn(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -298,6 +302,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			return lerr
 		}
 		wait := a.nextWait(err, st.Failures)
+		if err == nil && res.Delivered == release.MaxCheckInEvents {
+			wait = min(wait, time.Second) // more may be waiting: send them soon
+		}
 		if serr := a.setNextDue(ctx, a.cfg.Now().Add(wait)); serr != nil {
 			a.log.Warn("save next check-in time", "err", serr)
 		}

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -403,13 +404,23 @@ func TestKeyRotation(t *testing.T) {
 	}
 	// /v1/keys lists the new key, but the agent does not learn it from the
 	// network: only a trust file the operator ships adds it.
-	cfg.TrustFile = writeKeys(t, t.TempDir(), []sign.PublicKey{newKey})
+	keys, err := f.admin.PublicKeys(ctx)
+	must(t, err)
+	cfg.TrustFile = writeKeys(t, t.TempDir(), keys)
 	d = newAgent(t, cfg).Preflight(ctx, release.MustParseVersion("1.1.0"))
 	if d.ExitCode != 0 {
 		t.Fatalf("preflight after the new key was shipped = %+v, want go", d)
 	}
 	if st := status(t, cfg.StateDir); len(st.PinnedKeys) != 2 || len(st.UnpinnedSigners) != 0 {
 		t.Fatalf("pinned %v, unpinned signers %v", st.PinnedKeys, st.UnpinnedSigners)
+	}
+	// A trust file without the old key (compromised, say) unpins it.
+	cfg.TrustFile = writeKeys(t, t.TempDir(), []sign.PublicKey{newKey})
+	if d := newAgent(t, cfg).Preflight(ctx, release.MustParseVersion("1.1.0")); d.ExitCode != 0 {
+		t.Fatalf("preflight with only the new key = %+v, want go", d)
+	}
+	if st := status(t, cfg.StateDir); !slices.Equal(st.PinnedKeys, []string{newKey.ID}) {
+		t.Fatalf("pinned %v, want only the new key", st.PinnedKeys)
 	}
 }
 
@@ -512,5 +523,70 @@ func TestVersionSources(t *testing.T) {
 	cfg.VersionCommand = "exit 3"
 	if _, err := newAgent(t, cfg).CheckIn(ctx); !errors.As(err, &ce) {
 		t.Fatalf("check-in with a failing version command: %v", err)
+	}
+}
+
+// TestPreflightHandler: the webhook form answers 200 go, 412 no-go and 503
+// undecided, with the decision as JSON.
+func TestPreflightHandler(t *testing.T) {
+	f := newFleet(t)
+	f.release("1.0.0")
+	f.release("1.1.0")
+	up := newAgent(t, f.config("ins-co", "1.0.0"))
+	down := f.config("ins-co", "1.0.0")
+	down.Server = "http://127.0.0.1:1"
+	cases := []struct {
+		a    *agent.Agent
+		to   string
+		code int
+	}{
+		{up, "1.1.0", http.StatusOK},
+		{up, "1.2.0", http.StatusPreconditionFailed},
+		{up, "bogus", http.StatusBadRequest},
+		{newAgent(t, down), "1.1.0", http.StatusServiceUnavailable},
+	}
+	for _, c := range cases {
+		hs := httptest.NewServer(agent.PreflightHandler(c.a, time.Minute))
+		resp, err := http.Get(hs.URL + "/preflight?to=" + c.to)
+		must(t, err)
+		var d agent.Decision
+		if c.code != http.StatusBadRequest {
+			must(t, json.NewDecoder(resp.Body).Decode(&d))
+			if d.To.String() != c.to {
+				t.Errorf("decision for %s: %+v", c.to, d)
+			}
+		}
+		resp.Body.Close()
+		hs.Close()
+		if resp.StatusCode != c.code {
+			t.Errorf("GET /preflight?to=%s: %d, want %d (%+v)", c.to, resp.StatusCode, c.code, d)
+		}
+	}
+}
+
+// TestLargeOutbox: more events than one check-in may carry go out in
+// batches of 100, one right after the other, not one batch per interval.
+func TestLargeOutbox(t *testing.T) {
+	f := newFleet(t)
+	f.release("1.0.0")
+	f.release("1.1.0")
+	cfg := f.config("ins-co", "1.0.0")
+	cfg.Interval = time.Hour
+	a := newAgent(t, cfg)
+	for i := range 150 {
+		_, err := agent.Report(a.State(), release.Event{Kind: release.EventUpgradeFailed, From: release.MustParseVersion("1.0.0"),
+			To: release.MustParseVersion("1.1.0"), At: time.Now().UTC(), Detail: fmt.Sprintf("attempt %d", i)})
+		must(t, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	servertest.Eventually(t, 30*time.Second, "150 events delivered", func() bool {
+		return len(status(t, cfg.StateDir).Undelivered) == 0
+	})
+	cancel()
+	must(t, <-done)
+	if n := len(f.events(instanceID(t, cfg.StateDir))); n != 150 {
+		t.Fatalf("%d events on the server, want 150", n)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -60,7 +61,8 @@ type OfflineState struct {
 	Customer string `json:"customer,omitempty"`
 	// Sequence is the highest bundle sequence accepted.
 	Sequence int64 `json:"sequence,omitempty"`
-	// ClockFloor is the latest signed issued_at accepted.
+	// ClockFloor is the latest signed issued_at accepted; a clock behind
+	// it by more than sign.MaxClockSkew decides nothing.
 	ClockFloor time.Time `json:"clock_floor,omitzero"`
 	// Bundle is the accepted bundle exactly as carried in; it is verified
 	// again whenever it is used.
@@ -100,12 +102,24 @@ func refuse(code, format string, args ...any) *BundleError {
 	return &BundleError{Code: code, Err: fmt.Errorf(format, args...)}
 }
 
-// ReadBundleFile reads a signed envelope from path.
+// maxBundleFile bounds a bundle file the agent reads (a bundle of a
+// thousand releases is well under 1 MiB).
+const maxBundleFile = 16 << 20
+
+// ReadBundleFile reads a signed envelope from path (at most 16 MiB).
 func ReadBundleFile(path string) (sign.Envelope, error) {
 	var env sign.Envelope
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return env, fmt.Errorf("read bundle: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxBundleFile+1))
+	if err != nil {
+		return env, fmt.Errorf("read bundle: %w", err)
+	}
+	if len(data) > maxBundleFile {
+		return env, fmt.Errorf("bundle %s is larger than %d bytes: not a bundle", path, maxBundleFile)
 	}
 	if err := json.Unmarshal(data, &env); err != nil {
 		return env, fmt.Errorf("bundle %s is not a signed envelope: %w", path, err)
@@ -125,7 +139,7 @@ func (a *Agent) acceptBundle(st *State, env sign.Envelope, file string, now time
 	if len(st.Pinned) == 0 {
 		return release.Bundle{}, refuse(ReasonConfiguration, "no answer-signing key is pinned: give --trust FILE with the vendor's keys")
 	}
-	if now.Before(off.ClockFloor) {
+	if behind(now, off.ClockFloor) {
 		return release.Bundle{}, refuse(ReasonClockBehind, "the clock (%s) is behind the latest signed time this installation has seen (%s): fix the clock; no upgrade until then",
 			now.UTC().Format(time.RFC3339), off.ClockFloor.Format(time.RFC3339))
 	}
@@ -199,6 +213,10 @@ func (st *State) offline() *OfflineState {
 	return &c
 }
 
+// behind reports whether the clock reads now behind floor by more than the
+// clock skew signatures allow.
+func behind(now, floor time.Time) bool { return now.Before(floor.Add(-sign.MaxClockSkew)) }
+
 // currentBundle returns the accepted bundle if it verifies and is valid at
 // now (reason codes: ReasonBundleMissing, ReasonClockBehind,
 // ReasonBundleExpired, ReasonBundleRefused).
@@ -207,7 +225,7 @@ func currentBundle(st *State, now time.Time) (release.Bundle, error) {
 	if off == nil || off.Bundle == nil {
 		return release.Bundle{}, refuse(ReasonBundleMissing, "no offline bundle accepted yet: drop one from the vendor into the bundle directory (no upgrade until then)")
 	}
-	if now.Before(off.ClockFloor) {
+	if behind(now, off.ClockFloor) {
 		return release.Bundle{}, refuse(ReasonClockBehind, "the clock (%s) is behind the latest signed time seen (%s): no upgrade until it is fixed",
 			now.UTC().Format(time.RFC3339), off.ClockFloor.Format(time.RFC3339))
 	}
@@ -293,7 +311,13 @@ func (a *Agent) decideOffline(st *State, res Result, now time.Time) (release.Ans
 	if res.Health != nil {
 		inst.Health = *res.Health
 	}
-	ans, err := release.DecideBundle(b, inst, now)
+	// Within the clock skew sign.Verify allows, a bundle may be issued
+	// slightly after now: decide as of its issue.
+	at := now
+	if at.Before(b.IssuedAt) {
+		at = b.IssuedAt
+	}
+	ans, err := release.DecideBundle(b, inst, at)
 	if err != nil {
 		return release.Answer{}, refuse(ReasonBundleRefused, "decide from bundle %d: %s", b.Sequence, release.ErrorMessage(err))
 	}
@@ -463,6 +487,11 @@ func (a *Agent) scanBundleDir(st *State, dir string, now time.Time) []string {
 	return refused
 }
 
+// UseBundles makes the agent air-gapped: Preflight (and so the preflight
+// HTTP gate) decides from the accepted bundle instead of checking in, and
+// RunOffline reads bundles from dir.
+func (a *Agent) UseBundles(dir string) { a.bundleDir = dir }
+
 // RunOffline is Run for an air-gapped installation: it makes an offline
 // check-in from the bundles in dir at once and then every Interval (with
 // the same jitter) until ctx is done, updating m. Configuration errors at
@@ -526,7 +555,7 @@ func bundleStatus(st *State, now time.Time) *BundleStatus {
 		return nil
 	}
 	bs := &BundleStatus{Customer: off.Customer, Sequence: off.Sequence, File: off.BundleFile, AcceptedAt: off.AcceptedAt,
-		ClockFloor: off.ClockFloor, ClockBehind: now.Before(off.ClockFloor), UnacknowledgedReports: len(off.Reports), LastReport: off.LastReport}
+		ClockFloor: off.ClockFloor, ClockBehind: behind(now, off.ClockFloor), UnacknowledgedReports: len(off.Reports), LastReport: off.LastReport}
 	if off.Bundle == nil {
 		bs.Error = "no bundle accepted yet"
 		return bs
@@ -537,8 +566,8 @@ func bundleStatus(st *State, now time.Time) *BundleStatus {
 	}
 	_ = json.Unmarshal(off.Bundle.Payload, &head)
 	at := now
-	if !now.Before(head.ExpiresAt) {
-		bs.Expired, at = true, head.IssuedAt
+	if !now.Before(head.ExpiresAt) || now.Before(head.IssuedAt) {
+		bs.Expired, at = !now.Before(head.ExpiresAt), head.IssuedAt
 	}
 	payload, err := sign.Verify(*off.Bundle, st.Pinned, at)
 	if err != nil {

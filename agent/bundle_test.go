@@ -297,3 +297,23 @@ func statusAt(t *testing.T, a *agent.Agent, now time.Time) agent.Status {
 	must(t, err)
 	return st
 }
+
+// TestPreflightUsesBundles: an agent told to run on bundles answers
+// Preflight (and so the preflight HTTP gate) from the accepted bundle; one
+// that is not goes to the unreachable server and is undecided.
+func TestPreflightUsesBundles(t *testing.T) {
+	k := newBundleKit(t)
+	ctx := context.Background()
+	now := k.t0.Add(time.Hour)
+	a := k.site(&now)
+	if d := a.PreflightBundle(ctx, k.write(k.bundle("bank", 1, k.t0, 24*time.Hour), nil), to110); d.Decision != agent.Go {
+		t.Fatalf("preflight on the bundle: %s", d.Decision)
+	}
+	if d := a.Preflight(ctx, to110); d.Decision != agent.Undecided {
+		t.Fatalf("online preflight with no route: %s, want undecided", d.Decision)
+	}
+	a.UseBundles(k.dir)
+	if d := a.Preflight(ctx, to110); d.Decision != agent.Go {
+		t.Fatalf("preflight of an agent on bundles: %s %+v", d.Decision, d.Reasons)
+	}
+}

@@ -45,8 +45,8 @@ type Config struct {
 	VersionCommand string
 	// StateDir is the state directory.
 	StateDir string
-	// TrustFile holds public keys in the /v1/keys format. Keys in it are
-	// pinned at every check-in (added, never removed).
+	// TrustFile holds public keys in the /v1/keys format; when set, it is
+	// read at every check-in and its keys are the pinned keys.
 	TrustFile string
 	// TrustOnFirstUse pins whatever /v1/keys serves when no key is pinned
 	// yet. Only an answer that verifies with a pinned key is believed.

@@ -168,7 +168,9 @@ func TestDrill(t *testing.T) {
 		t.Helper()
 		servertest.Eventually(t, 60*time.Second, what, func() bool {
 			for _, in := range set {
-				if !cond(agentStatus{statusOf(t, in.state)}) {
+				// Polled in-process for fine timings; what `agent status`
+				// prints is checked with the binary below.
+				if !cond(agentStatus{status(t, in.state)}) {
 					return false
 				}
 			}
@@ -229,6 +231,20 @@ func TestDrill(t *testing.T) {
 		t.Fatalf("3.30.0 reached the early ring: %+v", rs)
 	}
 	t.Logf("step 3: 3.30.0 in ring early when paused: %s (%s)", rs.State, rs.Reason)
+	audit, err := admin.Audit(ctx, 0, 100)
+	must(t, err)
+	var evidence *release.Evidence
+	for _, e := range audit {
+		if e.Action == "release.auto_halt" {
+			var after struct{ Evidence release.Evidence }
+			must(t, json.Unmarshal(e.After, &after))
+			evidence = &after.Evidence
+		}
+	}
+	if evidence == nil || evidence.Customers < 3 || evidence.Failed < 3 {
+		t.Fatalf("auto-halt evidence = %+v, want failures of at least 3 installations of 3 customers", evidence)
+	}
+	t.Logf("step 3: auto-halt evidence: %s", evidence.Reason)
 	// No installation outside the insiders was ever offered 3.30.0.
 	for _, in := range others {
 		if strings.Contains(in.proc.stderr.String(), `"offer":"3.30.0"`) {

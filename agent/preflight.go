@@ -70,6 +70,9 @@ type Decision struct {
 // ahead. It never returns Go unless a fresh answer verified and nothing
 // speaks against the upgrade.
 func (a *Agent) Preflight(ctx context.Context, to release.Version) Decision {
+	if a.bundleDir != "" {
+		return a.PreflightBundle(ctx, "", to)
+	}
 	res, err := a.CheckIn(ctx)
 	if err != nil {
 		d := Decision{To: to, Current: res.Version, Databases: res.Databases, Notices: []release.Notice{}}

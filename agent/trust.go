@@ -48,21 +48,34 @@ func pin(st *State, keys []sign.PublicKey) []string {
 	return added
 }
 
-// ensureTrust makes sure st has pinned keys: keys of the trust file are
-// added (at every check-in, so a product update that ships a rotated key
-// reaches the agent); with none pinned yet and trust-on-first-use, the
-// server's /v1/keys are pinned once, with a loud warning. Keys are never
-// learnt from the network after that: see docs/agent.md, "Keys".
+// ensureTrust makes sure st has pinned keys. With a trust file, the file is
+// authoritative, read at every check-in: its keys are the pinned keys, so a
+// product update that ships a rotated key reaches the agent, and one that
+// leaves out a compromised key revokes it. Without one, trust-on-first-use
+// pins the server's /v1/keys once, with a loud warning, when nothing is
+// pinned yet. Keys are never learnt from the network after that: see
+// docs/agent.md, "Keys".
 func (a *Agent) ensureTrust(ctx context.Context, st *State) error {
 	if a.cfg.TrustFile != "" {
 		keys, err := ReadTrustFile(a.cfg.TrustFile)
 		if err != nil {
 			return err
 		}
-		if added := pin(st, keys); len(added) > 0 {
-			st.PinnedFrom = "trust file " + a.cfg.TrustFile
+		var removed []string
+		for _, p := range st.Pinned {
+			if !slices.ContainsFunc(keys, func(k sign.PublicKey) bool { return k.ID == p.ID }) {
+				removed = append(removed, p.ID)
+			}
+		}
+		added := pin(&State{Pinned: st.Pinned}, keys)
+		if len(removed) > 0 {
+			a.log.Warn("unpinned answer-signing keys the trust file no longer lists", "keys", strings.Join(removed, ","), "file", a.cfg.TrustFile)
+		}
+		if len(added) > 0 {
 			a.log.Info("pinned answer-signing keys from the trust file", "keys", strings.Join(added, ","), "file", a.cfg.TrustFile)
 		}
+		st.Pinned, st.PinnedFrom = keys, "trust file "+a.cfg.TrustFile
+		return nil
 	}
 	if len(st.Pinned) > 0 {
 		return nil

@@ -100,10 +100,15 @@ func (a *Agent) watchDatabase(ctx context.Context, dsn string, prev *DatabaseHea
 	status, detail, where, file := a.fingerprint(fctx, srv, key)
 	h.Status, h.Detail, h.Baseline = status, detail, where
 
-	// The deep check runs on its schedule, and again as soon as a failing
-	// database looks intact (a repair), so its old verdict does not linger.
+	// The deep check runs at the first contact (a database that drifted
+	// before the agent came is caught there) and then on its schedule;
+	// while it finds something, at least hourly, and at once when a failing
+	// database looks intact again (a repair), so an old verdict does not
+	// linger for a week.
+	since := now.Sub(h.DeepCheckAt)
 	recovered := prev != nil && prev.Status.Failing() && status == release.HealthOK && h.DeepStatus.Failing()
-	if a.cfg.DeepCheck > 0 && status != release.HealthUnknown && (recovered || now.Sub(h.DeepCheckAt) >= a.cfg.DeepCheck) {
+	due := since >= a.cfg.DeepCheck || recovered || (h.DeepStatus.Failing() && since >= time.Hour)
+	if a.cfg.DeepCheck > 0 && status != release.HealthUnknown && due {
 		h.DeepCheckAt = now
 		h.DeepStatus, h.DeepDetail = a.deepCheck(ctx, srv, file)
 	}

@@ -113,6 +113,15 @@ func TestDatabaseWatch(t *testing.T) {
 	if d.ExitCode != 1 || !slices.Contains(reasons(d), agent.ReasonDatabaseCorrupt) {
 		t.Fatalf("preflight with a corrupt database = %+v", d)
 	}
+	// While it finds something, the deep check runs again hourly, not
+	// weekly (the clock moved on an hour; the answer no longer verifies, but
+	// the watch is kept).
+	deep.DeepCheck = 7 * 24 * time.Hour
+	deep.Now = func() time.Time { return time.Now().Add(61 * time.Minute) }
+	res, _ = newAgent(t, deep).CheckIn(ctx)
+	if again := byName(res.Databases, "app"); !again.DeepCheckAt.After(app.DeepCheckAt) || again.Status != release.HealthCorrupt {
+		t.Fatalf("deep check an hour after finding corruption: %+v (before %s)", again, app.DeepCheckAt)
+	}
 
 	// A database that cannot be reached is unknown, and preflight cannot
 	// decide.

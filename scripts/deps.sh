@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs, on a Debian machine, what ringfence's tests need when it is
 # missing: PostgreSQL 15 server with contrib (amcheck), localedef and the
-# locale sources, Chromium for the browser tests of the pages; and, through
+# locale sources, Chromium for the browser tests of the pages,
+# systemd-analyze for the agent's unit hardening check; and, through
 # scripts/pg-builds.sh, the PostgreSQL builds of the version matrix.
 # Idempotent; quiet when everything is present.
 set -euo pipefail
@@ -17,6 +18,10 @@ if ! command -v localedef >/dev/null 2>&1 || [ ! -f /usr/share/i18n/locales/en_U
 fi
 if ! command -v npm >/dev/null 2>&1; then
   need+=(npm)
+fi
+
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+  need+=(systemd)
 fi
 
 if ! command -v chromium >/dev/null 2>&1; then

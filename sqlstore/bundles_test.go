@@ -3,6 +3,7 @@ package sqlstore_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -81,5 +82,46 @@ func testBundles(t *testing.T, dsn string, s *sqlstore.Store) {
 	forged.PublicKey, forged.Customer = key, "gov"
 	if _, err := s.ImportExport(ctx, "alice", forged); release.ErrorCode(err) != release.EFORBIDDEN {
 		t.Fatalf("import for another customer: %v", err)
+	}
+
+	// Exactly as check-ins: the same reports imported (release 4.0.0) and
+	// checked in (release 5.0.0) give the same auto-halt counts, including
+	// an installation whose first report already fails (not counted).
+	later := now.Add(time.Second)
+	for i, twin := range []struct {
+		to        release.Version
+		viaExport bool
+	}{{release.MustParseVersion("4.0.0"), true}, {release.MustParseVersion("5.0.0"), false}} {
+		failed := release.Event{Kind: release.EventUpgradeFailed, From: from, To: twin.to, At: later}
+		shapes := map[string][]release.Report{
+			"known":  {{Seq: 1, At: later, Version: from}, {Seq: 2, At: later, Version: from, Events: []release.Event{failed}}},
+			"first":  {{Seq: 1, At: later, Version: from, Events: []release.Event{failed}}},
+			"health": {{Seq: 1, At: later, Version: twin.to}, {Seq: 2, At: later, Version: twin.to, Health: &release.Health{Status: release.HealthCorrupt}}},
+		}
+		for name, reports := range shapes {
+			id := fmt.Sprintf("%s-%d", name, i)
+			if twin.viaExport {
+				check(s.ImportExport(ctx, "alice", sqlstore.ExportImport{ID: "twin-" + id, Product: "acme", Customer: "gov", InstanceID: id,
+					PublicKey: bytes.Repeat([]byte{byte(i)}, 32), Reports: reports, ReceivedAt: later}))(t)
+				continue
+			}
+			for _, r := range reports {
+				must(t, s.RecordCheckIns(ctx, []sqlstore.CheckInRecord{{Product: "acme", Customer: "gov", InstanceID: id,
+					Version: r.Version, Health: r.Health, Events: r.Events, ReceivedAt: later}}))
+			}
+		}
+	}
+	imported := check(s.HaltCounts(ctx, "acme", release.MustParseVersion("4.0.0"), now, later.Add(time.Minute)))(t)
+	checkedIn := check(s.HaltCounts(ctx, "acme", release.MustParseVersion("5.0.0"), now, later.Add(time.Minute)))(t)
+	if imported.Moved != checkedIn.Moved || imported.Failed != checkedIn.Failed || imported.Customers != checkedIn.Customers ||
+		imported.Ignored != checkedIn.Ignored || imported.Failed != 2 || imported.Ignored != 1 {
+		t.Fatalf("imported counts %+v, checked-in counts %+v; want equal, 2 failed, 1 ignored", imported, checkedIn)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -436,6 +436,9 @@ func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
 			`DELETE FROM health_reports WHERE at < $1`,
 			`DELETE FROM installations WHERE last_seen < $1`,
 			`DELETE FROM outbox WHERE state <> 'pending' AND done_at < $1`,
+			// Re-importing a pruned file still records nothing: the
+			// installation's high-water mark (installation_keys) stays.
+			`DELETE FROM imported_exports WHERE imported_at < $1`,
 		} {
 			res, err := tx.ExecContext(ctx, q, cutoff.UTC())
 			if err != nil {

@@ -68,7 +68,7 @@ func agentCheckInFlags() []ucli.Flag {
 		&ucli.StringFlag{Name: "version", Sources: agentEnv("version"), Usage: "the running `VERSION`"},
 		&ucli.StringFlag{Name: "version-file", Sources: agentEnv("version-file"), Usage: "`FILE` whose first line is the running version (read at every check-in)"},
 		&ucli.StringFlag{Name: "version-command", Sources: agentEnv("version-command"), Usage: "shell `COMMAND` printing the running version (run at every check-in)"},
-		&ucli.StringFlag{Name: "trust", Sources: agentEnv("trust"), Usage: "`FILE` of answer-signing public keys in the /v1/keys format, pinned into the state"},
+		&ucli.StringFlag{Name: "trust", Sources: agentEnv("trust"), Usage: "`FILE` of answer-signing public keys in the /v1/keys format: the pinned keys (read at every check-in)"},
 		&ucli.BoolFlag{Name: "trust-on-first-use", Sources: agentEnv("trust-on-first-use"), Usage: "with no key pinned yet, pin what the server's /v1/keys presents (unsafe: prefer --trust)"},
 		&ucli.StringSliceFlag{Name: "pg", Sources: agentEnv("pg"), Usage: "PostgreSQL `DSN` to watch (repeatable)"},
 		&ucli.DurationFlag{Name: "interval", Value: agent.DefaultInterval, Sources: agentEnv("interval"), Usage: "longest time between check-ins (each wait is random in [interval/2, interval])"},
@@ -88,6 +88,7 @@ func configKeys() (known, repeatable map[string]bool) {
 		}
 	}
 	known["metrics-listen"] = true
+	known["preflight-listen"] = true
 	return known, map[string]bool{"pg": true}
 }
 
@@ -236,6 +237,8 @@ func agentRunCommand(stderr io.Writer) *ucli.Command {
 			"and guidance prominently. Stops on SIGINT/SIGTERM.",
 		Flags: append(agentCheckInFlags(),
 			&ucli.StringFlag{Name: "metrics-listen", Sources: agentEnv("metrics-listen"), Usage: "serve Prometheus metrics on `ADDR` (e.g. 127.0.0.1:9464)"},
+			&ucli.StringFlag{Name: "preflight-listen", Sources: agentEnv("preflight-listen"),
+				Usage: "serve GET /preflight?to=VERSION on `ADDR` for deployment webhooks: 200 go, 412 no-go, 503 undecided"},
 			bundleDirFlag()),
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
 			reg := prometheus.NewRegistry()
@@ -245,7 +248,17 @@ func agentRunCommand(stderr io.Writer) *ucli.Command {
 				return withCode(ExitError, err)
 			}
 			if addr := o.str("metrics-listen"); addr != "" {
-				stop, err := serveAgentMetrics(addr, reg, log)
+				stop, err := serveAgentHTTP(addr, "GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), log)
+				if err != nil {
+					return withCode(ExitError, err)
+				}
+				defer stop()
+			}
+			if dir := cmd.String("bundle-dir"); dir != "" {
+				a.UseBundles(dir)
+			}
+			if addr := o.str("preflight-listen"); addr != "" {
+				stop, err := serveAgentHTTP(addr, "/preflight", agent.PreflightHandler(a, 10*time.Second), log)
 				if err != nil {
 					return withCode(ExitError, err)
 				}
@@ -259,22 +272,22 @@ func agentRunCommand(stderr io.Writer) *ucli.Command {
 	}
 }
 
-// serveAgentMetrics serves reg on addr until the returned function is
+// serveAgentHTTP serves h at pattern on addr until the returned function is
 // called.
-func serveAgentMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (func(), error) {
+func serveAgentHTTP(addr, pattern string, h http.Handler, log *slog.Logger) (func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("metrics: listen on %s: %w", addr, err)
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle(pattern, h)
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server", "err", err)
+			log.Error("http server", "addr", addr, "err", err)
 		}
 	}()
-	log.Info("serving metrics", "addr", ln.Addr().String())
+	log.Info("serving", "addr", ln.Addr().String(), "path", pattern)
 	return func() { _ = hs.Close() }, nil
 }
 
