@@ -32,6 +32,9 @@ type Status struct {
 	// UnpinnedSigners are keys that signed the latest answer but are not
 	// pinned: a key rotation to follow.
 	UnpinnedSigners []string `json:"unpinned_signers,omitempty"`
+	// FailedUpgrades are the upgrades that failed here and have not
+	// succeeded since; preflight refuses them without --retry-failed.
+	FailedUpgrades []release.Event `json:"failed_upgrades,omitempty"`
 }
 
 // AnswerStatus is a kept answer and how it verifies now.
@@ -67,6 +70,10 @@ func ReadStatus(sd *StateDir, now time.Time) (Status, error) {
 		s.Databases = append(s.Databases, d)
 	}
 	sort.Slice(s.Databases, func(i, j int) bool { return s.Databases[i].Name < s.Databases[j].Name })
+	for _, e := range st.FailedUpgrades {
+		s.FailedUpgrades = append(s.FailedUpgrades, e)
+	}
+	sort.Slice(s.FailedUpgrades, func(i, j int) bool { return s.FailedUpgrades[i].To.Less(s.FailedUpgrades[j].To) })
 	if st.Last != nil {
 		s.Answer = verifyKept(st.Last, st.Pinned, now)
 		if s.Answer.Verified {
