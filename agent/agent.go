@@ -178,6 +178,7 @@ func (a *Agent) checkIn(ctx context.Context, st *State) (Result, error) {
 	names := make([]string, len(queued))
 	for i, q := range queued {
 		names[i] = q.Name
+		rememberOutcome(st, q.Event)
 	}
 	if err := a.state.Delivered(names); err != nil {
 		return res, err
@@ -188,6 +189,20 @@ func (a *Agent) checkIn(ctx context.Context, st *State) (Result, error) {
 	return res, nil
 }
 
+// rememberOutcome keeps the upgrades that failed here until one to the same
+// version succeeds.
+func rememberOutcome(st *State, e release.Event) {
+	switch e.Kind {
+	case release.EventUpgradeFailed:
+		if st.FailedUpgrades == nil {
+			st.FailedUpgrades = map[string]release.Event{}
+		}
+		st.FailedUpgrades[e.To.String()] = e
+	case release.EventUpgradeSucceeded:
+		delete(st.FailedUpgrades, e.To.String())
+	}
+}
+
 // noticeUpgrade queues upgrade_succeeded when the running version differs
 // from the one seen at the previous check-in (unless a report already
 // queued it), and remembers the version.
@@ -196,6 +211,8 @@ func (a *Agent) noticeUpgrade(st *State, v release.Version) error {
 		st.Version = v
 		return nil
 	}
+	// Running it now: whatever failed before, the upgrade to it worked.
+	delete(st.FailedUpgrades, v.String())
 	queued, err := a.state.Outbox()
 	if err != nil {
 		return err

@@ -205,7 +205,7 @@ func TestUnverifiedAnswersMeanNoUpgrade(t *testing.T) {
 				c.cfg(&cfg)
 			}
 			a := newAgent(t, cfg)
-			_, err := agent.Report(a.State(), release.Event{Kind: release.EventUpgradeFailed,
+			_, err := agent.Report(a.State(), release.Event{Kind: release.EventUpgradeStarted,
 				From: release.MustParseVersion("1.0.0"), To: release.MustParseVersion("1.1.0"), At: time.Now().UTC()})
 			must(t, err)
 			d := a.Preflight(ctx, release.MustParseVersion("1.1.0"))
@@ -255,8 +255,9 @@ func TestServerDownKeepsReports(t *testing.T) {
 			To: release.MustParseVersion("1.1.0"), At: time.Now().UTC(), Detail: "migration 42"})
 		must(t, err)
 	}
-	d := a.Preflight(ctx, release.MustParseVersion("1.1.0"))
-	if d.ExitCode != 2 || !slices.Contains(reasons(d), agent.ReasonUnreachable) {
+	// (Not to 1.1.0, whose upgrade just failed here: that is a no-go.)
+	d := a.Preflight(ctx, release.MustParseVersion("1.2.0"))
+	if d.ExitCode != 2 || !slices.Equal(reasons(d), []string{agent.ReasonUnreachable}) {
 		t.Fatalf("preflight with the server down = %+v, want exit 2, server_unreachable", d)
 	}
 	st := status(t, cfg.StateDir)
@@ -588,5 +589,49 @@ func TestLargeOutbox(t *testing.T) {
 	must(t, <-done)
 	if n := len(f.events(instanceID(t, cfg.StateDir))); n != 150 {
 		t.Fatalf("%d events on the server, want 150", n)
+	}
+}
+
+// TestFailedUpgradeNotRetried: once an upgrade to a version failed here,
+// preflight refuses that version (no upgrade loop) until the operator says
+// to retry or an upgrade to it succeeds.
+func TestFailedUpgradeNotRetried(t *testing.T) {
+	f := newFleet(t)
+	f.release("1.0.0")
+	f.release("1.1.0")
+	ctx := context.Background()
+	cfg := f.config("ins-co", "1.0.0")
+	a := newAgent(t, cfg)
+	v := release.MustParseVersion
+	if d := a.Preflight(ctx, v("1.1.0")); d.ExitCode != 0 {
+		t.Fatalf("preflight before any failure = %+v", d)
+	}
+	_, err := agent.Report(a.State(), release.Event{Kind: release.EventUpgradeFailed, From: v("1.0.0"), To: v("1.1.0"),
+		At: time.Now().UTC(), Detail: "migration 42 failed"})
+	must(t, err)
+	for i := range 2 { // queued, then delivered and remembered
+		d := a.Preflight(ctx, v("1.1.0"))
+		if d.ExitCode != 1 || !slices.Equal(reasons(d), []string{agent.ReasonFailedHere}) || !strings.Contains(d.Reasons[0].Message, "migration 42") {
+			t.Fatalf("preflight %d after the failure = %+v", i, d)
+		}
+	}
+	if st := status(t, cfg.StateDir); len(st.FailedUpgrades) != 1 || st.FailedUpgrades[0].To.String() != "1.1.0" {
+		t.Fatalf("status failed upgrades = %+v", st.FailedUpgrades)
+	}
+	retry := cfg
+	retry.RetryFailed = true
+	if d := newAgent(t, retry).Preflight(ctx, v("1.1.0")); d.ExitCode != 0 {
+		t.Fatalf("preflight with RetryFailed = %+v", d)
+	}
+	_, err = agent.Report(a.State(), release.Event{Kind: release.EventUpgradeSucceeded, From: v("1.0.0"), To: v("1.1.0"), At: time.Now().UTC()})
+	must(t, err)
+	if _, err := a.CheckIn(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := a.Preflight(ctx, v("1.1.0")); d.ExitCode != 0 {
+		t.Fatalf("preflight after a later success = %+v", d)
+	}
+	if st := status(t, cfg.StateDir); len(st.FailedUpgrades) != 0 {
+		t.Fatalf("status failed upgrades after a success = %+v", st.FailedUpgrades)
 	}
 }

@@ -59,6 +59,9 @@ type Config struct {
 	// DeepCheck is how often the deep check runs (DefaultDeepCheck);
 	// negative turns it off.
 	DeepCheck time.Duration
+	// RetryFailed lets Preflight approve an upgrade to a version whose
+	// upgrade failed here before (once its cause is fixed).
+	RetryFailed bool
 	// DBTimeout bounds one database's watch (connect and fingerprint):
 	// default 1 minute.
 	DBTimeout time.Duration

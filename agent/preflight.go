@@ -29,6 +29,7 @@ const (
 	ReasonRequiredStop     = "required_stop"
 	ReasonDatabaseCorrupt  = "database_corrupt"
 	ReasonCollationChanged = "collation_changed"
+	ReasonFailedHere       = "failed_here"
 	// Undecided reasons.
 	ReasonDatabaseUnknown = "database_unknown"
 	ReasonUnreachable     = "server_unreachable"
@@ -74,13 +75,46 @@ func (a *Agent) Preflight(ctx context.Context, to release.Version) Decision {
 		return a.PreflightBundle(ctx, "", to)
 	}
 	res, err := a.CheckIn(ctx)
+	var d Decision
 	if err != nil {
-		d := Decision{To: to, Current: res.Version, Databases: res.Databases, Notices: []release.Notice{}}
+		d = Decision{To: to, Current: res.Version, Databases: res.Databases, Notices: []release.Notice{}}
 		d.Reasons = append(d.Reasons, failureReason(err))
 		d.Reasons = append(d.Reasons, databaseReasons(res.Databases)...)
-		return finish(d)
+	} else {
+		d = Decide(res.Answer, to, res.Databases)
 	}
-	return Decide(res.Answer, to, res.Databases)
+	if !a.cfg.RetryFailed {
+		if r, ok := a.failedHere(to); ok {
+			d.Reasons = append(d.Reasons, r)
+		}
+	}
+	return finish(d)
+}
+
+// failedHere is the failed_here reason when an upgrade to `to` failed on
+// this installation: delivered (kept in the state) or still queued.
+func (a *Agent) failedHere(to release.Version) (Reason, bool) {
+	var failed *release.Event
+	if st, err := a.state.Load(); err == nil {
+		if e, ok := st.FailedUpgrades[to.String()]; ok {
+			failed = &e
+		}
+	}
+	if q, err := a.state.Outbox(); err == nil {
+		for _, e := range q {
+			if e.Event.Kind == release.EventUpgradeFailed && e.Event.To == to {
+				failed = &e.Event
+			}
+		}
+	}
+	if failed == nil {
+		return Reason{}, false
+	}
+	msg := fmt.Sprintf("the upgrade from %s to %s failed on this installation at %s", failed.From, to, failed.At.UTC().Format(time.RFC3339))
+	if failed.Detail != "" {
+		msg += " (" + failed.Detail + ")"
+	}
+	return Reason{Code: ReasonFailedHere, Message: msg + "; it is not tried again by itself: fix the cause, then preflight with --retry-failed"}, true
 }
 
 // failureReason is the undecided reason for a failed check-in.

@@ -107,6 +107,7 @@ func TestKillBetweenReportAndDelivery(t *testing.T) {
 	keyFile := filepath.Join(dir, "key")
 	must(t, os.WriteFile(keyFile, []byte(f.keys["ins-co"]+"\n"), 0o600))
 	state := filepath.Join(dir, "state")
+	must(t, os.Mkdir(state, 0o700)) // as systemd's StateDirectory= does
 	// Configuration through the environment and a config file, as a
 	// service would have it.
 	conf := filepath.Join(dir, "agent.conf")
@@ -160,13 +161,18 @@ func TestKillBetweenReportAndDelivery(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "delivered 1 events") {
 		t.Fatalf("report --now: exit %d: %s", code, out)
 	}
-	if out, code = ringfence(t, "agent", "preflight", "--to", "1.1.0"); code != 0 || !strings.HasPrefix(out, "GO") {
-		t.Fatalf("preflight to the offered version: exit %d: %s", code, out)
+	// The upgrade to 1.1.0 failed here (the report above): no retry by
+	// itself, only when the operator says so.
+	if out, code = ringfence(t, "agent", "preflight", "--to", "1.1.0"); code != 1 || !strings.Contains(out, "failed_here") {
+		t.Fatalf("preflight to the version whose upgrade failed here: exit %d: %s", code, out)
+	}
+	if out, code = ringfence(t, "agent", "preflight", "--to", "1.1.0", "--retry-failed"); code != 0 || !strings.HasPrefix(out, "GO") {
+		t.Fatalf("preflight to the offered version with --retry-failed: exit %d: %s", code, out)
 	}
 	if out, code = ringfence(t, "agent", "preflight", "--to", "1.2.0"); code != 1 || !strings.Contains(out, "not_offered") {
 		t.Fatalf("preflight to a version not offered: exit %d: %s", code, out)
 	}
-	if out, code = ringfence(t, "agent", "preflight", "--to", "1.1.0", "--server", "http://127.0.0.1:1"); code != 2 || !strings.Contains(out, "UNDECIDED") {
+	if out, code = ringfence(t, "agent", "preflight", "--to", "1.1.0", "--retry-failed", "--server", "http://127.0.0.1:1"); code != 2 || !strings.Contains(out, "UNDECIDED") {
 		t.Fatalf("preflight with the server unreachable: exit %d: %s", code, out)
 	}
 }

@@ -52,6 +52,10 @@ type State struct {
 	// UnpinnedSigners are key ids that signed recent answers but are not
 	// pinned (a key rotation the operator should follow).
 	UnpinnedSigners []string `json:"unpinned_signers,omitempty"`
+	// FailedUpgrades are the versions an upgrade to failed here (reported
+	// and delivered), by version, until an upgrade to them succeeds:
+	// preflight refuses them rather than loop on a failing upgrade.
+	FailedUpgrades map[string]release.Event `json:"failed_upgrades,omitempty"`
 	// Databases is the last watch result per database, by label.
 	Databases map[string]*DatabaseHealth `json:"databases,omitempty"`
 	// Offline is the air-gapped state (bundles, offline reports); nil for

@@ -34,6 +34,9 @@ type Status struct {
 	UnpinnedSigners []string `json:"unpinned_signers,omitempty"`
 	// Bundle is the air-gapped state (nil when never run offline).
 	Bundle *BundleStatus `json:"bundle,omitempty"`
+	// FailedUpgrades are the upgrades that failed here and have not
+	// succeeded since; preflight refuses them without --retry-failed.
+	FailedUpgrades []release.Event `json:"failed_upgrades,omitempty"`
 }
 
 // AnswerStatus is a kept answer and how it verifies now.
@@ -70,6 +73,10 @@ func ReadStatus(sd *StateDir, now time.Time) (Status, error) {
 	}
 	sort.Slice(s.Databases, func(i, j int) bool { return s.Databases[i].Name < s.Databases[j].Name })
 	s.Bundle = bundleStatus(st, now)
+	for _, e := range st.FailedUpgrades {
+		s.FailedUpgrades = append(s.FailedUpgrades, e)
+	}
+	sort.Slice(s.FailedUpgrades, func(i, j int) bool { return s.FailedUpgrades[i].To.Less(s.FailedUpgrades[j].To) })
 	if st.Last != nil {
 		s.Answer = verifyKept(st.Last, st.Pinned, now)
 		if s.Answer.Verified {

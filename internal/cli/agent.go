@@ -220,6 +220,7 @@ func newAgent(cmd *ucli.Command, stderr io.Writer, reg prometheus.Registerer) (*
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	cfg.RetryFailed = cmd.Bool("retry-failed")
 	if reg != nil {
 		cfg.Metrics = agent.NewMetrics(reg)
 	}
@@ -303,6 +304,7 @@ func agentPreflightCommand(stdout, stderr io.Writer) *ucli.Command {
 		Flags: append(agentCheckInFlags(),
 			&ucli.StringFlag{Name: "to", Usage: "the `VERSION` to upgrade to", Required: true},
 			&ucli.StringFlag{Name: "termination-log", Usage: "also write a one-line verdict to `FILE` (Kubernetes: /dev/termination-log)"},
+			&ucli.BoolFlag{Name: "retry-failed", Usage: "allow a version whose upgrade failed here before (once the cause is fixed)"},
 			agentJSONFlag(), bundleFlag()),
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
 			to, err := agent.ParseVersion(cmd.String("to"))
@@ -519,6 +521,10 @@ func printAgentStatus(w io.Writer, st agent.Status, now time.Time) error {
 	fmt.Fprintf(w, "undelivered: %d events\n", len(st.Undelivered))
 	for _, q := range st.Undelivered {
 		fmt.Fprintf(w, "             %s %s -> %s at %s\n", q.Event.Kind, orDash(q.Event.From.String()), q.Event.To, q.Event.At.UTC().Format(time.RFC3339))
+	}
+	for _, e := range st.FailedUpgrades {
+		fmt.Fprintf(w, "failed here: the upgrade %s -> %s failed at %s %s (preflight refuses it without --retry-failed)\n",
+			e.From, e.To, e.At.UTC().Format(time.RFC3339), e.Detail)
 	}
 	if st.LastError != "" {
 		fmt.Fprintf(w, "last error:  %s (%s)\n", st.LastError, st.LastAttempt.UTC().Format(time.RFC3339))
