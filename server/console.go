@@ -145,8 +145,8 @@ type view struct {
 	secret string
 }
 
-// navItem is one entry of the console's navigation; Need is the API route
-// whose role it needs (it is hidden from callers who may not).
+// navItem is one entry of the console's navigation, shown only to callers
+// who may use the API route it corresponds to.
 type navItem struct {
 	Label   string
 	Href    string
@@ -158,19 +158,20 @@ type navItem struct {
 // incident and status work adds them.
 func (c *console) nav(v *view, path string) []navItem {
 	var items []navItem
-	add := func(label, href, need string) {
+	add := func(label, href, need string, current bool) {
 		if c.may(v.Who, need) {
-			items = append(items, navItem{label, href, path == href || strings.HasPrefix(path, href+"/")})
+			items = append(items, navItem{label, href, current})
 		}
 	}
+	under := func(prefix string) bool { return path == prefix || strings.HasPrefix(path, prefix+"/") }
 	if v.Product != "" {
 		p := "/admin/products/" + url.PathEscape(v.Product)
-		add("Releases", p, routeStatus)
-		add("Installations", p+"/installations", routeInstallations)
+		add("Releases", p, routeStatus, path == p || under(p+"/releases") || under(p+"/holds"))
+		add("Installations", p+"/installations", routeInstallations, under(p+"/installations"))
 	}
-	add("Audit log", "/admin/audit", routeAudit)
-	add("Tokens", "/admin/tokens", routeTokens)
-	add("Users", "/admin/users", routeUsers)
+	add("Audit log", "/admin/audit", routeAudit, under("/admin/audit"))
+	add("Tokens", "/admin/tokens", routeTokens, under("/admin/tokens"))
+	add("Users", "/admin/users", routeUsers, under("/admin/users"))
 	return items
 }
 
