@@ -38,9 +38,6 @@ type boardRow struct {
 	Cells []boardCell
 }
 
-// OpenHolds counts the release's open holds.
-func (r boardRow) OpenHolds() int { return len(r.Holds) }
-
 // boardCell is a release's standing in one ring with its installations'
 // health.
 type boardCell struct {
