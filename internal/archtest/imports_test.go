@@ -34,6 +34,8 @@ var allowed = map[string][]string{
 	"internal/archtest":    {},
 	"bench/amcheck":        {},
 	"bench/checkin":        {"release", "server", "sign", "sqlstore"},
+	"internal/demo":        {"release", "sign", "client"},
+	"bench/console":        {"release", "server", "sqlstore"},
 }
 
 func TestImportsFollowTheArchitecture(t *testing.T) {
