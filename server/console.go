@@ -141,12 +141,12 @@ type view struct {
 	Error  string
 	Data   any
 
-	c      *console
+	// secret is the session's, for logging out.
 	secret string
 }
 
-// navItem is one entry of the console's navigation; Need is the API route
-// whose role it needs (it is hidden from callers who may not).
+// navItem is one entry of the console's navigation, shown only to callers
+// who may use the API route it corresponds to.
 type navItem struct {
 	Label   string
 	Href    string
@@ -158,19 +158,20 @@ type navItem struct {
 // incident and status work adds them.
 func (c *console) nav(v *view, path string) []navItem {
 	var items []navItem
-	add := func(label, href, need string) {
+	add := func(label, href, need string, current bool) {
 		if c.may(v.Who, need) {
-			items = append(items, navItem{label, href, path == href || strings.HasPrefix(path, href+"/")})
+			items = append(items, navItem{label, href, current})
 		}
 	}
+	under := func(prefix string) bool { return path == prefix || strings.HasPrefix(path, prefix+"/") }
 	if v.Product != "" {
 		p := "/admin/products/" + url.PathEscape(v.Product)
-		add("Releases", p, routeStatus)
-		add("Installations", p+"/installations", routeInstallations)
+		add("Releases", p, routeStatus, path == p || under(p+"/releases") || under(p+"/holds"))
+		add("Installations", p+"/installations", routeInstallations, under(p+"/installations"))
 	}
-	add("Audit log", "/admin/audit", routeAudit)
-	add("Tokens", "/admin/tokens", routeTokens)
-	add("Users", "/admin/users", routeUsers)
+	add("Audit log", "/admin/audit", routeAudit, under("/admin/audit"))
+	add("Tokens", "/admin/tokens", routeTokens, under("/admin/tokens"))
+	add("Users", "/admin/users", routeUsers, under("/admin/users"))
 	return items
 }
 
@@ -201,10 +202,10 @@ func (c *console) authed(h consoleHandler) http.Handler {
 				c.toLogin(w, r)
 				return
 			}
-			c.fail(w, r, &view{c: c}, err)
+			c.fail(w, r, &view{}, err)
 			return
 		}
-		v := &view{c: c, Who: sess.Who, CSRF: sqlstore.SessionCSRF(cookie.Value), secret: cookie.Value}
+		v := &view{Who: sess.Who, CSRF: sqlstore.SessionCSRF(cookie.Value), secret: cookie.Value}
 		if r.Method == http.MethodPost {
 			r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 			if subtle.ConstantTimeCompare([]byte(r.PostFormValue(csrfField)), []byte(v.CSRF)) != 1 {
@@ -261,7 +262,7 @@ func (c *console) require(v *view, key string) error {
 // render executes page into a buffer and sends it with status, or a plain
 // 500 if the template fails: never half a page.
 func (c *console) render(w http.ResponseWriter, r *http.Request, status int, page string, v *view) {
-	if v.c != nil && v.Nav == nil && v.Who.Role != "" {
+	if v.Nav == nil && v.Who.Role != "" {
 		v.Nav = c.nav(v, r.URL.Path)
 	}
 	var buf bytes.Buffer
@@ -328,7 +329,7 @@ func (c *console) clearCookie(w http.ResponseWriter, r *http.Request) {
 
 // loginPage shows the login form.
 func (c *console) loginPage(w http.ResponseWriter, r *http.Request) {
-	c.render(w, r, http.StatusOK, "login", &view{c: c, Title: "Log in", Data: loginData{Next: safeNext(r.URL.Query().Get("next"))}})
+	c.render(w, r, http.StatusOK, "login", &view{Title: "Log in", Data: loginData{Next: safeNext(r.URL.Query().Get("next"))}})
 }
 
 // loginData is the login page's data.
@@ -349,7 +350,7 @@ func safeNext(next string) string {
 func (c *console) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	d := loginData{Next: safeNext(r.PostFormValue("next")), Name: r.PostFormValue("name")}
-	v := &view{c: c, Title: "Log in", Data: d}
+	v := &view{Title: "Log in", Data: d}
 	if !c.logins.allow(r) {
 		v.Error = "too many login attempts from your address; wait a minute"
 		c.render(w, r, http.StatusTooManyRequests, "login", v)

@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,9 +38,6 @@ type boardRow struct {
 	release.ReleaseStatus
 	Cells []boardCell
 }
-
-// OpenHolds counts the release's open holds.
-func (r boardRow) OpenHolds() int { return len(r.Holds) }
 
 // boardCell is a release's standing in one ring with its installations'
 // health.
@@ -126,6 +124,10 @@ func (c *console) board(ctx context.Context, product string) (boardModel, error)
 		row := boardRow{ReleaseStatus: rs, Cells: make([]boardCell, len(rs.Rings))}
 		for j, ring := range rs.Rings {
 			cell := boardCell{RingStatus: ring}
+			if ring.State == release.RingBlocked && len(rs.Holds) > 0 && strings.HasPrefix(ring.Reason, "hold ") {
+				// The row names the holds already; say it short per ring.
+				cell.Reason = "held back by an open flag"
+			}
 			h := health[[3]string{product, rs.Version.String(), ring.Ring}]
 			cell.OK, cell.Corrupt, cell.CollationChanged, cell.Unknown, cell.UpgradeFailed = h.OK, h.Corrupt, h.CollationChanged, h.Unknown, h.UpgradeFailed
 			if ring.State == release.RingSoaking && ring.EnteredAt != nil {

@@ -18,9 +18,30 @@ import (
 )
 
 // a11yCheck lists what the current page lacks: a lang, a <main> landmark,
-// a heading, and a label for every visible form control.
+// a heading, a label for every visible form control, a name for every
+// button, and text contrast of at least 4.5:1 (WCAG AA) against the
+// nearest opaque background, for every element with text of its own.
 const a11yCheck = `(() => {
 	const bad = [];
+	const rgb = s => (s.match(/[\d.]+/g) || []).map(Number);
+	const lum = c => {
+		const [r, g, b] = c.slice(0, 3).map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+		return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+	};
+	const background = el => {
+		for (; el; el = el.parentElement) {
+			const c = rgb(getComputedStyle(el).backgroundColor);
+			if (c.length === 3 || (c.length === 4 && c[3] === 1)) return c;
+		}
+		return [255, 255, 255];
+	};
+	document.querySelectorAll("body *").forEach(el => {
+		const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+		if (!own || el.offsetParent === null) return;
+		const a = lum(rgb(getComputedStyle(el).color)), b = lum(background(el));
+		const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+		if (ratio < 4.5) bad.push("contrast " + ratio.toFixed(2) + " of " + el.tagName + " " + el.textContent.trim().slice(0, 30));
+	});
 	if (!document.documentElement.lang) bad.push("no lang");
 	if (!document.querySelector("main")) bad.push("no main landmark");
 	if (!document.querySelector("h1")) bad.push("no h1");

@@ -65,7 +65,6 @@ type releaseData struct {
 	AllHolds   []release.Hold
 	Rings      []release.Ring
 	Actions    map[string]*releaseAction
-	Done       string
 	CanResolve bool
 }
 

@@ -248,6 +248,56 @@ func TestConsole(t *testing.T) {
 	if resp, body := ops.get("/admin/products/acme/installations/bigbank/i-1"); resp.StatusCode != http.StatusOK || !strings.Contains(body, "1.1.0") {
 		t.Fatalf("installation page: %d", resp.StatusCode)
 	}
+	// Resolve vic's hold and promote, through the confirmation step.
+	_, page = ops.get("/admin/products/acme/releases/1.0.0")
+	opsCSRF := ops.csrf(page)
+	if resp, body := ops.post("/admin/products/acme/releases/1.0.0/hold", url.Values{"csrf": {opsCSRF}, "reason": {"check first"}, "confirm": {"yes"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("raise a hold on 1.0.0: %d %.300s", resp.StatusCode, body)
+	}
+	_, page = ops.get("/admin/products/acme/releases/1.0.0")
+	m := regexp.MustCompile(`action="/admin/products/acme/holds/([^/"]+)/resolve"`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatal("release page offers no resolve form for the open hold")
+	}
+	resolve := url.Values{"csrf": {opsCSRF}, "reason": {"checked"}, "version": {"1.0.0"}}
+	if resp, body := ops.post("/admin/products/acme/holds/"+m[1]+"/resolve", resolve); resp.StatusCode != http.StatusOK || !strings.Contains(body, "Confirm: Resolve hold") {
+		t.Fatalf("resolve without confirmation: %d", resp.StatusCode)
+	}
+	resolve.Set("confirm", "yes")
+	if resp, _ := ops.post("/admin/products/acme/holds/"+m[1]+"/resolve", resolve); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/admin/products/acme/releases/1.0.0?done=resolve" {
+		t.Fatalf("resolve: %d to %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	// The API's conflict comes through: 1.0.0 is in ring all already.
+	if resp, _ := ops.post("/admin/products/acme/releases/1.0.0/promote", url.Values{"csrf": {opsCSRF}, "ring": {"all"}, "reason": {"hotfix"}, "confirm": {"yes"}}); resp.StatusCode != http.StatusConflict {
+		t.Fatalf("promote into a ring it is in: %d, want 409", resp.StatusCode)
+	}
+	e.api("POST", "/api/v1/products/acme/rings", map[string]any{"name": "later", "position": 1, "soak": "1h", "rollout_percent": 100}, http.StatusCreated, nil)
+	if resp, body := ops.post("/admin/products/acme/releases/1.0.0/promote", url.Values{"csrf": {opsCSRF}, "ring": {"later"}, "reason": {"hotfix"}, "confirm": {"yes"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("promote: %d %.300s", resp.StatusCode, body)
+	}
+	if r := e.getRelease("acme", "1.0.0"); len(r.Rings) == 0 || !r.Rings[len(r.Rings)-1].Forced {
+		t.Fatalf("after the console's promote: %+v", r.Rings)
+	}
+
+	// Users and tokens pages (admin): create, see the token once, delete.
+	if resp, body := ops.post("/admin/users", url.Values{"csrf": {opsCSRF}, "name": {"newbie"}, "role": {"viewer"}, "password": {"short"}}); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "password needs") {
+		t.Fatalf("create a user with a short password: %d", resp.StatusCode)
+	}
+	if resp, _ := ops.post("/admin/users", url.Values{"csrf": {opsCSRF}, "name": {"newbie"}, "role": {"viewer"}, "password": {pw}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("create a user: %d", resp.StatusCode)
+	}
+	newbie := newBrowser(t, e.URL)
+	newbie.login(url.Values{"name": {"newbie"}, "password": {pw}})
+	if resp, _ := ops.post("/admin/users/newbie/delete", url.Values{"csrf": {opsCSRF}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("delete a user: %d", resp.StatusCode)
+	}
+	if resp, _ := newbie.get("/admin/products/acme"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("a deleted user's session: %d, want a redirect to the login", resp.StatusCode)
+	}
+	if resp, body := ops.post("/admin/tokens", url.Values{"csrf": {opsCSRF}, "name": {"ci"}, "role": {"releaser"}}); resp.StatusCode != http.StatusOK || !regexp.MustCompile(`value="rft_[^"]+"`).MatchString(body) {
+		t.Fatalf("create a token: %d, want its secret shown once", resp.StatusCode)
+	}
+
 	var tokens []release.Token
 	e.api("GET", "/api/v1/tokens", nil, http.StatusOK, &tokens)
 	for _, tk := range tokens {

@@ -40,6 +40,8 @@ var allowed = map[string][]string{
 	"bench/amcheck":        {},
 	"bench/checkin":        {"release", "server", "sign", "sqlstore"},
 	"bench/agent":          {"agent", "client", "release", "server", "sqlstore"},
+	"internal/demo":        {"release", "sign", "client"},
+	"bench/console":        {"release", "server", "sqlstore"},
 }
 
 func TestImportsFollowTheArchitecture(t *testing.T) {

@@ -63,8 +63,14 @@ func startDemo(ctx context.Context, store *sqlstore.Store, addr net.Addr, dbPath
 	if _, err := store.CreateUser(ctx, "demo", "viewer", release.RoleViewer, password); err != nil {
 		return nil, fmt.Errorf("demo: create its user: %w", err)
 	}
-	port := addr.(*net.TCPAddr).Port
-	local := fmt.Sprintf("http://127.0.0.1:%d", port)
+	// The demo's own clients reach the server where it listens; on every
+	// interface, through loopback.
+	tcp := addr.(*net.TCPAddr)
+	host := tcp.IP.String()
+	if tcp.IP.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	local := "http://" + net.JoinHostPort(host, fmt.Sprint(tcp.Port))
 	fmt.Fprintf(stdout, "ringfence demo: a throwaway store at %s (deleted when the server stops)\n", dbPath)
 	fmt.Fprintf(stdout, "  open   %s/admin/\n", local)
 	fmt.Fprintf(stdout, "  log in as demo (admin) or viewer (viewer), password %s\n", password)

@@ -321,7 +321,7 @@ func (d *Demo) move(in *installation, to release.Version, detail string) {
 	in.pending = append(in.pending,
 		release.Event{Kind: release.EventUpgradeStarted, From: in.version, To: to, At: now, Detail: detail},
 		release.Event{Kind: release.EventUpgradeSucceeded, From: in.version, To: to, At: now})
-	d.cfg.Logger.Info("demo installation upgraded", slog.String("instance", in.id), slog.String("from", in.version.String()), slog.String("to", to.String()))
+	d.cfg.Logger.Debug("demo installation upgraded", slog.String("instance", in.id), slog.String("from", in.version.String()), slog.String("to", to.String()))
 	in.version, in.health = to, release.Health{Status: release.HealthOK}
 	if to == v(Halted) {
 		msg := "collation en_US.utf8: sort order of 37 probe strings changed (glibc → musl); unique index customers_email_key at risk"
