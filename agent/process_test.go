@@ -143,8 +143,10 @@ func TestKillBetweenReportAndDelivery(t *testing.T) {
 	p = startAgent(t)
 	servertest.Eventually(t, 20*time.Second, "report delivered", verified)
 	p.kill()
-	p = startAgent(t)
+	// Read before the start: the new process checks in at once, and the
+	// next one is an hour away.
 	before := statusOf(t, state).LastAttempt
+	p = startAgent(t)
 	servertest.Eventually(t, 20*time.Second, "another check-in", func() bool { return statusOf(t, state).LastAttempt.After(before) })
 	p.kill()
 	evs := f.events(id)
