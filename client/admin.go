@@ -261,6 +261,8 @@ func (c *Client) ResolveHold(ctx context.Context, product, id, resolution string
 type Status struct {
 	Product  string                  `json:"product"`
 	Releases []release.ReleaseStatus `json:"releases"`
+	// Quotas is each customer's use of its check-in quotas.
+	Quotas []release.QuotaUsage `json:"quotas"`
 }
 
 // Status returns the standing of a product's releases per ring.

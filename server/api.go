@@ -552,6 +552,7 @@ func (s *Server) resolveHold(r *http.Request, who release.Token, req resolveRequ
 type productStatus struct {
 	Product  string                  `json:"product"`
 	Releases []release.ReleaseStatus `json:"releases"`
+	Quotas   []release.QuotaUsage    `json:"quotas"`
 }
 
 func (s *Server) status(r *http.Request, _ release.Token) (productStatus, error) {
@@ -567,7 +568,8 @@ func (s *Server) status(r *http.Request, _ release.Token) (productStatus, error)
 	if st == nil {
 		st = []release.ReleaseStatus{}
 	}
-	return productStatus{Product: product, Releases: st}, nil
+	quotas := s.quotas.usage(product, s.state.Load().keyCustomers(), time.Now())
+	return productStatus{Product: product, Releases: st, Quotas: quotas}, nil
 }
 
 func (s *Server) listInstallations(r *http.Request, _ release.Token) ([]release.Installation, error) {

@@ -265,3 +265,102 @@ func TestAutoHaltWeighsCustomers(t *testing.T) {
 		t.Fatalf("mallory's 30 failures and beta's one made 1.2.0 %s", st)
 	}
 }
+
+// metricsText fetches /metrics.
+func (e *env) metricsText() string {
+	e.t.Helper()
+	code, b := e.call("GET", "/metrics", "", nil)
+	if code != http.StatusOK {
+		e.t.Fatalf("GET /metrics: %d %s", code, b)
+	}
+	return string(b)
+}
+
+// quotaOf returns customer's quota use from GET …/status.
+func (e *env) quotaOf(customer string) release.QuotaUsage {
+	e.t.Helper()
+	var st struct{ Quotas []release.QuotaUsage }
+	e.api("GET", "/api/v1/products/acme/status", nil, http.StatusOK, &st)
+	for _, q := range st.Quotas {
+		if q.Customer == customer {
+			return q
+		}
+	}
+	return release.QuotaUsage{}
+}
+
+// TestQuotas: one key beyond its quotas — new installations per hour,
+// events per installation per day, stored bytes — is answered 429 with a
+// problem naming the quota, while its known installations (for the first)
+// and another customer's key keep being served; the counts show in
+// /metrics and in the product's status.
+func TestQuotas(t *testing.T) {
+	e := startServer(t, servertest.SQLite(t), server.Config{FlushInterval: 10 * time.Millisecond,
+		QuotaNewInstances: 5, QuotaEvents: 10, QuotaStoredBytes: 40_000})
+	mallory, victim := twoCustomers(e)
+	refused := func(key string, c checkIn, quota string) {
+		t.Helper()
+		c.Nonce = randomID(t)
+		code, hdr, body := e.checkInRaw(key, mustJSON(t, c))
+		var p problem.Details
+		if err := json.Unmarshal(body, &p); err != nil || code != http.StatusTooManyRequests || p.Code != problem.RateLimited ||
+			!strings.Contains(p.Detail, quota) || hdr.Get("Retry-After") == "" {
+			t.Fatalf("check-in of %s beyond quota %s: %d %s", c.InstanceID, quota, code, body)
+		}
+	}
+	// New installations per key per hour.
+	for i := range 5 {
+		e.checkIn(mallory, checkIn{InstanceID: fmt.Sprintf("mallory-%d", i), Product: "acme", Version: "1.0.0"})
+	}
+	servertest.Eventually(t, 5*time.Second, "5 new installations counted", func() bool { return e.quotaOf("mallory").NewInstances == 5 })
+	refused(mallory, checkIn{InstanceID: "mallory-new", Product: "acme", Version: "1.0.0"}, "new_instances_per_hour")
+	e.checkIn(mallory, checkIn{InstanceID: "mallory-0", Product: "acme", Version: "1.0.0"}) // known: served
+	for i := range 6 {
+		e.checkIn(victim, checkIn{InstanceID: fmt.Sprintf("victim-%d", i), Product: "acme", Version: "1.0.0"})
+	}
+
+	// Events per installation per day.
+	events := func(n, size int) []map[string]any {
+		var out []map[string]any
+		for range n {
+			out = append(out, map[string]any{"kind": "integrity_failed", "at": time.Now().UTC(), "detail": strings.Repeat("x", size)})
+		}
+		return out
+	}
+	e.checkIn(mallory, checkIn{InstanceID: "mallory-0", Product: "acme", Version: "1.0.0", Events: events(10, 0)})
+	refused(mallory, checkIn{InstanceID: "mallory-0", Product: "acme", Version: "1.0.0", Events: events(1, 0)}, "events_per_installation_per_day")
+	e.checkIn(victim, checkIn{InstanceID: "victim-0", Product: "acme", Version: "1.0.0", Events: events(10, 0)})
+
+	// Stored bytes per customer: 4000-byte details from mallory's other
+	// installations until the quota refuses them.
+	var n int
+	for n = 0; n < 20; n++ {
+		c := checkIn{InstanceID: fmt.Sprintf("mallory-%d", 1+n%4), Product: "acme", Version: "1.0.0", Events: events(1, 4000), Nonce: randomID(t)}
+		if code, _, _ := e.checkInRaw(mallory, mustJSON(t, c)); code == http.StatusTooManyRequests {
+			break
+		}
+	}
+	if n == 20 || n < 5 {
+		t.Fatalf("stored-bytes quota of 40000 refused the %dth 4 kB event", n+1)
+	}
+	refused(mallory, checkIn{InstanceID: "mallory-1", Product: "acme", Version: "1.0.0", Events: events(1, 10)}, "stored_bytes")
+	// Routine check-ins store nothing more: still served.
+	e.checkIn(mallory, checkIn{InstanceID: "mallory-1", Product: "acme", Version: "1.0.0"})
+	e.checkIn(victim, checkIn{InstanceID: "victim-1", Product: "acme", Version: "1.0.0", Events: events(1, 4000)})
+
+	q := e.quotaOf("mallory")
+	if q.NewInstances != 5 || q.MaxEvents != 10 || q.StoredBytes < 40_000 || q.StoredBytesLimit != 40_000 {
+		t.Errorf("mallory's quota use in status: %+v", q)
+	}
+	metrics := e.metricsText()
+	for _, want := range []string{
+		`ringfence_quota_usage{customer="mallory",product="acme",quota="new_instances_per_hour"} 5`,
+		`ringfence_quota_usage{customer="mallory",product="acme",quota="events_per_installation_per_day"} 10`,
+		`ringfence_quota_rejections_total{quota="stored_bytes"}`,
+		`ringfence_quota_rejections_total{quota="new_instances_per_hour"} 1`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}

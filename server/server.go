@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 
@@ -82,6 +83,14 @@ type Config struct {
 	// and opens them; required. New seals plain keys an earlier version
 	// stored.
 	KeyEncryptionKey *sign.KeyEncryptionKey
+	// QuotaNewInstances bounds the installations one enrollment key may
+	// create per hour (1000); QuotaEvents the events one installation may
+	// report per day (1000); QuotaStoredBytes the bytes of instance history
+	// one customer may have in the store (256 MiB). Beyond them check-ins
+	// that would add to it are answered 429. Negative: no limit.
+	QuotaNewInstances int
+	QuotaEvents       int
+	QuotaStoredBytes  int64
 	// Retention is how long instance history (events, health reports,
 	// installations not seen since) is kept: 90 days. Negative keeps all.
 	Retention time.Duration
@@ -102,6 +111,9 @@ func (c *Config) defaults() {
 	positiveOr(&c.WebhookAttempts, 4)
 	positiveOr(&c.WebhookBackoff, time.Second)
 	positiveOr(&c.HaltSweepInterval, time.Minute)
+	quotaOr(&c.QuotaNewInstances, 1000)
+	quotaOr(&c.QuotaEvents, 1000)
+	quotaOr(&c.QuotaStoredBytes, 256<<20)
 	if c.KeyOverlap == 0 {
 		c.KeyOverlap = 30 * 24 * time.Hour
 	}
@@ -114,6 +126,16 @@ func (c *Config) defaults() {
 func positiveOr[T ~int | ~int64 | ~float64](v *T, def T) {
 	if *v <= 0 {
 		*v = def
+	}
+}
+
+// quotaOr sets a zero quota to def and a negative one to 0 (no limit).
+func quotaOr[T ~int | ~int64](v *T, def T) {
+	switch {
+	case *v == 0:
+		*v = def
+	case *v < 0:
+		*v = 0
 	}
 }
 
@@ -141,6 +163,7 @@ type Server struct {
 	writers []*writer
 	halts   *haltQueue
 	limits  limiters
+	quotas  *quotas
 	webhook *http.Client
 	// outboxKick wakes the outbox loop after an auto-halt queued a
 	// notification.
@@ -177,7 +200,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		halts:      newHaltQueue(),
 		outboxKick: make(chan struct{}, 1),
 		webhook:    newWebhookClient(cfg.WebhookTimeout, cfg.WebhookAllowPrivate),
+		quotas:     newQuotas(cfg),
 	}
+	s.metrics.registry.MustRegister(quotaCollector{s: s, desc: prometheus.NewDesc("ringfence_quota_usage",
+		"Each customer's use of its quotas: installations created this hour (all its keys), the most events of one installation today, estimated stored bytes.",
+		[]string{"product", "customer", "quota"}, nil)})
 	s.limits.m = map[string]*rate.Limiter{}
 	shards := 1 // SQLite has one writing connection
 	if cfg.Store.Dialect() == sqlstore.Postgres {
@@ -204,6 +231,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.log.Info("created the first signing key", slog.String("keyid", key.ID))
 	}
 	if err := s.refresh(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.recountBytes(ctx); err != nil {
 		return nil, err
 	}
 	s.handler = s.routes()
@@ -340,6 +370,9 @@ func (s *Server) pruneLoop(ctx context.Context) {
 			s.log.Error("prune instance history", slog.Any("err", err))
 		case n > 0:
 			s.log.Info("pruned instance history", slog.Int64("rows", n))
+		}
+		if err := s.recountBytes(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("recount stored bytes per customer", slog.Any("err", err))
 		}
 		select {
 		case <-ctx.Done():

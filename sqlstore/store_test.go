@@ -32,6 +32,7 @@ func TestStore(t *testing.T) {
 		{"HaltCounts", testHaltCounts},
 		{"FirstSeen", testFirstSeen},
 		{"SealedSigningKeys", testSealedSigningKeys},
+		{"QuotaCounts", testQuotaCounts},
 	}
 	t.Run("sqlite", func(t *testing.T) {
 		for _, tc := range tests {

@@ -44,6 +44,9 @@ func serveCommand(stdout, stderr io.Writer) *ucli.Command {
 			&ucli.DurationFlag{Name: "key-overlap", Value: 30 * 24 * time.Hour,
 				Usage: "after keys rotate, how long the previous signing key co-signs answers (negative: not at all)"},
 			&ucli.DurationFlag{Name: "retention", Value: 90 * 24 * time.Hour, Usage: "how long instance history is kept"},
+			&ucli.IntFlag{Name: "quota-new-instances", Value: 1000, Usage: "installations one enrollment key may create per hour (-1: no limit)"},
+			&ucli.IntFlag{Name: "quota-events", Value: 1000, Usage: "events one installation may report per day (-1: no limit)"},
+			&ucli.Int64Flag{Name: "quota-stored-bytes", Value: 256 << 20, Usage: "bytes of instance history one customer may have in the store (-1: no limit)"},
 		}, kekFlags()...),
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
 			if cmd.Args().Len() > 0 {
@@ -76,6 +79,9 @@ func serve(ctx context.Context, cmd *ucli.Command, log *slog.Logger) error {
 		WebhookAllowPrivate: cmd.Bool("webhook-allow-private"),
 		Retention:           cmd.Duration("retention"),
 		KeyOverlap:          cmd.Duration("key-overlap"),
+		QuotaNewInstances:   int(cmd.Int("quota-new-instances")),
+		QuotaEvents:         int(cmd.Int("quota-events")),
+		QuotaStoredBytes:    cmd.Int64("quota-stored-bytes"),
 	})
 	if err != nil {
 		return err
