@@ -1,11 +1,14 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"log/slog"
 	"math"
 	"net/http"
@@ -86,7 +89,21 @@ func (s *Server) answerCheckIn(w http.ResponseWriter, r *http.Request, now time.
 		writeProblem(w, problem.RateLimited, "check-in rate limit of this enrollment key exceeded")
 		return
 	}
-	c, err := release.DecodeCheckIn(http.MaxBytesReader(w, r.Body, release.DefaultMaxCheckInBytes+1), release.DefaultMaxCheckInBytes)
+	if err := jsonContentType(r); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, release.DefaultMaxCheckInBytes))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		writeProblem(w, problem.TooLarge, fmt.Sprintf("check-in larger than %d bytes", release.DefaultMaxCheckInBytes))
+		return
+	}
+	if err != nil {
+		writeProblem(w, release.EINVALID, "read check-in: "+err.Error())
+		return
+	}
+	c, err := release.DecodeCheckIn(bytes.NewReader(body), release.DefaultMaxCheckInBytes)
 	if err != nil {
 		writeProblem(w, release.ErrorCode(err), release.ErrorMessage(err))
 		return

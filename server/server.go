@@ -79,6 +79,11 @@ type Config struct {
 	// failures committed just before a crash (whose evaluation was only queued
 	// in memory) still halt a release.
 	HaltSweepInterval time.Duration
+	// MetricsToken, if set, serves /metrics on Handler to requests with
+	// Authorization: Bearer <MetricsToken>. Without it Handler has no
+	// /metrics (it names products and customers): serve Metrics on a
+	// separate, private listener instead.
+	MetricsToken string
 	// KeyEncryptionKey seals the signing keys' private halves in the store
 	// and opens them; required. New seals plain keys an earlier version
 	// stored.
@@ -243,7 +248,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 // Handler returns the HTTP handler of every route.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Metrics returns the handler of /metrics (also mounted on Handler).
+// Metrics returns the handler of /metrics, without authentication, for a
+// private listener (also mounted on Handler behind Config.MetricsToken).
 func (s *Server) Metrics() http.Handler {
 	return promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{})
 }
