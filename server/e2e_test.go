@@ -44,6 +44,7 @@ func TestPostgres(t *testing.T) {
 	t.Run("NULPoisoning", func(t *testing.T) { nulPoisoning(t, db("nul")) })
 	t.Run("FailingRecordAlone", func(t *testing.T) { failingRecordAlone(t, db("alone"), sqlstore.Postgres) })
 	t.Run("StrictDecoding", func(t *testing.T) { strictDecoding(t, db("strict")) })
+	t.Run("CheckInMutations", func(t *testing.T) { checkInMutations(t, db("mutations"), 400) })
 }
 
 // scenario is the end-to-end story against one store: offers follow
