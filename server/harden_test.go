@@ -366,9 +366,10 @@ func TestQuotas(t *testing.T) {
 	}
 }
 
-// raw sends body with contentType and token to path and returns the
-// status, the problem (if any) and the headers.
-func (e *env) raw(method, path, token, contentType string, body []byte) (int, problem.Details, http.Header) {
+// raw sends body with contentType, token and further header name, value
+// pairs to path and returns the status, the problem (if any) and the
+// headers.
+func (e *env) raw(method, path, token, contentType string, body []byte, header ...string) (int, problem.Details, http.Header) {
 	e.t.Helper()
 	req, err := http.NewRequest(method, e.URL+path, strings.NewReader(string(body)))
 	if err != nil {
@@ -379,6 +380,9 @@ func (e *env) raw(method, path, token, contentType string, body []byte) (int, pr
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -462,36 +466,16 @@ func strictDecoding(t *testing.T, dsn string) {
 	if code != http.StatusOK || etag == "" {
 		t.Fatalf("GET product: %d ETag %q", code, etag)
 	}
-	if code, prob, _ := e.rawIfMatch("PATCH", p, etag, []byte(`{"halt":{"min_failures":6}}`)); code != http.StatusOK {
+	if code, prob, _ := e.raw("PATCH", p, e.Admin, j, []byte(`{"halt":{"min_failures":6}}`), "If-Match", etag); code != http.StatusOK {
 		t.Fatalf("PATCH with the current ETag: %d %s", code, prob.Detail)
 	}
-	if code, prob, _ := e.rawIfMatch("PATCH", p, etag, []byte(`{"halt":{"min_failures":7}}`)); code != http.StatusPreconditionFailed || prob.Code != problem.PreconditionFailed {
+	if code, prob, _ := e.raw("PATCH", p, e.Admin, j, []byte(`{"halt":{"min_failures":7}}`), "If-Match", etag); code != http.StatusPreconditionFailed || prob.Code != problem.PreconditionFailed {
 		t.Fatalf("PATCH with a stale ETag: %d %+v", code, prob)
 	}
 	e.api("GET", p, nil, http.StatusOK, &prod)
 	if prod.Policy.MinFailures != 6 {
 		t.Errorf("min_failures = %d after a refused PATCH, want 6", prod.Policy.MinFailures)
 	}
-}
-
-// rawIfMatch sends an admin JSON request with If-Match.
-func (e *env) rawIfMatch(method, path, etag string, body []byte) (int, problem.Details, http.Header) {
-	e.t.Helper()
-	req, err := http.NewRequest(method, e.URL+path, strings.NewReader(string(body)))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+e.Admin)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("If-Match", etag)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var p problem.Details
-	_ = json.NewDecoder(resp.Body).Decode(&p)
-	return resp.StatusCode, p, resp.Header
 }
 
 // TestContract: answers as docs/api.md says — oversize bodies 413
