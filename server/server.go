@@ -7,7 +7,10 @@
 // and at least every RefreshInterval, so soak times and new evidence take
 // effect. Check-ins that report failures are committed before they are
 // answered (group commit, ~1 ms batches); routine last-seen updates are
-// batched without making anyone wait.
+// batched without making anyone wait. A batch the store refuses is written
+// again record by record, so one customer's bad record fails alone; input is
+// checked (control characters, strict JSON) before it reaches a batch, and
+// per-key quotas, counted in memory, bound what one key can store.
 package server
 
 import (
