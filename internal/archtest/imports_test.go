@@ -30,7 +30,7 @@ var allowed = map[string][]string{
 	"cmd/ringfence":        {"internal/cli"},
 	"internal/pgtest":      {},
 	"internal/browsertest": {},
-	"internal/servertest":  {"release", "server", "sqlstore"},
+	"internal/servertest":  {"release", "server", "sign", "sqlstore"},
 	"internal/archtest":    {},
 	"bench/amcheck":        {},
 	"bench/checkin":        {"release", "server", "sign", "sqlstore"},
