@@ -74,11 +74,11 @@ func (p Policy) Validate() error {
 	if p.Window <= 0 {
 		return Errorf(EINVALID, "auto-halt window must be positive")
 	}
-	if p.MinFailures < 1 {
-		return Errorf(EINVALID, "auto-halt min failures must be at least 1")
+	if p.MinFailures < 1 || p.MinFailures > MaxStoredInt {
+		return Errorf(EINVALID, "auto-halt min_failures must be within [1, %d]", MaxStoredInt)
 	}
-	if p.MinCustomers < 1 {
-		return Errorf(EINVALID, "auto-halt min customers must be at least 1")
+	if p.MinCustomers < 1 || p.MinCustomers > MaxStoredInt {
+		return Errorf(EINVALID, "auto-halt min_customers must be within [1, %d]", MaxStoredInt)
 	}
 	if !(p.MinFailureShare >= 0 && p.MinFailureShare <= 1) {
 		return Errorf(EINVALID, "auto-halt min failure share must be within [0, 1]")
@@ -103,13 +103,23 @@ func (p Policy) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON reads a policy; fields left out keep their default.
 func (p *Policy) UnmarshalJSON(b []byte) error {
 	d := DefaultPolicy()
-	j := policyJSON{Window: d.Window.String(), MinFailures: d.MinFailures, MinFailureShare: d.MinFailureShare, MinCustomers: d.MinCustomers}
-	if err := json.Unmarshal(b, &j); err != nil {
+	if err := d.PatchJSON(b); err != nil {
 		return err
+	}
+	*p = d
+	return nil
+}
+
+// PatchJSON changes the fields of p that the JSON object b names and keeps
+// the others (a PATCH of the halt policy). Unknown fields are refused.
+func (p *Policy) PatchJSON(b []byte) error {
+	j := policyJSON{p.Disabled, p.Window.String(), p.MinFailures, p.MinFailureShare, p.MinCustomers}
+	if err := strictUnmarshal(b, &j); err != nil {
+		return Errorf(EINVALID, "halt: %s", describeJSONError(err))
 	}
 	w, err := ParseDuration(j.Window)
 	if err != nil {
-		return Errorf(EINVALID, "auto-halt window: %s", ErrorMessage(err))
+		return Errorf(EINVALID, "halt: window: %s", ErrorMessage(err))
 	}
 	*p = Policy{Disabled: j.Disabled, Window: w, MinFailures: j.MinFailures, MinFailureShare: j.MinFailureShare, MinCustomers: j.MinCustomers}
 	return nil

@@ -7,18 +7,60 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
-// CheckJSONText walks every string of the JSON document body — object
-// keys and values, at any depth — and rejects the control characters
-// U+0000 to U+001F other than tab and newline, whether written raw or
-// escaped (\u0000). PostgreSQL cannot store U+0000 in text at all, and the
-// other controls have no business in names, versions, reasons or details;
-// rejecting them when the request is decoded keeps them out of the store's
-// shared write batches. Errors are *Error with code EINVALID naming the
-// field (events[0].detail). Syntax errors are left to the decoder that
-// follows, which reports them with their offset.
-func CheckJSONText(body []byte) error {
+// DecodeJSON decodes body, one JSON object, into v strictly: it must be
+// valid UTF-8 and pass CheckJSON, every member must be a field of v
+// (matched exactly: names are case-sensitive), and nothing may follow the
+// object. Errors are *Error with code EINVALID and messages that name the
+// JSON field, never a Go type; what names the document ("check-in").
+func DecodeJSON(body []byte, v any, what string) error {
+	if err := CheckJSON(body); err != nil {
+		return Errorf(EINVALID, "%s: %s", what, ErrorMessage(err))
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return Errorf(EINVALID, "%s: %s", what, describeJSONError(err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Errorf(EINVALID, "%s: unexpected data after the JSON object", what)
+	}
+	return nil
+}
+
+// strictUnmarshal is json.Unmarshal refusing unknown fields, for the
+// UnmarshalJSON methods of types whose wire form differs from their Go
+// form (a decoder's DisallowUnknownFields does not reach into them).
+func strictUnmarshal(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
+
+// CheckJSON checks what encoding/json lets through: body must be valid
+// UTF-8 (json would replace invalid bytes and lone surrogate escapes with
+// U+FFFD); no object may repeat a member name (json would keep the last);
+// member names must be lower case (json would match "Instance_ID" to
+// instance_id; every name of the API is lower case); and no string — name
+// or value, at any depth — may hold a control character U+0000 to U+001F
+// other than tab and newline, raw or escaped (\u0000). PostgreSQL cannot
+// store U+0000 in text at all, and the other controls have no business in
+// names, versions, reasons or details; rejecting them when the request is
+// decoded keeps them out of the store's shared write batches. Errors are
+// *Error with code EINVALID naming the field (events[0].detail). Syntax
+// errors are left to the decoder that follows, which reports them with
+// their offset.
+func CheckJSON(body []byte) error {
+	if !utf8.Valid(body) {
+		return Errorf(EINVALID, "body is not valid UTF-8")
+	}
+	// U+FFFD in a decoded string that the body does not spell out came
+	// from an invalid escape (a lone surrogate).
+	spelled := func() bool {
+		return bytes.ContainsRune(body, utf8.RuneError) || bytes.Contains(bytes.ToLower(body), []byte(`\ufffd`))
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var stack []jsonFrame
@@ -46,10 +88,24 @@ func CheckJSONText(body []byte) error {
 				stack = stack[:len(stack)-1]
 			}
 		case string:
+			if strings.ContainsRune(t, utf8.RuneError) && !spelled() {
+				return Errorf(EINVALID, "%s: invalid \\u escape (a lone UTF-16 surrogate)", orBody(pathOf(stack)))
+			}
 			if top != nil && top.object && top.wantKey() {
-				if err := checkText(t, top.path(stack, t)); err != nil {
+				name := top.path(stack, t)
+				if err := checkText(t, name); err != nil {
 					return err
 				}
+				if strings.ToLower(t) != t {
+					return Errorf(EINVALID, "unknown field %s (field names are lower case)", name)
+				}
+				if top.names[t] {
+					return Errorf(EINVALID, "field %s given twice", name)
+				}
+				if top.names == nil {
+					top.names = map[string]bool{}
+				}
+				top.names[t] = true
 				top.key = t
 				top.keyed = true
 				continue
@@ -77,6 +133,8 @@ type jsonFrame struct {
 	keyed bool
 	// index is the array's current element.
 	index int
+	// names are the object's member names so far.
+	names map[string]bool
 }
 
 func (f *jsonFrame) wantKey() bool { return !f.keyed }
@@ -121,11 +179,15 @@ func pathOf(stack []jsonFrame) string {
 func checkText(s, field string) error {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 && c != '\t' && c != '\n' {
-			if field == "" {
-				field = "body"
-			}
-			return Errorf(EINVALID, "%s: control character U+%04X is not allowed (only tab and newline)", field, c)
+			return Errorf(EINVALID, "%s: control character U+%04X is not allowed (only tab and newline)", orBody(field), c)
 		}
 	}
 	return nil
+}
+
+func orBody(field string) string {
+	if field == "" {
+		return "body"
+	}
+	return field
 }

@@ -2,7 +2,7 @@ package release
 
 import "testing"
 
-func TestCheckJSONText(t *testing.T) {
+func TestCheckJSON(t *testing.T) {
 	for _, c := range []struct {
 		body, err string
 	}{
@@ -12,8 +12,14 @@ func TestCheckJSONText(t *testing.T) {
 		{`{"a\u0001":1}`, "a\x01: control character U+0001"},
 		{`{"a":{"b":{"c":"\r"}}}`, "a.b.c: control character U+000D"},
 		{`{"a":`, ""}, // malformed: left to the decoder
+		{`{"a":1,"b":{"a":1},"a":2}`, "field a given twice"},
+		{`{"b":{"c":1,"c":2}}`, "field b.c given twice"},
+		{`{"Instance_ID":"x"}`, "unknown field Instance_ID (field names are lower case)"},
+		{"{\"a\":\"\xff\"}", "body is not valid UTF-8"},
+		{`{"a":"\ud800"}`, "a: invalid \\u escape"},
+		{`{"a":"\ud83d\ude00 \ufffd"}`, ""},
 	} {
-		err := CheckJSONText([]byte(c.body))
+		err := CheckJSON([]byte(c.body))
 		if got := ErrorMessage(err); got != c.err && !(c.err != "" && len(got) > len(c.err) && got[:len(c.err)] == c.err) {
 			t.Errorf("%s: %q, want %q...", c.body, got, c.err)
 		}

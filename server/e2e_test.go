@@ -44,6 +44,8 @@ func TestPostgres(t *testing.T) {
 	t.Run("KilledServer", func(t *testing.T) { killDuringFailures(t, buildRingfence(t), db("killed")) })
 	t.Run("NULPoisoning", func(t *testing.T) { nulPoisoning(t, db("nul")) })
 	t.Run("FailingRecordAlone", func(t *testing.T) { failingRecordAlone(t, db("alone"), sqlstore.Postgres) })
+	t.Run("StrictDecoding", func(t *testing.T) { strictDecoding(t, db("strict")) })
+	t.Run("CheckInMutations", func(t *testing.T) { checkInMutations(t, db("mutations"), 400) })
 }
 
 // scenario is the issue's end-to-end story against one store: offers follow
@@ -194,7 +196,7 @@ func scenario(t *testing.T, dsn string) {
 	if h := hook.received()[0]; h.Event != "release.auto_halt" || h.Release.Version.String() != "1.2.0" || h.Evidence.Failed != 2 {
 		t.Errorf("webhook = %+v", h)
 	}
-	_, metrics := e.call("GET", "/metrics", "", nil)
+	_, metrics := e.call("GET", "/metrics", testMetricsToken, nil)
 	for _, m := range []string{`ringfence_auto_halts_total{product="acme"} 1`, "ringfence_checkins_total", "ringfence_checkin_duration_seconds_bucket", "ringfence_decisions_total"} {
 		if !bytes.Contains(metrics, []byte(m)) {
 			t.Errorf("/metrics lacks %s", m)
@@ -302,7 +304,7 @@ func TestCheckInRejects(t *testing.T) {
 	}{
 		{"malformed", key, []byte(`{"instance_id": `), 400, "invalid"},
 		{"unknown field", key, []byte(`{"instance_id":"i","product":"acme","version":"1.0.0","nonce":"abcdefghijklmnopqr","x":1}`), 400, "invalid"},
-		{"oversized", key, append(append([]byte(`{"instance_id":"`), bytes.Repeat([]byte("a"), 70<<10)...), `"}`...), 400, "invalid"},
+		{"oversized", key, append(append([]byte(`{"instance_id":"`), bytes.Repeat([]byte("a"), 70<<10)...), `"}`...), 413, "too_large"},
 		{"no key", "", good, 401, "unauthorized"},
 		{"unknown key", "rfe_nope", good, 401, "unauthorized"},
 	}
@@ -622,7 +624,7 @@ func TestIncidentWebhookRetries(t *testing.T) {
 	if attempts != 4 || delivered[0].Release.Version.String() != "1.1.0" || delivered[0].Evidence.Failures[0].Detail != "index t_pkey" {
 		t.Errorf("after %d attempts delivered %+v; want the 4th attempt to deliver 1.1.0's evidence", attempts, delivered)
 	}
-	_, metrics := e.call("GET", "/metrics", "", nil)
+	_, metrics := e.call("GET", "/metrics", testMetricsToken, nil)
 	if !bytes.Contains(metrics, []byte(`ringfence_incident_webhooks_total{outcome="delivered"} 1`)) {
 		t.Errorf("metrics do not count the delivery")
 	}
@@ -788,7 +790,7 @@ func haltOneRelease(e *env) {
 // followed even when private addresses are allowed.
 func TestIncidentWebhookRefusesInternalTargets(t *testing.T) {
 	failedOnce := func(e *env) bool {
-		_, metrics := e.call("GET", "/metrics", "", nil)
+		_, metrics := e.call("GET", "/metrics", testMetricsToken, nil)
 		return bytes.Contains(metrics, []byte(`ringfence_incident_webhooks_total{outcome="failed"} 1`))
 	}
 	t.Run("loopback", func(t *testing.T) {

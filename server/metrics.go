@@ -20,6 +20,8 @@ type metrics struct {
 	failedRecords prometheus.Counter
 	// statusRenders is registered by setupStatus (status.go).
 	statusRenders prometheus.Counter
+	// quotaRejections counts check-ins refused by a quota.
+	quotaRejections *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -59,8 +61,12 @@ func newMetrics() *metrics {
 			Name: "ringfence_checkin_records_failed_total",
 			Help: "Check-in records the store refused even when written alone.",
 		}),
+		quotaRejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ringfence_quota_rejections_total",
+			Help: "Check-ins answered 429 because a quota was exhausted, by quota.",
+		}, []string{"quota"}),
 	}
-	m.registry.MustRegister(m.checkIns, m.decisions, m.latency, m.batch, m.autoHalts, m.webhooks, m.snapshots, m.failedRecords,
+	m.registry.MustRegister(m.checkIns, m.decisions, m.latency, m.batch, m.autoHalts, m.webhooks, m.snapshots, m.failedRecords, m.quotaRejections,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -139,7 +139,7 @@ func (s *Store) ImportExport(ctx context.Context, actor string, imp ExportImport
 		}
 		res.Recorded = len(recs)
 		if len(recs) > 0 {
-			if err := s.recordCheckIns(ctx, tx, recs); err != nil {
+			if _, err := s.recordCheckIns(ctx, tx, recs); err != nil {
 				return err
 			}
 			if _, err := tx.ExecContext(ctx, `UPDATE installation_keys SET reported_through = $1 WHERE product = $2 AND instance_id = $3`,

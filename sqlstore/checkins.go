@@ -46,50 +46,93 @@ func (r CheckInRecord) firstSeen() time.Time {
 // (SQLite: in the WAL; PostgreSQL: committed), so the server may answer the
 // check-ins.
 func (s *Store) RecordCheckIns(ctx context.Context, recs []CheckInRecord) error {
-	if len(recs) == 0 {
-		return nil
-	}
-	return s.writeSilent(ctx, func(tx *sql.Tx) error { return s.recordCheckIns(ctx, tx, recs) })
+	_, err := s.WriteCheckIns(ctx, recs)
+	return err
 }
 
-// recordCheckIns is RecordCheckIns inside tx (also used by ImportExport, so
+// InstallationRef names one installation.
+type InstallationRef struct {
+	Product, Customer, InstanceID string
+}
+
+// WriteCheckIns is RecordCheckIns that also returns the installations the
+// batch created (not known to the store before), for quotas on new
+// instance ids; it costs no extra statement.
+func (s *Store) WriteCheckIns(ctx context.Context, recs []CheckInRecord) ([]InstallationRef, error) {
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	var created []InstallationRef
+	err := s.writeSilent(ctx, func(tx *sql.Tx) error {
+		var err error
+		created, err = s.recordCheckIns(ctx, tx, recs)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return created, nil
+}
+
+// recordCheckIns is WriteCheckIns inside tx (also used by ImportExport, so
 // imported reports go through exactly the same rules).
-func (s *Store) recordCheckIns(ctx context.Context, tx *sql.Tx, recs []CheckInRecord) error {
+func (s *Store) recordCheckIns(ctx context.Context, tx *sql.Tx, recs []CheckInRecord) ([]InstallationRef, error) {
 	withHealth, withoutHealth := latestPerInstallation(recs)
 	params := s.statementParams()
+	var created []InstallationRef
+	// A created row carries the first_seen this batch gave it; a known
+	// installation keeps its earlier one.
+	returning := ` RETURNING product, customer, instance_id, first_seen`
+	firstSeen := map[InstallationRef]time.Time{}
+	for _, rows := range [][][]any{withHealth, withoutHealth} {
+		for _, r := range rows {
+			firstSeen[InstallationRef{r[0].(string), r[2].(string), r[1].(string)}] = r[6].(time.Time).Truncate(time.Microsecond)
+		}
+	}
+	collect := func(rows *sql.Rows) error {
+		var ref InstallationRef
+		var first time.Time
+		if err := rows.Scan(&ref.Product, &ref.Customer, &ref.InstanceID, &first); err != nil {
+			return err
+		}
+		if want, ok := firstSeen[ref]; ok && first.UTC().Truncate(time.Microsecond).Equal(want) {
+			created = append(created, ref)
+		}
+		return nil
+	}
 	events, reports, err := evidenceRows(ctx, tx, recs)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// A reported health replaces the stored one.
-	if err := insertRows(ctx, tx, params, `INSERT INTO installations
+	if err := insertRowsReturning(ctx, tx, params, `INSERT INTO installations
 			(product, instance_id, customer, version, health, health_detail, first_seen, last_seen) VALUES `, `
 		ON CONFLICT (product, customer, instance_id) DO UPDATE SET
 			version = excluded.version,
 			health = excluded.health, health_detail = excluded.health_detail,
-			last_seen = excluded.last_seen`, withHealth); err != nil {
-		return fmt.Errorf("record check-ins: %w", err)
+			last_seen = excluded.last_seen`+returning, withHealth, collect); err != nil {
+		return nil, fmt.Errorf("record check-ins: %w", err)
 	}
 	// Without a report the stored health stays, unless the version
 	// changed: then nothing is known about the new one yet.
-	if err := insertRows(ctx, tx, params, `INSERT INTO installations
+	if err := insertRowsReturning(ctx, tx, params, `INSERT INTO installations
 			(product, instance_id, customer, version, health, health_detail, first_seen, last_seen) VALUES `, `
 		ON CONFLICT (product, customer, instance_id) DO UPDATE SET
 			version = excluded.version,
 			health = CASE WHEN installations.version <> excluded.version THEN 'unknown' ELSE installations.health END,
 			health_detail = CASE WHEN installations.version <> excluded.version THEN '' ELSE installations.health_detail END,
-			last_seen = excluded.last_seen`, withoutHealth); err != nil {
-		return fmt.Errorf("record check-ins: %w", err)
+			last_seen = excluded.last_seen`+returning, withoutHealth, collect); err != nil {
+		return nil, fmt.Errorf("record check-ins: %w", err)
 	}
 	if err := insertRows(ctx, tx, params, `INSERT INTO events
 			(product, instance_id, customer, kind, from_version, to_version, at, detail, received_at, seen_on) VALUES `, "", events); err != nil {
-		return fmt.Errorf("record check-in events: %w", err)
+		return nil, fmt.Errorf("record check-in events: %w", err)
 	}
 	if err := insertRows(ctx, tx, params, `INSERT INTO health_reports
 			(product, instance_id, customer, version, status, detail, at, seen_on) VALUES `, "", reports); err != nil {
-		return fmt.Errorf("record health reports: %w", err)
+		return nil, fmt.Errorf("record health reports: %w", err)
 	}
-	return nil
+	return created, nil
 }
 
 // evidenceRows turns recs' events and failing health reports into rows of
@@ -177,6 +220,12 @@ func (s *Store) statementParams() int {
 // insertRows runs head + "($1, ...), (...)" + tail for rows, with at most
 // maxParams parameters per statement. All rows have the same width.
 func insertRows(ctx context.Context, tx *sql.Tx, maxParams int, head, tail string, rows [][]any) error {
+	return insertRowsReturning(ctx, tx, maxParams, head, tail, rows, nil)
+}
+
+// insertRowsReturning is insertRows for statements whose tail has a
+// RETURNING clause: scan is called for every row returned.
+func insertRowsReturning(ctx context.Context, tx *sql.Tx, maxParams int, head, tail string, rows [][]any, scan func(*sql.Rows) error) error {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -204,7 +253,23 @@ func insertRows(ctx context.Context, tx *sql.Tx, maxParams int, head, tail strin
 			args = append(args, row...)
 		}
 		b.WriteString(tail)
-		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+		if scan == nil {
+			if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+				return err
+			}
+			continue
+		}
+		res, err := tx.QueryContext(ctx, b.String(), args...)
+		if err != nil {
+			return err
+		}
+		for res.Next() {
+			if err := scan(res); err != nil {
+				res.Close()
+				return err
+			}
+		}
+		if err := errors.Join(res.Err(), res.Close()); err != nil {
 			return err
 		}
 	}
@@ -453,4 +518,55 @@ func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
 		return nil
 	})
 	return total, err
+}
+
+// Estimated bytes a row takes in the store beyond its free text, for the
+// stored-bytes quota (an estimate: indexes and page overhead vary).
+const (
+	EventRowBytes        = 160
+	HealthRowBytes       = 120
+	InstallationRowBytes = 160
+)
+
+// CustomerRef names one customer of a product.
+type CustomerRef struct {
+	Product, Customer string
+}
+
+// StoredBytes estimates, per customer, the bytes its installations,
+// events and failing health reports take in the store (free text plus a
+// fixed size per row). It scans those tables: servers call it at start
+// and after pruning, and count what they write in between.
+func (s *Store) StoredBytes(ctx context.Context) (map[CustomerRef]int64, error) {
+	type row struct {
+		ref CustomerRef
+		n   int64
+	}
+	rows, err := queryAll(ctx, s.rdb, func(r interface{ Scan(...any) error }) (row, error) {
+		var x row
+		return x, r.Scan(&x.ref.Product, &x.ref.Customer, &x.n)
+	}, "estimate stored bytes per customer", `SELECT product, customer, SUM(n) FROM (
+			SELECT product, customer, COUNT(*) * `+fmt.Sprint(EventRowBytes)+` + COALESCE(SUM(LENGTH(detail)), 0) AS n FROM events GROUP BY product, customer
+			UNION ALL
+			SELECT product, customer, COUNT(*) * `+fmt.Sprint(HealthRowBytes)+` + COALESCE(SUM(LENGTH(detail)), 0) FROM health_reports GROUP BY product, customer
+			UNION ALL
+			SELECT product, customer, COUNT(*) * `+fmt.Sprint(InstallationRowBytes)+` + COALESCE(SUM(LENGTH(health_detail)), 0) FROM installations GROUP BY product, customer
+		) AS x GROUP BY product, customer`)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[CustomerRef]int64, len(rows))
+	for _, r := range rows {
+		out[r.ref] = r.n
+	}
+	return out, nil
+}
+
+// InstallationKnown reports whether the store knows the installation.
+func (s *Store) InstallationKnown(ctx context.Context, product, customer, instanceID string) (bool, error) {
+	ok, err := exists(ctx, s.rdb, `SELECT 1 FROM installations WHERE product = $1 AND customer = $2 AND instance_id = $3`, product, customer, instanceID)
+	if err != nil {
+		return false, fmt.Errorf("look up installation %s of %s: %w", instanceID, customer, err)
+	}
+	return ok, nil
 }

@@ -216,3 +216,12 @@ func (s *Store) AddSigningKey(ctx context.Context, actor string, k sign.Key, onl
 	})
 	return added, err
 }
+
+// CustomerExists reports whether product has a customer named customer.
+func (s *Store) CustomerExists(ctx context.Context, product, customer string) (bool, error) {
+	ok, err := exists(ctx, s.rdb, `SELECT 1 FROM customers WHERE product = $1 AND name = $2`, product, customer)
+	if err != nil {
+		return false, fmt.Errorf("look up customer %s of %s: %w", customer, product, err)
+	}
+	return ok, nil
+}

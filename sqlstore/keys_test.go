@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringfence/ringfence/release"
 	"github.com/ringfence/ringfence/sign"
 	"github.com/ringfence/ringfence/sqlstore"
 )
@@ -196,4 +197,39 @@ func nobody(t *testing.T) *syscall.Credential {
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+}
+
+// testQuotaCounts: WriteCheckIns reports exactly the installations it
+// created, and StoredBytes estimates each customer's rows.
+func testQuotaCounts(t *testing.T, dsn string, s *sqlstore.Store) {
+	ctx := context.Background()
+	now := time.Now().UTC()
+	v := release.MustParseVersion("1.0.0")
+	rec := func(customer, id string, at time.Time, detail string) sqlstore.CheckInRecord {
+		r := sqlstore.CheckInRecord{Product: "acme", Customer: customer, InstanceID: id, Version: v, ReceivedAt: at}
+		if detail != "" {
+			r.Events = []release.Event{{Kind: release.EventIntegrityFailed, To: v, At: at, Detail: detail}}
+		}
+		return r
+	}
+	created := check(s.WriteCheckIns(ctx, []sqlstore.CheckInRecord{rec("a", "i-1", now, ""), rec("a", "i-2", now, "boom"), rec("b", "i-1", now, "")}))(t)
+	if len(created) != 3 {
+		t.Fatalf("first batch created %v, want 3 installations", created)
+	}
+	later := now.Add(time.Second)
+	created = check(s.WriteCheckIns(ctx, []sqlstore.CheckInRecord{rec("a", "i-1", later, ""), rec("a", "i-3", later, ""), rec("a", "i-3", later.Add(time.Millisecond), "")}))(t)
+	if len(created) != 1 || created[0] != (sqlstore.InstallationRef{Product: "acme", Customer: "a", InstanceID: "i-3"}) {
+		t.Fatalf("second batch created %v, want a/i-3 only", created)
+	}
+	bytes := check(s.StoredBytes(ctx))(t)
+	wantA := int64(3*sqlstore.InstallationRowBytes + sqlstore.EventRowBytes + len("boom"))
+	if got := bytes[sqlstore.CustomerRef{Product: "acme", Customer: "a"}]; got != wantA {
+		t.Errorf("stored bytes of a = %d, want %d", got, wantA)
+	}
+	if known := check(s.InstallationKnown(ctx, "acme", "b", "i-1"))(t); !known {
+		t.Error("b/i-1 not known")
+	}
+	if known := check(s.InstallationKnown(ctx, "acme", "b", "i-2"))(t); known {
+		t.Error("b/i-2 known")
+	}
 }

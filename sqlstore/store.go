@@ -3,6 +3,10 @@
 // migrations embedded per dialect. Public methods own their transaction;
 // lower-case helpers take the *sql.Tx.
 //
+// A SQLite store's files are readable by their owner only (0600; a store
+// others may read is refused), and signing keys are stored only sealed with
+// a key-encryption key the store does not hold (keys.go).
+//
 // Several processes may share one PostgreSQL database: every committed change
 // is announced with NOTIFY on channel ringfence_changes, and Watch turns those
 // announcements (and in-process changes) into a callback so caches can be

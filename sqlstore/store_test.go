@@ -33,6 +33,7 @@ func TestStore(t *testing.T) {
 		{"FirstSeen", testFirstSeen},
 		{"SealedSigningKeys", testSealedSigningKeys},
 		{"Bundles", testBundles},
+		{"QuotaCounts", testQuotaCounts},
 	}
 	t.Run("sqlite", func(t *testing.T) {
 		for _, tc := range tests {

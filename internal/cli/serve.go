@@ -53,6 +53,13 @@ func serveCommand(stdout, stderr io.Writer) *ucli.Command {
 				Usage: "SMTP server for email subscribers: smtp://[user:pass@]host[:port] (STARTTLS when offered) or smtps://..."},
 			&ucli.StringFlag{Name: "smtp-from", Sources: ucli.EnvVars("RINGFENCE_SMTP_FROM"), Usage: "sender address of status emails"},
 			&ucli.BoolFlag{Name: "demo", Sources: ucli.EnvVars("RINGFENCE_DEMO"), Usage: "run a living demo on a throwaway store: a seeded product and simulated installations (prints the console's URL and a login)"},
+			&ucli.StringFlag{Name: "metrics-listen", Sources: ucli.EnvVars("RINGFENCE_METRICS_LISTEN"),
+				Usage: "serve /metrics, without authentication, on this separate address (e.g. 127.0.0.1:9090); off by default"},
+			&ucli.StringFlag{Name: "metrics-token", Sources: ucli.EnvVars("RINGFENCE_METRICS_TOKEN"),
+				Usage: "serve /metrics on --listen too, to requests with Authorization: Bearer <token>; off by default"},
+			&ucli.IntFlag{Name: "quota-new-instances", Sources: ucli.EnvVars("RINGFENCE_QUOTA_NEW_INSTANCES"), Value: 1000, Usage: "installations one enrollment key may create per hour (-1: no limit)"},
+			&ucli.IntFlag{Name: "quota-events", Sources: ucli.EnvVars("RINGFENCE_QUOTA_EVENTS"), Value: 1000, Usage: "events one installation may report per day (-1: no limit)"},
+			&ucli.Int64Flag{Name: "quota-stored-bytes", Sources: ucli.EnvVars("RINGFENCE_QUOTA_STORED_BYTES"), Value: 256 << 20, Usage: "bytes of instance history one customer may have in the store (-1: no limit)"},
 		}, kekFlags()...),
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
 			if cmd.Args().Len() > 0 {
@@ -116,6 +123,7 @@ func serve(ctx context.Context, cmd *ucli.Command, log *slog.Logger, stdout io.W
 	srv, err := server.New(ctx, server.Config{
 		Store:               store,
 		KeyEncryptionKey:    kek,
+		MetricsToken:        cmd.String("metrics-token"),
 		Logger:              log,
 		AnswerTTL:           cmd.Duration("answer-ttl"),
 		CheckInRate:         rate.Limit(cmd.Float("checkin-rate")),
@@ -129,6 +137,9 @@ func serve(ctx context.Context, cmd *ucli.Command, log *slog.Logger, stdout io.W
 		SMTP:                cmd.String("smtp"),
 		SMTPFrom:            cmd.String("smtp-from"),
 		AdoptionInterval:    demoAdoptionInterval(cmd),
+		QuotaNewInstances:   int(cmd.Int("quota-new-instances")),
+		QuotaEvents:         int(cmd.Int("quota-events")),
+		QuotaStoredBytes:    cmd.Int64("quota-stored-bytes"),
 	})
 	if err != nil {
 		ln.Close()
@@ -141,6 +152,23 @@ func serve(ctx context.Context, cmd *ucli.Command, log *slog.Logger, stdout io.W
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	var metricsServer *http.Server
+	if addr := cmd.String("metrics-listen"); addr != "" {
+		mln, err := net.Listen("tcp", addr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen for metrics on %s: %w", addr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", srv.Metrics())
+		metricsServer = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second,
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		go func() { _ = metricsServer.Serve(mln) }()
+		defer metricsServer.Close()
+		log.Info("serving metrics", slog.String("addr", mln.Addr().String()))
+	} else if cmd.String("metrics-token") == "" {
+		log.Info("metrics are not exposed: give --metrics-listen (a private address) or --metrics-token")
 	}
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
 	demoCtx, stopDemo := context.WithCancel(runCtx)
