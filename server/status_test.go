@@ -56,12 +56,12 @@ func statusScene(e *env) int64 {
 	return inc.ID
 }
 
-func get(t *testing.T, u string, h http.Header) (int, http.Header, []byte) {
+func get(t testing.TB, u string, h http.Header) (int, http.Header, []byte) {
 	t.Helper()
 	return do(t, http.MethodGet, u, h)
 }
 
-func do(t *testing.T, method, u string, h http.Header) (int, http.Header, []byte) {
+func do(t testing.TB, method, u string, h http.Header) (int, http.Header, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(method, u, nil)
 	if err != nil {
