@@ -64,6 +64,25 @@ func (c *Client) UpdateProduct(ctx context.Context, name string, patch ProductPa
 	return out, c.do(ctx, http.MethodPatch, "/api/v1/products/"+esc(name), nil, patch, &out)
 }
 
+// ProductTagged returns one product and its ETag, for UpdateProductIfMatch.
+func (c *Client) ProductTagged(ctx context.Context, name string) (release.Product, string, error) {
+	var p release.Product
+	h, err := c.doHeader(ctx, http.MethodGet, "/api/v1/products/"+esc(name), nil, nil, &p, nil)
+	if err != nil {
+		return p, "", err
+	}
+	return p, h.Get("ETag"), nil
+}
+
+// UpdateProductIfMatch is UpdateProduct that applies only if the product
+// still has the ETag etag (from ProductTagged); otherwise it fails with
+// code problem.PreconditionFailed (412) and changes nothing.
+func (c *Client) UpdateProductIfMatch(ctx context.Context, name string, patch ProductPatch, etag string) (release.Product, error) {
+	var out release.Product
+	_, err := c.doHeader(ctx, http.MethodPatch, "/api/v1/products/"+esc(name), nil, patch, &out, http.Header{"If-Match": {etag}})
+	return out, err
+}
+
 func productPath(product string) string { return "/api/v1/products/" + esc(product) }
 
 func releasePath(product string, v release.Version) string {
@@ -261,6 +280,8 @@ func (c *Client) ResolveHold(ctx context.Context, product, id, resolution string
 type Status struct {
 	Product  string                  `json:"product"`
 	Releases []release.ReleaseStatus `json:"releases"`
+	// Quotas is each customer's use of its check-in quotas.
+	Quotas []release.QuotaUsage `json:"quotas"`
 }
 
 // Status returns the standing of a product's releases per ring.

@@ -100,6 +100,13 @@ func (e *Error) Unwrap() error { return &release.Error{Code: e.Code, Message: e.
 // do sends a request with body (JSON-encoded unless nil) to path and decodes
 // a 2xx answer into out (unless nil). Other answers become *Error.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body, out any) error {
+	_, err := c.doHeader(ctx, method, path, query, body, out, nil)
+	return err
+}
+
+// doHeader is do with extra request headers, returning the answer's
+// headers.
+func (c *Client) doHeader(ctx context.Context, method, path string, query url.Values, body, out any, header http.Header) (http.Header, error) {
 	u := *c.base
 	u.Path += path
 	u.RawQuery = query.Encode()
@@ -107,40 +114,43 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return fmt.Errorf("%s %s: encode request: %w", method, path, err)
+			return nil, fmt.Errorf("%s %s: encode request: %w", method, path, err)
 		}
 		rd = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	if err != nil {
-		return fmt.Errorf("%s %s: read answer: %w", method, path, err)
+		return nil, fmt.Errorf("%s %s: read answer: %w", method, path, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return responseError(resp, data)
+		return resp.Header, responseError(resp, data)
 	}
 	if out == nil || resp.StatusCode == http.StatusNoContent {
-		return nil
+		return resp.Header, nil
 	}
 	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+		return nil, fmt.Errorf("%s %s: decode answer: %w", method, path, err)
 	}
-	return nil
+	return resp.Header, nil
 }
 
 // responseError builds the *Error of a non-2xx answer, from its problem body

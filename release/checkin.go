@@ -1,7 +1,6 @@
 package release
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -53,13 +52,8 @@ func DecodeCheckIn(r io.Reader, maxBytes int64) (CheckIn, error) {
 	if int64(len(body)) > maxBytes {
 		return c, Errorf(EINVALID, "check-in larger than %d bytes", maxBytes)
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
-		return CheckIn{}, Errorf(EINVALID, "check-in: %s", describeJSONError(err))
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return CheckIn{}, Errorf(EINVALID, "check-in: unexpected data after the JSON object")
+	if err := DecodeJSON(body, &c, "check-in"); err != nil {
+		return CheckIn{}, err
 	}
 	for i := range c.Events {
 		e := &c.Events[i]

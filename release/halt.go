@@ -8,10 +8,10 @@ import (
 )
 
 // Policy is a product's auto-halt rule: release V is paused automatically when,
-// within Window before now, at least MinFailures distinct installations of at
+// within Window before now, at least MinFailures failing installations of at
 // least MinCustomers distinct customers failed on V, and they are at least
 // MinFailureShare of the installations that moved to V (or failed on it) in
-// that window.
+// that window — both counted with each customer's weight capped (below).
 //
 // A failure is an upgrade_failed event whose target is V, an integrity_failed
 // event on V, or a health report of corrupt or collation_changed while on V.
@@ -24,9 +24,18 @@ import (
 // installations the server knew before the report: the check-in carrying an
 // event must not be the installation's first, and the installation must have
 // last been seen on the event's from version or on V itself (a health report
-// needs only the installation to be known). Together with MinCustomers this
-// keeps one customer's enrollment key from halting a release for everyone by
-// inventing instance ids.
+// needs only the installation to be known).
+//
+// No single customer can push a release over or under the threshold: when
+// two or more customers moved, each customer's moved installations count at
+// most as many as those of the largest other customer, and when two or more
+// customers failed, each customer's failing installations count at most as
+// many as those of the most-failing other customer. One enrollment key
+// inventing 30 healthy installations therefore weighs no more than the
+// largest genuine customer (it cannot dilute the failures of the others
+// under the share), and one inventing 30 failures counts no more than the
+// other failing customers' largest (it cannot make up MinFailures or the
+// share for them); MinCustomers keeps it from halting alone.
 type Policy struct {
 	// Disabled turns auto-halt off for the product.
 	Disabled bool
@@ -65,11 +74,11 @@ func (p Policy) Validate() error {
 	if p.Window <= 0 {
 		return Errorf(EINVALID, "auto-halt window must be positive")
 	}
-	if p.MinFailures < 1 {
-		return Errorf(EINVALID, "auto-halt min failures must be at least 1")
+	if p.MinFailures < 1 || p.MinFailures > MaxStoredInt {
+		return Errorf(EINVALID, "auto-halt min_failures must be within [1, %d]", MaxStoredInt)
 	}
-	if p.MinCustomers < 1 {
-		return Errorf(EINVALID, "auto-halt min customers must be at least 1")
+	if p.MinCustomers < 1 || p.MinCustomers > MaxStoredInt {
+		return Errorf(EINVALID, "auto-halt min_customers must be within [1, %d]", MaxStoredInt)
 	}
 	if !(p.MinFailureShare >= 0 && p.MinFailureShare <= 1) {
 		return Errorf(EINVALID, "auto-halt min failure share must be within [0, 1]")
@@ -94,13 +103,23 @@ func (p Policy) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON reads a policy; fields left out keep their default.
 func (p *Policy) UnmarshalJSON(b []byte) error {
 	d := DefaultPolicy()
-	j := policyJSON{Window: d.Window.String(), MinFailures: d.MinFailures, MinFailureShare: d.MinFailureShare, MinCustomers: d.MinCustomers}
-	if err := json.Unmarshal(b, &j); err != nil {
+	if err := d.PatchJSON(b); err != nil {
 		return err
+	}
+	*p = d
+	return nil
+}
+
+// PatchJSON changes the fields of p that the JSON object b names and keeps
+// the others (a PATCH of the halt policy). Unknown fields are refused.
+func (p *Policy) PatchJSON(b []byte) error {
+	j := policyJSON{p.Disabled, p.Window.String(), p.MinFailures, p.MinFailureShare, p.MinCustomers}
+	if err := strictUnmarshal(b, &j); err != nil {
+		return Errorf(EINVALID, "halt: %s", describeJSONError(err))
 	}
 	w, err := time.ParseDuration(j.Window)
 	if err != nil {
-		return Errorf(EINVALID, "auto-halt window %q: %v", j.Window, err)
+		return Errorf(EINVALID, "halt: window %q: %v", j.Window, err)
 	}
 	*p = Policy{Disabled: j.Disabled, Window: w, MinFailures: j.MinFailures, MinFailureShare: j.MinFailureShare, MinCustomers: j.MinCustomers}
 	return nil
@@ -116,12 +135,15 @@ type Evidence struct {
 	// in the window; Failed those that failed; Customers the distinct
 	// customers of the failed ones. Ignored counts reports from
 	// installations the server did not know before (see Policy).
-	Moved     int     `json:"moved"`
-	Failed    int     `json:"failed"`
-	Customers int     `json:"customers"`
-	Ignored   int     `json:"ignored"`
-	Share     float64 `json:"share"`
-	Policy    Policy  `json:"policy"`
+	// Moved and Failed are weighed: each customer's contribution capped as
+	// Policy says; ByCustomer holds what each customer reported.
+	Moved      int              `json:"moved"`
+	Failed     int              `json:"failed"`
+	Customers  int              `json:"customers"`
+	Ignored    int              `json:"ignored"`
+	Share      float64          `json:"share"`
+	ByCustomer []CustomerCounts `json:"by_customer"`
+	Policy     Policy           `json:"policy"`
 	// Failures lists the first failure of up to 20 installations, earliest
 	// first.
 	Failures []Failure `json:"failures"`
@@ -155,6 +177,50 @@ type HaltCounts struct {
 	// Failures lists the first failure of up to MaxEvidenceFailures
 	// installations, earliest first.
 	Failures []Failure
+	// ByCustomer splits Moved and Failed by customer, in customer order
+	// (customers with neither are left out).
+	ByCustomer []CustomerCounts
+}
+
+// CustomerCounts is one customer's share of auto-halt evidence: its
+// installations that moved to the release (or failed on it) and those that
+// failed.
+type CustomerCounts struct {
+	Customer string `json:"customer"`
+	Moved    int    `json:"moved"`
+	Failed   int    `json:"failed"`
+}
+
+// Weigh returns the moved and failed installations of by as auto-halt
+// counts them (see Policy): with two or more customers reporting, no
+// customer's count exceeds the largest of the other customers'.
+func Weigh(by []CustomerCounts) (moved, failed int) {
+	var movers, failers int
+	for _, c := range by {
+		if c.Moved > 0 {
+			movers++
+		}
+		if c.Failed > 0 {
+			failers++
+		}
+	}
+	for i, c := range by {
+		otherMoved, otherFailed := 0, 0
+		for j, d := range by {
+			if j != i {
+				otherMoved, otherFailed = max(otherMoved, d.Moved), max(otherFailed, d.Failed)
+			}
+		}
+		m, f := c.Moved, c.Failed
+		if movers >= 2 {
+			m = min(m, otherMoved)
+		}
+		if failers >= 2 {
+			f = min(f, otherFailed)
+		}
+		moved, failed = moved+m, failed+f
+	}
+	return moved, failed
 }
 
 // CountHalt counts the events and failing health reports about release v
@@ -200,11 +266,27 @@ func CountHalt(v Version, events []InstanceEvent, health []HealthReport, since, 
 		}
 		fail(Failure{InstanceID: h.InstanceID, Customer: h.Customer, Kind: "health_" + string(h.Health.Status), At: h.At, Detail: h.Health.Detail})
 	}
-	customers := map[string]bool{}
-	for k := range failed {
-		customers[k.customer] = true
+	by := map[string]*CustomerCounts{}
+	count := func(customer string) *CustomerCounts {
+		if by[customer] == nil {
+			by[customer] = &CustomerCounts{Customer: customer}
+		}
+		return by[customer]
 	}
-	c.Moved, c.Failed, c.Customers = len(moved), len(failed), len(customers)
+	for k := range moved {
+		count(k.customer).Moved++
+	}
+	for k := range failed {
+		count(k.customer).Failed++
+	}
+	for _, cc := range by {
+		c.ByCustomer = append(c.ByCustomer, *cc)
+		if cc.Failed > 0 {
+			c.Customers++
+		}
+	}
+	SortCustomerCounts(c.ByCustomer)
+	c.Moved, c.Failed = len(moved), len(failed)
 	c.Failures = make([]Failure, 0, len(failed))
 	for _, f := range failed {
 		c.Failures = append(c.Failures, f)
@@ -214,6 +296,11 @@ func CountHalt(v Version, events []InstanceEvent, health []HealthReport, since, 
 		c.Failures = c.Failures[:MaxEvidenceFailures]
 	}
 	return c
+}
+
+// SortCustomerCounts orders cs by customer.
+func SortCustomerCounts(cs []CustomerCounts) {
+	sort.Slice(cs, func(i, j int) bool { return cs[i].Customer < cs[j].Customer })
 }
 
 // SortFailures orders failures earliest first, then by customer and
@@ -237,9 +324,13 @@ func SortFailures(fs []Failure) {
 // when the release was resumed inside it (HaltSince).
 func JudgeHalt(policy Policy, product string, v Version, c HaltCounts, since, now time.Time) (bool, Evidence) {
 	ev := Evidence{Product: product, Version: v, Since: since, Until: now, Policy: policy,
-		Moved: c.Moved, Failed: c.Failed, Customers: c.Customers, Ignored: c.Ignored, Failures: c.Failures}
+		Customers: c.Customers, Ignored: c.Ignored, Failures: c.Failures, ByCustomer: c.ByCustomer}
+	ev.Moved, ev.Failed = Weigh(c.ByCustomer)
 	if ev.Failures == nil {
 		ev.Failures = []Failure{}
+	}
+	if ev.ByCustomer == nil {
+		ev.ByCustomer = []CustomerCounts{}
 	}
 	if ev.Moved > 0 {
 		ev.Share = float64(ev.Failed) / float64(ev.Moved)
@@ -252,7 +343,7 @@ func JudgeHalt(policy Policy, product string, v Version, c HaltCounts, since, no
 	case halt:
 		verdict = "halt"
 	}
-	ev.Reason = fmt.Sprintf("%s@%s: %d of %d installations of %d customers failed within %s (%.0f%%; policy: at least %d of %d customers and %.0f%%): %s",
+	ev.Reason = fmt.Sprintf("%s@%s: %d of %d installations (weighed per customer) of %d customers failed within %s (%.0f%%; policy: at least %d of %d customers and %.0f%%): %s",
 		product, v, ev.Failed, ev.Moved, ev.Customers, policy.Window, ev.Share*100, policy.MinFailures, policy.MinCustomers, policy.MinFailureShare*100, verdict)
 	return halt, ev
 }

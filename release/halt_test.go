@@ -85,7 +85,18 @@ func TestEvaluateHalt(t *testing.T) {
 		{"disabled policy never halts", Policy{Disabled: true, Window: time.Hour, MinFailures: 1, MinFailureShare: 0}, many(10, failed, "bad"), nil, false, 10, 10},
 		{"one customer's installations cannot halt alone", DefaultPolicy(), of("mallory", many(5, failed, "bad")), nil, false, 5, 5},
 		{"one customer may halt under a policy that allows it", oneCustomer, of("bigbank", many(3, failed, "bad")), nil, true, 3, 3},
-		{"the same instance id of two customers is two installations", DefaultPolicy(), join(of("a", many(2, failed, "x")), of("b", many(1, failed, "x"))), nil, true, 3, 3},
+		{"the same instance id of two customers is two installations", DefaultPolicy(), join(of("a", many(2, failed, "x")), of("b", many(2, failed, "x"))), nil, true, 4, 4},
+		// 36 moved, 6 failed would be 17%, under the 20% share: the healthy
+		// installations of one customer count no more than the largest
+		// other customer's (3), so 6 of 9 failed.
+		{"one customer's 30 healthy installations do not dilute six failures of two others", DefaultPolicy(),
+			join(of("a", many(3, failed, "a")), of("b", many(3, failed, "b")), of("mallory", many(30, moved, "m"))), nil, true, 9, 6},
+		// 31 failures of 2 customers would halt: one customer's failures
+		// count no more than the other failing customer's (1).
+		{"one customer's 30 failures do not make up another customer's one", DefaultPolicy(),
+			join(of("mallory", many(30, failed, "m")), of("b", many(1, failed, "b")), of("b", many(9, moved, "ok"))), nil, false, 20, 2},
+		{"one customer's 30 failures do not outweigh other customers' healthy installations", DefaultPolicy(),
+			join(of("mallory", many(30, failed, "m")), of("b", many(3, failed, "b")), of("c", many(20, moved, "ok"))), nil, false, 43, 6},
 		{"installations first seen in the reporting check-in are ignored", DefaultPolicy(), seenOn(Version{}, many(5, failed, "new")), nil, false, 0, 0},
 		{"installations seen on neither from nor the target are ignored", DefaultPolicy(), seenOn(v("1.0.0"), many(5, failed, "odd")), nil, false, 0, 0},
 		{"unknown installations' health reports are ignored", DefaultPolicy(), nil, []HealthReport{
@@ -104,8 +115,12 @@ func TestEvaluateHalt(t *testing.T) {
 			if ev.Moved != tt.wantMoved || ev.Failed != tt.wantBad {
 				t.Errorf("moved %d failed %d, want %d %d", ev.Moved, ev.Failed, tt.wantMoved, tt.wantBad)
 			}
-			if ev.Failed != len(ev.Failures) && len(ev.Failures) != MaxEvidenceFailures {
-				t.Errorf("%d failures listed for %d failed", len(ev.Failures), ev.Failed)
+			reported := 0
+			for _, c := range ev.ByCustomer {
+				reported += c.Failed
+			}
+			if reported != len(ev.Failures) && len(ev.Failures) != MaxEvidenceFailures {
+				t.Errorf("%d failures listed for %d failed", len(ev.Failures), reported)
 			}
 			if !strings.Contains(ev.Reason, "acme@3.30.0") {
 				t.Errorf("reason %q", ev.Reason)

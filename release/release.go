@@ -47,6 +47,11 @@ func validateURL(field, s string) error {
 	return nil
 }
 
+// MaxStoredInt is the largest integer a count or position may hold: the
+// stores keep them in 32-bit INTEGER columns (PostgreSQL refuses larger
+// values, SQLite would store them), so validation refuses them first.
+const MaxStoredInt = 1<<31 - 1
+
 // maxTextLen bounds free-text fields (reasons, details).
 const maxTextLen = 4096
 
@@ -342,7 +347,7 @@ func (r Ring) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON reads the soak time as a duration string ("36h", "90m").
 func (r *Ring) UnmarshalJSON(b []byte) error {
 	var j ringJSON
-	if err := json.Unmarshal(b, &j); err != nil {
+	if err := strictUnmarshal(b, &j); err != nil {
 		return err
 	}
 	var soak time.Duration
@@ -362,8 +367,8 @@ func (r Ring) Validate() error {
 	if err := ValidateName("ring", r.Name); err != nil {
 		return err
 	}
-	if r.Position < 0 {
-		return Errorf(EINVALID, "ring %s: position must not be negative", r.Name)
+	if r.Position < 0 || r.Position > MaxStoredInt {
+		return Errorf(EINVALID, "ring %s: position must be within [0, %d]", r.Name, MaxStoredInt)
 	}
 	if r.SoakTime < 0 {
 		return Errorf(EINVALID, "ring %s: soak time must not be negative", r.Name)
@@ -371,8 +376,8 @@ func (r Ring) Validate() error {
 	if !(r.RolloutPercent >= 0 && r.RolloutPercent <= 100) {
 		return Errorf(EINVALID, "ring %s: rollout percent must be within [0, 100]", r.Name)
 	}
-	if r.MinHealthy < 0 {
-		return Errorf(EINVALID, "ring %s: min healthy installations must not be negative", r.Name)
+	if r.MinHealthy < 0 || r.MinHealthy > MaxStoredInt {
+		return Errorf(EINVALID, "ring %s: min_healthy must be within [0, %d]", r.Name, MaxStoredInt)
 	}
 	return nil
 }

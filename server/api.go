@@ -3,8 +3,14 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ringfence/ringfence/internal/problem"
@@ -83,16 +89,57 @@ func (s *Server) routes() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
-	mux.Handle("GET /metrics", s.Metrics())
+	if s.cfg.MetricsToken != "" {
+		mux.Handle("GET /metrics", s.metricsBehindToken())
+	}
 	mux.HandleFunc("POST /v1/checkin", s.checkIn)
 	mux.HandleFunc("GET /v1/keys", s.publicKeys)
 	for _, rt := range s.Routes() {
 		mux.Handle(rt.Method+" "+rt.Path, s.authorize(rt))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, release.ENOTFOUND, "no route "+r.Method+" "+r.URL.Path)
+		if allow := allowed(mux, r); len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeProblem(w, problem.MethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+strings.Join(allow, ", "))
+			return
+		}
+		detail := "no route " + r.Method + " " + r.URL.Path
+		if r.URL.Path == "/metrics" {
+			detail = "metrics are served on serve --metrics-listen, or here with --metrics-token"
+		}
+		writeProblem(w, release.ENOTFOUND, detail)
 	})
 	return s.recoverer(mux)
+}
+
+// allowed lists the methods mux has a route for at r's path (the catch-all
+// aside), for a 405's Allow header.
+func allowed(mux *http.ServeMux, r *http.Request) []string {
+	var out []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := mux.Handler(probe); pattern != "" && pattern != "/" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// metricsBehindToken serves /metrics to requests bearing the metrics
+// token only (compared in constant time).
+func (s *Server) metricsBehindToken() http.Handler {
+	want := sha256.Sum256([]byte(s.cfg.MetricsToken))
+	metrics := s.Metrics()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, _ := bearer(r)
+		got := sha256.Sum256([]byte(tok))
+		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			writeProblem(w, release.EUNAUTHORIZED, "/metrics needs Authorization: Bearer <metrics token>")
+			return
+		}
+		metrics.ServeHTTP(w, r)
+	})
 }
 
 // recoverer turns a handler panic into a 500 problem and a log line.
@@ -185,16 +232,59 @@ func queryInt(r *http.Request, name string, def, max int) (int, error) {
 // shape, so a handler is only the part that differs: reading its inputs and
 // calling the store.
 
-// reply adapts a read: it answers what get returns with 200 OK.
+// reply adapts a read: it answers what get returns with 200 OK and its
+// ETag, which a PATCH may name in If-Match.
 func reply[T any](get func(r *http.Request, who release.Token) (T, error)) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, who release.Token) error {
 		v, err := get(r, who)
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, v)
+		writeTagged(w, http.StatusOK, v)
 		return nil
 	}
+}
+
+// writeTagged answers v as JSON with status and an ETag of its encoding.
+func writeTagged(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeJSON(w, status, v) // reports nothing either way; keep the answer
+		return
+	}
+	w.Header().Set("ETag", etagOf(b))
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// etagOf is the entity tag of a JSON encoding.
+func etagOf(b []byte) string {
+	sum := sha256.Sum256(b)
+	return `"` + hex.EncodeToString(sum[:12]) + `"`
+}
+
+// ifMatch checks a PATCH's If-Match header against the resource v as it is
+// now (inside the transaction that changes it): absent or * matches;
+// anything else must be v's ETag, or the change is refused with 412, so a
+// read-modify-write cannot overwrite a change it did not see.
+func ifMatch(r *http.Request, v any) error {
+	m := strings.TrimSpace(r.Header.Get("If-Match"))
+	if m == "" || m == "*" {
+		return nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("compute ETag: %w", err)
+	}
+	tag := etagOf(b)
+	for _, t := range strings.Split(m, ",") {
+		if strings.TrimPrefix(strings.TrimSpace(t), "W/") == tag {
+			return nil
+		}
+	}
+	return &httpError{code: problem.PreconditionFailed, msg: "the resource changed since it was read (If-Match " + m + ", now " + tag + "); read it again"}
 }
 
 // apply adapts a change: it decodes the request body into a Req, runs do,
@@ -214,7 +304,7 @@ func apply[Req, T any](status int, refresh func(context.Context), do func(r *htt
 		if refresh != nil {
 			refresh(r.Context())
 		}
-		writeJSON(w, status, v)
+		writeTagged(w, status, v)
 		return nil
 	}
 }
@@ -276,8 +366,9 @@ type productRequest struct {
 }
 
 type productUpdate struct {
-	RequiredGates *[]string       `json:"required_gates"`
-	Halt          *release.Policy `json:"halt"`
+	RequiredGates *[]string `json:"required_gates"`
+	// Halt changes only the policy fields it names.
+	Halt json.RawMessage `json:"halt"`
 }
 
 type ringUpdate struct {
@@ -382,18 +473,25 @@ func (s *Server) getProduct(r *http.Request, _ release.Token) (release.Product, 
 
 func (s *Server) updateProduct(r *http.Request, who release.Token, req productUpdate) (release.Product, error) {
 	return s.store.UpdateProduct(r.Context(), who.Actor(), r.PathValue("product"), func(p *release.Product) error {
+		if err := ifMatch(r, *p); err != nil {
+			return err
+		}
 		if req.RequiredGates != nil {
 			p.RequiredGates = *req.RequiredGates
 		}
 		if req.Halt != nil {
-			p.Policy = *req.Halt
+			return p.Policy.PatchJSON(req.Halt)
 		}
 		return nil
 	})
 }
 
 func (s *Server) listRings(r *http.Request, _ release.Token) ([]release.Ring, error) {
-	return s.store.ListRings(r.Context(), r.PathValue("product"))
+	product, err := s.existingProduct(r)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.ListRings(r.Context(), product)
 }
 
 func (s *Server) createRing(r *http.Request, who release.Token, ring release.Ring) (release.Ring, error) {
@@ -407,6 +505,9 @@ func (s *Server) createRing(r *http.Request, who release.Token, ring release.Rin
 
 func (s *Server) updateRing(r *http.Request, who release.Token, req ringUpdate) (release.Ring, error) {
 	return s.store.UpdateRing(r.Context(), who.Actor(), r.PathValue("product"), r.PathValue("ring"), func(ring *release.Ring) error {
+		if err := ifMatch(r, *ring); err != nil {
+			return err
+		}
 		if req.Position != nil {
 			ring.Position = *req.Position
 		}
@@ -428,7 +529,11 @@ func (s *Server) updateRing(r *http.Request, who release.Token, req ringUpdate) 
 }
 
 func (s *Server) listCustomers(r *http.Request, _ release.Token) ([]release.Customer, error) {
-	return s.store.ListCustomers(r.Context(), r.PathValue("product"))
+	product, err := s.existingProduct(r)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.ListCustomers(r.Context(), product)
 }
 
 func (s *Server) createCustomer(r *http.Request, who release.Token, req customerRequest) (release.Customer, error) {
@@ -440,7 +545,17 @@ func (s *Server) updateCustomer(r *http.Request, who release.Token, req customer
 }
 
 func (s *Server) listKeys(r *http.Request, _ release.Token) ([]release.EnrollmentKey, error) {
-	return s.store.ListEnrollmentKeys(r.Context(), r.PathValue("product"), r.PathValue("customer"))
+	product, err := s.existingProduct(r)
+	if err != nil {
+		return nil, err
+	}
+	customer := r.PathValue("customer")
+	if ok, err := s.store.CustomerExists(r.Context(), product, customer); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, release.Errorf(release.ENOTFOUND, "customer %s of %s not found", customer, product)
+	}
+	return s.store.ListEnrollmentKeys(r.Context(), product, customer)
 }
 
 func (s *Server) createKey(r *http.Request, who release.Token, _ noBody) (newEnrollmentKey, error) {
@@ -552,6 +667,7 @@ func (s *Server) resolveHold(r *http.Request, who release.Token, req resolveRequ
 type productStatus struct {
 	Product  string                  `json:"product"`
 	Releases []release.ReleaseStatus `json:"releases"`
+	Quotas   []release.QuotaUsage    `json:"quotas"`
 }
 
 func (s *Server) status(r *http.Request, _ release.Token) (productStatus, error) {
@@ -567,7 +683,8 @@ func (s *Server) status(r *http.Request, _ release.Token) (productStatus, error)
 	if st == nil {
 		st = []release.ReleaseStatus{}
 	}
-	return productStatus{Product: product, Releases: st}, nil
+	quotas := s.quotas.usage(product, s.state.Load().keyCustomers(), time.Now())
+	return productStatus{Product: product, Releases: st, Quotas: quotas}, nil
 }
 
 func (s *Server) listInstallations(r *http.Request, _ release.Token) ([]release.Installation, error) {

@@ -1,10 +1,14 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"hash/fnv"
+	"io"
 	"log/slog"
 	"math"
 	"net/http"
@@ -85,13 +89,38 @@ func (s *Server) answerCheckIn(w http.ResponseWriter, r *http.Request, now time.
 		writeProblem(w, problem.RateLimited, "check-in rate limit of this enrollment key exceeded")
 		return
 	}
-	c, err := release.DecodeCheckIn(http.MaxBytesReader(w, r.Body, release.DefaultMaxCheckInBytes+1), release.DefaultMaxCheckInBytes)
+	if err := jsonContentType(r); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, release.DefaultMaxCheckInBytes))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		writeProblem(w, problem.TooLarge, fmt.Sprintf("check-in larger than %d bytes", release.DefaultMaxCheckInBytes))
+		return
+	}
+	if err != nil {
+		writeProblem(w, release.EINVALID, "read check-in: "+err.Error())
+		return
+	}
+	c, err := release.DecodeCheckIn(bytes.NewReader(body), release.DefaultMaxCheckInBytes)
 	if err != nil {
 		writeProblem(w, release.ErrorCode(err), release.ErrorMessage(err))
 		return
 	}
 	if c.Product != key.Product {
 		writeProblem(w, release.EFORBIDDEN, "this enrollment key is for product "+key.Product+", not "+c.Product)
+		return
+	}
+	stores := len(c.Events) > 0 || (c.Health != nil && c.Health.Status.Failing())
+	ref := sqlstore.InstallationRef{Product: c.Product, Customer: key.Customer, InstanceID: c.InstanceID}
+	if quota, wait, err := s.quotaExceeded(r.Context(), key.ID, ref, len(c.Events), stores, now); err != nil {
+		s.fail(w, r, err)
+		return
+	} else if quota != "" {
+		s.metrics.quotaRejections.WithLabelValues(quota).Inc()
+		w.Header().Set("Retry-After", strconv.Itoa(wait))
+		writeProblem(w, problem.RateLimited, "quota "+quota+" of this enrollment key's customer exhausted (limits: "+s.quotaLimits()+")")
 		return
 	}
 	inst := release.Installation{InstanceID: c.InstanceID, Product: c.Product, Customer: key.Customer, Version: c.Version}
@@ -115,10 +144,10 @@ func (s *Server) answerCheckIn(w http.ResponseWriter, r *http.Request, now time.
 	record := sqlstore.CheckInRecord{Product: c.Product, Customer: key.Customer, InstanceID: c.InstanceID,
 		Version: c.Version, Health: c.Health, Events: c.Events, ReceivedAt: now.UTC()}
 	failing := failedVersions(c)
-	if len(c.Events) > 0 || (c.Health != nil && c.Health.Status.Failing()) {
+	if stores {
 		// Reported events must survive a crash once the agent saw its answer:
 		// it will not send them again.
-		if err := s.writerFor(record).commit(r.Context(), record); err != nil {
+		if err := s.writerFor(record).commit(r.Context(), record, key.ID); err != nil {
 			s.log.ErrorContext(r.Context(), "record check-in events", slog.String("instance_id", c.InstanceID), slog.Any("err", err))
 			writeProblem(w, problem.Unavailable, "could not record the reported events; retry later")
 			return
@@ -127,7 +156,7 @@ func (s *Server) answerCheckIn(w http.ResponseWriter, r *http.Request, now time.
 			s.halts.add(c.Product, v)
 		}
 	} else {
-		s.writerFor(record).enqueue(record)
+		s.writerFor(record).enqueue(record, key.ID)
 	}
 
 	offer := "no"
@@ -138,6 +167,13 @@ func (s *Server) answerCheckIn(w http.ResponseWriter, r *http.Request, now time.
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(env)
+}
+
+// quotaLimits describes the quotas for a problem's detail.
+func (s *Server) quotaLimits() string {
+	q := s.quotas
+	return fmt.Sprintf("%d new installations per key per hour, %d events per installation per day, %d stored bytes per customer; 0 is no limit",
+		q.newPerHour, q.eventsPerDay, q.storedBytes)
 }
 
 // failedVersions lists the versions a check-in reports failures of, which
@@ -205,9 +241,10 @@ type writer struct {
 }
 
 type queued struct {
-	seq  uint64
-	rec  sqlstore.CheckInRecord
-	done chan error // nil for routine records
+	seq   uint64
+	rec   sqlstore.CheckInRecord
+	keyID string     // the enrollment key that sent it, for quotas
+	done  chan error // nil for routine records
 }
 
 func newWriter(s *Server) *writer {
@@ -216,7 +253,7 @@ func newWriter(s *Server) *writer {
 
 // enqueue queues a routine record, replacing an older one of the same
 // installation.
-func (w *writer) enqueue(rec sqlstore.CheckInRecord) {
+func (w *writer) enqueue(rec sqlstore.CheckInRecord, keyID string) {
 	k := [3]string{rec.Product, rec.Customer, rec.InstanceID}
 	w.mu.Lock()
 	w.seq++
@@ -228,12 +265,12 @@ func (w *writer) enqueue(rec sqlstore.CheckInRecord) {
 			rec.FirstSeen = old.rec.FirstSeen
 		}
 	}
-	w.busy[k] = queued{seq: w.seq, rec: rec}
+	w.busy[k] = queued{seq: w.seq, rec: rec, keyID: keyID}
 	w.mu.Unlock()
 }
 
 // commit queues rec and waits until the batch holding it committed.
-func (w *writer) commit(ctx context.Context, rec sqlstore.CheckInRecord) error {
+func (w *writer) commit(ctx context.Context, rec sqlstore.CheckInRecord, keyID string) error {
 	done := make(chan error, 1)
 	w.mu.Lock()
 	if w.closed {
@@ -244,7 +281,7 @@ func (w *writer) commit(ctx context.Context, rec sqlstore.CheckInRecord) error {
 	// An older routine record of the installation stays queued: it is older
 	// than rec (lower seq) and tells auto-halt the installation was known
 	// before rec reported (RecordCheckIns keeps the latest row).
-	w.wait = append(w.wait, queued{seq: w.seq, rec: rec, done: done})
+	w.wait = append(w.wait, queued{seq: w.seq, rec: rec, keyID: keyID, done: done})
 	w.mu.Unlock()
 	select {
 	case w.kick <- struct{}{}:
@@ -312,14 +349,44 @@ func (w *writer) flush(ctx context.Context) {
 	for i, q := range batch {
 		recs[i] = q.rec
 	}
-	err := w.s.store.RecordCheckIns(ctx, recs)
-	if err != nil {
-		w.s.log.Error("write check-in batch", slog.Int("records", len(recs)), slog.Any("err", err))
+	created, err := w.s.store.WriteCheckIns(ctx, recs)
+	if err == nil {
+		w.s.quotas.committed(batch, created, time.Now())
 	}
 	w.s.metrics.batch.Observe(float64(len(recs)))
-	for _, q := range batch {
-		if q.done != nil {
-			q.done <- err
+	if err == nil || len(batch) == 1 || ctx.Err() != nil {
+		if err != nil {
+			w.s.log.Error("write check-in batch", slog.Int("records", len(recs)), slog.Any("err", err))
 		}
+		for _, q := range batch {
+			q.finish(w.s, err)
+		}
+		return
+	}
+	// One bad record must not cost the others theirs (one customer's input
+	// must not block everyone's check-ins): write them one by one, so only
+	// the record that fails fails.
+	w.s.log.Warn("check-in batch failed; writing its records one by one", slog.Int("records", len(recs)), slog.Any("err", err))
+	for _, q := range batch {
+		created, err := w.s.store.WriteCheckIns(ctx, []sqlstore.CheckInRecord{q.rec})
+		if err == nil {
+			w.s.quotas.committed([]queued{q}, created, time.Now())
+		}
+		q.finish(w.s, err)
+	}
+}
+
+// finish reports the outcome of q's write to whoever waits for it, or logs
+// the loss of a routine record.
+func (q queued) finish(s *Server, err error) {
+	if err != nil {
+		s.metrics.failedRecords.Inc()
+		if q.done == nil {
+			s.log.Error("write routine check-in", slog.String("product", q.rec.Product), slog.String("customer", q.rec.Customer),
+				slog.String("instance_id", q.rec.InstanceID), slog.Any("err", err))
+		}
+	}
+	if q.done != nil {
+		q.done <- err
 	}
 }

@@ -44,7 +44,8 @@ func killDuringFailures(t *testing.T, bin, db string) {
 	}
 	token := strings.TrimSpace(string(out))
 
-	cmd := exec.Command(bin, "serve", "--db", db, "--listen", "127.0.0.1:0", "--checkin-rate", "1000000", "--checkin-burst", "1000000")
+	cmd := exec.Command(bin, "serve", "--db", db, "--listen", "127.0.0.1:0", "--checkin-rate", "1000000", "--checkin-burst", "1000000",
+		"--key-encryption-key-file", filepath.Join(t.TempDir(), "kek"), "--quota-events", "-1")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -106,6 +107,7 @@ func killDuringFailures(t *testing.T, bin, db string) {
 					Events: []map[string]any{{"kind": "upgrade_failed", "from": "1.0.0", "to": "1.1.0", "at": time.Now().UTC(), "detail": detail}}})
 				req, _ := http.NewRequestWithContext(ctx, "POST", url+"/v1/checkin", strings.NewReader(string(body)))
 				req.Header.Set("Authorization", "Bearer "+key)
+				req.Header.Set("Content-Type", "application/json")
 				resp, err := client.Do(req)
 				if err != nil {
 					return // the server is gone

@@ -41,6 +41,10 @@ func TestPostgres(t *testing.T) {
 	t.Run("EndToEnd", func(t *testing.T) { scenario(t, db("e2e")) })
 	t.Run("TwoServers", func(t *testing.T) { twoServers(t, db("two")) })
 	t.Run("KilledServer", func(t *testing.T) { killDuringFailures(t, buildRingfence(t), db("killed")) })
+	t.Run("NULPoisoning", func(t *testing.T) { nulPoisoning(t, db("nul")) })
+	t.Run("FailingRecordAlone", func(t *testing.T) { failingRecordAlone(t, db("alone"), sqlstore.Postgres) })
+	t.Run("StrictDecoding", func(t *testing.T) { strictDecoding(t, db("strict")) })
+	t.Run("CheckInMutations", func(t *testing.T) { checkInMutations(t, db("mutations"), 400) })
 }
 
 // scenario is the issue's end-to-end story against one store: offers follow
@@ -183,7 +187,7 @@ func scenario(t *testing.T, dsn string) {
 	if h := hook.received()[0]; h.Event != "release.auto_halt" || h.Release.Version.String() != "1.2.0" || h.Evidence.Failed != 2 {
 		t.Errorf("webhook = %+v", h)
 	}
-	_, metrics := e.call("GET", "/metrics", "", nil)
+	_, metrics := e.call("GET", "/metrics", testMetricsToken, nil)
 	for _, m := range []string{`ringfence_auto_halts_total{product="acme"} 1`, "ringfence_checkins_total", "ringfence_checkin_duration_seconds_bucket", "ringfence_decisions_total"} {
 		if !bytes.Contains(metrics, []byte(m)) {
 			t.Errorf("/metrics lacks %s", m)
@@ -291,7 +295,7 @@ func TestCheckInRejects(t *testing.T) {
 	}{
 		{"malformed", key, []byte(`{"instance_id": `), 400, "invalid"},
 		{"unknown field", key, []byte(`{"instance_id":"i","product":"acme","version":"1.0.0","nonce":"abcdefghijklmnopqr","x":1}`), 400, "invalid"},
-		{"oversized", key, append(append([]byte(`{"instance_id":"`), bytes.Repeat([]byte("a"), 70<<10)...), `"}`...), 400, "invalid"},
+		{"oversized", key, append(append([]byte(`{"instance_id":"`), bytes.Repeat([]byte("a"), 70<<10)...), `"}`...), 413, "too_large"},
 		{"no key", "", good, 401, "unauthorized"},
 		{"unknown key", "rfe_nope", good, 401, "unauthorized"},
 	}
@@ -469,8 +473,9 @@ func mustAnswer(e *env, key string, c checkIn) release.Answer {
 
 // TestForgedHaltEvidence: one customer's enrollment key cannot pause a
 // release for everyone by reporting failures under invented instance ids,
-// nor by reporting from many installations of its own; failures of known
-// installations of a second customer then do halt it.
+// nor by reporting from many installations of its own, nor by adding its
+// failures to one of another customer; failures of known installations of
+// a second customer then do halt it.
 func TestForgedHaltEvidence(t *testing.T) {
 	e := startServer(t, servertest.SQLite(t), server.Config{RefreshInterval: 50 * time.Millisecond})
 	const p = "/api/v1/products/acme"
@@ -500,9 +505,20 @@ func TestForgedHaltEvidence(t *testing.T) {
 	if st := status(); st != release.StatusOK {
 		t.Fatalf("one customer's reports made 1.1.0 %s", st)
 	}
-	// A known installation of a second customer fails too: halt.
+	// One known installation of a second customer fails too: mallory's
+	// failures count no more than that customer's (release.Weigh), 2 < 3.
 	e.checkIn(bigbank, checkIn{InstanceID: "fake-0", Product: "acme", Version: "1.0.0"})
 	e.checkIn(bigbank, checkIn{InstanceID: "fake-0", Product: "acme", Version: "1.0.0", Events: failed})
+	time.Sleep(300 * time.Millisecond)
+	if st := status(); st != release.StatusOK {
+		t.Fatalf("one customer's reports and one failure of another made 1.1.0 %s", st)
+	}
+	// A second known installation of the second customer fails: 2 + 2
+	// (mallory's weighed as bigbank's) of 4: halt.
+	for _, id := range []string{"fake-1"} {
+		e.checkIn(bigbank, checkIn{InstanceID: id, Product: "acme", Version: "1.0.0"})
+		e.checkIn(bigbank, checkIn{InstanceID: id, Product: "acme", Version: "1.0.0", Events: failed})
+	}
 	servertest.Eventually(t, 5*time.Second, "auto-halt with two customers", func() bool { return status() == release.StatusPaused })
 	halts := e.auditEntries("release.auto_halt")
 	if len(halts) != 1 {
@@ -512,8 +528,8 @@ func TestForgedHaltEvidence(t *testing.T) {
 	if err := json.Unmarshal(halts[0].After, &after); err != nil {
 		t.Fatal(err)
 	}
-	if ev := after.Evidence; ev.Failed != 6 || ev.Customers != 2 || ev.Ignored != 5 {
-		t.Errorf("evidence = failed %d of %d customers, %d ignored; want 6 of 2, 5 ignored", ev.Failed, ev.Customers, ev.Ignored)
+	if ev := after.Evidence; ev.Failed != 4 || ev.Customers != 2 || ev.Ignored != 5 {
+		t.Errorf("evidence = failed %d of %d customers, %d ignored; want 4 of 2, 5 ignored", ev.Failed, ev.Customers, ev.Ignored)
 	}
 }
 
@@ -567,7 +583,7 @@ func TestIncidentWebhookRetries(t *testing.T) {
 	if attempts != 4 || delivered[0].Release.Version.String() != "1.1.0" || delivered[0].Evidence.Failures[0].Detail != "index t_pkey" {
 		t.Errorf("after %d attempts delivered %+v; want the 4th attempt to deliver 1.1.0's evidence", attempts, delivered)
 	}
-	_, metrics := e.call("GET", "/metrics", "", nil)
+	_, metrics := e.call("GET", "/metrics", testMetricsToken, nil)
 	if !bytes.Contains(metrics, []byte(`ringfence_incident_webhooks_total{outcome="delivered"} 1`)) {
 		t.Errorf("metrics do not count the delivery")
 	}
@@ -590,12 +606,12 @@ func TestAutoHaltAfterRestart(t *testing.T) {
 	if _, err := store.CreateRelease(ctx, "admin", release.Release{Product: "acme", Version: v}); err != nil {
 		t.Fatal(err)
 	}
-	// What the dead server committed: three known installations of two
-	// customers failed to upgrade to 1.1.0.
+	// What the dead server committed: four known installations of two
+	// customers (two each) failed to upgrade to 1.1.0.
 	now := time.Now().UTC()
 	from := release.MustParseVersion("1.0.0")
 	var seen, failed []sqlstore.CheckInRecord
-	for i, c := range []string{"bigbank", "bigbank", "startup"} {
+	for i, c := range []string{"bigbank", "bigbank", "startup", "startup"} {
 		r := sqlstore.CheckInRecord{Product: "acme", Customer: c, InstanceID: fmt.Sprintf("i-%d", i), Version: from, ReceivedAt: now}
 		seen = append(seen, r)
 		r.Events = []release.Event{{Kind: release.EventUpgradeFailed, From: from, To: v, At: now}}
@@ -733,7 +749,7 @@ func haltOneRelease(e *env) {
 // followed even when private addresses are allowed.
 func TestIncidentWebhookRefusesInternalTargets(t *testing.T) {
 	failedOnce := func(e *env) bool {
-		_, metrics := e.call("GET", "/metrics", "", nil)
+		_, metrics := e.call("GET", "/metrics", testMetricsToken, nil)
 		return bytes.Contains(metrics, []byte(`ringfence_incident_webhooks_total{outcome="failed"} 1`))
 	}
 	t.Run("loopback", func(t *testing.T) {

@@ -21,22 +21,28 @@ import (
 
 // env is one running server on :0 with an admin token.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	URL   string
 	Store *sqlstore.Store
 	Srv   *server.Server
 	Admin string
 }
 
+// testMetricsToken is the metrics token startServer gives servers.
+const testMetricsToken = "test-metrics-token"
+
 // startServer runs a server on store dsn with cfg (Store is filled in),
 // served over real HTTP on :0, stopped when the test ends.
-func startServer(t *testing.T, dsn string, cfg server.Config) *env {
+func startServer(t testing.TB, dsn string, cfg server.Config) *env {
 	t.Helper()
+	if cfg.MetricsToken == "" {
+		cfg.MetricsToken = testMetricsToken
+	}
 	s := servertest.Start(t, dsn, cfg)
 	return &env{t: t, URL: s.URL, Store: s.Store, Srv: s.Srv, Admin: s.Admin}
 }
 
-func randomID(t *testing.T) string {
+func randomID(t testing.TB) string {
 	t.Helper()
 	var b [12]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -63,6 +69,9 @@ func (e *env) call(method, path, token string, body any) (int, []byte) {
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -245,7 +254,7 @@ func (w *webhookReceiver) received() []server.IncidentHook {
 	return append([]server.IncidentHook(nil), w.hits...)
 }
 
-func mustJSON(t *testing.T, v any) []byte {
+func mustJSON(t testing.TB, v any) []byte {
 	t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {

@@ -15,6 +15,11 @@ type metrics struct {
 	autoHalts *prometheus.CounterVec
 	webhooks  *prometheus.CounterVec
 	snapshots prometheus.Counter
+	// failedRecords counts check-in records that could not be written even
+	// alone.
+	failedRecords prometheus.Counter
+	// quotaRejections counts check-ins refused by a quota.
+	quotaRejections *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -50,8 +55,16 @@ func newMetrics() *metrics {
 			Name: "ringfence_snapshot_rebuilds_total",
 			Help: "Rebuilds of the in-memory decision snapshot.",
 		}),
+		failedRecords: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ringfence_checkin_records_failed_total",
+			Help: "Check-in records the store refused even when written alone.",
+		}),
+		quotaRejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ringfence_quota_rejections_total",
+			Help: "Check-ins answered 429 because a quota was exhausted, by quota.",
+		}, []string{"quota"}),
 	}
-	m.registry.MustRegister(m.checkIns, m.decisions, m.latency, m.batch, m.autoHalts, m.webhooks, m.snapshots,
+	m.registry.MustRegister(m.checkIns, m.decisions, m.latency, m.batch, m.autoHalts, m.webhooks, m.snapshots, m.failedRecords, m.quotaRejections,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

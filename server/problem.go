@@ -1,14 +1,15 @@
 package server
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/ringfence/ringfence/internal/problem"
 	"github.com/ringfence/ringfence/release"
@@ -92,18 +93,24 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	}
 	if len(body) == 0 {
 		body = []byte("{}")
+	} else if err := jsonContentType(r); err != nil {
+		return err
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var de *release.Error
-		if errors.As(err, &de) {
-			return de
+	return release.DecodeJSON(body, v, "request body")
+}
+
+// jsonContentType requires a request body's Content-Type to be
+// application/json (charset, if given, utf-8).
+func jsonContentType(r *http.Request) error {
+	ct := r.Header.Get("Content-Type")
+	mt, params, err := mime.ParseMediaType(ct)
+	if err == nil && mt == "application/json" {
+		if cs, ok := params["charset"]; !ok || strings.EqualFold(cs, "utf-8") {
+			return nil
 		}
-		return release.Errorf(release.EINVALID, "request body: %v", err)
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return release.Errorf(release.EINVALID, "request body: unexpected data after the JSON object")
+	if ct == "" {
+		ct = "none"
 	}
-	return nil
+	return &httpError{code: problem.UnsupportedMediaType, msg: "request bodies are JSON: Content-Type must be application/json, got " + ct}
 }

@@ -7,7 +7,10 @@
 // and at least every RefreshInterval, so soak times and new evidence take
 // effect. Check-ins that report failures are committed before they are
 // answered (group commit, ~1 ms batches); routine last-seen updates are
-// batched without making anyone wait.
+// batched without making anyone wait. A batch the store refuses is written
+// again record by record, so one customer's bad record fails alone; input is
+// checked (control characters, strict JSON) before it reaches a batch, and
+// per-key quotas, counted in memory, bound what one key can store.
 package server
 
 import (
@@ -22,6 +25,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 
@@ -78,6 +82,23 @@ type Config struct {
 	// failures committed just before a crash (whose evaluation was only queued
 	// in memory) still halt a release.
 	HaltSweepInterval time.Duration
+	// MetricsToken, if set, serves /metrics on Handler to requests with
+	// Authorization: Bearer <MetricsToken>. Without it Handler has no
+	// /metrics (it names products and customers): serve Metrics on a
+	// separate, private listener instead.
+	MetricsToken string
+	// KeyEncryptionKey seals the signing keys' private halves in the store
+	// and opens them; required. New seals plain keys an earlier version
+	// stored.
+	KeyEncryptionKey *sign.KeyEncryptionKey
+	// QuotaNewInstances bounds the installations one enrollment key may
+	// create per hour (1000); QuotaEvents the events one installation may
+	// report per day (1000); QuotaStoredBytes the bytes of instance history
+	// one customer may have in the store (256 MiB). Beyond them check-ins
+	// that would add to it are answered 429. Negative: no limit.
+	QuotaNewInstances int
+	QuotaEvents       int
+	QuotaStoredBytes  int64
 	// Retention is how long instance history (events, health reports,
 	// installations not seen since) is kept: 90 days. Negative keeps all.
 	Retention time.Duration
@@ -98,6 +119,9 @@ func (c *Config) defaults() {
 	positiveOr(&c.WebhookAttempts, 4)
 	positiveOr(&c.WebhookBackoff, time.Second)
 	positiveOr(&c.HaltSweepInterval, time.Minute)
+	quotaOr(&c.QuotaNewInstances, 1000)
+	quotaOr(&c.QuotaEvents, 1000)
+	quotaOr(&c.QuotaStoredBytes, 256<<20)
 	if c.KeyOverlap == 0 {
 		c.KeyOverlap = 30 * 24 * time.Hour
 	}
@@ -110,6 +134,16 @@ func (c *Config) defaults() {
 func positiveOr[T ~int | ~int64 | ~float64](v *T, def T) {
 	if *v <= 0 {
 		*v = def
+	}
+}
+
+// quotaOr sets a zero quota to def and a negative one to 0 (no limit).
+func quotaOr[T ~int | ~int64](v *T, def T) {
+	switch {
+	case *v == 0:
+		*v = def
+	case *v < 0:
+		*v = 0
 	}
 }
 
@@ -137,6 +171,7 @@ type Server struct {
 	writers []*writer
 	halts   *haltQueue
 	limits  limiters
+	quotas  *quotas
 	webhook *http.Client
 	// outboxKick wakes the outbox loop after an auto-halt queued a
 	// notification.
@@ -173,7 +208,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		halts:      newHaltQueue(),
 		outboxKick: make(chan struct{}, 1),
 		webhook:    newWebhookClient(cfg.WebhookTimeout, cfg.WebhookAllowPrivate),
+		quotas:     newQuotas(cfg),
 	}
+	s.metrics.registry.MustRegister(quotaCollector{s: s, desc: prometheus.NewDesc("ringfence_quota_usage",
+		"Each customer's use of its quotas: installations created this hour (all its keys), the most events of one installation today, estimated stored bytes.",
+		[]string{"product", "customer", "quota"}, nil)})
 	s.limits.m = map[string]*rate.Limiter{}
 	shards := 1 // SQLite has one writing connection
 	if cfg.Store.Dialect() == sqlstore.Postgres {
@@ -181,6 +220,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	for range shards {
 		s.writers = append(s.writers, newWriter(s))
+	}
+	if cfg.KeyEncryptionKey == nil {
+		return nil, errors.New("server: no key-encryption key (Config.KeyEncryptionKey): signing keys are never stored in plain text")
+	}
+	if n, err := s.store.UseKeyEncryptionKey(ctx, sqlstore.ActorSystem, cfg.KeyEncryptionKey); err != nil {
+		return nil, err
+	} else if n > 0 {
+		s.log.Info("encrypted the signing keys stored in plain text", slog.Int("keys", n))
 	}
 	key, err := sign.GenerateKey(rand.Reader, storeTime())
 	if err != nil {
@@ -194,6 +241,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.refresh(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.recountBytes(ctx); err != nil {
+		return nil, err
+	}
 	s.handler = s.routes()
 	return s, nil
 }
@@ -201,7 +251,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 // Handler returns the HTTP handler of every route.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Metrics returns the handler of /metrics (also mounted on Handler).
+// Metrics returns the handler of /metrics, without authentication, for a
+// private listener (also mounted on Handler behind Config.MetricsToken).
 func (s *Server) Metrics() http.Handler {
 	return promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{})
 }
@@ -328,6 +379,9 @@ func (s *Server) pruneLoop(ctx context.Context) {
 			s.log.Error("prune instance history", slog.Any("err", err))
 		case n > 0:
 			s.log.Info("pruned instance history", slog.Int64("rows", n))
+		}
+		if err := s.recountBytes(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("recount stored bytes per customer", slog.Any("err", err))
 		}
 		select {
 		case <-ctx.Done():

@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"crypto/ed25519"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/ringfence/ringfence/release"
-	"github.com/ringfence/ringfence/sign"
 )
 
 // CheckInRecord is what one check-in leaves in the store: the installation's
@@ -48,34 +46,69 @@ func (r CheckInRecord) firstSeen() time.Time {
 // (SQLite: in the WAL; PostgreSQL: committed), so the server may answer the
 // check-ins.
 func (s *Store) RecordCheckIns(ctx context.Context, recs []CheckInRecord) error {
+	_, err := s.WriteCheckIns(ctx, recs)
+	return err
+}
+
+// InstallationRef names one installation.
+type InstallationRef struct {
+	Product, Customer, InstanceID string
+}
+
+// WriteCheckIns is RecordCheckIns that also returns the installations the
+// batch created (not known to the store before), for quotas on new
+// instance ids; it costs no extra statement.
+func (s *Store) WriteCheckIns(ctx context.Context, recs []CheckInRecord) ([]InstallationRef, error) {
 	if len(recs) == 0 {
-		return nil
+		return nil, nil
 	}
 	withHealth, withoutHealth := latestPerInstallation(recs)
 	params := s.statementParams()
-	return s.writeSilent(ctx, func(tx *sql.Tx) error {
+	var created []InstallationRef
+	// A created row carries the first_seen this batch gave it; a known
+	// installation keeps its earlier one.
+	returning := ` RETURNING product, customer, instance_id, first_seen`
+	firstSeen := map[InstallationRef]time.Time{}
+	for _, rows := range [][][]any{withHealth, withoutHealth} {
+		for _, r := range rows {
+			firstSeen[InstallationRef{r[0].(string), r[2].(string), r[1].(string)}] = r[6].(time.Time).Truncate(time.Microsecond)
+		}
+	}
+	collect := func(rows *sql.Rows) error {
+		var ref InstallationRef
+		var first time.Time
+		if err := rows.Scan(&ref.Product, &ref.Customer, &ref.InstanceID, &first); err != nil {
+			return err
+		}
+		if want, ok := firstSeen[ref]; ok && first.UTC().Truncate(time.Microsecond).Equal(want) {
+			created = append(created, ref)
+		}
+		return nil
+	}
+	err := s.writeSilent(ctx, func(tx *sql.Tx) error {
+		created = created[:0]
 		events, reports, err := evidenceRows(ctx, tx, recs)
 		if err != nil {
 			return err
 		}
 		// A reported health replaces the stored one.
-		if err := insertRows(ctx, tx, params, `INSERT INTO installations
+		if err := insertRowsReturning(ctx, tx, params, `INSERT INTO installations
 				(product, instance_id, customer, version, health, health_detail, first_seen, last_seen) VALUES `, `
 			ON CONFLICT (product, customer, instance_id) DO UPDATE SET
 				version = excluded.version,
 				health = excluded.health, health_detail = excluded.health_detail,
-				last_seen = excluded.last_seen`, withHealth); err != nil {
+				last_seen = excluded.last_seen`+returning, withHealth, collect); err != nil {
 			return fmt.Errorf("record check-ins: %w", err)
 		}
 		// Without a report the stored health stays, unless the version
 		// changed: then nothing is known about the new one yet.
-		if err := insertRows(ctx, tx, params, `INSERT INTO installations
+		if err := insertRowsReturning(ctx, tx, params, `INSERT INTO installations
 				(product, instance_id, customer, version, health, health_detail, first_seen, last_seen) VALUES `, `
 			ON CONFLICT (product, customer, instance_id) DO UPDATE SET
 				version = excluded.version,
 				health = CASE WHEN installations.version <> excluded.version THEN 'unknown' ELSE installations.health END,
 				health_detail = CASE WHEN installations.version <> excluded.version THEN '' ELSE installations.health_detail END,
-				last_seen = excluded.last_seen`, withoutHealth); err != nil {
+				last_seen = excluded.last_seen`+returning, withoutHealth, collect); err != nil {
 			return fmt.Errorf("record check-ins: %w", err)
 		}
 		if err := insertRows(ctx, tx, params, `INSERT INTO events
@@ -88,6 +121,10 @@ func (s *Store) RecordCheckIns(ctx context.Context, recs []CheckInRecord) error 
 		}
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	return created, nil
 }
 
 // evidenceRows turns recs' events and failing health reports into rows of
@@ -175,6 +212,12 @@ func (s *Store) statementParams() int {
 // insertRows runs head + "($1, ...), (...)" + tail for rows, with at most
 // maxParams parameters per statement. All rows have the same width.
 func insertRows(ctx context.Context, tx *sql.Tx, maxParams int, head, tail string, rows [][]any) error {
+	return insertRowsReturning(ctx, tx, maxParams, head, tail, rows, nil)
+}
+
+// insertRowsReturning is insertRows for statements whose tail has a
+// RETURNING clause: scan is called for every row returned.
+func insertRowsReturning(ctx context.Context, tx *sql.Tx, maxParams int, head, tail string, rows [][]any, scan func(*sql.Rows) error) error {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -202,7 +245,23 @@ func insertRows(ctx context.Context, tx *sql.Tx, maxParams int, head, tail strin
 			args = append(args, row...)
 		}
 		b.WriteString(tail)
-		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+		if scan == nil {
+			if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+				return err
+			}
+			continue
+		}
+		res, err := tx.QueryContext(ctx, b.String(), args...)
+		if err != nil {
+			return err
+		}
+		for res.Next() {
+			if err := scan(res); err != nil {
+				res.Close()
+				return err
+			}
+		}
+		if err := errors.Join(res.Err(), res.Close()); err != nil {
 			return err
 		}
 	}
@@ -313,15 +372,48 @@ func (s *Store) HaltCounts(ctx context.Context, product string, v release.Versio
 	failedRows := `SELECT customer, instance_id FROM events WHERE ` + haltEventsIn + ` AND ` + haltEventKnown + ` AND ` + haltFailKinds + `
 		UNION SELECT customer, instance_id FROM health_reports WHERE ` + haltHealthIn + ` AND seen_on <> ''`
 	err := s.rdb.QueryRowContext(ctx, `SELECT
-			(SELECT COUNT(*) FROM (`+movedRows+`) AS m),
-			(SELECT COUNT(*) FROM (`+failedRows+`) AS f),
-			(SELECT COUNT(DISTINCT customer) FROM (`+failedRows+`) AS fc),
 			(SELECT COUNT(*) FROM events WHERE `+haltEventsIn+` AND NOT (`+haltEventKnown+`))
 				+ (SELECT COUNT(*) FROM health_reports WHERE `+haltHealthIn+` AND seen_on = '')`, args...).
-		Scan(&c.Moved, &c.Failed, &c.Customers, &c.Ignored)
+		Scan(&c.Ignored)
 	if err != nil {
 		return c, fmt.Errorf("count auto-halt evidence of %s@%s: %w", product, v, err)
 	}
+	// Per customer, so that auto-halt can weigh each customer's evidence
+	// (release.Weigh); there are as many rows as customers reporting.
+	by := map[string]*release.CustomerCounts{}
+	for _, q := range []struct {
+		rows  string
+		count func(*release.CustomerCounts, int)
+	}{
+		{movedRows, func(cc *release.CustomerCounts, n int) { cc.Moved = n }},
+		{failedRows, func(cc *release.CustomerCounts, n int) { cc.Failed = n }},
+	} {
+		type row struct {
+			customer string
+			n        int
+		}
+		rows, err := queryAll(ctx, s.rdb, func(r interface{ Scan(...any) error }) (row, error) {
+			var x row
+			return x, r.Scan(&x.customer, &x.n)
+		}, "count auto-halt evidence per customer", `SELECT customer, COUNT(*) FROM (`+q.rows+`) AS x GROUP BY customer`, args...)
+		if err != nil {
+			return c, err
+		}
+		for _, r := range rows {
+			if by[r.customer] == nil {
+				by[r.customer] = &release.CustomerCounts{Customer: r.customer}
+			}
+			q.count(by[r.customer], r.n)
+		}
+	}
+	for _, cc := range by {
+		c.ByCustomer = append(c.ByCustomer, *cc)
+		c.Moved, c.Failed = c.Moved+cc.Moved, c.Failed+cc.Failed
+		if cc.Failed > 0 {
+			c.Customers++
+		}
+	}
+	release.SortCustomerCounts(c.ByCustomer)
 	// The first failure of each installation, from either table; an
 	// installation failing in both keeps its earlier one.
 	scan := func(row interface{ Scan(...any) error }) (release.Failure, error) {
@@ -426,53 +518,53 @@ func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
 	return total, err
 }
 
-// --- signing keys ---
+// Estimated bytes a row takes in the store beyond its free text, for the
+// stored-bytes quota (an estimate: indexes and page overhead vary).
+const (
+	EventRowBytes        = 160
+	HealthRowBytes       = 120
+	InstallationRowBytes = 160
+)
 
-// SigningKeys returns every stored signing key, oldest first.
-func (s *Store) SigningKeys(ctx context.Context) ([]sign.Key, error) {
-	return queryAll(ctx, s.rdb, func(row interface{ Scan(...any) error }) (sign.Key, error) {
-		var k sign.Key
-		var priv []byte
-		if err := row.Scan(&k.ID, &priv, &k.CreatedAt); err != nil {
-			return k, err
-		}
-		if len(priv) != ed25519.PrivateKeySize {
-			return k, fmt.Errorf("signing key %s: %d bytes, want %d", k.ID, len(priv), ed25519.PrivateKeySize)
-		}
-		k.Private, k.CreatedAt = ed25519.PrivateKey(priv), k.CreatedAt.UTC()
-		return k, nil
-	}, "load signing keys", `SELECT keyid, private_key, created_at FROM signing_keys ORDER BY created_at, keyid`)
+// CustomerRef names one customer of a product.
+type CustomerRef struct {
+	Product, Customer string
 }
 
-// AddSigningKey stores a new signing key, which signs from the next
-// snapshot on. With onlyIfNone it adds the key only when no key exists yet
-// (first start) and reports whether it did.
-func (s *Store) AddSigningKey(ctx context.Context, actor string, k sign.Key, onlyIfNone bool) (bool, error) {
-	var added bool
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		// Servers starting together on an empty database create one key.
-		if err := s.serialize(ctx, tx, "signing_keys"); err != nil {
-			return err
-		}
-		if onlyIfNone {
-			if ok, err := exists(ctx, tx, `SELECT 1 FROM signing_keys`); err != nil {
-				return fmt.Errorf("look for signing keys: %w", err)
-			} else if ok {
-				return nil
-			}
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO signing_keys (keyid, private_key, created_at) VALUES ($1, $2, $3)`,
-			k.ID, []byte(k.Private), k.CreatedAt.UTC()); err != nil {
-			return fmt.Errorf("store signing key %s: %w", k.ID, err)
-		}
-		added = true
-		action := "signing_key.rotate"
-		if onlyIfNone {
-			action = "signing_key.create"
-		}
-		pub := k.Private.Public().(ed25519.PublicKey)
-		return audit(ctx, tx, actor, action, "signing_key/"+k.ID, nil, map[string]any{
-			"keyid": k.ID, "public_key": pub, "created_at": k.CreatedAt.UTC()})
-	})
-	return added, err
+// StoredBytes estimates, per customer, the bytes its installations,
+// events and failing health reports take in the store (free text plus a
+// fixed size per row). It scans those tables: servers call it at start
+// and after pruning, and count what they write in between.
+func (s *Store) StoredBytes(ctx context.Context) (map[CustomerRef]int64, error) {
+	type row struct {
+		ref CustomerRef
+		n   int64
+	}
+	rows, err := queryAll(ctx, s.rdb, func(r interface{ Scan(...any) error }) (row, error) {
+		var x row
+		return x, r.Scan(&x.ref.Product, &x.ref.Customer, &x.n)
+	}, "estimate stored bytes per customer", `SELECT product, customer, SUM(n) FROM (
+			SELECT product, customer, COUNT(*) * `+fmt.Sprint(EventRowBytes)+` + COALESCE(SUM(LENGTH(detail)), 0) AS n FROM events GROUP BY product, customer
+			UNION ALL
+			SELECT product, customer, COUNT(*) * `+fmt.Sprint(HealthRowBytes)+` + COALESCE(SUM(LENGTH(detail)), 0) FROM health_reports GROUP BY product, customer
+			UNION ALL
+			SELECT product, customer, COUNT(*) * `+fmt.Sprint(InstallationRowBytes)+` + COALESCE(SUM(LENGTH(health_detail)), 0) FROM installations GROUP BY product, customer
+		) AS x GROUP BY product, customer`)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[CustomerRef]int64, len(rows))
+	for _, r := range rows {
+		out[r.ref] = r.n
+	}
+	return out, nil
+}
+
+// InstallationKnown reports whether the store knows the installation.
+func (s *Store) InstallationKnown(ctx context.Context, product, customer, instanceID string) (bool, error) {
+	ok, err := exists(ctx, s.rdb, `SELECT 1 FROM installations WHERE product = $1 AND customer = $2 AND instance_id = $3`, product, customer, instanceID)
+	if err != nil {
+		return false, fmt.Errorf("look up installation %s of %s: %w", instanceID, customer, err)
+	}
+	return ok, nil
 }

@@ -3,6 +3,10 @@
 // migrations embedded per dialect. Public methods own their transaction;
 // lower-case helpers take the *sql.Tx.
 //
+// A SQLite store's files are readable by their owner only (0600; a store
+// others may read is refused), and signing keys are stored only sealed with
+// a key-encryption key the store does not hold (keys.go).
+//
 // Several processes may share one PostgreSQL database: every committed change
 // is announced with NOTIFY on channel ringfence_changes, and Watch turns those
 // announcements (and in-process changes) into a callback so caches can be
@@ -20,6 +24,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -27,6 +32,8 @@ import (
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/ringfence/ringfence/sign"
 )
 
 //go:embed migrations
@@ -54,6 +61,10 @@ type Store struct {
 	// rdb serves reads. On SQLite it is a separate pool of read-only
 	// connections (WAL lets them run beside the writer); on PostgreSQL it is db.
 	rdb *sql.DB
+
+	// kek seals and opens signing keys (keys.go); nil until
+	// UseKeyEncryptionKey.
+	kek atomic.Pointer[sign.KeyEncryptionKey]
 
 	mu        sync.Mutex
 	listeners map[int]func()
@@ -97,6 +108,9 @@ func open(ctx context.Context, dsn string, migrate bool) (*Store, error) {
 				return nil, fmt.Errorf("open sqlite store: %w (run `ringfence serve --db %s` once to create it)", err, dsn)
 			}
 		}
+		if err := privateFiles(dsn, migrate); err != nil {
+			return nil, err
+		}
 		if s.db, err = sql.Open("sqlite", sqliteDSN(dsn, false)); err != nil {
 			return nil, fmt.Errorf("open sqlite store %s: %w", dsn, err)
 		}
@@ -120,6 +134,40 @@ func open(ctx context.Context, dsn string, migrate bool) (*Store, error) {
 		s.rdb.SetMaxOpenConns(4)
 	}
 	return s, nil
+}
+
+// privateFiles makes sure the SQLite store at path and its -wal and -shm
+// files are readable by their owner only: it creates a missing store file
+// with mode 0600 (when create is set; SQLite gives the -wal and -shm files
+// the mode of the database file) and refuses files that group or others
+// may read or write, which would let any local user read the check-in
+// history or change it.
+func privateFiles(path string, create bool) error {
+	if create {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		switch {
+		case err == nil:
+			if err := f.Close(); err != nil {
+				return fmt.Errorf("create sqlite store %s: %w", path, err)
+			}
+		case !errors.Is(err, fs.ErrExist):
+			return fmt.Errorf("create sqlite store %s: %w", path, err)
+		}
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) && p != path {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("check sqlite store %s: %w", p, err)
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			return fmt.Errorf("sqlite store file %s has mode %04o: group or other users could read or change it; refusing to use it (chmod 600 %s %s-wal %s-shm, owned by the user running ringfence)",
+				p, perm, path, path, path)
+		}
+	}
+	return nil
 }
 
 // sqliteDSN turns a file path into a modernc.org/sqlite DSN: WAL, a busy

@@ -31,6 +31,8 @@ func TestStore(t *testing.T) {
 		{"ConcurrentReleaseChanges", testConcurrentReleaseChanges},
 		{"HaltCounts", testHaltCounts},
 		{"FirstSeen", testFirstSeen},
+		{"SealedSigningKeys", testSealedSigningKeys},
+		{"QuotaCounts", testQuotaCounts},
 	}
 	t.Run("sqlite", func(t *testing.T) {
 		for _, tc := range tests {
@@ -403,6 +405,9 @@ func TestOpenExistingAndForeignDatabases(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
+	if err := os.Chmod(empty, 0o600); err != nil { // a store must be private
+		t.Fatal(err)
+	}
 	if _, err := sqlstore.OpenExisting(ctx, empty); err == nil || !strings.Contains(err.Error(), "no ringfence schema") {
 		t.Fatalf("OpenExisting of an empty database: %v, want a refusal", err)
 	}
@@ -424,6 +429,9 @@ func TestOpenExistingAndForeignDatabases(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
+	if err := os.Chmod(foreign, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for name, open := range map[string]func(context.Context, string) (*sqlstore.Store, error){"Open": sqlstore.Open, "OpenExisting": sqlstore.OpenExisting} {
 		if _, err := open(ctx, foreign); err == nil || !strings.Contains(err.Error(), "not a ringfence store") {
 			t.Errorf("%s of a foreign database: %v, want a refusal", name, err)
@@ -482,6 +490,9 @@ func testHaltCounts(t *testing.T, dsn string, s *sqlstore.Store) {
 	got := check(s.HaltCounts(ctx, "acme", v, start, now))(t)
 	events, reports := check2(s.HaltEvidence(ctx, "acme", v, start))(t)
 	want := release.CountHalt(v, events, reports, start, now)
+	if !slices.Equal(got.ByCustomer, want.ByCustomer) {
+		t.Errorf("SQL counts per customer %+v; CountHalt: %+v", got.ByCustomer, want.ByCustomer)
+	}
 	if got.Moved != want.Moved || got.Failed != want.Failed || got.Customers != want.Customers || got.Ignored != want.Ignored {
 		t.Errorf("SQL counts moved %d failed %d customers %d ignored %d; CountHalt: %d %d %d %d",
 			got.Moved, got.Failed, got.Customers, got.Ignored, want.Moved, want.Failed, want.Customers, want.Ignored)

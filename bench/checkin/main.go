@@ -40,6 +40,7 @@ import (
 
 	"github.com/ringfence/ringfence/release"
 	"github.com/ringfence/ringfence/server"
+	"github.com/ringfence/ringfence/sign"
 	"github.com/ringfence/ringfence/sqlstore"
 )
 
@@ -104,7 +105,15 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		}
 		defer store.Close()
 		dialect = string(store.Dialect())
-		srv, err := server.New(ctx, server.Config{Store: store, CheckInRate: rate.Inf, CheckInBurst: 1})
+		kekText, err := sign.GenerateKeyEncryptionKey(rand.Reader)
+		if err != nil {
+			return err
+		}
+		kek, err := sign.ParseKeyEncryptionKey(kekText)
+		if err != nil {
+			return err
+		}
+		srv, err := server.New(ctx, server.Config{Store: store, CheckInRate: rate.Inf, CheckInBurst: 1, KeyEncryptionKey: kek})
 		if err != nil {
 			return err
 		}

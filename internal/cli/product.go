@@ -9,6 +9,7 @@ import (
 	ucli "github.com/urfave/cli/v3"
 
 	"github.com/ringfence/ringfence/client"
+	"github.com/ringfence/ringfence/internal/problem"
 	"github.com/ringfence/ringfence/release"
 )
 
@@ -60,22 +61,35 @@ func productCommand() *ucli.Command {
 					gates := cmd.StringSlice("gate")
 					patch.RequiredGates = &gates
 				}
-				if haltFlagsSet(cmd) {
-					cur, err := c.Product(ctx, args[0])
+				if patch.RequiredGates == nil && !haltFlagsSet(cmd) {
+					return fmt.Errorf("nothing to change: give --gate, --no-gates or --halt-* flags")
+				}
+				if !haltFlagsSet(cmd) {
+					p, err := c.UpdateProduct(ctx, args[0], patch)
+					if err != nil {
+						return err
+					}
+					return emitProduct(cmd, p)
+				}
+				// Read, change the named halt fields, write back only if
+				// nobody changed the product meanwhile (If-Match); re-read
+				// and retry a few times if somebody did.
+				for attempt := 1; ; attempt++ {
+					cur, etag, err := c.ProductTagged(ctx, args[0])
 					if err != nil {
 						return err
 					}
 					applyHaltFlags(cmd, &cur.Policy)
 					patch.Halt = &cur.Policy
+					p, err := c.UpdateProductIfMatch(ctx, args[0], patch, etag)
+					if release.ErrorCode(err) == problem.PreconditionFailed && attempt < 3 {
+						continue
+					}
+					if err != nil {
+						return err
+					}
+					return emitProduct(cmd, p)
 				}
-				if patch.RequiredGates == nil && patch.Halt == nil {
-					return fmt.Errorf("nothing to change: give --gate, --no-gates or --halt-* flags")
-				}
-				p, err := c.UpdateProduct(ctx, args[0], patch)
-				if err != nil {
-					return err
-				}
-				return emitProduct(cmd, p)
 			}),
 	)
 }

@@ -195,6 +195,7 @@ func emitRelease(cmd *ucli.Command, r release.Release) error {
 func printStatus(w io.Writer, st client.Status) {
 	if len(st.Releases) == 0 {
 		fmt.Fprintf(w, "no releases of %s\n", st.Product)
+		printQuotas(w, st.Quotas)
 		return
 	}
 	for i, r := range st.Releases {
@@ -230,5 +231,24 @@ func printStatus(w io.Writer, st client.Status) {
 			row(w, "  "+rs.Ring, rs.State, fmtWhenPtr(rs.EnteredAt), fmt.Sprintf("%d/%d", rs.Adoption, rs.Installations),
 				rs.Healthy, rs.Failed, orDash(rs.Reason))
 		}
+	}
+	printQuotas(w, st.Quotas)
+}
+
+// printQuotas shows each customer's use of its check-in quotas.
+func printQuotas(w io.Writer, qs []release.QuotaUsage) {
+	if len(qs) == 0 {
+		return
+	}
+	limit := func(n, max int64) string {
+		if max == 0 {
+			return fmt.Sprint(n)
+		}
+		return fmt.Sprintf("%d/%d", n, max)
+	}
+	fmt.Fprintln(w)
+	row(w, "CUSTOMER", "NEW INSTANCES (HOUR)", "MAX EVENTS (DAY)", "STORED BYTES")
+	for _, q := range qs {
+		row(w, q.Customer, limit(int64(q.NewInstances), int64(q.NewInstancesLimit)), limit(int64(q.MaxEvents), int64(q.EventsLimit)), limit(q.StoredBytes, q.StoredBytesLimit))
 	}
 }

@@ -31,7 +31,7 @@ func serveCommand(stdout, stderr io.Writer) *ucli.Command {
 		Description: "Serves POST /v1/checkin and GET /v1/keys for installations, the admin API under\n" +
 			"/api/v1 (see docs/api.md), /healthz, /readyz and /metrics. Logs are JSON on stderr.\n" +
 			"Several serve processes may share one PostgreSQL database.",
-		Flags: []ucli.Flag{
+		Flags: append([]ucli.Flag{
 			dbFlag(),
 			&ucli.StringFlag{Name: "listen", Value: ":8080", Usage: "address to listen on"},
 			&ucli.StringFlag{Name: "incident-webhook", Sources: ucli.EnvVars("RINGFENCE_INCIDENT_WEBHOOK"),
@@ -44,7 +44,14 @@ func serveCommand(stdout, stderr io.Writer) *ucli.Command {
 			&ucli.DurationFlag{Name: "key-overlap", Value: 30 * 24 * time.Hour,
 				Usage: "after keys rotate, how long the previous signing key co-signs answers (negative: not at all)"},
 			&ucli.DurationFlag{Name: "retention", Value: 90 * 24 * time.Hour, Usage: "how long instance history is kept"},
-		},
+			&ucli.StringFlag{Name: "metrics-listen", Sources: ucli.EnvVars("RINGFENCE_METRICS_LISTEN"),
+				Usage: "serve /metrics, without authentication, on this separate address (e.g. 127.0.0.1:9090); off by default"},
+			&ucli.StringFlag{Name: "metrics-token", Sources: ucli.EnvVars("RINGFENCE_METRICS_TOKEN"),
+				Usage: "serve /metrics on --listen too, to requests with Authorization: Bearer <token>; off by default"},
+			&ucli.IntFlag{Name: "quota-new-instances", Value: 1000, Usage: "installations one enrollment key may create per hour (-1: no limit)"},
+			&ucli.IntFlag{Name: "quota-events", Value: 1000, Usage: "events one installation may report per day (-1: no limit)"},
+			&ucli.Int64Flag{Name: "quota-stored-bytes", Value: 256 << 20, Usage: "bytes of instance history one customer may have in the store (-1: no limit)"},
+		}, kekFlags()...),
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
 			if cmd.Args().Len() > 0 {
 				return withCode(ExitError, fmt.Errorf("serve takes no arguments, got %q", cmd.Args().Slice()))
@@ -61,8 +68,14 @@ func serve(ctx context.Context, cmd *ucli.Command, log *slog.Logger) error {
 		return err
 	}
 	defer store.Close()
+	kek, err := keyEncryptionKey(ctx, cmd, store, log)
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(ctx, server.Config{
 		Store:               store,
+		KeyEncryptionKey:    kek,
+		MetricsToken:        cmd.String("metrics-token"),
 		Logger:              log,
 		AnswerTTL:           cmd.Duration("answer-ttl"),
 		CheckInRate:         rate.Limit(cmd.Float("checkin-rate")),
@@ -71,6 +84,9 @@ func serve(ctx context.Context, cmd *ucli.Command, log *slog.Logger) error {
 		WebhookAllowPrivate: cmd.Bool("webhook-allow-private"),
 		Retention:           cmd.Duration("retention"),
 		KeyOverlap:          cmd.Duration("key-overlap"),
+		QuotaNewInstances:   int(cmd.Int("quota-new-instances")),
+		QuotaEvents:         int(cmd.Int("quota-events")),
+		QuotaStoredBytes:    cmd.Int64("quota-stored-bytes"),
 	})
 	if err != nil {
 		return err
@@ -86,6 +102,23 @@ func serve(ctx context.Context, cmd *ucli.Command, log *slog.Logger) error {
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	var metricsServer *http.Server
+	if addr := cmd.String("metrics-listen"); addr != "" {
+		mln, err := net.Listen("tcp", addr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen for metrics on %s: %w", addr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", srv.Metrics())
+		metricsServer = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second,
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		go func() { _ = metricsServer.Serve(mln) }()
+		defer metricsServer.Close()
+		log.Info("serving metrics", slog.String("addr", mln.Addr().String()))
+	} else if cmd.String("metrics-token") == "" {
+		log.Info("metrics are not exposed: give --metrics-listen (a private address) or --metrics-token")
 	}
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
 	runDone := make(chan error, 1)

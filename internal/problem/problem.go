@@ -16,6 +16,12 @@ const (
 	TooLarge    = "too_large"
 	RateLimited = "rate_limited"
 	Unavailable = "unavailable"
+	// UnsupportedMediaType: a request body that is not application/json.
+	UnsupportedMediaType = "unsupported_media_type"
+	// PreconditionFailed: If-Match names another version of the resource.
+	PreconditionFailed = "precondition_failed"
+	// MethodNotAllowed: the path exists, not with this method (see Allow).
+	MethodNotAllowed = "method_not_allowed"
 )
 
 // Details is an RFC 9457 problem details body, with ringfence's error code.
@@ -41,6 +47,9 @@ var statuses = [...]struct {
 	{TooLarge, http.StatusRequestEntityTooLarge},
 	{RateLimited, http.StatusTooManyRequests},
 	{Unavailable, http.StatusServiceUnavailable},
+	{UnsupportedMediaType, http.StatusUnsupportedMediaType},
+	{PreconditionFailed, http.StatusPreconditionFailed},
+	{MethodNotAllowed, http.StatusMethodNotAllowed},
 }
 
 // Status returns the HTTP status that answers code: 500 for codes it does

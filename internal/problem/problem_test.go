@@ -11,7 +11,7 @@ import (
 // maps back to it, and that unknown codes and statuses are internal.
 func TestStatusAndCodeAreInverse(t *testing.T) {
 	for _, code := range []string{release.EINVALID, release.EUNAUTHORIZED, release.EFORBIDDEN, release.ENOTFOUND, release.ECONFLICT,
-		TooLarge, RateLimited, Unavailable} {
+		TooLarge, RateLimited, Unavailable, UnsupportedMediaType, PreconditionFailed, MethodNotAllowed} {
 		st := Status(code)
 		if st == http.StatusInternalServerError {
 			t.Errorf("Status(%q) = 500", code)

@@ -6,6 +6,7 @@ package servertest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/ringfence/ringfence/release"
 	"github.com/ringfence/ringfence/server"
+	"github.com/ringfence/ringfence/sign"
 	"github.com/ringfence/ringfence/sqlstore"
 )
 
@@ -51,6 +53,9 @@ func Start(t testing.TB, dsn string, cfg server.Config) *Server {
 		t.Fatalf("open store: %v", err)
 	}
 	cfg.Store = store
+	if cfg.KeyEncryptionKey == nil {
+		cfg.KeyEncryptionKey = KeyEncryptionKey(t)
+	}
 	srv, err := server.New(ctx, cfg)
 	if err != nil {
 		cancel()
@@ -84,6 +89,20 @@ func Start(t testing.TB, dsn string, cfg server.Config) *Server {
 		return resp.StatusCode == http.StatusOK
 	})
 	return &Server{URL: hs.URL, Store: store, Srv: srv, Admin: admin}
+}
+
+// KeyEncryptionKey returns the key-encryption key Start gives servers
+// unless the test chooses one: the same for every test, so servers started
+// one after the other on a store open its signing keys. It is a test
+// constant, not a secret.
+func KeyEncryptionKey(t testing.TB) *sign.KeyEncryptionKey {
+	t.Helper()
+	raw := sha256.Sum256([]byte("ringfence servertest key-encryption key"))
+	kek, err := sign.NewKeyEncryptionKey(raw[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kek
 }
 
 // Eventually polls cond every 10ms and fails the test unless it holds

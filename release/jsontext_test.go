@@ -1,0 +1,27 @@
+package release
+
+import "testing"
+
+func TestCheckJSON(t *testing.T) {
+	for _, c := range []struct {
+		body, err string
+	}{
+		{`{"a":"x\ty\nz","b":[1,"ok",{"c":null}]}`, ""},
+		{`{"a":"\u0000"}`, "a: control character U+0000"},
+		{`{"a":[{"b":"x"},{"b":"\u0007"}]}`, "a[1].b: control character U+0007"},
+		{`{"a\u0001":1}`, "a\x01: control character U+0001"},
+		{`{"a":{"b":{"c":"\r"}}}`, "a.b.c: control character U+000D"},
+		{`{"a":`, ""}, // malformed: left to the decoder
+		{`{"a":1,"b":{"a":1},"a":2}`, "field a given twice"},
+		{`{"b":{"c":1,"c":2}}`, "field b.c given twice"},
+		{`{"Instance_ID":"x"}`, "unknown field Instance_ID (field names are lower case)"},
+		{"{\"a\":\"\xff\"}", "body is not valid UTF-8"},
+		{`{"a":"\ud800"}`, "a: invalid \\u escape"},
+		{`{"a":"\ud83d\ude00 \ufffd"}`, ""},
+	} {
+		err := CheckJSON([]byte(c.body))
+		if got := ErrorMessage(err); got != c.err && !(c.err != "" && len(got) > len(c.err) && got[:len(c.err)] == c.err) {
+			t.Errorf("%s: %q, want %q...", c.body, got, c.err)
+		}
+	}
+}
