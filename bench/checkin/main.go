@@ -232,6 +232,7 @@ func setup(c *http.Client, url, token, product string, customers int) ([]string,
 			return err
 		}
 		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
 		resp, err := c.Do(req)
 		if err != nil {
 			return err
