@@ -14,6 +14,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -36,6 +37,7 @@ import (
 	"github.com/ringfence/ringfence/client"
 	"github.com/ringfence/ringfence/release"
 	"github.com/ringfence/ringfence/server"
+	"github.com/ringfence/ringfence/sign"
 	"github.com/ringfence/ringfence/sqlstore"
 )
 
@@ -175,7 +177,14 @@ func startServer(ctx context.Context, db string) (url, admin string, stop func()
 		return "", "", nil, err
 	}
 	sctx, cancel := context.WithCancel(ctx)
-	srv, err := server.New(sctx, server.Config{Store: store, CheckInRate: 1e6, CheckInBurst: 1e6})
+	raw := make([]byte, 32)
+	rand.Read(raw) // never fails (crypto/rand)
+	kek, err := sign.NewKeyEncryptionKey(raw)
+	if err != nil {
+		cancel()
+		return "", "", nil, err
+	}
+	srv, err := server.New(sctx, server.Config{Store: store, CheckInRate: 1e6, CheckInBurst: 1e6, KeyEncryptionKey: kek})
 	if err != nil {
 		cancel()
 		store.Close()

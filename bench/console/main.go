@@ -13,6 +13,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"flag"
 	"fmt"
 	"net/http"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/ringfence/ringfence/release"
 	"github.com/ringfence/ringfence/server"
+	"github.com/ringfence/ringfence/sign"
 	"github.com/ringfence/ringfence/sqlstore"
 )
 
@@ -60,7 +62,13 @@ func run(dsn string, n, requests int) error {
 	if err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
-	srv, err := server.New(ctx, server.Config{Store: store})
+	raw := make([]byte, 32)
+	rand.Read(raw) // never fails (crypto/rand)
+	kek, err := sign.NewKeyEncryptionKey(raw)
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(ctx, server.Config{Store: store, KeyEncryptionKey: kek})
 	if err != nil {
 		return err
 	}
