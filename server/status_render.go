@@ -169,17 +169,22 @@ func bars(h incident.ComponentHistory, names map[int64]string) ([]bar, string) {
 		}
 		out = append(out, b)
 	}
+	days := func(n int) string {
+		if n == 1 {
+			return "1 day"
+		}
+		return strconv.Itoa(n) + " days"
+	}
 	var parts []string
 	for _, st := range incident.ComponentStatuses() {
 		if n := counts[st]; n > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", n, strings.ToLower(words(string(st)))))
+			parts = append(parts, days(n)+" "+strings.ToLower(words(string(st))))
 		}
 	}
 	if n := counts[""]; n > 0 {
-		parts = append(parts, fmt.Sprintf("%d without data", n))
+		parts = append(parts, days(n)+" before it existed")
 	}
-	summary := "days: " + strings.Join(parts, ", ")
-	return out, summary
+	return out, strings.Join(parts, ", ")
 }
 
 func (r *statusRenderer) incidentView(inc incident.Incident, comps map[int64]incident.Component) incidentView {
