@@ -112,7 +112,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		free := w.cfg.Concurrency - int(w.inflight.Load())
 		want, got := min(free, 500), 0
 		if want > 0 {
-			lease := 2*w.cfg.Timeout + 5*time.Second // beyond one attempt and its recording
+			lease := 3 * w.cfg.Timeout // beyond one attempt and its recording
 			items, err := w.cfg.Store.ClaimDeliveries(ctx, want, lease)
 			if err != nil && ctx.Err() == nil {
 				w.log.Error("claim deliveries", slog.Any("err", err))

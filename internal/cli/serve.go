@@ -14,6 +14,7 @@ import (
 	ucli "github.com/urfave/cli/v3"
 	"golang.org/x/time/rate"
 
+	"github.com/ringfence/ringfence/notify"
 	"github.com/ringfence/ringfence/server"
 	"github.com/ringfence/ringfence/sqlstore"
 )
@@ -51,6 +52,9 @@ func serveCommand(stdout, stderr io.Writer) *ucli.Command {
 			&ucli.StringFlag{Name: "smtp", Sources: ucli.EnvVars("RINGFENCE_SMTP"),
 				Usage: "SMTP server for email subscribers: smtp://[user:pass@]host[:port] (STARTTLS when offered) or smtps://..."},
 			&ucli.StringFlag{Name: "smtp-from", Sources: ucli.EnvVars("RINGFENCE_SMTP_FROM"), Usage: "sender address of status emails"},
+			&ucli.DurationFlag{Name: "subscriber-timeout", Value: 10 * time.Second, Usage: "time limit of one delivery attempt to a subscriber"},
+			&ucli.IntFlag{Name: "subscriber-attempts", Value: 10, Usage: "attempts per delivery before it is dead (replay it with `subscriber replay`)"},
+			&ucli.DurationFlag{Name: "subscriber-backoff", Value: 10 * time.Second, Usage: "wait after a delivery's first failure; doubles per attempt, at most an hour"},
 		},
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
 			if cmd.Args().Len() > 0 {
@@ -90,6 +94,8 @@ func serve(ctx context.Context, cmd *ucli.Command, log *slog.Logger) error {
 		PageTitle:           cmd.String("page-title"),
 		SMTP:                cmd.String("smtp"),
 		SMTPFrom:            cmd.String("smtp-from"),
+		Notify: notify.Config{Timeout: cmd.Duration("subscriber-timeout"), MaxAttempts: int(cmd.Int("subscriber-attempts")),
+			Backoff: cmd.Duration("subscriber-backoff")},
 	})
 	if err != nil {
 		ln.Close()

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-smtp"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
@@ -48,8 +49,12 @@ type Receiver struct {
 	block map[string]chan struct{}
 	count atomic.Int64
 	// Keep, when false, records only the count (for benchmarks).
-	keep bool
+	keep  bool
+	delay atomic.Int64
 }
+
+// Delay makes the receiver take d to answer each request.
+func (r *Receiver) Delay(d time.Duration) { r.delay.Store(int64(d)) }
 
 // NewReceiver starts a receiver for t.
 func NewReceiver(t testing.TB) *Receiver {
@@ -111,6 +116,9 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
 	secret, ok := r.secrets[req.URL.Path]
 	block := r.block[req.URL.Path]
 	r.mu.Unlock()
+	if d := time.Duration(r.delay.Load()); d > 0 {
+		time.Sleep(d)
+	}
 	if block != nil {
 		select {
 		case <-block:
