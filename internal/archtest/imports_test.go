@@ -38,6 +38,7 @@ var allowed = map[string][]string{
 	"internal/archtest":    {},
 	"bench/amcheck":        {},
 	"bench/checkin":        {"release", "server", "sign", "sqlstore"},
+	"bench/status":         {"incident", "internal/notifytest", "notify", "server", "sqlstore"},
 }
 
 func TestImportsFollowTheArchitecture(t *testing.T) {

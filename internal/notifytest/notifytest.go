@@ -56,11 +56,20 @@ type Receiver struct {
 // Delay makes the receiver take d to answer each request.
 func (r *Receiver) Delay(d time.Duration) { r.delay.Store(int64(d)) }
 
-// NewReceiver starts a receiver for t.
+// NewReceiver starts a receiver for t, stopped when t ends.
 func NewReceiver(t testing.TB) *Receiver {
-	r := &Receiver{secrets: map[string]string{}, block: map[string]chan struct{}{}, keep: true}
+	r, stop := StartReceiver()
+	t.Cleanup(stop)
+	return r
+}
+
+// StartReceiver starts a receiver (for programs such as benchmarks); stop
+// stops it.
+func StartReceiver() (r *Receiver, stop func()) {
+	r = &Receiver{secrets: map[string]string{}, block: map[string]chan struct{}{}, keep: true}
 	srv := httptest.NewServer(http.HandlerFunc(r.serve))
-	t.Cleanup(func() {
+	r.URL = srv.URL
+	return r, func() {
 		r.mu.Lock()
 		for _, ch := range r.block {
 			select {
@@ -71,15 +80,14 @@ func NewReceiver(t testing.TB) *Receiver {
 		}
 		r.mu.Unlock()
 		srv.Close()
-	})
-	r.URL = srv.URL
-	return r
+	}
 }
 
 // CountOnly makes the receiver keep no requests, only count and verify them.
 func (r *Receiver) CountOnly() { r.keep = false }
 
-// Secret sets the secret requests to path are verified with.
+// Secret sets the secret requests to path are verified with ("*": every
+// path without a secret of its own).
 func (r *Receiver) Secret(path, secret string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -114,6 +122,9 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
 	r.mu.Lock()
 	secret, ok := r.secrets[req.URL.Path]
+	if !ok {
+		secret, ok = r.secrets["*"]
+	}
 	block := r.block[req.URL.Path]
 	r.mu.Unlock()
 	if d := time.Duration(r.delay.Load()); d > 0 {
