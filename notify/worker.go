@@ -41,6 +41,9 @@ type Config struct {
 	Backoff     time.Duration
 	// Poll is how often the worker looks for work without being kicked (1s).
 	Poll time.Duration
+	// Retention is how long finished deliveries are kept (90 days), pruned
+	// hourly; negative keeps them.
+	Retention time.Duration
 }
 
 // Worker fans notifications out and delivers them. Create it with New and
@@ -79,6 +82,9 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.Poll <= 0 {
 		cfg.Poll = time.Second
 	}
+	if cfg.Retention == 0 {
+		cfg.Retention = 90 * 24 * time.Hour
+	}
 	return &Worker{cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1), freed: make(chan struct{}, 1)}, nil
 }
 
@@ -105,7 +111,16 @@ func (w *Worker) Run(ctx context.Context) error {
 	var attempts sync.WaitGroup
 	t := time.NewTicker(w.cfg.Poll)
 	defer t.Stop()
+	var pruned time.Time
 	for {
+		if w.cfg.Retention > 0 && time.Since(pruned) > time.Hour {
+			pruned = time.Now()
+			if n, err := w.cfg.Store.PruneDeliveries(ctx, pruned.Add(-w.cfg.Retention)); err != nil && ctx.Err() == nil {
+				w.log.Error("prune deliveries", slog.Any("err", err))
+			} else if n > 0 {
+				w.log.Info("pruned deliveries", slog.Int64("rows", n))
+			}
+		}
 		if err := w.fanOut(ctx); err != nil && ctx.Err() == nil {
 			w.log.Error("fan out status notifications", slog.Any("err", err))
 		}
