@@ -124,7 +124,13 @@ func (w *Worker) Run(ctx context.Context) error {
 		if err := w.fanOut(ctx); err != nil && ctx.Err() == nil {
 			w.log.Error("fan out status notifications", slog.Any("err", err))
 		}
-		free := w.cfg.Concurrency - int(w.inflight.Load())
+		// Claim when a quarter of the slots are free (or none is busy): one
+		// claim transaction per freed slot would cost a commit each.
+		inflight := int(w.inflight.Load())
+		free := w.cfg.Concurrency - inflight
+		if free < max(1, w.cfg.Concurrency/4) && inflight > 0 {
+			free = 0
+		}
 		want, got := min(free, 500), 0
 		if want > 0 {
 			lease := 3 * w.cfg.Timeout // beyond one attempt and its recording
