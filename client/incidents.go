@@ -99,6 +99,7 @@ type IncidentUpdate struct {
 	Status     incident.Status   `json:"status,omitempty"`
 	Message    string            `json:"message"`
 	Impact     incident.Impact   `json:"impact,omitempty"`
+	Severity   incident.Severity `json:"severity,omitempty"`
 	Components []ComponentStatus `json:"components,omitempty"`
 	Notify     *bool             `json:"notify,omitempty"`
 }

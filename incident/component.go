@@ -17,12 +17,15 @@ const (
 	UnderMaintenance    ComponentStatus = "under_maintenance"
 )
 
-// ComponentStatuses lists the component statuses from best to worst (see
+// componentStatuses lists the component statuses from best to worst (see
 // Rank).
 var componentStatuses = [...]ComponentStatus{Operational, UnderMaintenance, DegradedPerformance, PartialOutage, MajorOutage}
 
 // ComponentStatuses returns every component status, best first.
-func ComponentStatuses() []ComponentStatus { return componentStatuses[:] }
+func ComponentStatuses() []ComponentStatus {
+	all := componentStatuses // a copy: callers cannot change the table
+	return all[:]
+}
 
 // Valid reports whether s is a known status.
 func (s ComponentStatus) Valid() bool { return s.Rank() >= 0 }

@@ -205,6 +205,9 @@ func (d Declaration) Validate(levels Severities) error {
 	if err := validateText("incident title", d.Title, true, maxTitleLen); err != nil {
 		return err
 	}
+	if d.Impact == "" {
+		return Errorf(EINVALID, "impact is required: none, minor, major or critical")
+	}
 	if !d.Impact.Valid() {
 		return Errorf(EINVALID, "unknown impact %q: use none, minor, major or critical", d.Impact)
 	}
@@ -279,11 +282,24 @@ type Change struct {
 	Components []ComponentChange `json:"components"`
 	// Impact, when set, changes the incident's impact.
 	Impact Impact `json:"impact,omitempty"`
-	Notify bool   `json:"notify"`
+	// Severity, when set, changes the incident's severity (Validate checks
+	// it against the levels in force).
+	Severity Severity `json:"severity,omitempty"`
+	Notify   bool     `json:"notify"`
+}
+
+// Validate checks what of c depends on the severities in force.
+func (c Change) Validate(levels Severities) error {
+	if c.Severity == "" {
+		return nil
+	}
+	_, err := levels.Lookup(c.Severity)
+	return err
 }
 
 // Apply adds c as a new update of i at now, moving i's status along the
-// lifecycle (CanBecome; ECONFLICT for an illegal move). The update is
+// lifecycle (CanBecome; ECONFLICT for an illegal move) and changing its
+// impact and severity when c sets them (check c.Validate first). The update is
 // returned too; it is i.Updates[0] afterwards. Updates of a draft never
 // notify.
 func (i *Incident) Apply(c Change, by string, now time.Time) (Update, error) {
@@ -304,6 +320,9 @@ func (i *Incident) Apply(c Change, by string, now time.Time) (Update, error) {
 			return Update{}, Errorf(EINVALID, "unknown impact %q: use none, minor, major or critical", c.Impact)
 		}
 		i.Impact = c.Impact
+	}
+	if c.Severity != "" {
+		i.Severity = c.Severity
 	}
 	if c.Status == StatusMonitoring && i.Status != StatusMonitoring {
 		i.MonitoringAt = &now

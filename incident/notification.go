@@ -36,7 +36,9 @@ type Notification struct {
 	Kind NotificationKind `json:"kind"`
 	// Incident is the incident as it was right after the change (incident_*).
 	Incident *Incident `json:"incident,omitempty"`
-	// Update is the update the change added (incident_*).
+	// Update is the update the change added (incident_*); for a
+	// publication, the latest update; nil for a postmortem, which is
+	// incident_updated with Incident.Postmortem set.
 	Update *Update `json:"update,omitempty"`
 	// Maintenance is the maintenance right after the change (maintenance_*).
 	Maintenance *Maintenance `json:"maintenance,omitempty"`

@@ -1,7 +1,10 @@
 package incident
 
 import (
+	"fmt"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -97,4 +100,48 @@ func TestComponentStatusOrder(t *testing.T) {
 			t.Errorf("%q: %v", name, err)
 		}
 	}
+}
+
+// FuzzPulledNotices checks PulledNotices' promises on arbitrary pulls: every
+// pulled version is in exactly one notice of its product, and no notice
+// sends customers to a version that is itself pulled.
+func FuzzPulledNotices(f *testing.F) {
+	f.Add([]byte{0, 1, 1, 2, 2, 0, 3, 3, 0})
+	f.Add([]byte{5, 1, 6, 6, 2, 5, 7, 0, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		// Each 3 bytes: a version (0-7), an action (upgrade, rollback, hold),
+		// a target (0-7); one product, each version pulled at most once.
+		var pulled []PulledRelease
+		seen := map[string]bool{}
+		for i := 0; i+2 < len(data) && len(pulled) < 8; i += 3 {
+			v := fmt.Sprintf("1.0.%d", data[i]%8)
+			if seen[v] {
+				continue
+			}
+			seen[v] = true
+			p := PulledRelease{Product: "app", Version: v, Action: []string{"upgrade", "rollback", "hold"}[data[i+1]%3]}
+			if p.Action != "hold" {
+				p.Target = fmt.Sprintf("1.0.%d", data[i+2]%8)
+			}
+			pulled = append(pulled, p)
+		}
+		slices.SortFunc(pulled, func(a, b PulledRelease) int { return strings.Compare(a.Version, b.Version) })
+		count := map[string]int{}
+		for _, n := range PulledNotices(pulled) {
+			if seen[n.Target] {
+				t.Fatalf("notice %+v sends customers to a pulled version", n)
+			}
+			if (n.Action == "hold") != (n.Target == "") {
+				t.Fatalf("notice %+v: hold goes without a target, and only hold", n)
+			}
+			for _, v := range n.Versions {
+				count[v]++
+			}
+		}
+		for v := range seen {
+			if count[v] != 1 {
+				t.Fatalf("version %s is in %d notices", v, count[v])
+			}
+		}
+	})
 }

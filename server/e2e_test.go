@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringfence/ringfence/incident"
 	"github.com/ringfence/ringfence/internal/pgtest"
 	"github.com/ringfence/ringfence/internal/problem"
 	"github.com/ringfence/ringfence/internal/servertest"
@@ -178,6 +179,14 @@ func scenario(t *testing.T, dsn string) {
 	}
 	if len(halts) != 1 {
 		t.Errorf("%d auto-halt audit entries, want 1", len(halts))
+	}
+	// Auto-halt opened a draft incident naming the release; the pull of
+	// 1.1.0 opened a published one.
+	var incs []incident.Incident
+	e.api("GET", "/api/v1/incidents", nil, http.StatusOK, &incs)
+	if len(incs) != 2 || !incs[0].Draft || incs[0].By != sqlstore.ActorAutoHalt || incs[0].Releases[0].String() != "acme@1.2.0" ||
+		incs[1].Draft || incs[1].Releases[0].String() != "acme@1.1.0" {
+		t.Errorf("incidents after a pull and an auto-halt: %+v", incs)
 	}
 	servertest.Eventually(t, 5*time.Second, "incident webhook delivered", func() bool { return len(hook.received()) == 1 })
 	if h := hook.received()[0]; h.Event != "release.auto_halt" || h.Release.Version.String() != "1.2.0" || h.Evidence.Failed != 2 {
@@ -480,6 +489,9 @@ func twoServers(t *testing.T, dsn string) {
 	}
 	if halts := a.auditEntries("release.auto_halt"); len(halts) != 1 {
 		t.Errorf("%d auto-halt audit entries, want 1", len(halts))
+	}
+	if incs := a.auditEntries("incident.declare"); len(incs) != 1 || incs[0].Actor != sqlstore.ActorAutoHalt {
+		t.Errorf("incidents declared for one auto-halt: %+v, want 1 by auto-halt", incs)
 	}
 }
 

@@ -33,7 +33,8 @@ func (s *Server) incidentRoutes() []Route {
 		{"GET", "/api/v1/incidents", viewer, incidentErrs(reply(s.listIncidents))},
 		{"POST", "/api/v1/incidents", inc, incidentErrs(create(s, s.declareIncident))},
 		{"GET", "/api/v1/incidents/{id}", viewer, incidentErrs(reply(s.getIncident))},
-		{"POST", "/api/v1/incidents/{id}/updates", inc, incidentErrs(apply(http.StatusCreated, nil, s.updateIncident))},
+		// An update may raise the severity and so pause releases: the snapshot is rebuilt before answering.
+		{"POST", "/api/v1/incidents/{id}/updates", inc, incidentErrs(create(s, s.updateIncident))},
 		{"POST", "/api/v1/incidents/{id}/resolve", inc, incidentErrs(apply(http.StatusOK, nil, s.resolveIncident))},
 		{"POST", "/api/v1/incidents/{id}/publish", inc, incidentErrs(apply(http.StatusOK, nil, s.publishIncident))},
 		{"PUT", "/api/v1/incidents/{id}/postmortem", inc, incidentErrs(apply(http.StatusOK, nil, s.setPostmortem))},
@@ -109,6 +110,7 @@ type updateRequest struct {
 	Status     incident.Status         `json:"status"`
 	Message    string                  `json:"message"`
 	Impact     incident.Impact         `json:"impact"`
+	Severity   incident.Severity       `json:"severity"`
 	Components []componentStatusChange `json:"components"`
 	Notify     *bool                   `json:"notify"`
 }
@@ -213,7 +215,7 @@ func (s *Server) updateIncident(r *http.Request, who release.Token, req updateRe
 		return incident.Incident{}, err
 	}
 	return s.store.UpdateIncident(r.Context(), who.Actor(), id, incident.Change{Status: req.Status, Message: req.Message,
-		Impact: req.Impact, Components: changesOf(req.Components), Notify: orTrue(req.Notify)})
+		Impact: req.Impact, Severity: req.Severity, Components: changesOf(req.Components), Notify: orTrue(req.Notify)})
 }
 
 func (s *Server) resolveIncident(r *http.Request, who release.Token, req resolveIncidentRequest) (incident.Incident, error) {

@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 
+	"github.com/ringfence/ringfence/incident"
 	"github.com/ringfence/ringfence/internal/netguard"
 	"github.com/ringfence/ringfence/notify"
 	"github.com/ringfence/ringfence/release"
@@ -377,6 +378,13 @@ func (s *Server) pruneLoop(ctx context.Context) {
 			s.log.Error("prune instance history", slog.Any("err", err))
 		case n > 0:
 			s.log.Info("pruned instance history", slog.Int64("rows", n))
+		}
+		// The status page shows 90 days whatever the retention: keep a day more.
+		keep := max(s.cfg.Retention, time.Duration(incident.HistoryDays+1)*24*time.Hour)
+		if n, err := s.store.PruneStatusHistory(ctx, time.Now().Add(-keep)); err != nil && ctx.Err() == nil {
+			s.log.Error("prune status history", slog.Any("err", err))
+		} else if n > 0 {
+			s.log.Info("pruned status history", slog.Int64("rows", n))
 		}
 		select {
 		case <-ctx.Done():

@@ -222,15 +222,22 @@ func (s *Store) SetComponentStatus(ctx context.Context, actor, name string, stat
 // or, if 0, by name) at at: it fills in each change's id, name and old
 // status, writes the new status and records it in the component's history
 // (unchanged statuses are left alone). ENOTFOUND for an unknown component.
+//
+// Transactions changing components serialize (on PostgreSQL, an advisory
+// lock), so two updates naming the same components in different orders never
+// deadlock; they take it before any release lock.
 func (s *Store) changeComponents(ctx context.Context, tx *sql.Tx, changes []incident.ComponentChange, at time.Time) ([]incident.ComponentChange, error) {
 	out := make([]incident.ComponentChange, 0, len(changes))
+	if len(changes) == 0 {
+		return out, nil
+	}
+	if err := s.serialize(ctx, tx, "components"); err != nil {
+		return nil, err
+	}
 	for _, ch := range changes {
 		q, arg := `SELECT id, name, status FROM status_components WHERE name = $1`, any(ch.Name)
 		if ch.ComponentID != 0 {
 			q, arg = `SELECT id, name, status FROM status_components WHERE id = $1`, ch.ComponentID
-		}
-		if s.dialect == Postgres {
-			q += ` FOR UPDATE`
 		}
 		var old string
 		if err := tx.QueryRowContext(ctx, q, arg).Scan(&ch.ComponentID, &ch.Name, &old); err != nil {
@@ -313,4 +320,35 @@ func (s *Store) StatusNotificationsAfter(ctx context.Context, afterID int64, lim
 		n.ID, n.At = id, n.At.UTC()
 		return n, nil
 	}, "list status notifications", `SELECT id, body FROM status_notifications WHERE id > $1 ORDER BY id LIMIT $2`, afterID, limit)
+}
+
+// PruneStatusHistory deletes what the status page no longer shows from
+// before cutoff: notifications, and component status entries except each
+// component's last one before cutoff (the status it had when the kept
+// history begins). Incidents and maintenance are kept. One server at a
+// time (it serializes with Prune). It returns the rows deleted.
+func (s *Store) PruneStatusHistory(ctx context.Context, cutoff time.Time) (int64, error) {
+	var total int64
+	err := s.writeSilent(ctx, func(tx *sql.Tx) error {
+		if err := s.serialize(ctx, tx, "prune"); err != nil {
+			return err
+		}
+		for _, q := range []string{
+			`DELETE FROM status_notifications WHERE created_at < $1`,
+			`DELETE FROM component_status_log WHERE at < $1 AND id NOT IN
+				(SELECT MAX(id) FROM component_status_log WHERE at < $1 GROUP BY component_id)`,
+		} {
+			res, err := tx.ExecContext(ctx, q, cutoff.UTC())
+			if err != nil {
+				return fmt.Errorf("prune status history: %w", err)
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("prune status history: %w", err)
+			}
+			total += n
+		}
+		return nil
+	})
+	return total, err
 }

@@ -106,11 +106,13 @@ func scanUpdate(row interface{ Scan(...any) error }) (incident.Update, error) {
 
 // getIncident reads one incident with its timeline; ENOTFOUND if unknown.
 // lock takes its row lock on PostgreSQL (in a write transaction), so two
-// changes of one incident run one after the other.
+// changes of one incident run one after the other. The lock is FOR NO KEY
+// UPDATE: rows that only reference the incident (a pull linking a release
+// to it) do not wait for it.
 func (s *Store) getIncident(ctx context.Context, q queryer, id int64, lock bool) (incident.Incident, error) {
 	query := `SELECT ` + incidentCols + ` FROM incidents WHERE id = $1`
 	if lock && s.dialect == Postgres {
-		query += ` FOR UPDATE`
+		query += ` FOR NO KEY UPDATE`
 	}
 	i, err := scanIncident(q.QueryRowContext(ctx, query, id))
 	if err != nil {
@@ -315,26 +317,24 @@ func incidentTarget(id int64) string { return "incident/" + strconv.FormatInt(id
 // with the incident as the reason; it leaves paused and pulled releases as
 // they are and reports whether it paused.
 func (s *Store) pauseForIncident(ctx context.Context, tx *sql.Tx, actor string, inc incident.Incident, product string, v release.Version, at time.Time) (bool, error) {
-	before, err := s.lockRelease(ctx, tx, product, v)
-	if err != nil {
-		return false, err
-	}
-	if before.Status != release.StatusOK {
-		return false, nil
-	}
-	r := before
 	reason := fmt.Sprintf("incident %d (%s): %s", inc.ID, inc.Severity, inc.Title)
 	if len(reason) > 4096 {
 		reason = reason[:4096]
 	}
-	if err := r.Pause(actor, reason, "", at); err != nil {
-		return false, err
+	_, err := s.changeRelease(ctx, tx, actor, "release.pause", reason, product, v, func(r *release.Release, _ []release.Release) error {
+		if r.Status != release.StatusOK {
+			return errNotOK
+		}
+		return r.Pause(actor, reason, "", at)
+	})
+	if errors.Is(err, errNotOK) {
+		return false, nil
 	}
-	if err := storeStatus(ctx, tx, before.Status, &r); err != nil {
-		return false, err
-	}
-	return true, auditWhy(ctx, tx, actor, "release.pause", "release/"+r.ID(), reason, before, r)
+	return err == nil, err
 }
+
+// errNotOK stops a pause of a release that is already paused or pulled.
+var errNotOK = errors.New("release is not ok")
 
 // insertUpdate stores u and sets its id.
 func insertUpdate(ctx context.Context, tx *sql.Tx, u *incident.Update) error {
@@ -410,7 +410,9 @@ func (s *Store) changeIncident(ctx context.Context, actor, action, reason string
 // ECONFLICT for an illegal move), sets the components it names, and records
 // the notification when it notifies and the incident is published.
 // Resolving without naming components returns every component the incident
-// changed, and that is not operational, to operational.
+// changed, and that is not operational, to operational. Raising the
+// severity to one the policy says pauses releases pauses the releases the
+// incident names, as declaring it so would have.
 func (s *Store) UpdateIncident(ctx context.Context, actor string, id int64, c incident.Change) (incident.Incident, error) {
 	action := "incident.update"
 	if c.Status == incident.StatusResolved {
@@ -418,6 +420,13 @@ func (s *Store) UpdateIncident(ctx context.Context, actor string, id int64, c in
 	}
 	return s.changeIncident(ctx, actor, action, c.Message, id, func(tx *sql.Tx, inc *incident.Incident, at time.Time) error {
 		if err := inc.Status.CanBecome(c.Status); err != nil {
+			return err
+		}
+		cfg, err := incidentConfig(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if err := c.Validate(cfg.Severities); err != nil {
 			return err
 		}
 		if c.Status == incident.StatusResolved && len(c.Components) == 0 {
@@ -440,6 +449,21 @@ func (s *Store) UpdateIncident(ctx context.Context, actor string, id int64, c in
 				return err
 			}
 			c.Components = changes
+		}
+		// Components first, releases second: the order every transaction
+		// takes these locks in, so none waits on another in a cycle.
+		if c.Severity != "" && c.Severity != inc.Severity && cfg.Policy.Pauses(c.Severity) && c.Status.Unresolved() {
+			escalated := *inc
+			escalated.Severity = c.Severity
+			for _, ref := range inc.Releases {
+				v, err := release.ParseVersion(ref.Version)
+				if err != nil {
+					return fmt.Errorf("incident %d names release %s: %w", inc.ID, ref, err)
+				}
+				if _, err := s.pauseForIncident(ctx, tx, actor, escalated, ref.Product, v, at); err != nil {
+					return err
+				}
+			}
 		}
 		u, err := inc.Apply(c, actor, at)
 		if err != nil {
@@ -487,22 +511,22 @@ func (s *Store) SetPostmortem(ctx context.Context, actor string, id int64, text 
 	})
 }
 
-// linkIncident links a release to incident id (idempotent), audited.
+// linkIncident links a release to incident id (idempotent), audited. It
+// takes no lock on the incident (the caller holds the product's release
+// locks; an incident update may hold the incident's and want those).
 func (s *Store) linkIncident(ctx context.Context, tx *sql.Tx, actor string, id int64, product string, v release.Version) error {
-	inc, err := s.getIncident(ctx, tx, id, true)
-	if err != nil {
-		return err
+	if ok, err := exists(ctx, tx, `SELECT 1 FROM incidents WHERE id = $1`, id); err != nil {
+		return fmt.Errorf("link incident %d: %w", id, err)
+	} else if !ok {
+		return incident.Errorf(incident.ENOTFOUND, "incident %d not found", id)
 	}
 	res, err := tx.ExecContext(ctx, `INSERT INTO incident_releases (incident_id, product, version) VALUES ($1, $2, $3)
-		ON CONFLICT (incident_id, product, version) DO NOTHING`, inc.ID, product, v.String())
+		ON CONFLICT (incident_id, product, version) DO NOTHING`, id, product, v.String())
 	if err != nil {
 		return fmt.Errorf("link incident %d to %s@%s: %w", id, product, v, err)
 	}
 	if n, err := res.RowsAffected(); err != nil || n == 0 {
 		return err
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE incidents SET updated_at = $1 WHERE id = $2`, now(), id); err != nil {
-		return fmt.Errorf("link incident %d: %w", id, err)
 	}
 	return audit(ctx, tx, actor, "incident.link_release", incidentTarget(id), nil, map[string]string{"release": product + "@" + v.String()})
 }
@@ -524,23 +548,11 @@ type Pulled struct {
 func (s *Store) PullRelease(ctx context.Context, actor, product string, v release.Version, p release.Pull, incidentID int64) (Pulled, error) {
 	var out Pulled
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		before, err := s.lockRelease(ctx, tx, product, v)
-		if err != nil {
-			return err
-		}
-		others, err := listReleases(ctx, tx, product)
-		if err != nil {
-			return err
-		}
-		r := before
 		at := now()
-		if err := r.Pull(p, others, at); err != nil {
-			return err
-		}
-		if err := storeStatus(ctx, tx, before.Status, &r); err != nil {
-			return err
-		}
-		if err := auditWhy(ctx, tx, actor, "release.pull", "release/"+r.ID(), p.Reason, before, r); err != nil {
+		r, err := s.changeRelease(ctx, tx, actor, "release.pull", p.Reason, product, v, func(r *release.Release, others []release.Release) error {
+			return r.Pull(p, others, at)
+		})
+		if err != nil {
 			return err
 		}
 		out.Release = r

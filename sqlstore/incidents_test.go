@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +25,7 @@ func TestIncidentStore(t *testing.T) {
 		{"Lifecycle", testIncidentLifecycle},
 		{"ReleaseTies", testIncidentReleaseTies},
 		{"MaintenanceSchedule", testMaintenanceSchedule},
+		{"ConcurrentChanges", testConcurrentIncidentChanges},
 	}
 	t.Run("sqlite", func(t *testing.T) {
 		for _, tc := range tests {
@@ -143,6 +146,20 @@ func testIncidentLifecycle(t *testing.T, s *sqlstore.Store) {
 			t.Errorf("no %s in the audit log", a)
 		}
 	}
+	// Pruning keeps each component's last status before the cutoff.
+	if n := check(s.PruneStatusHistory(ctx, time.Now().Add(time.Hour)))(t); n == 0 {
+		t.Error("pruned nothing")
+	}
+	if ns := check(s.StatusNotificationsAfter(ctx, 0, 100))(t); len(ns) != 0 {
+		t.Errorf("%d notifications left after pruning", len(ns))
+	}
+	page = check(s.StatusPage(ctx, time.Now().Add(2*time.Hour)))(t)
+	for n, c := range page.Components {
+		days := page.History[n].Days
+		if got := days[len(days)-1].Worst; got != c.Status {
+			t.Errorf("%s after pruning: today's worst %s, status %s", c.Name, got, c.Status)
+		}
+	}
 	// The template and the configuration.
 	check(s.SaveTemplate(ctx, "alice", incident.Template{Name: "db", Title: "Database slow", Body: "Investigating.", Severity: "SEV2"}))(t)
 	if got := check(s.GetTemplate(ctx, "db"))(t); got.Severity != "SEV2" {
@@ -205,6 +222,14 @@ func testIncidentReleaseTies(t *testing.T, s *sqlstore.Store) {
 	if r := check(s.GetRelease(ctx, "acme", release.MustParseVersion("3.30.1")))(t); r.Status != release.StatusOK {
 		t.Errorf("the failed pull left %s", r.Status)
 	}
+	// Raising the SEV3 to SEV2 pauses the release it names.
+	check(s.UpdateIncident(ctx, "alice", sev3.ID, incident.Change{Status: incident.StatusIdentified, Message: "worse", Severity: "SEV2"}))(t)
+	if r := check(s.GetRelease(ctx, "acme", release.MustParseVersion("3.30.1")))(t); r.Status != release.StatusPaused {
+		t.Errorf("escalation to SEV2 left the release %s", r.Status)
+	}
+	if _, err := s.UpdateIncident(ctx, "alice", sev3.ID, incident.Change{Status: incident.StatusIdentified, Message: "x", Severity: "SEV7"}); incident.ErrorCode(err) != incident.EINVALID {
+		t.Errorf("unknown severity in an update: %v", err)
+	}
 	page := check(s.StatusPage(ctx, time.Now()))(t)
 	if len(page.Pulled) != 1 || !slices.Equal(page.Pulled[0].Versions, []string{"3.30.0", "3.30.2"}) || page.Pulled[0].Target != "3.30.3" ||
 		!slices.Equal(page.Pulled[0].Incidents, []int64{sev2.ID, opened.IncidentID}) {
@@ -222,6 +247,28 @@ func testIncidentReleaseTies(t *testing.T, s *sqlstore.Store) {
 	}
 	if after := len(check(s.StatusNotificationsAfter(ctx, 0, 1000))(t)); after != before {
 		t.Errorf("a draft notified: %d → %d", before, after)
+	}
+	// A policy that publishes: the incident is public and notified at once;
+	// one that opens none: none.
+	cfg := incident.DefaultConfig()
+	cfg.Policy.AutoHalt.Publish, cfg.Policy.AutoHalt.Severity = true, "SEV1"
+	check(s.SetIncidentConfig(ctx, "alice", cfg))(t)
+	check(s.CreateRelease(ctx, "bob", release.Release{Product: "acme", Version: release.MustParseVersion("3.31.0")}))(t)
+	check2(s.AutoHalt(ctx, "acme", release.MustParseVersion("3.31.0"), release.Evidence{Reason: "r", Since: time.Now().Add(-time.Hour)}, nil))(t)
+	ns := check(s.StatusNotificationsAfter(ctx, 0, 1000))(t)
+	if last := ns[len(ns)-1]; len(ns) != before+1 || last.Kind != incident.KindIncidentCreated || last.Incident.Severity != "SEV1" ||
+		last.Incident.Releases[0].String() != "acme@3.31.0" {
+		t.Errorf("published auto-halt incident: %d notifications, last %+v", len(ns), last)
+	}
+	cfg.Policy.AutoHalt.Open = false
+	check(s.SetIncidentConfig(ctx, "alice", cfg))(t)
+	open := len(check(s.ListIncidents(ctx, true, 100))(t))
+	check(s.CreateRelease(ctx, "bob", release.Release{Product: "acme", Version: release.MustParseVersion("3.32.0")}))(t)
+	if halted, _ := check2(s.AutoHalt(ctx, "acme", release.MustParseVersion("3.32.0"), release.Evidence{Reason: "r", Since: time.Now().Add(-time.Hour)}, nil))(t); !halted {
+		t.Fatal("not halted")
+	}
+	if n := len(check(s.ListIncidents(ctx, true, 100))(t)); n != open {
+		t.Errorf("auto-halt opened an incident against the policy: %d → %d", open, n)
 	}
 }
 
@@ -265,5 +312,108 @@ func testMaintenanceSchedule(t *testing.T, s *sqlstore.Store) {
 	page := check(s.StatusPage(ctx, time.Now()))(t)
 	if len(page.Maintenances) != 2 {
 		t.Errorf("page maintenances %+v", page.Maintenances)
+	}
+}
+
+// testConcurrentIncidentChanges runs updates naming the same components in
+// opposite orders, escalations pausing a release and pulls linking the same
+// incidents at once: none fails (no deadlock), and a reader following the
+// notifications with a cursor while they commit misses none.
+func testConcurrentIncidentChanges(t *testing.T, s *sqlstore.Store) {
+	ctx := context.Background()
+	check(s.CreateProduct(ctx, "alice", release.Product{Name: "acme"}))(t)
+	const rounds = 15
+	for i := range rounds + 1 {
+		check(s.CreateRelease(ctx, "bob", release.Release{Product: "acme", Version: release.MustParseVersion(fmt.Sprintf("1.0.%d", i))}))(t)
+	}
+	check(s.CreateComponent(ctx, "alice", incident.Component{Name: "A"}))(t)
+	check(s.CreateComponent(ctx, "alice", incident.Component{Name: "B"}))(t)
+	var ids [2]int64
+	for n := range ids {
+		ids[n] = check(s.DeclareIncident(ctx, "alice", incident.Declaration{Title: "t", Impact: incident.ImpactMinor, Severity: "SEV3",
+			Status: incident.StatusInvestigating, Message: "m", Notify: true,
+			Releases: []incident.ReleaseRef{{Product: "acme", Version: "1.0.0"}}}))(t).ID
+	}
+	// last receives the highest id once every writer is done: the reader
+	// reads until its cursor reaches it.
+	last := make(chan int64, 1)
+	seen := map[int64]bool{}
+	readerErr := make(chan error, 1)
+	go func() {
+		var cursor int64
+		until := int64(-1)
+		for {
+			select {
+			case until = <-last:
+			default:
+			}
+			if until >= 0 && cursor >= until {
+				readerErr <- nil
+				return
+			}
+			ns, err := s.StatusNotificationsAfter(ctx, cursor, 100)
+			if err != nil {
+				readerErr <- err
+				return
+			}
+			for _, n := range ns {
+				seen[n.ID], cursor = true, n.ID
+			}
+		}
+	}()
+	errs := make(chan error, 5*rounds)
+	var wg sync.WaitGroup
+	for i := range rounds {
+		wg.Add(5)
+		for range 2 { // declarations share no lock but the notifications'
+			go func() {
+				defer wg.Done()
+				_, err := s.DeclareIncident(ctx, "w", incident.Declaration{Title: "t", Impact: incident.ImpactNone,
+					Status: incident.StatusInvestigating, Message: strings.Repeat("m", 1000*(i+1)), Notify: true})
+				errs <- err
+			}()
+		}
+		go func() {
+			defer wg.Done()
+			_, err := s.UpdateIncident(ctx, "x", ids[0], incident.Change{Status: incident.StatusIdentified, Message: "ab", Notify: true,
+				Components: []incident.ComponentChange{{Name: "A", NewStatus: incident.ComponentStatuses()[i%5]}, {Name: "B", NewStatus: incident.PartialOutage}}})
+			errs <- err
+		}()
+		go func() {
+			defer wg.Done()
+			sev := incident.Severity("SEV2")
+			if i%2 == 0 {
+				sev = "SEV3"
+			}
+			_, err := s.UpdateIncident(ctx, "y", ids[1], incident.Change{Status: incident.StatusIdentified, Message: "ba", Notify: true, Severity: sev,
+				Components: []incident.ComponentChange{{Name: "B", NewStatus: incident.ComponentStatuses()[i%5]}, {Name: "A", NewStatus: incident.MajorOutage}}})
+			errs <- err
+		}()
+		go func() {
+			defer wg.Done()
+			_, err := s.PullRelease(ctx, "z", "acme", release.MustParseVersion(fmt.Sprintf("1.0.%d", i+1)),
+				release.Pull{Reason: "r", Action: release.ActionHold, By: "z"}, ids[i%2])
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("concurrent change: %v", err)
+		}
+	}
+	all := check(s.StatusNotificationsAfter(ctx, 0, 10000))(t)
+	last <- all[len(all)-1].ID
+	if err := <-readerErr; err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range all {
+		if !seen[n.ID] {
+			t.Errorf("the cursor skipped notification %d", n.ID)
+		}
+	}
+	if len(all) != 2+4*rounds {
+		t.Errorf("%d notifications, want %d", len(all), 2+4*rounds)
 	}
 }

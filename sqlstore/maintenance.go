@@ -73,7 +73,7 @@ func loadMaintenanceUpdates(ctx context.Context, q queryer, ms []incident.Mainte
 func (s *Store) getMaintenance(ctx context.Context, q queryer, id int64, lock bool) (incident.Maintenance, error) {
 	query := `SELECT ` + maintenanceCols + ` FROM maintenances WHERE id = $1`
 	if lock && s.dialect == Postgres {
-		query += ` FOR UPDATE`
+		query += ` FOR NO KEY UPDATE`
 	}
 	m, err := scanMaintenance(q.QueryRowContext(ctx, query, id))
 	if err != nil {

@@ -188,24 +188,32 @@ func (s *Store) ChangeRelease(ctx context.Context, actor, action, reason, produc
 	change func(r *release.Release, others []release.Release) error) (release.Release, error) {
 	var r release.Release
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		before, err := s.lockRelease(ctx, tx, product, v)
-		if err != nil {
-			return err
-		}
-		others, err := listReleases(ctx, tx, product)
-		if err != nil {
-			return err
-		}
-		r = before
-		if err := change(&r, others); err != nil {
-			return err
-		}
-		if err := storeStatus(ctx, tx, before.Status, &r); err != nil {
-			return err
-		}
-		return auditWhy(ctx, tx, actor, action, "release/"+r.ID(), reason, before, r)
+		var err error
+		r, err = s.changeRelease(ctx, tx, actor, action, reason, product, v, change)
+		return err
 	})
 	return r, err
+}
+
+// changeRelease is ChangeRelease inside tx.
+func (s *Store) changeRelease(ctx context.Context, tx *sql.Tx, actor, action, reason, product string, v release.Version,
+	change func(r *release.Release, others []release.Release) error) (release.Release, error) {
+	before, err := s.lockRelease(ctx, tx, product, v)
+	if err != nil {
+		return release.Release{}, err
+	}
+	others, err := listReleases(ctx, tx, product)
+	if err != nil {
+		return release.Release{}, err
+	}
+	r := before
+	if err := change(&r, others); err != nil {
+		return release.Release{}, err
+	}
+	if err := storeStatus(ctx, tx, before.Status, &r); err != nil {
+		return release.Release{}, err
+	}
+	return r, auditWhy(ctx, tx, actor, action, "release/"+r.ID(), reason, before, r)
 }
 
 // lockRelease reads a release with its ring entries for a change of it:

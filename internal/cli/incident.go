@@ -57,6 +57,7 @@ func incidentCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "status", Usage: "investigating, identified, monitoring (required)"},
 			&ucli.StringFlag{Name: "message", Usage: "the update, for customers (required)"},
 			&ucli.StringFlag{Name: "impact", Usage: "change the impact: none, minor, major, critical"},
+			&ucli.StringFlag{Name: "severity", Usage: "change the severity; raising it to one that pauses releases pauses those the incident names"},
 			&ucli.StringSliceFlag{Name: "component", Usage: "NAME=STATUS (repeatable)"},
 			&ucli.BoolFlag{Name: "no-notify", Usage: "do not tell subscribers"},
 		}, func(ctx context.Context, cmd *ucli.Command, c *client.Client, id string) (incident.Incident, error) {
@@ -68,7 +69,7 @@ func incidentCommand() *ucli.Command {
 			if err != nil {
 				return incident.Incident{}, err
 			}
-			u.Status, u.Impact = incident.Status(st), incident.Impact(cmd.String("impact"))
+			u.Status, u.Impact, u.Severity = incident.Status(st), incident.Impact(cmd.String("impact")), incident.Severity(cmd.String("severity"))
 			return c.UpdateIncident(ctx, id, u)
 		}),
 		incidentCmd("resolve", "resolve an incident (incident); components it changed return to operational unless named", []ucli.Flag{
