@@ -16,6 +16,16 @@ import (
 	"github.com/ringfence/ringfence/internal/servertest"
 )
 
+// adminToken creates the store db with bin and returns an admin token.
+func adminToken(t *testing.T, bin, db string) string {
+	t.Helper()
+	out, err := exec.Command(bin, "admin", "token", "create", "--db", db, "--init", "--role", "admin").Output()
+	if err != nil {
+		t.Fatalf("admin token create: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
 // runServe starts bin's serve on db with extra flags and returns its URL
 // and a function that kills it with SIGKILL.
 func runServe(t *testing.T, bin, db string, flags ...string) (string, func()) {
@@ -68,11 +78,7 @@ func runServe(t *testing.T, bin, db string, flags ...string) (string, func()) {
 func TestKilledServerLosesNoWebhook(t *testing.T) {
 	bin := buildRingfence(t)
 	db := filepath.Join(t.TempDir(), "ringfence.db")
-	out, err := exec.Command(bin, "admin", "token", "create", "--db", db, "--init", "--role", "admin").Output()
-	if err != nil {
-		t.Fatalf("admin token create: %v", err)
-	}
-	token := strings.TrimSpace(string(out))
+	token := adminToken(t, bin, db)
 	flags := []string{"--webhook-allow-private", "--subscriber-timeout", "1s", "--subscriber-backoff", "100ms", "--subscriber-attempts", "1000"}
 	url, kill := runServe(t, bin, db, flags...)
 	e := &env{t: t, URL: url, Admin: token}
