@@ -42,6 +42,8 @@ func TestPostgres(t *testing.T) {
 	t.Run("EndToEnd", func(t *testing.T) { scenario(t, db("e2e")) })
 	t.Run("TwoServers", func(t *testing.T) { twoServers(t, db("two")) })
 	t.Run("KilledServer", func(t *testing.T) { killDuringFailures(t, buildRingfence(t), db("killed")) })
+	t.Run("StatuspageJSON", func(t *testing.T) { statuspageJSON(t, db("statusjson")) })
+	t.Run("StatusTwoServers", func(t *testing.T) { twoStatusServers(t, db("statustwo")) })
 }
 
 // scenario is the end-to-end story against one store: offers follow

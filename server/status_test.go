@@ -19,7 +19,6 @@ import (
 	"github.com/mmcdole/gofeed"
 
 	"github.com/ringfence/ringfence/internal/notifytest"
-	"github.com/ringfence/ringfence/internal/pgtest"
 	"github.com/ringfence/ringfence/internal/servertest"
 	"github.com/ringfence/ringfence/server"
 )
@@ -268,19 +267,9 @@ func names(list any) []string {
 // CORS, HEAD like GET, validators, gzip.
 func TestStatuspageJSON(t *testing.T) { statuspageJSON(t, servertest.SQLite(t)) }
 
-// TestStatusOnPostgres runs the JSON checks on PostgreSQL, and two servers
-// on one database: a change made through one is on the other's page, and
-// they deliver every webhook between them once.
-func TestStatusOnPostgres(t *testing.T) {
-	c := pgtest.New(t)
-	db := func(name string) string {
-		c.CreateDatabase(name)
-		return c.DSN(name)
-	}
-	t.Run("JSON", func(t *testing.T) { statuspageJSON(t, db("json")) })
-	t.Run("TwoServers", func(t *testing.T) { twoStatusServers(t, db("two")) })
-}
-
+// twoStatusServers runs two servers on one PostgreSQL database (from
+// TestPostgres): a change made through one is on the other's page, and they
+// deliver every webhook between them once.
 func twoStatusServers(t *testing.T, dsn string) {
 	rcv := notifytest.NewReceiver(t)
 	cfg := server.Config{WebhookAllowPrivate: true, StatusRefresh: time.Hour}
