@@ -345,6 +345,9 @@ func TestEmailOptInAndOneClickUnsubscribe(t *testing.T) {
 	if want := "<https://status.example.com/subscriptions/unsubscribe?token=" + token + ">"; m.Header.Get("List-Unsubscribe") != want {
 		t.Errorf("List-Unsubscribe = %q, want %q", m.Header.Get("List-Unsubscribe"), want)
 	}
+	if id := m.Header.Get("Message-ID"); !strings.HasPrefix(id, "<msg_n2.") || !strings.HasSuffix(id, "@status.example.com>") {
+		t.Errorf("Message-ID = %q", id)
+	}
 	if m.Header.Get("List-Unsubscribe-Post") != "List-Unsubscribe=One-Click" {
 		t.Errorf("List-Unsubscribe-Post = %q", m.Header.Get("List-Unsubscribe-Post"))
 	}

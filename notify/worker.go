@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,6 +58,8 @@ type Worker struct {
 	inflight atomic.Int64
 	// Delivered, Failed and Died count attempts' outcomes since start.
 	delivered, failed, died atomic.Int64
+	// host is the page's host name, the domain of Message-IDs.
+	host string
 }
 
 // New returns a worker for cfg.
@@ -85,7 +88,11 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.Retention == 0 {
 		cfg.Retention = 90 * 24 * time.Hour
 	}
-	return &Worker{cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1), freed: make(chan struct{}, 1)}, nil
+	host := "ringfence.invalid"
+	if u, err := url.Parse(cfg.Site.URL); err == nil && u.Hostname() != "" {
+		host = u.Hostname()
+	}
+	return &Worker{cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1), freed: make(chan struct{}, 1), host: host}, nil
 }
 
 // Kick wakes the worker: something may be waiting. It never blocks.
@@ -278,7 +285,7 @@ func (w *Worker) sendEmail(ctx context.Context, a Attempt) error {
 	}
 	base := w.cfg.Site.URL
 	e := Mail{From: w.cfg.Mailer.from.String(), To: a.Subscriber.Target, Subject: a.Message.Subject,
-		MessageID: a.Message.EventID + "." + a.Subscriber.ID + "@ringfence", Text: a.Message.Text, Date: time.Now()}
+		MessageID: a.Message.EventID + "." + a.Subscriber.ID + "@" + w.host, Text: a.Message.Text, Date: time.Now()}
 	if a.Message.Kind == KindConfirm {
 		e.Link, e.LinkText = base+"/subscriptions/confirm?token="+a.Subscriber.Token, "Confirm subscription"
 	} else {
