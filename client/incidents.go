@@ -38,6 +38,23 @@ func (c *Client) CreateComponent(ctx context.Context, nc NewComponent) (incident
 	return out, c.do(ctx, http.MethodPost, "/api/v1/components", nil, nc, &out)
 }
 
+// ComponentPatch changes the fields it sets; an empty Group moves the
+// component to the top level.
+type ComponentPatch struct {
+	Name               *string `json:"name,omitempty"`
+	Group              *string `json:"group,omitempty"`
+	Description        *string `json:"description,omitempty"`
+	Position           *int    `json:"position,omitempty"`
+	OnlyShowIfDegraded *bool   `json:"only_show_if_degraded,omitempty"`
+}
+
+// UpdateComponent renames, describes, regroups or moves a component
+// (incident role).
+func (c *Client) UpdateComponent(ctx context.Context, name string, p ComponentPatch) (incident.Component, error) {
+	var out incident.Component
+	return out, c.do(ctx, http.MethodPatch, "/api/v1/components/"+esc(name), nil, p, &out)
+}
+
 // SetComponentStatus sets a component's status outside any incident
 // (incident role); reason goes to the audit log.
 func (c *Client) SetComponentStatus(ctx context.Context, name string, status incident.ComponentStatus, reason string) (incident.Component, error) {
@@ -101,7 +118,9 @@ type IncidentUpdate struct {
 	Impact     incident.Impact   `json:"impact,omitempty"`
 	Severity   incident.Severity `json:"severity,omitempty"`
 	Components []ComponentStatus `json:"components,omitempty"`
-	Notify     *bool             `json:"notify,omitempty"`
+	// Releases (product@version) the incident now also concerns.
+	Releases []string `json:"releases,omitempty"`
+	Notify   *bool    `json:"notify,omitempty"`
 }
 
 // UpdateIncident posts an update to incident id ("latest" allowed).
@@ -187,6 +206,12 @@ func (c *Client) Maintenances(ctx context.Context, pending bool, limit int) ([]i
 	}
 	var out []incident.Maintenance
 	return out, c.do(ctx, http.MethodGet, "/api/v1/maintenances", q, nil, &out)
+}
+
+// Maintenance returns one maintenance with its timeline.
+func (c *Client) Maintenance(ctx context.Context, id int64) (incident.Maintenance, error) {
+	var out incident.Maintenance
+	return out, c.do(ctx, http.MethodGet, "/api/v1/maintenances/"+strconv.FormatInt(id, 10), nil, nil, &out)
 }
 
 // MoveMaintenance moves maintenance id to status (cancelled, in_progress,

@@ -1,6 +1,7 @@
 package incident
 
 import (
+	"slices"
 	"strings"
 	"time"
 )
@@ -223,6 +224,9 @@ func (d Declaration) Validate(levels Severities) error {
 	if err := validateChanges(d.Components); err != nil {
 		return err
 	}
+	if d.Draft && len(d.Components) > 0 {
+		return errDraftComponents()
+	}
 	seen := map[ReleaseRef]bool{}
 	for _, r := range d.Releases {
 		if r.Product == "" || r.Version == "" {
@@ -250,6 +254,12 @@ func validateChanges(cs []ComponentChange) error {
 		ids[c.ComponentID], names[c.Name] = c.ComponentID != 0, c.Name != ""
 	}
 	return nil
+}
+
+// errDraftComponents refuses component changes in a draft: component
+// statuses are public, a draft is not.
+func errDraftComponents() error {
+	return Errorf(EINVALID, "a draft incident changes no components (their status is public): publish it first")
 }
 
 // Declare returns the new incident d describes, at now, by by (ids are the
@@ -285,7 +295,9 @@ type Change struct {
 	// Severity, when set, changes the incident's severity (Validate checks
 	// it against the levels in force).
 	Severity Severity `json:"severity,omitempty"`
-	Notify   bool     `json:"notify"`
+	// Releases are releases the incident now also concerns.
+	Releases []ReleaseRef `json:"releases,omitempty"`
+	Notify   bool         `json:"notify"`
 }
 
 // Validate checks what of c depends on the severities in force.
@@ -315,6 +327,9 @@ func (i *Incident) Apply(c Change, by string, now time.Time) (Update, error) {
 	if err := validateChanges(c.Components); err != nil {
 		return Update{}, err
 	}
+	if i.Draft && len(c.Components) > 0 {
+		return Update{}, errDraftComponents()
+	}
 	if c.Impact != "" {
 		if !c.Impact.Valid() {
 			return Update{}, Errorf(EINVALID, "unknown impact %q: use none, minor, major or critical", c.Impact)
@@ -323,6 +338,11 @@ func (i *Incident) Apply(c Change, by string, now time.Time) (Update, error) {
 	}
 	if c.Severity != "" {
 		i.Severity = c.Severity
+	}
+	for _, r := range c.Releases {
+		if !slices.Contains(i.Releases, r) {
+			i.Releases = append(i.Releases, r)
+		}
 	}
 	if c.Status == StatusMonitoring && i.Status != StatusMonitoring {
 		i.MonitoringAt = &now

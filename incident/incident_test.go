@@ -103,6 +103,7 @@ func TestDeclareAndApply(t *testing.T) {
 		"twice":          {Title: "t", Impact: ImpactMinor, Status: StatusInvestigating, Message: "m", Components: []ComponentChange{api, api}},
 		"bad comp state": {Title: "t", Impact: ImpactMinor, Status: StatusInvestigating, Message: "m", Components: []ComponentChange{{Name: "x", NewStatus: "down"}}},
 		"release twice":  {Title: "t", Impact: ImpactMinor, Status: StatusInvestigating, Message: "m", Releases: []ReleaseRef{{"a", "1"}, {"a", "1"}}},
+		"draft changing": {Title: "t", Impact: ImpactMinor, Status: StatusInvestigating, Message: "m", Draft: true, Components: []ComponentChange{api}},
 	} {
 		if _, err := Declare(d, levels, "x", t0); ErrorCode(err) != EINVALID {
 			t.Errorf("%s: %v, want invalid", name, err)
@@ -121,6 +122,9 @@ func TestDraftsNotifyNothingUntilPublished(t *testing.T) {
 	}
 	if _, ok := IncidentNotification(inc, &inc.Updates[0], t0); ok {
 		t.Error("a draft notified")
+	}
+	if _, err := inc.Apply(Change{Status: StatusIdentified, Message: "m", Components: []ComponentChange{{ComponentID: 1, NewStatus: MajorOutage}}}, "x", t0); ErrorCode(err) != EINVALID {
+		t.Errorf("a draft's update changed components: %v", err)
 	}
 	u, _ := inc.Apply(Change{Status: StatusIdentified, Message: "cause", Notify: true}, "x", t0)
 	if u.Notify {

@@ -7,8 +7,8 @@ type NotificationKind string
 
 // Notification kinds.
 const (
-	// KindIncidentCreated: an incident was declared published, or a draft
-	// was published.
+	// KindIncidentCreated: an incident was declared published (with
+	// notify), or a draft was published.
 	KindIncidentCreated NotificationKind = "incident_created"
 	// KindIncidentUpdated: a published incident got an update with notify.
 	KindIncidentUpdated NotificationKind = "incident_updated"

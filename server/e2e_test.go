@@ -369,6 +369,7 @@ func TestRouteTableAuth(t *testing.T) {
 		"POST /api/v1/keys/rotate":                                         release.RoleAdmin,
 		"GET /api/v1/components":                                           release.RoleViewer,
 		"POST /api/v1/components":                                          release.RoleIncident,
+		"PATCH /api/v1/components/{name}":                                  release.RoleIncident,
 		"POST /api/v1/components/{name}/status":                            release.RoleIncident,
 		"GET /api/v1/incidents":                                            release.RoleViewer,
 		"POST /api/v1/incidents":                                           release.RoleIncident,

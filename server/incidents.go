@@ -29,6 +29,7 @@ func (s *Server) incidentRoutes() []Route {
 	return []Route{
 		{"GET", "/api/v1/components", viewer, incidentErrs(reply(s.listComponents))},
 		{"POST", "/api/v1/components", inc, incidentErrs(apply(http.StatusCreated, nil, s.createComponent))},
+		{"PATCH", "/api/v1/components/{name}", inc, incidentErrs(apply(http.StatusOK, nil, s.updateComponent))},
 		{"POST", "/api/v1/components/{name}/status", inc, incidentErrs(apply(http.StatusOK, nil, s.setComponentStatus))},
 		{"GET", "/api/v1/incidents", viewer, incidentErrs(reply(s.listIncidents))},
 		{"POST", "/api/v1/incidents", inc, incidentErrs(create(s, s.declareIncident))},
@@ -86,6 +87,16 @@ type componentRequest struct {
 	OnlyShowIfDegraded bool                     `json:"only_show_if_degraded"`
 }
 
+// componentPatch changes what it sets; "group": "" moves a component to the
+// top level.
+type componentPatch struct {
+	Name               *string `json:"name"`
+	Group              *string `json:"group"`
+	Description        *string `json:"description"`
+	Position           *int    `json:"position"`
+	OnlyShowIfDegraded *bool   `json:"only_show_if_degraded"`
+}
+
 type componentStatusRequest struct {
 	Status incident.ComponentStatus `json:"status"`
 	Reason string                   `json:"reason"`
@@ -112,6 +123,7 @@ type updateRequest struct {
 	Impact     incident.Impact         `json:"impact"`
 	Severity   incident.Severity       `json:"severity"`
 	Components []componentStatusChange `json:"components"`
+	Releases   []string                `json:"releases"`
 	Notify     *bool                   `json:"notify"`
 }
 
@@ -150,6 +162,24 @@ func (s *Server) listComponents(r *http.Request, _ release.Token) ([]incident.Co
 func (s *Server) createComponent(r *http.Request, who release.Token, req componentRequest) (incident.Component, error) {
 	return s.store.CreateComponent(r.Context(), who.Actor(), incident.Component{Name: req.Name, Group: req.Group,
 		Description: req.Description, Status: req.Status, OnlyShowIfDegraded: req.OnlyShowIfDegraded})
+}
+
+func (s *Server) updateComponent(r *http.Request, who release.Token, req componentPatch) (incident.Component, error) {
+	return s.store.UpdateComponent(r.Context(), who.Actor(), r.PathValue("name"), func(c *incident.Component) error {
+		set(&c.Name, req.Name)
+		set(&c.Group, req.Group)
+		set(&c.Description, req.Description)
+		set(&c.Position, req.Position)
+		set(&c.OnlyShowIfDegraded, req.OnlyShowIfDegraded)
+		return nil
+	})
+}
+
+// set copies *v into *dst when v is not nil (a field a patch sets).
+func set[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
 }
 
 func (s *Server) setComponentStatus(r *http.Request, who release.Token, req componentStatusRequest) (incident.Component, error) {
@@ -199,14 +229,24 @@ func (s *Server) declareIncident(r *http.Request, who release.Token, req declare
 	if d.Status == "" {
 		d.Status = incident.StatusInvestigating
 	}
-	for _, ref := range req.Releases {
-		rr, err := incident.ParseReleaseRef(ref)
-		if err != nil {
-			return sqlstore.Declared{}, err
-		}
-		d.Releases = append(d.Releases, rr)
+	var err error
+	if d.Releases, err = releaseRefs(req.Releases); err != nil {
+		return sqlstore.Declared{}, err
 	}
 	return s.store.DeclareIncident(r.Context(), who.Actor(), d)
+}
+
+// releaseRefs parses "product@version" strings.
+func releaseRefs(refs []string) ([]incident.ReleaseRef, error) {
+	var out []incident.ReleaseRef
+	for _, ref := range refs {
+		rr, err := incident.ParseReleaseRef(ref)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rr)
+	}
+	return out, nil
 }
 
 func (s *Server) updateIncident(r *http.Request, who release.Token, req updateRequest) (incident.Incident, error) {
@@ -214,8 +254,12 @@ func (s *Server) updateIncident(r *http.Request, who release.Token, req updateRe
 	if err != nil {
 		return incident.Incident{}, err
 	}
+	refs, err := releaseRefs(req.Releases)
+	if err != nil {
+		return incident.Incident{}, err
+	}
 	return s.store.UpdateIncident(r.Context(), who.Actor(), id, incident.Change{Status: req.Status, Message: req.Message,
-		Impact: req.Impact, Severity: req.Severity, Components: changesOf(req.Components), Notify: orTrue(req.Notify)})
+		Impact: req.Impact, Severity: req.Severity, Components: changesOf(req.Components), Releases: refs, Notify: orTrue(req.Notify)})
 }
 
 func (s *Server) resolveIncident(r *http.Request, who release.Token, req resolveIncidentRequest) (incident.Incident, error) {

@@ -158,6 +158,63 @@ func (s *Store) CreateComponent(ctx context.Context, actor string, c incident.Co
 	return c, err
 }
 
+// UpdateComponent changes a component's name, description, group, position
+// or visibility (not its status: SetComponentStatus and incidents do that):
+// change edits a copy, which is validated and stored, and audited with the
+// before and after. A group named for the first time is created; ECONFLICT
+// if the new name is taken.
+func (s *Store) UpdateComponent(ctx context.Context, actor, name string, change func(c *incident.Component) error) (incident.Component, error) {
+	var c incident.Component
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		before, err := getComponent(ctx, tx, name)
+		if err != nil {
+			return err
+		}
+		c = before
+		if err := change(&c); err != nil {
+			return err
+		}
+		if c.Status != before.Status {
+			return incident.Errorf(incident.EINVALID, "set a component's status with its own route (or an incident), not in an update")
+		}
+		if err := c.Validate(); err != nil {
+			return err
+		}
+		if c.Name != before.Name {
+			if taken, err := exists(ctx, tx, `SELECT 1 FROM status_components WHERE name = $1 UNION ALL SELECT 1 FROM status_groups WHERE name = $1`, c.Name); err != nil {
+				return fmt.Errorf("rename component %s: %w", name, err)
+			} else if taken {
+				return incident.Errorf(incident.ECONFLICT, "a component or group named %q exists", c.Name)
+			}
+		}
+		at := now()
+		var groupID sql.NullInt64
+		if c.Group != "" {
+			if groupID.Int64, err = s.ensureGroup(ctx, tx, actor, c.Group, at); err != nil {
+				return err
+			}
+			groupID.Valid = true
+		}
+		if c.Group != before.Group && c.Position == before.Position {
+			if c.Position, err = nextPosition(ctx, tx, groupID.Int64); err != nil {
+				return err
+			}
+		}
+		if c.Position < 0 {
+			return incident.Errorf(incident.EINVALID, "position must be 0 or more")
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE status_components SET name = $1, description = $2, group_id = $3, position = $4,
+			only_show_if_degraded = $5, updated_at = $6 WHERE id = $7`, c.Name, c.Description, groupID, c.Position, c.OnlyShowIfDegraded, at, c.ID); err != nil {
+			return fmt.Errorf("update component %s: %w", name, err)
+		}
+		if c, err = getComponent(ctx, tx, c.Name); err != nil {
+			return err
+		}
+		return audit(ctx, tx, actor, "component.update", "component/"+before.Name, before, c)
+	})
+	return c, err
+}
+
 // ensureGroup returns the id of the group named name, creating it (at the
 // end of the page's top level) if needed.
 func (s *Store) ensureGroup(ctx context.Context, tx *sql.Tx, actor, name string, at time.Time) (int64, error) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -300,7 +301,7 @@ func (s *Store) declare(ctx context.Context, tx *sql.Tx, actor string, d inciden
 			out.PausedReleases = append(out.PausedReleases, ref.String())
 		}
 	}
-	if n, ok := incident.IncidentNotification(inc, nil, at); ok {
+	if n, ok := incident.IncidentNotification(inc, &inc.Updates[0], at); ok { // none with --no-notify
 		if _, err := s.notify(ctx, tx, n); err != nil {
 			return Declared{}, err
 		}
@@ -452,10 +453,24 @@ func (s *Store) UpdateIncident(ctx context.Context, actor string, id int64, c in
 		}
 		// Components first, releases second: the order every transaction
 		// takes these locks in, so none waits on another in a cycle.
-		if c.Severity != "" && c.Severity != inc.Severity && cfg.Policy.Pauses(c.Severity) && c.Status.Unresolved() {
+		newRefs, err := s.linkReleases(ctx, tx, actor, inc.ID, inc.Releases, c.Releases)
+		if err != nil {
+			return err
+		}
+		c.Releases = newRefs
+		severity := inc.Severity
+		if c.Severity != "" {
+			severity = c.Severity
+		}
+		if cfg.Policy.Pauses(severity) && c.Status.Unresolved() {
+			// Escalated: every release it names; otherwise the ones named now.
+			pause := newRefs
+			if !cfg.Policy.Pauses(inc.Severity) {
+				pause = append(append([]incident.ReleaseRef{}, inc.Releases...), newRefs...)
+			}
 			escalated := *inc
-			escalated.Severity = c.Severity
-			for _, ref := range inc.Releases {
+			escalated.Severity = severity
+			for _, ref := range pause {
 				v, err := release.ParseVersion(ref.Version)
 				if err != nil {
 					return fmt.Errorf("incident %d names release %s: %w", inc.ID, ref, err)
@@ -509,6 +524,31 @@ func (s *Store) SetPostmortem(ctx context.Context, actor string, id int64, text 
 			Components: append([]int64{}, inc.Components...), At: at})
 		return err
 	})
+}
+
+// linkReleases links the releases of refs that incident id does not name yet
+// (have) to it; they must exist. It returns those it linked, with their
+// versions in canonical form.
+func (s *Store) linkReleases(ctx context.Context, tx *sql.Tx, actor string, id int64, have, refs []incident.ReleaseRef) ([]incident.ReleaseRef, error) {
+	var out []incident.ReleaseRef
+	for _, ref := range refs {
+		v, err := release.ParseVersion(ref.Version)
+		if err != nil {
+			return nil, incident.Errorf(incident.EINVALID, "release %s: %s", ref, release.ErrorMessage(err))
+		}
+		ref.Version = v.String()
+		if slices.Contains(have, ref) || slices.Contains(out, ref) {
+			continue
+		}
+		if _, err := getRelease(ctx, tx, ref.Product, v); err != nil {
+			return nil, incident.Errorf(incident.ENOTFOUND, "release %s not found", ref)
+		}
+		if err := s.linkIncident(ctx, tx, actor, id, ref.Product, v); err != nil {
+			return nil, err
+		}
+		out = append(out, ref)
+	}
+	return out, nil
 }
 
 // linkIncident links a release to incident id (idempotent), audited. It

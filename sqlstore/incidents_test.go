@@ -83,9 +83,12 @@ func testIncidentLifecycle(t *testing.T, s *sqlstore.Store) {
 	}
 	draft := check(s.DeclareIncident(ctx, "alice", incident.Declaration{Title: "Maybe", Impact: incident.ImpactMinor,
 		Status: incident.StatusInvestigating, Message: "quiet", Draft: true, Notify: true}))(t)
+	quiet := check(s.DeclareIncident(ctx, "alice", incident.Declaration{Title: "Quiet", Impact: incident.ImpactNone,
+		Status: incident.StatusMonitoring, Message: "no need to tell anyone", Notify: false}))(t)
 	if got := notificationKinds(t, s); !slices.Equal(got, []incident.NotificationKind{incident.KindIncidentCreated}) {
-		t.Errorf("after a published and a draft declaration: %v", got)
+		t.Errorf("after a published, a draft and an unnotified declaration: %v", got)
 	}
+	check(s.UpdateIncident(ctx, "alice", quiet.ID, incident.Change{Status: incident.StatusResolved, Message: "done", Notify: false}))(t)
 	page := check(s.StatusPage(ctx, time.Now()))(t)
 	if len(page.Unresolved) != 1 || page.Unresolved[0].ID != d.ID || page.Components[0].Status != incident.MajorOutage {
 		t.Fatalf("page unresolved %+v components %+v", page.Unresolved, page.Components)

@@ -41,6 +41,28 @@ func componentCommand() *ucli.Command {
 			}
 			return emitComponents(cmd, comp, []incident.Component{comp})
 		}),
+		apiCmd("update", "rename, describe, regroup or move a component (incident)", []string{"name"}, []ucli.Flag{
+			&ucli.StringFlag{Name: "name", Usage: "new name"},
+			&ucli.StringFlag{Name: "group", Usage: "move it into this group (created if new); \"\" for the top level"},
+			&ucli.StringFlag{Name: "description", Usage: "what it is, for customers"},
+			&ucli.IntFlag{Name: "position", Usage: "its place within its group (or the top level), 0 first"},
+			&ucli.BoolFlag{Name: "only-show-if-degraded", Usage: "hide it from the page while operational"},
+		}, true, func(ctx context.Context, cmd *ucli.Command, c *client.Client, args []string) error {
+			var p client.ComponentPatch
+			setIf(cmd, "name", &p.Name, cmd.String)
+			setIf(cmd, "group", &p.Group, cmd.String)
+			setIf(cmd, "description", &p.Description, cmd.String)
+			setIf(cmd, "only-show-if-degraded", &p.OnlyShowIfDegraded, cmd.Bool)
+			if cmd.IsSet("position") {
+				n := int(cmd.Int("position"))
+				p.Position = &n
+			}
+			comp, err := c.UpdateComponent(ctx, args[0], p)
+			if err != nil {
+				return err
+			}
+			return emitComponents(cmd, comp, []incident.Component{comp})
+		}),
 		apiCmd("set", "set a component's status outside any incident (incident); subscribers are told", []string{"name", "status"}, []ucli.Flag{
 			&ucli.StringFlag{Name: "reason", Usage: "why (for the audit log)"},
 		}, true, func(ctx context.Context, cmd *ucli.Command, c *client.Client, args []string) error {
@@ -64,4 +86,12 @@ func emitComponents(cmd *ucli.Command, v any, cs []incident.Component) error {
 			row(w, c.ID, c.Name, orDash(c.Group), c.Status, fmtWhen(c.UpdatedAt))
 		}
 	})
+}
+
+// setIf points *dst at the flag's value when the flag was given.
+func setIf[T any](cmd *ucli.Command, name string, dst **T, get func(string) T) {
+	if cmd.IsSet(name) {
+		v := get(name)
+		*dst = &v
+	}
 }

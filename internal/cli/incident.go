@@ -58,6 +58,7 @@ func incidentCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "message", Usage: "the update, for customers (required)"},
 			&ucli.StringFlag{Name: "impact", Usage: "change the impact: none, minor, major, critical"},
 			&ucli.StringFlag{Name: "severity", Usage: "change the severity; raising it to one that pauses releases pauses those the incident names"},
+			&ucli.StringSliceFlag{Name: "release", Usage: "PRODUCT@VERSION the incident now also concerns (repeatable); paused if the severity pauses releases"},
 			&ucli.StringSliceFlag{Name: "component", Usage: "NAME=STATUS (repeatable)"},
 			&ucli.BoolFlag{Name: "no-notify", Usage: "do not tell subscribers"},
 		}, func(ctx context.Context, cmd *ucli.Command, c *client.Client, id string) (incident.Incident, error) {
@@ -70,6 +71,7 @@ func incidentCommand() *ucli.Command {
 				return incident.Incident{}, err
 			}
 			u.Status, u.Impact, u.Severity = incident.Status(st), incident.Impact(cmd.String("impact")), incident.Severity(cmd.String("severity"))
+			u.Releases = cmd.StringSlice("release")
 			return c.UpdateIncident(ctx, id, u)
 		}),
 		incidentCmd("resolve", "resolve an incident (incident); components it changed return to operational unless named", []ucli.Flag{
@@ -118,13 +120,18 @@ func incidentCommand() *ucli.Command {
 				return err
 			}
 			return emit(cmd, is, func(w io.Writer) {
-				row(w, "ID", "STATUS", "SEVERITY", "IMPACT", "VISIBILITY", "CREATED", "TITLE")
+				// LAST UPDATE shows who is behind the communication cadence.
+				row(w, "ID", "STATUS", "SEVERITY", "IMPACT", "VISIBILITY", "CREATED", "LAST UPDATE", "TITLE")
 				for _, i := range is {
 					vis := "public"
 					if i.Draft {
 						vis = "draft"
 					}
-					row(w, i.ID, i.Status, i.Severity, i.Impact, vis, fmtWhen(i.CreatedAt), i.Title)
+					last := i.CreatedAt
+					if len(i.Updates) > 0 {
+						last = i.Updates[0].At
+					}
+					row(w, i.ID, i.Status, i.Severity, i.Impact, vis, fmtWhen(i.CreatedAt), fmtWhen(last), i.Title)
 				}
 			})
 		}),

@@ -41,6 +41,19 @@ func TestIncidentCommandsEndToEnd(t *testing.T) {
 	if len(comps) != 3 || comps[0].Name != "Check-in API / EU" || comps[0].Group != "Cloud" || comps[2].Status != incident.DegradedPerformance {
 		t.Fatalf("components %+v", comps)
 	}
+	// Renamed, regrouped, moved first within its group, then back to the top level.
+	api(t, url, oncall, "component", "update", "Docs", "--name", "Documentation", "--group", "Cloud", "--description", "docs site")
+	api(t, url, oncall, "component", "update", "Documentation", "--position", "0")
+	api(t, url, oncall, "component", "update", "Check-in API / EU", "--position", "2")
+	comps = apiJSON[[]incident.Component](t, url, viewer, "component", "list")
+	if len(comps) != 3 || comps[0].Name != "Documentation" || comps[0].Group != "Cloud" || comps[0].Description != "docs site" || comps[2].Name != "Check-in API / EU" {
+		t.Fatalf("components after updates %+v", comps)
+	}
+	apiFails(t, url, oncall, "exists", "component", "update", "Documentation", "--name", "Console")
+	api(t, url, oncall, "component", "update", "Documentation", "--group", "", "--name", "Docs")
+	if comps = apiJSON[[]incident.Component](t, url, viewer, "component", "list"); comps[2].Name != "Docs" || comps[2].Group != "" {
+		t.Fatalf("components after moving Docs to the top level %+v", comps)
+	}
 
 	// A SEV2 naming a release pauses it; declare prints the id.
 	code, out, errOut := runAPI(t, url, oncall, "incident", "declare", "Indexes corrupt after upgrade", "--impact", "major",
@@ -57,7 +70,12 @@ func TestIncidentCommandsEndToEnd(t *testing.T) {
 	apiFails(t, url, oncall, "unknown severity", "incident", "declare", "x", "--impact", "minor", "--message", "m", "--severity", "SEV9")
 	apiFails(t, url, oncall, "release acme@9.9.9 not found", "incident", "declare", "x", "--impact", "minor", "--message", "m", "--release", "acme@9.9.9")
 
-	api(t, url, oncall, "incident", "update", id, "--status", "identified", "--message", "A collation change; fix under way.", "--no-notify")
+	api(t, url, oncall, "incident", "update", id, "--status", "identified", "--message", "A collation change; fix under way.", "--no-notify",
+		"--release", "acme@3.30.1")
+	if r := apiJSON[release.Release](t, url, viewer, "release", "show", "acme", "3.30.1"); r.Status != release.StatusPaused {
+		t.Fatalf("release named by an update of a SEV2: %+v", r)
+	}
+	apiFails(t, url, oncall, "not found", "incident", "update", id, "--status", "identified", "--message", "m", "--release", "acme@7.0.0")
 	api(t, url, oncall, "incident", "update", "--latest", "--status", "monitoring", "--message", "Fixed in 3.30.1.",
 		"--component", "Check-in API / EU=degraded_performance")
 	apiFails(t, url, oncall, "resolve it before its postmortem", "incident", "postmortem", id, "--file", "/dev/null")
@@ -74,7 +92,7 @@ func TestIncidentCommandsEndToEnd(t *testing.T) {
 	api(t, url, oncall, "incident", "postmortem", id, "--file", pm)
 	show := api(t, url, viewer, "incident", "show", id)
 	for _, want := range []string{"status: postmortem", "severity: SEV2", "releases: acme@3.30.0", "(subscribers not told)",
-		"Check-in API / EU: partial_outage -> degraded_performance", "A glibc upgrade changed collation."} {
+		"Check-in API / EU: partial_outage -> degraded_performance", "A glibc upgrade changed collation.", "releases: acme@3.30.0, acme@3.30.1"} {
 		if !strings.Contains(show, want) {
 			t.Fatalf("incident show lacks %q:\n%s", want, show)
 		}
@@ -96,7 +114,7 @@ func TestIncidentCommandsEndToEnd(t *testing.T) {
 
 	// Pulling a release links the incident given, or opens one.
 	api(t, url, releaser, "release", "pull", "acme", "3.30.0", "--reason", "corrupts indexes", "--upgrade-to", "3.30.2", "--incident", id)
-	if inc := apiJSON[incident.Incident](t, url, viewer, "incident", "show", id); len(inc.Releases) != 1 {
+	if inc := apiJSON[incident.Incident](t, url, viewer, "incident", "show", id); len(inc.Releases) != 2 {
 		t.Fatalf("linked incident %+v", inc)
 	}
 	code, _, errOut = runAPI(t, url, releaser, "release", "pull", "acme", "3.30.1", "--reason", "same bug", "--upgrade-to", "3.30.2")
@@ -142,12 +160,16 @@ func TestIncidentCommandsEndToEnd(t *testing.T) {
 		t.Fatalf("maintenance cancel:\n%s", out)
 	}
 	apiFails(t, url, oncall, "cannot move from cancelled", "maintenance", "set", mid, "in_progress")
+	if out := api(t, url, viewer, "maintenance", "show", mid); !strings.Contains(out, "cancelled by oncall") || !strings.Contains(out, "Postponed.") ||
+		!strings.Contains(out, "We upgrade PostgreSQL.") {
+		t.Fatalf("maintenance show:\n%s", out)
+	}
 
 	// Every change is in the audit log.
 	audit := api(t, url, viewer, "audit", "--limit", "200")
 	for _, want := range []string{"component.create", "component.set_status", "incident.declare", "release.pause", "incident.update",
 		"incident.resolve", "incident.postmortem", "incident_template.save", "incident.publish", "incident.link_release", "release.pull",
-		"incident.configure", "maintenance.schedule", "maintenance.cancelled"} {
+		"incident.configure", "maintenance.schedule", "maintenance.cancelled", "component.update"} {
 		if !strings.Contains(audit, want) {
 			t.Errorf("audit log lacks %s", want)
 		}

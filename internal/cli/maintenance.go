@@ -57,6 +57,26 @@ func maintenanceCommand() *ucli.Command {
 			}
 			return emitMaintenances(cmd, ms, ms)
 		}),
+		apiCmd("show", "show a maintenance and its timeline", []string{"id"}, nil, true, func(ctx context.Context, cmd *ucli.Command, c *client.Client, args []string) error {
+			id, err := maintenanceArg(args[0])
+			if err != nil {
+				return err
+			}
+			m, err := c.Maintenance(ctx, id)
+			if err != nil {
+				return err
+			}
+			return emit(cmd, m, func(w io.Writer) {
+				fmt.Fprintf(w, "maintenance %d: %s\n", m.ID, m.Title)
+				fmt.Fprintf(w, "  status: %s  window: %s to %s\n", m.Status, fmtWhen(m.ScheduledFor), fmtWhen(m.ScheduledUntil))
+				for _, u := range m.Updates {
+					fmt.Fprintf(w, "  %s %s by %s: %s\n", fmtWhen(u.At), u.Status, u.By, u.Body)
+					for _, ch := range u.Components {
+						fmt.Fprintf(w, "      %s: %s -> %s\n", ch.Name, ch.OldStatus, ch.NewStatus)
+					}
+				}
+			})
+		}),
 		apiCmd("cancel", "cancel a maintenance that has not started (incident)", []string{"id"}, []ucli.Flag{
 			&ucli.StringFlag{Name: "message", Usage: "why, for customers"},
 		}, true, func(ctx context.Context, cmd *ucli.Command, c *client.Client, args []string) error {
@@ -70,10 +90,19 @@ func maintenanceCommand() *ucli.Command {
 	)
 }
 
-func moveMaintenance(ctx context.Context, cmd *ucli.Command, c *client.Client, idArg string, to incident.MaintenanceStatus) error {
-	id, err := strconv.ParseInt(idArg, 10, 64)
+// maintenanceArg parses a maintenance id argument.
+func maintenanceArg(s string) (int64, error) {
+	id, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || id < 1 {
-		return fmt.Errorf("maintenance id %q: use a positive integer", idArg)
+		return 0, fmt.Errorf("maintenance id %q: use a positive integer", s)
+	}
+	return id, nil
+}
+
+func moveMaintenance(ctx context.Context, cmd *ucli.Command, c *client.Client, idArg string, to incident.MaintenanceStatus) error {
+	id, err := maintenanceArg(idArg)
+	if err != nil {
+		return err
 	}
 	m, err := c.MoveMaintenance(ctx, id, to, cmd.String("message"))
 	if err != nil {
