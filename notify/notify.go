@@ -240,4 +240,7 @@ type Store interface {
 	ClaimDeliveries(ctx context.Context, limit int, lease time.Duration) ([]Attempt, error)
 	// FinishDeliveries records outcomes.
 	FinishDeliveries(ctx context.Context, outcomes []Outcome) error
+	// PruneDeliveries deletes deliveries done (delivered or dead) before
+	// cutoff, and messages older than cutoff no delivery refers to.
+	PruneDeliveries(ctx context.Context, cutoff time.Time) (int64, error)
 }

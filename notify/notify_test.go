@@ -192,6 +192,16 @@ func TestWebhookSignedRetriedAndShapedLikeStatuspage(t *testing.T) {
 		ds := deliveries(t, st, notify.Delivered)
 		return len(ds) == 1 && ds[0].Attempts == 3
 	})
+	// Finished deliveries and their messages are pruned after retention.
+	if n, err := st.PruneDeliveries(context.Background(), time.Now().Add(-time.Hour)); err != nil || n != 0 {
+		t.Fatalf("prune of what is recent: %d, %v", n, err)
+	}
+	if n, err := st.PruneDeliveries(context.Background(), time.Now().Add(time.Hour)); err != nil || n != 2 {
+		t.Fatalf("prune: %d rows, %v; want the delivery and its message", n, err)
+	}
+	if ds := deliveries(t, st, ""); len(ds) != 0 {
+		t.Errorf("deliveries after pruning: %+v", ds)
+	}
 }
 
 // TestDeadLetterAndReplay: a delivery that fails every attempt ends dead,
@@ -334,6 +344,9 @@ func TestEmailOptInAndOneClickUnsubscribe(t *testing.T) {
 	m = parse(t, smtpd.Mails()[1])
 	if want := "<https://status.example.com/subscriptions/unsubscribe?token=" + token + ">"; m.Header.Get("List-Unsubscribe") != want {
 		t.Errorf("List-Unsubscribe = %q, want %q", m.Header.Get("List-Unsubscribe"), want)
+	}
+	if id := m.Header.Get("Message-ID"); !strings.HasPrefix(id, "<msg_n2.") || !strings.HasSuffix(id, "@status.example.com>") {
+		t.Errorf("Message-ID = %q", id)
 	}
 	if m.Header.Get("List-Unsubscribe-Post") != "List-Unsubscribe=One-Click" {
 		t.Errorf("List-Unsubscribe-Post = %q", m.Header.Get("List-Unsubscribe-Post"))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,6 +42,9 @@ type Config struct {
 	Backoff     time.Duration
 	// Poll is how often the worker looks for work without being kicked (1s).
 	Poll time.Duration
+	// Retention is how long finished deliveries are kept (90 days), pruned
+	// hourly; negative keeps them.
+	Retention time.Duration
 }
 
 // Worker fans notifications out and delivers them. Create it with New and
@@ -54,6 +58,8 @@ type Worker struct {
 	inflight atomic.Int64
 	// Delivered, Failed and Died count attempts' outcomes since start.
 	delivered, failed, died atomic.Int64
+	// host is the page's host name, the domain of Message-IDs.
+	host string
 }
 
 // New returns a worker for cfg.
@@ -79,7 +85,14 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.Poll <= 0 {
 		cfg.Poll = time.Second
 	}
-	return &Worker{cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1), freed: make(chan struct{}, 1)}, nil
+	if cfg.Retention == 0 {
+		cfg.Retention = 90 * 24 * time.Hour
+	}
+	host := "ringfence.invalid"
+	if u, err := url.Parse(cfg.Site.URL); err == nil && u.Hostname() != "" {
+		host = u.Hostname()
+	}
+	return &Worker{cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1), freed: make(chan struct{}, 1), host: host}, nil
 }
 
 // Kick wakes the worker: something may be waiting. It never blocks.
@@ -105,14 +118,29 @@ func (w *Worker) Run(ctx context.Context) error {
 	var attempts sync.WaitGroup
 	t := time.NewTicker(w.cfg.Poll)
 	defer t.Stop()
+	var pruned time.Time
 	for {
+		if w.cfg.Retention > 0 && time.Since(pruned) > time.Hour {
+			pruned = time.Now()
+			if n, err := w.cfg.Store.PruneDeliveries(ctx, pruned.Add(-w.cfg.Retention)); err != nil && ctx.Err() == nil {
+				w.log.Error("prune deliveries", slog.Any("err", err))
+			} else if n > 0 {
+				w.log.Info("pruned deliveries", slog.Int64("rows", n))
+			}
+		}
 		if err := w.fanOut(ctx); err != nil && ctx.Err() == nil {
 			w.log.Error("fan out status notifications", slog.Any("err", err))
 		}
-		free := w.cfg.Concurrency - int(w.inflight.Load())
+		// Claim when a quarter of the slots are free (or none is busy): one
+		// claim transaction per freed slot would cost a commit each.
+		inflight := int(w.inflight.Load())
+		free := w.cfg.Concurrency - inflight
+		if free < max(1, w.cfg.Concurrency/4) && inflight > 0 {
+			free = 0
+		}
 		want, got := min(free, 500), 0
 		if want > 0 {
-			lease := 2*w.cfg.Timeout + 5*time.Second // beyond one attempt and its recording
+			lease := 3 * w.cfg.Timeout // beyond one attempt and its recording
 			items, err := w.cfg.Store.ClaimDeliveries(ctx, want, lease)
 			if err != nil && ctx.Err() == nil {
 				w.log.Error("claim deliveries", slog.Any("err", err))
@@ -257,7 +285,7 @@ func (w *Worker) sendEmail(ctx context.Context, a Attempt) error {
 	}
 	base := w.cfg.Site.URL
 	e := Mail{From: w.cfg.Mailer.from.String(), To: a.Subscriber.Target, Subject: a.Message.Subject,
-		MessageID: a.Message.EventID + "." + a.Subscriber.ID + "@ringfence", Text: a.Message.Text, Date: time.Now()}
+		MessageID: a.Message.EventID + "." + a.Subscriber.ID + "@" + w.host, Text: a.Message.Text, Date: time.Now()}
 	if a.Message.Kind == KindConfirm {
 		e.Link, e.LinkText = base+"/subscriptions/confirm?token="+a.Subscriber.Token, "Confirm subscription"
 	} else {

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -38,48 +37,9 @@ func buildRingfence(t *testing.T) string {
 // killDuringFailures runs bin's serve on store db and kills it while
 // installations report failures.
 func killDuringFailures(t *testing.T, bin, db string) {
-	out, err := exec.Command(bin, "admin", "token", "create", "--db", db, "--init", "--role", "admin").Output()
-	if err != nil {
-		t.Fatalf("admin token create: %v", err)
-	}
-	token := strings.TrimSpace(string(out))
+	token := adminToken(t, bin, db)
 
-	cmd := exec.Command(bin, "serve", "--db", db, "--listen", "127.0.0.1:0", "--checkin-rate", "1000000", "--checkin-burst", "1000000",
-		"--key-encryption-key-file", filepath.Join(t.TempDir(), "kek"), "--quota-events", "-1")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	killed := false
-	t.Cleanup(func() {
-		if !killed {
-			cmd.Process.Kill()
-		}
-		cmd.Wait()
-	})
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var line struct {
-				Msg  string `json:"msg"`
-				Addr string `json:"addr"`
-			}
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "serving" {
-				addr <- line.Addr
-			}
-		}
-	}()
-	var url string
-	select {
-	case a := <-addr:
-		url = "http://" + a
-	case <-time.After(20 * time.Second):
-		t.Fatal("server did not start")
-	}
+	url, kill := runServe(t, bin, db, "--checkin-rate", "1000000", "--checkin-burst", "1000000", "--quota-events", "-1")
 
 	e := &env{t: t, URL: url, Admin: token}
 	e.api("POST", "/api/v1/products", map[string]any{"name": "acme", "halt": map[string]any{"disabled": true}}, http.StatusCreated, nil)
@@ -126,10 +86,7 @@ func killDuringFailures(t *testing.T, bin, db string) {
 		}()
 	}
 	time.Sleep(1500 * time.Millisecond)
-	if err := cmd.Process.Kill(); err != nil { // SIGKILL: no shutdown, no final flush
-		t.Fatal(err)
-	}
-	killed = true
+	kill() // SIGKILL: no shutdown, no final flush
 	wg.Wait()
 	stop()
 

@@ -46,6 +46,8 @@ func TestPostgres(t *testing.T) {
 	t.Run("FailingRecordAlone", func(t *testing.T) { failingRecordAlone(t, db("alone"), sqlstore.Postgres) })
 	t.Run("StrictDecoding", func(t *testing.T) { strictDecoding(t, db("strict")) })
 	t.Run("CheckInMutations", func(t *testing.T) { checkInMutations(t, db("mutations"), 400) })
+	t.Run("StatuspageJSON", func(t *testing.T) { statuspageJSON(t, db("statusjson")) })
+	t.Run("StatusTwoServers", func(t *testing.T) { twoStatusServers(t, db("statustwo")) })
 }
 
 // scenario is the end-to-end story against one store: offers follow

@@ -1,5 +1,7 @@
 // Package server is ringfence's HTTP face: the check-in endpoint
-// installations call, the admin JSON API under /api/v1, health and metrics.
+// installations call, the admin JSON API under /api/v1, health and metrics,
+// and the public status page with its subscribers (status*.go: rendered
+// once per change, served from memory).
 //
 // Check-ins are decided from an immutable in-memory snapshot of the release
 // facts (release.Snapshot), swapped atomically whenever the store changes —

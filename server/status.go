@@ -267,6 +267,9 @@ func (s *Server) setupStatus() error {
 		return err
 	}
 	nc.Store, nc.Logger, nc.Site, nc.Docs = s.store, s.log, site, webhookDocs
+	if nc.Retention == 0 {
+		nc.Retention = s.cfg.Retention
+	}
 	if nc.HTTP == nil {
 		nc.HTTP = netguard.NewClient(nc.Timeout, s.cfg.WebhookAllowPrivate, 256)
 	}

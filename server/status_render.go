@@ -169,55 +169,62 @@ func bars(h incident.ComponentHistory, names map[int64]string) ([]bar, string) {
 		}
 		out = append(out, b)
 	}
+	days := func(n int) string {
+		if n == 1 {
+			return "1 day"
+		}
+		return strconv.Itoa(n) + " days"
+	}
 	var parts []string
 	for _, st := range incident.ComponentStatuses() {
 		if n := counts[st]; n > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", n, strings.ToLower(words(string(st)))))
+			parts = append(parts, days(n)+" "+strings.ToLower(words(string(st))))
 		}
 	}
 	if n := counts[""]; n > 0 {
-		parts = append(parts, fmt.Sprintf("%d without data", n))
+		parts = append(parts, days(n)+" before it existed")
 	}
-	summary := "days: " + strings.Join(parts, ", ")
-	return out, summary
+	return out, strings.Join(parts, ", ")
 }
 
 func (r *statusRenderer) incidentView(inc incident.Incident, comps map[int64]incident.Component) incidentView {
 	v := incidentView{ID: inc.ID, Title: inc.Title, URL: incident.IncidentURL(r.site.URL, inc.ID), Impact: string(inc.Impact),
-		StatusText: words(string(inc.Status)), CreatedAt: inc.CreatedAt, UpdatedAt: inc.UpdatedAt, Postmortem: inc.Postmortem}
+		StatusText: words(string(inc.Status)), CreatedAt: inc.CreatedAt, UpdatedAt: inc.UpdatedAt, Postmortem: inc.Postmortem,
+		Components: componentNames(inc.Components, comps)}
 	for _, u := range inc.Updates {
 		v.Updates = append(v.Updates, updateView{Status: words(string(u.Status)), Body: u.Body, At: u.At})
 	}
-	if len(v.Updates) > 0 {
-		v.Latest = &v.Updates[0]
-	}
-	var names []string
-	for _, id := range inc.Components {
-		if c, ok := comps[id]; ok {
-			names = append(names, c.Name)
-		}
-	}
-	v.Components = strings.Join(names, ", ")
+	v.Latest = latest(v.Updates)
 	return v
 }
 
 func (r *statusRenderer) maintView(m incident.Maintenance, comps map[int64]incident.Component) maintView {
 	v := maintView{ID: m.ID, Title: m.Title, URL: incident.MaintenanceURL(r.site.URL, m.ID), StatusText: words(string(m.Status)),
-		From: m.ScheduledFor, Until: m.ScheduledUntil, UpdatedAt: m.UpdatedAt}
+		From: m.ScheduledFor, Until: m.ScheduledUntil, UpdatedAt: m.UpdatedAt, Components: componentNames(m.Components, comps)}
 	for _, u := range m.Updates {
 		v.Updates = append(v.Updates, updateView{Status: words(string(u.Status)), Body: u.Body, At: u.At})
 	}
-	if len(v.Updates) > 0 {
-		v.Latest = &v.Updates[0]
+	v.Latest = latest(v.Updates)
+	return v
+}
+
+// latest is the newest of updates (they are newest first), nil if none.
+func latest(updates []updateView) *updateView {
+	if len(updates) == 0 {
+		return nil
 	}
+	return &updates[0]
+}
+
+// componentNames lists the names of the components ids names.
+func componentNames(ids []int64, comps map[int64]incident.Component) string {
 	var names []string
-	for _, id := range m.Components {
+	for _, id := range ids {
 		if c, ok := comps[id]; ok {
 			names = append(names, c.Name)
 		}
 	}
-	v.Components = strings.Join(names, ", ")
-	return v
+	return strings.Join(names, ", ")
 }
 
 // versionRange writes pulled versions: "3.30.0–3.30.2" when they are

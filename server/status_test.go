@@ -265,8 +265,51 @@ func names(list any) []string {
 // TestStatuspageJSON checks every /api/v2 endpoint field by field against
 // Statuspage's documented format, and the HTTP around them: Content-Type,
 // CORS, HEAD like GET, validators, gzip.
-func TestStatuspageJSON(t *testing.T) {
-	e := startServer(t, servertest.SQLite(t), server.Config{PublicURL: "https://status.example.com/", PageTitle: "Acme Status"})
+func TestStatuspageJSON(t *testing.T) { statuspageJSON(t, servertest.SQLite(t)) }
+
+// twoStatusServers runs two servers on one PostgreSQL database (from
+// TestPostgres): a change made through one is on the other's page, and they
+// deliver every webhook between them once.
+func twoStatusServers(t *testing.T, dsn string) {
+	rcv := notifytest.NewReceiver(t)
+	cfg := server.Config{WebhookAllowPrivate: true, StatusRefresh: time.Hour}
+	cfg.Notify.Concurrency, cfg.Notify.Poll = 4, 20*time.Millisecond
+	a := startServer(t, dsn, cfg)
+	b := startServer(t, dsn, cfg)
+	const subs = 30
+	for i := range subs {
+		var s struct{ Secret string }
+		a.api("POST", "/api/v1/subscribers", map[string]any{"webhook": fmt.Sprintf("%s/s%d", rcv.URL, i)}, http.StatusCreated, &s)
+		rcv.Secret(fmt.Sprintf("/s%d", i), s.Secret)
+	}
+	a.api("POST", "/api/v1/components", map[string]any{"name": "API"}, http.StatusCreated, nil)
+	var inc struct{ ID int64 }
+	a.api("POST", "/api/v1/incidents", map[string]any{"title": "API down", "impact": "critical", "status": "investigating",
+		"message": "Nothing answers.", "components": []map[string]any{{"name": "API", "status": "major_outage"}}}, http.StatusCreated, &inc)
+	b.api("POST", fmt.Sprintf("/api/v1/incidents/%d/updates", inc.ID), map[string]any{"status": "identified", "message": "Found it."}, http.StatusCreated, nil)
+	for _, e := range []*env{a, b} {
+		servertest.Eventually(t, 10*time.Second, "both servers' pages show the update", func() bool {
+			_, _, body := get(t, e.URL+"/api/v2/status.json", nil)
+			_, _, page := get(t, e.URL+"/", nil)
+			return bytes.Contains(body, []byte(`"indicator":"critical"`)) && bytes.Contains(page, []byte("Found it."))
+		})
+	}
+	servertest.Eventually(t, 20*time.Second, "all delivered", func() bool { return rcv.Count() >= 2*subs })
+	time.Sleep(200 * time.Millisecond) // a duplicate would arrive meanwhile
+	seen := map[string]int{}
+	for _, h := range rcv.Hooks() {
+		if h.Verified != nil {
+			t.Fatalf("unverified webhook: %v", h.Verified)
+		}
+		seen[h.Path+" "+h.ID]++
+	}
+	if len(seen) != 2*subs || len(rcv.Hooks()) != 2*subs {
+		t.Errorf("%d requests, %d distinct (path, webhook-id); want %d each", len(rcv.Hooks()), len(seen), 2*subs)
+	}
+}
+
+func statuspageJSON(t *testing.T, dsn string) {
+	e := startServer(t, dsn, server.Config{PublicURL: "https://status.example.com/", PageTitle: "Acme Status"})
 	statusScene(e)
 	body := func(path string) map[string]any {
 		t.Helper()

@@ -476,3 +476,25 @@ func (s *Store) ReplayDelivery(ctx context.Context, actor string, id int64) erro
 			map[string]string{"state": string(notify.Pending)})
 	})
 }
+
+// PruneDeliveries deletes deliveries done (delivered or dead) before cutoff,
+// then messages created before cutoff that no delivery refers to any more.
+func (s *Store) PruneDeliveries(ctx context.Context, cutoff time.Time) (int64, error) {
+	var n int64
+	err := s.writeSilent(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM deliveries WHERE state IN ('delivered', 'dead') AND done_at < $1`, cutoff.UTC())
+		if err != nil {
+			return fmt.Errorf("prune deliveries: %w", err)
+		}
+		d, _ := res.RowsAffected()
+		res, err = tx.ExecContext(ctx, `DELETE FROM notify_messages WHERE created_at < $1
+			AND NOT EXISTS (SELECT 1 FROM deliveries WHERE deliveries.message_id = notify_messages.id)`, cutoff.UTC())
+		if err != nil {
+			return fmt.Errorf("prune notification messages: %w", err)
+		}
+		m, _ := res.RowsAffected()
+		n = d + m
+		return nil
+	})
+	return n, err
+}

@@ -15,6 +15,7 @@ import (
 	ucli "github.com/urfave/cli/v3"
 	"golang.org/x/time/rate"
 
+	"github.com/ringfence/ringfence/notify"
 	"github.com/ringfence/ringfence/server"
 	"github.com/ringfence/ringfence/sqlstore"
 )
@@ -60,6 +61,9 @@ func serveCommand(stdout, stderr io.Writer) *ucli.Command {
 			&ucli.IntFlag{Name: "quota-new-instances", Sources: ucli.EnvVars("RINGFENCE_QUOTA_NEW_INSTANCES"), Value: 1000, Usage: "installations one enrollment key may create per hour (-1: no limit)"},
 			&ucli.IntFlag{Name: "quota-events", Sources: ucli.EnvVars("RINGFENCE_QUOTA_EVENTS"), Value: 1000, Usage: "events one installation may report per day (-1: no limit)"},
 			&ucli.Int64Flag{Name: "quota-stored-bytes", Sources: ucli.EnvVars("RINGFENCE_QUOTA_STORED_BYTES"), Value: 256 << 20, Usage: "bytes of instance history one customer may have in the store (-1: no limit)"},
+			&durationFlag{Name: "subscriber-timeout", Sources: ucli.EnvVars("RINGFENCE_SUBSCRIBER_TIMEOUT"), Value: 10 * time.Second, Usage: "time limit of one delivery attempt to a subscriber"},
+			&ucli.IntFlag{Name: "subscriber-attempts", Sources: ucli.EnvVars("RINGFENCE_SUBSCRIBER_ATTEMPTS"), Value: 10, Usage: "attempts per delivery before it is dead (replay it with `subscriber replay`)"},
+			&durationFlag{Name: "subscriber-backoff", Sources: ucli.EnvVars("RINGFENCE_SUBSCRIBER_BACKOFF"), Value: 10 * time.Second, Usage: "wait after a delivery's first failure; doubles per attempt, at most an hour"},
 		}, kekFlags()...),
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
 			if cmd.Args().Len() > 0 {
@@ -140,6 +144,8 @@ func serve(ctx context.Context, cmd *ucli.Command, log *slog.Logger, stdout io.W
 		QuotaNewInstances:   int(cmd.Int("quota-new-instances")),
 		QuotaEvents:         int(cmd.Int("quota-events")),
 		QuotaStoredBytes:    cmd.Int64("quota-stored-bytes"),
+		Notify: notify.Config{Timeout: cmd.Duration("subscriber-timeout"), MaxAttempts: int(cmd.Int("subscriber-attempts")),
+			Backoff: cmd.Duration("subscriber-backoff")},
 	})
 	if err != nil {
 		ln.Close()

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-smtp"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
@@ -48,14 +49,27 @@ type Receiver struct {
 	block map[string]chan struct{}
 	count atomic.Int64
 	// Keep, when false, records only the count (for benchmarks).
-	keep bool
+	keep  bool
+	delay atomic.Int64
 }
 
-// NewReceiver starts a receiver for t.
+// Delay makes the receiver take d to answer each request.
+func (r *Receiver) Delay(d time.Duration) { r.delay.Store(int64(d)) }
+
+// NewReceiver starts a receiver for t, stopped when t ends.
 func NewReceiver(t testing.TB) *Receiver {
-	r := &Receiver{secrets: map[string]string{}, block: map[string]chan struct{}{}, keep: true}
+	r, stop := StartReceiver()
+	t.Cleanup(stop)
+	return r
+}
+
+// StartReceiver starts a receiver (for programs such as benchmarks); stop
+// stops it.
+func StartReceiver() (r *Receiver, stop func()) {
+	r = &Receiver{secrets: map[string]string{}, block: map[string]chan struct{}{}, keep: true}
 	srv := httptest.NewServer(http.HandlerFunc(r.serve))
-	t.Cleanup(func() {
+	r.URL = srv.URL
+	return r, func() {
 		r.mu.Lock()
 		for _, ch := range r.block {
 			select {
@@ -66,15 +80,14 @@ func NewReceiver(t testing.TB) *Receiver {
 		}
 		r.mu.Unlock()
 		srv.Close()
-	})
-	r.URL = srv.URL
-	return r
+	}
 }
 
 // CountOnly makes the receiver keep no requests, only count and verify them.
 func (r *Receiver) CountOnly() { r.keep = false }
 
-// Secret sets the secret requests to path are verified with.
+// Secret sets the secret requests to path are verified with ("*": every
+// path without a secret of its own).
 func (r *Receiver) Secret(path, secret string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -109,8 +122,14 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
 	r.mu.Lock()
 	secret, ok := r.secrets[req.URL.Path]
+	if !ok {
+		secret, ok = r.secrets["*"]
+	}
 	block := r.block[req.URL.Path]
 	r.mu.Unlock()
+	if d := time.Duration(r.delay.Load()); d > 0 {
+		time.Sleep(d)
+	}
 	if block != nil {
 		select {
 		case <-block:
