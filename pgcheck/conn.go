@@ -55,6 +55,9 @@ func Open(dsn string, opts ConnOptions) (*Server, error) {
 	return &Server{config: cfg, opts: opts}, nil
 }
 
+// User is the role the DSN connects as.
+func (s *Server) User() string { return s.config.User }
+
 // Database is the database named by the DSN.
 func (s *Server) Database() string { return s.config.Database }
 

@@ -2,9 +2,13 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	ucli "github.com/urfave/cli/v3"
 
@@ -54,6 +58,45 @@ func openServer(cmd *ucli.Command, readWrite bool) (*pgcheck.Server, error) {
 		ReadWrite:        readWrite,
 	})
 	return srv, withCode(ExitError, err)
+}
+
+// recordGrantHint explains what recording a baseline in the database needs.
+func recordGrantHint(role, db string) string {
+	return fmt.Sprintf("recording the baseline in the database needs CREATE on the database (for schema ringfence), "+
+		"or ownership of schema ringfence and its table; role %s lacks it: GRANT CREATE ON DATABASE %s TO %[1]s, "+
+		"or keep the baseline in a file instead (pg fingerprint --record --baseline FILE, then pg check --baseline FILE); "+
+		"see docs/pg-check.md", role, db)
+}
+
+// repairGrantHint explains what role repair --apply must run as.
+func repairGrantHint(role, _ string) string {
+	return fmt.Sprintf("repair --apply must run as the owner of the tables it repairs (REINDEX, and DELETE of duplicates), "+
+		"with CREATE on the database (schema ringfence journals and quarantines); role %s lacks that: "+
+		"connect as the tables' owner or a superuser (the dry run works as any role with pg_read_all_data); "+
+		"a fingerprint baseline can be kept in a file (--baseline FILE); see docs/pg-check.md", role)
+}
+
+// privilegeError adds hint (given the role and database) to an
+// insufficient_privilege error (42501: "permission denied", "must be
+// owner"); other errors pass unchanged. Both exit 2.
+func privilegeError(err error, srv *pgcheck.Server, hint func(role, db string) string) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42501" {
+		return withCode(ExitError, fmt.Errorf("%w\n%s", err, hint(sqlName(srv.User()), sqlName(srv.Database()))))
+	}
+	return withCode(ExitError, err)
+}
+
+// plainName is an identifier SQL takes without quotes.
+var plainName = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
+
+// sqlName writes an identifier as a person would in SQL: quoted only when
+// it must be.
+func sqlName(s string) string {
+	if plainName.MatchString(s) {
+		return s
+	}
+	return pgcheck.QuoteIdent(s)
 }
 
 // writeJSON prints v as indented JSON.

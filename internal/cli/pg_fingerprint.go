@@ -107,7 +107,7 @@ func runFingerprint(ctx context.Context, cmd *ucli.Command, stdout io.Writer) er
 			}
 		}
 		if err != nil {
-			return withCode(ExitError, err)
+			return privilegeError(err, srv, recordGrantHint)
 		}
 		rep.Recorded, rep.BaselineFound = true, true
 	case file != "":

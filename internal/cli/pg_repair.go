@@ -101,6 +101,9 @@ func pgRepairCommand(stdout, stderr io.Writer) *ucli.Command {
 				opts.Progress = func(e pgcheck.RepairEvent) { printRepairEvent(stderr, e) }
 			}
 			res, err := pgcheck.Repair(ctx, srv, opts)
+			if err != nil && ctx.Err() == nil {
+				return privilegeError(err, srv, repairGrantHint)
+			}
 			if err != nil {
 				return repairError(ctx, err)
 			}
