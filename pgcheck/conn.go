@@ -2,6 +2,7 @@ package pgcheck
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -53,6 +54,14 @@ func Open(dsn string, opts ConnOptions) (*Server, error) {
 		cfg.ConnectTimeout = 10 * time.Second
 	}
 	return &Server{config: cfg, opts: opts}, nil
+}
+
+// WithPassword returns a copy of s that authenticates with password.
+func (s *Server) WithPassword(password string) *Server {
+	n := *s
+	n.config = s.config.Copy()
+	n.config.Password = password
+	return &n
 }
 
 // User is the role the DSN connects as.
@@ -114,9 +123,24 @@ func (s *Server) Connect(ctx context.Context, database string) (*pgx.Conn, error
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("connect to database %q: %w", cfg.Database, err)
+		return nil, connectError(cfg, err)
 	}
 	return conn, nil
+}
+
+// connectError says why a connection failed, the server's own answer
+// first: with sslmode=prefer a failed login is reported after the refused
+// TLS attempt, which hides that the password was missing or wrong.
+func connectError(cfg *pgx.ConnConfig, err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "28") {
+		hint := ""
+		if cfg.Password == "" {
+			hint = ": no password was given: put it in ~/.pgpass, PGPASSWORD or the connection string, or ask for it with -W"
+		}
+		return fmt.Errorf("connect to database %q as %q: %w%s", cfg.Database, cfg.User, pgErr, hint)
+	}
+	return fmt.Errorf("connect to database %q: %w", cfg.Database, err)
 }
 
 // QuoteIdent quotes a possibly qualified identifier's parts.

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"golang.org/x/term"
 
 	ucli "github.com/urfave/cli/v3"
 
@@ -20,8 +23,9 @@ func pgCommand(stdout, stderr io.Writer) *ucli.Command {
 	return &ucli.Command{
 		Name:  "pg",
 		Usage: "prove a PostgreSQL database intact",
-		Description: "Every pg command takes a connection string (URL or key=value) as its argument;\n" +
-			"without one it uses libpq's PG* environment variables. Sessions are read-only\n" +
+		Description: "Every pg command takes a connection string (URL or key=value) or a database name\n" +
+			"as its argument, and libpq's --host, -p, -U, -d, -w and -W; what is not given comes\n" +
+			"from libpq's PG* environment variables and ~/.pgpass. Sessions are read-only\n" +
 			"unless a command says otherwise, with a statement_timeout and lock_timeout.\n" +
 			"Exit codes: 0 nothing found, 1 findings, 2 could not check.",
 		Commands: []*ucli.Command{
@@ -35,9 +39,17 @@ func pgCommand(stdout, stderr io.Writer) *ucli.Command {
 	}
 }
 
-// connFlags are the session-limit flags every pg command takes.
+// connFlags are the connection and session-limit flags every pg command
+// takes: libpq's habits (-p -U -d, -w/-W, --host; -h stays help) and the
+// session limits.
 func connFlags() []ucli.Flag {
 	return []ucli.Flag{
+		&ucli.StringFlag{Name: "host", Usage: "server host or socket directory (like PGHOST)"},
+		&ucli.StringFlag{Name: "port", Aliases: []string{"p"}, Usage: "server port (like PGPORT)"},
+		&ucli.StringFlag{Name: "username", Aliases: []string{"U"}, Usage: "role to connect as (like PGUSER)"},
+		&ucli.StringFlag{Name: "dbname", Aliases: []string{"d"}, Usage: "database name or connection string (like the positional argument)"},
+		&ucli.BoolFlag{Name: "no-password", Aliases: []string{"w"}, Usage: "never ask for a password"},
+		&ucli.BoolFlag{Name: "password", Aliases: []string{"W"}, Usage: "ask for the password on the terminal before connecting"},
 		&durationFlag{Name: "statement-timeout", Value: 10 * time.Minute, Usage: "bound on every statement"},
 		&durationFlag{Name: "lock-timeout", Value: 5 * time.Second, Usage: "bound on every lock wait"},
 	}
@@ -46,18 +58,96 @@ func connFlags() []ucli.Flag {
 // jsonFlag selects JSON output.
 var jsonFlag = &ucli.BoolFlag{Name: "json", Usage: "print JSON instead of a readable report"}
 
-// openServer parses the DSN argument (or PG* environment) with the session
-// limits from connFlags. A bad DSN exits 2.
-func openServer(cmd *ucli.Command, readWrite bool) (*pgcheck.Server, error) {
+// isConnString reports whether s is a connection string (URL or
+// key=value) rather than a bare database name.
+func isConnString(s string) bool {
+	return strings.Contains(s, "=") || strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
+}
+
+// connString builds the connection string from the positional argument
+// (a URL, key=value string, or database name, as psql takes it) and
+// --host/-p/-U/-d; empty parts come from libpq's PG* environment.
+func connString(cmd *ucli.Command) (string, error) {
 	if cmd.Args().Len() > 1 {
-		return nil, withCode(ExitError, fmt.Errorf("expected at most one connection string, got %d arguments", cmd.Args().Len()))
+		return "", fmt.Errorf("expected at most one connection string or database name, got %d arguments", cmd.Args().Len())
 	}
-	srv, err := pgcheck.Open(cmd.Args().First(), pgcheck.ConnOptions{
+	arg := cmd.Args().First()
+	if d := cmd.String("dbname"); d != "" {
+		if arg != "" {
+			return "", fmt.Errorf("give the database either as an argument or with -d, not both")
+		}
+		arg = d
+	}
+	var kv []string
+	for _, f := range []struct{ flag, key string }{{"host", "host"}, {"port", "port"}, {"username", "user"}} {
+		if v := cmd.String(f.flag); v != "" {
+			kv = append(kv, f.key+"="+quoteConnValue(v))
+		}
+	}
+	switch {
+	case arg == "":
+	case strings.HasPrefix(arg, "postgres://") || strings.HasPrefix(arg, "postgresql://"):
+		if len(kv) > 0 {
+			return "", fmt.Errorf("give either a postgres:// URL or --host/-p/-U, not both (write them into the URL)")
+		}
+		return arg, nil
+	case isConnString(arg):
+		// libpq reads key=value left to right: the flags come last and win.
+		return strings.Join(append([]string{arg}, kv...), " "), nil
+	default:
+		kv = append([]string{"dbname=" + quoteConnValue(arg)}, kv...)
+	}
+	return strings.Join(kv, " "), nil
+}
+
+// quoteConnValue quotes a key=value connection string value.
+func quoteConnValue(v string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
+}
+
+// openServer parses the connection (see connString) with the session
+// limits from connFlags, asking for the password with -W. A bad DSN exits 2.
+func openServer(cmd *ucli.Command, readWrite bool) (*pgcheck.Server, error) {
+	dsn, err := connString(cmd)
+	if err != nil {
+		return nil, withCode(ExitError, err)
+	}
+	if cmd.Bool("password") && cmd.Bool("no-password") {
+		return nil, withCode(ExitError, errors.New("-W (ask for the password) and -w (never ask) exclude each other"))
+	}
+	srv, err := pgcheck.Open(dsn, pgcheck.ConnOptions{
 		StatementTimeout: cmd.Duration("statement-timeout"),
 		LockTimeout:      cmd.Duration("lock-timeout"),
 		ReadWrite:        readWrite,
 	})
-	return srv, withCode(ExitError, err)
+	if err != nil {
+		return nil, withCode(ExitError, err)
+	}
+	if cmd.Bool("password") {
+		pw, err := askPassword(cmd.Root().ErrWriter, fmt.Sprintf("Password for user %s: ", srv.User()))
+		if err != nil {
+			return nil, withCode(ExitError, err)
+		}
+		srv = srv.WithPassword(pw)
+	}
+	return srv, nil
+}
+
+// askPassword reads a password from the terminal without echo, prompting
+// on w. It refuses when stdin is not a terminal: a password is never read
+// from a pipe by surprise.
+func askPassword(w io.Writer, prompt string) (string, error) {
+	fd := int(os.Stdin.Fd())
+	if !term.IsTerminal(fd) {
+		return "", errors.New("-W asks for the password on a terminal, and stdin is not one: use PGPASSWORD, ~/.pgpass or the connection string instead")
+	}
+	fmt.Fprint(w, prompt)
+	pw, err := term.ReadPassword(fd)
+	fmt.Fprintln(w)
+	if err != nil {
+		return "", fmt.Errorf("read password: %w", err)
+	}
+	return string(pw), nil
 }
 
 // recordGrantHint explains what recording a baseline in the database needs.
