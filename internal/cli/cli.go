@@ -52,8 +52,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Usage:                 "keep bad releases from breaking self-hosted installations",
 		Writer:                stdout,
 		ErrWriter:             stderr,
-		EnableShellCompletion: false,
-		HideVersion:           true,
+		EnableShellCompletion: true,
+		Version:               buildVersion(),
 		ExitErrHandler:        func(context.Context, *ucli.Command, error) {},
 		OnUsageError: func(_ context.Context, _ *ucli.Command, err error, _ bool) error {
 			return withCode(ExitError, err)
@@ -71,8 +71,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			tokenCommand(),
 			keysCommand(),
 			auditCommand(),
+			versionCommand(stdout),
 		},
 	}
+	applyConventions(root)
 	err := root.Run(ctx, args)
 	if err == nil {
 		return ExitOK
