@@ -136,19 +136,6 @@ func orDash(s string) string {
 	return s
 }
 
-// formatBytes renders a size with binary units, as PostgreSQL's
-// pg_size_pretty does.
-func formatBytes(n int64) string {
-	const unit = 1024
-	if n < 10*unit {
-		return fmt.Sprintf("%d bytes", n)
-	}
-	units := []string{"kB", "MB", "GB", "TB", "PB"}
-	v := float64(n) / unit
-	i := 0
-	for v >= 10*unit && i < len(units)-1 {
-		v /= unit
-		i++
-	}
-	return fmt.Sprintf("%.0f %s", v, units[i])
-}
+// formatBytes renders a size with binary units (KiB, MiB, ...), like every
+// size ringfence prints.
+func formatBytes(n int64) string { return humanBytes(n) }
