@@ -70,6 +70,7 @@ func newRoot(stdout, stderr io.Writer) *ucli.Command {
 			tokenCommand(),
 			keysCommand(),
 			auditCommand(),
+			whoamiCommand(),
 			versionCommand(stdout),
 		},
 	}
