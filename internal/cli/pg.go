@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -187,6 +188,44 @@ func sqlName(s string) string {
 		return s
 	}
 	return pgcheck.QuoteIdent(s)
+}
+
+// writeReport prints a pg command's report v (a JSON object) as indented
+// JSON carrying, like every pg command's --json output, "schema_version"
+// (first; 1 unless v has its own) and "duration_seconds" since start (last,
+// unless v has its own).
+func writeReport(w io.Writer, v any, start time.Time) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil || len(raw) < 2 {
+		return writeJSON(w, v)
+	}
+	body := bytes.TrimSpace(raw[1 : len(raw)-1])
+	var b bytes.Buffer
+	b.WriteByte('{')
+	if _, ok := fields["schema_version"]; !ok {
+		b.WriteString(`"schema_version":1`)
+		if len(body) > 0 {
+			b.WriteByte(',')
+		}
+	}
+	b.Write(body)
+	if _, ok := fields["duration_seconds"]; !ok {
+		d, _ := pgcheck.Duration(time.Since(start)).MarshalJSON()
+		b.WriteString(`,"duration_seconds":`)
+		b.Write(d)
+	}
+	b.WriteByte('}')
+	var out bytes.Buffer
+	if err := json.Indent(&out, b.Bytes(), "", "  "); err != nil {
+		return fmt.Errorf("render JSON: %w", err)
+	}
+	out.WriteByte('\n')
+	_, err = w.Write(out.Bytes())
+	return err
 }
 
 // writeJSON prints v as indented JSON.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"time"
 
 	ucli "github.com/urfave/cli/v3"
 
@@ -35,6 +36,7 @@ func pgDuplicatesCommand(stdout, stderr io.Writer) *ucli.Command {
 			jsonFlag,
 		),
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
+			start := time.Now()
 			if cmd.Int("max-groups") < 1 {
 				return withCode(ExitError, fmt.Errorf("--max-groups must be at least 1"))
 			}
@@ -65,7 +67,7 @@ func pgDuplicatesCommand(stdout, stderr io.Writer) *ucli.Command {
 				if out.Findings == nil {
 					out.Findings = []pgcheck.Finding{}
 				}
-				if err := writeJSON(stdout, out); err != nil {
+				if err := writeReport(stdout, out, start); err != nil {
 					return err
 				}
 			} else {

@@ -148,7 +148,7 @@ func runFingerprint(ctx context.Context, cmd *ucli.Command, stdout io.Writer) er
 	rep.Elapsed = pgcheck.Duration(time.Since(start))
 
 	if cmd.Bool("json") {
-		err = writeJSON(stdout, rep)
+		err = writeReport(stdout, rep, start)
 	} else {
 		err = printFingerprint(stdout, rep)
 	}

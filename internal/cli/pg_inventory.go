@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	ucli "github.com/urfave/cli/v3"
 
@@ -28,6 +29,7 @@ func pgInventoryCommand(stdout io.Writer) *ucli.Command {
 			&ucli.BoolFlag{Name: "safe", Usage: "list safe objects too, not only those at risk"},
 		),
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
+			start := time.Now()
 			srv, err := openServer(cmd, false)
 			if err != nil {
 				return err
@@ -42,7 +44,7 @@ func pgInventoryCommand(stdout io.Writer) *ucli.Command {
 				return withCode(ExitError, err)
 			}
 			if cmd.Bool("json") {
-				return withCode(ExitError, writeJSON(stdout, inv))
+				return withCode(ExitError, writeReport(stdout, inv, start))
 			}
 			return withCode(ExitError, printInventory(stdout, inv, cmd.Bool("safe")))
 		},

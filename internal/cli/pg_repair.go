@@ -55,6 +55,7 @@ func pgRepairCommand(stdout, stderr io.Writer) *ucli.Command {
 			jsonFlag,
 		),
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
+			start := time.Now()
 			opts := pgcheck.RepairOptions{
 				Indexes:            cmd.StringSlice("index"),
 				ReroutePartitions:  cmd.Bool("reroute-partitions"),
@@ -86,7 +87,7 @@ func pgRepairCommand(stdout, stderr io.Writer) *ucli.Command {
 					return repairError(ctx, err)
 				}
 				if cmd.Bool("json") {
-					if err := writeJSON(stdout, plan); err != nil {
+					if err := writeReport(stdout, plan, start); err != nil {
 						return err
 					}
 				} else {
@@ -108,7 +109,7 @@ func pgRepairCommand(stdout, stderr io.Writer) *ucli.Command {
 				return repairError(ctx, err)
 			}
 			if cmd.Bool("json") {
-				if err := writeJSON(stdout, res); err != nil {
+				if err := writeReport(stdout, res, start); err != nil {
 					return err
 				}
 			} else {
