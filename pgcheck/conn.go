@@ -64,6 +64,14 @@ func (s *Server) WithPassword(password string) *Server {
 	return &n
 }
 
+// ForDatabase returns a copy of s whose default database is db.
+func (s *Server) ForDatabase(db string) *Server {
+	n := *s
+	n.config = s.config.Copy()
+	n.config.Database = db
+	return &n
+}
+
 // User is the role the DSN connects as.
 func (s *Server) User() string { return s.config.User }
 

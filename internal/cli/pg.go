@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,6 +55,57 @@ func connFlags() []ucli.Flag {
 		&durationFlag{Name: "statement-timeout", Value: 10 * time.Minute, Usage: "bound on every statement"},
 		&durationFlag{Name: "lock-timeout", Value: 5 * time.Second, Usage: "bound on every lock wait"},
 	}
+}
+
+// allDatabasesFlag returns --all-databases/-a of the pg commands that take it.
+func allDatabasesFlag() *ucli.BoolFlag {
+	return &ucli.BoolFlag{Name: "all-databases", Aliases: []string{"a"},
+		Usage: "every database that accepts connections (and the role may connect to), not only the DSN's"}
+}
+
+// notChecked is a database an --all-databases run could not cover.
+type notChecked struct {
+	Database string `json:"database"`
+	Error    string `json:"error"`
+}
+
+// forEachDatabase runs fn with srv for its database, or with
+// --all-databases once per database of the server. A database whose fn
+// fails is listed and the others still run; an error is returned only when
+// the databases cannot be listed (or the single database fails).
+func forEachDatabase(ctx context.Context, cmd *ucli.Command, srv *pgcheck.Server, fn func(*pgcheck.Server) error) ([]notChecked, error) {
+	if !cmd.Bool("all-databases") {
+		return nil, fn(srv)
+	}
+	dbs, err := pgcheck.ListDatabases(ctx, srv)
+	if err != nil {
+		return nil, err
+	}
+	failed := []notChecked{}
+	for _, db := range dbs {
+		if err := fn(srv.ForDatabase(db)); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			failed = append(failed, notChecked{Database: db, Error: err.Error()})
+		}
+	}
+	return failed, nil
+}
+
+// printNotChecked lists the databases an --all-databases run missed.
+func printNotChecked(w io.Writer, failed []notChecked) {
+	for _, f := range failed {
+		fmt.Fprintf(w, "NOT CHECKED: database %s: %s\n", f.Database, f.Error)
+	}
+}
+
+// notCheckedError is the exit-2 error of a run that missed databases.
+func notCheckedError(failed []notChecked) error {
+	if len(failed) == 0 {
+		return nil
+	}
+	return withCode(ExitError, fmt.Errorf("%d database(s) could not be read (listed above)", len(failed)))
 }
 
 // jsonFlag selects JSON output.

@@ -27,6 +27,8 @@ func pgInventoryCommand(stdout io.Writer) *ucli.Command {
 		Flags: append(connFlags(),
 			&ucli.BoolFlag{Name: "json", Usage: "print JSON instead of a readable report"},
 			&ucli.BoolFlag{Name: "safe", Usage: "list safe objects too, not only those at risk"},
+			allDatabasesFlag(),
+			&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress output (this command prints none)"},
 		),
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
 			start := time.Now()
@@ -34,19 +36,45 @@ func pgInventoryCommand(stdout io.Writer) *ucli.Command {
 			if err != nil {
 				return err
 			}
-			conn, err := srv.Connect(ctx, "")
-			if err != nil {
-				return withCode(ExitError, err)
-			}
-			defer conn.Close(context.WithoutCancel(ctx))
-			inv, err := pgcheck.ReadInventory(ctx, conn)
+			var invs []*pgcheck.Inventory
+			failed, err := forEachDatabase(ctx, cmd, srv, func(srv *pgcheck.Server) error {
+				conn, err := srv.Connect(ctx, "")
+				if err != nil {
+					return err
+				}
+				defer conn.Close(context.WithoutCancel(ctx))
+				inv, err := pgcheck.ReadInventory(ctx, conn)
+				if err == nil {
+					invs = append(invs, inv)
+				}
+				return err
+			})
 			if err != nil {
 				return withCode(ExitError, err)
 			}
 			if cmd.Bool("json") {
-				return withCode(ExitError, writeReport(stdout, inv, start))
+				if !cmd.Bool("all-databases") {
+					return withCode(ExitError, writeReport(stdout, invs[0], start))
+				}
+				out := struct {
+					Databases  []*pgcheck.Inventory `json:"databases"`
+					NotChecked []notChecked         `json:"not_checked"`
+				}{invs, failed}
+				if err := writeReport(stdout, out, start); err != nil {
+					return err
+				}
+				return notCheckedError(failed)
 			}
-			return withCode(ExitError, printInventory(stdout, inv, cmd.Bool("safe")))
+			for i, inv := range invs {
+				if i > 0 {
+					fmt.Fprintln(stdout)
+				}
+				if err := printInventory(stdout, inv, cmd.Bool("safe")); err != nil {
+					return err
+				}
+			}
+			printNotChecked(stdout, failed)
+			return notCheckedError(failed)
 		},
 	}
 }
