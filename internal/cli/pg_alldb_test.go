@@ -47,3 +47,34 @@ func TestAllDatabasesOnInventoryAndDuplicates(t *testing.T) {
 		t.Fatalf("duplicates -a as peek: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 }
+
+// TestAllDatabasesOnFingerprint: -a compares every database that has a
+// baseline and says which have none; recording across all is refused.
+func TestAllDatabasesOnFingerprint(t *testing.T) {
+	ctx := context.Background()
+	c := pgtest.New(t)
+	pgtest.CollationFixture(t, c, "app")
+	if code, _, stderr := run(t, ctx, "pg", "fingerprint", "--record", c.DSN("app")); code != cli.ExitOK {
+		t.Fatalf("record: exit %d %s", code, stderr)
+	}
+	code, stdout, stderr := run(t, ctx, "pg", "fingerprint", "-a", "--json", c.DSN("postgres"))
+	var rep struct {
+		Databases []struct {
+			Database      string `json:"database"`
+			BaselineFound bool   `json:"baseline_found"`
+		} `json:"databases"`
+		Findings []any `json:"findings"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil || code != cli.ExitOK || len(rep.Databases) != 3 || len(rep.Findings) != 0 {
+		t.Fatalf("fingerprint -a: exit %d, %v\n%s\n%s", code, err, stdout, stderr)
+	}
+	for _, d := range rep.Databases {
+		if d.BaselineFound != (d.Database == "app") {
+			t.Errorf("database %s: baseline_found %v", d.Database, d.BaselineFound)
+		}
+	}
+	code, _, stderr = run(t, ctx, "pg", "fingerprint", "-a", "--record", c.DSN("postgres"))
+	if code != cli.ExitError || !strings.Contains(stderr, "templates") {
+		t.Fatalf("--record -a: exit %d %q", code, stderr)
+	}
+}
