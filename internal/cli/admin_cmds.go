@@ -29,6 +29,7 @@ func apiFlags() []ucli.Flag {
 			Usage: "API token (the first one comes from: ringfence admin token create)"},
 		&durationFlag{Name: "timeout", Value: client.DefaultTimeout, Usage: "bound on each request"},
 		&ucli.BoolFlag{Name: "json", Usage: "print the server's JSON instead of a table"},
+		&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing on success (the exit code says it); errors still go to stderr"},
 		&ucli.StringFlag{Name: "product", Sources: ucli.EnvVars("RINGFENCE_PRODUCT"),
 			Usage: "the product for commands whose first argument is PRODUCT, when that argument is left out"},
 	}
@@ -112,6 +113,15 @@ func newAPIClient(cmd *ucli.Command, needToken bool) (*client.Client, error) {
 
 // emit prints v as JSON with --json, else through human.
 func emit(cmd *ucli.Command, v any, human func(w io.Writer)) error {
+	if cmd.Bool("quiet") {
+		return nil
+	}
+	return emitSecret(cmd, v, human)
+}
+
+// emitSecret is emit for output that is shown only once (a new token or
+// enrollment key): --quiet does not swallow it.
+func emitSecret(cmd *ucli.Command, v any, human func(w io.Writer)) error {
 	out := cmd.Root().Writer
 	if cmd.Bool("json") {
 		return writeJSON(out, v)

@@ -47,6 +47,7 @@ func serveCommand(stdout, stderr io.Writer) *ucli.Command {
 				Usage: "after keys rotate, how long the previous signing key co-signs answers (negative: not at all)"},
 			&ucli.StringFlag{Name: "log-format", Sources: ucli.EnvVars("RINGFENCE_LOG_FORMAT"), Value: "json", Usage: "json or text"},
 			&ucli.StringFlag{Name: "log-level", Sources: ucli.EnvVars("RINGFENCE_LOG_LEVEL"), Value: "info", Usage: "debug, info, warn or error"},
+			&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Sources: ucli.EnvVars("RINGFENCE_QUIET"), Usage: "log only warnings and errors (--log-level warn, no access log)"},
 			&ucli.BoolFlag{Name: "access-log", Sources: ucli.EnvVars("RINGFENCE_ACCESS_LOG"), Value: true, Usage: "log every request (method, path, status, bytes, duration; never headers or query strings)"},
 			&durationFlag{Name: "retention", Sources: ucli.EnvVars("RINGFENCE_RETENTION"), Value: 90 * 24 * time.Hour, Usage: "how long instance history is kept"},
 		},
@@ -54,7 +55,11 @@ func serveCommand(stdout, stderr io.Writer) *ucli.Command {
 			if cmd.Args().Len() > 0 {
 				return withCode(ExitError, fmt.Errorf("serve takes no arguments, got %q", cmd.Args().Slice()))
 			}
-			log, err := newLogger(stderr, cmd.String("log-format"), cmd.String("log-level"))
+			level := cmd.String("log-level")
+			if cmd.Bool("quiet") {
+				level = "warn"
+			}
+			log, err := newLogger(stderr, cmd.String("log-format"), level)
 			if err != nil {
 				return withCode(ExitError, err)
 			}
@@ -127,7 +132,7 @@ func serve(ctx context.Context, cmd *ucli.Command, log *slog.Logger) error {
 		return err
 	}
 	handler := srv.Handler()
-	if cmd.Bool("access-log") {
+	if cmd.Bool("access-log") && !cmd.Bool("quiet") {
 		handler = server.AccessLog(log, handler)
 	}
 	hs := &http.Server{

@@ -50,3 +50,18 @@ func TestWhoamiDefaultProductAndAuditFilters(t *testing.T) {
 	}
 	apiFails(t, url, admin, "drop the leading v", "audit", "--release", "v1.0.0")
 }
+
+// TestQuietPrintsNothingButSecrets: -q silences API commands, but never
+// swallows a token shown only once.
+func TestQuietPrintsNothingButSecrets(t *testing.T) {
+	url, admin := apiServer(t)
+	if out := api(t, url, admin, "product", "create", "acme", "-q"); out != "" {
+		t.Fatalf("product create -q printed %q", out)
+	}
+	if out := api(t, url, admin, "release", "status", "acme", "-q"); out != "" {
+		t.Fatalf("release status -q printed %q", out)
+	}
+	if out := api(t, url, admin, "token", "create", "bob", "-q"); !strings.Contains(out, "rft_") {
+		t.Fatalf("token create -q hid the secret: %q", out)
+	}
+}
