@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgpassfile"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
@@ -53,7 +57,37 @@ func Open(dsn string, opts ConnOptions) (*Server, error) {
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = 10 * time.Second
 	}
+	if cfg.Password == "" {
+		cfg.Password = socketPassword(cfg)
+	}
 	return &Server{config: cfg, opts: opts}, nil
+}
+
+// defaultSocketDirs are the socket directories libpq's password file
+// lookup treats as "localhost".
+var defaultSocketDirs = []string{"/var/run/postgresql", "/run/postgresql", "/tmp"}
+
+// socketPassword looks up the password file the way libpq does for a Unix
+// socket in a directory of one's own: by the directory's path in the host
+// field (pgx only tries "localhost", which libpq uses for the default
+// socket directory alone).
+func socketPassword(cfg *pgx.ConnConfig) string {
+	if !strings.HasPrefix(cfg.Host, "/") || slices.Contains(defaultSocketDirs, strings.TrimSuffix(cfg.Host, "/")) {
+		return ""
+	}
+	file := os.Getenv("PGPASSFILE")
+	if file == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return ""
+		}
+		file = filepath.Join(home, ".pgpass")
+	}
+	pf, err := pgpassfile.ReadPassfile(file)
+	if err != nil {
+		return ""
+	}
+	return pf.FindPassword(cfg.Host, strconv.Itoa(int(cfg.Port)), cfg.Database, cfg.User)
 }
 
 // WithPassword returns a copy of s that authenticates with password.

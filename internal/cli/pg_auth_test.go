@@ -27,7 +27,7 @@ func TestConnectLikePsql(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(hba, append([]byte("host all bob 127.0.0.1/32 scram-sha-256\n"), old...), 0o600); err != nil {
+	if err := os.WriteFile(hba, append([]byte("host all bob 127.0.0.1/32 scram-sha-256\nlocal all bob scram-sha-256\n"), old...), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	c.Exec("postgres", `SELECT pg_reload_conf()`)
@@ -74,6 +74,14 @@ func TestConnectLikePsql(t *testing.T) {
 	code, _, stderr = run(t, ctx, "pg", "inventory", "-w", "--host", "127.0.0.1", "-p", port, "-U", "bob", "postgres")
 	if code != cli.ExitOK {
 		t.Fatalf("password file: exit %d\n%s", code, stderr)
+	}
+	// A socket in a directory of one's own is matched by its path, as libpq does.
+	if err := os.WriteFile(pass, []byte(c.Dir+":"+port+":*:bob:secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = run(t, ctx, "pg", "inventory", "-w", "--host", c.Dir, "-p", port, "-U", "bob", "postgres")
+	if code != cli.ExitOK {
+		t.Fatalf("password file line for the socket directory: exit %d\n%s", code, stderr)
 	}
 	code, _, stderr = run(t, ctx, "pg", "inventory", "-U", "bob", url)
 	if code != cli.ExitError || !strings.Contains(stderr, "not both") {
