@@ -52,3 +52,16 @@ func findCommand(root *ucli.Command, path []string) *ucli.Command {
 	}
 	return c
 }
+
+// TestEveryServeFlagHasAnEnvironmentVariable: a container is configured by
+// environment: every serve flag has its RINGFENCE_* variable.
+func TestEveryServeFlagHasAnEnvironmentVariable(t *testing.T) {
+	serve := findCommand(newRoot(io.Discard, io.Discard), []string{"serve"})
+	for _, f := range serve.Flags {
+		d, ok := f.(ucli.DocGenerationFlag)
+		want := "RINGFENCE_" + strings.ToUpper(strings.ReplaceAll(f.Names()[0], "-", "_"))
+		if !ok || len(d.GetEnvVars()) == 0 || d.GetEnvVars()[0] != want {
+			t.Errorf("serve --%s: environment %v, want %s", f.Names()[0], d.GetEnvVars(), want)
+		}
+	}
+}
