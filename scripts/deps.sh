@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs, on a Debian machine, what ringfence's tests need when it is
 # missing: PostgreSQL 15 server with contrib (amcheck), localedef and the
-# locale sources. Idempotent; quiet when everything is present.
+# locale sources, and Chromium for the browser tests of the pages.
+# Idempotent; quiet when everything is present.
 set -euo pipefail
 
 need=()
@@ -12,6 +13,10 @@ elif ! ls /usr/share/postgresql/*/extension/amcheck.control >/dev/null 2>&1; the
 fi
 if ! command -v localedef >/dev/null 2>&1 || [ ! -f /usr/share/i18n/locales/en_US ]; then
   need+=(locales)
+fi
+
+if ! command -v chromium >/dev/null 2>&1; then
+  need+=(chromium fonts-dejavu-core)
 fi
 
 if [ ${#need[@]} -eq 0 ]; then
