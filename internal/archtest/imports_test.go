@@ -28,6 +28,7 @@ var allowed = map[string][]string{
 	"server":               {"release", "sign", "sqlstore", "internal/problem"},
 	"internal/cli":         {"*"},
 	"cmd/ringfence":        {"internal/cli"},
+	"internal/cli/gendoc":  {"internal/cli"},
 	"internal/pgtest":      {},
 	"internal/browsertest": {},
 	"internal/servertest":  {"release", "server", "sqlstore"},
