@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -82,6 +83,23 @@ func TestConnectLikePsql(t *testing.T) {
 	code, _, stderr = run(t, ctx, "pg", "inventory", "-w", "--host", c.Dir, "-p", port, "-U", "bob", "postgres")
 	if code != cli.ExitOK {
 		t.Fatalf("password file line for the socket directory: exit %d\n%s", code, stderr)
+	}
+	// -W on a terminal: the real program under script(1)'s pseudo-terminal
+	// asks for the password, reads it from the terminal and connects. (The
+	// pseudo-terminal echoes the typed-ahead input before the program turns
+	// echo off, so the transcript cannot show the absence of echo.)
+	t.Setenv("PGPASSFILE", filepath.Join(t.TempDir(), "none"))
+	bin := filepath.Join(t.TempDir(), "ringfence")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/ringfence")
+	build.Dir = filepath.Join("..", "..")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	tty := exec.Command("script", "-qec", bin+" pg inventory -W --host 127.0.0.1 -p "+port+" -U bob postgres", "/dev/null")
+	tty.Stdin = strings.NewReader("secret\n")
+	out, err := tty.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Password for user bob:") || !strings.Contains(string(out), "COLLATION") {
+		t.Fatalf("-W on a terminal: %v\n%s", err, out)
 	}
 	code, _, stderr = run(t, ctx, "pg", "inventory", "-U", "bob", url)
 	if code != cli.ExitError || !strings.Contains(stderr, "not both") {
