@@ -368,3 +368,14 @@ func (c *Client) PublicKeys(ctx context.Context) ([]sign.PublicKey, error) {
 	}
 	return out.Keys, nil
 }
+
+// InstallationHistory returns one installation's records, events and damage
+// reports, newest first (viewer).
+func (c *Client) InstallationHistory(ctx context.Context, product, instanceID string, limit int) (release.InstallationHistory, error) {
+	var out release.InstallationHistory
+	q := url.Values{}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	return out, c.do(ctx, http.MethodGet, "/api/v1/products/"+url.PathEscape(product)+"/installations/"+url.PathEscape(instanceID), q, nil, &out)
+}

@@ -340,12 +340,8 @@ func Check(ctx context.Context, srv *Server, opts CheckOptions) (*CheckReport, e
 	}
 	rep.Databases = []string{first.Config().Database}
 	if opts.AllDatabases {
-		rows, _ := first.Query(ctx, `SELECT datname FROM pg_database
-			WHERE datallowconn AND datconnlimit <> -2 AND has_database_privilege(datname, 'CONNECT')
-			ORDER BY datname`)
-		rep.Databases, err = pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return nil, fmt.Errorf("list databases: %w", err)
+		if rep.Databases, err = listDatabases(ctx, first); err != nil {
+			return nil, err
 		}
 	}
 	planned := 0
@@ -388,6 +384,29 @@ func Check(ctx context.Context, srv *Server, opts CheckOptions) (*CheckReport, e
 	}
 	rep.Duration = Duration(time.Since(rep.StartedAt))
 	return rep, nil
+}
+
+// ListDatabases lists, by name, the databases of srv's server that accept
+// connections and that its role may connect to: what --all-databases
+// covers.
+func ListDatabases(ctx context.Context, srv *Server) ([]string, error) {
+	conn, err := srv.Connect(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	return listDatabases(ctx, conn)
+}
+
+func listDatabases(ctx context.Context, conn *pgx.Conn) ([]string, error) {
+	rows, _ := conn.Query(ctx, `SELECT datname FROM pg_database
+		WHERE datallowconn AND datconnlimit <> -2 AND has_database_privilege(datname, 'CONNECT')
+		ORDER BY datname`)
+	dbs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("list databases: %w", err)
+	}
+	return dbs, nil
 }
 
 // checkDatabase plans and runs every check of one database.

@@ -127,7 +127,7 @@ func planIndexes(ctx context.Context, conn *pgx.Conn, db string, opts CheckOptio
 	// lock, so planning never queues behind a pending ACCESS EXCLUSIVE.
 	// TOAST indexes are filtered by the table that owns the TOAST table.
 	rows, err := conn.Query(ctx, `
-		SELECT c.oid, n.nspname, t.relname, c.relname, c.relpages::bigint * current_setting('block_size')::bigint,
+		SELECT c.oid, n.nspname, t.relname, c.relname, greatest(c.relpages, 0)::bigint * current_setting('block_size')::bigint,
 		       c.relpersistence = 'u',
 		       coalesce(own_n.nspname, n.nspname), coalesce(own.relname, t.relname)
 		FROM pg_index i
@@ -171,8 +171,8 @@ func planIndexes(ctx context.Context, conn *pgx.Conn, db string, opts CheckOptio
 
 func planHeap(ctx context.Context, conn *pgx.Conn, db string, opts CheckOptions, rep *CheckReport, p *dbPlan) error {
 	rows, err := conn.Query(ctx, `
-		SELECT c.oid, n.nspname, c.relname, c.relpages::bigint * current_setting('block_size')::bigint,
-		       c.relpages::bigint,
+		SELECT c.oid, n.nspname, c.relname, greatest(c.relpages, 0)::bigint * current_setting('block_size')::bigint,
+		       greatest(c.relpages, 0)::bigint,
 		       c.relpersistence = 'u',
 		       coalesce(own_n.nspname, n.nspname), coalesce(own.relname, c.relname)
 		FROM pg_class c

@@ -33,7 +33,7 @@ func planScans(ctx context.Context, conn *pgx.Conn, db string, opts CheckOptions
 				WHERE c.relispartition AND c.relkind IN ('r', 'm', 'f')
 				  AND EXISTS (SELECT FROM pg_partition_ancestors(c.oid) a WHERE a.relid = ANY($1::oid[])))
 			SELECT l.oid, n.nspname, pn.nspname, pc.relname, l.relname,
-			       l.relpages::bigint * current_setting('block_size')::bigint,
+			       greatest(l.relpages, 0)::bigint * current_setting('block_size')::bigint,
 			       l.relpersistence = 'u', l.relkind = 'f',
 			       EXISTS (
 				SELECT FROM pg_partition_ancestors(l.oid) a
@@ -78,7 +78,7 @@ func planScans(ctx context.Context, conn *pgx.Conn, db string, opts CheckOptions
 	}
 	if len(risk.checks) > 0 {
 		rows, err := conn.Query(ctx, `
-			SELECT t.oid, n.nspname, t.relname, con.conname, t.relpages::bigint * current_setting('block_size')::bigint,
+			SELECT t.oid, n.nspname, t.relname, con.conname, greatest(t.relpages, 0)::bigint * current_setting('block_size')::bigint,
 			       pg_get_expr(con.conbin, con.conrelid), t.relpersistence = 'u',
 			       EXISTS (SELECT FROM pg_depend d
 			               WHERE d.classid = 'pg_constraint'::regclass AND d.objid = con.oid

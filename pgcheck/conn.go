@@ -2,11 +2,16 @@ package pgcheck
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgpassfile"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
@@ -52,8 +57,57 @@ func Open(dsn string, opts ConnOptions) (*Server, error) {
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = 10 * time.Second
 	}
+	if cfg.Password == "" {
+		cfg.Password = socketPassword(cfg)
+	}
 	return &Server{config: cfg, opts: opts}, nil
 }
+
+// defaultSocketDirs are the socket directories libpq's password file
+// lookup treats as "localhost".
+var defaultSocketDirs = []string{"/var/run/postgresql", "/run/postgresql", "/tmp"}
+
+// socketPassword looks up the password file the way libpq does for a Unix
+// socket in a directory of one's own: by the directory's path in the host
+// field (pgx only tries "localhost", which libpq uses for the default
+// socket directory alone).
+func socketPassword(cfg *pgx.ConnConfig) string {
+	if !strings.HasPrefix(cfg.Host, "/") || slices.Contains(defaultSocketDirs, strings.TrimSuffix(cfg.Host, "/")) {
+		return ""
+	}
+	file := os.Getenv("PGPASSFILE")
+	if file == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return ""
+		}
+		file = filepath.Join(home, ".pgpass")
+	}
+	pf, err := pgpassfile.ReadPassfile(file)
+	if err != nil {
+		return ""
+	}
+	return pf.FindPassword(cfg.Host, strconv.Itoa(int(cfg.Port)), cfg.Database, cfg.User)
+}
+
+// WithPassword returns a copy of s that authenticates with password.
+func (s *Server) WithPassword(password string) *Server {
+	n := *s
+	n.config = s.config.Copy()
+	n.config.Password = password
+	return &n
+}
+
+// ForDatabase returns a copy of s whose default database is db.
+func (s *Server) ForDatabase(db string) *Server {
+	n := *s
+	n.config = s.config.Copy()
+	n.config.Database = db
+	return &n
+}
+
+// User is the role the DSN connects as.
+func (s *Server) User() string { return s.config.User }
 
 // Database is the database named by the DSN.
 func (s *Server) Database() string { return s.config.Database }
@@ -111,9 +165,24 @@ func (s *Server) Connect(ctx context.Context, database string) (*pgx.Conn, error
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("connect to database %q: %w", cfg.Database, err)
+		return nil, connectError(cfg, err)
 	}
 	return conn, nil
+}
+
+// connectError says why a connection failed, the server's own answer
+// first: with sslmode=prefer a failed login is reported after the refused
+// TLS attempt, which hides that the password was missing or wrong.
+func connectError(cfg *pgx.ConnConfig, err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "28") {
+		hint := ""
+		if cfg.Password == "" {
+			hint = ": no password was given: put it in ~/.pgpass, PGPASSWORD or the connection string, or ask for it with -W"
+		}
+		return fmt.Errorf("connect to database %q as %q: %w%s", cfg.Database, cfg.User, pgErr, hint)
+	}
+	return fmt.Errorf("connect to database %q: %w", cfg.Database, err)
 }
 
 // QuoteIdent quotes a possibly qualified identifier's parts.

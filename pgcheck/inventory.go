@@ -365,7 +365,7 @@ const indexQuery = `
 SELECT i.indexrelid, n.nspname, t.relname, c.relname, am.amname, t.relkind::text,
        coalesce(con.contype::text, ''), i.indisunique,
        i.indisvalid AND i.indisready AND i.indislive,
-       c.relpages::bigint * current_setting('block_size')::bigint,
+       greatest(c.relpages, 0)::bigint * current_setting('block_size')::bigint,
        ARRAY(SELECT CASE WHEN ` + patternOpclass + ` THEN 0::oid ELSE i.indcollation[k.n] END
                FROM generate_series(0, i.indnkeyatts - 1) AS k(n)
                LEFT JOIN pg_opclass oc ON oc.oid = i.indclass[k.n]
@@ -393,7 +393,7 @@ SELECT p.partrelid, n.nspname, c.relname, p.partstrat::text, p.partcollation::oi
             SELECT p.partrelid
           UNION ALL
             SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.relid)
-        SELECT coalesce(sum(l.relpages), 0)::bigint * current_setting('block_size')::bigint
+        SELECT coalesce(sum(greatest(l.relpages, 0)), 0)::bigint * current_setting('block_size')::bigint
           FROM tree JOIN pg_class l ON l.oid = tree.relid WHERE l.relkind NOT IN ('p', 'I')),
        n.nspname IN ('pg_catalog', 'information_schema')
 FROM pg_partitioned_table p
@@ -418,7 +418,7 @@ SELECT con.oid, n.nspname, t.relname, con.conname, con.contype::text, coalesce(c
                 '{}')::oid[],
        ARRAY(SELECT a.atttypid FROM pg_attribute a
               WHERE a.attrelid = con.conrelid AND a.attnum = ANY (con.conkey)),
-       t.relpages::bigint * current_setting('block_size')::bigint, con.convalidated,
+       greatest(t.relpages, 0)::bigint * current_setting('block_size')::bigint, con.convalidated,
        n.nspname IN ('pg_catalog', 'information_schema')
 FROM pg_constraint con
 JOIN pg_class t ON t.oid = con.conrelid
@@ -429,7 +429,7 @@ UNION ALL
 -- the domain, of a domain over it, or of an array of those.
 SELECT DISTINCT con.oid, n.nspname, t.relname, con.conname, 'c', coalesce(con.conbin::text, ''),
        '{}'::oid[], '{}'::oid[], '{}'::oid[],
-       t.relpages::bigint * current_setting('block_size')::bigint, con.convalidated,
+       greatest(t.relpages, 0)::bigint * current_setting('block_size')::bigint, con.convalidated,
        n.nspname IN ('pg_catalog', 'information_schema')
 FROM pg_constraint con
 JOIN domain_types d ON d.domain = con.contypid

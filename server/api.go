@@ -75,6 +75,7 @@ func (s *Server) Routes() []Route {
 		{"POST", prod + "/holds/{id}/resolve", releaser, update(s, s.resolveHold)},
 		{"GET", prod + "/status", viewer, reply(s.status)},
 		{"GET", prod + "/installations", viewer, reply(s.listInstallations)},
+		{"GET", prod + "/installations/{instance}", viewer, reply(s.installationHistory)},
 		{"GET", "/api/v1/tokens", admin, reply(s.listTokens)},
 		// API tokens are not part of the check-in snapshot: no rebuild.
 		{"POST", "/api/v1/tokens", admin, apply(http.StatusCreated, nil, s.createToken)},

@@ -366,6 +366,7 @@ func TestRouteTableAuth(t *testing.T) {
 		"POST /api/v1/products/{product}/holds/{id}/resolve":               release.RoleReleaser,
 		"GET /api/v1/products/{product}/status":                            release.RoleViewer,
 		"GET /api/v1/products/{product}/installations":                     release.RoleViewer,
+		"GET /api/v1/products/{product}/installations/{instance}":          release.RoleViewer,
 		"GET /api/v1/tokens":                                               release.RoleAdmin,
 		"POST /api/v1/tokens":                                              release.RoleAdmin,
 		"DELETE /api/v1/tokens/{id}":                                       release.RoleAdmin,
@@ -408,7 +409,7 @@ func TestRouteTableAuth(t *testing.T) {
 	for _, r := range roles {
 		tokens[r] = e.token("t-"+string(r), r)
 	}
-	values := map[string]string{"{product}": "acme", "{ring}": "all", "{customer}": "bigbank", "{version}": "1.0.0", "{id}": "x", "{name}": "x"}
+	values := map[string]string{"{product}": "acme", "{ring}": "all", "{customer}": "bigbank", "{version}": "1.0.0", "{id}": "x", "{name}": "x", "{instance}": "x"}
 	served := map[string]bool{}
 	for _, rt := range e.Srv.Routes() {
 		served[rt.Method+" "+rt.Path] = true

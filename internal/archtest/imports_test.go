@@ -33,6 +33,7 @@ var allowed = map[string][]string{
 	"agent":                {"client", "pgcheck", "release", "sign"},
 	"internal/cli":         {"*"},
 	"cmd/ringfence":        {"internal/cli"},
+	"internal/cli/gendoc":  {"internal/cli"},
 	"internal/pgtest":      {},
 	"internal/browsertest": {},
 	"internal/servertest":  {"release", "server", "sign", "sqlstore"},

@@ -29,6 +29,7 @@ func adminCommand(stdout, stderr io.Writer) *ucli.Command {
 					&ucli.StringFlag{Name: "role", Value: string(release.RoleAdmin), Usage: "viewer, releaser, incident or admin"},
 					&ucli.StringFlag{Name: "name", Value: "admin", Usage: "who the token is for (shown in the audit log)"},
 					&ucli.BoolFlag{Name: "init", Usage: "create the store (or migrate it) if needed; without it the store must exist with the current schema"},
+					&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no note on stderr (the token still goes to stdout)"},
 				},
 				Action: func(ctx context.Context, cmd *ucli.Command) error {
 					if cmd.Args().Len() > 0 {
@@ -48,7 +49,9 @@ func adminCommand(stdout, stderr io.Writer) *ucli.Command {
 						return withCode(ExitError, fmt.Errorf("create token: %s", release.ErrorMessage(err)))
 					}
 					fmt.Fprintln(stdout, secret)
-					fmt.Fprintf(stderr, "created %s token %q (id %s); it is shown only now\n", tok.Role, tok.Name, tok.ID)
+					if !cmd.Bool("quiet") {
+						fmt.Fprintf(stderr, "created %s token %q (id %s); it is shown only now\n", tok.Role, tok.Name, tok.ID)
+					}
 					return nil
 				},
 			}},

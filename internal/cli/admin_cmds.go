@@ -29,6 +29,9 @@ func apiFlags() []ucli.Flag {
 			Usage: "API token (the first one comes from: ringfence admin token create)"},
 		&durationFlag{Name: "timeout", Value: client.DefaultTimeout, Usage: "bound on each request"},
 		&ucli.BoolFlag{Name: "json", Usage: "print the server's JSON instead of a table"},
+		&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing on success (the exit code says it); errors still go to stderr"},
+		&ucli.StringFlag{Name: "product", Sources: ucli.EnvVars("RINGFENCE_PRODUCT"),
+			Usage: "the product for commands whose first argument is PRODUCT, when that argument is left out"},
 	}
 }
 
@@ -53,14 +56,18 @@ func apiCmd(name, usage string, args []string, flags []ucli.Flag, needToken bool
 		ArgsUsage: strings.TrimPrefix(usageText, name+" "),
 		Flags:     flags,
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
-			if got := cmd.Args().Len(); got != len(args) {
+			given := cmd.Args().Slice()
+			if p := cmd.String("product"); p != "" && len(args) > 0 && args[0] == "product" && len(given) == len(args)-1 {
+				given = append([]string{p}, given...) // the default product (--product, RINGFENCE_PRODUCT)
+			}
+			if got := len(given); got != len(args) {
 				return withCode(ExitError, fmt.Errorf("%s needs %d argument(s) (%s), got %d", name, len(args), strings.Join(args, ", "), got))
 			}
 			c, err := newAPIClient(cmd, needToken)
 			if err != nil {
 				return withCode(ExitError, err)
 			}
-			return withCode(ExitError, fn(ctx, cmd, c, cmd.Args().Slice()))
+			return withCode(ExitError, fn(ctx, cmd, c, given))
 		},
 	}
 }
@@ -106,6 +113,15 @@ func newAPIClient(cmd *ucli.Command, needToken bool) (*client.Client, error) {
 
 // emit prints v as JSON with --json, else through human.
 func emit(cmd *ucli.Command, v any, human func(w io.Writer)) error {
+	if cmd.Bool("quiet") {
+		return nil
+	}
+	return emitSecret(cmd, v, human)
+}
+
+// emitSecret is emit for output that is shown only once (a new token or
+// enrollment key): --quiet does not swallow it.
+func emitSecret(cmd *ucli.Command, v any, human func(w io.Writer)) error {
 	out := cmd.Root().Writer
 	if cmd.Bool("json") {
 		return writeJSON(out, v)
@@ -160,23 +176,117 @@ func requireFlag(cmd *ucli.Command, name string) (string, error) {
 	return s, nil
 }
 
-// auditCommand is `ringfence audit`: the audit log, newest first.
+// auditCommand is `ringfence audit`: the audit log, newest first, with
+// filters applied here over the server's pages.
 func auditCommand() *ucli.Command {
-	c := apiCmd("audit", "show the audit log, newest first", nil, []ucli.Flag{
-		&ucli.IntFlag{Name: "limit", Value: 50, Usage: "entries to show (at most 1000)"},
+	c := apiCmd("audit", "show the audit log, newest first (filter by product, release, action, actor, since)", nil, []ucli.Flag{
+		&ucli.IntFlag{Name: "limit", Value: 50, Usage: "entries to show"},
 		&ucli.Int64Flag{Name: "before", Usage: "only entries with an id below this (paging)"},
+		&ucli.StringFlag{Name: "release", Usage: "only entries about release `VERSION` (of --product, or any product)"},
+		&ucli.StringFlag{Name: "action", Usage: "only this action, or actions starting with it (e.g. release.pull, gate)"},
+		&ucli.StringFlag{Name: "actor", Usage: "only entries whose actor's name or token id contains this"},
+		&durationFlag{Name: "since", Usage: "only entries at most this old (e.g. 2h, 7d)"},
 	}, true, func(ctx context.Context, cmd *ucli.Command, c *client.Client, _ []string) error {
-		es, err := c.Audit(ctx, cmd.Int64("before"), int(cmd.Int("limit")))
+		f := auditFilter{product: cmd.String("product"), release: cmd.String("release"),
+			action: cmd.String("action"), actor: cmd.String("actor")}
+		if cmd.IsSet("since") {
+			f.since = time.Now().Add(-cmd.Duration("since"))
+		}
+		if f.release != "" {
+			if _, err := versionArg(f.release); err != nil {
+				return err
+			}
+		}
+		limit := int(cmd.Int("limit"))
+		if limit < 1 {
+			return fmt.Errorf("--limit must be at least 1")
+		}
+		es, err := filteredAudit(ctx, c, cmd.Int64("before"), limit, f)
 		if err != nil {
 			return err
 		}
 		return emit(cmd, es, func(w io.Writer) {
-			row(w, "ID", "AT", "ACTOR", "ACTION", "TARGET")
+			row(w, "ID", "AT", "ACTOR", "ACTION", "TARGET", "REASON")
 			for _, e := range es {
-				row(w, e.ID, fmtWhen(e.At), e.Actor, e.Action, e.Target)
+				row(w, e.ID, fmtWhen(e.At), e.Actor, e.Action, e.Target, orDash(e.Reason))
 			}
 		})
 	})
+	c.Flags = append(c.Flags, apiFlags()...)
+	return c
+}
+
+// auditFilter selects audit entries; zero fields select everything.
+type auditFilter struct {
+	product, release, action, actor string
+	since                           time.Time
+}
+
+func (f auditFilter) match(e release.AuditEntry) bool {
+	head, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(e.Target, "release/"), "product/"), "/")
+	product, version, _ := strings.Cut(head, "@")
+	switch {
+	case f.product != "" && product != f.product:
+		return false
+	case f.release != "" && version != f.release:
+		return false
+	case f.action != "" && e.Action != f.action && !strings.HasPrefix(e.Action, f.action+"."):
+		return false
+	case f.actor != "" && !strings.Contains(e.Actor, f.actor):
+		return false
+	}
+	return true
+}
+
+// auditPage is how many entries filteredAudit asks the server for at once.
+const auditPage = 1000
+
+// filteredAudit pages through the audit log from before (0: the newest),
+// newest first, collecting up to limit entries that match f, and stops at
+// the first entry older than f.since.
+func filteredAudit(ctx context.Context, c *client.Client, before int64, limit int, f auditFilter) ([]release.AuditEntry, error) {
+	out := []release.AuditEntry{}
+	for {
+		page, err := c.Audit(ctx, before, auditPage)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range page {
+			if !f.since.IsZero() && e.At.Before(f.since) {
+				return out, nil
+			}
+			if f.match(e) {
+				out = append(out, e)
+				if len(out) == limit {
+					return out, nil
+				}
+			}
+		}
+		if len(page) < auditPage {
+			return out, nil
+		}
+		before = page[len(page)-1].ID
+	}
+}
+
+// whoamiCommand is `ringfence whoami`: whose token this is, and where.
+func whoamiCommand() *ucli.Command {
+	c := apiCmd("whoami", "show the name and role of the API token in use, and the server", nil, nil, true,
+		func(ctx context.Context, cmd *ucli.Command, c *client.Client, _ []string) error {
+			id, err := c.WhoAmI(ctx)
+			if err != nil {
+				return err
+			}
+			return emit(cmd, id, func(w io.Writer) {
+				row(w, "name:", id.Name)
+				row(w, "role:", id.Role)
+				row(w, "token id:", id.TokenID)
+				row(w, "server:", cmd.String("server"))
+				if p := cmd.String("product"); p != "" {
+					row(w, "default product:", p)
+				}
+			})
+		})
 	c.Flags = append(c.Flags, apiFlags()...)
 	return c
 }

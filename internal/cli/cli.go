@@ -44,16 +44,15 @@ func withCode(code int, err error) error {
 // report has already been printed.
 var errFindings = &exitError{code: ExitFindings, err: errors.New("findings reported")}
 
-// Run runs ringfence with args (args[0] is the program name) and returns the
-// process exit code. It is the whole program: main only calls it.
-func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// newRoot builds the command tree writing to stdout and stderr.
+func newRoot(stdout, stderr io.Writer) *ucli.Command {
 	root := &ucli.Command{
 		Name:                  "ringfence",
 		Usage:                 "keep bad releases from breaking self-hosted installations",
 		Writer:                stdout,
 		ErrWriter:             stderr,
-		EnableShellCompletion: false,
-		HideVersion:           true,
+		EnableShellCompletion: true,
+		Version:               buildVersion(),
 		ExitErrHandler:        func(context.Context, *ucli.Command, error) {},
 		OnUsageError: func(_ context.Context, _ *ucli.Command, err error, _ bool) error {
 			return withCode(ExitError, err)
@@ -77,8 +76,18 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			subscriberCommand(),
 			bundleCommand(),
 			agentCommand(stdout, stderr),
+			whoamiCommand(),
+			versionCommand(stdout),
 		},
 	}
+	applyConventions(root)
+	return root
+}
+
+// Run runs ringfence with args (args[0] is the program name) and returns the
+// process exit code. It is the whole program: main only calls it.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := newRoot(stdout, stderr)
 	err := root.Run(ctx, args)
 	if err == nil {
 		return ExitOK

@@ -53,7 +53,7 @@ func customerCommand() *ucli.Command {
 					if err != nil {
 						return err
 					}
-					return emit(cmd, k, func(w io.Writer) {
+					return emitSecret(cmd, k, func(w io.Writer) {
 						row(w, "id:", k.ID)
 						row(w, "customer:", k.Product+"/"+k.Customer)
 						row(w, "key:", k.Key)

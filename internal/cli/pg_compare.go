@@ -33,9 +33,10 @@ func pgCompareCommand(stdout, stderr io.Writer) *ucli.Command {
 			&ucli.StringFlag{Name: "to", Usage: "`DSN` of the new server", Required: true},
 			&ucli.IntFlag{Name: "sample", Value: pgcheck.DefaultCompareSample, Usage: "distinct keys per index key column"},
 			&ucli.BoolFlag{Name: "json", Usage: "print JSON instead of a readable report"},
-			&ucli.BoolFlag{Name: "quiet", Usage: "no progress lines on stderr"},
+			&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress lines on stderr"},
 		),
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
+			start := time.Now()
 			if cmd.Args().Len() > 0 {
 				return withCode(ExitError, fmt.Errorf("compare takes no arguments: use --from and --to"))
 			}
@@ -85,7 +86,7 @@ func pgCompareCommand(stdout, stderr io.Writer) *ucli.Command {
 				return withCode(ExitError, err)
 			}
 			if cmd.Bool("json") {
-				err = writeJSON(stdout, rep)
+				err = writeReport(stdout, rep, start)
 			} else {
 				err = printCompare(stdout, rep)
 			}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"time"
 
 	ucli "github.com/urfave/cli/v3"
 
@@ -30,11 +31,13 @@ func pgDuplicatesCommand(stdout, stderr io.Writer) *ucli.Command {
 			"Exit codes: 0 no duplicates, 1 duplicates found, 2 could not search.",
 		Flags: append(connFlags(),
 			&ucli.StringSliceFlag{Name: "index", Aliases: []string{"i"}, Usage: "search only index or constraint `NAME` (optionally schema-qualified)"},
+			allDatabasesFlag(),
 			&ucli.IntFlag{Name: "max-groups", Value: 100, Usage: "key groups kept per index in the report"},
 			&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress output"},
 			jsonFlag,
 		),
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
+			start := time.Now()
 			if cmd.Int("max-groups") < 1 {
 				return withCode(ExitError, fmt.Errorf("--max-groups must be at least 1"))
 			}
@@ -50,31 +53,61 @@ func pgDuplicatesCommand(stdout, stderr io.Writer) *ucli.Command {
 					}
 				}
 			}
-			rep, err := pgcheck.FindDuplicates(ctx, srv, opts)
+			var reps []*pgcheck.DuplicateReport
+			failed, err := forEachDatabase(ctx, cmd, srv, func(srv *pgcheck.Server) error {
+				rep, err := pgcheck.FindDuplicates(ctx, srv, opts)
+				if err == nil {
+					reps = append(reps, rep)
+				}
+				return err
+			})
 			if err != nil {
 				if ctx.Err() != nil {
 					return withCode(ExitError, fmt.Errorf("search interrupted: %w", context.Cause(ctx)))
 				}
 				return withCode(ExitError, err)
 			}
+			violated := false
+			findings := []pgcheck.Finding{}
+			for _, rep := range reps {
+				violated = violated || len(rep.Violated()) > 0
+				findings = append(findings, rep.Findings()...)
+			}
 			if cmd.Bool("json") {
-				out := struct {
-					*pgcheck.DuplicateReport
-					Findings []pgcheck.Finding `json:"findings"`
-				}{rep, rep.Findings()}
-				if out.Findings == nil {
-					out.Findings = []pgcheck.Finding{}
+				var v any
+				if cmd.Bool("all-databases") {
+					type dbReport struct {
+						*pgcheck.DuplicateReport
+						Findings []pgcheck.Finding `json:"findings"`
+					}
+					dbs := []dbReport{}
+					for _, rep := range reps {
+						dbs = append(dbs, dbReport{rep, append([]pgcheck.Finding{}, rep.Findings()...)})
+					}
+					v = struct {
+						Databases  []dbReport        `json:"databases"`
+						Findings   []pgcheck.Finding `json:"findings"`
+						NotChecked []notChecked      `json:"not_checked"`
+					}{dbs, findings, failed}
+				} else {
+					v = struct {
+						*pgcheck.DuplicateReport
+						Findings []pgcheck.Finding `json:"findings"`
+					}{reps[0], findings}
 				}
-				if err := writeJSON(stdout, out); err != nil {
+				if err := writeReport(stdout, v, start); err != nil {
 					return err
 				}
 			} else {
-				printDuplicates(stdout, rep)
+				for _, rep := range reps {
+					printDuplicates(stdout, rep)
+				}
+				printNotChecked(stdout, failed)
 			}
-			if len(rep.Violated()) > 0 {
+			if violated {
 				return errFindings
 			}
-			return nil
+			return notCheckedError(failed)
 		},
 	}
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -30,6 +31,8 @@ func pgFingerprintCommand(stdout io.Writer) *ucli.Command {
 			&ucli.BoolFlag{Name: "json", Usage: "print JSON instead of a readable report"},
 			&ucli.BoolFlag{Name: "record", Usage: "record the fingerprints as the new baseline"},
 			&ucli.StringFlag{Name: "baseline", Usage: "baseline `FILE` instead of the database's ringfence schema"},
+			allDatabasesFlag(),
+			&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress output (this command prints none)"},
 			&ucli.IntFlag{Name: "sample-keys", Usage: "with --record, add up to `N` of the database's own index keys per collation"},
 		),
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
@@ -78,16 +81,87 @@ func runFingerprint(ctx context.Context, cmd *ucli.Command, stdout io.Writer) er
 	if err != nil {
 		return err
 	}
-	conn, err := srv.Connect(ctx, "")
+	all := cmd.Bool("all-databases")
+	switch {
+	case all && file != "":
+		return withCode(ExitError, fmt.Errorf("--baseline FILE holds one database's fingerprints: use it without --all-databases"))
+	case all && record:
+		// It would also record into template1, and so into every database
+		// created from it later.
+		return withCode(ExitError, fmt.Errorf("--record --all-databases is refused: record each database's baseline on its own (templates must not get one)"))
+	}
+	var reps []fingerprintReport
+	failed, err := forEachDatabase(ctx, cmd, srv, func(srv *pgcheck.Server) error {
+		rep, err := fingerprintDatabase(ctx, srv, file, record, sampleKeys, time.Now())
+		if err == nil {
+			reps = append(reps, rep)
+		}
+		return err
+	})
+	if err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			return err
+		}
+		return withCode(ExitError, err)
+	}
+	findings := []pgcheck.Finding{}
+	var uncovered error
+	for _, rep := range reps {
+		findings = append(findings, rep.Findings...)
+		if err := pgcheck.Uncovered(rep.Results); err != nil && uncovered == nil {
+			uncovered = fmt.Errorf("database %s: %w", rep.Database, err)
+		}
+	}
+	switch {
+	case cmd.Bool("json") && all:
+		err = writeReport(stdout, struct {
+			Databases  []fingerprintReport `json:"databases"`
+			Findings   []pgcheck.Finding   `json:"findings"`
+			NotChecked []notChecked        `json:"not_checked"`
+		}{reps, findings, failed}, start)
+	case cmd.Bool("json"):
+		err = writeReport(stdout, reps[0], start)
+	default:
+		for i, rep := range reps {
+			if all {
+				if i > 0 {
+					fmt.Fprintln(stdout)
+				}
+				fmt.Fprintf(stdout, "== database %s\n", rep.Database)
+			}
+			if err = printFingerprint(stdout, rep); err != nil {
+				break
+			}
+		}
+		printNotChecked(stdout, failed)
+	}
 	if err != nil {
 		return withCode(ExitError, err)
+	}
+	if len(findings) > 0 {
+		return errFindings
+	}
+	if uncovered != nil {
+		return withCode(ExitError, uncovered)
+	}
+	return notCheckedError(failed)
+}
+
+// fingerprintDatabase fingerprints srv's database: records the baseline,
+// or compares with it (the database's, or file).
+func fingerprintDatabase(ctx context.Context, srv *pgcheck.Server, file string, record bool, sampleKeys int, start time.Time) (fingerprintReport, error) {
+	var rep fingerprintReport
+	conn, err := srv.Connect(ctx, "")
+	if err != nil {
+		return rep, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	inv, err := pgcheck.ReadInventory(ctx, conn)
 	if err != nil {
-		return withCode(ExitError, err)
+		return rep, err
 	}
-	rep := fingerprintReport{Database: inv.Database, Baseline: file, Findings: []pgcheck.Finding{}}
+	rep = fingerprintReport{Database: inv.Database, Baseline: file, Findings: []pgcheck.Finding{}}
 	if file == "" {
 		rep.Baseline = pgcheck.BaselineTable
 	}
@@ -107,19 +181,19 @@ func runFingerprint(ctx context.Context, cmd *ucli.Command, stdout io.Writer) er
 			}
 		}
 		if err != nil {
-			return withCode(ExitError, err)
+			return rep, privilegeError(err, srv, recordGrantHint)
 		}
 		rep.Recorded, rep.BaselineFound = true, true
 	case file != "":
 		base, err = pgcheck.ReadBaselineFile(file)
 		if err != nil {
-			return withCode(ExitError, err)
+			return rep, err
 		}
 		rep.BaselineFound = true
 	default:
 		base, rep.BaselineFound, err = pgcheck.LoadBaseline(ctx, conn)
 		if err != nil {
-			return withCode(ExitError, err)
+			return rep, err
 		}
 	}
 
@@ -129,7 +203,7 @@ func runFingerprint(ctx context.Context, cmd *ucli.Command, stdout io.Writer) er
 	case rep.BaselineFound:
 		rep.Results, rep.Findings, err = pgcheck.CompareFingerprints(ctx, conn, inv, base)
 		if err != nil {
-			return withCode(ExitError, err)
+			return rep, err
 		}
 		if rep.Findings == nil {
 			rep.Findings = []pgcheck.Finding{}
@@ -137,7 +211,7 @@ func runFingerprint(ctx context.Context, cmd *ucli.Command, stdout io.Writer) er
 	default:
 		fps, err := pgcheck.TakeFingerprints(ctx, conn, inv)
 		if err != nil {
-			return withCode(ExitError, err)
+			return rep, err
 		}
 		rep.Fingerprints = summarize(fps)
 	}
@@ -146,22 +220,7 @@ func runFingerprint(ctx context.Context, cmd *ucli.Command, stdout io.Writer) er
 		rep.BaselineRecordedAt = &at
 	}
 	rep.Elapsed = pgcheck.Duration(time.Since(start))
-
-	if cmd.Bool("json") {
-		err = writeJSON(stdout, rep)
-	} else {
-		err = printFingerprint(stdout, rep)
-	}
-	if err != nil {
-		return withCode(ExitError, err)
-	}
-	if len(rep.Findings) > 0 {
-		return errFindings
-	}
-	if err := pgcheck.Uncovered(rep.Results); err != nil {
-		return withCode(ExitError, err)
-	}
-	return nil
+	return rep, nil
 }
 
 func summarize(fps []pgcheck.Fingerprint) []fingerprintSummary {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	ucli "github.com/urfave/cli/v3"
 
@@ -26,25 +27,54 @@ func pgInventoryCommand(stdout io.Writer) *ucli.Command {
 		Flags: append(connFlags(),
 			&ucli.BoolFlag{Name: "json", Usage: "print JSON instead of a readable report"},
 			&ucli.BoolFlag{Name: "safe", Usage: "list safe objects too, not only those at risk"},
+			allDatabasesFlag(),
+			&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress output (this command prints none)"},
 		),
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
+			start := time.Now()
 			srv, err := openServer(cmd, false)
 			if err != nil {
 				return err
 			}
-			conn, err := srv.Connect(ctx, "")
-			if err != nil {
-				return withCode(ExitError, err)
-			}
-			defer conn.Close(context.WithoutCancel(ctx))
-			inv, err := pgcheck.ReadInventory(ctx, conn)
+			var invs []*pgcheck.Inventory
+			failed, err := forEachDatabase(ctx, cmd, srv, func(srv *pgcheck.Server) error {
+				conn, err := srv.Connect(ctx, "")
+				if err != nil {
+					return err
+				}
+				defer conn.Close(context.WithoutCancel(ctx))
+				inv, err := pgcheck.ReadInventory(ctx, conn)
+				if err == nil {
+					invs = append(invs, inv)
+				}
+				return err
+			})
 			if err != nil {
 				return withCode(ExitError, err)
 			}
 			if cmd.Bool("json") {
-				return withCode(ExitError, writeJSON(stdout, inv))
+				if !cmd.Bool("all-databases") {
+					return withCode(ExitError, writeReport(stdout, invs[0], start))
+				}
+				out := struct {
+					Databases  []*pgcheck.Inventory `json:"databases"`
+					NotChecked []notChecked         `json:"not_checked"`
+				}{invs, failed}
+				if err := writeReport(stdout, out, start); err != nil {
+					return err
+				}
+				return notCheckedError(failed)
 			}
-			return withCode(ExitError, printInventory(stdout, inv, cmd.Bool("safe")))
+			for i, inv := range invs {
+				if i > 0 {
+					fmt.Fprintln(stdout)
+				}
+				if err := printInventory(stdout, inv, cmd.Bool("safe")); err != nil {
+					return err
+				}
+			}
+			printNotChecked(stdout, failed)
+			return notCheckedError(failed)
 		},
 	}
 }
@@ -136,19 +166,6 @@ func orDash(s string) string {
 	return s
 }
 
-// formatBytes renders a size with binary units, as PostgreSQL's
-// pg_size_pretty does.
-func formatBytes(n int64) string {
-	const unit = 1024
-	if n < 10*unit {
-		return fmt.Sprintf("%d bytes", n)
-	}
-	units := []string{"kB", "MB", "GB", "TB", "PB"}
-	v := float64(n) / unit
-	i := 0
-	for v >= 10*unit && i < len(units)-1 {
-		v /= unit
-		i++
-	}
-	return fmt.Sprintf("%.0f %s", v, units[i])
-}
+// formatBytes renders a size with binary units (KiB, MiB, ...), like every
+// size ringfence prints.
+func formatBytes(n int64) string { return humanBytes(n) }

@@ -55,6 +55,7 @@ func pgRepairCommand(stdout, stderr io.Writer) *ucli.Command {
 			jsonFlag,
 		),
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
+			start := time.Now()
 			opts := pgcheck.RepairOptions{
 				Indexes:            cmd.StringSlice("index"),
 				ReroutePartitions:  cmd.Bool("reroute-partitions"),
@@ -86,7 +87,7 @@ func pgRepairCommand(stdout, stderr io.Writer) *ucli.Command {
 					return repairError(ctx, err)
 				}
 				if cmd.Bool("json") {
-					if err := writeJSON(stdout, plan); err != nil {
+					if err := writeReport(stdout, plan, start); err != nil {
 						return err
 					}
 				} else {
@@ -101,11 +102,14 @@ func pgRepairCommand(stdout, stderr io.Writer) *ucli.Command {
 				opts.Progress = func(e pgcheck.RepairEvent) { printRepairEvent(stderr, e) }
 			}
 			res, err := pgcheck.Repair(ctx, srv, opts)
+			if err != nil && ctx.Err() == nil {
+				return privilegeError(err, srv, repairGrantHint)
+			}
 			if err != nil {
 				return repairError(ctx, err)
 			}
 			if cmd.Bool("json") {
-				if err := writeJSON(stdout, res); err != nil {
+				if err := writeReport(stdout, res, start); err != nil {
 					return err
 				}
 			} else {

@@ -95,17 +95,60 @@ func releaseCommand() *ucli.Command {
 			}
 			return emit(cmd, st, func(w io.Writer) { printStatus(w, st) })
 		}),
-		apiCmd("installations", "list a product's installations, most recently seen first", []string{"product"}, []ucli.Flag{
-			&ucli.IntFlag{Name: "limit", Value: 100, Usage: "how many (at most 10000)"},
+		apiCmd("installations", "list a product's installations, most recently seen first (filter by version, customer, ring, health)", []string{"product"}, []ucli.Flag{
+			&ucli.IntFlag{Name: "limit", Value: 100, Usage: "how many to read (at most 10000); the filters apply to those"},
+			&ucli.StringFlag{Name: "version", Usage: "only installations running `VERSION`"},
+			&ucli.StringFlag{Name: "customer", Usage: "only installations of `CUSTOMER`"},
+			&ucli.StringFlag{Name: "ring", Usage: "only installations in `RING`"},
+			&ucli.StringFlag{Name: "health", Usage: "only installations whose last health is `STATUS` (ok, corrupt, collation_changed, ...)"},
 		}, true, func(ctx context.Context, cmd *ucli.Command, c *client.Client, args []string) error {
-			is, err := c.Installations(ctx, args[0], int(cmd.Int("limit")))
+			if v := cmd.String("version"); v != "" {
+				if _, err := versionArg(v); err != nil {
+					return err
+				}
+			}
+			all, err := c.Installations(ctx, args[0], int(cmd.Int("limit")))
 			if err != nil {
 				return err
 			}
+			is := []release.Installation{}
+			for _, in := range all {
+				if (cmd.String("version") == "" || in.Version.String() == cmd.String("version")) &&
+					(cmd.String("customer") == "" || in.Customer == cmd.String("customer")) &&
+					(cmd.String("ring") == "" || in.Ring == cmd.String("ring")) &&
+					(cmd.String("health") == "" || string(in.Health.Status) == cmd.String("health")) {
+					is = append(is, in)
+				}
+			}
 			return emit(cmd, is, func(w io.Writer) {
-				row(w, "INSTANCE", "CUSTOMER", "RING", "VERSION", "HEALTH", "LAST SEEN")
+				row(w, "INSTANCE", "CUSTOMER", "RING", "VERSION", "HEALTH", "FIRST SEEN", "LAST SEEN")
 				for _, in := range is {
-					row(w, in.InstanceID, in.Customer, orDash(in.Ring), in.Version, in.Health.Status, fmtWhen(in.LastSeen))
+					row(w, in.InstanceID, in.Customer, orDash(in.Ring), in.Version, in.Health.Status, fmtWhen(in.FirstSeen), fmtWhen(in.LastSeen))
+				}
+			})
+		}),
+		apiCmd("installation", "one installation's history: its record, the events and damage reports it sent", []string{"product", "instance"}, []ucli.Flag{
+			&ucli.IntFlag{Name: "limit", Value: 100, Usage: "events and reports to show (at most 10000)"},
+		}, true, func(ctx context.Context, cmd *ucli.Command, c *client.Client, args []string) error {
+			h, err := c.InstallationHistory(ctx, args[0], args[1], int(cmd.Int("limit")))
+			if err != nil {
+				return err
+			}
+			return emit(cmd, h, func(w io.Writer) {
+				for _, in := range h.Installations {
+					row(w, "installation:", in.InstanceID+" of customer "+in.Customer+", ring "+orDash(in.Ring))
+					row(w, "version:", in.Version)
+					row(w, "health:", strings.TrimSpace(string(in.Health.Status)+" "+in.Health.Detail))
+					row(w, "first seen:", fmtWhen(in.FirstSeen))
+					row(w, "last seen:", fmtWhen(in.LastSeen))
+				}
+				row(w, "")
+				row(w, "AT", "EVENT", "FROM", "TO", "DETAIL")
+				for _, e := range h.Events {
+					row(w, fmtWhen(e.At), e.Kind, orDash(e.From.String()), orDash(e.To.String()), orDash(e.Detail))
+				}
+				for _, r := range h.Reports {
+					row(w, fmtWhen(r.At), "health "+string(r.Status), "-", r.Version, orDash(r.Detail))
 				}
 			})
 		}),

@@ -32,7 +32,8 @@ func serveCommand(stdout, stderr io.Writer) *ucli.Command {
 		Name:  "serve",
 		Usage: "run the release control plane (check-ins, admin API, metrics)",
 		Description: "Serves POST /v1/checkin and GET /v1/keys for installations, the admin API under\n" +
-			"/api/v1 (see docs/api.md), /healthz, /readyz and /metrics. Logs are JSON on stderr.\n" +
+			"/api/v1 (see docs/api.md), /healthz, /readyz and /metrics. Logs go to stderr (JSON, or\n" +
+			"text with --log-format text), with an access log line per request unless --access-log=false.\n" +
 			"Several serve processes may share one PostgreSQL database.",
 		Flags: append([]ucli.Flag{
 			dbFlag(),
@@ -46,6 +47,10 @@ func serveCommand(stdout, stderr io.Writer) *ucli.Command {
 			&ucli.IntFlag{Name: "checkin-burst", Sources: ucli.EnvVars("RINGFENCE_CHECKIN_BURST"), Value: 200, Usage: "check-in burst allowed per enrollment key"},
 			&durationFlag{Name: "key-overlap", Sources: ucli.EnvVars("RINGFENCE_KEY_OVERLAP"), Value: 30 * 24 * time.Hour,
 				Usage: "after keys rotate, how long the previous signing key co-signs answers (negative: not at all)"},
+			&ucli.StringFlag{Name: "log-format", Sources: ucli.EnvVars("RINGFENCE_LOG_FORMAT"), Value: "json", Usage: "json or text"},
+			&ucli.StringFlag{Name: "log-level", Sources: ucli.EnvVars("RINGFENCE_LOG_LEVEL"), Value: "info", Usage: "debug, info, warn or error"},
+			&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Sources: ucli.EnvVars("RINGFENCE_QUIET"), Usage: "log only warnings and errors (--log-level warn, no access log)"},
+			&ucli.BoolFlag{Name: "access-log", Sources: ucli.EnvVars("RINGFENCE_ACCESS_LOG"), Value: true, Usage: "log every request (method, path, status, bytes, duration; never headers or query strings)"},
 			&durationFlag{Name: "retention", Sources: ucli.EnvVars("RINGFENCE_RETENTION"), Value: 90 * 24 * time.Hour, Usage: "how long instance history is kept"},
 			&ucli.StringFlag{Name: "public-url", Sources: ucli.EnvVars("RINGFENCE_PUBLIC_URL"),
 				Usage: "the public base URL people reach this server at: links in emails, feeds and webhooks; https makes console cookies Secure behind a TLS proxy (default: http://localhost:PORT)"},
@@ -69,10 +74,34 @@ func serveCommand(stdout, stderr io.Writer) *ucli.Command {
 			if cmd.Args().Len() > 0 {
 				return withCode(ExitError, fmt.Errorf("serve takes no arguments, got %q", cmd.Args().Slice()))
 			}
-			log := slog.New(slog.NewJSONHandler(stderr, nil))
+			level := cmd.String("log-level")
+			if cmd.Bool("quiet") {
+				level = "warn"
+			}
+			log, err := newLogger(stderr, cmd.String("log-format"), level)
+			if err != nil {
+				return withCode(ExitError, err)
+			}
 			return withCode(ExitError, serve(ctx, cmd, log, stdout))
 		},
 	}
+}
+
+// newLogger builds the server's logger: JSON (default) or text lines on w,
+// from level on.
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want json or text", format)
 }
 
 // listenAddr checks a --listen value: a bare port number is the most
@@ -151,8 +180,12 @@ func serve(ctx context.Context, cmd *ucli.Command, log *slog.Logger, stdout io.W
 		ln.Close()
 		return err
 	}
+	handler := srv.Handler()
+	if cmd.Bool("access-log") && !cmd.Bool("quiet") {
+		handler = server.AccessLog(log, handler)
+	}
 	hs := &http.Server{
-		Handler:           srv.Handler(),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,

@@ -2,13 +2,18 @@ package cli_test
 
 import (
 	"context"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ringfence/ringfence/internal/cli"
+	"github.com/ringfence/ringfence/internal/servertest"
 )
 
 // TestStoreDSNIsNeverMistakenForAFile: a key=value PostgreSQL connection
@@ -77,5 +82,41 @@ func TestServeListenMistakes(t *testing.T) {
 	code, _, stderr = run(t, ctx, "serve", "--db", db)
 	if code != cli.ExitError || !strings.Contains(stderr, ":58112") {
 		t.Errorf("RINGFENCE_LISTEN=58112: exit %d, %q", code, stderr)
+	}
+}
+
+// TestServeLogsAsAsked: --log-format text and --log-level from flags or
+// RINGFENCE_* variables, and one access-log line per request.
+func TestServeLogsAsAsked(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "rf.db")
+	code, _, stderr := run(t, context.Background(), "serve", "--db", db, "--log-level", "loud")
+	if code != cli.ExitError || !strings.Contains(stderr, "--log-level") {
+		t.Fatalf("--log-level loud: exit %d, %q", code, stderr)
+	}
+	t.Setenv("RINGFENCE_LOG_FORMAT", "text")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &servertest.Buffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- cli.Run(ctx, []string{"ringfence", "serve", "--db", db, "--listen", "127.0.0.1:0"}, io.Discard, logs)
+	}()
+	addr := regexp.MustCompile(`msg=serving addr=(\S+)`)
+	var m []string
+	servertest.Eventually(t, 20*time.Second, "serve logs its address as text", func() bool {
+		m = addr.FindStringSubmatch(logs.String())
+		return m != nil
+	})
+	resp, err := http.Get("http://" + m[1] + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	servertest.Eventually(t, 10*time.Second, "an access-log line", func() bool {
+		return strings.Contains(logs.String(), "msg=request method=GET path=/healthz status=200")
+	})
+	cancel()
+	if code := <-done; code != cli.ExitOK {
+		t.Fatalf("serve exited %d: %s", code, logs.String())
 	}
 }

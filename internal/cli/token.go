@@ -33,7 +33,7 @@ func tokenCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
-			return emit(cmd, t, func(w io.Writer) {
+			return emitSecret(cmd, t, func(w io.Writer) {
 				row(w, "id:", t.ID)
 				row(w, "name:", t.Name)
 				row(w, "role:", t.Role)
