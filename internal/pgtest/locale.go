@@ -5,6 +5,17 @@
 // one compiled en_US.UTF-8, indexes are built, and it is restarted under
 // another. PostgreSQL records the same collation version before and after,
 // which is exactly the blind spot ringfence exists for.
+//
+// Clusters run any installed server build (Build): the system's (Debian's
+// 15) and the npm builds of every other supported major version, pinned in
+// versions.txt and fetched by scripts/deps.sh. ForEachVersion runs a test
+// on each major version from MinMajor to MaxMajor, in parallel; under CI a
+// missing version fails the test, elsewhere it is left out. ICUUpgrade
+// pairs two builds of 15 linked to different ICU versions: RestartWith
+// moves a data directory from one to the other. Servers always run as the
+// postgres user when the tests run as root. Each cluster starts from a copy
+// of a cached, initdb'd template of its build and variant, never from a
+// data directory another test used.
 package pgtest
 
 import (
