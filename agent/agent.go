@@ -122,7 +122,10 @@ func (a *Agent) CheckIn(ctx context.Context) (Result, error) {
 	return res, err
 }
 
-func (a *Agent) checkIn(ctx context.Context, st *State) (Result, error) {
+// observeLocal is what every check-in, online or offline, does first: it
+// gives the installation its id, pins trust, reads the running version
+// (queueing upgrade_succeeded when it changed) and watches the databases.
+func (a *Agent) observeLocal(ctx context.Context, st *State) (Result, error) {
 	var res Result
 	if st.InstanceID == "" {
 		st.InstanceID = newInstanceID()
@@ -145,6 +148,15 @@ func (a *Agent) checkIn(ctx context.Context, st *State) (Result, error) {
 	if err := a.watch(ctx, st, v, &res); err != nil {
 		return res, err
 	}
+	return res, nil
+}
+
+func (a *Agent) checkIn(ctx context.Context, st *State) (Result, error) {
+	res, err := a.observeLocal(ctx, st)
+	if err != nil {
+		return res, err
+	}
+	v := res.Version
 	// Saved before the network: the version and the database results stay
 	// accounted for (and their events queued) whatever happens next.
 	if err := a.state.Save(st); err != nil {

@@ -248,27 +248,13 @@ func currentBundle(st *State, now time.Time) (release.Bundle, error) {
 // databases, and records a report when there are events not yet in one or
 // the version or health changed since the last report.
 func (a *Agent) observe(ctx context.Context, st *State, now time.Time) (Result, error) {
-	var res Result
-	if st.InstanceID == "" {
-		st.InstanceID = newInstanceID()
-		a.log.Info("new installation id", "instance_id", st.InstanceID)
-	}
 	// Keys come from the trust file here: trust on first use would need
 	// the network, and fails.
-	if err := a.ensureTrust(ctx, st); err != nil {
-		return res, &ConfigError{err}
-	}
-	v, err := a.cfg.readVersion(ctx)
+	res, err := a.observeLocal(ctx, st)
 	if err != nil {
-		return res, &ConfigError{err}
-	}
-	res.Version = v
-	if err := a.noticeUpgrade(st, v); err != nil {
 		return res, err
 	}
-	if err := a.watch(ctx, st, v, &res); err != nil {
-		return res, err
-	}
+	v := res.Version
 	off := st.offline()
 	reported := map[string]bool{}
 	for _, r := range off.Reports {
