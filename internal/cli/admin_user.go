@@ -23,6 +23,7 @@ func adminUserCommand(stdout, stderr io.Writer) *ucli.Command {
 	return &ucli.Command{
 		Name:  "user",
 		Usage: "console accounts (log in at /admin/)",
+		Flags: []ucli.Flag{&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing on success (the exit code says it); errors still go to stderr"}},
 		Commands: []*ucli.Command{
 			{
 				Name:      "create",
@@ -47,7 +48,9 @@ func adminUserCommand(stdout, stderr io.Writer) *ucli.Command {
 						if err != nil {
 							return fmt.Errorf("create user: %s", release.ErrorMessage(err))
 						}
-						fmt.Fprintf(stdout, "created %s user %s (id %s)\n", u.Role, u.Name, u.ID)
+						if !cmd.Bool("quiet") {
+							fmt.Fprintf(stdout, "created %s user %s (id %s)\n", u.Role, u.Name, u.ID)
+						}
 						return nil
 					})
 				},
@@ -59,7 +62,7 @@ func adminUserCommand(stdout, stderr io.Writer) *ucli.Command {
 				Action: func(ctx context.Context, cmd *ucli.Command) error {
 					return withStore(ctx, cmd, func(store *sqlstore.Store) error {
 						us, err := store.ListUsers(ctx)
-						if err != nil {
+						if err != nil || cmd.Bool("quiet") {
 							return err
 						}
 						tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
@@ -84,7 +87,9 @@ func adminUserCommand(stdout, stderr io.Writer) *ucli.Command {
 						if err := store.DeleteUser(ctx, "admin-cli", cmd.Args().First()); err != nil {
 							return fmt.Errorf("delete user: %s", release.ErrorMessage(err))
 						}
-						fmt.Fprintf(stdout, "deleted user %s\n", cmd.Args().First())
+						if !cmd.Bool("quiet") {
+							fmt.Fprintf(stdout, "deleted user %s\n", cmd.Args().First())
+						}
 						return nil
 					})
 				},

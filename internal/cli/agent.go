@@ -55,6 +55,7 @@ func agentStateFlags() []ucli.Flag {
 		&ucli.StringFlag{Name: "config", Sources: agentEnv("config"), Usage: "configuration `FILE` (key = value lines)"},
 		&ucli.StringFlag{Name: "state", Sources: agentEnv("state"), Usage: "state `DIR` (instance id, pinned keys, undelivered events, last answer)"},
 		&ucli.StringFlag{Name: "log-format", Value: "text", Sources: agentEnv("log-format"), Usage: "text or json"},
+		&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Sources: agentEnv("quiet"), Usage: "log only warnings and errors (what a command prints on stdout is unchanged)"},
 	}
 }
 
@@ -160,11 +161,17 @@ func (o *agentOptions) duration(name string) (time.Duration, error) {
 
 // logger builds the agent's slog logger on stderr.
 func (o *agentOptions) logger(stderr io.Writer) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{}
+	if q, err := o.boolean("quiet"); err != nil {
+		return nil, err
+	} else if q {
+		opts.Level = slog.LevelWarn
+	}
 	switch f := o.str("log-format"); f {
 	case "text", "":
-		return slog.New(slog.NewTextHandler(stderr, nil)), nil
+		return slog.New(slog.NewTextHandler(stderr, opts)), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(stderr, nil)), nil
+		return slog.New(slog.NewJSONHandler(stderr, opts)), nil
 	default:
 		return nil, fmt.Errorf("--log-format %q: want text or json", f)
 	}
