@@ -39,7 +39,8 @@ func buildRingfence(t *testing.T) string {
 func killDuringFailures(t *testing.T, bin, db string) {
 	token := adminToken(t, bin, db)
 
-	url, kill := runServe(t, bin, db, "--checkin-rate", "1000000", "--checkin-burst", "1000000", "--quota-events", "-1")
+	url, kill := runServe(t, bin, db, "--checkin-rate", "1000000", "--checkin-burst", "1000000", "--quota-events", "-1",
+		"--key-encryption-key-file", filepath.Join(t.TempDir(), "kek"))
 
 	e := &env{t: t, URL: url, Admin: token}
 	e.api("POST", "/api/v1/products", map[string]any{"name": "acme", "halt": map[string]any{"disabled": true}}, http.StatusCreated, nil)
