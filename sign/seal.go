@@ -73,6 +73,17 @@ func GenerateKeyEncryptionKey(rand io.Reader) (string, error) {
 	return base64.StdEncoding.EncodeToString(raw) + "\n", nil
 }
 
+// RandomKeyEncryptionKey returns a new random key-encryption key that lives
+// only in memory: for throwaway stores (benchmarks), whose keys need not
+// outlive the process.
+func RandomKeyEncryptionKey(rand io.Reader) (*KeyEncryptionKey, error) {
+	text, err := GenerateKeyEncryptionKey(rand)
+	if err != nil {
+		return nil, err
+	}
+	return ParseKeyEncryptionKey(text)
+}
+
 // Sealed reports whether b is a sealed private key (as opposed to a plain
 // one, which stores of older versions kept).
 func Sealed(b []byte) bool {

@@ -54,3 +54,33 @@ func TestSealOpen(t *testing.T) {
 		}
 	}
 }
+
+// TestRandomKeyEncryptionKey: in-memory keys open their own seals and not
+// each other's.
+func TestRandomKeyEncryptionKey(t *testing.T) {
+	a, err := RandomKeyEncryptionKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := RandomKeyEncryptionKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := GenerateKey(rand.Reader, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := a.Seal(rand.Reader, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if priv, err := a.Open(k.ID, sealed); err != nil || !priv.Equal(k.Private) {
+		t.Fatalf("open with its own key: %v", err)
+	}
+	if _, err := b.Open(k.ID, sealed); err == nil {
+		t.Fatal("another random key opened the seal")
+	}
+	if _, err := RandomKeyEncryptionKey(bytes.NewReader(nil)); err == nil {
+		t.Fatal("no error from an empty random source")
+	}
+}

@@ -177,9 +177,7 @@ func startServer(ctx context.Context, db string) (url, admin string, stop func()
 		return "", "", nil, err
 	}
 	sctx, cancel := context.WithCancel(ctx)
-	raw := make([]byte, 32)
-	rand.Read(raw) // never fails (crypto/rand)
-	kek, err := sign.NewKeyEncryptionKey(raw)
+	kek, err := sign.RandomKeyEncryptionKey(rand.Reader)
 	if err != nil {
 		cancel()
 		return "", "", nil, err

@@ -105,11 +105,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		}
 		defer store.Close()
 		dialect = string(store.Dialect())
-		kekText, err := sign.GenerateKeyEncryptionKey(rand.Reader)
-		if err != nil {
-			return err
-		}
-		kek, err := sign.ParseKeyEncryptionKey(kekText)
+		kek, err := sign.RandomKeyEncryptionKey(rand.Reader)
 		if err != nil {
 			return err
 		}

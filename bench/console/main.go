@@ -62,9 +62,7 @@ func run(dsn string, n, requests int) error {
 	if err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
-	raw := make([]byte, 32)
-	rand.Read(raw) // never fails (crypto/rand)
-	kek, err := sign.NewKeyEncryptionKey(raw)
+	kek, err := sign.RandomKeyEncryptionKey(rand.Reader)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -30,6 +31,7 @@ import (
 	"github.com/ringfence/ringfence/internal/notifytest"
 	"github.com/ringfence/ringfence/notify"
 	"github.com/ringfence/ringfence/server"
+	"github.com/ringfence/ringfence/sign"
 	"github.com/ringfence/ringfence/sqlstore"
 )
 
@@ -69,7 +71,11 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		return err
 	}
 	defer store.Close()
-	cfg := server.Config{Store: store, PageTitle: "Bench Status", WebhookAllowPrivate: true}
+	kek, err := sign.RandomKeyEncryptionKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	cfg := server.Config{Store: store, PageTitle: "Bench Status", WebhookAllowPrivate: true, KeyEncryptionKey: kek}
 	cfg.Notify.Concurrency = o.delivery
 	srv, err := server.New(ctx, cfg)
 	if err != nil {
