@@ -222,29 +222,59 @@ func (s *limitServer) commit(batch []limitRecord) error {
 		return err
 	}
 	defer tx.Rollback()
-	up, err := tx.PrepareContext(ctx, `INSERT INTO installations (customer, instance_id, version, health, first_seen, last_seen)
-		VALUES ($1, $2, $3, $4, $5, $5)
-		ON CONFLICT (customer, instance_id) DO UPDATE SET version = excluded.version, health = excluded.health, last_seen = excluded.last_seen`)
-	if err != nil {
-		return err
+	// Multi-row statements, as few as SQLite's parameter limit allows: one
+	// upsert per 500 installations, one insert per 500 events. A batch
+	// holding one installation twice keeps its last record.
+	latest := make(map[[2]string]int, len(batch))
+	for i, r := range batch {
+		latest[[2]string{r.customer, r.instanceID}] = i
 	}
-	ev, err := tx.PrepareContext(ctx, `INSERT INTO events (customer, instance_id, kind, from_version, to_version, at, detail)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`)
-	if err != nil {
-		return err
-	}
-	for _, r := range batch {
-		if _, err := up.ExecContext(ctx, r.customer, r.instanceID, r.version, r.health, r.at); err != nil {
-			return err
+	var rows [][]any
+	var events [][]any
+	for i, r := range batch {
+		if latest[[2]string{r.customer, r.instanceID}] == i {
+			rows = append(rows, []any{r.customer, r.instanceID, r.version, r.health, r.at})
 		}
 		for _, e := range r.events {
-			if _, err := ev.ExecContext(ctx, r.customer, r.instanceID, e.Kind, e.From, e.To, e.At, e.Detail); err != nil {
-				return err
-			}
+			events = append(events, []any{r.customer, r.instanceID, e.Kind, e.From, e.To, e.At, e.Detail})
 		}
+	}
+	if err := insertMany(ctx, tx, `INSERT INTO installations (customer, instance_id, version, health, first_seen, last_seen) VALUES `,
+		`(?, ?, ?, ?, ?, ?)`, func(r []any) []any { return append(r, r[4]) },
+		` ON CONFLICT (customer, instance_id) DO UPDATE SET version = excluded.version, health = excluded.health, last_seen = excluded.last_seen`,
+		rows); err != nil {
+		return err
+	}
+	if err := insertMany(ctx, tx, `INSERT INTO events (customer, instance_id, kind, from_version, to_version, at, detail) VALUES `,
+		`(?, ?, ?, ?, ?, ?, ?)`, func(r []any) []any { return r }, "", events); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return errors.Join(errors.New("commit"), err)
+	}
+	return nil
+}
+
+// insertMany runs head + one tuple per row (args from each row through
+// args) + tail, 500 rows per statement.
+func insertMany(ctx context.Context, tx *sql.Tx, head, tuple string, args func([]any) []any, tail string, rows [][]any) error {
+	for len(rows) > 0 {
+		n := min(len(rows), 500)
+		var b strings.Builder
+		b.WriteString(head)
+		var vals []any
+		for i, r := range rows[:n] {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(tuple)
+			vals = append(vals, args(r)...)
+		}
+		b.WriteString(tail)
+		if _, err := tx.ExecContext(ctx, b.String(), vals...); err != nil {
+			return err
+		}
+		rows = rows[n:]
 	}
 	return nil
 }
