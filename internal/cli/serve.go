@@ -50,7 +50,7 @@ func serveCommand(stdout, stderr io.Writer) *ucli.Command {
 			&ucli.StringFlag{Name: "log-format", Sources: ucli.EnvVars("RINGFENCE_LOG_FORMAT"), Value: "json", Usage: "json or text"},
 			&ucli.StringFlag{Name: "log-level", Sources: ucli.EnvVars("RINGFENCE_LOG_LEVEL"), Value: "info", Usage: "debug, info, warn or error"},
 			&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Sources: ucli.EnvVars("RINGFENCE_QUIET"), Usage: "log only warnings and errors (--log-level warn, no access log)"},
-			&ucli.BoolFlag{Name: "access-log", Sources: ucli.EnvVars("RINGFENCE_ACCESS_LOG"), Value: true, Usage: "log every request (method, path, status, bytes, duration; never headers or query strings)"},
+			&ucli.BoolFlag{Name: "access-log", Sources: ucli.EnvVars("RINGFENCE_ACCESS_LOG"), Value: true, Usage: "log every request (method, path, status, bytes, duration; never headers or query strings); off with --demo unless set"},
 			&durationFlag{Name: "retention", Sources: ucli.EnvVars("RINGFENCE_RETENTION"), Value: 90 * 24 * time.Hour, Usage: "how long instance history is kept"},
 			&ucli.StringFlag{Name: "public-url", Sources: ucli.EnvVars("RINGFENCE_PUBLIC_URL"),
 				Usage: "the public base URL people reach this server at: links in emails, feeds and webhooks; https makes console cookies Secure behind a TLS proxy (default: http://localhost:PORT)"},
@@ -181,7 +181,10 @@ func serve(ctx context.Context, cmd *ucli.Command, log *slog.Logger, stdout io.W
 		return err
 	}
 	handler := srv.Handler()
-	if cmd.Bool("access-log") && !cmd.Bool("quiet") {
+	// The demo's simulated installations check in several times a second:
+	// their access log would scroll the login it printed out of sight.
+	demoQuiet := cmd.Bool("demo") && !cmd.IsSet("access-log")
+	if cmd.Bool("access-log") && !cmd.Bool("quiet") && !demoQuiet {
 		handler = server.AccessLog(log, handler)
 	}
 	hs := &http.Server{
