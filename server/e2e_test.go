@@ -623,14 +623,16 @@ func TestIncidentWebhookRetries(t *testing.T) {
 		return len(delivered) == 1
 	})
 	mu.Lock()
-	defer mu.Unlock()
 	if attempts != 4 || delivered[0].Release.Version.String() != "1.1.0" || delivered[0].Evidence.Failures[0].Detail != "index t_pkey" {
 		t.Errorf("after %d attempts delivered %+v; want the 4th attempt to deliver 1.1.0's evidence", attempts, delivered)
 	}
-	_, metrics := e.call("GET", "/metrics", testMetricsToken, nil)
-	if !bytes.Contains(metrics, []byte(`ringfence_incident_webhooks_total{outcome="delivered"} 1`)) {
-		t.Errorf("metrics do not count the delivery")
-	}
+	mu.Unlock()
+	// The receiver has the webhook before the server has read its answer
+	// and counted it: wait for the count.
+	servertest.Eventually(t, 5*time.Second, "metrics count the delivery", func() bool {
+		_, metrics := e.call("GET", "/metrics", testMetricsToken, nil)
+		return bytes.Contains(metrics, []byte(`ringfence_incident_webhooks_total{outcome="delivered"} 1`))
+	})
 }
 
 // TestAutoHaltAfterRestart: failures committed by a server that died before
