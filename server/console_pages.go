@@ -192,6 +192,8 @@ type confirmData struct {
 	Post    string
 	Back    string
 	Values  []confirmValue
+	// Preview is what subscribers receive, for changes that tell them.
+	Preview *messagePreview
 }
 
 type confirmValue struct{ Form, Label, Value string }
