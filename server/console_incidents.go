@@ -355,8 +355,12 @@ func (c *console) declare(w http.ResponseWriter, r *http.Request, v *view) error
 		Components: componentForm(r), Releases: strings.Fields(strings.ReplaceAll(r.PostFormValue("releases"), ",", " ")),
 		Draft: r.PostFormValue("draft") == "yes", Notify: notifyForm(r)}
 	subject := req.Title
-	if subject == "" {
+	if subject == "" && req.Template != "" {
+		// The template's title; an unknown template is the API's error.
 		subject = "from template " + req.Template
+		if t, err := c.s.store.GetTemplate(r.Context(), req.Template); err == nil {
+			subject = t.Title
+		}
 	}
 	return c.confirmOrRun(w, r, v, consoleChange{
 		Action: incidentActions()["declare"], Subject: "“" + subject + "”", Back: "/admin/incidents", Body: req, Labels: incidentLabels(),
