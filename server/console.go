@@ -63,6 +63,7 @@ type console struct {
 	ttl    time.Duration
 	logins loginLimiter
 	health healthCache
+	boards boardCache
 }
 
 // newConsole parses the templates and checks that every API route the
@@ -231,13 +232,11 @@ func (c *console) authed(h consoleHandler) http.Handler {
 // products fills v's product list and current product (the path's, else
 // the first).
 func (c *console) products(ctx context.Context, v *view, r *http.Request) error {
-	ps, err := c.s.store.ListProducts(ctx)
+	names, err := c.productNames(ctx)
 	if err != nil {
 		return err
 	}
-	for _, p := range ps {
-		v.Products = append(v.Products, p.Name)
-	}
+	v.Products = names
 	v.Product = r.PathValue("product")
 	if v.Product == "" && len(v.Products) > 0 {
 		v.Product = v.Products[0]
@@ -271,6 +270,7 @@ func (c *console) render(w http.ResponseWriter, r *http.Request, status int, pag
 		v.Nav = c.nav(v, r.URL.Path)
 	}
 	var buf bytes.Buffer
+	buf.Grow(32 << 10) // most pages fit: no regrowing while rendering
 	if err := c.pages[page].ExecuteTemplate(&buf, "layout", v); err != nil {
 		c.log.ErrorContext(r.Context(), "render console page", slog.String("page", page), slog.Any("err", err))
 		http.Error(w, "internal error rendering the page; see the server log", http.StatusInternalServerError)

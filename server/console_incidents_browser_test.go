@@ -180,7 +180,7 @@ func TestConsoleIncidentsInBrowser(t *testing.T) {
 	// A viewer: no declare form, and one posted anyway is refused.
 	do("log out", submit("form.logout"), chromedp.WaitVisible(chromedp.CSS("#name")))
 	do("log in as a viewer", chromedp.SendKeys(chromedp.CSS("#name"), "vic"), chromedp.SendKeys(chromedp.CSS("#password"), pw+kb.Enter),
-		chromedp.WaitVisible(chromedp.CSS("main")), chromedp.Navigate(s.URL+"/admin/incidents"), chromedp.WaitVisible(chromedp.CSS("main table")))
+		chromedp.WaitVisible(chromedp.CSS("form.logout")), chromedp.Navigate(s.URL+"/admin/incidents"), chromedp.WaitVisible(chromedp.CSS("main table")))
 	if none, err := chromedp.Run(b, chromedp.Evaluate[bool](`document.querySelector("#declare") === null`)); err != nil || !none {
 		t.Fatalf("viewer's incidents page offers a declaration (%v)", err)
 	}
