@@ -327,7 +327,7 @@ func incidentActions() map[string]releaseAction {
 			Explain: "The update goes on the incident's public timeline and sets the components' statuses.",
 			Done:    "Update posted."},
 		"resolve": {Name: "resolve", Label: "Resolve", Route: routeIncidentResolve,
-			Explain: "Resolving ends the incident; it cannot be reopened. Components it changed and that you leave unchanged here go back to operational.",
+			Explain: "Resolving ends the incident; it cannot be reopened. If you set no component status here, every component the incident changed goes back to operational.",
 			Done:    "Incident resolved."},
 		"publish": {Name: "publish", Label: "Publish", Route: routeIncidentPublish,
 			Explain: "Publishing puts the draft on the public status page and tells subscribers.",
@@ -661,16 +661,18 @@ func (c *console) maintenancePage(w http.ResponseWriter, r *http.Request, v *vie
 	return nil
 }
 
-// consoleTimeLayout is how the maintenance form writes times (UTC).
-const consoleTimeLayout = "2006-01-02T15:04"
+// consoleTimeLayouts are how browsers send a datetime-local field (read
+// as UTC): to the minute, or with seconds.
+func consoleTimeLayouts() []string { return []string{"2006-01-02T15:04", "2006-01-02T15:04:05"} }
 
 func (c *console) scheduleMaintenance(w http.ResponseWriter, r *http.Request, v *view) error {
 	parse := func(field, label string) (time.Time, error) {
-		t, err := time.Parse(consoleTimeLayout, strings.TrimSpace(r.PostFormValue(field)))
-		if err != nil {
-			return time.Time{}, release.Errorf(release.EINVALID, "%s: write it as YYYY-MM-DDTHH:MM (UTC)", label)
+		for _, layout := range consoleTimeLayouts() {
+			if t, err := time.Parse(layout, strings.TrimSpace(r.PostFormValue(field))); err == nil {
+				return t, nil
+			}
 		}
-		return t, nil
+		return time.Time{}, release.Errorf(release.EINVALID, "%s: write it as YYYY-MM-DDTHH:MM (UTC)", label)
 	}
 	start, err := parse("start", "start")
 	if err != nil {

@@ -47,34 +47,7 @@ func TestConsoleIncidentsInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	b := browsertest.New(t)
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(b, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(b, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return s
-	}
-	accessible := func(page string) {
-		t.Helper()
-		bad, err := chromedp.Run(b, chromedp.Evaluate[[]string](a11yCheck))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(bad) > 0 {
-			t.Errorf("%s page: %v", page, bad)
-		}
-	}
-	submit := func(form string) chromedp.Action[chromedp.Void] {
-		return chromedp.Click(chromedp.CSS(form + " button[type=submit]"))
-	}
+	b, do, text, accessible := newTab(t)
 	// public reloads the public page at path (past any cache: the query
 	// differs each time) until its text has every one of want.
 	visits := 0
