@@ -214,13 +214,17 @@ func resolveChanges(comps []incident.Component, cs []componentStatusChange) ([]i
 	return out, nil
 }
 
-// preview renders notification n (ok false: none is made) as the delivery
-// worker will: notify.NewMessage over the status page as it will stand
-// after the change (inc as changed, components as changed), and counts the
-// confirmed subscribers it would reach.
-func (c *console) preview(r *http.Request, n incident.Notification, ok bool, inc incident.Incident, changes []incident.ComponentChange) (*messagePreview, error) {
+// notifiesNobody is why an incident change makes no notification.
+const notifiesNobody = "No one: a draft, or a change without “tell subscribers”, notifies no subscriber."
+
+// preview renders notification n (ok false: none is made, for the reason
+// nobody) as the delivery worker will: notify.NewMessage over the status
+// page as it will stand after the change (inc, if the change is to an
+// incident, as changed; components as changed), and counts the confirmed
+// subscribers it would reach.
+func (c *console) preview(r *http.Request, n incident.Notification, ok bool, nobody string, inc *incident.Incident, changes []incident.ComponentChange) (*messagePreview, error) {
 	if !ok {
-		return &messagePreview{Nobody: "No one: a draft, or a change without “tell subscribers”, notifies no subscriber."}, nil
+		return &messagePreview{Nobody: nobody}, nil
 	}
 	now := time.Now()
 	page, err := c.s.store.StatusPage(r.Context(), now)
@@ -235,9 +239,11 @@ func (c *console) preview(r *http.Request, n incident.Notification, ok bool, inc
 			}
 		}
 	}
-	page.Unresolved = slices.DeleteFunc(slices.Clone(page.Unresolved), func(u incident.Incident) bool { return u.ID == inc.ID })
-	if inc.Unresolved() && inc.Public() {
-		page.Unresolved = append([]incident.Incident{inc}, page.Unresolved...)
+	if inc != nil {
+		page.Unresolved = slices.DeleteFunc(slices.Clone(page.Unresolved), func(u incident.Incident) bool { return u.ID == inc.ID })
+		if inc.Unresolved() && inc.Public() {
+			page.Unresolved = append([]incident.Incident{*inc}, page.Unresolved...)
+		}
 	}
 	m, err := notify.NewMessage(n, incident.NewStatuspage(c.s.pages.site, page), webhookDocs)
 	if err != nil {
@@ -411,7 +417,7 @@ func (c *console) previewDeclare(r *http.Request, who release.Token, req declare
 		return nil, err
 	}
 	n, ok := incident.IncidentNotification(inc, &inc.Updates[0], now)
-	return c.preview(r, n, ok, inc, d.Components)
+	return c.preview(r, n, ok, notifiesNobody, &inc, d.Components)
 }
 
 // incidentData is one incident's page data.
@@ -524,7 +530,7 @@ func (c *console) previewChange(r *http.Request, who release.Token, inc incident
 		return nil, err
 	}
 	n, ok := incident.IncidentNotification(inc, &u, now)
-	return c.preview(r, n, ok, inc, change.Components)
+	return c.preview(r, n, ok, notifiesNobody, &inc, change.Components)
 }
 
 // publish publishes a draft incident.
@@ -542,7 +548,7 @@ func (c *console) publish(w http.ResponseWriter, r *http.Request, v *view) error
 				return nil, err
 			}
 			n, ok := incident.IncidentNotification(inc, nil, now)
-			return c.preview(r, n, ok, inc, nil)
+			return c.preview(r, n, ok, notifiesNobody, &inc, nil)
 		}})
 }
 
@@ -562,10 +568,10 @@ func (c *console) postmortem(w http.ResponseWriter, r *http.Request, v *view) er
 				return nil, err
 			}
 			if inc.Draft {
-				return c.preview(r, incident.Notification{}, false, inc, nil)
+				return c.preview(r, incident.Notification{}, false, notifiesNobody, &inc, nil)
 			}
 			n := incident.Notification{Kind: incident.KindIncidentUpdated, Incident: &inc, Components: slices.Clone(inc.Components), At: now}
-			return c.preview(r, n, true, inc, nil)
+			return c.preview(r, n, true, "", &inc, nil)
 		}})
 }
 
@@ -619,7 +625,33 @@ func (c *console) componentStatus(w http.ResponseWriter, r *http.Request, v *vie
 		Action: releaseAction{Name: "status", Label: "Set the status of", Route: routeComponentStatus,
 			Explain: "The component's status changes on the public status page at once, and subscribers to it are told."},
 		Subject: "component " + name, Back: "/admin/components", PathValues: map[string]string{"name": name}, Body: req,
-		Labels: map[string]string{"status": "New status", "reason": "Reason"}})
+		Labels:  map[string]string{"status": "New status", "reason": "Reason"},
+		Preview: func() (*messagePreview, error) { return c.previewComponentStatus(r, name, req.Status) }})
+}
+
+// previewComponentStatus renders the notification of setting component
+// name to status, as the store makes it.
+func (c *console) previewComponentStatus(r *http.Request, name string, status incident.ComponentStatus) (*messagePreview, error) {
+	if _, err := incident.ParseComponentStatus(string(status)); err != nil {
+		return nil, err
+	}
+	comps, err := c.s.store.ListComponents(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	changes, err := resolveChanges(comps, []componentStatusChange{{Name: name, Status: status}})
+	if err != nil {
+		return nil, err
+	}
+	ch := changes[0]
+	if ch.OldStatus == ch.NewStatus {
+		return c.preview(r, incident.Notification{}, false, "No one: the component already has this status, so nothing changes.", nil, nil)
+	}
+	comp := comps[slices.IndexFunc(comps, func(c incident.Component) bool { return c.ID == ch.ComponentID })]
+	now := time.Now()
+	comp.Status, comp.UpdatedAt = status, now
+	n := incident.Notification{Kind: incident.KindComponentStatus, Component: &comp, Change: &ch, Components: []int64{comp.ID}, At: now}
+	return c.preview(r, n, true, "", nil, changes)
 }
 
 // --- maintenance ---
@@ -688,7 +720,34 @@ func (c *console) scheduleMaintenance(w http.ResponseWriter, r *http.Request, v 
 		Action: releaseAction{Name: "schedule", Label: "Schedule", Route: routeSchedule,
 			Explain: "The maintenance is announced on the public status page and to subscribers now; the components go under maintenance when it starts."},
 		Subject: "maintenance “" + req.Title + "”", Back: "/admin/maintenance", Body: req,
-		Labels: map[string]string{"title": "Title", "message": "Message", "start": "Start (UTC)", "end": "End (UTC)", "components": "Component"}})
+		Labels:  map[string]string{"title": "Title", "message": "Message", "start": "Start (UTC)", "end": "End (UTC)", "components": "Component"},
+		Preview: func() (*messagePreview, error) { return c.previewSchedule(r, v.Who, req) }})
+}
+
+// previewSchedule renders the announcement of the maintenance req
+// schedules, as the store makes it.
+func (c *console) previewSchedule(r *http.Request, who release.Token, req maintenanceRequest) (*messagePreview, error) {
+	comps, err := c.s.store.ListComponents(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	ids := []int64{}
+	for _, name := range req.Components {
+		i := slices.IndexFunc(comps, func(c incident.Component) bool { return c.Name == name })
+		if i < 0 {
+			return nil, release.Errorf(release.ENOTFOUND, "component %q not found", name)
+		}
+		if !slices.Contains(ids, comps[i].ID) {
+			ids = append(ids, comps[i].ID)
+		}
+	}
+	now := time.Now()
+	m, err := incident.Schedule(req.Title, req.Message, req.Start, req.End, ids, who.Actor(), now)
+	if err != nil {
+		return nil, err
+	}
+	n, ok := incident.MaintenanceNotification(m, m.Updates[0], now)
+	return c.preview(r, n, ok, "No one: this move is not announced.", nil, nil)
 }
 
 func (c *console) moveMaintenance(w http.ResponseWriter, r *http.Request, v *view) error {

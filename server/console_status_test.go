@@ -63,8 +63,9 @@ func TestConsoleStatusPages(t *testing.T) {
 		t.Fatalf("status without a reason: %d, want 400", resp.StatusCode)
 	}
 	status.Set("reason", "the API answers 502")
-	if resp, body := ines.post("/admin/components/API/status", status); resp.StatusCode != http.StatusOK || !strings.Contains(body, "Confirm: Set the status of") {
-		t.Fatalf("status confirmation: %d", resp.StatusCode)
+	if resp, body := ines.post("/admin/components/API/status", status); resp.StatusCode != http.StatusOK || !strings.Contains(body, "Confirm: Set the status of") ||
+		!strings.Contains(body, "API changed from Operational to Major outage.") || !strings.Contains(body, "1 webhook subscriber") {
+		t.Fatalf("status confirmation with its preview: %d %s", resp.StatusCode, body)
 	}
 	status.Set("confirm", "yes")
 	if resp, _ := ines.post("/admin/components/API/status", status); resp.StatusCode != http.StatusSeeOther {
@@ -76,7 +77,14 @@ func TestConsoleStatusPages(t *testing.T) {
 
 	start := time.Now().UTC().Add(time.Hour).Truncate(time.Minute)
 	sched := url.Values{"csrf": {csrf}, "title": {"Database upgrade"}, "message": {"PostgreSQL 16"}, "components": {"API"},
-		"start": {start.Format("2006-01-02T15:04")}, "end": {start.Add(time.Hour).Format("2006-01-02T15:04:05")}, "confirm": {"yes"}}
+		"start": {start.Format("2006-01-02T15:04")}, "end": {start.Add(time.Hour).Format("2006-01-02T15:04:05")}}
+	if resp, body := ines.post("/admin/maintenance", sched); resp.StatusCode != http.StatusOK || !strings.Contains(body, "Maintenance scheduled: Database upgrade") {
+		t.Fatalf("maintenance confirmation with its preview: %d %s", resp.StatusCode, body)
+	}
+	if ms, _ := e.Store.ListMaintenances(ctx, false, 10); len(ms) != 0 {
+		t.Fatal("the confirmation page scheduled the maintenance")
+	}
+	sched.Set("confirm", "yes")
 	if resp, body := ines.post("/admin/maintenance", sched); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("schedule maintenance: %d %.300s", resp.StatusCode, body)
 	}
