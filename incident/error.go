@@ -6,7 +6,8 @@
 // read models the status page and the subscriber fan-out consume (Page,
 // Notification).
 //
-// It imports nothing of ours and touches nothing: the store feeds it values
+// It imports nothing of ours but internal/fault (a leaf holding the error
+// type it shares with release) and touches nothing: the store feeds it values
 // and persists what its rules return. Invariants its rules keep:
 //   - an incident only moves along Status.CanBecome: a resolved incident is
 //     never reopened (declare a new one), a postmortem is terminal;
@@ -17,48 +18,30 @@
 //     consumers render and deliver exactly what was decided.
 package incident
 
-import (
-	"errors"
-	"fmt"
-)
+import "github.com/ringfence/ringfence/internal/fault"
 
-// Error codes carried by *Error. They have the same values as the release
-// package's codes, so transport layers map both alike (ENOTFOUND → 404,
-// EINVALID → 400, ECONFLICT → 409); anything else is internal.
+// Error codes carried by *Error: release's codes (fault's), so transport
+// layers map both alike (ENOTFOUND → 404, EINVALID → 400, ECONFLICT → 409);
+// anything else is internal.
 const (
-	ECONFLICT = "conflict"
-	EINVALID  = "invalid"
-	ENOTFOUND = "not_found"
-	EINTERNAL = "internal"
+	ECONFLICT = fault.ECONFLICT
+	EINVALID  = fault.EINVALID
+	ENOTFOUND = fault.ENOTFOUND
+	EINTERNAL = fault.EINTERNAL
 )
 
-// Error is a domain error: a machine-readable code and a message written for
-// the person who caused it (safe to show to API clients).
-type Error struct {
-	Code    string
-	Message string
-}
-
-// Error implements error.
-func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Code, e.Message) }
+// Error is a domain error with a code and a message safe to show. It is
+// fault.Error, the same type as release.Error, so an incident error needs
+// no translation to be answered.
+type Error = fault.Error
 
 // Errorf returns a domain error with code and a formatted message.
-func Errorf(code, format string, args ...any) *Error {
-	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
-}
+func Errorf(code, format string, args ...any) *Error { return fault.Errorf(code, format, args...) }
 
-// ErrorCode returns the code of the first *Error in err's chain, EINTERNAL
-// for any other non-nil error and "" for nil.
-func ErrorCode(err error) string {
-	if err == nil {
-		return ""
-	}
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Code
-	}
-	return EINTERNAL
-}
+// ErrorCode returns the code of the first *Error in err's chain (incident's
+// or release's: they are one type), EINTERNAL for any other non-nil error
+// and "" for nil.
+func ErrorCode(err error) string { return fault.Code(err) }
 
 // maxTitleLen bounds titles and names; maxBodyLen bounds update bodies,
 // messages and postmortems.
