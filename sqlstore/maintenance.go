@@ -13,7 +13,7 @@ import (
 
 const maintenanceCols = `id, title, status, scheduled_for, scheduled_until, components, created_at, updated_at, started_at, completed_at, by_actor`
 
-func scanMaintenance(row interface{ Scan(...any) error }) (incident.Maintenance, error) {
+func scanMaintenance(row scanner) (incident.Maintenance, error) {
 	var m incident.Maintenance
 	var status, comps string
 	var started, completed sql.NullTime
@@ -44,7 +44,7 @@ func loadMaintenanceUpdates(ctx context.Context, q queryer, ms []incident.Mainte
 	for n, m := range ms {
 		ids[n], index[m.ID] = m.ID, n
 	}
-	us, err := queryAll(ctx, q, func(row interface{ Scan(...any) error }) (incident.MaintenanceUpdate, error) {
+	us, err := queryAll(ctx, q, func(row scanner) (incident.MaintenanceUpdate, error) {
 		var u incident.MaintenanceUpdate
 		var status, comps string
 		if err := row.Scan(&u.ID, &u.MaintenanceID, &status, &u.Body, &comps, &u.By, &u.At); err != nil {
@@ -77,7 +77,7 @@ func (s *Store) getMaintenance(ctx context.Context, q queryer, id int64, lock bo
 	}
 	m, err := scanMaintenance(q.QueryRowContext(ctx, query, id))
 	if err != nil {
-		return incident.Maintenance{}, incidentNotFound(err, "maintenance %d", id)
+		return incident.Maintenance{}, notFound(err, "maintenance %d", id)
 	}
 	ms := []incident.Maintenance{m}
 	return ms[0], loadMaintenanceUpdates(ctx, q, ms)
@@ -249,7 +249,7 @@ func (s *Store) moveMaintenance(ctx context.Context, tx *sql.Tx, actor string, i
 // A window that passed entirely while no server ran is started and then
 // completed. It returns the number of transitions it made.
 func (s *Store) RunMaintenanceSchedule(ctx context.Context, at time.Time) (int, error) {
-	due, err := queryAll(ctx, s.rdb, func(row interface{ Scan(...any) error }) (int64, error) {
+	due, err := queryAll(ctx, s.rdb, func(row scanner) (int64, error) {
 		var id int64
 		return id, row.Scan(&id)
 	}, "find due maintenances", `SELECT id FROM maintenances WHERE (status = 'scheduled' AND scheduled_for <= $1)

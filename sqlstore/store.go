@@ -261,7 +261,7 @@ func (s *Store) tables(ctx context.Context) (hasVersion bool, others int, err er
 	if s.dialect == Postgres {
 		q = `SELECT tablename FROM pg_tables WHERE schemaname = current_schema()`
 	}
-	names, err := queryAll(ctx, s.db, func(row interface{ Scan(...any) error }) (string, error) {
+	names, err := queryAll(ctx, s.db, func(row scanner) (string, error) {
 		var n string
 		return n, row.Scan(&n)
 	}, "list tables", q)

@@ -21,7 +21,7 @@ const fanOutCursor = "status"
 
 const subscriberCols = `id, kind, target, secret, token, components, created_at, created_by, confirmed_at`
 
-func scanSubscriber(row interface{ Scan(...any) error }) (notify.Subscriber, error) {
+func scanSubscriber(row scanner) (notify.Subscriber, error) {
 	var s notify.Subscriber
 	var comps string
 	var confirmed sql.NullTime
@@ -349,7 +349,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, limit int, lease time.Durat
 		}
 		n := now()
 		var err error
-		items, err = queryAll(ctx, tx, func(row interface{ Scan(...any) error }) (notify.Attempt, error) {
+		items, err = queryAll(ctx, tx, func(row scanner) (notify.Attempt, error) {
 			var a notify.Attempt
 			var body, comps string
 			err := row.Scan(&a.DeliveryID, &a.Attempts, &a.Subscriber.ID, &a.Subscriber.Kind, &a.Subscriber.Target, &a.Subscriber.Secret,
@@ -439,7 +439,7 @@ func (s *Store) ListDeliveries(ctx context.Context, state notify.State, limit in
 		args = append(args, string(state))
 	}
 	q += ` ORDER BY d.id DESC LIMIT $1`
-	return queryAll(ctx, s.rdb, func(row interface{ Scan(...any) error }) (notify.Delivery, error) {
+	return queryAll(ctx, s.rdb, func(row scanner) (notify.Delivery, error) {
 		var d notify.Delivery
 		var done sql.NullTime
 		err := row.Scan(&d.ID, &d.SubscriberID, &d.Kind, &d.Target, &d.EventID, &d.MessageKind, &d.Subject, &d.State, &d.Attempts,

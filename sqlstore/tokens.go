@@ -122,7 +122,7 @@ const lastUsedTimeout = 500 * time.Millisecond
 
 const tokenCols = `id, name, role, created_at, created_by, last_used_at, revoked_at`
 
-func scanToken(row interface{ Scan(...any) error }) (release.Token, error) {
+func scanToken(row scanner) (release.Token, error) {
 	var t release.Token
 	var role string
 	var used, revoked sql.NullTime
@@ -133,14 +133,6 @@ func scanToken(row interface{ Scan(...any) error }) (release.Token, error) {
 	t.CreatedAt = t.CreatedAt.UTC()
 	t.LastUsedAt, t.RevokedAt = timePtr(used), timePtr(revoked)
 	return t, nil
-}
-
-func timePtr(t sql.NullTime) *time.Time {
-	if !t.Valid {
-		return nil
-	}
-	u := t.Time.UTC()
-	return &u
 }
 
 // ListTokens returns every token, oldest first, without secrets.

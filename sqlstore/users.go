@@ -108,7 +108,7 @@ func validatePassword(password string) error {
 
 const userCols = `id, name, role, created_at, created_by`
 
-func scanUser(row interface{ Scan(...any) error }) (User, error) {
+func scanUser(row scanner) (User, error) {
 	var u User
 	var role string
 	if err := row.Scan(&u.ID, &u.Name, &role, &u.CreatedAt, &u.CreatedBy); err != nil {
