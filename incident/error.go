@@ -2,9 +2,11 @@
 // page: components in two-level groups with Statuspage's statuses, incidents
 // with impact, severity, a lifecycle (investigating → identified → monitoring
 // → resolved → postmortem) and a timeline of updates, scheduled maintenance,
-// templates, the severity policy that ties incidents to releases, and the
-// read models the status page and the subscriber fan-out consume (Page,
-// Notification).
+// templates, the severity policy that ties incidents to releases, the read
+// models the status page and the subscriber fan-out consume (Page,
+// Notification), and the page's subscribers with the messages they are sent
+// and the record of each delivery (Subscriber, Message, Delivery), which
+// notify delivers.
 //
 // It imports nothing of ours but internal/fault (a leaf holding the error
 // type it shares with release) and touches nothing: the store feeds it values

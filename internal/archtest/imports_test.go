@@ -26,10 +26,10 @@ var allowed = map[string][]string{
 	"pgcheck":        {},
 
 	"internal/problem":     {"release"},
-	"sqlstore":             {"release", "sign", "incident", "notify"},
-	"client":               {"release", "sign", "internal/problem", "incident", "notify"},
+	"sqlstore":             {"release", "sign", "incident"},
+	"client":               {"release", "sign", "internal/problem", "incident"},
 	"server":               {"release", "sign", "sqlstore", "internal/problem", "incident", "notify", "internal/netguard"},
-	"notify":               {"incident", "release"},
+	"notify":               {"incident"},
 	"internal/netguard":    {},
 	"internal/notifytest":  {},
 	"agent":                {"client", "pgcheck", "release", "sign"},
