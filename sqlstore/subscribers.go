@@ -460,18 +460,18 @@ func (s *Store) ListDeliveries(ctx context.Context, state incident.DeliveryState
 // is dead.
 func (s *Store) ReplayDelivery(ctx context.Context, actor string, id int64) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		var state string
+		var state incident.DeliveryState
 		if err := tx.QueryRowContext(ctx, `SELECT state FROM deliveries WHERE id = $1`, id).Scan(&state); err != nil {
 			return notFound(err, "delivery %d", id)
 		}
-		if state != string(incident.DeliveryDead) {
+		if state != incident.DeliveryDead {
 			return release.Errorf(release.ECONFLICT, "delivery %d is %s: only dead deliveries are replayed", id, state)
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = $1, done_at = NULL
 			WHERE id = $2`, now(), id); err != nil {
 			return fmt.Errorf("replay delivery %d: %w", id, err)
 		}
-		return auditWhy(ctx, tx, actor, "delivery.replay", "delivery/"+strconv.FormatInt(id, 10), "", map[string]string{"state": state},
+		return auditWhy(ctx, tx, actor, "delivery.replay", "delivery/"+strconv.FormatInt(id, 10), "", map[string]string{"state": string(state)},
 			map[string]string{"state": string(incident.DeliveryPending)})
 	})
 }
