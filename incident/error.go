@@ -22,9 +22,13 @@ package incident
 
 import "github.com/ringfence/ringfence/internal/fault"
 
-// Error codes carried by *Error: release's codes (fault's), so transport
-// layers map both alike (ENOTFOUND → 404, EINVALID → 400, ECONFLICT → 409);
-// anything else is internal.
+// Error is a domain error with a code and a message safe to show. It is
+// fault.Error, the same type as release.Error, so an incident error needs
+// no translation to be answered, and these are release's codes.
+type Error = fault.Error
+
+// The codes incident's errors carry; transport layers map them as they map
+// release's (ENOTFOUND → 404, EINVALID → 400, ECONFLICT → 409).
 const (
 	ECONFLICT = fault.ECONFLICT
 	EINVALID  = fault.EINVALID
@@ -32,17 +36,11 @@ const (
 	EINTERNAL = fault.EINTERNAL
 )
 
-// Error is a domain error with a code and a message safe to show. It is
-// fault.Error, the same type as release.Error, so an incident error needs
-// no translation to be answered.
-type Error = fault.Error
-
-// Errorf returns a domain error with code and a formatted message.
+// Errorf is fault.Errorf: an *Error with code and a formatted message.
 func Errorf(code, format string, args ...any) *Error { return fault.Errorf(code, format, args...) }
 
-// ErrorCode returns the code of the first *Error in err's chain (incident's
-// or release's: they are one type), EINTERNAL for any other non-nil error
-// and "" for nil.
+// ErrorCode is fault.Code: the code of the first *Error in err's chain
+// (incident's or release's, one type), EINTERNAL for any other error.
 func ErrorCode(err error) string { return fault.Code(err) }
 
 // maxTitleLen bounds titles and names; maxBodyLen bounds update bodies,

@@ -44,27 +44,27 @@ func Errorf(code, format string, args ...any) *Error {
 // Code returns the code of the first *Error in err's chain, EINTERNAL for
 // any other non-nil error and "" for nil.
 func Code(err error) string {
-	if err == nil {
-		return ""
-	}
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Code
-	}
-	return EINTERNAL
+	code, _ := split(err)
+	return code
 }
 
 // Message returns the message of the first *Error in err's chain, or a
 // generic message for other errors (whose text may hold internal detail).
 func Message(err error) string {
-	if err == nil {
-		return ""
-	}
+	_, msg := split(err)
+	return msg
+}
+
+// split returns what Code and Message return.
+func split(err error) (code, msg string) {
 	var e *Error
-	if errors.As(err, &e) {
-		return e.Message
+	switch {
+	case err == nil:
+		return "", ""
+	case errors.As(err, &e):
+		return e.Code, e.Message
 	}
-	return "internal error"
+	return EINTERNAL, "internal error"
 }
 
 // Const is an error made of its message. Its values can be constants
