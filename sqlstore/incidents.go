@@ -105,25 +105,18 @@ func scanUpdate(row scanner) (incident.Update, error) {
 	return u, nil
 }
 
+// incidents reads incidents with their timelines.
+func incidents() timelined[incident.Incident] {
+	return timelined[incident.Incident]{scan: scanIncident, load: loadIncidentDetails}
+}
+
 // getIncident reads one incident with its timeline; ENOTFOUND if unknown.
 // lock takes its row lock on PostgreSQL (in a write transaction), so two
 // changes of one incident run one after the other. The lock is FOR NO KEY
 // UPDATE: rows that only reference the incident (a pull linking a release
 // to it) do not wait for it.
 func (s *Store) getIncident(ctx context.Context, q queryer, id int64, lock bool) (incident.Incident, error) {
-	query := `SELECT ` + incidentCols + ` FROM incidents WHERE id = $1`
-	if lock && s.dialect == Postgres {
-		query += ` FOR NO KEY UPDATE`
-	}
-	i, err := scanIncident(q.QueryRowContext(ctx, query, id))
-	if err != nil {
-		return incident.Incident{}, notFound(err, "incident %d", id)
-	}
-	incs := []incident.Incident{i}
-	if err := loadIncidentDetails(ctx, q, incs); err != nil {
-		return incident.Incident{}, err
-	}
-	return incs[0], nil
+	return incidents().one(ctx, s.dialect, q, `SELECT `+incidentCols+` FROM incidents WHERE id = $1`, id, lock, "incident")
 }
 
 // GetIncident returns one incident (drafts too) with its timeline.
@@ -138,12 +131,8 @@ func (s *Store) ListIncidents(ctx context.Context, unresolvedOnly bool, limit in
 	if unresolvedOnly {
 		where = ` WHERE status IN ('investigating', 'identified', 'monitoring')`
 	}
-	incs, err := queryAll(ctx, s.rdb, scanIncident, "list incidents",
+	return incidents().all(ctx, s.rdb, "list incidents",
 		`SELECT `+incidentCols+` FROM incidents`+where+` ORDER BY created_at DESC, id DESC LIMIT $1`, limit)
-	if err != nil {
-		return nil, err
-	}
-	return incs, loadIncidentDetails(ctx, s.rdb, incs)
 }
 
 // LatestIncidentID returns the id of the newest unresolved incident (drafts

@@ -70,17 +70,15 @@ func loadMaintenanceUpdates(ctx context.Context, q queryer, ms []incident.Mainte
 	return nil
 }
 
+// maintenances reads maintenances with their timelines.
+func maintenances() timelined[incident.Maintenance] {
+	return timelined[incident.Maintenance]{scan: scanMaintenance, load: loadMaintenanceUpdates}
+}
+
+// getMaintenance reads one maintenance with its timeline; ENOTFOUND if
+// unknown. lock takes its row lock on PostgreSQL (in a write transaction).
 func (s *Store) getMaintenance(ctx context.Context, q queryer, id int64, lock bool) (incident.Maintenance, error) {
-	query := `SELECT ` + maintenanceCols + ` FROM maintenances WHERE id = $1`
-	if lock && s.dialect == Postgres {
-		query += ` FOR NO KEY UPDATE`
-	}
-	m, err := scanMaintenance(q.QueryRowContext(ctx, query, id))
-	if err != nil {
-		return incident.Maintenance{}, notFound(err, "maintenance %d", id)
-	}
-	ms := []incident.Maintenance{m}
-	return ms[0], loadMaintenanceUpdates(ctx, q, ms)
+	return maintenances().one(ctx, s.dialect, q, `SELECT `+maintenanceCols+` FROM maintenances WHERE id = $1`, id, lock, "maintenance")
 }
 
 // GetMaintenance returns one maintenance with its timeline.
@@ -95,12 +93,8 @@ func (s *Store) ListMaintenances(ctx context.Context, pendingOnly bool, limit in
 	if pendingOnly {
 		where = ` WHERE status IN ('scheduled', 'in_progress', 'verifying')`
 	}
-	ms, err := queryAll(ctx, s.rdb, scanMaintenance, "list maintenances",
+	return maintenances().all(ctx, s.rdb, "list maintenances",
 		`SELECT `+maintenanceCols+` FROM maintenances`+where+` ORDER BY scheduled_for DESC, id DESC LIMIT $1`, limit)
-	if err != nil {
-		return nil, err
-	}
-	return ms, loadMaintenanceUpdates(ctx, s.rdb, ms)
 }
 
 func maintenanceTarget(id int64) string { return "maintenance/" + strconv.FormatInt(id, 10) }

@@ -3,17 +3,16 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/ringfence/ringfence/release"
 )
 
-// The helpers every file of the store shares to read and write rows: the
-// scanner and queryer types, whole-result queries, existence checks, and
-// the conversions between Go values and nullable or JSON columns.
+// What every file of the store shares to read rows: the scanner and
+// queryer types, whole-result queries, existence checks, the errors of
+// reading one row, and rows that carry a timeline. Conversions of column
+// values are in columns.go.
 
 // scanner is what a scan function reads one row from: a *sql.Row or the
 // current row of *sql.Rows. It is an alias, so a scan function written
@@ -25,12 +24,6 @@ type queryer interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
 	QueryRowContext(context.Context, string, ...any) *sql.Row
 }
-
-// Now is the store's clock: the current time in UTC at microsecond
-// precision (what PostgreSQL keeps), so a value the store stamps, read
-// back, equals the value written. Callers that show a time the store will
-// also record use it so both agree.
-func Now() time.Time { return now() }
 
 // queryAll runs query and scans every row with scan.
 func queryAll[T any](ctx context.Context, db queryer, scan func(scanner) (T, error), what, query string, args ...any) ([]T, error) {
@@ -72,6 +65,57 @@ func notFound(err error, format string, args ...any) error {
 	return err
 }
 
+// lookupErr is the error of reading the one row of what: ENOTFOUND ("what
+// not found") when there is none, err wrapped with doing otherwise, nil for
+// nil.
+func lookupErr(err error, doing, what string) error {
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return release.Errorf(release.ENOTFOUND, "%s not found", what)
+	case err != nil:
+		return fmt.Errorf("%s: %w", doing, err)
+	}
+	return nil
+}
+
+// timelined reads rows that carry a timeline kept in another table
+// (incidents and their updates, maintenances and theirs): scan reads one
+// row, load adds the timelines of a batch of rows.
+type timelined[T any] struct {
+	scan func(scanner) (T, error)
+	load func(context.Context, queryer, []T) error
+}
+
+// one reads the row query selects (its $1 is id) with its timeline;
+// ENOTFOUND naming what if there is none. lock takes the row's lock on
+// PostgreSQL (in a write transaction), so two changes of it run one after
+// the other; the lock is FOR NO KEY UPDATE, so rows that only reference it
+// do not wait.
+func (t timelined[T]) one(ctx context.Context, d Dialect, q queryer, query string, id int64, lock bool, what string) (T, error) {
+	if lock && d == Postgres {
+		query += ` FOR NO KEY UPDATE`
+	}
+	var zero T
+	x, err := t.scan(q.QueryRowContext(ctx, query, id))
+	if err != nil {
+		return zero, notFound(err, "%s %d", what, id)
+	}
+	xs := []T{x}
+	if err := t.load(ctx, q, xs); err != nil {
+		return zero, err
+	}
+	return xs[0], nil
+}
+
+// all reads the rows query selects (its $1 is limit) with their timelines.
+func (t timelined[T]) all(ctx context.Context, q queryer, what, query string, limit int) ([]T, error) {
+	xs, err := queryAll(ctx, q, t.scan, what, query, limit)
+	if err != nil {
+		return nil, err
+	}
+	return xs, t.load(ctx, q, xs)
+}
+
 // insertID runs an INSERT ... RETURNING id and returns the id.
 func insertID(ctx context.Context, tx *sql.Tx, what, query string, args ...any) (int64, error) {
 	var id int64
@@ -79,30 +123,4 @@ func insertID(ctx context.Context, tx *sql.Tx, what, query string, args ...any) 
 		return 0, fmt.Errorf("%s: %w", what, err)
 	}
 	return id, nil
-}
-
-// jsonText encodes v for a JSON column.
-func jsonText(what string, v any) (string, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return "", fmt.Errorf("encode %s: %w", what, err)
-	}
-	return string(b), nil
-}
-
-// ptrOrNil turns a typed nil pointer into an untyped nil.
-func ptrOrNil[T any](p *T) any {
-	if p == nil {
-		return nil
-	}
-	return p
-}
-
-// timePtr turns a nullable timestamp into a UTC time, or nil.
-func timePtr(t sql.NullTime) *time.Time {
-	if !t.Valid {
-		return nil
-	}
-	u := t.Time.UTC()
-	return &u
 }

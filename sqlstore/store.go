@@ -369,6 +369,12 @@ func SchemaVersion(d Dialect) (int64, error) {
 	return v, nil
 }
 
+// Now is the store's clock: the current time in UTC at microsecond
+// precision (what PostgreSQL keeps), so a value the store stamps, read
+// back, equals the value written. Callers that show a time the store will
+// also record use it so both agree.
+func Now() time.Time { return now() }
+
 // Dialect reports which database the store runs on.
 func (s *Store) Dialect() Dialect { return s.dialect }
 

@@ -161,11 +161,8 @@ func (s *Store) ListTokens(ctx context.Context) ([]release.Token, error) {
 func (s *Store) RevokeToken(ctx context.Context, actor, id string) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		t, err := scanToken(tx.QueryRowContext(ctx, `SELECT `+tokenCols+` FROM tokens WHERE id = $1`, id))
-		if errors.Is(err, sql.ErrNoRows) {
-			return release.Errorf(release.ENOTFOUND, "token %s not found", id)
-		}
 		if err != nil {
-			return fmt.Errorf("revoke token %s: %w", id, err)
+			return lookupErr(err, "revoke token "+id, "token "+id)
 		}
 		before := t
 		if err := revokeNow(ctx, tx, "tokens", id, "token "+id, &t.RevokedAt); err != nil {
