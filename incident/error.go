@@ -9,8 +9,9 @@
 // notify delivers.
 //
 // It imports nothing of ours but internal/fault (a leaf holding the error
-// type it shares with release) and touches nothing: the store feeds it values
-// and persists what its rules return. Invariants its rules keep:
+// type it shares with release) and touches nothing but the random source
+// new subscribers' secrets come from: the store feeds it values and
+// persists what its rules return. Invariants its rules keep:
 //   - an incident only moves along Status.CanBecome: a resolved incident is
 //     never reopened (declare a new one), a postmortem is terminal;
 //   - a maintenance only moves along MaintenanceStatus.CanBecome; completed

@@ -98,3 +98,17 @@ func TestViolationsAreFound(t *testing.T) {
 		t.Fatalf("violations = %q", got)
 	}
 }
+
+// TestDomainsShareOnlyTheirLeaf proves the rule that keeps the domains pure:
+// release and incident may import internal/fault, not each other, and
+// internal/fault imports nothing of ours.
+func TestDomainsShareOnlyTheirLeaf(t *testing.T) {
+	got := violations([]string{
+		module + "release errors " + module + "internal/fault",
+		module + "incident " + module + "internal/fault " + module + "release",
+		module + "internal/fault errors fmt " + module + "release",
+	})
+	if len(got) != 2 || !strings.Contains(got[0], "incident imports release") || !strings.Contains(got[1], "internal/fault imports release") {
+		t.Fatalf("violations = %q", got)
+	}
+}
