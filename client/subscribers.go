@@ -6,7 +6,7 @@ import (
 	"net/url"
 	"strconv"
 
-	"github.com/ringfence/ringfence/notify"
+	"github.com/ringfence/ringfence/incident"
 )
 
 // NewSubscriber is a status page subscriber to create: a webhook (with its
@@ -22,14 +22,14 @@ type NewSubscriber struct {
 // CreatedSubscriber is a new subscriber with its webhook signing secret,
 // which is shown only now.
 type CreatedSubscriber struct {
-	notify.Subscriber
+	incident.Subscriber
 	Secret string `json:"secret"`
 }
 
 // Subscribers lists the status page's subscribers (no secrets; webhook URLs
 // cut to scheme and host).
-func (c *Client) Subscribers(ctx context.Context) ([]notify.Subscriber, error) {
-	var out []notify.Subscriber
+func (c *Client) Subscribers(ctx context.Context) ([]incident.Subscriber, error) {
+	var out []incident.Subscriber
 	return out, c.do(ctx, http.MethodGet, "/api/v1/subscribers", nil, nil, &out)
 }
 
@@ -46,7 +46,7 @@ func (c *Client) DeleteSubscriber(ctx context.Context, id string) error {
 
 // Deliveries lists up to limit deliveries, newest first: all, or those in
 // state (pending, delivered, dead).
-func (c *Client) Deliveries(ctx context.Context, state notify.State, limit int) ([]notify.Delivery, error) {
+func (c *Client) Deliveries(ctx context.Context, state incident.DeliveryState, limit int) ([]incident.Delivery, error) {
 	q := url.Values{}
 	if state != "" {
 		q.Set("state", string(state))
@@ -54,7 +54,7 @@ func (c *Client) Deliveries(ctx context.Context, state notify.State, limit int) 
 	if limit > 0 {
 		q.Set("limit", strconv.Itoa(limit))
 	}
-	var out []notify.Delivery
+	var out []incident.Delivery
 	return out, c.do(ctx, http.MethodGet, "/api/v1/deliveries", q, nil, &out)
 }
 

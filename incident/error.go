@@ -2,12 +2,16 @@
 // page: components in two-level groups with Statuspage's statuses, incidents
 // with impact, severity, a lifecycle (investigating → identified → monitoring
 // → resolved → postmortem) and a timeline of updates, scheduled maintenance,
-// templates, the severity policy that ties incidents to releases, and the
-// read models the status page and the subscriber fan-out consume (Page,
-// Notification).
+// templates, the severity policy that ties incidents to releases, the read
+// models the status page and the subscriber fan-out consume (Page,
+// Notification), and the page's subscribers with the messages they are sent
+// and the record of each delivery (Subscriber, Message, Delivery), which
+// notify delivers.
 //
-// It imports nothing of ours and touches nothing: the store feeds it values
-// and persists what its rules return. Invariants its rules keep:
+// It imports nothing of ours but internal/fault (a leaf holding the error
+// type it shares with release) and touches nothing but the random source
+// new subscribers' secrets come from: the store feeds it values and
+// persists what its rules return. Invariants its rules keep:
 //   - an incident only moves along Status.CanBecome: a resolved incident is
 //     never reopened (declare a new one), a postmortem is terminal;
 //   - a maintenance only moves along MaintenanceStatus.CanBecome; completed
@@ -17,48 +21,28 @@
 //     consumers render and deliver exactly what was decided.
 package incident
 
-import (
-	"errors"
-	"fmt"
-)
+import "github.com/ringfence/ringfence/internal/fault"
 
-// Error codes carried by *Error. They have the same values as the release
-// package's codes, so transport layers map both alike (ENOTFOUND → 404,
-// EINVALID → 400, ECONFLICT → 409); anything else is internal.
+// Error is a domain error with a code and a message safe to show. It is
+// fault.Error, the same type as release.Error, so an incident error needs
+// no translation to be answered, and these are release's codes.
+type Error = fault.Error
+
+// The codes incident's errors carry; transport layers map them as they map
+// release's (ENOTFOUND → 404, EINVALID → 400, ECONFLICT → 409).
 const (
-	ECONFLICT = "conflict"
-	EINVALID  = "invalid"
-	ENOTFOUND = "not_found"
-	EINTERNAL = "internal"
+	ECONFLICT = fault.ECONFLICT
+	EINVALID  = fault.EINVALID
+	ENOTFOUND = fault.ENOTFOUND
+	EINTERNAL = fault.EINTERNAL
 )
 
-// Error is a domain error: a machine-readable code and a message written for
-// the person who caused it (safe to show to API clients).
-type Error struct {
-	Code    string
-	Message string
-}
+// Errorf is fault.Errorf: an *Error with code and a formatted message.
+func Errorf(code, format string, args ...any) *Error { return fault.Errorf(code, format, args...) }
 
-// Error implements error.
-func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Code, e.Message) }
-
-// Errorf returns a domain error with code and a formatted message.
-func Errorf(code, format string, args ...any) *Error {
-	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
-}
-
-// ErrorCode returns the code of the first *Error in err's chain, EINTERNAL
-// for any other non-nil error and "" for nil.
-func ErrorCode(err error) string {
-	if err == nil {
-		return ""
-	}
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Code
-	}
-	return EINTERNAL
-}
+// ErrorCode is fault.Code: the code of the first *Error in err's chain
+// (incident's or release's, one type), EINTERNAL for any other error.
+func ErrorCode(err error) string { return fault.Code(err) }
 
 // maxTitleLen bounds titles and names; maxBodyLen bounds update bodies,
 // messages and postmortems.

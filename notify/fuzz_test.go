@@ -13,6 +13,7 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/ringfence/ringfence/incident"
 	"github.com/ringfence/ringfence/notify"
 )
 
@@ -23,7 +24,7 @@ func FuzzSignVerifiesWithTheReferenceLibrary(f *testing.F) {
 	f.Add("msg_n1", []byte(`{"incident":{}}`))
 	f.Add("", []byte{})
 	f.Add("msg_ü.1", []byte{0, 255, '\n'})
-	secret, err := notify.NewSecret()
+	secret, err := incident.NewWebhookSecret()
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -99,20 +99,20 @@ func startWorker(t *testing.T, src notify.Store, cfg notify.Config) *notify.Work
 	return w
 }
 
-func webhook(t *testing.T, st *source, rcv *notifytest.Receiver, path string, components ...int64) notify.Subscriber {
+func webhook(t *testing.T, st *source, rcv *notifytest.Receiver, path string, components ...int64) incident.Subscriber {
 	t.Helper()
-	sub, err := st.CreateSubscriber(context.Background(), "test", notify.Subscriber{Kind: notify.Webhook, Target: rcv.URL + path, Components: components}, site)
+	sub, err := st.CreateSubscriber(context.Background(), "test", incident.Subscriber{Kind: incident.SubscriberWebhook, Target: rcv.URL + path, Components: components}, site)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(sub.Secret, notify.SecretPrefix) {
-		t.Fatalf("generated secret %q lacks %s", sub.Secret, notify.SecretPrefix)
+	if !strings.HasPrefix(sub.Secret, incident.WebhookSecretPrefix) {
+		t.Fatalf("generated secret %q lacks %s", sub.Secret, incident.WebhookSecretPrefix)
 	}
 	rcv.Secret(path, sub.Secret)
 	return sub
 }
 
-func deliveries(t *testing.T, st *source, state notify.State) []notify.Delivery {
+func deliveries(t *testing.T, st *source, state incident.DeliveryState) []incident.Delivery {
 	t.Helper()
 	ds, err := st.ListDeliveries(context.Background(), state, 1000)
 	if err != nil {
@@ -141,8 +141,8 @@ func TestWebhookSignedRetriedAndShapedLikeStatuspage(t *testing.T) {
 		if h.Verified != nil {
 			t.Fatalf("attempt %d not verified by the Standard Webhooks library: %v", i+1, h.Verified)
 		}
-		if h.ID != notify.EventID(n.ID) {
-			t.Errorf("attempt %d webhook-id = %q, want the stable %q", i+1, h.ID, notify.EventID(n.ID))
+		if h.ID != incident.EventID(n.ID) {
+			t.Errorf("attempt %d webhook-id = %q, want the stable %q", i+1, h.ID, incident.EventID(n.ID))
 		}
 		if h.Header.Get("Content-Type") != "application/json" {
 			t.Errorf("Content-Type = %q", h.Header.Get("Content-Type"))
@@ -189,7 +189,7 @@ func TestWebhookSignedRetriedAndShapedLikeStatuspage(t *testing.T) {
 		t.Errorf("incident = %+v", p.Incident)
 	}
 	servertest.Eventually(t, 5*time.Second, "delivery recorded", func() bool {
-		ds := deliveries(t, st, notify.Delivered)
+		ds := deliveries(t, st, incident.DeliveryDelivered)
 		return len(ds) == 1 && ds[0].Attempts == 3
 	})
 	// Finished deliveries and their messages are pruned after retention.
@@ -213,8 +213,8 @@ func TestDeadLetterAndReplay(t *testing.T) {
 	rcv.FailNext(1 << 30)
 	st.add("Outage")
 	startWorker(t, st, notify.Config{MaxAttempts: 3})
-	servertest.Eventually(t, 10*time.Second, "delivery dead", func() bool { return len(deliveries(t, st, notify.Dead)) == 1 })
-	d := deliveries(t, st, notify.Dead)[0]
+	servertest.Eventually(t, 10*time.Second, "delivery dead", func() bool { return len(deliveries(t, st, incident.DeliveryDead)) == 1 })
+	d := deliveries(t, st, incident.DeliveryDead)[0]
 	if d.Attempts != 3 || !strings.Contains(d.LastError, "500") || d.Target != rcv.URL+"/…" {
 		t.Fatalf("dead delivery = %+v", d)
 	}
@@ -225,7 +225,7 @@ func TestDeadLetterAndReplay(t *testing.T) {
 	if err := st.ReplayDelivery(context.Background(), "test", d.ID); err != nil {
 		t.Fatal(err)
 	}
-	servertest.Eventually(t, 10*time.Second, "replayed delivery delivered", func() bool { return len(deliveries(t, st, notify.Delivered)) == 1 })
+	servertest.Eventually(t, 10*time.Second, "replayed delivery delivered", func() bool { return len(deliveries(t, st, incident.DeliveryDelivered)) == 1 })
 	if err := st.ReplayDelivery(context.Background(), "test", d.ID); err == nil {
 		t.Error("replay of a delivered delivery succeeded")
 	}
@@ -278,8 +278,8 @@ func TestPrivateTargetsRefused(t *testing.T) {
 	webhook(t, st, rcv, "/h")
 	st.add("Outage")
 	startWorker(t, st, notify.Config{HTTP: netguard.NewClient(2*time.Second, false, 4), MaxAttempts: 1})
-	servertest.Eventually(t, 10*time.Second, "delivery dead", func() bool { return len(deliveries(t, st, notify.Dead)) == 1 })
-	if d := deliveries(t, st, notify.Dead)[0]; !strings.Contains(d.LastError, "refusing to connect to non-public address 127.0.0.1") {
+	servertest.Eventually(t, 10*time.Second, "delivery dead", func() bool { return len(deliveries(t, st, incident.DeliveryDead)) == 1 })
+	if d := deliveries(t, st, incident.DeliveryDead)[0]; !strings.Contains(d.LastError, "refusing to connect to non-public address 127.0.0.1") {
 		t.Errorf("last error = %q", d.LastError)
 	}
 	if len(rcv.Hooks()) != 0 {
@@ -432,7 +432,7 @@ func TestPostgresServersShareTheWork(t *testing.T) {
 			t.Errorf("%s delivered %d times", k, n)
 		}
 	}
-	if n := len(deliveries(t, a, notify.Delivered)); n != 2*subs {
+	if n := len(deliveries(t, a, incident.DeliveryDelivered)); n != 2*subs {
 		t.Errorf("%d deliveries recorded delivered, want %d", n, 2*subs)
 	}
 }

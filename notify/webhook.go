@@ -13,13 +13,15 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/ringfence/ringfence/incident"
 )
 
 // Sign returns the Standard Webhooks signature header value of a message:
 // "v1," and the base64 HMAC-SHA256, keyed with the secret's key, of
 // "<webhook-id>.<webhook-timestamp>.<body>".
 func Sign(secret, id string, ts time.Time, body []byte) (string, error) {
-	key, err := secretKey(secret)
+	key, err := incident.WebhookKey(secret)
 	if err != nil {
 		return "", err
 	}
@@ -32,14 +34,14 @@ func Sign(secret, id string, ts time.Time, body []byte) (string, error) {
 // postWebhook makes one attempt to deliver m to the webhook subscriber sub
 // with client: a POST of the payload, signed, accepted on 2xx only
 // (redirects are failures, as for Statuspage).
-func postWebhook(ctx context.Context, client *http.Client, sub Subscriber, m Message, now time.Time) error {
+func postWebhook(ctx context.Context, client *http.Client, sub incident.Subscriber, m incident.Message, now time.Time) error {
 	sig, err := Sign(sub.Secret, m.EventID, now, m.Body)
 	if err != nil {
 		return err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sub.Target, bytes.NewReader(m.Body))
 	if err != nil {
-		return fmt.Errorf("build webhook request to %s: %w", RedactURL(sub.Target), err)
+		return fmt.Errorf("build webhook request to %s: %w", incident.RedactURL(sub.Target), err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "ringfence-status")
@@ -54,12 +56,12 @@ func postWebhook(ctx context.Context, client *http.Client, sub Subscriber, m Mes
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return fmt.Errorf("post to %s: %w", RedactURL(sub.Target), err)
+		return fmt.Errorf("post to %s: %w", incident.RedactURL(sub.Target), err)
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
 	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("post to %s: status %s", RedactURL(sub.Target), resp.Status)
+		return fmt.Errorf("post to %s: status %s", incident.RedactURL(sub.Target), resp.Status)
 	}
 	return nil
 }

@@ -112,7 +112,7 @@ func (w *Worker) Stats() (delivered, failed, dead int64) {
 // Run fans out and delivers until ctx ends, then waits for the attempts in
 // flight and records their outcomes.
 func (w *Worker) Run(ctx context.Context) error {
-	outcomes := make(chan Outcome, w.cfg.Concurrency)
+	outcomes := make(chan incident.DeliveryOutcome, w.cfg.Concurrency)
 	finished := make(chan struct{})
 	go func() { w.finisher(context.WithoutCancel(ctx), outcomes); close(finished) }()
 	var attempts sync.WaitGroup
@@ -205,9 +205,9 @@ func (w *Worker) fanOut(ctx context.Context) error {
 			return err
 		}
 		sp := incident.NewStatuspage(w.cfg.Site, page)
-		msgs := make([]Message, 0, len(notes))
+		msgs := make([]incident.Message, 0, len(notes))
 		for _, n := range notes {
-			m, err := NewMessage(n, sp, w.cfg.Docs)
+			m, err := incident.NewMessage(n, sp, w.cfg.Docs)
 			if err != nil {
 				return err
 			}
@@ -243,23 +243,23 @@ func contiguous(after int64, notes []incident.Notification, now time.Time) []inc
 }
 
 // attempt makes one attempt at a delivery and returns its outcome.
-func (w *Worker) attempt(ctx context.Context, a Attempt) Outcome {
+func (w *Worker) attempt(ctx context.Context, a incident.DeliveryAttempt) incident.DeliveryOutcome {
 	actx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
 	defer cancel()
 	var err error
 	switch a.Subscriber.Kind {
-	case Webhook:
+	case incident.SubscriberWebhook:
 		if w.cfg.HTTP == nil {
 			err = errors.New("no webhook client configured")
 		} else {
 			err = postWebhook(actx, w.cfg.HTTP, a.Subscriber, a.Message, time.Now())
 		}
-	case Email:
+	case incident.SubscriberEmail:
 		err = w.sendEmail(actx, a)
 	default:
 		err = fmt.Errorf("unknown subscriber kind %q", a.Subscriber.Kind)
 	}
-	o := Outcome{DeliveryID: a.DeliveryID}
+	o := incident.DeliveryOutcome{DeliveryID: a.DeliveryID}
 	switch {
 	case err == nil:
 		w.delivered.Add(1)
@@ -279,14 +279,14 @@ func (w *Worker) attempt(ctx context.Context, a Attempt) Outcome {
 
 // sendEmail composes and sends one email: the opt-in request with its
 // confirm link, or a notification with the one-click unsubscribe link.
-func (w *Worker) sendEmail(ctx context.Context, a Attempt) error {
+func (w *Worker) sendEmail(ctx context.Context, a incident.DeliveryAttempt) error {
 	if w.cfg.Mailer == nil {
 		return errors.New("no SMTP server configured (serve --smtp)")
 	}
 	base := w.cfg.Site.URL
 	e := Mail{From: w.cfg.Mailer.from.String(), To: a.Subscriber.Target, Subject: a.Message.Subject,
 		MessageID: a.Message.EventID + "." + a.Subscriber.ID + "@" + w.host, Text: a.Message.Text, Date: time.Now()}
-	if a.Message.Kind == KindConfirm {
+	if a.Message.Kind == incident.KindConfirm {
 		e.Link, e.LinkText = base+"/subscriptions/confirm?token="+a.Subscriber.Token, "Confirm subscription"
 	} else {
 		e.Unsubscribe = base + "/subscriptions/unsubscribe?token=" + a.Subscriber.Token
@@ -300,9 +300,9 @@ func (w *Worker) sendEmail(ctx context.Context, a Attempt) error {
 
 // finisher records outcomes in batches: whatever arrived while the last
 // batch was written.
-func (w *Worker) finisher(ctx context.Context, outcomes <-chan Outcome) {
+func (w *Worker) finisher(ctx context.Context, outcomes <-chan incident.DeliveryOutcome) {
 	for o := range outcomes {
-		batch := []Outcome{o}
+		batch := []incident.DeliveryOutcome{o}
 	more:
 		for len(batch) < 1000 {
 			select {

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ringfence/ringfence/internal/fault"
 )
 
 // Air-gapped installations get the answers of check-ins as a signed Bundle
@@ -460,18 +462,13 @@ func decodeStrict(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return errString(describeJSONError(err))
+		return fault.Const(describeJSONError(err))
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return errString("unexpected data after the JSON object")
+		return fault.Const("unexpected data after the JSON object")
 	}
 	return nil
 }
-
-// errString is an error made of a message.
-type errString string
-
-func (e errString) Error() string { return string(e) }
 
 // ParseValidity parses a bundle validity: a Go duration ("720h") or a whole
 // number of days ("30d"), positive and at most MaxBundleValidity.

@@ -228,6 +228,12 @@ func Weigh(by []CustomerCounts) (moved, failed int) {
 // Callers should date events and reports by when the server received them
 // rather than by the agent's clock, so that a wrong clock cannot move
 // failures out of the window.
+//
+// CountHalt is the definition of the counts over values in memory. The
+// server counts the same in SQL (sqlstore.HaltCounts), which does not grow
+// with the number of rows; the store's tests hold the two equal and
+// release's tests judge CountHalt's result, which is why it is not test
+// code (Go shares no test code between packages).
 func CountHalt(v Version, events []InstanceEvent, health []HealthReport, since, now time.Time) HaltCounts {
 	var c HaltCounts
 	in := func(t time.Time) bool { return t.After(since) && !t.After(now) }
@@ -356,11 +362,4 @@ func HaltSince(policy Policy, r Release, now time.Time) time.Time {
 		since = *r.ResumedAt
 	}
 	return since
-}
-
-// EvaluateHalt counts the events and health reports of product's release v
-// within policy's window before now (CountHalt) and judges them (JudgeHalt).
-func EvaluateHalt(policy Policy, product string, v Version, events []InstanceEvent, health []HealthReport, now time.Time) (bool, Evidence) {
-	since := now.Add(-policy.Window)
-	return JudgeHalt(policy, product, v, CountHalt(v, events, health, since, now), since, now)
 }

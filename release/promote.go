@@ -151,178 +151,260 @@ type ringKey struct {
 // the release's actual entry into it, never from a moment it was still held
 // back.
 func Availability(facts Facts, now time.Time) ([]ReleaseStatus, []Due) {
-	rings := map[string][]Ring{}
+	ix := indexFacts(facts)
+	var statuses []ReleaseStatus
+	var due []Due
+	for _, rel := range releaseOrder(facts.Releases) {
+		rs, d := ix.releaseStatus(rel, now)
+		statuses = append(statuses, rs)
+		due = append(due, d...)
+	}
+	return statuses, due
+}
+
+// factIndex is Facts looked up by product, release and ring: each
+// product's rings in rollout order and required gates, each release's
+// latest result per gate and open holds, adoption per release and ring, and
+// each ring's size.
+type factIndex struct {
+	rings    map[string][]Ring
+	required map[string][]string
+	latest   map[releaseKey]map[string]GateResult
+	holds    map[releaseKey][]Hold
+	adoption map[ringKey]Adoption
+	sizes    map[[2]string]int
+}
+
+// indexFacts builds the lookups Availability decides with.
+func indexFacts(facts Facts) factIndex {
+	ix := factIndex{rings: map[string][]Ring{}, required: map[string][]string{}, latest: map[releaseKey]map[string]GateResult{},
+		holds: map[releaseKey][]Hold{}, adoption: map[ringKey]Adoption{}, sizes: map[[2]string]int{}}
 	for _, r := range facts.Rings {
-		rings[r.Product] = append(rings[r.Product], r)
+		ix.rings[r.Product] = append(ix.rings[r.Product], r)
 	}
-	for p, rs := range rings {
-		rings[p] = SortRings(rs)
+	for p, rs := range ix.rings {
+		ix.rings[p] = SortRings(rs)
 	}
-	required := map[string][]string{}
 	for _, p := range facts.Products {
-		required[p.Name] = p.RequiredGates
+		ix.required[p.Name] = p.RequiredGates
 	}
-	latest := map[releaseKey]map[string]GateResult{}
 	for _, r := range facts.GateResults {
 		k := releaseKey{r.Product, r.Version}
-		if latest[k] == nil {
-			latest[k] = map[string]GateResult{}
+		if ix.latest[k] == nil {
+			ix.latest[k] = map[string]GateResult{}
 		}
-		if old, ok := latest[k][r.Name]; !ok || r.PostedAt.After(old.PostedAt) {
-			latest[k][r.Name] = r
+		if old, ok := ix.latest[k][r.Name]; !ok || r.PostedAt.After(old.PostedAt) {
+			ix.latest[k][r.Name] = r
 		}
 	}
-	holds := map[releaseKey][]Hold{}
 	for _, h := range facts.Holds {
 		if h.Open() {
 			k := releaseKey{h.Product, h.Version}
-			holds[k] = append(holds[k], h)
+			ix.holds[k] = append(ix.holds[k], h)
 		}
 	}
-	adoption := map[ringKey]Adoption{}
 	for _, a := range facts.Adoption {
-		adoption[ringKey{releaseKey{a.Product, a.Version}, a.Ring}] = a
+		ix.adoption[ringKey{releaseKey{a.Product, a.Version}, a.Ring}] = a
 	}
-	sizes := map[[2]string]int{}
 	for _, s := range facts.RingSizes {
-		sizes[[2]string{s.Product, s.Ring}] = s.Installations
+		ix.sizes[[2]string{s.Product, s.Ring}] = s.Installations
 	}
+	return ix
+}
 
-	releases := append([]Release(nil), facts.Releases...)
-	sort.SliceStable(releases, func(i, j int) bool {
-		if releases[i].Product != releases[j].Product {
-			return releases[i].Product < releases[j].Product
+// releaseOrder returns a copy of releases by product, then version.
+func releaseOrder(releases []Release) []Release {
+	out := append([]Release(nil), releases...)
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Product != out[j].Product {
+			return out[i].Product < out[j].Product
 		}
-		return releases[i].Version.Less(releases[j].Version)
+		return out[i].Version.Less(out[j].Version)
 	})
+	return out
+}
 
-	var statuses []ReleaseStatus
-	var due []Due
-	for _, rel := range releases {
-		key := releaseKey{rel.Product, rel.Version}
-		rs := ReleaseStatus{Release: rel, Version: rel.Version, Status: rel.Status, Paused: rel.Paused, Pulled: rel.Pulled,
-			Gates: []GateResult{}, MissingGates: []string{}, Holds: append([]Hold{}, holds[key]...)}
-		sort.Slice(rs.Holds, func(i, j int) bool {
-			if !rs.Holds[i].RaisedAt.Equal(rs.Holds[j].RaisedAt) {
-				return rs.Holds[i].RaisedAt.Before(rs.Holds[j].RaisedAt)
-			}
-			return rs.Holds[i].ID < rs.Holds[j].ID
-		})
-		for _, g := range latest[key] {
-			rs.Gates = append(rs.Gates, g)
+// releaseStatus decides where rel is available at now, ring by ring in
+// rollout order (each ring's state depends on the one before), and returns
+// the entries the rules make due.
+func (ix factIndex) releaseStatus(rel Release, now time.Time) (ReleaseStatus, []Due) {
+	key := releaseKey{rel.Product, rel.Version}
+	rs := ReleaseStatus{Release: rel, Version: rel.Version, Status: rel.Status, Paused: rel.Paused, Pulled: rel.Pulled,
+		Gates: []GateResult{}, Holds: append([]Hold{}, ix.holds[key]...)}
+	sort.Slice(rs.Holds, func(i, j int) bool {
+		if !rs.Holds[i].RaisedAt.Equal(rs.Holds[j].RaisedAt) {
+			return rs.Holds[i].RaisedAt.Before(rs.Holds[j].RaisedAt)
 		}
-		sort.Slice(rs.Gates, func(i, j int) bool { return rs.Gates[i].Name < rs.Gates[j].Name })
-
-		// Required gates decide the first ring.
-		gateBlock, gateWait, gatesPassedAt := "", "", rel.CreatedAt
-		for _, name := range required[rel.Product] {
-			r, ok := latest[key][name]
-			switch {
-			case !ok:
-				rs.MissingGates = append(rs.MissingGates, name)
-				if gateWait == "" {
-					gateWait = fmt.Sprintf("waiting for required gate %s", name)
-				}
-			case r.Status != GatePass:
-				if gateBlock == "" {
-					gateBlock = fmt.Sprintf("required gate %s failed", name)
-				}
-			case r.PostedAt.After(gatesPassedAt):
-				gatesPassedAt = r.PostedAt
-			}
-		}
-
-		prs := rings[rel.Product]
-		recorded := map[string]Promotion{}
-		for _, p := range rel.Rings {
-			if old, ok := recorded[p.Ring]; !ok || p.EnteredAt.Before(old.EnteredAt) || (p.Forced && !old.Forced && p.EnteredAt.Equal(old.EnteredAt)) {
-				recorded[p.Ring] = p
-			}
-		}
-		// forcedFrom[i] is the earliest forced entry into ring i or beyond.
-		forcedFrom := make([]time.Time, len(prs))
-		var earliest time.Time
-		for i := len(prs) - 1; i >= 0; i-- {
-			if p, ok := recorded[prs[i].Name]; ok && p.Forced && (earliest.IsZero() || p.EnteredAt.Before(earliest)) {
-				earliest = p.EnteredAt
-			}
-			forcedFrom[i] = earliest
-		}
-
-		rs.Rings = make([]RingStatus, len(prs))
-		for i, ring := range prs {
-			st := &rs.Rings[i]
-			st.Ring, st.Position = ring.Name, ring.Position
-			a := adoption[ringKey{key, ring.Name}]
-			st.Installations, st.Adoption, st.Healthy, st.Failed = sizes[[2]string{rel.Product, ring.Name}], a.Installations, a.Healthy, a.Failed
-			st.HealthyUncounted = a.HealthyUncounted
-			rec, isRec := recorded[ring.Name]
-			st.recorded = isRec
-			st.Forced = !forcedFrom[i].IsZero()
-
-			var prev *RingStatus
-			if i > 0 {
-				prev = &rs.Rings[i-1]
-			}
-			var since time.Time
-			switch {
-			case isRec && st.Forced:
-				since = minTime(rec.EnteredAt, forcedFrom[i])
-			case isRec:
-				since = rec.EnteredAt
-			case st.Forced:
-				since = forcedFrom[i]
-			case len(rs.Holds) > 0:
-				h := rs.Holds[0]
-				st.State, st.Reason = RingBlocked, fmt.Sprintf("hold %s by %s: %s", h.ID, h.RaisedBy, h.Reason)
-			case gateBlock != "":
-				// A required gate failing after the release entered earlier
-				// rings stops it like a hold: it enters no further ring.
-				st.State, st.Reason = RingBlocked, gateBlock
-			case i == 0 && gateWait != "":
-				st.State, st.Reason = RingWaiting, gateWait
-			case i == 0:
-				since = gatesPassedAt
-			case !prev.available || (prev.since.After(now) && prs[i-1].MinHealthy > 0):
-				st.State, st.Reason = RingWaiting, fmt.Sprintf("not yet in ring %s", prs[i-1].Name)
-			case prev.Healthy < prs[i-1].MinHealthy:
-				st.State, st.Reason = RingWaiting, fmt.Sprintf("%d of %d healthy installations needed in ring %s",
-					prev.Healthy, prs[i-1].MinHealthy, prs[i-1].Name)+missingEvidence(prev)
-			default:
-				since = soakFrom(rel, prev.since).Add(prs[i-1].SoakTime)
-			}
-			if !since.IsZero() {
-				if !isRec && !st.Forced && since.Before(now) {
-					// The facts do not say when the last condition (evidence,
-					// a resolved hold, a gate) was met; it was met by now.
-					since = now
-				}
-				st.available, st.since = true, since
-				if since.After(now) {
-					st.State, st.Reason = RingWaiting, fmt.Sprintf("available from %s", fmtTime(since))
-					if i > 0 && !isRec && !st.Forced {
-						st.Reason = fmt.Sprintf("soaking in ring %s until %s", prs[i-1].Name, fmtTime(since))
-					}
-				} else {
-					t := since
-					st.EnteredAt = &t
-					st.State = RingActive
-					if end := soakFrom(rel, since).Add(ring.SoakTime); i+1 < len(prs) && end.After(now) {
-						st.State, st.Reason = RingSoaking, fmt.Sprintf("soaking until %s", fmtTime(end))
-					}
-					if !isRec && !st.Forced && rel.Status == StatusOK {
-						due = append(due, Due{Product: rel.Product, Version: rel.Version, Promotion: Promotion{Ring: ring.Name, EnteredAt: since}})
-					}
-				}
-			}
-			if rel.Status != StatusOK {
-				st.available = false
-				st.State, st.Reason = RingBlocked, fmt.Sprintf("release is %s", rel.Status)
-			}
-		}
-		statuses = append(statuses, rs)
+		return rs.Holds[i].ID < rs.Holds[j].ID
+	})
+	for _, g := range ix.latest[key] {
+		rs.Gates = append(rs.Gates, g)
 	}
-	return statuses, due
+	sort.Slice(rs.Gates, func(i, j int) bool { return rs.Gates[i].Name < rs.Gates[j].Name })
+
+	p := ringPlan{rel: rel, rings: ix.rings[rel.Product], holds: rs.Holds, now: now,
+		gates: checkGates(rel, ix.required[rel.Product], ix.latest[key])}
+	rs.MissingGates = p.gates.missing
+	p.recorded, p.forcedFrom = ringEntries(rel, p.rings)
+
+	var due []Due
+	rs.Rings = make([]RingStatus, len(p.rings))
+	for i, ring := range p.rings {
+		st := &rs.Rings[i]
+		st.Ring, st.Position = ring.Name, ring.Position
+		a := ix.adoption[ringKey{key, ring.Name}]
+		st.Installations, st.Adoption, st.Healthy, st.Failed = ix.sizes[[2]string{rel.Product, ring.Name}], a.Installations, a.Healthy, a.Failed
+		st.HealthyUncounted = a.HealthyUncounted
+		_, st.recorded = p.recorded[ring.Name]
+		st.Forced = !p.forcedFrom[i].IsZero()
+		var prev *RingStatus
+		if i > 0 {
+			prev = &rs.Rings[i-1]
+		}
+		if since := p.entry(i, st, prev); !since.IsZero() {
+			if d, ok := p.enter(i, st, since); ok {
+				due = append(due, d)
+			}
+		}
+		if rel.Status != StatusOK {
+			st.available = false
+			st.State, st.Reason = RingBlocked, fmt.Sprintf("release is %s", rel.Status)
+		}
+	}
+	return rs, due
+}
+
+// gateVerdict is what a release's required gates say about its first ring:
+// the first that failed (block), the first with no result (wait), when the
+// last of them passed (the release's creation if none is required), and
+// the required gates with no result.
+type gateVerdict struct {
+	block, wait string
+	passedAt    time.Time
+	missing     []string
+}
+
+// checkGates reads the latest results of the required gates of rel.
+func checkGates(rel Release, required []string, latest map[string]GateResult) gateVerdict {
+	g := gateVerdict{passedAt: rel.CreatedAt, missing: []string{}}
+	for _, name := range required {
+		r, ok := latest[name]
+		switch {
+		case !ok:
+			g.missing = append(g.missing, name)
+			if g.wait == "" {
+				g.wait = fmt.Sprintf("waiting for required gate %s", name)
+			}
+		case r.Status != GatePass:
+			if g.block == "" {
+				g.block = fmt.Sprintf("required gate %s failed", name)
+			}
+		case r.PostedAt.After(g.passedAt):
+			g.passedAt = r.PostedAt
+		}
+	}
+	return g
+}
+
+// ringEntries returns the recorded entry of rel into each ring (the
+// earliest; a forced one wins a tie) and, for each ring of rings, the
+// earliest forced entry into it or a ring beyond it (zero if none).
+func ringEntries(rel Release, rings []Ring) (map[string]Promotion, []time.Time) {
+	recorded := map[string]Promotion{}
+	for _, p := range rel.Rings {
+		if old, ok := recorded[p.Ring]; !ok || p.EnteredAt.Before(old.EnteredAt) || (p.Forced && !old.Forced && p.EnteredAt.Equal(old.EnteredAt)) {
+			recorded[p.Ring] = p
+		}
+	}
+	forcedFrom := make([]time.Time, len(rings))
+	var earliest time.Time
+	for i := len(rings) - 1; i >= 0; i-- {
+		if p, ok := recorded[rings[i].Name]; ok && p.Forced && (earliest.IsZero() || p.EnteredAt.Before(earliest)) {
+			earliest = p.EnteredAt
+		}
+		forcedFrom[i] = earliest
+	}
+	return recorded, forcedFrom
+}
+
+// ringPlan is what deciding one release's rings needs: the release, its
+// product's rings in rollout order, its open holds (oldest first), what its
+// required gates say, its recorded and forced entries (ringEntries), and
+// the time of the decision.
+type ringPlan struct {
+	rel        Release
+	rings      []Ring
+	holds      []Hold
+	gates      gateVerdict
+	recorded   map[string]Promotion
+	forcedFrom []time.Time
+	now        time.Time
+}
+
+// entry returns when the release may enter ring i by the rules, or zero
+// when it may not yet, in which case it sets st's state and reason. st is
+// ring i's status with Forced and recorded set; prev is ring i-1's (nil
+// for the first ring), already decided.
+func (p *ringPlan) entry(i int, st, prev *RingStatus) time.Time {
+	rec, isRec := p.recorded[p.rings[i].Name]
+	switch {
+	case isRec && st.Forced:
+		return minTime(rec.EnteredAt, p.forcedFrom[i])
+	case isRec:
+		return rec.EnteredAt
+	case st.Forced:
+		return p.forcedFrom[i]
+	case len(p.holds) > 0:
+		h := p.holds[0]
+		st.State, st.Reason = RingBlocked, fmt.Sprintf("hold %s by %s: %s", h.ID, h.RaisedBy, h.Reason)
+	case p.gates.block != "":
+		// A required gate failing after the release entered earlier
+		// rings stops it like a hold: it enters no further ring.
+		st.State, st.Reason = RingBlocked, p.gates.block
+	case i == 0 && p.gates.wait != "":
+		st.State, st.Reason = RingWaiting, p.gates.wait
+	case i == 0:
+		return p.gates.passedAt
+	case !prev.available || (prev.since.After(p.now) && p.rings[i-1].MinHealthy > 0):
+		st.State, st.Reason = RingWaiting, fmt.Sprintf("not yet in ring %s", p.rings[i-1].Name)
+	case prev.Healthy < p.rings[i-1].MinHealthy:
+		st.State, st.Reason = RingWaiting, fmt.Sprintf("%d of %d healthy installations needed in ring %s",
+			prev.Healthy, p.rings[i-1].MinHealthy, p.rings[i-1].Name)+missingEvidence(prev)
+	default:
+		return soakFrom(p.rel, prev.since).Add(p.rings[i-1].SoakTime)
+	}
+	return time.Time{}
+}
+
+// enter makes the release available in ring i from since: entered (active,
+// or soaking while the ring's soak time runs and a ring follows) once since
+// has come, waiting until then. It returns the entry the rules make due
+// now, if any: one not recorded yet, of a release with status ok.
+func (p *ringPlan) enter(i int, st *RingStatus, since time.Time) (Due, bool) {
+	ruled := !st.recorded && !st.Forced
+	if ruled && since.Before(p.now) {
+		// The facts do not say when the last condition (evidence, a
+		// resolved hold, a gate) was met; it was met by now.
+		since = p.now
+	}
+	st.available, st.since = true, since
+	if since.After(p.now) {
+		st.State, st.Reason = RingWaiting, fmt.Sprintf("available from %s", fmtTime(since))
+		if i > 0 && ruled {
+			st.Reason = fmt.Sprintf("soaking in ring %s until %s", p.rings[i-1].Name, fmtTime(since))
+		}
+		return Due{}, false
+	}
+	t := since
+	st.EnteredAt = &t
+	st.State = RingActive
+	if end := soakFrom(p.rel, since).Add(p.rings[i].SoakTime); i+1 < len(p.rings) && end.After(p.now) {
+		st.State, st.Reason = RingSoaking, fmt.Sprintf("soaking until %s", fmtTime(end))
+	}
+	if ruled && p.rel.Status == StatusOK {
+		return Due{Product: p.rel.Product, Version: p.rel.Version, Promotion: Promotion{Ring: p.rings[i].Name, EnteredAt: since}}, true
+	}
+	return Due{}, false
 }
 
 // soakFrom is when rel's soak in a ring it entered at entered counts from:

@@ -459,6 +459,6 @@ func (s *Server) pruneLoop(ctx context.Context) {
 	}
 }
 
-// storeTime is now as the store keeps times: UTC, to the microsecond
-// (PostgreSQL's precision), so what an answer shows equals what is read back.
-func storeTime() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+// storeTime is now as the store keeps times (sqlstore.Now), so what an
+// answer shows equals what is read back.
+func storeTime() time.Time { return sqlstore.Now() }

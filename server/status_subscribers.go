@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/ringfence/ringfence/notify"
+	"github.com/ringfence/ringfence/incident"
 	"github.com/ringfence/ringfence/release"
 )
 
@@ -42,7 +42,7 @@ type subscriberRequest struct {
 // newSubscriber answers a subscriber's creation: the only time a webhook's
 // signing secret is shown.
 type newSubscriber struct {
-	notify.Subscriber
+	incident.Subscriber
 	Secret string `json:"secret,omitempty"`
 }
 
@@ -71,12 +71,12 @@ func (s *Server) componentIDs(ctx context.Context, names []string) ([]int64, err
 	return ids, nil
 }
 
-func (s *Server) listSubscribers(r *http.Request, _ release.Token) ([]notify.Subscriber, error) {
+func (s *Server) listSubscribers(r *http.Request, _ release.Token) ([]incident.Subscriber, error) {
 	return s.store.ListSubscribers(r.Context())
 }
 
 func (s *Server) createSubscriber(r *http.Request, who release.Token, req subscriberRequest) (newSubscriber, error) {
-	sub := notify.Subscriber{Kind: notify.Webhook, Target: req.Webhook, Secret: req.Secret}
+	sub := incident.Subscriber{Kind: incident.SubscriberWebhook, Target: req.Webhook, Secret: req.Secret}
 	switch {
 	case (req.Webhook == "") == (req.Email == ""):
 		return newSubscriber{}, release.Errorf(release.EINVALID, "give exactly one of webhook and email")
@@ -87,7 +87,7 @@ func (s *Server) createSubscriber(r *http.Request, who release.Token, req subscr
 		if req.Secret != "" {
 			return newSubscriber{}, release.Errorf(release.EINVALID, "a secret only goes with a webhook")
 		}
-		sub = notify.Subscriber{Kind: notify.Email, Target: req.Email}
+		sub = incident.Subscriber{Kind: incident.SubscriberEmail, Target: req.Email}
 	}
 	var err error
 	if sub.Components, err = s.componentIDs(r.Context(), req.Components); err != nil {
@@ -106,14 +106,14 @@ func (s *Server) deleteSubscriber(r *http.Request, who release.Token) error {
 	return s.store.DeleteSubscriber(r.Context(), who.Actor(), r.PathValue("id"))
 }
 
-func (s *Server) listDeliveries(r *http.Request, _ release.Token) ([]notify.Delivery, error) {
+func (s *Server) listDeliveries(r *http.Request, _ release.Token) ([]incident.Delivery, error) {
 	limit, err := queryInt(r, "limit", 100, 10000)
 	if err != nil {
 		return nil, err
 	}
-	state := notify.State(r.URL.Query().Get("state"))
+	state := incident.DeliveryState(r.URL.Query().Get("state"))
 	switch state {
-	case "", notify.Pending, notify.Delivered, notify.Dead:
+	case "", incident.DeliveryPending, incident.DeliveryDelivered, incident.DeliveryDead:
 	default:
 		return nil, release.Errorf(release.EINVALID, "state %q: want pending, delivered or dead", state)
 	}
@@ -122,8 +122,8 @@ func (s *Server) listDeliveries(r *http.Request, _ release.Token) ([]notify.Deli
 
 // replayed answers a replay.
 type replayed struct {
-	ID    int64        `json:"id"`
-	State notify.State `json:"state"`
+	ID    int64                  `json:"id"`
+	State incident.DeliveryState `json:"state"`
 }
 
 func (s *Server) replayDelivery(r *http.Request, who release.Token, _ noBody) (replayed, error) {
@@ -135,7 +135,7 @@ func (s *Server) replayDelivery(r *http.Request, who release.Token, _ noBody) (r
 		return replayed{}, err
 	}
 	s.notifier.Kick()
-	return replayed{ID: id, State: notify.Pending}, nil
+	return replayed{ID: id, State: incident.DeliveryPending}, nil
 }
 
 // --- public: subscribe, confirm, unsubscribe (no login) ---

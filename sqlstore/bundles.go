@@ -47,7 +47,7 @@ func (s *Store) NextBundle(ctx context.Context, actor string, b BundleRecord) (i
 			return fmt.Errorf("record bundle %d of %s: %w", seq, b.Customer, err)
 		}
 		var err error
-		acks, err = queryAll(ctx, tx, func(row interface{ Scan(...any) error }) (release.ExportAck, error) {
+		acks, err = queryAll(ctx, tx, func(row scanner) (release.ExportAck, error) {
 			var a release.ExportAck
 			return a, row.Scan(&a.InstanceID, &a.Through)
 		}, "load export acknowledgements", `SELECT instance_id, reported_through FROM installation_keys

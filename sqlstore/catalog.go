@@ -8,36 +8,14 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/ringfence/ringfence/release"
 )
-
-// notFound maps sql.ErrNoRows to an ENOTFOUND domain error naming what.
-func notFound(err error, format string, args ...any) error {
-	if errors.Is(err, sql.ErrNoRows) {
-		return release.Errorf(release.ENOTFOUND, format+" not found", args...)
-	}
-	return err
-}
-
-// exists reports whether query (SELECT 1 ...) returns a row.
-func exists(ctx context.Context, q interface {
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-}, query string, args ...any) (bool, error) {
-	var one int
-	err := q.QueryRowContext(ctx, query, args...).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
-	return err == nil, err
-}
 
 // --- products ---
 
 const productCols = `name, required_gates, halt_disabled, halt_window_seconds, halt_min_failures, halt_min_failure_share, halt_min_customers, created_at`
 
-func scanProduct(row interface{ Scan(...any) error }) (release.Product, error) {
+func scanProduct(row scanner) (release.Product, error) {
 	var p release.Product
 	var gates string
 	var window int64
@@ -149,29 +127,6 @@ func (s *Store) ListProducts(ctx context.Context) ([]release.Product, error) {
 	return queryAll(ctx, s.rdb, scanProduct, "list products", `SELECT `+productCols+` FROM products ORDER BY name`)
 }
 
-// queryAll runs query and scans every row with scan.
-func queryAll[T any](ctx context.Context, db interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, scan func(interface{ Scan(...any) error }) (T, error), what, query string, args ...any) ([]T, error) {
-	rows, err := db.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	defer rows.Close()
-	out := []T{}
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", what, err)
-		}
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	return out, nil
-}
-
 // productExists returns ENOTFOUND unless product exists.
 func productExists(ctx context.Context, tx *sql.Tx, product string) error {
 	ok, err := exists(ctx, tx, `SELECT 1 FROM products WHERE name = $1`, product)
@@ -188,7 +143,7 @@ func productExists(ctx context.Context, tx *sql.Tx, product string) error {
 
 const ringCols = `product, name, position, soak_seconds, rollout_percent, min_healthy`
 
-func scanRing(row interface{ Scan(...any) error }) (release.Ring, error) {
+func scanRing(row scanner) (release.Ring, error) {
 	var r release.Ring
 	var soak int64
 	if err := row.Scan(&r.Product, &r.Name, &r.Position, &soak, &r.RolloutPercent, &r.MinHealthy); err != nil {
@@ -280,7 +235,7 @@ func (s *Store) ListRings(ctx context.Context, product string) ([]release.Ring, 
 
 const customerCols = `product, name, ring, created_at`
 
-func scanCustomer(row interface{ Scan(...any) error }) (release.Customer, error) {
+func scanCustomer(row scanner) (release.Customer, error) {
 	var c release.Customer
 	if err := row.Scan(&c.Product, &c.Name, &c.Ring, &c.CreatedAt); err != nil {
 		return release.Customer{}, err
@@ -354,95 +309,11 @@ func (s *Store) ListCustomers(ctx context.Context, product string) ([]release.Cu
 	return queryAll(ctx, s.rdb, scanCustomer, "list customers", `SELECT `+customerCols+` FROM customers WHERE product = $1 ORDER BY name`, product)
 }
 
-// --- enrollment keys ---
-
-const keyCols = `id, product, customer, prefix, created_at, created_by, revoked_at`
-
-func scanKey(row interface{ Scan(...any) error }) (release.EnrollmentKey, error) {
-	var k release.EnrollmentKey
-	var revoked sql.NullTime
-	if err := row.Scan(&k.ID, &k.Product, &k.Customer, &k.Prefix, &k.CreatedAt, &k.CreatedBy, &revoked); err != nil {
-		return release.EnrollmentKey{}, err
-	}
-	k.CreatedAt = k.CreatedAt.UTC()
-	k.RevokedAt = timePtr(revoked)
-	return k, nil
-}
-
-// CreateEnrollmentKey creates a key for a customer of product and returns it
-// with the secret, which is shown once and not stored.
-func (s *Store) CreateEnrollmentKey(ctx context.Context, actor, product, customer string) (release.EnrollmentKey, string, error) {
-	secret, hash, err := newSecret(EnrollmentKeyPrefix)
+// CustomerExists reports whether product has a customer named customer.
+func (s *Store) CustomerExists(ctx context.Context, product, customer string) (bool, error) {
+	ok, err := exists(ctx, s.rdb, `SELECT 1 FROM customers WHERE product = $1 AND name = $2`, product, customer)
 	if err != nil {
-		return release.EnrollmentKey{}, "", err
+		return false, fmt.Errorf("look up customer %s of %s: %w", customer, product, err)
 	}
-	k := release.EnrollmentKey{ID: uuid.Must(uuid.NewV7()).String(), Product: product, Customer: customer,
-		Prefix: secret[:len(EnrollmentKeyPrefix)+6], CreatedAt: now(), CreatedBy: actor}
-	target := "product/" + product + "/customer/" + customer + "/key/" + k.ID
-	err = s.write(ctx, func(tx *sql.Tx) error {
-		if ok, err := exists(ctx, tx, `SELECT 1 FROM customers WHERE product = $1 AND name = $2`, product, customer); err != nil {
-			return fmt.Errorf("create enrollment key for %s/%s: %w", product, customer, err)
-		} else if !ok {
-			return release.Errorf(release.ENOTFOUND, "customer %s of %s not found", customer, product)
-		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO enrollment_keys (id, product, customer, hash, prefix, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-			k.ID, k.Product, k.Customer, hash, k.Prefix, k.CreatedAt, k.CreatedBy)
-		if err != nil {
-			return fmt.Errorf("create enrollment key for %s/%s: %w", product, customer, err)
-		}
-		return audit(ctx, tx, actor, "enrollment_key.create", target, nil, k)
-	})
-	if err != nil {
-		return release.EnrollmentKey{}, "", err
-	}
-	return k, secret, nil
-}
-
-// ListEnrollmentKeys returns a customer's keys, oldest first.
-func (s *Store) ListEnrollmentKeys(ctx context.Context, product, customer string) ([]release.EnrollmentKey, error) {
-	return queryAll(ctx, s.rdb, scanKey, "list enrollment keys",
-		`SELECT `+keyCols+` FROM enrollment_keys WHERE product = $1 AND customer = $2 ORDER BY created_at, id`, product, customer)
-}
-
-// RevokeEnrollmentKey revokes a customer's key; check-ins with it are
-// refused from the next snapshot on.
-func (s *Store) RevokeEnrollmentKey(ctx context.Context, actor, product, customer, id string) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
-		k, err := scanKey(tx.QueryRowContext(ctx, `SELECT `+keyCols+` FROM enrollment_keys WHERE id = $1 AND product = $2 AND customer = $3`, id, product, customer))
-		if err != nil {
-			return notFound(err, "enrollment key %s of customer %s/%s", id, product, customer)
-		}
-		before := k
-		if err := revokeNow(ctx, tx, "enrollment_keys", id, "enrollment key "+id, &k.RevokedAt); err != nil {
-			return err
-		}
-		return audit(ctx, tx, actor, "enrollment_key.revoke", "product/"+product+"/customer/"+customer+"/key/"+id, before, k)
-	})
-}
-
-// LiveEnrollmentKeys maps the SHA-256 of every unrevoked enrollment key to
-// its key, for the check-in path's in-memory lookup.
-func (s *Store) LiveEnrollmentKeys(ctx context.Context) (map[[32]byte]release.EnrollmentKey, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT hash, `+keyCols+` FROM enrollment_keys WHERE revoked_at IS NULL`)
-	if err != nil {
-		return nil, fmt.Errorf("load enrollment keys: %w", err)
-	}
-	defer rows.Close()
-	out := map[[32]byte]release.EnrollmentKey{}
-	for rows.Next() {
-		var hash []byte
-		var k release.EnrollmentKey
-		var revoked sql.NullTime
-		if err := rows.Scan(&hash, &k.ID, &k.Product, &k.Customer, &k.Prefix, &k.CreatedAt, &k.CreatedBy, &revoked); err != nil {
-			return nil, fmt.Errorf("load enrollment keys: %w", err)
-		}
-		if len(hash) != 32 {
-			return nil, fmt.Errorf("load enrollment keys: key %s has a %d-byte hash", k.ID, len(hash))
-		}
-		out[[32]byte(hash)] = k
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("load enrollment keys: %w", err)
-	}
-	return out, nil
+	return ok, nil
 }

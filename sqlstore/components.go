@@ -11,44 +11,12 @@ import (
 	"github.com/ringfence/ringfence/incident"
 )
 
-// queryer is what reads need: a *sql.DB, or a *sql.Tx for a consistent read.
-type queryer interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-}
-
-// incidentNotFound maps sql.ErrNoRows to incident's ENOTFOUND naming what.
-func incidentNotFound(err error, format string, args ...any) error {
-	if errors.Is(err, sql.ErrNoRows) {
-		return incident.Errorf(incident.ENOTFOUND, format+" not found", args...)
-	}
-	return err
-}
-
-// insertID runs an INSERT ... RETURNING id and returns the id.
-func insertID(ctx context.Context, tx *sql.Tx, what, query string, args ...any) (int64, error) {
-	var id int64
-	if err := tx.QueryRowContext(ctx, query+` RETURNING id`, args...).Scan(&id); err != nil {
-		return 0, fmt.Errorf("%s: %w", what, err)
-	}
-	return id, nil
-}
-
-// jsonText encodes v for a JSON column.
-func jsonText(what string, v any) (string, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return "", fmt.Errorf("encode %s: %w", what, err)
-	}
-	return string(b), nil
-}
-
 const componentCols = `c.id, c.name, c.description, COALESCE(c.group_id, 0), COALESCE(g.name, ''), c.position, c.status,
 	c.only_show_if_degraded, c.created_at, c.updated_at`
 
 const componentFrom = ` FROM status_components c LEFT JOIN status_groups g ON g.id = c.group_id`
 
-func scanComponent(row interface{ Scan(...any) error }) (incident.Component, error) {
+func scanComponent(row scanner) (incident.Component, error) {
 	var c incident.Component
 	var status string
 	if err := row.Scan(&c.ID, &c.Name, &c.Description, &c.GroupID, &c.Group, &c.Position, &status,
@@ -66,7 +34,7 @@ func listComponents(ctx context.Context, q queryer) ([]incident.Component, error
 		ORDER BY COALESCE(g.position, c.position), CASE WHEN c.group_id IS NULL THEN 0 ELSE 1 END, c.position, c.id`)
 }
 
-func scanGroup(row interface{ Scan(...any) error }) (incident.Group, error) {
+func scanGroup(row scanner) (incident.Group, error) {
 	var g incident.Group
 	err := row.Scan(&g.ID, &g.Name, &g.Description, &g.Position, &g.CreatedAt, &g.UpdatedAt)
 	g.CreatedAt, g.UpdatedAt = g.CreatedAt.UTC(), g.UpdatedAt.UTC()
@@ -91,7 +59,7 @@ func (s *Store) ListGroups(ctx context.Context) ([]incident.Group, error) {
 // getComponent reads a component by name; ENOTFOUND if there is none.
 func getComponent(ctx context.Context, q queryer, name string) (incident.Component, error) {
 	c, err := scanComponent(q.QueryRowContext(ctx, `SELECT `+componentCols+componentFrom+` WHERE c.name = $1`, name))
-	return c, incidentNotFound(err, "component %q", name)
+	return c, notFound(err, "component %q", name)
 }
 
 // nextPosition returns one past the highest position among groups and
@@ -298,7 +266,7 @@ func (s *Store) changeComponents(ctx context.Context, tx *sql.Tx, changes []inci
 		}
 		var old string
 		if err := tx.QueryRowContext(ctx, q, arg).Scan(&ch.ComponentID, &ch.Name, &old); err != nil {
-			return nil, incidentNotFound(err, "component %q", fmt.Sprint(arg))
+			return nil, notFound(err, "component %q", fmt.Sprint(arg))
 		}
 		ch.OldStatus = incident.ComponentStatus(old)
 		out = append(out, ch)
@@ -321,7 +289,7 @@ func componentIDs(ctx context.Context, q queryer, names []string) ([]int64, erro
 	for _, n := range names {
 		var id int64
 		if err := q.QueryRowContext(ctx, `SELECT id FROM status_components WHERE name = $1`, n).Scan(&id); err != nil {
-			return nil, incidentNotFound(err, "component %q", n)
+			return nil, notFound(err, "component %q", n)
 		}
 		if !containsInt(ids, id) {
 			ids = append(ids, id)
@@ -364,7 +332,7 @@ func (s *Store) notify(ctx context.Context, tx *sql.Tx, n incident.Notification)
 // afterID, oldest first: what subscribers must be told, in the order the
 // changes committed. A consumer keeps the last id it handled as its cursor.
 func (s *Store) StatusNotificationsAfter(ctx context.Context, afterID int64, limit int) ([]incident.Notification, error) {
-	return queryAll(ctx, s.rdb, func(row interface{ Scan(...any) error }) (incident.Notification, error) {
+	return queryAll(ctx, s.rdb, func(row scanner) (incident.Notification, error) {
 		var id int64
 		var body string
 		if err := row.Scan(&id, &body); err != nil {

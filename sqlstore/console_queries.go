@@ -24,7 +24,7 @@ func likePattern(text string) string {
 
 const installationCols = `i.product, i.instance_id, i.customer, COALESCE(c.ring, ''), i.version, i.health, i.health_detail, i.first_seen, i.last_seen`
 
-func scanInstallation(row interface{ Scan(...any) error }) (release.Installation, error) {
+func scanInstallation(row scanner) (release.Installation, error) {
 	var in release.Installation
 	var version, health string
 	if err := row.Scan(&in.Product, &in.InstanceID, &in.Customer, &in.Ring, &version, &health, &in.Health.Detail, &in.FirstSeen, &in.LastSeen); err != nil {
@@ -80,7 +80,7 @@ func (s *Store) GetInstallationHistory(ctx context.Context, product, customer, i
 		return h, fmt.Errorf("load installation %s: %w", instance, err)
 	}
 	h.Installation = in
-	h.Events, err = queryAll(ctx, s.rdb, func(row interface{ Scan(...any) error }) (release.InstanceEvent, error) {
+	h.Events, err = queryAll(ctx, s.rdb, func(row scanner) (release.InstanceEvent, error) {
 		var e release.InstanceEvent
 		var kind, from, to, seenOn string
 		if err := row.Scan(&kind, &from, &to, &e.At, &e.Detail, &seenOn); err != nil {
@@ -96,7 +96,7 @@ func (s *Store) GetInstallationHistory(ctx context.Context, product, customer, i
 	if err != nil {
 		return h, err
 	}
-	h.Reports, err = queryAll(ctx, s.rdb, func(row interface{ Scan(...any) error }) (release.HealthReport, error) {
+	h.Reports, err = queryAll(ctx, s.rdb, func(row scanner) (release.HealthReport, error) {
 		var r release.HealthReport
 		var version, status, seenOn string
 		if err := row.Scan(&version, &status, &r.Health.Detail, &r.At, &seenOn); err != nil {
@@ -200,7 +200,7 @@ func (s *Store) SearchAudit(ctx context.Context, f AuditFilter) ([]release.Audit
 	if before <= 0 {
 		before = 1<<63 - 1
 	}
-	return queryAll(ctx, s.rdb, func(row interface{ Scan(...any) error }) (release.AuditEntry, error) {
+	return queryAll(ctx, s.rdb, func(row scanner) (release.AuditEntry, error) {
 		var e release.AuditEntry
 		var b, a sql.NullString
 		if err := row.Scan(&e.ID, &e.At, &e.Actor, &e.Action, &e.Target, &e.Reason, &b, &a); err != nil {

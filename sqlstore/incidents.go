@@ -21,7 +21,7 @@ const ActorScheduler = "scheduler"
 const incidentCols = `id, title, impact, severity, status, draft, created_at, updated_at, published_at, monitoring_at,
 	resolved_at, postmortem, postmortem_at, components, by_actor`
 
-func scanIncident(row interface{ Scan(...any) error }) (incident.Incident, error) {
+func scanIncident(row scanner) (incident.Incident, error) {
 	var i incident.Incident
 	var impact, severity, status, comps string
 	var published, monitoring, resolved, pm sql.NullTime
@@ -72,7 +72,7 @@ func loadIncidentDetails(ctx context.Context, q queryer, incs []incident.Inciden
 		n := index[u.IncidentID]
 		incs[n].Updates = append(incs[n].Updates, u)
 	}
-	rels, err := queryAll(ctx, q, func(row interface{ Scan(...any) error }) ([2]any, error) {
+	rels, err := queryAll(ctx, q, func(row scanner) ([2]any, error) {
 		var id int64
 		var r incident.ReleaseRef
 		err := row.Scan(&id, &r.Product, &r.Version)
@@ -89,7 +89,7 @@ func loadIncidentDetails(ctx context.Context, q queryer, incs []incident.Inciden
 	return nil
 }
 
-func scanUpdate(row interface{ Scan(...any) error }) (incident.Update, error) {
+func scanUpdate(row scanner) (incident.Update, error) {
 	var u incident.Update
 	var status, comps string
 	if err := row.Scan(&u.ID, &u.IncidentID, &status, &u.Body, &comps, &u.Notify, &u.By, &u.At); err != nil {
@@ -105,25 +105,18 @@ func scanUpdate(row interface{ Scan(...any) error }) (incident.Update, error) {
 	return u, nil
 }
 
+// incidents reads incidents with their timelines.
+func incidents() timelined[incident.Incident] {
+	return timelined[incident.Incident]{scan: scanIncident, load: loadIncidentDetails}
+}
+
 // getIncident reads one incident with its timeline; ENOTFOUND if unknown.
 // lock takes its row lock on PostgreSQL (in a write transaction), so two
 // changes of one incident run one after the other. The lock is FOR NO KEY
 // UPDATE: rows that only reference the incident (a pull linking a release
 // to it) do not wait for it.
 func (s *Store) getIncident(ctx context.Context, q queryer, id int64, lock bool) (incident.Incident, error) {
-	query := `SELECT ` + incidentCols + ` FROM incidents WHERE id = $1`
-	if lock && s.dialect == Postgres {
-		query += ` FOR NO KEY UPDATE`
-	}
-	i, err := scanIncident(q.QueryRowContext(ctx, query, id))
-	if err != nil {
-		return incident.Incident{}, incidentNotFound(err, "incident %d", id)
-	}
-	incs := []incident.Incident{i}
-	if err := loadIncidentDetails(ctx, q, incs); err != nil {
-		return incident.Incident{}, err
-	}
-	return incs[0], nil
+	return incidents().one(ctx, s.dialect, q, `SELECT `+incidentCols+` FROM incidents WHERE id = $1`, id, lock, "incident")
 }
 
 // GetIncident returns one incident (drafts too) with its timeline.
@@ -138,12 +131,8 @@ func (s *Store) ListIncidents(ctx context.Context, unresolvedOnly bool, limit in
 	if unresolvedOnly {
 		where = ` WHERE status IN ('investigating', 'identified', 'monitoring')`
 	}
-	incs, err := queryAll(ctx, s.rdb, scanIncident, "list incidents",
+	return incidents().all(ctx, s.rdb, "list incidents",
 		`SELECT `+incidentCols+` FROM incidents`+where+` ORDER BY created_at DESC, id DESC LIMIT $1`, limit)
-	if err != nil {
-		return nil, err
-	}
-	return incs, loadIncidentDetails(ctx, s.rdb, incs)
 }
 
 // LatestIncidentID returns the id of the newest unresolved incident (drafts
@@ -152,7 +141,7 @@ func (s *Store) LatestIncidentID(ctx context.Context) (int64, error) {
 	var id int64
 	err := s.rdb.QueryRowContext(ctx, `SELECT id FROM incidents WHERE status IN ('investigating', 'identified', 'monitoring')
 		ORDER BY created_at DESC, id DESC LIMIT 1`).Scan(&id)
-	return id, incidentNotFound(err, "an unresolved incident")
+	return id, notFound(err, "an unresolved incident")
 }
 
 // IncidentConfig returns the severity levels and policy in force: the
@@ -189,7 +178,7 @@ func (s *Store) SetIncidentConfig(ctx context.Context, actor string, c incident.
 		if err != nil {
 			return err
 		}
-		used, err := queryAll(ctx, tx, func(row interface{ Scan(...any) error }) (string, error) {
+		used, err := queryAll(ctx, tx, func(row scanner) (string, error) {
 			var v string
 			return v, row.Scan(&v)
 		}, "list severities in use", `SELECT DISTINCT severity FROM incidents`)
@@ -659,7 +648,7 @@ func (s *Store) openHaltIncident(ctx context.Context, tx *sql.Tx, r release.Rele
 
 const templateCols = `name, title, body, impact, severity, status`
 
-func scanTemplate(row interface{ Scan(...any) error }) (incident.Template, error) {
+func scanTemplate(row scanner) (incident.Template, error) {
 	var t incident.Template
 	var impact, severity, status string
 	err := row.Scan(&t.Name, &t.Title, &t.Body, &impact, &severity, &status)
@@ -704,5 +693,5 @@ func (s *Store) ListTemplates(ctx context.Context) ([]incident.Template, error) 
 // GetTemplate returns the template named name; ENOTFOUND if there is none.
 func (s *Store) GetTemplate(ctx context.Context, name string) (incident.Template, error) {
 	t, err := scanTemplate(s.rdb.QueryRowContext(ctx, `SELECT `+templateCols+` FROM incident_templates WHERE name = $1`, name))
-	return t, incidentNotFound(err, "template %q", name)
+	return t, notFound(err, "template %q", name)
 }

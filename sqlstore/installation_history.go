@@ -13,7 +13,7 @@ import (
 func (s *Store) InstallationHistory(ctx context.Context, product, instanceID string, limit int) (release.InstallationHistory, error) {
 	var h release.InstallationHistory
 	var err error
-	h.Installations, err = queryAll(ctx, s.rdb, func(row interface{ Scan(...any) error }) (release.Installation, error) {
+	h.Installations, err = queryAll(ctx, s.rdb, func(row scanner) (release.Installation, error) {
 		var in release.Installation
 		var version, health string
 		if err := row.Scan(&in.Product, &in.InstanceID, &in.Customer, &in.Ring, &version, &health, &in.Health.Detail, &in.FirstSeen, &in.LastSeen); err != nil {
@@ -31,7 +31,7 @@ func (s *Store) InstallationHistory(ctx context.Context, product, instanceID str
 	if len(h.Installations) == 0 {
 		return h, release.Errorf(release.ENOTFOUND, "no installation %s of %s (it may have been pruned after the retention period)", instanceID, product)
 	}
-	h.Events, err = queryAll(ctx, s.rdb, func(row interface{ Scan(...any) error }) (release.InstanceEvent, error) {
+	h.Events, err = queryAll(ctx, s.rdb, func(row scanner) (release.InstanceEvent, error) {
 		var e release.InstanceEvent
 		var kind, from, to string
 		if err := row.Scan(&e.InstanceID, &e.Customer, &kind, &from, &to, &e.At, &e.Detail); err != nil {
@@ -46,7 +46,7 @@ func (s *Store) InstallationHistory(ctx context.Context, product, instanceID str
 	if err != nil {
 		return h, err
 	}
-	h.Reports, err = queryAll(ctx, s.rdb, func(row interface{ Scan(...any) error }) (release.HealthReportRow, error) {
+	h.Reports, err = queryAll(ctx, s.rdb, func(row scanner) (release.HealthReportRow, error) {
 		var r release.HealthReportRow
 		var version, status string
 		if err := row.Scan(&version, &status, &r.Detail, &r.At); err != nil {

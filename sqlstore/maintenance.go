@@ -13,7 +13,7 @@ import (
 
 const maintenanceCols = `id, title, status, scheduled_for, scheduled_until, components, created_at, updated_at, started_at, completed_at, by_actor`
 
-func scanMaintenance(row interface{ Scan(...any) error }) (incident.Maintenance, error) {
+func scanMaintenance(row scanner) (incident.Maintenance, error) {
 	var m incident.Maintenance
 	var status, comps string
 	var started, completed sql.NullTime
@@ -44,7 +44,7 @@ func loadMaintenanceUpdates(ctx context.Context, q queryer, ms []incident.Mainte
 	for n, m := range ms {
 		ids[n], index[m.ID] = m.ID, n
 	}
-	us, err := queryAll(ctx, q, func(row interface{ Scan(...any) error }) (incident.MaintenanceUpdate, error) {
+	us, err := queryAll(ctx, q, func(row scanner) (incident.MaintenanceUpdate, error) {
 		var u incident.MaintenanceUpdate
 		var status, comps string
 		if err := row.Scan(&u.ID, &u.MaintenanceID, &status, &u.Body, &comps, &u.By, &u.At); err != nil {
@@ -70,17 +70,15 @@ func loadMaintenanceUpdates(ctx context.Context, q queryer, ms []incident.Mainte
 	return nil
 }
 
+// maintenances reads maintenances with their timelines.
+func maintenances() timelined[incident.Maintenance] {
+	return timelined[incident.Maintenance]{scan: scanMaintenance, load: loadMaintenanceUpdates}
+}
+
+// getMaintenance reads one maintenance with its timeline; ENOTFOUND if
+// unknown. lock takes its row lock on PostgreSQL (in a write transaction).
 func (s *Store) getMaintenance(ctx context.Context, q queryer, id int64, lock bool) (incident.Maintenance, error) {
-	query := `SELECT ` + maintenanceCols + ` FROM maintenances WHERE id = $1`
-	if lock && s.dialect == Postgres {
-		query += ` FOR NO KEY UPDATE`
-	}
-	m, err := scanMaintenance(q.QueryRowContext(ctx, query, id))
-	if err != nil {
-		return incident.Maintenance{}, incidentNotFound(err, "maintenance %d", id)
-	}
-	ms := []incident.Maintenance{m}
-	return ms[0], loadMaintenanceUpdates(ctx, q, ms)
+	return maintenances().one(ctx, s.dialect, q, `SELECT `+maintenanceCols+` FROM maintenances WHERE id = $1`, id, lock, "maintenance")
 }
 
 // GetMaintenance returns one maintenance with its timeline.
@@ -95,12 +93,8 @@ func (s *Store) ListMaintenances(ctx context.Context, pendingOnly bool, limit in
 	if pendingOnly {
 		where = ` WHERE status IN ('scheduled', 'in_progress', 'verifying')`
 	}
-	ms, err := queryAll(ctx, s.rdb, scanMaintenance, "list maintenances",
+	return maintenances().all(ctx, s.rdb, "list maintenances",
 		`SELECT `+maintenanceCols+` FROM maintenances`+where+` ORDER BY scheduled_for DESC, id DESC LIMIT $1`, limit)
-	if err != nil {
-		return nil, err
-	}
-	return ms, loadMaintenanceUpdates(ctx, s.rdb, ms)
 }
 
 func maintenanceTarget(id int64) string { return "maintenance/" + strconv.FormatInt(id, 10) }
@@ -249,7 +243,7 @@ func (s *Store) moveMaintenance(ctx context.Context, tx *sql.Tx, actor string, i
 // A window that passed entirely while no server ran is started and then
 // completed. It returns the number of transitions it made.
 func (s *Store) RunMaintenanceSchedule(ctx context.Context, at time.Time) (int, error) {
-	due, err := queryAll(ctx, s.rdb, func(row interface{ Scan(...any) error }) (int64, error) {
+	due, err := queryAll(ctx, s.rdb, func(row scanner) (int64, error) {
 		var id int64
 		return id, row.Scan(&id)
 	}, "find due maintenances", `SELECT id FROM maintenances WHERE (status = 'scheduled' AND scheduled_for <= $1)

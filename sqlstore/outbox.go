@@ -43,7 +43,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, limit int, lease time.Duration)
 		}
 		n := now()
 		var err error
-		items, err = queryAll(ctx, tx, func(row interface{ Scan(...any) error }) (OutboxItem, error) {
+		items, err = queryAll(ctx, tx, func(row scanner) (OutboxItem, error) {
 			var it OutboxItem
 			var body string
 			err := row.Scan(&it.ID, &it.Kind, &body, &it.Attempts)

@@ -42,7 +42,7 @@ func readPage(ctx context.Context, tx *sql.Tx, now time.Time) (incident.Page, er
 	if p.Components, err = listComponents(ctx, tx); err != nil {
 		return p, err
 	}
-	scanChange := func(row interface{ Scan(...any) error }) (incident.StatusChange, error) {
+	scanChange := func(row scanner) (incident.StatusChange, error) {
 		var c incident.StatusChange
 		var st string
 		err := row.Scan(&c.ComponentID, &st, &c.At)
@@ -134,7 +134,7 @@ func pulledReleases(ctx context.Context, tx *sql.Tx, since time.Time) ([]inciden
 		}
 		return rels[i].Version.Less(rels[j].Version)
 	})
-	links, err := queryAll(ctx, tx, func(row interface{ Scan(...any) error }) ([3]any, error) {
+	links, err := queryAll(ctx, tx, func(row scanner) ([3]any, error) {
 		var product, version string
 		var id int64
 		err := row.Scan(&product, &version, &id)

@@ -18,7 +18,7 @@ import (
 const releaseCols = `product, version, notes_url, required_stop, rollback_safe_to, created_at, status, paused, pull, resumed_at`
 
 // scanRelease reads a release row (without its ring entries).
-func scanRelease(row interface{ Scan(...any) error }) (release.Release, error) {
+func scanRelease(row scanner) (release.Release, error) {
 	var r release.Release
 	var version, safeTo, status string
 	var paused, pull sql.NullString
@@ -56,9 +56,7 @@ func scanRelease(row interface{ Scan(...any) error }) (release.Release, error) {
 
 // loadPromotions returns the recorded ring entries per release of product
 // ("" for all products), keyed by product and version string.
-func loadPromotions(ctx context.Context, q interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, product string) (map[[2]string][]release.Promotion, error) {
+func loadPromotions(ctx context.Context, q queryer, product string) (map[[2]string][]release.Promotion, error) {
 	rows, err := q.QueryContext(ctx, `SELECT product, version, ring, entered_at, forced, by_actor, reason FROM promotions
 		WHERE $1 = '' OR product = $1 ORDER BY entered_at, ring`, product)
 	if err != nil {
@@ -84,9 +82,7 @@ func loadPromotions(ctx context.Context, q interface {
 
 // listReleases returns product's releases ("" for all) with their ring
 // entries, ascending by product and version.
-func listReleases(ctx context.Context, q interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, product string) ([]release.Release, error) {
+func listReleases(ctx context.Context, q queryer, product string) ([]release.Release, error) {
 	rels, err := queryAll(ctx, q, scanRelease, "list releases",
 		`SELECT `+releaseCols+` FROM releases WHERE $1 = '' OR product = $1`, product)
 	if err != nil {
@@ -123,15 +119,12 @@ func (s *Store) ListReleases(ctx context.Context, product string) ([]release.Rel
 }
 
 // getRelease reads one release with its ring entries.
-func getRelease(ctx context.Context, q interface {
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, product string, v release.Version) (release.Release, error) {
+func getRelease(ctx context.Context, q queryer, product string, v release.Version) (release.Release, error) {
 	r, err := scanRelease(q.QueryRowContext(ctx, `SELECT `+releaseCols+` FROM releases WHERE product = $1 AND version = $2`, product, v.String()))
 	if err != nil {
 		return release.Release{}, notFound(err, "release %s@%s", product, v)
 	}
-	proms, err := queryAll(ctx, q, func(row interface{ Scan(...any) error }) (release.Promotion, error) {
+	proms, err := queryAll(ctx, q, func(row scanner) (release.Promotion, error) {
 		var p release.Promotion
 		err := row.Scan(&p.Ring, &p.EnteredAt, &p.Forced, &p.By, &p.Reason)
 		p.EnteredAt = p.EnteredAt.UTC()
@@ -267,14 +260,6 @@ func storeStatus(ctx context.Context, tx *sql.Tx, was release.Status, r *release
 		return release.Errorf(release.ECONFLICT, "release %s changed meanwhile; retry", r.ID())
 	}
 	return nil
-}
-
-// ptrOrNil turns a typed nil pointer into an untyped nil.
-func ptrOrNil[T any](p *T) any {
-	if p == nil {
-		return nil
-	}
-	return p
 }
 
 // AutoHalt pauses release v of product on behalf of auto-halt, with ev as
@@ -417,7 +402,7 @@ func (s *Store) ForcePromote(ctx context.Context, product string, v release.Vers
 
 // --- gates ---
 
-func scanGateResult(row interface{ Scan(...any) error }) (release.GateResult, error) {
+func scanGateResult(row scanner) (release.GateResult, error) {
 	var g release.GateResult
 	var version, status string
 	if err := row.Scan(&g.Product, &version, &g.Name, &status, &g.URL, &g.PostedBy, &g.PostedAt); err != nil {
@@ -496,7 +481,7 @@ func (s *Store) ListGateResults(ctx context.Context, product string, v release.V
 
 const holdCols = `id, product, version, reason, raised_by, raised_at, resolved_at, resolved_by, resolution`
 
-func scanHold(row interface{ Scan(...any) error }) (release.Hold, error) {
+func scanHold(row scanner) (release.Hold, error) {
 	var h release.Hold
 	var version string
 	var resolved sql.NullTime

@@ -261,7 +261,7 @@ func (s *Store) tables(ctx context.Context) (hasVersion bool, others int, err er
 	if s.dialect == Postgres {
 		q = `SELECT tablename FROM pg_tables WHERE schemaname = current_schema()`
 	}
-	names, err := queryAll(ctx, s.db, func(row interface{ Scan(...any) error }) (string, error) {
+	names, err := queryAll(ctx, s.db, func(row scanner) (string, error) {
 		var n string
 		return n, row.Scan(&n)
 	}, "list tables", q)
@@ -368,6 +368,12 @@ func SchemaVersion(d Dialect) (int64, error) {
 	}
 	return v, nil
 }
+
+// Now is the store's clock: the current time in UTC at microsecond
+// precision (what PostgreSQL keeps), so a value the store stamps, read
+// back, equals the value written. Callers that show a time the store will
+// also record use it so both agree.
+func Now() time.Time { return now() }
 
 // Dialect reports which database the store runs on.
 func (s *Store) Dialect() Dialect { return s.dialect }

@@ -12,7 +12,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ringfence/ringfence/incident"
-	"github.com/ringfence/ringfence/notify"
 	"github.com/ringfence/ringfence/release"
 )
 
@@ -21,8 +20,8 @@ const fanOutCursor = "status"
 
 const subscriberCols = `id, kind, target, secret, token, components, created_at, created_by, confirmed_at`
 
-func scanSubscriber(row interface{ Scan(...any) error }) (notify.Subscriber, error) {
-	var s notify.Subscriber
+func scanSubscriber(row scanner) (incident.Subscriber, error) {
+	var s incident.Subscriber
 	var comps string
 	var confirmed sql.NullTime
 	if err := row.Scan(&s.ID, &s.Kind, &s.Target, &s.Secret, &s.Token, &comps, &s.CreatedAt, &s.CreatedBy, &confirmed); err != nil {
@@ -45,10 +44,10 @@ func scanSubscriber(row interface{ Scan(...any) error }) (notify.Subscriber, err
 // the opt-in link, which is queued for delivery in the same transaction.
 // The returned subscriber carries its secret: the only time it is shown.
 // ECONFLICT if the same kind and target exists.
-func (s *Store) CreateSubscriber(ctx context.Context, actor string, sub notify.Subscriber, site incident.SPPage) (notify.Subscriber, error) {
+func (s *Store) CreateSubscriber(ctx context.Context, actor string, sub incident.Subscriber, site incident.SPPage) (incident.Subscriber, error) {
 	sub, err := newSubscriber(sub, actor)
 	if err != nil {
-		return notify.Subscriber{}, err
+		return incident.Subscriber{}, err
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		if ok, err := exists(ctx, tx, `SELECT 1 FROM subscribers WHERE kind = $1 AND target = $2`, string(sub.Kind), sub.Target); err != nil {
@@ -59,7 +58,7 @@ func (s *Store) CreateSubscriber(ctx context.Context, actor string, sub notify.S
 		if err := insertSubscriber(ctx, tx, sub); err != nil {
 			return err
 		}
-		if sub.Kind == notify.Email {
+		if sub.Kind == incident.SubscriberEmail {
 			if err := queueConfirm(ctx, tx, sub, site); err != nil {
 				return err
 			}
@@ -67,30 +66,30 @@ func (s *Store) CreateSubscriber(ctx context.Context, actor string, sub notify.S
 		return audit(ctx, tx, actor, "subscriber.create", "subscriber/"+sub.ID, nil, sub.Redacted())
 	})
 	if err != nil {
-		return notify.Subscriber{}, err
+		return incident.Subscriber{}, err
 	}
 	return sub, nil
 }
 
 // newSubscriber validates sub and fills in its id, secret or token, and
 // creation.
-func newSubscriber(sub notify.Subscriber, actor string) (notify.Subscriber, error) {
+func newSubscriber(sub incident.Subscriber, actor string) (incident.Subscriber, error) {
 	var err error
 	switch sub.Kind {
-	case notify.Webhook:
+	case incident.SubscriberWebhook:
 		if sub.Secret == "" {
-			if sub.Secret, err = notify.NewSecret(); err != nil {
+			if sub.Secret, err = incident.NewWebhookSecret(); err != nil {
 				return sub, err
 			}
 		}
-		if err := notify.ValidateWebhook(sub.Target, sub.Secret); err != nil {
+		if err := incident.ValidateWebhook(sub.Target, sub.Secret); err != nil {
 			return sub, err
 		}
-	case notify.Email:
-		if sub.Target, err = notify.ValidateEmail(sub.Target); err != nil {
+	case incident.SubscriberEmail:
+		if sub.Target, err = incident.ValidateEmail(sub.Target); err != nil {
 			return sub, err
 		}
-		if sub.Token, err = notify.NewToken(); err != nil {
+		if sub.Token, err = incident.NewSubscriptionToken(); err != nil {
 			return sub, err
 		}
 		sub.Secret = ""
@@ -101,14 +100,14 @@ func newSubscriber(sub notify.Subscriber, actor string) (notify.Subscriber, erro
 		sub.Components = []int64{}
 	}
 	sub.ID, sub.CreatedAt, sub.CreatedBy, sub.ConfirmedAt = uuid.Must(uuid.NewV7()).String(), now(), actor, nil
-	if sub.Kind == notify.Webhook {
+	if sub.Kind == incident.SubscriberWebhook {
 		at := sub.CreatedAt
 		sub.ConfirmedAt = &at
 	}
 	return sub, nil
 }
 
-func insertSubscriber(ctx context.Context, tx *sql.Tx, sub notify.Subscriber) error {
+func insertSubscriber(ctx context.Context, tx *sql.Tx, sub incident.Subscriber) error {
 	comps, err := json.Marshal(sub.Components)
 	if err != nil {
 		return fmt.Errorf("create subscriber: %w", err)
@@ -121,8 +120,8 @@ func insertSubscriber(ctx context.Context, tx *sql.Tx, sub notify.Subscriber) er
 }
 
 // queueConfirm queues the opt-in email of sub.
-func queueConfirm(ctx context.Context, tx *sql.Tx, sub notify.Subscriber, site incident.SPPage) error {
-	m := notify.ConfirmMessage(site, sub.ID, time.Now().UnixNano())
+func queueConfirm(ctx context.Context, tx *sql.Tx, sub incident.Subscriber, site incident.SPPage) error {
+	m := incident.ConfirmMessage(site, sub.ID, time.Now().UnixNano())
 	m.At = now()
 	id, err := insertMessage(ctx, tx, m)
 	if err != nil {
@@ -136,7 +135,7 @@ func queueConfirm(ctx context.Context, tx *sql.Tx, sub notify.Subscriber, site i
 }
 
 // insertMessage stores m and returns its row id.
-func insertMessage(ctx context.Context, tx *sql.Tx, m notify.Message) (int64, error) {
+func insertMessage(ctx context.Context, tx *sql.Tx, m incident.Message) (int64, error) {
 	comps, err := json.Marshal(m.Components)
 	if err != nil {
 		return 0, fmt.Errorf("store message %s: %w", m.EventID, err)
@@ -157,12 +156,12 @@ func insertMessage(ctx context.Context, tx *sql.Tx, m notify.Message) (int64, er
 // one every 10 minutes) and otherwise does nothing; either way the caller
 // learns nothing about who is subscribed.
 func (s *Store) Subscribe(ctx context.Context, email string, components []int64, site incident.SPPage) error {
-	sub, err := newSubscriber(notify.Subscriber{Kind: notify.Email, Target: email, Components: components}, "public")
+	sub, err := newSubscriber(incident.Subscriber{Kind: incident.SubscriberEmail, Target: email, Components: components}, "public")
 	if err != nil {
 		return err
 	}
 	return s.write(ctx, func(tx *sql.Tx) error {
-		row := tx.QueryRowContext(ctx, `SELECT `+subscriberCols+` FROM subscribers WHERE kind = $1 AND target = $2`, string(notify.Email), sub.Target)
+		row := tx.QueryRowContext(ctx, `SELECT `+subscriberCols+` FROM subscribers WHERE kind = $1 AND target = $2`, string(incident.SubscriberEmail), sub.Target)
 		old, err := scanSubscriber(row)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
@@ -179,7 +178,7 @@ func (s *Store) Subscribe(ctx context.Context, email string, components []int64,
 			return nil
 		}
 		recent, err := exists(ctx, tx, `SELECT 1 FROM deliveries d JOIN notify_messages m ON m.id = d.message_id
-			WHERE d.subscriber_id = $1 AND m.kind = $2 AND d.created_at > $3`, old.ID, notify.KindConfirm, now().Add(-10*time.Minute))
+			WHERE d.subscriber_id = $1 AND m.kind = $2 AND d.created_at > $3`, old.ID, incident.KindConfirm, now().Add(-10*time.Minute))
 		if err != nil || recent {
 			return err
 		}
@@ -189,8 +188,8 @@ func (s *Store) Subscribe(ctx context.Context, email string, components []int64,
 
 // ConfirmSubscription confirms the email subscription whose opt-in token
 // this is; ENOTFOUND for unknown tokens. Confirming twice is fine.
-func (s *Store) ConfirmSubscription(ctx context.Context, token string) (notify.Subscriber, error) {
-	var sub notify.Subscriber
+func (s *Store) ConfirmSubscription(ctx context.Context, token string) (incident.Subscriber, error) {
+	var sub incident.Subscriber
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		var err error
 		sub, err = subscriberByToken(ctx, tx, token)
@@ -220,9 +219,9 @@ func (s *Store) Unsubscribe(ctx context.Context, token string) error {
 	})
 }
 
-func subscriberByToken(ctx context.Context, tx *sql.Tx, token string) (notify.Subscriber, error) {
+func subscriberByToken(ctx context.Context, tx *sql.Tx, token string) (incident.Subscriber, error) {
 	if token == "" {
-		return notify.Subscriber{}, release.Errorf(release.ENOTFOUND, "subscription not found")
+		return incident.Subscriber{}, release.Errorf(release.ENOTFOUND, "subscription not found")
 	}
 	sub, err := scanSubscriber(tx.QueryRowContext(ctx, `SELECT `+subscriberCols+` FROM subscribers WHERE token = $1`, token))
 	if err != nil {
@@ -231,7 +230,7 @@ func subscriberByToken(ctx context.Context, tx *sql.Tx, token string) (notify.Su
 	return sub, nil
 }
 
-func deleteSubscriber(ctx context.Context, tx *sql.Tx, actor string, sub notify.Subscriber) error {
+func deleteSubscriber(ctx context.Context, tx *sql.Tx, actor string, sub incident.Subscriber) error {
 	if _, err := tx.ExecContext(ctx, `DELETE FROM deliveries WHERE subscriber_id = $1`, sub.ID); err != nil {
 		return fmt.Errorf("delete subscriber %s: %w", sub.ID, err)
 	}
@@ -243,7 +242,7 @@ func deleteSubscriber(ctx context.Context, tx *sql.Tx, actor string, sub notify.
 
 // ListSubscribers returns every subscriber, oldest first, without secrets
 // and with webhook URLs cut to scheme and host.
-func (s *Store) ListSubscribers(ctx context.Context) ([]notify.Subscriber, error) {
+func (s *Store) ListSubscribers(ctx context.Context) ([]incident.Subscriber, error) {
 	subs, err := queryAll(ctx, s.rdb, scanSubscriber, "list subscribers", `SELECT `+subscriberCols+` FROM subscribers ORDER BY created_at, id`)
 	for i := range subs {
 		subs[i] = subs[i].Redacted()
@@ -276,10 +275,10 @@ func (s *Store) FanOutCursor(ctx context.Context) (int64, error) {
 }
 
 // FanOut stores msgs, each with one delivery per subscriber that wants it
-// (notify.Subscriber.Wants), and moves the fan-out cursor from after to
+// (incident.Subscriber.Wants), and moves the fan-out cursor from after to
 // through, in one transaction; it does nothing if the cursor is no longer
 // at after (another server did it). It returns the deliveries queued.
-func (s *Store) FanOut(ctx context.Context, after, through int64, msgs []notify.Message) (int, error) {
+func (s *Store) FanOut(ctx context.Context, after, through int64, msgs []incident.Message) (int, error) {
 	queued := 0
 	err := s.writeSilent(ctx, func(tx *sql.Tx) error {
 		queued = 0
@@ -337,8 +336,8 @@ func (s *Store) FanOut(ctx context.Context, after, through int64, msgs []notify.
 // server (or a later call) does not send them while this attempt runs. On
 // PostgreSQL rows another server is claiming are skipped (FOR UPDATE SKIP
 // LOCKED); on SQLite write transactions exclude each other.
-func (s *Store) ClaimDeliveries(ctx context.Context, limit int, lease time.Duration) ([]notify.Attempt, error) {
-	var items []notify.Attempt
+func (s *Store) ClaimDeliveries(ctx context.Context, limit int, lease time.Duration) ([]incident.DeliveryAttempt, error) {
+	var items []incident.DeliveryAttempt
 	err := s.writeSilent(ctx, func(tx *sql.Tx) error {
 		q := `SELECT d.id, d.attempts, s.id, s.kind, s.target, s.secret, s.token,
 			m.event_id, m.kind, m.subject, m.body, m.text, m.components
@@ -349,8 +348,8 @@ func (s *Store) ClaimDeliveries(ctx context.Context, limit int, lease time.Durat
 		}
 		n := now()
 		var err error
-		items, err = queryAll(ctx, tx, func(row interface{ Scan(...any) error }) (notify.Attempt, error) {
-			var a notify.Attempt
+		items, err = queryAll(ctx, tx, func(row scanner) (incident.DeliveryAttempt, error) {
+			var a incident.DeliveryAttempt
 			var body, comps string
 			err := row.Scan(&a.DeliveryID, &a.Attempts, &a.Subscriber.ID, &a.Subscriber.Kind, &a.Subscriber.Target, &a.Subscriber.Secret,
 				&a.Subscriber.Token, &a.Message.EventID, &a.Message.Kind, &a.Message.Subject, &body, &a.Message.Text, &comps)
@@ -365,7 +364,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, limit int, lease time.Durat
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $1
-			WHERE id IN (`+idList(ids(items, func(a notify.Attempt) int64 { return a.DeliveryID }))+`)`, n.Add(lease)); err != nil {
+			WHERE id IN (`+idList(ids(items, func(a incident.DeliveryAttempt) int64 { return a.DeliveryID }))+`)`, n.Add(lease)); err != nil {
 			return fmt.Errorf("claim deliveries: %w", err)
 		}
 		return nil
@@ -384,8 +383,8 @@ func ids[T any](items []T, id func(T) int64) []int64 {
 
 // FinishDeliveries records the outcomes of attempts in one transaction:
 // delivered, retried at RetryAt, or dead.
-func (s *Store) FinishDeliveries(ctx context.Context, outcomes []notify.Outcome) error {
-	var ok []notify.Outcome
+func (s *Store) FinishDeliveries(ctx context.Context, outcomes []incident.DeliveryOutcome) error {
+	var ok []incident.DeliveryOutcome
 	for _, o := range outcomes {
 		if o.Err == "" {
 			ok = append(ok, o)
@@ -396,7 +395,7 @@ func (s *Store) FinishDeliveries(ctx context.Context, outcomes []notify.Outcome)
 		for start := 0; start < len(ok); start += 500 {
 			chunk := ok[start:min(start+500, len(ok))]
 			if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = 'delivered', last_error = '', done_at = $1
-				WHERE state = 'pending' AND id IN (`+idList(ids(chunk, func(o notify.Outcome) int64 { return o.DeliveryID }))+`)`, n); err != nil {
+				WHERE state = 'pending' AND id IN (`+idList(ids(chunk, func(o incident.DeliveryOutcome) int64 { return o.DeliveryID }))+`)`, n); err != nil {
 				return fmt.Errorf("record deliveries: %w", err)
 			}
 		}
@@ -429,7 +428,7 @@ func truncate(s string, n int) string {
 
 // ListDeliveries returns up to limit deliveries, newest first: all, or
 // only those in state.
-func (s *Store) ListDeliveries(ctx context.Context, state notify.State, limit int) ([]notify.Delivery, error) {
+func (s *Store) ListDeliveries(ctx context.Context, state incident.DeliveryState, limit int) ([]incident.Delivery, error) {
 	q := `SELECT d.id, d.subscriber_id, s.kind, s.target, m.event_id, m.kind, m.subject, d.state, d.attempts, d.next_attempt_at,
 		d.last_error, d.created_at, d.done_at
 		FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id JOIN notify_messages m ON m.id = d.message_id`
@@ -439,13 +438,13 @@ func (s *Store) ListDeliveries(ctx context.Context, state notify.State, limit in
 		args = append(args, string(state))
 	}
 	q += ` ORDER BY d.id DESC LIMIT $1`
-	return queryAll(ctx, s.rdb, func(row interface{ Scan(...any) error }) (notify.Delivery, error) {
-		var d notify.Delivery
+	return queryAll(ctx, s.rdb, func(row scanner) (incident.Delivery, error) {
+		var d incident.Delivery
 		var done sql.NullTime
 		err := row.Scan(&d.ID, &d.SubscriberID, &d.Kind, &d.Target, &d.EventID, &d.MessageKind, &d.Subject, &d.State, &d.Attempts,
 			&d.NextAttemptAt, &d.LastError, &d.CreatedAt, &done)
-		if d.Kind == notify.Webhook {
-			d.Target = notify.RedactURL(d.Target)
+		if d.Kind == incident.SubscriberWebhook {
+			d.Target = incident.RedactURL(d.Target)
 		}
 		d.NextAttemptAt, d.CreatedAt = d.NextAttemptAt.UTC(), d.CreatedAt.UTC()
 		if done.Valid {
@@ -461,19 +460,19 @@ func (s *Store) ListDeliveries(ctx context.Context, state notify.State, limit in
 // is dead.
 func (s *Store) ReplayDelivery(ctx context.Context, actor string, id int64) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		var state string
+		var state incident.DeliveryState
 		if err := tx.QueryRowContext(ctx, `SELECT state FROM deliveries WHERE id = $1`, id).Scan(&state); err != nil {
 			return notFound(err, "delivery %d", id)
 		}
-		if state != string(notify.Dead) {
+		if state != incident.DeliveryDead {
 			return release.Errorf(release.ECONFLICT, "delivery %d is %s: only dead deliveries are replayed", id, state)
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = $1, done_at = NULL
 			WHERE id = $2`, now(), id); err != nil {
 			return fmt.Errorf("replay delivery %d: %w", id, err)
 		}
-		return auditWhy(ctx, tx, actor, "delivery.replay", "delivery/"+strconv.FormatInt(id, 10), "", map[string]string{"state": state},
-			map[string]string{"state": string(notify.Pending)})
+		return auditWhy(ctx, tx, actor, "delivery.replay", "delivery/"+strconv.FormatInt(id, 10), "", map[string]string{"state": string(state)},
+			map[string]string{"state": string(incident.DeliveryPending)})
 	})
 }
 

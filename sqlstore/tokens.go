@@ -122,7 +122,7 @@ const lastUsedTimeout = 500 * time.Millisecond
 
 const tokenCols = `id, name, role, created_at, created_by, last_used_at, revoked_at`
 
-func scanToken(row interface{ Scan(...any) error }) (release.Token, error) {
+func scanToken(row scanner) (release.Token, error) {
 	var t release.Token
 	var role string
 	var used, revoked sql.NullTime
@@ -133,14 +133,6 @@ func scanToken(row interface{ Scan(...any) error }) (release.Token, error) {
 	t.CreatedAt = t.CreatedAt.UTC()
 	t.LastUsedAt, t.RevokedAt = timePtr(used), timePtr(revoked)
 	return t, nil
-}
-
-func timePtr(t sql.NullTime) *time.Time {
-	if !t.Valid {
-		return nil
-	}
-	u := t.Time.UTC()
-	return &u
 }
 
 // ListTokens returns every token, oldest first, without secrets.
@@ -169,11 +161,8 @@ func (s *Store) ListTokens(ctx context.Context) ([]release.Token, error) {
 func (s *Store) RevokeToken(ctx context.Context, actor, id string) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		t, err := scanToken(tx.QueryRowContext(ctx, `SELECT `+tokenCols+` FROM tokens WHERE id = $1`, id))
-		if errors.Is(err, sql.ErrNoRows) {
-			return release.Errorf(release.ENOTFOUND, "token %s not found", id)
-		}
 		if err != nil {
-			return fmt.Errorf("revoke token %s: %w", id, err)
+			return lookupErr(err, "revoke token "+id, "token "+id)
 		}
 		before := t
 		if err := revokeNow(ctx, tx, "tokens", id, "token "+id, &t.RevokedAt); err != nil {

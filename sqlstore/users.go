@@ -108,7 +108,7 @@ func validatePassword(password string) error {
 
 const userCols = `id, name, role, created_at, created_by`
 
-func scanUser(row interface{ Scan(...any) error }) (User, error) {
+func scanUser(row scanner) (User, error) {
 	var u User
 	var role string
 	if err := row.Scan(&u.ID, &u.Name, &role, &u.CreatedAt, &u.CreatedBy); err != nil {
@@ -164,11 +164,8 @@ func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
 func (s *Store) DeleteUser(ctx context.Context, actor, name string) error {
 	return s.writeSilent(ctx, func(tx *sql.Tx) error {
 		u, err := scanUser(tx.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE name = $1`, name))
-		if errors.Is(err, sql.ErrNoRows) {
-			return release.Errorf(release.ENOTFOUND, "user %s not found", name)
-		}
 		if err != nil {
-			return fmt.Errorf("delete user %s: %w", name, err)
+			return lookupErr(err, "delete user "+name, "user "+name)
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = $1`, u.ID); err != nil {
 			return fmt.Errorf("delete sessions of user %s: %w", name, err)

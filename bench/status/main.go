@@ -29,7 +29,6 @@ import (
 
 	"github.com/ringfence/ringfence/incident"
 	"github.com/ringfence/ringfence/internal/notifytest"
-	"github.com/ringfence/ringfence/notify"
 	"github.com/ringfence/ringfence/server"
 	"github.com/ringfence/ringfence/sign"
 	"github.com/ringfence/ringfence/sqlstore"
@@ -240,7 +239,7 @@ func fanOut(ctx context.Context, store *sqlstore.Store, n int, out io.Writer) er
 	rcv, stop := notifytest.StartReceiver()
 	defer stop()
 	rcv.CountOnly()
-	secret, err := notify.NewSecret()
+	secret, err := incident.NewWebhookSecret()
 	if err != nil {
 		return err
 	}
@@ -248,7 +247,7 @@ func fanOut(ctx context.Context, store *sqlstore.Store, n int, out io.Writer) er
 	site := incident.SPPage{ID: "bench", Name: "Bench Status", URL: "http://localhost:8080"}
 	t0 := time.Now()
 	for i := range n {
-		if _, err := store.CreateSubscriber(ctx, "bench", notify.Subscriber{Kind: notify.Webhook, Target: fmt.Sprintf("%s/s%d", rcv.URL, i), Secret: secret}, site); err != nil {
+		if _, err := store.CreateSubscriber(ctx, "bench", incident.Subscriber{Kind: incident.SubscriberWebhook, Target: fmt.Sprintf("%s/s%d", rcv.URL, i), Secret: secret}, site); err != nil {
 			return err
 		}
 	}
@@ -266,7 +265,7 @@ func fanOut(ctx context.Context, store *sqlstore.Store, n int, out io.Writer) er
 	}
 	received := time.Since(t0)
 	if err := waitFor(time.Minute, func() bool {
-		ds, err := store.ListDeliveries(ctx, notify.Delivered, n+1)
+		ds, err := store.ListDeliveries(ctx, incident.DeliveryDelivered, n+1)
 		return err == nil && len(ds) >= n
 	}); err != nil {
 		return err

@@ -10,7 +10,7 @@ import (
 	ucli "github.com/urfave/cli/v3"
 
 	"github.com/ringfence/ringfence/client"
-	"github.com/ringfence/ringfence/notify"
+	"github.com/ringfence/ringfence/incident"
 )
 
 // subscriberCommand is `ringfence subscriber`: who the status page tells
@@ -52,7 +52,7 @@ func subscriberCommand() *ucli.Command {
 					row(w, "secret:", s.Secret)
 					row(w, "", "(shown only now; verify webhook-signature with it)")
 				}
-				if s.Kind == notify.Email {
+				if s.Kind == incident.SubscriberEmail {
 					row(w, "", "(an opt-in link was sent; nothing else is until it is followed)")
 				}
 			})
@@ -68,9 +68,9 @@ func subscriberCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "state", Usage: "only pending, delivered or dead ones"},
 			&ucli.IntFlag{Name: "limit", Value: 100, Usage: "at most this many"},
 		}, true, func(ctx context.Context, cmd *ucli.Command, c *client.Client, _ []string) error {
-			state := notify.State(cmd.String("state"))
+			state := incident.DeliveryState(cmd.String("state"))
 			if cmd.Bool("dead") {
-				state = notify.Dead
+				state = incident.DeliveryDead
 			}
 			ds, err := c.Deliveries(ctx, state, int(cmd.Int("limit")))
 			if err != nil {
@@ -80,7 +80,7 @@ func subscriberCommand() *ucli.Command {
 				row(w, "ID", "SUBSCRIBER", "TARGET", "MESSAGE", "STATE", "ATTEMPTS", "NEXT", "LAST ERROR")
 				for _, d := range ds {
 					next := "-"
-					if d.State == notify.Pending {
+					if d.State == incident.DeliveryPending {
 						next = fmtWhen(d.NextAttemptAt)
 					}
 					row(w, d.ID, d.SubscriberID, d.Target, d.EventID+" "+d.MessageKind, d.State, d.Attempts, next, orDash(d.LastError))

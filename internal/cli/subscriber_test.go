@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/ringfence/ringfence/client"
+	"github.com/ringfence/ringfence/incident"
 	"github.com/ringfence/ringfence/internal/notifytest"
 	"github.com/ringfence/ringfence/internal/servertest"
-	"github.com/ringfence/ringfence/notify"
 	"github.com/ringfence/ringfence/server"
 )
 
@@ -35,17 +35,17 @@ func TestSubscriberCommands(t *testing.T) {
 	}
 	secret := strings.Fields(out[strings.Index(out, "whsec_"):])[0]
 	rcv.Secret("/hook", secret)
-	subs := apiJSON[[]notify.Subscriber](t, url, viewer, "subscriber", "list")
-	if len(subs) != 1 || subs[0].Target != rcv.URL+"/…" || subs[0].Kind != notify.Webhook {
+	subs := apiJSON[[]incident.Subscriber](t, url, viewer, "subscriber", "list")
+	if len(subs) != 1 || subs[0].Target != rcv.URL+"/…" || subs[0].Kind != incident.SubscriberWebhook {
 		t.Fatalf("list: %+v", subs)
 	}
 
 	rcv.FailNext(1 << 30)
 	api(t, url, oncall, "component", "create", "API")
 	api(t, url, oncall, "component", "set", "API", "major_outage")
-	var dead []notify.Delivery
+	var dead []incident.Delivery
 	servertest.Eventually(t, 10*time.Second, "dead delivery", func() bool {
-		dead = apiJSON[[]notify.Delivery](t, url, viewer, "subscriber", "deliveries", "--dead")
+		dead = apiJSON[[]incident.Delivery](t, url, viewer, "subscriber", "deliveries", "--dead")
 		return len(dead) == 1
 	})
 	if human := api(t, url, viewer, "subscriber", "deliveries", "--dead"); !strings.Contains(human, "dead") || !strings.Contains(human, "500") {
@@ -60,7 +60,7 @@ func TestSubscriberCommands(t *testing.T) {
 		t.Errorf("replayed webhook not verified: %v", h[len(h)-1].Verified)
 	}
 	api(t, url, oncall, "subscriber", "delete", subs[0].ID)
-	if subs := apiJSON[[]notify.Subscriber](t, url, viewer, "subscriber", "list"); len(subs) != 0 {
+	if subs := apiJSON[[]incident.Subscriber](t, url, viewer, "subscriber", "list"); len(subs) != 0 {
 		t.Errorf("after delete: %+v", subs)
 	}
 }

@@ -1,12 +1,10 @@
-package notify
+package incident
 
 import (
 	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
-
-	"github.com/ringfence/ringfence/incident"
 )
 
 // EventID is the stable id of notification id's message.
@@ -16,7 +14,7 @@ func EventID(id int64) string { return "msg_n" + strconv.FormatInt(id, 10) }
 // Statuspage webhook payload (sp holds the page as read when fanning out,
 // for the overall status and component names) and the email's subject and
 // text. docs is the URL put in the payload's meta.documentation.
-func NewMessage(n incident.Notification, sp *incident.Statuspage, docs string) (Message, error) {
+func NewMessage(n Notification, sp *Statuspage, docs string) (Message, error) {
 	payload := sp.Webhook(n, docs)
 	payload.Meta.Unsubscribe = sp.Site.URL
 	body, err := json.Marshal(payload)
@@ -47,10 +45,10 @@ func word(s string) string {
 }
 
 // describe returns the subject and plain text of n.
-func describe(n incident.Notification, sp *incident.Statuspage) (string, string) {
+func describe(n Notification, sp *Statuspage) (string, string) {
 	var b strings.Builder
 	var subject string
-	changes := func(cs []incident.ComponentChange) {
+	changes := func(cs []ComponentChange) {
 		for _, c := range cs {
 			fmt.Fprintf(&b, "  %s: %s → %s\n", c.Name, word(string(c.OldStatus)), word(string(c.NewStatus)))
 		}
@@ -67,7 +65,7 @@ func describe(n incident.Notification, sp *incident.Statuspage) (string, string)
 				changes(u.Components)
 			}
 		}
-		fmt.Fprintf(&b, "\nIncident page: %s\n", incident.IncidentURL(sp.Site.URL, inc.ID))
+		fmt.Fprintf(&b, "\nIncident page: %s\n", IncidentURL(sp.Site.URL, inc.ID))
 	case n.Maintenance != nil:
 		m := n.Maintenance
 		subject = "Maintenance " + strings.ToLower(word(string(m.Status))) + ": " + m.Title
@@ -77,7 +75,7 @@ func describe(n incident.Notification, sp *incident.Statuspage) (string, string)
 			fmt.Fprintf(&b, "%s — %s\n%s\n", word(string(u.Status)), u.At.UTC().Format("2006-01-02 15:04 MST"), u.Body)
 			changes(u.Components)
 		}
-		fmt.Fprintf(&b, "\nMaintenance page: %s\n", incident.MaintenanceURL(sp.Site.URL, m.ID))
+		fmt.Fprintf(&b, "\nMaintenance page: %s\n", MaintenanceURL(sp.Site.URL, m.ID))
 	case n.Component != nil:
 		c := n.Component
 		subject = c.Name + ": " + word(string(c.Status))
@@ -96,7 +94,7 @@ func describe(n incident.Notification, sp *incident.Statuspage) (string, string)
 
 // ConfirmMessage is the opt-in request sent to a new email subscriber; id
 // makes its event id unique per request.
-func ConfirmMessage(site incident.SPPage, subscriberID string, n int64) Message {
+func ConfirmMessage(site SPPage, subscriberID string, n int64) Message {
 	text := "Someone (hopefully you) asked to receive status updates of " + site.Name + " at this address.\n" +
 		"Nothing will be sent unless you confirm by following the link below. If it was not you, ignore this email.\n"
 	return Message{

@@ -116,12 +116,8 @@ type storedKey struct {
 	key  sign.Key
 }
 
-type querier interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}
-
-func storedKeys(ctx context.Context, q querier) ([]storedKey, error) {
-	return queryAll(ctx, q, func(row interface{ Scan(...any) error }) (storedKey, error) {
+func storedKeys(ctx context.Context, q queryer) ([]storedKey, error) {
+	return queryAll(ctx, q, func(row scanner) (storedKey, error) {
 		var r storedKey
 		err := row.Scan(&r.id, &r.blob, &r.key.CreatedAt)
 		r.key.ID, r.key.CreatedAt = r.id, r.key.CreatedAt.UTC()
@@ -215,13 +211,4 @@ func (s *Store) AddSigningKey(ctx context.Context, actor string, k sign.Key, onl
 			"keyid": k.ID, "public_key": pub, "created_at": k.CreatedAt.UTC()})
 	})
 	return added, err
-}
-
-// CustomerExists reports whether product has a customer named customer.
-func (s *Store) CustomerExists(ctx context.Context, product, customer string) (bool, error) {
-	ok, err := exists(ctx, s.rdb, `SELECT 1 FROM customers WHERE product = $1 AND name = $2`, product, customer)
-	if err != nil {
-		return false, fmt.Errorf("look up customer %s of %s: %w", customer, product, err)
-	}
-	return ok, nil
 }
