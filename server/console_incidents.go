@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/ringfence/ringfence/incident"
-	"github.com/ringfence/ringfence/notify"
 	"github.com/ringfence/ringfence/release"
 )
 
@@ -21,7 +20,7 @@ import (
 // subscribers. Like the release pages, every change runs the API route's
 // own handler (callAPI) and is allowed exactly when the route's role is;
 // changes that tell subscribers something are confirmed on a page that shows
-// the message they will receive, rendered by notify.NewMessage as the
+// the message they will receive, rendered by incident.NewMessage as the
 // delivery worker renders it.
 
 // The API routes of these pages.
@@ -218,7 +217,7 @@ func resolveChanges(comps []incident.Component, cs []componentStatusChange) ([]i
 const notifiesNobody = "No one: a draft, or a change without “tell subscribers”, notifies no subscriber."
 
 // preview renders notification n (ok false: none is made, for the reason
-// nobody) as the delivery worker will: notify.NewMessage over the status
+// nobody) as the delivery worker will: incident.NewMessage over the status
 // page as it will stand after the change (inc, if the change is to an
 // incident, as changed; components as changed), and counts the confirmed
 // subscribers it would reach.
@@ -245,7 +244,7 @@ func (c *console) preview(r *http.Request, n incident.Notification, ok bool, nob
 			page.Unresolved = append([]incident.Incident{*inc}, page.Unresolved...)
 		}
 	}
-	m, err := notify.NewMessage(n, incident.NewStatuspage(c.s.pages.site, page), webhookDocs)
+	m, err := incident.NewMessage(n, incident.NewStatuspage(c.s.pages.site, page), webhookDocs)
 	if err != nil {
 		return nil, err
 	}
@@ -261,7 +260,7 @@ func (c *console) preview(r *http.Request, n incident.Notification, ok bool, nob
 	}
 	for _, s := range subs {
 		if s.Wants(m.Components, now) {
-			if s.Kind == notify.Email {
+			if s.Kind == incident.SubscriberEmail {
 				p.Emails++
 			} else {
 				p.Webhooks++
@@ -764,7 +763,7 @@ func (c *console) moveMaintenance(w http.ResponseWriter, r *http.Request, v *vie
 
 // subscriberRow is a subscriber with the state of its recent deliveries.
 type subscriberRow struct {
-	notify.Subscriber
+	incident.Subscriber
 	Components               []string
 	Pending, Delivered, Dead int
 	LastError                string
@@ -776,7 +775,7 @@ type subscribersData struct {
 	Subscribers []subscriberRow
 	// Window is how many of the latest deliveries the counts cover.
 	Window     int
-	Dead       []notify.Delivery
+	Dead       []incident.Delivery
 	Components []incident.Component
 	Created    *newSubscriber
 	CanEdit    bool
@@ -809,7 +808,7 @@ func (c *console) showSubscribers(w http.ResponseWriter, r *http.Request, v *vie
 	if err != nil {
 		return err
 	}
-	dead, err := c.s.store.ListDeliveries(r.Context(), notify.Dead, 100)
+	dead, err := c.s.store.ListDeliveries(r.Context(), incident.DeliveryDead, 100)
 	if err != nil {
 		return err
 	}
@@ -834,11 +833,11 @@ func (c *console) showSubscribers(w http.ResponseWriter, r *http.Request, v *vie
 		}
 		row := &d.Subscribers[i]
 		switch del.State {
-		case notify.Pending:
+		case incident.DeliveryPending:
 			row.Pending++
-		case notify.Delivered:
+		case incident.DeliveryDelivered:
 			row.Delivered++
-		case notify.Dead:
+		case incident.DeliveryDead:
 			row.Dead++
 		}
 		if del.LastError != "" && del.CreatedAt.After(row.LastErrorAt) {
@@ -846,7 +845,7 @@ func (c *console) showSubscribers(w http.ResponseWriter, r *http.Request, v *vie
 		}
 	}
 	for i := range d.Dead {
-		d.Dead[i].Target = notify.RedactURL(d.Dead[i].Target)
+		d.Dead[i].Target = incident.RedactURL(d.Dead[i].Target)
 	}
 	switch r.URL.Query().Get("done") {
 	case "delete":
@@ -870,7 +869,7 @@ func (c *console) createSubscriber(w http.ResponseWriter, r *http.Request, v *vi
 	if err := json.Unmarshal(out, &created); err != nil {
 		return fmt.Errorf("read the new subscriber: %w", err)
 	}
-	if created.Kind == notify.Webhook {
+	if created.Kind == incident.SubscriberWebhook {
 		v.Notice = "Webhook subscriber added. Copy its signing secret now: it is shown only this once."
 	} else {
 		v.Notice = "Email subscriber added: it receives a confirmation request first."

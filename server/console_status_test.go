@@ -101,9 +101,9 @@ func TestConsoleStatusPages(t *testing.T) {
 	}
 
 	// The deliveries die at the failing receiver: dead letters, replayable.
-	var dead []notify.Delivery
+	var dead []incident.Delivery
 	servertest.Eventually(t, 10*time.Second, "a dead delivery", func() bool {
-		dead, err = e.Store.ListDeliveries(ctx, notify.Dead, 10)
+		dead, err = e.Store.ListDeliveries(ctx, incident.DeliveryDead, 10)
 		return err == nil && len(dead) > 0
 	})
 	_, page = ines.get("/admin/subscribers")
