@@ -6,25 +6,18 @@ import (
 	"net/url"
 	"strconv"
 
+	"github.com/ringfence/ringfence/api"
 	"github.com/ringfence/ringfence/notify"
 )
 
 // NewSubscriber is a status page subscriber to create: a webhook (with its
 // Standard Webhooks secret, or one is generated) or an email address (sent
 // an opt-in link first), scoped to components by name (none: everything).
-type NewSubscriber struct {
-	Webhook    string   `json:"webhook,omitempty"`
-	Secret     string   `json:"secret,omitempty"`
-	Email      string   `json:"email,omitempty"`
-	Components []string `json:"components,omitempty"`
-}
+type NewSubscriber = api.NewSubscriber
 
 // CreatedSubscriber is a new subscriber with its webhook signing secret,
 // which is shown only now.
-type CreatedSubscriber struct {
-	notify.Subscriber
-	Secret string `json:"secret"`
-}
+type CreatedSubscriber = api.CreatedSubscriber
 
 // Subscribers lists the status page's subscribers (no secrets; webhook URLs
 // cut to scheme and host).
@@ -60,5 +53,5 @@ func (c *Client) Deliveries(ctx context.Context, state notify.State, limit int) 
 
 // ReplayDelivery makes a dead delivery pending again (incident role).
 func (c *Client) ReplayDelivery(ctx context.Context, id int64) error {
-	return c.do(ctx, http.MethodPost, "/api/v1/deliveries/"+strconv.FormatInt(id, 10)+"/replay", nil, struct{}{}, nil)
+	return c.do(ctx, http.MethodPost, "/api/v1/deliveries/"+strconv.FormatInt(id, 10)+"/replay", nil, api.Empty{}, nil)
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ringfence/ringfence/api"
 	"github.com/ringfence/ringfence/internal/problem"
 	"github.com/ringfence/ringfence/release"
 	"github.com/ringfence/ringfence/sign"
@@ -215,7 +216,7 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) publicKeys(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"keys": s.state.Load().ring.PublicKeys()})
+	writeJSON(w, http.StatusOK, api.PublicKeys{Keys: s.state.Load().ring.PublicKeys()})
 }
 
 // version parses the {version} path value.
@@ -367,113 +368,17 @@ func (s *Server) existingProduct(r *http.Request) (string, error) {
 	return product, nil
 }
 
-// --- request bodies ---
-
-type productRequest struct {
-	Name          string          `json:"name"`
-	RequiredGates []string        `json:"required_gates"`
-	Halt          *release.Policy `json:"halt"`
-}
-
-type productUpdate struct {
-	RequiredGates *[]string `json:"required_gates"`
-	// Halt changes only the policy fields it names.
-	Halt json.RawMessage `json:"halt"`
-}
-
-type ringUpdate struct {
-	Position       *int     `json:"position"`
-	Soak           *string  `json:"soak"`
-	RolloutPercent *float64 `json:"rollout_percent"`
-	MinHealthy     *int     `json:"min_healthy"`
-}
-
-type customerRequest struct {
-	Name string `json:"name"`
-	Ring string `json:"ring"`
-}
-
-type customerUpdate struct {
-	Ring string `json:"ring"`
-}
-
-// noBody is the body of a POST that takes no parameters: empty or {}.
-type noBody struct{}
-
-type releaseRequest struct {
-	Version        release.Version `json:"version"`
-	NotesURL       string          `json:"notes_url"`
-	RequiredStop   bool            `json:"required_stop"`
-	RollbackSafeTo release.Version `json:"rollback_safe_to"`
-}
-
-type pauseRequest struct {
-	Reason      string `json:"reason"`
-	IncidentURL string `json:"incident_url"`
-}
-
-type resumeRequest struct {
-	Reason string `json:"reason"`
-}
-
-type pullRequest struct {
-	Reason      string          `json:"reason"`
-	IncidentURL string          `json:"incident_url"`
-	Action      release.Action  `json:"action"`
-	Target      release.Version `json:"target"`
-	// Incident is the id of the incident to link; 0 opens one.
-	Incident int64 `json:"incident"`
-	// ForceReason accepts an upgrade target that has not passed its gates.
-	ForceReason string `json:"force_reason"`
-}
-
-type promoteRequest struct {
-	Ring   string `json:"ring"`
-	Reason string `json:"reason"`
-}
-
-type gateRequest struct {
-	Name   string              `json:"name"`
-	Status release.GateOutcome `json:"status"`
-	URL    string              `json:"url"`
-}
-
-type holdRequest struct {
-	Reason string `json:"reason"`
-}
-
-type resolveRequest struct {
-	Resolution string `json:"resolution"`
-}
-
-type tokenRequest struct {
-	Name string       `json:"name"`
-	Role release.Role `json:"role"`
-}
-
-// newEnrollmentKey answers a key's creation: the only time its secret is shown.
-type newEnrollmentKey struct {
-	release.EnrollmentKey
-	Key string `json:"key"`
-}
-
-// newToken answers a token's creation: the only time its secret is shown.
-type newToken struct {
-	release.Token
-	Secret string `json:"token"`
-}
-
 // --- handlers ---
 
-func (s *Server) whoami(_ *http.Request, who release.Token) (map[string]string, error) {
-	return map[string]string{"token_id": who.ID, "name": who.Name, "role": string(who.Role)}, nil
+func (s *Server) whoami(_ *http.Request, who release.Token) (api.Identity, error) {
+	return api.Identity{TokenID: who.ID, Name: who.Name, Role: who.Role}, nil
 }
 
 func (s *Server) listProducts(r *http.Request, _ release.Token) ([]release.Product, error) {
 	return s.store.ListProducts(r.Context())
 }
 
-func (s *Server) createProduct(r *http.Request, who release.Token, req productRequest) (release.Product, error) {
+func (s *Server) createProduct(r *http.Request, who release.Token, req api.NewProduct) (release.Product, error) {
 	p := release.Product{Name: req.Name, RequiredGates: req.RequiredGates}
 	if req.Halt != nil {
 		p.Policy = *req.Halt
@@ -485,7 +390,7 @@ func (s *Server) getProduct(r *http.Request, _ release.Token) (release.Product, 
 	return s.store.GetProduct(r.Context(), r.PathValue("product"))
 }
 
-func (s *Server) updateProduct(r *http.Request, who release.Token, req productUpdate) (release.Product, error) {
+func (s *Server) updateProduct(r *http.Request, who release.Token, req api.ProductPatch) (release.Product, error) {
 	return s.store.UpdateProduct(r.Context(), who.Actor(), r.PathValue("product"), func(p *release.Product) error {
 		if err := ifMatch(r, *p); err != nil {
 			return err
@@ -517,7 +422,7 @@ func (s *Server) createRing(r *http.Request, who release.Token, ring release.Rin
 	return s.store.CreateRing(r.Context(), who.Actor(), ring)
 }
 
-func (s *Server) updateRing(r *http.Request, who release.Token, req ringUpdate) (release.Ring, error) {
+func (s *Server) updateRing(r *http.Request, who release.Token, req api.RingPatch) (release.Ring, error) {
 	return s.store.UpdateRing(r.Context(), who.Actor(), r.PathValue("product"), r.PathValue("ring"), func(ring *release.Ring) error {
 		if err := ifMatch(r, *ring); err != nil {
 			return err
@@ -550,11 +455,11 @@ func (s *Server) listCustomers(r *http.Request, _ release.Token) ([]release.Cust
 	return s.store.ListCustomers(r.Context(), product)
 }
 
-func (s *Server) createCustomer(r *http.Request, who release.Token, req customerRequest) (release.Customer, error) {
+func (s *Server) createCustomer(r *http.Request, who release.Token, req api.NewCustomer) (release.Customer, error) {
 	return s.store.CreateCustomer(r.Context(), who.Actor(), release.Customer{Product: r.PathValue("product"), Name: req.Name, Ring: req.Ring})
 }
 
-func (s *Server) updateCustomer(r *http.Request, who release.Token, req customerUpdate) (release.Customer, error) {
+func (s *Server) updateCustomer(r *http.Request, who release.Token, req api.CustomerPatch) (release.Customer, error) {
 	return s.store.MoveCustomer(r.Context(), who.Actor(), r.PathValue("product"), r.PathValue("customer"), req.Ring)
 }
 
@@ -572,9 +477,9 @@ func (s *Server) listKeys(r *http.Request, _ release.Token) ([]release.Enrollmen
 	return s.store.ListEnrollmentKeys(r.Context(), product, customer)
 }
 
-func (s *Server) createKey(r *http.Request, who release.Token, _ noBody) (newEnrollmentKey, error) {
+func (s *Server) createKey(r *http.Request, who release.Token, _ api.Empty) (api.EnrollmentKey, error) {
 	k, secret, err := s.store.CreateEnrollmentKey(r.Context(), who.Actor(), r.PathValue("product"), r.PathValue("customer"))
-	return newEnrollmentKey{k, secret}, err
+	return api.EnrollmentKey{EnrollmentKey: k, Key: secret}, err
 }
 
 func (s *Server) revokeKey(r *http.Request, who release.Token) error {
@@ -589,7 +494,7 @@ func (s *Server) listReleases(r *http.Request, _ release.Token) ([]release.Relea
 	return s.store.ListReleases(r.Context(), product)
 }
 
-func (s *Server) createRelease(r *http.Request, who release.Token, req releaseRequest) (release.Release, error) {
+func (s *Server) createRelease(r *http.Request, who release.Token, req api.NewRelease) (release.Release, error) {
 	return s.store.CreateRelease(r.Context(), who.Actor(), release.Release{Product: r.PathValue("product"), Version: req.Version,
 		NotesURL: req.NotesURL, RequiredStop: req.RequiredStop, RollbackSafeTo: req.RollbackSafeTo})
 }
@@ -613,19 +518,19 @@ func (s *Server) changeRelease(r *http.Request, who release.Token, action, reaso
 	return s.store.ChangeRelease(r.Context(), who.Actor(), action, reason, r.PathValue("product"), v, change)
 }
 
-func (s *Server) pauseRelease(r *http.Request, who release.Token, req pauseRequest) (release.Release, error) {
+func (s *Server) pauseRelease(r *http.Request, who release.Token, req api.Pause) (release.Release, error) {
 	return s.changeRelease(r, who, "release.pause", req.Reason, func(rel *release.Release, _ []release.Release) error {
 		return rel.Pause(who.Actor(), req.Reason, req.IncidentURL, storeTime())
 	})
 }
 
-func (s *Server) resumeRelease(r *http.Request, who release.Token, req resumeRequest) (release.Release, error) {
+func (s *Server) resumeRelease(r *http.Request, who release.Token, req api.Resume) (release.Release, error) {
 	return s.changeRelease(r, who, "release.resume", req.Reason, func(rel *release.Release, _ []release.Release) error {
 		return rel.Resume()
 	})
 }
 
-func (s *Server) promoteRelease(r *http.Request, who release.Token, req promoteRequest) (release.Release, error) {
+func (s *Server) promoteRelease(r *http.Request, who release.Token, req api.Promote) (release.Release, error) {
 	v, err := version(r)
 	if err != nil {
 		return release.Release{}, err
@@ -641,7 +546,7 @@ func (s *Server) listGates(r *http.Request, _ release.Token) ([]release.GateResu
 	return s.store.ListGateResults(r.Context(), r.PathValue("product"), v)
 }
 
-func (s *Server) postGate(r *http.Request, who release.Token, req gateRequest) (release.GateResult, error) {
+func (s *Server) postGate(r *http.Request, who release.Token, req api.NewGateResult) (release.GateResult, error) {
 	v, err := version(r)
 	if err != nil {
 		return release.GateResult{}, err
@@ -658,7 +563,7 @@ func (s *Server) listHolds(r *http.Request, _ release.Token) ([]release.Hold, er
 	return s.store.ListHolds(r.Context(), r.PathValue("product"), v)
 }
 
-func (s *Server) raiseHold(r *http.Request, who release.Token, req holdRequest) (release.Hold, error) {
+func (s *Server) raiseHold(r *http.Request, who release.Token, req api.NewHold) (release.Hold, error) {
 	v, err := version(r)
 	if err != nil {
 		return release.Hold{}, err
@@ -666,22 +571,15 @@ func (s *Server) raiseHold(r *http.Request, who release.Token, req holdRequest) 
 	return s.store.RaiseHold(r.Context(), release.Hold{Product: r.PathValue("product"), Version: v, Reason: req.Reason, RaisedBy: who.Actor()})
 }
 
-func (s *Server) resolveHold(r *http.Request, who release.Token, req resolveRequest) (release.Hold, error) {
+func (s *Server) resolveHold(r *http.Request, who release.Token, req api.HoldResolution) (release.Hold, error) {
 	return s.store.ResolveHold(r.Context(), r.PathValue("product"), r.PathValue("id"), who.Actor(), req.Resolution)
 }
 
-// productStatus is the body of GET …/status.
-type productStatus struct {
-	Product  string                  `json:"product"`
-	Releases []release.ReleaseStatus `json:"releases"`
-	Quotas   []release.QuotaUsage    `json:"quotas"`
-}
-
-func (s *Server) status(r *http.Request, _ release.Token) (productStatus, error) {
+func (s *Server) status(r *http.Request, _ release.Token) (api.Status, error) {
 	product := r.PathValue("product")
 	st, err := s.state.Load().snap.Status(product)
 	if err != nil {
-		return productStatus{}, err
+		return api.Status{}, err
 	}
 	// Newest first, as people read it.
 	for i, j := 0, len(st)-1; i < j; i, j = i+1, j-1 {
@@ -691,7 +589,7 @@ func (s *Server) status(r *http.Request, _ release.Token) (productStatus, error)
 		st = []release.ReleaseStatus{}
 	}
 	quotas := s.quotas.usage(product, s.state.Load().keyCustomers(), time.Now())
-	return productStatus{Product: product, Releases: st, Quotas: quotas}, nil
+	return api.Status{Product: product, Releases: st, Quotas: quotas}, nil
 }
 
 func (s *Server) listInstallations(r *http.Request, _ release.Token) ([]release.Installation, error) {
@@ -710,9 +608,9 @@ func (s *Server) listTokens(r *http.Request, _ release.Token) ([]release.Token, 
 	return s.store.ListTokens(r.Context())
 }
 
-func (s *Server) createToken(r *http.Request, who release.Token, req tokenRequest) (newToken, error) {
+func (s *Server) createToken(r *http.Request, who release.Token, req api.NewToken) (api.Token, error) {
 	t, secret, err := s.store.CreateToken(r.Context(), who.Actor(), req.Name, req.Role)
-	return newToken{t, secret}, err
+	return api.Token{Token: t, Secret: secret}, err
 }
 
 func (s *Server) revokeToken(r *http.Request, who release.Token) error {
@@ -733,7 +631,7 @@ func (s *Server) listAudit(r *http.Request, _ release.Token) ([]release.AuditEnt
 	return s.store.ListAudit(r.Context(), before, limit)
 }
 
-func (s *Server) rotateKey(r *http.Request, who release.Token, _ noBody) (sign.PublicKey, error) {
+func (s *Server) rotateKey(r *http.Request, who release.Token, _ api.Empty) (sign.PublicKey, error) {
 	k, err := sign.GenerateKey(rand.Reader, storeTime())
 	if err != nil {
 		return sign.PublicKey{}, err

@@ -8,9 +8,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ringfence/ringfence/api"
 	"github.com/ringfence/ringfence/incident"
 	"github.com/ringfence/ringfence/release"
-	"github.com/ringfence/ringfence/sqlstore"
 )
 
 // This file is the admin API of incidents, components, maintenance,
@@ -65,89 +65,14 @@ func incidentErrs(h handlerFunc) handlerFunc {
 
 // --- request bodies ---
 
-// componentStatusChange names a component and the status an update sets.
-type componentStatusChange struct {
-	Name   string                   `json:"name"`
-	Status incident.ComponentStatus `json:"status"`
-}
-
-func changesOf(cs []componentStatusChange) []incident.ComponentChange {
+// changesOf converts an API body's component statuses to the domain's
+// changes.
+func changesOf(cs []api.ComponentStatus) []incident.ComponentChange {
 	out := make([]incident.ComponentChange, len(cs))
 	for i, c := range cs {
 		out[i] = incident.ComponentChange{Name: c.Name, NewStatus: c.Status}
 	}
 	return out
-}
-
-type componentRequest struct {
-	Name               string                   `json:"name"`
-	Group              string                   `json:"group"`
-	Description        string                   `json:"description"`
-	Status             incident.ComponentStatus `json:"status"`
-	OnlyShowIfDegraded bool                     `json:"only_show_if_degraded"`
-}
-
-// componentPatch changes what it sets; "group": "" moves a component to the
-// top level.
-type componentPatch struct {
-	Name               *string `json:"name"`
-	Group              *string `json:"group"`
-	Description        *string `json:"description"`
-	Position           *int    `json:"position"`
-	OnlyShowIfDegraded *bool   `json:"only_show_if_degraded"`
-}
-
-type componentStatusRequest struct {
-	Status incident.ComponentStatus `json:"status"`
-	Reason string                   `json:"reason"`
-}
-
-// declareRequest is the body of POST /api/v1/incidents. Template names a
-// template whose fields fill the ones left empty; Notify defaults to true.
-type declareRequest struct {
-	Title      string                  `json:"title"`
-	Template   string                  `json:"template"`
-	Impact     incident.Impact         `json:"impact"`
-	Severity   incident.Severity       `json:"severity"`
-	Status     incident.Status         `json:"status"`
-	Message    string                  `json:"message"`
-	Components []componentStatusChange `json:"components"`
-	Releases   []string                `json:"releases"`
-	Draft      bool                    `json:"draft"`
-	Notify     *bool                   `json:"notify"`
-}
-
-type updateRequest struct {
-	Status     incident.Status         `json:"status"`
-	Message    string                  `json:"message"`
-	Impact     incident.Impact         `json:"impact"`
-	Severity   incident.Severity       `json:"severity"`
-	Components []componentStatusChange `json:"components"`
-	Releases   []string                `json:"releases"`
-	Notify     *bool                   `json:"notify"`
-}
-
-type resolveIncidentRequest struct {
-	Message    string                  `json:"message"`
-	Components []componentStatusChange `json:"components"`
-	Notify     *bool                   `json:"notify"`
-}
-
-type postmortemRequest struct {
-	Postmortem string `json:"postmortem"`
-}
-
-type maintenanceRequest struct {
-	Title      string    `json:"title"`
-	Message    string    `json:"message"`
-	Start      time.Time `json:"start"`
-	End        time.Time `json:"end"`
-	Components []string  `json:"components"`
-}
-
-type maintenanceStatusRequest struct {
-	Status  incident.MaintenanceStatus `json:"status"`
-	Message string                     `json:"message"`
 }
 
 // orTrue reads an optional flag that defaults to true.
@@ -159,12 +84,12 @@ func (s *Server) listComponents(r *http.Request, _ release.Token) ([]incident.Co
 	return s.store.ListComponents(r.Context())
 }
 
-func (s *Server) createComponent(r *http.Request, who release.Token, req componentRequest) (incident.Component, error) {
+func (s *Server) createComponent(r *http.Request, who release.Token, req api.NewComponent) (incident.Component, error) {
 	return s.store.CreateComponent(r.Context(), who.Actor(), incident.Component{Name: req.Name, Group: req.Group,
 		Description: req.Description, Status: req.Status, OnlyShowIfDegraded: req.OnlyShowIfDegraded})
 }
 
-func (s *Server) updateComponent(r *http.Request, who release.Token, req componentPatch) (incident.Component, error) {
+func (s *Server) updateComponent(r *http.Request, who release.Token, req api.ComponentPatch) (incident.Component, error) {
 	return s.store.UpdateComponent(r.Context(), who.Actor(), r.PathValue("name"), func(c *incident.Component) error {
 		set(&c.Name, req.Name)
 		set(&c.Group, req.Group)
@@ -182,7 +107,7 @@ func set[T any](dst *T, v *T) {
 	}
 }
 
-func (s *Server) setComponentStatus(r *http.Request, who release.Token, req componentStatusRequest) (incident.Component, error) {
+func (s *Server) setComponentStatus(r *http.Request, who release.Token, req api.ComponentStatusChange) (incident.Component, error) {
 	return s.store.SetComponentStatus(r.Context(), who.Actor(), r.PathValue("name"), req.Status, req.Reason)
 }
 
@@ -216,13 +141,13 @@ func (s *Server) getIncident(r *http.Request, _ release.Token) (incident.Inciden
 	return s.store.GetIncident(r.Context(), id)
 }
 
-func (s *Server) declareIncident(r *http.Request, who release.Token, req declareRequest) (sqlstore.Declared, error) {
+func (s *Server) declareIncident(r *http.Request, who release.Token, req api.Declaration) (api.Declared, error) {
 	d := incident.Declaration{Title: req.Title, Impact: req.Impact, Severity: req.Severity, Status: req.Status, Message: req.Message,
 		Components: changesOf(req.Components), Draft: req.Draft, Notify: orTrue(req.Notify)}
 	if req.Template != "" {
 		t, err := s.store.GetTemplate(r.Context(), req.Template)
 		if err != nil {
-			return sqlstore.Declared{}, err
+			return api.Declared{}, err
 		}
 		d = t.Fill(d)
 	}
@@ -231,9 +156,10 @@ func (s *Server) declareIncident(r *http.Request, who release.Token, req declare
 	}
 	var err error
 	if d.Releases, err = releaseRefs(req.Releases); err != nil {
-		return sqlstore.Declared{}, err
+		return api.Declared{}, err
 	}
-	return s.store.DeclareIncident(r.Context(), who.Actor(), d)
+	out, err := s.store.DeclareIncident(r.Context(), who.Actor(), d)
+	return api.Declared{Incident: out.Incident, PausedReleases: out.PausedReleases}, err
 }
 
 // releaseRefs parses "product@version" strings.
@@ -249,7 +175,7 @@ func releaseRefs(refs []string) ([]incident.ReleaseRef, error) {
 	return out, nil
 }
 
-func (s *Server) updateIncident(r *http.Request, who release.Token, req updateRequest) (incident.Incident, error) {
+func (s *Server) updateIncident(r *http.Request, who release.Token, req api.IncidentUpdate) (incident.Incident, error) {
 	id, err := s.incidentID(r)
 	if err != nil {
 		return incident.Incident{}, err
@@ -262,7 +188,7 @@ func (s *Server) updateIncident(r *http.Request, who release.Token, req updateRe
 		Impact: req.Impact, Severity: req.Severity, Components: changesOf(req.Components), Releases: refs, Notify: orTrue(req.Notify)})
 }
 
-func (s *Server) resolveIncident(r *http.Request, who release.Token, req resolveIncidentRequest) (incident.Incident, error) {
+func (s *Server) resolveIncident(r *http.Request, who release.Token, req api.Resolution) (incident.Incident, error) {
 	id, err := s.incidentID(r)
 	if err != nil {
 		return incident.Incident{}, err
@@ -271,7 +197,7 @@ func (s *Server) resolveIncident(r *http.Request, who release.Token, req resolve
 		Components: changesOf(req.Components), Notify: orTrue(req.Notify)})
 }
 
-func (s *Server) publishIncident(r *http.Request, who release.Token, _ noBody) (incident.Incident, error) {
+func (s *Server) publishIncident(r *http.Request, who release.Token, _ api.Empty) (incident.Incident, error) {
 	id, err := s.incidentID(r)
 	if err != nil {
 		return incident.Incident{}, err
@@ -279,7 +205,7 @@ func (s *Server) publishIncident(r *http.Request, who release.Token, _ noBody) (
 	return s.store.PublishIncident(r.Context(), who.Actor(), id)
 }
 
-func (s *Server) setPostmortem(r *http.Request, who release.Token, req postmortemRequest) (incident.Incident, error) {
+func (s *Server) setPostmortem(r *http.Request, who release.Token, req api.Postmortem) (incident.Incident, error) {
 	id, err := s.incidentID(r)
 	if err != nil {
 		return incident.Incident{}, err
@@ -333,11 +259,11 @@ func (s *Server) getMaintenance(r *http.Request, _ release.Token) (incident.Main
 	return s.store.GetMaintenance(r.Context(), id)
 }
 
-func (s *Server) scheduleMaintenance(r *http.Request, who release.Token, req maintenanceRequest) (incident.Maintenance, error) {
+func (s *Server) scheduleMaintenance(r *http.Request, who release.Token, req api.NewMaintenance) (incident.Maintenance, error) {
 	return s.store.ScheduleMaintenance(r.Context(), who.Actor(), req.Title, req.Message, req.Start, req.End, req.Components)
 }
 
-func (s *Server) moveMaintenance(r *http.Request, who release.Token, req maintenanceStatusRequest) (incident.Maintenance, error) {
+func (s *Server) moveMaintenance(r *http.Request, who release.Token, req api.MaintenanceStatusChange) (incident.Maintenance, error) {
 	id, err := maintenanceID(r)
 	if err != nil {
 		return incident.Maintenance{}, err
@@ -349,13 +275,13 @@ func (s *Server) moveMaintenance(r *http.Request, who release.Token, req mainten
 
 // pullRelease pulls the release in the path and links the incident the body
 // names, or opens one (see sqlstore.PullRelease).
-func (s *Server) pullRelease(r *http.Request, who release.Token, req pullRequest) (sqlstore.Pulled, error) {
+func (s *Server) pullRelease(r *http.Request, who release.Token, req api.PullRequest) (api.PulledRelease, error) {
 	v, err := version(r)
 	if err != nil {
-		return sqlstore.Pulled{}, err
+		return api.PulledRelease{}, err
 	}
 	if err := s.checkUpgradeTarget(r, req); err != nil {
-		return sqlstore.Pulled{}, err
+		return api.PulledRelease{}, err
 	}
 	p := release.Pull{Reason: req.Reason, IncidentURL: req.IncidentURL, Action: req.Action, Target: req.Target, By: who.Actor(),
 		ForcedPastGates: req.ForceReason}
@@ -364,7 +290,7 @@ func (s *Server) pullRelease(r *http.Request, who release.Token, req pullRequest
 	if errors.As(err, &ie) {
 		err = &release.Error{Code: ie.Code, Message: ie.Message}
 	}
-	return out, err
+	return api.PulledRelease{Release: out.Release, IncidentID: out.IncidentID, IncidentOpened: out.IncidentOpened}, err
 }
 
 // --- maintenance scheduler ---

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/ringfence/ringfence/api"
 	"github.com/ringfence/ringfence/release"
 )
 
@@ -11,7 +12,7 @@ import (
 // its product's gates, unless the request forces it with a reason: a pull
 // offers its target to every installation on the pulled release at once,
 // past the rings.
-func (s *Server) checkUpgradeTarget(r *http.Request, req pullRequest) error {
+func (s *Server) checkUpgradeTarget(r *http.Request, req api.PullRequest) error {
 	if req.Action != release.ActionUpgrade || strings.TrimSpace(req.ForceReason) != "" {
 		return nil
 	}

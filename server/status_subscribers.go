@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ringfence/ringfence/api"
 	"github.com/ringfence/ringfence/notify"
 	"github.com/ringfence/ringfence/release"
 )
@@ -27,23 +28,6 @@ func (s *Server) subscriberRoutes() []Route {
 		{"GET", "/api/v1/deliveries", viewer, reply(s.listDeliveries)},
 		{"POST", "/api/v1/deliveries/{id}/replay", inc, apply(http.StatusOK, nil, s.replayDelivery)},
 	}
-}
-
-// subscriberRequest creates a subscriber: a webhook (with its secret, or
-// one is generated) or an email address, scoped to components by name
-// (none: everything).
-type subscriberRequest struct {
-	Webhook    string   `json:"webhook"`
-	Secret     string   `json:"secret"`
-	Email      string   `json:"email"`
-	Components []string `json:"components"`
-}
-
-// newSubscriber answers a subscriber's creation: the only time a webhook's
-// signing secret is shown.
-type newSubscriber struct {
-	notify.Subscriber
-	Secret string `json:"secret,omitempty"`
 }
 
 // componentIDs resolves component names to ids; ENOTFOUND names the first
@@ -75,31 +59,31 @@ func (s *Server) listSubscribers(r *http.Request, _ release.Token) ([]notify.Sub
 	return s.store.ListSubscribers(r.Context())
 }
 
-func (s *Server) createSubscriber(r *http.Request, who release.Token, req subscriberRequest) (newSubscriber, error) {
+func (s *Server) createSubscriber(r *http.Request, who release.Token, req api.NewSubscriber) (api.CreatedSubscriber, error) {
 	sub := notify.Subscriber{Kind: notify.Webhook, Target: req.Webhook, Secret: req.Secret}
 	switch {
 	case (req.Webhook == "") == (req.Email == ""):
-		return newSubscriber{}, release.Errorf(release.EINVALID, "give exactly one of webhook and email")
+		return api.CreatedSubscriber{}, release.Errorf(release.EINVALID, "give exactly one of webhook and email")
 	case req.Email != "":
 		if !s.pages.canSubscribe {
-			return newSubscriber{}, release.Errorf(release.ECONFLICT, "email subscribers need an SMTP server: start serve with --smtp and --smtp-from")
+			return api.CreatedSubscriber{}, release.Errorf(release.ECONFLICT, "email subscribers need an SMTP server: start serve with --smtp and --smtp-from")
 		}
 		if req.Secret != "" {
-			return newSubscriber{}, release.Errorf(release.EINVALID, "a secret only goes with a webhook")
+			return api.CreatedSubscriber{}, release.Errorf(release.EINVALID, "a secret only goes with a webhook")
 		}
 		sub = notify.Subscriber{Kind: notify.Email, Target: req.Email}
 	}
 	var err error
 	if sub.Components, err = s.componentIDs(r.Context(), req.Components); err != nil {
-		return newSubscriber{}, err
+		return api.CreatedSubscriber{}, err
 	}
 	sub, err = s.store.CreateSubscriber(r.Context(), who.Actor(), sub, s.pages.site)
 	if err != nil {
-		return newSubscriber{}, err
+		return api.CreatedSubscriber{}, err
 	}
 	s.notifier.Kick()
 	secret := sub.Secret
-	return newSubscriber{Subscriber: sub, Secret: secret}, nil
+	return api.CreatedSubscriber{Subscriber: sub, Secret: secret}, nil
 }
 
 func (s *Server) deleteSubscriber(r *http.Request, who release.Token) error {
@@ -120,22 +104,16 @@ func (s *Server) listDeliveries(r *http.Request, _ release.Token) ([]notify.Deli
 	return s.store.ListDeliveries(r.Context(), state, limit)
 }
 
-// replayed answers a replay.
-type replayed struct {
-	ID    int64        `json:"id"`
-	State notify.State `json:"state"`
-}
-
-func (s *Server) replayDelivery(r *http.Request, who release.Token, _ noBody) (replayed, error) {
+func (s *Server) replayDelivery(r *http.Request, who release.Token, _ api.Empty) (api.Replayed, error) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id < 1 {
-		return replayed{}, release.Errorf(release.EINVALID, "delivery id %q is not a positive integer", r.PathValue("id"))
+		return api.Replayed{}, release.Errorf(release.EINVALID, "delivery id %q is not a positive integer", r.PathValue("id"))
 	}
 	if err := s.store.ReplayDelivery(r.Context(), who.Actor(), id); err != nil {
-		return replayed{}, err
+		return api.Replayed{}, err
 	}
 	s.notifier.Kick()
-	return replayed{ID: id, State: notify.Pending}, nil
+	return api.Replayed{ID: id, State: notify.Pending}, nil
 }
 
 // --- public: subscribe, confirm, unsubscribe (no login) ---

@@ -24,9 +24,10 @@ var allowed = map[string][]string{
 	"incident": {},
 
 	"internal/problem":     {"release"},
+	"api":                  {"release", "incident", "notify", "sign"},
 	"sqlstore":             {"release", "sign", "incident", "notify"},
-	"client":               {"release", "sign", "internal/problem", "incident", "notify"},
-	"server":               {"release", "sign", "sqlstore", "internal/problem", "incident", "notify", "internal/netguard"},
+	"client":               {"api", "release", "sign", "internal/problem", "incident", "notify"},
+	"server":               {"api", "release", "sign", "sqlstore", "internal/problem", "incident", "notify", "internal/netguard"},
 	"notify":               {"incident", "release"},
 	"internal/netguard":    {},
 	"internal/notifytest":  {},
