@@ -53,7 +53,7 @@ func WithClock(now func() time.Time) Option { return func(c *Client) { c.now = n
 // "https://releases.acme.example") authenticating with token.
 func New(serverURL, token string, opts ...Option) (*Client, error) {
 	if serverURL == "" {
-		return nil, errors.New("client: no server URL (set --server or RINGFENCE_SERVER)")
+		return nil, errors.New("client: no server URL")
 	}
 	u, err := url.Parse(serverURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

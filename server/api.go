@@ -146,7 +146,7 @@ func (s *Server) routes() http.Handler {
 			return
 		}
 		if r.URL.Path == "/metrics" {
-			writeProblem(w, release.ENOTFOUND, "metrics are served on serve --metrics-listen, or here with --metrics-token")
+			writeProblem(w, release.ENOTFOUND, "metrics are not served on this address: they are on the server's metrics address, or here to a bearer of the metrics token")
 			return
 		}
 		s.servePublic(w, r)

@@ -102,7 +102,7 @@ func (s *Server) checkUpgradeTarget(r *http.Request, req api.PullRequest) error 
 		return err
 	}
 	if missing := release.GatesNotPassed(p, results); len(missing) > 0 {
-		return release.Errorf(release.ECONFLICT, "upgrade target %s@%s has not passed the gates of %s (%s): pass them first, or force it with a reason (ringfence release pull ... --force --force-reason TEXT)",
+		return release.Errorf(release.ECONFLICT, "upgrade target %s@%s has not passed the gates of %s (%s): pass them first, or force it with a reason (force_reason)",
 			product, req.Target, product, strings.Join(missing, ", "))
 	}
 	return nil

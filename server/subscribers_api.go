@@ -50,7 +50,7 @@ func (s *Server) createSubscriber(r *http.Request, who release.Token, req api.Ne
 		return api.CreatedSubscriber{}, release.Errorf(release.EINVALID, "give exactly one of webhook and email")
 	case req.Email != "":
 		if !s.pages.canSubscribe {
-			return api.CreatedSubscriber{}, release.Errorf(release.ECONFLICT, "email subscribers need an SMTP server: start serve with --smtp and --smtp-from")
+			return api.CreatedSubscriber{}, release.Errorf(release.ECONFLICT, "email subscribers need an SMTP server, and this server has none configured")
 		}
 		if req.Secret != "" {
 			return api.CreatedSubscriber{}, release.Errorf(release.EINVALID, "a secret only goes with a webhook")

@@ -104,6 +104,9 @@ func releaseChange(name, usage string, flags []ucli.Flag,
 
 // newAPIClient builds the client from --server, --token and --timeout.
 func newAPIClient(cmd *ucli.Command, needToken bool) (*client.Client, error) {
+	if cmd.String("server") == "" {
+		return nil, fmt.Errorf("no server: set --server or RINGFENCE_SERVER")
+	}
 	token := cmd.String("token")
 	if needToken && token == "" {
 		return nil, fmt.Errorf("no API token: set --token or RINGFENCE_TOKEN")

@@ -69,6 +69,10 @@ func releaseCommand() *ucli.Command {
 				return release.Release{}, err
 			}
 			pulled, err := c.PullReleaseWithIncident(ctx, product, v, p)
+			if release.ErrorCode(err) == release.ECONFLICT && strings.Contains(release.ErrorMessage(err), "force_reason") {
+				// The server names the request's field; say it with the flags.
+				return release.Release{}, fmt.Errorf("%w\nto offer it anyway, say why: --force --force-reason TEXT", err)
+			}
 			if err == nil && !cmd.Bool("json") {
 				reportPullIncident(cmd, pulled)
 			}
