@@ -235,12 +235,17 @@ func (c *Client) Status(ctx context.Context, product string) (Status, error) {
 // Installations lists up to limit installations of product, most recently
 // seen first (limit <= 0: the server's default).
 func (c *Client) Installations(ctx context.Context, product string, limit int) ([]release.Installation, error) {
-	var q url.Values
-	if limit > 0 {
-		q = url.Values{"limit": {strconv.Itoa(limit)}}
-	}
+	return c.QueryInstallations(ctx, product, InstallationQuery{Limit: limit})
+}
+
+// InstallationQuery filters and pages a product's installations.
+type InstallationQuery = api.InstallationQuery
+
+// QueryInstallations lists the installations of product that q selects,
+// most recently seen first; the server filters before it counts the limit.
+func (c *Client) QueryInstallations(ctx context.Context, product string, q InstallationQuery) ([]release.Installation, error) {
 	var is []release.Installation
-	return is, c.do(ctx, http.MethodGet, productPath(product)+"/installations", q, nil, &is)
+	return is, c.do(ctx, http.MethodGet, productPath(product)+"/installations", q.Values(), nil, &is)
 }
 
 // Token is an API token. Secret is only set in the answer to CreateToken.
@@ -267,15 +272,17 @@ func (c *Client) RevokeToken(ctx context.Context, id string) error {
 // Audit lists audit entries newest first: up to limit (<= 0: the server's
 // default) with ids below before (0: from the newest).
 func (c *Client) Audit(ctx context.Context, before int64, limit int) ([]release.AuditEntry, error) {
-	q := url.Values{}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
-	if before > 0 {
-		q.Set("before", strconv.FormatInt(before, 10))
-	}
+	return c.QueryAudit(ctx, AuditQuery{Before: before, Limit: limit})
+}
+
+// AuditQuery filters and pages the audit log.
+type AuditQuery = api.AuditQuery
+
+// QueryAudit lists the audit entries q selects, newest first; the server
+// filters before it counts the limit.
+func (c *Client) QueryAudit(ctx context.Context, q AuditQuery) ([]release.AuditEntry, error) {
 	var es []release.AuditEntry
-	return es, c.do(ctx, http.MethodGet, "/api/v1/audit", q, nil, &es)
+	return es, c.do(ctx, http.MethodGet, "/api/v1/audit", q.Values(), nil, &es)
 }
 
 // RotateKey adds a new signing key that signs every answer from now on; old

@@ -3,15 +3,13 @@ package server
 import (
 	"crypto/rand"
 	"net/http"
-	"strconv"
 
 	"github.com/ringfence/ringfence/api"
 	"github.com/ringfence/ringfence/release"
 	"github.com/ringfence/ringfence/sign"
 )
 
-// The admin API of the caller's identity, API tokens, the audit log and
-// the signing keys.
+// The admin API of the caller's identity, API tokens and the signing keys.
 
 func (s *Server) whoami(_ *http.Request, who release.Token) (api.Identity, error) {
 	return api.Identity{TokenID: who.ID, Name: who.Name, Role: who.Role}, nil
@@ -28,20 +26,6 @@ func (s *Server) createToken(r *http.Request, who release.Token, req api.NewToke
 
 func (s *Server) revokeToken(r *http.Request, who release.Token) error {
 	return s.store.RevokeToken(r.Context(), who.Actor(), r.PathValue("id"))
-}
-
-func (s *Server) listAudit(r *http.Request, _ release.Token) ([]release.AuditEntry, error) {
-	limit, err := queryInt(r, "limit", 100, 1000)
-	if err != nil {
-		return nil, err
-	}
-	var before int64
-	if b := r.URL.Query().Get("before"); b != "" {
-		if before, err = strconv.ParseInt(b, 10, 64); err != nil || before < 1 {
-			return nil, release.Errorf(release.EINVALID, "before must be a positive audit entry id")
-		}
-	}
-	return s.store.ListAudit(r.Context(), before, limit)
 }
 
 func (s *Server) rotateKey(r *http.Request, who release.Token, _ api.Empty) (sign.PublicKey, error) {
