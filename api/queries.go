@@ -9,28 +9,8 @@ import (
 )
 
 // AuditQuery is the query of GET /api/v1/audit: the filters the server
-// applies before it counts Limit, and the page (entries with ids below
-// Before). Zero fields select everything.
-type AuditQuery struct {
-	// Before keeps entries with ids below it: the last id of a page asks
-	// for the next one.
-	Before int64
-	// Limit is how many entries at most (0: the server's default).
-	Limit int
-	// Product keeps entries about the product (product/P…, release/P@…,
-	// customer/P/…, installation/P/… targets).
-	Product string
-	// Release keeps entries about release version Release (of Product,
-	// when set).
-	Release string
-	// Action keeps the action and the actions below it ("gate" keeps
-	// "gate.post").
-	Action string
-	// Actor keeps entries whose actor (name and token id) contains it.
-	Actor string
-	// Since keeps entries recorded at or after it.
-	Since time.Time
-}
+// applies before it counts Limit (0: the server's default), and the page.
+type AuditQuery release.AuditFilter
 
 // Values encodes q as query parameters; zero fields are left out.
 func (q AuditQuery) Values() url.Values {
@@ -78,21 +58,9 @@ func ReadAuditQuery(v url.Values) (AuditQuery, error) {
 }
 
 // InstallationQuery is the query of GET .../installations: the filters
-// the server applies before it counts Limit, and the page (Offset matching
-// installations passed over). Zero fields select everything.
-type InstallationQuery struct {
-	// Limit is how many installations at most (0: the server's default);
-	// Offset how many matching ones to pass over first.
-	Limit, Offset int
-	// Version keeps installations last seen on it.
-	Version string
-	// Customer keeps the customer's installations.
-	Customer string
-	// Ring keeps installations of customers in the ring.
-	Ring string
-	// Health keeps installations whose last health report had this status.
-	Health release.HealthStatus
-}
+// the server applies before it counts Limit (0: the server's default), and
+// the page.
+type InstallationQuery release.InstallationFilter
 
 // Values encodes q as query parameters; zero fields are left out.
 func (q InstallationQuery) Values() url.Values {

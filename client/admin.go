@@ -3,8 +3,6 @@ package client
 import (
 	"context"
 	"net/http"
-	"net/url"
-	"strconv"
 
 	"github.com/ringfence/ringfence/api"
 	"github.com/ringfence/ringfence/release"
@@ -312,9 +310,5 @@ func (c *Client) PublicKeys(ctx context.Context) ([]sign.PublicKey, error) {
 // reports, newest first (viewer).
 func (c *Client) InstallationHistory(ctx context.Context, product, instanceID string, limit int) (release.InstallationHistory, error) {
 	var out release.InstallationHistory
-	q := url.Values{}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
-	return out, c.do(ctx, http.MethodGet, "/api/v1/products/"+url.PathEscape(product)+"/installations/"+url.PathEscape(instanceID), q, nil, &out)
+	return out, c.do(ctx, http.MethodGet, productPath(product)+"/installations/"+esc(instanceID), listQuery(limit), nil, &out)
 }

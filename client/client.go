@@ -186,5 +186,28 @@ func responseError(resp *http.Response, data []byte) *Error {
 	return e
 }
 
+// listQuery is the query of a list: limit when > 0, then each name and
+// value of pairs whose value is not empty.
+func listQuery(limit int, pairs ...string) url.Values {
+	q := url.Values{}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if pairs[i+1] != "" {
+			q.Set(pairs[i], pairs[i+1])
+		}
+	}
+	return q
+}
+
+// onlyTrue is a boolean query parameter that is sent only when true.
+func onlyTrue(b bool) string {
+	if b {
+		return "true"
+	}
+	return ""
+}
+
 // esc escapes one path segment.
 func esc(s string) string { return url.PathEscape(s) }

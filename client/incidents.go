@@ -3,7 +3,6 @@ package client
 import (
 	"context"
 	"net/http"
-	"net/url"
 	"strconv"
 
 	"github.com/ringfence/ringfence/api"
@@ -64,15 +63,8 @@ func (c *Client) DeclareIncident(ctx context.Context, d Declaration) (Declared, 
 // Incidents lists up to limit incidents, newest first (limit <= 0: the
 // server's default); unresolved keeps the open ones.
 func (c *Client) Incidents(ctx context.Context, unresolved bool, limit int) ([]incident.Incident, error) {
-	q := url.Values{}
-	if unresolved {
-		q.Set("unresolved", "true")
-	}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
 	var out []incident.Incident
-	return out, c.do(ctx, http.MethodGet, "/api/v1/incidents", q, nil, &out)
+	return out, c.do(ctx, http.MethodGet, "/api/v1/incidents", listQuery(limit, "unresolved", onlyTrue(unresolved)), nil, &out)
 }
 
 // Incident returns one incident; id may be "latest" (newest unresolved).
@@ -146,15 +138,8 @@ func (c *Client) ScheduleMaintenance(ctx context.Context, m NewMaintenance) (inc
 // Maintenances lists up to limit maintenances, newest start first; pending
 // keeps those not yet ended.
 func (c *Client) Maintenances(ctx context.Context, pending bool, limit int) ([]incident.Maintenance, error) {
-	q := url.Values{}
-	if pending {
-		q.Set("pending", "true")
-	}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
 	var out []incident.Maintenance
-	return out, c.do(ctx, http.MethodGet, "/api/v1/maintenances", q, nil, &out)
+	return out, c.do(ctx, http.MethodGet, "/api/v1/maintenances", listQuery(limit, "pending", onlyTrue(pending)), nil, &out)
 }
 
 // Maintenance returns one maintenance with its timeline.

@@ -3,7 +3,6 @@ package client
 import (
 	"context"
 	"net/http"
-	"net/url"
 	"strconv"
 
 	"github.com/ringfence/ringfence/api"
@@ -40,15 +39,8 @@ func (c *Client) DeleteSubscriber(ctx context.Context, id string) error {
 // Deliveries lists up to limit deliveries, newest first: all, or those in
 // state (pending, delivered, dead).
 func (c *Client) Deliveries(ctx context.Context, state notify.State, limit int) ([]notify.Delivery, error) {
-	q := url.Values{}
-	if state != "" {
-		q.Set("state", string(state))
-	}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
 	var out []notify.Delivery
-	return out, c.do(ctx, http.MethodGet, "/api/v1/deliveries", q, nil, &out)
+	return out, c.do(ctx, http.MethodGet, "/api/v1/deliveries", listQuery(limit, "state", string(state)), nil, &out)
 }
 
 // ReplayDelivery makes a dead delivery pending again (incident role).

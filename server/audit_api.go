@@ -5,7 +5,6 @@ import (
 
 	"github.com/ringfence/ringfence/api"
 	"github.com/ringfence/ringfence/release"
-	"github.com/ringfence/ringfence/sqlstore"
 )
 
 // The admin API of the audit log.
@@ -20,5 +19,5 @@ func (s *Server) listAudit(r *http.Request, _ release.Token) ([]release.AuditEnt
 	if q.Limit, err = queryInt(r, "limit", 100, 1000); err != nil {
 		return nil, err
 	}
-	return s.store.QueryAudit(r.Context(), sqlstore.AuditCriteria(q))
+	return s.store.QueryAudit(r.Context(), release.AuditFilter(q))
 }

@@ -5,7 +5,6 @@ import (
 
 	"github.com/ringfence/ringfence/api"
 	"github.com/ringfence/ringfence/release"
-	"github.com/ringfence/ringfence/sqlstore"
 )
 
 // The admin API of installations: the list and one installation's history.
@@ -25,7 +24,7 @@ func (s *Server) listInstallations(r *http.Request, _ release.Token) ([]release.
 	if err != nil {
 		return nil, err
 	}
-	return s.store.QueryInstallations(r.Context(), product, sqlstore.InstallationFilter(q))
+	return s.store.QueryInstallations(r.Context(), product, release.InstallationFilter(q))
 }
 
 // installationHistory answers GET …/installations/{instance}: one

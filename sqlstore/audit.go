@@ -58,36 +58,14 @@ func jsonOrNull(v any) (any, error) {
 // ListAudit returns up to limit entries with id below before (all when
 // before <= 0), newest first.
 func (s *Store) ListAudit(ctx context.Context, before int64, limit int) ([]release.AuditEntry, error) {
-	return s.QueryAudit(ctx, AuditCriteria{Before: before, Limit: limit})
+	return s.QueryAudit(ctx, release.AuditFilter{Before: before, Limit: limit})
 }
 
-// AuditCriteria select audit entries for the API's filters (the console's
-// free-text search is SearchAudit): up to Limit of those that match every
-// field set, newest first. Matching is exact and case-sensitive on both
-// dialects (prefix and substring tests are written with substr and replace,
-// not LIKE, whose case rules differ between SQLite and PostgreSQL).
-type AuditCriteria struct {
-	// Before keeps ids below it (a page's last id: the next page).
-	Before int64
-	// Limit is how many entries at most (required, >= 1).
-	Limit int
-	// Product keeps entries about the product: targets product/P,
-	// product/P/…, release/P@…, customer/P/… and installation/P/….
-	Product string
-	// Release keeps entries about the version (release/…@V and
-	// release/…@V/…), of Product when that is set too.
-	Release string
-	// Action keeps the action and the actions below it ("gate" keeps
-	// gate.post).
-	Action string
-	// Actor keeps entries whose actor (name and token id) contains it.
-	Actor string
-	// Since keeps entries recorded at or after it.
-	Since time.Time
-}
-
-// QueryAudit returns the entries f selects, newest first.
-func (s *Store) QueryAudit(ctx context.Context, f AuditCriteria) ([]release.AuditEntry, error) {
+// QueryAudit returns the entries f selects, newest first (the console's
+// free-text search is SearchAudit). Matching is exact and case-sensitive
+// on both dialects: prefix and substring tests are written with substr and
+// replace, not LIKE, whose case rules differ between SQLite and PostgreSQL.
+func (s *Store) QueryAudit(ctx context.Context, f release.AuditFilter) ([]release.AuditEntry, error) {
 	var where []string
 	var args []any
 	arg := func(v any) string {

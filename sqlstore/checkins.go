@@ -480,27 +480,11 @@ func (s *Store) ListEvents(ctx context.Context, product string, limit int) ([]re
 // ListInstallations returns up to limit installations of product, most
 // recently seen first.
 func (s *Store) ListInstallations(ctx context.Context, product string, limit int) ([]release.Installation, error) {
-	return s.QueryInstallations(ctx, product, InstallationFilter{Limit: limit})
-}
-
-// InstallationFilter selects installations of a product: the page of
-// those that match every field set, most recently seen first.
-type InstallationFilter struct {
-	// Limit is how many at most (required, >= 1); Offset how many matching
-	// ones to pass over first (the next page: Offset + Limit).
-	Limit, Offset int
-	// Version keeps installations last seen on it (its text, as reported).
-	Version string
-	// Customer keeps the customer's installations.
-	Customer string
-	// Ring keeps installations of customers in the ring.
-	Ring string
-	// Health keeps installations whose last health is this status.
-	Health release.HealthStatus
+	return s.QueryInstallations(ctx, product, release.InstallationFilter{Limit: limit})
 }
 
 // QueryInstallations returns the installations of product f selects.
-func (s *Store) QueryInstallations(ctx context.Context, product string, f InstallationFilter) ([]release.Installation, error) {
+func (s *Store) QueryInstallations(ctx context.Context, product string, f release.InstallationFilter) ([]release.Installation, error) {
 	return queryAll(ctx, s.rdb, scanInstallation, "list installations", `SELECT `+installationCols+`
 		FROM installations i LEFT JOIN customers c ON c.product = i.product AND c.name = i.customer
 		WHERE i.product = $1 AND ($2 = '' OR i.version = $2) AND ($3 = '' OR i.customer = $3)

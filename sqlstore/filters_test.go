@@ -41,12 +41,12 @@ func testAPIFilters(t *testing.T, s *sqlstore.Store) {
 	}
 	check(s.PostGateResult(ctx, release.GateResult{Product: "acme", Version: release.MustParseVersion("1.1.0"), Name: "upgrade-test",
 		Status: release.GatePass, PostedBy: "ci (tok-3)"}))(t)
-	all := check(s.QueryAudit(ctx, sqlstore.AuditCriteria{Limit: 1000}))(t)
+	all := check(s.QueryAudit(ctx, release.AuditFilter{Limit: 1000}))(t)
 	if len(all) != 15 { // 2 × (product, 2 rings, 2 customers, 2 releases) + a gate
 		t.Fatalf("audit log has %d entries", len(all))
 	}
 
-	targets := func(f sqlstore.AuditCriteria) []string {
+	targets := func(f release.AuditFilter) []string {
 		t.Helper()
 		if f.Limit == 0 {
 			f.Limit = 1000
@@ -59,35 +59,35 @@ func testAPIFilters(t *testing.T, s *sqlstore.Store) {
 	}
 	for _, tc := range []struct {
 		name string
-		f    sqlstore.AuditCriteria
+		f    release.AuditFilter
 		want []string
 	}{
-		{"release of a product", sqlstore.AuditCriteria{Product: "acme", Release: "1.1.0"},
+		{"release of a product", release.AuditFilter{Product: "acme", Release: "1.1.0"},
 			[]string{"gate.post release/acme@1.1.0/gate/upgrade-test", "release.create release/acme@1.1.0"}},
-		{"release of any product", sqlstore.AuditCriteria{Release: "1.0.0"},
+		{"release of any product", release.AuditFilter{Release: "1.0.0"},
 			[]string{"release.create release/acme-two@1.0.0", "release.create release/acme@1.0.0"}},
-		{"action and the actions below it", sqlstore.AuditCriteria{Action: "gate"}, []string{"gate.post release/acme@1.1.0/gate/upgrade-test"}},
-		{"no partial action", sqlstore.AuditCriteria{Action: "gat"}, nil},
-		{"actor contains", sqlstore.AuditCriteria{Actor: "tok-3"}, []string{"gate.post release/acme@1.1.0/gate/upgrade-test"}},
-		{"actor is case-sensitive", sqlstore.AuditCriteria{Actor: "ALICE", Product: "acme"}, nil},
-		{"limit counts matches", sqlstore.AuditCriteria{Product: "acme", Action: "ring", Limit: 1}, []string{"ring.create product/acme/ring/stable"}},
-		{"no product by prefix", sqlstore.AuditCriteria{Product: "acm"}, nil},
-		{"since the future", sqlstore.AuditCriteria{Since: time.Now().Add(time.Hour)}, nil},
+		{"action and the actions below it", release.AuditFilter{Action: "gate"}, []string{"gate.post release/acme@1.1.0/gate/upgrade-test"}},
+		{"no partial action", release.AuditFilter{Action: "gat"}, nil},
+		{"actor contains", release.AuditFilter{Actor: "tok-3"}, []string{"gate.post release/acme@1.1.0/gate/upgrade-test"}},
+		{"actor is case-sensitive", release.AuditFilter{Actor: "ALICE", Product: "acme"}, nil},
+		{"limit counts matches", release.AuditFilter{Product: "acme", Action: "ring", Limit: 1}, []string{"ring.create product/acme/ring/stable"}},
+		{"no product by prefix", release.AuditFilter{Product: "acm"}, nil},
+		{"since the future", release.AuditFilter{Since: time.Now().Add(time.Hour)}, nil},
 	} {
 		if got := targets(tc.f); !slices.Equal(got, tc.want) {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
 		}
 	}
-	acme := targets(sqlstore.AuditCriteria{Product: "acme"})
+	acme := targets(release.AuditFilter{Product: "acme"})
 	if len(acme) != 8 || slices.ContainsFunc(acme, func(e string) bool { return strings.Contains(e, "acme-two") }) {
 		t.Errorf("product acme: %q", acme)
 	}
-	if got := targets(sqlstore.AuditCriteria{Since: all[len(all)-1].At}); len(got) != len(all) {
+	if got := targets(release.AuditFilter{Since: all[len(all)-1].At}); len(got) != len(all) {
 		t.Errorf("since the first entry: %d of %d", len(got), len(all))
 	}
 	// Paging with Before walks the filtered entries without gaps.
-	first := check(s.QueryAudit(ctx, sqlstore.AuditCriteria{Actor: "alice", Limit: 5}))(t)
-	rest := check(s.QueryAudit(ctx, sqlstore.AuditCriteria{Actor: "alice", Limit: 1000, Before: first[len(first)-1].ID}))(t)
+	first := check(s.QueryAudit(ctx, release.AuditFilter{Actor: "alice", Limit: 5}))(t)
+	rest := check(s.QueryAudit(ctx, release.AuditFilter{Actor: "alice", Limit: 1000, Before: first[len(first)-1].ID}))(t)
 	if len(first)+len(rest) != 10 || rest[0].ID >= first[4].ID {
 		t.Errorf("alice's entries in two pages: %d + %d", len(first), len(rest))
 	}
@@ -113,7 +113,7 @@ func testAPIFilters(t *testing.T, s *sqlstore.Store) {
 	if err := s.RecordCheckIns(ctx, recs); err != nil {
 		t.Fatal(err)
 	}
-	ids := func(f sqlstore.InstallationFilter) []string {
+	ids := func(f release.InstallationFilter) []string {
 		t.Helper()
 		if f.Limit == 0 {
 			f.Limit = 100
@@ -126,17 +126,17 @@ func testAPIFilters(t *testing.T, s *sqlstore.Store) {
 	}
 	for _, tc := range []struct {
 		name string
-		f    sqlstore.InstallationFilter
+		f    release.InstallationFilter
 		want []string
 	}{
-		{"all, most recently seen first", sqlstore.InstallationFilter{}, []string{"smallco/b1", "smallco/s1", "bigbank/b3", "bigbank/b2", "bigbank/b1"}},
-		{"version", sqlstore.InstallationFilter{Version: "1.0.0"}, []string{"bigbank/b1"}},
-		{"customer", sqlstore.InstallationFilter{Customer: "smallco"}, []string{"smallco/b1", "smallco/s1"}},
-		{"ring", sqlstore.InstallationFilter{Ring: "stable", Version: "1.1.0"}, []string{"bigbank/b3", "bigbank/b2"}},
-		{"health", sqlstore.InstallationFilter{Health: release.HealthCorrupt}, []string{"bigbank/b3"}},
-		{"limit counts matches", sqlstore.InstallationFilter{Ring: "stable", Limit: 1}, []string{"bigbank/b3"}},
-		{"next page", sqlstore.InstallationFilter{Ring: "stable", Limit: 2, Offset: 1}, []string{"bigbank/b2", "bigbank/b1"}},
-		{"nothing", sqlstore.InstallationFilter{Customer: "nobody"}, nil},
+		{"all, most recently seen first", release.InstallationFilter{}, []string{"smallco/b1", "smallco/s1", "bigbank/b3", "bigbank/b2", "bigbank/b1"}},
+		{"version", release.InstallationFilter{Version: "1.0.0"}, []string{"bigbank/b1"}},
+		{"customer", release.InstallationFilter{Customer: "smallco"}, []string{"smallco/b1", "smallco/s1"}},
+		{"ring", release.InstallationFilter{Ring: "stable", Version: "1.1.0"}, []string{"bigbank/b3", "bigbank/b2"}},
+		{"health", release.InstallationFilter{Health: release.HealthCorrupt}, []string{"bigbank/b3"}},
+		{"limit counts matches", release.InstallationFilter{Ring: "stable", Limit: 1}, []string{"bigbank/b3"}},
+		{"next page", release.InstallationFilter{Ring: "stable", Limit: 2, Offset: 1}, []string{"bigbank/b2", "bigbank/b1"}},
+		{"nothing", release.InstallationFilter{Customer: "nobody"}, nil},
 	} {
 		if got := ids(tc.f); !slices.Equal(got, tc.want) {
 			t.Errorf("installations, %s: %q, want %q", tc.name, got, tc.want)
