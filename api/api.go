@@ -89,7 +89,8 @@ type EnrollmentKey struct {
 }
 
 // NewBundle is the body of POST .../customers/{customer}/bundles: how long
-// the bundle is valid ("30d", "720h"; empty: the server's default).
+// the bundle stays valid, a Go duration or a number of days ("30d", "720h";
+// empty: release.DefaultBundleValidity).
 type NewBundle struct {
 	Valid string `json:"valid,omitempty"`
 }
