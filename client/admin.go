@@ -9,21 +9,11 @@ import (
 	"github.com/ringfence/ringfence/sign"
 )
 
-// Identity is who the client's API token belongs to.
-type Identity = api.Identity
-
 // WhoAmI returns the identity of the client's token.
 func (c *Client) WhoAmI(ctx context.Context) (Identity, error) {
 	var id Identity
 	return id, c.do(ctx, http.MethodGet, "/api/v1/whoami", nil, nil, &id)
 }
-
-// NewProduct is a product to create. A nil Halt gets the server's default
-// auto-halt policy.
-type NewProduct = api.NewProduct
-
-// ProductPatch changes a product; nil fields stay as they are.
-type ProductPatch = api.ProductPatch
 
 // Products lists every product.
 func (c *Client) Products(ctx context.Context) ([]release.Product, error) {
@@ -87,9 +77,6 @@ func (c *Client) CreateRing(ctx context.Context, product string, r release.Ring)
 	return out, c.do(ctx, http.MethodPost, productPath(product)+"/rings", nil, r, &out)
 }
 
-// RingPatch changes a ring; nil fields stay as they are.
-type RingPatch = api.RingPatch
-
 // UpdateRing changes a ring of product (admin).
 func (c *Client) UpdateRing(ctx context.Context, product, ring string, patch RingPatch) (release.Ring, error) {
 	var out release.Ring
@@ -114,10 +101,6 @@ func (c *Client) MoveCustomer(ctx context.Context, product, name, ring string) (
 	return out, c.do(ctx, http.MethodPatch, productPath(product)+"/customers/"+esc(name), nil, api.CustomerPatch{Ring: ring}, &out)
 }
 
-// EnrollmentKey is a customer's key for its installations' check-ins. Key,
-// the secret, is only set in the answer to CreateEnrollmentKey.
-type EnrollmentKey = api.EnrollmentKey
-
 func customerPath(product, customer string) string {
 	return productPath(product) + "/customers/" + esc(customer)
 }
@@ -139,9 +122,6 @@ func (c *Client) CreateEnrollmentKey(ctx context.Context, product, customer stri
 func (c *Client) RevokeEnrollmentKey(ctx context.Context, product, customer, id string) error {
 	return c.do(ctx, http.MethodDelete, customerPath(product, customer)+"/keys/"+esc(id), nil, nil, nil)
 }
-
-// NewRelease is a release to create.
-type NewRelease = api.NewRelease
 
 // Releases lists a product's releases, newest first.
 func (c *Client) Releases(ctx context.Context, product string) ([]release.Release, error) {
@@ -172,10 +152,6 @@ func (c *Client) ResumeRelease(ctx context.Context, product string, v release.Ve
 	var out release.Release
 	return out, c.do(ctx, http.MethodPost, releasePath(product, v)+"/resume", nil, api.Resume{Reason: reason}, &out)
 }
-
-// PullRequest is a pull: why, the incident, and the guidance for
-// installations already on the release.
-type PullRequest = api.PullRequest
 
 // PullRelease withdraws a release for good (releaser).
 func (c *Client) PullRelease(ctx context.Context, product string, v release.Version, p PullRequest) (release.Release, error) {
@@ -221,9 +197,6 @@ func (c *Client) ResolveHold(ctx context.Context, product, id, resolution string
 	return out, c.do(ctx, http.MethodPost, productPath(product)+"/holds/"+esc(id)+"/resolve", nil, api.HoldResolution{Resolution: resolution}, &out)
 }
 
-// Status is where every release of a product stands, newest first.
-type Status = api.Status
-
 // Status returns the standing of a product's releases per ring.
 func (c *Client) Status(ctx context.Context, product string) (Status, error) {
 	var s Status
@@ -236,18 +209,12 @@ func (c *Client) Installations(ctx context.Context, product string, limit int) (
 	return c.QueryInstallations(ctx, product, InstallationQuery{Limit: limit})
 }
 
-// InstallationQuery filters and pages a product's installations.
-type InstallationQuery = api.InstallationQuery
-
 // QueryInstallations lists the installations of product that q selects,
 // most recently seen first; the server filters before it counts the limit.
 func (c *Client) QueryInstallations(ctx context.Context, product string, q InstallationQuery) ([]release.Installation, error) {
 	var is []release.Installation
 	return is, c.do(ctx, http.MethodGet, productPath(product)+"/installations", q.Values(), nil, &is)
 }
-
-// Token is an API token. Secret is only set in the answer to CreateToken.
-type Token = api.Token
 
 // Tokens lists API tokens, without secrets (admin).
 func (c *Client) Tokens(ctx context.Context) ([]Token, error) {
@@ -272,9 +239,6 @@ func (c *Client) RevokeToken(ctx context.Context, id string) error {
 func (c *Client) Audit(ctx context.Context, before int64, limit int) ([]release.AuditEntry, error) {
 	return c.QueryAudit(ctx, AuditQuery{Before: before, Limit: limit})
 }
-
-// AuditQuery filters and pages the audit log.
-type AuditQuery = api.AuditQuery
 
 // QueryAudit lists the audit entries q selects, newest first; the server
 // filters before it counts the limit.

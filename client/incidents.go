@@ -10,12 +10,6 @@ import (
 	"github.com/ringfence/ringfence/release"
 )
 
-// NewComponent is a component to create on the status page.
-type NewComponent = api.NewComponent
-
-// ComponentStatus names a component and the status an incident update sets.
-type ComponentStatus = api.ComponentStatus
-
 // Components lists the status page's components in page order.
 func (c *Client) Components(ctx context.Context) ([]incident.Component, error) {
 	var out []incident.Component
@@ -27,10 +21,6 @@ func (c *Client) CreateComponent(ctx context.Context, nc NewComponent) (incident
 	var out incident.Component
 	return out, c.do(ctx, http.MethodPost, "/api/v1/components", nil, nc, &out)
 }
-
-// ComponentPatch changes the fields it sets; an empty Group moves the
-// component to the top level.
-type ComponentPatch = api.ComponentPatch
 
 // UpdateComponent renames, describes, regroups or moves a component
 // (incident role).
@@ -46,13 +36,6 @@ func (c *Client) SetComponentStatus(ctx context.Context, name string, status inc
 	return out, c.do(ctx, http.MethodPost, "/api/v1/components/"+esc(name)+"/status", nil,
 		api.ComponentStatusChange{Status: status, Reason: reason}, &out)
 }
-
-// Declaration is an incident to declare. Template names a template that
-// fills the fields left empty; Notify nil means true.
-type Declaration = api.Declaration
-
-// Declared is a declared incident and the releases its severity paused.
-type Declared = api.Declared
 
 // DeclareIncident opens an incident (incident role).
 func (c *Client) DeclareIncident(ctx context.Context, d Declaration) (Declared, error) {
@@ -72,9 +55,6 @@ func (c *Client) Incident(ctx context.Context, id string) (incident.Incident, er
 	var out incident.Incident
 	return out, c.do(ctx, http.MethodGet, "/api/v1/incidents/"+esc(id), nil, nil, &out)
 }
-
-// IncidentUpdate is an update to post; Notify nil means true.
-type IncidentUpdate = api.IncidentUpdate
 
 // UpdateIncident posts an update to incident id ("latest" allowed).
 func (c *Client) UpdateIncident(ctx context.Context, id string, u IncidentUpdate) (incident.Incident, error) {
@@ -126,9 +106,6 @@ func (c *Client) SetIncidentConfig(ctx context.Context, cfg incident.Config) (in
 	return out, c.do(ctx, http.MethodPut, "/api/v1/incident-config", nil, cfg, &out)
 }
 
-// NewMaintenance is a maintenance to schedule.
-type NewMaintenance = api.NewMaintenance
-
 // ScheduleMaintenance announces a maintenance (incident role).
 func (c *Client) ScheduleMaintenance(ctx context.Context, m NewMaintenance) (incident.Maintenance, error) {
 	var out incident.Maintenance
@@ -155,10 +132,6 @@ func (c *Client) MoveMaintenance(ctx context.Context, id int64, status incident.
 	return out, c.do(ctx, http.MethodPost, "/api/v1/maintenances/"+strconv.FormatInt(id, 10)+"/status", nil,
 		api.MaintenanceStatusChange{Status: status, Message: message}, &out)
 }
-
-// PulledRelease is the answer to a pull: the release and the incident the
-// pull linked or opened.
-type PulledRelease = api.PulledRelease
 
 // PullReleaseWithIncident pulls a release like PullRelease and reports the
 // incident it linked (p.Incident) or opened.

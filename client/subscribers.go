@@ -9,15 +9,6 @@ import (
 	"github.com/ringfence/ringfence/notify"
 )
 
-// NewSubscriber is a status page subscriber to create: a webhook (with its
-// Standard Webhooks secret, or one is generated) or an email address (sent
-// an opt-in link first), scoped to components by name (none: everything).
-type NewSubscriber = api.NewSubscriber
-
-// CreatedSubscriber is a new subscriber with its webhook signing secret,
-// which is shown only now.
-type CreatedSubscriber = api.CreatedSubscriber
-
 // Subscribers lists the status page's subscribers (no secrets; webhook URLs
 // cut to scheme and host).
 func (c *Client) Subscribers(ctx context.Context) ([]notify.Subscriber, error) {
