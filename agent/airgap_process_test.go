@@ -348,9 +348,11 @@ func TestImportRefusesForgedExports(t *testing.T) {
 	}
 	// Nothing of the refused files was recorded: one installation, its
 	// reports from the genuine export only.
-	var insts []release.Installation
-	must(t, json.Unmarshal([]byte(v.run(0, "release", "installations", "acme", "--json")), &insts))
-	if len(insts) != 1 {
+	var list struct { // --json prints a list as its items
+		Items []release.Installation `json:"items"`
+	}
+	must(t, json.Unmarshal([]byte(v.run(0, "release", "installations", "acme", "--json")), &list))
+	if insts := list.Items; len(insts) != 1 {
 		t.Fatalf("installations after the refusals: %+v", insts)
 	}
 }

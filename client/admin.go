@@ -2,41 +2,17 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
-	"net/url"
-	"strconv"
-	"time"
 
+	"github.com/ringfence/ringfence/api"
 	"github.com/ringfence/ringfence/release"
 	"github.com/ringfence/ringfence/sign"
 )
-
-// Identity is who the client's API token belongs to.
-type Identity struct {
-	TokenID string       `json:"token_id"`
-	Name    string       `json:"name"`
-	Role    release.Role `json:"role"`
-}
 
 // WhoAmI returns the identity of the client's token.
 func (c *Client) WhoAmI(ctx context.Context) (Identity, error) {
 	var id Identity
 	return id, c.do(ctx, http.MethodGet, "/api/v1/whoami", nil, nil, &id)
-}
-
-// NewProduct is a product to create. A nil Halt gets the server's default
-// auto-halt policy.
-type NewProduct struct {
-	Name          string          `json:"name"`
-	RequiredGates []string        `json:"required_gates,omitempty"`
-	Halt          *release.Policy `json:"halt,omitempty"`
-}
-
-// ProductPatch changes a product; nil fields stay as they are.
-type ProductPatch struct {
-	RequiredGates *[]string       `json:"required_gates,omitempty"`
-	Halt          *release.Policy `json:"halt,omitempty"`
 }
 
 // Products lists every product.
@@ -101,29 +77,6 @@ func (c *Client) CreateRing(ctx context.Context, product string, r release.Ring)
 	return out, c.do(ctx, http.MethodPost, productPath(product)+"/rings", nil, r, &out)
 }
 
-// RingPatch changes a ring; nil fields stay as they are.
-type RingPatch struct {
-	Position       *int
-	SoakTime       *time.Duration
-	RolloutPercent *float64
-	MinHealthy     *int
-}
-
-// MarshalJSON writes the soak time as a duration string.
-func (p RingPatch) MarshalJSON() ([]byte, error) {
-	var soak *string
-	if p.SoakTime != nil {
-		s := p.SoakTime.String()
-		soak = &s
-	}
-	return json.Marshal(struct {
-		Position       *int     `json:"position,omitempty"`
-		Soak           *string  `json:"soak,omitempty"`
-		RolloutPercent *float64 `json:"rollout_percent,omitempty"`
-		MinHealthy     *int     `json:"min_healthy,omitempty"`
-	}{p.Position, soak, p.RolloutPercent, p.MinHealthy})
-}
-
 // UpdateRing changes a ring of product (admin).
 func (c *Client) UpdateRing(ctx context.Context, product, ring string, patch RingPatch) (release.Ring, error) {
 	var out release.Ring
@@ -139,21 +92,13 @@ func (c *Client) Customers(ctx context.Context, product string) ([]release.Custo
 // CreateCustomer adds a customer of product in ring (admin).
 func (c *Client) CreateCustomer(ctx context.Context, product, name, ring string) (release.Customer, error) {
 	var out release.Customer
-	body := map[string]string{"name": name, "ring": ring}
-	return out, c.do(ctx, http.MethodPost, productPath(product)+"/customers", nil, body, &out)
+	return out, c.do(ctx, http.MethodPost, productPath(product)+"/customers", nil, api.NewCustomer{Name: name, Ring: ring}, &out)
 }
 
 // MoveCustomer puts a customer in another ring (admin).
 func (c *Client) MoveCustomer(ctx context.Context, product, name, ring string) (release.Customer, error) {
 	var out release.Customer
-	return out, c.do(ctx, http.MethodPatch, productPath(product)+"/customers/"+esc(name), nil, map[string]string{"ring": ring}, &out)
-}
-
-// EnrollmentKey is a customer's key for its installations' check-ins. Key,
-// the secret, is only set in the answer to CreateEnrollmentKey.
-type EnrollmentKey struct {
-	release.EnrollmentKey
-	Key string `json:"key,omitempty"`
+	return out, c.do(ctx, http.MethodPatch, productPath(product)+"/customers/"+esc(name), nil, api.CustomerPatch{Ring: ring}, &out)
 }
 
 func customerPath(product, customer string) string {
@@ -170,20 +115,12 @@ func (c *Client) EnrollmentKeys(ctx context.Context, product, customer string) (
 // is shown only this once (admin).
 func (c *Client) CreateEnrollmentKey(ctx context.Context, product, customer string) (EnrollmentKey, error) {
 	var k EnrollmentKey
-	return k, c.do(ctx, http.MethodPost, customerPath(product, customer)+"/keys", nil, struct{}{}, &k)
+	return k, c.do(ctx, http.MethodPost, customerPath(product, customer)+"/keys", nil, api.Empty{}, &k)
 }
 
 // RevokeEnrollmentKey revokes an enrollment key (admin).
 func (c *Client) RevokeEnrollmentKey(ctx context.Context, product, customer, id string) error {
 	return c.do(ctx, http.MethodDelete, customerPath(product, customer)+"/keys/"+esc(id), nil, nil, nil)
-}
-
-// NewRelease is a release to create.
-type NewRelease struct {
-	Version        release.Version `json:"version"`
-	NotesURL       string          `json:"notes_url,omitempty"`
-	RequiredStop   bool            `json:"required_stop,omitempty"`
-	RollbackSafeTo release.Version `json:"rollback_safe_to,omitzero"`
 }
 
 // Releases lists a product's releases, newest first.
@@ -207,31 +144,13 @@ func (c *Client) CreateRelease(ctx context.Context, product string, r NewRelease
 // PauseRelease stops all new offers of a release (releaser).
 func (c *Client) PauseRelease(ctx context.Context, product string, v release.Version, reason, incidentURL string) (release.Release, error) {
 	var out release.Release
-	body := map[string]string{"reason": reason}
-	if incidentURL != "" {
-		body["incident_url"] = incidentURL
-	}
-	return out, c.do(ctx, http.MethodPost, releasePath(product, v)+"/pause", nil, body, &out)
+	return out, c.do(ctx, http.MethodPost, releasePath(product, v)+"/pause", nil, api.Pause{Reason: reason, IncidentURL: incidentURL}, &out)
 }
 
 // ResumeRelease makes a paused release offerable again (releaser).
 func (c *Client) ResumeRelease(ctx context.Context, product string, v release.Version, reason string) (release.Release, error) {
 	var out release.Release
-	return out, c.do(ctx, http.MethodPost, releasePath(product, v)+"/resume", nil, map[string]string{"reason": reason}, &out)
-}
-
-// PullRequest is a pull: why, the incident, and the guidance for
-// installations already on the release.
-type PullRequest struct {
-	Reason      string          `json:"reason"`
-	IncidentURL string          `json:"incident_url,omitempty"`
-	Action      release.Action  `json:"action"`
-	Target      release.Version `json:"target,omitzero"`
-	// Incident is the id of the incident to link; 0 opens one.
-	Incident int64 `json:"incident,omitempty"`
-	// ForceReason accepts an upgrade target that has not passed its
-	// product's gates (refused otherwise), saying why.
-	ForceReason string `json:"force_reason,omitempty"`
+	return out, c.do(ctx, http.MethodPost, releasePath(product, v)+"/resume", nil, api.Resume{Reason: reason}, &out)
 }
 
 // PullRelease withdraws a release for good (releaser).
@@ -244,7 +163,7 @@ func (c *Client) PullRelease(ctx context.Context, product string, v release.Vers
 // past gates, soak, evidence and holds (releaser; reason required).
 func (c *Client) PromoteRelease(ctx context.Context, product string, v release.Version, ring, reason string) (release.Release, error) {
 	var out release.Release
-	return out, c.do(ctx, http.MethodPost, releasePath(product, v)+"/promote", nil, map[string]string{"ring": ring, "reason": reason}, &out)
+	return out, c.do(ctx, http.MethodPost, releasePath(product, v)+"/promote", nil, api.Promote{Ring: ring, Reason: reason}, &out)
 }
 
 // GateResults lists the gate results posted for a release.
@@ -256,10 +175,7 @@ func (c *Client) GateResults(ctx context.Context, product string, v release.Vers
 // PostGateResult records a gate's outcome for a release (releaser; CI).
 func (c *Client) PostGateResult(ctx context.Context, product string, v release.Version, gate string, outcome release.GateOutcome, resultURL string) (release.GateResult, error) {
 	var out release.GateResult
-	body := map[string]string{"name": gate, "status": string(outcome)}
-	if resultURL != "" {
-		body["url"] = resultURL
-	}
+	body := api.NewGateResult{Name: gate, Status: outcome, URL: resultURL}
 	return out, c.do(ctx, http.MethodPost, releasePath(product, v)+"/gates", nil, body, &out)
 }
 
@@ -272,21 +188,13 @@ func (c *Client) Holds(ctx context.Context, product string, v release.Version) (
 // RaiseHold puts a hold on a release (any role).
 func (c *Client) RaiseHold(ctx context.Context, product string, v release.Version, reason string) (release.Hold, error) {
 	var out release.Hold
-	return out, c.do(ctx, http.MethodPost, releasePath(product, v)+"/holds", nil, map[string]string{"reason": reason}, &out)
+	return out, c.do(ctx, http.MethodPost, releasePath(product, v)+"/holds", nil, api.NewHold{Reason: reason}, &out)
 }
 
 // ResolveHold resolves a hold (releaser).
 func (c *Client) ResolveHold(ctx context.Context, product, id, resolution string) (release.Hold, error) {
 	var out release.Hold
-	return out, c.do(ctx, http.MethodPost, productPath(product)+"/holds/"+esc(id)+"/resolve", nil, map[string]string{"resolution": resolution}, &out)
-}
-
-// Status is where every release of a product stands, newest first.
-type Status struct {
-	Product  string                  `json:"product"`
-	Releases []release.ReleaseStatus `json:"releases"`
-	// Quotas is each customer's use of its check-in quotas.
-	Quotas []release.QuotaUsage `json:"quotas"`
+	return out, c.do(ctx, http.MethodPost, productPath(product)+"/holds/"+esc(id)+"/resolve", nil, api.HoldResolution{Resolution: resolution}, &out)
 }
 
 // Status returns the standing of a product's releases per ring.
@@ -298,18 +206,14 @@ func (c *Client) Status(ctx context.Context, product string) (Status, error) {
 // Installations lists up to limit installations of product, most recently
 // seen first (limit <= 0: the server's default).
 func (c *Client) Installations(ctx context.Context, product string, limit int) ([]release.Installation, error) {
-	var q url.Values
-	if limit > 0 {
-		q = url.Values{"limit": {strconv.Itoa(limit)}}
-	}
-	var is []release.Installation
-	return is, c.do(ctx, http.MethodGet, productPath(product)+"/installations", q, nil, &is)
+	return c.QueryInstallations(ctx, product, InstallationQuery{Limit: limit})
 }
 
-// Token is an API token. Secret is only set in the answer to CreateToken.
-type Token struct {
-	release.Token
-	Secret string `json:"token,omitempty"`
+// QueryInstallations lists the installations of product that q selects,
+// most recently seen first; the server filters before it counts the limit.
+func (c *Client) QueryInstallations(ctx context.Context, product string, q InstallationQuery) ([]release.Installation, error) {
+	var is []release.Installation
+	return is, c.do(ctx, http.MethodGet, productPath(product)+"/installations", q.Values(), nil, &is)
 }
 
 // Tokens lists API tokens, without secrets (admin).
@@ -322,7 +226,7 @@ func (c *Client) Tokens(ctx context.Context) ([]Token, error) {
 // (admin).
 func (c *Client) CreateToken(ctx context.Context, name string, role release.Role) (Token, error) {
 	var t Token
-	return t, c.do(ctx, http.MethodPost, "/api/v1/tokens", nil, map[string]string{"name": name, "role": string(role)}, &t)
+	return t, c.do(ctx, http.MethodPost, "/api/v1/tokens", nil, api.NewToken{Name: name, Role: role}, &t)
 }
 
 // RevokeToken revokes an API token (admin).
@@ -333,31 +237,28 @@ func (c *Client) RevokeToken(ctx context.Context, id string) error {
 // Audit lists audit entries newest first: up to limit (<= 0: the server's
 // default) with ids below before (0: from the newest).
 func (c *Client) Audit(ctx context.Context, before int64, limit int) ([]release.AuditEntry, error) {
-	q := url.Values{}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
-	if before > 0 {
-		q.Set("before", strconv.FormatInt(before, 10))
-	}
+	return c.QueryAudit(ctx, AuditQuery{Before: before, Limit: limit})
+}
+
+// QueryAudit lists the audit entries q selects, newest first; the server
+// filters before it counts the limit.
+func (c *Client) QueryAudit(ctx context.Context, q AuditQuery) ([]release.AuditEntry, error) {
 	var es []release.AuditEntry
-	return es, c.do(ctx, http.MethodGet, "/api/v1/audit", q, nil, &es)
+	return es, c.do(ctx, http.MethodGet, "/api/v1/audit", q.Values(), nil, &es)
 }
 
 // RotateKey adds a new signing key that signs every answer from now on; old
 // keys stay published (admin).
 func (c *Client) RotateKey(ctx context.Context) (sign.PublicKey, error) {
 	var k sign.PublicKey
-	return k, c.do(ctx, http.MethodPost, "/api/v1/keys/rotate", nil, struct{}{}, &k)
+	return k, c.do(ctx, http.MethodPost, "/api/v1/keys/rotate", nil, api.Empty{}, &k)
 }
 
 // PublicKeys returns the server's published answer-verification keys
 // (GET /v1/keys; no authentication). Pin them; do not trust them blindly on
 // every start (see docs/protocol.md).
 func (c *Client) PublicKeys(ctx context.Context) ([]sign.PublicKey, error) {
-	var out struct {
-		Keys []sign.PublicKey `json:"keys"`
-	}
+	var out api.PublicKeys
 	if err := c.do(ctx, http.MethodGet, "/v1/keys", nil, nil, &out); err != nil {
 		return nil, err
 	}
@@ -373,9 +274,5 @@ func (c *Client) PublicKeys(ctx context.Context) ([]sign.PublicKey, error) {
 // reports, newest first (viewer).
 func (c *Client) InstallationHistory(ctx context.Context, product, instanceID string, limit int) (release.InstallationHistory, error) {
 	var out release.InstallationHistory
-	q := url.Values{}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
-	return out, c.do(ctx, http.MethodGet, "/api/v1/products/"+url.PathEscape(product)+"/installations/"+url.PathEscape(instanceID), q, nil, &out)
+	return out, c.do(ctx, http.MethodGet, productPath(product)+"/installations/"+esc(instanceID), listQuery(limit), nil, &out)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/ringfence/ringfence/api"
 	"github.com/ringfence/ringfence/release"
 	"github.com/ringfence/ringfence/sign"
 )
@@ -12,10 +13,7 @@ import (
 // valid for valid ("30d", "720h"; empty: the server's default) (releaser).
 func (c *Client) CreateBundle(ctx context.Context, product, customer, valid string) (sign.Envelope, error) {
 	var env sign.Envelope
-	body := map[string]string{}
-	if valid != "" {
-		body["valid"] = valid
-	}
+	body := api.NewBundle{Valid: valid}
 	return env, c.do(ctx, http.MethodPost, productPath(product)+"/customers/"+esc(customer)+"/bundles", nil, body, &env)
 }
 

@@ -53,7 +53,7 @@ func WithClock(now func() time.Time) Option { return func(c *Client) { c.now = n
 // "https://releases.acme.example") authenticating with token.
 func New(serverURL, token string, opts ...Option) (*Client, error) {
 	if serverURL == "" {
-		return nil, errors.New("client: no server URL (set --server or RINGFENCE_SERVER)")
+		return nil, errors.New("client: no server URL")
 	}
 	u, err := url.Parse(serverURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -184,6 +184,29 @@ func responseError(resp *http.Response, data []byte) *Error {
 		}
 	}
 	return e
+}
+
+// listQuery is the query of a list: limit when > 0, then each name and
+// value of pairs whose value is not empty.
+func listQuery(limit int, pairs ...string) url.Values {
+	q := url.Values{}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if pairs[i+1] != "" {
+			q.Set(pairs[i], pairs[i+1])
+		}
+	}
+	return q
+}
+
+// onlyTrue is a boolean query parameter that is sent only when true.
+func onlyTrue(b bool) string {
+	if b {
+		return "true"
+	}
+	return ""
 }
 
 // esc escapes one path segment.

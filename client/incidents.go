@@ -3,28 +3,12 @@ package client
 import (
 	"context"
 	"net/http"
-	"net/url"
 	"strconv"
-	"time"
 
+	"github.com/ringfence/ringfence/api"
 	"github.com/ringfence/ringfence/incident"
 	"github.com/ringfence/ringfence/release"
 )
-
-// NewComponent is a component to create on the status page.
-type NewComponent struct {
-	Name               string                   `json:"name"`
-	Group              string                   `json:"group,omitempty"`
-	Description        string                   `json:"description,omitempty"`
-	Status             incident.ComponentStatus `json:"status,omitempty"`
-	OnlyShowIfDegraded bool                     `json:"only_show_if_degraded,omitempty"`
-}
-
-// ComponentStatus names a component and the status an incident update sets.
-type ComponentStatus struct {
-	Name   string                   `json:"name"`
-	Status incident.ComponentStatus `json:"status"`
-}
 
 // Components lists the status page's components in page order.
 func (c *Client) Components(ctx context.Context) ([]incident.Component, error) {
@@ -36,16 +20,6 @@ func (c *Client) Components(ctx context.Context) ([]incident.Component, error) {
 func (c *Client) CreateComponent(ctx context.Context, nc NewComponent) (incident.Component, error) {
 	var out incident.Component
 	return out, c.do(ctx, http.MethodPost, "/api/v1/components", nil, nc, &out)
-}
-
-// ComponentPatch changes the fields it sets; an empty Group moves the
-// component to the top level.
-type ComponentPatch struct {
-	Name               *string `json:"name,omitempty"`
-	Group              *string `json:"group,omitempty"`
-	Description        *string `json:"description,omitempty"`
-	Position           *int    `json:"position,omitempty"`
-	OnlyShowIfDegraded *bool   `json:"only_show_if_degraded,omitempty"`
 }
 
 // UpdateComponent renames, describes, regroups or moves a component
@@ -60,29 +34,7 @@ func (c *Client) UpdateComponent(ctx context.Context, name string, p ComponentPa
 func (c *Client) SetComponentStatus(ctx context.Context, name string, status incident.ComponentStatus, reason string) (incident.Component, error) {
 	var out incident.Component
 	return out, c.do(ctx, http.MethodPost, "/api/v1/components/"+esc(name)+"/status", nil,
-		map[string]string{"status": string(status), "reason": reason}, &out)
-}
-
-// Declaration is an incident to declare. Template names a template that
-// fills the fields left empty; Notify nil means true.
-type Declaration struct {
-	Title      string            `json:"title"`
-	Template   string            `json:"template,omitempty"`
-	Impact     incident.Impact   `json:"impact,omitempty"`
-	Severity   incident.Severity `json:"severity,omitempty"`
-	Status     incident.Status   `json:"status,omitempty"`
-	Message    string            `json:"message,omitempty"`
-	Components []ComponentStatus `json:"components,omitempty"`
-	// Releases are product@version.
-	Releases []string `json:"releases,omitempty"`
-	Draft    bool     `json:"draft,omitempty"`
-	Notify   *bool    `json:"notify,omitempty"`
-}
-
-// Declared is a declared incident and the releases its severity paused.
-type Declared struct {
-	incident.Incident
-	PausedReleases []string `json:"paused_releases"`
+		api.ComponentStatusChange{Status: status, Reason: reason}, &out)
 }
 
 // DeclareIncident opens an incident (incident role).
@@ -94,33 +46,14 @@ func (c *Client) DeclareIncident(ctx context.Context, d Declaration) (Declared, 
 // Incidents lists up to limit incidents, newest first (limit <= 0: the
 // server's default); unresolved keeps the open ones.
 func (c *Client) Incidents(ctx context.Context, unresolved bool, limit int) ([]incident.Incident, error) {
-	q := url.Values{}
-	if unresolved {
-		q.Set("unresolved", "true")
-	}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
 	var out []incident.Incident
-	return out, c.do(ctx, http.MethodGet, "/api/v1/incidents", q, nil, &out)
+	return out, c.do(ctx, http.MethodGet, "/api/v1/incidents", listQuery(limit, "unresolved", onlyTrue(unresolved)), nil, &out)
 }
 
 // Incident returns one incident; id may be "latest" (newest unresolved).
 func (c *Client) Incident(ctx context.Context, id string) (incident.Incident, error) {
 	var out incident.Incident
 	return out, c.do(ctx, http.MethodGet, "/api/v1/incidents/"+esc(id), nil, nil, &out)
-}
-
-// IncidentUpdate is an update to post; Notify nil means true.
-type IncidentUpdate struct {
-	Status     incident.Status   `json:"status,omitempty"`
-	Message    string            `json:"message"`
-	Impact     incident.Impact   `json:"impact,omitempty"`
-	Severity   incident.Severity `json:"severity,omitempty"`
-	Components []ComponentStatus `json:"components,omitempty"`
-	// Releases (product@version) the incident now also concerns.
-	Releases []string `json:"releases,omitempty"`
-	Notify   *bool    `json:"notify,omitempty"`
 }
 
 // UpdateIncident posts an update to incident id ("latest" allowed).
@@ -133,26 +66,20 @@ func (c *Client) UpdateIncident(ctx context.Context, id string, u IncidentUpdate
 // message; u.Status is ignored.
 func (c *Client) ResolveIncident(ctx context.Context, id string, u IncidentUpdate) (incident.Incident, error) {
 	var out incident.Incident
-	body := map[string]any{"message": u.Message}
-	if len(u.Components) > 0 {
-		body["components"] = u.Components
-	}
-	if u.Notify != nil {
-		body["notify"] = *u.Notify
-	}
+	body := api.Resolution{Message: u.Message, Components: u.Components, Notify: u.Notify}
 	return out, c.do(ctx, http.MethodPost, "/api/v1/incidents/"+esc(id)+"/resolve", nil, body, &out)
 }
 
 // PublishIncident makes a draft incident public.
 func (c *Client) PublishIncident(ctx context.Context, id string) (incident.Incident, error) {
 	var out incident.Incident
-	return out, c.do(ctx, http.MethodPost, "/api/v1/incidents/"+esc(id)+"/publish", nil, struct{}{}, &out)
+	return out, c.do(ctx, http.MethodPost, "/api/v1/incidents/"+esc(id)+"/publish", nil, api.Empty{}, &out)
 }
 
 // SetPostmortem records the postmortem of a resolved incident.
 func (c *Client) SetPostmortem(ctx context.Context, id, text string) (incident.Incident, error) {
 	var out incident.Incident
-	return out, c.do(ctx, http.MethodPut, "/api/v1/incidents/"+esc(id)+"/postmortem", nil, map[string]string{"postmortem": text}, &out)
+	return out, c.do(ctx, http.MethodPut, "/api/v1/incidents/"+esc(id)+"/postmortem", nil, api.Postmortem{Postmortem: text}, &out)
 }
 
 // Templates lists the incident templates.
@@ -179,15 +106,6 @@ func (c *Client) SetIncidentConfig(ctx context.Context, cfg incident.Config) (in
 	return out, c.do(ctx, http.MethodPut, "/api/v1/incident-config", nil, cfg, &out)
 }
 
-// NewMaintenance is a maintenance to schedule.
-type NewMaintenance struct {
-	Title      string    `json:"title"`
-	Message    string    `json:"message"`
-	Start      time.Time `json:"start"`
-	End        time.Time `json:"end"`
-	Components []string  `json:"components,omitempty"`
-}
-
 // ScheduleMaintenance announces a maintenance (incident role).
 func (c *Client) ScheduleMaintenance(ctx context.Context, m NewMaintenance) (incident.Maintenance, error) {
 	var out incident.Maintenance
@@ -197,15 +115,8 @@ func (c *Client) ScheduleMaintenance(ctx context.Context, m NewMaintenance) (inc
 // Maintenances lists up to limit maintenances, newest start first; pending
 // keeps those not yet ended.
 func (c *Client) Maintenances(ctx context.Context, pending bool, limit int) ([]incident.Maintenance, error) {
-	q := url.Values{}
-	if pending {
-		q.Set("pending", "true")
-	}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
 	var out []incident.Maintenance
-	return out, c.do(ctx, http.MethodGet, "/api/v1/maintenances", q, nil, &out)
+	return out, c.do(ctx, http.MethodGet, "/api/v1/maintenances", listQuery(limit, "pending", onlyTrue(pending)), nil, &out)
 }
 
 // Maintenance returns one maintenance with its timeline.
@@ -219,15 +130,7 @@ func (c *Client) Maintenance(ctx context.Context, id int64) (incident.Maintenanc
 func (c *Client) MoveMaintenance(ctx context.Context, id int64, status incident.MaintenanceStatus, message string) (incident.Maintenance, error) {
 	var out incident.Maintenance
 	return out, c.do(ctx, http.MethodPost, "/api/v1/maintenances/"+strconv.FormatInt(id, 10)+"/status", nil,
-		map[string]string{"status": string(status), "message": message}, &out)
-}
-
-// PulledRelease is the answer to a pull: the release and the incident the
-// pull linked or opened.
-type PulledRelease struct {
-	release.Release
-	IncidentID     int64 `json:"incident_id"`
-	IncidentOpened bool  `json:"incident_opened"`
+		api.MaintenanceStatusChange{Status: status, Message: message}, &out)
 }
 
 // PullReleaseWithIncident pulls a release like PullRelease and reports the

@@ -3,28 +3,11 @@ package client
 import (
 	"context"
 	"net/http"
-	"net/url"
 	"strconv"
 
+	"github.com/ringfence/ringfence/api"
 	"github.com/ringfence/ringfence/incident"
 )
-
-// NewSubscriber is a status page subscriber to create: a webhook (with its
-// Standard Webhooks secret, or one is generated) or an email address (sent
-// an opt-in link first), scoped to components by name (none: everything).
-type NewSubscriber struct {
-	Webhook    string   `json:"webhook,omitempty"`
-	Secret     string   `json:"secret,omitempty"`
-	Email      string   `json:"email,omitempty"`
-	Components []string `json:"components,omitempty"`
-}
-
-// CreatedSubscriber is a new subscriber with its webhook signing secret,
-// which is shown only now.
-type CreatedSubscriber struct {
-	incident.Subscriber
-	Secret string `json:"secret"`
-}
 
 // Subscribers lists the status page's subscribers (no secrets; webhook URLs
 // cut to scheme and host).
@@ -47,18 +30,11 @@ func (c *Client) DeleteSubscriber(ctx context.Context, id string) error {
 // Deliveries lists up to limit deliveries, newest first: all, or those in
 // state (pending, delivered, dead).
 func (c *Client) Deliveries(ctx context.Context, state incident.DeliveryState, limit int) ([]incident.Delivery, error) {
-	q := url.Values{}
-	if state != "" {
-		q.Set("state", string(state))
-	}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
 	var out []incident.Delivery
-	return out, c.do(ctx, http.MethodGet, "/api/v1/deliveries", q, nil, &out)
+	return out, c.do(ctx, http.MethodGet, "/api/v1/deliveries", listQuery(limit, "state", string(state)), nil, &out)
 }
 
 // ReplayDelivery makes a dead delivery pending again (incident role).
 func (c *Client) ReplayDelivery(ctx context.Context, id int64) error {
-	return c.do(ctx, http.MethodPost, "/api/v1/deliveries/"+strconv.FormatInt(id, 10)+"/replay", nil, struct{}{}, nil)
+	return c.do(ctx, http.MethodPost, "/api/v1/deliveries/"+strconv.FormatInt(id, 10)+"/replay", nil, api.Empty{}, nil)
 }

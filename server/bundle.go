@@ -8,23 +8,17 @@ import (
 	"sort"
 	"time"
 
+	"github.com/ringfence/ringfence/api"
 	"github.com/ringfence/ringfence/release"
 	"github.com/ringfence/ringfence/sign"
 	"github.com/ringfence/ringfence/sqlstore"
 )
 
-// bundleRequest is the body of POST .../customers/{customer}/bundles.
-type bundleRequest struct {
-	// Valid is how long the bundle stays valid: a Go duration or a number
-	// of days ("30d"); release.DefaultBundleValidity when empty.
-	Valid string `json:"valid"`
-}
-
 // createBundle issues a signed offline bundle for a customer: the facts
 // Decide reads for it, from a snapshot rebuilt now, with the next sequence
 // number of the customer, key checks of its active enrollment keys and
 // acknowledgements of the exports imported from its installations.
-func (s *Server) createBundle(r *http.Request, who release.Token, req bundleRequest) (sign.Envelope, error) {
+func (s *Server) createBundle(r *http.Request, who release.Token, req api.NewBundle) (sign.Envelope, error) {
 	ctx := r.Context()
 	product, customer := r.PathValue("product"), r.PathValue("customer")
 	valid := release.DefaultBundleValidity

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ringfence/ringfence/api"
 	"github.com/ringfence/ringfence/incident"
 	"github.com/ringfence/ringfence/release"
 )
@@ -180,14 +181,14 @@ func postedValues(r *http.Request, labels map[string]string) []confirmValue {
 
 // componentForm reads the component status fields ("component.NAME" →
 // status; empty: unchanged), in name order.
-func componentForm(r *http.Request) []componentStatusChange {
-	var out []componentStatusChange
+func componentForm(r *http.Request) []api.ComponentStatus {
+	var out []api.ComponentStatus
 	for k, vals := range r.PostForm {
 		name, ok := strings.CutPrefix(k, "component.")
 		if !ok || len(vals) == 0 || vals[0] == "" {
 			continue
 		}
-		out = append(out, componentStatusChange{Name: name, Status: incident.ComponentStatus(vals[0])})
+		out = append(out, api.ComponentStatus{Name: name, Status: incident.ComponentStatus(vals[0])})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
@@ -201,7 +202,7 @@ func notifyForm(r *http.Request) *bool {
 
 // resolveChanges gives component changes their ids and current statuses,
 // as the store does when it applies them.
-func resolveChanges(comps []incident.Component, cs []componentStatusChange) ([]incident.ComponentChange, error) {
+func resolveChanges(comps []incident.Component, cs []api.ComponentStatus) ([]incident.ComponentChange, error) {
 	out := make([]incident.ComponentChange, 0, len(cs))
 	for _, ch := range cs {
 		i := slices.IndexFunc(comps, func(c incident.Component) bool { return c.Name == ch.Name })
@@ -354,7 +355,7 @@ func incidentLabels() map[string]string {
 // declare declares an incident from the form (and template), after
 // confirmation with a preview of the first message.
 func (c *console) declare(w http.ResponseWriter, r *http.Request, v *view) error {
-	req := declareRequest{Title: strings.TrimSpace(r.PostFormValue("title")), Template: r.PostFormValue("template"),
+	req := api.Declaration{Title: strings.TrimSpace(r.PostFormValue("title")), Template: r.PostFormValue("template"),
 		Impact: incident.Impact(r.PostFormValue("impact")), Severity: incident.Severity(r.PostFormValue("severity")),
 		Status: incident.Status(r.PostFormValue("status")), Message: strings.TrimSpace(r.PostFormValue("message")),
 		Components: componentForm(r), Releases: strings.Fields(strings.ReplaceAll(r.PostFormValue("releases"), ",", " ")),
@@ -382,7 +383,7 @@ func (c *console) declare(w http.ResponseWriter, r *http.Request, v *view) error
 
 // previewDeclare builds the incident req would declare, as the API handler
 // and the store do, and renders its first notification.
-func (c *console) previewDeclare(r *http.Request, who release.Token, req declareRequest) (*messagePreview, error) {
+func (c *console) previewDeclare(r *http.Request, who release.Token, req api.Declaration) (*messagePreview, error) {
 	d := incident.Declaration{Title: req.Title, Impact: req.Impact, Severity: req.Severity, Status: req.Status, Message: req.Message,
 		Draft: req.Draft, Notify: orTrue(req.Notify)}
 	if req.Template != "" {
@@ -481,11 +482,11 @@ func (c *console) incidentChange(resolve bool) consoleHandler {
 		comps := componentForm(r)
 		if resolve {
 			ch.Action = incidentActions()["resolve"]
-			ch.Body = resolveIncidentRequest{Message: change.Message, Components: comps, Notify: notifyForm(r)}
+			ch.Body = api.Resolution{Message: change.Message, Components: comps, Notify: notifyForm(r)}
 			change.Status = incident.StatusResolved
 		} else {
 			ch.Action = incidentActions()["update"]
-			req := updateRequest{Status: incident.Status(r.PostFormValue("status")), Message: change.Message,
+			req := api.IncidentUpdate{Status: incident.Status(r.PostFormValue("status")), Message: change.Message,
 				Impact: incident.Impact(r.PostFormValue("impact")), Severity: incident.Severity(r.PostFormValue("severity")),
 				Components: comps, Notify: notifyForm(r)}
 			ch.Body = req
@@ -498,7 +499,7 @@ func (c *console) incidentChange(resolve bool) consoleHandler {
 
 // previewChange applies change to a copy of inc as the store would and
 // renders the notification it makes.
-func (c *console) previewChange(r *http.Request, who release.Token, inc incident.Incident, change incident.Change, comps []componentStatusChange) (*messagePreview, error) {
+func (c *console) previewChange(r *http.Request, who release.Token, inc incident.Incident, change incident.Change, comps []api.ComponentStatus) (*messagePreview, error) {
 	cfg, err := c.s.store.IncidentConfig(r.Context())
 	if err != nil {
 		return nil, err
@@ -540,7 +541,7 @@ func (c *console) publish(w http.ResponseWriter, r *http.Request, v *view) error
 	}
 	id := strconv.FormatInt(inc.ID, 10)
 	return c.confirmOrRun(w, r, v, consoleChange{Action: incidentActions()["publish"], Subject: fmt.Sprintf("incident %d “%s”", inc.ID, inc.Title),
-		Back: "/admin/incidents/" + id, PathValues: map[string]string{"id": id}, Body: noBody{},
+		Back: "/admin/incidents/" + id, PathValues: map[string]string{"id": id}, Body: api.Empty{},
 		Preview: func() (*messagePreview, error) {
 			now := time.Now()
 			if err := inc.Publish(now); err != nil {
@@ -560,7 +561,7 @@ func (c *console) postmortem(w http.ResponseWriter, r *http.Request, v *view) er
 	id := strconv.FormatInt(inc.ID, 10)
 	text := strings.TrimSpace(r.PostFormValue("postmortem"))
 	return c.confirmOrRun(w, r, v, consoleChange{Action: incidentActions()["postmortem"], Subject: fmt.Sprintf("incident %d “%s”", inc.ID, inc.Title),
-		Back: "/admin/incidents/" + id, PathValues: map[string]string{"id": id}, Body: postmortemRequest{Postmortem: text}, Labels: incidentLabels(),
+		Back: "/admin/incidents/" + id, PathValues: map[string]string{"id": id}, Body: api.Postmortem{Postmortem: text}, Labels: incidentLabels(),
 		Preview: func() (*messagePreview, error) {
 			now := time.Now()
 			if err := inc.SetPostmortem(text, now); err != nil {
@@ -603,7 +604,7 @@ func (c *console) componentsPage(w http.ResponseWriter, r *http.Request, v *view
 }
 
 func (c *console) createComponent(w http.ResponseWriter, r *http.Request, v *view) error {
-	req := componentRequest{Name: strings.TrimSpace(r.PostFormValue("name")), Group: strings.TrimSpace(r.PostFormValue("group")),
+	req := api.NewComponent{Name: strings.TrimSpace(r.PostFormValue("name")), Group: strings.TrimSpace(r.PostFormValue("group")),
 		Description: strings.TrimSpace(r.PostFormValue("description")), Status: incident.Operational}
 	if _, err := c.callAPI(r, v, routeCreateComponent, nil, req); err != nil {
 		return err
@@ -616,7 +617,7 @@ func (c *console) createComponent(w http.ResponseWriter, r *http.Request, v *vie
 // required reason, after confirmation (subscribers are told).
 func (c *console) componentStatus(w http.ResponseWriter, r *http.Request, v *view) error {
 	name := r.PathValue("name")
-	req := componentStatusRequest{Status: incident.ComponentStatus(r.PostFormValue("status")), Reason: strings.TrimSpace(r.PostFormValue("reason"))}
+	req := api.ComponentStatusChange{Status: incident.ComponentStatus(r.PostFormValue("status")), Reason: strings.TrimSpace(r.PostFormValue("reason"))}
 	if req.Reason == "" {
 		return release.Errorf(release.EINVALID, "set status: a reason is required")
 	}
@@ -638,7 +639,7 @@ func (c *console) previewComponentStatus(r *http.Request, name string, status in
 	if err != nil {
 		return nil, err
 	}
-	changes, err := resolveChanges(comps, []componentStatusChange{{Name: name, Status: status}})
+	changes, err := resolveChanges(comps, []api.ComponentStatus{{Name: name, Status: status}})
 	if err != nil {
 		return nil, err
 	}
@@ -713,7 +714,7 @@ func (c *console) scheduleMaintenance(w http.ResponseWriter, r *http.Request, v 
 	if err != nil {
 		return err
 	}
-	req := maintenanceRequest{Title: strings.TrimSpace(r.PostFormValue("title")), Message: strings.TrimSpace(r.PostFormValue("message")),
+	req := api.NewMaintenance{Title: strings.TrimSpace(r.PostFormValue("title")), Message: strings.TrimSpace(r.PostFormValue("message")),
 		Start: start, End: end, Components: r.PostForm["components"]}
 	return c.confirmOrRun(w, r, v, consoleChange{
 		Action: releaseAction{Name: "schedule", Label: "Schedule", Route: routeSchedule,
@@ -725,7 +726,7 @@ func (c *console) scheduleMaintenance(w http.ResponseWriter, r *http.Request, v 
 
 // previewSchedule renders the announcement of the maintenance req
 // schedules, as the store makes it.
-func (c *console) previewSchedule(r *http.Request, who release.Token, req maintenanceRequest) (*messagePreview, error) {
+func (c *console) previewSchedule(r *http.Request, who release.Token, req api.NewMaintenance) (*messagePreview, error) {
 	comps, err := c.s.store.ListComponents(r.Context())
 	if err != nil {
 		return nil, err
@@ -751,7 +752,7 @@ func (c *console) previewSchedule(r *http.Request, who release.Token, req mainte
 
 func (c *console) moveMaintenance(w http.ResponseWriter, r *http.Request, v *view) error {
 	id := r.PathValue("id")
-	req := maintenanceStatusRequest{Status: incident.MaintenanceStatus(r.PostFormValue("status")), Message: strings.TrimSpace(r.PostFormValue("message"))}
+	req := api.MaintenanceStatusChange{Status: incident.MaintenanceStatus(r.PostFormValue("status")), Message: strings.TrimSpace(r.PostFormValue("message"))}
 	return c.confirmOrRun(w, r, v, consoleChange{
 		Action: releaseAction{Name: "move", Label: "Move", Route: routeMoveMaintenance,
 			Explain: "The maintenance moves on its public timeline; starting and ending it change its components and tell subscribers."},
@@ -777,7 +778,7 @@ type subscribersData struct {
 	Window     int
 	Dead       []incident.Delivery
 	Components []incident.Component
-	Created    *newSubscriber
+	Created    *api.CreatedSubscriber
 	CanEdit    bool
 }
 
@@ -789,7 +790,7 @@ func (c *console) subscribersPage(w http.ResponseWriter, r *http.Request, v *vie
 	return c.showSubscribers(w, r, v, nil)
 }
 
-func (c *console) showSubscribers(w http.ResponseWriter, r *http.Request, v *view, created *newSubscriber) error {
+func (c *console) showSubscribers(w http.ResponseWriter, r *http.Request, v *view, created *api.CreatedSubscriber) error {
 	if err := c.require(v, routeSubscribers); err != nil {
 		return err
 	}
@@ -859,13 +860,13 @@ func (c *console) showSubscribers(w http.ResponseWriter, r *http.Request, v *vie
 }
 
 func (c *console) createSubscriber(w http.ResponseWriter, r *http.Request, v *view) error {
-	req := subscriberRequest{Webhook: strings.TrimSpace(r.PostFormValue("webhook")), Email: strings.TrimSpace(r.PostFormValue("email")),
+	req := api.NewSubscriber{Webhook: strings.TrimSpace(r.PostFormValue("webhook")), Email: strings.TrimSpace(r.PostFormValue("email")),
 		Components: r.PostForm["components"]}
 	out, err := c.callAPI(r, v, routeCreateSubscriber, nil, req)
 	if err != nil {
 		return err
 	}
-	var created newSubscriber
+	var created api.CreatedSubscriber
 	if err := json.Unmarshal(out, &created); err != nil {
 		return fmt.Errorf("read the new subscriber: %w", err)
 	}
@@ -886,7 +887,7 @@ func (c *console) deleteSubscriber(w http.ResponseWriter, r *http.Request, v *vi
 }
 
 func (c *console) replay(w http.ResponseWriter, r *http.Request, v *view) error {
-	if _, err := c.callAPI(r, v, routeReplay, map[string]string{"id": r.PathValue("id")}, noBody{}); err != nil {
+	if _, err := c.callAPI(r, v, routeReplay, map[string]string{"id": r.PathValue("id")}, api.Empty{}); err != nil {
 		return err
 	}
 	http.Redirect(w, r, "/admin/subscribers?done=replay", http.StatusSeeOther)

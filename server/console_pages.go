@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ringfence/ringfence/api"
 	"github.com/ringfence/ringfence/release"
 	"github.com/ringfence/ringfence/sqlstore"
 )
@@ -365,7 +366,7 @@ func (c *console) auditPage(w http.ResponseWriter, r *http.Request, v *view) err
 // created, whose secret is shown this once.
 type tokensData struct {
 	Tokens  []release.Token
-	Created *newToken
+	Created *api.Token
 	CanEdit bool
 }
 
@@ -373,7 +374,7 @@ func (c *console) tokensPage(w http.ResponseWriter, r *http.Request, v *view) er
 	return c.showTokens(w, r, v, nil)
 }
 
-func (c *console) showTokens(w http.ResponseWriter, r *http.Request, v *view, created *newToken) error {
+func (c *console) showTokens(w http.ResponseWriter, r *http.Request, v *view, created *api.Token) error {
 	if err := c.require(v, routeTokens); err != nil {
 		return err
 	}
@@ -387,11 +388,11 @@ func (c *console) showTokens(w http.ResponseWriter, r *http.Request, v *view, cr
 }
 
 func (c *console) createToken(w http.ResponseWriter, r *http.Request, v *view) error {
-	out, err := c.callAPI(r, v, routeCreateToken, nil, tokenRequest{Name: strings.TrimSpace(r.PostFormValue("name")), Role: release.Role(r.PostFormValue("role"))})
+	out, err := c.callAPI(r, v, routeCreateToken, nil, api.NewToken{Name: strings.TrimSpace(r.PostFormValue("name")), Role: release.Role(r.PostFormValue("role"))})
 	if err != nil {
 		return err
 	}
-	var t newToken
+	var t api.Token
 	if err := json.Unmarshal(out, &t); err != nil {
 		return err
 	}
@@ -431,7 +432,7 @@ func (c *console) usersPage(w http.ResponseWriter, r *http.Request, v *view) err
 }
 
 func (c *console) createUser(w http.ResponseWriter, r *http.Request, v *view) error {
-	req := userRequest{Name: strings.TrimSpace(r.PostFormValue("name")), Role: release.Role(r.PostFormValue("role")), Password: r.PostFormValue("password")}
+	req := api.NewUser{Name: strings.TrimSpace(r.PostFormValue("name")), Role: release.Role(r.PostFormValue("role")), Password: r.PostFormValue("password")}
 	if _, err := c.callAPI(r, v, routeCreateUser, nil, req); err != nil {
 		return err
 	}

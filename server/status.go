@@ -257,7 +257,7 @@ func (s *Server) setupStatus() error {
 	}
 	if s.cfg.SMTP != "" {
 		if s.cfg.SMTPFrom == "" {
-			return errors.New("server: an SMTP server needs a sender address (--smtp-from)")
+			return errors.New("server: Config.SMTP needs Config.SMTPFrom, the sender address")
 		}
 		if nc.Mailer, err = notify.NewMailer(s.cfg.SMTP, s.cfg.SMTPFrom, nc.Timeout); err != nil {
 			return fmt.Errorf("server: %w", err)

@@ -3,22 +3,16 @@ package server
 import (
 	"net/http"
 
+	"github.com/ringfence/ringfence/api"
 	"github.com/ringfence/ringfence/release"
 	"github.com/ringfence/ringfence/sqlstore"
 )
-
-// userRequest is the body of POST /api/v1/users.
-type userRequest struct {
-	Name     string       `json:"name"`
-	Role     release.Role `json:"role"`
-	Password string       `json:"password"`
-}
 
 func (s *Server) listUsers(r *http.Request, _ release.Token) ([]sqlstore.User, error) {
 	return s.store.ListUsers(r.Context())
 }
 
-func (s *Server) createUser(r *http.Request, who release.Token, req userRequest) (sqlstore.User, error) {
+func (s *Server) createUser(r *http.Request, who release.Token, req api.NewUser) (sqlstore.User, error) {
 	return s.store.CreateUser(r.Context(), who.Actor(), req.Name, req.Role, req.Password)
 }
 

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ringfence/ringfence/release"
@@ -57,31 +58,65 @@ func jsonOrNull(v any) (any, error) {
 // ListAudit returns up to limit entries with id below before (all when
 // before <= 0), newest first.
 func (s *Store) ListAudit(ctx context.Context, before int64, limit int) ([]release.AuditEntry, error) {
-	if before <= 0 {
-		before = 1<<63 - 1
+	return s.QueryAudit(ctx, release.AuditFilter{Before: before, Limit: limit})
+}
+
+// QueryAudit returns the entries f selects, newest first (the console's
+// free-text search is SearchAudit). Matching is exact and case-sensitive
+// on both dialects: prefix and substring tests are written with substr and
+// replace, not LIKE, whose case rules differ between SQLite and PostgreSQL.
+func (s *Store) QueryAudit(ctx context.Context, f release.AuditFilter) ([]release.AuditEntry, error) {
+	var where []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
 	}
-	rows, err := s.rdb.QueryContext(ctx,
-		`SELECT id, at, actor, action, target, reason, before, after FROM audit_log
-		 WHERE id < $1 ORDER BY id DESC LIMIT $2`, before, limit)
-	if err != nil {
-		return nil, fmt.Errorf("list audit log: %w", err)
+	// prefix is true when col starts with p.
+	prefix := func(col, p string) string {
+		return "substr(" + col + ", 1, " + arg(len(p)) + ") = " + arg(p)
 	}
-	defer rows.Close()
-	out := []release.AuditEntry{}
-	for rows.Next() {
-		var e release.AuditEntry
-		var b, a sql.NullString
-		if err := rows.Scan(&e.ID, &e.At, &e.Actor, &e.Action, &e.Target, &e.Reason, &b, &a); err != nil {
-			return nil, fmt.Errorf("list audit log: %w", err)
+	if f.Before > 0 {
+		where = append(where, "id < "+arg(f.Before))
+	}
+	if f.Product != "" {
+		var any []string
+		for _, p := range []string{"product/" + f.Product + "/", "release/" + f.Product + "@", "customer/" + f.Product + "/", "installation/" + f.Product + "/"} {
+			any = append(any, prefix("target", p))
 		}
-		e.At = e.At.UTC()
-		e.Before, e.After = rawOrNull(b), rawOrNull(a)
-		out = append(out, e)
+		where = append(where, "(target = "+arg("product/"+f.Product)+" OR "+strings.Join(any, " OR ")+")")
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list audit log: %w", err)
+	if f.Release != "" {
+		// "@V/" inside the target with a "/" appended: ends with @V or
+		// goes on below it (versions hold no "/").
+		where = append(where, prefix("target", "release/"),
+			"length(replace(target || '/', "+arg("@"+f.Release+"/")+", '')) < length(target) + 1")
 	}
-	return out, nil
+	if f.Action != "" {
+		where = append(where, "(action = "+arg(f.Action)+" OR "+prefix("action", f.Action+".")+")")
+	}
+	if f.Actor != "" {
+		where = append(where, "length(replace(actor, "+arg(f.Actor)+", '')) < length(actor)")
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "at >= "+arg(f.Since.UTC()))
+	}
+	q := `SELECT id, at, actor, action, target, reason, before, after FROM audit_log`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY id DESC LIMIT " + arg(f.Limit)
+	return queryAll(ctx, s.rdb, scanAuditEntry, "list audit log", q, args...)
+}
+
+func scanAuditEntry(row interface{ Scan(...any) error }) (release.AuditEntry, error) {
+	var e release.AuditEntry
+	var b, a sql.NullString
+	if err := row.Scan(&e.ID, &e.At, &e.Actor, &e.Action, &e.Target, &e.Reason, &b, &a); err != nil {
+		return e, err
+	}
+	e.At, e.Before, e.After = e.At.UTC(), rawOrNull(b), rawOrNull(a)
+	return e, nil
 }
 
 func rawOrNull(s sql.NullString) json.RawMessage {

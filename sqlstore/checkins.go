@@ -480,9 +480,17 @@ func (s *Store) ListEvents(ctx context.Context, product string, limit int) ([]re
 // ListInstallations returns up to limit installations of product, most
 // recently seen first.
 func (s *Store) ListInstallations(ctx context.Context, product string, limit int) ([]release.Installation, error) {
+	return s.QueryInstallations(ctx, product, release.InstallationFilter{Limit: limit})
+}
+
+// QueryInstallations returns the installations of product f selects.
+func (s *Store) QueryInstallations(ctx context.Context, product string, f release.InstallationFilter) ([]release.Installation, error) {
 	return queryAll(ctx, s.rdb, scanInstallation, "list installations", `SELECT `+installationCols+`
 		FROM installations i LEFT JOIN customers c ON c.product = i.product AND c.name = i.customer
-		WHERE i.product = $1 ORDER BY i.last_seen DESC, i.instance_id LIMIT $2`, product, limit)
+		WHERE i.product = $1 AND ($2 = '' OR i.version = $2) AND ($3 = '' OR i.customer = $3)
+			AND ($4 = '' OR COALESCE(c.ring, '') = $4) AND ($5 = '' OR i.health = $5)
+		ORDER BY i.last_seen DESC, i.instance_id, i.customer LIMIT $6 OFFSET $7`,
+		product, f.Version, f.Customer, f.Ring, string(f.Health), f.Limit, f.Offset)
 }
 
 // Prune deletes events and health reports received before cutoff,

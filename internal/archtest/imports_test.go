@@ -26,9 +26,10 @@ var allowed = map[string][]string{
 	"pgcheck":        {},
 
 	"internal/problem":     {"release"},
+	"api":                  {"release", "incident", "sign"},
 	"sqlstore":             {"release", "sign", "incident"},
-	"client":               {"release", "sign", "internal/problem", "incident"},
-	"server":               {"release", "sign", "sqlstore", "internal/problem", "incident", "notify", "internal/netguard"},
+	"client":               {"api", "release", "sign", "internal/problem", "incident"},
+	"server":               {"api", "release", "sign", "sqlstore", "internal/problem", "incident", "notify", "internal/netguard"},
 	"notify":               {"incident"},
 	"internal/netguard":    {},
 	"internal/notifytest":  {},

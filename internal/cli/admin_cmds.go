@@ -1,10 +1,14 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -28,7 +32,7 @@ func apiFlags() []ucli.Flag {
 		&ucli.StringFlag{Name: "token", Sources: ucli.EnvVars("RINGFENCE_TOKEN"),
 			Usage: "API token (the first one comes from: ringfence admin token create)"},
 		&durationFlag{Name: "timeout", Value: client.DefaultTimeout, Usage: "bound on each request"},
-		&ucli.BoolFlag{Name: "json", Usage: "print the server's JSON instead of a table"},
+		&ucli.BoolFlag{Name: "json", Usage: "print JSON instead of a table: the server's answer between schema_version and duration_seconds (a list as items)"},
 		&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing on success (the exit code says it); errors still go to stderr"},
 		&ucli.StringFlag{Name: "product", Sources: ucli.EnvVars("RINGFENCE_PRODUCT"),
 			Usage: "the product for commands whose first argument is PRODUCT, when that argument is left out"},
@@ -102,8 +106,13 @@ func releaseChange(name, usage string, flags []ucli.Flag,
 	})
 }
 
-// newAPIClient builds the client from --server, --token and --timeout.
+// newAPIClient builds the client from --server, --token and --timeout,
+// and starts the command's clock (duration_seconds of its --json).
 func newAPIClient(cmd *ucli.Command, needToken bool) (*client.Client, error) {
+	startClock(cmd)
+	if cmd.String("server") == "" {
+		return nil, fmt.Errorf("no server: set --server or RINGFENCE_SERVER")
+	}
 	token := cmd.String("token")
 	if needToken && token == "" {
 		return nil, fmt.Errorf("no API token: set --token or RINGFENCE_TOKEN")
@@ -111,7 +120,7 @@ func newAPIClient(cmd *ucli.Command, needToken bool) (*client.Client, error) {
 	return client.New(cmd.String("server"), token, client.WithHTTPClient(&http.Client{Timeout: cmd.Duration("timeout")}))
 }
 
-// emit prints v as JSON with --json, else through human.
+// emit prints v as JSON with --json (see printJSON), else through human.
 func emit(cmd *ucli.Command, v any, human func(w io.Writer)) error {
 	if cmd.Bool("quiet") {
 		return nil
@@ -122,13 +131,79 @@ func emit(cmd *ucli.Command, v any, human func(w io.Writer)) error {
 // emitSecret is emit for output that is shown only once (a new token or
 // enrollment key): --quiet does not swallow it.
 func emitSecret(cmd *ucli.Command, v any, human func(w io.Writer)) error {
-	out := cmd.Root().Writer
 	if cmd.Bool("json") {
-		return writeJSON(out, v)
+		return printJSON(cmd, v)
 	}
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(cmd.Root().Writer, 0, 4, 2, ' ', 0)
 	human(tw)
 	return tw.Flush()
+}
+
+// jsonSchemaVersion versions the --json documents of the API commands.
+const jsonSchemaVersion = 1
+
+// startKey is where startClock keeps a command's start in its Metadata.
+const startKey = "ringfence.start"
+
+// startClock records when cmd began, for its duration_seconds.
+func startClock(cmd *ucli.Command) {
+	if cmd.Metadata == nil {
+		cmd.Metadata = map[string]any{}
+	}
+	cmd.Metadata[startKey] = time.Now()
+}
+
+// withoutEnvelope takes schema_version and duration_seconds out of a
+// document printJSON printed, so it can be sent back (severity set takes
+// what severity list --json printed). Anything else is left as it is.
+func withoutEnvelope(doc []byte) ([]byte, error) {
+	var members map[string]json.RawMessage
+	if json.Unmarshal(doc, &members) != nil {
+		return doc, nil // not an object: the decoder that follows says why
+	}
+	if _, ok := members["schema_version"]; !ok {
+		return doc, nil
+	}
+	delete(members, "schema_version")
+	delete(members, "duration_seconds")
+	return json.Marshal(members)
+}
+
+// printJSON prints v as an API command's --json document, the shape of
+// the pg commands' reports: one object, "schema_version" first and
+// "duration_seconds" (since startClock) last, v's members between them. A
+// list is the document's "items".
+func printJSON(cmd *ucli.Command, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("render JSON: %w", err)
+	}
+	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Slice {
+		if rv.IsNil() {
+			body = []byte("[]")
+		}
+		body = append(append([]byte(`{"items":`), body...), '}')
+	}
+	members := bytes.TrimSpace(body)
+	if len(members) < 2 || members[0] != '{' {
+		return fmt.Errorf("render JSON: %T is not a JSON object", v)
+	}
+	members = bytes.TrimSpace(members[1 : len(members)-1])
+	start, _ := cmd.Metadata[startKey].(time.Time)
+	var doc bytes.Buffer
+	fmt.Fprintf(&doc, `{"schema_version":%d,`, jsonSchemaVersion)
+	if len(members) > 0 {
+		doc.Write(members)
+		doc.WriteByte(',')
+	}
+	fmt.Fprintf(&doc, `"duration_seconds":%s}`, strconv.FormatFloat(time.Since(start).Seconds(), 'f', 3, 64))
+	var out bytes.Buffer
+	if err := json.Indent(&out, doc.Bytes(), "", "  "); err != nil {
+		return fmt.Errorf("render JSON: %w", err)
+	}
+	out.WriteByte('\n')
+	_, err = cmd.Root().Writer.Write(out.Bytes())
+	return err
 }
 
 // row writes tab-separated cells and a newline.
@@ -176,8 +251,8 @@ func requireFlag(cmd *ucli.Command, name string) (string, error) {
 	return s, nil
 }
 
-// auditCommand is `ringfence audit`: the audit log, newest first, with
-// filters applied here over the server's pages.
+// auditCommand is `ringfence audit`: the audit log, newest first, filtered
+// by the server.
 func auditCommand() *ucli.Command {
 	c := apiCmd("audit", "show the audit log, newest first (filter by product, release, action, actor, since)", nil, []ucli.Flag{
 		&ucli.IntFlag{Name: "limit", Value: 50, Usage: "entries to show"},
@@ -187,13 +262,13 @@ func auditCommand() *ucli.Command {
 		&ucli.StringFlag{Name: "actor", Usage: "only entries whose actor's name or token id contains this"},
 		&durationFlag{Name: "since", Usage: "only entries at most this old (e.g. 2h, 7d)"},
 	}, true, func(ctx context.Context, cmd *ucli.Command, c *client.Client, _ []string) error {
-		f := auditFilter{product: cmd.String("product"), release: cmd.String("release"),
-			action: cmd.String("action"), actor: cmd.String("actor")}
+		q := client.AuditQuery{Before: cmd.Int64("before"), Product: cmd.String("product"), Release: cmd.String("release"),
+			Action: cmd.String("action"), Actor: cmd.String("actor")}
 		if cmd.IsSet("since") {
-			f.since = time.Now().Add(-cmd.Duration("since"))
+			q.Since = time.Now().Add(-cmd.Duration("since"))
 		}
-		if f.release != "" {
-			if _, err := versionArg(f.release); err != nil {
+		if q.Release != "" {
+			if _, err := versionArg(q.Release); err != nil {
 				return err
 			}
 		}
@@ -201,7 +276,7 @@ func auditCommand() *ucli.Command {
 		if limit < 1 {
 			return fmt.Errorf("--limit must be at least 1")
 		}
-		es, err := filteredAudit(ctx, c, cmd.Int64("before"), limit, f)
+		es, err := auditPages(ctx, c, q, limit)
 		if err != nil {
 			return err
 		}
@@ -216,57 +291,26 @@ func auditCommand() *ucli.Command {
 	return c
 }
 
-// auditFilter selects audit entries; zero fields select everything.
-type auditFilter struct {
-	product, release, action, actor string
-	since                           time.Time
-}
-
-func (f auditFilter) match(e release.AuditEntry) bool {
-	head, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(e.Target, "release/"), "product/"), "/")
-	product, version, _ := strings.Cut(head, "@")
-	switch {
-	case f.product != "" && product != f.product:
-		return false
-	case f.release != "" && version != f.release:
-		return false
-	case f.action != "" && e.Action != f.action && !strings.HasPrefix(e.Action, f.action+"."):
-		return false
-	case f.actor != "" && !strings.Contains(e.Actor, f.actor):
-		return false
-	}
-	return true
-}
-
-// auditPage is how many entries filteredAudit asks the server for at once.
+// auditPage is the most entries the server answers at once.
 const auditPage = 1000
 
-// filteredAudit pages through the audit log from before (0: the newest),
-// newest first, collecting up to limit entries that match f, and stops at
-// the first entry older than f.since.
-func filteredAudit(ctx context.Context, c *client.Client, before int64, limit int, f auditFilter) ([]release.AuditEntry, error) {
+// auditPages asks the server for up to limit entries that q selects, a
+// page of at most auditPage at a time.
+func auditPages(ctx context.Context, c *client.Client, q client.AuditQuery, limit int) ([]release.AuditEntry, error) {
 	out := []release.AuditEntry{}
-	for {
-		page, err := c.Audit(ctx, before, auditPage)
+	for len(out) < limit {
+		q.Limit = min(limit-len(out), auditPage)
+		page, err := c.QueryAudit(ctx, q)
 		if err != nil {
 			return nil, err
 		}
-		for _, e := range page {
-			if !f.since.IsZero() && e.At.Before(f.since) {
-				return out, nil
-			}
-			if f.match(e) {
-				out = append(out, e)
-				if len(out) == limit {
-					return out, nil
-				}
-			}
+		out = append(out, page...)
+		if len(page) < q.Limit {
+			break
 		}
-		if len(page) < auditPage {
-			return out, nil
-		}
-		before = page[len(page)-1].ID
+		q.Before = page[len(page)-1].ID
 	}
+	return out, nil
 }
 
 // whoamiCommand is `ringfence whoami`: whose token this is, and where.

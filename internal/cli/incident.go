@@ -45,7 +45,7 @@ func incidentCommand() *ucli.Command {
 				return err
 			}
 			if cmd.Bool("json") {
-				return writeJSON(cmd.Root().Writer, out)
+				return printJSON(cmd, out)
 			}
 			fmt.Fprintln(cmd.Root().Writer, out.ID)
 			for _, r := range out.PausedReleases {
@@ -177,6 +177,9 @@ func incidentCommand() *ucli.Command {
 					raw, err := os.ReadFile(args[0])
 					if err != nil {
 						return fmt.Errorf("read severity configuration: %w", err)
+					}
+					if raw, err = withoutEnvelope(raw); err != nil {
+						return fmt.Errorf("severity configuration %s: %w", args[0], err)
 					}
 					var cfg incident.Config
 					dec := json.NewDecoder(strings.NewReader(string(raw)))

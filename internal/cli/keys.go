@@ -7,6 +7,7 @@ import (
 
 	ucli "github.com/urfave/cli/v3"
 
+	"github.com/ringfence/ringfence/api"
 	"github.com/ringfence/ringfence/client"
 	"github.com/ringfence/ringfence/sign"
 )
@@ -19,7 +20,7 @@ func keysCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
-			return emitPublicKeys(cmd, map[string]any{"keys": ks}, ks)
+			return emitPublicKeys(cmd, api.PublicKeys{Keys: ks}, ks)
 		}),
 		apiCmd("rotate", "add a new signing key; old keys stay verifiable (admin)", nil, nil, true, func(ctx context.Context, cmd *ucli.Command, c *client.Client, _ []string) error {
 			k, err := c.RotateKey(ctx)

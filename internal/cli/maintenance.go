@@ -42,7 +42,7 @@ func maintenanceCommand() *ucli.Command {
 				return err
 			}
 			if cmd.Bool("json") {
-				return writeJSON(cmd.Root().Writer, m)
+				return printJSON(cmd, m)
 			}
 			fmt.Fprintln(cmd.Root().Writer, m.ID)
 			return nil

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -80,7 +81,9 @@ func productCommand() *ucli.Command {
 						return err
 					}
 					applyHaltFlags(cmd, &cur.Policy)
-					patch.Halt = &cur.Policy
+					if patch.Halt, err = json.Marshal(cur.Policy); err != nil {
+						return fmt.Errorf("encode the halt policy: %w", err)
+					}
 					p, err := c.UpdateProductIfMatch(ctx, args[0], patch, etag)
 					if release.ErrorCode(err) == problem.PreconditionFailed && attempt < 3 {
 						continue

@@ -21,6 +21,8 @@ func Reference() string {
 	b.WriteString("<!-- Generated from the command tree: do not edit. Regenerate with `" + RegenerateDocs + "`. -->\n\n")
 	b.WriteString("Exit codes everywhere: 0 success (nothing found), 1 findings, 2 could not do the work.\n")
 	b.WriteString("`ringfence completion bash|zsh|fish` prints a shell completion script; `--help` on any command prints its help.\n")
+	b.WriteString("`--json` on the pg and API commands prints one JSON object: `\"schema_version\"` first, `\"duration_seconds\"` last; " +
+		"a command that lists things puts them in `\"items\"` (`{\"schema_version\":1,\"items\":[…],\"duration_seconds\":0.012}`).\n")
 	walkVisible(newRoot(io.Discard, io.Discard), nil, func(path []string, cmd *ucli.Command) {
 		fmt.Fprintf(&b, "\n%s %s\n\n", strings.Repeat("#", min(len(path), 4)+1), strings.Join(path, " "))
 		if cmd.Usage != "" {

@@ -69,6 +69,10 @@ func releaseCommand() *ucli.Command {
 				return release.Release{}, err
 			}
 			pulled, err := c.PullReleaseWithIncident(ctx, product, v, p)
+			if release.ErrorCode(err) == release.ECONFLICT && strings.Contains(release.ErrorMessage(err), "force_reason") {
+				// The server names the request's field; say it with the flags.
+				return release.Release{}, fmt.Errorf("%w\nto offer it anyway, say why: --force --force-reason TEXT", err)
+			}
 			if err == nil && !cmd.Bool("json") {
 				reportPullIncident(cmd, pulled)
 			}
@@ -96,7 +100,8 @@ func releaseCommand() *ucli.Command {
 			return emit(cmd, st, func(w io.Writer) { printStatus(w, st) })
 		}),
 		apiCmd("installations", "list a product's installations, most recently seen first (filter by version, customer, ring, health)", []string{"product"}, []ucli.Flag{
-			&ucli.IntFlag{Name: "limit", Value: 100, Usage: "how many to read (at most 10000); the filters apply to those"},
+			&ucli.IntFlag{Name: "limit", Value: 100, Usage: "how many to show (at most 10000)"},
+			&ucli.IntFlag{Name: "offset", Usage: "pass over this many matching installations first (paging)"},
 			&ucli.StringFlag{Name: "version", Usage: "only installations running `VERSION`"},
 			&ucli.StringFlag{Name: "customer", Usage: "only installations of `CUSTOMER`"},
 			&ucli.StringFlag{Name: "ring", Usage: "only installations in `RING`"},
@@ -107,18 +112,13 @@ func releaseCommand() *ucli.Command {
 					return err
 				}
 			}
-			all, err := c.Installations(ctx, args[0], int(cmd.Int("limit")))
+			if cmd.Int("limit") < 1 || cmd.Int("offset") < 0 {
+				return fmt.Errorf("--limit must be at least 1 and --offset at least 0")
+			}
+			is, err := c.QueryInstallations(ctx, args[0], client.InstallationQuery{Limit: int(cmd.Int("limit")), Offset: int(cmd.Int("offset")),
+				Version: cmd.String("version"), Customer: cmd.String("customer"), Ring: cmd.String("ring"), Health: release.HealthStatus(cmd.String("health"))})
 			if err != nil {
 				return err
-			}
-			is := []release.Installation{}
-			for _, in := range all {
-				if (cmd.String("version") == "" || in.Version.String() == cmd.String("version")) &&
-					(cmd.String("customer") == "" || in.Customer == cmd.String("customer")) &&
-					(cmd.String("ring") == "" || in.Ring == cmd.String("ring")) &&
-					(cmd.String("health") == "" || string(in.Health.Status) == cmd.String("health")) {
-					is = append(is, in)
-				}
 			}
 			return emit(cmd, is, func(w io.Writer) {
 				row(w, "INSTANCE", "CUSTOMER", "RING", "VERSION", "HEALTH", "FIRST SEEN", "LAST SEEN")

@@ -57,7 +57,14 @@ func apiJSON[T any](t *testing.T, url, token string, args ...string) T {
 	t.Helper()
 	var v T
 	out := api(t, url, token, append(args, "--json")...)
-	if err := json.Unmarshal([]byte(out), &v); err != nil {
+	data := []byte(out)
+	var list struct { // a list is the document's items
+		Items json.RawMessage `json:"items"`
+	}
+	if json.Unmarshal(data, &list) == nil && list.Items != nil {
+		data = list.Items
+	}
+	if err := json.Unmarshal(data, &v); err != nil {
 		t.Fatalf("ringfence %s --json: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return v

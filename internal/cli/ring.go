@@ -40,8 +40,8 @@ func ringCommand() *ucli.Command {
 				p.Position = &n
 			}
 			if cmd.IsSet("soak") {
-				d := cmd.Duration("soak")
-				p.SoakTime = &d
+				soak := cmd.Duration("soak").String()
+				p.Soak = &soak
 			}
 			if cmd.IsSet("rollout") {
 				f := cmd.Float("rollout")

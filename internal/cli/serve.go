@@ -133,6 +133,9 @@ func serve(ctx context.Context, cmd *ucli.Command, log *slog.Logger, stdout io.W
 	if _, _, err := sqlstore.ClassifyDSN(dsn); err != nil {
 		return err
 	}
+	if cmd.String("smtp") != "" && cmd.String("smtp-from") == "" {
+		return fmt.Errorf("--smtp needs --smtp-from: the sender address of status emails")
+	}
 	// Bind before creating anything: a busy port must not leave a new
 	// store and signing key behind.
 	ln, err := net.Listen("tcp", addr)

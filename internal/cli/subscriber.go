@@ -11,6 +11,7 @@ import (
 
 	"github.com/ringfence/ringfence/client"
 	"github.com/ringfence/ringfence/incident"
+	"github.com/ringfence/ringfence/release"
 )
 
 // subscriberCommand is `ringfence subscriber`: who the status page tells
@@ -40,6 +41,9 @@ func subscriberCommand() *ucli.Command {
 			}
 			s, err := c.CreateSubscriber(ctx, client.NewSubscriber{Webhook: cmd.String("webhook"), Secret: cmd.String("secret"),
 				Email: cmd.String("email"), Components: cmd.StringSlice("component")})
+			if release.ErrorCode(err) == release.ECONFLICT && strings.Contains(release.ErrorMessage(err), "SMTP") {
+				return fmt.Errorf("%w\nemail subscribers need the server started with --smtp and --smtp-from", err)
+			}
 			if err != nil {
 				return err
 			}

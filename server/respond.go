@@ -1,5 +1,8 @@
 package server
 
+// This file holds how the server answers (JSON, problem details, errors)
+// and reads request bodies (JSON only, bounded, unknown fields refused).
+
 import (
 	"encoding/json"
 	"errors"
@@ -8,7 +11,6 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/ringfence/ringfence/internal/problem"
@@ -43,9 +45,6 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	code := release.ErrorCode(err)
 	var he *httpError
 	if errors.As(err, &he) {
-		if he.retryAfter > 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(he.retryAfter))
-		}
 		writeProblem(w, he.code, he.msg)
 		return
 	}
@@ -60,9 +59,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 // httpError is a transport-level failure (size, rate, availability) that has
 // no domain code.
 type httpError struct {
-	code       string
-	msg        string
-	retryAfter int
+	code string
+	msg  string
 }
 
 // Error implements error.
