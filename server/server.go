@@ -204,10 +204,8 @@ type Server struct {
 	ringSizes []release.RingSize
 	countedAt time.Time
 
-	// writers are shards of the check-in writer: an installation's records
-	// always go to the same one, so concurrent transactions never touch the
-	// same rows (no lock waits, no deadlocks, order kept per installation).
-	writers []*writer
+	// writers are the shards of the check-in writer (writer.go).
+	writers writerShards
 	halts   *haltQueue
 	limits  limiters
 	quotas  *quotas
@@ -271,7 +269,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		shards = 4
 	}
 	for range shards {
-		s.writers = append(s.writers, newWriter(s))
+		s.writers = append(s.writers, newWriter(writerDeps{store: s.store, quotas: s.quotas, log: s.log,
+			batch: s.metrics.batch, failed: s.metrics.failedRecords, commitWindow: cfg.CommitWindow, flushInterval: cfg.FlushInterval}))
 	}
 	if cfg.KeyEncryptionKey == nil {
 		return nil, errors.New("server: no key-encryption key (Config.KeyEncryptionKey): signing keys are never stored in plain text")
