@@ -65,7 +65,7 @@ func (s *Server) checkIn(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	s.answerCheckIn(rec, r, start)
-	s.metrics.checkIns.WithLabelValues(strconv.Itoa(rec.status)).Inc()
+	s.metrics.checkIn(rec.status)
 	s.metrics.latency.Observe(time.Since(start).Seconds())
 }
 
@@ -156,11 +156,7 @@ func (s *Server) answerCheckIn(w http.ResponseWriter, r *http.Request, now time.
 		s.writers.of(record).enqueue(record, key.ID)
 	}
 
-	offer := "no"
-	if ans.Offer != nil {
-		offer = "yes"
-	}
-	s.metrics.decisions.WithLabelValues(string(ans.Current.Status), string(ans.Current.Action), offer).Inc()
+	s.metrics.decision(string(ans.Current.Status), string(ans.Current.Action), ans.Offer != nil)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(env)
