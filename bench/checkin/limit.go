@@ -232,6 +232,24 @@ func (s *limitServer) checkIn(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(env)
 }
 
+// seed writes one routine check-in of every installation, as the warm-up's
+// check-ins would (installation i belongs to the customer of key i mod
+// customers).
+func (s *limitServer) seed(ids []string, customers int) error {
+	batch := make([]limitRecord, 0, 5000)
+	for i, id := range ids {
+		batch = append(batch, limitRecord{customer: fmt.Sprintf("customer-%04d", i%customers), instanceID: id,
+			version: "1.0.0", health: "ok", at: time.Now().UTC()})
+		if len(batch) == cap(batch) || i == len(ids)-1 {
+			if err := s.commit(batch); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+	}
+	return nil
+}
+
 // wake tells the writer there is work; it never blocks.
 func (s *limitServer) wake() {
 	select {
