@@ -148,7 +148,8 @@ func (w *writer) run(ctx context.Context) {
 	for {
 		select {
 		case <-w.kick:
-			// Gather what arrives within the commit window into this batch.
+			// An idle writer gathers what arrives within the commit window
+			// into this batch.
 			time.Sleep(w.deps.commitWindow)
 		case <-t.C:
 		case <-w.done:
@@ -158,12 +159,26 @@ func (w *writer) run(ctx context.Context) {
 			w.flush(ctx)
 			return
 		}
-		w.flush(ctx)
+		// Records someone waits for that arrived while a batch was being
+		// committed already form the next group: commit them right away
+		// instead of waiting another window.
+		for w.flush(ctx) {
+			select {
+			case <-w.kick:
+			default:
+			}
+		}
 	}
 }
 
-// flush writes everything queued in one transaction, in arrival order.
-func (w *writer) flush(ctx context.Context) {
+// flush writes everything queued in one transaction, in arrival order, and
+// says whether records someone waits for were queued meanwhile.
+func (w *writer) flush(ctx context.Context) (more bool) {
+	defer func() {
+		w.mu.Lock()
+		more = len(w.wait) > 0 && !w.closed
+		w.mu.Unlock()
+	}()
 	w.mu.Lock()
 	batch := make([]queued, 0, len(w.busy)+len(w.wait))
 	for _, q := range w.busy {
@@ -217,6 +232,7 @@ func (w *writer) flush(ctx context.Context) {
 		}
 		w.finish(q, err)
 	}
+	return more // set by the deferred check
 }
 
 // finish reports the outcome of q's write to whoever waits for it, or logs
