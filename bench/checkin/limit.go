@@ -250,6 +250,12 @@ func (s *limitServer) seed(ids []string, customers int) error {
 	return nil
 }
 
+// stored counts the installations and events in the minimal server's store.
+func (s *limitServer) stored() (installations, events int, err error) {
+	err = s.db.QueryRow(`SELECT (SELECT COUNT(*) FROM installations), (SELECT COUNT(*) FROM events)`).Scan(&installations, &events)
+	return installations, events, err
+}
+
 // wake tells the writer there is work; it never blocks.
 func (s *limitServer) wake() {
 	select {
@@ -262,11 +268,15 @@ func (s *limitServer) wake() {
 // everything that arrived while the previous one was being committed.
 func (s *limitServer) write() {
 	defer close(s.done)
+	// spare is the previous batch's array, reused for the queue; it never
+	// is the queue's own array (swapped only when the queue held records).
 	var spare []limitRecord
 	for range s.kick {
 		s.mu.Lock()
 		batch, closed := s.pending, s.closed
-		s.pending = spare[:0]
+		if len(batch) > 0 {
+			s.pending = spare[:0]
+		}
 		s.mu.Unlock()
 		if len(batch) > 0 {
 			err := s.commit(batch)

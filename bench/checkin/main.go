@@ -248,6 +248,23 @@ func compareWithLimit(client *http.Client, url, product string, keys, ids []stri
 		fmt.Fprintf(out, "== %s\n", t.name)
 		totals[i].print(out)
 	}
+	// The yardstick must have done the work it is credited with: every
+	// installation has its row and, when every check-in carried an event,
+	// every answered check-in's event is stored.
+	insts, events, err := lim.stored()
+	if err != nil {
+		return fmt.Errorf("count the minimal server's rows: %w", err)
+	}
+	wantEvents := 0
+	if o.eventShare == 1 {
+		wantEvents = totals[1].ok
+		if !o.seed {
+			wantEvents += len(ids)
+		}
+	}
+	if insts != len(ids) || events < wantEvents {
+		return fmt.Errorf("the minimal server stored %d installations and %d events, want %d and at least %d", insts, events, len(ids), wantEvents)
+	}
 	rf, mn := totals[0], totals[1]
 	fmt.Fprintf(out, "ratio ringfence / minimal: throughput %.2f, p99 %.2f\n",
 		(float64(rf.ok)/rf.elapsed.Seconds())/(float64(mn.ok)/mn.elapsed.Seconds()),
