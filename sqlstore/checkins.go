@@ -201,22 +201,31 @@ func (s *Store) recordCheckIns(ctx context.Context, tx *sql.Tx, recs []CheckInRe
 // reads the stored version of installations that report something; records
 // earlier in the batch take precedence, being newer.
 func (s *Store) evidenceRows(ctx context.Context, tx *sql.Tx, recs []CheckInRecord) (events, reports [][]any, err error) {
-	type key struct{ product, customer, instance string }
-	seen := map[key]string{}
+	reporting := func(r CheckInRecord) bool {
+		return len(r.Events) > 0 || (r.Health != nil && r.Health.Status.Failing())
+	}
+	// The installations whose stored version is needed: those reporting
+	// with no earlier record in the batch.
+	var need []InstallationRef
+	inBatch := map[InstallationRef]bool{}
 	for _, r := range recs {
-		k := key{r.Product, r.Customer, r.InstanceID}
-		failing := r.Health != nil && r.Health.Status.Failing()
-		if len(r.Events) > 0 || failing {
+		k := InstallationRef{r.Product, r.Customer, r.InstanceID}
+		if reporting(r) && !inBatch[k] {
+			need = append(need, k)
+		}
+		inBatch[k] = true
+	}
+	stored, err := s.storedVersions(ctx, tx, need)
+	if err != nil {
+		return nil, nil, err
+	}
+	seen := map[InstallationRef]string{}
+	for _, r := range recs {
+		k := InstallationRef{r.Product, r.Customer, r.InstanceID}
+		if reporting(r) {
 			prior, ok := seen[k]
 			if !ok {
-				lookup, err := s.prepared(ctx, tx, lookupVersion)
-				if err != nil {
-					return nil, nil, err
-				}
-				err = lookup.QueryRowContext(ctx, r.Product, r.Customer, r.InstanceID).Scan(&prior)
-				if err != nil && !errors.Is(err, sql.ErrNoRows) {
-					return nil, nil, fmt.Errorf("look up installation %s of %s: %w", r.InstanceID, r.Customer, err)
-				}
+				prior = stored[k] // '' if the store does not know it
 			}
 			at := r.ReceivedAt.UTC()
 			for _, e := range r.Events {
@@ -226,13 +235,70 @@ func (s *Store) evidenceRows(ctx context.Context, tx *sql.Tx, recs []CheckInReco
 				}
 				events = append(events, []any{r.Product, r.InstanceID, r.Customer, string(e.Kind), from, e.To.String(), e.At.UTC(), e.Detail, at, prior})
 			}
-			if failing {
+			if r.Health != nil && r.Health.Status.Failing() {
 				reports = append(reports, []any{r.Product, r.InstanceID, r.Customer, r.Version.String(), string(r.Health.Status), r.Health.Detail, at, prior})
 			}
 		}
 		seen[k] = r.Version.String()
 	}
 	return events, reports, nil
+}
+
+// storedVersions returns the stored version of each of refs the store
+// knows: on SQLite with one prepared lookup each, on PostgreSQL with one
+// query per up to 1,000 installations (a round trip per installation would
+// make the batch's transaction, and every check-in waiting for it, wait).
+func (s *Store) storedVersions(ctx context.Context, tx *sql.Tx, refs []InstallationRef) (map[InstallationRef]string, error) {
+	out := make(map[InstallationRef]string, len(refs))
+	if s.dialect != Postgres {
+		lookup, err := s.prepared(ctx, tx, lookupVersion)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range refs {
+			var v string
+			err := lookup.QueryRowContext(ctx, k.Product, k.Customer, k.InstanceID).Scan(&v)
+			switch {
+			case err == nil:
+				out[k] = v
+			case !errors.Is(err, sql.ErrNoRows):
+				return nil, fmt.Errorf("look up installation %s of %s: %w", k.InstanceID, k.Customer, err)
+			}
+		}
+		return out, nil
+	}
+	for len(refs) > 0 {
+		chunk := refs[:min(len(refs), 1000)]
+		refs = refs[len(chunk):]
+		var b strings.Builder
+		b.WriteString(`SELECT product, customer, instance_id, version FROM installations WHERE (product, customer, instance_id) IN (`)
+		args := make([]any, 0, 3*len(chunk))
+		for i, k := range chunk {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "($%d, $%d, $%d)", 3*i+1, 3*i+2, 3*i+3)
+			args = append(args, k.Product, k.Customer, k.InstanceID)
+		}
+		b.WriteByte(')')
+		rows, err := tx.QueryContext(ctx, b.String(), args...)
+		if err != nil {
+			return nil, fmt.Errorf("look up installations' versions: %w", err)
+		}
+		for rows.Next() {
+			var k InstallationRef
+			var v string
+			if err := rows.Scan(&k.Product, &k.Customer, &k.InstanceID, &v); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("look up installations' versions: %w", err)
+			}
+			out[k] = v
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return nil, fmt.Errorf("look up installations' versions: %w", err)
+		}
+	}
+	return out, nil
 }
 
 // latestPerInstallation reduces recs (in arrival order) to one installation
