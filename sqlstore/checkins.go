@@ -373,7 +373,17 @@ func (s *Store) writeRows(ctx context.Context, tx *sql.Tx, maxParams int, head, 
 			}
 			continue
 		}
-		res, err := stmt.QueryContext(ctx, row...)
+		if err := scanEach(stmt.QueryContext(ctx, row...))(scan); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// scanEach returns what calls scan for every row of a query's result and
+// closes it; a failed query's error is returned as is.
+func scanEach(res *sql.Rows, err error) func(scan func(*sql.Rows) error) error {
+	return func(scan func(*sql.Rows) error) error {
 		if err != nil {
 			return err
 		}
@@ -383,11 +393,8 @@ func (s *Store) writeRows(ctx context.Context, tx *sql.Tx, maxParams int, head, 
 				return err
 			}
 		}
-		if err := errors.Join(res.Err(), res.Close()); err != nil {
-			return err
-		}
+		return errors.Join(res.Err(), res.Close())
 	}
-	return nil
 }
 
 // statements caches the check-in writer's prepared statements on SQLite's
@@ -491,17 +498,7 @@ func insertRowsReturning(ctx context.Context, tx *sql.Tx, maxParams int, head, t
 			}
 			continue
 		}
-		res, err := tx.QueryContext(ctx, b.String(), args...)
-		if err != nil {
-			return err
-		}
-		for res.Next() {
-			if err := scan(res); err != nil {
-				res.Close()
-				return err
-			}
-		}
-		if err := errors.Join(res.Err(), res.Close()); err != nil {
+		if err := scanEach(tx.QueryContext(ctx, b.String(), args...))(scan); err != nil {
 			return err
 		}
 	}
