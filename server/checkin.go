@@ -2,17 +2,14 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"log/slog"
 	"math"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,7 +65,7 @@ func (s *Server) checkIn(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	s.answerCheckIn(rec, r, start)
-	s.metrics.checkIns.WithLabelValues(strconv.Itoa(rec.status)).Inc()
+	s.metrics.checkIn(rec.status)
 	s.metrics.latency.Observe(time.Since(start).Seconds())
 }
 
@@ -147,7 +144,7 @@ func (s *Server) answerCheckIn(w http.ResponseWriter, r *http.Request, now time.
 	if stores {
 		// Reported events must survive a crash once the agent saw its answer:
 		// it will not send them again.
-		if err := s.writerFor(record).commit(r.Context(), record, key.ID); err != nil {
+		if err := s.writers.of(record).commit(r.Context(), record, key.ID); err != nil {
 			s.log.ErrorContext(r.Context(), "record check-in events", slog.String("instance_id", c.InstanceID), slog.Any("err", err))
 			writeProblem(w, problem.Unavailable, "could not record the reported events; retry later")
 			return
@@ -156,14 +153,10 @@ func (s *Server) answerCheckIn(w http.ResponseWriter, r *http.Request, now time.
 			s.halts.add(c.Product, v)
 		}
 	} else {
-		s.writerFor(record).enqueue(record, key.ID)
+		s.writers.of(record).enqueue(record, key.ID)
 	}
 
-	offer := "no"
-	if ans.Offer != nil {
-		offer = "yes"
-	}
-	s.metrics.decisions.WithLabelValues(string(ans.Current.Status), string(ans.Current.Action), offer).Inc()
+	s.metrics.decision(string(ans.Current.Status), string(ans.Current.Action), ans.Offer != nil)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(env)
@@ -199,20 +192,6 @@ func failedVersions(c release.CheckIn) []release.Version {
 	return out
 }
 
-// writerFor returns the writer shard of rec's installation.
-func (s *Server) writerFor(rec sqlstore.CheckInRecord) *writer {
-	if len(s.writers) == 1 {
-		return s.writers[0]
-	}
-	h := fnv.New32a()
-	h.Write([]byte(rec.Product))
-	h.Write([]byte{0})
-	h.Write([]byte(rec.Customer))
-	h.Write([]byte{0})
-	h.Write([]byte(rec.InstanceID))
-	return s.writers[h.Sum32()%uint32(len(s.writers))]
-}
-
 // bearer returns the token of an Authorization: Bearer header.
 func bearer(r *http.Request) (string, bool) {
 	h := r.Header.Get("Authorization")
@@ -222,171 +201,4 @@ func bearer(r *http.Request) (string, bool) {
 	}
 	tok = strings.TrimSpace(tok)
 	return tok, tok != ""
-}
-
-// writer batches check-in records into store transactions. Records that
-// must be durable before their answer wait for the commit of their batch;
-// routine ones are coalesced per installation and flushed periodically.
-type writer struct {
-	s    *Server
-	mu   sync.Mutex
-	seq  uint64
-	busy map[[3]string]queued // routine records by product, customer and instance
-	wait []queued             // records someone waits for
-	// closed is set before the final flush; commits after it are refused.
-	closed bool
-	kick   chan struct{}
-	done   chan struct{}
-	once   sync.Once
-}
-
-type queued struct {
-	seq   uint64
-	rec   sqlstore.CheckInRecord
-	keyID string     // the enrollment key that sent it, for quotas
-	done  chan error // nil for routine records
-}
-
-func newWriter(s *Server) *writer {
-	return &writer{s: s, busy: map[[3]string]queued{}, kick: make(chan struct{}, 1), done: make(chan struct{})}
-}
-
-// enqueue queues a routine record, replacing an older one of the same
-// installation.
-func (w *writer) enqueue(rec sqlstore.CheckInRecord, keyID string) {
-	k := [3]string{rec.Product, rec.Customer, rec.InstanceID}
-	w.mu.Lock()
-	w.seq++
-	if old, ok := w.busy[k]; ok {
-		// Keep when the installation was first seen: promotion evidence
-		// depends on it (installations first seen before a release).
-		rec.FirstSeen = old.rec.ReceivedAt
-		if !old.rec.FirstSeen.IsZero() && old.rec.FirstSeen.Before(rec.FirstSeen) {
-			rec.FirstSeen = old.rec.FirstSeen
-		}
-	}
-	w.busy[k] = queued{seq: w.seq, rec: rec, keyID: keyID}
-	w.mu.Unlock()
-}
-
-// commit queues rec and waits until the batch holding it committed.
-func (w *writer) commit(ctx context.Context, rec sqlstore.CheckInRecord, keyID string) error {
-	done := make(chan error, 1)
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		return errWriterClosed
-	}
-	w.seq++
-	// An older routine record of the installation stays queued: it is older
-	// than rec (lower seq) and tells auto-halt the installation was known
-	// before rec reported (RecordCheckIns keeps the latest row).
-	w.wait = append(w.wait, queued{seq: w.seq, rec: rec, keyID: keyID, done: done})
-	w.mu.Unlock()
-	select {
-	case w.kick <- struct{}{}:
-	default:
-	}
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-w.done:
-		// Closed meanwhile: the final flush still reports through done.
-		return <-done
-	}
-}
-
-// constError is an error that can be a constant.
-type constError string
-
-// Error implements error.
-func (e constError) Error() string { return string(e) }
-
-// errWriterClosed refuses commits during shutdown.
-const errWriterClosed constError = "server is shutting down"
-
-// close makes run flush what is queued and return.
-func (w *writer) close() { w.once.Do(func() { close(w.done) }) }
-
-// run writes batches until closed, then flushes the rest.
-func (w *writer) run(ctx context.Context) {
-	t := time.NewTicker(w.s.cfg.FlushInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-w.kick:
-			// Gather what arrives within the commit window into this batch.
-			time.Sleep(w.s.cfg.CommitWindow)
-		case <-t.C:
-		case <-w.done:
-			w.mu.Lock()
-			w.closed = true
-			w.mu.Unlock()
-			w.flush(ctx)
-			return
-		}
-		w.flush(ctx)
-	}
-}
-
-// flush writes everything queued in one transaction, in arrival order.
-func (w *writer) flush(ctx context.Context) {
-	w.mu.Lock()
-	batch := make([]queued, 0, len(w.busy)+len(w.wait))
-	for _, q := range w.busy {
-		batch = append(batch, q)
-	}
-	batch = append(batch, w.wait...)
-	w.busy, w.wait = map[[3]string]queued{}, nil
-	w.mu.Unlock()
-	if len(batch) == 0 {
-		return
-	}
-	sort.Slice(batch, func(i, j int) bool { return batch[i].seq < batch[j].seq })
-	recs := make([]sqlstore.CheckInRecord, len(batch))
-	for i, q := range batch {
-		recs[i] = q.rec
-	}
-	created, err := w.s.store.WriteCheckIns(ctx, recs)
-	if err == nil {
-		w.s.quotas.committed(batch, created, time.Now())
-	}
-	w.s.metrics.batch.Observe(float64(len(recs)))
-	if err == nil || len(batch) == 1 || ctx.Err() != nil {
-		if err != nil {
-			w.s.log.Error("write check-in batch", slog.Int("records", len(recs)), slog.Any("err", err))
-		}
-		for _, q := range batch {
-			q.finish(w.s, err)
-		}
-		return
-	}
-	// One bad record must not cost the others theirs (one customer's input
-	// must not block everyone's check-ins): write them one by one, so only
-	// the record that fails fails.
-	w.s.log.Warn("check-in batch failed; writing its records one by one", slog.Int("records", len(recs)), slog.Any("err", err))
-	for _, q := range batch {
-		created, err := w.s.store.WriteCheckIns(ctx, []sqlstore.CheckInRecord{q.rec})
-		if err == nil {
-			w.s.quotas.committed([]queued{q}, created, time.Now())
-		}
-		q.finish(w.s, err)
-	}
-}
-
-// finish reports the outcome of q's write to whoever waits for it, or logs
-// the loss of a routine record.
-func (q queued) finish(s *Server, err error) {
-	if err != nil {
-		s.metrics.failedRecords.Inc()
-		if q.done == nil {
-			s.log.Error("write routine check-in", slog.String("product", q.rec.Product), slog.String("customer", q.rec.Customer),
-				slog.String("instance_id", q.rec.InstanceID), slog.Any("err", err))
-		}
-	}
-	if q.done != nil {
-		q.done <- err
-	}
 }

@@ -1,6 +1,9 @@
 package server
 
 import (
+	"strconv"
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -22,6 +25,44 @@ type metrics struct {
 	statusRenders prometheus.Counter
 	// quotaRejections counts check-ins refused by a quota.
 	quotaRejections *prometheus.CounterVec
+
+	// checkInsOK and byLabels hold the check-in path's counters once their
+	// labels were resolved, so a check-in costs no label hashing and no
+	// string formatting (byLabels: a few dozen label combinations at most).
+	checkInsOK prometheus.Counter
+	byLabels   sync.Map // decisionLabels → prometheus.Counter
+}
+
+// decisionLabels are the labels of ringfence_decisions_total.
+type decisionLabels struct {
+	status, action string
+	offer          bool
+}
+
+// checkIn counts a check-in answered with HTTP status code.
+func (m *metrics) checkIn(code int) {
+	if code == 200 {
+		m.checkInsOK.Inc()
+		return
+	}
+	m.checkIns.WithLabelValues(strconv.Itoa(code)).Inc()
+}
+
+// decision counts an answer by its current version's status and action and
+// whether it offered an upgrade.
+func (m *metrics) decision(status, action string, offer bool) {
+	k := decisionLabels{status, action, offer}
+	if c, ok := m.byLabels.Load(k); ok {
+		c.(prometheus.Counter).Inc()
+		return
+	}
+	o := "no"
+	if offer {
+		o = "yes"
+	}
+	c := m.decisions.WithLabelValues(status, action, o)
+	m.byLabels.Store(k, c)
+	c.Inc()
 }
 
 func newMetrics() *metrics {
@@ -66,6 +107,7 @@ func newMetrics() *metrics {
 			Help: "Check-ins answered 429 because a quota was exhausted, by quota.",
 		}, []string{"quota"}),
 	}
+	m.checkInsOK = m.checkIns.WithLabelValues("200")
 	m.registry.MustRegister(m.checkIns, m.decisions, m.latency, m.batch, m.autoHalts, m.webhooks, m.snapshots, m.failedRecords, m.quotaRejections,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -102,9 +102,12 @@ func (s *Server) quotaExceeded(ctx context.Context, keyID string, inst instanceR
 // committed counts what a committed batch stored: the installations it
 // created (against the keys that sent them) and the bytes of its rows.
 func (q *quotas) committed(batch []queued, created []instanceRef, now time.Time) {
-	byInst := make(map[instanceRef]string, len(batch))
-	for _, b := range batch {
-		byInst[instanceRef{Product: b.rec.Product, Customer: b.rec.Customer, InstanceID: b.rec.InstanceID}] = b.keyID
+	var byInst map[instanceRef]string // only when the batch created installations
+	if len(created) > 0 {
+		byInst = make(map[instanceRef]string, len(batch))
+		for _, b := range batch {
+			byInst[instanceRef{Product: b.rec.Product, Customer: b.rec.Customer, InstanceID: b.rec.InstanceID}] = b.keyID
+		}
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()

@@ -53,7 +53,10 @@ type Config struct {
 	RefreshInterval time.Duration
 	// AdoptionInterval is how often rebuilds recount adoption — installations
 	// per release and ring, healthy and failed — which scans every
-	// installation (10s). Promotion evidence arrives within it.
+	// installation (10s). Promotion evidence arrives within it, or within
+	// 20 times the last recount's duration if that is longer: counting a
+	// large fleet (a second or more for millions of installations) then
+	// takes at most a twentieth of one core away from check-ins.
 	AdoptionInterval time.Duration
 	// CheckInRate and CheckInBurst limit check-ins per enrollment key (a
 	// customer's whole fleet): default 50/s with a burst of 200.
@@ -203,11 +206,10 @@ type Server struct {
 	adoption  []release.Adoption
 	ringSizes []release.RingSize
 	countedAt time.Time
+	countTook time.Duration // how long the last recount's rebuild took
 
-	// writers are shards of the check-in writer: an installation's records
-	// always go to the same one, so concurrent transactions never touch the
-	// same rows (no lock waits, no deadlocks, order kept per installation).
-	writers []*writer
+	// writers are the shards of the check-in writer (writer.go).
+	writers writerShards
 	halts   *haltQueue
 	limits  limiters
 	quotas  *quotas
@@ -271,7 +273,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		shards = 4
 	}
 	for range shards {
-		s.writers = append(s.writers, newWriter(s))
+		s.writers = append(s.writers, newWriter(writerDeps{store: s.store, quotas: s.quotas, log: s.log,
+			batch: s.metrics.batch, failed: s.metrics.failedRecords, commitWindow: cfg.CommitWindow, flushInterval: cfg.FlushInterval}))
 	}
 	if cfg.KeyEncryptionKey == nil {
 		return nil, errors.New("server: no key-encryption key (Config.KeyEncryptionKey): signing keys are never stored in plain text")
@@ -387,13 +390,14 @@ func (s *Server) refresher(ctx context.Context) {
 func (s *Server) refresh(ctx context.Context) error {
 	s.refreshMu.Lock()
 	defer s.refreshMu.Unlock()
-	recount := time.Since(s.countedAt) >= s.cfg.AdoptionInterval
+	start := time.Now()
+	recount := start.Sub(s.countedAt) >= max(s.cfg.AdoptionInterval, 20*s.countTook)
 	facts, err := s.store.LoadFacts(ctx, recount)
 	if err != nil {
 		return fmt.Errorf("rebuild snapshot: %w", err)
 	}
 	if recount {
-		s.adoption, s.ringSizes, s.countedAt = facts.Adoption, facts.RingSizes, time.Now()
+		s.adoption, s.ringSizes, s.countedAt, s.countTook = facts.Adoption, facts.RingSizes, time.Now(), time.Since(start)
 	} else {
 		facts.Adoption, facts.RingSizes = s.adoption, s.ringSizes
 	}

@@ -63,6 +63,8 @@ type Store struct {
 	// rdb serves reads. On SQLite it is a separate pool of read-only
 	// connections (WAL lets them run beside the writer); on PostgreSQL it is db.
 	rdb *sql.DB
+	// stmts are the check-in writer's prepared statements (checkins.go).
+	stmts statements
 
 	// kek seals and opens signing keys (keys.go); nil until
 	// UseKeyEncryptionKey.
@@ -380,7 +382,7 @@ func (s *Store) Dialect() Dialect { return s.dialect }
 
 // Close closes the store's connections.
 func (s *Store) Close() error {
-	err := s.db.Close()
+	err := errors.Join(s.stmts.close(), s.db.Close())
 	if s.rdb != s.db && s.rdb != nil {
 		err = errors.Join(err, s.rdb.Close())
 	}

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +13,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // the same pure-Go driver the store uses
@@ -23,27 +23,45 @@ import (
 )
 
 // limitServer does the irreducible work of a check-in and nothing else, as
-// the yardstick ringfence is measured against: a strict JSON decode, the
-// enrollment key looked up by its SHA-256, an in-memory decision (offer the
-// newest version to anyone below it), the answer in canonical JSON signed
-// once with ed25519, and the installation's row upserted into SQLite (WAL,
-// synchronous=FULL) by a group-committing writer. Like ringfence, routine
-// check-ins do not wait for their commit; check-ins carrying events are
-// answered only once their events are committed.
+// the yardstick ringfence is measured against: a strict JSON decode (unknown
+// fields and trailing data rejected), the enrollment key looked up by its
+// SHA-256, an in-memory decision (offer the newest version to anyone below
+// it), the answer in canonical JSON signed once with ed25519, and the
+// installation's row upserted into SQLite (WAL, synchronous=FULL) by a
+// group-committing writer. Like ringfence, routine check-ins do not wait
+// for their commit; check-ins carrying events are answered only once their
+// events are committed.
+//
+// The writer is built as cheaply as modernc.org/sqlite allows: handlers
+// append to a queue under a mutex and wake the writer; the writer takes the
+// whole queue as one batch (whatever arrived while the previous batch was
+// committing: group commit without a timer) and runs one prepared
+// single-row upsert per record, one prepared insert per event, in one
+// transaction. One-row prepared statements are the fastest way to write
+// rows with this driver: it binds parameters in time quadratic in their
+// number, so multi-row statements cost more (measured: 1,000 upserts in
+// 23 ms one row at a time, 53 ms twelve rows per statement, 283 ms 500 per
+// statement).
 type limitServer struct {
 	keys   map[[32]byte]string // SHA-256 of an enrollment key → customer
 	ring   *sign.KeyRing
 	latest release.Version
 	ttl    time.Duration
 	db     *sql.DB
-	queue  chan limitRecord
+	upsert *sql.Stmt
+	event  *sql.Stmt
 	hs     *http.Server
 	url    string
-	done   chan struct{}
+
+	mu      sync.Mutex
+	pending []limitRecord
+	closed  bool
+	kick    chan struct{}
+	done    chan struct{}
 }
 
-// limitRecord is one check-in for the writer; done, if set, is closed (after
-// err is set) once the record is committed.
+// limitRecord is one check-in for the writer; done, if set, receives the
+// outcome of the commit holding the record.
 type limitRecord struct {
 	customer, instanceID, version, health string
 	events                                []limitEvent
@@ -74,8 +92,9 @@ type limitEvent struct {
 }
 
 // startLimitServer starts the minimal server on loopback with its own SQLite
-// file in dir, accepting keys (enrollment keys → customer).
-func startLimitServer(dir string, keys map[string]string, latest string) (*limitServer, error) {
+// file in dir, accepting keys (enrollment keys → customer); serve wraps its
+// HTTP server's and writer's goroutines (for profile labels).
+func startLimitServer(dir string, keys map[string]string, latest string, serve func(func())) (*limitServer, error) {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "journal_mode(WAL)")
@@ -86,31 +105,12 @@ func startLimitServer(dir string, keys map[string]string, latest string) (*limit
 		return nil, err
 	}
 	db.SetMaxOpenConns(1)
-	if _, err := db.Exec(`CREATE TABLE installations (customer TEXT NOT NULL, instance_id TEXT NOT NULL,
-		version TEXT NOT NULL, health TEXT NOT NULL, first_seen TIMESTAMP NOT NULL, last_seen TIMESTAMP NOT NULL,
-		PRIMARY KEY (customer, instance_id));
-		CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, customer TEXT NOT NULL, instance_id TEXT NOT NULL,
-		kind TEXT NOT NULL, from_version TEXT NOT NULL, to_version TEXT NOT NULL, at TIMESTAMP NOT NULL, detail TEXT NOT NULL)`); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("limit server schema: %w", err)
-	}
-	key, err := sign.GenerateKey(rand.Reader, time.Now())
-	if err != nil {
+	s := &limitServer{keys: map[[32]byte]string{}, ttl: release.DefaultAnswerTTL, db: db,
+		kick: make(chan struct{}, 1), done: make(chan struct{})}
+	if err := s.init(latest); err != nil {
 		db.Close()
 		return nil, err
 	}
-	ring, err := sign.NewKeyRing(key)
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	v, err := release.ParseVersion(latest)
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	s := &limitServer{keys: map[[32]byte]string{}, ring: ring, latest: v, ttl: release.DefaultAnswerTTL,
-		db: db, queue: make(chan limitRecord, 4096), done: make(chan struct{})}
 	for k, customer := range keys {
 		s.keys[sha256.Sum256([]byte(k))] = customer
 	}
@@ -123,15 +123,51 @@ func startLimitServer(dir string, keys map[string]string, latest string) (*limit
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/checkin", s.checkIn)
 	s.hs = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go s.hs.Serve(ln)
-	go s.write()
+	serve(func() {
+		go s.hs.Serve(ln)
+		go s.write()
+	})
 	return s, nil
+}
+
+// init creates the schema, prepares the writer's statements and the signing
+// key.
+func (s *limitServer) init(latest string) error {
+	if _, err := s.db.Exec(`CREATE TABLE installations (customer TEXT NOT NULL, instance_id TEXT NOT NULL,
+		version TEXT NOT NULL, health TEXT NOT NULL, first_seen TIMESTAMP NOT NULL, last_seen TIMESTAMP NOT NULL,
+		PRIMARY KEY (customer, instance_id));
+		CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, customer TEXT NOT NULL, instance_id TEXT NOT NULL,
+		kind TEXT NOT NULL, from_version TEXT NOT NULL, to_version TEXT NOT NULL, at TIMESTAMP NOT NULL, detail TEXT NOT NULL)`); err != nil {
+		return fmt.Errorf("limit server schema: %w", err)
+	}
+	var err error
+	if s.upsert, err = s.db.Prepare(`INSERT INTO installations (customer, instance_id, version, health, first_seen, last_seen)
+		VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+		ON CONFLICT (customer, instance_id) DO UPDATE SET version = excluded.version, health = excluded.health, last_seen = excluded.last_seen`); err != nil {
+		return fmt.Errorf("prepare upsert: %w", err)
+	}
+	if s.event, err = s.db.Prepare(`INSERT INTO events (customer, instance_id, kind, from_version, to_version, at, detail)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`); err != nil {
+		return fmt.Errorf("prepare event insert: %w", err)
+	}
+	key, err := sign.GenerateKey(rand.Reader, time.Now())
+	if err != nil {
+		return err
+	}
+	if s.ring, err = sign.NewKeyRing(key); err != nil {
+		return err
+	}
+	s.latest, err = release.ParseVersion(latest)
+	return err
 }
 
 // close stops serving, drains the writer and closes the database.
 func (s *limitServer) close() {
 	s.hs.Close()
-	close(s.queue)
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.wake()
 	<-s.done
 	s.db.Close()
 }
@@ -177,7 +213,15 @@ func (s *limitServer) checkIn(w http.ResponseWriter, r *http.Request) {
 	if len(c.Events) > 0 {
 		rec.done = make(chan error, 1)
 	}
-	s.queue <- rec
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	s.pending = append(s.pending, rec)
+	s.mu.Unlock()
+	s.wake()
 	if rec.done != nil {
 		if err := <-rec.done; err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
@@ -188,33 +232,69 @@ func (s *limitServer) checkIn(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(env)
 }
 
-// write commits queued records in groups: it takes what is queued (up to 512
-// records), commits them in one transaction and tells the waiters.
+// seed writes one routine check-in of every installation, as the warm-up's
+// check-ins would (installation i belongs to the customer of key i mod
+// customers).
+func (s *limitServer) seed(ids []string, customers int) error {
+	batch := make([]limitRecord, 0, 5000)
+	for i, id := range ids {
+		batch = append(batch, limitRecord{customer: fmt.Sprintf("customer-%04d", i%customers), instanceID: id,
+			version: "1.0.0", health: "ok", at: time.Now().UTC()})
+		if len(batch) == cap(batch) || i == len(ids)-1 {
+			if err := s.commit(batch); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+	}
+	return nil
+}
+
+// stored counts the installations and events in the minimal server's store.
+func (s *limitServer) stored() (installations, events int, err error) {
+	err = s.db.QueryRow(`SELECT (SELECT COUNT(*) FROM installations), (SELECT COUNT(*) FROM events)`).Scan(&installations, &events)
+	return installations, events, err
+}
+
+// wake tells the writer there is work; it never blocks.
+func (s *limitServer) wake() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// write commits what is queued whenever woken, until closed: each batch is
+// everything that arrived while the previous one was being committed.
 func (s *limitServer) write() {
 	defer close(s.done)
-	for first := range s.queue {
-		batch := []limitRecord{first}
-	gather:
-		for len(batch) < 512 {
-			select {
-			case r, ok := <-s.queue:
-				if !ok {
-					break gather
-				}
-				batch = append(batch, r)
-			default:
-				break gather
-			}
+	// spare is the previous batch's array, reused for the queue; it never
+	// is the queue's own array (swapped only when the queue held records).
+	var spare []limitRecord
+	for range s.kick {
+		s.mu.Lock()
+		batch, closed := s.pending, s.closed
+		if len(batch) > 0 {
+			s.pending = spare[:0]
 		}
-		err := s.commit(batch)
-		for _, r := range batch {
-			if r.done != nil {
-				r.done <- err
+		s.mu.Unlock()
+		if len(batch) > 0 {
+			err := s.commit(batch)
+			for _, r := range batch {
+				if r.done != nil {
+					r.done <- err
+				}
 			}
+			clear(batch)
+			spare = batch
+		}
+		if closed {
+			return
 		}
 	}
 }
 
+// commit writes batch in one transaction, in arrival order.
 func (s *limitServer) commit(batch []limitRecord) error {
 	ctx := context.Background()
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -222,59 +302,19 @@ func (s *limitServer) commit(batch []limitRecord) error {
 		return err
 	}
 	defer tx.Rollback()
-	// Multi-row statements, as few as SQLite's parameter limit allows: one
-	// upsert per 500 installations, one insert per 500 events. A batch
-	// holding one installation twice keeps its last record.
-	latest := make(map[[2]string]int, len(batch))
-	for i, r := range batch {
-		latest[[2]string{r.customer, r.instanceID}] = i
-	}
-	var rows [][]any
-	var events [][]any
-	for i, r := range batch {
-		if latest[[2]string{r.customer, r.instanceID}] == i {
-			rows = append(rows, []any{r.customer, r.instanceID, r.version, r.health, r.at})
+	upsert, event := tx.StmtContext(ctx, s.upsert), tx.StmtContext(ctx, s.event)
+	for _, r := range batch {
+		if _, err := upsert.ExecContext(ctx, r.customer, r.instanceID, r.version, r.health, r.at); err != nil {
+			return fmt.Errorf("upsert installation: %w", err)
 		}
 		for _, e := range r.events {
-			events = append(events, []any{r.customer, r.instanceID, e.Kind, e.From, e.To, e.At, e.Detail})
+			if _, err := event.ExecContext(ctx, r.customer, r.instanceID, e.Kind, e.From, e.To, e.At, e.Detail); err != nil {
+				return fmt.Errorf("insert event: %w", err)
+			}
 		}
-	}
-	if err := insertMany(ctx, tx, `INSERT INTO installations (customer, instance_id, version, health, first_seen, last_seen) VALUES `,
-		`(?, ?, ?, ?, ?, ?)`, func(r []any) []any { return append(r, r[4]) },
-		` ON CONFLICT (customer, instance_id) DO UPDATE SET version = excluded.version, health = excluded.health, last_seen = excluded.last_seen`,
-		rows); err != nil {
-		return err
-	}
-	if err := insertMany(ctx, tx, `INSERT INTO events (customer, instance_id, kind, from_version, to_version, at, detail) VALUES `,
-		`(?, ?, ?, ?, ?, ?, ?)`, func(r []any) []any { return r }, "", events); err != nil {
-		return err
 	}
 	if err := tx.Commit(); err != nil {
-		return errors.Join(errors.New("commit"), err)
-	}
-	return nil
-}
-
-// insertMany runs head + one tuple per row (args from each row through
-// args) + tail, 500 rows per statement.
-func insertMany(ctx context.Context, tx *sql.Tx, head, tuple string, args func([]any) []any, tail string, rows [][]any) error {
-	for len(rows) > 0 {
-		n := min(len(rows), 500)
-		var b strings.Builder
-		b.WriteString(head)
-		var vals []any
-		for i, r := range rows[:n] {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteString(tuple)
-			vals = append(vals, args(r)...)
-		}
-		b.WriteString(tail)
-		if _, err := tx.ExecContext(ctx, b.String(), vals...); err != nil {
-			return err
-		}
-		rows = rows[n:]
+		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
 }

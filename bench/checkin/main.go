@@ -8,11 +8,18 @@
 // With -limit it also runs a minimal server doing only the irreducible work
 // of a check-in (limit.go) and drives both with the same generator,
 // alternating between them in -rounds slices, so that both see the same
-// machine and load; it prints both and the ratio.
+// machine and load; it prints both and the ratio. The minimal server always
+// runs on SQLite, the store the issue's limit is defined on.
+//
+// With -store postgres the server runs on a throwaway PostgreSQL cluster it
+// starts (default durability: fsync and synchronous_commit on) and removes.
+// -cpuprofile profiles the measured phase only (after every warm-up), with
+// goroutines labelled server=ringfence, server=minimal or server=generator,
+// so one server's share is `go tool pprof -tagfocus server=ringfence`.
 //
 //	go run ./bench/checkin -installations 100000 -duration 30s -concurrency 50
 //	go run ./bench/checkin -db postgres://postgres@127.0.0.1:5432/bench?sslmode=disable
-//	go run ./bench/checkin -limit -duration 20s -rounds 4 [-event-share 1]
+//	go run ./bench/checkin -limit -duration 20s -rounds 4 [-event-share 1] [-store postgres]
 package main
 
 import (
@@ -46,6 +53,7 @@ import (
 
 type options struct {
 	db            string
+	storeKind     string
 	url           string
 	token         string
 	installations int
@@ -56,12 +64,14 @@ type options struct {
 	verify        bool
 	cpuProfile    string
 	limit         bool
+	seed          bool
 	rounds        int
 }
 
 func main() {
 	var o options
 	flag.StringVar(&o.db, "db", "", "store for the in-process server: SQLite file or postgres:// URL (default: a SQLite file in a temporary directory)")
+	flag.StringVar(&o.storeKind, "store", "sqlite", "with no -db: sqlite (a file in a temporary directory) or postgres (a throwaway cluster this command starts and removes)")
 	flag.StringVar(&o.url, "url", "", "target a running server instead (needs -token, an admin token; its check-in rate limit must allow the load)")
 	flag.StringVar(&o.token, "token", "", "admin API token for -url")
 	flag.IntVar(&o.installations, "installations", 100_000, "distinct simulated installations")
@@ -72,6 +82,7 @@ func main() {
 	flag.BoolVar(&o.verify, "verify", false, "decode every answer (costs client CPU)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured phase to this file")
 	flag.BoolVar(&o.limit, "limit", false, "also run the minimal server and compare, interleaved (in-process server only)")
+	flag.BoolVar(&o.seed, "seed", false, "warm up by writing the installations into the stores directly instead of one check-in each (minutes saved with millions; in-process server only)")
 	flag.IntVar(&o.rounds, "rounds", 4, "with -limit: slices per server, alternating which goes first; -duration is each server's total")
 	flag.Parse()
 	if err := run(context.Background(), o, os.Stdout); err != nil {
@@ -84,14 +95,25 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	if o.installations < 1 || o.customers < 1 || o.concurrency < 1 || o.eventShare < 0 || o.eventShare > 1 || o.rounds < 1 {
 		return errors.New("installations, customers, concurrency and rounds must be positive; event-share within [0, 1]")
 	}
-	if o.limit && o.url != "" {
-		return errors.New("-limit compares against the in-process server; leave out -url")
+	if (o.limit || o.seed) && o.url != "" {
+		return errors.New("-limit and -seed need the in-process server; leave out -url")
+	}
+	if o.storeKind != "sqlite" && o.storeKind != "postgres" {
+		return fmt.Errorf("-store %q: want sqlite or postgres", o.storeKind)
 	}
 	url, token := o.url, o.token
 	dialect := "external"
+	var seed func(product string, ids []string) error
 	if url == "" {
 		db := o.db
-		if db == "" {
+		if db == "" && o.storeKind == "postgres" {
+			pg, err := startPostgres()
+			if err != nil {
+				return err
+			}
+			defer pg.stop()
+			db = pg.dsn()
+		} else if db == "" {
 			dir, err := os.MkdirTemp("", "ringfence-bench-")
 			if err != nil {
 				return err
@@ -118,15 +140,20 @@ func run(ctx context.Context, o options, out io.Writer) error {
 			return err
 		}
 		hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
-		go hs.Serve(ln)
 		runCtx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})
-		go func() { srv.Run(runCtx); close(done) }()
+		labelled("ringfence", func() {
+			go hs.Serve(ln)
+			go func() { srv.Run(runCtx); close(done) }()
+		})
 		defer func() { hs.Close(); stop(); <-done }()
 		if _, token, err = store.CreateToken(ctx, "bench", "bench", release.RoleAdmin); err != nil {
 			return err
 		}
 		url = "http://" + ln.Addr().String()
+		seed = func(product string, ids []string) error {
+			return seedStore(ctx, store, product, ids, o.customers)
+		}
 	}
 
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
@@ -144,24 +171,25 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	fmt.Fprintf(out, "store %s, %d installations over %d customers, %d connections, event share %.2f, GOMAXPROCS %d\n",
 		dialect, o.installations, o.customers, o.concurrency, o.eventShare, runtime.GOMAXPROCS(0))
 	start := time.Now()
-	if _, err := drive(client, url, product, keys, ids, o, 0, true); err != nil {
-		return fmt.Errorf("warm up: %w", err)
-	}
-	fmt.Fprintf(out, "warm-up: %d check-ins (one per installation) in %s\n", o.installations, time.Since(start).Round(time.Millisecond))
-	if o.cpuProfile != "" {
-		f, err := os.Create(o.cpuProfile)
-		if err != nil {
-			return err
+	if o.seed {
+		if err := seed(product, ids); err != nil {
+			return fmt.Errorf("seed: %w", err)
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
+		fmt.Fprintf(out, "seeded: %d installations written into the store in %s\n", o.installations, time.Since(start).Round(time.Millisecond))
+	} else {
+		if _, err := drive(client, url, product, keys, ids, o, 0, true); err != nil {
+			return fmt.Errorf("warm up: %w", err)
 		}
-		defer pprof.StopCPUProfile()
+		fmt.Fprintf(out, "warm-up: %d check-ins (one per installation) in %s\n", o.installations, time.Since(start).Round(time.Millisecond))
 	}
 	if o.limit {
 		return compareWithLimit(client, url, product, keys, ids, o, out)
 	}
+	stop, err := startProfile(o.cpuProfile)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	res, err := drive(client, url, product, keys, ids, o, o.duration, false)
 	if err != nil {
 		return err
@@ -184,14 +212,23 @@ func compareWithLimit(client *http.Client, url, product string, keys, ids []stri
 	for i, k := range keys {
 		customers[k] = fmt.Sprintf("customer-%04d", i)
 	}
-	lim, err := startLimitServer(dir, customers, "1.1.0")
+	lim, err := startLimitServer(dir, customers, "1.1.0", func(start func()) { labelled("minimal", start) })
 	if err != nil {
 		return err
 	}
 	defer lim.close()
-	if _, err := drive(client, lim.url, product, keys, ids, o, 0, true); err != nil {
+	if o.seed {
+		if err := lim.seed(ids, o.customers); err != nil {
+			return fmt.Errorf("seed the minimal server: %w", err)
+		}
+	} else if _, err := drive(client, lim.url, product, keys, ids, o, 0, true); err != nil {
 		return fmt.Errorf("warm up the minimal server: %w", err)
 	}
+	stop, err := startProfile(o.cpuProfile)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	targets := []struct{ name, url string }{{"ringfence", url}, {"minimal", lim.url}}
 	totals := make([]result, 2)
 	slice := o.duration / time.Duration(o.rounds)
@@ -211,11 +248,70 @@ func compareWithLimit(client *http.Client, url, product string, keys, ids []stri
 		fmt.Fprintf(out, "== %s\n", t.name)
 		totals[i].print(out)
 	}
+	// The yardstick must have done the work it is credited with: every
+	// installation has its row and, when every check-in carried an event,
+	// every answered check-in's event is stored.
+	insts, events, err := lim.stored()
+	if err != nil {
+		return fmt.Errorf("count the minimal server's rows: %w", err)
+	}
+	wantEvents := 0
+	if o.eventShare == 1 {
+		wantEvents = totals[1].ok
+		if !o.seed {
+			wantEvents += len(ids)
+		}
+	}
+	if insts != len(ids) || events < wantEvents {
+		return fmt.Errorf("the minimal server stored %d installations and %d events, want %d and at least %d", insts, events, len(ids), wantEvents)
+	}
 	rf, mn := totals[0], totals[1]
 	fmt.Fprintf(out, "ratio ringfence / minimal: throughput %.2f, p99 %.2f\n",
 		(float64(rf.ok)/rf.elapsed.Seconds())/(float64(mn.ok)/mn.elapsed.Seconds()),
 		rf.quantile(0.99).Seconds()/mn.quantile(0.99).Seconds())
 	return nil
+}
+
+// seedStore writes one routine check-in of every installation into store,
+// as the warm-up's check-ins would (installation i belongs to the customer
+// of key i mod customers).
+func seedStore(ctx context.Context, store *sqlstore.Store, product string, ids []string, customers int) error {
+	v := release.MustParseVersion("1.0.0")
+	batch := make([]sqlstore.CheckInRecord, 0, 5000)
+	for i, id := range ids {
+		batch = append(batch, sqlstore.CheckInRecord{Product: product, Customer: fmt.Sprintf("customer-%04d", i%customers), InstanceID: id,
+			Version: v, Health: &release.Health{Status: release.HealthOK}, ReceivedAt: time.Now()})
+		if len(batch) == cap(batch) || i == len(ids)-1 {
+			if err := store.RecordCheckIns(ctx, batch); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+	}
+	return nil
+}
+
+// labelled runs start (which starts goroutines) with the profile label
+// server=name, which every goroutine started from it inherits.
+func labelled(name string, start func()) {
+	pprof.Do(context.Background(), pprof.Labels("server", name), func(context.Context) { start() })
+}
+
+// startProfile starts a CPU profile into path ("" for none) and returns
+// what stops it.
+func startProfile(path string) (func(), error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // setup creates the product, one ring, two releases (the newer offered to
@@ -323,47 +419,48 @@ func drive(c *http.Client, url, product string, keys, ids []string, o options, d
 	var firstErr error
 	var wg sync.WaitGroup
 	start := time.Now()
+	worker := func() {
+		defer wg.Done()
+		var r result
+		buf := &bytes.Buffer{}
+		for {
+			n := int(next.Add(1) - 1)
+			if once && n >= len(ids) || !once && time.Now().After(deadline) {
+				break
+			}
+			i := n % len(ids)
+			withEvent := o.eventShare > 0 && float64(n%1000) < o.eventShare*1000
+			buf.Reset()
+			writeCheckIn(buf, ids[i], product, n, withEvent)
+			t0 := time.Now()
+			offered, err := post(c, url, keys[i%len(keys)], buf.Bytes(), o.verify)
+			if err != nil {
+				r.failed++
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+				continue
+			}
+			r.latencies = append(r.latencies, time.Since(t0))
+			r.ok++
+			if offered {
+				r.offers++
+			}
+		}
+		mu.Lock()
+		total.ok += r.ok
+		total.failed += r.failed
+		if total.offers >= 0 {
+			total.offers += r.offers
+		}
+		total.latencies = append(total.latencies, r.latencies...)
+		mu.Unlock()
+	}
 	for range o.concurrency {
 		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var r result
-			buf := &bytes.Buffer{}
-			for {
-				n := int(next.Add(1) - 1)
-				if once && n >= len(ids) || !once && time.Now().After(deadline) {
-					break
-				}
-				i := n % len(ids)
-				withEvent := o.eventShare > 0 && float64(n%1000) < o.eventShare*1000
-				buf.Reset()
-				writeCheckIn(buf, ids[i], product, n, withEvent)
-				t0 := time.Now()
-				offered, err := post(c, url, keys[i%len(keys)], buf.Bytes(), o.verify)
-				if err != nil {
-					r.failed++
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-					continue
-				}
-				r.latencies = append(r.latencies, time.Since(t0))
-				r.ok++
-				if offered {
-					r.offers++
-				}
-			}
-			mu.Lock()
-			total.ok += r.ok
-			total.failed += r.failed
-			if total.offers >= 0 {
-				total.offers += r.offers
-			}
-			total.latencies = append(total.latencies, r.latencies...)
-			mu.Unlock()
-		}()
+		labelled("generator", func() { go worker() })
 	}
 	wg.Wait()
 	total.elapsed = time.Since(start)
