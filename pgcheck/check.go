@@ -301,7 +301,7 @@ var ErrParentCheckOnStandby = errors.New("--parent-check is impossible on a hot 
 // Check verifies the server's databases and returns what it found. An error
 // means the check could not be carried out (connection, permission, missing
 // amcheck, cancellation); corruption is reported as findings, not errors.
-func Check(ctx context.Context, srv *Server, opts CheckOptions) (*CheckReport, error) {
+func Check(ctx context.Context, srv *Target, opts CheckOptions) (*CheckReport, error) {
 	if opts.Jobs < 1 {
 		opts.Jobs = 1
 	}
@@ -389,7 +389,7 @@ func Check(ctx context.Context, srv *Server, opts CheckOptions) (*CheckReport, e
 // ListDatabases lists, by name, the databases of srv's server that accept
 // connections and that its role may connect to: what --all-databases
 // covers.
-func ListDatabases(ctx context.Context, srv *Server) ([]string, error) {
+func ListDatabases(ctx context.Context, srv *Target) ([]string, error) {
 	conn, err := srv.Connect(ctx, "")
 	if err != nil {
 		return nil, err
@@ -410,7 +410,7 @@ func listDatabases(ctx context.Context, conn *pgx.Conn) ([]string, error) {
 }
 
 // checkDatabase plans and runs every check of one database.
-func checkDatabase(ctx context.Context, srv *Server, db string, opts CheckOptions, rep *CheckReport, planned *int) error {
+func checkDatabase(ctx context.Context, srv *Target, db string, opts CheckOptions, rep *CheckReport, planned *int) error {
 	conn, err := srv.Connect(ctx, db)
 	if err != nil {
 		return err
@@ -472,7 +472,7 @@ func checkDatabase(ctx context.Context, srv *Server, db string, opts CheckOption
 
 // ensureAmcheck returns the schema amcheck is installed in, installing it
 // when asked.
-func ensureAmcheck(ctx context.Context, srv *Server, conn *pgx.Conn, db string, install bool) (string, error) {
+func ensureAmcheck(ctx context.Context, srv *Target, conn *pgx.Conn, db string, install bool) (string, error) {
 	const q = `SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'amcheck'`
 	var schema string
 	err := conn.QueryRow(ctx, q).Scan(&schema)

@@ -142,7 +142,7 @@ var textSortTypes = map[string]bool{`pg_catalog.text`: true, `pg_catalog."varcha
 // larger tables, a bounded number of rows read), sorts them in the key's
 // type (a domain's base type) under the column's collation on both servers
 // and compares the orders. to only needs the collations (the same provider
-// and locale under the same name; see target.ident for the default) and
+// and locale under the same name; see newServer.ident for the default) and
 // non-built-in key types: it can be an empty server of the new image.
 //
 // Multi-column keys are compared column by column: a changed order of any
@@ -158,7 +158,7 @@ func Compare(ctx context.Context, from, to *pgx.Conn, opts CompareOptions) (*Com
 	if err != nil {
 		return nil, fmt.Errorf("compare: old server: %w", err)
 	}
-	tgt, err := readTarget(ctx, to)
+	tgt, err := readNewServer(ctx, to)
 	if err != nil {
 		return nil, fmt.Errorf("compare: new server: %w", err)
 	}
@@ -167,7 +167,7 @@ func Compare(ctx context.Context, from, to *pgx.Conn, opts CompareOptions) (*Com
 		To:     CompareServer{tgt.inv.ServerVersion, tgt.inv.Database, tgt.inv.DefaultCollation.Locale},
 		Sample: opts.Sample,
 	}
-	c := &comparer{from: from, to: to, inv: inv, target: tgt, sample: opts.Sample,
+	c := &comparer{from: from, to: to, inv: inv, toSide: tgt, sample: opts.Sample,
 		samples: map[string][]string{}, sorted: map[string]sortedKeys{}}
 	var targets []DependentObject
 	for _, o := range inv.Objects {
@@ -203,7 +203,7 @@ func Compare(ctx context.Context, from, to *pgx.Conn, opts CompareOptions) (*Com
 type comparer struct {
 	from, to *pgx.Conn
 	inv      *Inventory
-	target   *target
+	toSide   *newServer
 	sample   int
 	maxRead  int                   // rows read per sample; 0: chosen by sampleQuery
 	samples  map[string][]string   // table OID + expression -> keys
@@ -541,12 +541,12 @@ func (c *comparer) sortBoth(ctx context.Context, coll CollationInfo, k keyColumn
 		}
 		return sortedKeys{status: CompareError, err: "sort on the old server: " + err.Error()}, nil
 	}
-	toIdent, err := c.target.ident(coll)
-	if err == nil && !k.collatable && coll.IsDefault && !sameCollation(coll, c.target.inv.DefaultCollation) {
+	toIdent, err := c.toSide.ident(coll)
+	if err == nil && !k.collatable && coll.IsDefault && !sameCollation(coll, c.toSide.inv.DefaultCollation) {
 		// A composite or range type's default collation is the new
 		// database's own: no stand-in can replace it.
 		err = fmt.Errorf("collation differs on --to: the default there is %s %s, not %s %s",
-			c.target.inv.DefaultCollation.Provider, c.target.inv.DefaultCollation.Locale, coll.Provider, coll.Locale)
+			c.toSide.inv.DefaultCollation.Provider, c.toSide.inv.DefaultCollation.Locale, coll.Provider, coll.Locale)
 	}
 	if err != nil {
 		return sortedKeys{status: CompareError, err: err.Error()}, nil
@@ -565,15 +565,15 @@ func (c *comparer) sortBoth(ctx context.Context, coll CollationInfo, k keyColumn
 	return sortedKeys{status: CompareSame}, nil
 }
 
-// target is the new server's side of a comparison: its database default
+// newServer is the new server's side of a comparison: its database default
 // and collations, read from the catalogs in two queries (no inventory, no
 // locks: it may be a production server).
-type target struct {
+type newServer struct {
 	inv   *Inventory // server, database and default collation only
 	colls []*CollationInfo
 }
 
-func readTarget(ctx context.Context, conn *pgx.Conn) (*target, error) {
+func readNewServer(ctx context.Context, conn *pgx.Conn) (*newServer, error) {
 	r, err := newInventoryReader(ctx, conn)
 	if err != nil {
 		return nil, err
@@ -582,7 +582,7 @@ func readTarget(ctx context.Context, conn *pgx.Conn) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &target{inv: r.inv, colls: colls}, nil
+	return &newServer{inv: r.inv, colls: colls}, nil
 }
 
 // ident returns the name to sort under on the new server for the old
@@ -591,7 +591,7 @@ func readTarget(ctx context.Context, conn *pgx.Conn) (*target, error) {
 // default stands for whatever the database was created with: when the new
 // database's default differs, a collation with the old default's provider
 // and locale stands in for it, and without one the keys cannot be compared.
-func (t *target) ident(coll CollationInfo) (string, error) {
+func (t *newServer) ident(coll CollationInfo) (string, error) {
 	if coll.IsDefault {
 		if sameCollation(coll, t.inv.DefaultCollation) {
 			return coll.Ident(), nil

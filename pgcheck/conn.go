@@ -31,16 +31,18 @@ type ConnOptions struct {
 	SearchPath string
 }
 
-// Server is a PostgreSQL server to check, reached through a parsed DSN.
+// Target is a PostgreSQL server to check, reached through a parsed DSN: a
+// connection factory (credentials, default database, session limits), not
+// a running server or a connection.
 // It connects to any of the server's databases with the same credentials.
-type Server struct {
+type Target struct {
 	config *pgx.ConnConfig
 	opts   ConnOptions
 }
 
 // Open parses dsn (a URL or key=value string; empty means libpq's PG*
 // environment variables) without connecting.
-func Open(dsn string, opts ConnOptions) (*Server, error) {
+func Open(dsn string, opts ConnOptions) (*Target, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("parse connection string: %w", err)
@@ -60,7 +62,7 @@ func Open(dsn string, opts ConnOptions) (*Server, error) {
 	if cfg.Password == "" {
 		cfg.Password = socketPassword(cfg)
 	}
-	return &Server{config: cfg, opts: opts}, nil
+	return &Target{config: cfg, opts: opts}, nil
 }
 
 // defaultSocketDirs are the socket directories libpq's password file
@@ -91,7 +93,7 @@ func socketPassword(cfg *pgx.ConnConfig) string {
 }
 
 // WithPassword returns a copy of s that authenticates with password.
-func (s *Server) WithPassword(password string) *Server {
+func (s *Target) WithPassword(password string) *Target {
 	n := *s
 	n.config = s.config.Copy()
 	n.config.Password = password
@@ -99,7 +101,7 @@ func (s *Server) WithPassword(password string) *Server {
 }
 
 // ForDatabase returns a copy of s whose default database is db.
-func (s *Server) ForDatabase(db string) *Server {
+func (s *Target) ForDatabase(db string) *Target {
 	n := *s
 	n.config = s.config.Copy()
 	n.config.Database = db
@@ -107,17 +109,17 @@ func (s *Server) ForDatabase(db string) *Server {
 }
 
 // User is the role the DSN connects as.
-func (s *Server) User() string { return s.config.User }
+func (s *Target) User() string { return s.config.User }
 
 // Database is the database named by the DSN.
-func (s *Server) Database() string { return s.config.Database }
+func (s *Target) Database() string { return s.config.Database }
 
 // Options returns the session limits in force.
-func (s *Server) Options() ConnOptions { return s.opts }
+func (s *Target) Options() ConnOptions { return s.opts }
 
 // WithOptions returns a copy of s whose sessions use opts (zero fields keep
 // the current values).
-func (s *Server) WithOptions(opts ConnOptions) *Server {
+func (s *Target) WithOptions(opts ConnOptions) *Target {
 	n := *s
 	if opts.StatementTimeout != 0 {
 		n.opts.StatementTimeout = opts.StatementTimeout
@@ -137,7 +139,7 @@ func (s *Server) WithOptions(opts ConnOptions) *Server {
 
 // Connect opens a session to database (empty: the DSN's database) with the
 // server's session limits.
-func (s *Server) Connect(ctx context.Context, database string) (*pgx.Conn, error) {
+func (s *Target) Connect(ctx context.Context, database string) (*pgx.Conn, error) {
 	cfg := s.config.Copy()
 	if database != "" {
 		cfg.Database = database

@@ -134,7 +134,7 @@ type DuplicateOptions struct {
 // NULLS NOT DISTINCT. Indexes on partitions are searched through their
 // partitioned table, which also catches a row duplicated across partitions
 // because it sits outside its partition's bounds.
-func FindDuplicates(ctx context.Context, srv *Server, opts DuplicateOptions) (*DuplicateReport, error) {
+func FindDuplicates(ctx context.Context, srv *Target, opts DuplicateOptions) (*DuplicateReport, error) {
 	conn, err := srv.Connect(ctx, "")
 	if err != nil {
 		return nil, err

@@ -120,7 +120,7 @@ func (r *RepairResult) Clean() bool {
 // at any point, the next call resumes the unfinished run: every step is
 // either atomic or recomputed from the database's state, and rebuilds
 // already done are skipped.
-func Repair(ctx context.Context, srv *Server, opts RepairOptions) (*RepairResult, error) {
+func Repair(ctx context.Context, srv *Target, opts RepairOptions) (*RepairResult, error) {
 	if opts.Attempts <= 0 {
 		opts.Attempts = 5
 	}
@@ -263,7 +263,7 @@ func checkResumeOptions(ctx context.Context, conn *pgx.Conn, run string, now run
 
 // applier carries one repair run.
 type applier struct {
-	srv  *Server
+	srv  *Target
 	conn *pgx.Conn
 	opts RepairOptions
 	res  *RepairResult
@@ -889,7 +889,7 @@ func (a *applier) verify(ctx context.Context, plan *RepairPlan, rebuilt []Planne
 // bounds, CHECK constraints, fingerprints against a recorded baseline) and
 // reports whether it found anything. A check that could not be completed
 // is an error: nothing is decided on an incomplete answer.
-func atRiskDamaged(ctx context.Context, srv *Server) (bool, *Checked, error) {
+func atRiskDamaged(ctx context.Context, srv *Target) (bool, *Checked, error) {
 	rep, err := Check(ctx, srv.WithOptions(ConnOptions{ReadWrite: false}),
 		CheckOptions{Scope: ScopeCollation, Filter: Filter{ExcludeCatalogs: true}})
 	if errors.Is(err, ErrNoAmcheck) {

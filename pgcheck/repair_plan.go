@@ -366,7 +366,7 @@ func (p *RepairPlan) Decisions(opts RepairOptions) []string {
 // PlanRepair computes the repair of srv's database without changing
 // anything: it runs in read-only sessions, and reads rows with sequential
 // scans (never through the indexes it suspects).
-func PlanRepair(ctx context.Context, srv *Server, opts RepairOptions) (*RepairPlan, error) {
+func PlanRepair(ctx context.Context, srv *Target, opts RepairOptions) (*RepairPlan, error) {
 	ro := srv.WithOptions(ConnOptions{ReadWrite: false})
 	conn, err := ro.Connect(ctx, "")
 	if err != nil {

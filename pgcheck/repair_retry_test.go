@@ -37,7 +37,7 @@ func testRepairOnALiveDatabase(t *testing.T, b pgtest.Build) {
 // repairEndingTxOnSecondRetry runs a repair whose rebuild tx holds up: it
 // ends tx when the rebuild is retried the second time, and checks that the
 // retries were for the reason given and that the repair then ended clean.
-func repairEndingTxOnSecondRetry(ctx context.Context, t *testing.T, srv *Server, tx pgx.Tx, reason string, opts RepairOptions) *RepairResult {
+func repairEndingTxOnSecondRetry(ctx context.Context, t *testing.T, srv *Target, tx pgx.Tx, reason string, opts RepairOptions) *RepairResult {
 	t.Helper()
 	retries := 0
 	opts.Attempts = 10

@@ -73,7 +73,7 @@ type notChecked struct {
 // --all-databases once per database of the server. A database whose fn
 // fails is listed and the others still run; an error is returned only when
 // the databases cannot be listed (or the single database fails).
-func forEachDatabase(ctx context.Context, cmd *ucli.Command, srv *pgcheck.Server, fn func(*pgcheck.Server) error) ([]notChecked, error) {
+func forEachDatabase(ctx context.Context, cmd *ucli.Command, srv *pgcheck.Target, fn func(*pgcheck.Target) error) ([]notChecked, error) {
 	if !cmd.Bool("all-databases") {
 		return nil, fn(srv)
 	}
@@ -160,7 +160,7 @@ func quoteConnValue(v string) string {
 
 // openServer parses the connection (see connString) with the session
 // limits from connFlags, asking for the password with -W. A bad DSN exits 2.
-func openServer(cmd *ucli.Command, readWrite bool) (*pgcheck.Server, error) {
+func openServer(cmd *ucli.Command, readWrite bool) (*pgcheck.Target, error) {
 	dsn, err := connString(cmd)
 	if err != nil {
 		return nil, withCode(ExitError, err)
@@ -222,7 +222,7 @@ func repairGrantHint(role, _ string) string {
 // privilegeError adds hint (given the role and database) to an
 // insufficient_privilege error (42501: "permission denied", "must be
 // owner"); other errors pass unchanged. Both exit 2.
-func privilegeError(err error, srv *pgcheck.Server, hint func(role, db string) string) error {
+func privilegeError(err error, srv *pgcheck.Target, hint func(role, db string) string) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "42501" {
 		return withCode(ExitError, fmt.Errorf("%w\n%s", err, hint(sqlName(srv.User()), sqlName(srv.Database()))))

@@ -47,7 +47,7 @@ func pgCompareCommand(stdout, stderr io.Writer) *ucli.Command {
 				StatementTimeout: cmd.Duration("statement-timeout"),
 				LockTimeout:      cmd.Duration("lock-timeout"),
 			}
-			connect := func(flag string) (*pgcheck.Server, error) {
+			connect := func(flag string) (*pgcheck.Target, error) {
 				srv, err := pgcheck.Open(cmd.String(flag), opts)
 				if err != nil {
 					return nil, withCode(ExitError, fmt.Errorf("--%s: %w", flag, err))

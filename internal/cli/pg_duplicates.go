@@ -54,7 +54,7 @@ func pgDuplicatesCommand(stdout, stderr io.Writer) *ucli.Command {
 				}
 			}
 			var reps []*pgcheck.DuplicateReport
-			failed, err := forEachDatabase(ctx, cmd, srv, func(srv *pgcheck.Server) error {
+			failed, err := forEachDatabase(ctx, cmd, srv, func(srv *pgcheck.Target) error {
 				rep, err := pgcheck.FindDuplicates(ctx, srv, opts)
 				if err == nil {
 					reps = append(reps, rep)

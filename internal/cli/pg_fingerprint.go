@@ -91,7 +91,7 @@ func runFingerprint(ctx context.Context, cmd *ucli.Command, stdout io.Writer) er
 		return withCode(ExitError, fmt.Errorf("--record --all-databases is refused: record each database's baseline on its own (templates must not get one)"))
 	}
 	var reps []fingerprintReport
-	failed, err := forEachDatabase(ctx, cmd, srv, func(srv *pgcheck.Server) error {
+	failed, err := forEachDatabase(ctx, cmd, srv, func(srv *pgcheck.Target) error {
 		rep, err := fingerprintDatabase(ctx, srv, file, record, sampleKeys, time.Now())
 		if err == nil {
 			reps = append(reps, rep)
@@ -150,7 +150,7 @@ func runFingerprint(ctx context.Context, cmd *ucli.Command, stdout io.Writer) er
 
 // fingerprintDatabase fingerprints srv's database: records the baseline,
 // or compares with it (the database's, or file).
-func fingerprintDatabase(ctx context.Context, srv *pgcheck.Server, file string, record bool, sampleKeys int, start time.Time) (fingerprintReport, error) {
+func fingerprintDatabase(ctx context.Context, srv *pgcheck.Target, file string, record bool, sampleKeys int, start time.Time) (fingerprintReport, error) {
 	var rep fingerprintReport
 	conn, err := srv.Connect(ctx, "")
 	if err != nil {

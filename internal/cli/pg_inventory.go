@@ -37,7 +37,7 @@ func pgInventoryCommand(stdout io.Writer) *ucli.Command {
 				return err
 			}
 			var invs []*pgcheck.Inventory
-			failed, err := forEachDatabase(ctx, cmd, srv, func(srv *pgcheck.Server) error {
+			failed, err := forEachDatabase(ctx, cmd, srv, func(srv *pgcheck.Target) error {
 				conn, err := srv.Connect(ctx, "")
 				if err != nil {
 					return err
