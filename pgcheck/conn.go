@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -59,37 +59,87 @@ func Open(dsn string, opts ConnOptions) (*Target, error) {
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = 10 * time.Second
 	}
-	if cfg.Password == "" {
-		cfg.Password = socketPassword(cfg)
+	if err := socketPassword(dsn, cfg); err != nil {
+		return nil, err
 	}
 	return &Target{config: cfg, opts: opts}, nil
 }
 
-// defaultSocketDirs are the socket directories libpq's password file
-// lookup treats as "localhost".
-var defaultSocketDirs = []string{"/var/run/postgresql", "/run/postgresql", "/tmp"}
+// socketDirCandidates are the directories pgx connects to, the first that
+// exists, when no host is given: that is ringfence's default socket
+// directory, as DEFAULT_PGSOCKET_DIR is libpq's.
+var socketDirCandidates = []string{"/var/run/postgresql", "/private/tmp", "/tmp"}
 
-// socketPassword looks up the password file the way libpq does for a Unix
-// socket in a directory of one's own: by the directory's path in the host
-// field (pgx only tries "localhost", which libpq uses for the default
-// socket directory alone).
-func socketPassword(cfg *pgx.ConnConfig) string {
-	if !strings.HasPrefix(cfg.Host, "/") || slices.Contains(defaultSocketDirs, strings.TrimSuffix(cfg.Host, "/")) {
-		return ""
+// defaultSocketDir is the socket directory used when no host is given.
+func defaultSocketDir() string {
+	for _, d := range socketDirCandidates {
+		if _, err := os.Stat(d); err == nil {
+			return d
+		}
 	}
+	return ""
+}
+
+// passfileHost is the host field of the password file that a connection to
+// host matches, by libpq's rule: a Unix socket in the default socket
+// directory (the very path, compared as written) matches "localhost" and
+// not its path; a socket anywhere else matches its path and not
+// "localhost"; a TCP host matches its name.
+func passfileHost(host, defaultDir string) string {
+	if host == "" || (strings.HasPrefix(host, "/") && host == defaultDir) {
+		return "localhost"
+	}
+	return host
+}
+
+// socketPassword corrects pgx's password file lookup, which takes any Unix
+// socket for "localhost", to libpq's rule (passfileHost) when the socket is
+// not in the default directory. A password given in the DSN or PGPASSWORD
+// is kept; so is pgx's lookup when the DSN names its own passfile.
+func socketPassword(dsn string, cfg *pgx.ConnConfig) error {
+	if !strings.HasPrefix(cfg.Host, "/") || passfileHost(cfg.Host, defaultSocketDir()) == "localhost" ||
+		strings.Contains(dsn, "passfile") {
+		return nil
+	}
+	// Parsed again with the password file switched off, what is left is
+	// the password given explicitly.
+	explicit, err := pgx.ParseConfig(withoutPassfile(dsn))
+	if err != nil {
+		return fmt.Errorf("parse connection string: %w", err)
+	}
+	if explicit.Password != "" {
+		return nil
+	}
+	cfg.Password = ""
 	file := os.Getenv("PGPASSFILE")
 	if file == "" {
 		home, err := os.UserHomeDir()
 		if err != nil {
-			return ""
+			return nil
 		}
 		file = filepath.Join(home, ".pgpass")
 	}
 	pf, err := pgpassfile.ReadPassfile(file)
 	if err != nil {
-		return ""
+		return nil // no password file: no password, as with libpq
 	}
-	return pf.FindPassword(cfg.Host, strconv.Itoa(int(cfg.Port)), cfg.Database, cfg.User)
+	cfg.Password = pf.FindPassword(cfg.Host, strconv.Itoa(int(cfg.Port)), cfg.Database, cfg.User)
+	return nil
+}
+
+// withoutPassfile returns dsn with an empty passfile setting, which makes
+// pgx skip the password file.
+func withoutPassfile(dsn string) string {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		if u, err := url.Parse(dsn); err == nil {
+			q := u.Query()
+			q.Set("passfile", "")
+			u.RawQuery = q.Encode()
+			return u.String()
+		}
+		return dsn
+	}
+	return strings.TrimSpace(dsn + " passfile=''")
 }
 
 // WithPassword returns a copy of s that authenticates with password.

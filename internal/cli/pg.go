@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,27 +27,46 @@ func pgCommand(stdout, stderr io.Writer) *ucli.Command {
 		Name:  "pg",
 		Usage: "prove a PostgreSQL database intact",
 		Description: "Every pg command takes a connection string (URL or key=value) or a database name\n" +
-			"as its argument, and libpq's --host, -p, -U, -d, -w and -W; what is not given comes\n" +
+			"as its argument, and libpq's -h, -p, -U, -d, -w and -W (help: --help or -?); what is not given comes\n" +
 			"from libpq's PG* environment variables and ~/.pgpass. Sessions are read-only\n" +
 			"unless a command says otherwise, with a statement_timeout and lock_timeout.\n" +
 			"Exit codes: 0 nothing found, 1 findings, 2 could not check.",
-		Commands: []*ucli.Command{
+		Commands: withQuestionMarkHelp(
 			pgCheckCommand(stdout, stderr),
 			pgInventoryCommand(stdout),
 			pgFingerprintCommand(stdout),
 			pgCompareCommand(stdout, stderr),
 			pgDuplicatesCommand(stdout, stderr),
 			pgRepairCommand(stdout, stderr),
-		},
+		),
 	}
 }
 
+// withQuestionMarkHelp makes -? show a command's help, as in psql and
+// pg_amcheck. The flag parser takes an argument that starts with "-" and
+// a non-letter for a positional one (a negative number) and stops there, so
+// -? arrives among the arguments; the help flag declared in connFlags lists
+// it for the help text.
+func withQuestionMarkHelp(cmds ...*ucli.Command) []*ucli.Command {
+	for _, c := range cmds {
+		action := c.Action
+		c.Action = func(ctx context.Context, cmd *ucli.Command) error {
+			if slices.Contains(cmd.Args().Slice(), "-?") {
+				return ucli.ShowCommandHelp(ctx, cmd.Lineage()[1], cmd.Name)
+			}
+			return action(ctx, cmd)
+		}
+	}
+	return cmds
+}
+
 // connFlags are the connection and session-limit flags every pg command
-// takes: libpq's habits (-p -U -d, -w/-W, --host; -h stays help) and the
-// session limits.
+// takes: libpq's habits (-h -p -U -d, -w/-W) and the session limits. As in
+// psql and pg_amcheck, -h is the host: help is --help or -?.
 func connFlags() []ucli.Flag {
 	return []ucli.Flag{
-		&ucli.StringFlag{Name: "host", Usage: "server host or socket directory (like PGHOST)"},
+		&ucli.BoolFlag{Name: "help", Aliases: []string{"?"}, Usage: "show help"},
+		&ucli.StringFlag{Name: "host", Aliases: []string{"h"}, Usage: "server host or socket directory (like PGHOST)"},
 		&ucli.StringFlag{Name: "port", Aliases: []string{"p"}, Usage: "server port (like PGPORT)"},
 		&ucli.StringFlag{Name: "username", Aliases: []string{"U"}, Usage: "role to connect as (like PGUSER)"},
 		&ucli.StringFlag{Name: "dbname", Aliases: []string{"d"}, Usage: "database name or connection string (like the positional argument)"},

@@ -29,8 +29,8 @@ func pgCompareCommand(stdout, stderr io.Writer) *ucli.Command {
 			"Exit 0 same order, 1 order differs, 2 some at-risk index or partition key could not\n" +
 			"be compared (and none differs).",
 		Flags: append(connFlags(),
-			&ucli.StringFlag{Name: "from", Usage: "`DSN` of the old server and the database to sample", Required: true},
-			&ucli.StringFlag{Name: "to", Usage: "`DSN` of the new server", Required: true},
+			&ucli.StringFlag{Name: "from", Usage: "`DSN` of the old server and the database to sample (required)"},
+			&ucli.StringFlag{Name: "to", Usage: "`DSN` of the new server (required)"},
 			&ucli.IntFlag{Name: "sample", Value: pgcheck.DefaultCompareSample, Usage: "distinct keys per index key column"},
 			&ucli.BoolFlag{Name: "json", Usage: "print JSON instead of a readable report"},
 			&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress lines on stderr"},
@@ -39,6 +39,13 @@ func pgCompareCommand(stdout, stderr io.Writer) *ucli.Command {
 			start := time.Now()
 			if cmd.Args().Len() > 0 {
 				return withCode(ExitError, fmt.Errorf("compare takes no arguments: use --from and --to"))
+			}
+			// Checked here rather than as required flags, which the flag
+			// parser would refuse before -? could show the help.
+			for _, f := range []string{"from", "to"} {
+				if cmd.String(f) == "" {
+					return withCode(ExitError, fmt.Errorf("required flag --%s not set", f))
+				}
 			}
 			if cmd.Int("sample") < 2 {
 				return withCode(ExitError, fmt.Errorf("--sample must be at least 2, got %d", cmd.Int("sample")))
