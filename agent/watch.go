@@ -176,7 +176,7 @@ func (a *Agent) fingerprint(ctx context.Context, srv *pgcheck.Target, key string
 
 // extendBaseline adds fingerprints of at-risk collations new since the
 // baseline to the agent-owned baseline file.
-func (a *Agent) extendBaseline(ctx context.Context, conn *pgx.Conn, inv *pgcheck.Inventory, base *pgcheck.Baseline, results []pgcheck.FingerprintResult, file string) error {
+func (a *Agent) extendBaseline(ctx context.Context, conn *pgx.Conn, inv *pgcheck.DatabaseInventory, base *pgcheck.Baseline, results []pgcheck.FingerprintResult, file string) error {
 	fresh, err := pgcheck.NewBaseline(ctx, conn, inv)
 	if err != nil {
 		return err

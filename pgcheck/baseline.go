@@ -28,11 +28,11 @@ type Baseline struct {
 	Database      string `json:"database"`
 	ServerVersion string `json:"server_version"`
 	// Fingerprints holds one fingerprint per at-risk collation.
-	Fingerprints []Fingerprint `json:"fingerprints"`
+	Fingerprints []CollationFingerprint `json:"fingerprints"`
 }
 
 // NewBaseline fingerprints every at-risk collation of conn's database.
-func NewBaseline(ctx context.Context, conn *pgx.Conn, inv *Inventory) (*Baseline, error) {
+func NewBaseline(ctx context.Context, conn *pgx.Conn, inv *DatabaseInventory) (*Baseline, error) {
 	fps, err := TakeFingerprints(ctx, conn, inv)
 	if err != nil {
 		return nil, err
@@ -75,7 +75,7 @@ func (b *Baseline) validate() error {
 // validate checks that f's strings are distinct, its ties point inside the
 // order in increasing positions, and its hash is theirs: the comparison
 // trusts all three.
-func (f Fingerprint) validate() error {
+func (f CollationFingerprint) validate() error {
 	seen := make(map[string]bool, len(f.Order))
 	for _, s := range f.Order {
 		if seen[s] {
@@ -277,7 +277,7 @@ func LoadBaseline(ctx context.Context, conn *pgx.Conn) (b *Baseline, ok bool, er
 	b = &Baseline{}
 	for rows.Next() {
 		var data []byte
-		var f Fingerprint
+		var f CollationFingerprint
 		if err := rows.Scan(&data, &b.Format, &b.ServerVersion, &b.RecordedAt, &b.Database); err != nil {
 			return nil, false, fmt.Errorf("load collation baseline: %w", err)
 		}

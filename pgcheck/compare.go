@@ -36,12 +36,15 @@ const DefaultCompareSample = 100000
 
 // CompareOptions tunes Compare.
 type CompareOptions struct {
+	// To is the new server (required); its database only needs the
+	// collations.
+	To *Target
 	// Sample bounds the distinct keys read per index key column
 	// (DefaultCompareSample when zero).
 	Sample int
 	// Progress, when set, is called after each index or partition key with
-	// the number compared so far and the total.
-	Progress func(done, total int)
+	// the number compared so far (Done) and the total.
+	Progress func(Progress)
 }
 
 // CompareServer describes one side of a comparison.
@@ -65,7 +68,26 @@ type CompareReport struct {
 	// routes rows to other partitions than those holding them.
 	PartitionKeys []IndexComparison `json:"partition_keys"`
 	Elapsed       Duration          `json:"elapsed_seconds"`
+	// Duration is the whole run's, connections included.
+	Duration time.Duration `json:"-"`
 }
+
+// MarshalJSON renders the report's documented JSON form.
+func (r *CompareReport) MarshalJSON() ([]byte, error) {
+	type plain CompareReport
+	return marshalReport((*plain)(r), r.Duration)
+}
+
+// CompareSideError is a failure to reach one side of a comparison.
+type CompareSideError struct {
+	// Side is "from" (the old server) or "to" (the new one).
+	Side string
+	Err  error
+}
+
+func (e *CompareSideError) Error() string { return e.Side + " server: " + e.Err.Error() }
+
+func (e *CompareSideError) Unwrap() error { return e.Err }
 
 // all returns the indexes and partition keys.
 func (r *CompareReport) all() []IndexComparison {
@@ -149,7 +171,33 @@ var textSortTypes = map[string]bool{`pg_catalog.text`: true, `pg_catalog."varcha
 // key column is reported as a difference, which is exact for the leading
 // column and conservative for later ones (their values only matter among
 // rows with equal leading keys).
-func Compare(ctx context.Context, from, to *pgx.Conn, opts CompareOptions) (*CompareReport, error) {
+//
+// Both servers are read in read-only sessions.
+func Compare(ctx context.Context, from *Target, opts CompareOptions) (*CompareReport, error) {
+	start := time.Now()
+	if opts.To == nil {
+		return nil, &OptionError{Options: []string{"To"}, Format: "%s, the new server, is required"}
+	}
+	fromConn, err := from.Connect(ctx, "")
+	if err != nil {
+		return nil, &CompareSideError{Side: "from", Err: err}
+	}
+	defer fromConn.Close(context.WithoutCancel(ctx))
+	toConn, err := opts.To.Connect(ctx, "")
+	if err != nil {
+		return nil, &CompareSideError{Side: "to", Err: err}
+	}
+	defer toConn.Close(context.WithoutCancel(ctx))
+	rep, err := compareConns(ctx, fromConn, toConn, opts)
+	if err != nil {
+		return nil, err
+	}
+	rep.Duration = time.Since(start)
+	return rep, nil
+}
+
+// compareConns is Compare on open sessions to both servers.
+func compareConns(ctx context.Context, from, to *pgx.Conn, opts CompareOptions) (*CompareReport, error) {
 	start := time.Now()
 	if opts.Sample <= 0 {
 		opts.Sample = DefaultCompareSample
@@ -191,7 +239,7 @@ func Compare(ctx context.Context, from, to *pgx.Conn, opts CompareOptions) (*Com
 			rep.Indexes = append(rep.Indexes, ix)
 		}
 		if opts.Progress != nil {
-			opts.Progress(i+1, len(targets))
+			opts.Progress(Progress{Database: inv.Database, Done: i + 1, Total: len(targets)})
 		}
 	}
 	rep.Elapsed = Duration(time.Since(start))
@@ -202,7 +250,7 @@ func Compare(ctx context.Context, from, to *pgx.Conn, opts CompareOptions) (*Com
 // the same column share one sample and one sort per collation.
 type comparer struct {
 	from, to *pgx.Conn
-	inv      *Inventory
+	inv      *DatabaseInventory
 	toSide   *newServer
 	sample   int
 	maxRead  int                   // rows read per sample; 0: chosen by sampleQuery
@@ -569,7 +617,7 @@ func (c *comparer) sortBoth(ctx context.Context, coll CollationInfo, k keyColumn
 // and collations, read from the catalogs in two queries (no inventory, no
 // locks: it may be a production server).
 type newServer struct {
-	inv   *Inventory // server, database and default collation only
+	inv   *DatabaseInventory // server, database and default collation only
 	colls []*CollationInfo
 }
 

@@ -247,3 +247,13 @@ func trimFloat(f float64) string {
 	s = strings.TrimRight(s, "0")
 	return strings.TrimSuffix(s, ".")
 }
+
+// withConn runs fn on a new session to t's database, closed afterwards.
+func (s *Target) withConn(ctx context.Context, fn func(*pgx.Conn) error) error {
+	conn, err := s.Connect(ctx, "")
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return fn(conn)
+}

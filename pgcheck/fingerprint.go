@@ -14,11 +14,11 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// Fingerprint is how one collation orders a set of probe strings, as the
+// CollationFingerprint is how one collation orders a set of probe strings, as the
 // server sorted them. Two fingerprints of the same strings differ exactly
 // when the collation orders those strings differently, whatever its version
 // says.
-type Fingerprint struct {
+type CollationFingerprint struct {
 	// Collation is the collation's inventory key (CollationInfo.Name).
 	Collation string `json:"collation"`
 	// Schema and Name are the collation's SQL name ("pg_catalog",
@@ -43,14 +43,14 @@ type Fingerprint struct {
 }
 
 // ident is the collation's quoted SQL name.
-func (f Fingerprint) ident() string { return QuoteIdent(f.Schema, f.Name) }
+func (f CollationFingerprint) ident() string { return QuoteIdent(f.Schema, f.Name) }
 
 // TakeFingerprints sorts the built-in probe corpus under every at-risk
 // collation in inv, one query per collation.
-func TakeFingerprints(ctx context.Context, conn *pgx.Conn, inv *Inventory) ([]Fingerprint, error) {
-	var out []Fingerprint
+func TakeFingerprints(ctx context.Context, conn *pgx.Conn, inv *DatabaseInventory) ([]CollationFingerprint, error) {
+	var out []CollationFingerprint
 	for _, c := range inv.AtRiskCollations() {
-		f := Fingerprint{Collation: c.Name, Schema: c.Schema, Name: c.sqlName(), Provider: c.Provider,
+		f := CollationFingerprint{Collation: c.Name, Schema: c.Schema, Name: c.sqlName(), Provider: c.Provider,
 			Locale: c.Locale, Version: c.ActualVersion}
 		order, ties, err := sortUnder(ctx, conn, f.ident(), probeCorpus)
 		if err != nil {
@@ -69,7 +69,7 @@ func TakeFingerprints(ctx context.Context, conn *pgx.Conn, inv *Inventory) ([]Fi
 // and sorts the fingerprint again. Real keys catch changes in characters the
 // built-in corpus lacks; they also put the database's data in the baseline,
 // which matters when the baseline is a file.
-func AddKeySample(ctx context.Context, conn *pgx.Conn, inv *Inventory, b *Baseline, n int) error {
+func AddKeySample(ctx context.Context, conn *pgx.Conn, inv *DatabaseInventory, b *Baseline, n int) error {
 	if n <= 0 {
 		return nil
 	}
@@ -273,7 +273,7 @@ const maxExamples = 5
 // collation now and reports which collations changed. Each changed one is a
 // KindCollationChanged finding listing the inventory's objects that depend
 // on it. Collations in use without a baseline are reported as new.
-func CompareFingerprints(ctx context.Context, conn *pgx.Conn, inv *Inventory, base *Baseline) ([]FingerprintResult, []Finding, error) {
+func CompareFingerprints(ctx context.Context, conn *pgx.Conn, inv *DatabaseInventory, base *Baseline) ([]FingerprintResult, []Finding, error) {
 	if base.Database != "" && base.Database != inv.Database {
 		return nil, nil, fmt.Errorf("compare fingerprints: the baseline was recorded in database %q, not %q: a baseline describes one database's collations and objects",
 			base.Database, inv.Database)
@@ -328,7 +328,7 @@ func CompareFingerprints(ctx context.Context, conn *pgx.Conn, inv *Inventory, ba
 	return results, findings, nil
 }
 
-func changedFinding(inv *Inventory, base *Baseline, r FingerprintResult) Finding {
+func changedFinding(inv *DatabaseInventory, base *Baseline, r FingerprintResult) Finding {
 	var b strings.Builder
 	fmt.Fprintf(&b, "collation %s (%s %s) orders %d of %d neighbouring probe strings differently from the baseline",
 		r.Collation, r.Provider, r.Locale, r.ChangedPairs, r.Strings-1)
@@ -352,7 +352,7 @@ func changedFinding(inv *Inventory, base *Baseline, r FingerprintResult) Finding
 
 // collationChanged is a KindCollationChanged finding on collation name,
 // listing the inventory's objects that depend on it.
-func collationChanged(inv *Inventory, name, detail string) Finding {
+func collationChanged(inv *DatabaseInventory, name, detail string) Finding {
 	f := Finding{Kind: KindCollationChanged, Database: inv.Database, Object: name, Collation: name, Detail: detail}
 	if c, ok := inv.Collation(name); ok {
 		f.Schema, f.Object = c.Schema, c.sqlName()
@@ -365,7 +365,7 @@ func collationChanged(inv *Inventory, name, detail string) Finding {
 
 // unavailableFinding reports a collation the server can no longer sort
 // with: the objects depending on it fail on every comparison.
-func unavailableFinding(inv *Inventory, r FingerprintResult) Finding {
+func unavailableFinding(inv *DatabaseInventory, r FingerprintResult) Finding {
 	return collationChanged(inv, r.Collation, fmt.Sprintf(
 		"collation %s (%s %s) can no longer be used, locale no longer available: %s",
 		r.Collation, r.Provider, r.Locale, r.Error))
@@ -437,21 +437,15 @@ func hasLetter(s string) bool {
 	return strings.IndexFunc(s, func(r rune) bool { return r < unicode.MaxASCII && unicode.IsLetter(r) }) >= 0
 }
 
-// CheckFingerprint compares conn's database with its collation baseline:
+// checkFingerprint compares conn's database with its collation baseline:
 // the file baselineFile, or when empty the baseline recorded in the
 // database's ringfence schema. It returns a KindCollationChanged finding per
 // changed collation and whether a baseline existed (no baseline: no
 // findings, nothing to compare). pg check calls it on every run; it takes
-// one catalog read and one small sort per collation. At-risk collations in
-// use that the baseline lacks cannot be vouched for: they are returned as
-// an error next to the findings.
-func CheckFingerprint(ctx context.Context, conn *pgx.Conn, baselineFile string) ([]Finding, bool, error) {
-	return checkFingerprint(ctx, conn, baselineFile, nil)
-}
-
-// checkFingerprint is CheckFingerprint with the database's inventory when
-// the caller has already read it (nil: read it here).
-func checkFingerprint(ctx context.Context, conn *pgx.Conn, baselineFile string, inv *Inventory) ([]Finding, bool, error) {
+// one catalog read (none when inv is given) and one small sort per
+// collation. At-risk collations in use that the baseline lacks cannot be
+// vouched for: they are returned as an *UncoveredError next to the findings.
+func checkFingerprint(ctx context.Context, conn *pgx.Conn, baselineFile string, inv *DatabaseInventory) ([]Finding, bool, error) {
 	var base *Baseline
 	if baselineFile != "" {
 		b, err := ReadBaselineFile(baselineFile)
@@ -479,8 +473,8 @@ func checkFingerprint(ctx context.Context, conn *pgx.Conn, baselineFile string, 
 	return findings, true, Uncovered(results)
 }
 
-// Uncovered returns an error naming the collations of results that have no
-// baseline (status new), or nil.
+// Uncovered returns an *UncoveredError naming the collations of results
+// that have no baseline (status new), or nil.
 func Uncovered(results []FingerprintResult) error {
 	var names []string
 	for _, r := range results {
@@ -491,6 +485,222 @@ func Uncovered(results []FingerprintResult) error {
 	if len(names) == 0 {
 		return nil
 	}
-	return fmt.Errorf("at-risk collations in use are not in the baseline, so their changes cannot be seen: %s; record the baseline again (ringfence pg fingerprint --record)",
-		strings.Join(names, ", "))
+	return &UncoveredError{Collations: names}
+}
+
+// UncoveredError names at-risk collations in use that the baseline lacks:
+// their changes cannot be seen until the baseline is recorded again.
+type UncoveredError struct {
+	Collations []string
+}
+
+func (e *UncoveredError) Error() string {
+	return "at-risk collations in use are not in the baseline, so their changes cannot be seen: " +
+		strings.Join(e.Collations, ", ") + "; record the baseline again"
+}
+
+// FingerprintOptions configures Fingerprint.
+type FingerprintOptions struct {
+	// AllDatabases compares every database the role may connect to.
+	AllDatabases bool
+	// Record takes the fingerprints as the new baseline instead of
+	// comparing with it (not with AllDatabases: templates must not get one).
+	Record bool
+	// BaselineFile keeps the baseline in a file instead of the database's
+	// ringfence schema (one database's: not with AllDatabases).
+	BaselineFile string
+	// SampleKeys, with Record, adds up to this many of the database's own
+	// index keys per collation (AddKeySample).
+	SampleKeys int
+}
+
+// FingerprintSummary is one fingerprint without its strings.
+type FingerprintSummary struct {
+	Collation string `json:"collation"`
+	Provider  string `json:"provider"`
+	Locale    string `json:"locale"`
+	Version   string `json:"version,omitempty"`
+	Strings   int    `json:"strings"`
+	// SampledKeys is how many of Strings are the database's own keys.
+	SampledKeys int    `json:"sampled_keys,omitempty"`
+	SHA256      string `json:"sha256"`
+}
+
+// DatabaseFingerprint is one database's fingerprint run: the baseline
+// recorded, or the comparison with it.
+type DatabaseFingerprint struct {
+	Database string `json:"database"`
+	// Baseline is where the baseline is (a file or BaselineTable).
+	Baseline string `json:"baseline"`
+	// Recorded is true when this run recorded the baseline.
+	Recorded bool `json:"recorded"`
+	// BaselineFound is false when there was no baseline to compare with.
+	BaselineFound      bool                 `json:"baseline_found"`
+	BaselineRecordedAt *time.Time           `json:"baseline_recorded_at,omitempty"`
+	Fingerprints       []FingerprintSummary `json:"fingerprints,omitempty"`
+	Results            []FingerprintResult  `json:"results,omitempty"`
+	Findings           []Finding            `json:"findings"`
+	Elapsed            Duration             `json:"elapsed_seconds"`
+}
+
+// FingerprintReport is the result of Fingerprint. Its JSON form is one
+// database's DatabaseFingerprint, or with AllDatabases the list of them,
+// every finding and the databases not checked (docs/pg-check.md).
+type FingerprintReport struct {
+	// AllDatabases selects the JSON form.
+	AllDatabases bool
+	Databases    []DatabaseFingerprint
+	NotChecked   []NotChecked
+	Duration     time.Duration
+}
+
+// Findings returns the findings of every database.
+func (r *FingerprintReport) Findings() []Finding {
+	findings := []Finding{}
+	for _, d := range r.Databases {
+		findings = append(findings, d.Findings...)
+	}
+	return findings
+}
+
+// Uncovered returns the first database's *UncoveredError (wrapped with the
+// database's name), or nil.
+func (r *FingerprintReport) Uncovered() error {
+	for _, d := range r.Databases {
+		if err := Uncovered(d.Results); err != nil {
+			return fmt.Errorf("database %s: %w", d.Database, err)
+		}
+	}
+	return nil
+}
+
+// MarshalJSON renders the report's documented JSON form.
+func (r *FingerprintReport) MarshalJSON() ([]byte, error) {
+	if !r.AllDatabases && len(r.Databases) == 1 {
+		return marshalReport(r.Databases[0], r.Duration)
+	}
+	return marshalReport(struct {
+		Databases  []DatabaseFingerprint `json:"databases"`
+		Findings   []Finding             `json:"findings"`
+		NotChecked []NotChecked          `json:"not_checked"`
+	}{r.Databases, r.Findings(), r.NotChecked}, r.Duration)
+}
+
+// Fingerprint detects collation changes PostgreSQL cannot see: it records
+// the fingerprints of every at-risk collation as the baseline (Record), or
+// compares them with the baseline recorded (in the database's ringfence
+// schema, or BaselineFile). Recording in the database opens a read-write
+// session; everything else is read-only.
+func Fingerprint(ctx context.Context, t *Target, opts FingerprintOptions) (*FingerprintReport, error) {
+	start := time.Now()
+	switch {
+	case opts.SampleKeys < 0 || (opts.SampleKeys > 0 && !opts.Record):
+		return nil, &OptionError{Options: []string{"SampleKeys", "Record"}, Format: "%s takes a positive number and needs %s"}
+	case opts.AllDatabases && opts.BaselineFile != "":
+		return nil, &OptionError{Options: []string{"BaselineFile", "AllDatabases"}, Format: "%s holds one database's fingerprints: use it without %s"}
+	case opts.AllDatabases && opts.Record:
+		// It would also record into template1, and so into every database
+		// created from it later.
+		return nil, &OptionError{Options: []string{"Record", "AllDatabases"},
+			Format: "%s %s is refused: record each database's baseline on its own (templates must not get one)"}
+	}
+	if opts.Record && opts.BaselineFile == "" {
+		t = t.WithOptions(ConnOptions{ReadWrite: true})
+	}
+	rep := &FingerprintReport{AllDatabases: opts.AllDatabases}
+	var err error
+	rep.NotChecked, err = forEachDatabase(ctx, t, opts.AllDatabases, func(t *Target) error {
+		return t.withConn(ctx, func(conn *pgx.Conn) error {
+			d, err := fingerprintDatabase(ctx, conn, opts, time.Now())
+			if err == nil {
+				rep.Databases = append(rep.Databases, d)
+			}
+			return err
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	rep.Duration = time.Since(start)
+	return rep, nil
+}
+
+// fingerprintDatabase records conn's database's baseline, or compares with
+// it (the database's, or opts.BaselineFile).
+func fingerprintDatabase(ctx context.Context, conn *pgx.Conn, opts FingerprintOptions, start time.Time) (DatabaseFingerprint, error) {
+	var rep DatabaseFingerprint
+	inv, err := ReadInventory(ctx, conn)
+	if err != nil {
+		return rep, err
+	}
+	file := opts.BaselineFile
+	rep = DatabaseFingerprint{Database: inv.Database, Baseline: file, Findings: []Finding{}}
+	if file == "" {
+		rep.Baseline = BaselineTable
+	}
+
+	var base *Baseline
+	switch {
+	case opts.Record:
+		base, err = NewBaseline(ctx, conn, inv)
+		if err == nil {
+			err = AddKeySample(ctx, conn, inv, base, opts.SampleKeys)
+		}
+		if err == nil {
+			if file != "" {
+				err = WriteBaselineFile(file, base)
+			} else {
+				err = RecordBaseline(ctx, conn, base)
+			}
+		}
+		if err != nil {
+			return rep, err
+		}
+		rep.Recorded, rep.BaselineFound = true, true
+	case file != "":
+		base, err = ReadBaselineFile(file)
+		if err != nil {
+			return rep, err
+		}
+		rep.BaselineFound = true
+	default:
+		base, rep.BaselineFound, err = LoadBaseline(ctx, conn)
+		if err != nil {
+			return rep, err
+		}
+	}
+
+	switch {
+	case opts.Record:
+		rep.Fingerprints = summarize(base.Fingerprints)
+	case rep.BaselineFound:
+		rep.Results, rep.Findings, err = CompareFingerprints(ctx, conn, inv, base)
+		if err != nil {
+			return rep, err
+		}
+		if rep.Findings == nil {
+			rep.Findings = []Finding{}
+		}
+	default:
+		fps, err := TakeFingerprints(ctx, conn, inv)
+		if err != nil {
+			return rep, err
+		}
+		rep.Fingerprints = summarize(fps)
+	}
+	if base != nil && !base.RecordedAt.IsZero() {
+		at := base.RecordedAt
+		rep.BaselineRecordedAt = &at
+	}
+	rep.Elapsed = Duration(time.Since(start))
+	return rep, nil
+}
+
+func summarize(fps []CollationFingerprint) []FingerprintSummary {
+	out := make([]FingerprintSummary, 0, len(fps))
+	for _, f := range fps {
+		out = append(out, FingerprintSummary{Collation: f.Collation, Provider: f.Provider, Locale: f.Locale,
+			Version: f.Version, Strings: len(f.Order), SampledKeys: f.SampledKeys, SHA256: f.SHA256})
+	}
+	return out
 }

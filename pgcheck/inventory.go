@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -30,9 +31,9 @@ const defaultCollationOID = 100
 // collisdeterministic).
 const minServerVersion = 120000
 
-// Inventory is every collation a database uses and every object whose
+// DatabaseInventory is every collation a database uses and every object whose
 // correctness depends on one.
-type Inventory struct {
+type DatabaseInventory struct {
 	// ServerVersion is the server's version string (server_version).
 	ServerVersion string `json:"server_version"`
 	// ServerVersionNum is server_version_num, e.g. 150018.
@@ -136,7 +137,7 @@ func (o DependentObject) Ref() ObjectRef {
 }
 
 // Collation returns the inventory's collation with key name.
-func (inv *Inventory) Collation(name string) (CollationInfo, bool) {
+func (inv *DatabaseInventory) Collation(name string) (CollationInfo, bool) {
 	for _, c := range inv.Collations {
 		if c.Name == name {
 			return c, true
@@ -146,7 +147,7 @@ func (inv *Inventory) Collation(name string) (CollationInfo, bool) {
 }
 
 // DependentsOf returns the objects that depend on the collation with key name.
-func (inv *Inventory) DependentsOf(name string) []DependentObject {
+func (inv *DatabaseInventory) DependentsOf(name string) []DependentObject {
 	var out []DependentObject
 	for _, o := range inv.Objects {
 		for _, c := range o.Collations {
@@ -160,7 +161,7 @@ func (inv *Inventory) DependentsOf(name string) []DependentObject {
 }
 
 // AtRiskCollations returns the collations in use whose order can change.
-func (inv *Inventory) AtRiskCollations() []CollationInfo {
+func (inv *DatabaseInventory) AtRiskCollations() []CollationInfo {
 	var out []CollationInfo
 	for _, c := range inv.Collations {
 		if c.AtRisk {
@@ -174,7 +175,7 @@ func (inv *Inventory) AtRiskCollations() []CollationInfo {
 // from the one the server's library reports now: PostgreSQL's own check. It
 // is silent when either version is empty (musl records none) and, on glibc,
 // whenever only the locale data changed: see collation_changed for that.
-func VersionMismatches(inv *Inventory) []Finding {
+func VersionMismatches(inv *DatabaseInventory) []Finding {
 	var out []Finding
 	for _, c := range inv.Collations {
 		if c.RecordedVersion == "" || c.ActualVersion == "" || c.RecordedVersion == c.ActualVersion {
@@ -203,7 +204,7 @@ func VersionMismatches(inv *Inventory) []Finding {
 // hold or wait for ACCESS EXCLUSIVE locks) and works on a hot standby.
 // Sizes are the planner's (pg_class.relpages, as of the last VACUUM,
 // ANALYZE or CREATE INDEX), not the files' current sizes.
-func ReadInventory(ctx context.Context, conn *pgx.Conn) (*Inventory, error) {
+func ReadInventory(ctx context.Context, conn *pgx.Conn) (*DatabaseInventory, error) {
 	r, err := newInventoryReader(ctx, conn)
 	if err != nil {
 		return nil, err
@@ -229,7 +230,7 @@ func ReadInventory(ctx context.Context, conn *pgx.Conn) (*Inventory, error) {
 // newInventoryReader reads the server's version and the database's default
 // collation.
 func newInventoryReader(ctx context.Context, conn *pgx.Conn) (*inventoryReader, error) {
-	inv := &Inventory{}
+	inv := &DatabaseInventory{}
 	err := conn.QueryRow(ctx, `SELECT current_setting('server_version'),
 		current_setting('server_version_num')::int, pg_is_in_recovery(), current_database()`).
 		Scan(&inv.ServerVersion, &inv.ServerVersionNum, &inv.InRecovery, &inv.Database)
@@ -246,10 +247,10 @@ func newInventoryReader(ctx context.Context, conn *pgx.Conn) (*inventoryReader, 
 	return r, nil
 }
 
-// inventoryReader carries the state of one Inventory call.
+// inventoryReader carries the state of one DatabaseInventory call.
 type inventoryReader struct {
 	conn  *pgx.Conn
-	inv   *Inventory
+	inv   *DatabaseInventory
 	colls map[uint32]*CollationInfo
 	ops   map[uint32]string // operator OID -> its pg_catalog function's name ("" elsewhere)
 	funcs map[uint32]string // function OID -> pg_catalog name ("" elsewhere)
@@ -991,4 +992,58 @@ func (r *inventoryReader) classify(raws []*rawObject) {
 		}
 		return a.Name < b.Name
 	})
+}
+
+// InventoryOptions configures Inventory.
+type InventoryOptions struct {
+	// AllDatabases reads every database the role may connect to
+	// (ListDatabases), not only the target's.
+	AllDatabases bool
+}
+
+// InventoryReport is the result of Inventory. Its JSON form is one
+// database's inventory, or with AllDatabases the list of them and the
+// databases that could not be read (docs/pg-check.md).
+type InventoryReport struct {
+	// AllDatabases is set when the report covers every database; it
+	// selects the JSON form.
+	AllDatabases bool
+	Databases    []*DatabaseInventory
+	// NotChecked lists the databases an AllDatabases run could not read.
+	NotChecked []NotChecked
+	Duration   time.Duration
+}
+
+// MarshalJSON renders the report's documented JSON form.
+func (r *InventoryReport) MarshalJSON() ([]byte, error) {
+	if !r.AllDatabases && len(r.Databases) == 1 {
+		return marshalReport(r.Databases[0], r.Duration)
+	}
+	return marshalReport(struct {
+		Databases  []*DatabaseInventory `json:"databases"`
+		NotChecked []NotChecked         `json:"not_checked"`
+	}{r.Databases, r.NotChecked}, r.Duration)
+}
+
+// Inventory reads the collations in use and the objects depending on them,
+// in the target's database or every database. Read-only; works on a hot
+// standby.
+func Inventory(ctx context.Context, t *Target, opts InventoryOptions) (*InventoryReport, error) {
+	start := time.Now()
+	rep := &InventoryReport{AllDatabases: opts.AllDatabases}
+	var err error
+	rep.NotChecked, err = forEachDatabase(ctx, t, opts.AllDatabases, func(t *Target) error {
+		return t.withConn(ctx, func(conn *pgx.Conn) error {
+			inv, err := ReadInventory(ctx, conn)
+			if err == nil {
+				rep.Databases = append(rep.Databases, inv)
+			}
+			return err
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	rep.Duration = time.Since(start)
+	return rep, nil
 }

@@ -101,7 +101,48 @@ func (r *RepairResult) Clean() bool {
 	return r.Finished && len(r.Stopped) == 0 && len(r.Failed) == 0 && len(r.Pending) == 0 && len(r.Verify) == 0
 }
 
-// Repair applies the repair plan to srv's database:
+// RepairReport is the result of Repair: the plan of a dry run, or what an
+// applied repair did (Result, whose Plan is the plan it started from). Its
+// JSON form is the plan, or the result (docs/pg-check.md).
+type RepairReport struct {
+	Plan *RepairPlan
+	// Result is nil on a dry run.
+	Result   *RepairResult
+	Duration time.Duration
+}
+
+// MarshalJSON renders the report's documented JSON form.
+func (r *RepairReport) MarshalJSON() ([]byte, error) {
+	if r.Result != nil {
+		return marshalReport(r.Result, r.Duration)
+	}
+	return marshalReport(r.Plan, r.Duration)
+}
+
+// Repair plans the repair of t's database after a collation change and,
+// with opts.Apply, carries it out (see applyRepair for the steps and their
+// guarantees). A dry run changes nothing: it runs in read-only sessions and
+// reads rows with sequential scans.
+func Repair(ctx context.Context, t *Target, opts RepairOptions) (*RepairReport, error) {
+	start := time.Now()
+	rep := &RepairReport{}
+	var err error
+	if opts.Apply {
+		rep.Result, err = applyRepair(ctx, t, opts)
+		if rep.Result != nil {
+			rep.Plan = rep.Result.Plan
+		}
+	} else {
+		rep.Plan, err = dryRunRepair(ctx, t, opts)
+	}
+	if err != nil {
+		return nil, err
+	}
+	rep.Duration = time.Since(start)
+	return rep, nil
+}
+
+// applyRepair carries out the repair plan in srv's database:
 //
 //  1. drop REINDEX CONCURRENTLY leftovers (DROP INDEX CONCURRENTLY);
 //  2. resolve duplicates by the chosen rules, each removed row copied into
@@ -120,7 +161,7 @@ func (r *RepairResult) Clean() bool {
 // at any point, the next call resumes the unfinished run: every step is
 // either atomic or recomputed from the database's state, and rebuilds
 // already done are skipped.
-func Repair(ctx context.Context, srv *Target, opts RepairOptions) (*RepairResult, error) {
+func applyRepair(ctx context.Context, srv *Target, opts RepairOptions) (*RepairResult, error) {
 	if opts.Attempts <= 0 {
 		opts.Attempts = 5
 	}
@@ -372,7 +413,7 @@ func (a *applier) event(e RepairEvent) {
 		a.res.Events = append(a.res.Events, e)
 	}
 	if a.opts.Progress != nil {
-		a.opts.Progress(e)
+		a.opts.Progress(Progress{Database: a.conn.Config().Database, Event: &e})
 	}
 }
 
@@ -835,7 +876,7 @@ func (a *applier) verify(ctx context.Context, plan *RepairPlan, rebuilt []Planne
 	if err != nil {
 		return err
 	}
-	rep := &DuplicateReport{Database: plan.Database}
+	rep := &DatabaseDuplicates{Database: plan.Database}
 	for _, idx := range indexes {
 		d, err := searchDuplicates(ctx, a.conn, idx, 1)
 		if err != nil {

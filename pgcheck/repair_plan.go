@@ -156,8 +156,12 @@ type RepairOptions struct {
 	// Without it every index at risk is rebuilt as a precaution. Ignored
 	// with Indexes (naming indexes asks for their rebuild).
 	RequireFindings bool
-	// Progress, if set, is told of every action as it starts and ends.
-	Progress func(RepairEvent)
+	// Apply carries the plan out; without it Repair only plans (a dry run
+	// in read-only sessions).
+	Apply bool
+	// Progress, if set, is told of every action of an applied repair as it
+	// starts and ends (Progress.Event).
+	Progress func(Progress)
 
 	// afterPick, if set, runs inside a dedupe between picking the rows to
 	// remove and deleting them (tests race other sessions there).
@@ -363,10 +367,10 @@ func (p *RepairPlan) Decisions(opts RepairOptions) []string {
 	return out
 }
 
-// PlanRepair computes the repair of srv's database without changing
+// dryRunRepair computes the repair of srv's database without changing
 // anything: it runs in read-only sessions, and reads rows with sequential
 // scans (never through the indexes it suspects).
-func PlanRepair(ctx context.Context, srv *Target, opts RepairOptions) (*RepairPlan, error) {
+func dryRunRepair(ctx context.Context, srv *Target, opts RepairOptions) (*RepairPlan, error) {
 	ro := srv.WithOptions(ConnOptions{ReadWrite: false})
 	conn, err := ro.Connect(ctx, "")
 	if err != nil {
@@ -499,7 +503,7 @@ func invalidIndexes(ctx context.Context, conn *pgx.Conn) ([]InvalidIndex, error)
 
 // planRebuilds lists the indexes to rebuild: those named, or every valid
 // at-risk index on a user table.
-func (p *RepairPlan) planRebuilds(ctx context.Context, conn *pgx.Conn, inv *Inventory, names []string, done map[string]bool, leftovers map[uint32]bool) error {
+func (p *RepairPlan) planRebuilds(ctx context.Context, conn *pgx.Conn, inv *DatabaseInventory, names []string, done map[string]bool, leftovers map[uint32]bool) error {
 	var oids []uint32
 	if len(names) > 0 {
 		for _, n := range names {
@@ -755,7 +759,7 @@ func readSideEffects(ctx context.Context, conn *pgx.Conn, relid uint32) (sideEff
 // whose key depends on an at-risk collation, the rows outside the
 // partition's own bounds, and says for each whether the repair may move
 // them.
-func partitionViolations(ctx context.Context, conn *pgx.Conn, inv *Inventory, allowTriggers bool) ([]PartitionViolation, error) {
+func partitionViolations(ctx context.Context, conn *pgx.Conn, inv *DatabaseInventory, allowTriggers bool) ([]PartitionViolation, error) {
 	var parents []uint32
 	for _, o := range inv.Objects {
 		if o.Type == ObjectPartitionKey && o.AtRisk && !systemSchema(o.Schema) {
@@ -875,7 +879,7 @@ func rerouteSQL(v PartitionViolation, runID string) string {
 
 // checkViolations counts, per at-risk CHECK constraint on a table with rows,
 // the stored rows that violate it.
-func checkViolations(ctx context.Context, conn *pgx.Conn, inv *Inventory) ([]CheckViolation, error) {
+func checkViolations(ctx context.Context, conn *pgx.Conn, inv *DatabaseInventory) ([]CheckViolation, error) {
 	var oids []uint32
 	for _, o := range inv.Objects {
 		if o.Type == ObjectCheckConstraint && o.AtRisk && o.Valid && !systemSchema(o.Schema) {
@@ -935,7 +939,7 @@ func countSeqScan(ctx context.Context, conn *pgx.Conn, sql string) (int64, error
 
 // refreshStatements returns the ALTER ... REFRESH VERSION statements for
 // the collations whose recorded version differs from the library's.
-func refreshStatements(inv *Inventory) []string {
+func refreshStatements(inv *DatabaseInventory) []string {
 	out := []string{}
 	for _, c := range inv.Collations {
 		if c.RecordedVersion == "" || c.ActualVersion == "" || c.RecordedVersion == c.ActualVersion {

@@ -83,45 +83,15 @@ func allDatabasesFlag() *ucli.BoolFlag {
 		Usage: "every database that accepts connections (and the role may connect to), not only the DSN's"}
 }
 
-// notChecked is a database an --all-databases run could not cover.
-type notChecked struct {
-	Database string `json:"database"`
-	Error    string `json:"error"`
-}
-
-// forEachDatabase runs fn with srv for its database, or with
-// --all-databases once per database of the server. A database whose fn
-// fails is listed and the others still run; an error is returned only when
-// the databases cannot be listed (or the single database fails).
-func forEachDatabase(ctx context.Context, cmd *ucli.Command, srv *pgcheck.Target, fn func(*pgcheck.Target) error) ([]notChecked, error) {
-	if !cmd.Bool("all-databases") {
-		return nil, fn(srv)
-	}
-	dbs, err := pgcheck.ListDatabases(ctx, srv)
-	if err != nil {
-		return nil, err
-	}
-	failed := []notChecked{}
-	for _, db := range dbs {
-		if err := fn(srv.ForDatabase(db)); err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			failed = append(failed, notChecked{Database: db, Error: err.Error()})
-		}
-	}
-	return failed, nil
-}
-
 // printNotChecked lists the databases an --all-databases run missed.
-func printNotChecked(w io.Writer, failed []notChecked) {
+func printNotChecked(w io.Writer, failed []pgcheck.NotChecked) {
 	for _, f := range failed {
 		fmt.Fprintf(w, "NOT CHECKED: database %s: %s\n", f.Database, f.Error)
 	}
 }
 
 // notCheckedError is the exit-2 error of a run that missed databases.
-func notCheckedError(failed []notChecked) error {
+func notCheckedError(failed []pgcheck.NotChecked) error {
 	if len(failed) == 0 {
 		return nil
 	}
@@ -223,6 +193,35 @@ func askPassword(w io.Writer, prompt string) (string, error) {
 	return string(pw), nil
 }
 
+// optionFlags are the flags that set pgcheck's option fields, as
+// pgcheck.OptionError names them.
+var optionFlags = map[string]string{
+	"AllDatabases": "--all-databases",
+	"BaselineFile": "--baseline FILE",
+	"Record":       "--record",
+	"SampleKeys":   "--sample-keys",
+	"ParentCheck":  "--parent-check",
+	"To":           "--to",
+	"Schemas":      "--schema",
+	"Tables":       "--table",
+	"Indexes":      "--index",
+}
+
+// optionError words a pgcheck.OptionError with the flags (optionFlags);
+// other errors pass unchanged.
+func optionError(err error) error {
+	var oe *pgcheck.OptionError
+	if !errors.As(err, &oe) {
+		return err
+	}
+	return errors.New(oe.Phrase(func(field string) string {
+		if f, ok := optionFlags[field]; ok {
+			return f
+		}
+		return field
+	}))
+}
+
 // recordGrantHint explains what recording a baseline in the database needs.
 func recordGrantHint(role, db string) string {
 	return fmt.Sprintf("recording the baseline in the database needs CREATE on the database (for schema ringfence), "+
@@ -262,37 +261,15 @@ func sqlName(s string) string {
 	return pgcheck.QuoteIdent(s)
 }
 
-// writeReport prints a pg command's report v (a JSON object) as indented
-// JSON carrying, like every pg command's --json output, "schema_version"
-// (first; 1 unless v has its own) and "duration_seconds" since start (last,
-// unless v has its own).
-func writeReport(w io.Writer, v any, start time.Time) error {
-	raw, err := json.Marshal(v)
+// writeReport prints a pg command's report, which carries its own JSON
+// form (schema_version first, duration_seconds last), indented.
+func writeReport(w io.Writer, rep json.Marshaler) error {
+	raw, err := json.Marshal(rep)
 	if err != nil {
 		return err
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &fields); err != nil || len(raw) < 2 {
-		return writeJSON(w, v)
-	}
-	body := bytes.TrimSpace(raw[1 : len(raw)-1])
-	var b bytes.Buffer
-	b.WriteByte('{')
-	if _, ok := fields["schema_version"]; !ok {
-		b.WriteString(`"schema_version":1`)
-		if len(body) > 0 {
-			b.WriteByte(',')
-		}
-	}
-	b.Write(body)
-	if _, ok := fields["duration_seconds"]; !ok {
-		d, _ := pgcheck.Duration(time.Since(start)).MarshalJSON()
-		b.WriteString(`,"duration_seconds":`)
-		b.Write(d)
-	}
-	b.WriteByte('}')
 	var out bytes.Buffer
-	if err := json.Indent(&out, b.Bytes(), "", "  "); err != nil {
+	if err := json.Indent(&out, raw, "", "  "); err != nil {
 		return fmt.Errorf("render JSON: %w", err)
 	}
 	out.WriteByte('\n')
