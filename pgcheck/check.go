@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"path"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -369,42 +368,17 @@ func Check(ctx context.Context, srv *Target, opts CheckOptions) (*CheckReport, e
 		return a.Object < b.Object
 	})
 	if u := opts.Filter.unmatched(); len(u) > 0 {
-		fields := make([]string, len(u))
 		for i, p := range u {
-			fields[i], u[i], _ = strings.Cut(p, " ")
-			u[i] = "%[" + strconv.Itoa(i+1) + "]s " + strings.ReplaceAll(u[i], "%", "%%")
+			field, pattern, _ := strings.Cut(p, " ")
+			u[i] = "{{" + field + "}} " + pattern
 		}
-		return nil, &OptionError{Options: fields, Err: ErrNothingMatched,
-			Format: "no relation matched " + strings.Join(u, ", ") + " in database(s) " + strings.ReplaceAll(strings.Join(rep.Databases, ", "), "%", "%%")}
+		return nil, optionErrorf(ErrNothingMatched, "%s %s in database(s) %s", ErrNothingMatched, strings.Join(u, ", "), strings.Join(rep.Databases, ", "))
 	}
 	if opts.Scope == ScopeAll && opts.Filter.narrowed() && planned == 0 && rep.Checked.Databases > 0 {
 		return nil, fmt.Errorf("%w: the patterns and exclusions leave nothing to check", ErrNothingMatched)
 	}
 	rep.Duration = Duration(time.Since(rep.StartedAt))
 	return rep, nil
-}
-
-// ListDatabases lists, by name, the databases of srv's server that accept
-// connections and that its role may connect to: what --all-databases
-// covers.
-func ListDatabases(ctx context.Context, srv *Target) ([]string, error) {
-	conn, err := srv.Connect(ctx, "")
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close(context.Background())
-	return listDatabases(ctx, conn)
-}
-
-func listDatabases(ctx context.Context, conn *pgx.Conn) ([]string, error) {
-	rows, _ := conn.Query(ctx, `SELECT datname FROM pg_database
-		WHERE datallowconn AND datconnlimit <> -2 AND has_database_privilege(datname, 'CONNECT')
-		ORDER BY datname`)
-	dbs, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("list databases: %w", err)
-	}
-	return dbs, nil
 }
 
 // checkDatabase plans and runs every check of one database.

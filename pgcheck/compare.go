@@ -12,10 +12,13 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// Comparison statuses of an index or key column.
+// CompareStatus is the comparison status of an index or key column.
+type CompareStatus string
+
+// Comparison statuses.
 const (
 	// CompareSame: both servers order the sampled keys the same way.
-	CompareSame = "same"
+	CompareSame CompareStatus = "same"
 	// CompareDiffers: the new server orders some sampled keys differently:
 	// the index would be out of order there.
 	CompareDiffers = "differs"
@@ -128,7 +131,7 @@ type IndexComparison struct {
 	Unique bool   `json:"unique"`
 	Bytes  int64  `json:"bytes"`
 	// Status is the worst of its columns' statuses.
-	Status  string             `json:"status"`
+	Status  CompareStatus      `json:"status"`
 	Columns []ColumnComparison `json:"columns"`
 	Error   string             `json:"error,omitempty"`
 }
@@ -140,10 +143,10 @@ type ColumnComparison struct {
 	// Position is the 1-based key column number.
 	Position int `json:"position"`
 	// Expression is the column name or index expression.
-	Expression string `json:"expression"`
-	Collation  string `json:"collation,omitempty"`
-	Type       string `json:"type"`
-	Status     string `json:"status"`
+	Expression string        `json:"expression"`
+	Collation  string        `json:"collation,omitempty"`
+	Type       string        `json:"type"`
+	Status     CompareStatus `json:"status"`
 	// Keys is the number of distinct keys compared.
 	Keys int `json:"keys"`
 	// ChangedPairs counts the pairs of neighbouring keys (in the old order)
@@ -152,11 +155,6 @@ type ColumnComparison struct {
 	Examples     []OrderFlip `json:"examples,omitempty"`
 	Error        string      `json:"error,omitempty"`
 }
-
-// textSortTypes are the base types whose values sort the same as their
-// text form: the fingerprint corpus can take their keys.
-var textSortTypes = map[string]bool{`pg_catalog.text`: true, `pg_catalog."varchar"`: true,
-	`pg_catalog.bpchar`: true, `pg_catalog.name`: true}
 
 // Compare is the upgrade rehearsal: for every at-risk index and partition
 // key of from's database it samples the distinct values of each key column
@@ -259,25 +257,10 @@ type comparer struct {
 }
 
 type sortedKeys struct {
-	status   string
+	status   CompareStatus
 	changed  int
 	examples []OrderFlip
 	err      string
-}
-
-type keyColumn struct {
-	pos       int
-	expr      string
-	typ       string // the declared type, for display
-	typeOID   uint32
-	collation uint32
-	tableOID  uint32
-	relTuples float64
-	pred      string // a partial index's predicate
-	// sortType is the type the keys are sorted as (a domain's base type;
-	// arrays of domains as arrays of the base type), qualified.
-	sortType   string
-	collatable bool
 }
 
 // compareIndex compares one index or partition key. Errors confined to it
@@ -290,9 +273,9 @@ func (c *comparer) compareIndex(ctx context.Context, o DependentObject) (IndexCo
 	var cols []keyColumn
 	var err error
 	if o.Type == ObjectPartitionKey {
-		cols, err = c.partitionKeyColumns(ctx, o.OID)
+		cols, err = partitionKeyColumns(ctx, c.from, o.OID)
 	} else {
-		cols, err = c.keyColumns(ctx, o.OID)
+		cols, err = keyColumns(ctx, c.from, o.OID)
 	}
 	if err != nil {
 		if fatal(ctx, c.from, err) {
@@ -374,65 +357,6 @@ func (c *comparer) collation(oid uint32) (CollationInfo, bool) {
 func fatal(ctx context.Context, conn *pgx.Conn, err error) bool {
 	var pgErr *pgconn.PgError
 	return ctx.Err() != nil || conn.IsClosed() || !errors.As(err, &pgErr)
-}
-
-func (c *comparer) keyColumns(ctx context.Context, indexOID uint32) ([]keyColumn, error) {
-	return c.readKeyColumns(ctx, `
-		SELECT k.n, coalesce(pg_get_indexdef(i.indexrelid, k.n, true), a.attname), format_type(a.atttypid, NULL),
-		       a.atttypid,
-		       CASE WHEN `+patternOpclass+` THEN 0 ELSE coalesce(i.indcollation[k.n - 1], 0) END, i.indrelid,
-		       -- never analyzed: assume small rows, so the sample stays bounded
-		       CASE WHEN t.reltuples >= 0 THEN t.reltuples::float8
-		            ELSE coalesce(pg_relation_size(t.oid), 0) / 32.0 END,
-		       coalesce(pg_get_expr(i.indpred, i.indrelid, true), '')
-		FROM pg_index i
-		JOIN pg_class t ON t.oid = i.indrelid
-		CROSS JOIN generate_series(1, i.indnkeyatts) AS k(n)
-		JOIN pg_attribute a ON a.attrelid = i.indexrelid AND a.attnum = k.n
-		LEFT JOIN pg_opclass oc ON oc.oid = i.indclass[k.n - 1]
-		WHERE i.indexrelid = $1
-		ORDER BY k.n`, indexOID)
-}
-
-// partitionKeyColumns reads a partitioned table's key columns; expression
-// keys have an empty expr. The row estimate is the leaf partitions' total.
-func (c *comparer) partitionKeyColumns(ctx context.Context, tableOID uint32) ([]keyColumn, error) {
-	return c.readKeyColumns(ctx, `
-		SELECT k.n, coalesce(quote_ident(a.attname), ''), coalesce(format_type(a.atttypid, NULL), 'expression'),
-		       coalesce(a.atttypid, 0), coalesce(p.partcollation[k.n - 1], 0), p.partrelid,
-		       (SELECT coalesce(sum(CASE WHEN l.reltuples >= 0 THEN l.reltuples::float8
-		                                 ELSE coalesce(pg_relation_size(l.oid), 0) / 32.0 END), 0)
-		          FROM pg_partition_tree(p.partrelid) pt JOIN pg_class l ON l.oid = pt.relid
-		         WHERE pt.isleaf)::float8, ''
-		FROM pg_partitioned_table p
-		CROSS JOIN generate_series(1, p.partnatts) AS k(n)
-		LEFT JOIN pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = p.partattrs[k.n - 1]
-		     AND p.partattrs[k.n - 1] <> 0
-		WHERE p.partrelid = $1
-		ORDER BY k.n`, tableOID)
-}
-
-// readKeyColumns runs a key-column query: position, expression, type name,
-// type OID, collation, table OID, estimated rows, predicate.
-func (c *comparer) readKeyColumns(ctx context.Context, q string, oid uint32) ([]keyColumn, error) {
-	rows, err := c.from.Query(ctx, q, oid)
-	if err != nil {
-		return nil, fmt.Errorf("read key columns: %w", err)
-	}
-	defer rows.Close()
-	var cols []keyColumn
-	for rows.Next() {
-		var k keyColumn
-		if err := rows.Scan(&k.pos, &k.expr, &k.typ, &k.typeOID, &k.collation, &k.tableOID, &k.relTuples,
-			&k.pred); err != nil {
-			return nil, fmt.Errorf("read key columns: %w", err)
-		}
-		cols = append(cols, k)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read key columns: %w", err)
-	}
-	return cols, nil
 }
 
 // resolveSortType sets k's sort type: the base type of a domain (a domain

@@ -248,12 +248,25 @@ func trimFloat(f float64) string {
 	return strings.TrimSuffix(s, ".")
 }
 
-// withConn runs fn on a new session to t's database, closed afterwards.
-func (s *Target) withConn(ctx context.Context, fn func(*pgx.Conn) error) error {
-	conn, err := s.Connect(ctx, "")
+// ListDatabases lists, by name, the databases of srv's server that accept
+// connections and that its role may connect to: what AllDatabases
+// covers.
+func ListDatabases(ctx context.Context, srv *Target) ([]string, error) {
+	conn, err := srv.Connect(ctx, "")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	return fn(conn)
+	defer conn.Close(context.Background())
+	return listDatabases(ctx, conn)
+}
+
+func listDatabases(ctx context.Context, conn *pgx.Conn) ([]string, error) {
+	rows, _ := conn.Query(ctx, `SELECT datname FROM pg_database
+		WHERE datallowconn AND datconnlimit <> -2 AND has_database_privilege(datname, 'CONNECT')
+		ORDER BY datname`)
+	dbs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("list databases: %w", err)
+	}
+	return dbs, nil
 }

@@ -195,14 +195,8 @@ func Duplicates(ctx context.Context, t *Target, opts DuplicatesOptions) (*Duplic
 	start := time.Now()
 	rep := &DuplicatesReport{AllDatabases: opts.AllDatabases}
 	var err error
-	rep.NotChecked, err = forEachDatabase(ctx, t, opts.AllDatabases, func(t *Target) error {
-		return t.withConn(ctx, func(conn *pgx.Conn) error {
-			d, err := findDuplicates(ctx, conn, opts)
-			if err == nil {
-				rep.Databases = append(rep.Databases, d)
-			}
-			return err
-		})
+	rep.Databases, rep.NotChecked, err = perDatabase(ctx, t, opts.AllDatabases, func(conn *pgx.Conn) (*DatabaseDuplicates, error) {
+		return findDuplicates(ctx, conn, opts)
 	})
 	if err != nil {
 		return nil, err

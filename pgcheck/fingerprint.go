@@ -2,48 +2,14 @@ package pgcheck
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
-
-// CollationFingerprint is how one collation orders a set of probe strings, as the
-// server sorted them. Two fingerprints of the same strings differ exactly
-// when the collation orders those strings differently, whatever its version
-// says.
-type CollationFingerprint struct {
-	// Collation is the collation's inventory key (CollationInfo.Name).
-	Collation string `json:"collation"`
-	// Schema and Name are the collation's SQL name ("pg_catalog",
-	// "default" for the database's own collation).
-	Schema string `json:"schema"`
-	Name   string `json:"name"`
-	// Provider and Locale describe the collation when it was taken.
-	Provider string `json:"provider"`
-	Locale   string `json:"locale"`
-	// Version is the version the server's library reported then.
-	Version string `json:"version,omitempty"`
-	// SHA256 hashes Order and Ties.
-	SHA256 string `json:"sha256"`
-	// Order is the probe strings in the order the server sorted them.
-	Order []string `json:"order"`
-	// Ties lists the positions i where Order[i] compared equal to
-	// Order[i-1] (nondeterministic collations only).
-	Ties []int `json:"ties,omitempty"`
-	// SampledKeys counts the database's own keys added to the probe
-	// corpus by AddKeySample.
-	SampledKeys int `json:"sampled_keys,omitempty"`
-}
-
-// ident is the collation's quoted SQL name.
-func (f CollationFingerprint) ident() string { return QuoteIdent(f.Schema, f.Name) }
 
 // TakeFingerprints sorts the built-in probe corpus under every at-risk
 // collation in inv, one query per collation.
@@ -86,7 +52,7 @@ func AddKeySample(ctx context.Context, conn *pgx.Conn, inv *DatabaseInventory, b
 				o.Type == ObjectPartitionKey {
 				continue
 			}
-			cols, err := c.keyColumns(ctx, o.OID)
+			cols, err := keyColumns(ctx, c.from, o.OID)
 			if err != nil {
 				return fmt.Errorf("sample keys of %s.%s: %w", o.Schema, o.Name, err)
 			}
@@ -131,80 +97,14 @@ func AddKeySample(ctx context.Context, conn *pgx.Conn, inv *DatabaseInventory, b
 	return nil
 }
 
-// sortUnder asks the server to sort strs as text under the collation
-// ident. Strings the collation considers equal are ordered by their bytes,
-// so the result is deterministic, and reported as ties.
-func sortUnder(ctx context.Context, conn *pgx.Conn, ident string, strs []string) ([]string, []int, error) {
-	return sortAs(ctx, conn, sortKeyExpr("", true, ident), strs)
-}
-
-// sortKeyExpr is the SQL sort key of the text s: s cast to typ (text when
-// empty), under the collation ident when typ is collatable (composite and
-// range types carry their own collations).
-func sortKeyExpr(typ string, collatable bool, ident string) string {
-	key := "s"
-	if typ != "" && typ != "pg_catalog.text" {
-		key = "(s::" + typ + ")"
-	}
-	if collatable {
-		key += " COLLATE " + ident
-	}
-	return key
-}
-
-// sortAs sorts strs by the SQL expression key (of s, see sortKeyExpr) on
-// the server, ties broken by the strings' bytes and reported.
-func sortAs(ctx context.Context, conn *pgx.Conn, key string, strs []string) ([]string, []int, error) {
-	q := fmt.Sprintf(`SELECT s, coalesce(%[1]s = lag(%[1]s) OVER w, false)
-		FROM unnest($1::text[]) AS u(s)
-		WINDOW w AS (ORDER BY %[1]s, s COLLATE "C")
-		ORDER BY %[1]s, s COLLATE "C"`, key)
-	rows, err := conn.Query(ctx, q, strs)
-	if err != nil {
-		return nil, nil, err
-	}
-	order := make([]string, 0, len(strs))
-	var ties []int
-	for rows.Next() {
-		var s string
-		var tie bool
-		if err := rows.Scan(&s, &tie); err != nil {
-			rows.Close()
-			return nil, nil, err
-		}
-		if tie {
-			ties = append(ties, len(order))
-		}
-		order = append(order, s)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, err
-	}
-	return order, ties, nil
-}
-
-// hashOrder hashes an order: each string preceded by '<' or '=' (tied with
-// the previous one) and followed by NUL, which text cannot contain.
-func hashOrder(order []string, ties []int) string {
-	h := sha256.New()
-	t := 0
-	for i, s := range order {
-		sep := "<"
-		if t < len(ties) && ties[t] == i {
-			sep = "="
-			t++
-		}
-		h.Write([]byte(sep))
-		h.Write([]byte(s))
-		h.Write([]byte{0})
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
+// FingerprintStatus is the result of comparing one collation with its
+// baseline.
+type FingerprintStatus string
 
 // Fingerprint comparison statuses.
 const (
 	// FingerprintSame: the collation orders the baseline's strings as then.
-	FingerprintSame = "same"
+	FingerprintSame FingerprintStatus = "same"
 	// FingerprintChanged: the order changed: finding collation_changed.
 	FingerprintChanged = "changed"
 	// FingerprintMissing: the baseline's collation no longer exists.
@@ -219,9 +119,8 @@ const (
 
 // FingerprintResult compares one collation with its baseline.
 type FingerprintResult struct {
-	Collation string `json:"collation"`
-	// Status is one of the Fingerprint* statuses.
-	Status string `json:"status"`
+	Collation string            `json:"collation"`
+	Status    FingerprintStatus `json:"status"`
 	// Provider and Locale are the collation's now; BaselineLocale when it
 	// differs from the locale recorded.
 	Provider       string `json:"provider,omitempty"`
@@ -242,32 +141,6 @@ type FingerprintResult struct {
 	// Error is the server's error for a missing or unavailable collation.
 	Error string `json:"error,omitempty"`
 }
-
-// OrderFlip is a pair of strings whose relative order changed: A sorted
-// Was ("before" or "equal") B and now sorts Now ("before", "equal" or
-// "after").
-type OrderFlip struct {
-	A   string `json:"a"`
-	B   string `json:"b"`
-	Was string `json:"was"`
-	Now string `json:"now"`
-}
-
-// String renders the flip with Go quoting, so spaces and invisible
-// characters show.
-func (f OrderFlip) String() string {
-	return fmt.Sprintf("%q sorted %s %q, now %s", f.A, f.Was, f.B, f.Now)
-}
-
-// Relations of the strings of an OrderFlip.
-const (
-	relBefore = "before"
-	relEqual  = "equal"
-	relAfter  = "after"
-)
-
-// maxExamples bounds the example pairs a comparison keeps.
-const maxExamples = 5
 
 // CompareFingerprints re-sorts each baseline fingerprint's strings under its
 // collation now and reports which collations changed. Each changed one is a
@@ -376,65 +249,6 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
-}
-
-// orderFlips compares the baseline's order with the order now: for each
-// neighbouring pair of the baseline it checks the pair's relation now. When
-// every neighbouring relation holds, the two orders are the same.
-func orderFlips(was []string, wasTies []int, now []string, nowTies []int) (int, []OrderFlip) {
-	rank := make(map[string]int, len(now))
-	g, t := 0, 0
-	for i, s := range now {
-		if t < len(nowTies) && nowTies[t] == i {
-			t++
-		} else {
-			g++
-		}
-		rank[s] = g
-	}
-	var n int
-	// Examples between Latin words read better than between punctuation
-	// marks or other scripts: keep those first, then fill up with others.
-	var examples, others []OrderFlip
-	t = 0
-	for i := 1; i < len(was); i++ {
-		rel := relBefore
-		for t < len(wasTies) && wasTies[t] < i {
-			t++
-		}
-		if t < len(wasTies) && wasTies[t] == i {
-			rel = relEqual
-		}
-		a, b := was[i-1], was[i]
-		cur := relBefore
-		switch {
-		case rank[a] == rank[b]:
-			cur = relEqual
-		case rank[a] > rank[b]:
-			cur = relAfter
-		}
-		if cur != rel {
-			n++
-			f := OrderFlip{A: a, B: b, Was: rel, Now: cur}
-			switch {
-			case hasLetter(a) && hasLetter(b) && len(examples) < maxExamples:
-				examples = append(examples, f)
-			case len(others) < maxExamples:
-				others = append(others, f)
-			}
-		}
-	}
-	for _, f := range others {
-		if len(examples) == maxExamples {
-			break
-		}
-		examples = append(examples, f)
-	}
-	return n, examples
-}
-
-func hasLetter(s string) bool {
-	return strings.IndexFunc(s, func(r rune) bool { return r < unicode.MaxASCII && unicode.IsLetter(r) }) >= 0
 }
 
 // checkFingerprint compares conn's database with its collation baseline:
@@ -609,14 +423,8 @@ func Fingerprint(ctx context.Context, t *Target, opts FingerprintOptions) (*Fing
 	}
 	rep := &FingerprintReport{AllDatabases: opts.AllDatabases}
 	var err error
-	rep.NotChecked, err = forEachDatabase(ctx, t, opts.AllDatabases, func(t *Target) error {
-		return t.withConn(ctx, func(conn *pgx.Conn) error {
-			d, err := fingerprintDatabase(ctx, conn, opts, time.Now())
-			if err == nil {
-				rep.Databases = append(rep.Databases, d)
-			}
-			return err
-		})
+	rep.Databases, rep.NotChecked, err = perDatabase(ctx, t, opts.AllDatabases, func(conn *pgx.Conn) (DatabaseFingerprint, error) {
+		return fingerprintDatabase(ctx, conn, opts, time.Now())
 	})
 	if err != nil {
 		return nil, err
@@ -703,4 +511,30 @@ func summarize(fps []CollationFingerprint) []FingerprintSummary {
 			Version: f.Version, Strings: len(f.Order), SampledKeys: f.SampledKeys, SHA256: f.SHA256})
 	}
 	return out
+}
+
+// NewBaseline fingerprints every at-risk collation of conn's database.
+func NewBaseline(ctx context.Context, conn *pgx.Conn, inv *DatabaseInventory) (*Baseline, error) {
+	fps, err := TakeFingerprints(ctx, conn, inv)
+	if err != nil {
+		return nil, err
+	}
+	return &Baseline{Format: baselineFormat, RecordedAt: time.Now().UTC().Truncate(time.Second),
+		Database: inv.Database, ServerVersion: inv.ServerVersion, Fingerprints: fps}, nil
+}
+
+// RecordFingerprints takes the fingerprints of every at-risk collation the
+// database uses now and records them as its baseline (RecordBaseline): what
+// `pg fingerprint --record` does, and what a repair does once the indexes
+// follow the current order.
+func RecordFingerprints(ctx context.Context, conn *pgx.Conn) error {
+	inv, err := ReadInventory(ctx, conn)
+	if err != nil {
+		return err
+	}
+	b, err := NewBaseline(ctx, conn, inv)
+	if err != nil {
+		return err
+	}
+	return RecordBaseline(ctx, conn, b)
 }

@@ -36,7 +36,7 @@ func TestICUUpgrade(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	statuses := map[string]string{}
+	statuses := map[string]CompareStatus{}
 	for _, ix := range rep.Indexes {
 		statuses[ix.Name] = ix.Status
 	}

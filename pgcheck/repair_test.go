@@ -241,7 +241,7 @@ func testRepairScenario(t *testing.T, b pgtest.Build, from, to pgtest.Variant) {
 			}
 		}
 	}
-	if _, err := Repair(runCtx, srv, opts); !errors.Is(err, context.Canceled) {
+	if _, err := applyRepair(runCtx, srv, opts); !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted repair: %v, want context.Canceled", err)
 	}
 	stop()
@@ -437,7 +437,7 @@ func findRebuild(p *RepairPlan, name string) *PlannedRebuild {
 
 func unique(typ string) bool { return typ == ObjectPrimaryKey || typ == ObjectUniqueConstraint }
 
-func hasEvent(r *RepairResult, step, target, status string) bool {
+func hasEvent(r *RepairResult, step RepairStep, target string, status RepairStatus) bool {
 	for _, e := range r.Events {
 		if e.Step == step && e.Target == target && e.Status == status {
 			return true

@@ -5,31 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // SchemaVersion versions the JSON form of every report: each one begins
 // with "schema_version" and ends with "duration_seconds" (docs/pg-check.md).
 const SchemaVersion = 1
-
-// Progress reports how far a long run has come: every capability's options
-// take a func(Progress), called from one goroutine at a time. Which fields
-// are set depends on the capability: Check sets them all but Event;
-// Compare and Duplicates set Database, Done and Total (Duplicates also
-// Current, the index it starts on); Repair sets Database and Event.
-type Progress struct {
-	Database string
-	// Worker is the session (0..Jobs-1) the event belongs to.
-	Worker int
-	// Current describes the work the worker just started ("" when idle).
-	Current string
-	// Done and Total count the units of work in the current database.
-	Done, Total int
-	// BytesDone and BytesTotal weigh Check's work by relation size.
-	BytesDone, BytesTotal int64
-	// Event is the repair action that started or ended.
-	Event *RepairEvent
-}
 
 // NotChecked is a database an AllDatabases run could not cover, with why.
 type NotChecked struct {
@@ -63,28 +48,64 @@ func (e *OptionError) Phrase(name func(field string) string) string {
 	return fmt.Sprintf(e.Format, args...)
 }
 
-// forEachDatabase runs fn with t for its own database or, when all is set,
-// once per database of the server (ListDatabases). A database whose fn fails
-// is listed and the others still run; an error is returned when the
-// databases cannot be listed, the context ends, or (without all) fn fails.
-func forEachDatabase(ctx context.Context, t *Target, all bool, fn func(*Target) error) ([]NotChecked, error) {
+// optionErrorf builds an OptionError, a case of sentinel (nil: none), from
+// a message formatted with format and args in which each option appears
+// as {{Field}}.
+func optionErrorf(sentinel error, format string, args ...any) *OptionError {
+	text := strings.ReplaceAll(fmt.Sprintf(format, args...), "%", "%%")
+	e := &OptionError{Err: sentinel}
+	for {
+		before, rest, ok := strings.Cut(text, "{{")
+		field, after, ok2 := strings.Cut(rest, "}}")
+		if !ok || !ok2 {
+			e.Format += text
+			return e
+		}
+		e.Options = append(e.Options, field)
+		e.Format += before + "%[" + strconv.Itoa(len(e.Options)) + "]s"
+		text = after
+	}
+}
+
+// perDatabase runs read on a session to t's database or, when all is set,
+// to each database of the server (ListDatabases), and collects the results.
+// A database whose read fails is listed in the NotChecked and the others
+// still run; an error is returned when the databases cannot be listed, the
+// context ends, or (without all) read fails.
+func perDatabase[T any](ctx context.Context, t *Target, all bool, read func(*pgx.Conn) (T, error)) ([]T, []NotChecked, error) {
+	var out []T
+	readOne := func(t *Target) error {
+		conn, err := t.Connect(ctx, "")
+		if err != nil {
+			return err
+		}
+		defer conn.Close(context.WithoutCancel(ctx))
+		v, err := read(conn)
+		if err == nil {
+			out = append(out, v)
+		}
+		return err
+	}
 	if !all {
-		return nil, fn(t)
+		if err := readOne(t); err != nil {
+			return nil, nil, err
+		}
+		return out, nil, nil
 	}
 	dbs, err := ListDatabases(ctx, t)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	failed := []NotChecked{}
 	for _, db := range dbs {
-		if err := fn(t.ForDatabase(db)); err != nil {
+		if err := readOne(t.ForDatabase(db)); err != nil {
 			if ctx.Err() != nil {
-				return nil, ctx.Err()
+				return nil, nil, ctx.Err()
 			}
 			failed = append(failed, NotChecked{Database: db, Error: err.Error()})
 		}
 	}
-	return failed, nil
+	return out, failed, nil
 }
 
 // marshalReport renders v (whose JSON form is an object) as a report:

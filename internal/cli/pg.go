@@ -205,21 +205,26 @@ var optionFlags = map[string]string{
 	"Schemas":      "--schema",
 	"Tables":       "--table",
 	"Indexes":      "--index",
+	"Dedupe":       "--dedupe",
+
+	"CheckOptions.InstallMissing": "--install-missing",
+	"RequireFindings=false":       "--rebuild-at-risk",
 }
 
-// optionError words a pgcheck.OptionError with the flags (optionFlags);
-// other errors pass unchanged.
+// optionError words the pgcheck.OptionError in err with the flags
+// (optionFlags), keeping what err wraps it in; other errors pass unchanged.
 func optionError(err error) error {
 	var oe *pgcheck.OptionError
 	if !errors.As(err, &oe) {
 		return err
 	}
-	return errors.New(oe.Phrase(func(field string) string {
+	phrased := oe.Phrase(func(field string) string {
 		if f, ok := optionFlags[field]; ok {
 			return f
 		}
 		return field
-	}))
+	})
+	return errors.New(strings.Replace(err.Error(), oe.Error(), phrased, 1))
 }
 
 // recordGrantHint explains what recording a baseline in the database needs.

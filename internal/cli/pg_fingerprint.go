@@ -116,7 +116,7 @@ func printFingerprint(w io.Writer, rep pgcheck.DatabaseFingerprint) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "COLLATION\tLOCALE\tVERSION THEN\tNOW\tRESULT")
 	for _, r := range rep.Results {
-		result := r.Status
+		result := string(r.Status)
 		switch r.Status {
 		case pgcheck.FingerprintChanged:
 			result = fmt.Sprintf("CHANGED: %d of %d neighbouring pairs", r.ChangedPairs, r.Strings-1)

@@ -85,6 +85,7 @@ func pgRepairCommand(stdout, stderr io.Writer) *ucli.Command {
 				opts.Progress = func(p pgcheck.Progress) { printRepairEvent(stderr, *p.Event) }
 			}
 			rep, err := pgcheck.Repair(ctx, srv, opts)
+			err = optionError(err)
 			if err != nil && opts.Apply && ctx.Err() == nil {
 				return privilegeError(err, srv, repairGrantHint)
 			}
