@@ -63,6 +63,7 @@ type console struct {
 	ttl    time.Duration
 	logins loginLimiter
 	health healthCache
+	boards boardCache
 }
 
 // newConsole parses the templates and checks that every API route the
@@ -76,7 +77,7 @@ func newConsole(s *Server) (*console, error) {
 	for _, rt := range s.Routes() {
 		c.routes[rt.Method+" "+rt.Path] = rt
 	}
-	for _, key := range consoleRouteKeys() {
+	for _, key := range append(consoleRouteKeys(), statusRouteKeys()...) {
 		if _, ok := c.routes[key]; !ok {
 			return nil, fmt.Errorf("console: API route %s is not in the route table", key)
 		}
@@ -89,9 +90,11 @@ func newConsole(s *Server) (*console, error) {
 		"pathEsc": url.PathEscape,
 		"may":     c.may,
 		"add":     func(a, b int) int { return a + b },
+		"args":    func(a ...any) []any { return a },
 	}
 	// Each page is parsed with layout.html.
-	for _, name := range []string{"login", "board", "release", "confirm", "installations", "installation", "tokens", "users", "audit", "error"} {
+	for _, name := range []string{"login", "board", "release", "confirm", "installations", "installation", "tokens", "users", "audit", "error",
+		"incidents", "incident", "components", "maintenance", "subscribers"} {
 		t, err := template.New(name).Funcs(funcs).ParseFS(consoleFiles, "templates/console/layout.html", "templates/console/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("console: parse template %s: %w", name, err)
@@ -114,6 +117,7 @@ func (c *console) mount(mux *http.ServeMux) {
 	handle("GET /admin/{$}", c.authed(c.home))
 	c.mountPages(handle)
 	c.mountActions(handle)
+	c.mountStatusPages(handle)
 	handle("/admin/", c.authed(func(w http.ResponseWriter, r *http.Request, v *view) error {
 		return release.Errorf(release.ENOTFOUND, "no console page %s %s", r.Method, r.URL.Path)
 	}))
@@ -153,9 +157,7 @@ type navItem struct {
 	Current bool
 }
 
-// nav is the console's navigation for v's caller at path. Incidents,
-// components, maintenance and subscribers get their entries here when the
-// incident and status work adds them.
+// nav is the console's navigation for v's caller at path.
 func (c *console) nav(v *view, path string) []navItem {
 	var items []navItem
 	add := func(label, href, need string, current bool) {
@@ -169,6 +171,10 @@ func (c *console) nav(v *view, path string) []navItem {
 		add("Releases", p, routeStatus, path == p || under(p+"/releases") || under(p+"/holds"))
 		add("Installations", p+"/installations", routeInstallations, under(p+"/installations"))
 	}
+	add("Incidents", "/admin/incidents", routeIncidents, under("/admin/incidents"))
+	add("Components", "/admin/components", routeComponents, under("/admin/components"))
+	add("Maintenance", "/admin/maintenance", routeMaintenances, under("/admin/maintenance"))
+	add("Subscribers", "/admin/subscribers", routeSubscribers, under("/admin/subscribers"))
 	add("Audit log", "/admin/audit", routeAudit, under("/admin/audit"))
 	add("Tokens", "/admin/tokens", routeTokens, under("/admin/tokens"))
 	add("Users", "/admin/users", routeUsers, under("/admin/users"))
@@ -226,13 +232,11 @@ func (c *console) authed(h consoleHandler) http.Handler {
 // products fills v's product list and current product (the path's, else
 // the first).
 func (c *console) products(ctx context.Context, v *view, r *http.Request) error {
-	ps, err := c.s.store.ListProducts(ctx)
+	names, err := c.productNames(ctx)
 	if err != nil {
 		return err
 	}
-	for _, p := range ps {
-		v.Products = append(v.Products, p.Name)
-	}
+	v.Products = names
 	v.Product = r.PathValue("product")
 	if v.Product == "" && len(v.Products) > 0 {
 		v.Product = v.Products[0]
@@ -266,6 +270,7 @@ func (c *console) render(w http.ResponseWriter, r *http.Request, status int, pag
 		v.Nav = c.nav(v, r.URL.Path)
 	}
 	var buf bytes.Buffer
+	buf.Grow(32 << 10) // most pages fit: no regrowing while rendering
 	if err := c.pages[page].ExecuteTemplate(&buf, "layout", v); err != nil {
 		c.log.ErrorContext(r.Context(), "render console page", slog.String("page", page), slog.Any("err", err))
 		http.Error(w, "internal error rendering the page; see the server log", http.StatusInternalServerError)

@@ -100,25 +100,107 @@ func countHealth(ctx context.Context, s *Server) (map[[3]string]sqlstore.HealthC
 	return m, nil
 }
 
-// board builds product's board from the snapshot, the product's rings and
-// the cached health counts.
-func (c *console) board(ctx context.Context, product string) (boardModel, error) {
-	st, err := c.s.state.Load().snap.Status(product)
+// renderedBoard is a product's board rendered once for every request that
+// comes while its inputs stay the same.
+type renderedBoard struct {
+	// The inputs: the snapshot and health counts it was built from, and the
+	// time until which every "soak left" it shows still reads the same.
+	snap     *release.Snapshot
+	healthAt time.Time
+	until    time.Time
+
+	model boardModel
+	table template.HTML
+	etag  string
+}
+
+// boardCache holds the latest rendered board per product. The board is
+// rebuilt only when the snapshot is (a change, or RefreshInterval), the
+// health counts are recounted (healthCacheTTL), or a soak countdown it
+// shows ticks over, not on every request: all requests in between share
+// one model, one rendered table and one entity tag.
+type boardCache struct {
+	mu sync.Mutex
+	m  map[string]*renderedBoard
+	// products are the product names as of snapshot productsOf: products
+	// are created through the API, which rebuilds the snapshot.
+	products   []string
+	productsOf *release.Snapshot
+}
+
+// productNames lists the products' names, read from the store once per
+// snapshot rather than on every console request.
+func (c *console) productNames(ctx context.Context) ([]string, error) {
+	snap := c.s.state.Load().snap
+	c.boards.mu.Lock()
+	names, of := c.boards.products, c.boards.productsOf
+	c.boards.mu.Unlock()
+	if of == snap {
+		return names, nil
+	}
+	ps, err := c.s.store.ListProducts(ctx)
 	if err != nil {
-		return boardModel{}, err
+		return nil, err
+	}
+	names = make([]string, 0, len(ps))
+	for _, p := range ps {
+		names = append(names, p.Name)
+	}
+	c.boards.mu.Lock()
+	c.boards.products, c.boards.productsOf = names, snap
+	c.boards.mu.Unlock()
+	return names, nil
+}
+
+// boardFor returns product's board, rendered from the current snapshot and
+// health counts, reusing the last rendering while its inputs are unchanged.
+func (c *console) boardFor(ctx context.Context, product string) (*renderedBoard, error) {
+	snap := c.s.state.Load().snap
+	health, at := c.health.get(ctx, c.s)
+	now := time.Now()
+	c.boards.mu.Lock()
+	b := c.boards.m[product]
+	c.boards.mu.Unlock()
+	if b != nil && b.snap == snap && b.healthAt.Equal(at) && now.Before(b.until) {
+		return b, nil
+	}
+	model, until, err := c.board(ctx, snap, product, health, at, now)
+	if err != nil {
+		return nil, err
+	}
+	table, etag, err := c.renderBoard(model)
+	if err != nil {
+		return nil, err
+	}
+	b = &renderedBoard{snap: snap, healthAt: at, until: until, model: model, table: table, etag: etag}
+	c.boards.mu.Lock()
+	if c.boards.m == nil {
+		c.boards.m = map[string]*renderedBoard{}
+	}
+	c.boards.m[product] = b
+	c.boards.mu.Unlock()
+	return b, nil
+}
+
+// board builds product's board from snap, the product's rings and the
+// health counts taken at at, as of now. until is when the first soak
+// countdown it shows would read differently.
+func (c *console) board(ctx context.Context, snap *release.Snapshot, product string, health map[[3]string]sqlstore.HealthCount, at, now time.Time) (b boardModel, until time.Time, err error) {
+	st, err := snap.Status(product)
+	if err != nil {
+		return boardModel{}, time.Time{}, err
 	}
 	rings, err := c.s.store.ListRings(ctx, product)
 	if err != nil {
-		return boardModel{}, err
+		return boardModel{}, time.Time{}, err
 	}
 	rings = release.SortRings(rings)
 	soak := make(map[string]time.Duration, len(rings))
 	for _, r := range rings {
 		soak[r.Name] = r.SoakTime
 	}
-	health, at := c.health.get(ctx, c.s)
-	b := boardModel{Product: product, Rings: rings, Rows: make([]boardRow, 0, len(st)), HealthAt: at}
-	now := time.Now()
+	b = boardModel{Product: product, Rings: rings, Rows: make([]boardRow, 0, len(st)), HealthAt: at}
+	until = now.Add(healthCacheTTL)
 	for i := len(st) - 1; i >= 0; i-- { // newest first
 		rs := st[i]
 		row := boardRow{ReleaseStatus: rs, Cells: make([]boardCell, len(rs.Rings))}
@@ -137,13 +219,31 @@ func (c *console) board(ctx context.Context, product string) (boardModel, error)
 				}
 				if left := from.Add(soak[ring.Ring]).Sub(now); left > 0 {
 					cell.SoakLeft = fmtDuration(left)
+					if next := now.Add(untilTick(left)); next.Before(until) {
+						until = next
+					}
 				}
 			}
 			row.Cells[j] = cell
 		}
 		b.Rows = append(b.Rows, row)
 	}
-	return b, nil
+	return b, until, nil
+}
+
+// untilTick is how long until fmtDuration(left) first reads differently as
+// left counts down: it shows whole seconds under a minute, whole minutes
+// under a day, whole hours beyond, so it changes once left drops below the
+// whole unit it shows.
+func untilTick(left time.Duration) time.Duration {
+	unit := time.Second
+	switch {
+	case left >= 24*time.Hour:
+		unit = time.Hour
+	case left >= time.Minute:
+		unit = time.Minute
+	}
+	return left%unit + time.Nanosecond
 }
 
 // boardView is the board page's data: the board and its table, rendered
@@ -154,13 +254,11 @@ type boardView struct {
 	ETag  string
 }
 
-// renderBoard renders the board's table and its entity tag.
-func (c *console) renderBoard(v *view, b boardModel) (template.HTML, string, error) {
+// renderBoard renders the board's table and its entity tag. The table is
+// the same for every caller (actions are on the release pages).
+func (c *console) renderBoard(b boardModel) (template.HTML, string, error) {
 	var buf bytes.Buffer
-	if err := c.pages["board"].ExecuteTemplate(&buf, "board-table", struct {
-		Board boardModel
-		View  *view
-	}{b, v}); err != nil {
+	if err := c.pages["board"].ExecuteTemplate(&buf, "board-table", struct{ Board boardModel }{b}); err != nil {
 		return "", "", err
 	}
 	sum := sha256.Sum256(buf.Bytes())
@@ -173,26 +271,22 @@ func (c *console) boardPage(w http.ResponseWriter, r *http.Request, v *view) err
 	if err := c.require(v, routeStatus); err != nil {
 		return err
 	}
-	b, err := c.board(r.Context(), v.Product)
-	if err != nil {
-		return err
-	}
-	table, etag, err := c.renderBoard(v, b)
+	b, err := c.boardFor(r.Context(), v.Product)
 	if err != nil {
 		return err
 	}
 	if r.URL.Query().Get("part") == "table" {
-		w.Header().Set("ETag", etag)
+		w.Header().Set("ETag", b.etag)
 		w.Header().Set("Cache-Control", "no-cache")
-		if r.Header.Get("If-None-Match") == etag {
+		if r.Header.Get("If-None-Match") == b.etag {
 			w.WriteHeader(http.StatusNotModified)
 			return nil
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_, _ = w.Write([]byte(table))
+		_, _ = w.Write([]byte(b.table))
 		return nil
 	}
-	v.Title, v.Data = "Releases of "+v.Product, boardView{Board: b, Table: table, ETag: etag}
+	v.Title, v.Data = "Releases of "+v.Product, boardView{Board: b.model, Table: b.table, ETag: b.etag}
 	c.render(w, r, http.StatusOK, "board", v)
 	return nil
 }

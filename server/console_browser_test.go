@@ -105,31 +105,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("before the pull: %+v", ans.Current)
 	}
 
-	b := browsertest.New(t)
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(b, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(b, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return s
-	}
-	accessible := func(page string) {
-		t.Helper()
-		bad, err := chromedp.Run(b, chromedp.Evaluate[[]string](a11yCheck))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(bad) > 0 {
-			t.Errorf("%s page: %v", page, bad)
-		}
-	}
+	b, do, text, accessible := newTab(t)
 	waitFor := func(what, js string) {
 		t.Helper()
 		if _, err := chromedp.Run(b, chromedp.Poll[bool](js, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(30*time.Second))); err != nil {
@@ -137,9 +113,6 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	}
 	rel := s.URL + "/admin/products/" + demo.Product + "/releases/"
-	submit := func(form string) chromedp.Action[chromedp.Void] {
-		return chromedp.Click(chromedp.CSS(form + " button[type=submit]"))
-	}
 
 	// Log in with the keyboard alone: type, then Enter.
 	do("open the login page", chromedp.Navigate(s.URL+"/admin/"), chromedp.WaitVisible(chromedp.CSS("#name")))
@@ -230,4 +203,42 @@ func TestConsoleInBrowser(t *testing.T) {
 	if r, err := admin.Release(ctx, demo.Product, release.MustParseVersion(demo.Fixed)); err != nil || r.Status != release.StatusOK {
 		t.Fatalf("after the viewer's refused pull: %+v %v", r.Status, err)
 	}
+}
+
+// newTab starts a headless browser for t and returns its context with the
+// steps the console's browser tests share: do runs steps and fails the
+// test naming what, text reads an element's text, accessible runs
+// a11yCheck on the current page and reports what it lacks.
+func newTab(t *testing.T) (b context.Context, do func(what string, steps ...chromedp.Action[chromedp.Void]), text func(sel string) string, accessible func(page string)) {
+	b = browsertest.New(t)
+	do = func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(b, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	text = func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(b, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return s
+	}
+	accessible = func(page string) {
+		t.Helper()
+		bad, err := chromedp.Run(b, chromedp.Evaluate[[]string](a11yCheck))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(bad) > 0 {
+			t.Errorf("%s page: %v", page, bad)
+		}
+	}
+	return b, do, text, accessible
+}
+
+// submit clicks the submit button of the form the selector names.
+func submit(form string) chromedp.Action[chromedp.Void] {
+	return chromedp.Click(chromedp.CSS(form + " button[type=submit]"))
 }

@@ -76,10 +76,11 @@ func (c *console) releasePage(w http.ResponseWriter, r *http.Request, v *view) e
 	if err != nil {
 		return err
 	}
-	b, err := c.board(r.Context(), v.Product)
+	rb, err := c.boardFor(r.Context(), v.Product)
 	if err != nil {
 		return err
 	}
+	b := rb.model
 	d := releaseData{Rings: b.Rings, Actions: map[string]*releaseAction{}, CanResolve: c.may(v.Who, routeResolve)}
 	found := false
 	for _, row := range b.Rows {
@@ -192,6 +193,8 @@ type confirmData struct {
 	Post    string
 	Back    string
 	Values  []confirmValue
+	// Preview is what subscribers receive, for changes that tell them.
+	Preview *messagePreview
 }
 
 type confirmValue struct{ Form, Label, Value string }

@@ -6,7 +6,9 @@
 // through the server's handler repeatedly (session lookup, snapshot, rings,
 // health counts and template: everything but the network), reporting the
 // latency distribution. It also times the health recount the board caches
-// for 5 seconds, and the board's live-refresh request (304 when unchanged).
+// for 5 seconds, the board's live-refresh request (304 when unchanged), and
+// the first board request after a change (a pause or resume through the
+// API), which builds and renders the board again.
 //
 //	go run ./bench/console -installations 10000 -requests 500
 package main
@@ -20,7 +22,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -34,8 +38,9 @@ func main() {
 	db := flag.String("db", "", "store: SQLite file or postgres:// URL (default: a SQLite file in a temporary directory)")
 	installations := flag.Int("installations", 10_000, "installations")
 	requests := flag.Int("requests", 500, "measured board requests")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measured board requests to this file")
 	flag.Parse()
-	if err := run(*db, *installations, *requests); err != nil {
+	if err := run(*db, *installations, *requests, *cpuprofile); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/console:", err)
 		os.Exit(1)
 	}
@@ -43,7 +48,7 @@ func main() {
 
 const product = "acme"
 
-func run(dsn string, n, requests int) error {
+func run(dsn string, n, requests int, cpuprofile string) error {
 	ctx := context.Background()
 	if dsn == "" {
 		dir, err := os.MkdirTemp("", "ringfence-bench-console-")
@@ -102,6 +107,16 @@ func run(dsn string, n, requests int) error {
 		return fmt.Errorf("board: status %d", code)
 	}
 	lat := make([]time.Duration, 0, requests)
+	if cpuprofile != "" {
+		f, err := os.Create(cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("start the CPU profile: %w", err)
+		}
+	}
 	cpu0, err := cpuTime()
 	if err != nil {
 		return err
@@ -117,6 +132,9 @@ func run(dsn string, n, requests int) error {
 	if err != nil {
 		return err
 	}
+	if cpuprofile != "" {
+		pprof.StopCPUProfile()
+	}
 	// The live refresh: the table alone, unchanged (304).
 	req := httptest.NewRequest("GET", board+"?part=table", nil)
 	req.AddCookie(&http.Cookie{Name: "ringfence_session", Value: secret})
@@ -131,11 +149,39 @@ func run(dsn string, n, requests int) error {
 		}
 		poll = append(poll, d)
 	}
+	// After a change (a pause or resume through the API, which rebuilds
+	// the snapshot) the board is built and rendered again: the cost every
+	// request paid before the board was cached per snapshot.
+	_, token, err := store.CreateToken(ctx, "bench", "bench-releaser", release.RoleReleaser)
+	if err != nil {
+		return err
+	}
+	changed := make([]time.Duration, 0, requests/10)
+	for i := range cap(changed) {
+		action := "/pause"
+		if i%2 == 1 {
+			action = "/resume"
+		}
+		req := httptest.NewRequest("POST", "/api/v1/products/"+product+"/releases/"+versions[0].String()+action, strings.NewReader(`{"reason":"bench"}`))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			return fmt.Errorf("%s: status %d: %s", action, rec.Code, rec.Body)
+		}
+		code, _, d := get(board, "")
+		if code != http.StatusOK {
+			return fmt.Errorf("board after a change: status %d", code)
+		}
+		changed = append(changed, d)
+	}
 	fmt.Printf("store %s, %d installations, %d releases x 3 rings, board %d bytes\n", store.Dialect(), n, len(versions), size)
 	fmt.Printf("health recount (cached 5 s): %s; first board request (includes it): %s\n", recount.Round(10*time.Microsecond), cold.Round(10*time.Microsecond))
 	report("board GET", lat)
 	fmt.Printf("board GET CPU time (user+system, all goroutines, incl. background work): %s per request\n", ((cpu1 - cpu0) / time.Duration(requests)).Round(time.Microsecond))
 	report("live refresh GET (304)", poll)
+	report("board GET after a change", changed)
 	return nil
 }
 

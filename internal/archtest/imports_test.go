@@ -41,7 +41,7 @@ var allowed = map[string][]string{
 	"bench/amcheck":        {"*"},
 	"bench/checkin":        {"*"},
 	"bench/agent":          {"*"},
-	"internal/demo":        {"release", "sign", "client"},
+	"internal/demo":        {"release", "sign", "client", "incident"},
 	"bench/console":        {"*"},
 	"bench/status":         {"*"},
 }

@@ -73,6 +73,7 @@ func startDemo(ctx context.Context, store *sqlstore.Store, addr net.Addr, dbPath
 	local := "http://" + net.JoinHostPort(host, fmt.Sprint(tcp.Port))
 	fmt.Fprintf(stdout, "ringfence demo: a throwaway store at %s (deleted when the server stops)\n", dbPath)
 	fmt.Fprintf(stdout, "  open   %s/admin/\n", local)
+	fmt.Fprintf(stdout, "  status %s/ (the public status page, with the demo's open incident)\n", local)
 	fmt.Fprintf(stdout, "  log in as demo (admin) or viewer (viewer), password %s\n", password)
 	var wg sync.WaitGroup
 	wg.Add(1)

@@ -90,9 +90,11 @@ type installation struct {
 }
 
 // Seed creates the demo product — rings, customers, enrollment keys,
-// releases, installations — and plays its history until every release is
-// in its state: Stable everywhere, Pulled pulled with guidance, Fixed
-// soaking in the early ring, Halted paused by auto-halt, Held held.
+// releases, installations, status page components and incident templates —
+// and plays its history until every release is in its state: Stable
+// everywhere, Pulled pulled with guidance (its incident resolved, with a
+// postmortem), Fixed soaking in the early ring, Halted paused by auto-halt
+// (its incident public, with components affected), Held held.
 func Seed(ctx context.Context, cfg Config) (*Demo, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -111,6 +113,9 @@ func Seed(ctx context.Context, cfg Config) (*Demo, error) {
 	}
 	if err := d.catalog(ctx, hc); err != nil {
 		return nil, fmt.Errorf("demo: create the product: %w", err)
+	}
+	if err := d.components(ctx); err != nil {
+		return nil, fmt.Errorf("demo: create the status page: %w", err)
 	}
 	if err := d.history(ctx); err != nil {
 		return nil, fmt.Errorf("demo: play the release history: %w", err)
@@ -193,15 +198,19 @@ func (d *Demo) history(ctx context.Context) error {
 	if err := create(v(Fixed), "1866"); err != nil {
 		return err
 	}
-	if _, err := a.PullRelease(ctx, Product, v(Pulled), client.PullRequest{
+	pulled, err := a.PullReleaseWithIncident(ctx, Product, v(Pulled), client.PullRequest{
 		Reason:      "schema migration 0412 fails on databases with more than 2^31 audit rows",
-		IncidentURL: "https://status.example.com/incidents/2026-11-29", Action: release.ActionUpgrade, Target: v(Fixed)}); err != nil {
+		IncidentURL: "https://status.example.com/incidents/2026-11-29", Action: release.ActionUpgrade, Target: v(Fixed)})
+	if err != nil {
 		return err
 	}
 	if _, err := a.PromoteRelease(ctx, Product, v(Fixed), "early", "fix for the pulled 3.29.0: fast-tracked past the insiders' soak"); err != nil {
 		return err
 	}
 	if err := d.rounds(ctx, 2); err != nil {
+		return err
+	}
+	if err := d.resolvePulled(ctx, pulled.IncidentID); err != nil {
 		return err
 	}
 	// 3.30.0 moves the database image to Alpine (musl): the insiders'
@@ -233,7 +242,8 @@ func (d *Demo) history(ctx context.Context) error {
 	if _, err := a.RaiseHold(ctx, Product, v(Held), "same base image as 3.30.0: wait for the collation root cause"); err != nil {
 		return err
 	}
-	return nil
+	// On-call takes the auto-halt's incident public, naming what it affects.
+	return d.haltIncident(ctx)
 }
 
 // rounds runs n check-in rounds.

@@ -2,10 +2,14 @@ package demo_test
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/ringfence/ringfence/client"
+	"github.com/ringfence/ringfence/incident"
 	"github.com/ringfence/ringfence/internal/demo"
 	"github.com/ringfence/ringfence/internal/servertest"
 	"github.com/ringfence/ringfence/release"
@@ -70,6 +74,39 @@ func TestSeedReachesEveryState(t *testing.T) {
 	}
 	if halted < 3 {
 		t.Errorf("%d installations report a changed collation on %s; want the insiders' (at least 3)", halted, demo.Halted)
+	}
+
+	// The public status page shows the auto-halt's incident, with the
+	// components it affects; the pull's incident is resolved, with its
+	// postmortem.
+	servertest.Eventually(t, 10*time.Second, "the public page shows the open incident", func() bool {
+		resp, err := http.Get(s.URL + "/")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		page := string(body)
+		return err == nil && strings.Contains(page, "Release "+demo.Product+"@"+demo.Halted+" paused by auto-halt") &&
+			strings.Contains(page, "Partial outage") && strings.Contains(page, "glibc")
+	})
+	incs, err := c.Incidents(ctx, false, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var open, closed int
+	for _, inc := range incs {
+		switch {
+		case inc.Draft:
+			t.Errorf("incident %q is still a draft", inc.Title)
+		case inc.Status == incident.StatusPostmortem && inc.Postmortem != "":
+			closed++
+		case inc.Unresolved() && len(inc.Components) == 2 && len(inc.Updates) == 2:
+			open++
+		}
+	}
+	if open != 1 || closed != 1 {
+		t.Errorf("incidents %+v: want one open with 2 components and 2 updates, one closed with a postmortem", incs)
 	}
 
 	// The fleet keeps checking in.
