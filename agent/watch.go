@@ -121,7 +121,7 @@ func (a *Agent) watchDatabase(ctx context.Context, dsn string, prev *DatabaseHea
 
 // fingerprint does the per-check-in comparison; file is the agent-owned
 // baseline file when that is the baseline in use.
-func (a *Agent) fingerprint(ctx context.Context, srv *pgcheck.Server, key string) (status release.HealthStatus, detail, where, file string) {
+func (a *Agent) fingerprint(ctx context.Context, srv *pgcheck.Target, key string) (status release.HealthStatus, detail, where, file string) {
 	conn, err := srv.Connect(ctx, "")
 	if err != nil {
 		return release.HealthUnknown, "cannot reach the database: " + err.Error(), "", ""
@@ -176,7 +176,7 @@ func (a *Agent) fingerprint(ctx context.Context, srv *pgcheck.Server, key string
 
 // extendBaseline adds fingerprints of at-risk collations new since the
 // baseline to the agent-owned baseline file.
-func (a *Agent) extendBaseline(ctx context.Context, conn *pgx.Conn, inv *pgcheck.Inventory, base *pgcheck.Baseline, results []pgcheck.FingerprintResult, file string) error {
+func (a *Agent) extendBaseline(ctx context.Context, conn *pgx.Conn, inv *pgcheck.DatabaseInventory, base *pgcheck.Baseline, results []pgcheck.FingerprintResult, file string) error {
 	fresh, err := pgcheck.NewBaseline(ctx, conn, inv)
 	if err != nil {
 		return err
@@ -207,7 +207,7 @@ func writeBaseline(path string, b *pgcheck.Baseline) error {
 // deepCheck runs pgcheck's check with scope collation (amcheck on every
 // collation-dependent index, partition bounds, CHECK constraints). A check
 // that cannot run leaves the status empty and says why.
-func (a *Agent) deepCheck(ctx context.Context, srv *pgcheck.Server, baselineFile string) (release.HealthStatus, string) {
+func (a *Agent) deepCheck(ctx context.Context, srv *pgcheck.Target, baselineFile string) (release.HealthStatus, string) {
 	a.log.Info("deep check starting", "database", srv.Database())
 	rep, err := pgcheck.Check(ctx, srv, pgcheck.CheckOptions{Scope: pgcheck.ScopeCollation, BaselineFile: baselineFile})
 	if err != nil {

@@ -28,17 +28,7 @@ type Baseline struct {
 	Database      string `json:"database"`
 	ServerVersion string `json:"server_version"`
 	// Fingerprints holds one fingerprint per at-risk collation.
-	Fingerprints []Fingerprint `json:"fingerprints"`
-}
-
-// NewBaseline fingerprints every at-risk collation of conn's database.
-func NewBaseline(ctx context.Context, conn *pgx.Conn, inv *Inventory) (*Baseline, error) {
-	fps, err := TakeFingerprints(ctx, conn, inv)
-	if err != nil {
-		return nil, err
-	}
-	return &Baseline{Format: baselineFormat, RecordedAt: time.Now().UTC().Truncate(time.Second),
-		Database: inv.Database, ServerVersion: inv.ServerVersion, Fingerprints: fps}, nil
+	Fingerprints []CollationFingerprint `json:"fingerprints"`
 }
 
 // ReadBaselineFile reads a baseline written by WriteBaselineFile.
@@ -75,7 +65,7 @@ func (b *Baseline) validate() error {
 // validate checks that f's strings are distinct, its ties point inside the
 // order in increasing positions, and its hash is theirs: the comparison
 // trusts all three.
-func (f Fingerprint) validate() error {
+func (f CollationFingerprint) validate() error {
 	seen := make(map[string]bool, len(f.Order))
 	for _, s := range f.Order {
 		if seen[s] {
@@ -117,22 +107,6 @@ func WriteBaselineFile(path string, b *Baseline) error {
 		return fmt.Errorf("write collation baseline: %w", err)
 	}
 	return nil
-}
-
-// RecordFingerprints takes the fingerprints of every at-risk collation the
-// database uses now and records them as its baseline (RecordBaseline): what
-// `pg fingerprint --record` does, and what a repair does once the indexes
-// follow the current order.
-func RecordFingerprints(ctx context.Context, conn *pgx.Conn) error {
-	inv, err := ReadInventory(ctx, conn)
-	if err != nil {
-		return err
-	}
-	b, err := NewBaseline(ctx, conn, inv)
-	if err != nil {
-		return err
-	}
-	return RecordBaseline(ctx, conn, b)
 }
 
 // RecordBaseline stores b in the database's ringfence schema, replacing any
@@ -277,7 +251,7 @@ func LoadBaseline(ctx context.Context, conn *pgx.Conn) (b *Baseline, ok bool, er
 	b = &Baseline{}
 	for rows.Next() {
 		var data []byte
-		var f Fingerprint
+		var f CollationFingerprint
 		if err := rows.Scan(&data, &b.Format, &b.ServerVersion, &b.RecordedAt, &b.Database); err != nil {
 			return nil, false, fmt.Errorf("load collation baseline: %w", err)
 		}
@@ -297,3 +271,34 @@ func LoadBaseline(ctx context.Context, conn *pgx.Conn) (b *Baseline, ok bool, er
 	}
 	return b, true, nil
 }
+
+// CollationFingerprint is how one collation orders a set of probe strings, as the
+// server sorted them. Two fingerprints of the same strings differ exactly
+// when the collation orders those strings differently, whatever its version
+// says.
+type CollationFingerprint struct {
+	// Collation is the collation's inventory key (CollationInfo.Name).
+	Collation string `json:"collation"`
+	// Schema and Name are the collation's SQL name ("pg_catalog",
+	// "default" for the database's own collation).
+	Schema string `json:"schema"`
+	Name   string `json:"name"`
+	// Provider and Locale describe the collation when it was taken.
+	Provider string `json:"provider"`
+	Locale   string `json:"locale"`
+	// Version is the version the server's library reported then.
+	Version string `json:"version,omitempty"`
+	// SHA256 hashes Order and Ties.
+	SHA256 string `json:"sha256"`
+	// Order is the probe strings in the order the server sorted them.
+	Order []string `json:"order"`
+	// Ties lists the positions i where Order[i] compared equal to
+	// Order[i-1] (nondeterministic collations only).
+	Ties []int `json:"ties,omitempty"`
+	// SampledKeys counts the database's own keys added to the probe
+	// corpus by AddKeySample.
+	SampledKeys int `json:"sampled_keys,omitempty"`
+}
+
+// ident is the collation's quoted SQL name.
+func (f CollationFingerprint) ident() string { return QuoteIdent(f.Schema, f.Name) }

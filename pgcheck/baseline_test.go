@@ -9,13 +9,13 @@ import (
 // TestBaselineFileRejectsTampering: a baseline whose hash, strings or ties
 // do not agree is refused instead of giving confusing comparisons.
 func TestBaselineFileRejectsTampering(t *testing.T) {
-	good := Fingerprint{Collation: "default", Schema: "pg_catalog", Name: "default",
+	good := CollationFingerprint{Collation: "default", Schema: "pg_catalog", Name: "default",
 		Order: []string{"a", "A", "b"}, Ties: []int{1}}
 	good.SHA256 = hashOrder(good.Order, good.Ties)
 	path := filepath.Join(t.TempDir(), "b.json")
-	write := func(f Fingerprint) error {
+	write := func(f CollationFingerprint) error {
 		t.Helper()
-		if err := WriteBaselineFile(path, &Baseline{Format: baselineFormat, Database: "db", Fingerprints: []Fingerprint{f}}); err != nil {
+		if err := WriteBaselineFile(path, &Baseline{Format: baselineFormat, Database: "db", Fingerprints: []CollationFingerprint{f}}); err != nil {
 			t.Fatal(err)
 		}
 		_, err := ReadBaselineFile(path)
@@ -24,7 +24,7 @@ func TestBaselineFileRejectsTampering(t *testing.T) {
 	if err := write(good); err != nil {
 		t.Fatalf("valid baseline refused: %v", err)
 	}
-	bad := map[string]Fingerprint{}
+	bad := map[string]CollationFingerprint{}
 	f := good
 	f.SHA256 = hashOrder([]string{"a", "b"}, nil)
 	bad["sha256"] = f

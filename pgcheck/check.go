@@ -77,8 +77,8 @@ func (f Filter) tracking() Filter {
 	return f
 }
 
-// unmatched lists the include patterns that selected nothing, as the flags
-// that give them ("--table nosuch").
+// unmatched lists the include patterns that selected nothing, each as its
+// field and pattern ("Tables nosuch").
 func (f Filter) unmatched() []string {
 	if f.hits == nil {
 		return nil
@@ -89,7 +89,7 @@ func (f Filter) unmatched() []string {
 	for _, l := range []struct {
 		flag     string
 		patterns []string
-	}{{"--schema", f.Schemas}, {"--table", f.Tables}, {"--index", f.Indexes}} {
+	}{{"Schemas", f.Schemas}, {"Tables", f.Tables}, {"Indexes", f.Indexes}} {
 		for _, p := range l.patterns {
 			if !f.hits.hit[l.flag+" "+p] {
 				out = append(out, l.flag+" "+p)
@@ -146,8 +146,8 @@ func (f Filter) tableOK(schema, table string) bool {
 	if matchAny(f.ExcludeTables, schema, table) {
 		return false
 	}
-	f.hits.mark("--schema", f.Schemas, "", schema)
-	f.hits.mark("--table", f.Tables, schema, table)
+	f.hits.mark("Schemas", f.Schemas, "", schema)
+	f.hits.mark("Tables", f.Tables, schema, table)
 	return true
 }
 
@@ -160,7 +160,7 @@ func (f Filter) indexOK(schema, index string) bool {
 	if matchAny(f.ExcludeIndexes, schema, index) {
 		return false
 	}
-	f.hits.mark("--index", f.Indexes, schema, index)
+	f.hits.mark("Indexes", f.Indexes, schema, index)
 	return true
 }
 
@@ -204,19 +204,6 @@ type CheckOptions struct {
 	// Progress, if set, is called (from several goroutines, serialised)
 	// as checks start and finish.
 	Progress func(Progress)
-}
-
-// Progress reports how far Check has come.
-type Progress struct {
-	Database string
-	// Worker is the session (0..Jobs-1) the event belongs to.
-	Worker int
-	// Current describes the check the worker just started ("" when idle).
-	Current string
-	// Done and Total count checks in the current database.
-	Done, Total int
-	// BytesDone and BytesTotal weigh checks by relation size.
-	BytesDone, BytesTotal int64
 }
 
 // CheckReport is the result of Check. Its JSON form is stable
@@ -296,14 +283,18 @@ var ErrNoAmcheck = errors.New("the amcheck extension is not installed")
 
 // ErrParentCheckOnStandby is returned when a parent check is asked of a hot
 // standby: bt_index_parent_check needs a ShareLock, impossible in recovery.
-var ErrParentCheckOnStandby = errors.New("--parent-check is impossible on a hot standby: bt_index_parent_check takes a ShareLock, which cannot be acquired during recovery; check without it here (bt_index_check works on a standby), or run the parent check on the primary")
+var ErrParentCheckOnStandby = &OptionError{Options: []string{"ParentCheck"},
+	Format: "%s is impossible on a hot standby: bt_index_parent_check takes a ShareLock, which cannot be acquired during recovery; check without it here (bt_index_check works on a standby), or run the parent check on the primary"}
 
 // Check verifies the server's databases and returns what it found. An error
 // means the check could not be carried out (connection, permission, missing
 // amcheck, cancellation); corruption is reported as findings, not errors.
-func Check(ctx context.Context, srv *Server, opts CheckOptions) (*CheckReport, error) {
+func Check(ctx context.Context, srv *Target, opts CheckOptions) (*CheckReport, error) {
 	if opts.Jobs < 1 {
 		opts.Jobs = 1
+	}
+	if opts.BaselineFile != "" && opts.AllDatabases {
+		return nil, &OptionError{Options: []string{"BaselineFile", "AllDatabases"}, Format: "%s holds one database's fingerprints: use it without %s"}
 	}
 	if opts.Scope == "" {
 		opts.Scope = ScopeAll
@@ -377,7 +368,11 @@ func Check(ctx context.Context, srv *Server, opts CheckOptions) (*CheckReport, e
 		return a.Object < b.Object
 	})
 	if u := opts.Filter.unmatched(); len(u) > 0 {
-		return nil, fmt.Errorf("%w %s in database(s) %s", ErrNothingMatched, strings.Join(u, ", "), strings.Join(rep.Databases, ", "))
+		for i, p := range u {
+			field, pattern, _ := strings.Cut(p, " ")
+			u[i] = "{{" + field + "}} " + pattern
+		}
+		return nil, optionErrorf(ErrNothingMatched, "%s %s in database(s) %s", ErrNothingMatched, strings.Join(u, ", "), strings.Join(rep.Databases, ", "))
 	}
 	if opts.Scope == ScopeAll && opts.Filter.narrowed() && planned == 0 && rep.Checked.Databases > 0 {
 		return nil, fmt.Errorf("%w: the patterns and exclusions leave nothing to check", ErrNothingMatched)
@@ -386,31 +381,8 @@ func Check(ctx context.Context, srv *Server, opts CheckOptions) (*CheckReport, e
 	return rep, nil
 }
 
-// ListDatabases lists, by name, the databases of srv's server that accept
-// connections and that its role may connect to: what --all-databases
-// covers.
-func ListDatabases(ctx context.Context, srv *Server) ([]string, error) {
-	conn, err := srv.Connect(ctx, "")
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close(context.Background())
-	return listDatabases(ctx, conn)
-}
-
-func listDatabases(ctx context.Context, conn *pgx.Conn) ([]string, error) {
-	rows, _ := conn.Query(ctx, `SELECT datname FROM pg_database
-		WHERE datallowconn AND datconnlimit <> -2 AND has_database_privilege(datname, 'CONNECT')
-		ORDER BY datname`)
-	dbs, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("list databases: %w", err)
-	}
-	return dbs, nil
-}
-
 // checkDatabase plans and runs every check of one database.
-func checkDatabase(ctx context.Context, srv *Server, db string, opts CheckOptions, rep *CheckReport, planned *int) error {
+func checkDatabase(ctx context.Context, srv *Target, db string, opts CheckOptions, rep *CheckReport, planned *int) error {
 	conn, err := srv.Connect(ctx, db)
 	if err != nil {
 		return err
@@ -472,7 +444,7 @@ func checkDatabase(ctx context.Context, srv *Server, db string, opts CheckOption
 
 // ensureAmcheck returns the schema amcheck is installed in, installing it
 // when asked.
-func ensureAmcheck(ctx context.Context, srv *Server, conn *pgx.Conn, db string, install bool) (string, error) {
+func ensureAmcheck(ctx context.Context, srv *Target, conn *pgx.Conn, db string, install bool) (string, error) {
 	const q = `SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'amcheck'`
 	var schema string
 	err := conn.QueryRow(ctx, q).Scan(&schema)
@@ -483,6 +455,8 @@ func ensureAmcheck(ctx context.Context, srv *Server, conn *pgx.Conn, db string, 
 		return "", fmt.Errorf("look for amcheck: %w", err)
 	}
 	if !install {
+		// The message names the CLI flag: with AllDatabases it becomes a
+		// Skipped reason in the report, which the CLI prints as it is.
 		return "", fmt.Errorf("%w in database %q: run with --install-missing as a superuser (CREATE EXTENSION amcheck SCHEMA pg_catalog), or install it yourself", ErrNoAmcheck, db)
 	}
 	rw, err := srv.WithOptions(ConnOptions{ReadWrite: true}).Connect(ctx, db)

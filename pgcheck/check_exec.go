@@ -95,7 +95,7 @@ func (q *taskQueue) pop() (task, bool) {
 
 // execute runs the tasks of p's queue on opts.Jobs sessions until the queue
 // is closed and empty.
-func execute(ctx context.Context, srv *Server, db string, p *dbPlan, opts CheckOptions, prog *progressTracker) ([]Finding, []Skipped, Checked, error) {
+func execute(ctx context.Context, srv *Target, db string, p *dbPlan, opts CheckOptions, prog *progressTracker) ([]Finding, []Skipped, Checked, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	context.AfterFunc(ctx, p.queue.close)

@@ -56,7 +56,7 @@ func endBlockString(b int64) string {
 // inventory has been read.
 type dbPlan struct {
 	amcheckSchema string
-	inventory     *Inventory
+	inventory     *DatabaseInventory
 	tasks         []task
 	skipped       []Skipped
 	queue         *taskQueue

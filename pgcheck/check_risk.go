@@ -19,7 +19,7 @@ type riskSet struct {
 	findings   []Finding
 	collations int
 	// inv is the inventory the set was read from.
-	inv *Inventory
+	inv *DatabaseInventory
 }
 
 // collationRisk reads the database's collation inventory.

@@ -12,10 +12,13 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// Comparison statuses of an index or key column.
+// CompareStatus is the comparison status of an index or key column.
+type CompareStatus string
+
+// Comparison statuses.
 const (
 	// CompareSame: both servers order the sampled keys the same way.
-	CompareSame = "same"
+	CompareSame CompareStatus = "same"
 	// CompareDiffers: the new server orders some sampled keys differently:
 	// the index would be out of order there.
 	CompareDiffers = "differs"
@@ -36,12 +39,15 @@ const DefaultCompareSample = 100000
 
 // CompareOptions tunes Compare.
 type CompareOptions struct {
+	// To is the new server (required); its database only needs the
+	// collations.
+	To *Target
 	// Sample bounds the distinct keys read per index key column
 	// (DefaultCompareSample when zero).
 	Sample int
 	// Progress, when set, is called after each index or partition key with
-	// the number compared so far and the total.
-	Progress func(done, total int)
+	// the number compared so far (Done) and the total.
+	Progress func(Progress)
 }
 
 // CompareServer describes one side of a comparison.
@@ -65,7 +71,26 @@ type CompareReport struct {
 	// routes rows to other partitions than those holding them.
 	PartitionKeys []IndexComparison `json:"partition_keys"`
 	Elapsed       Duration          `json:"elapsed_seconds"`
+	// Duration is the whole run's, connections included.
+	Duration time.Duration `json:"-"`
 }
+
+// MarshalJSON renders the report's documented JSON form.
+func (r *CompareReport) MarshalJSON() ([]byte, error) {
+	type plain CompareReport
+	return marshalReport((*plain)(r), r.Duration)
+}
+
+// CompareSideError is a failure to reach one side of a comparison.
+type CompareSideError struct {
+	// Side is "from" (the old server) or "to" (the new one).
+	Side string
+	Err  error
+}
+
+func (e *CompareSideError) Error() string { return e.Side + " server: " + e.Err.Error() }
+
+func (e *CompareSideError) Unwrap() error { return e.Err }
 
 // all returns the indexes and partition keys.
 func (r *CompareReport) all() []IndexComparison {
@@ -106,7 +131,7 @@ type IndexComparison struct {
 	Unique bool   `json:"unique"`
 	Bytes  int64  `json:"bytes"`
 	// Status is the worst of its columns' statuses.
-	Status  string             `json:"status"`
+	Status  CompareStatus      `json:"status"`
 	Columns []ColumnComparison `json:"columns"`
 	Error   string             `json:"error,omitempty"`
 }
@@ -118,10 +143,10 @@ type ColumnComparison struct {
 	// Position is the 1-based key column number.
 	Position int `json:"position"`
 	// Expression is the column name or index expression.
-	Expression string `json:"expression"`
-	Collation  string `json:"collation,omitempty"`
-	Type       string `json:"type"`
-	Status     string `json:"status"`
+	Expression string        `json:"expression"`
+	Collation  string        `json:"collation,omitempty"`
+	Type       string        `json:"type"`
+	Status     CompareStatus `json:"status"`
 	// Keys is the number of distinct keys compared.
 	Keys int `json:"keys"`
 	// ChangedPairs counts the pairs of neighbouring keys (in the old order)
@@ -131,25 +156,46 @@ type ColumnComparison struct {
 	Error        string      `json:"error,omitempty"`
 }
 
-// textSortTypes are the base types whose values sort the same as their
-// text form: the fingerprint corpus can take their keys.
-var textSortTypes = map[string]bool{`pg_catalog.text`: true, `pg_catalog."varchar"`: true,
-	`pg_catalog.bpchar`: true, `pg_catalog.name`: true}
-
 // Compare is the upgrade rehearsal: for every at-risk index and partition
 // key of from's database it samples the distinct values of each key column
 // on an at-risk collation (at most opts.Sample, a random sample of pages on
 // larger tables, a bounded number of rows read), sorts them in the key's
 // type (a domain's base type) under the column's collation on both servers
 // and compares the orders. to only needs the collations (the same provider
-// and locale under the same name; see target.ident for the default) and
+// and locale under the same name; see newServer.ident for the default) and
 // non-built-in key types: it can be an empty server of the new image.
 //
 // Multi-column keys are compared column by column: a changed order of any
 // key column is reported as a difference, which is exact for the leading
 // column and conservative for later ones (their values only matter among
 // rows with equal leading keys).
-func Compare(ctx context.Context, from, to *pgx.Conn, opts CompareOptions) (*CompareReport, error) {
+//
+// Both servers are read in read-only sessions.
+func Compare(ctx context.Context, from *Target, opts CompareOptions) (*CompareReport, error) {
+	start := time.Now()
+	if opts.To == nil {
+		return nil, &OptionError{Options: []string{"To"}, Format: "%s, the new server, is required"}
+	}
+	fromConn, err := from.Connect(ctx, "")
+	if err != nil {
+		return nil, &CompareSideError{Side: "from", Err: err}
+	}
+	defer fromConn.Close(context.WithoutCancel(ctx))
+	toConn, err := opts.To.Connect(ctx, "")
+	if err != nil {
+		return nil, &CompareSideError{Side: "to", Err: err}
+	}
+	defer toConn.Close(context.WithoutCancel(ctx))
+	rep, err := compareConns(ctx, fromConn, toConn, opts)
+	if err != nil {
+		return nil, err
+	}
+	rep.Duration = time.Since(start)
+	return rep, nil
+}
+
+// compareConns is Compare on open sessions to both servers.
+func compareConns(ctx context.Context, from, to *pgx.Conn, opts CompareOptions) (*CompareReport, error) {
 	start := time.Now()
 	if opts.Sample <= 0 {
 		opts.Sample = DefaultCompareSample
@@ -158,7 +204,7 @@ func Compare(ctx context.Context, from, to *pgx.Conn, opts CompareOptions) (*Com
 	if err != nil {
 		return nil, fmt.Errorf("compare: old server: %w", err)
 	}
-	tgt, err := readTarget(ctx, to)
+	tgt, err := readNewServer(ctx, to)
 	if err != nil {
 		return nil, fmt.Errorf("compare: new server: %w", err)
 	}
@@ -167,7 +213,7 @@ func Compare(ctx context.Context, from, to *pgx.Conn, opts CompareOptions) (*Com
 		To:     CompareServer{tgt.inv.ServerVersion, tgt.inv.Database, tgt.inv.DefaultCollation.Locale},
 		Sample: opts.Sample,
 	}
-	c := &comparer{from: from, to: to, inv: inv, target: tgt, sample: opts.Sample,
+	c := &comparer{from: from, to: to, inv: inv, toSide: tgt, sample: opts.Sample,
 		samples: map[string][]string{}, sorted: map[string]sortedKeys{}}
 	var targets []DependentObject
 	for _, o := range inv.Objects {
@@ -191,7 +237,7 @@ func Compare(ctx context.Context, from, to *pgx.Conn, opts CompareOptions) (*Com
 			rep.Indexes = append(rep.Indexes, ix)
 		}
 		if opts.Progress != nil {
-			opts.Progress(i+1, len(targets))
+			opts.Progress(Progress{Database: inv.Database, Done: i + 1, Total: len(targets)})
 		}
 	}
 	rep.Elapsed = Duration(time.Since(start))
@@ -202,8 +248,8 @@ func Compare(ctx context.Context, from, to *pgx.Conn, opts CompareOptions) (*Com
 // the same column share one sample and one sort per collation.
 type comparer struct {
 	from, to *pgx.Conn
-	inv      *Inventory
-	target   *target
+	inv      *DatabaseInventory
+	toSide   *newServer
 	sample   int
 	maxRead  int                   // rows read per sample; 0: chosen by sampleQuery
 	samples  map[string][]string   // table OID + expression -> keys
@@ -211,25 +257,10 @@ type comparer struct {
 }
 
 type sortedKeys struct {
-	status   string
+	status   CompareStatus
 	changed  int
 	examples []OrderFlip
 	err      string
-}
-
-type keyColumn struct {
-	pos       int
-	expr      string
-	typ       string // the declared type, for display
-	typeOID   uint32
-	collation uint32
-	tableOID  uint32
-	relTuples float64
-	pred      string // a partial index's predicate
-	// sortType is the type the keys are sorted as (a domain's base type;
-	// arrays of domains as arrays of the base type), qualified.
-	sortType   string
-	collatable bool
 }
 
 // compareIndex compares one index or partition key. Errors confined to it
@@ -242,9 +273,9 @@ func (c *comparer) compareIndex(ctx context.Context, o DependentObject) (IndexCo
 	var cols []keyColumn
 	var err error
 	if o.Type == ObjectPartitionKey {
-		cols, err = c.partitionKeyColumns(ctx, o.OID)
+		cols, err = partitionKeyColumns(ctx, c.from, o.OID)
 	} else {
-		cols, err = c.keyColumns(ctx, o.OID)
+		cols, err = keyColumns(ctx, c.from, o.OID)
 	}
 	if err != nil {
 		if fatal(ctx, c.from, err) {
@@ -326,65 +357,6 @@ func (c *comparer) collation(oid uint32) (CollationInfo, bool) {
 func fatal(ctx context.Context, conn *pgx.Conn, err error) bool {
 	var pgErr *pgconn.PgError
 	return ctx.Err() != nil || conn.IsClosed() || !errors.As(err, &pgErr)
-}
-
-func (c *comparer) keyColumns(ctx context.Context, indexOID uint32) ([]keyColumn, error) {
-	return c.readKeyColumns(ctx, `
-		SELECT k.n, coalesce(pg_get_indexdef(i.indexrelid, k.n, true), a.attname), format_type(a.atttypid, NULL),
-		       a.atttypid,
-		       CASE WHEN `+patternOpclass+` THEN 0 ELSE coalesce(i.indcollation[k.n - 1], 0) END, i.indrelid,
-		       -- never analyzed: assume small rows, so the sample stays bounded
-		       CASE WHEN t.reltuples >= 0 THEN t.reltuples::float8
-		            ELSE coalesce(pg_relation_size(t.oid), 0) / 32.0 END,
-		       coalesce(pg_get_expr(i.indpred, i.indrelid, true), '')
-		FROM pg_index i
-		JOIN pg_class t ON t.oid = i.indrelid
-		CROSS JOIN generate_series(1, i.indnkeyatts) AS k(n)
-		JOIN pg_attribute a ON a.attrelid = i.indexrelid AND a.attnum = k.n
-		LEFT JOIN pg_opclass oc ON oc.oid = i.indclass[k.n - 1]
-		WHERE i.indexrelid = $1
-		ORDER BY k.n`, indexOID)
-}
-
-// partitionKeyColumns reads a partitioned table's key columns; expression
-// keys have an empty expr. The row estimate is the leaf partitions' total.
-func (c *comparer) partitionKeyColumns(ctx context.Context, tableOID uint32) ([]keyColumn, error) {
-	return c.readKeyColumns(ctx, `
-		SELECT k.n, coalesce(quote_ident(a.attname), ''), coalesce(format_type(a.atttypid, NULL), 'expression'),
-		       coalesce(a.atttypid, 0), coalesce(p.partcollation[k.n - 1], 0), p.partrelid,
-		       (SELECT coalesce(sum(CASE WHEN l.reltuples >= 0 THEN l.reltuples::float8
-		                                 ELSE coalesce(pg_relation_size(l.oid), 0) / 32.0 END), 0)
-		          FROM pg_partition_tree(p.partrelid) pt JOIN pg_class l ON l.oid = pt.relid
-		         WHERE pt.isleaf)::float8, ''
-		FROM pg_partitioned_table p
-		CROSS JOIN generate_series(1, p.partnatts) AS k(n)
-		LEFT JOIN pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = p.partattrs[k.n - 1]
-		     AND p.partattrs[k.n - 1] <> 0
-		WHERE p.partrelid = $1
-		ORDER BY k.n`, tableOID)
-}
-
-// readKeyColumns runs a key-column query: position, expression, type name,
-// type OID, collation, table OID, estimated rows, predicate.
-func (c *comparer) readKeyColumns(ctx context.Context, q string, oid uint32) ([]keyColumn, error) {
-	rows, err := c.from.Query(ctx, q, oid)
-	if err != nil {
-		return nil, fmt.Errorf("read key columns: %w", err)
-	}
-	defer rows.Close()
-	var cols []keyColumn
-	for rows.Next() {
-		var k keyColumn
-		if err := rows.Scan(&k.pos, &k.expr, &k.typ, &k.typeOID, &k.collation, &k.tableOID, &k.relTuples,
-			&k.pred); err != nil {
-			return nil, fmt.Errorf("read key columns: %w", err)
-		}
-		cols = append(cols, k)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read key columns: %w", err)
-	}
-	return cols, nil
 }
 
 // resolveSortType sets k's sort type: the base type of a domain (a domain
@@ -541,12 +513,12 @@ func (c *comparer) sortBoth(ctx context.Context, coll CollationInfo, k keyColumn
 		}
 		return sortedKeys{status: CompareError, err: "sort on the old server: " + err.Error()}, nil
 	}
-	toIdent, err := c.target.ident(coll)
-	if err == nil && !k.collatable && coll.IsDefault && !sameCollation(coll, c.target.inv.DefaultCollation) {
+	toIdent, err := c.toSide.ident(coll)
+	if err == nil && !k.collatable && coll.IsDefault && !sameCollation(coll, c.toSide.inv.DefaultCollation) {
 		// A composite or range type's default collation is the new
 		// database's own: no stand-in can replace it.
 		err = fmt.Errorf("collation differs on --to: the default there is %s %s, not %s %s",
-			c.target.inv.DefaultCollation.Provider, c.target.inv.DefaultCollation.Locale, coll.Provider, coll.Locale)
+			c.toSide.inv.DefaultCollation.Provider, c.toSide.inv.DefaultCollation.Locale, coll.Provider, coll.Locale)
 	}
 	if err != nil {
 		return sortedKeys{status: CompareError, err: err.Error()}, nil
@@ -565,15 +537,15 @@ func (c *comparer) sortBoth(ctx context.Context, coll CollationInfo, k keyColumn
 	return sortedKeys{status: CompareSame}, nil
 }
 
-// target is the new server's side of a comparison: its database default
+// newServer is the new server's side of a comparison: its database default
 // and collations, read from the catalogs in two queries (no inventory, no
 // locks: it may be a production server).
-type target struct {
-	inv   *Inventory // server, database and default collation only
+type newServer struct {
+	inv   *DatabaseInventory // server, database and default collation only
 	colls []*CollationInfo
 }
 
-func readTarget(ctx context.Context, conn *pgx.Conn) (*target, error) {
+func readNewServer(ctx context.Context, conn *pgx.Conn) (*newServer, error) {
 	r, err := newInventoryReader(ctx, conn)
 	if err != nil {
 		return nil, err
@@ -582,7 +554,7 @@ func readTarget(ctx context.Context, conn *pgx.Conn) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &target{inv: r.inv, colls: colls}, nil
+	return &newServer{inv: r.inv, colls: colls}, nil
 }
 
 // ident returns the name to sort under on the new server for the old
@@ -591,7 +563,7 @@ func readTarget(ctx context.Context, conn *pgx.Conn) (*target, error) {
 // default stands for whatever the database was created with: when the new
 // database's default differs, a collation with the old default's provider
 // and locale stands in for it, and without one the keys cannot be compared.
-func (t *target) ident(coll CollationInfo) (string, error) {
+func (t *newServer) ident(coll CollationInfo) (string, error) {
 	if coll.IsDefault {
 		if sameCollation(coll, t.inv.DefaultCollation) {
 			return coll.Ident(), nil

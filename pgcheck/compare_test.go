@@ -46,7 +46,7 @@ func testCompareNamesIndexesThatWouldBreak(t *testing.T, b pgtest.Build) {
 
 	compare := func() map[string]IndexComparison {
 		t.Helper()
-		rep, err := Compare(ctx, old.Connect("app"), neu.Connect("postgres"), CompareOptions{Sample: 500})
+		rep, err := compareConns(ctx, old.Connect("app"), neu.Connect("postgres"), CompareOptions{Sample: 500})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -43,7 +43,7 @@ func testCompareKeyTypes(t *testing.T, b pgtest.Build) {
 
 	compare := func(db string) (*CompareReport, map[string]IndexComparison) {
 		t.Helper()
-		rep, err := Compare(ctx, old.Connect("app"), neu.Connect(db), CompareOptions{Sample: 1000})
+		rep, err := compareConns(ctx, old.Connect("app"), neu.Connect(db), CompareOptions{Sample: 1000})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,16 +31,18 @@ type ConnOptions struct {
 	SearchPath string
 }
 
-// Server is a PostgreSQL server to check, reached through a parsed DSN.
+// Target is a PostgreSQL server to check, reached through a parsed DSN: a
+// connection factory (credentials, default database, session limits), not
+// a running server or a connection.
 // It connects to any of the server's databases with the same credentials.
-type Server struct {
+type Target struct {
 	config *pgx.ConnConfig
 	opts   ConnOptions
 }
 
 // Open parses dsn (a URL or key=value string; empty means libpq's PG*
 // environment variables) without connecting.
-func Open(dsn string, opts ConnOptions) (*Server, error) {
+func Open(dsn string, opts ConnOptions) (*Target, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("parse connection string: %w", err)
@@ -57,41 +59,91 @@ func Open(dsn string, opts ConnOptions) (*Server, error) {
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = 10 * time.Second
 	}
-	if cfg.Password == "" {
-		cfg.Password = socketPassword(cfg)
+	if err := socketPassword(dsn, cfg); err != nil {
+		return nil, err
 	}
-	return &Server{config: cfg, opts: opts}, nil
+	return &Target{config: cfg, opts: opts}, nil
 }
 
-// defaultSocketDirs are the socket directories libpq's password file
-// lookup treats as "localhost".
-var defaultSocketDirs = []string{"/var/run/postgresql", "/run/postgresql", "/tmp"}
+// socketDirCandidates are the directories pgx connects to, the first that
+// exists, when no host is given: that is ringfence's default socket
+// directory, as DEFAULT_PGSOCKET_DIR is libpq's.
+var socketDirCandidates = []string{"/var/run/postgresql", "/private/tmp", "/tmp"}
 
-// socketPassword looks up the password file the way libpq does for a Unix
-// socket in a directory of one's own: by the directory's path in the host
-// field (pgx only tries "localhost", which libpq uses for the default
-// socket directory alone).
-func socketPassword(cfg *pgx.ConnConfig) string {
-	if !strings.HasPrefix(cfg.Host, "/") || slices.Contains(defaultSocketDirs, strings.TrimSuffix(cfg.Host, "/")) {
-		return ""
+// defaultSocketDir is the socket directory used when no host is given.
+func defaultSocketDir() string {
+	for _, d := range socketDirCandidates {
+		if _, err := os.Stat(d); err == nil {
+			return d
+		}
 	}
+	return ""
+}
+
+// passfileHost is the host field of the password file that a connection to
+// host matches, by libpq's rule: a Unix socket in the default socket
+// directory (the very path, compared as written) matches "localhost" and
+// not its path; a socket anywhere else matches its path and not
+// "localhost"; a TCP host matches its name.
+func passfileHost(host, defaultDir string) string {
+	if host == "" || (strings.HasPrefix(host, "/") && host == defaultDir) {
+		return "localhost"
+	}
+	return host
+}
+
+// socketPassword corrects pgx's password file lookup, which takes any Unix
+// socket for "localhost", to libpq's rule (passfileHost) when the socket is
+// not in the default directory. A password given in the DSN or PGPASSWORD
+// is kept; so is pgx's lookup when the DSN names its own passfile.
+func socketPassword(dsn string, cfg *pgx.ConnConfig) error {
+	if !strings.HasPrefix(cfg.Host, "/") || passfileHost(cfg.Host, defaultSocketDir()) == "localhost" ||
+		strings.Contains(dsn, "passfile") {
+		return nil
+	}
+	// Parsed again with the password file switched off, what is left is
+	// the password given explicitly.
+	explicit, err := pgx.ParseConfig(withoutPassfile(dsn))
+	if err != nil {
+		return fmt.Errorf("parse connection string: %w", err)
+	}
+	if explicit.Password != "" {
+		return nil
+	}
+	cfg.Password = ""
 	file := os.Getenv("PGPASSFILE")
 	if file == "" {
 		home, err := os.UserHomeDir()
 		if err != nil {
-			return ""
+			return nil
 		}
 		file = filepath.Join(home, ".pgpass")
 	}
 	pf, err := pgpassfile.ReadPassfile(file)
 	if err != nil {
-		return ""
+		return nil // no password file: no password, as with libpq
 	}
-	return pf.FindPassword(cfg.Host, strconv.Itoa(int(cfg.Port)), cfg.Database, cfg.User)
+	cfg.Password = pf.FindPassword(cfg.Host, strconv.Itoa(int(cfg.Port)), cfg.Database, cfg.User)
+	return nil
+}
+
+// withoutPassfile returns dsn with an empty passfile setting, which makes
+// pgx skip the password file.
+func withoutPassfile(dsn string) string {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		if u, err := url.Parse(dsn); err == nil {
+			q := u.Query()
+			q.Set("passfile", "")
+			u.RawQuery = q.Encode()
+			return u.String()
+		}
+		return dsn
+	}
+	return strings.TrimSpace(dsn + " passfile=''")
 }
 
 // WithPassword returns a copy of s that authenticates with password.
-func (s *Server) WithPassword(password string) *Server {
+func (s *Target) WithPassword(password string) *Target {
 	n := *s
 	n.config = s.config.Copy()
 	n.config.Password = password
@@ -99,7 +151,7 @@ func (s *Server) WithPassword(password string) *Server {
 }
 
 // ForDatabase returns a copy of s whose default database is db.
-func (s *Server) ForDatabase(db string) *Server {
+func (s *Target) ForDatabase(db string) *Target {
 	n := *s
 	n.config = s.config.Copy()
 	n.config.Database = db
@@ -107,17 +159,17 @@ func (s *Server) ForDatabase(db string) *Server {
 }
 
 // User is the role the DSN connects as.
-func (s *Server) User() string { return s.config.User }
+func (s *Target) User() string { return s.config.User }
 
 // Database is the database named by the DSN.
-func (s *Server) Database() string { return s.config.Database }
+func (s *Target) Database() string { return s.config.Database }
 
 // Options returns the session limits in force.
-func (s *Server) Options() ConnOptions { return s.opts }
+func (s *Target) Options() ConnOptions { return s.opts }
 
 // WithOptions returns a copy of s whose sessions use opts (zero fields keep
 // the current values).
-func (s *Server) WithOptions(opts ConnOptions) *Server {
+func (s *Target) WithOptions(opts ConnOptions) *Target {
 	n := *s
 	if opts.StatementTimeout != 0 {
 		n.opts.StatementTimeout = opts.StatementTimeout
@@ -137,7 +189,7 @@ func (s *Server) WithOptions(opts ConnOptions) *Server {
 
 // Connect opens a session to database (empty: the DSN's database) with the
 // server's session limits.
-func (s *Server) Connect(ctx context.Context, database string) (*pgx.Conn, error) {
+func (s *Target) Connect(ctx context.Context, database string) (*pgx.Conn, error) {
 	cfg := s.config.Copy()
 	if database != "" {
 		cfg.Database = database
@@ -194,4 +246,27 @@ func trimFloat(f float64) string {
 	s := strconv.FormatFloat(f, 'f', 3, 64)
 	s = strings.TrimRight(s, "0")
 	return strings.TrimSuffix(s, ".")
+}
+
+// ListDatabases lists, by name, the databases of srv's server that accept
+// connections and that its role may connect to: what AllDatabases
+// covers.
+func ListDatabases(ctx context.Context, srv *Target) ([]string, error) {
+	conn, err := srv.Connect(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	return listDatabases(ctx, conn)
+}
+
+func listDatabases(ctx context.Context, conn *pgx.Conn) ([]string, error) {
+	rows, _ := conn.Query(ctx, `SELECT datname FROM pg_database
+		WHERE datallowconn AND datconnlimit <> -2 AND has_database_privilege(datname, 'CONNECT')
+		ORDER BY datname`)
+	dbs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("list databases: %w", err)
+	}
+	return dbs, nil
 }

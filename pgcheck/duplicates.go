@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -70,13 +71,13 @@ type IndexDuplicates struct {
 	// ExcessRows counts rows beyond the first of each group: the rows that
 	// would have to go for the index to be rebuilt.
 	ExcessRows int64 `json:"excess_rows"`
-	// Examples lists up to DuplicateOptions.MaxGroups groups, largest first.
+	// Examples lists up to DuplicatesOptions.MaxGroups groups, largest first.
 	Examples []DuplicateGroup `json:"examples"`
 }
 
-// DuplicateReport lists, per unique index searched, the key groups that
-// violate it.
-type DuplicateReport struct {
+// DatabaseDuplicates lists, per unique index searched in one database, the
+// key groups that violate it.
+type DatabaseDuplicates struct {
 	Database string            `json:"database"`
 	Searched int               `json:"indexes_searched"`
 	Indexes  []IndexDuplicates `json:"indexes"`
@@ -84,7 +85,7 @@ type DuplicateReport struct {
 
 // Findings renders the report as one duplicate_key finding per violated
 // index.
-func (r *DuplicateReport) Findings() []Finding {
+func (r *DatabaseDuplicates) Findings() []Finding {
 	var out []Finding
 	for _, d := range r.Indexes {
 		if d.Groups == 0 {
@@ -105,7 +106,7 @@ func (r *DuplicateReport) Findings() []Finding {
 }
 
 // Violated returns the indexes with at least one duplicate group.
-func (r *DuplicateReport) Violated() []IndexDuplicates {
+func (r *DatabaseDuplicates) Violated() []IndexDuplicates {
 	var out []IndexDuplicates
 	for _, d := range r.Indexes {
 		if d.Groups > 0 {
@@ -115,35 +116,96 @@ func (r *DuplicateReport) Violated() []IndexDuplicates {
 	return out
 }
 
-// DuplicateOptions scopes a duplicate search.
-type DuplicateOptions struct {
+// DuplicatesOptions scopes a duplicate search.
+type DuplicatesOptions struct {
+	// AllDatabases searches every database the role may connect to.
+	AllDatabases bool
 	// Indexes names the unique indexes or constraints to search, optionally
 	// schema-qualified. Empty means every unique index the inventory finds
 	// at risk (its keys depend on a collation whose order can change).
 	Indexes []string
 	// MaxGroups bounds the example groups kept per index (default 100).
 	MaxGroups int
-	// Progress, if set, is called before each index is searched.
-	Progress func(done, total int, index string)
+	// Progress, if set, is called before each index is searched (Current
+	// the index, Done those searched before) and once at the end (Current
+	// empty).
+	Progress func(Progress)
 }
 
-// FindDuplicates searches unique indexes for keys stored more than once.
+// DuplicatesReport is the result of Duplicates. Its JSON form is one
+// database's DatabaseDuplicates with its findings, or with AllDatabases the
+// list of them, every finding and the databases not searched
+// (docs/pg-check.md).
+type DuplicatesReport struct {
+	// AllDatabases selects the JSON form.
+	AllDatabases bool
+	Databases    []*DatabaseDuplicates
+	NotChecked   []NotChecked
+	Duration     time.Duration
+}
+
+// Findings returns one duplicate_key finding per violated index of every
+// database.
+func (r *DuplicatesReport) Findings() []Finding {
+	findings := []Finding{}
+	for _, d := range r.Databases {
+		findings = append(findings, d.Findings()...)
+	}
+	return findings
+}
+
+// Violated reports whether any database has a violated index.
+func (r *DuplicatesReport) Violated() bool {
+	for _, d := range r.Databases {
+		if len(d.Violated()) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// MarshalJSON renders the report's documented JSON form.
+func (r *DuplicatesReport) MarshalJSON() ([]byte, error) {
+	type withFindings struct {
+		*DatabaseDuplicates
+		Findings []Finding `json:"findings"`
+	}
+	if !r.AllDatabases && len(r.Databases) == 1 {
+		return marshalReport(withFindings{r.Databases[0], r.Findings()}, r.Duration)
+	}
+	dbs := []withFindings{}
+	for _, d := range r.Databases {
+		dbs = append(dbs, withFindings{d, append([]Finding{}, d.Findings()...)})
+	}
+	return marshalReport(struct {
+		Databases  []withFindings `json:"databases"`
+		Findings   []Finding      `json:"findings"`
+		NotChecked []NotChecked   `json:"not_checked"`
+	}{dbs, r.Findings(), r.NotChecked}, r.Duration)
+}
+
+// Duplicates searches unique indexes for keys stored more than once.
 // Rows are read with index scans disabled, in a read-only transaction: a
 // corrupt index answers a GROUP BY with no duplicates at all. Partial-index
 // predicates are honoured, and rows with a NULL key only conflict under
 // NULLS NOT DISTINCT. Indexes on partitions are searched through their
 // partitioned table, which also catches a row duplicated across partitions
 // because it sits outside its partition's bounds.
-func FindDuplicates(ctx context.Context, srv *Server, opts DuplicateOptions) (*DuplicateReport, error) {
-	conn, err := srv.Connect(ctx, "")
+func Duplicates(ctx context.Context, t *Target, opts DuplicatesOptions) (*DuplicatesReport, error) {
+	start := time.Now()
+	rep := &DuplicatesReport{AllDatabases: opts.AllDatabases}
+	var err error
+	rep.Databases, rep.NotChecked, err = perDatabase(ctx, t, opts.AllDatabases, func(conn *pgx.Conn) (*DatabaseDuplicates, error) {
+		return findDuplicates(ctx, conn, opts)
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close(context.Background())
-	return findDuplicates(ctx, conn, opts)
+	rep.Duration = time.Since(start)
+	return rep, nil
 }
 
-func findDuplicates(ctx context.Context, conn *pgx.Conn, opts DuplicateOptions) (*DuplicateReport, error) {
+func findDuplicates(ctx context.Context, conn *pgx.Conn, opts DuplicatesOptions) (*DatabaseDuplicates, error) {
 	if opts.MaxGroups <= 0 {
 		opts.MaxGroups = 100
 	}
@@ -151,10 +213,10 @@ func findDuplicates(ctx context.Context, conn *pgx.Conn, opts DuplicateOptions) 
 	if err != nil {
 		return nil, err
 	}
-	rep := &DuplicateReport{Database: conn.Config().Database, Searched: len(indexes)}
+	rep := &DatabaseDuplicates{Database: conn.Config().Database, Searched: len(indexes)}
 	for i, idx := range indexes {
 		if opts.Progress != nil {
-			opts.Progress(i, len(indexes), idx.QualifiedName())
+			opts.Progress(Progress{Database: rep.Database, Done: i, Total: len(indexes), Current: idx.QualifiedName()})
 		}
 		d, err := searchDuplicates(ctx, conn, idx, opts.MaxGroups)
 		if err != nil {
@@ -163,7 +225,7 @@ func findDuplicates(ctx context.Context, conn *pgx.Conn, opts DuplicateOptions) 
 		rep.Indexes = append(rep.Indexes, *d)
 	}
 	if opts.Progress != nil {
-		opts.Progress(len(indexes), len(indexes), "")
+		opts.Progress(Progress{Database: rep.Database, Done: len(indexes), Total: len(indexes)})
 	}
 	return rep, nil
 }
@@ -215,7 +277,7 @@ func lookupIndex(ctx context.Context, conn *pgx.Conn, name string) (uint32, erro
 // atRiskUniqueIndexOIDs lists, from the inventory, the valid unique B-tree
 // indexes (and the indexes of UNIQUE and PRIMARY KEY constraints) on user
 // tables whose keys depend on a collation that can change.
-func atRiskUniqueIndexOIDs(inv *Inventory) []uint32 {
+func atRiskUniqueIndexOIDs(inv *DatabaseInventory) []uint32 {
 	var oids []uint32
 	for _, o := range inv.Objects {
 		if !o.AtRisk || !o.Unique || !o.Valid || o.AccessMethod != "btree" || systemSchema(o.Schema) {

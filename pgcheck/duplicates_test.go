@@ -57,7 +57,7 @@ func testFindDuplicatesSemantics(t *testing.T, b pgtest.Build) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := FindDuplicates(ctx, srv, DuplicateOptions{Indexes: []string{"public.s_nnd", "s_plain", "s_partial"}})
+	rep, err := FindDuplicates(ctx, srv, DuplicatesOptions{Indexes: []string{"public.s_nnd", "s_plain", "s_partial"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,15 +123,15 @@ func testFindDuplicatesSemantics(t *testing.T, b pgtest.Build) {
 		t.Errorf("findings %+v", f)
 	}
 
-	if _, err := FindDuplicates(ctx, srv, DuplicateOptions{Indexes: []string{"s_code"}}); err == nil ||
+	if _, err := FindDuplicates(ctx, srv, DuplicatesOptions{Indexes: []string{"s_code"}}); err == nil ||
 		!strings.Contains(err.Error(), "not a unique B-tree index") {
 		t.Errorf("a non-unique index was searched: %v", err)
 	}
-	if _, err := FindDuplicates(ctx, srv, DuplicateOptions{Indexes: []string{"nope"}}); err == nil {
+	if _, err := FindDuplicates(ctx, srv, DuplicatesOptions{Indexes: []string{"nope"}}); err == nil {
 		t.Error("an unknown index was accepted")
 	}
 	// The default scope is every at-risk unique index: here those on s.
-	all, err := FindDuplicates(ctx, srv, DuplicateOptions{})
+	all, err := FindDuplicates(ctx, srv, DuplicatesOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

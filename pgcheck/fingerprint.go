@@ -2,55 +2,21 @@ package pgcheck
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// Fingerprint is how one collation orders a set of probe strings, as the
-// server sorted them. Two fingerprints of the same strings differ exactly
-// when the collation orders those strings differently, whatever its version
-// says.
-type Fingerprint struct {
-	// Collation is the collation's inventory key (CollationInfo.Name).
-	Collation string `json:"collation"`
-	// Schema and Name are the collation's SQL name ("pg_catalog",
-	// "default" for the database's own collation).
-	Schema string `json:"schema"`
-	Name   string `json:"name"`
-	// Provider and Locale describe the collation when it was taken.
-	Provider string `json:"provider"`
-	Locale   string `json:"locale"`
-	// Version is the version the server's library reported then.
-	Version string `json:"version,omitempty"`
-	// SHA256 hashes Order and Ties.
-	SHA256 string `json:"sha256"`
-	// Order is the probe strings in the order the server sorted them.
-	Order []string `json:"order"`
-	// Ties lists the positions i where Order[i] compared equal to
-	// Order[i-1] (nondeterministic collations only).
-	Ties []int `json:"ties,omitempty"`
-	// SampledKeys counts the database's own keys added to the probe
-	// corpus by AddKeySample.
-	SampledKeys int `json:"sampled_keys,omitempty"`
-}
-
-// ident is the collation's quoted SQL name.
-func (f Fingerprint) ident() string { return QuoteIdent(f.Schema, f.Name) }
-
 // TakeFingerprints sorts the built-in probe corpus under every at-risk
 // collation in inv, one query per collation.
-func TakeFingerprints(ctx context.Context, conn *pgx.Conn, inv *Inventory) ([]Fingerprint, error) {
-	var out []Fingerprint
+func TakeFingerprints(ctx context.Context, conn *pgx.Conn, inv *DatabaseInventory) ([]CollationFingerprint, error) {
+	var out []CollationFingerprint
 	for _, c := range inv.AtRiskCollations() {
-		f := Fingerprint{Collation: c.Name, Schema: c.Schema, Name: c.sqlName(), Provider: c.Provider,
+		f := CollationFingerprint{Collation: c.Name, Schema: c.Schema, Name: c.sqlName(), Provider: c.Provider,
 			Locale: c.Locale, Version: c.ActualVersion}
 		order, ties, err := sortUnder(ctx, conn, f.ident(), probeCorpus)
 		if err != nil {
@@ -69,7 +35,7 @@ func TakeFingerprints(ctx context.Context, conn *pgx.Conn, inv *Inventory) ([]Fi
 // and sorts the fingerprint again. Real keys catch changes in characters the
 // built-in corpus lacks; they also put the database's data in the baseline,
 // which matters when the baseline is a file.
-func AddKeySample(ctx context.Context, conn *pgx.Conn, inv *Inventory, b *Baseline, n int) error {
+func AddKeySample(ctx context.Context, conn *pgx.Conn, inv *DatabaseInventory, b *Baseline, n int) error {
 	if n <= 0 {
 		return nil
 	}
@@ -86,7 +52,7 @@ func AddKeySample(ctx context.Context, conn *pgx.Conn, inv *Inventory, b *Baseli
 				o.Type == ObjectPartitionKey {
 				continue
 			}
-			cols, err := c.keyColumns(ctx, o.OID)
+			cols, err := keyColumns(ctx, c.from, o.OID)
 			if err != nil {
 				return fmt.Errorf("sample keys of %s.%s: %w", o.Schema, o.Name, err)
 			}
@@ -131,80 +97,14 @@ func AddKeySample(ctx context.Context, conn *pgx.Conn, inv *Inventory, b *Baseli
 	return nil
 }
 
-// sortUnder asks the server to sort strs as text under the collation
-// ident. Strings the collation considers equal are ordered by their bytes,
-// so the result is deterministic, and reported as ties.
-func sortUnder(ctx context.Context, conn *pgx.Conn, ident string, strs []string) ([]string, []int, error) {
-	return sortAs(ctx, conn, sortKeyExpr("", true, ident), strs)
-}
-
-// sortKeyExpr is the SQL sort key of the text s: s cast to typ (text when
-// empty), under the collation ident when typ is collatable (composite and
-// range types carry their own collations).
-func sortKeyExpr(typ string, collatable bool, ident string) string {
-	key := "s"
-	if typ != "" && typ != "pg_catalog.text" {
-		key = "(s::" + typ + ")"
-	}
-	if collatable {
-		key += " COLLATE " + ident
-	}
-	return key
-}
-
-// sortAs sorts strs by the SQL expression key (of s, see sortKeyExpr) on
-// the server, ties broken by the strings' bytes and reported.
-func sortAs(ctx context.Context, conn *pgx.Conn, key string, strs []string) ([]string, []int, error) {
-	q := fmt.Sprintf(`SELECT s, coalesce(%[1]s = lag(%[1]s) OVER w, false)
-		FROM unnest($1::text[]) AS u(s)
-		WINDOW w AS (ORDER BY %[1]s, s COLLATE "C")
-		ORDER BY %[1]s, s COLLATE "C"`, key)
-	rows, err := conn.Query(ctx, q, strs)
-	if err != nil {
-		return nil, nil, err
-	}
-	order := make([]string, 0, len(strs))
-	var ties []int
-	for rows.Next() {
-		var s string
-		var tie bool
-		if err := rows.Scan(&s, &tie); err != nil {
-			rows.Close()
-			return nil, nil, err
-		}
-		if tie {
-			ties = append(ties, len(order))
-		}
-		order = append(order, s)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, err
-	}
-	return order, ties, nil
-}
-
-// hashOrder hashes an order: each string preceded by '<' or '=' (tied with
-// the previous one) and followed by NUL, which text cannot contain.
-func hashOrder(order []string, ties []int) string {
-	h := sha256.New()
-	t := 0
-	for i, s := range order {
-		sep := "<"
-		if t < len(ties) && ties[t] == i {
-			sep = "="
-			t++
-		}
-		h.Write([]byte(sep))
-		h.Write([]byte(s))
-		h.Write([]byte{0})
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
+// FingerprintStatus is the result of comparing one collation with its
+// baseline.
+type FingerprintStatus string
 
 // Fingerprint comparison statuses.
 const (
 	// FingerprintSame: the collation orders the baseline's strings as then.
-	FingerprintSame = "same"
+	FingerprintSame FingerprintStatus = "same"
 	// FingerprintChanged: the order changed: finding collation_changed.
 	FingerprintChanged = "changed"
 	// FingerprintMissing: the baseline's collation no longer exists.
@@ -219,9 +119,8 @@ const (
 
 // FingerprintResult compares one collation with its baseline.
 type FingerprintResult struct {
-	Collation string `json:"collation"`
-	// Status is one of the Fingerprint* statuses.
-	Status string `json:"status"`
+	Collation string            `json:"collation"`
+	Status    FingerprintStatus `json:"status"`
 	// Provider and Locale are the collation's now; BaselineLocale when it
 	// differs from the locale recorded.
 	Provider       string `json:"provider,omitempty"`
@@ -243,37 +142,11 @@ type FingerprintResult struct {
 	Error string `json:"error,omitempty"`
 }
 
-// OrderFlip is a pair of strings whose relative order changed: A sorted
-// Was ("before" or "equal") B and now sorts Now ("before", "equal" or
-// "after").
-type OrderFlip struct {
-	A   string `json:"a"`
-	B   string `json:"b"`
-	Was string `json:"was"`
-	Now string `json:"now"`
-}
-
-// String renders the flip with Go quoting, so spaces and invisible
-// characters show.
-func (f OrderFlip) String() string {
-	return fmt.Sprintf("%q sorted %s %q, now %s", f.A, f.Was, f.B, f.Now)
-}
-
-// Relations of the strings of an OrderFlip.
-const (
-	relBefore = "before"
-	relEqual  = "equal"
-	relAfter  = "after"
-)
-
-// maxExamples bounds the example pairs a comparison keeps.
-const maxExamples = 5
-
 // CompareFingerprints re-sorts each baseline fingerprint's strings under its
 // collation now and reports which collations changed. Each changed one is a
 // KindCollationChanged finding listing the inventory's objects that depend
 // on it. Collations in use without a baseline are reported as new.
-func CompareFingerprints(ctx context.Context, conn *pgx.Conn, inv *Inventory, base *Baseline) ([]FingerprintResult, []Finding, error) {
+func CompareFingerprints(ctx context.Context, conn *pgx.Conn, inv *DatabaseInventory, base *Baseline) ([]FingerprintResult, []Finding, error) {
 	if base.Database != "" && base.Database != inv.Database {
 		return nil, nil, fmt.Errorf("compare fingerprints: the baseline was recorded in database %q, not %q: a baseline describes one database's collations and objects",
 			base.Database, inv.Database)
@@ -328,7 +201,7 @@ func CompareFingerprints(ctx context.Context, conn *pgx.Conn, inv *Inventory, ba
 	return results, findings, nil
 }
 
-func changedFinding(inv *Inventory, base *Baseline, r FingerprintResult) Finding {
+func changedFinding(inv *DatabaseInventory, base *Baseline, r FingerprintResult) Finding {
 	var b strings.Builder
 	fmt.Fprintf(&b, "collation %s (%s %s) orders %d of %d neighbouring probe strings differently from the baseline",
 		r.Collation, r.Provider, r.Locale, r.ChangedPairs, r.Strings-1)
@@ -352,7 +225,7 @@ func changedFinding(inv *Inventory, base *Baseline, r FingerprintResult) Finding
 
 // collationChanged is a KindCollationChanged finding on collation name,
 // listing the inventory's objects that depend on it.
-func collationChanged(inv *Inventory, name, detail string) Finding {
+func collationChanged(inv *DatabaseInventory, name, detail string) Finding {
 	f := Finding{Kind: KindCollationChanged, Database: inv.Database, Object: name, Collation: name, Detail: detail}
 	if c, ok := inv.Collation(name); ok {
 		f.Schema, f.Object = c.Schema, c.sqlName()
@@ -365,7 +238,7 @@ func collationChanged(inv *Inventory, name, detail string) Finding {
 
 // unavailableFinding reports a collation the server can no longer sort
 // with: the objects depending on it fail on every comparison.
-func unavailableFinding(inv *Inventory, r FingerprintResult) Finding {
+func unavailableFinding(inv *DatabaseInventory, r FingerprintResult) Finding {
 	return collationChanged(inv, r.Collation, fmt.Sprintf(
 		"collation %s (%s %s) can no longer be used, locale no longer available: %s",
 		r.Collation, r.Provider, r.Locale, r.Error))
@@ -378,80 +251,15 @@ func orNone(s string) string {
 	return s
 }
 
-// orderFlips compares the baseline's order with the order now: for each
-// neighbouring pair of the baseline it checks the pair's relation now. When
-// every neighbouring relation holds, the two orders are the same.
-func orderFlips(was []string, wasTies []int, now []string, nowTies []int) (int, []OrderFlip) {
-	rank := make(map[string]int, len(now))
-	g, t := 0, 0
-	for i, s := range now {
-		if t < len(nowTies) && nowTies[t] == i {
-			t++
-		} else {
-			g++
-		}
-		rank[s] = g
-	}
-	var n int
-	// Examples between Latin words read better than between punctuation
-	// marks or other scripts: keep those first, then fill up with others.
-	var examples, others []OrderFlip
-	t = 0
-	for i := 1; i < len(was); i++ {
-		rel := relBefore
-		for t < len(wasTies) && wasTies[t] < i {
-			t++
-		}
-		if t < len(wasTies) && wasTies[t] == i {
-			rel = relEqual
-		}
-		a, b := was[i-1], was[i]
-		cur := relBefore
-		switch {
-		case rank[a] == rank[b]:
-			cur = relEqual
-		case rank[a] > rank[b]:
-			cur = relAfter
-		}
-		if cur != rel {
-			n++
-			f := OrderFlip{A: a, B: b, Was: rel, Now: cur}
-			switch {
-			case hasLetter(a) && hasLetter(b) && len(examples) < maxExamples:
-				examples = append(examples, f)
-			case len(others) < maxExamples:
-				others = append(others, f)
-			}
-		}
-	}
-	for _, f := range others {
-		if len(examples) == maxExamples {
-			break
-		}
-		examples = append(examples, f)
-	}
-	return n, examples
-}
-
-func hasLetter(s string) bool {
-	return strings.IndexFunc(s, func(r rune) bool { return r < unicode.MaxASCII && unicode.IsLetter(r) }) >= 0
-}
-
-// CheckFingerprint compares conn's database with its collation baseline:
+// checkFingerprint compares conn's database with its collation baseline:
 // the file baselineFile, or when empty the baseline recorded in the
 // database's ringfence schema. It returns a KindCollationChanged finding per
 // changed collation and whether a baseline existed (no baseline: no
 // findings, nothing to compare). pg check calls it on every run; it takes
-// one catalog read and one small sort per collation. At-risk collations in
-// use that the baseline lacks cannot be vouched for: they are returned as
-// an error next to the findings.
-func CheckFingerprint(ctx context.Context, conn *pgx.Conn, baselineFile string) ([]Finding, bool, error) {
-	return checkFingerprint(ctx, conn, baselineFile, nil)
-}
-
-// checkFingerprint is CheckFingerprint with the database's inventory when
-// the caller has already read it (nil: read it here).
-func checkFingerprint(ctx context.Context, conn *pgx.Conn, baselineFile string, inv *Inventory) ([]Finding, bool, error) {
+// one catalog read (none when inv is given) and one small sort per
+// collation. At-risk collations in use that the baseline lacks cannot be
+// vouched for: they are returned as an *UncoveredError next to the findings.
+func checkFingerprint(ctx context.Context, conn *pgx.Conn, baselineFile string, inv *DatabaseInventory) ([]Finding, bool, error) {
 	var base *Baseline
 	if baselineFile != "" {
 		b, err := ReadBaselineFile(baselineFile)
@@ -479,8 +287,8 @@ func checkFingerprint(ctx context.Context, conn *pgx.Conn, baselineFile string, 
 	return findings, true, Uncovered(results)
 }
 
-// Uncovered returns an error naming the collations of results that have no
-// baseline (status new), or nil.
+// Uncovered returns an *UncoveredError naming the collations of results
+// that have no baseline (status new), or nil.
 func Uncovered(results []FingerprintResult) error {
 	var names []string
 	for _, r := range results {
@@ -491,6 +299,242 @@ func Uncovered(results []FingerprintResult) error {
 	if len(names) == 0 {
 		return nil
 	}
-	return fmt.Errorf("at-risk collations in use are not in the baseline, so their changes cannot be seen: %s; record the baseline again (ringfence pg fingerprint --record)",
-		strings.Join(names, ", "))
+	return &UncoveredError{Collations: names}
+}
+
+// UncoveredError names at-risk collations in use that the baseline lacks:
+// their changes cannot be seen until the baseline is recorded again.
+type UncoveredError struct {
+	Collations []string
+}
+
+func (e *UncoveredError) Error() string {
+	return "at-risk collations in use are not in the baseline, so their changes cannot be seen: " +
+		strings.Join(e.Collations, ", ") + "; record the baseline again"
+}
+
+// FingerprintOptions configures Fingerprint.
+type FingerprintOptions struct {
+	// AllDatabases compares every database the role may connect to.
+	AllDatabases bool
+	// Record takes the fingerprints as the new baseline instead of
+	// comparing with it (not with AllDatabases: templates must not get one).
+	Record bool
+	// BaselineFile keeps the baseline in a file instead of the database's
+	// ringfence schema (one database's: not with AllDatabases).
+	BaselineFile string
+	// SampleKeys, with Record, adds up to this many of the database's own
+	// index keys per collation (AddKeySample).
+	SampleKeys int
+}
+
+// FingerprintSummary is one fingerprint without its strings.
+type FingerprintSummary struct {
+	Collation string `json:"collation"`
+	Provider  string `json:"provider"`
+	Locale    string `json:"locale"`
+	Version   string `json:"version,omitempty"`
+	Strings   int    `json:"strings"`
+	// SampledKeys is how many of Strings are the database's own keys.
+	SampledKeys int    `json:"sampled_keys,omitempty"`
+	SHA256      string `json:"sha256"`
+}
+
+// DatabaseFingerprint is one database's fingerprint run: the baseline
+// recorded, or the comparison with it.
+type DatabaseFingerprint struct {
+	Database string `json:"database"`
+	// Baseline is where the baseline is (a file or BaselineTable).
+	Baseline string `json:"baseline"`
+	// Recorded is true when this run recorded the baseline.
+	Recorded bool `json:"recorded"`
+	// BaselineFound is false when there was no baseline to compare with.
+	BaselineFound      bool                 `json:"baseline_found"`
+	BaselineRecordedAt *time.Time           `json:"baseline_recorded_at,omitempty"`
+	Fingerprints       []FingerprintSummary `json:"fingerprints,omitempty"`
+	Results            []FingerprintResult  `json:"results,omitempty"`
+	Findings           []Finding            `json:"findings"`
+	Elapsed            Duration             `json:"elapsed_seconds"`
+}
+
+// FingerprintReport is the result of Fingerprint. Its JSON form is one
+// database's DatabaseFingerprint, or with AllDatabases the list of them,
+// every finding and the databases not checked (docs/pg-check.md).
+type FingerprintReport struct {
+	// AllDatabases selects the JSON form.
+	AllDatabases bool
+	Databases    []DatabaseFingerprint
+	NotChecked   []NotChecked
+	Duration     time.Duration
+}
+
+// Findings returns the findings of every database.
+func (r *FingerprintReport) Findings() []Finding {
+	findings := []Finding{}
+	for _, d := range r.Databases {
+		findings = append(findings, d.Findings...)
+	}
+	return findings
+}
+
+// Uncovered returns the first database's *UncoveredError (wrapped with the
+// database's name), or nil.
+func (r *FingerprintReport) Uncovered() error {
+	for _, d := range r.Databases {
+		if err := Uncovered(d.Results); err != nil {
+			return fmt.Errorf("database %s: %w", d.Database, err)
+		}
+	}
+	return nil
+}
+
+// MarshalJSON renders the report's documented JSON form.
+func (r *FingerprintReport) MarshalJSON() ([]byte, error) {
+	if !r.AllDatabases && len(r.Databases) == 1 {
+		return marshalReport(r.Databases[0], r.Duration)
+	}
+	return marshalReport(struct {
+		Databases  []DatabaseFingerprint `json:"databases"`
+		Findings   []Finding             `json:"findings"`
+		NotChecked []NotChecked          `json:"not_checked"`
+	}{r.Databases, r.Findings(), r.NotChecked}, r.Duration)
+}
+
+// Fingerprint detects collation changes PostgreSQL cannot see: it records
+// the fingerprints of every at-risk collation as the baseline (Record), or
+// compares them with the baseline recorded (in the database's ringfence
+// schema, or BaselineFile). Recording in the database opens a read-write
+// session; everything else is read-only.
+func Fingerprint(ctx context.Context, t *Target, opts FingerprintOptions) (*FingerprintReport, error) {
+	start := time.Now()
+	switch {
+	case opts.SampleKeys < 0 || (opts.SampleKeys > 0 && !opts.Record):
+		return nil, &OptionError{Options: []string{"SampleKeys", "Record"}, Format: "%s takes a positive number and needs %s"}
+	case opts.AllDatabases && opts.BaselineFile != "":
+		return nil, &OptionError{Options: []string{"BaselineFile", "AllDatabases"}, Format: "%s holds one database's fingerprints: use it without %s"}
+	case opts.AllDatabases && opts.Record:
+		// It would also record into template1, and so into every database
+		// created from it later.
+		return nil, &OptionError{Options: []string{"Record", "AllDatabases"},
+			Format: "%s %s is refused: record each database's baseline on its own (templates must not get one)"}
+	}
+	if opts.Record && opts.BaselineFile == "" {
+		t = t.WithOptions(ConnOptions{ReadWrite: true})
+	}
+	rep := &FingerprintReport{AllDatabases: opts.AllDatabases}
+	var err error
+	rep.Databases, rep.NotChecked, err = perDatabase(ctx, t, opts.AllDatabases, func(conn *pgx.Conn) (DatabaseFingerprint, error) {
+		return fingerprintDatabase(ctx, conn, opts, time.Now())
+	})
+	if err != nil {
+		return nil, err
+	}
+	rep.Duration = time.Since(start)
+	return rep, nil
+}
+
+// fingerprintDatabase records conn's database's baseline, or compares with
+// it (the database's, or opts.BaselineFile).
+func fingerprintDatabase(ctx context.Context, conn *pgx.Conn, opts FingerprintOptions, start time.Time) (DatabaseFingerprint, error) {
+	var rep DatabaseFingerprint
+	inv, err := ReadInventory(ctx, conn)
+	if err != nil {
+		return rep, err
+	}
+	file := opts.BaselineFile
+	rep = DatabaseFingerprint{Database: inv.Database, Baseline: file, Findings: []Finding{}}
+	if file == "" {
+		rep.Baseline = BaselineTable
+	}
+
+	var base *Baseline
+	switch {
+	case opts.Record:
+		base, err = NewBaseline(ctx, conn, inv)
+		if err == nil {
+			err = AddKeySample(ctx, conn, inv, base, opts.SampleKeys)
+		}
+		if err == nil {
+			if file != "" {
+				err = WriteBaselineFile(file, base)
+			} else {
+				err = RecordBaseline(ctx, conn, base)
+			}
+		}
+		if err != nil {
+			return rep, err
+		}
+		rep.Recorded, rep.BaselineFound = true, true
+	case file != "":
+		base, err = ReadBaselineFile(file)
+		if err != nil {
+			return rep, err
+		}
+		rep.BaselineFound = true
+	default:
+		base, rep.BaselineFound, err = LoadBaseline(ctx, conn)
+		if err != nil {
+			return rep, err
+		}
+	}
+
+	switch {
+	case opts.Record:
+		rep.Fingerprints = summarize(base.Fingerprints)
+	case rep.BaselineFound:
+		rep.Results, rep.Findings, err = CompareFingerprints(ctx, conn, inv, base)
+		if err != nil {
+			return rep, err
+		}
+		if rep.Findings == nil {
+			rep.Findings = []Finding{}
+		}
+	default:
+		fps, err := TakeFingerprints(ctx, conn, inv)
+		if err != nil {
+			return rep, err
+		}
+		rep.Fingerprints = summarize(fps)
+	}
+	if base != nil && !base.RecordedAt.IsZero() {
+		at := base.RecordedAt
+		rep.BaselineRecordedAt = &at
+	}
+	rep.Elapsed = Duration(time.Since(start))
+	return rep, nil
+}
+
+func summarize(fps []CollationFingerprint) []FingerprintSummary {
+	out := make([]FingerprintSummary, 0, len(fps))
+	for _, f := range fps {
+		out = append(out, FingerprintSummary{Collation: f.Collation, Provider: f.Provider, Locale: f.Locale,
+			Version: f.Version, Strings: len(f.Order), SampledKeys: f.SampledKeys, SHA256: f.SHA256})
+	}
+	return out
+}
+
+// NewBaseline fingerprints every at-risk collation of conn's database.
+func NewBaseline(ctx context.Context, conn *pgx.Conn, inv *DatabaseInventory) (*Baseline, error) {
+	fps, err := TakeFingerprints(ctx, conn, inv)
+	if err != nil {
+		return nil, err
+	}
+	return &Baseline{Format: baselineFormat, RecordedAt: time.Now().UTC().Truncate(time.Second),
+		Database: inv.Database, ServerVersion: inv.ServerVersion, Fingerprints: fps}, nil
+}
+
+// RecordFingerprints takes the fingerprints of every at-risk collation the
+// database uses now and records them as its baseline (RecordBaseline): what
+// `pg fingerprint --record` does, and what a repair does once the indexes
+// follow the current order.
+func RecordFingerprints(ctx context.Context, conn *pgx.Conn) error {
+	inv, err := ReadInventory(ctx, conn)
+	if err != nil {
+		return err
+	}
+	b, err := NewBaseline(ctx, conn, inv)
+	if err != nil {
+		return err
+	}
+	return RecordBaseline(ctx, conn, b)
 }

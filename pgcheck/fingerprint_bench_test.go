@@ -104,7 +104,7 @@ func BenchmarkCompare100k(b *testing.B) {
 	neu := pgtest.New(b, pgtest.WithVariant(pgtest.CodePoint))
 	from, to := old.Connect("bench"), neu.Connect("postgres")
 	for b.Loop() {
-		rep, err := Compare(ctx, from, to, CompareOptions{Sample: 100000})
+		rep, err := compareConns(ctx, from, to, CompareOptions{Sample: 100000})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -197,7 +197,7 @@ func checkICUFingerprints(t *testing.T, c *pgtest.Cluster) {
 	defer cancel()
 	conn := c.Connect("inv")
 	inv, base := takeBaseline(t, ctx, conn)
-	fps := map[string]Fingerprint{}
+	fps := map[string]CollationFingerprint{}
 	for _, f := range base.Fingerprints {
 		fps[f.Collation] = f
 	}
@@ -244,7 +244,7 @@ func icuLocaleColumn(major int) string {
 
 // takeBaseline reads conn's inventory and fingerprints its at-risk
 // collations.
-func takeBaseline(t *testing.T, ctx context.Context, conn *pgx.Conn) (*Inventory, *Baseline) {
+func takeBaseline(t *testing.T, ctx context.Context, conn *pgx.Conn) (*DatabaseInventory, *Baseline) {
 	t.Helper()
 	inv, err := ReadInventory(ctx, conn)
 	if err != nil {

@@ -32,11 +32,11 @@ func TestICUUpgrade(t *testing.T) {
 
 	// The rehearsal: the new build, empty, sorts the old server's keys.
 	rehearsal := pgtest.New(t, pgtest.WithBuild(to))
-	rep, err := Compare(ctx, c.Connect("icu"), rehearsal.Connect("postgres"), CompareOptions{})
+	rep, err := compareConns(ctx, c.Connect("icu"), rehearsal.Connect("postgres"), CompareOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	statuses := map[string]string{}
+	statuses := map[string]CompareStatus{}
 	for _, ix := range rep.Indexes {
 		statuses[ix.Name] = ix.Status
 	}
@@ -81,7 +81,7 @@ func TestICUUpgrade(t *testing.T) {
 		t.Errorf("pg fingerprint: %+v (%v), want en-x-icu changed", changed, err)
 	}
 
-	dups, err := FindDuplicates(ctx, srv, DuplicateOptions{MaxGroups: 100000})
+	dups, err := FindDuplicates(ctx, srv, DuplicatesOptions{MaxGroups: 100000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestICUUpgrade(t *testing.T) {
 		t.Fatalf("pg duplicates: %d excess rows under icu_words_name_key, a sequential scan counts %d", slipped, want)
 	}
 
-	res, err := Repair(ctx, srv, RepairOptions{
+	res, err := applyRepair(ctx, srv, RepairOptions{
 		Dedupe:    []DedupeRule{{KeepNewest: true, Column: "updated_at"}},
 		RetryWait: 50 * time.Millisecond,
 	})

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -30,9 +31,9 @@ const defaultCollationOID = 100
 // collisdeterministic).
 const minServerVersion = 120000
 
-// Inventory is every collation a database uses and every object whose
+// DatabaseInventory is every collation a database uses and every object whose
 // correctness depends on one.
-type Inventory struct {
+type DatabaseInventory struct {
 	// ServerVersion is the server's version string (server_version).
 	ServerVersion string `json:"server_version"`
 	// ServerVersionNum is server_version_num, e.g. 150018.
@@ -136,7 +137,7 @@ func (o DependentObject) Ref() ObjectRef {
 }
 
 // Collation returns the inventory's collation with key name.
-func (inv *Inventory) Collation(name string) (CollationInfo, bool) {
+func (inv *DatabaseInventory) Collation(name string) (CollationInfo, bool) {
 	for _, c := range inv.Collations {
 		if c.Name == name {
 			return c, true
@@ -146,7 +147,7 @@ func (inv *Inventory) Collation(name string) (CollationInfo, bool) {
 }
 
 // DependentsOf returns the objects that depend on the collation with key name.
-func (inv *Inventory) DependentsOf(name string) []DependentObject {
+func (inv *DatabaseInventory) DependentsOf(name string) []DependentObject {
 	var out []DependentObject
 	for _, o := range inv.Objects {
 		for _, c := range o.Collations {
@@ -160,7 +161,7 @@ func (inv *Inventory) DependentsOf(name string) []DependentObject {
 }
 
 // AtRiskCollations returns the collations in use whose order can change.
-func (inv *Inventory) AtRiskCollations() []CollationInfo {
+func (inv *DatabaseInventory) AtRiskCollations() []CollationInfo {
 	var out []CollationInfo
 	for _, c := range inv.Collations {
 		if c.AtRisk {
@@ -174,7 +175,7 @@ func (inv *Inventory) AtRiskCollations() []CollationInfo {
 // from the one the server's library reports now: PostgreSQL's own check. It
 // is silent when either version is empty (musl records none) and, on glibc,
 // whenever only the locale data changed: see collation_changed for that.
-func VersionMismatches(inv *Inventory) []Finding {
+func VersionMismatches(inv *DatabaseInventory) []Finding {
 	var out []Finding
 	for _, c := range inv.Collations {
 		if c.RecordedVersion == "" || c.ActualVersion == "" || c.RecordedVersion == c.ActualVersion {
@@ -203,7 +204,7 @@ func VersionMismatches(inv *Inventory) []Finding {
 // hold or wait for ACCESS EXCLUSIVE locks) and works on a hot standby.
 // Sizes are the planner's (pg_class.relpages, as of the last VACUUM,
 // ANALYZE or CREATE INDEX), not the files' current sizes.
-func ReadInventory(ctx context.Context, conn *pgx.Conn) (*Inventory, error) {
+func ReadInventory(ctx context.Context, conn *pgx.Conn) (*DatabaseInventory, error) {
 	r, err := newInventoryReader(ctx, conn)
 	if err != nil {
 		return nil, err
@@ -229,7 +230,7 @@ func ReadInventory(ctx context.Context, conn *pgx.Conn) (*Inventory, error) {
 // newInventoryReader reads the server's version and the database's default
 // collation.
 func newInventoryReader(ctx context.Context, conn *pgx.Conn) (*inventoryReader, error) {
-	inv := &Inventory{}
+	inv := &DatabaseInventory{}
 	err := conn.QueryRow(ctx, `SELECT current_setting('server_version'),
 		current_setting('server_version_num')::int, pg_is_in_recovery(), current_database()`).
 		Scan(&inv.ServerVersion, &inv.ServerVersionNum, &inv.InRecovery, &inv.Database)
@@ -246,10 +247,10 @@ func newInventoryReader(ctx context.Context, conn *pgx.Conn) (*inventoryReader, 
 	return r, nil
 }
 
-// inventoryReader carries the state of one Inventory call.
+// inventoryReader carries the state of one DatabaseInventory call.
 type inventoryReader struct {
 	conn  *pgx.Conn
-	inv   *Inventory
+	inv   *DatabaseInventory
 	colls map[uint32]*CollationInfo
 	ops   map[uint32]string // operator OID -> its pg_catalog function's name ("" elsewhere)
 	funcs map[uint32]string // function OID -> pg_catalog name ("" elsewhere)
@@ -546,77 +547,6 @@ func indexType(relkind, contype string) string {
 	return ObjectIndex
 }
 
-// hashKeyMarker encodes a hash index's key collations as pseudo node-tree
-// text using equality: they count only for nondeterministic collations.
-func hashKeyMarker(colls []uint32) string {
-	var b strings.Builder
-	for _, c := range colls {
-		if c != 0 {
-			fmt.Fprintf(&b, "{HASHKEY :opno 0 :inputcollid %d}", c)
-		}
-	}
-	return b.String()
-}
-
-// collationUse is one collation-sensitive call found in a node tree.
-type collationUse struct {
-	node  string // OPEXPR, FUNCEXPR, ...
-	opno  uint32 // operator, for operator nodes
-	funcn uint32 // function, for FUNCEXPR
-	coll  uint32
-}
-
-// parseNodeTree finds every node carrying an input collation in a
-// pg_node_tree's text form. Expressions and predicates record their
-// collations there, including the database default that pg_depend omits:
-// ":inputcollid N" on operators and functions, ":inputcollids (o N ...)" on
-// row comparisons, which always order.
-func parseNodeTree(tree string) []collationUse {
-	const field = ":inputcollid"
-	var uses []collationUse
-	for {
-		i := strings.Index(tree, field)
-		if i < 0 {
-			return uses
-		}
-		start := strings.LastIndexByte(tree[:i], '{')
-		header := tree[max(start, 0):i]
-		rest := tree[i+len(field):]
-		tree = rest
-		u := collationUse{}
-		if start >= 0 {
-			u.node, _, _ = strings.Cut(header[1:], " ")
-		}
-		if list, ok := strings.CutPrefix(rest, "s (o "); ok {
-			list, _, _ = strings.Cut(list, ")")
-			for _, f := range strings.Fields(list) {
-				if _, err := fmt.Sscan(f, &u.coll); err == nil && u.coll != 0 {
-					uses = append(uses, u)
-				}
-			}
-			continue
-		}
-		if _, err := fmt.Sscan(rest, &u.coll); err != nil || u.coll == 0 {
-			continue
-		}
-		u.opno = nodeField(header, ":opno ")
-		u.funcn = nodeField(header, ":funcid ")
-		uses = append(uses, u)
-	}
-}
-
-func nodeField(header, field string) uint32 {
-	i := strings.Index(header, field)
-	if i < 0 {
-		return 0
-	}
-	var v uint32
-	if _, err := fmt.Sscan(header[i+len(field):], &v); err != nil {
-		return 0
-	}
-	return v
-}
-
 // nestedCollationsQuery finds, for each type in $1, the collations its
 // values compare with beyond its own typcollation: the attributes of
 // composite types and the subtypes of range types, through domains,
@@ -790,41 +720,6 @@ func (r *inventoryReader) resolveNodes(ctx context.Context, raws []*rawObject) e
 	return nil
 }
 
-// equalityOperators are the functions of pg_catalog's operators that
-// compare bytes under a deterministic collation (=, <>, LIKE, NOT LIKE on
-// text, varchar, char and name): their result cannot change with the
-// collation. Composite and array equality compare their elements this way.
-var equalityOperators = map[string]bool{
-	"texteq": true, "textne": true, "bpchareq": true, "bpcharne": true, "nameeq": true, "namene": true,
-	"nameeqtext": true, "namenetext": true, "texteqname": true, "textnename": true,
-	"textlike": true, "textnlike": true, "bpcharlike": true, "bpcharnlike": true, "namelike": true, "namenlike": true,
-	"record_eq": true, "record_ne": true, "array_eq": true, "array_ne": true,
-}
-
-// collationFreeFunctions are pg_catalog functions that take an input
-// collation but do not use it for deterministic collations.
-var collationFreeFunctions = map[string]bool{
-	"length": true, "char_length": true, "character_length": true, "octet_length": true,
-	"bit_length": true, "md5": true, "sha224": true, "sha256": true, "sha384": true, "sha512": true,
-	"substr": true, "substring": true, "left": true, "right": true, "strpos": true,
-	"position": true, "replace": true, "concat": true, "concat_ws": true, "btrim": true,
-	"ltrim": true, "rtrim": true, "lpad": true, "rpad": true, "repeat": true, "reverse": true,
-	"textlen": true, "textcat": true, "split_part": true, "translate": true, "to_char": true,
-	"text": true, "varchar": true, "bpchar": true, "format": true, "quote_literal": true,
-	"quote_ident": true, "quote_nullable": true, "starts_with": true,
-}
-
-// ctypeFunction reports whether the pg_catalog function fn depends on the
-// collation's character classes (LC_CTYPE): case mapping, regular
-// expressions, ILIKE.
-func ctypeFunction(fn string) bool {
-	switch fn {
-	case "lower", "upper", "initcap":
-		return true
-	}
-	return strings.Contains(fn, "regex") || strings.Contains(fn, "iclike") || strings.Contains(fn, "icnlike")
-}
-
 // dependence reports whether a node's use of its collation depends on the
 // collation's order and on its character classes.
 func (r *inventoryReader) dependence(u collationUse) (order, ctype bool) {
@@ -991,4 +886,52 @@ func (r *inventoryReader) classify(raws []*rawObject) {
 		}
 		return a.Name < b.Name
 	})
+}
+
+// InventoryOptions configures Inventory.
+type InventoryOptions struct {
+	// AllDatabases reads every database the role may connect to
+	// (ListDatabases), not only the target's.
+	AllDatabases bool
+}
+
+// InventoryReport is the result of Inventory. Its JSON form is one
+// database's inventory, or with AllDatabases the list of them and the
+// databases that could not be read (docs/pg-check.md).
+type InventoryReport struct {
+	// AllDatabases is set when the report covers every database; it
+	// selects the JSON form.
+	AllDatabases bool
+	Databases    []*DatabaseInventory
+	// NotChecked lists the databases an AllDatabases run could not read.
+	NotChecked []NotChecked
+	Duration   time.Duration
+}
+
+// MarshalJSON renders the report's documented JSON form.
+func (r *InventoryReport) MarshalJSON() ([]byte, error) {
+	if !r.AllDatabases && len(r.Databases) == 1 {
+		return marshalReport(r.Databases[0], r.Duration)
+	}
+	return marshalReport(struct {
+		Databases  []*DatabaseInventory `json:"databases"`
+		NotChecked []NotChecked         `json:"not_checked"`
+	}{r.Databases, r.NotChecked}, r.Duration)
+}
+
+// Inventory reads the collations in use and the objects depending on them,
+// in the target's database or every database. Read-only; works on a hot
+// standby.
+func Inventory(ctx context.Context, t *Target, opts InventoryOptions) (*InventoryReport, error) {
+	start := time.Now()
+	rep := &InventoryReport{AllDatabases: opts.AllDatabases}
+	var err error
+	rep.Databases, rep.NotChecked, err = perDatabase(ctx, t, opts.AllDatabases, func(conn *pgx.Conn) (*DatabaseInventory, error) {
+		return ReadInventory(ctx, conn)
+	})
+	if err != nil {
+		return nil, err
+	}
+	rep.Duration = time.Since(start)
+	return rep, nil
 }

@@ -4,6 +4,12 @@
 // cannot see. It never prints: long work reports progress through callbacks
 // and results come back as values for the caller to render.
 //
+// Every capability has one shape, X(ctx, *Target, XOptions) (*XReport,
+// error): Check, Inventory, Fingerprint, Compare, Duplicates and Repair.
+// Options take one func(Progress); each report marshals to its documented
+// JSON form (schema_version first, duration_seconds last); errors about
+// options name option fields (OptionError), never a caller's flags.
+//
 // Everything here is read-only unless a function says otherwise: sessions are
 // opened with default_transaction_read_only, a statement_timeout and a
 // lock_timeout, and no check takes a lock stronger than AccessShareLock unless

@@ -13,7 +13,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // repairLockKey is the session advisory lock that keeps two repairs off one
@@ -26,40 +25,6 @@ const dedupeBatch = 5000
 // ErrRepairRunning is returned when another repair holds the database's
 // repair lock.
 var ErrRepairRunning = errors.New("another repair is running on this database")
-
-// Repair steps, as journaled in ringfence.repair_log.step.
-const (
-	StepDropLeftover = "drop_leftover"
-	StepDedupe       = "dedupe"
-	StepReroute      = "reroute"
-	StepRebuild      = "rebuild"
-	StepInstall      = "install_amcheck"
-	StepVerify       = "verify"
-	StepRefresh      = "refresh_version"
-	StepBaseline     = "record_baseline"
-)
-
-// Statuses of a RepairEvent and of journal rows.
-const (
-	StatusStarted = "started"
-	StatusDone    = "done"
-	StatusRetry   = "retry"
-	StatusFailed  = "failed"
-	StatusSkipped = "skipped"
-)
-
-// RepairEvent is one action of a repair, reported as it starts and ends.
-type RepairEvent struct {
-	Step   string `json:"step"`
-	Target string `json:"target"`
-	Status string `json:"status"`
-	SQL    string `json:"sql,omitempty"`
-	// Rows counts the rows the action deleted or moved.
-	Rows    int64    `json:"rows,omitempty"`
-	Attempt int      `json:"attempt,omitempty"`
-	Error   string   `json:"error,omitempty"`
-	Elapsed Duration `json:"elapsed,omitempty"`
-}
 
 // RepairResult is what one `repair --apply` did.
 type RepairResult struct {
@@ -101,7 +66,48 @@ func (r *RepairResult) Clean() bool {
 	return r.Finished && len(r.Stopped) == 0 && len(r.Failed) == 0 && len(r.Pending) == 0 && len(r.Verify) == 0
 }
 
-// Repair applies the repair plan to srv's database:
+// RepairReport is the result of Repair: the plan of a dry run, or what an
+// applied repair did (Result, whose Plan is the plan it started from). Its
+// JSON form is the plan, or the result (docs/pg-check.md).
+type RepairReport struct {
+	Plan *RepairPlan
+	// Result is nil on a dry run.
+	Result   *RepairResult
+	Duration time.Duration
+}
+
+// MarshalJSON renders the report's documented JSON form.
+func (r *RepairReport) MarshalJSON() ([]byte, error) {
+	if r.Result != nil {
+		return marshalReport(r.Result, r.Duration)
+	}
+	return marshalReport(r.Plan, r.Duration)
+}
+
+// Repair plans the repair of t's database after a collation change and,
+// with opts.Apply, carries it out (see applyRepair for the steps and their
+// guarantees). A dry run changes nothing: it runs in read-only sessions and
+// reads rows with sequential scans.
+func Repair(ctx context.Context, t *Target, opts RepairOptions) (*RepairReport, error) {
+	start := time.Now()
+	rep := &RepairReport{}
+	var err error
+	if opts.Apply {
+		rep.Result, err = applyRepair(ctx, t, opts)
+		if rep.Result != nil {
+			rep.Plan = rep.Result.Plan
+		}
+	} else {
+		rep.Plan, err = dryRunRepair(ctx, t, opts)
+	}
+	if err != nil {
+		return nil, err
+	}
+	rep.Duration = time.Since(start)
+	return rep, nil
+}
+
+// applyRepair carries out the repair plan in srv's database:
 //
 //  1. drop REINDEX CONCURRENTLY leftovers (DROP INDEX CONCURRENTLY);
 //  2. resolve duplicates by the chosen rules, each removed row copied into
@@ -120,7 +126,7 @@ func (r *RepairResult) Clean() bool {
 // at any point, the next call resumes the unfinished run: every step is
 // either atomic or recomputed from the database's state, and rebuilds
 // already done are skipped.
-func Repair(ctx context.Context, srv *Server, opts RepairOptions) (*RepairResult, error) {
+func applyRepair(ctx context.Context, srv *Target, opts RepairOptions) (*RepairResult, error) {
 	if opts.Attempts <= 0 {
 		opts.Attempts = 5
 	}
@@ -263,7 +269,7 @@ func checkResumeOptions(ctx context.Context, conn *pgx.Conn, run string, now run
 
 // applier carries one repair run.
 type applier struct {
-	srv  *Server
+	srv  *Target
 	conn *pgx.Conn
 	opts RepairOptions
 	res  *RepairResult
@@ -372,7 +378,7 @@ func (a *applier) event(e RepairEvent) {
 		a.res.Events = append(a.res.Events, e)
 	}
 	if a.opts.Progress != nil {
-		a.opts.Progress(e)
+		a.opts.Progress(Progress{Database: a.conn.Config().Database, Event: &e})
 	}
 }
 
@@ -400,14 +406,14 @@ func (a *applier) journal(ctx context.Context, q interface {
 // step runs one action with retries on lock timeouts, deadlocks and
 // serialization failures, journaling its start and outcome. fn returns the
 // rows it changed.
-func (a *applier) step(ctx context.Context, step, target, sql string, fn func(context.Context) (int64, error)) error {
+func (a *applier) step(ctx context.Context, step RepairStep, target, sql string, fn func(context.Context) (int64, error)) error {
 	return a.stepWithRecovery(ctx, step, target, sql, fn, nil)
 }
 
 // stepWithRecovery is step with a recovery hook, run after every failed
 // attempt; it returns whether another attempt is worth making even for an
 // error that is not transient.
-func (a *applier) stepWithRecovery(ctx context.Context, step, target, sql string,
+func (a *applier) stepWithRecovery(ctx context.Context, step RepairStep, target, sql string,
 	fn func(context.Context) (int64, error), recoverFn func(context.Context, error) bool) error {
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
@@ -575,99 +581,10 @@ func (a *applier) dedupe(ctx context.Context, idx UniqueIndex, rule DedupeRule) 
 	})
 }
 
-// ambiguityHint tells the operator what to do about a group without a
-// single row to keep.
-const ambiguityHint = "the best value is NULL or shared by two rows; delete or update rows of those keys by hand, choose another column, or keep-one (keeps the row with the lowest ctid)"
-
-// victimLeaf is the rows to remove from one relation (a partition, when
-// the index is partitioned).
-type victimLeaf struct {
-	name  string
-	ctids []pgtype.TID
-	keys  []string
-	// ambiguous counts the groups (of the whole index) whose row to keep
-	// the rule cannot tell.
-	ambiguous int64
-}
-
-// pickVictims runs victimsSQL.
-func pickVictims(ctx context.Context, tx pgx.Tx, pick string) ([]victimLeaf, error) {
-	rows, err := tx.Query(ctx, pick)
-	if err != nil {
-		return nil, fmt.Errorf("pick rows to remove: %w", err)
-	}
-	leaves, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (victimLeaf, error) {
-		var l victimLeaf
-		var schema, rel *string
-		err := r.Scan(&schema, &rel, &l.ctids, &l.keys, &l.ambiguous)
-		if schema != nil && rel != nil {
-			l.name = QuoteIdent(*schema, *rel)
-		}
-		return l, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("pick rows to remove: %w", err)
-	}
-	return leaves, nil
-}
-
-// victimsSQL selects, per relation (partition), the ctids and keys of the
-// rows rule removes from idx's duplicate groups: all but the one to keep.
-// Rows whose column is NULL never win over a row with a value. Every row
-// carries the count of groups whose winner is ambiguous (its value is NULL
-// or equals the runner-up's); that count comes on a row of its own, with
-// NULL names, when there is nothing to remove.
-func victimsSQL(idx UniqueIndex, rule DedupeRule) string {
-	sel, names := idx.keyColumns()
-	keys := strings.Join(names, ", ")
-	order := "rf_ord ASC NULLS LAST"
-	if rule.KeepNewest {
-		order = "rf_ord DESC NULLS LAST"
-	}
-	ord, ambiguous := "t."+QuoteIdent(rule.Column), "(rf_ord IS NULL OR rf_ord = rf_next)"
-	if rule.KeepOne {
-		// Only the row's place decides: every group has one row to keep.
-		ord, ambiguous = "NULL::int", "false"
-	}
-	return `WITH r AS (
-	  SELECT rf_table, rf_ctid, jsonb_build_array(` + keys + `)::text AS rf_key, rf_ord,
-	         row_number() OVER w AS rf_rank, lead(rf_ord) OVER w AS rf_next,
-	         count(*) OVER (PARTITION BY ` + keys + `) AS rf_n
-	    FROM (SELECT ` + strings.Join(sel, ", ") + `, t.tableoid AS rf_table, t.ctid AS rf_ctid, ` + ord + ` AS rf_ord
-	            FROM ` + idx.from() + `
-	           WHERE ` + idx.where() + `) AS s
-	   WHERE ` + idx.conflictFilter(names) + `
-	  WINDOW w AS (PARTITION BY ` + keys + ` ORDER BY ` + order + `, rf_table, rf_ctid)),
-	ambiguous AS (
-	  SELECT count(*) AS n FROM r WHERE rf_rank = 1 AND rf_n > 1 AND ` + ambiguous + `),
-	victims AS (
-	  SELECT rf_table, array_agg(rf_ctid ORDER BY rf_ctid) AS ctids, array_agg(rf_key ORDER BY rf_ctid) AS keys
-	    FROM r WHERE rf_n > 1 AND rf_rank > 1 GROUP BY rf_table)
-	SELECT n.nspname::text, c.relname::text, v.ctids, v.keys, a.n
-	  FROM ambiguous a
-	  LEFT JOIN victims v ON true
-	  LEFT JOIN pg_class c ON c.oid = v.rf_table
-	  LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
-	 ORDER BY 1, 2`
-}
-
-// deleteDuplicatesSQL deletes rows of one relation (a %s placeholder for
-// its quoted, qualified name) by ctid ($1), each only if it still holds
-// the key it was picked for ($2), and copies exactly the deleted rows into
-// the quarantine ($3..$8: run, reason, action, source, restore table,
-// object).
-func deleteDuplicatesSQL(idx UniqueIndex) string {
-	return `WITH deleted AS (DELETE FROM ONLY %s AS t USING unnest($1::tid[], $2::text[]) AS v(ctid, key)
-	  WHERE t.ctid = v.ctid AND jsonb_build_array(` + strings.Join(idx.Keys, ", ") + `) = v.key::jsonb
-	  RETURNING v.key::jsonb AS key, to_jsonb(t) AS row_data)
-	INSERT INTO ` + repairSchema + `.quarantine (run_id, reason, action, source_table, restore_table, object, key, row_data)
-	SELECT $3::uuid, $4, $5, $6, $7, $8, key, row_data FROM deleted`
-}
-
 // reroute moves v's misplaced rows through the partitioned root in one
 // statement, copying each into the quarantine first.
 func (a *applier) reroute(ctx context.Context, v PartitionViolation) error {
-	sql := rerouteSQL(v, a.run)
+	sql := v.reroute(a.run)
 	target := QuoteIdent(v.Schema, v.Partition)
 	return a.step(ctx, StepReroute, target, sql, func(ctx context.Context) (int64, error) {
 		var n int64
@@ -835,7 +752,7 @@ func (a *applier) verify(ctx context.Context, plan *RepairPlan, rebuilt []Planne
 	if err != nil {
 		return err
 	}
-	rep := &DuplicateReport{Database: plan.Database}
+	rep := &DatabaseDuplicates{Database: plan.Database}
 	for _, idx := range indexes {
 		d, err := searchDuplicates(ctx, a.conn, idx, 1)
 		if err != nil {
@@ -889,12 +806,13 @@ func (a *applier) verify(ctx context.Context, plan *RepairPlan, rebuilt []Planne
 // bounds, CHECK constraints, fingerprints against a recorded baseline) and
 // reports whether it found anything. A check that could not be completed
 // is an error: nothing is decided on an incomplete answer.
-func atRiskDamaged(ctx context.Context, srv *Server) (bool, *Checked, error) {
+func atRiskDamaged(ctx context.Context, srv *Target) (bool, *Checked, error) {
 	rep, err := Check(ctx, srv.WithOptions(ConnOptions{ReadWrite: false}),
 		CheckOptions{Scope: ScopeCollation, Filter: Filter{ExcludeCatalogs: true}})
 	if errors.Is(err, ErrNoAmcheck) {
-		return false, nil, fmt.Errorf("the plan found nothing wrong, and only amcheck can tell whether the indexes at risk are damaged, "+
-			"but %w in database %q: CREATE EXTENSION amcheck (or run pg check --install-missing once) and repair again, or rebuild them all with --rebuild-at-risk; nothing was changed",
+		return false, nil, optionErrorf(ErrNoAmcheck, "the plan found nothing wrong, and only amcheck can tell whether the indexes at risk are damaged, "+
+			"but %s in database %q: CREATE EXTENSION amcheck (or run pg check {{CheckOptions.InstallMissing}} once) and repair again, "+
+			"or rebuild them all with {{RequireFindings=false}}; nothing was changed",
 			ErrNoAmcheck, srv.Database())
 	}
 	if err != nil {
@@ -902,7 +820,7 @@ func atRiskDamaged(ctx context.Context, srv *Server) (bool, *Checked, error) {
 	}
 	for _, s := range rep.Skipped {
 		if s.Error {
-			return false, nil, fmt.Errorf("check the indexes at risk: %s.%s could not be checked (%s): nothing was changed; run again, or rebuild them all with --rebuild-at-risk",
+			return false, nil, optionErrorf(nil, "check the indexes at risk: %s.%s could not be checked (%s): nothing was changed; run again, or rebuild them all with {{RequireFindings=false}}",
 				s.Schema, s.Object, s.Reason)
 		}
 	}

@@ -86,7 +86,7 @@ func testDedupeRules(t *testing.T, c *pgtest.Cluster) {
 		RetryWait: 10 * time.Millisecond,
 	}
 
-	plan, err := PlanRepair(ctx, srv, opts)
+	plan, err := dryRunRepair(ctx, srv, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func testDedupeRules(t *testing.T, c *pgtest.Cluster) {
 	if problems[`"public"."ledger_ref_key"`] != "" || problems[`"archive"."ledger_ref_key"`] != "" {
 		t.Fatalf("ledger problems: %v", problems)
 	}
-	res, err := Repair(ctx, srv, opts)
+	res, err := applyRepair(ctx, srv, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func testDedupeRules(t *testing.T, c *pgtest.Cluster) {
 	// The operator settles the ties and allows the trigger.
 	c.Exec("rules", `DELETE FROM ties WHERE id IN (2, 5)`)
 	opts.AllowTriggers = true
-	res, err = Repair(ctx, srv, opts)
+	res, err = applyRepair(ctx, srv, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +208,7 @@ func testDedupeRace(t *testing.T, c *pgtest.Cluster) {
 	}
 	other := c.Connect("race")
 	raced := false
-	res, err := Repair(ctx, srv, RepairOptions{
+	res, err := applyRepair(ctx, srv, RepairOptions{
 		Dedupe:    []DedupeRule{{KeepNewest: true, Column: "updated_at"}},
 		RetryWait: 10 * time.Millisecond,
 		afterPick: func() {

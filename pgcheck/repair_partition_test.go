@@ -67,7 +67,7 @@ func testRepairPartitions(t *testing.T, b pgtest.Build) {
 
 	// The search reads every partition, even those the predicate "rules
 	// out" by their bounds.
-	rep, err := FindDuplicates(ctx, srv, DuplicateOptions{Indexes: []string{"orders_code_low"}})
+	rep, err := FindDuplicates(ctx, srv, DuplicatesOptions{Indexes: []string{"orders_code_low"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func testRepairPartitions(t *testing.T, b pgtest.Build) {
 		ReroutePartitions: true,
 		RetryWait:         10 * time.Millisecond,
 	}
-	res, err := Repair(ctx, srv, opts)
+	res, err := applyRepair(ctx, srv, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func testRepairPartitions(t *testing.T, b pgtest.Build) {
 		}
 		c.Exec("parts", `ALTER TABLE entries DROP CONSTRAINT entries_account_fkey;
 			ALTER TABLE notes DROP CONSTRAINT notes_account_fkey`)
-		if res, err = Repair(ctx, srv, opts); err != nil {
+		if res, err = applyRepair(ctx, srv, opts); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -143,7 +143,7 @@ func testRepairPartitions(t *testing.T, b pgtest.Build) {
 	if kept != "Mango/c2/102 Zebra/c1/101" {
 		t.Fatalf("kept %q, want the newest rows Mango/c2/102 Zebra/c1/101", kept)
 	}
-	plan, err := PlanRepair(ctx, srv, RepairOptions{})
+	plan, err := dryRunRepair(ctx, srv, RepairOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package pgcheck
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -10,103 +9,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 )
-
-// DedupeRule chooses which row of a duplicate group a repair keeps: the
-// newest or oldest by a named column, or (KeepOne) the one stored first.
-// The others are moved to the quarantine. Repair never picks a row on its
-// own.
-type DedupeRule struct {
-	// Table limits the rule to one table ("table" or "schema.table", as
-	// stored, unquoted); empty applies it to every table.
-	Table string `json:"table,omitempty"`
-	// KeepNewest keeps the row with the greatest Column value; otherwise the
-	// row with the smallest. A row whose value is NULL is never kept over
-	// one with a value; a group whose best value is NULL or shared by two
-	// rows has no row to keep, and the repair refuses to pick one.
-	KeepNewest bool `json:"keep_newest"`
-	// Column is the column that orders a group's rows.
-	Column string `json:"column,omitempty"`
-	// KeepOne keeps the row with the lowest ctid (for a partitioned table:
-	// of the partition with the lowest OID first): deterministic, for
-	// tables with no timestamp or unique tiebreaker, such as a duplicated
-	// text primary key. Column is then empty.
-	KeepOne bool `json:"keep_one,omitempty"`
-}
-
-// DedupeSyntax is the form of a --dedupe rule, for messages.
-const DedupeSyntax = "[TABLE=]keep-newest:COLUMN, [TABLE=]keep-oldest:COLUMN or [TABLE=]keep-one (the row with the lowest ctid)"
-
-// ErrBadDedupeRule is returned (wrapped) when a dedupe rule cannot apply
-// to a table it covers: a column that does not exist.
-var ErrBadDedupeRule = errors.New("bad dedupe rule")
-
-// ParseDedupeRule parses "[TABLE=]keep-newest:COLUMN",
-// "[TABLE=]keep-oldest:COLUMN" or "[TABLE=]keep-one".
-func ParseDedupeRule(s string) (DedupeRule, error) {
-	var r DedupeRule
-	rest := s
-	if t, after, ok := strings.Cut(s, "="); ok {
-		r.Table, rest = strings.TrimSpace(t), after
-		if r.Table == "" {
-			return r, fmt.Errorf("dedupe rule %q: empty table name before '='", s)
-		}
-	}
-	if strings.TrimSpace(rest) == "keep-one" {
-		r.KeepOne = true
-		return r, nil
-	}
-	how, col, ok := strings.Cut(rest, ":")
-	if !ok || strings.TrimSpace(col) == "" {
-		return r, fmt.Errorf("dedupe rule %q: want %s", s, DedupeSyntax)
-	}
-	switch strings.TrimSpace(how) {
-	case "keep-newest":
-		r.KeepNewest = true
-	case "keep-oldest":
-	default:
-		return r, fmt.Errorf("dedupe rule %q: unknown rule %q (want %s)", s, how, DedupeSyntax)
-	}
-	r.Column = strings.TrimSpace(col)
-	return r, nil
-}
-
-// String renders r in the form ParseDedupeRule reads.
-func (r DedupeRule) String() string {
-	how := "keep-oldest:" + r.Column
-	switch {
-	case r.KeepOne:
-		how = "keep-one"
-	case r.KeepNewest:
-		how = "keep-newest:" + r.Column
-	}
-	if r.Table != "" {
-		return r.Table + "=" + how
-	}
-	return how
-}
-
-// ruleFor returns the rule for schema.table: a rule naming schema.table
-// wins over one naming the bare table (which matches it in every schema),
-// which wins over one for every table; among equals the first given wins.
-func ruleFor(rules []DedupeRule, schema, table string) *DedupeRule {
-	var best *DedupeRule
-	bestRank := 0
-	for i := range rules {
-		rank := 0
-		switch rules[i].Table {
-		case schema + "." + table:
-			rank = 3
-		case table:
-			rank = 2
-		case "":
-			rank = 1
-		}
-		if rank > bestRank {
-			best, bestRank = &rules[i], rank
-		}
-	}
-	return best
-}
 
 // RepairOptions chooses what a repair may do. The zero value plans a repair
 // of every object at risk and, applied, stops on duplicates and leaves
@@ -156,8 +58,12 @@ type RepairOptions struct {
 	// Without it every index at risk is rebuilt as a precaution. Ignored
 	// with Indexes (naming indexes asks for their rebuild).
 	RequireFindings bool
-	// Progress, if set, is told of every action as it starts and ends.
-	Progress func(RepairEvent)
+	// Apply carries the plan out; without it Repair only plans (a dry run
+	// in read-only sessions).
+	Apply bool
+	// Progress, if set, is told of every action of an applied repair as it
+	// starts and ends (Progress.Event).
+	Progress func(Progress)
 
 	// afterPick, if set, runs inside a dedupe between picking the rows to
 	// remove and deleting them (tests race other sessions there).
@@ -248,6 +154,13 @@ type PartitionViolation struct {
 	Problem string `json:"problem,omitempty"`
 
 	set string // the SET list that rewrites the partition key unchanged
+}
+
+// reroute is the statement that moves v's rows to the partition their key
+// belongs in now, copying them into the quarantine of run runID (none when
+// empty).
+func (v PartitionViolation) reroute(runID string) string {
+	return rerouteSQL(v.Root, v.set, QuoteIdent(v.Schema, v.Partition), v.Constraint, runID)
 }
 
 // CheckViolation is a CHECK constraint that stored rows violate under the
@@ -363,10 +276,10 @@ func (p *RepairPlan) Decisions(opts RepairOptions) []string {
 	return out
 }
 
-// PlanRepair computes the repair of srv's database without changing
+// dryRunRepair computes the repair of srv's database without changing
 // anything: it runs in read-only sessions, and reads rows with sequential
 // scans (never through the indexes it suspects).
-func PlanRepair(ctx context.Context, srv *Server, opts RepairOptions) (*RepairPlan, error) {
+func dryRunRepair(ctx context.Context, srv *Target, opts RepairOptions) (*RepairPlan, error) {
 	ro := srv.WithOptions(ConnOptions{ReadWrite: false})
 	conn, err := ro.Connect(ctx, "")
 	if err != nil {
@@ -488,7 +401,7 @@ func invalidIndexes(ctx context.Context, conn *pgx.Conn) ([]InvalidIndex, error)
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (InvalidIndex, error) {
 		var ii InvalidIndex
 		err := r.Scan(&ii.Schema, &ii.Table, &ii.Name, &ii.oid, &ii.Leftover)
-		ii.SQL = "DROP INDEX CONCURRENTLY IF EXISTS " + QuoteIdent(ii.Schema, ii.Name)
+		ii.SQL = dropIndexSQL(ii.Schema, ii.Name)
 		return ii, err
 	})
 	if err != nil {
@@ -499,7 +412,7 @@ func invalidIndexes(ctx context.Context, conn *pgx.Conn) ([]InvalidIndex, error)
 
 // planRebuilds lists the indexes to rebuild: those named, or every valid
 // at-risk index on a user table.
-func (p *RepairPlan) planRebuilds(ctx context.Context, conn *pgx.Conn, inv *Inventory, names []string, done map[string]bool, leftovers map[uint32]bool) error {
+func (p *RepairPlan) planRebuilds(ctx context.Context, conn *pgx.Conn, inv *DatabaseInventory, names []string, done map[string]bool, leftovers map[uint32]bool) error {
 	var oids []uint32
 	if len(names) > 0 {
 		for _, n := range names {
@@ -579,10 +492,7 @@ func (p *RepairPlan) planRebuilds(ctx context.Context, conn *pgx.Conn, inv *Inve
 	})
 	for _, d := range list {
 		r := d.r
-		r.SQL = "REINDEX INDEX CONCURRENTLY " + r.QualifiedName()
-		if !r.Concurrent {
-			r.SQL = "REINDEX INDEX " + r.QualifiedName()
-		}
+		r.SQL = reindexSQL(r.QualifiedName(), r.Concurrent)
 		r.Done = done[r.QualifiedName()]
 		p.Rebuilds = append(p.Rebuilds, r)
 	}
@@ -679,7 +589,7 @@ func dedupeProblem(ctx context.Context, conn *pgx.Conn, idx UniqueIndex, rule De
 		return fmt.Sprintf("%s is a materialized view: fix its source tables, then REFRESH MATERIALIZED VIEW", idx.QualifiedTable()), nil
 	}
 	if !hasColumn && !rule.KeepOne {
-		return "", fmt.Errorf("%w %s: table %s has no column %q (give it a rule of its own, e.g. --dedupe %s.%s=keep-one)",
+		return "", optionErrorf(ErrBadDedupeRule, "%s %s: table %s has no column %q (give it a rule of its own, e.g. {{Dedupe}} %s.%s=keep-one)",
 			ErrBadDedupeRule, rule, idx.QualifiedTable(), rule.Column, idx.Schema, idx.Table)
 	}
 	fx, err := readSideEffects(ctx, conn, idx.tableOID)
@@ -755,7 +665,7 @@ func readSideEffects(ctx context.Context, conn *pgx.Conn, relid uint32) (sideEff
 // whose key depends on an at-risk collation, the rows outside the
 // partition's own bounds, and says for each whether the repair may move
 // them.
-func partitionViolations(ctx context.Context, conn *pgx.Conn, inv *Inventory, allowTriggers bool) ([]PartitionViolation, error) {
+func partitionViolations(ctx context.Context, conn *pgx.Conn, inv *DatabaseInventory, allowTriggers bool) ([]PartitionViolation, error) {
 	var parents []uint32
 	for _, o := range inv.Objects {
 		if o.Type == ObjectPartitionKey && o.AtRisk && !systemSchema(o.Schema) {
@@ -821,10 +731,10 @@ func partitionViolations(ctx context.Context, conn *pgx.Conn, inv *Inventory, al
 			continue // a default partition of an empty bound set: anything goes
 		}
 		leaf := QuoteIdent(v.Schema, v.Partition)
-		v.ListSQL = fmt.Sprintf("SELECT * FROM ONLY %s AS t WHERE (%s) IS FALSE", leaf, v.Constraint)
-		v.CopySQL = fmt.Sprintf("CREATE TABLE %s AS %s", QuoteIdent(v.Schema, v.Partition+"_misplaced"), v.ListSQL)
-		v.RerouteSQL = rerouteSQL(v, "")
-		n, err := countSeqScan(ctx, conn, fmt.Sprintf("SELECT count(*) FROM ONLY %s AS t WHERE (%s) IS FALSE", leaf, v.Constraint))
+		v.ListSQL = violatingRowsSQL("*", leaf, v.Constraint)
+		v.CopySQL = copyMisplacedSQL(v.Schema, v.Partition, v.ListSQL)
+		v.RerouteSQL = v.reroute("")
+		n, err := countSeqScan(ctx, conn, violatingRowsSQL("count(*)", leaf, v.Constraint))
 		if err != nil {
 			return nil, fmt.Errorf("scan partition %s: %w", leaf, err)
 		}
@@ -853,29 +763,9 @@ func partitionViolations(ctx context.Context, conn *pgx.Conn, inv *Inventory, al
 	return out, nil
 }
 
-// rerouteSQL moves v's misplaced rows to the partition their key belongs
-// in now, copying each into the quarantine on the way when runID is set.
-// The UPDATE through the partitioned table rewrites the partition key to
-// itself: the new row fails the partition's constraint, so PostgreSQL moves
-// it, and since no referenced key changes, foreign keys referencing it fire
-// no action (PostgreSQL 15+ treats a cross-partition update as an update).
-func rerouteSQL(v PartitionViolation, runID string) string {
-	leaf := QuoteIdent(v.Schema, v.Partition)
-	move := fmt.Sprintf("UPDATE %s AS t SET %s WHERE t.tableoid = %s::regclass AND (%s) IS FALSE",
-		v.Root, v.set, quoteLiteral(leaf), v.Constraint)
-	if runID == "" {
-		return move
-	}
-	return fmt.Sprintf("WITH moved AS (%s RETURNING t.*) "+
-		"INSERT INTO %s.quarantine (run_id, reason, action, source_table, restore_table, object, row_data) "+
-		"SELECT %s::uuid, %s, %s, %s, %s, %s, to_jsonb(moved) FROM moved",
-		move, repairSchema, quoteLiteral(runID), quoteLiteral(string(KindPartitionBoundViolation)), quoteLiteral(QuarantineMoved),
-		quoteLiteral(leaf), quoteLiteral(v.Root), quoteLiteral(leaf))
-}
-
 // checkViolations counts, per at-risk CHECK constraint on a table with rows,
 // the stored rows that violate it.
-func checkViolations(ctx context.Context, conn *pgx.Conn, inv *Inventory) ([]CheckViolation, error) {
+func checkViolations(ctx context.Context, conn *pgx.Conn, inv *DatabaseInventory) ([]CheckViolation, error) {
 	var oids []uint32
 	for _, o := range inv.Objects {
 		if o.Type == ObjectCheckConstraint && o.AtRisk && o.Valid && !systemSchema(o.Schema) {
@@ -906,8 +796,8 @@ func checkViolations(ctx context.Context, conn *pgx.Conn, inv *Inventory) ([]Che
 	}
 	for _, c := range list {
 		tbl := QuoteIdent(c.Schema, c.Table)
-		c.ListSQL = fmt.Sprintf("SELECT * FROM ONLY %s AS t WHERE (%s) IS FALSE", tbl, c.Expression)
-		n, err := countSeqScan(ctx, conn, fmt.Sprintf("SELECT count(*) FROM ONLY %s AS t WHERE (%s) IS FALSE", tbl, c.Expression))
+		c.ListSQL = violatingRowsSQL("*", tbl, c.Expression)
+		n, err := countSeqScan(ctx, conn, violatingRowsSQL("count(*)", tbl, c.Expression))
 		if err != nil {
 			return nil, fmt.Errorf("scan %s for CHECK %s: %w", tbl, c.Constraint, err)
 		}
@@ -931,21 +821,4 @@ func countSeqScan(ctx context.Context, conn *pgx.Conn, sql string) (int64, error
 		return tx.QueryRow(ctx, sql).Scan(&n)
 	})
 	return n, err
-}
-
-// refreshStatements returns the ALTER ... REFRESH VERSION statements for
-// the collations whose recorded version differs from the library's.
-func refreshStatements(inv *Inventory) []string {
-	out := []string{}
-	for _, c := range inv.Collations {
-		if c.RecordedVersion == "" || c.ActualVersion == "" || c.RecordedVersion == c.ActualVersion {
-			continue
-		}
-		if c.IsDefault {
-			out = append(out, "ALTER DATABASE "+QuoteIdent(inv.Database)+" REFRESH COLLATION VERSION")
-			continue
-		}
-		out = append(out, "ALTER COLLATION "+c.Ident()+" REFRESH VERSION")
-	}
-	return out
 }

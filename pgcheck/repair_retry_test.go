@@ -37,11 +37,12 @@ func testRepairOnALiveDatabase(t *testing.T, b pgtest.Build) {
 // repairEndingTxOnSecondRetry runs a repair whose rebuild tx holds up: it
 // ends tx when the rebuild is retried the second time, and checks that the
 // retries were for the reason given and that the repair then ended clean.
-func repairEndingTxOnSecondRetry(ctx context.Context, t *testing.T, srv *Server, tx pgx.Tx, reason string, opts RepairOptions) *RepairResult {
+func repairEndingTxOnSecondRetry(ctx context.Context, t *testing.T, srv *Target, tx pgx.Tx, reason string, opts RepairOptions) *RepairResult {
 	t.Helper()
 	retries := 0
 	opts.Attempts = 10
-	opts.Progress = func(e RepairEvent) {
+	opts.Progress = func(p Progress) {
+		e := *p.Event
 		if e.Step != StepRebuild || e.Status != StatusRetry {
 			return
 		}
@@ -54,7 +55,7 @@ func repairEndingTxOnSecondRetry(ctx context.Context, t *testing.T, srv *Server,
 			}
 		}
 	}
-	res, err := Repair(ctx, srv, opts)
+	res, err := applyRepair(ctx, srv, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +133,7 @@ func testRepairInterruptedMidStep(t *testing.T, c *pgtest.Cluster) {
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		_, err := Repair(runCtx, srv, opts)
+		_, err := applyRepair(runCtx, srv, opts)
 		done <- err
 	}()
 	watch := c.Connect("intr")
@@ -172,14 +173,15 @@ func testRepairInterruptedMidStep(t *testing.T, c *pgtest.Cluster) {
 	if c.Build.Major >= 15 {
 		refreshes := 0
 		runCtx, stop = context.WithCancel(ctx)
-		opts.Progress = func(e RepairEvent) {
+		opts.Progress = func(p Progress) {
+			e := *p.Event
 			if e.Step == StepRefresh && e.Status == StatusStarted {
 				if refreshes++; refreshes == 2 {
 					stop()
 				}
 			}
 		}
-		if _, err := Repair(runCtx, srv, opts); !errors.Is(err, context.Canceled) {
+		if _, err := applyRepair(runCtx, srv, opts); !errors.Is(err, context.Canceled) {
 			t.Fatalf("repair interrupted between refreshes: %v, want context.Canceled", err)
 		}
 		stop()
@@ -190,7 +192,7 @@ func testRepairInterruptedMidStep(t *testing.T, c *pgtest.Cluster) {
 
 	// 3. Finished by the same run.
 	opts.Progress = nil
-	res, err := Repair(ctx, srv, opts)
+	res, err := applyRepair(ctx, srv, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +224,7 @@ func testLeftoverDetection(t *testing.T, c *pgtest.Cluster) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan, err := PlanRepair(context.Background(), srv, RepairOptions{})
+	plan, err := dryRunRepair(context.Background(), srv, RepairOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +250,7 @@ func testRepairSchemaOwnedByAnother(t *testing.T, c *pgtest.Cluster) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = Repair(context.Background(), srv, RepairOptions{})
+	_, err = applyRepair(context.Background(), srv, RepairOptions{})
 	if err == nil || !strings.Contains(err.Error(), "schema ringfence is owned by mallory") {
 		t.Fatalf("repair into mallory's schema: %v", err)
 	}
@@ -271,7 +273,7 @@ func testRepairNothingAtRisk(t *testing.T, c *pgtest.Cluster) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := Repair(context.Background(), srv, RepairOptions{})
+	res, err := applyRepair(context.Background(), srv, RepairOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +305,8 @@ func testDuplicateArrivingMidway(t *testing.T, c *pgtest.Cluster) {
 	opts := RepairOptions{
 		Dedupe:    []DedupeRule{{KeepNewest: true, Column: "updated_at"}},
 		RetryWait: 10 * time.Millisecond,
-		Progress: func(e RepairEvent) {
+		Progress: func(p Progress) {
+			e := *p.Event
 			if e.Step == StepRebuild && e.Status == StatusStarted && strings.Contains(e.Target, "s_code_key") && !injected {
 				injected = true
 				c.Exec("late", `UPDATE pg_index SET indisunique = false WHERE indexrelid = 's_code_key'::regclass;
@@ -312,7 +315,7 @@ func testDuplicateArrivingMidway(t *testing.T, c *pgtest.Cluster) {
 			}
 		},
 	}
-	res, err := Repair(ctx, srv, opts)
+	res, err := applyRepair(ctx, srv, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -392,7 +395,7 @@ func testRepairLimitedToAnIndex(t *testing.T, c *pgtest.Cluster) {
 		t.Fatal(err)
 	}
 	recordBaseline(t, c.Connect("some"))
-	res, err := Repair(ctx, srv, RepairOptions{Indexes: []string{"p_b_key"}})
+	res, err := applyRepair(ctx, srv, RepairOptions{Indexes: []string{"p_b_key"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -412,11 +415,11 @@ func testRepairLimitedToAnIndex(t *testing.T, c *pgtest.Cluster) {
 		t.Fatalf("a limited repair refreshed the database's version: %s", v)
 	}
 	// The unfinished run cannot be resumed under another dedupe rule.
-	if _, err := Repair(ctx, srv, RepairOptions{Dedupe: []DedupeRule{{Column: "a"}}}); err == nil ||
+	if _, err := applyRepair(ctx, srv, RepairOptions{Dedupe: []DedupeRule{{Column: "a"}}}); err == nil ||
 		!strings.Contains(err.Error(), "started with dedupe rules none, not --dedupe keep-oldest:a") {
 		t.Fatalf("resume with another rule: %v", err)
 	}
-	res, err = Repair(ctx, srv, RepairOptions{})
+	res, err = applyRepair(ctx, srv, RepairOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

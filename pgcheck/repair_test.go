@@ -120,7 +120,7 @@ func testRepairScenario(t *testing.T, b pgtest.Build, from, to pgtest.Variant) {
 		t.Fatalf("the fingerprint did not notice the switch (%v): the baseline re-recording proves nothing", err)
 	}
 
-	dups, err := FindDuplicates(ctx, srv, DuplicateOptions{MaxGroups: 100000})
+	dups, err := FindDuplicates(ctx, srv, DuplicatesOptions{MaxGroups: 100000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func testRepairScenario(t *testing.T, b pgtest.Build, from, to pgtest.Variant) {
 
 	// A dry run changes nothing, and says what blocks.
 	digest := databaseDigest(t, conn)
-	plan, err := PlanRepair(ctx, srv, RepairOptions{})
+	plan, err := dryRunRepair(ctx, srv, RepairOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func testRepairScenario(t *testing.T, b pgtest.Build, from, to pgtest.Variant) {
 	}
 
 	// Applied without a rule, the duplicates stop it before any change.
-	res, err := Repair(ctx, srv, RepairOptions{})
+	res, err := applyRepair(ctx, srv, RepairOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +199,7 @@ func testRepairScenario(t *testing.T, b pgtest.Build, from, to pgtest.Variant) {
 	if _, err := conn.Exec(ctx, "REINDEX INDEX CONCURRENTLY users_email_key"); err == nil {
 		t.Fatal("REINDEX CONCURRENTLY succeeded over duplicates")
 	}
-	plan, err = PlanRepair(ctx, srv, RepairOptions{})
+	plan, err = dryRunRepair(ctx, srv, RepairOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +230,8 @@ func testRepairScenario(t *testing.T, b pgtest.Build, from, to pgtest.Variant) {
 	runCtx, stop := context.WithCancel(ctx)
 	rebuilds := 0
 	var rebuiltBefore []string
-	opts.Progress = func(e RepairEvent) {
+	opts.Progress = func(p Progress) {
+		e := *p.Event
 		if e.Step == StepRebuild && e.Status == StatusDone {
 			rebuiltBefore = append(rebuiltBefore, e.Target)
 		}
@@ -240,14 +241,14 @@ func testRepairScenario(t *testing.T, b pgtest.Build, from, to pgtest.Variant) {
 			}
 		}
 	}
-	if _, err := Repair(runCtx, srv, opts); !errors.Is(err, context.Canceled) {
+	if _, err := applyRepair(runCtx, srv, opts); !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted repair: %v, want context.Canceled", err)
 	}
 	stop()
 
 	// Resumed without --blocking: everything but the exclusion constraint.
 	opts.Progress = nil
-	res, err = Repair(ctx, srv, opts)
+	res, err = applyRepair(ctx, srv, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +271,7 @@ func testRepairScenario(t *testing.T, b pgtest.Build, from, to pgtest.Variant) {
 
 	// Finished with --blocking, still the same run.
 	opts.Blocking = true
-	res, err = Repair(ctx, srv, opts)
+	res, err = applyRepair(ctx, srv, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,14 +284,14 @@ func testRepairScenario(t *testing.T, b pgtest.Build, from, to pgtest.Variant) {
 	}
 
 	// Nothing left: no duplicates, nothing misplaced, no invalid index.
-	after, err := FindDuplicates(ctx, srv, DuplicateOptions{})
+	after, err := FindDuplicates(ctx, srv, DuplicatesOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if v := after.Violated(); len(v) > 0 {
 		t.Fatalf("duplicates after repair: %+v", v)
 	}
-	plan, err = PlanRepair(ctx, srv, RepairOptions{})
+	plan, err = dryRunRepair(ctx, srv, RepairOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -436,7 +437,7 @@ func findRebuild(p *RepairPlan, name string) *PlannedRebuild {
 
 func unique(typ string) bool { return typ == ObjectPrimaryKey || typ == ObjectUniqueConstraint }
 
-func hasEvent(r *RepairResult, step, target, status string) bool {
+func hasEvent(r *RepairResult, step RepairStep, target string, status RepairStatus) bool {
 	for _, e := range r.Events {
 		if e.Step == step && e.Target == target && e.Status == status {
 			return true

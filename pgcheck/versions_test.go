@@ -20,7 +20,7 @@ func testVersionDifferences(t *testing.T, b pgtest.Build) {
 	c := pgtest.New(t, pgtest.WithBuild(b))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	inventory := func(db string) *Inventory {
+	inventory := func(db string) *DatabaseInventory {
 		t.Helper()
 		inv, err := ReadInventory(ctx, c.Connect(db))
 		if err != nil {
@@ -28,7 +28,7 @@ func testVersionDifferences(t *testing.T, b pgtest.Build) {
 		}
 		return inv
 	}
-	atRisk := func(inv *Inventory) []string {
+	atRisk := func(inv *DatabaseInventory) []string {
 		var names []string
 		for _, o := range inv.Objects {
 			if o.AtRisk && !systemSchema(o.Schema) {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,27 +27,46 @@ func pgCommand(stdout, stderr io.Writer) *ucli.Command {
 		Name:  "pg",
 		Usage: "prove a PostgreSQL database intact",
 		Description: "Every pg command takes a connection string (URL or key=value) or a database name\n" +
-			"as its argument, and libpq's --host, -p, -U, -d, -w and -W; what is not given comes\n" +
+			"as its argument, and libpq's -h, -p, -U, -d, -w and -W (help: --help or -?); what is not given comes\n" +
 			"from libpq's PG* environment variables and ~/.pgpass. Sessions are read-only\n" +
 			"unless a command says otherwise, with a statement_timeout and lock_timeout.\n" +
 			"Exit codes: 0 nothing found, 1 findings, 2 could not check.",
-		Commands: []*ucli.Command{
+		Commands: withQuestionMarkHelp(
 			pgCheckCommand(stdout, stderr),
 			pgInventoryCommand(stdout),
 			pgFingerprintCommand(stdout),
 			pgCompareCommand(stdout, stderr),
 			pgDuplicatesCommand(stdout, stderr),
 			pgRepairCommand(stdout, stderr),
-		},
+		),
 	}
 }
 
+// withQuestionMarkHelp makes -? show a command's help, as in psql and
+// pg_amcheck. The flag parser takes an argument that starts with "-" and
+// a non-letter for a positional one (a negative number) and stops there, so
+// -? arrives among the arguments; the help flag declared in connFlags lists
+// it for the help text.
+func withQuestionMarkHelp(cmds ...*ucli.Command) []*ucli.Command {
+	for _, c := range cmds {
+		action := c.Action
+		c.Action = func(ctx context.Context, cmd *ucli.Command) error {
+			if slices.Contains(cmd.Args().Slice(), "-?") {
+				return ucli.ShowCommandHelp(ctx, cmd.Lineage()[1], cmd.Name)
+			}
+			return action(ctx, cmd)
+		}
+	}
+	return cmds
+}
+
 // connFlags are the connection and session-limit flags every pg command
-// takes: libpq's habits (-p -U -d, -w/-W, --host; -h stays help) and the
-// session limits.
+// takes: libpq's habits (-h -p -U -d, -w/-W) and the session limits. As in
+// psql and pg_amcheck, -h is the host: help is --help or -?.
 func connFlags() []ucli.Flag {
 	return []ucli.Flag{
-		&ucli.StringFlag{Name: "host", Usage: "server host or socket directory (like PGHOST)"},
+		&ucli.BoolFlag{Name: "help", Aliases: []string{"?"}, Usage: "show help"},
+		&ucli.StringFlag{Name: "host", Aliases: []string{"h"}, Usage: "server host or socket directory (like PGHOST)"},
 		&ucli.StringFlag{Name: "port", Aliases: []string{"p"}, Usage: "server port (like PGPORT)"},
 		&ucli.StringFlag{Name: "username", Aliases: []string{"U"}, Usage: "role to connect as (like PGUSER)"},
 		&ucli.StringFlag{Name: "dbname", Aliases: []string{"d"}, Usage: "database name or connection string (like the positional argument)"},
@@ -63,45 +83,15 @@ func allDatabasesFlag() *ucli.BoolFlag {
 		Usage: "every database that accepts connections (and the role may connect to), not only the DSN's"}
 }
 
-// notChecked is a database an --all-databases run could not cover.
-type notChecked struct {
-	Database string `json:"database"`
-	Error    string `json:"error"`
-}
-
-// forEachDatabase runs fn with srv for its database, or with
-// --all-databases once per database of the server. A database whose fn
-// fails is listed and the others still run; an error is returned only when
-// the databases cannot be listed (or the single database fails).
-func forEachDatabase(ctx context.Context, cmd *ucli.Command, srv *pgcheck.Server, fn func(*pgcheck.Server) error) ([]notChecked, error) {
-	if !cmd.Bool("all-databases") {
-		return nil, fn(srv)
-	}
-	dbs, err := pgcheck.ListDatabases(ctx, srv)
-	if err != nil {
-		return nil, err
-	}
-	failed := []notChecked{}
-	for _, db := range dbs {
-		if err := fn(srv.ForDatabase(db)); err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			failed = append(failed, notChecked{Database: db, Error: err.Error()})
-		}
-	}
-	return failed, nil
-}
-
 // printNotChecked lists the databases an --all-databases run missed.
-func printNotChecked(w io.Writer, failed []notChecked) {
+func printNotChecked(w io.Writer, failed []pgcheck.NotChecked) {
 	for _, f := range failed {
 		fmt.Fprintf(w, "NOT CHECKED: database %s: %s\n", f.Database, f.Error)
 	}
 }
 
 // notCheckedError is the exit-2 error of a run that missed databases.
-func notCheckedError(failed []notChecked) error {
+func notCheckedError(failed []pgcheck.NotChecked) error {
 	if len(failed) == 0 {
 		return nil
 	}
@@ -160,7 +150,7 @@ func quoteConnValue(v string) string {
 
 // openServer parses the connection (see connString) with the session
 // limits from connFlags, asking for the password with -W. A bad DSN exits 2.
-func openServer(cmd *ucli.Command, readWrite bool) (*pgcheck.Server, error) {
+func openServer(cmd *ucli.Command, readWrite bool) (*pgcheck.Target, error) {
 	dsn, err := connString(cmd)
 	if err != nil {
 		return nil, withCode(ExitError, err)
@@ -203,6 +193,40 @@ func askPassword(w io.Writer, prompt string) (string, error) {
 	return string(pw), nil
 }
 
+// optionFlags are the flags that set pgcheck's option fields, as
+// pgcheck.OptionError names them.
+var optionFlags = map[string]string{
+	"AllDatabases": "--all-databases",
+	"BaselineFile": "--baseline FILE",
+	"Record":       "--record",
+	"SampleKeys":   "--sample-keys",
+	"ParentCheck":  "--parent-check",
+	"To":           "--to",
+	"Schemas":      "--schema",
+	"Tables":       "--table",
+	"Indexes":      "--index",
+	"Dedupe":       "--dedupe",
+
+	"CheckOptions.InstallMissing": "--install-missing",
+	"RequireFindings=false":       "--rebuild-at-risk",
+}
+
+// optionError words the pgcheck.OptionError in err with the flags
+// (optionFlags), keeping what err wraps it in; other errors pass unchanged.
+func optionError(err error) error {
+	var oe *pgcheck.OptionError
+	if !errors.As(err, &oe) {
+		return err
+	}
+	phrased := oe.Phrase(func(field string) string {
+		if f, ok := optionFlags[field]; ok {
+			return f
+		}
+		return field
+	})
+	return errors.New(strings.Replace(err.Error(), oe.Error(), phrased, 1))
+}
+
 // recordGrantHint explains what recording a baseline in the database needs.
 func recordGrantHint(role, db string) string {
 	return fmt.Sprintf("recording the baseline in the database needs CREATE on the database (for schema ringfence), "+
@@ -222,7 +246,7 @@ func repairGrantHint(role, _ string) string {
 // privilegeError adds hint (given the role and database) to an
 // insufficient_privilege error (42501: "permission denied", "must be
 // owner"); other errors pass unchanged. Both exit 2.
-func privilegeError(err error, srv *pgcheck.Server, hint func(role, db string) string) error {
+func privilegeError(err error, srv *pgcheck.Target, hint func(role, db string) string) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "42501" {
 		return withCode(ExitError, fmt.Errorf("%w\n%s", err, hint(sqlName(srv.User()), sqlName(srv.Database()))))
@@ -242,37 +266,15 @@ func sqlName(s string) string {
 	return pgcheck.QuoteIdent(s)
 }
 
-// writeReport prints a pg command's report v (a JSON object) as indented
-// JSON carrying, like every pg command's --json output, "schema_version"
-// (first; 1 unless v has its own) and "duration_seconds" since start (last,
-// unless v has its own).
-func writeReport(w io.Writer, v any, start time.Time) error {
-	raw, err := json.Marshal(v)
+// writeReport prints a pg command's report, which carries its own JSON
+// form (schema_version first, duration_seconds last), indented.
+func writeReport(w io.Writer, rep json.Marshaler) error {
+	raw, err := json.Marshal(rep)
 	if err != nil {
 		return err
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &fields); err != nil || len(raw) < 2 {
-		return writeJSON(w, v)
-	}
-	body := bytes.TrimSpace(raw[1 : len(raw)-1])
-	var b bytes.Buffer
-	b.WriteByte('{')
-	if _, ok := fields["schema_version"]; !ok {
-		b.WriteString(`"schema_version":1`)
-		if len(body) > 0 {
-			b.WriteByte(',')
-		}
-	}
-	b.Write(body)
-	if _, ok := fields["duration_seconds"]; !ok {
-		d, _ := pgcheck.Duration(time.Since(start)).MarshalJSON()
-		b.WriteString(`,"duration_seconds":`)
-		b.Write(d)
-	}
-	b.WriteByte('}')
 	var out bytes.Buffer
-	if err := json.Indent(&out, b.Bytes(), "", "  "); err != nil {
+	if err := json.Indent(&out, raw, "", "  "); err != nil {
 		return fmt.Errorf("render JSON: %w", err)
 	}
 	out.WriteByte('\n')

@@ -43,9 +43,6 @@ func pgCheckCommand(stdout, stderr io.Writer) *ucli.Command {
 			jsonFlag,
 		),
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
-			if cmd.String("baseline") != "" && cmd.Bool("all-databases") {
-				return withCode(ExitError, errors.New("--baseline FILE holds one database's fingerprints: use it without --all-databases"))
-			}
 			scope, err := pgcheck.ParseScope(cmd.String("scope"))
 			if err != nil {
 				return withCode(ExitError, err)
@@ -80,7 +77,7 @@ func pgCheckCommand(stdout, stderr io.Writer) *ucli.Command {
 				if ctx.Err() != nil {
 					return withCode(ExitError, fmt.Errorf("check interrupted: %w", context.Cause(ctx)))
 				}
-				return withCode(ExitError, err)
+				return withCode(ExitError, optionError(err))
 			}
 			if cmd.Bool("json") {
 				if err := writeJSON(stdout, rep); err != nil {

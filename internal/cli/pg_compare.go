@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -29,16 +30,22 @@ func pgCompareCommand(stdout, stderr io.Writer) *ucli.Command {
 			"Exit 0 same order, 1 order differs, 2 some at-risk index or partition key could not\n" +
 			"be compared (and none differs).",
 		Flags: append(connFlags(),
-			&ucli.StringFlag{Name: "from", Usage: "`DSN` of the old server and the database to sample", Required: true},
-			&ucli.StringFlag{Name: "to", Usage: "`DSN` of the new server", Required: true},
+			&ucli.StringFlag{Name: "from", Usage: "`DSN` of the old server and the database to sample (required)"},
+			&ucli.StringFlag{Name: "to", Usage: "`DSN` of the new server (required)"},
 			&ucli.IntFlag{Name: "sample", Value: pgcheck.DefaultCompareSample, Usage: "distinct keys per index key column"},
 			&ucli.BoolFlag{Name: "json", Usage: "print JSON instead of a readable report"},
 			&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress lines on stderr"},
 		),
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
-			start := time.Now()
 			if cmd.Args().Len() > 0 {
 				return withCode(ExitError, fmt.Errorf("compare takes no arguments: use --from and --to"))
+			}
+			// Checked here rather than as required flags, which the flag
+			// parser would refuse before -? could show the help.
+			for _, f := range []string{"from", "to"} {
+				if cmd.String(f) == "" {
+					return withCode(ExitError, fmt.Errorf("required flag --%s not set", f))
+				}
 			}
 			if cmd.Int("sample") < 2 {
 				return withCode(ExitError, fmt.Errorf("--sample must be at least 2, got %d", cmd.Int("sample")))
@@ -47,46 +54,38 @@ func pgCompareCommand(stdout, stderr io.Writer) *ucli.Command {
 				StatementTimeout: cmd.Duration("statement-timeout"),
 				LockTimeout:      cmd.Duration("lock-timeout"),
 			}
-			connect := func(flag string) (*pgcheck.Server, error) {
+			open := func(flag string) (*pgcheck.Target, error) {
 				srv, err := pgcheck.Open(cmd.String(flag), opts)
 				if err != nil {
 					return nil, withCode(ExitError, fmt.Errorf("--%s: %w", flag, err))
 				}
 				return srv, nil
 			}
-			fromSrv, err := connect("from")
+			from, err := open("from")
 			if err != nil {
 				return err
 			}
-			toSrv, err := connect("to")
+			to, err := open("to")
 			if err != nil {
 				return err
 			}
-			from, err := fromSrv.Connect(ctx, "")
-			if err != nil {
-				return withCode(ExitError, fmt.Errorf("--from: %w", err))
-			}
-			defer from.Close(context.WithoutCancel(ctx))
-			to, err := toSrv.Connect(ctx, "")
-			if err != nil {
-				return withCode(ExitError, fmt.Errorf("--to: %w", err))
-			}
-			defer to.Close(context.WithoutCancel(ctx))
-
 			var last time.Time
-			progress := func(done, total int) {
-				if !cmd.Bool("quiet") && (done == total || time.Since(last) >= time.Second) {
+			progress := func(p pgcheck.Progress) {
+				if !cmd.Bool("quiet") && (p.Done == p.Total || time.Since(last) >= time.Second) {
 					last = time.Now()
-					fmt.Fprintf(stderr, "compare: %d/%d indexes and partition keys\n", done, total)
+					fmt.Fprintf(stderr, "compare: %d/%d indexes and partition keys\n", p.Done, p.Total)
 				}
 			}
-			rep, err := pgcheck.Compare(ctx, from, to, pgcheck.CompareOptions{
-				Sample: int(cmd.Int("sample")), Progress: progress})
+			rep, err := pgcheck.Compare(ctx, from, pgcheck.CompareOptions{
+				To: to, Sample: int(cmd.Int("sample")), Progress: progress})
+			if side := (*pgcheck.CompareSideError)(nil); errors.As(err, &side) {
+				return withCode(ExitError, fmt.Errorf("--%s: %w", side.Side, side.Err))
+			}
 			if err != nil {
-				return withCode(ExitError, err)
+				return withCode(ExitError, optionError(err))
 			}
 			if cmd.Bool("json") {
-				err = writeReport(stdout, rep, start)
+				err = writeReport(stdout, rep)
 			} else {
 				err = printCompare(stdout, rep)
 			}

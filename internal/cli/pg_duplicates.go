@@ -7,7 +7,6 @@ import (
 	"io"
 	"sort"
 	"strings"
-	"time"
 
 	ucli "github.com/urfave/cli/v3"
 
@@ -37,7 +36,6 @@ func pgDuplicatesCommand(stdout, stderr io.Writer) *ucli.Command {
 			jsonFlag,
 		),
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
-			start := time.Now()
 			if cmd.Int("max-groups") < 1 {
 				return withCode(ExitError, fmt.Errorf("--max-groups must be at least 1"))
 			}
@@ -45,74 +43,41 @@ func pgDuplicatesCommand(stdout, stderr io.Writer) *ucli.Command {
 			if err != nil {
 				return err
 			}
-			opts := pgcheck.DuplicateOptions{Indexes: cmd.StringSlice("index"), MaxGroups: cmd.Int("max-groups")}
+			opts := pgcheck.DuplicatesOptions{AllDatabases: cmd.Bool("all-databases"),
+				Indexes: cmd.StringSlice("index"), MaxGroups: cmd.Int("max-groups")}
 			if !cmd.Bool("quiet") {
-				opts.Progress = func(done, total int, index string) {
-					if index != "" {
-						fmt.Fprintf(stderr, "duplicates: %d/%d %s\n", done+1, total, index)
+				opts.Progress = func(p pgcheck.Progress) {
+					if p.Current != "" {
+						fmt.Fprintf(stderr, "duplicates: %d/%d %s\n", p.Done+1, p.Total, p.Current)
 					}
 				}
 			}
-			var reps []*pgcheck.DuplicateReport
-			failed, err := forEachDatabase(ctx, cmd, srv, func(srv *pgcheck.Server) error {
-				rep, err := pgcheck.FindDuplicates(ctx, srv, opts)
-				if err == nil {
-					reps = append(reps, rep)
-				}
-				return err
-			})
+			rep, err := pgcheck.Duplicates(ctx, srv, opts)
 			if err != nil {
 				if ctx.Err() != nil {
 					return withCode(ExitError, fmt.Errorf("search interrupted: %w", context.Cause(ctx)))
 				}
 				return withCode(ExitError, err)
 			}
-			violated := false
-			findings := []pgcheck.Finding{}
-			for _, rep := range reps {
-				violated = violated || len(rep.Violated()) > 0
-				findings = append(findings, rep.Findings()...)
-			}
 			if cmd.Bool("json") {
-				var v any
-				if cmd.Bool("all-databases") {
-					type dbReport struct {
-						*pgcheck.DuplicateReport
-						Findings []pgcheck.Finding `json:"findings"`
-					}
-					dbs := []dbReport{}
-					for _, rep := range reps {
-						dbs = append(dbs, dbReport{rep, append([]pgcheck.Finding{}, rep.Findings()...)})
-					}
-					v = struct {
-						Databases  []dbReport        `json:"databases"`
-						Findings   []pgcheck.Finding `json:"findings"`
-						NotChecked []notChecked      `json:"not_checked"`
-					}{dbs, findings, failed}
-				} else {
-					v = struct {
-						*pgcheck.DuplicateReport
-						Findings []pgcheck.Finding `json:"findings"`
-					}{reps[0], findings}
-				}
-				if err := writeReport(stdout, v, start); err != nil {
+				if err := writeReport(stdout, rep); err != nil {
 					return err
 				}
 			} else {
-				for _, rep := range reps {
-					printDuplicates(stdout, rep)
+				for _, d := range rep.Databases {
+					printDuplicates(stdout, d)
 				}
-				printNotChecked(stdout, failed)
+				printNotChecked(stdout, rep.NotChecked)
 			}
-			if violated {
+			if rep.Violated() {
 				return errFindings
 			}
-			return notCheckedError(failed)
+			return notCheckedError(rep.NotChecked)
 		},
 	}
 }
 
-func printDuplicates(w io.Writer, rep *pgcheck.DuplicateReport) {
+func printDuplicates(w io.Writer, rep *pgcheck.DatabaseDuplicates) {
 	fmt.Fprintf(w, "searched %d unique index(es) in database %s with index scans off\n", rep.Searched, rep.Database)
 	violated := rep.Violated()
 	if len(violated) == 0 {

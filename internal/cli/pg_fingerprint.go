@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -41,100 +40,40 @@ func pgFingerprintCommand(stdout io.Writer) *ucli.Command {
 	}
 }
 
-// fingerprintSummary is one fingerprint without its strings.
-type fingerprintSummary struct {
-	Collation string `json:"collation"`
-	Provider  string `json:"provider"`
-	Locale    string `json:"locale"`
-	Version   string `json:"version,omitempty"`
-	Strings   int    `json:"strings"`
-	// SampledKeys is how many of Strings are the database's own keys.
-	SampledKeys int    `json:"sampled_keys,omitempty"`
-	SHA256      string `json:"sha256"`
-}
-
-// fingerprintReport is the command's output.
-type fingerprintReport struct {
-	Database string `json:"database"`
-	// Baseline is where the baseline is (a file or the table).
-	Baseline string `json:"baseline"`
-	// Recorded is true when this run recorded the baseline.
-	Recorded bool `json:"recorded"`
-	// BaselineFound is false when there was no baseline to compare with.
-	BaselineFound      bool                        `json:"baseline_found"`
-	BaselineRecordedAt *time.Time                  `json:"baseline_recorded_at,omitempty"`
-	Fingerprints       []fingerprintSummary        `json:"fingerprints,omitempty"`
-	Results            []pgcheck.FingerprintResult `json:"results,omitempty"`
-	Findings           []pgcheck.Finding           `json:"findings"`
-	Elapsed            pgcheck.Duration            `json:"elapsed_seconds"`
-}
-
 func runFingerprint(ctx context.Context, cmd *ucli.Command, stdout io.Writer) error {
-	start := time.Now()
-	file := cmd.String("baseline")
-	record := cmd.Bool("record")
-	sampleKeys := int(cmd.Int("sample-keys"))
-	if sampleKeys < 0 || (sampleKeys > 0 && !record) {
-		return withCode(ExitError, fmt.Errorf("--sample-keys takes a positive number and needs --record"))
+	opts := pgcheck.FingerprintOptions{
+		AllDatabases: cmd.Bool("all-databases"),
+		Record:       cmd.Bool("record"),
+		BaselineFile: cmd.String("baseline"),
+		SampleKeys:   int(cmd.Int("sample-keys")),
 	}
-	srv, err := openServer(cmd, record && file == "")
+	srv, err := openServer(cmd, false)
 	if err != nil {
 		return err
 	}
-	all := cmd.Bool("all-databases")
+	rep, err := pgcheck.Fingerprint(ctx, srv, opts)
 	switch {
-	case all && file != "":
-		return withCode(ExitError, fmt.Errorf("--baseline FILE holds one database's fingerprints: use it without --all-databases"))
-	case all && record:
-		// It would also record into template1, and so into every database
-		// created from it later.
-		return withCode(ExitError, fmt.Errorf("--record --all-databases is refused: record each database's baseline on its own (templates must not get one)"))
+	case err != nil && opts.Record:
+		return privilegeError(optionError(err), srv, recordGrantHint)
+	case err != nil:
+		return withCode(ExitError, optionError(err))
 	}
-	var reps []fingerprintReport
-	failed, err := forEachDatabase(ctx, cmd, srv, func(srv *pgcheck.Server) error {
-		rep, err := fingerprintDatabase(ctx, srv, file, record, sampleKeys, time.Now())
-		if err == nil {
-			reps = append(reps, rep)
-		}
-		return err
-	})
-	if err != nil {
-		var ee *exitError
-		if errors.As(err, &ee) {
-			return err
-		}
-		return withCode(ExitError, err)
-	}
-	findings := []pgcheck.Finding{}
-	var uncovered error
-	for _, rep := range reps {
-		findings = append(findings, rep.Findings...)
-		if err := pgcheck.Uncovered(rep.Results); err != nil && uncovered == nil {
-			uncovered = fmt.Errorf("database %s: %w", rep.Database, err)
-		}
-	}
-	switch {
-	case cmd.Bool("json") && all:
-		err = writeReport(stdout, struct {
-			Databases  []fingerprintReport `json:"databases"`
-			Findings   []pgcheck.Finding   `json:"findings"`
-			NotChecked []notChecked        `json:"not_checked"`
-		}{reps, findings, failed}, start)
-	case cmd.Bool("json"):
-		err = writeReport(stdout, reps[0], start)
-	default:
-		for i, rep := range reps {
-			if all {
+	findings := rep.Findings()
+	if cmd.Bool("json") {
+		err = writeReport(stdout, rep)
+	} else {
+		for i, d := range rep.Databases {
+			if opts.AllDatabases {
 				if i > 0 {
 					fmt.Fprintln(stdout)
 				}
-				fmt.Fprintf(stdout, "== database %s\n", rep.Database)
+				fmt.Fprintf(stdout, "== database %s\n", d.Database)
 			}
-			if err = printFingerprint(stdout, rep); err != nil {
+			if err = printFingerprint(stdout, d); err != nil {
 				break
 			}
 		}
-		printNotChecked(stdout, failed)
+		printNotChecked(stdout, rep.NotChecked)
 	}
 	if err != nil {
 		return withCode(ExitError, err)
@@ -142,97 +81,13 @@ func runFingerprint(ctx context.Context, cmd *ucli.Command, stdout io.Writer) er
 	if len(findings) > 0 {
 		return errFindings
 	}
-	if uncovered != nil {
-		return withCode(ExitError, uncovered)
+	if err := rep.Uncovered(); err != nil {
+		return withCode(ExitError, fmt.Errorf("%w (ringfence pg fingerprint --record)", err))
 	}
-	return notCheckedError(failed)
+	return notCheckedError(rep.NotChecked)
 }
 
-// fingerprintDatabase fingerprints srv's database: records the baseline,
-// or compares with it (the database's, or file).
-func fingerprintDatabase(ctx context.Context, srv *pgcheck.Server, file string, record bool, sampleKeys int, start time.Time) (fingerprintReport, error) {
-	var rep fingerprintReport
-	conn, err := srv.Connect(ctx, "")
-	if err != nil {
-		return rep, err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	inv, err := pgcheck.ReadInventory(ctx, conn)
-	if err != nil {
-		return rep, err
-	}
-	rep = fingerprintReport{Database: inv.Database, Baseline: file, Findings: []pgcheck.Finding{}}
-	if file == "" {
-		rep.Baseline = pgcheck.BaselineTable
-	}
-
-	var base *pgcheck.Baseline
-	switch {
-	case record:
-		base, err = pgcheck.NewBaseline(ctx, conn, inv)
-		if err == nil {
-			err = pgcheck.AddKeySample(ctx, conn, inv, base, sampleKeys)
-		}
-		if err == nil {
-			if file != "" {
-				err = pgcheck.WriteBaselineFile(file, base)
-			} else {
-				err = pgcheck.RecordBaseline(ctx, conn, base)
-			}
-		}
-		if err != nil {
-			return rep, privilegeError(err, srv, recordGrantHint)
-		}
-		rep.Recorded, rep.BaselineFound = true, true
-	case file != "":
-		base, err = pgcheck.ReadBaselineFile(file)
-		if err != nil {
-			return rep, err
-		}
-		rep.BaselineFound = true
-	default:
-		base, rep.BaselineFound, err = pgcheck.LoadBaseline(ctx, conn)
-		if err != nil {
-			return rep, err
-		}
-	}
-
-	switch {
-	case record:
-		rep.Fingerprints = summarize(base.Fingerprints)
-	case rep.BaselineFound:
-		rep.Results, rep.Findings, err = pgcheck.CompareFingerprints(ctx, conn, inv, base)
-		if err != nil {
-			return rep, err
-		}
-		if rep.Findings == nil {
-			rep.Findings = []pgcheck.Finding{}
-		}
-	default:
-		fps, err := pgcheck.TakeFingerprints(ctx, conn, inv)
-		if err != nil {
-			return rep, err
-		}
-		rep.Fingerprints = summarize(fps)
-	}
-	if base != nil && !base.RecordedAt.IsZero() {
-		at := base.RecordedAt
-		rep.BaselineRecordedAt = &at
-	}
-	rep.Elapsed = pgcheck.Duration(time.Since(start))
-	return rep, nil
-}
-
-func summarize(fps []pgcheck.Fingerprint) []fingerprintSummary {
-	out := make([]fingerprintSummary, 0, len(fps))
-	for _, f := range fps {
-		out = append(out, fingerprintSummary{Collation: f.Collation, Provider: f.Provider, Locale: f.Locale,
-			Version: f.Version, Strings: len(f.Order), SampledKeys: f.SampledKeys, SHA256: f.SHA256})
-	}
-	return out
-}
-
-func printFingerprint(w io.Writer, rep fingerprintReport) error {
+func printFingerprint(w io.Writer, rep pgcheck.DatabaseFingerprint) error {
 	elapsed := time.Duration(rep.Elapsed).Round(time.Millisecond)
 	if len(rep.Fingerprints) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -261,7 +116,7 @@ func printFingerprint(w io.Writer, rep fingerprintReport) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "COLLATION\tLOCALE\tVERSION THEN\tNOW\tRESULT")
 	for _, r := range rep.Results {
-		result := r.Status
+		result := string(r.Status)
 		switch r.Status {
 		case pgcheck.FingerprintChanged:
 			result = fmt.Sprintf("CHANGED: %d of %d neighbouring pairs", r.ChangedPairs, r.Strings-1)

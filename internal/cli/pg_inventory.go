@@ -6,7 +6,6 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	ucli "github.com/urfave/cli/v3"
 
@@ -31,41 +30,21 @@ func pgInventoryCommand(stdout io.Writer) *ucli.Command {
 			&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress output (this command prints none)"},
 		),
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
-			start := time.Now()
 			srv, err := openServer(cmd, false)
 			if err != nil {
 				return err
 			}
-			var invs []*pgcheck.Inventory
-			failed, err := forEachDatabase(ctx, cmd, srv, func(srv *pgcheck.Server) error {
-				conn, err := srv.Connect(ctx, "")
-				if err != nil {
-					return err
-				}
-				defer conn.Close(context.WithoutCancel(ctx))
-				inv, err := pgcheck.ReadInventory(ctx, conn)
-				if err == nil {
-					invs = append(invs, inv)
-				}
-				return err
-			})
+			rep, err := pgcheck.Inventory(ctx, srv, pgcheck.InventoryOptions{AllDatabases: cmd.Bool("all-databases")})
 			if err != nil {
 				return withCode(ExitError, err)
 			}
 			if cmd.Bool("json") {
-				if !cmd.Bool("all-databases") {
-					return withCode(ExitError, writeReport(stdout, invs[0], start))
+				if err := writeReport(stdout, rep); err != nil {
+					return withCode(ExitError, err)
 				}
-				out := struct {
-					Databases  []*pgcheck.Inventory `json:"databases"`
-					NotChecked []notChecked         `json:"not_checked"`
-				}{invs, failed}
-				if err := writeReport(stdout, out, start); err != nil {
-					return err
-				}
-				return notCheckedError(failed)
+				return notCheckedError(rep.NotChecked)
 			}
-			for i, inv := range invs {
+			for i, inv := range rep.Databases {
 				if i > 0 {
 					fmt.Fprintln(stdout)
 				}
@@ -73,14 +52,14 @@ func pgInventoryCommand(stdout io.Writer) *ucli.Command {
 					return err
 				}
 			}
-			printNotChecked(stdout, failed)
-			return notCheckedError(failed)
+			printNotChecked(stdout, rep.NotChecked)
+			return notCheckedError(rep.NotChecked)
 		},
 	}
 }
 
 // printInventory renders inv for people; safe objects only with all.
-func printInventory(w io.Writer, inv *pgcheck.Inventory, all bool) error {
+func printInventory(w io.Writer, inv *pgcheck.DatabaseInventory, all bool) error {
 	role := "primary"
 	if inv.InRecovery {
 		role = "standby"

@@ -64,7 +64,7 @@ func TestPgInventory(t *testing.T) {
 	if code != cli.ExitOK {
 		t.Fatalf("--json exit %d: %s", code, errOut)
 	}
-	var inv pgcheck.Inventory
+	var inv pgcheck.DatabaseInventory
 	if err := json.Unmarshal([]byte(out), &inv); err != nil {
 		t.Fatalf("--json: %v\n%s", err, out)
 	}

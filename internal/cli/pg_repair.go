@@ -55,7 +55,6 @@ func pgRepairCommand(stdout, stderr io.Writer) *ucli.Command {
 			jsonFlag,
 		),
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
-			start := time.Now()
 			opts := pgcheck.RepairOptions{
 				Indexes:            cmd.StringSlice("index"),
 				ReroutePartitions:  cmd.Bool("reroute-partitions"),
@@ -77,48 +76,36 @@ func pgRepairCommand(stdout, stderr io.Writer) *ucli.Command {
 				}
 				opts.Dedupe = append(opts.Dedupe, r)
 			}
-			srv, err := openServer(cmd, cmd.Bool("apply"))
+			srv, err := openServer(cmd, false)
 			if err != nil {
 				return err
 			}
-			if !cmd.Bool("apply") {
-				plan, err := pgcheck.PlanRepair(ctx, srv, opts)
-				if err != nil {
-					return repairError(ctx, err)
-				}
-				if cmd.Bool("json") {
-					if err := writeReport(stdout, plan, start); err != nil {
-						return err
-					}
-				} else {
-					printRepairPlan(stdout, plan, opts)
-				}
-				if plan.FoundProblems() {
-					return errFindings
-				}
-				return nil
+			opts.Apply = cmd.Bool("apply")
+			if opts.Apply && !cmd.Bool("quiet") {
+				opts.Progress = func(p pgcheck.Progress) { printRepairEvent(stderr, *p.Event) }
 			}
-			if !cmd.Bool("quiet") {
-				opts.Progress = func(e pgcheck.RepairEvent) { printRepairEvent(stderr, e) }
-			}
-			res, err := pgcheck.Repair(ctx, srv, opts)
-			if err != nil && ctx.Err() == nil {
+			rep, err := pgcheck.Repair(ctx, srv, opts)
+			err = optionError(err)
+			if err != nil && opts.Apply && ctx.Err() == nil {
 				return privilegeError(err, srv, repairGrantHint)
 			}
 			if err != nil {
 				return repairError(ctx, err)
 			}
 			if cmd.Bool("json") {
-				if err := writeReport(stdout, res, start); err != nil {
+				if err := writeReport(stdout, rep); err != nil {
 					return err
 				}
+			} else if rep.Result == nil {
+				printRepairPlan(stdout, rep.Plan, opts)
 			} else {
-				printRepairResult(stdout, res, opts)
+				printRepairResult(stdout, rep.Result, opts)
 			}
-			if res.Clean() {
-				return nil
+			switch {
+			case rep.Result == nil && rep.Plan.FoundProblems(), rep.Result != nil && !rep.Result.Clean():
+				return errFindings
 			}
-			return errFindings
+			return nil
 		},
 	}
 }
