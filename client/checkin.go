@@ -9,20 +9,15 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/ringfence/ringfence/internal/fault"
 	"github.com/ringfence/ringfence/release"
 	"github.com/ringfence/ringfence/sign"
 )
 
-// verifyError is the type of ErrUnverified, a constant error.
-type verifyError string
-
-// Error implements error.
-func (e verifyError) Error() string { return string(e) }
-
 // ErrUnverified marks a check-in answer that arrived but must not be acted
 // on: bad or missing signature, expired, or not the answer to this request.
 // Whatever the cause, the installation upgrades to nothing.
-const ErrUnverified verifyError = "check-in answer not verified"
+const ErrUnverified fault.Const = "check-in answer not verified"
 
 // NewNonce returns a fresh random nonce for a check-in: 16 random bytes in
 // URL-safe base64 without padding (22 characters).

@@ -89,28 +89,27 @@ func (s *Server) Routes() []Route {
 		{"POST", "/api/v1/keys/rotate", admin, create(s, s.rotateKey)},
 
 		// The status page: components, incidents, templates, the severity
-		// configuration, maintenance. incidentErrs answers the incident
-		// domain's errors with their codes.
-		{"GET", "/api/v1/components", viewer, incidentErrs(reply(s.listComponents))},
-		{"POST", "/api/v1/components", inc, incidentErrs(apply(http.StatusCreated, nil, s.createComponent))},
-		{"PATCH", "/api/v1/components/{name}", inc, incidentErrs(apply(http.StatusOK, nil, s.updateComponent))},
-		{"POST", "/api/v1/components/{name}/status", inc, incidentErrs(apply(http.StatusOK, nil, s.setComponentStatus))},
-		{"GET", "/api/v1/incidents", viewer, incidentErrs(reply(s.listIncidents))},
-		{"POST", "/api/v1/incidents", inc, incidentErrs(create(s, s.declareIncident))},
-		{"GET", "/api/v1/incidents/{id}", viewer, incidentErrs(reply(s.getIncident))},
+		// configuration, maintenance.
+		{"GET", "/api/v1/components", viewer, reply(s.listComponents)},
+		{"POST", "/api/v1/components", inc, apply(http.StatusCreated, nil, s.createComponent)},
+		{"PATCH", "/api/v1/components/{name}", inc, apply(http.StatusOK, nil, s.updateComponent)},
+		{"POST", "/api/v1/components/{name}/status", inc, apply(http.StatusOK, nil, s.setComponentStatus)},
+		{"GET", "/api/v1/incidents", viewer, reply(s.listIncidents)},
+		{"POST", "/api/v1/incidents", inc, create(s, s.declareIncident)},
+		{"GET", "/api/v1/incidents/{id}", viewer, reply(s.getIncident)},
 		// An update may raise the severity and so pause releases: the snapshot is rebuilt before answering.
-		{"POST", "/api/v1/incidents/{id}/updates", inc, incidentErrs(create(s, s.updateIncident))},
-		{"POST", "/api/v1/incidents/{id}/resolve", inc, incidentErrs(apply(http.StatusOK, nil, s.resolveIncident))},
-		{"POST", "/api/v1/incidents/{id}/publish", inc, incidentErrs(apply(http.StatusOK, nil, s.publishIncident))},
-		{"PUT", "/api/v1/incidents/{id}/postmortem", inc, incidentErrs(apply(http.StatusOK, nil, s.setPostmortem))},
-		{"GET", "/api/v1/incident-templates", viewer, incidentErrs(reply(s.listTemplates))},
-		{"PUT", "/api/v1/incident-templates/{name}", inc, incidentErrs(apply(http.StatusOK, nil, s.saveTemplate))},
-		{"GET", "/api/v1/incident-config", viewer, incidentErrs(reply(s.incidentConfig))},
-		{"PUT", "/api/v1/incident-config", admin, incidentErrs(apply(http.StatusOK, nil, s.setIncidentConfig))},
-		{"GET", "/api/v1/maintenances", viewer, incidentErrs(reply(s.listMaintenances))},
-		{"POST", "/api/v1/maintenances", inc, incidentErrs(apply(http.StatusCreated, nil, s.scheduleMaintenance))},
-		{"GET", "/api/v1/maintenances/{id}", viewer, incidentErrs(reply(s.getMaintenance))},
-		{"POST", "/api/v1/maintenances/{id}/status", inc, incidentErrs(apply(http.StatusOK, nil, s.moveMaintenance))},
+		{"POST", "/api/v1/incidents/{id}/updates", inc, create(s, s.updateIncident)},
+		{"POST", "/api/v1/incidents/{id}/resolve", inc, apply(http.StatusOK, nil, s.resolveIncident)},
+		{"POST", "/api/v1/incidents/{id}/publish", inc, apply(http.StatusOK, nil, s.publishIncident)},
+		{"PUT", "/api/v1/incidents/{id}/postmortem", inc, apply(http.StatusOK, nil, s.setPostmortem)},
+		{"GET", "/api/v1/incident-templates", viewer, reply(s.listTemplates)},
+		{"PUT", "/api/v1/incident-templates/{name}", inc, apply(http.StatusOK, nil, s.saveTemplate)},
+		{"GET", "/api/v1/incident-config", viewer, reply(s.incidentConfig)},
+		{"PUT", "/api/v1/incident-config", admin, apply(http.StatusOK, nil, s.setIncidentConfig)},
+		{"GET", "/api/v1/maintenances", viewer, reply(s.listMaintenances)},
+		{"POST", "/api/v1/maintenances", inc, apply(http.StatusCreated, nil, s.scheduleMaintenance)},
+		{"GET", "/api/v1/maintenances/{id}", viewer, reply(s.getMaintenance)},
+		{"POST", "/api/v1/maintenances/{id}/status", inc, apply(http.StatusOK, nil, s.moveMaintenance)},
 
 		// Subscribers are not part of the check-in snapshot: no rebuild.
 		{"GET", "/api/v1/subscribers", viewer, reply(s.listSubscribers)},

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 
@@ -14,19 +13,6 @@ import (
 // configuration (role incident writes, viewer reads). Every change goes
 // through one store method that writes its audit entry and its subscriber
 // notification in the same transaction.
-
-// incidentErrs turns the incident package's domain errors into release's
-// (the codes are the same), which the server answers as problems.
-func incidentErrs(h handlerFunc) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request, who release.Token) error {
-		err := h(w, r, who)
-		var ie *incident.Error
-		if errors.As(err, &ie) && ie.Code != incident.EINTERNAL {
-			return &release.Error{Code: ie.Code, Message: ie.Message}
-		}
-		return err
-	}
-}
 
 // orTrue reads an optional flag that defaults to true.
 func orTrue(b *bool) bool { return b == nil || *b }

@@ -1,13 +1,11 @@
 package server
 
 import (
-	"errors"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/ringfence/ringfence/api"
-	"github.com/ringfence/ringfence/incident"
 	"github.com/ringfence/ringfence/release"
 )
 
@@ -72,10 +70,6 @@ func (s *Server) pullRelease(r *http.Request, who release.Token, req api.PullReq
 	p := release.Pull{Reason: req.Reason, IncidentURL: req.IncidentURL, Action: req.Action, Target: req.Target, By: who.Actor(),
 		ForcedPastGates: req.ForceReason}
 	out, err := s.store.PullRelease(r.Context(), who.Actor(), r.PathValue("product"), v, p, req.Incident)
-	var ie *incident.Error
-	if errors.As(err, &ie) {
-		err = &release.Error{Code: ie.Code, Message: ie.Message}
-	}
 	return api.PulledRelease{Release: out.Release, IncidentID: out.IncidentID, IncidentOpened: out.IncidentOpened}, err
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ringfence/ringfence/internal/fault"
 	"github.com/ringfence/ringfence/sqlstore"
 )
 
@@ -129,14 +130,8 @@ func (w *writer) commit(ctx context.Context, rec sqlstore.CheckInRecord, keyID s
 	}
 }
 
-// constError is an error that can be a constant.
-type constError string
-
-// Error implements error.
-func (e constError) Error() string { return string(e) }
-
 // errWriterClosed refuses commits during shutdown.
-const errWriterClosed constError = "server is shutting down"
+const errWriterClosed fault.Const = "server is shutting down"
 
 // close makes run flush what is queued and return.
 func (w *writer) close() { w.once.Do(func() { close(w.done) }) }
