@@ -75,7 +75,8 @@ func (q InstallationQuery) Values() url.Values {
 }
 
 // ReadInstallationQuery decodes the filters and the offset of v; Limit is
-// left to the server. Errors are EINVALID and name the parameter.
+// left to the server. Errors are EINVALID and name the parameter; an
+// unknown health status is one (it would silently match nothing).
 func ReadInstallationQuery(v url.Values) (InstallationQuery, error) {
 	q := InstallationQuery{Customer: v.Get("customer"), Ring: v.Get("ring"), Health: release.HealthStatus(v.Get("health"))}
 	if o := v.Get("offset"); o != "" {
@@ -84,6 +85,9 @@ func ReadInstallationQuery(v url.Values) (InstallationQuery, error) {
 			return q, release.Errorf(release.EINVALID, "offset must be an integer from 0")
 		}
 		q.Offset = n
+	}
+	if q.Health != "" && !q.Health.Valid() {
+		return q, release.Errorf(release.EINVALID, "health %q is not a status: give ok, corrupt, collation_changed or unknown", q.Health)
 	}
 	if s := v.Get("version"); s != "" {
 		ver, err := release.ParseVersion(s)

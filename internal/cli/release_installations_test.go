@@ -66,6 +66,10 @@ func TestReleaseInstallationsFiltersAndHistory(t *testing.T) {
 		}
 	}
 	apiFails(t, url, admin, "drop the leading v", "release", "installations", "acme", "--version", "v1.0.0")
+	// A filter that can match nothing is refused, not answered with an empty list.
+	apiFails(t, url, admin, `health "healthy" is not a status`, "release", "installations", "acme", "--health", "healthy")
+	apiFails(t, url, admin, `customer "nosuch-co" of acme not found`, "release", "installations", "acme", "--customer", "nosuch-co")
+	apiFails(t, url, admin, `ring "beta" of acme not found; its rings: insiders, stable`, "release", "installations", "acme", "--ring", "beta")
 
 	h := apiJSON[release.InstallationHistory](t, url, admin, "release", "installation", "acme", "b-1")
 	if len(h.Installations) != 1 || h.Installations[0].Customer != "bigbank" || len(h.Events) != 1 || h.Events[0].Kind != release.EventUpgradeSucceeded {
