@@ -4,10 +4,13 @@
 package servertest
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -155,4 +158,36 @@ func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// WaitServing reads the JSON log lines of a `ringfence serve` process from
+// stderr until the one that says it is serving and returns the server's
+// base URL ("http://" and its address); the test fails when that line has
+// not come within 30 seconds. It keeps draining stderr afterwards, so the
+// process never blocks on a full pipe.
+func WaitServing(t testing.TB, stderr io.Reader) string {
+	t.Helper()
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var line struct {
+				Msg  string `json:"msg"`
+				Addr string `json:"addr"`
+			}
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "serving" {
+				select {
+				case addr <- line.Addr:
+				default:
+				}
+			}
+		}
+	}()
+	select {
+	case a := <-addr:
+		return "http://" + a
+	case <-time.After(30 * time.Second):
+		t.Fatal("ringfence serve did not start")
+	}
+	return ""
 }
