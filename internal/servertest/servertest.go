@@ -8,12 +8,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -190,4 +192,21 @@ func WaitServing(t testing.TB, stderr io.Reader) string {
 		t.Fatal("ringfence serve did not start")
 	}
 	return ""
+}
+
+// RawDB opens the store's database at dsn directly with database/sql, as
+// another program would: the "pgx" driver for a postgres DSN, "sqlite" for
+// a file. It is closed when the test ends.
+func RawDB(t testing.TB, dsn string) *sql.DB {
+	t.Helper()
+	driver := "sqlite"
+	if strings.HasPrefix(dsn, "postgres") {
+		driver = "pgx"
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
