@@ -28,9 +28,7 @@ import (
 )
 
 func TestCheckInVerifiesDeliversAndNoticesUpgrade(t *testing.T) {
-	f := newFleet(t)
-	f.release("1.0.0")
-	f.release("1.1.0")
+	f := newFleetReleased(t, "1.0.0", "1.1.0")
 	dir := t.TempDir()
 	vfile := filepath.Join(dir, "VERSION")
 	must(t, os.WriteFile(vfile, []byte("v1.0.0\n"), 0o644))
@@ -158,9 +156,7 @@ func (p *proxy) set(rw func([]byte) []byte) {
 // unpinned answer is never acted on; the events it would have acknowledged
 // stay queued; preflight says 2.
 func TestUnverifiedAnswersMeanNoUpgrade(t *testing.T) {
-	f := newFleet(t)
-	f.release("1.0.0")
-	f.release("1.1.0")
+	f := newFleetReleased(t, "1.0.0", "1.1.0")
 	p, url := startProxy(t, f.srv.URL)
 	ctx := context.Background()
 	var recorded []byte
@@ -233,9 +229,7 @@ func TestUnverifiedAnswersMeanNoUpgrade(t *testing.T) {
 // TestServerDownKeepsReports: preflight says 2 while the server cannot be
 // reached; reports stay on disk and are delivered, once, when it is back.
 func TestServerDownKeepsReports(t *testing.T) {
-	f := newFleet(t)
-	f.release("1.0.0")
-	f.release("1.1.0")
+	f := newFleetReleased(t, "1.0.0", "1.1.0")
 	ctx := context.Background()
 	cfg := f.config("ins-co", "1.0.0")
 	if _, err := newAgent(t, cfg).CheckIn(ctx); err != nil {
@@ -427,8 +421,7 @@ func TestKeyRotation(t *testing.T) {
 
 // TestTrustOnFirstUse pins the server's keys once and never again.
 func TestTrustOnFirstUse(t *testing.T) {
-	f := newFleet(t)
-	f.release("1.0.0")
+	f := newFleetReleased(t, "1.0.0")
 	ctx := context.Background()
 	cfg := f.config("ins-co", "1.0.0")
 	cfg.TrustFile, cfg.TrustOnFirstUse = "", true
@@ -456,8 +449,7 @@ func TestTrustOnFirstUse(t *testing.T) {
 
 // TestRetryAfter: a 429 makes the agent wait at least Retry-After.
 func TestRetryAfter(t *testing.T) {
-	f := newFleet(t)
-	f.release("1.0.0")
+	f := newFleetReleased(t, "1.0.0")
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/v1/checkin" {
 			w.Header().Set("Retry-After", "3600")
@@ -493,9 +485,7 @@ func TestRetryAfter(t *testing.T) {
 // version that cannot be read is a configuration error: no check-in,
 // preflight undecided.
 func TestVersionSources(t *testing.T) {
-	f := newFleet(t)
-	f.release("1.0.0")
-	f.release("1.1.0")
+	f := newFleetReleased(t, "1.0.0", "1.1.0")
 	ctx := context.Background()
 	dir := t.TempDir()
 	vfile := filepath.Join(dir, "v")
@@ -530,9 +520,7 @@ func TestVersionSources(t *testing.T) {
 // TestPreflightHandler: the webhook form answers 200 go, 412 no-go and 503
 // undecided, with the decision as JSON.
 func TestPreflightHandler(t *testing.T) {
-	f := newFleet(t)
-	f.release("1.0.0")
-	f.release("1.1.0")
+	f := newFleetReleased(t, "1.0.0", "1.1.0")
 	up := newAgent(t, f.config("ins-co", "1.0.0"))
 	down := f.config("ins-co", "1.0.0")
 	down.Server = "http://127.0.0.1:1"
@@ -568,9 +556,7 @@ func TestPreflightHandler(t *testing.T) {
 // TestLargeOutbox: more events than one check-in may carry go out in
 // batches of 100, one right after the other, not one batch per interval.
 func TestLargeOutbox(t *testing.T) {
-	f := newFleet(t)
-	f.release("1.0.0")
-	f.release("1.1.0")
+	f := newFleetReleased(t, "1.0.0", "1.1.0")
 	cfg := f.config("ins-co", "1.0.0")
 	cfg.Interval = time.Hour
 	a := newAgent(t, cfg)
@@ -596,9 +582,7 @@ func TestLargeOutbox(t *testing.T) {
 // preflight refuses that version (no upgrade loop) until the operator says
 // to retry or an upgrade to it succeeds.
 func TestFailedUpgradeNotRetried(t *testing.T) {
-	f := newFleet(t)
-	f.release("1.0.0")
-	f.release("1.1.0")
+	f := newFleetReleased(t, "1.0.0", "1.1.0")
 	ctx := context.Background()
 	cfg := f.config("ins-co", "1.0.0")
 	a := newAgent(t, cfg)

@@ -92,6 +92,17 @@ func (v *vendor) enroll(customer string) string {
 	return path
 }
 
+// trustFile writes the server's keys (GET /v1/keys) to trust.json in the
+// vendor's directory and returns its path.
+func (v *vendor) trustFile() string {
+	v.t.Helper()
+	keys, err := httpGet(v.url + "/v1/keys")
+	must(v.t, err)
+	path := filepath.Join(v.dir, "trust.json")
+	must(v.t, os.WriteFile(path, keys, 0o644))
+	return path
+}
+
 // releaseStatus returns the status of release version of acme.
 func (v *vendor) releaseStatus(version string) release.Release {
 	v.t.Helper()
@@ -157,10 +168,7 @@ func TestAirGappedSite(t *testing.T) {
 	onlineKey := v.enroll("online-co")
 	v.run(0, "release", "create", "acme", "1.0.0")
 	v.run(0, "release", "create", "acme", "1.1.0")
-	trust := filepath.Join(v.dir, "trust.json")
-	resp, err := httpGet(v.url + "/v1/keys")
-	must(t, err)
-	must(t, os.WriteFile(trust, resp, 0o644))
+	trust := v.trustFile()
 
 	gap := newSite(t, bankKey, trust, "1.0.0")
 	b1 := filepath.Join(gap.dir, "bundle-1.json")
@@ -295,10 +303,7 @@ func TestImportRefusesForgedExports(t *testing.T) {
 	v.run(0, "ring", "create", "acme", "stable", "--position", "0")
 	bankKey := v.enroll("bank")
 	v.run(0, "release", "create", "acme", "1.0.0")
-	trust := filepath.Join(v.dir, "trust.json")
-	resp, err := httpGet(v.url + "/v1/keys")
-	must(t, err)
-	must(t, os.WriteFile(trust, resp, 0o644))
+	trust := v.trustFile()
 
 	s := newSite(t, bankKey, trust, "1.0.0")
 	if out, code := s.agent([]string{"report", "upgrade-failed"}, "--from", "1.0.0", "--to", "1.1.0"); code != 0 {

@@ -89,6 +89,17 @@ func (k *bundleKit) site(now *time.Time) *agent.Agent {
 		StateDir: k.t.TempDir(), TrustFile: k.trust, DeepCheck: -1, Now: func() time.Time { return *now }})
 }
 
+// siteOnBundle1 is site with bundle 1 of bank (issued at t0, valid for a
+// day) accepted: its preflight to 1.1.0 said go.
+func (k *bundleKit) siteOnBundle1(t *testing.T, now *time.Time) *agent.Agent {
+	t.Helper()
+	a := k.site(now)
+	if d := a.PreflightBundle(context.Background(), k.write(k.bundle("bank", 1, k.t0, 24*time.Hour), nil), to110); d.Decision != agent.Go {
+		t.Fatalf("preflight on bundle 1: %s", d.Decision)
+	}
+	return a
+}
+
 var to110 = release.MustParseVersion("1.1.0")
 
 // refused asserts an undecided decision with reason code whose message
@@ -203,10 +214,7 @@ func TestBundleRefusals(t *testing.T) {
 	})
 	t.Run("clock set back below the latest signed time", func(t *testing.T) {
 		clock := now
-		a := k.site(&clock)
-		if d := a.PreflightBundle(ctx, k.write(k.bundle("bank", 1, k.t0, 24*time.Hour), nil), to110); d.Decision != agent.Go {
-			t.Fatalf("bundle 1: %s", d.Decision)
-		}
+		a := k.siteOnBundle1(t, &clock)
 		// An old bundle of a later sequence, valid at the earlier time,
 		// does not help either: the clock is refused first.
 		clock = k.t0.Add(-time.Hour)
@@ -229,10 +237,7 @@ func TestOfflineReportsAcknowledged(t *testing.T) {
 	k := newBundleKit(t)
 	ctx := context.Background()
 	now := k.t0.Add(time.Hour)
-	a := k.site(&now)
-	if d := a.PreflightBundle(ctx, k.write(k.bundle("bank", 1, k.t0, 24*time.Hour), nil), to110); d.Decision != agent.Go {
-		t.Fatalf("preflight: %s", d.Decision)
-	}
+	a := k.siteOnBundle1(t, &now)
 	if _, err := agent.Report(a.State(), release.Event{Kind: release.EventUpgradeFailed, From: release.MustParseVersion("1.0.0"), To: to110, At: now}); err != nil {
 		t.Fatal(err)
 	}
@@ -305,10 +310,7 @@ func TestPreflightUsesBundles(t *testing.T) {
 	k := newBundleKit(t)
 	ctx := context.Background()
 	now := k.t0.Add(time.Hour)
-	a := k.site(&now)
-	if d := a.PreflightBundle(ctx, k.write(k.bundle("bank", 1, k.t0, 24*time.Hour), nil), to110); d.Decision != agent.Go {
-		t.Fatalf("preflight on the bundle: %s", d.Decision)
-	}
+	a := k.siteOnBundle1(t, &now)
 	if d := a.Preflight(ctx, to110); d.Decision != agent.Undecided {
 		t.Fatalf("online preflight with no route: %s, want undecided", d.Decision)
 	}

@@ -1,7 +1,6 @@
 package agent_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -46,26 +45,7 @@ func startServe(t *testing.T) (string, string) {
 	must(t, err)
 	must(t, cmd.Start())
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var line struct {
-				Msg  string `json:"msg"`
-				Addr string `json:"addr"`
-			}
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "serving" {
-				addr <- line.Addr
-			}
-		}
-	}()
-	select {
-	case a := <-addr:
-		return "http://" + a, token
-	case <-time.After(30 * time.Second):
-		t.Fatal("ringfence serve did not start")
-	}
-	return "", ""
+	return servertest.WaitServing(t, stderr), token
 }
 
 // TestDrill is the 3.30 story on real processes: `ringfence serve`, 22

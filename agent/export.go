@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ringfence/ringfence/internal/atomicfile"
 	"github.com/ringfence/ringfence/release"
 	"github.com/ringfence/ringfence/sign"
 )
@@ -50,7 +51,7 @@ func (a *Agent) ensureExportKey() error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(a.state.dir, exportKeyFile), data); err != nil {
+	if err := atomicfile.Write(filepath.Join(a.state.dir, exportKeyFile), data, 0o600); err != nil {
 		return fmt.Errorf("save export key: %w", err)
 	}
 	a.log.Info("created this installation's export signing key", "keyid", k.ID)

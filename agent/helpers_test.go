@@ -45,6 +45,17 @@ func newFleet(t *testing.T) *fleet {
 	return newFleetOn(t, servertest.Start(t, servertest.SQLite(t), fastServer()))
 }
 
+// newFleetReleased is newFleet with releases of acme at versions, created
+// in that order.
+func newFleetReleased(t *testing.T, versions ...string) *fleet {
+	t.Helper()
+	f := newFleet(t)
+	for _, v := range versions {
+		f.release(v)
+	}
+	return f
+}
+
 func newFleetOn(t *testing.T, srv *servertest.Server) *fleet {
 	t.Helper()
 	ctx := context.Background()

@@ -100,9 +100,7 @@ func statusOf(t *testing.T, dir string) agent.Status {
 // between check-ins survives kill -9 of the agent and is delivered exactly
 // once by the next agent process.
 func TestKillBetweenReportAndDelivery(t *testing.T) {
-	f := newFleet(t)
-	f.release("1.0.0")
-	f.release("1.1.0")
+	f := newFleetReleased(t, "1.0.0", "1.1.0")
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "key")
 	must(t, os.WriteFile(keyFile, []byte(f.keys["ins-co"]+"\n"), 0o600))

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ringfence/ringfence/internal/atomicfile"
 	"github.com/ringfence/ringfence/release"
 	"github.com/ringfence/ringfence/sign"
 )
@@ -125,7 +126,7 @@ func (s *StateDir) Save(st *State) error {
 	if err != nil {
 		return fmt.Errorf("encode agent state: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(s.dir, stateFile), append(data, '\n')); err != nil {
+	if err := atomicfile.Write(filepath.Join(s.dir, stateFile), append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("save agent state: %w", err)
 	}
 	return nil
@@ -178,7 +179,7 @@ func (s *StateDir) Enqueue(e release.Event) (string, error) {
 	// The name orders events by queueing time; the random tail keeps two
 	// processes from colliding.
 	name := fmt.Sprintf("%020d-%s.json", time.Now().UnixNano(), strings.ToLower(rand.Text()[:10]))
-	if err := writeFileAtomic(filepath.Join(s.dir, outboxDir, name), data); err != nil {
+	if err := atomicfile.Write(filepath.Join(s.dir, outboxDir, name), data, 0o600); err != nil {
 		return "", fmt.Errorf("queue event: %w", err)
 	}
 	return name, nil
@@ -225,56 +226,13 @@ func (s *StateDir) Delivered(names []string) error {
 			return fmt.Errorf("remove delivered event: %w", err)
 		}
 	}
-	return syncDir(dir)
+	return atomicfile.SyncDir(dir)
 }
 
 // baselinePath is where the agent keeps the collation baseline of the
 // database labelled label when the database holds none of its own.
 func (s *StateDir) baselinePath(label string) string {
 	return filepath.Join(s.dir, baselineDir, label+".json")
-}
-
-// writeFileAtomic replaces path with data: a temporary file in the same
-// directory, written, fsynced, made 0600, renamed over path, and the
-// directory fsynced, so a crash leaves the old file or the new one.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // after a successful rename there is nothing to remove
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }
 
 // newInstanceID returns a random installation id (26 characters of base32,

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/ringfence/ringfence/internal/atomicfile"
 	"github.com/ringfence/ringfence/pgcheck"
 	"github.com/ringfence/ringfence/release"
 )
@@ -201,7 +202,7 @@ func writeBaseline(path string, b *pgcheck.Baseline) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, data)
+	return atomicfile.Write(path, data, 0o600)
 }
 
 // deepCheck runs pgcheck's check with scope collation (amcheck on every

@@ -42,9 +42,7 @@ func TestDatabaseWatch(t *testing.T) {
 	must(t, pgcheck.RecordFingerprints(context.Background(), rec))
 	c.Exec("rec", `GRANT USAGE ON SCHEMA ringfence TO ringfence_check; GRANT SELECT ON ringfence.collation_fingerprint TO ringfence_check`)
 
-	f := newFleet(t)
-	f.release("1.0.0")
-	f.release("1.1.0")
+	f := newFleetReleased(t, "1.0.0", "1.1.0")
 	ctx := context.Background()
 	cfg := f.config("ins-co", "1.0.0")
 	cfg.DSNs = []string{c.UserDSN("ringfence_check", "app"), c.UserDSN("ringfence_check", "rec")}

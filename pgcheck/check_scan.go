@@ -58,18 +58,7 @@ func planScans(ctx context.Context, conn *pgx.Conn, db string, opts CheckOptions
 			if !opts.Filter.tableOK(parentSchema, t.table) || !opts.Filter.tableOK(t.schema, t.name) {
 				return nil
 			}
-			switch {
-			case foreign:
-				p.skip(db, t.schema, t.name, "foreign partition: its rows live on another server")
-			case unlogged && rep.Server.InRecovery:
-				p.skip(db, t.schema, t.name, "unlogged partition: it has no contents on a standby")
-			case userCode:
-				p.skip(db, t.schema, t.name, "partition bounds "+userCodeReason)
-			default:
-				t.kind = taskPartition
-				p.tasks = append(p.tasks, t)
-				p.planned++
-			}
+			p.planScan(db, t, taskPartition, scanSkip("partition", "partition bounds", foreign, unlogged && rep.Server.InRecovery, userCode))
 			return nil
 		})
 		if err != nil {
@@ -98,16 +87,7 @@ func planScans(ctx context.Context, conn *pgx.Conn, db string, opts CheckOptions
 			if !opts.Filter.tableOK(t.schema, t.table) {
 				return nil
 			}
-			switch {
-			case unlogged && rep.Server.InRecovery:
-				p.skip(db, t.schema, t.name, "unlogged table: it has no contents on a standby")
-			case userCode:
-				p.skip(db, t.schema, t.name, "CHECK constraint "+userCodeReason)
-			default:
-				t.kind = taskConstraint
-				p.tasks = append(p.tasks, t)
-				p.planned++
-			}
+			p.planScan(db, t, taskConstraint, scanSkip("table", "CHECK constraint", false, unlogged && rep.Server.InRecovery, userCode))
 			return nil
 		})
 		if err != nil {
@@ -115,6 +95,35 @@ func planScans(ctx context.Context, conn *pgx.Conn, db string, opts CheckOptions
 		}
 	}
 	return nil
+}
+
+// scanSkip says why a scan of a relation (what: "partition", "table")
+// cannot run here, or "" when it can: its rows live on another server
+// (foreign), it has no contents here (unloggedStandby: unlogged, on a
+// standby), or checking it runs user code (userCode; rule names what runs
+// it).
+func scanSkip(what, rule string, foreign, unloggedStandby, userCode bool) string {
+	switch {
+	case foreign:
+		return "foreign " + what + ": its rows live on another server"
+	case unloggedStandby:
+		return "unlogged " + what + ": it has no contents on a standby"
+	case userCode:
+		return rule + " " + userCodeReason
+	}
+	return ""
+}
+
+// planScan plans t as a task of kind, or records it as skipped for reason
+// when reason is not "".
+func (p *dbPlan) planScan(db string, t task, kind taskKind, reason string) {
+	if reason != "" {
+		p.skip(db, t.schema, t.name, reason)
+		return
+	}
+	t.kind = kind
+	p.tasks = append(p.tasks, t)
+	p.planned++
 }
 
 // scanViolations counts the rows of t's relation that do not satisfy its

@@ -52,29 +52,42 @@ const a11yCheck = `(() => {
 	return bad;
 })()`
 
-// TestConsoleInBrowser drives the console in headless Chromium over the
-// living demo: log in with the keyboard, watch the board refresh itself,
-// raise a flag, pull a release with guidance and see an installation's
-// signed answer change, be refused a form without its anti-CSRF token, and
-// as a viewer be unable to pull. It saves screenshots of the main pages.
-func TestConsoleInBrowser(t *testing.T) {
+// consolePassword is the password of the accounts demoConsole creates.
+const consolePassword = "a long enough password"
+
+// demoConsole starts the server on SQLite with the living demo seeded (its
+// installations not yet running; they check in every second once run) and
+// creates the console accounts users (name: role), all with
+// consolePassword.
+func demoConsole(t *testing.T, users map[string]release.Role) (*servertest.Server, *demo.Demo) {
+	t.Helper()
 	s := servertest.Start(t, servertest.SQLite(t), server.Config{AdoptionInterval: time.Second})
 	ctx := context.Background()
 	d, err := demo.Seed(ctx, demo.Config{Server: s.URL, Token: s.Admin, Interval: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
+	for name, role := range users {
+		if _, err := s.Store.CreateUser(ctx, "test", name, role, consolePassword); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s, d
+}
+
+// TestConsoleInBrowser drives the console in headless Chromium over the
+// living demo: log in with the keyboard, watch the board refresh itself,
+// raise a flag, pull a release with guidance and see an installation's
+// signed answer change, be refused a form without its anti-CSRF token, and
+// as a viewer be unable to pull. It saves screenshots of the main pages.
+func TestConsoleInBrowser(t *testing.T) {
+	s, d := demoConsole(t, map[string]release.Role{"rita": release.RoleReleaser, "vic": release.RoleViewer})
+	ctx := context.Background()
 	runCtx, stop := context.WithCancel(ctx)
 	fleetDone := make(chan struct{})
 	go func() { d.Run(runCtx); close(fleetDone) }()
 	t.Cleanup(func() { stop(); <-fleetDone })
 
-	const pw = "a long enough password"
-	for name, role := range map[string]release.Role{"rita": release.RoleReleaser, "vic": release.RoleViewer} {
-		if _, err := s.Store.CreateUser(ctx, "test", name, role, pw); err != nil {
-			t.Fatal(err)
-		}
-	}
 	admin, err := client.New(s.URL, s.Admin)
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +131,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	do("open the login page", chromedp.Navigate(s.URL+"/admin/"), chromedp.WaitVisible(chromedp.CSS("#name")))
 	accessible("login")
 	browsertest.Screenshot(t, b, "console-login")
-	do("log in", chromedp.SendKeys(chromedp.CSS("#name"), "rita"), chromedp.SendKeys(chromedp.CSS("#password"), pw+kb.Enter),
+	do("log in", chromedp.SendKeys(chromedp.CSS("#name"), "rita"), chromedp.SendKeys(chromedp.CSS("#password"), consolePassword+kb.Enter),
 		chromedp.WaitVisible(chromedp.CSS("#board table")))
 	accessible("board")
 	if got := text("#board"); !strings.Contains(got, "paused by auto-halt") || !strings.Contains(got, "pulled") || !strings.Contains(got, "open hold") {
@@ -189,7 +202,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	// A viewer: no pull form, and a pull posted anyway (with a valid token)
 	// is refused as the API refuses it.
 	do("log out", submit("form.logout"), chromedp.WaitVisible(chromedp.CSS("#name")))
-	do("log in as a viewer", chromedp.SendKeys(chromedp.CSS("#name"), "vic"), chromedp.SendKeys(chromedp.CSS("#password"), pw+kb.Enter),
+	do("log in as a viewer", chromedp.SendKeys(chromedp.CSS("#name"), "vic"), chromedp.SendKeys(chromedp.CSS("#password"), consolePassword+kb.Enter),
 		chromedp.WaitVisible(chromedp.CSS("#board table")), chromedp.Navigate(rel+demo.Fixed), chromedp.WaitVisible(chromedp.CSS("#hold-reason")))
 	if none, err := chromedp.Run(b, chromedp.Evaluate[bool](`document.querySelector('form[action$="/pull"]') === null`)); err != nil || !none {
 		t.Fatalf("viewer's release page offers a pull (%v)", err)

@@ -13,9 +13,7 @@ import (
 	"github.com/ringfence/ringfence/client"
 	"github.com/ringfence/ringfence/internal/browsertest"
 	"github.com/ringfence/ringfence/internal/demo"
-	"github.com/ringfence/ringfence/internal/servertest"
 	"github.com/ringfence/ringfence/release"
-	"github.com/ringfence/ringfence/server"
 )
 
 // TestConsoleIncidentsInBrowser drives the incident pages in headless
@@ -26,17 +24,8 @@ import (
 // no declare form and be refused one posted anyway. It saves screenshots
 // of the new pages.
 func TestConsoleIncidentsInBrowser(t *testing.T) {
-	s := servertest.Start(t, servertest.SQLite(t), server.Config{AdoptionInterval: time.Second})
+	s, _ := demoConsole(t, map[string]release.Role{"ines": release.RoleIncident, "vic": release.RoleViewer})
 	ctx := context.Background()
-	if _, err := demo.Seed(ctx, demo.Config{Server: s.URL, Token: s.Admin, Interval: time.Second}); err != nil {
-		t.Fatal(err)
-	}
-	const pw = "a long enough password"
-	for name, role := range map[string]release.Role{"ines": release.RoleIncident, "vic": release.RoleViewer} {
-		if _, err := s.Store.CreateUser(ctx, "test", name, role, pw); err != nil {
-			t.Fatal(err)
-		}
-	}
 	admin, err := client.New(s.URL, s.Admin)
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +64,7 @@ func TestConsoleIncidentsInBrowser(t *testing.T) {
 	}
 
 	do("log in", chromedp.Navigate(s.URL+"/admin/incidents"), chromedp.WaitVisible(chromedp.CSS("#name")),
-		chromedp.SendKeys(chromedp.CSS("#name"), "ines"), chromedp.SendKeys(chromedp.CSS("#password"), pw+kb.Enter),
+		chromedp.SendKeys(chromedp.CSS("#name"), "ines"), chromedp.SendKeys(chromedp.CSS("#password"), consolePassword+kb.Enter),
 		chromedp.WaitVisible(chromedp.CSS("#declare")))
 	accessible("incidents")
 	if got := text("main table"); !strings.Contains(got, "paused by auto-halt") {
@@ -152,7 +141,7 @@ func TestConsoleIncidentsInBrowser(t *testing.T) {
 
 	// A viewer: no declare form, and one posted anyway is refused.
 	do("log out", submit("form.logout"), chromedp.WaitVisible(chromedp.CSS("#name")))
-	do("log in as a viewer", chromedp.SendKeys(chromedp.CSS("#name"), "vic"), chromedp.SendKeys(chromedp.CSS("#password"), pw+kb.Enter),
+	do("log in as a viewer", chromedp.SendKeys(chromedp.CSS("#name"), "vic"), chromedp.SendKeys(chromedp.CSS("#password"), consolePassword+kb.Enter),
 		chromedp.WaitVisible(chromedp.CSS("form.logout")), chromedp.Navigate(s.URL+"/admin/incidents"), chromedp.WaitVisible(chromedp.CSS("main table")))
 	if none, err := chromedp.Run(b, chromedp.Evaluate[bool](`document.querySelector("#declare") === null`)); err != nil || !none {
 		t.Fatalf("viewer's incidents page offers a declaration (%v)", err)

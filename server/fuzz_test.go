@@ -46,16 +46,7 @@ func newFuzzTarget(t testing.TB, dsn string) *fuzzTarget {
 		e.checkIn(victim, checkIn{InstanceID: fmt.Sprintf("victim-%d", i), Product: "acme", Version: "1.0.0",
 			Events: []map[string]any{{"kind": "upgrade_started", "from": "1.0.0", "to": "1.1.0", "at": time.Now().UTC()}}})
 	}
-	driver := "sqlite"
-	if strings.HasPrefix(dsn, "postgres") {
-		driver = "pgx"
-	}
-	db, err := sql.Open(driver, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	f := &fuzzTarget{e: e, mallory: mallory, db: db}
+	f := &fuzzTarget{e: e, mallory: mallory, db: servertest.RawDB(t, dsn)}
 	time.Sleep(20 * time.Millisecond) // victim's routine rows are flushed
 	f.before = f.digest(t)
 	return f

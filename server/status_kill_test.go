@@ -1,8 +1,6 @@
 package server_test
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os/exec"
@@ -47,26 +45,7 @@ func runServe(t *testing.T, bin, db string, flags ...string) (string, func()) {
 		}
 	}
 	t.Cleanup(kill)
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var line struct {
-				Msg  string `json:"msg"`
-				Addr string `json:"addr"`
-			}
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "serving" {
-				addr <- line.Addr
-			}
-		}
-	}()
-	select {
-	case a := <-addr:
-		return "http://" + a, kill
-	case <-time.After(20 * time.Second):
-		t.Fatal("server did not start")
-	}
-	return "", nil
+	return servertest.WaitServing(t, stderr), kill
 }
 
 // TestKilledServerLosesNoWebhook runs the real ringfence binary, kills it

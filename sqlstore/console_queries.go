@@ -200,15 +200,7 @@ func (s *Store) SearchAudit(ctx context.Context, f AuditFilter) ([]release.Audit
 	if before <= 0 {
 		before = 1<<63 - 1
 	}
-	return queryAll(ctx, s.rdb, func(row scanner) (release.AuditEntry, error) {
-		var e release.AuditEntry
-		var b, a sql.NullString
-		if err := row.Scan(&e.ID, &e.At, &e.Actor, &e.Action, &e.Target, &e.Reason, &b, &a); err != nil {
-			return e, err
-		}
-		e.At, e.Before, e.After = e.At.UTC(), rawOrNull(b), rawOrNull(a)
-		return e, nil
-	}, "search audit log", `SELECT id, at, actor, action, target, reason, before, after FROM audit_log
+	return queryAll(ctx, s.rdb, scanAuditEntry, "search audit log", `SELECT id, at, actor, action, target, reason, before, after FROM audit_log
 		WHERE id < $1 AND LOWER(actor) LIKE $2 ESCAPE '\' AND LOWER(action) LIKE $3 ESCAPE '\' AND LOWER(target) LIKE $4 ESCAPE '\'
 		ORDER BY id DESC LIMIT $5`, before, likePattern(f.Actor), likePattern(f.Action), likePattern(f.Target), f.Limit)
 }

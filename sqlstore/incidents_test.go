@@ -3,7 +3,6 @@ package sqlstore_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -11,38 +10,17 @@ import (
 	"time"
 
 	"github.com/ringfence/ringfence/incident"
-	"github.com/ringfence/ringfence/internal/pgtest"
 	"github.com/ringfence/ringfence/release"
 	"github.com/ringfence/ringfence/sqlstore"
 )
 
 // TestIncidentStore runs the incident store tests on SQLite and PostgreSQL.
 func TestIncidentStore(t *testing.T) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s *sqlstore.Store)
-	}{
-		{"Lifecycle", testIncidentLifecycle},
-		{"ReleaseTies", testIncidentReleaseTies},
-		{"MaintenanceSchedule", testMaintenanceSchedule},
-		{"ConcurrentChanges", testConcurrentIncidentChanges},
-	}
-	t.Run("sqlite", func(t *testing.T) {
-		for _, tc := range tests {
-			t.Run(tc.name, func(t *testing.T) {
-				tc.fn(t, mustOpen(t, filepath.Join(t.TempDir(), "ringfence.db")))
-			})
-		}
-	})
-	t.Run("postgres", func(t *testing.T) {
-		c := pgtest.New(t)
-		for i, tc := range tests {
-			t.Run(tc.name, func(t *testing.T) {
-				name := fmt.Sprintf("incidents%d", i)
-				c.CreateDatabase(name)
-				tc.fn(t, mustOpen(t, c.DSN(name)))
-			})
-		}
+	onBothDialects(t, "incidents", []storeTest{
+		{"Lifecycle", withStore(testIncidentLifecycle)},
+		{"ReleaseTies", withStore(testIncidentReleaseTies)},
+		{"MaintenanceSchedule", withStore(testMaintenanceSchedule)},
+		{"ConcurrentChanges", withStore(testConcurrentIncidentChanges)},
 	})
 }
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"os"
 	"os/exec"
 	"os/user"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringfence/ringfence/internal/servertest"
 	"github.com/ringfence/ringfence/release"
 	"github.com/ringfence/ringfence/sign"
 	"github.com/ringfence/ringfence/sqlstore"
@@ -42,21 +42,6 @@ func newSigningKey(t *testing.T) sign.Key {
 	return k
 }
 
-// rawDB opens the store's database directly, as another program would.
-func rawDB(t *testing.T, dsn string) *sql.DB {
-	t.Helper()
-	driver := "sqlite"
-	if strings.HasPrefix(dsn, "postgres") {
-		driver = "pgx"
-	}
-	db, err := sql.Open(driver, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
-
 // testSealedSigningKeys: signing keys are stored only encrypted with the
 // key-encryption key: a key an earlier version stored in plain text is
 // sealed by UseKeyEncryptionKey, new keys are sealed from the start,
@@ -64,7 +49,7 @@ func rawDB(t *testing.T, dsn string) *sql.DB {
 // (SQLite) the raw files hold a private key.
 func testSealedSigningKeys(t *testing.T, dsn string, s *sqlstore.Store) {
 	ctx := context.Background()
-	db := rawDB(t, dsn)
+	db := servertest.RawDB(t, dsn)
 	old := newSigningKey(t)
 	if _, err := s.AddSigningKey(ctx, "test", old, true); err == nil || !strings.Contains(err.Error(), "key-encryption key") {
 		t.Fatalf("adding a key without a key-encryption key: %v, want a refusal", err)

@@ -22,10 +22,7 @@ import (
 // TestStore runs every store test on SQLite and on PostgreSQL (one cluster,
 // a database per test).
 func TestStore(t *testing.T) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, dsn string, s *sqlstore.Store)
-	}{
+	onBothDialects(t, "store", []storeTest{
 		{"Catalog", testCatalog},
 		{"RefusesNewerSchema", testRefusesNewerSchema},
 		{"ConcurrentReleaseChanges", testConcurrentReleaseChanges},
@@ -34,7 +31,25 @@ func TestStore(t *testing.T) {
 		{"SealedSigningKeys", testSealedSigningKeys},
 		{"Bundles", testBundles},
 		{"QuotaCounts", testQuotaCounts},
-	}
+	})
+}
+
+// storeTest is one store test: fn gets the store and the DSN it was opened
+// with.
+type storeTest struct {
+	name string
+	fn   func(t *testing.T, dsn string, s *sqlstore.Store)
+}
+
+// withStore adapts a test that needs only the store.
+func withStore(fn func(*testing.T, *sqlstore.Store)) func(*testing.T, string, *sqlstore.Store) {
+	return func(t *testing.T, _ string, s *sqlstore.Store) { fn(t, s) }
+}
+
+// onBothDialects runs each test as subtests sqlite/NAME, on a fresh SQLite
+// file, and postgres/NAME, on a fresh database (prefix and the test's
+// index) of one PostgreSQL cluster.
+func onBothDialects(t *testing.T, prefix string, tests []storeTest) {
 	t.Run("sqlite", func(t *testing.T) {
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
@@ -47,7 +62,7 @@ func TestStore(t *testing.T) {
 		c := pgtest.New(t)
 		for i, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
-				name := fmt.Sprintf("store%d", i)
+				name := fmt.Sprintf("%s%d", prefix, i)
 				c.CreateDatabase(name)
 				dsn := c.DSN(name)
 				tc.fn(t, dsn, mustOpen(t, dsn))

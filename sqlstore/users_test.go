@@ -3,12 +3,10 @@ package sqlstore_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/ringfence/ringfence/internal/pgtest"
 	"github.com/ringfence/ringfence/release"
 	"github.com/ringfence/ringfence/sqlstore"
 )
@@ -16,25 +14,7 @@ import (
 // TestConsoleStore runs the tests of the console's accounts, sessions and
 // reads on SQLite and on PostgreSQL.
 func TestConsoleStore(t *testing.T) {
-	tests := []struct {
-		name string
-		fn   func(*testing.T, *sqlstore.Store)
-	}{{"Accounts", testConsoleAccounts}, {"Queries", testConsoleQueries}}
-	t.Run("sqlite", func(t *testing.T) {
-		for _, tc := range tests {
-			t.Run(tc.name, func(t *testing.T) { tc.fn(t, mustOpen(t, filepath.Join(t.TempDir(), "ringfence.db"))) })
-		}
-	})
-	t.Run("postgres", func(t *testing.T) {
-		c := pgtest.New(t)
-		for i, tc := range tests {
-			t.Run(tc.name, func(t *testing.T) {
-				name := fmt.Sprintf("console%d", i)
-				c.CreateDatabase(name)
-				tc.fn(t, mustOpen(t, c.DSN(name)))
-			})
-		}
-	})
+	onBothDialects(t, "console", []storeTest{{"Accounts", withStore(testConsoleAccounts)}, {"Queries", withStore(testConsoleQueries)}})
 }
 
 // testConsoleQueries checks the console's installation search and paging,

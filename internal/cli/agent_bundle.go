@@ -10,6 +10,7 @@ import (
 	ucli "github.com/urfave/cli/v3"
 
 	"github.com/ringfence/ringfence/agent"
+	"github.com/ringfence/ringfence/internal/atomicfile"
 )
 
 // This file holds the air-gapped parts of `ringfence agent`
@@ -45,7 +46,7 @@ func agentExportCommand(stdout, stderr io.Writer) *ucli.Command {
 			if err != nil {
 				return withCode(ExitError, err)
 			}
-			if err := writeFileReplacing(out, append(data, '\n')); err != nil {
+			if err := atomicfile.Write(out, append(data, '\n'), 0o644); err != nil {
 				return withCode(ExitError, fmt.Errorf("write export: %w", err))
 			}
 			summary := map[string]any{"file": out, "instance_id": exp.InstanceID, "reports": len(exp.Reports), "left_out": left,

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	ucli "github.com/urfave/cli/v3"
 
 	"github.com/ringfence/ringfence/client"
+	"github.com/ringfence/ringfence/internal/atomicfile"
 	"github.com/ringfence/ringfence/release"
 	"github.com/ringfence/ringfence/sign"
 )
@@ -45,7 +45,7 @@ func bundleCommand() *ucli.Command {
 				if err != nil {
 					return err
 				}
-				if err := writeFileReplacing(out, append(data, '\n')); err != nil {
+				if err := atomicfile.Write(out, append(data, '\n'), 0o644); err != nil {
 					return fmt.Errorf("write bundle: %w", err)
 				}
 				return emit(cmd, b, func(w io.Writer) { printBundle(w, b, env, out) })
@@ -121,30 +121,4 @@ func printBundle(w io.Writer, b release.Bundle, env sign.Envelope, path string) 
 		}
 		row(w, r.Version, r.Status, since, g)
 	}
-}
-
-// writeFileReplacing writes data to path through a temporary file in the
-// same directory and a rename, so path holds the old content or the new,
-// never a part.
-func writeFileReplacing(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".ringfence-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -15,6 +15,15 @@ import (
 	"github.com/ringfence/ringfence/internal/pgtest"
 )
 
+// appDB starts a throwaway cluster with database app and runs sql in it.
+func appDB(t *testing.T, sql string) *pgtest.Cluster {
+	t.Helper()
+	c := pgtest.New(t)
+	c.CreateDatabase("app")
+	c.Exec("app", sql)
+	return c
+}
+
 // run runs the real program and returns its exit code, stdout and stderr.
 func run(t *testing.T, ctx context.Context, args ...string) (int, string, string) {
 	t.Helper()

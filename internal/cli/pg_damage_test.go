@@ -39,9 +39,7 @@ func toastOf(t *testing.T, c *pgtest.Cluster, db, table string) string {
 // its detail, and nothing else reported.
 func TestCheckReportsDamagedFiles(t *testing.T) {
 	ctx := context.Background()
-	c := pgtest.New(t)
-	c.CreateDatabase("app")
-	c.Exec("app", `CREATE EXTENSION amcheck;
+	c := appDB(t, `CREATE EXTENSION amcheck;
 		CREATE TABLE gone_heap (id int PRIMARY KEY, s text);
 		INSERT INTO gone_heap SELECT g, 'row ' || g FROM generate_series(1, 2000) g;
 		CREATE TABLE parted (id int, s text) PARTITION BY RANGE (id);

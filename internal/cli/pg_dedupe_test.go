@@ -15,9 +15,7 @@ import (
 // the lowest ctid and quarantines the rest.
 func TestDedupeKeepOne(t *testing.T) {
 	ctx := context.Background()
-	c := pgtest.New(t)
-	c.CreateDatabase("app")
-	c.Exec("app", `CREATE EXTENSION amcheck;
+	c := appDB(t, `CREATE EXTENSION amcheck;
 		CREATE TABLE codes (code varchar(40) PRIMARY KEY, note text);
 		CREATE TEMP TABLE words AS SELECT w FROM unnest(ARRAY['a', 'A', 'a b', 'a-b', 'ab', 'b', 'z', 'Z', 'Zebra', 'apple', 'Apple', 'co-op']) w;
 		INSERT INTO codes SELECT w || g, 'first' FROM words, generate_series(1, 100) g;`)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/ringfence/ringfence/internal/cli"
-	"github.com/ringfence/ringfence/internal/pgtest"
 	"github.com/ringfence/ringfence/pgcheck"
 )
 
@@ -38,9 +37,7 @@ FROM generate_series(1, 500) g,
      LATERAL (SELECT (ARRAY['adam', 'Bob', 'co-op', 'coop', 'co op', 'O''Brien', 'Zed'])[1 + g % 7] AS n) v;`
 
 func TestPgInventory(t *testing.T) {
-	c := pgtest.New(t)
-	c.CreateDatabase("app")
-	c.Exec("app", collationSchema)
+	c := appDB(t, collationSchema)
 	dsn := c.DSN("app")
 
 	code, out, errOut := ringfence(t, "pg", "inventory", dsn)

@@ -60,9 +60,7 @@ func TestPgRepairHelperProcess(t *testing.T) {
 }
 
 func TestPgRepair(t *testing.T) {
-	c := pgtest.New(t)
-	c.CreateDatabase("app")
-	c.Exec("app", repairCLIFixture)
+	c := appDB(t, repairCLIFixture)
 	c.Restart(pgtest.CodePoint)
 	c.Exec("app", repairCLIBreak)
 	dsn := c.DSN("app")

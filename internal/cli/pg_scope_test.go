@@ -41,9 +41,7 @@ func parseCounts(t *testing.T, stdout string) checkCounts {
 // nothing are an error too.
 func TestPatternsThatMatchNothing(t *testing.T) {
 	ctx := context.Background()
-	c := pgtest.New(t)
-	c.CreateDatabase("app")
-	c.Exec("app", `CREATE EXTENSION amcheck;
+	c := appDB(t, `CREATE EXTENSION amcheck;
 		CREATE TABLE words (id int PRIMARY KEY, w text UNIQUE);
 		INSERT INTO words SELECT g, 'w' || g FROM generate_series(1, 100) g;`)
 	dsn := c.DSN("app")

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/ringfence/ringfence/internal/cli"
-	"github.com/ringfence/ringfence/internal/pgtest"
 )
 
 // TestSizesAreBinaryAndNeverNegative: a partitioned table's foreign key
@@ -15,9 +14,7 @@ import (
 // is printed in B/KiB/MiB.
 func TestSizesAreBinaryAndNeverNegative(t *testing.T) {
 	ctx := context.Background()
-	c := pgtest.New(t)
-	c.CreateDatabase("app")
-	c.Exec("app", `CREATE EXTENSION amcheck;
+	c := appDB(t, `CREATE EXTENSION amcheck;
 		CREATE TABLE parent (k text PRIMARY KEY);
 		CREATE TABLE child (k text REFERENCES parent, v int) PARTITION BY LIST (v);
 		CREATE TABLE child_1 PARTITION OF child FOR VALUES IN (1);

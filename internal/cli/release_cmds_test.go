@@ -53,6 +53,15 @@ func runAPI(t *testing.T, url, token string, args ...string) (int, string, strin
 	return run(t, context.Background(), full...)
 }
 
+// listedKeys returns the server's public keys as `ringfence keys list`
+// prints them.
+func listedKeys(t *testing.T, url string) []sign.PublicKey {
+	t.Helper()
+	return apiJSON[struct {
+		Keys []sign.PublicKey `json:"keys"`
+	}](t, url, "", "keys", "list").Keys
+}
+
 func apiJSON[T any](t *testing.T, url, token string, args ...string) T {
 	t.Helper()
 	var v T
@@ -125,15 +134,13 @@ func TestReleaseCommandsEndToEnd(t *testing.T) {
 
 	// An installation of an insider customer is offered 3.30.0 and verifies
 	// the answer against the keys `ringfence keys list` prints.
-	keys := apiJSON[struct {
-		Keys []sign.PublicKey `json:"keys"`
-	}](t, url, "", "keys", "list")
+	keys := listedKeys(t, url)
 	agent, err := client.New(url, key.Key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	inst := release.CheckIn{InstanceID: "inst-1", Product: "acme", Version: release.MustParseVersion("3.29.4"), Health: &release.Health{Status: release.HealthOK}}
-	ans, _, err := agent.CheckIn(ctx, inst, keys.Keys)
+	ans, _, err := agent.CheckIn(ctx, inst, keys)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +166,7 @@ func TestReleaseCommandsEndToEnd(t *testing.T) {
 	if !strings.Contains(out, "paused") || !strings.Contains(out, "index reports by root (") {
 		t.Fatalf("pause printed:\n%s", out)
 	}
-	if ans, _, err := agent.CheckIn(ctx, inst, keys.Keys); err != nil || ans.Offer != nil {
+	if ans, _, err := agent.CheckIn(ctx, inst, keys); err != nil || ans.Offer != nil {
 		t.Fatalf("offer of a paused release: %+v %v", ans.Offer, err)
 	}
 	api(t, url, admin, "release", "resume", "acme", "3.30.0", "--reason", "false alarm")
@@ -176,7 +183,7 @@ func TestReleaseCommandsEndToEnd(t *testing.T) {
 		t.Fatalf("pulled %+v", pulled)
 	}
 	inst.Version = release.MustParseVersion("3.30.0")
-	ans, _, err = agent.CheckIn(ctx, inst, keys.Keys)
+	ans, _, err = agent.CheckIn(ctx, inst, keys)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +214,7 @@ func TestReleaseCommandsEndToEnd(t *testing.T) {
 
 	// Keys, tokens, audit.
 	rotated := apiJSON[sign.PublicKey](t, url, admin, "keys", "rotate")
-	if out := api(t, url, "", "keys", "list"); !strings.Contains(out, rotated.ID) || !strings.Contains(out, keys.Keys[0].ID) {
+	if out := api(t, url, "", "keys", "list"); !strings.Contains(out, rotated.ID) || !strings.Contains(out, keys[0].ID) {
 		t.Fatalf("keys list after rotation:\n%s", out)
 	}
 	if out := api(t, url, admin, "token", "list"); !strings.Contains(out, "vera") || strings.Contains(out, viewer.Secret) {

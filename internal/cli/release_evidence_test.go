@@ -9,7 +9,6 @@ import (
 	"github.com/ringfence/ringfence/client"
 	"github.com/ringfence/ringfence/internal/servertest"
 	"github.com/ringfence/ringfence/release"
-	"github.com/ringfence/ringfence/sign"
 )
 
 // TestReleaseStatusExplainsMissingEvidence: an installation first seen
@@ -30,16 +29,14 @@ func TestReleaseStatusExplainsMissingEvidence(t *testing.T) {
 		t.Fatalf("status without installations does not say why:\n%s", out)
 	}
 
-	keys := apiJSON[struct {
-		Keys []sign.PublicKey `json:"keys"`
-	}](t, url, "", "keys", "list")
+	keys := listedKeys(t, url)
 	agent, err := client.New(url, key.Key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	inst := release.CheckIn{InstanceID: "trial-1", Product: "acme", Version: release.MustParseVersion("1.0.0"),
 		Health: &release.Health{Status: release.HealthOK}}
-	if _, _, err := agent.CheckIn(ctx, inst, keys.Keys); err != nil {
+	if _, _, err := agent.CheckIn(ctx, inst, keys); err != nil {
 		t.Fatal(err)
 	}
 	var out string

@@ -9,7 +9,6 @@ import (
 	"github.com/ringfence/ringfence/client"
 	"github.com/ringfence/ringfence/internal/servertest"
 	"github.com/ringfence/ringfence/release"
-	"github.com/ringfence/ringfence/sign"
 )
 
 // TestReleaseInstallationsFiltersAndHistory: installations filtered by
@@ -24,9 +23,7 @@ func TestReleaseInstallationsFiltersAndHistory(t *testing.T) {
 	api(t, url, admin, "customer", "create", "acme", "bigbank", "--ring", "stable")
 	api(t, url, admin, "release", "create", "acme", "1.0.0")
 	api(t, url, admin, "release", "create", "acme", "1.1.0")
-	keys := apiJSON[struct {
-		Keys []sign.PublicKey `json:"keys"`
-	}](t, url, "", "keys", "list")
+	keys := listedKeys(t, url)
 	checkIn := func(customer, instance, version string, health release.HealthStatus, events ...release.Event) {
 		t.Helper()
 		key := apiJSON[client.EnrollmentKey](t, url, admin, "customer", "key", "create", "acme", customer)
@@ -35,7 +32,7 @@ func TestReleaseInstallationsFiltersAndHistory(t *testing.T) {
 			t.Fatal(err)
 		}
 		if _, _, err := agent.CheckIn(ctx, release.CheckIn{InstanceID: instance, Product: "acme", Version: release.MustParseVersion(version),
-			Health: &release.Health{Status: health}, Events: events}, keys.Keys); err != nil {
+			Health: &release.Health{Status: health}, Events: events}, keys); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -19,11 +19,16 @@ func Words() []string {
 	for _, w := range words {
 		seen[w] = true
 	}
-	r := rand.New(rand.NewPCG(1, 2))
-	letters := []rune("abmzABMZ -'é")
+	return fillWords(words, seen, rand.New(rand.NewPCG(1, 2)), []rune("abmzABMZ -'é"), 6)
+}
+
+// fillWords appends to words strings of 2 to 1+spread runes drawn from
+// letters by r, each one not in seen (and then added to it), until there
+// are 3,000 of them, and returns them.
+func fillWords(words []string, seen map[string]bool, r *rand.Rand, letters []rune, spread int) []string {
 	for len(words) < 3000 {
 		var b strings.Builder
-		for range 2 + r.IntN(6) {
+		for range 2 + r.IntN(spread) {
 			b.WriteRune(letters[r.IntN(len(letters))])
 		}
 		if w := b.String(); !seen[w] {
@@ -89,20 +94,7 @@ func CollationFixture(t testing.TB, c *Cluster, db string) {
 // on every call.
 func ICUWords() []string {
 	letters := []rune("abmzAB -\U0001FAE0\U0001FAE1\u13A0\uAB70\U0001E900\U0001E922\u08A0\u08B6\u0870")
-	seen := map[string]bool{}
-	var words []string
-	r := rand.New(rand.NewPCG(3, 4))
-	for len(words) < 3000 {
-		var b strings.Builder
-		for range 2 + r.IntN(5) {
-			b.WriteRune(letters[r.IntN(len(letters))])
-		}
-		if w := b.String(); !seen[w] {
-			seen[w] = true
-			words = append(words, w)
-		}
-	}
-	return words
+	return fillWords(nil, map[string]bool{}, rand.New(rand.NewPCG(3, 4)), letters, 5)
 }
 
 // ICUFixture creates database db with amcheck and

@@ -4,13 +4,18 @@
 package servertest
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"database/sql"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -155,4 +160,53 @@ func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// WaitServing reads the JSON log lines of a `ringfence serve` process from
+// stderr until the one that says it is serving and returns the server's
+// base URL ("http://" and its address); the test fails when that line has
+// not come within 30 seconds. It keeps draining stderr afterwards, so the
+// process never blocks on a full pipe.
+func WaitServing(t testing.TB, stderr io.Reader) string {
+	t.Helper()
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var line struct {
+				Msg  string `json:"msg"`
+				Addr string `json:"addr"`
+			}
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "serving" {
+				select {
+				case addr <- line.Addr:
+				default:
+				}
+			}
+		}
+	}()
+	select {
+	case a := <-addr:
+		return "http://" + a
+	case <-time.After(30 * time.Second):
+		t.Fatal("ringfence serve did not start")
+	}
+	return ""
+}
+
+// RawDB opens the store's database at dsn directly with database/sql, as
+// another program would: the "pgx" driver for a postgres DSN, "sqlite" for
+// a file. It is closed when the test ends.
+func RawDB(t testing.TB, dsn string) *sql.DB {
+	t.Helper()
+	driver := "sqlite"
+	if strings.HasPrefix(dsn, "postgres") {
+		driver = "pgx"
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
