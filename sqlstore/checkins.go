@@ -505,47 +505,6 @@ func insertRowsReturning(ctx context.Context, tx *sql.Tx, maxParams int, head, t
 	return nil
 }
 
-// HaltEvidence returns the events about release v of product and its failing
-// health reports received after since, each dated by the server's receipt
-// time, for inspection with release.CountHalt. It loads every row, so
-// auto-halt itself uses HaltCounts.
-func (s *Store) HaltEvidence(ctx context.Context, product string, v release.Version, since time.Time) ([]release.InstanceEvent, []release.HealthReport, error) {
-	events, err := queryAll(ctx, s.rdb, func(row interface{ Scan(...any) error }) (release.InstanceEvent, error) {
-		var e release.InstanceEvent
-		var kind, from, seenOn string
-		if err := row.Scan(&e.InstanceID, &e.Customer, &kind, &from, &e.At, &e.Detail, &seenOn); err != nil {
-			return e, err
-		}
-		e.Kind, e.To, e.At = release.EventKind(kind), v, e.At.UTC()
-		e.SeenOn, _ = release.ParseVersion(seenOn) // '' (unknown before) stays zero
-		if from != "" {
-			f, err := release.ParseVersion(from)
-			if err != nil {
-				return e, fmt.Errorf("stored event of %s: %w", e.InstanceID, err)
-			}
-			e.From = f
-		}
-		return e, nil
-	}, "load auto-halt events", `SELECT instance_id, customer, kind, from_version, received_at, detail, seen_on FROM events
-		WHERE product = $1 AND to_version = $2 AND received_at > $3 ORDER BY id`, product, v.String(), since.UTC())
-	if err != nil {
-		return nil, nil, err
-	}
-	reports, err := queryAll(ctx, s.rdb, func(row interface{ Scan(...any) error }) (release.HealthReport, error) {
-		var h release.HealthReport
-		var status, seenOn string
-		err := row.Scan(&h.InstanceID, &h.Customer, &status, &h.Health.Detail, &h.At, &seenOn)
-		h.Version, h.Health.Status, h.At = v, release.HealthStatus(status), h.At.UTC()
-		h.SeenOn, _ = release.ParseVersion(seenOn) // '' (unknown before) stays zero
-		return h, err
-	}, "load auto-halt health reports", `SELECT instance_id, customer, status, detail, at, seen_on FROM health_reports
-		WHERE product = $1 AND version = $2 AND at > $3 ORDER BY id`, product, v.String(), since.UTC())
-	if err != nil {
-		return nil, nil, err
-	}
-	return events, reports, nil
-}
-
 // ReleaseRef names one release of a product.
 type ReleaseRef struct {
 	Product string
@@ -558,7 +517,7 @@ type ReleaseRef struct {
 // committed before it may not have been evaluated. Versions that do not parse
 // are skipped (no such release can exist).
 func (s *Store) ReleasesWithFailures(ctx context.Context, since time.Time) ([]ReleaseRef, error) {
-	refs, err := queryAll(ctx, s.rdb, func(row interface{ Scan(...any) error }) (ReleaseRef, error) {
+	refs, err := queryAll(ctx, s.rdb, func(row scanner) (ReleaseRef, error) {
 		var r ReleaseRef
 		var version string
 		if err := row.Scan(&r.Product, &version); err != nil {
@@ -629,7 +588,7 @@ func (s *Store) HaltCounts(ctx context.Context, product string, v release.Versio
 			customer string
 			n        int
 		}
-		rows, err := queryAll(ctx, s.rdb, func(r interface{ Scan(...any) error }) (row, error) {
+		rows, err := queryAll(ctx, s.rdb, func(r scanner) (row, error) {
 			var x row
 			return x, r.Scan(&x.customer, &x.n)
 		}, "count auto-halt evidence per customer", `SELECT customer, COUNT(*) FROM (`+q.rows+`) AS x GROUP BY customer`, args...)
@@ -653,7 +612,7 @@ func (s *Store) HaltCounts(ctx context.Context, product string, v release.Versio
 	release.SortCustomerCounts(c.ByCustomer)
 	// The first failure of each installation, from either table; an
 	// installation failing in both keeps its earlier one.
-	scan := func(row interface{ Scan(...any) error }) (release.Failure, error) {
+	scan := func(row scanner) (release.Failure, error) {
 		var f release.Failure
 		err := row.Scan(&f.Customer, &f.InstanceID, &f.Kind, &f.At, &f.Detail)
 		f.At = f.At.UTC()
@@ -692,7 +651,7 @@ func (s *Store) HaltCounts(ctx context.Context, product string, v release.Versio
 
 // ListEvents returns up to limit events of product, newest first.
 func (s *Store) ListEvents(ctx context.Context, product string, limit int) ([]release.InstanceEvent, error) {
-	return queryAll(ctx, s.rdb, func(row interface{ Scan(...any) error }) (release.InstanceEvent, error) {
+	return queryAll(ctx, s.rdb, func(row scanner) (release.InstanceEvent, error) {
 		var e release.InstanceEvent
 		var kind, from, to string
 		if err := row.Scan(&e.InstanceID, &kind, &from, &to, &e.At, &e.Detail); err != nil {
@@ -779,7 +738,7 @@ func (s *Store) StoredBytes(ctx context.Context) (map[CustomerRef]int64, error) 
 		ref CustomerRef
 		n   int64
 	}
-	rows, err := queryAll(ctx, s.rdb, func(r interface{ Scan(...any) error }) (row, error) {
+	rows, err := queryAll(ctx, s.rdb, func(r scanner) (row, error) {
 		var x row
 		return x, r.Scan(&x.ref.Product, &x.ref.Customer, &x.n)
 	}, "estimate stored bytes per customer", `SELECT product, customer, SUM(n) FROM (
