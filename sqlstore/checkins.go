@@ -93,7 +93,7 @@ const (
 		ON CONFLICT (product, customer, instance_id) DO UPDATE SET
 			version = excluded.version,
 			health = excluded.health, health_detail = excluded.health_detail,
-			last_seen = excluded.last_seen` + returningCreated
+			last_seen = excluded.last_seen`
 	// upsertUnreported: without a report the stored health stays, unless
 	// the version changed: then nothing is known about the new one yet.
 	upsertUnreported = `
@@ -101,7 +101,7 @@ const (
 			version = excluded.version,
 			health = CASE WHEN installations.version <> excluded.version THEN 'unknown' ELSE installations.health END,
 			health_detail = CASE WHEN installations.version <> excluded.version THEN '' ELSE installations.health_detail END,
-			last_seen = excluded.last_seen` + returningCreated
+			last_seen = excluded.last_seen`
 	insertEvent = `INSERT INTO events
 			(product, instance_id, customer, kind, from_version, to_version, at, detail, received_at, seen_on) VALUES `
 	insertHealthReport = `INSERT INTO health_reports
@@ -118,6 +118,8 @@ func (s *Store) prepareCheckIns(ctx context.Context) error {
 		return nil
 	}
 	for _, q := range []string{
+		oneRow(upsertInstallation, upsertReported+returningCreated, 8),
+		oneRow(upsertInstallation, upsertUnreported+returningCreated, 8),
 		oneRow(upsertInstallation, upsertReported, 8),
 		oneRow(upsertInstallation, upsertUnreported, 8),
 		oneRow(insertEvent, "", 10),
@@ -160,7 +162,7 @@ func (s *Store) recordCheckIns(ctx context.Context, tx *sql.Tx, recs []CheckInRe
 	firstSeen := map[InstallationRef]time.Time{}
 	for _, rows := range [][][]any{withHealth, withoutHealth} {
 		for _, r := range rows {
-			firstSeen[InstallationRef{r[0].(string), r[2].(string), r[1].(string)}] = r[6].(time.Time).Truncate(time.Microsecond)
+			firstSeen[refOf(r)] = r[6].(time.Time).Truncate(time.Microsecond)
 		}
 	}
 	collect := func(rows *sql.Rows) error {
@@ -174,16 +176,37 @@ func (s *Store) recordCheckIns(ctx context.Context, tx *sql.Tx, recs []CheckInRe
 		}
 		return nil
 	}
-	events, reports, err := s.evidenceRows(ctx, tx, recs)
+	events, reports, stored, err := s.evidenceRows(ctx, tx, recs)
 	if err != nil {
 		return nil, err
 	}
-	// A reported health replaces the stored one.
-	if err := s.writeRows(ctx, tx, params, upsertInstallation, upsertReported, withHealth, collect); err != nil {
-		return nil, fmt.Errorf("record check-ins: %w", err)
-	}
-	if err := s.writeRows(ctx, tx, params, upsertInstallation, upsertUnreported, withoutHealth, collect); err != nil {
-		return nil, fmt.Errorf("record check-ins: %w", err)
+	for _, up := range []struct {
+		set  string
+		rows [][]any
+	}{
+		{upsertReported, withHealth}, // a reported health replaces the stored one
+		{upsertUnreported, withoutHealth},
+	} {
+		rows := up.rows
+		if s.dialect != Postgres {
+			// SQLite's transactions are serial, so an installation whose
+			// stored version evidenceRows looked up is created by this
+			// batch exactly when the lookup found nothing: its upsert need
+			// not return a row.
+			var looked [][]any
+			rows, looked = splitLookedUp(up.rows, stored)
+			for _, r := range looked {
+				if _, known := stored.versions[refOf(r)]; !known {
+					created = append(created, refOf(r))
+				}
+			}
+			if err := s.writeRows(ctx, tx, params, upsertInstallation, up.set, looked, nil); err != nil {
+				return nil, fmt.Errorf("record check-ins: %w", err)
+			}
+		}
+		if err := s.writeRows(ctx, tx, params, upsertInstallation, up.set+returningCreated, rows, collect); err != nil {
+			return nil, fmt.Errorf("record check-ins: %w", err)
+		}
 	}
 	if err := s.writeRows(ctx, tx, params, insertEvent, "", events, nil); err != nil {
 		return nil, fmt.Errorf("record check-in events: %w", err)
@@ -198,9 +221,10 @@ func (s *Store) recordCheckIns(ctx context.Context, tx *sql.Tx, recs []CheckInRe
 // events and health_reports, each with the version the installation was
 // seen on before the record (seen_on; ” if the record is its first), which
 // auto-halt needs to tell known installations from invented instance ids. It
-// reads the stored version of installations that report something; records
-// earlier in the batch take precedence, being newer.
-func (s *Store) evidenceRows(ctx context.Context, tx *sql.Tx, recs []CheckInRecord) (events, reports [][]any, err error) {
+// reads the stored version of installations that report something (and
+// returns what it read); records earlier in the batch take precedence,
+// being newer.
+func (s *Store) evidenceRows(ctx context.Context, tx *sql.Tx, recs []CheckInRecord) (events, reports [][]any, stored lookedUp, err error) {
 	reporting := func(r CheckInRecord) bool {
 		return len(r.Events) > 0 || (r.Health != nil && r.Health.Status.Failing())
 	}
@@ -215,9 +239,13 @@ func (s *Store) evidenceRows(ctx context.Context, tx *sql.Tx, recs []CheckInReco
 		}
 		inBatch[k] = true
 	}
-	stored, err := s.storedVersions(ctx, tx, need)
+	stored.asked = make(map[InstallationRef]bool, len(need))
+	for _, k := range need {
+		stored.asked[k] = true
+	}
+	stored.versions, err = s.storedVersions(ctx, tx, need)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, stored, err
 	}
 	seen := map[InstallationRef]string{}
 	for _, r := range recs {
@@ -225,7 +253,7 @@ func (s *Store) evidenceRows(ctx context.Context, tx *sql.Tx, recs []CheckInReco
 		if reporting(r) {
 			prior, ok := seen[k]
 			if !ok {
-				prior = stored[k] // '' if the store does not know it
+				prior = stored.versions[k] // '' if the store does not know it
 			}
 			at := r.ReceivedAt.UTC()
 			for _, e := range r.Events {
@@ -241,7 +269,36 @@ func (s *Store) evidenceRows(ctx context.Context, tx *sql.Tx, recs []CheckInReco
 		}
 		seen[k] = r.Version.String()
 	}
-	return events, reports, nil
+	return events, reports, stored, nil
+}
+
+// lookedUp is what evidenceRows read before the batch's upserts: the
+// installations it asked about, and the stored version of those the store
+// knows.
+type lookedUp struct {
+	asked    map[InstallationRef]bool
+	versions map[InstallationRef]string
+}
+
+// refOf is the installation of an installations row (latestPerInstallation).
+func refOf(row []any) InstallationRef {
+	return InstallationRef{Product: row[0].(string), Customer: row[2].(string), InstanceID: row[1].(string)}
+}
+
+// splitLookedUp splits installation rows into those whose installation
+// stored asked about and the rest, each in order.
+func splitLookedUp(rows [][]any, stored lookedUp) (rest, looked [][]any) {
+	if len(stored.asked) == 0 {
+		return rows, nil
+	}
+	for _, r := range rows {
+		if stored.asked[refOf(r)] {
+			looked = append(looked, r)
+		} else {
+			rest = append(rest, r)
+		}
+	}
+	return rest, looked
 }
 
 // storedVersions returns the stored version of each of refs the store
