@@ -57,7 +57,8 @@ func CheckJSON(body []byte) error {
 	if !utf8.Valid(body) {
 		return Errorf(EINVALID, "body is not valid UTF-8")
 	}
-	w := jsonWalk{body: body}
+	// Room for a check-in's depth and member names.
+	w := jsonWalk{body: body, stack: make([]jsonFrame, 0, 4), names: make([][]byte, 0, 16)}
 	if err := w.value(); err != nil && !errors.Is(err, errMalformed) {
 		return err
 	}
@@ -79,6 +80,9 @@ type jsonWalk struct {
 	body  []byte
 	pos   int
 	stack []jsonFrame
+	// names are the member names of the open objects so far, each
+	// object's from its frame's first.
+	names [][]byte
 }
 
 func (w *jsonWalk) space() {
@@ -136,7 +140,7 @@ func (w *jsonWalk) value() error {
 
 func (w *jsonWalk) object() error {
 	w.pos++ // {
-	w.stack = append(w.stack, jsonFrame{object: true, index: -1})
+	w.stack = append(w.stack, jsonFrame{object: true, index: -1, first: len(w.names)})
 	if w.next() == '}' {
 		w.pos++
 		w.stack = w.stack[:len(w.stack)-1]
@@ -157,12 +161,12 @@ func (w *jsonWalk) object() error {
 		if !lowerCase(name) {
 			return Errorf(EINVALID, "unknown field %s (field names are lower case)", top.path(w.stack, string(name)))
 		}
-		for _, n := range top.names {
+		for _, n := range w.names[top.first:] {
 			if bytes.Equal(n, name) {
 				return Errorf(EINVALID, "field %s given twice", top.path(w.stack, string(name)))
 			}
 		}
-		top.names = append(top.names, name)
+		w.names = append(w.names, name)
 		top.key = name
 		if w.next() != ':' {
 			return errMalformed
@@ -176,6 +180,7 @@ func (w *jsonWalk) object() error {
 			w.pos++
 		case '}':
 			w.pos++
+			w.names = w.names[:top.first]
 			w.stack = w.stack[:len(w.stack)-1]
 			return nil
 		default:
@@ -337,8 +342,8 @@ type jsonFrame struct {
 	key []byte
 	// index is the array's current element.
 	index int
-	// names are the object's member names so far.
-	names [][]byte
+	// first is where the object's member names begin in jsonWalk.names.
+	first int
 }
 
 // path names key inside the frames of stack, for an error about the name
