@@ -52,6 +52,13 @@ func DecodeCheckIn(r io.Reader, maxBytes int64) (CheckIn, error) {
 	if int64(len(body)) > maxBytes {
 		return c, Errorf(EINVALID, "check-in larger than %d bytes", maxBytes)
 	}
+	return ParseCheckIn(body)
+}
+
+// ParseCheckIn is DecodeCheckIn of a body already read (and limited in
+// size) by the caller, such as a server that read the request itself.
+func ParseCheckIn(body []byte) (CheckIn, error) {
+	var c CheckIn
 	if err := DecodeJSON(body, &c, "check-in"); err != nil {
 		return CheckIn{}, err
 	}

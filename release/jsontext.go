@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -56,97 +57,293 @@ func CheckJSON(body []byte) error {
 	if !utf8.Valid(body) {
 		return Errorf(EINVALID, "body is not valid UTF-8")
 	}
-	// U+FFFD in a decoded string that the body does not spell out came
-	// from an invalid escape (a lone surrogate).
-	spelled := func() bool {
-		return bytes.ContainsRune(body, utf8.RuneError) || bytes.Contains(bytes.ToLower(body), []byte(`\ufffd`))
+	// Room for a check-in's depth and member names.
+	w := jsonWalk{body: body, stack: make([]jsonFrame, 0, 4), names: make([][]byte, 0, 16)}
+	if err := w.value(); err != nil && !errors.Is(err, errMalformed) {
+		return err
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var stack []jsonFrame
-	for {
-		tok, err := dec.Token()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return nil // malformed: the decoder reports it
-		}
-		var top *jsonFrame
-		if len(stack) > 0 {
-			top = &stack[len(stack)-1]
-		}
-		switch t := tok.(type) {
-		case json.Delim:
-			switch t {
-			case '{', '[':
-				if top != nil {
-					top.value()
-				}
-				stack = append(stack, jsonFrame{object: t == '{', index: -1})
-			default:
-				stack = stack[:len(stack)-1]
-			}
-		case string:
-			if strings.ContainsRune(t, utf8.RuneError) && !spelled() {
-				return Errorf(EINVALID, "%s: invalid \\u escape (a lone UTF-16 surrogate)", orBody(pathOf(stack)))
-			}
-			if top != nil && top.object && top.wantKey() {
-				name := top.path(stack, t)
-				if err := checkText(t, name); err != nil {
-					return err
-				}
-				if strings.ToLower(t) != t {
-					return Errorf(EINVALID, "unknown field %s (field names are lower case)", name)
-				}
-				if top.names[t] {
-					return Errorf(EINVALID, "field %s given twice", name)
-				}
-				if top.names == nil {
-					top.names = map[string]bool{}
-				}
-				top.names[t] = true
-				top.key = t
-				top.keyed = true
-				continue
-			}
-			if top != nil {
-				top.value()
-			}
-			if err := checkText(t, pathOf(stack)); err != nil {
-				return err
-			}
+	return nil
+}
+
+// errMalformed stops CheckJSON's walk at a syntax error, which the decoder
+// that follows reports with its offset.
+const errMalformed = constError("malformed JSON")
+
+type constError string
+
+func (e constError) Error() string { return string(e) }
+
+// jsonWalk is CheckJSON's single walk over the bytes of a body: it reads
+// strings (unescaping only those that hold escapes) without building tokens,
+// so checking a check-in allocates next to nothing.
+type jsonWalk struct {
+	body  []byte
+	pos   int
+	stack []jsonFrame
+	// names are the member names of the open objects so far, each
+	// object's from its frame's first.
+	names [][]byte
+}
+
+func (w *jsonWalk) space() {
+	for w.pos < len(w.body) {
+		switch w.body[w.pos] {
+		case ' ', '\t', '\n', '\r':
+			w.pos++
 		default:
-			if top != nil {
-				top.value()
-			}
+			return
 		}
 	}
 }
 
-// jsonFrame is one open object or array during CheckJSONText's walk.
+// next skips white space and returns the next byte (0 at the end).
+func (w *jsonWalk) next() byte {
+	w.space()
+	if w.pos >= len(w.body) {
+		return 0
+	}
+	return w.body[w.pos]
+}
+
+// value walks one value at pos.
+func (w *jsonWalk) value() error {
+	switch w.next() {
+	case '{':
+		return w.object()
+	case '[':
+		return w.array()
+	case '"':
+		s, err := w.str()
+		if err != nil {
+			return err
+		}
+		if c, bad := controlIn(s); bad {
+			return Errorf(EINVALID, "%s: control character U+%04X is not allowed (only tab and newline)", orBody(pathOf(w.stack)), c)
+		}
+		return nil
+	case 0:
+		return errMalformed
+	default:
+		// A number or literal: its syntax is the decoder's to check.
+		for w.pos < len(w.body) {
+			switch w.body[w.pos] {
+			case ',', ']', '}', ' ', '\t', '\n', '\r':
+				return nil
+			case '{', '[', '"', ':':
+				return errMalformed
+			}
+			w.pos++
+		}
+		return nil
+	}
+}
+
+func (w *jsonWalk) object() error {
+	w.pos++ // {
+	w.stack = append(w.stack, jsonFrame{object: true, index: -1, first: len(w.names)})
+	if w.next() == '}' {
+		w.pos++
+		w.stack = w.stack[:len(w.stack)-1]
+		return nil
+	}
+	for {
+		if w.next() != '"' {
+			return errMalformed
+		}
+		name, err := w.str()
+		if err != nil {
+			return err
+		}
+		top := &w.stack[len(w.stack)-1]
+		if c, bad := controlIn(name); bad {
+			return Errorf(EINVALID, "%s: control character U+%04X is not allowed (only tab and newline)", top.path(w.stack, string(name)), c)
+		}
+		if !lowerCase(name) {
+			return Errorf(EINVALID, "unknown field %s (field names are lower case)", top.path(w.stack, string(name)))
+		}
+		for _, n := range w.names[top.first:] {
+			if bytes.Equal(n, name) {
+				return Errorf(EINVALID, "field %s given twice", top.path(w.stack, string(name)))
+			}
+		}
+		w.names = append(w.names, name)
+		top.key = name
+		if w.next() != ':' {
+			return errMalformed
+		}
+		w.pos++
+		if err := w.value(); err != nil {
+			return err
+		}
+		switch w.next() {
+		case ',':
+			w.pos++
+		case '}':
+			w.pos++
+			w.names = w.names[:top.first]
+			w.stack = w.stack[:len(w.stack)-1]
+			return nil
+		default:
+			return errMalformed
+		}
+	}
+}
+
+func (w *jsonWalk) array() error {
+	w.pos++ // [
+	w.stack = append(w.stack, jsonFrame{index: -1})
+	if w.next() == ']' {
+		w.pos++
+		w.stack = w.stack[:len(w.stack)-1]
+		return nil
+	}
+	for {
+		w.stack[len(w.stack)-1].index++
+		if err := w.value(); err != nil {
+			return err
+		}
+		switch w.next() {
+		case ',':
+			w.pos++
+		case ']':
+			w.pos++
+			w.stack = w.stack[:len(w.stack)-1]
+			return nil
+		default:
+			return errMalformed
+		}
+	}
+}
+
+// str reads the string at pos and returns its text: a slice of the body,
+// or, if it holds escapes, a new unescaped copy. A lone UTF-16 surrogate
+// escape is refused (encoding/json would turn it into U+FFFD).
+func (w *jsonWalk) str() ([]byte, error) {
+	w.pos++ // "
+	start := w.pos
+	for w.pos < len(w.body) {
+		switch c := w.body[w.pos]; {
+		case c == '"':
+			w.pos++
+			return w.body[start : w.pos-1], nil
+		case c == '\\':
+			return w.unescape(start)
+		case c < 0x20:
+			return nil, errMalformed
+		}
+		w.pos++
+	}
+	return nil, errMalformed
+}
+
+// unescape reads the rest of a string with escapes from pos; start is where
+// its text began.
+func (w *jsonWalk) unescape(start int) ([]byte, error) {
+	out := append([]byte(nil), w.body[start:w.pos]...)
+	for w.pos < len(w.body) {
+		c := w.body[w.pos]
+		switch {
+		case c == '"':
+			w.pos++
+			return out, nil
+		case c < 0x20:
+			return nil, errMalformed
+		case c != '\\':
+			out = append(out, c)
+			w.pos++
+			continue
+		}
+		if w.pos+1 >= len(w.body) {
+			return nil, errMalformed
+		}
+		e := w.body[w.pos+1]
+		w.pos += 2
+		switch e {
+		case '"', '\\', '/':
+			out = append(out, e)
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			r, ok := w.hex4()
+			if !ok {
+				return nil, errMalformed
+			}
+			if utf16.IsSurrogate(r) {
+				lo, ok := rune(-1), false
+				if r < 0xdc00 && w.pos+1 < len(w.body) && w.body[w.pos] == '\\' && w.body[w.pos+1] == 'u' {
+					w.pos += 2
+					lo, ok = w.hex4()
+					if !ok {
+						return nil, errMalformed
+					}
+				}
+				if r = utf16.DecodeRune(r, lo); r == utf8.RuneError {
+					return nil, Errorf(EINVALID, "%s: invalid \\u escape (a lone UTF-16 surrogate)", orBody(pathOf(w.stack)))
+				}
+			}
+			out = utf8.AppendRune(out, r)
+		default:
+			return nil, errMalformed
+		}
+	}
+	return nil, errMalformed
+}
+
+// hex4 reads the four hex digits of a \u escape at pos.
+func (w *jsonWalk) hex4() (rune, bool) {
+	if w.pos+4 > len(w.body) {
+		return 0, false
+	}
+	var n rune
+	for _, c := range w.body[w.pos : w.pos+4] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		n = n<<4 | rune(c)
+	}
+	w.pos += 4
+	return n, true
+}
+
+// lowerCase reports whether name has no upper-case letter (every name of
+// the API is lower case).
+func lowerCase(name []byte) bool {
+	for i, c := range name {
+		if c >= utf8.RuneSelf {
+			s := string(name[i:])
+			return strings.ToLower(s) == s
+		}
+		if 'A' <= c && c <= 'Z' {
+			return false
+		}
+	}
+	return true
+}
+
+// jsonFrame is one open object or array during CheckJSON's walk.
 type jsonFrame struct {
 	object bool
-	// key is the object's current member name; keyed says a value for it
-	// is due.
-	key   string
-	keyed bool
+	// key is the object's current member name.
+	key []byte
 	// index is the array's current element.
 	index int
-	// names are the object's member names so far.
-	names map[string]bool
-}
-
-func (f *jsonFrame) wantKey() bool { return !f.keyed }
-
-// value records that a value (of the current key or the next element)
-// begins.
-func (f *jsonFrame) value() {
-	if f.object {
-		f.keyed = false
-	} else {
-		f.index++
-	}
+	// first is where the object's member names begin in jsonWalk.names.
+	first int
 }
 
 // path names key inside the frames of stack, for an error about the name
@@ -167,7 +364,7 @@ func pathOf(stack []jsonFrame) string {
 			if b.Len() > 0 {
 				b.WriteByte('.')
 			}
-			b.WriteString(f.key)
+			b.Write(f.key)
 		} else if f.index >= 0 {
 			b.WriteString("[" + strconv.Itoa(f.index) + "]")
 		}
@@ -175,14 +372,15 @@ func pathOf(stack []jsonFrame) string {
 	return b.String()
 }
 
-// checkText rejects control characters other than tab and newline in s.
-func checkText(s, field string) error {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 && c != '\t' && c != '\n' {
-			return Errorf(EINVALID, "%s: control character U+%04X is not allowed (only tab and newline)", orBody(field), c)
+// controlIn returns the first control character other than tab and newline
+// in s.
+func controlIn(s []byte) (byte, bool) {
+	for _, c := range s {
+		if c < 0x20 && c != '\t' && c != '\n' {
+			return c, true
 		}
 	}
-	return nil
+	return 0, false
 }
 
 func orBody(field string) string {

@@ -18,6 +18,23 @@ func TestCheckJSON(t *testing.T) {
 		{"{\"a\":\"\xff\"}", "body is not valid UTF-8"},
 		{`{"a":"\ud800"}`, "a: invalid \\u escape"},
 		{`{"a":"\ud83d\ude00 \ufffd"}`, ""},
+		// The walk unescapes names and values itself: what encoding/json
+		// would decode alike is the same to it.
+		{`{"a":1,"\u0061":2}`, "field a given twice"},
+		{`{"b":{"\u0063":1,"c":2}}`, "field b.c given twice"},
+		{`{"\u0041":1}`, "unknown field A (field names are lower case)"},
+		{`{"\u00c9t\u00e9":1}`, "unknown field \u00c9t\u00e9 (field names are lower case)"},
+		{`{"a":["x",{"b":"\u001f"}]}`, "a[1].b: control character U+001F"},
+		{`{"a":"\b"}`, "a: control character U+0008"},
+		{`["\f"]`, "[0]: control character U+000C"},
+		{`"\u0000"`, "body: control character U+0000"},
+		{`{"a":"\ude00"}`, "a: invalid \\u escape"},
+		{`{"a":"\ud83dx"}`, "a: invalid \\u escape"},
+		{`{"a":"\ud83d\u0041"}`, "a: invalid \\u escape"},
+		{`{"a":"\ud800 \ufffd"}`, "a: invalid \\u escape"}, // a U+FFFD spelled out does not excuse a lone surrogate
+		{`{"a":"\"x\\/\u00e9\ud83d\ude00","b":[1.5e3,true,null,{}]}`, ""},
+		{`{"a":"\x"}`, ""}, // malformed: left to the decoder
+		{`{"a":1 "b":2}`, ""},
 	} {
 		err := CheckJSON([]byte(c.body))
 		if got := ErrorMessage(err); got != c.err && !(c.err != "" && len(got) > len(c.err) && got[:len(c.err)] == c.err) {

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -100,7 +99,7 @@ func (s *Server) answerCheckIn(w http.ResponseWriter, r *http.Request, now time.
 		writeProblem(w, release.EINVALID, "read check-in: "+err.Error())
 		return
 	}
-	c, err := release.DecodeCheckIn(bytes.NewReader(body), release.DefaultMaxCheckInBytes)
+	c, err := release.ParseCheckIn(body)
 	if err != nil {
 		writeProblem(w, release.ErrorCode(err), release.ErrorMessage(err))
 		return

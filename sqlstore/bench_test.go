@@ -11,9 +11,15 @@ import (
 	"github.com/ringfence/ringfence/sqlstore"
 )
 
-// BenchmarkRecordCheckIns writes batches of 1000 routine check-ins of
-// distinct installations into a SQLite store.
+// BenchmarkRecordCheckIns writes batches of 1000 check-ins of distinct
+// installations into a SQLite store: routine ones, and ones that carry an
+// event each (the auto-halt evidence path: stored version, event row).
 func BenchmarkRecordCheckIns(b *testing.B) {
+	b.Run("routine", func(b *testing.B) { benchmarkRecordCheckIns(b, false) })
+	b.Run("events", func(b *testing.B) { benchmarkRecordCheckIns(b, true) })
+}
+
+func benchmarkRecordCheckIns(b *testing.B, events bool) {
 	ctx := context.Background()
 	s, err := sqlstore.Open(ctx, filepath.Join(b.TempDir(), "ringfence.db"))
 	if err != nil {
@@ -27,6 +33,9 @@ func BenchmarkRecordCheckIns(b *testing.B) {
 		for i := range batch {
 			batch[i] = sqlstore.CheckInRecord{Product: "acme", Customer: "c", InstanceID: fmt.Sprintf("i-%d", (n*len(batch)+i)%100000),
 				Version: v, Health: &release.Health{Status: release.HealthOK}, ReceivedAt: time.Now()}
+			if events {
+				batch[i].Events = []release.Event{{Kind: release.EventUpgradeStarted, From: v, To: v, At: time.Now()}}
+			}
 		}
 		if err := s.RecordCheckIns(ctx, batch); err != nil {
 			b.Fatal(err)

@@ -93,7 +93,7 @@ const (
 		ON CONFLICT (product, customer, instance_id) DO UPDATE SET
 			version = excluded.version,
 			health = excluded.health, health_detail = excluded.health_detail,
-			last_seen = excluded.last_seen` + returningCreated
+			last_seen = excluded.last_seen`
 	// upsertUnreported: without a report the stored health stays, unless
 	// the version changed: then nothing is known about the new one yet.
 	upsertUnreported = `
@@ -101,7 +101,7 @@ const (
 			version = excluded.version,
 			health = CASE WHEN installations.version <> excluded.version THEN 'unknown' ELSE installations.health END,
 			health_detail = CASE WHEN installations.version <> excluded.version THEN '' ELSE installations.health_detail END,
-			last_seen = excluded.last_seen` + returningCreated
+			last_seen = excluded.last_seen`
 	insertEvent = `INSERT INTO events
 			(product, instance_id, customer, kind, from_version, to_version, at, detail, received_at, seen_on) VALUES `
 	insertHealthReport = `INSERT INTO health_reports
@@ -118,6 +118,8 @@ func (s *Store) prepareCheckIns(ctx context.Context) error {
 		return nil
 	}
 	for _, q := range []string{
+		oneRow(upsertInstallation, upsertReported+returningCreated, 8),
+		oneRow(upsertInstallation, upsertUnreported+returningCreated, 8),
 		oneRow(upsertInstallation, upsertReported, 8),
 		oneRow(upsertInstallation, upsertUnreported, 8),
 		oneRow(insertEvent, "", 10),
@@ -160,7 +162,7 @@ func (s *Store) recordCheckIns(ctx context.Context, tx *sql.Tx, recs []CheckInRe
 	firstSeen := map[InstallationRef]time.Time{}
 	for _, rows := range [][][]any{withHealth, withoutHealth} {
 		for _, r := range rows {
-			firstSeen[InstallationRef{r[0].(string), r[2].(string), r[1].(string)}] = r[6].(time.Time).Truncate(time.Microsecond)
+			firstSeen[refOf(r)] = r[6].(time.Time).Truncate(time.Microsecond)
 		}
 	}
 	collect := func(rows *sql.Rows) error {
@@ -174,16 +176,37 @@ func (s *Store) recordCheckIns(ctx context.Context, tx *sql.Tx, recs []CheckInRe
 		}
 		return nil
 	}
-	events, reports, err := s.evidenceRows(ctx, tx, recs)
+	events, reports, stored, err := s.evidenceRows(ctx, tx, recs)
 	if err != nil {
 		return nil, err
 	}
-	// A reported health replaces the stored one.
-	if err := s.writeRows(ctx, tx, params, upsertInstallation, upsertReported, withHealth, collect); err != nil {
-		return nil, fmt.Errorf("record check-ins: %w", err)
-	}
-	if err := s.writeRows(ctx, tx, params, upsertInstallation, upsertUnreported, withoutHealth, collect); err != nil {
-		return nil, fmt.Errorf("record check-ins: %w", err)
+	for _, up := range []struct {
+		set  string
+		rows [][]any
+	}{
+		{upsertReported, withHealth}, // a reported health replaces the stored one
+		{upsertUnreported, withoutHealth},
+	} {
+		rows := up.rows
+		if s.dialect != Postgres {
+			// SQLite's transactions are serial, so an installation whose
+			// stored version evidenceRows looked up is created by this
+			// batch exactly when the lookup found nothing: its upsert need
+			// not return a row.
+			var looked [][]any
+			rows, looked = splitLookedUp(up.rows, stored)
+			for _, r := range looked {
+				if _, known := stored.versions[refOf(r)]; !known {
+					created = append(created, refOf(r))
+				}
+			}
+			if err := s.writeRows(ctx, tx, params, upsertInstallation, up.set, looked, nil); err != nil {
+				return nil, fmt.Errorf("record check-ins: %w", err)
+			}
+		}
+		if err := s.writeRows(ctx, tx, params, upsertInstallation, up.set+returningCreated, rows, collect); err != nil {
+			return nil, fmt.Errorf("record check-ins: %w", err)
+		}
 	}
 	if err := s.writeRows(ctx, tx, params, insertEvent, "", events, nil); err != nil {
 		return nil, fmt.Errorf("record check-in events: %w", err)
@@ -198,9 +221,10 @@ func (s *Store) recordCheckIns(ctx context.Context, tx *sql.Tx, recs []CheckInRe
 // events and health_reports, each with the version the installation was
 // seen on before the record (seen_on; ” if the record is its first), which
 // auto-halt needs to tell known installations from invented instance ids. It
-// reads the stored version of installations that report something; records
-// earlier in the batch take precedence, being newer.
-func (s *Store) evidenceRows(ctx context.Context, tx *sql.Tx, recs []CheckInRecord) (events, reports [][]any, err error) {
+// reads the stored version of installations that report something (and
+// returns what it read); records earlier in the batch take precedence,
+// being newer.
+func (s *Store) evidenceRows(ctx context.Context, tx *sql.Tx, recs []CheckInRecord) (events, reports [][]any, stored lookedUp, err error) {
 	reporting := func(r CheckInRecord) bool {
 		return len(r.Events) > 0 || (r.Health != nil && r.Health.Status.Failing())
 	}
@@ -215,9 +239,13 @@ func (s *Store) evidenceRows(ctx context.Context, tx *sql.Tx, recs []CheckInReco
 		}
 		inBatch[k] = true
 	}
-	stored, err := s.storedVersions(ctx, tx, need)
+	stored.asked = make(map[InstallationRef]bool, len(need))
+	for _, k := range need {
+		stored.asked[k] = true
+	}
+	stored.versions, err = s.storedVersions(ctx, tx, need)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, stored, err
 	}
 	seen := map[InstallationRef]string{}
 	for _, r := range recs {
@@ -225,7 +253,7 @@ func (s *Store) evidenceRows(ctx context.Context, tx *sql.Tx, recs []CheckInReco
 		if reporting(r) {
 			prior, ok := seen[k]
 			if !ok {
-				prior = stored[k] // '' if the store does not know it
+				prior = stored.versions[k] // '' if the store does not know it
 			}
 			at := r.ReceivedAt.UTC()
 			for _, e := range r.Events {
@@ -241,7 +269,36 @@ func (s *Store) evidenceRows(ctx context.Context, tx *sql.Tx, recs []CheckInReco
 		}
 		seen[k] = r.Version.String()
 	}
-	return events, reports, nil
+	return events, reports, stored, nil
+}
+
+// lookedUp is what evidenceRows read before the batch's upserts: the
+// installations it asked about, and the stored version of those the store
+// knows.
+type lookedUp struct {
+	asked    map[InstallationRef]bool
+	versions map[InstallationRef]string
+}
+
+// refOf is the installation of an installations row (latestPerInstallation).
+func refOf(row []any) InstallationRef {
+	return InstallationRef{Product: row[0].(string), Customer: row[2].(string), InstanceID: row[1].(string)}
+}
+
+// splitLookedUp splits installation rows into those whose installation
+// stored asked about and the rest, each in order.
+func splitLookedUp(rows [][]any, stored lookedUp) (rest, looked [][]any) {
+	if len(stored.asked) == 0 {
+		return rows, nil
+	}
+	for _, r := range rows {
+		if stored.asked[refOf(r)] {
+			looked = append(looked, r)
+		} else {
+			rest = append(rest, r)
+		}
+	}
+	return rest, looked
 }
 
 // storedVersions returns the stored version of each of refs the store
@@ -505,47 +562,6 @@ func insertRowsReturning(ctx context.Context, tx *sql.Tx, maxParams int, head, t
 	return nil
 }
 
-// HaltEvidence returns the events about release v of product and its failing
-// health reports received after since, each dated by the server's receipt
-// time, for inspection with release.CountHalt. It loads every row, so
-// auto-halt itself uses HaltCounts.
-func (s *Store) HaltEvidence(ctx context.Context, product string, v release.Version, since time.Time) ([]release.InstanceEvent, []release.HealthReport, error) {
-	events, err := queryAll(ctx, s.rdb, func(row interface{ Scan(...any) error }) (release.InstanceEvent, error) {
-		var e release.InstanceEvent
-		var kind, from, seenOn string
-		if err := row.Scan(&e.InstanceID, &e.Customer, &kind, &from, &e.At, &e.Detail, &seenOn); err != nil {
-			return e, err
-		}
-		e.Kind, e.To, e.At = release.EventKind(kind), v, e.At.UTC()
-		e.SeenOn, _ = release.ParseVersion(seenOn) // '' (unknown before) stays zero
-		if from != "" {
-			f, err := release.ParseVersion(from)
-			if err != nil {
-				return e, fmt.Errorf("stored event of %s: %w", e.InstanceID, err)
-			}
-			e.From = f
-		}
-		return e, nil
-	}, "load auto-halt events", `SELECT instance_id, customer, kind, from_version, received_at, detail, seen_on FROM events
-		WHERE product = $1 AND to_version = $2 AND received_at > $3 ORDER BY id`, product, v.String(), since.UTC())
-	if err != nil {
-		return nil, nil, err
-	}
-	reports, err := queryAll(ctx, s.rdb, func(row interface{ Scan(...any) error }) (release.HealthReport, error) {
-		var h release.HealthReport
-		var status, seenOn string
-		err := row.Scan(&h.InstanceID, &h.Customer, &status, &h.Health.Detail, &h.At, &seenOn)
-		h.Version, h.Health.Status, h.At = v, release.HealthStatus(status), h.At.UTC()
-		h.SeenOn, _ = release.ParseVersion(seenOn) // '' (unknown before) stays zero
-		return h, err
-	}, "load auto-halt health reports", `SELECT instance_id, customer, status, detail, at, seen_on FROM health_reports
-		WHERE product = $1 AND version = $2 AND at > $3 ORDER BY id`, product, v.String(), since.UTC())
-	if err != nil {
-		return nil, nil, err
-	}
-	return events, reports, nil
-}
-
 // ReleaseRef names one release of a product.
 type ReleaseRef struct {
 	Product string
@@ -558,7 +574,7 @@ type ReleaseRef struct {
 // committed before it may not have been evaluated. Versions that do not parse
 // are skipped (no such release can exist).
 func (s *Store) ReleasesWithFailures(ctx context.Context, since time.Time) ([]ReleaseRef, error) {
-	refs, err := queryAll(ctx, s.rdb, func(row interface{ Scan(...any) error }) (ReleaseRef, error) {
+	refs, err := queryAll(ctx, s.rdb, func(row scanner) (ReleaseRef, error) {
 		var r ReleaseRef
 		var version string
 		if err := row.Scan(&r.Product, &version); err != nil {
@@ -629,7 +645,7 @@ func (s *Store) HaltCounts(ctx context.Context, product string, v release.Versio
 			customer string
 			n        int
 		}
-		rows, err := queryAll(ctx, s.rdb, func(r interface{ Scan(...any) error }) (row, error) {
+		rows, err := queryAll(ctx, s.rdb, func(r scanner) (row, error) {
 			var x row
 			return x, r.Scan(&x.customer, &x.n)
 		}, "count auto-halt evidence per customer", `SELECT customer, COUNT(*) FROM (`+q.rows+`) AS x GROUP BY customer`, args...)
@@ -653,7 +669,7 @@ func (s *Store) HaltCounts(ctx context.Context, product string, v release.Versio
 	release.SortCustomerCounts(c.ByCustomer)
 	// The first failure of each installation, from either table; an
 	// installation failing in both keeps its earlier one.
-	scan := func(row interface{ Scan(...any) error }) (release.Failure, error) {
+	scan := func(row scanner) (release.Failure, error) {
 		var f release.Failure
 		err := row.Scan(&f.Customer, &f.InstanceID, &f.Kind, &f.At, &f.Detail)
 		f.At = f.At.UTC()
@@ -692,7 +708,7 @@ func (s *Store) HaltCounts(ctx context.Context, product string, v release.Versio
 
 // ListEvents returns up to limit events of product, newest first.
 func (s *Store) ListEvents(ctx context.Context, product string, limit int) ([]release.InstanceEvent, error) {
-	return queryAll(ctx, s.rdb, func(row interface{ Scan(...any) error }) (release.InstanceEvent, error) {
+	return queryAll(ctx, s.rdb, func(row scanner) (release.InstanceEvent, error) {
 		var e release.InstanceEvent
 		var kind, from, to string
 		if err := row.Scan(&e.InstanceID, &kind, &from, &to, &e.At, &e.Detail); err != nil {
@@ -779,7 +795,7 @@ func (s *Store) StoredBytes(ctx context.Context) (map[CustomerRef]int64, error) 
 		ref CustomerRef
 		n   int64
 	}
-	rows, err := queryAll(ctx, s.rdb, func(r interface{ Scan(...any) error }) (row, error) {
+	rows, err := queryAll(ctx, s.rdb, func(r scanner) (row, error) {
 		var x row
 		return x, r.Scan(&x.ref.Product, &x.ref.Customer, &x.n)
 	}, "estimate stored bytes per customer", `SELECT product, customer, SUM(n) FROM (

@@ -217,4 +217,18 @@ func testQuotaCounts(t *testing.T, dsn string, s *sqlstore.Store) {
 	if known := check(s.InstallationKnown(ctx, "acme", "b", "i-2"))(t); known {
 		t.Error("b/i-2 known")
 	}
+	// Installations that report events (whose stored version the writer
+	// looks up for auto-halt) count as created exactly when new too: a/i-2
+	// is known, a/i-4 new, a/i-5 new and first seen routinely in the batch.
+	third := later.Add(time.Second)
+	created = check(s.WriteCheckIns(ctx, []sqlstore.CheckInRecord{rec("a", "i-2", third, "again"), rec("a", "i-4", third, "new"),
+		rec("a", "i-5", third, ""), rec("a", "i-5", third.Add(time.Millisecond), "fresh"), rec("b", "i-1", third, "")}))(t)
+	got := map[sqlstore.InstallationRef]bool{}
+	for _, r := range created {
+		got[r] = true
+	}
+	if len(created) != 2 || !got[sqlstore.InstallationRef{Product: "acme", Customer: "a", InstanceID: "i-4"}] ||
+		!got[sqlstore.InstallationRef{Product: "acme", Customer: "a", InstanceID: "i-5"}] {
+		t.Fatalf("third batch created %v, want a/i-4 and a/i-5", created)
+	}
 }
