@@ -107,6 +107,11 @@ const (
 	insertHealthReport = `INSERT INTO health_reports
 			(product, instance_id, customer, version, status, detail, at, seen_on) VALUES `
 	lookupVersion = `SELECT version FROM installations WHERE product = $1 AND customer = $2 AND instance_id = $3`
+	// lookupVersions is lookupVersion for PostgreSQL, for many
+	// installations at once: $1, $2 and $3 are arrays of products,
+	// customers and instance ids.
+	lookupVersions = `SELECT product, customer, instance_id, version FROM installations
+			WHERE (product, customer, instance_id) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))`
 )
 
 // prepareCheckIns prepares the writer's statements on SQLite's writing
@@ -155,7 +160,6 @@ func oneRow(head, tail string, width int) string {
 // imported reports go through exactly the same rules).
 func (s *Store) recordCheckIns(ctx context.Context, tx *sql.Tx, recs []CheckInRecord) ([]InstallationRef, error) {
 	withHealth, withoutHealth := latestPerInstallation(recs)
-	params := s.statementParams()
 	var created []InstallationRef
 	// A created row carries the first_seen this batch gave it; a known
 	// installation keeps its earlier one (see returningCreated).
@@ -200,18 +204,18 @@ func (s *Store) recordCheckIns(ctx context.Context, tx *sql.Tx, recs []CheckInRe
 					created = append(created, refOf(r))
 				}
 			}
-			if err := s.writeRows(ctx, tx, params, upsertInstallation, up.set, looked, nil); err != nil {
+			if err := s.writeRows(ctx, tx, upsertInstallation, up.set, looked, nil); err != nil {
 				return nil, fmt.Errorf("record check-ins: %w", err)
 			}
 		}
-		if err := s.writeRows(ctx, tx, params, upsertInstallation, up.set+returningCreated, rows, collect); err != nil {
+		if err := s.writeRows(ctx, tx, upsertInstallation, up.set+returningCreated, rows, collect); err != nil {
 			return nil, fmt.Errorf("record check-ins: %w", err)
 		}
 	}
-	if err := s.writeRows(ctx, tx, params, insertEvent, "", events, nil); err != nil {
+	if err := s.writeRows(ctx, tx, insertEvent, "", events, nil); err != nil {
 		return nil, fmt.Errorf("record check-in events: %w", err)
 	}
-	if err := s.writeRows(ctx, tx, params, insertHealthReport, "", reports, nil); err != nil {
+	if err := s.writeRows(ctx, tx, insertHealthReport, "", reports, nil); err != nil {
 		return nil, fmt.Errorf("record health reports: %w", err)
 	}
 	return created, nil
@@ -303,8 +307,8 @@ func splitLookedUp(rows [][]any, stored lookedUp) (rest, looked [][]any) {
 
 // storedVersions returns the stored version of each of refs the store
 // knows: on SQLite with one prepared lookup each, on PostgreSQL with one
-// query per up to 1,000 installations (a round trip per installation would
-// make the batch's transaction, and every check-in waiting for it, wait).
+// query for all of them (a round trip per installation would make the
+// batch's transaction, and every check-in waiting for it, wait).
 func (s *Store) storedVersions(ctx context.Context, tx *sql.Tx, refs []InstallationRef) (map[InstallationRef]string, error) {
 	out := make(map[InstallationRef]string, len(refs))
 	if s.dialect != Postgres {
@@ -324,36 +328,31 @@ func (s *Store) storedVersions(ctx context.Context, tx *sql.Tx, refs []Installat
 		}
 		return out, nil
 	}
-	for len(refs) > 0 {
-		chunk := refs[:min(len(refs), 1000)]
-		refs = refs[len(chunk):]
-		var b strings.Builder
-		b.WriteString(`SELECT product, customer, instance_id, version FROM installations WHERE (product, customer, instance_id) IN (`)
-		args := make([]any, 0, 3*len(chunk))
-		for i, k := range chunk {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			fmt.Fprintf(&b, "($%d, $%d, $%d)", 3*i+1, 3*i+2, 3*i+3)
-			args = append(args, k.Product, k.Customer, k.InstanceID)
-		}
-		b.WriteByte(')')
-		rows, err := tx.QueryContext(ctx, b.String(), args...)
-		if err != nil {
+	if len(refs) == 0 {
+		return out, nil
+	}
+	// One statement of constant text per batch, however many refs: pgx
+	// prepares it once per connection, and PostgreSQL neither parses nor
+	// plans a statement whose text grows with the batch.
+	cols := [3][]string{make([]string, len(refs)), make([]string, len(refs)), make([]string, len(refs))}
+	for i, k := range refs {
+		cols[0][i], cols[1][i], cols[2][i] = k.Product, k.Customer, k.InstanceID
+	}
+	rows, err := tx.QueryContext(ctx, lookupVersions, cols[0], cols[1], cols[2])
+	if err != nil {
+		return nil, fmt.Errorf("look up installations' versions: %w", err)
+	}
+	for rows.Next() {
+		var k InstallationRef
+		var v string
+		if err := rows.Scan(&k.Product, &k.Customer, &k.InstanceID, &v); err != nil {
+			rows.Close()
 			return nil, fmt.Errorf("look up installations' versions: %w", err)
 		}
-		for rows.Next() {
-			var k InstallationRef
-			var v string
-			if err := rows.Scan(&k.Product, &k.Customer, &k.InstanceID, &v); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("look up installations' versions: %w", err)
-			}
-			out[k] = v
-		}
-		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-			return nil, fmt.Errorf("look up installations' versions: %w", err)
-		}
+		out[k] = v
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, fmt.Errorf("look up installations' versions: %w", err)
 	}
 	return out, nil
 }
@@ -410,14 +409,14 @@ func (s *Store) statementParams() int {
 // is the cheapest way to write rows with modernc.org/sqlite (measured: 1,000
 // upserts in 23 ms one row at a time, 53 ms twelve rows per statement), and
 // the statement is parsed once per connection, not once per batch. On
-// PostgreSQL it runs multi-row statements of up to maxParams parameters (one
-// round trip each; pgx caches their preparation per connection).
-func (s *Store) writeRows(ctx context.Context, tx *sql.Tx, maxParams int, head, tail string, rows [][]any, scan func(*sql.Rows) error) error {
+// PostgreSQL it runs one statement for all rows, each column passed as one
+// array (unnestRows).
+func (s *Store) writeRows(ctx context.Context, tx *sql.Tx, head, tail string, rows [][]any, scan func(*sql.Rows) error) error {
 	if len(rows) == 0 {
 		return nil
 	}
 	if s.dialect == Postgres {
-		return insertRowsReturning(ctx, tx, maxParams, head, tail, rows, scan)
+		return unnestRows(ctx, tx, head, tail, rows, scan)
 	}
 	stmt, err := s.prepared(ctx, tx, oneRow(head, tail, len(rows[0])))
 	if err != nil {
@@ -435,6 +434,52 @@ func (s *Store) writeRows(ctx context.Context, tx *sql.Tx, maxParams int, head, 
 		}
 	}
 	return nil
+}
+
+// unnestRows runs head (an INSERT ending in "VALUES ") with its rows
+// selected from unnest over one array parameter per column, then tail, in
+// one statement, calling scan (if not nil) for every row it returns. The
+// statement's text depends on head, tail and the columns' types only, not on
+// how many rows there are: pgx prepares it once per connection, and
+// PostgreSQL does not parse and plan a new statement of thousands of
+// parameters for every batch size. Columns are text (string) or timestamptz
+// (time.Time), taken from rows[0]; all rows have the same shape.
+func unnestRows(ctx context.Context, tx *sql.Tx, head, tail string, rows [][]any, scan func(*sql.Rows) error) error {
+	var b strings.Builder
+	b.WriteString(strings.TrimSuffix(head, "VALUES "))
+	b.WriteString("SELECT * FROM unnest(")
+	args := make([]any, len(rows[0]))
+	for j, v := range rows[0] {
+		if j > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "$%d::", j+1)
+		switch v.(type) {
+		case string:
+			b.WriteString("text[]")
+			col := make([]string, len(rows))
+			for i, r := range rows {
+				col[i] = r[j].(string)
+			}
+			args[j] = col
+		case time.Time:
+			b.WriteString("timestamptz[]")
+			col := make([]time.Time, len(rows))
+			for i, r := range rows {
+				col[i] = r[j].(time.Time)
+			}
+			args[j] = col
+		default:
+			return fmt.Errorf("write rows: column %d is a %T, not text or a time", j+1, v)
+		}
+	}
+	b.WriteByte(')')
+	b.WriteString(tail)
+	if scan == nil {
+		_, err := tx.ExecContext(ctx, b.String(), args...)
+		return err
+	}
+	return scanEach(tx.QueryContext(ctx, b.String(), args...))(scan)
 }
 
 // scanEach returns what calls scan for every row of a query's result and
