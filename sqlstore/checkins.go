@@ -561,12 +561,6 @@ func (c *statements) close() error {
 // insertRows runs head + "($1, ...), (...)" + tail for rows, with at most
 // maxParams parameters per statement. All rows have the same width.
 func insertRows(ctx context.Context, tx *sql.Tx, maxParams int, head, tail string, rows [][]any) error {
-	return insertRowsReturning(ctx, tx, maxParams, head, tail, rows, nil)
-}
-
-// insertRowsReturning is insertRows for statements whose tail has a
-// RETURNING clause: scan is called for every row returned.
-func insertRowsReturning(ctx context.Context, tx *sql.Tx, maxParams int, head, tail string, rows [][]any, scan func(*sql.Rows) error) error {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -594,13 +588,7 @@ func insertRowsReturning(ctx context.Context, tx *sql.Tx, maxParams int, head, t
 			args = append(args, row...)
 		}
 		b.WriteString(tail)
-		if scan == nil {
-			if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := scanEach(tx.QueryContext(ctx, b.String(), args...))(scan); err != nil {
+		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
 			return err
 		}
 	}
