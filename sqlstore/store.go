@@ -234,7 +234,12 @@ func privateFiles(path string, create bool) error {
 // every commit fsyncs the WAL, so a committed (and answered) check-in
 // survives an OS crash or power loss, not only a crash of the process
 // (NORMAL would only sync at checkpoints). Group commit spreads the fsync
-// over a batch of check-ins.
+// over a batch of check-ins. The one writing connection may keep up to
+// 256 MiB of pages (SQLite's default is 2 MiB): with a million
+// installations the writer's lookups and upserts land all over the
+// installations and events B-trees, and reading those pages back from the
+// OS for every batch cost a quarter of its throughput (bench/README.md).
+// Pages are cached as they are read, so a small store uses little of it.
 func sqliteDSN(path string, readOnly bool) string {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
@@ -243,6 +248,7 @@ func sqliteDSN(path string, readOnly bool) string {
 		q.Add("_pragma", "synchronous(NORMAL)") // readers commit nothing
 	} else {
 		q.Add("_pragma", "synchronous(FULL)")
+		q.Add("_pragma", "cache_size(-262144)")
 	}
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Set("_txlock", "immediate")

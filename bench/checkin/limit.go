@@ -99,6 +99,7 @@ func startLimitServer(dir string, keys map[string]string, latest string, serve f
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "cache_size(-262144)") // as ringfence's writing connection
 	q.Set("_txlock", "immediate")
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "limit.db")+"?"+q.Encode())
 	if err != nil {
