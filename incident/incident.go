@@ -186,6 +186,17 @@ func (i Incident) Unresolved() bool { return i.Status.Unresolved() }
 // Public reports whether the incident may be shown and notified.
 func (i Incident) Public() bool { return !i.Draft }
 
+// ResolveChanges is what resolving the incident without naming components
+// does to them: every component an update changed goes back to operational.
+// Applying them drops those already operational.
+func (i Incident) ResolveChanges() []ComponentChange {
+	out := make([]ComponentChange, 0, len(i.Components))
+	for _, id := range i.Components {
+		out = append(out, ComponentChange{ComponentID: id, NewStatus: Operational})
+	}
+	return out
+}
+
 // Declaration is what a person (or auto-halt, or a pull) says when opening an
 // incident: its first update is Message with Status and the component
 // changes.

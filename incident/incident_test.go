@@ -225,3 +225,16 @@ func TestMaintenanceSchedule(t *testing.T) {
 		t.Error("completed maintenance still due")
 	}
 }
+
+// TestResolveChanges: resolving without naming components sends every
+// component the incident changed back to operational, and no other.
+func TestResolveChanges(t *testing.T) {
+	inc := Incident{Components: []int64{3, 7}}
+	got := inc.ResolveChanges()
+	if len(got) != 2 || got[0] != (ComponentChange{ComponentID: 3, NewStatus: Operational}) || got[1] != (ComponentChange{ComponentID: 7, NewStatus: Operational}) {
+		t.Fatalf("ResolveChanges = %+v", got)
+	}
+	if got := (Incident{}).ResolveChanges(); len(got) != 0 {
+		t.Fatalf("no components: %+v", got)
+	}
+}

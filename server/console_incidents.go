@@ -515,11 +515,12 @@ func (c *console) previewChange(r *http.Request, who release.Token, inc incident
 		return nil, err
 	}
 	if change.Status == incident.StatusResolved && len(comps) == 0 {
-		// Resolving without naming components returns the incident's to operational.
-		for _, comp := range all {
-			if slices.Contains(inc.Components, comp.ID) && comp.Status != incident.Operational {
-				change.Components = append(change.Components, incident.ComponentChange{ComponentID: comp.ID, Name: comp.Name,
-					OldStatus: comp.Status, NewStatus: incident.Operational})
+		// As the store applies it: unchanged components drop out.
+		for _, ch := range inc.ResolveChanges() {
+			i := slices.IndexFunc(all, func(c incident.Component) bool { return c.ID == ch.ComponentID })
+			if i >= 0 && all[i].Status != ch.NewStatus {
+				ch.Name, ch.OldStatus = all[i].Name, all[i].Status
+				change.Components = append(change.Components, ch)
 			}
 		}
 	}

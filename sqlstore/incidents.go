@@ -420,9 +420,7 @@ func (s *Store) UpdateIncident(ctx context.Context, actor string, id int64, c in
 			return err
 		}
 		if c.Status == incident.StatusResolved && len(c.Components) == 0 {
-			for _, cid := range inc.Components {
-				c.Components = append(c.Components, incident.ComponentChange{ComponentID: cid, NewStatus: incident.Operational})
-			}
+			c.Components = inc.ResolveChanges()
 			changes, err := s.changeComponents(ctx, tx, c.Components, at)
 			if err != nil {
 				return err
