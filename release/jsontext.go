@@ -9,6 +9,8 @@ import (
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/ringfence/ringfence/internal/fault"
 )
 
 // DecodeJSON decodes body, one JSON object, into v strictly: it must be
@@ -67,11 +69,16 @@ func CheckJSON(body []byte) error {
 
 // errMalformed stops CheckJSON's walk at a syntax error, which the decoder
 // that follows reports with its offset.
-const errMalformed = constError("malformed JSON")
+const errMalformed fault.Const = "malformed JSON"
 
-type constError string
+// maxJSONDepth is how deep CheckJSON lets objects and arrays nest: far
+// more than any body of the API, and it keeps the walk's recursion small.
+const maxJSONDepth = 64
 
-func (e constError) Error() string { return string(e) }
+// manyNames is how many member names of one object CheckJSON compares one
+// by one before it keeps them in a map, so a body of thousands of members
+// costs linear time, not quadratic.
+const manyNames = 32
 
 // jsonWalk is CheckJSON's single walk over the bytes of a body: it reads
 // strings (unescaping only those that hold escapes) without building tokens,
@@ -139,6 +146,9 @@ func (w *jsonWalk) value() error {
 }
 
 func (w *jsonWalk) object() error {
+	if err := w.deeper(); err != nil {
+		return err
+	}
 	w.pos++ // {
 	w.stack = append(w.stack, jsonFrame{object: true, index: -1, first: len(w.names)})
 	if w.next() == '}' {
@@ -161,10 +171,8 @@ func (w *jsonWalk) object() error {
 		if !lowerCase(name) {
 			return Errorf(EINVALID, "unknown field %s (field names are lower case)", top.path(w.stack, string(name)))
 		}
-		for _, n := range w.names[top.first:] {
-			if bytes.Equal(n, name) {
-				return Errorf(EINVALID, "field %s given twice", top.path(w.stack, string(name)))
-			}
+		if w.repeated(top, name) {
+			return Errorf(EINVALID, "field %s given twice", top.path(w.stack, string(name)))
 		}
 		w.names = append(w.names, name)
 		top.key = name
@@ -190,6 +198,9 @@ func (w *jsonWalk) object() error {
 }
 
 func (w *jsonWalk) array() error {
+	if err := w.deeper(); err != nil {
+		return err
+	}
 	w.pos++ // [
 	w.stack = append(w.stack, jsonFrame{index: -1})
 	if w.next() == ']' {
@@ -344,6 +355,42 @@ type jsonFrame struct {
 	index int
 	// first is where the object's member names begin in jsonWalk.names.
 	first int
+	// seen holds the object's member names once it has more than
+	// manyNames of them.
+	seen map[string]struct{}
+}
+
+// deeper refuses an object or array nested deeper than maxJSONDepth.
+func (w *jsonWalk) deeper() error {
+	if len(w.stack) >= maxJSONDepth {
+		return Errorf(EINVALID, "%s: nested deeper than %d levels", orBody(pathOf(w.stack)), maxJSONDepth)
+	}
+	return nil
+}
+
+// repeated reports whether the object of top already has a member name,
+// and remembers it: one by one for a few names, in a map beyond.
+func (w *jsonWalk) repeated(top *jsonFrame, name []byte) bool {
+	names := w.names[top.first:]
+	if top.seen == nil && len(names) < manyNames {
+		for _, n := range names {
+			if bytes.Equal(n, name) {
+				return true
+			}
+		}
+		return false
+	}
+	if top.seen == nil {
+		top.seen = make(map[string]struct{}, 2*len(names))
+		for _, n := range names {
+			top.seen[string(n)] = struct{}{}
+		}
+	}
+	if _, ok := top.seen[string(name)]; ok {
+		return true
+	}
+	top.seen[string(name)] = struct{}{}
+	return false
 }
 
 // path names key inside the frames of stack, for an error about the name

@@ -1,6 +1,10 @@
 package release
 
-import "testing"
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
 
 func TestCheckJSON(t *testing.T) {
 	for _, c := range []struct {
@@ -39,6 +43,37 @@ func TestCheckJSON(t *testing.T) {
 		err := CheckJSON([]byte(c.body))
 		if got := ErrorMessage(err); got != c.err && !(c.err != "" && len(got) > len(c.err) && got[:len(c.err)] == c.err) {
 			t.Errorf("%s: %q, want %q...", c.body, got, c.err)
+		}
+	}
+}
+
+// TestCheckJSONLargeBodies: nesting past maxJSONDepth is refused, and an
+// object with more than manyNames members still finds a repeated name
+// (kept in a map from then on), before and after the switch.
+func TestCheckJSONLargeBodies(t *testing.T) {
+	deep := strings.Repeat("[", maxJSONDepth+1) + strings.Repeat("]", maxJSONDepth+1)
+	if got := ErrorMessage(CheckJSON([]byte(deep))); !strings.Contains(got, "nested deeper than 64 levels") {
+		t.Errorf("%d levels: %q", maxJSONDepth+1, got)
+	}
+	ok := strings.Repeat("[", maxJSONDepth) + strings.Repeat("]", maxJSONDepth)
+	if err := CheckJSON([]byte(ok)); err != nil {
+		t.Errorf("%d levels: %v", maxJSONDepth, err)
+	}
+	members := func(n int, repeat string) string {
+		var b strings.Builder
+		b.WriteString("{")
+		for i := range n {
+			fmt.Fprintf(&b, `"m%d":%d,`, i, i)
+		}
+		fmt.Fprintf(&b, `"%s":0}`, repeat)
+		return b.String()
+	}
+	for _, n := range []int{manyNames / 2, manyNames, 4 * manyNames} {
+		if got := ErrorMessage(CheckJSON([]byte(members(n, "m1")))); got != "field m1 given twice" {
+			t.Errorf("%d members then m1 again: %q", n, got)
+		}
+		if err := CheckJSON([]byte(members(n, "last"))); err != nil {
+			t.Errorf("%d distinct members: %v", n, err)
 		}
 	}
 }
