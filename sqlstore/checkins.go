@@ -510,16 +510,24 @@ type statements struct {
 	ready atomic.Bool
 }
 
-// prepare prepares query on db unless it is cached.
+// prepare prepares query on db unless it is cached. It prepares without
+// holding mu: preparing waits for SQLite's one writing connection, and a
+// transaction holding that connection may be waiting for mu in prepared.
 func (c *statements) prepare(ctx context.Context, db *sql.DB, query string) error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m[query] != nil {
+	cached := c.m[query] != nil
+	c.mu.Unlock()
+	if cached {
 		return nil
 	}
 	stmt, err := db.PrepareContext(ctx, query)
 	if err != nil {
 		return fmt.Errorf("prepare check-in statement: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m[query] != nil {
+		return stmt.Close() // prepared meanwhile by another caller
 	}
 	if c.m == nil {
 		c.m = map[string]*sql.Stmt{}
