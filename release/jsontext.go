@@ -331,15 +331,13 @@ func (w *jsonWalk) hex4() (rune, bool) {
 	return n, true
 }
 
-// lowerCase reports whether name has no upper-case letter (every name of
-// the API is lower case).
+// lowerCase reports whether name is lower-case ASCII. Every name of the API
+// is; and encoding/json matches names by Unicode case folding, so a
+// non-ASCII letter such as U+017F (ſ, which folds to s) would reach a field
+// under another spelling ("ſtatus" for status).
 func lowerCase(name []byte) bool {
-	for i, c := range name {
-		if c >= utf8.RuneSelf {
-			s := string(name[i:])
-			return strings.ToLower(s) == s
-		}
-		if 'A' <= c && c <= 'Z' {
+	for _, c := range name {
+		if c >= utf8.RuneSelf || 'A' <= c && c <= 'Z' {
 			return false
 		}
 	}

@@ -28,6 +28,8 @@ func TestCheckJSON(t *testing.T) {
 		{`{"b":{"\u0063":1,"c":2}}`, "field b.c given twice"},
 		{`{"\u0041":1}`, "unknown field A (field names are lower case)"},
 		{`{"\u00c9t\u00e9":1}`, "unknown field \u00c9t\u00e9 (field names are lower case)"},
+		{`{"\u017ftatus":1}`, "unknown field \u017ftatus (field names are lower case)"}, // ſ folds to s in encoding/json
+		{`{"\u00e9t\u00e9":1}`, "unknown field \u00e9t\u00e9 (field names are lower case)"},
 		{`{"a":["x",{"b":"\u001f"}]}`, "a[1].b: control character U+001F"},
 		{`{"a":"\b"}`, "a: control character U+0008"},
 		{`["\f"]`, "[0]: control character U+000C"},
