@@ -43,10 +43,9 @@ func (r CheckInRecord) firstSeen() time.Time {
 
 // RecordCheckIns writes a batch of check-ins in one transaction: it upserts
 // each installation (the latest record of an installation wins) and appends
-// every record's events and failing health reports, with a few multi-row
-// statements per batch. When it returns nil, every record is durable
-// (SQLite: in the WAL; PostgreSQL: committed), so the server may answer the
-// check-ins.
+// every record's events and failing health reports. When it returns nil,
+// every record is durable (SQLite: in the WAL; PostgreSQL: committed), so
+// the server may answer the check-ins.
 func (s *Store) RecordCheckIns(ctx context.Context, recs []CheckInRecord) error {
 	_, err := s.WriteCheckIns(ctx, recs)
 	return err
@@ -64,6 +63,9 @@ func (s *Store) WriteCheckIns(ctx context.Context, recs []CheckInRecord) ([]Inst
 	if len(recs) == 0 {
 		return nil, nil
 	}
+	if s.dialect == Postgres {
+		return s.pipelineCheckIns(ctx, recs)
+	}
 	if err := s.prepareCheckIns(ctx); err != nil {
 		return nil, err
 	}
@@ -79,14 +81,14 @@ func (s *Store) WriteCheckIns(ctx context.Context, recs []CheckInRecord) ([]Inst
 	return created, nil
 }
 
-// The check-in writer's statements: a head, one tuple of parameters per row
-// and a tail.
+// The check-in writer's statements on SQLite: a head, one tuple of
+// parameters per row and a tail (PostgreSQL's are in checkins_pg.go).
 const (
 	upsertInstallation = `INSERT INTO installations
 			(product, instance_id, customer, version, health, health_detail, first_seen, last_seen) VALUES `
-	// returningCreated tells recordCheckIns which rows the batch created: a
+	// returningCreated tells the writer which rows the batch created: a
 	// created row carries the first_seen the batch gave it, a known
-	// installation keeps its earlier one.
+	// installation keeps its earlier one (createdSet).
 	returningCreated = ` RETURNING product, customer, instance_id, first_seen`
 	// upsertReported: a reported health replaces the stored one.
 	upsertReported = `
@@ -107,11 +109,6 @@ const (
 	insertHealthReport = `INSERT INTO health_reports
 			(product, instance_id, customer, version, status, detail, at, seen_on) VALUES `
 	lookupVersion = `SELECT version FROM installations WHERE product = $1 AND customer = $2 AND instance_id = $3`
-	// lookupVersions is lookupVersion for PostgreSQL, for many
-	// installations at once: $1, $2 and $3 are arrays of products,
-	// customers and instance ids.
-	lookupVersions = `SELECT product, customer, instance_id, version FROM installations
-			WHERE (product, customer, instance_id) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))`
 )
 
 // prepareCheckIns prepares the writer's statements on SQLite's writing
@@ -119,7 +116,7 @@ const (
 // connection: nothing can be prepared on the pool while a transaction holds
 // it).
 func (s *Store) prepareCheckIns(ctx context.Context) error {
-	if s.dialect == Postgres || s.stmts.ready.Load() {
+	if s.stmts.ready.Load() {
 		return nil
 	}
 	for _, q := range []string{
@@ -159,28 +156,13 @@ func oneRow(head, tail string, width int) string {
 // recordCheckIns is WriteCheckIns inside tx (also used by ImportExport, so
 // imported reports go through exactly the same rules).
 func (s *Store) recordCheckIns(ctx context.Context, tx *sql.Tx, recs []CheckInRecord) ([]InstallationRef, error) {
+	if s.dialect == Postgres {
+		return pgRecordCheckIns(ctx, tx, recs)
+	}
 	withHealth, withoutHealth := latestPerInstallation(recs)
-	var created []InstallationRef
-	// A created row carries the first_seen this batch gave it; a known
-	// installation keeps its earlier one (see returningCreated).
-	firstSeen := map[InstallationRef]time.Time{}
-	for _, rows := range [][][]any{withHealth, withoutHealth} {
-		for _, r := range rows {
-			firstSeen[refOf(r)] = r[6].(time.Time).Truncate(time.Microsecond)
-		}
-	}
-	collect := func(rows *sql.Rows) error {
-		var ref InstallationRef
-		var first time.Time
-		if err := rows.Scan(&ref.Product, &ref.Customer, &ref.InstanceID, &first); err != nil {
-			return err
-		}
-		if want, ok := firstSeen[ref]; ok && first.UTC().Truncate(time.Microsecond).Equal(want) {
-			created = append(created, ref)
-		}
-		return nil
-	}
-	events, reports, stored, err := s.evidenceRows(ctx, tx, recs)
+	created := newCreatedSet(withHealth, withoutHealth)
+	events, reports := evidence(recs)
+	stored, err := s.storedVersions(ctx, tx, events, reports)
 	if err != nil {
 		return nil, err
 	}
@@ -191,92 +173,63 @@ func (s *Store) recordCheckIns(ctx context.Context, tx *sql.Tx, recs []CheckInRe
 		{upsertReported, withHealth}, // a reported health replaces the stored one
 		{upsertUnreported, withoutHealth},
 	} {
-		rows := up.rows
-		if s.dialect != Postgres {
-			// SQLite's transactions are serial, so an installation whose
-			// stored version evidenceRows looked up is created by this
-			// batch exactly when the lookup found nothing: its upsert need
-			// not return a row.
-			var looked [][]any
-			rows, looked = splitLookedUp(up.rows, stored)
-			for _, r := range looked {
-				if _, known := stored.versions[refOf(r)]; !known {
-					created = append(created, refOf(r))
-				}
-			}
-			if err := s.writeRows(ctx, tx, upsertInstallation, up.set, looked, nil); err != nil {
-				return nil, fmt.Errorf("record check-ins: %w", err)
+		// SQLite's transactions are serial, so an installation whose
+		// stored version storedVersions looked up is created by this batch
+		// exactly when the lookup found nothing: its upsert need not
+		// return a row.
+		rows, looked := splitLookedUp(up.rows, stored)
+		for _, r := range looked {
+			if _, known := stored.versions[refOf(r)]; !known {
+				created.refs = append(created.refs, refOf(r))
 			}
 		}
-		if err := s.writeRows(ctx, tx, upsertInstallation, up.set+returningCreated, rows, collect); err != nil {
+		if err := s.writeRows(ctx, tx, oneRow(upsertInstallation, up.set, 8), looked, nil); err != nil {
+			return nil, fmt.Errorf("record check-ins: %w", err)
+		}
+		if err := s.writeRows(ctx, tx, oneRow(upsertInstallation, up.set+returningCreated, 8), rows, created.collect); err != nil {
 			return nil, fmt.Errorf("record check-ins: %w", err)
 		}
 	}
-	if err := s.writeRows(ctx, tx, insertEvent, "", events, nil); err != nil {
+	if err := s.writeRows(ctx, tx, oneRow(insertEvent, "", 10), events, nil); err != nil {
 		return nil, fmt.Errorf("record check-in events: %w", err)
 	}
-	if err := s.writeRows(ctx, tx, insertHealthReport, "", reports, nil); err != nil {
+	if err := s.writeRows(ctx, tx, oneRow(insertHealthReport, "", 8), reports, nil); err != nil {
 		return nil, fmt.Errorf("record health reports: %w", err)
 	}
-	return created, nil
+	return created.refs, nil
 }
 
-// evidenceRows turns recs' events and failing health reports into rows of
-// events and health_reports, each with the version the installation was
-// seen on before the record (seen_on; ” if the record is its first), which
-// auto-halt needs to tell known installations from invented instance ids. It
-// reads the stored version of installations that report something (and
-// returns what it read); records earlier in the batch take precedence,
-// being newer.
-func (s *Store) evidenceRows(ctx context.Context, tx *sql.Tx, recs []CheckInRecord) (events, reports [][]any, stored lookedUp, err error) {
-	reporting := func(r CheckInRecord) bool {
-		return len(r.Events) > 0 || (r.Health != nil && r.Health.Status.Failing())
-	}
-	// The installations whose stored version is needed: those reporting
-	// with no earlier record in the batch.
-	var need []InstallationRef
-	inBatch := map[InstallationRef]bool{}
+// evidence turns recs' events and failing health reports into rows of
+// events and health_reports, in order. Their last column, seen_on, is the
+// version the installation was seen on before the record, which auto-halt
+// needs to tell known installations from invented instance ids: a *string,
+// the version of the installation's earlier record in the batch (which
+// takes precedence, being newer), or nil when the record is the batch's
+// first of its installation and the version the store has is meant (empty if
+// it has none).
+func evidence(recs []CheckInRecord) (events, reports [][]any) {
+	seen := map[InstallationRef]*string{}
 	for _, r := range recs {
 		k := InstallationRef{r.Product, r.Customer, r.InstanceID}
-		if reporting(r) && !inBatch[k] {
-			need = append(need, k)
+		prior := seen[k]
+		at := r.ReceivedAt.UTC()
+		for _, e := range r.Events {
+			from := ""
+			if !e.From.IsZero() {
+				from = e.From.String()
+			}
+			events = append(events, []any{r.Product, r.InstanceID, r.Customer, string(e.Kind), from, e.To.String(), e.At.UTC(), e.Detail, at, prior})
 		}
-		inBatch[k] = true
-	}
-	stored.asked = make(map[InstallationRef]bool, len(need))
-	for _, k := range need {
-		stored.asked[k] = true
-	}
-	stored.versions, err = s.storedVersions(ctx, tx, need)
-	if err != nil {
-		return nil, nil, stored, err
-	}
-	seen := map[InstallationRef]string{}
-	for _, r := range recs {
-		k := InstallationRef{r.Product, r.Customer, r.InstanceID}
-		if reporting(r) {
-			prior, ok := seen[k]
-			if !ok {
-				prior = stored.versions[k] // '' if the store does not know it
-			}
-			at := r.ReceivedAt.UTC()
-			for _, e := range r.Events {
-				from := ""
-				if !e.From.IsZero() {
-					from = e.From.String()
-				}
-				events = append(events, []any{r.Product, r.InstanceID, r.Customer, string(e.Kind), from, e.To.String(), e.At.UTC(), e.Detail, at, prior})
-			}
-			if r.Health != nil && r.Health.Status.Failing() {
-				reports = append(reports, []any{r.Product, r.InstanceID, r.Customer, r.Version.String(), string(r.Health.Status), r.Health.Detail, at, prior})
-			}
+		if r.Health != nil && r.Health.Status.Failing() {
+			reports = append(reports, []any{r.Product, r.InstanceID, r.Customer, r.Version.String(), string(r.Health.Status), r.Health.Detail, at, prior})
 		}
-		seen[k] = r.Version.String()
+		v := r.Version.String()
+		seen[k] = &v
 	}
-	return events, reports, stored, nil
+	return events, reports
 }
 
-// lookedUp is what evidenceRows read before the batch's upserts: the
+// lookedUp is what storedVersions read before the batch's upserts: the
 // installations it asked about, and the stored version of those the store
 // knows.
 type lookedUp struct {
@@ -284,7 +237,8 @@ type lookedUp struct {
 	versions map[InstallationRef]string
 }
 
-// refOf is the installation of an installations row (latestPerInstallation).
+// refOf is the installation of an installations row (latestPerInstallation)
+// or of an evidence row.
 func refOf(row []any) InstallationRef {
 	return InstallationRef{Product: row[0].(string), Customer: row[2].(string), InstanceID: row[1].(string)}
 }
@@ -305,56 +259,42 @@ func splitLookedUp(rows [][]any, stored lookedUp) (rest, looked [][]any) {
 	return rest, looked
 }
 
-// storedVersions returns the stored version of each of refs the store
-// knows: on SQLite with one prepared lookup each, on PostgreSQL with one
-// query for all of them (a round trip per installation would make the
-// batch's transaction, and every check-in waiting for it, wait).
-func (s *Store) storedVersions(ctx context.Context, tx *sql.Tx, refs []InstallationRef) (map[InstallationRef]string, error) {
-	out := make(map[InstallationRef]string, len(refs))
-	if s.dialect != Postgres {
-		lookup, err := s.prepared(ctx, tx, lookupVersion)
-		if err != nil {
-			return nil, err
-		}
-		for _, k := range refs {
-			var v string
-			err := lookup.QueryRowContext(ctx, k.Product, k.Customer, k.InstanceID).Scan(&v)
-			switch {
-			case err == nil:
-				out[k] = v
-			case !errors.Is(err, sql.ErrNoRows):
-				return nil, fmt.Errorf("look up installation %s of %s: %w", k.InstanceID, k.Customer, err)
+// storedVersions fills in the seen_on of evidence rows that have none
+// (evidence) with the version the store has of their installation, or the
+// empty string (SQLite: one prepared lookup per installation, no round
+// trip), and returns what it looked up.
+func (s *Store) storedVersions(ctx context.Context, tx *sql.Tx, rowSets ...[][]any) (lookedUp, error) {
+	stored := lookedUp{asked: map[InstallationRef]bool{}, versions: map[InstallationRef]string{}}
+	var lookup *sql.Stmt
+	for _, rows := range rowSets {
+		for _, r := range rows {
+			last := len(r) - 1
+			if p := r[last].(*string); p != nil {
+				r[last] = *p
+				continue
 			}
+			k := refOf(r)
+			if !stored.asked[k] {
+				if lookup == nil {
+					var err error
+					if lookup, err = s.prepared(ctx, tx, lookupVersion); err != nil {
+						return stored, err
+					}
+				}
+				var v string
+				err := lookup.QueryRowContext(ctx, k.Product, k.Customer, k.InstanceID).Scan(&v)
+				switch {
+				case err == nil:
+					stored.versions[k] = v
+				case !errors.Is(err, sql.ErrNoRows):
+					return stored, fmt.Errorf("look up installation %s of %s: %w", k.InstanceID, k.Customer, err)
+				}
+				stored.asked[k] = true
+			}
+			r[last] = stored.versions[k]
 		}
-		return out, nil
 	}
-	if len(refs) == 0 {
-		return out, nil
-	}
-	// One statement of constant text per batch, however many refs: pgx
-	// prepares it once per connection, and PostgreSQL neither parses nor
-	// plans a statement whose text grows with the batch.
-	cols := [3][]string{make([]string, len(refs)), make([]string, len(refs)), make([]string, len(refs))}
-	for i, k := range refs {
-		cols[0][i], cols[1][i], cols[2][i] = k.Product, k.Customer, k.InstanceID
-	}
-	rows, err := tx.QueryContext(ctx, lookupVersions, cols[0], cols[1], cols[2])
-	if err != nil {
-		return nil, fmt.Errorf("look up installations' versions: %w", err)
-	}
-	for rows.Next() {
-		var k InstallationRef
-		var v string
-		if err := rows.Scan(&k.Product, &k.Customer, &k.InstanceID, &v); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("look up installations' versions: %w", err)
-		}
-		out[k] = v
-	}
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		return nil, fmt.Errorf("look up installations' versions: %w", err)
-	}
-	return out, nil
+	return stored, nil
 }
 
 // latestPerInstallation reduces recs (in arrival order) to one installation
@@ -403,22 +343,17 @@ func (s *Store) statementParams() int {
 	return 96
 }
 
-// writeRows runs head + "($1, ...)" + tail for every row of rows, calling
-// scan (if not nil) for every row the statements return. On SQLite it runs
-// one prepared one-row statement per row: without a network round trip that
-// is the cheapest way to write rows with modernc.org/sqlite (measured: 1,000
-// upserts in 23 ms one row at a time, 53 ms twelve rows per statement), and
-// the statement is parsed once per connection, not once per batch. On
-// PostgreSQL it runs one statement for all rows, each column passed as one
-// array (unnestRows).
-func (s *Store) writeRows(ctx context.Context, tx *sql.Tx, head, tail string, rows [][]any, scan func(*sql.Rows) error) error {
+// writeRows runs the one-row statement query (SQLite's) for every row of
+// rows, calling scan (if not nil) for every row it returns: one prepared
+// one-row statement per row is the cheapest way to write rows with
+// modernc.org/sqlite (measured: 1,000 upserts in 23 ms one row at a time,
+// 53 ms twelve rows per statement), and the statement is parsed once per
+// connection, not once per batch.
+func (s *Store) writeRows(ctx context.Context, tx *sql.Tx, query string, rows [][]any, scan func(scanner) error) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	if s.dialect == Postgres {
-		return unnestRows(ctx, tx, head, tail, rows, scan)
-	}
-	stmt, err := s.prepared(ctx, tx, oneRow(head, tail, len(rows[0])))
+	stmt, err := s.prepared(ctx, tx, query)
 	if err != nil {
 		return err
 	}
@@ -436,60 +371,14 @@ func (s *Store) writeRows(ctx context.Context, tx *sql.Tx, head, tail string, ro
 	return nil
 }
 
-// unnestRows runs head (an INSERT ending in "VALUES ") with its rows
-// selected from unnest over one array parameter per column, then tail, in
-// one statement, calling scan (if not nil) for every row it returns. The
-// statement's text depends on head, tail and the columns' types only, not on
-// how many rows there are: pgx prepares it once per connection, and
-// PostgreSQL does not parse and plan a new statement of thousands of
-// parameters for every batch size. Columns are text (string) or timestamptz
-// (time.Time), taken from rows[0]; all rows have the same shape.
-func unnestRows(ctx context.Context, tx *sql.Tx, head, tail string, rows [][]any, scan func(*sql.Rows) error) error {
-	var b strings.Builder
-	b.WriteString(strings.TrimSuffix(head, "VALUES "))
-	b.WriteString("SELECT * FROM unnest(")
-	args := make([]any, len(rows[0]))
-	for j, v := range rows[0] {
-		if j > 0 {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, "$%d::", j+1)
-		switch v.(type) {
-		case string:
-			b.WriteString("text[]")
-			col := make([]string, len(rows))
-			for i, r := range rows {
-				col[i] = r[j].(string)
-			}
-			args[j] = col
-		case time.Time:
-			b.WriteString("timestamptz[]")
-			col := make([]time.Time, len(rows))
-			for i, r := range rows {
-				col[i] = r[j].(time.Time)
-			}
-			args[j] = col
-		default:
-			return fmt.Errorf("write rows: column %d is a %T, not text or a time", j+1, v)
-		}
-	}
-	b.WriteByte(')')
-	b.WriteString(tail)
-	if scan == nil {
-		_, err := tx.ExecContext(ctx, b.String(), args...)
-		return err
-	}
-	return scanEach(tx.QueryContext(ctx, b.String(), args...))(scan)
-}
-
-// scanEach returns what calls scan for every row of a query's result and
-// closes it; a failed query's error is returned as is.
-func scanEach(res *sql.Rows, err error) func(scan func(*sql.Rows) error) error {
-	return func(scan func(*sql.Rows) error) error {
+// scanEach returns what calls scan (if not nil) for every row of a query's
+// result and closes it; a failed query's error is returned as is.
+func scanEach(res *sql.Rows, err error) func(scan func(scanner) error) error {
+	return func(scan func(scanner) error) error {
 		if err != nil {
 			return err
 		}
-		for res.Next() {
+		for scan != nil && res.Next() {
 			if err := scan(res); err != nil {
 				res.Close()
 				return err

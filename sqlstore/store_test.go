@@ -28,6 +28,7 @@ func TestStore(t *testing.T) {
 		{"ConcurrentReleaseChanges", testConcurrentReleaseChanges},
 		{"HaltCounts", testHaltCounts},
 		{"FirstSeen", testFirstSeen},
+		{"CheckInBatch", testCheckInBatch},
 		{"SealedSigningKeys", testSealedSigningKeys},
 		{"Bundles", testBundles},
 		{"QuotaCounts", testQuotaCounts},

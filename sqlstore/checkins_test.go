@@ -1,0 +1,104 @@
+package sqlstore_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/ringfence/ringfence/release"
+	"github.com/ringfence/ringfence/sqlstore"
+)
+
+// testCheckInBatch checks what one batch of check-ins records, on both
+// stores: which installations it created, the version each event and
+// failing health report was seen on (an earlier record of the batch before
+// the stored version), events in arrival order, and, on PostgreSQL, whose
+// batch goes to the server as one pipelined implicit transaction, that a
+// batch one of whose statements fails leaves nothing behind.
+func testCheckInBatch(t *testing.T, _ string, s *sqlstore.Store) {
+	ctx := context.Background()
+	v1, v2 := release.MustParseVersion("1.0.0"), release.MustParseVersion("2.0.0")
+	now := time.Now().UTC()
+	rec := func(customer, id string, v release.Version, at time.Duration, events ...release.Event) sqlstore.CheckInRecord {
+		return sqlstore.CheckInRecord{Product: "acme", Customer: customer, InstanceID: id, Version: v, Events: events, ReceivedAt: now.Add(at)}
+	}
+	moved := func(kind release.EventKind, detail string) release.Event {
+		return release.Event{Kind: kind, From: v1, To: v2, At: now, Detail: detail}
+	}
+	// "known" is stored on 1.0.0 before the batch.
+	check(s.WriteCheckIns(ctx, []sqlstore.CheckInRecord{rec("a", "known", v1, 0)}))(t)
+
+	known := rec("a", "known", v2, time.Millisecond, moved(release.EventUpgradeFailed, "known 1"))
+	known.Health = &release.Health{Status: release.HealthCorrupt, Detail: "index x"}
+	created := check(s.WriteCheckIns(ctx, []sqlstore.CheckInRecord{
+		rec("a", "twice", v1, 0),
+		rec("a", "twice", v2, time.Millisecond, moved(release.EventUpgradeSucceeded, "twice 1")),
+		known,
+		rec("a", "new", v2, time.Millisecond, moved(release.EventUpgradeFailed, "new 1"), moved(release.EventIntegrityFailed, "new 2")),
+		rec("b", "known", v2, time.Millisecond, moved(release.EventUpgradeFailed, "other customer's 1")),
+	}))(t)
+	wantCreated := []sqlstore.InstallationRef{{"acme", "a", "twice"}, {"acme", "a", "new"}, {"acme", "b", "known"}}
+	if !sameRefs(created, wantCreated) {
+		t.Errorf("created %v, want %v", created, wantCreated)
+	}
+
+	events, reports := check2(s.HaltEvidence(ctx, "acme", v2, now.Add(-time.Minute)))(t)
+	type seen struct{ detail, seenOn string }
+	var got []seen
+	for _, e := range events {
+		got = append(got, seen{e.Detail, e.SeenOn.String()})
+	}
+	want := []seen{
+		{"twice 1", "1.0.0"}, // the batch's earlier record, though the store has none
+		{"known 1", "1.0.0"}, // the stored version
+		{"new 1", ""},        // unknown before
+		{"new 2", ""},
+		{"other customer's 1", ""}, // the same instance id of another customer is another installation
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("events (detail, seen on) in id order = %v, want %v", got, want)
+	}
+	if len(reports) != 1 || reports[0].InstanceID != "known" || reports[0].SeenOn != v1 {
+		t.Errorf("health reports = %+v, want one of known seen on 1.0.0", reports)
+	}
+
+	if s.Dialect() != sqlstore.Postgres {
+		return
+	}
+	// PostgreSQL refuses a NUL in text: the event insert fails, and with it
+	// the upsert of "lost" queued in the same round trip.
+	_, err := s.WriteCheckIns(ctx, []sqlstore.CheckInRecord{
+		rec("a", "lost", v1, 0),
+		rec("a", "bad", v2, 0, moved(release.EventUpgradeFailed, "nul \x00 byte")),
+	})
+	if err == nil {
+		t.Fatal("a batch with a NUL byte in an event's detail was written")
+	}
+	for _, id := range []string{"lost", "bad"} {
+		if ok := check(s.InstallationKnown(ctx, "acme", "a", id))(t); ok {
+			t.Errorf("installation %s of the failed batch was written", id)
+		}
+	}
+	// The connection is usable again: the next batch is written.
+	check(s.WriteCheckIns(ctx, []sqlstore.CheckInRecord{rec("a", "lost", v1, 0)}))(t)
+	if ok := check(s.InstallationKnown(ctx, "acme", "a", "lost"))(t); !ok {
+		t.Error("the batch after a failed one was not written")
+	}
+}
+
+// sameRefs reports whether a and b hold the same installations, in any
+// order.
+func sameRefs(a, b []sqlstore.InstallationRef) bool {
+	key := func(r sqlstore.InstallationRef) string { return r.Product + "/" + r.Customer + "/" + r.InstanceID }
+	ka, kb := make([]string, len(a)), make([]string, len(b))
+	for i, r := range a {
+		ka[i] = key(r)
+	}
+	for i, r := range b {
+		kb[i] = key(r)
+	}
+	slices.Sort(ka)
+	slices.Sort(kb)
+	return slices.Equal(ka, kb)
+}
