@@ -268,9 +268,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.setupStatus(); err != nil {
 		return nil, err
 	}
-	shards := 1 // SQLite has one writing connection
+	// SQLite has one writing connection. On PostgreSQL, two batches in
+	// flight at once did best with the check-in bench: one leaves the
+	// machine idle while it waits for PostgreSQL, more make smaller batches
+	// and cost PostgreSQL more CPU per check-in (bench/README.md).
+	shards := 1
 	if cfg.Store.Dialect() == sqlstore.Postgres {
-		shards = 4
+		shards = 2
 	}
 	for range shards {
 		s.writers = append(s.writers, newWriter(writerDeps{store: s.store, quotas: s.quotas, log: s.log,

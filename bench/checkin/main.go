@@ -63,6 +63,7 @@ type options struct {
 	eventShare    float64
 	verify        bool
 	cpuProfile    string
+	memProfile    string
 	limit         bool
 	seed          bool
 	rounds        int
@@ -81,6 +82,7 @@ func main() {
 	flag.Float64Var(&o.eventShare, "event-share", 0, "share of check-ins carrying an event, which must be committed before the answer (0..1)")
 	flag.BoolVar(&o.verify, "verify", false, "decode every answer (costs client CPU)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured phase to this file")
+	flag.StringVar(&o.memProfile, "memprofile", "", "write allocation profiles to this file (end of the measured phase) and FILE.base (its start): go tool pprof -sample_index=alloc_space -diff_base FILE.base FILE")
 	flag.BoolVar(&o.limit, "limit", false, "also run the minimal server and compare, interleaved (in-process server only)")
 	flag.BoolVar(&o.seed, "seed", false, "warm up by writing the installations into the stores directly instead of one check-in each (minutes saved with millions; in-process server only)")
 	flag.IntVar(&o.rounds, "rounds", 4, "with -limit: slices per server, alternating which goes first; -duration is each server's total")
@@ -185,7 +187,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	if o.limit {
 		return compareWithLimit(client, url, product, keys, ids, o, out)
 	}
-	stop, err := startProfile(o.cpuProfile)
+	stop, err := startProfile(o.cpuProfile, o.memProfile)
 	if err != nil {
 		return err
 	}
@@ -224,7 +226,7 @@ func compareWithLimit(client *http.Client, url, product string, keys, ids []stri
 	} else if _, err := drive(client, lim.url, product, keys, ids, o, 0, true); err != nil {
 		return fmt.Errorf("warm up the minimal server: %w", err)
 	}
-	stop, err := startProfile(o.cpuProfile)
+	stop, err := startProfile(o.cpuProfile, o.memProfile)
 	if err != nil {
 		return err
 	}
@@ -297,13 +299,28 @@ func labelled(name string, start func()) {
 	pprof.Do(context.Background(), pprof.Labels("server", name), func(context.Context) { start() })
 }
 
-// startProfile starts a CPU profile into path ("" for none) and returns
-// what stops it.
-func startProfile(path string) (func(), error) {
-	if path == "" {
-		return func() {}, nil
+// startProfile starts a CPU profile into cpu and writes the allocations
+// so far into mem.base ("" for neither), and returns what stops the CPU
+// profile and writes the allocations into mem.
+func startProfile(cpu, mem string) (func(), error) {
+	writeAllocs := func(path string) {
+		if f, err := os.Create(path); err == nil {
+			pprof.Lookup("allocs").WriteTo(f, 0)
+			f.Close()
+		}
 	}
-	f, err := os.Create(path)
+	if mem != "" {
+		writeAllocs(mem + ".base")
+	}
+	stopMem := func() {
+		if mem != "" {
+			writeAllocs(mem)
+		}
+	}
+	if cpu == "" {
+		return stopMem, nil
+	}
+	f, err := os.Create(cpu)
 	if err != nil {
 		return nil, err
 	}
@@ -311,7 +328,7 @@ func startProfile(path string) (func(), error) {
 		f.Close()
 		return nil, err
 	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+	return func() { pprof.StopCPUProfile(); f.Close(); stopMem() }, nil
 }
 
 // setup creates the product, one ring, two releases (the newer offered to
