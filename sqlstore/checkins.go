@@ -59,6 +59,11 @@ type InstallationRef struct {
 // WriteCheckIns is RecordCheckIns that also returns the installations the
 // batch created (not known to the store before), for quotas on new
 // instance ids; it costs no extra statement.
+//
+// A batch is four statements whatever its size (checkInQueries), each
+// taking the batch's rows as one parameter: on PostgreSQL they go to the
+// server in one round trip (pipelineCheckIns); on SQLite they run in one
+// transaction, prepared once per connection.
 func (s *Store) WriteCheckIns(ctx context.Context, recs []CheckInRecord) ([]InstallationRef, error) {
 	if len(recs) == 0 {
 		return nil, nil
@@ -81,11 +86,41 @@ func (s *Store) WriteCheckIns(ctx context.Context, recs []CheckInRecord) ([]Inst
 	return created, nil
 }
 
-// The check-in writer's statements on SQLite: a head, one tuple of
-// parameters per row and a tail (PostgreSQL's are in checkins_pg.go).
+// recordCheckIns is WriteCheckIns inside tx, one statement after the other
+// (also used by ImportExport, so imported reports go through exactly the
+// same rules).
+func (s *Store) recordCheckIns(ctx context.Context, tx *sql.Tx, recs []CheckInRecord) ([]InstallationRef, error) {
+	stmts, created := s.checkInStatements(recs)
+	for _, st := range stmts {
+		q, err := s.prepared(ctx, tx, st.sql)
+		if err != nil {
+			return nil, err
+		}
+		if err := scanEach(q.QueryContext(ctx, st.args...))(st.scan); err != nil {
+			return nil, fmt.Errorf("record check-ins: %w", err)
+		}
+	}
+	return created.refs, nil
+}
+
+// batchCol is a column of a batch's rows: text, or a time (timestamptz).
+type batchCol struct {
+	name string
+	time bool
+}
+
+// The columns of the batches the check-in statements take, in the order
+// of latestPerInstallation's and evidence's rows.
+var (
+	installationBatch = []batchCol{{name: "product"}, {name: "instance_id"}, {name: "customer"}, {name: "version"},
+		{name: "health"}, {name: "health_detail"}, {name: "first_seen", time: true}, {name: "last_seen", time: true}}
+	eventBatch = []batchCol{{name: "product"}, {name: "instance_id"}, {name: "customer"}, {name: "kind"}, {name: "from_version"},
+		{name: "to_version"}, {name: "at", time: true}, {name: "detail"}, {name: "received_at", time: true}, {name: "seen_on"}}
+	healthReportBatch = []batchCol{{name: "product"}, {name: "instance_id"}, {name: "customer"}, {name: "version"},
+		{name: "status"}, {name: "detail"}, {name: "at", time: true}, {name: "seen_on"}}
+)
+
 const (
-	upsertInstallation = `INSERT INTO installations
-			(product, instance_id, customer, version, health, health_detail, first_seen, last_seen) VALUES `
 	// returningCreated tells the writer which rows the batch created: a
 	// created row carries the first_seen the batch gave it, a known
 	// installation keeps its earlier one (createdSet).
@@ -104,12 +139,200 @@ const (
 			health = CASE WHEN installations.version <> excluded.version THEN 'unknown' ELSE installations.health END,
 			health_detail = CASE WHEN installations.version <> excluded.version THEN '' ELSE installations.health_detail END,
 			last_seen = excluded.last_seen`
-	insertEvent = `INSERT INTO events
-			(product, instance_id, customer, kind, from_version, to_version, at, detail, received_at, seen_on) VALUES `
-	insertHealthReport = `INSERT INTO health_reports
-			(product, instance_id, customer, version, status, detail, at, seen_on) VALUES `
-	lookupVersion = `SELECT version FROM installations WHERE product = $1 AND customer = $2 AND instance_id = $3`
+	// storedVersionOf is the version the store has of the installation
+	// of row e of an evidence statement.
+	storedVersionOf = `(SELECT i.version FROM installations i
+			WHERE i.product = e.product AND i.customer = e.customer AND i.instance_id = e.instance_id)`
 )
+
+// checkInQueries are the check-in writer's statements in one dialect, in
+// the order a batch runs them. The evidence statements come first and read
+// the installation's stored version themselves (seen_on: the version the
+// installation was seen on before the batch, unless an earlier record of
+// the batch set it), so a batch needs no lookup before its writes. Their
+// texts do not depend on the batch's size: each is parsed and planned once
+// per connection.
+type checkInQueries struct {
+	events, healthReports, upsertReported, upsertUnreported string
+}
+
+func newCheckInQueries(d Dialect) checkInQueries {
+	evidence := func(table string, cols []batchCol) string {
+		names := make([]string, len(cols))
+		selected := make([]string, len(cols))
+		for i, c := range cols {
+			names[i], selected[i] = c.name, "e."+c.name
+		}
+		selected[len(cols)-1] = "COALESCE(e.seen_on, " + storedVersionOf + ", '')"
+		return "INSERT INTO " + table + " (" + strings.Join(names, ", ") + ")\n\t\tSELECT " + strings.Join(selected, ", ") +
+			"\n\t\tFROM " + batchSource(d, cols) + " WHERE true"
+	}
+	installations := func(set string) string {
+		names := make([]string, len(installationBatch))
+		for i, c := range installationBatch {
+			names[i] = c.name
+		}
+		// WHERE true: SQLite would read ON CONFLICT as a join's ON.
+		return "INSERT INTO installations (" + strings.Join(names, ", ") + ")\n\t\tSELECT * FROM " +
+			batchSource(d, installationBatch) + " WHERE true" + set + returningCreated
+	}
+	return checkInQueries{
+		events:           evidence("events", eventBatch),
+		healthReports:    evidence("health_reports", healthReportBatch),
+		upsertReported:   installations(upsertReported),
+		upsertUnreported: installations(upsertUnreported),
+	}
+}
+
+// batchSource is the FROM item that yields a batch's rows as relation e
+// with cols, from one parameter per column on PostgreSQL (unnest over
+// arrays) and one parameter in all on SQLite (json_each over a JSON array
+// of rows: modernc.org/sqlite binds parameters in time quadratic in their
+// number, and a prepared statement per row costs database/sql's overhead
+// per row).
+func batchSource(d Dialect, cols []batchCol) string {
+	var b strings.Builder
+	if d == Postgres {
+		names := make([]string, len(cols))
+		b.WriteString("unnest(")
+		for i, c := range cols {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			typ := "text[]"
+			if c.time {
+				typ = "timestamptz[]"
+			}
+			fmt.Fprintf(&b, "$%d::%s", i+1, typ)
+			names[i] = c.name
+		}
+		b.WriteString(") AS e(" + strings.Join(names, ", ") + ")")
+		return b.String()
+	}
+	b.WriteString("(SELECT ")
+	for i, c := range cols {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "value ->> %d AS %s", i, c.name)
+	}
+	b.WriteString(" FROM json_each($1)) AS e")
+	return b.String()
+}
+
+// checkInStatement is one statement of a check-in batch: its SQL, its
+// arguments and, for one returning rows, what reads each row.
+type checkInStatement struct {
+	sql  string
+	args []any
+	scan func(scanner) error
+}
+
+// checkInStatements is the statements that write recs, in order, and what
+// collects the installations they create. Statements without rows are
+// left out.
+func (s *Store) checkInStatements(recs []CheckInRecord) ([]checkInStatement, *createdSet) {
+	withHealth, withoutHealth := latestPerInstallation(recs)
+	created := newCreatedSet(withHealth, withoutHealth)
+	events, reports := evidence(recs)
+	var stmts []checkInStatement
+	for _, st := range []struct {
+		sql  string
+		rows [][]any
+		scan func(scanner) error
+	}{
+		{s.queries.events, events, nil},
+		{s.queries.healthReports, reports, nil},
+		{s.queries.upsertReported, withHealth, created.collect}, // a reported health replaces the stored one
+		{s.queries.upsertUnreported, withoutHealth, created.collect},
+	} {
+		if len(st.rows) > 0 {
+			stmts = append(stmts, checkInStatement{sql: st.sql, args: s.batchArgs(st.rows), scan: st.scan})
+		}
+	}
+	return stmts, created
+}
+
+// batchArgs are the parameters of batchSource for rows, whose values are
+// strings, times, or *string (nil for NULL): on PostgreSQL an array per
+// column, on SQLite one JSON array of rows, with times written as the
+// driver writes a time parameter (time.Time.String), so that what is
+// stored does not depend on how it was passed.
+func (s *Store) batchArgs(rows [][]any) []any {
+	if s.dialect == Postgres {
+		args := make([]any, len(rows[0]))
+		for j, v := range rows[0] {
+			switch v.(type) {
+			case string:
+				args[j] = column[string](rows, j)
+			case time.Time:
+				args[j] = column[time.Time](rows, j)
+			case *string:
+				args[j] = column[*string](rows, j)
+			default:
+				panic(fmt.Sprintf("sqlstore: check-in column %d is a %T", j+1, v))
+			}
+		}
+		return args
+	}
+	b := make([]byte, 0, 160*len(rows))
+	b = append(b, '[')
+	for i, r := range rows {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '[')
+		for j, v := range r {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			switch x := v.(type) {
+			case string:
+				b = appendJSONString(b, x)
+			case time.Time:
+				b = appendJSONString(b, x.String())
+			case *string:
+				if x == nil {
+					b = append(b, "null"...)
+				} else {
+					b = appendJSONString(b, *x)
+				}
+			default:
+				panic(fmt.Sprintf("sqlstore: check-in column %d is a %T", j+1, v))
+			}
+		}
+		b = append(b, ']')
+	}
+	return []any{string(append(b, ']'))}
+}
+
+// column is column j of rows, whose values are Ts.
+func column[T any](rows [][]any, j int) []T {
+	col := make([]T, len(rows))
+	for i, r := range rows {
+		col[i] = r[j].(T)
+	}
+	return col
+}
+
+// appendJSONString appends s as a JSON string: '"', '\\' and control
+// characters escaped, everything else as is (SQLite's JSON functions pass
+// bytes through, so text reads back exactly as it would from a parameter).
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
+}
 
 // prepareCheckIns prepares the writer's statements on SQLite's writing
 // connection once, before a batch's transaction takes it (the pool has one
@@ -119,84 +342,14 @@ func (s *Store) prepareCheckIns(ctx context.Context) error {
 	if s.stmts.ready.Load() {
 		return nil
 	}
-	for _, q := range []string{
-		oneRow(upsertInstallation, upsertReported+returningCreated, 8),
-		oneRow(upsertInstallation, upsertUnreported+returningCreated, 8),
-		oneRow(upsertInstallation, upsertReported, 8),
-		oneRow(upsertInstallation, upsertUnreported, 8),
-		oneRow(insertEvent, "", 10),
-		oneRow(insertHealthReport, "", 8),
-		lookupVersion,
-	} {
-		if err := s.stmts.prepare(ctx, s.db, q); err != nil {
+	q := s.queries
+	for _, query := range []string{q.events, q.healthReports, q.upsertReported, q.upsertUnreported} {
+		if err := s.stmts.prepare(ctx, s.db, query); err != nil {
 			return err
 		}
 	}
 	s.stmts.ready.Store(true)
 	return nil
-}
-
-// oneRow is head + "($1, ..., $width)" + tail.
-func oneRow(head, tail string, width int) string {
-	var b strings.Builder
-	b.WriteString(head)
-	b.WriteByte('(')
-	for j := range width {
-		if j > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteByte('$')
-		b.WriteString(strconv.Itoa(j + 1))
-	}
-	b.WriteByte(')')
-	b.WriteString(tail)
-	return b.String()
-}
-
-// recordCheckIns is WriteCheckIns inside tx (also used by ImportExport, so
-// imported reports go through exactly the same rules).
-func (s *Store) recordCheckIns(ctx context.Context, tx *sql.Tx, recs []CheckInRecord) ([]InstallationRef, error) {
-	if s.dialect == Postgres {
-		return pgRecordCheckIns(ctx, tx, recs)
-	}
-	withHealth, withoutHealth := latestPerInstallation(recs)
-	created := newCreatedSet(withHealth, withoutHealth)
-	events, reports := evidence(recs)
-	stored, err := s.storedVersions(ctx, tx, events, reports)
-	if err != nil {
-		return nil, err
-	}
-	for _, up := range []struct {
-		set  string
-		rows [][]any
-	}{
-		{upsertReported, withHealth}, // a reported health replaces the stored one
-		{upsertUnreported, withoutHealth},
-	} {
-		// SQLite's transactions are serial, so an installation whose
-		// stored version storedVersions looked up is created by this batch
-		// exactly when the lookup found nothing: its upsert need not
-		// return a row.
-		rows, looked := splitLookedUp(up.rows, stored)
-		for _, r := range looked {
-			if _, known := stored.versions[refOf(r)]; !known {
-				created.refs = append(created.refs, refOf(r))
-			}
-		}
-		if err := s.writeRows(ctx, tx, oneRow(upsertInstallation, up.set, 8), looked, nil); err != nil {
-			return nil, fmt.Errorf("record check-ins: %w", err)
-		}
-		if err := s.writeRows(ctx, tx, oneRow(upsertInstallation, up.set+returningCreated, 8), rows, created.collect); err != nil {
-			return nil, fmt.Errorf("record check-ins: %w", err)
-		}
-	}
-	if err := s.writeRows(ctx, tx, oneRow(insertEvent, "", 10), events, nil); err != nil {
-		return nil, fmt.Errorf("record check-in events: %w", err)
-	}
-	if err := s.writeRows(ctx, tx, oneRow(insertHealthReport, "", 8), reports, nil); err != nil {
-		return nil, fmt.Errorf("record health reports: %w", err)
-	}
-	return created.refs, nil
 }
 
 // evidence turns recs' events and failing health reports into rows of
@@ -205,8 +358,8 @@ func (s *Store) recordCheckIns(ctx context.Context, tx *sql.Tx, recs []CheckInRe
 // needs to tell known installations from invented instance ids: a *string,
 // the version of the installation's earlier record in the batch (which
 // takes precedence, being newer), or nil when the record is the batch's
-// first of its installation and the version the store has is meant (empty if
-// it has none).
+// first of its installation and the version the store has is meant (empty
+// if it has none: storedVersionOf).
 func evidence(recs []CheckInRecord) (events, reports [][]any) {
 	seen := map[InstallationRef]*string{}
 	for _, r := range recs {
@@ -229,72 +382,41 @@ func evidence(recs []CheckInRecord) (events, reports [][]any) {
 	return events, reports
 }
 
-// lookedUp is what storedVersions read before the batch's upserts: the
-// installations it asked about, and the stored version of those the store
-// knows.
-type lookedUp struct {
-	asked    map[InstallationRef]bool
-	versions map[InstallationRef]string
-}
-
-// refOf is the installation of an installations row (latestPerInstallation)
-// or of an evidence row.
+// refOf is the installation of an installations row (latestPerInstallation).
 func refOf(row []any) InstallationRef {
 	return InstallationRef{Product: row[0].(string), Customer: row[2].(string), InstanceID: row[1].(string)}
 }
 
-// splitLookedUp splits installation rows into those whose installation
-// stored asked about and the rest, each in order.
-func splitLookedUp(rows [][]any, stored lookedUp) (rest, looked [][]any) {
-	if len(stored.asked) == 0 {
-		return rows, nil
-	}
-	for _, r := range rows {
-		if stored.asked[refOf(r)] {
-			looked = append(looked, r)
-		} else {
-			rest = append(rest, r)
-		}
-	}
-	return rest, looked
+// createdSet tells which installations a batch created, from the rows its
+// upserts return: a created row carries the first_seen the batch gave it, a
+// known installation keeps its earlier one (returningCreated).
+type createdSet struct {
+	firstSeen map[InstallationRef]time.Time
+	refs      []InstallationRef
 }
 
-// storedVersions fills in the seen_on of evidence rows that have none
-// (evidence) with the version the store has of their installation, or the
-// empty string (SQLite: one prepared lookup per installation, no round
-// trip), and returns what it looked up.
-func (s *Store) storedVersions(ctx context.Context, tx *sql.Tx, rowSets ...[][]any) (lookedUp, error) {
-	stored := lookedUp{asked: map[InstallationRef]bool{}, versions: map[InstallationRef]string{}}
-	var lookup *sql.Stmt
+// newCreatedSet expects the installation rows of latestPerInstallation.
+func newCreatedSet(rowSets ...[][]any) *createdSet {
+	c := &createdSet{firstSeen: map[InstallationRef]time.Time{}}
 	for _, rows := range rowSets {
 		for _, r := range rows {
-			last := len(r) - 1
-			if p := r[last].(*string); p != nil {
-				r[last] = *p
-				continue
-			}
-			k := refOf(r)
-			if !stored.asked[k] {
-				if lookup == nil {
-					var err error
-					if lookup, err = s.prepared(ctx, tx, lookupVersion); err != nil {
-						return stored, err
-					}
-				}
-				var v string
-				err := lookup.QueryRowContext(ctx, k.Product, k.Customer, k.InstanceID).Scan(&v)
-				switch {
-				case err == nil:
-					stored.versions[k] = v
-				case !errors.Is(err, sql.ErrNoRows):
-					return stored, fmt.Errorf("look up installation %s of %s: %w", k.InstanceID, k.Customer, err)
-				}
-				stored.asked[k] = true
-			}
-			r[last] = stored.versions[k]
+			c.firstSeen[refOf(r)] = r[6].(time.Time).Truncate(time.Microsecond)
 		}
 	}
-	return stored, nil
+	return c
+}
+
+// collect reads one row returned by an upsert (returningCreated).
+func (c *createdSet) collect(row scanner) error {
+	var ref InstallationRef
+	var first time.Time
+	if err := row.Scan(&ref.Product, &ref.Customer, &ref.InstanceID, &first); err != nil {
+		return err
+	}
+	if want, ok := c.firstSeen[ref]; ok && first.UTC().Truncate(time.Microsecond).Equal(want) {
+		c.refs = append(c.refs, ref)
+	}
+	return nil
 }
 
 // latestPerInstallation reduces recs (in arrival order) to one installation
@@ -334,41 +456,12 @@ func latestPerInstallation(recs []CheckInRecord) (withHealth, withoutHealth [][]
 // modernc.org/sqlite binds $N parameters in time quadratic in their number
 // (measured: 1000 rows in 11 ms at 96 parameters per statement, 55 ms at
 // 1600), while PostgreSQL pays a round trip per statement. (The check-in
-// writer does better still on SQLite with one-row prepared statements:
-// see writeRows.)
+// writer passes a whole batch as one parameter instead: batchSource.)
 func (s *Store) statementParams() int {
 	if s.dialect == Postgres {
 		return 16000
 	}
 	return 96
-}
-
-// writeRows runs the one-row statement query (SQLite's) for every row of
-// rows, calling scan (if not nil) for every row it returns: one prepared
-// one-row statement per row is the cheapest way to write rows with
-// modernc.org/sqlite (measured: 1,000 upserts in 23 ms one row at a time,
-// 53 ms twelve rows per statement), and the statement is parsed once per
-// connection, not once per batch.
-func (s *Store) writeRows(ctx context.Context, tx *sql.Tx, query string, rows [][]any, scan func(scanner) error) error {
-	if len(rows) == 0 {
-		return nil
-	}
-	stmt, err := s.prepared(ctx, tx, query)
-	if err != nil {
-		return err
-	}
-	for _, row := range rows {
-		if scan == nil {
-			if _, err := stmt.ExecContext(ctx, row...); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := scanEach(stmt.QueryContext(ctx, row...))(scan); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // scanEach returns what calls scan (if not nil) for every row of a query's

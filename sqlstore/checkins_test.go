@@ -63,6 +63,19 @@ func testCheckInBatch(t *testing.T, _ string, s *sqlstore.Store) {
 		t.Errorf("health reports = %+v, want one of known seen on 1.0.0", reports)
 	}
 
+	// Text comes back byte for byte (the SQLite batch is JSON text), and a
+	// stored time equals the same time passed as a parameter.
+	odd := "quote \" backslash \\ tab\t newline\n é 😀 <&>"
+	at := now.Add(time.Hour).Truncate(time.Microsecond)
+	check(s.WriteCheckIns(ctx, []sqlstore.CheckInRecord{{Product: "acme", Customer: "a", InstanceID: odd, Version: v1, ReceivedAt: at,
+		Events: []release.Event{{Kind: release.EventUpgradeStarted, To: v1, At: at, Detail: odd}}}}))(t)
+	if evs := check(s.ListEvents(ctx, "acme", 1))(t); len(evs) != 1 || evs[0].Detail != odd || evs[0].InstanceID != odd || !evs[0].At.Equal(at) {
+		t.Errorf("newest event = %+v, want instance and detail %q at %s", evs, odd, at)
+	}
+	if n := check(s.InstallationsLastSeen(ctx, at))(t); n != 1 {
+		t.Errorf("%d installations last seen at %s passed as a parameter, want 1", n, at)
+	}
+
 	if s.Dialect() != sqlstore.Postgres {
 		return
 	}

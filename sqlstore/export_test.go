@@ -50,3 +50,12 @@ func (s *Store) HaltEvidence(ctx context.Context, product string, v release.Vers
 	}
 	return events, reports, nil
 }
+
+// InstallationsLastSeen counts the installations whose last_seen equals t
+// passed as a parameter: a time the check-in writer stored from its batch
+// parameter must compare equal to the same time as a parameter.
+func (s *Store) InstallationsLastSeen(ctx context.Context, t time.Time) (int, error) {
+	var n int
+	err := s.rdb.QueryRowContext(ctx, `SELECT COUNT(*) FROM installations WHERE last_seen = $1`, t.UTC()).Scan(&n)
+	return n, err
+}

@@ -65,6 +65,8 @@ type Store struct {
 	rdb *sql.DB
 	// stmts are the check-in writer's prepared statements (checkins.go).
 	stmts statements
+	// queries are the check-in writer's statements in its dialect.
+	queries checkInQueries
 
 	// kek seals and opens signing keys (keys.go); nil until
 	// UseKeyEncryptionKey.
@@ -177,6 +179,7 @@ func open(ctx context.Context, dsn string, migrate bool) (*Store, error) {
 		s.db.SetConnMaxLifetime(0)
 		s.db.SetConnMaxIdleTime(0)
 	}
+	s.queries = newCheckInQueries(s.dialect)
 	if err := s.db.PingContext(ctx); err != nil {
 		s.db.Close()
 		return nil, fmt.Errorf("connect to %s store: %w", s.dialect, err)
