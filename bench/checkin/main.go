@@ -39,6 +39,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -158,7 +159,9 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		}
 	}
 
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+	// No client-wide timeout (a timer per request): drive gives each run
+	// one deadline instead.
+	client := &http.Client{Transport: &http.Transport{
 		MaxIdleConns: o.concurrency * 2, MaxIdleConnsPerHost: o.concurrency * 2, IdleConnTimeout: time.Minute}}
 	product := "bench-" + randomString(4)
 	keys, err := setup(client, url, token, product, o.customers)
@@ -435,11 +438,27 @@ func drive(c *http.Client, url, product string, keys, ids []string, o options, d
 	}
 	var firstErr error
 	var wg sync.WaitGroup
+	// The generator shares the cores with the servers it measures: it
+	// allocates as little as net/http lets it (a header value per key, a
+	// body and a response buffer per worker, one deadline per run instead
+	// of a timer per request).
+	ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(time.Minute))
+	defer cancel()
+	if once {
+		ctx, cancel = context.WithTimeout(context.Background(), time.Duration(len(ids))*time.Second)
+		defer cancel()
+	}
+	auth := make([][]string, len(keys))
+	for i, k := range keys {
+		auth[i] = []string{"Bearer " + k}
+	}
+	checkInURL := url + "/v1/checkin"
 	start := time.Now()
 	worker := func() {
 		defer wg.Done()
 		var r result
-		buf := &bytes.Buffer{}
+		var body []byte
+		var resp bytes.Buffer
 		for {
 			n := int(next.Add(1) - 1)
 			if once && n >= len(ids) || !once && time.Now().After(deadline) {
@@ -447,10 +466,9 @@ func drive(c *http.Client, url, product string, keys, ids []string, o options, d
 			}
 			i := n % len(ids)
 			withEvent := o.eventShare > 0 && float64(n%1000) < o.eventShare*1000
-			buf.Reset()
-			writeCheckIn(buf, ids[i], product, n, withEvent)
+			body = appendCheckIn(body[:0], ids[i], product, n, withEvent)
 			t0 := time.Now()
-			offered, err := post(c, url, keys[i%len(keys)], buf.Bytes(), o.verify)
+			offered, err := post(ctx, c, checkInURL, auth[i%len(keys)], body, &resp, o.verify)
 			if err != nil {
 				r.failed++
 				mu.Lock()
@@ -490,35 +508,47 @@ func drive(c *http.Client, url, product string, keys, ids []string, o options, d
 	return total, nil
 }
 
-// writeCheckIn writes a check-in body for installation id.
-func writeCheckIn(buf *bytes.Buffer, id, product string, n int, withEvent bool) {
-	fmt.Fprintf(buf, `{"instance_id":%q,"product":%q,"version":"1.0.0","nonce":"n%015d-%s","health":{"status":"ok"}`, id, product, n, id)
+// appendCheckIn appends a check-in body for installation id to b.
+func appendCheckIn(b []byte, id, product string, n int, withEvent bool) []byte {
+	// Instance ids and products are plain ASCII: Go's quoting is JSON's.
+	b = append(b, `{"instance_id":`...)
+	b = strconv.AppendQuote(b, id)
+	b = append(b, `,"product":`...)
+	b = strconv.AppendQuote(b, product)
+	b = append(b, `,"version":"1.0.0","nonce":"n`...)
+	b = fmt.Appendf(b, "%015d", n)
+	b = append(b, '-')
+	b = append(b, id...)
+	b = append(b, `","health":{"status":"ok"}`...)
 	if withEvent {
-		fmt.Fprintf(buf, `,"events":[{"kind":"upgrade_started","from":"1.0.0","to":"1.1.0","at":%q}]`, time.Now().UTC().Format(time.RFC3339Nano))
+		b = append(b, `,"events":[{"kind":"upgrade_started","from":"1.0.0","to":"1.1.0","at":"`...)
+		b = time.Now().UTC().AppendFormat(b, time.RFC3339Nano)
+		b = append(b, `"}]`...)
 	}
-	buf.WriteByte('}')
+	return append(b, '}')
 }
 
-// post sends one check-in; with verify it decodes the answer's payload and
-// reports whether it offered an upgrade.
-func post(c *http.Client, url, key string, body []byte, verify bool) (bool, error) {
-	req, err := http.NewRequest("POST", url+"/v1/checkin", bytes.NewReader(body))
+// post sends one check-in with the Authorization header auth, reading the
+// answer into resp; with verify it decodes the answer's payload and
+// reports whether it carries an offer.
+func post(ctx context.Context, c *http.Client, url string, auth []string, body []byte, resp *bytes.Buffer, verify bool) (bool, error) {
+	req, err := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(body))
 	if err != nil {
 		return false, err
 	}
-	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.Do(req)
+	req.Header["Authorization"] = auth
+	req.Header["Content-Type"] = jsonContentType
+	res, err := c.Do(req)
 	if err != nil {
 		return false, err
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
+	defer res.Body.Close()
+	resp.Reset()
+	if _, err := resp.ReadFrom(res.Body); err != nil {
 		return false, err
 	}
-	if resp.StatusCode != http.StatusOK {
-		return false, fmt.Errorf("check-in: %s: %s", resp.Status, b)
+	if res.StatusCode != http.StatusOK {
+		return false, fmt.Errorf("check-in: %s: %s", res.Status, resp.Bytes())
 	}
 	if !verify {
 		return false, nil
@@ -526,7 +556,7 @@ func post(c *http.Client, url, key string, body []byte, verify bool) (bool, erro
 	var env struct {
 		Payload []byte `json:"payload"`
 	}
-	if err := json.Unmarshal(b, &env); err != nil {
+	if err := json.Unmarshal(resp.Bytes(), &env); err != nil {
 		return false, err
 	}
 	var ans release.Answer
@@ -535,6 +565,9 @@ func post(c *http.Client, url, key string, body []byte, verify bool) (bool, erro
 	}
 	return ans.Offer != nil, nil
 }
+
+// jsonContentType is the Content-Type header value of a check-in.
+var jsonContentType = []string{"application/json"}
 
 func randomString(n int) string {
 	b := make([]byte, n)
