@@ -35,7 +35,10 @@ import (
 //     exponent or larger number is refused, so no float formatting rules are
 //     needed.
 //
-// The same value always gives the same bytes.
+// The same value always gives the same bytes. Where encoding/json writes a
+// key twice in one object (a json.Marshaler can, and so can map keys that
+// differ only in invalid UTF-8, which it replaces), the last member is kept,
+// as decoding the JSON into a map would keep it.
 func Canonical(v any) ([]byte, error) {
 	raw, err := json.Marshal(v)
 	if err != nil {
@@ -50,12 +53,10 @@ func CanonicalizeJSON(doc []byte) ([]byte, error) { return canonicalize(doc, tru
 
 // canonicalize rewrites doc in one pass over its bytes, writing each value's
 // canonical form as it reads it; an object's members, once all read, are put
-// in key order. It accepts and refuses exactly what decoding doc with
-// encoding/json would, and decodes strings as it does (escaped lone
-// surrogates become U+FFFD). A key repeated in one object is refused with
-// checkDup; without it the last member with that key is kept, as decoding
-// into a map keeps it (encoding/json can write a key twice: through a
-// json.Marshaler, or map keys that differ only in invalid UTF-8).
+// in key order. It reads JSON as encoding/json does: the same syntax and
+// nesting limit, strings unescaped alike (an escaped lone surrogate is
+// U+FFFD). A key repeated in one object is refused with checkDup; without
+// it the last member with that key is kept.
 func canonicalize(doc []byte, checkDup bool) ([]byte, error) {
 	if !utf8.Valid(doc) {
 		return nil, fmt.Errorf("canonical JSON: document is not valid UTF-8")
