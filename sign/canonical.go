@@ -262,7 +262,7 @@ func (s *canonicalizer) array() (unfit error) {
 // enter reads the '[' or '{' at pos, refusing to nest deeper than maxDepth.
 func (s *canonicalizer) enter() bool {
 	if s.depth++; s.depth > maxDepth {
-		s.fail("exceeding the maximum nesting depth")
+		s.err = fmt.Errorf("canonical JSON: nested deeper than %d at offset %d", maxDepth, s.pos)
 		return false
 	}
 	s.pos++
