@@ -16,8 +16,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"sort"
-	"strconv"
+	"slices"
+	"strings"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -34,7 +35,10 @@ import (
 //     exponent or larger number is refused, so no float formatting rules are
 //     needed.
 //
-// The same value always gives the same bytes.
+// The same value always gives the same bytes. Where encoding/json writes a
+// key twice in one object (a json.Marshaler can, and so can map keys that
+// differ only in invalid UTF-8, which it replaces), the last member is kept,
+// as decoding the JSON into a map would keep it.
 func Canonical(v any) ([]byte, error) {
 	raw, err := json.Marshal(v)
 	if err != nil {
@@ -47,104 +51,374 @@ func Canonical(v any) ([]byte, error) {
 // Canonical). Duplicate object keys and invalid UTF-8 are refused.
 func CanonicalizeJSON(doc []byte) ([]byte, error) { return canonicalize(doc, true) }
 
-// canonicalize rewrites doc; checkDup looks for duplicate keys first, which
-// output of encoding/json never has.
+// canonicalize rewrites doc in one pass over its bytes, writing each value's
+// canonical form as it reads it; an object's members, once all read, are put
+// in key order. It reads JSON as encoding/json does: the same syntax and
+// nesting limit, strings unescaped alike (an escaped lone surrogate is
+// U+FFFD). A key repeated in one object is refused with checkDup; without
+// it the last member with that key is kept.
 func canonicalize(doc []byte, checkDup bool) ([]byte, error) {
 	if !utf8.Valid(doc) {
 		return nil, fmt.Errorf("canonical JSON: document is not valid UTF-8")
 	}
-	dec := json.NewDecoder(bytes.NewReader(doc))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, fmt.Errorf("canonical JSON: %w", err)
+	s := canonicalizer{
+		in:      doc,
+		out:     make([]byte, 0, len(doc)),
+		tmp:     make([]byte, 0, len(doc)),
+		members: make([]member, 0, 16),
+		dupAt:   -1,
 	}
-	if rest := doc[dec.InputOffset():]; len(bytes.Trim(rest, " \t\r\n")) != 0 {
+	unfit := s.value()
+	s.skipSpace()
+	switch {
+	case s.err != nil:
+		return nil, s.err
+	case s.pos < len(s.in):
 		return nil, fmt.Errorf("canonical JSON: data after the document")
+	case checkDup && s.dupAt >= 0:
+		return nil, fmt.Errorf("canonical JSON: duplicate key %q", s.dupKey)
+	case unfit != nil:
+		return nil, unfit
 	}
-	if checkDup {
-		if err := checkDuplicateKeys(doc); err != nil {
-			return nil, err
-		}
-	}
-	out := make([]byte, 0, len(doc))
-	return appendCanonical(out, v)
+	return s.out, nil
 }
 
-func appendCanonical(b []byte, v any) ([]byte, error) {
-	switch x := v.(type) {
-	case nil:
-		return append(b, "null"...), nil
-	case bool:
-		if x {
-			return append(b, "true"...), nil
-		}
-		return append(b, "false"...), nil
-	case json.Number:
-		s := string(x)
-		if !isPlainInteger(s) {
-			return nil, fmt.Errorf("canonical JSON: number %s is not an integer", s)
-		}
-		if n, err := strconv.ParseInt(s, 10, 64); err != nil || n > maxSafeInteger || n < -maxSafeInteger {
-			return nil, fmt.Errorf("canonical JSON: integer %s is outside ±(2^53-1)", s)
-		}
-		if s == "-0" {
-			s = "0"
-		}
-		return append(b, s...), nil
-	case string:
-		return appendString(b, x)
-	case []any:
-		b = append(b, '[')
-		for i, e := range x {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			var err error
-			if b, err = appendCanonical(b, e); err != nil {
-				return nil, err
-			}
-		}
-		return append(b, ']'), nil
-	case map[string]any:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		b = append(b, '{')
-		for i, k := range keys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			var err error
-			if b, err = appendString(b, k); err != nil {
-				return nil, err
-			}
-			b = append(b, ':')
-			if b, err = appendCanonical(b, x[k]); err != nil {
-				return nil, err
-			}
-		}
-		return append(b, '}'), nil
-	}
-	return nil, fmt.Errorf("canonical JSON: unexpected %T", v)
+// maxDepth is encoding/json's limit on nested arrays and objects.
+const maxDepth = 10000
+
+// canonicalizer is the state of one canonicalize call. Neither the canonical
+// output, nor an unescaped string, nor an object's members are ever longer
+// than the input, so out and tmp are allocated once.
+type canonicalizer struct {
+	in    []byte
+	pos   int    // next byte of in to read
+	out   []byte // canonical output so far
+	err   error  // the syntax error that stopped the scan
+	depth int    // open arrays and objects
+
+	members []member // members read of the open objects, innermost last
+	keys    []byte   // unescaped keys of members, where they had escapes
+	tmp     []byte   // an unescaped string, or an object's members reordered
+
+	// The first key, in document order, that repeats a key of its object.
+	dupKey string
+	dupAt  int
 }
 
-// isPlainInteger reports whether s is -?(0|[1-9][0-9]*).
-func isPlainInteger(s string) bool {
-	if s != "" && s[0] == '-' {
-		s = s[1:]
+// member is an object member read: its unescaped key and its canonical
+// `"key":value` in out.
+type member struct {
+	key        []byte
+	at         int // offset of the key in in
+	start, end int
+	unfit      error // see value
+}
+
+// value appends the canonical form of the value at pos to out and reads
+// past it. A syntax error stops the scan (err). A well-formed value without
+// a canonical form (a number that is not a safe integer) is read to its end
+// and returned, so that an object can still drop it for a later member with
+// the same key.
+func (s *canonicalizer) value() (unfit error) {
+	s.skipSpace()
+	switch c := s.peek(); {
+	case c == '{':
+		return s.object()
+	case c == '[':
+		return s.array()
+	case c == '"':
+		str, _ := s.str()
+		s.out = appendString(s.out, str)
+	case c == '-' || '0' <= c && c <= '9':
+		return s.number()
+	case c == 't':
+		s.literal("true")
+	case c == 'f':
+		s.literal("false")
+	case c == 'n':
+		s.literal("null")
+	default:
+		s.fail("looking for a value")
 	}
-	if s == "" || (len(s) > 1 && s[0] == '0') {
+	return nil
+}
+
+func (s *canonicalizer) object() (unfit error) {
+	if !s.enter() {
+		return nil
+	}
+	s.out = append(s.out, '{')
+	start, first, keys := len(s.out), len(s.members), len(s.keys)
+	if s.skipSpace(); s.peek() == '}' {
+		s.pos++
+	} else {
+		for {
+			if s.skipSpace(); s.peek() != '"' {
+				s.fail("looking for an object key")
+				return nil
+			}
+			if len(s.members) > first {
+				s.out = append(s.out, ',')
+			}
+			m := member{at: s.pos, start: len(s.out)}
+			key, escaped := s.str()
+			if escaped { // s.tmp is reused by the next string
+				s.keys = append(s.keys, key...)
+				key = s.keys[len(s.keys)-len(key):]
+			}
+			m.key = key
+			if s.skipSpace(); !s.expect(':') {
+				return nil
+			}
+			s.out = append(appendString(s.out, key), ':')
+			if m.unfit = s.value(); s.err != nil {
+				return nil
+			}
+			m.end = len(s.out)
+			s.members = append(s.members, m)
+			if s.skipSpace(); s.peek() != ',' {
+				break
+			}
+			s.pos++
+		}
+		if !s.expect('}') {
+			return nil
+		}
+	}
+	unfit = s.order(start, s.members[first:])
+	s.members, s.keys = s.members[:first], s.keys[:keys]
+	s.out = append(s.out, '}')
+	s.depth--
+	return unfit
+}
+
+// order puts the members ms, written from out[start:], in key order, keeps
+// only the last member of each key and returns the first error of a kept
+// member.
+func (s *canonicalizer) order(start int, ms []member) (unfit error) {
+	inOrder := true
+	for i := 1; i < len(ms) && inOrder; i++ {
+		inOrder = bytes.Compare(ms[i-1].key, ms[i].key) < 0
+	}
+	if !inOrder {
+		slices.SortStableFunc(ms, func(a, b member) int { return bytes.Compare(a.key, b.key) })
+		s.tmp = s.tmp[:0]
+		for i, m := range ms {
+			if i > 0 && bytes.Equal(ms[i-1].key, m.key) && (s.dupAt < 0 || m.at < s.dupAt) {
+				s.dupKey, s.dupAt = string(m.key), m.at
+			}
+			if i+1 < len(ms) && bytes.Equal(m.key, ms[i+1].key) {
+				continue // dropped for the later member with its key
+			}
+			if len(s.tmp) > 0 {
+				s.tmp = append(s.tmp, ',')
+			}
+			s.tmp = append(s.tmp, s.out[m.start:m.end]...)
+			if unfit == nil {
+				unfit = m.unfit
+			}
+		}
+		s.out = append(s.out[:start], s.tmp...)
+		return unfit
+	}
+	for _, m := range ms {
+		if m.unfit != nil {
+			return m.unfit
+		}
+	}
+	return nil
+}
+
+func (s *canonicalizer) array() (unfit error) {
+	if !s.enter() {
+		return nil
+	}
+	s.out = append(s.out, '[')
+	if s.skipSpace(); s.peek() == ']' {
+		s.pos++
+	} else {
+		for {
+			if err := s.value(); unfit == nil {
+				unfit = err
+			}
+			if s.err != nil {
+				return nil
+			}
+			if s.skipSpace(); s.peek() != ',' {
+				break
+			}
+			s.pos++
+			s.out = append(s.out, ',')
+		}
+		if !s.expect(']') {
+			return nil
+		}
+	}
+	s.out = append(s.out, ']')
+	s.depth--
+	return unfit
+}
+
+// enter reads the '[' or '{' at pos, refusing to nest deeper than maxDepth.
+func (s *canonicalizer) enter() bool {
+	if s.depth++; s.depth > maxDepth {
+		s.err = fmt.Errorf("canonical JSON: nested deeper than %d at offset %d", maxDepth, s.pos)
 		return false
 	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
+	s.pos++
+	return true
+}
+
+// number appends the number at pos, which must be an integer within
+// ±(2^53-1), in plain decimal ("-0" as "0").
+func (s *canonicalizer) number() (unfit error) {
+	start := s.pos
+	if s.peek() == '-' {
+		s.pos++
+	}
+	if s.peek() == '0' {
+		s.pos++
+	} else if s.digits() == 0 {
+		s.fail("in numeric literal")
+		return nil
+	}
+	integer := s.pos
+	if s.peek() == '.' {
+		if s.pos++; s.digits() == 0 {
+			s.fail("after decimal point in numeric literal")
+			return nil
 		}
 	}
-	return true
+	if c := s.peek(); c == 'e' || c == 'E' {
+		if c := s.next(); c == '+' || c == '-' {
+			s.pos++
+		}
+		if s.digits() == 0 {
+			s.fail("in exponent of numeric literal")
+			return nil
+		}
+	}
+	num := s.in[start:s.pos]
+	if s.pos != integer {
+		return fmt.Errorf("canonical JSON: number %s is not an integer", num)
+	}
+	digits := bytes.TrimPrefix(num, []byte("-"))
+	if len(digits) > 16 || parseDigits(digits) > maxSafeInteger {
+		return fmt.Errorf("canonical JSON: integer %s is outside ±(2^53-1)", num)
+	}
+	if string(num) == "-0" {
+		num = digits
+	}
+	s.out = append(s.out, num...)
+	return nil
+}
+
+// parseDigits returns the value of at most 19 decimal digits.
+func parseDigits(digits []byte) uint64 {
+	var n uint64
+	for _, d := range digits {
+		n = n*10 + uint64(d-'0')
+	}
+	return n
+}
+
+// digits reads decimal digits and returns how many.
+func (s *canonicalizer) digits() int {
+	start := s.pos
+	for s.pos < len(s.in) && '0' <= s.in[s.pos] && s.in[s.pos] <= '9' {
+		s.pos++
+	}
+	return s.pos - start
+}
+
+func (s *canonicalizer) literal(lit string) {
+	if !bytes.HasPrefix(s.in[s.pos:], []byte(lit)) {
+		s.fail("in literal " + lit)
+		return
+	}
+	s.pos += len(lit)
+	s.out = append(s.out, lit...)
+}
+
+// JSON's two-character escapes and the bytes they stand for.
+const (
+	shortEscapes = `"\/bfnrt`
+	escapedBytes = "\"\\/\b\f\n\r\t"
+)
+
+// str reads the string at pos and returns its content unescaped as
+// encoding/json unescapes it: a slice of in if it had no escapes, else of
+// tmp, which the next string overwrites.
+func (s *canonicalizer) str() (content []byte, escaped bool) {
+	s.pos++
+	start := s.pos
+	for s.pos < len(s.in) {
+		c := s.in[s.pos]
+		switch {
+		case c == '"':
+			s.pos++
+			if !escaped {
+				return s.in[start : s.pos-1], false
+			}
+			return s.tmp, true
+		case c < 0x20:
+			s.fail("in string literal")
+			return nil, false
+		case c != '\\':
+			if escaped {
+				s.tmp = append(s.tmp, c)
+			}
+			s.pos++
+			continue
+		}
+		if !escaped {
+			s.tmp, escaped = append(s.tmp[:0], s.in[start:s.pos]...), true
+		}
+		if i := strings.IndexByte(shortEscapes, s.next()); i >= 0 {
+			s.tmp = append(s.tmp, escapedBytes[i])
+			s.pos++
+			continue
+		}
+		s.pos--
+		r, ok := u4(s.in[s.pos:])
+		if !ok {
+			s.fail("in string escape code")
+			return nil, false
+		}
+		s.pos += 6
+		if utf16.IsSurrogate(r) {
+			// A valid pair is one character; any other surrogate is
+			// U+FFFD, and an escape after it is read on its own.
+			low, _ := u4(s.in[s.pos:])
+			if r = utf16.DecodeRune(r, low); r != utf8.RuneError {
+				s.pos += 6
+			}
+		}
+		s.tmp = utf8.AppendRune(s.tmp, r)
+	}
+	s.fail("in string literal")
+	return nil, false
+}
+
+// u4 returns the code unit of the \uXXXX escape b starts with.
+func u4(b []byte) (r rune, ok bool) {
+	if len(b) < 6 || b[0] != '\\' || b[1] != 'u' {
+		return -1, false
+	}
+	for _, c := range b[2:6] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return -1, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
 }
 
 const hexDigits = "0123456789abcdef"
@@ -153,91 +427,81 @@ const hexDigits = "0123456789abcdef"
 // exactly.
 const maxSafeInteger = 1<<53 - 1
 
-func appendString(b []byte, s string) ([]byte, error) {
-	if !utf8.ValidString(s) {
-		return nil, fmt.Errorf("canonical JSON: string is not valid UTF-8")
-	}
+// appendString appends s, which is valid UTF-8, as a canonical JSON string.
+func appendString(b, s []byte) []byte {
 	b = append(b, '"')
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
+	start := 0 // of the bytes not yet appended
+	for i, c := range s {
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		b = append(b, s[start:i]...)
+		start = i + 1
+		switch c {
+		case '"', '\\':
 			b = append(b, '\\', c)
-		case c == '\b':
+		case '\b':
 			b = append(b, '\\', 'b')
-		case c == '\f':
+		case '\f':
 			b = append(b, '\\', 'f')
-		case c == '\n':
+		case '\n':
 			b = append(b, '\\', 'n')
-		case c == '\r':
+		case '\r':
 			b = append(b, '\\', 'r')
-		case c == '\t':
+		case '\t':
 			b = append(b, '\\', 't')
-		case c < 0x20:
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
 		default:
-			b = append(b, c)
+			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
 		}
 	}
-	return append(b, '"'), nil
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
-// checkDuplicateKeys refuses objects with a repeated key, which
-// encoding/json would silently collapse (last one wins) — a signer and a
-// verifier must never read different payloads from the same bytes.
-func checkDuplicateKeys(doc []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(doc))
-	dec.UseNumber()
-	// Each open container: nil for arrays, the seen keys for objects, and
-	// whether the next string token in an object is a key.
-	type frame struct {
-		keys      map[string]bool
-		expectKey bool
-	}
-	var stack []frame
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil // syntax errors were reported by the decode before
-		}
-		top := len(stack) - 1
-		switch t := tok.(type) {
-		case json.Delim:
-			switch t {
-			case '{':
-				if top >= 0 && stack[top].keys != nil {
-					stack[top].expectKey = true
-				}
-				stack = append(stack, frame{keys: map[string]bool{}, expectKey: true})
-				continue
-			case '[':
-				if top >= 0 && stack[top].keys != nil {
-					stack[top].expectKey = true
-				}
-				stack = append(stack, frame{})
-				continue
-			default:
-				stack = stack[:top]
-				if len(stack) == 0 {
-					return nil
-				}
-				continue
-			}
-		case string:
-			if top >= 0 && stack[top].keys != nil && stack[top].expectKey {
-				if stack[top].keys[t] {
-					return fmt.Errorf("canonical JSON: duplicate key %q", t)
-				}
-				stack[top].keys[t] = true
-				stack[top].expectKey = false
-				continue
-			}
-		}
-		if top >= 0 && stack[top].keys != nil {
-			stack[top].expectKey = true
-		}
-		if top < 0 {
-			return nil
+func (s *canonicalizer) skipSpace() {
+	for s.pos < len(s.in) {
+		switch s.in[s.pos] {
+		case ' ', '\t', '\n', '\r':
+			s.pos++
+		default:
+			return
 		}
 	}
+}
+
+// peek returns the byte at pos, 0 at the end of in.
+func (s *canonicalizer) peek() byte {
+	if s.pos < len(s.in) {
+		return s.in[s.pos]
+	}
+	return 0
+}
+
+// next moves to the next byte and returns it.
+func (s *canonicalizer) next() byte {
+	s.pos++
+	return s.peek()
+}
+
+// expect reads c or fails.
+func (s *canonicalizer) expect(c byte) bool {
+	if s.peek() != c {
+		s.fail(fmt.Sprintf("looking for %q", c))
+		return false
+	}
+	s.pos++
+	return true
+}
+
+// fail stops the scan with a syntax error at pos.
+func (s *canonicalizer) fail(context string) {
+	if s.err != nil {
+		return
+	}
+	if s.pos >= len(s.in) {
+		s.err = fmt.Errorf("canonical JSON: unexpected end of input %s", context)
+		return
+	}
+	r, _ := utf8.DecodeRune(s.in[s.pos:])
+	s.err = fmt.Errorf("canonical JSON: invalid character %q at offset %d %s", r, s.pos, context)
 }
