@@ -38,6 +38,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strconv"
 	"sync"
@@ -65,6 +66,7 @@ type options struct {
 	verify        bool
 	cpuProfile    string
 	memProfile    string
+	trace         string
 	limit         bool
 	seed          bool
 	rounds        int
@@ -83,6 +85,7 @@ func main() {
 	flag.Float64Var(&o.eventShare, "event-share", 0, "share of check-ins carrying an event, which must be committed before the answer (0..1)")
 	flag.BoolVar(&o.verify, "verify", false, "decode every answer (costs client CPU)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured phase to this file")
+	flag.StringVar(&o.trace, "trace", "", "write an execution trace of the measured phase to this file (go tool trace)")
 	flag.StringVar(&o.memProfile, "memprofile", "", "write allocation profiles to this file (end of the measured phase) and FILE.base (its start): go tool pprof -sample_index=alloc_space -diff_base FILE.base FILE")
 	flag.BoolVar(&o.limit, "limit", false, "also run the minimal server and compare, interleaved (in-process server only)")
 	flag.BoolVar(&o.seed, "seed", false, "warm up by writing the installations into the stores directly instead of one check-in each (minutes saved with millions; in-process server only)")
@@ -190,7 +193,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	if o.limit {
 		return compareWithLimit(client, url, product, keys, ids, o, out)
 	}
-	stop, err := startProfile(o.cpuProfile, o.memProfile)
+	stop, err := startProfile(o.cpuProfile, o.memProfile, o.trace)
 	if err != nil {
 		return err
 	}
@@ -229,7 +232,7 @@ func compareWithLimit(client *http.Client, url, product string, keys, ids []stri
 	} else if _, err := drive(client, lim.url, product, keys, ids, o, 0, true); err != nil {
 		return fmt.Errorf("warm up the minimal server: %w", err)
 	}
-	stop, err := startProfile(o.cpuProfile, o.memProfile)
+	stop, err := startProfile(o.cpuProfile, o.memProfile, o.trace)
 	if err != nil {
 		return err
 	}
@@ -302,10 +305,10 @@ func labelled(name string, start func()) {
 	pprof.Do(context.Background(), pprof.Labels("server", name), func(context.Context) { start() })
 }
 
-// startProfile starts a CPU profile into cpu and writes the allocations
-// so far into mem.base ("" for neither), and returns what stops the CPU
-// profile and writes the allocations into mem.
-func startProfile(cpu, mem string) (func(), error) {
+// startProfile starts a CPU profile into cpu and an execution trace into
+// trc, writes the allocations so far into mem.base ("" for none of them),
+// and returns what stops both and writes the allocations into mem.
+func startProfile(cpu, mem, trc string) (func(), error) {
 	writeAllocs := func(path string) {
 		if f, err := os.Create(path); err == nil {
 			pprof.Lookup("allocs").WriteTo(f, 0)
@@ -315,23 +318,40 @@ func startProfile(cpu, mem string) (func(), error) {
 	if mem != "" {
 		writeAllocs(mem + ".base")
 	}
-	stopMem := func() {
+	var stops []func()
+	stop := func() {
+		for _, f := range stops {
+			f()
+		}
 		if mem != "" {
 			writeAllocs(mem)
 		}
 	}
-	if cpu == "" {
-		return stopMem, nil
+	if cpu != "" {
+		f, err := os.Create(cpu)
+		if err != nil {
+			return nil, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return nil, err
+		}
+		stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
 	}
-	f, err := os.Create(cpu)
-	if err != nil {
-		return nil, err
+	if trc != "" {
+		f, err := os.Create(trc)
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		if err := trace.Start(f); err != nil {
+			f.Close()
+			stop()
+			return nil, err
+		}
+		stops = append(stops, func() { trace.Stop(); f.Close() })
 	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { pprof.StopCPUProfile(); f.Close(); stopMem() }, nil
+	return stop, nil
 }
 
 // setup creates the product, one ring, two releases (the newer offered to
