@@ -70,6 +70,7 @@ type options struct {
 	limit         bool
 	seed          bool
 	rounds        int
+	rate          float64
 }
 
 func main() {
@@ -89,6 +90,7 @@ func main() {
 	flag.StringVar(&o.memProfile, "memprofile", "", "write allocation profiles to this file (end of the measured phase) and FILE.base (its start): go tool pprof -sample_index=alloc_space -diff_base FILE.base FILE")
 	flag.BoolVar(&o.limit, "limit", false, "also run the minimal server and compare, interleaved (in-process server only)")
 	flag.BoolVar(&o.seed, "seed", false, "warm up by writing the installations into the stores directly instead of one check-in each (minutes saved with millions; in-process server only)")
+	flag.Float64Var(&o.rate, "rate", 0, "open loop: offer this many check-ins per second in all (spread evenly over the connections) and measure each from when it was due, not when it was sent; 0 is a closed loop, each connection sending as soon as it has its answer")
 	flag.IntVar(&o.rounds, "rounds", 4, "with -limit: slices per server, alternating which goes first; -duration is each server's total")
 	flag.Parse()
 	if err := run(context.Background(), o, os.Stdout); err != nil {
@@ -98,8 +100,8 @@ func main() {
 }
 
 func run(ctx context.Context, o options, out io.Writer) error {
-	if o.installations < 1 || o.customers < 1 || o.concurrency < 1 || o.eventShare < 0 || o.eventShare > 1 || o.rounds < 1 {
-		return errors.New("installations, customers, concurrency and rounds must be positive; event-share within [0, 1]")
+	if o.installations < 1 || o.customers < 1 || o.concurrency < 1 || o.eventShare < 0 || o.eventShare > 1 || o.rounds < 1 || o.rate < 0 {
+		return errors.New("installations, customers, concurrency and rounds must be positive; event-share within [0, 1]; rate not negative")
 	}
 	if (o.limit || o.seed) && o.url != "" {
 		return errors.New("-limit and -seed need the in-process server; leave out -url")
@@ -474,20 +476,40 @@ func drive(c *http.Client, url, product string, keys, ids []string, o options, d
 	}
 	checkInURL := url + "/v1/checkin"
 	start := time.Now()
-	worker := func() {
+	// With a rate, worker w's k-th check-in is due at start + (k*C + w) /
+	// rate: the connections' check-ins interleave evenly, and a check-in
+	// whose connection is still waiting for an earlier answer is late from
+	// its due time on (no coordinated omission).
+	every := time.Duration(0)
+	if o.rate > 0 && !once {
+		every = time.Duration(float64(o.concurrency) / o.rate * float64(time.Second))
+	}
+	worker := func(w int) {
 		defer wg.Done()
 		var r result
 		var body []byte
 		var resp bytes.Buffer
+		due := start.Add(time.Duration(w) * every / time.Duration(o.concurrency))
 		for {
 			n := int(next.Add(1) - 1)
 			if once && n >= len(ids) || !once && time.Now().After(deadline) {
 				break
 			}
+			t0 := time.Now()
+			if every > 0 {
+				if !due.Before(deadline) {
+					break
+				}
+				time.Sleep(time.Until(due))
+				t0 = due
+				due = due.Add(every)
+			}
 			i := n % len(ids)
 			withEvent := o.eventShare > 0 && float64(n%1000) < o.eventShare*1000
 			body = appendCheckIn(body[:0], ids[i], product, n, withEvent)
-			t0 := time.Now()
+			if every == 0 {
+				t0 = time.Now()
+			}
 			offered, err := post(ctx, c, checkInURL, auth[i%len(keys)], body, &resp, o.verify)
 			if err != nil {
 				r.failed++
@@ -513,9 +535,9 @@ func drive(c *http.Client, url, product string, keys, ids []string, o options, d
 		total.latencies = append(total.latencies, r.latencies...)
 		mu.Unlock()
 	}
-	for range o.concurrency {
+	for w := range o.concurrency {
 		wg.Add(1)
-		labelled("generator", func() { go worker() })
+		labelled("generator", func() { go worker(w) })
 	}
 	wg.Wait()
 	total.elapsed = time.Since(start)
