@@ -276,9 +276,18 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Store.Dialect() == sqlstore.Postgres {
 		shards = 2
 	}
+	// SQLite's statements run on the writer's goroutine: it writes at most
+	// sqliteChunk records a transaction and yields between them.
+	// PostgreSQL's run in its own processes; a chunk would only cost round
+	// trips.
+	chunk := sqliteChunk
+	if cfg.Store.Dialect() == sqlstore.Postgres {
+		chunk = 0
+	}
 	for range shards {
 		s.writers = append(s.writers, newWriter(writerDeps{store: s.store, quotas: s.quotas, log: s.log,
-			batch: s.metrics.batch, failed: s.metrics.failedRecords, commitWindow: cfg.CommitWindow, flushInterval: cfg.FlushInterval}))
+			batch: s.metrics.batch, failed: s.metrics.failedRecords, commitWindow: cfg.CommitWindow, flushInterval: cfg.FlushInterval,
+			chunk: chunk}))
 	}
 	if cfg.KeyEncryptionKey == nil {
 		return nil, errors.New("server: no key-encryption key (Config.KeyEncryptionKey): signing keys are never stored in plain text")

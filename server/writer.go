@@ -4,6 +4,7 @@ import (
 	"context"
 	"hash/fnv"
 	"log/slog"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -51,6 +52,9 @@ type writerDeps struct {
 	// commitWindow is how long a batch someone waits for gathers more
 	// records; flushInterval how often routine records are written.
 	commitWindow, flushInterval time.Duration
+	// chunk is the most records written in one transaction, the writer
+	// yielding between them; 0 is no limit.
+	chunk int
 }
 
 type queued struct {
@@ -197,6 +201,29 @@ func (w *writer) flush(ctx context.Context) (more bool) {
 		}
 		return 0
 	})
+	// A large batch is written in chunks, the writer yielding its core to
+	// the handlers between them: on SQLite the writer's statements run on
+	// this goroutine, and a flush of a fleet's routine check-ins written at
+	// once would take one of the machine's cores from the handlers for
+	// milliseconds every FlushInterval (which set the check-ins' p99,
+	// bench/README.md). Chunks are written in order, so the arrival order
+	// holds.
+	for len(batch) > 0 {
+		n := len(batch)
+		if w.deps.chunk > 0 {
+			n = min(n, w.deps.chunk)
+		}
+		w.write(ctx, batch[:n])
+		batch = batch[n:]
+		if len(batch) > 0 {
+			runtime.Gosched()
+		}
+	}
+	return more // set by the deferred check
+}
+
+// write writes batch in one transaction and reports each record's outcome.
+func (w *writer) write(ctx context.Context, batch []queued) {
 	recs := make([]sqlstore.CheckInRecord, len(batch))
 	for i, q := range batch {
 		recs[i] = q.rec
@@ -227,7 +254,6 @@ func (w *writer) flush(ctx context.Context) (more bool) {
 		}
 		w.finish(q, err)
 	}
-	return more // set by the deferred check
 }
 
 // finish reports the outcome of q's write to whoever waits for it, or logs
@@ -244,3 +270,7 @@ func (w *writer) finish(q queued, err error) {
 		q.done <- err
 	}
 }
+
+// sqliteChunk is the most check-ins the writer commits in one SQLite
+// transaction: about a millisecond of the writer's CPU (bench/README.md).
+const sqliteChunk = 128
