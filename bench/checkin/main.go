@@ -47,6 +47,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/ringfence/ringfence/internal/gcfloor"
 	"github.com/ringfence/ringfence/release"
 	"github.com/ringfence/ringfence/server"
 	"github.com/ringfence/ringfence/sign"
@@ -71,6 +72,7 @@ type options struct {
 	seed          bool
 	rounds        int
 	rate          float64
+	gcFloor       int
 }
 
 func main() {
@@ -91,9 +93,15 @@ func main() {
 	flag.BoolVar(&o.limit, "limit", false, "also run the minimal server and compare, interleaved (in-process server only)")
 	flag.BoolVar(&o.seed, "seed", false, "warm up by writing the installations into the stores directly instead of one check-in each (minutes saved with millions; in-process server only)")
 	flag.Float64Var(&o.rate, "rate", 0, "open loop: offer this many check-ins per second in all (spread evenly over the connections) and measure each from when it was due, not when it was sent; 0 is a closed loop, each connection sending as soon as it has its answer")
+	flag.IntVar(&o.gcFloor, "gc-floor", 64, "MiB, as `ringfence serve --gc-floor`: the process (both servers and the generator) runs with the GC floor serve runs with; 0 for Go's default (ignored when GOGC is set)")
 	flag.IntVar(&o.rounds, "rounds", 4, "with -limit: slices per server, alternating which goes first; -duration is each server's total")
 	flag.Parse()
-	if err := run(context.Background(), o, os.Stdout); err != nil {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if o.gcFloor > 0 && !gcfloor.EnvSet() {
+		go gcfloor.Run(ctx, uint64(o.gcFloor)<<20, time.Second)
+	}
+	if err := run(ctx, o, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "checkin bench:", err)
 		os.Exit(1)
 	}
@@ -178,8 +186,14 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		ids[i] = fmt.Sprintf("inst-%07d", i)
 	}
 
-	fmt.Fprintf(out, "store %s, %d installations over %d customers, %d connections, event share %.2f, GOMAXPROCS %d\n",
-		dialect, o.installations, o.customers, o.concurrency, o.eventShare, runtime.GOMAXPROCS(0))
+	gc := fmt.Sprintf("GC floor %d MiB", o.gcFloor)
+	if v, ok := os.LookupEnv("GOGC"); ok {
+		gc = "GOGC=" + v
+	} else if o.gcFloor == 0 {
+		gc = "Go's default GC"
+	}
+	fmt.Fprintf(out, "store %s, %d installations over %d customers, %d connections, event share %.2f, GOMAXPROCS %d, %s\n",
+		dialect, o.installations, o.customers, o.concurrency, o.eventShare, runtime.GOMAXPROCS(0), gc)
 	start := time.Now()
 	if o.seed {
 		if err := seed(product, ids); err != nil {

@@ -42,6 +42,7 @@ var allowed = map[string][]string{
 	"internal/servertest":  {"release", "server", "sign", "sqlstore"},
 	"internal/archtest":    {},
 	"internal/atomicfile":  {},
+	"internal/gcfloor":     {},
 	"bench/amcheck":        {"*"},
 	"bench/checkin":        {"*"},
 	"bench/agent":          {"*"},

@@ -15,6 +15,7 @@ import (
 	ucli "github.com/urfave/cli/v3"
 	"golang.org/x/time/rate"
 
+	"github.com/ringfence/ringfence/internal/gcfloor"
 	"github.com/ringfence/ringfence/notify"
 	"github.com/ringfence/ringfence/server"
 	"github.com/ringfence/ringfence/sqlstore"
@@ -58,6 +59,8 @@ func serveCommand(stdout, stderr io.Writer) *ucli.Command {
 			&ucli.StringFlag{Name: "smtp", Sources: ucli.EnvVars("RINGFENCE_SMTP"),
 				Usage: "SMTP server for email subscribers: smtp://[user:pass@]host[:port] (STARTTLS when offered) or smtps://..."},
 			&ucli.StringFlag{Name: "smtp-from", Sources: ucli.EnvVars("RINGFENCE_SMTP_FROM"), Usage: "sender address of status emails"},
+			&ucli.IntFlag{Name: "gc-floor", Sources: ucli.EnvVars("RINGFENCE_GC_FLOOR"), Value: 64,
+				Usage: "MiB the heap may grow above a small live heap before the Go garbage collector runs (0: Go's default; ignored when GOGC is set)"},
 			&ucli.BoolFlag{Name: "demo", Sources: ucli.EnvVars("RINGFENCE_DEMO"), Usage: "run a living demo on a throwaway store: a seeded product and simulated installations (prints the console's URL and a login)"},
 			&ucli.StringFlag{Name: "metrics-listen", Sources: ucli.EnvVars("RINGFENCE_METRICS_LISTEN"),
 				Usage: "serve /metrics, without authentication, on this separate address (e.g. 127.0.0.1:9090); off by default"},
@@ -133,6 +136,9 @@ func serve(ctx context.Context, cmd *ucli.Command, log *slog.Logger, stdout io.W
 	if _, _, err := sqlstore.ClassifyDSN(dsn); err != nil {
 		return err
 	}
+	if cmd.Int("gc-floor") < 0 {
+		return fmt.Errorf("--gc-floor %d: want 0 (Go's default) or more MiB", cmd.Int("gc-floor"))
+	}
 	if cmd.String("smtp") != "" && cmd.String("smtp-from") == "" {
 		return fmt.Errorf("--smtp needs --smtp-from: the sender address of status emails")
 	}
@@ -143,6 +149,14 @@ func serve(ctx context.Context, cmd *ucli.Command, log *slog.Logger, stdout io.W
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	defer ln.Close()
+	if floor := cmd.Int("gc-floor"); floor > 0 && !gcfloor.EnvSet() {
+		// A check-in server's live heap is small and its allocation
+		// rate high: without a floor Go collects dozens of times a
+		// second (internal/gcfloor).
+		gcCtx, stopGC := context.WithCancel(ctx)
+		defer stopGC()
+		go gcfloor.Run(gcCtx, uint64(floor)<<20, time.Second)
+	}
 	store, err := sqlstore.Open(ctx, dsn)
 	if err != nil {
 		return err
