@@ -2,6 +2,7 @@ package release
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -310,25 +311,15 @@ func (w *jsonWalk) unescape(start int) ([]byte, error) {
 
 // hex4 reads the four hex digits of a \u escape at pos.
 func (w *jsonWalk) hex4() (rune, bool) {
+	var d [2]byte
 	if w.pos+4 > len(w.body) {
 		return 0, false
 	}
-	var n rune
-	for _, c := range w.body[w.pos : w.pos+4] {
-		switch {
-		case '0' <= c && c <= '9':
-			c -= '0'
-		case 'a' <= c && c <= 'f':
-			c -= 'a' - 10
-		case 'A' <= c && c <= 'F':
-			c -= 'A' - 10
-		default:
-			return 0, false
-		}
-		n = n<<4 | rune(c)
+	if _, err := hex.Decode(d[:], w.body[w.pos:w.pos+4]); err != nil {
+		return 0, false
 	}
 	w.pos += 4
-	return n, true
+	return rune(d[0])<<8 | rune(d[1]), true
 }
 
 // lowerCase reports whether name is lower-case ASCII. Every name of the API

@@ -14,6 +14,7 @@ package sign
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -402,23 +403,14 @@ func (s *canonicalizer) str() (content []byte, escaped bool) {
 
 // u4 returns the code unit of the \uXXXX escape b starts with.
 func u4(b []byte) (r rune, ok bool) {
+	var d [2]byte
 	if len(b) < 6 || b[0] != '\\' || b[1] != 'u' {
 		return -1, false
 	}
-	for _, c := range b[2:6] {
-		switch {
-		case '0' <= c && c <= '9':
-			c -= '0'
-		case 'a' <= c && c <= 'f':
-			c -= 'a' - 10
-		case 'A' <= c && c <= 'F':
-			c -= 'A' - 10
-		default:
-			return -1, false
-		}
-		r = r<<4 | rune(c)
+	if _, err := hex.Decode(d[:], b[2:6]); err != nil {
+		return -1, false
 	}
-	return r, true
+	return rune(d[0])<<8 | rune(d[1]), true
 }
 
 const hexDigits = "0123456789abcdef"
