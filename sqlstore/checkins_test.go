@@ -115,3 +115,53 @@ func sameRefs(a, b []sqlstore.InstallationRef) bool {
 	slices.Sort(kb)
 	return slices.Equal(ka, kb)
 }
+
+// testAdoption: adoption sums a release's installations over the customers
+// of a ring (SQLite counts one customer at a time), keeps rings apart,
+// counts healthy and failed, and gives every ring its size; installations
+// of customers the store does not know count nowhere.
+func testAdoption(t *testing.T, _ string, s *sqlstore.Store) {
+	ctx := context.Background()
+	check(s.CreateProduct(ctx, "alice", release.Product{Name: "acme"}))(t)
+	check(s.CreateRing(ctx, "alice", release.Ring{Product: "acme", Name: "insiders", Position: 0, RolloutPercent: 100}))(t)
+	check(s.CreateRing(ctx, "alice", release.Ring{Product: "acme", Name: "stable", Position: 1, RolloutPercent: 100}))(t)
+	for _, c := range []release.Customer{{Product: "acme", Name: "a", Ring: "insiders"}, {Product: "acme", Name: "b", Ring: "insiders"},
+		{Product: "acme", Name: "c", Ring: "stable"}} {
+		check(s.CreateCustomer(ctx, "alice", c))(t)
+	}
+	v := release.MustParseVersion("1.0.0")
+	check(s.CreateRelease(ctx, "alice", release.Release{Product: "acme", Version: v}))(t)
+	now := time.Now().UTC()
+	rec := func(customer, id, version string, h release.HealthStatus) sqlstore.CheckInRecord {
+		r := sqlstore.CheckInRecord{Product: "acme", Customer: customer, InstanceID: id, ReceivedAt: now, Health: &release.Health{Status: h}}
+		r.Version = release.MustParseVersion(version)
+		return r
+	}
+	check(s.WriteCheckIns(ctx, []sqlstore.CheckInRecord{
+		rec("a", "a1", "1.0.0", release.HealthOK), rec("a", "a2", "1.0.0", release.HealthCorrupt),
+		rec("b", "b1", "1.0.0", release.HealthOK), rec("b", "b2", "9.9.9", release.HealthOK), // no release
+		rec("c", "c1", "1.0.0", release.HealthOK),
+		rec("unknown", "u1", "1.0.0", release.HealthOK),
+	}))(t)
+	facts := check(s.LoadFacts(ctx, true))(t)
+	got := map[string]release.Adoption{}
+	for _, a := range facts.Adoption {
+		got[a.Ring+" "+a.Version.String()] = a
+	}
+	if a := got["insiders 1.0.0"]; a.Installations != 3 || a.Failed != 1 || a.Healthy+a.HealthyUncounted != 2 {
+		t.Errorf("insiders on 1.0.0 = %+v, want 3 installations (customers a and b), 1 failed, 2 healthy", a)
+	}
+	if a := got["stable 1.0.0"]; a.Installations != 1 {
+		t.Errorf("stable on 1.0.0 = %+v, want 1", a)
+	}
+	if a := got["insiders 9.9.9"]; a.Installations != 1 || len(got) != 3 {
+		t.Errorf("adoption = %+v, want insiders and stable on 1.0.0 and insiders on 9.9.9 (no release) only", facts.Adoption)
+	}
+	sizes := map[string]int{}
+	for _, r := range facts.RingSizes {
+		sizes[r.Ring] = r.Installations
+	}
+	if sizes["insiders"] != 4 || sizes["stable"] != 1 || len(sizes) != 2 {
+		t.Errorf("ring sizes = %v, want insiders 4, stable 1", sizes)
+	}
+}

@@ -29,6 +29,7 @@ func TestStore(t *testing.T) {
 		{"HaltCounts", testHaltCounts},
 		{"FirstSeen", testFirstSeen},
 		{"CheckInBatch", testCheckInBatch},
+		{"Adoption", testAdoption},
 		{"SealedSigningKeys", testSealedSigningKeys},
 		{"Bundles", testBundles},
 		{"QuotaCounts", testQuotaCounts},
