@@ -603,8 +603,8 @@ func (s *Store) LoadFacts(ctx context.Context, withAdoption bool) (release.Facts
 // On PostgreSQL it is one statement. On SQLite, whose statements run on the
 // caller's goroutine, a count over every installation takes one of the
 // machine's cores from the check-in handlers for as long as it runs (a
-// twentieth of the time at most, but it was where a third of the check-ins'
-// slowest 1% fell, bench/README.md): it counts one customer at a time, in
+// twentieth of the time at most, but over a quarter of the check-ins'
+// slowest 1% fell in it, bench/README.md): it counts one customer at a time, in
 // one read transaction (so the counts are of one state of the store), and
 // yields between customers.
 func (s *Store) adoption(ctx context.Context) ([]release.Adoption, []release.RingSize, error) {
