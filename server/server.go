@@ -268,21 +268,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.setupStatus(); err != nil {
 		return nil, err
 	}
-	// SQLite has one writing connection. On PostgreSQL, two batches in
-	// flight at once did best with the check-in bench: one leaves the
-	// machine idle while it waits for PostgreSQL, more make smaller batches
-	// and cost PostgreSQL more CPU per check-in (bench/README.md).
-	shards := 1
+	// SQLite has one writing connection, and its statements run on the
+	// writer's goroutine: a flush commits at most sqliteChunk records a
+	// transaction and yields between them. PostgreSQL's statements run in
+	// its own processes (chunks would only cost round trips); two batches
+	// in flight did best with the check-in bench, four made smaller batches
+	// that cost PostgreSQL more CPU per check-in (bench/README.md).
+	shards, chunk := 1, sqliteChunk
 	if cfg.Store.Dialect() == sqlstore.Postgres {
-		shards = 2
-	}
-	// SQLite's statements run on the writer's goroutine: it writes at most
-	// sqliteChunk records a transaction and yields between them.
-	// PostgreSQL's run in its own processes; a chunk would only cost round
-	// trips.
-	chunk := sqliteChunk
-	if cfg.Store.Dialect() == sqlstore.Postgres {
-		chunk = 0
+		shards, chunk = 2, 0
 	}
 	for range shards {
 		s.writers = append(s.writers, newWriter(writerDeps{store: s.store, quotas: s.quotas, log: s.log,

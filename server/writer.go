@@ -272,5 +272,6 @@ func (w *writer) finish(q queued, err error) {
 }
 
 // sqliteChunk is the most check-ins the writer commits in one SQLite
-// transaction: about a millisecond of the writer's CPU (bench/README.md).
+// transaction: about 2 ms of the writer's CPU (BenchmarkRecordCheckIns:
+// 14.5 ms per 1,000 routine check-ins).
 const sqliteChunk = 128

@@ -3,7 +3,7 @@
 // at the live heap times (1 + GOGC/100): a check-in server whose live heap
 // is a few MiB while it allocates a few hundred MiB a second collects
 // every few milliseconds of work, and each collection's marking takes CPU
-// from requests (in the check-in benchmark, 30 collections a second cost
+// from requests (in the check-in benchmark, about 40 collections a second cost
 // a tenth of the throughput and a fifth of the p99, bench/README.md).
 //
 // Run raises GOGC so that the heap goal is at least the live heap plus a
