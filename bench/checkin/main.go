@@ -325,14 +325,17 @@ func labelled(name string, start func()) {
 // trc, writes the allocations so far into mem.base ("" for none of them),
 // and returns what stops both and writes the allocations into mem.
 func startProfile(cpu, mem, trc string) (func(), error) {
-	writeAllocs := func(path string) {
-		if f, err := os.Create(path); err == nil {
-			pprof.Lookup("allocs").WriteTo(f, 0)
-			f.Close()
+	writeAllocs := func(path string) error {
+		f, err := os.Create(path)
+		if err != nil {
+			return err
 		}
+		return errors.Join(pprof.Lookup("allocs").WriteTo(f, 0), f.Close())
 	}
 	if mem != "" {
-		writeAllocs(mem + ".base")
+		if err := writeAllocs(mem + ".base"); err != nil {
+			return nil, fmt.Errorf("allocation profile: %w", err)
+		}
 	}
 	var stops []func()
 	stop := func() {
@@ -340,7 +343,9 @@ func startProfile(cpu, mem, trc string) (func(), error) {
 			f()
 		}
 		if mem != "" {
-			writeAllocs(mem)
+			if err := writeAllocs(mem); err != nil {
+				fmt.Fprintln(os.Stderr, "checkin bench: allocation profile:", err)
+			}
 		}
 	}
 	if cpu != "" {
