@@ -149,7 +149,10 @@ func serve(ctx context.Context, cmd *ucli.Command, log *slog.Logger, stdout io.W
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	defer ln.Close()
-	if floor := cmd.Int("gc-floor"); floor > 0 && !gcfloor.EnvSet() {
+	switch floor := cmd.Int("gc-floor"); {
+	case floor > 0 && gcfloor.EnvSet():
+		log.Info("GOGC is set: --gc-floor does not apply", slog.String("GOGC", os.Getenv("GOGC")))
+	case floor > 0:
 		// A check-in server's live heap is small and its allocation
 		// rate high: without a floor Go collects dozens of times a
 		// second (internal/gcfloor).
