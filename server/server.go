@@ -55,8 +55,9 @@ type Config struct {
 	// per release and ring, healthy and failed — which scans every
 	// installation (10s). Promotion evidence arrives within it, or within
 	// 20 times the last recount's duration if that is longer: counting a
-	// large fleet (a second or more for millions of installations) then
-	// takes at most a twentieth of one core away from check-ins.
+	// large fleet (seconds for millions of installations) then runs at most
+	// a twentieth of the time (on SQLite at most half a core while it runs:
+	// it rests as long as it counts).
 	AdoptionInterval time.Duration
 	// CheckInRate and CheckInBurst limit check-ins per enrollment key (a
 	// customer's whole fleet): default 50/s with a burst of 200.

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -601,12 +600,15 @@ func (s *Store) LoadFacts(ctx context.Context, withAdoption bool) (release.Facts
 // push a release into the next ring.
 //
 // On PostgreSQL it is one statement. On SQLite, whose statements run on the
-// caller's goroutine, a count over every installation takes one of the
-// machine's cores from the check-in handlers for as long as it runs (a
-// twentieth of the time at most, but over a quarter of the check-ins'
-// slowest 1% fell in it, bench/README.md): it counts one customer at a time, in
-// one read transaction (so the counts are of one state of the store), and
-// yields between customers.
+// caller's goroutine, a count over every installation in one go takes one
+// of the machine's cores from the check-in handlers and the writer for as
+// long as it runs, and contends with the writer for SQLite's page cache:
+// the check-ins slower than 20 ms came in clusters at each recount. So it
+// counts one customer at a time, each in its own read transaction, and
+// after each rests as long as that count took, so that it never takes more
+// than half a core (bench/README.md). Each customer's counts are of one
+// state of the store; different customers' may be a moment apart, as any
+// count is of a fleet that keeps checking in.
 func (s *Store) adoption(ctx context.Context) ([]release.Adoption, []release.RingSize, error) {
 	counted := map[adoptionKey]*release.Adoption{}
 	var order []adoptionKey
@@ -646,12 +648,7 @@ func (s *Store) adoption(ctx context.Context) ([]release.Adoption, []release.Rin
 			return nil, nil, fmt.Errorf("count adoption: %w", err)
 		}
 	} else {
-		tx, err := s.rdb.BeginTx(ctx, nil)
-		if err != nil {
-			return nil, nil, fmt.Errorf("count adoption: %w", err)
-		}
-		defer tx.Rollback()
-		customers, err := queryAll(ctx, tx, func(row scanner) ([2]string, error) {
+		customers, err := queryAll(ctx, s.rdb, func(row scanner) ([2]string, error) {
 			var c [2]string
 			return c, row.Scan(&c[0], &c[1])
 		}, "count adoption", `SELECT product, name FROM customers ORDER BY product, name`)
@@ -659,10 +656,13 @@ func (s *Store) adoption(ctx context.Context) ([]release.Adoption, []release.Rin
 			return nil, nil, err
 		}
 		for _, c := range customers {
-			if err := count(tx, `WHERE i.product = $1 AND i.customer = $2`, c[0], c[1]); err != nil {
+			start := time.Now()
+			if err := count(s.rdb, `WHERE i.product = $1 AND i.customer = $2`, c[0], c[1]); err != nil {
 				return nil, nil, fmt.Errorf("count adoption of %s: %w", c[1], err)
 			}
-			runtime.Gosched()
+			if err := rest(ctx, time.Since(start)); err != nil {
+				return nil, nil, err
+			}
 		}
 	}
 	adoption := []release.Adoption{}
@@ -682,6 +682,18 @@ func (s *Store) adoption(ctx context.Context) ([]release.Adoption, []release.Rin
 		ringSizes = append(ringSizes, release.RingSize{Product: k[0], Ring: k[1], Installations: n})
 	}
 	return adoption, ringSizes, nil
+}
+
+// rest sleeps for d, or until ctx ends.
+func rest(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // adoptionKey is what adoption counts by.
