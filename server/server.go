@@ -51,9 +51,10 @@ type Config struct {
 	// RefreshInterval bounds how stale the snapshot gets without changes
 	// (2s): soak times ending take effect within it.
 	RefreshInterval time.Duration
-	// AdoptionInterval is how often rebuilds recount adoption — installations
-	// per release and ring, healthy and failed — which scans every
-	// installation (10s). Promotion evidence arrives within it, or within
+	// AdoptionInterval is how often adoption — installations per release
+	// and ring, healthy and failed — is recounted, a scan of every
+	// installation apart from the snapshot rebuilds, which use the last
+	// count (10s). Promotion evidence arrives within it, or within
 	// 20 times the last recount's duration if that is longer: counting a
 	// large fleet (seconds for millions of installations) then runs at most
 	// a twentieth of the time (on SQLite at most half a core while it runs:
@@ -200,14 +201,12 @@ type Server struct {
 	handler http.Handler
 
 	state atomic.Pointer[state]
-	// refreshMu serialises snapshot rebuilds and guards the adoption count
-	// they reuse; dirty asks the refresher for one.
+	// refreshMu serialises snapshot rebuilds; dirty asks the refresher for
+	// one.
 	refreshMu sync.Mutex
 	dirty     chan struct{}
-	adoption  []release.Adoption
-	ringSizes []release.RingSize
-	countedAt time.Time
-	countTook time.Duration // how long the last recount's rebuild took
+	// counts is the last adoption count, which rebuilds use (adoption.go).
+	counts atomic.Pointer[adoptionCounts]
 
 	// writers are the shards of the check-in writer (writer.go).
 	writers writerShards
@@ -301,6 +300,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	} else if added {
 		s.log.Info("created the first signing key", slog.String("keyid", key.ID))
 	}
+	if err := s.recount(ctx); err != nil {
+		return nil, fmt.Errorf("count adoption: %w", err)
+	}
 	if err := s.refresh(ctx); err != nil {
 		return nil, err
 	}
@@ -345,6 +347,7 @@ func (s *Server) Run(ctx context.Context) error {
 		})
 	})
 	loop(s.refresher)
+	loop(s.adoptionLoop)
 	loop(s.haltLoop)
 	loop(s.outboxLoop)
 	loop(s.pruneLoop)
@@ -398,17 +401,12 @@ func (s *Server) refresher(ctx context.Context) {
 func (s *Server) refresh(ctx context.Context) error {
 	s.refreshMu.Lock()
 	defer s.refreshMu.Unlock()
-	start := time.Now()
-	recount := start.Sub(s.countedAt) >= max(s.cfg.AdoptionInterval, 20*s.countTook)
-	facts, err := s.store.LoadFacts(ctx, recount)
+	facts, err := s.store.LoadFacts(ctx, false)
 	if err != nil {
 		return fmt.Errorf("rebuild snapshot: %w", err)
 	}
-	if recount {
-		s.adoption, s.ringSizes, s.countedAt, s.countTook = facts.Adoption, facts.RingSizes, time.Now(), time.Since(start)
-	} else {
-		facts.Adoption, facts.RingSizes = s.adoption, s.ringSizes
-	}
+	c := s.counts.Load()
+	facts.Adoption, facts.RingSizes = c.adoption, c.ringSizes
 	keys, err := s.store.LiveEnrollmentKeys(ctx)
 	if err != nil {
 		return fmt.Errorf("rebuild snapshot: %w", err)

@@ -583,14 +583,14 @@ func (s *Store) LoadFacts(ctx context.Context, withAdoption bool) (release.Facts
 		return f, err
 	}
 	if withAdoption {
-		if f.Adoption, f.RingSizes, err = s.adoption(ctx); err != nil {
+		if f.Adoption, f.RingSizes, err = s.CountAdoption(ctx); err != nil {
 			return f, err
 		}
 	}
 	return f, nil
 }
 
-// adoption counts installations per product, version and their customer's
+// CountAdoption counts installations per product, version and their customer's
 // ring: how many run it, how many of those are healthy (last health ok) and
 // failed (last health failing); and how many installations each ring has.
 //
@@ -609,7 +609,7 @@ func (s *Store) LoadFacts(ctx context.Context, withAdoption bool) (release.Facts
 // than half a core (bench/README.md). Each customer's counts are of one
 // state of the store; different customers' may be a moment apart, as any
 // count is of a fleet that keeps checking in.
-func (s *Store) adoption(ctx context.Context) ([]release.Adoption, []release.RingSize, error) {
+func (s *Store) CountAdoption(ctx context.Context) ([]release.Adoption, []release.RingSize, error) {
 	counted := map[adoptionKey]*release.Adoption{}
 	var order []adoptionKey
 	count := func(q queryer, where string, args ...any) error {

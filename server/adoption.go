@@ -1,0 +1,59 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/ringfence/ringfence/release"
+)
+
+// adoptionCounts are the adoption counts of one recount, which every
+// snapshot rebuild until the next recount uses.
+type adoptionCounts struct {
+	adoption  []release.Adoption
+	ringSizes []release.RingSize
+	at        time.Time     // when the count finished
+	took      time.Duration // how long it took
+}
+
+// recount counts adoption (a scan of every installation) and publishes the
+// counts for the next snapshot rebuild.
+func (s *Server) recount(ctx context.Context) error {
+	start := time.Now()
+	adoption, sizes, err := s.store.CountAdoption(ctx)
+	if err != nil {
+		return err
+	}
+	s.counts.Store(&adoptionCounts{adoption: adoption, ringSizes: sizes, at: time.Now(), took: time.Since(start)})
+	return nil
+}
+
+// adoptionLoop recounts adoption every AdoptionInterval, or 20 times the
+// last count's duration if that is longer, and has the snapshot rebuilt
+// with each new count. It counts apart from the rebuilds: a rebuild, which
+// a pause or a pull waits for, never waits for a count (seconds with
+// millions of installations).
+func (s *Server) adoptionLoop(ctx context.Context) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		c := s.counts.Load()
+		t.Reset(time.Until(c.at.Add(max(s.cfg.AdoptionInterval, 20*c.took))))
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := s.recount(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			s.log.Error("count adoption; the snapshot keeps the last count", slog.Any("err", err))
+			// Try again after a whole interval, not at once.
+			s.counts.Store(&adoptionCounts{adoption: c.adoption, ringSizes: c.ringSizes, at: time.Now(), took: c.took})
+			continue
+		}
+		s.markDirty()
+	}
+}
