@@ -55,10 +55,11 @@ type Config struct {
 	// and ring, healthy and failed — is recounted, a scan of every
 	// installation apart from the snapshot rebuilds, which use the last
 	// count (10s). Promotion evidence arrives within it, or within
-	// 20 times the last recount's duration if that is longer: counting a
-	// large fleet (seconds for millions of installations) then runs at most
-	// a twentieth of the time (on SQLite at most half a core while it runs:
-	// it rests as long as it counts).
+	// 20 times the shorter of the last two counts' durations if that is
+	// longer: counting a large fleet (seconds for millions of installations)
+	// then runs at most a twentieth of the time (on SQLite at most half a
+	// core while it runs: it rests as long as it counts), and one slow count
+	// does not hold back the next.
 	AdoptionInterval time.Duration
 	// CheckInRate and CheckInBurst limit check-ins per enrollment key (a
 	// customer's whole fleet): default 50/s with a burst of 200.
