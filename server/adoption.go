@@ -24,10 +24,11 @@ type adoptionCounts struct {
 }
 
 // recount counts adoption (a scan of every installation) and publishes the
-// counts for the next snapshot rebuild.
-func (s *Server) recount(ctx context.Context) error {
+// counts for the next snapshot rebuild; paced while check-ins are served
+// (sqlstore.Store.CountAdoption).
+func (s *Server) recount(ctx context.Context, paced bool) error {
 	start := time.Now()
-	adoption, sizes, err := s.store.CountAdoption(ctx)
+	adoption, sizes, err := s.store.CountAdoption(ctx, paced)
 	if err != nil {
 		return err
 	}
@@ -55,7 +56,7 @@ func (s *Server) adoptionLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if err := s.recount(ctx); err != nil {
+		if err := s.recount(ctx, true); err != nil {
 			if ctx.Err() != nil {
 				return
 			}

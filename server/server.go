@@ -301,7 +301,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	} else if added {
 		s.log.Info("created the first signing key", slog.String("keyid", key.ID))
 	}
-	if err := s.recount(ctx); err != nil {
+	if err := s.recount(ctx, false); err != nil { // nothing served yet: no need to pace
 		return nil, fmt.Errorf("count adoption: %w", err)
 	}
 	if err := s.refresh(ctx); err != nil {

@@ -583,7 +583,7 @@ func (s *Store) LoadFacts(ctx context.Context, withAdoption bool) (release.Facts
 		return f, err
 	}
 	if withAdoption {
-		if f.Adoption, f.RingSizes, err = s.CountAdoption(ctx); err != nil {
+		if f.Adoption, f.RingSizes, err = s.CountAdoption(ctx, false); err != nil {
 			return f, err
 		}
 	}
@@ -604,12 +604,13 @@ func (s *Store) LoadFacts(ctx context.Context, withAdoption bool) (release.Facts
 // of the machine's cores from the check-in handlers and the writer for as
 // long as it runs, and contends with the writer for SQLite's page cache:
 // the check-ins slower than 20 ms came in clusters at each recount. So it
-// counts one customer at a time, each in its own read transaction, and
-// after each rests as long as that count took, so that it never takes more
-// than half a core (bench/README.md). Each customer's counts are of one
+// counts one customer at a time, each in its own read transaction, and with
+// paced, after each rests as long as that count took, so that it never
+// takes more than half a core (bench/README.md); unpaced is for when no
+// check-ins are served yet. Each customer's counts are of one
 // state of the store; different customers' may be a moment apart, as any
 // count is of a fleet that keeps checking in.
-func (s *Store) CountAdoption(ctx context.Context) ([]release.Adoption, []release.RingSize, error) {
+func (s *Store) CountAdoption(ctx context.Context, paced bool) ([]release.Adoption, []release.RingSize, error) {
 	counted := map[adoptionKey]*release.Adoption{}
 	var order []adoptionKey
 	count := func(q queryer, where string, args ...any) error {
@@ -659,6 +660,9 @@ func (s *Store) CountAdoption(ctx context.Context) ([]release.Adoption, []releas
 			start := time.Now()
 			if err := count(s.rdb, `WHERE i.product = $1 AND i.customer = $2`, c[0], c[1]); err != nil {
 				return nil, nil, fmt.Errorf("count adoption of %s: %w", c[1], err)
+			}
+			if !paced {
+				continue
 			}
 			if err := rest(ctx, time.Since(start)); err != nil {
 				return nil, nil, err
