@@ -604,17 +604,17 @@ func (s *Store) LoadFacts(ctx context.Context, withAdoption bool) (release.Facts
 // of the machine's cores from the check-in handlers and the writer for as
 // long as it runs, and contends with the writer for SQLite's page cache:
 // the check-ins slower than 20 ms came in clusters at each recount. So it
-// counts one customer at a time, each in its own read transaction, and with
-// paced, after each rests as long as that count took, so that it never
+// counts one customer at a time, each in its own read transaction, and,
+// paced, rests after each as long as that count took, so that it never
 // takes more than half a core (bench/README.md); unpaced is for when no
-// check-ins are served yet. Each customer's counts are of one
-// state of the store; different customers' may be a moment apart, as any
-// count is of a fleet that keeps checking in.
+// check-ins are served yet. Each customer's counts are of one state of the
+// store; different customers' may be a moment apart, as any count is of a
+// fleet that keeps checking in.
 func (s *Store) CountAdoption(ctx context.Context, paced bool) ([]release.Adoption, []release.RingSize, error) {
 	counted := map[adoptionKey]*release.Adoption{}
 	var order []adoptionKey
-	count := func(q queryer, where string, args ...any) error {
-		rows, err := q.QueryContext(ctx, `SELECT i.product, i.version, c.ring, COUNT(*),
+	count := func(where string, args ...any) error {
+		rows, err := s.rdb.QueryContext(ctx, `SELECT i.product, i.version, c.ring, COUNT(*),
 				SUM(CASE WHEN i.health = 'ok' AND r.created_at IS NOT NULL AND i.first_seen < r.created_at THEN 1 ELSE 0 END),
 				SUM(CASE WHEN i.health IN ('corrupt', 'collation_changed') THEN 1 ELSE 0 END),
 				SUM(CASE WHEN i.health = 'ok' AND NOT (r.created_at IS NOT NULL AND i.first_seen < r.created_at) THEN 1 ELSE 0 END)
@@ -645,7 +645,7 @@ func (s *Store) CountAdoption(ctx context.Context, paced bool) ([]release.Adopti
 		return rows.Err()
 	}
 	if s.dialect == Postgres {
-		if err := count(s.rdb, ""); err != nil {
+		if err := count(""); err != nil {
 			return nil, nil, fmt.Errorf("count adoption: %w", err)
 		}
 	} else {
@@ -658,7 +658,7 @@ func (s *Store) CountAdoption(ctx context.Context, paced bool) ([]release.Adopti
 		}
 		for _, c := range customers {
 			start := time.Now()
-			if err := count(s.rdb, `WHERE i.product = $1 AND i.customer = $2`, c[0], c[1]); err != nil {
+			if err := count(`WHERE i.product = $1 AND i.customer = $2`, c[0], c[1]); err != nil {
 				return nil, nil, fmt.Errorf("count adoption of %s: %w", c[1], err)
 			}
 			if !paced {
