@@ -219,7 +219,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		return err
 	}
 	res.print(out)
-	return nil
+	return res.healthy("ringfence")
 }
 
 // compareWithLimit starts the minimal server with the same enrollment keys,
@@ -293,7 +293,7 @@ func compareWithLimit(client *http.Client, url, product string, keys, ids []stri
 	fmt.Fprintf(out, "ratio ringfence / minimal: throughput %.2f, p99 %.2f\n",
 		(float64(rf.ok)/rf.elapsed.Seconds())/(float64(mn.ok)/mn.elapsed.Seconds()),
 		rf.quantile(0.99).Seconds()/mn.quantile(0.99).Seconds())
-	return nil
+	return errors.Join(rf.healthy("ringfence"), mn.healthy("the minimal server"))
 }
 
 // seedStore writes one routine check-in of every installation into store,
@@ -439,6 +439,15 @@ type result struct {
 }
 
 // add sums another run's counts into r.
+// healthy is an error if any check-in to server failed: figures of a server
+// that refused or dropped check-ins do not measure what they claim.
+func (r result) healthy(server string) error {
+	if r.failed > 0 {
+		return fmt.Errorf("%s: %d check-ins failed (the figures above count only the answered ones)", server, r.failed)
+	}
+	return nil
+}
+
 func (r *result) add(o result) {
 	r.elapsed += o.elapsed
 	r.ok += o.ok
