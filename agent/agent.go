@@ -5,12 +5,15 @@
 //
 // Invariants:
 //   - An answer is acted on only when client.VerifyAnswer accepts it with a
-//     pinned key, this request's nonce and this installation's id, before
+//     trusted key, this request's nonce and this installation's id, before
 //     it expires. Anything else — unreachable, unverified, expired — means
 //     "no upgrade": Preflight never says go on doubt.
 //   - Pinned keys come only from a local trust file (authoritative: its
-//     keys are the pinned keys) or one explicit trust-on-first-use; keys are
-//     never learnt from the network later.
+//     keys are the pinned keys) or one explicit trust-on-first-use. The
+//     trusted keys are the pinned ones plus those learnt during a key
+//     rotation, each from a verified payload that a trusted key signed and
+//     that names it (sign.Introductions), and each trusted only while the
+//     key that vouched for it is. Nothing is learnt from /v1/keys.
 //   - An event is written to the outbox (fsynced file and directory) before
 //     anything relies on it, and removed only after an answer to a check-in
 //     that carried it verified: a crash or kill -9 loses nothing.
@@ -178,8 +181,13 @@ func (a *Agent) checkIn(ctx context.Context, st *State) (Result, error) {
 	for _, q := range queued {
 		req.Events = append(req.Events, q.Event)
 	}
-	ans, env, err := a.client.CheckIn(ctx, req, st.Pinned)
-	st.UnpinnedSigners = unpinnedSigners(env, st.Pinned)
+	trusted := st.trusted()
+	ans, env, err := a.client.CheckIn(ctx, req, trusted)
+	if err == nil {
+		a.learn(st, env, trusted)
+		trusted = st.trusted()
+	}
+	st.UnpinnedSigners = unpinnedSigners(env, trusted)
 	if err != nil {
 		if errors.Is(err, client.ErrUnverified) && len(st.UnpinnedSigners) > 0 {
 			err = fmt.Errorf("%w (signed by key %v, which is not pinned: put the vendor's current keys in the trust file)", err, st.UnpinnedSigners)

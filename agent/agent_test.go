@@ -358,9 +358,11 @@ func TestPreflightReasons(t *testing.T) {
 }
 
 // TestKeyRotation: during the overlap an agent that pinned only the old key
-// keeps verifying (co-signed answers) and says a new key is signing; after
-// the overlap its answers fail to verify until the operator ships the new
-// key in the trust file.
+// learns the new one from an answer the old key vouches for, and keeps
+// verifying after the overlap without a product update. An agent that did
+// not check in during the overlap cannot verify after it until the
+// operator ships the new key in the trust file. A learned key is trusted
+// only while the key that vouched for it is.
 func TestKeyRotation(t *testing.T) {
 	dsn := servertest.SQLite(t)
 	f := newFleetOn(t, servertest.Start(t, dsn, fastServer()))
@@ -368,58 +370,89 @@ func TestKeyRotation(t *testing.T) {
 	f.release("1.1.0")
 	ctx := context.Background()
 	cfg := f.config("ins-co", "1.0.0")
-	if _, err := newAgent(t, cfg).CheckIn(ctx); err != nil {
-		t.Fatal(err)
+	absent := f.config("ins-co", "1.0.0") // checks in before the rotation, and next after the overlap
+	for _, c := range []agent.Config{cfg, absent} {
+		if _, err := newAgent(t, c).CheckIn(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
+	oldKey := status(t, cfg.StateDir).PinnedKeys[0]
 	newKey, err := f.admin.RotateKey(ctx)
 	must(t, err)
 
 	// Within the overlap.
-	servertest.Eventually(t, 5*time.Second, "answers co-signed by the new key", func() bool {
+	var logs servertest.Buffer
+	cfg.Logger = slogTo(&logs)
+	servertest.Eventually(t, 5*time.Second, "the new key learnt from a co-signed answer", func() bool {
 		_, err := newAgent(t, cfg).CheckIn(ctx)
-		return err == nil && slices.Contains(status(t, cfg.StateDir).UnpinnedSigners, newKey.ID)
+		return err == nil && len(status(t, cfg.StateDir).LearnedKeys) > 0
 	})
-	d := newAgent(t, cfg).Preflight(ctx, release.MustParseVersion("1.1.0"))
-	if d.ExitCode != 0 {
-		t.Fatalf("preflight within the overlap = %+v, want go", d)
+	st := status(t, cfg.StateDir)
+	if l := st.LearnedKeys; len(l) != 1 || l[0].Key.ID != newKey.ID || !l[0].Key.Key.Equal(newKey.Key) || l[0].VouchedBy != oldKey {
+		t.Fatalf("learned %+v, want %s vouched for by %s", l, newKey.ID, oldKey)
+	}
+	if !slices.Equal(st.PinnedKeys, []string{oldKey}) || len(st.UnpinnedSigners) != 0 {
+		t.Fatalf("pinned %v, unpinned signers %v: want the trust file's key and none", st.PinnedKeys, st.UnpinnedSigners)
+	}
+	if !strings.Contains(logs.String(), "KEY ROTATION: learned") || !strings.Contains(logs.String(), newKey.ID) {
+		t.Errorf("learning a key was not logged: %s", logs.String())
 	}
 
 	// After the overlap: a server on the same store whose previous key no
-	// longer co-signs.
+	// longer co-signs. The agent verifies with the learnt key.
 	after := fastServer()
 	after.KeyOverlap = -1
 	late := servertest.Start(t, dsn, after)
-	cfg.Server = late.URL
-	d = newAgent(t, cfg).Preflight(ctx, release.MustParseVersion("1.1.0"))
+	cfg.Server, absent.Server = late.URL, late.URL
+	if d := newAgent(t, cfg).Preflight(ctx, release.MustParseVersion("1.1.0")); d.ExitCode != 0 {
+		t.Fatalf("preflight after the overlap with the learnt key = %+v, want go", d)
+	}
+
+	// The agent that missed the overlap learnt nothing, and /v1/keys
+	// teaches it nothing: it refuses until the trust file lists the key.
+	d := newAgent(t, absent).Preflight(ctx, release.MustParseVersion("1.1.0"))
 	if d.ExitCode != 2 || !slices.Contains(reasons(d), agent.ReasonUnverified) {
-		t.Fatalf("preflight after the overlap with only the old key pinned = %+v, want undecided", d)
+		t.Fatalf("preflight after the overlap with only the old key = %+v, want undecided", d)
 	}
-	if st := status(t, cfg.StateDir); !strings.Contains(st.LastError, newKey.ID) || !strings.Contains(st.LastError, "not pinned") {
-		t.Fatalf("last error %q does not name the unpinned key %s", st.LastError, newKey.ID)
+	if st := status(t, absent.StateDir); !strings.Contains(st.LastError, newKey.ID) || !strings.Contains(st.LastError, "not pinned") || len(st.LearnedKeys) != 0 {
+		t.Fatalf("last error %q does not name the unpinned key %s (learned %+v)", st.LastError, newKey.ID, st.LearnedKeys)
 	}
-	// /v1/keys lists the new key, but the agent does not learn it from the
-	// network: only a trust file the operator ships adds it.
 	keys, err := f.admin.PublicKeys(ctx)
 	must(t, err)
-	cfg.TrustFile = writeKeys(t, t.TempDir(), keys)
-	d = newAgent(t, cfg).Preflight(ctx, release.MustParseVersion("1.1.0"))
-	if d.ExitCode != 0 {
+	absent.TrustFile = writeKeys(t, t.TempDir(), keys)
+	if d := newAgent(t, absent).Preflight(ctx, release.MustParseVersion("1.1.0")); d.ExitCode != 0 {
 		t.Fatalf("preflight after the new key was shipped = %+v, want go", d)
 	}
-	if st := status(t, cfg.StateDir); len(st.PinnedKeys) != 2 || len(st.UnpinnedSigners) != 0 {
+	if st := status(t, absent.StateDir); len(st.PinnedKeys) != 2 || len(st.UnpinnedSigners) != 0 {
 		t.Fatalf("pinned %v, unpinned signers %v", st.PinnedKeys, st.UnpinnedSigners)
 	}
-	// A trust file without the old key (compromised, say) unpins it.
+
+	// A trust file that drops the old key (compromised, say) drops the key
+	// it vouched for too: the agent refuses again.
+	other, err := sign.GenerateKey(rand.Reader, time.Now())
+	must(t, err)
+	revoked := cfg
+	revoked.TrustFile = writeKeys(t, t.TempDir(), []sign.PublicKey{other.Public()})
+	var dropLogs servertest.Buffer
+	revoked.Logger = slogTo(&dropLogs)
+	if d := newAgent(t, revoked).Preflight(ctx, release.MustParseVersion("1.1.0")); d.ExitCode != 2 || !slices.Contains(reasons(d), agent.ReasonUnverified) {
+		t.Fatalf("preflight after the voucher was unpinned = %+v, want undecided", d)
+	}
+	if st := status(t, cfg.StateDir); len(st.LearnedKeys) != 0 || !strings.Contains(dropLogs.String(), "dropped a learned answer-signing key") {
+		t.Fatalf("learned %+v after the voucher was unpinned; log: %s", st.LearnedKeys, dropLogs.String())
+	}
+	// A trust file that lists the new key makes it pinned, not learned.
 	cfg.TrustFile = writeKeys(t, t.TempDir(), []sign.PublicKey{newKey})
 	if d := newAgent(t, cfg).Preflight(ctx, release.MustParseVersion("1.1.0")); d.ExitCode != 0 {
 		t.Fatalf("preflight with only the new key = %+v, want go", d)
 	}
-	if st := status(t, cfg.StateDir); !slices.Equal(st.PinnedKeys, []string{newKey.ID}) {
-		t.Fatalf("pinned %v, want only the new key", st.PinnedKeys)
+	if st := status(t, cfg.StateDir); !slices.Equal(st.PinnedKeys, []string{newKey.ID}) || len(st.LearnedKeys) != 0 {
+		t.Fatalf("pinned %v, learned %+v, want only the new key pinned", st.PinnedKeys, st.LearnedKeys)
 	}
 }
 
-// TestTrustOnFirstUse pins the server's keys once and never again.
+// TestTrustOnFirstUse pins the server's keys once and never again; a
+// rotation is learnt like any agent's.
 func TestTrustOnFirstUse(t *testing.T) {
 	f := newFleetReleased(t, "1.0.0")
 	ctx := context.Background()
@@ -440,10 +473,12 @@ func TestTrustOnFirstUse(t *testing.T) {
 	must(t, err)
 	servertest.Eventually(t, 5*time.Second, "rotation seen", func() bool {
 		_, err := newAgent(t, cfg).CheckIn(ctx)
-		return err == nil && slices.Contains(status(t, cfg.StateDir).UnpinnedSigners, newKey.ID)
+		return err == nil && len(status(t, cfg.StateDir).LearnedKeys) > 0
 	})
-	if st := status(t, cfg.StateDir); len(st.PinnedKeys) != 1 {
-		t.Fatalf("trust on first use pinned again: %v", st.PinnedKeys)
+	// The new key is learnt from an answer the pinned key signed, never
+	// pinned from /v1/keys again.
+	if st := status(t, cfg.StateDir); len(st.PinnedKeys) != 1 || len(st.LearnedKeys) != 1 || st.LearnedKeys[0].Key.ID != newKey.ID {
+		t.Fatalf("trust on first use: pinned %v, learned %+v", st.PinnedKeys, st.LearnedKeys)
 	}
 }
 

@@ -143,9 +143,10 @@ func (a *Agent) acceptBundle(st *State, env sign.Envelope, file string, now time
 		return release.Bundle{}, refuse(ReasonClockBehind, "the clock (%s) is behind the latest signed time this installation has seen (%s): fix the clock; no upgrade until then",
 			now.UTC().Format(time.RFC3339), off.ClockFloor.Format(time.RFC3339))
 	}
-	payload, err := sign.Verify(env, st.Pinned, now)
+	trusted := st.trusted()
+	payload, err := sign.Verify(env, trusted, now)
 	if err != nil {
-		if signers := unpinnedSigners(env, st.Pinned); errors.Is(err, sign.ErrNoTrustedSignature) && len(signers) > 0 {
+		if signers := unpinnedSigners(env, trusted); errors.Is(err, sign.ErrNoTrustedSignature) && len(signers) > 0 {
 			err = fmt.Errorf("%w (signed by %v, which is not pinned)", err, signers)
 		}
 		return release.Bundle{}, refuse(ReasonBundleRefused, "bundle %s refused: %w", file, err)
@@ -178,6 +179,7 @@ func (a *Agent) acceptBundle(st *State, env sign.Envelope, file string, now time
 		return b, err
 	}
 	st.Offline = off
+	a.learn(st, env, trusted)
 	return b, nil
 }
 
@@ -229,7 +231,7 @@ func currentBundle(st *State, now time.Time) (release.Bundle, error) {
 		return release.Bundle{}, refuse(ReasonClockBehind, "the clock (%s) is behind the latest signed time seen (%s): no upgrade until it is fixed",
 			now.UTC().Format(time.RFC3339), off.ClockFloor.Format(time.RFC3339))
 	}
-	payload, err := sign.Verify(*off.Bundle, st.Pinned, now)
+	payload, err := sign.Verify(*off.Bundle, st.trusted(), now)
 	if errors.Is(err, sign.ErrExpired) {
 		return release.Bundle{}, refuse(ReasonBundleExpired, "offline bundle %d %v: no upgrade until a newer bundle is carried in", off.Sequence, err)
 	}
@@ -555,7 +557,7 @@ func bundleStatus(st *State, now time.Time) *BundleStatus {
 	if !now.Before(head.ExpiresAt) || now.Before(head.IssuedAt) {
 		bs.Expired, at = !now.Before(head.ExpiresAt), head.IssuedAt
 	}
-	payload, err := sign.Verify(*off.Bundle, st.Pinned, at)
+	payload, err := sign.Verify(*off.Bundle, st.trusted(), at)
 	if err != nil {
 		bs.Error = err.Error()
 		return bs

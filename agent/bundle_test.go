@@ -319,3 +319,36 @@ func TestPreflightUsesBundles(t *testing.T) {
 		t.Fatalf("preflight of an agent on bundles: %s %+v", d.Decision, d.Reasons)
 	}
 }
+
+// TestBundleTeachesRotatedKey: an air-gapped site learns a rotated key from
+// a bundle of the overlap (named in it, signed by the old key and the new),
+// so bundles signed by the new key alone are accepted after it; a site that
+// never saw such a bundle refuses them.
+func TestBundleTeachesRotatedKey(t *testing.T) {
+	k := newBundleKit(t)
+	ctx := context.Background()
+	now := k.t0.Add(time.Hour)
+	a := k.siteOnBundle1(t, &now)
+	rotated, newKey, err := k.ring.Rotate(rand.Reader, k.t0.Add(2*time.Hour))
+	must(t, err)
+	now = k.t0.Add(3 * time.Hour)
+	overlap := rotated.WithOverlap(now, 24*time.Hour)
+	b := k.bundle("bank", 2, now, 24*time.Hour)
+	for _, s := range overlap.Signers() {
+		b.SigningKeys = append(b.SigningKeys, release.SigningKey{KeyID: s.ID, PublicKey: s.Key})
+	}
+	if d := a.PreflightBundle(ctx, k.write(b, overlap), to110); d.Decision != agent.Go {
+		t.Fatalf("preflight on the overlap's bundle: %s %+v", d.Decision, d.Reasons)
+	}
+	after := rotated.WithOverlap(k.t0.Add(30*time.Hour), 24*time.Hour)
+	if len(after.Signers()) != 1 {
+		t.Fatalf("the ring still co-signs after the overlap")
+	}
+	now = k.t0.Add(30 * time.Hour)
+	late := k.write(k.bundle("bank", 3, now, 24*time.Hour), after)
+	if d := a.PreflightBundle(ctx, late, to110); d.Decision != agent.Go {
+		t.Fatalf("preflight on a bundle signed by the learnt key alone: %s %+v", d.Decision, d.Reasons)
+	}
+	absent := k.site(&now)
+	refused(t, absent.PreflightBundle(ctx, late, to110), agent.ReasonBundleRefused, newKey.ID+"], which is not pinned")
+}

@@ -37,6 +37,9 @@ type State struct {
 	// PinnedFrom says where the keys came from (a trust file, or
 	// trust-on-first-use from the server).
 	PinnedFrom string `json:"pinned_from,omitempty"`
+	// Learned are keys learnt during key rotations, each vouched for by a
+	// trusted key (see LearnedKey).
+	Learned []LearnedKey `json:"learned_keys,omitempty"`
 	// Version is the version reported in the last successful check-in.
 	Version release.Version `json:"version,omitzero"`
 	// Last is the last verified answer, with what is needed to verify it
@@ -50,8 +53,9 @@ type State struct {
 	Failures int `json:"failures,omitempty"`
 	// NextDue is when the running agent means to check in next.
 	NextDue time.Time `json:"next_due,omitzero"`
-	// UnpinnedSigners are key ids that signed recent answers but are not
-	// pinned (a key rotation the operator should follow).
+	// UnpinnedSigners are key ids that signed recent answers but are
+	// neither pinned nor learned (a key rotation the operator should
+	// follow).
 	UnpinnedSigners []string `json:"unpinned_signers,omitempty"`
 	// FailedUpgrades are the versions an upgrade to failed here (reported
 	// and delivered), by version, until an upgrade to them succeeds:

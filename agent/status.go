@@ -29,8 +29,11 @@ type Status struct {
 	NextDue     time.Time         `json:"next_checkin_due,omitzero"`
 	PinnedKeys  []string          `json:"pinned_keys"`
 	PinnedFrom  string            `json:"pinned_from,omitempty"`
-	// UnpinnedSigners are keys that signed the latest answer but are not
-	// pinned: a key rotation to follow.
+	// LearnedKeys are keys learnt from signed answers or bundles during
+	// key rotations, each trusted while the key that vouched for it is.
+	LearnedKeys []LearnedKey `json:"learned_keys,omitempty"`
+	// UnpinnedSigners are keys that signed the latest answer but are
+	// neither pinned nor learned: a key rotation to follow.
 	UnpinnedSigners []string `json:"unpinned_signers,omitempty"`
 	// Bundle is the air-gapped state (nil when never run offline).
 	Bundle *BundleStatus `json:"bundle,omitempty"`
@@ -41,7 +44,7 @@ type Status struct {
 
 // AnswerStatus is a kept answer and how it verifies now.
 type AnswerStatus struct {
-	// Verified is true when the kept envelope verifies with the pinned keys
+	// Verified is true when the kept envelope verifies with the trusted keys
 	// (as of its issue time when expired).
 	Verified bool `json:"verified"`
 	// Expired is true once the answer's validity has passed: its guidance
@@ -68,6 +71,7 @@ func ReadStatus(sd *StateDir, now time.Time) (Status, error) {
 	for _, k := range st.Pinned {
 		s.PinnedKeys = append(s.PinnedKeys, k.ID)
 	}
+	s.LearnedKeys = st.Learned
 	for _, d := range st.Databases {
 		s.Databases = append(s.Databases, d)
 	}
@@ -78,7 +82,7 @@ func ReadStatus(sd *StateDir, now time.Time) (Status, error) {
 	}
 	sort.Slice(s.FailedUpgrades, func(i, j int) bool { return s.FailedUpgrades[i].To.Less(s.FailedUpgrades[j].To) })
 	if st.Last != nil {
-		s.Answer = verifyKept(st.Last, st.Pinned, now)
+		s.Answer = verifyKept(st.Last, st.trusted(), now)
 		if s.Answer.Verified {
 			s.Guidance = Guidance(*s.Answer.Answer)
 		}

@@ -85,6 +85,9 @@ type Bundle struct {
 	// Acknowledged says, per installation, up to which report sequence its
 	// exports have been imported: the agent drops those reports.
 	Acknowledged []ExportAck `json:"acknowledged"`
+	// SigningKeys, during a key rotation's overlap, name the keys that sign
+	// the bundle; absent otherwise (see SigningKey).
+	SigningKeys []SigningKey `json:"signing_keys,omitempty"`
 }
 
 // BundleRing is the customer's ring as a bundle carries it.

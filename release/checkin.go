@@ -195,6 +195,20 @@ type Answer struct {
 	// Offer is the version to upgrade to, or nil.
 	Offer   *Offer   `json:"offer"`
 	Notices []Notice `json:"notices"`
+	// SigningKeys, during a key rotation's overlap, name the keys that sign
+	// the answer; absent otherwise.
+	SigningKeys []SigningKey `json:"signing_keys,omitempty"`
+}
+
+// SigningKey names a key that signs a payload (an answer or a bundle).
+// During a key rotation's overlap the payload names the new key and the
+// previous one, and both sign it: an agent that trusts only the previous
+// key learns the new one from a payload that key vouches for, so the
+// rotation reaches it without a product update (docs/protocol.md, "Keys").
+type SigningKey struct {
+	KeyID string `json:"keyid"`
+	// PublicKey is the 32-byte ed25519 public key (base64 on the wire).
+	PublicKey []byte `json:"public_key"`
 }
 
 // Current tells an installation about the version it runs and what to do

@@ -59,7 +59,7 @@ func (s *Server) createBundle(r *http.Request, who release.Token, req api.NewBun
 	if err != nil {
 		return sign.Envelope{}, err
 	}
-	b.KeyChecks, b.Acknowledged = checks, acks
+	b.KeyChecks, b.Acknowledged, b.SigningKeys = checks, acks, st.signers
 	return st.ring.SignJSON(b)
 }
 

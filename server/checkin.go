@@ -129,6 +129,7 @@ func (s *Server) answerCheckIn(w http.ResponseWriter, r *http.Request, now time.
 		return
 	}
 
+	ans.SigningKeys = st.signers
 	// Sign first: the answer does not depend on the commit below, and the
 	// signature's CPU time then overlaps the wait for it.
 	env, err := st.ring.SignJSON(ans)

@@ -286,6 +286,16 @@ func TestSignatures(t *testing.T) {
 	if _, err := sign.Verify(onlyNew, keys, time.Now()); !errors.Is(err, sign.ErrNoTrustedSignature) {
 		t.Errorf("answer signed only by an unpinned key: %v, want ErrNoTrustedSignature", err)
 	}
+	// The answers of the overlap name both signers, so that agent learns
+	// the new key from an answer its pinned key vouches for. Before the
+	// rotation answers named no keys.
+	if bytes.Contains(env.Payload, []byte("signing_keys")) {
+		t.Errorf("an answer outside any overlap names its signers: %s", env.Payload)
+	}
+	intro, err := sign.Introductions(env2, keys)
+	if err != nil || len(intro) != 1 || intro[0].Key.ID != rotated.ID || !intro[0].Key.Key.Equal(rotated.Key) || intro[0].By != env.Signatures[0].KeyID {
+		t.Errorf("introductions of an overlap answer to the old pin: %+v, %v; want %s", intro, err, rotated.ID)
+	}
 }
 
 // TestCheckInRejects checks the check-in's refusals: malformed, oversized,

@@ -236,6 +236,24 @@ type state struct {
 	snap *release.Snapshot
 	keys map[[32]byte]release.EnrollmentKey
 	ring *sign.KeyRing
+	// signers name the keys that sign during a rotation overlap (nil
+	// otherwise); answers and bundles carry them (release.SigningKey).
+	signers []release.SigningKey
+}
+
+// introduced returns the keys ring signs with when they are more than one
+// (during a rotation overlap), for answers and bundles to name: an agent
+// that trusts only the previous key learns the new one from them.
+func introduced(ring *sign.KeyRing) []release.SigningKey {
+	signers := ring.Signers()
+	if len(signers) < 2 {
+		return nil
+	}
+	out := make([]release.SigningKey, len(signers))
+	for i, k := range signers {
+		out[i] = release.SigningKey{KeyID: k.ID, PublicKey: k.Key}
+	}
+	return out
 }
 
 // New creates a server on cfg.Store: it creates the first signing key if the
@@ -422,7 +440,7 @@ func (s *Server) refresh(ctx context.Context) error {
 	}
 	ring = ring.WithOverlap(time.Now(), s.cfg.KeyOverlap)
 	snap := release.NewSnapshot(facts, s.cfg.AnswerTTL, time.Now())
-	s.state.Store(&state{snap: snap, keys: keys, ring: ring})
+	s.state.Store(&state{snap: snap, keys: keys, ring: ring, signers: introduced(ring)})
 	s.metrics.snapshots.Inc()
 	if due := snap.Due(); len(due) > 0 {
 		n, err := s.store.RecordPromotions(ctx, due)

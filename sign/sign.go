@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 )
 
@@ -276,4 +277,76 @@ func Verify(env Envelope, trusted []PublicKey, now time.Time) ([]byte, error) {
 		return nil, fmt.Errorf("%w (%s)", ErrNotYetValid, v.IssuedAt.UTC().Format(time.RFC3339))
 	}
 	return env.Payload, nil
+}
+
+// Signers returns the keys that sign with r: the active key and, during a
+// rotation overlap (WithOverlap), the previous one after it. A payload that
+// names them in "signing_keys" introduces the new key to verifiers that
+// trust only the previous one (see Introductions).
+func (r *KeyRing) Signers() []PublicKey {
+	out := []PublicKey{r.Active().Public()}
+	if r.coSign {
+		out = append(out, r.keys[len(r.keys)-2].Public())
+	}
+	return out
+}
+
+// Introduction is a key that a trusted key vouched for.
+type Introduction struct {
+	Key PublicKey
+	// By is the id of the trusted key whose signature named Key.
+	By string
+}
+
+// Introductions returns the keys env introduces to a verifier that trusts
+// trusted: the untrusted keys its payload names in "signing_keys" that
+// also signed it. Call it only with an envelope Verify accepted with the
+// same trusted keys; then a trusted key signed the names, so nobody on the
+// path could have added one, and the named key's own signature over the
+// same payload proves its holder signs for the vendor. This is how a key
+// rotation reaches agents without a product update: during the overlap
+// the previous key co-signs answers that name the new one.
+//
+// A payload that names no keys introduces none. A named key that is
+// malformed, does not match its id or did not sign the payload is an error
+// (the signer published something it should not have); nothing is
+// introduced then.
+func Introductions(env Envelope, trusted []PublicKey) ([]Introduction, error) {
+	var doc struct {
+		SigningKeys []PublicKey `json:"signing_keys"`
+	}
+	if err := json.Unmarshal(env.Payload, &doc); err != nil {
+		return nil, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
+	}
+	isTrusted := func(id string) bool {
+		return slices.ContainsFunc(trusted, func(k PublicKey) bool { return k.ID == id })
+	}
+	by := ""
+	for _, s := range env.Signatures {
+		if isTrusted(s.KeyID) {
+			by = s.KeyID
+			break
+		}
+	}
+	if by == "" {
+		return nil, ErrNoTrustedSignature
+	}
+	var out []Introduction
+	for _, k := range doc.SigningKeys {
+		if err := k.Validate(); err != nil {
+			return nil, fmt.Errorf("signing_keys: %w", err)
+		}
+		if isTrusted(k.ID) || slices.ContainsFunc(out, func(i Introduction) bool { return i.Key.ID == k.ID }) {
+			continue
+		}
+		i := slices.IndexFunc(env.Signatures, func(s Signature) bool { return s.KeyID == k.ID })
+		if i < 0 {
+			return nil, fmt.Errorf("%w: signing_keys names key %s, which did not sign", ErrNoTrustedSignature, k.ID)
+		}
+		if s := env.Signatures[i]; len(s.Sig) != ed25519.SignatureSize || !ed25519.Verify(k.Key, env.Payload, s.Sig) {
+			return nil, fmt.Errorf("%w (key %s, named in signing_keys)", ErrBadSignature, k.ID)
+		}
+		out = append(out, Introduction{Key: PublicKey{ID: k.ID, Key: k.Key}, By: by})
+	}
+	return out, nil
 }

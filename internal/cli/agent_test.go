@@ -14,6 +14,7 @@ import (
 
 	"github.com/ringfence/ringfence/internal/cli"
 	"github.com/ringfence/ringfence/internal/servertest"
+	"github.com/ringfence/ringfence/sign"
 )
 
 // agentSetup creates product acme with one ring, a customer and releases
@@ -22,6 +23,12 @@ import (
 func agentSetup(t *testing.T) (conf, dir string) {
 	t.Helper()
 	url, token := apiServer(t)
+	return agentSetupOn(t, url, token)
+}
+
+// agentSetupOn is agentSetup on the server at url, with an admin token.
+func agentSetupOn(t *testing.T, url, token string) (conf, dir string) {
+	t.Helper()
 	api(t, url, token, "product", "create", "acme")
 	api(t, url, token, "ring", "create", "acme", "all", "--position", "0")
 	api(t, url, token, "customer", "create", "acme", "bigco", "--ring", "all")
@@ -146,6 +153,29 @@ func TestAgentRunMetrics(t *testing.T) {
 	code, out, _ := run(t, context.Background(), "agent", "status", "--state", filepath.Join(dir, "state"))
 	if code != 0 || !strings.Contains(out, "Upgrade to 1.2.0 is offered") || !strings.Contains(out, "undelivered: 0 events") {
 		t.Fatalf("agent status: exit %d\n%s", code, out)
+	}
+}
+
+// TestAgentStatusShowsLearnedKey: after a key rotation the agent learns the
+// new key from a co-signed answer, and `agent status` says so, with the key
+// that vouched for it.
+func TestAgentStatusShowsLearnedKey(t *testing.T) {
+	url, token := apiServer(t)
+	conf, dir := agentSetupOn(t, url, token)
+	state := filepath.Join(dir, "state")
+	if code, out, errOut := run(t, context.Background(), "agent", "preflight", "--config", conf, "--to", "1.2.0"); code != 0 {
+		t.Fatalf("preflight: exit %d\n%s%s", code, out, errOut)
+	}
+	old := apiJSON[struct{ Keys []sign.PublicKey }](t, url, "", "keys", "list").Keys
+	rotated := apiJSON[sign.PublicKey](t, url, token, "keys", "rotate")
+	var out string
+	servertest.Eventually(t, 10*time.Second, "agent status shows the learnt key", func() bool {
+		run(t, context.Background(), "agent", "preflight", "--config", conf, "--to", "1.2.0")
+		_, out, _ = run(t, context.Background(), "agent", "status", "--state", state)
+		return strings.Contains(out, "learned key: "+rotated.ID)
+	})
+	if !strings.Contains(out, "vouched for by "+old[0].ID) || strings.Contains(out, "KEY ROTATION") {
+		t.Fatalf("agent status after the rotation:\n%s", out)
 	}
 }
 

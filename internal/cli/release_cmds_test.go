@@ -19,7 +19,8 @@ import (
 // returns its URL and an admin token.
 func apiServer(t *testing.T) (string, string) {
 	t.Helper()
-	s := servertest.Start(t, servertest.SQLite(t), server.Config{RefreshInterval: 50 * time.Millisecond, FlushInterval: 10 * time.Millisecond})
+	s := servertest.Start(t, servertest.SQLite(t), server.Config{RefreshInterval: 50 * time.Millisecond, FlushInterval: 10 * time.Millisecond,
+		AdoptionInterval: 50 * time.Millisecond})
 	return s.URL, s.Admin
 }
 

@@ -1,0 +1,105 @@
+package sign
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// handover is a payload that names its signers, as check-in answers and
+// bundles do during a rotation overlap.
+type handover struct {
+	answer
+	SigningKeys []PublicKey `json:"signing_keys,omitempty"`
+}
+
+// errMismatch stands for Validate's id mismatch, which has no constant.
+var errMismatch = errors.New("id mismatch")
+
+// TestIntroductions: during the overlap an answer names the new key and is
+// signed by both; a verifier that trusts only the old key is introduced to
+// the new one, vouched for by the old. Nothing else introduces a key.
+func TestIntroductions(t *testing.T) {
+	ring := mustRing(t, 1)
+	old := ring.Active().Public()
+	rotated, k, err := ring.Rotate(newDetRand(9), t0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	during := rotated.WithOverlap(t0.Add(2*time.Hour), 24*time.Hour)
+	if s := during.Signers(); len(s) != 2 || s[0].ID != k.ID || s[1].ID != old.ID {
+		t.Fatalf("signers during the overlap: %+v", s)
+	}
+	after := rotated.WithOverlap(t0.Add(26*time.Hour), 24*time.Hour)
+	if s := after.Signers(); len(s) != 1 || s[0].ID != k.ID {
+		t.Fatalf("signers after the overlap: %+v", s)
+	}
+	named := func(keys []PublicKey) handover { return handover{answer: sampleAnswer(), SigningKeys: keys} }
+	pinned := []PublicKey{old}
+	env := mustSign(t, during, named(during.Signers()))
+	if _, err := Verify(env, pinned, t0); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Introductions(env, pinned)
+	if err != nil || len(got) != 1 || got[0].Key.ID != k.ID || !got[0].Key.Key.Equal(k.Public().Key) || got[0].By != old.ID {
+		t.Fatalf("introductions = %+v, %v; want %s by %s", got, err, k.ID, old.ID)
+	}
+	// Known keys are not introduced again; a payload naming none
+	// introduces none.
+	if got, err := Introductions(env, rotated.PublicKeys()); err != nil || len(got) != 0 {
+		t.Errorf("introductions to a verifier trusting both: %+v, %v", got, err)
+	}
+	if got, err := Introductions(mustSign(t, during, sampleAnswer()), pinned); err != nil || len(got) != 0 {
+		t.Errorf("introductions without signing_keys: %+v, %v", got, err)
+	}
+
+	stranger := mustRing(t, 7).Active()
+	cases := []struct {
+		name  string
+		env   Envelope
+		want  error    // nil: no error
+		intro []string // the ids introduced
+	}{
+		// Someone on the path adds their own signature to a genuine
+		// answer: the payload does not name their key.
+		{"appended signature", func() Envelope {
+			e := mustSign(t, during, named(during.Signers()))
+			e.Signatures = append(e.Signatures, Signature{KeyID: stranger.ID, Sig: ed25519.Sign(stranger.Private, e.Payload)})
+			return e
+		}(), nil, []string{k.ID}},
+		// A named key that did not sign is not introduced.
+		{"named but not signing", mustSign(t, ring, named([]PublicKey{old, k.Public()})), ErrNoTrustedSignature, nil},
+		// A named key whose signature is not over this payload.
+		{"bad signature", func() Envelope {
+			e := mustSign(t, during, named(during.Signers()))
+			e.Signatures[0].Sig = slices.Clone(e.Signatures[0].Sig)
+			e.Signatures[0].Sig[3] ^= 1
+			return e
+		}(), ErrBadSignature, nil},
+		// A key whose id is not its own.
+		{"mismatched id", mustSign(t, during, named([]PublicKey{{ID: old.ID, Key: k.Public().Key}})), errMismatch, nil},
+		// Only a trusted signature vouches.
+		{"no trusted signer", mustSign(t, mustRing(t, 7), named([]PublicKey{stranger.Public()})), ErrNoTrustedSignature, nil},
+	}
+	for _, c := range cases {
+		got, err := Introductions(c.env, pinned)
+		var ids []string
+		for _, i := range got {
+			ids = append(ids, i.Key.ID)
+		}
+		if !slices.Equal(ids, c.intro) {
+			t.Errorf("%s: introduced %v, want %v", c.name, ids, c.intro)
+		}
+		switch {
+		case c.want == nil && err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case c.want == errMismatch && (err == nil || !strings.Contains(err.Error(), "does not match")):
+			t.Errorf("%s: error %v, want the id mismatch", c.name, err)
+		case c.want != nil && c.want != errMismatch && !errors.Is(err, c.want):
+			t.Errorf("%s: error %v, want %v", c.name, err, c.want)
+		}
+	}
+}
