@@ -1,7 +1,9 @@
 package sign
 
 import (
+	"bytes"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -102,4 +104,68 @@ func TestIntroductions(t *testing.T) {
 			t.Errorf("%s: error %v, want %v", c.name, err, c.want)
 		}
 	}
+}
+
+// FuzzIntroductions: whatever the payload names and whoever signs it, a key
+// is introduced only when the payload names it and it signed the payload,
+// and only by a trusted key that signed it too.
+func FuzzIntroductions(f *testing.F) {
+	old, next, stranger := mustRing(f, 1).Active(), mustRing(f, 2).Active(), mustRing(f, 3).Active()
+	named := func(keys ...Key) []byte {
+		var pubs []PublicKey
+		for _, k := range keys {
+			pubs = append(pubs, k.Public())
+		}
+		b, err := json.Marshal(map[string]any{"issued_at": t0, "expires_at": t0.Add(time.Hour), "signing_keys": pubs})
+		if err != nil {
+			f.Fatal(err)
+		}
+		return b
+	}
+	f.Add(named(next, old), uint8(0b011), uint8(0))
+	f.Add(named(next, old), uint8(0b111), uint8(0b100))
+	f.Add(named(stranger), uint8(0b101), uint8(0))
+	f.Add(named(next, stranger), uint8(0b001), uint8(0b010))
+	f.Add([]byte(`{"signing_keys":[{"keyid":"x","public_key":"AAAA"}]}`), uint8(0b001), uint8(0))
+	trusted := []PublicKey{old.Public()}
+	f.Fuzz(func(t *testing.T, payload []byte, signers, corrupt uint8) {
+		var env Envelope
+		env.Payload = payload
+		for i, k := range []Key{old, next, stranger} {
+			if signers&(1<<i) == 0 {
+				continue
+			}
+			sig := ed25519.Sign(k.Private, payload)
+			if corrupt&(1<<i) != 0 {
+				sig[0] ^= 1
+			}
+			env.Signatures = append(env.Signatures, Signature{KeyID: k.ID, Sig: sig})
+		}
+		intro, err := Introductions(env, trusted)
+		if err != nil {
+			return
+		}
+		signedBy := func(k PublicKey) bool {
+			return slices.ContainsFunc(env.Signatures, func(s Signature) bool {
+				return s.KeyID == k.ID && ed25519.Verify(k.Key, payload, s.Sig)
+			})
+		}
+		var doc struct {
+			SigningKeys []PublicKey `json:"signing_keys"`
+		}
+		if json.Unmarshal(payload, &doc) != nil {
+			t.Fatalf("introduced keys from a payload that is not JSON: %q", payload)
+		}
+		isNamed := func(k PublicKey) bool {
+			return slices.ContainsFunc(doc.SigningKeys, func(n PublicKey) bool { return n.ID == k.ID && bytes.Equal(n.Key, k.Key) })
+		}
+		for _, i := range intro {
+			if i.Key.Validate() != nil || !signedBy(i.Key) || !isNamed(i.Key) {
+				t.Fatalf("introduced %s, which did not sign or is not named: %s", i.Key.ID, payload)
+			}
+			if i.By != old.ID || i.Key.ID == old.ID {
+				t.Fatalf("introduced %s by %s", i.Key.ID, i.By)
+			}
+		}
+	})
 }
