@@ -67,11 +67,12 @@ func TestDrill(t *testing.T) {
 	halt := release.Policy{Window: time.Hour, MinFailures: 3, MinCustomers: 3, MinFailureShare: 0.2}
 	_, err = admin.CreateProduct(ctx, client.NewProduct{Name: "acme", Halt: &halt})
 	must(t, err)
-	// The insiders' soak is long enough that only auto-halt, not the clock,
-	// keeps 3.30.0 out of the early ring during the drill, and short enough
-	// that it would reach it otherwise.
+	// The insiders' soak outlasts the drill even on a loaded machine (it
+	// takes under a minute alone), so the clock never lets 3.30.0 into the
+	// early ring while auto-halt is awaited; auto-halt's pause is what the
+	// drill then checks.
 	for i, r := range []release.Ring{
-		{Name: "insiders", SoakTime: 90 * time.Second, RolloutPercent: 100},
+		{Name: "insiders", SoakTime: 10 * time.Minute, RolloutPercent: 100},
 		{Name: "early", SoakTime: time.Hour, RolloutPercent: 100},
 		{Name: "stable", RolloutPercent: 100},
 	} {
@@ -249,15 +250,13 @@ func TestDrill(t *testing.T) {
 		IncidentURL: "https://status.acme.example/incidents/42", Action: release.ActionUpgrade, Target: v("3.30.1")})
 	must(t, err)
 	// Every installation on 3.30.0 shows the guidance after its first
-	// check-in since the pull: within one interval.
-	every("one check-in since the pull", insiders, func(s agentStatus) bool { return s.LastAttempt.After(pulled) })
+	// check-in since the pull: within one interval. (A check-in answered
+	// just before the pull may end after it, so the wait is for what each
+	// agent shows, not for a check-in after the pull's start.)
+	every("pull guidance shown", insiders, func(s agentStatus) bool {
+		return s.verified() && strings.Contains(s.Guidance, "PULLED") && strings.Contains(s.Guidance, "Upgrade to 3.30.1")
+	})
 	shown := time.Since(pulled)
-	for _, in := range insiders {
-		s := agentStatus{statusOf(t, in.state)}
-		if !s.verified() || !strings.Contains(s.Guidance, "PULLED") || !strings.Contains(s.Guidance, "Upgrade to 3.30.1") {
-			t.Fatalf("%s after its first check-in since the pull: guidance %q", in.name, s.Guidance)
-		}
-	}
 	t.Logf("step 4: pull guidance shown by all %d installations on 3.30.0 within %s", len(insiders), intervals(shown))
 
 	// What operators see, for docs/agent.md.

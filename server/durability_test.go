@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringfence/ringfence/internal/servertest"
 	"github.com/ringfence/ringfence/sqlstore"
 )
 
@@ -86,7 +87,14 @@ func killDuringFailures(t *testing.T, bin, db string) {
 			}
 		}()
 	}
-	time.Sleep(1500 * time.Millisecond)
+	// Kill once enough were answered for the test to prove something (a
+	// loaded machine takes longer to get there), and some more are in flight.
+	servertest.Eventually(t, 2*time.Second, "100 check-ins answered", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(answered) >= 100
+	})
+	time.Sleep(200 * time.Millisecond)
 	kill() // SIGKILL: no shutdown, no final flush
 	wg.Wait()
 	stop()

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -163,17 +162,7 @@ func nulPoisoning(t *testing.T, dsn string) {
 func failingRecordAlone(t *testing.T, dsn string, dialect sqlstore.Dialect) {
 	e := startServer(t, dsn, hardenConfig())
 	mallory, victim := twoCustomers(e)
-	// The server writes (and counts adoption) while the trigger is
-	// created: this connection waits for SQLite's lock like the store's do.
-	driver, source := "sqlite", dsn+"?_pragma=busy_timeout(10000)"
-	if dialect == sqlstore.Postgres {
-		driver, source = "pgx", dsn
-	}
-	db, err := sql.Open(driver, source)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := servertest.RawDB(t, dsn) // the server writes meanwhile: it waits for SQLite's lock
 	trigger := []string{`CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.detail = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned'); END`}
 	if dialect == sqlstore.Postgres {
 		trigger = []string{

@@ -167,7 +167,7 @@ func TestMaintenanceAfterRestart(t *testing.T) {
 	t.Run("scheduled, then the server stops", func(t *testing.T) {
 		e := startServer(t, dsn, server.Config{MaintenanceInterval: time.Hour})
 		e.api("POST", "/api/v1/components", map[string]any{"name": "API"}, http.StatusCreated, nil)
-		end = time.Now().Add(300 * time.Millisecond)
+		end = time.Now().Add(3 * time.Second) // time to schedule it on a loaded machine
 		e.api("POST", "/api/v1/maintenances", map[string]any{"title": "Upgrade", "message": "m", "start": time.Now().Add(-time.Minute),
 			"end": end, "components": []string{"API"}}, http.StatusCreated, &m)
 	})
@@ -194,7 +194,7 @@ func maintenanceTwoServers(t *testing.T, dsn string) {
 	startServer(t, dsn, cfg)
 	var m incident.Maintenance
 	a.api("POST", "/api/v1/maintenances", map[string]any{"title": "Upgrade", "message": "m", "start": time.Now(),
-		"end": time.Now().Add(500 * time.Millisecond)}, http.StatusCreated, &m)
+		"end": time.Now().Add(2 * time.Second)}, http.StatusCreated, &m)
 	servertest.Eventually(t, 5*time.Second, "maintenance completed", func() bool {
 		a.api("GET", fmt.Sprintf("/api/v1/maintenances/%d", m.ID), nil, http.StatusOK, &m)
 		return m.Status == incident.MaintenanceCompleted

@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"testing"
 	"time"
 )
@@ -39,11 +40,13 @@ func TestRunRaisesAndRestores(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	seen := make(chan int, 1)
 	go func() { seen <- Run(ctx, 64<<20, time.Millisecond) }()
+	// GOGC is read, not set: setting it here would race with Run's own
+	// setting and restoring.
+	sample := []metrics.Sample{{Name: "/gc/gogc:percent"}}
 	var during int
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		during = debug.SetGCPercent(-1) // read by setting, then put back
-		debug.SetGCPercent(during)
-		if during > 100 {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		metrics.Read(sample)
+		if during = int(sample[0].Value.Uint64()); during > 100 {
 			break
 		}
 	}

@@ -145,18 +145,22 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
 	} else {
 		h.Verified = wh.Verify(body, req.Header)
 	}
+	accepted := false
 	switch {
 	case h.Verified != nil:
 		h.Answered = http.StatusUnauthorized
 	case r.fail.Add(-1) >= 0:
 		h.Answered = http.StatusInternalServerError
 	default:
-		r.count.Add(1)
+		accepted = true
 	}
 	if r.keep {
 		r.mu.Lock()
 		r.hooks = append(r.hooks, h)
 		r.mu.Unlock()
+	}
+	if accepted { // counted after it is kept: who waits for Count reads Hooks
+		r.count.Add(1)
 	}
 	w.WriteHeader(h.Answered)
 }
