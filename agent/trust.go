@@ -118,7 +118,9 @@ type LearnedKey struct {
 // chain of rotations, each followed within its overlap).
 func (st *State) trusted() []sign.PublicKey {
 	out := slices.Clone(st.Pinned)
-	has := func(id string) bool { return slices.ContainsFunc(out, func(k sign.PublicKey) bool { return k.ID == id }) }
+	has := func(id string) bool {
+		return slices.ContainsFunc(out, func(k sign.PublicKey) bool { return k.ID == id })
+	}
 	for grew := true; grew; {
 		grew = false
 		for _, l := range st.Learned {
