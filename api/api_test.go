@@ -29,6 +29,7 @@ func TestWireForm(t *testing.T) {
 		{api.Empty{}, `{}`},
 		{api.Resolution{Message: "fixed", Notify: &notify}, `{"message":"fixed","notify":false}`},
 		{api.RingPatch{}, `{}`},
+		{api.RoleHolder{Who: "alice"}, `{"who":"alice"}`},
 		{api.PullRequest{Reason: "broken", Action: release.ActionHold}, `{"reason":"broken","action":"hold"}`},
 		{api.Token{Secret: "rf_x"}, `{"id":"","name":"","role":"","created_at":"0001-01-01T00:00:00Z","created_by":"","last_used_at":null,"revoked_at":null,"token":"rf_x"}`},
 	} {

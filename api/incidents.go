@@ -88,6 +88,12 @@ type Postmortem struct {
 	Postmortem string `json:"postmortem"`
 }
 
+// RoleHolder is the body of PUT /api/v1/incidents/{id}/roles/{role}: who
+// holds the role from now on (a name or a handle; free text).
+type RoleHolder struct {
+	Who string `json:"who"`
+}
+
 // NewMaintenance is the body of POST /api/v1/maintenances.
 type NewMaintenance struct {
 	Title      string    `json:"title"`

@@ -82,6 +82,17 @@ func (c *Client) SetPostmortem(ctx context.Context, id, text string) (incident.I
 	return out, c.do(ctx, http.MethodPut, "/api/v1/incidents/"+esc(id)+"/postmortem", nil, api.Postmortem{Postmortem: text}, &out)
 }
 
+// AssignRole makes who the holder of role in the response to incident id.
+func (c *Client) AssignRole(ctx context.Context, id string, role incident.Role, who string) (incident.Incident, error) {
+	var out incident.Incident
+	return out, c.do(ctx, http.MethodPut, "/api/v1/incidents/"+esc(id)+"/roles/"+esc(string(role)), nil, api.RoleHolder{Who: who}, &out)
+}
+
+// UnassignRole leaves role of incident id unassigned.
+func (c *Client) UnassignRole(ctx context.Context, id string, role incident.Role) error {
+	return c.do(ctx, http.MethodDelete, "/api/v1/incidents/"+esc(id)+"/roles/"+esc(string(role)), nil, nil, nil)
+}
+
 // Templates lists the incident templates.
 func (c *Client) Templates(ctx context.Context) ([]incident.Template, error) {
 	var out []incident.Template

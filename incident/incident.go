@@ -178,6 +178,9 @@ type Incident struct {
 	// Updates is the timeline, newest first (as Statuspage lists it).
 	Updates []Update `json:"updates"`
 	By      string   `json:"by"`
+	// Roles are who holds which role in the response, in the order of
+	// Roles (staff-only: never public).
+	Roles []Assignment `json:"roles"`
 }
 
 // Unresolved reports whether the incident is still open.

@@ -102,6 +102,8 @@ func (s *Server) Routes() []Route {
 		{"POST", "/api/v1/incidents/{id}/resolve", inc, apply(http.StatusOK, nil, s.resolveIncident)},
 		{"POST", "/api/v1/incidents/{id}/publish", inc, apply(http.StatusOK, nil, s.publishIncident)},
 		{"PUT", "/api/v1/incidents/{id}/postmortem", inc, apply(http.StatusOK, nil, s.setPostmortem)},
+		{"PUT", "/api/v1/incidents/{id}/roles/{role}", inc, apply(http.StatusOK, nil, s.assignRole)},
+		{"DELETE", "/api/v1/incidents/{id}/roles/{role}", inc, remove(nil, s.unassignRole)},
 		{"GET", "/api/v1/incident-templates", viewer, reply(s.listTemplates)},
 		{"PUT", "/api/v1/incident-templates/{name}", inc, apply(http.StatusOK, nil, s.saveTemplate)},
 		{"GET", "/api/v1/incident-config", viewer, reply(s.incidentConfig)},

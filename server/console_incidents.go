@@ -36,6 +36,8 @@ const (
 	routeIncidentResolve  = "POST /api/v1/incidents/{id}/resolve"
 	routeIncidentPublish  = "POST /api/v1/incidents/{id}/publish"
 	routePostmortem       = "PUT /api/v1/incidents/{id}/postmortem"
+	routeAssignRole       = "PUT /api/v1/incidents/{id}/roles/{role}"
+	routeUnassignRole     = "DELETE /api/v1/incidents/{id}/roles/{role}"
 	routeTemplates        = "GET /api/v1/incident-templates"
 	routeIncidentConfig   = "GET /api/v1/incident-config"
 	routeMaintenances     = "GET /api/v1/maintenances"
@@ -51,7 +53,8 @@ const (
 // statusRouteKeys lists the API routes of these pages.
 func statusRouteKeys() []string {
 	return []string{routeComponents, routeCreateComponent, routeComponentStatus, routeIncidents, routeDeclare, routeIncident,
-		routeIncidentUpdate, routeIncidentResolve, routeIncidentPublish, routePostmortem, routeTemplates, routeIncidentConfig,
+		routeIncidentUpdate, routeIncidentResolve, routeIncidentPublish, routePostmortem, routeAssignRole, routeUnassignRole,
+		routeTemplates, routeIncidentConfig,
 		routeMaintenances, routeSchedule, routeMoveMaintenance, routeSubscribers, routeCreateSubscriber, routeDeleteSubscriber,
 		routeDeliveries, routeReplay}
 }
@@ -66,6 +69,7 @@ func (c *console) mountStatusPages(handle func(string, http.Handler)) {
 	handle("POST /admin/incidents/{id}/resolve", c.authed(c.incidentChange(true)))
 	handle("POST /admin/incidents/{id}/publish", c.authed(c.publish))
 	handle("POST /admin/incidents/{id}/postmortem", c.authed(c.postmortem))
+	handle("POST /admin/incidents/{id}/roles", c.authed(c.assignRole))
 	handle("GET /admin/components", c.authed(c.componentsPage))
 	handle("POST /admin/components", c.authed(c.createComponent))
 	handle("POST /admin/components/{name}/status", c.authed(c.componentStatus))
@@ -341,6 +345,12 @@ func incidentActions() map[string]releaseAction {
 		"postmortem": {Name: "postmortem", Label: "Publish the postmortem of", Route: routePostmortem,
 			Explain: "The postmortem is published on the incident's public page and subscribers are told.",
 			Done:    "Postmortem published."},
+		"assign": {Name: "assign", Label: "Assign a role in", Route: routeAssignRole,
+			Explain: "Records who holds the role in the response from now on, replacing its holder (the audit log keeps the hand-over). Staff-only: it is not on the status page, and no one is told.",
+			Done:    "Role assigned."},
+		"unassign": {Name: "unassign", Label: "Leave a role unassigned in", Route: routeUnassignRole,
+			Explain: "Records that nobody holds the role any more. Staff-only: no one is told.",
+			Done:    "Role left unassigned."},
 	}
 }
 
@@ -349,6 +359,7 @@ func incidentLabels() map[string]string {
 	return map[string]string{
 		"title": "Title", "template": "Template", "impact": "Impact", "severity": "Severity", "status": "Status",
 		"message": "Message", "releases": "Releases", "draft": "Draft", "notify": "Tell subscribers", "postmortem": "Postmortem",
+		"role": "Role", "who": "Held by",
 	}
 }
 
@@ -428,6 +439,9 @@ type incidentData struct {
 	Next    []incident.Status
 	Names   map[int64]string
 	CanEdit bool
+	// Roles are the roles of a response, for the assign form.
+	Roles     []incident.Role
+	CanAssign bool
 }
 
 func (c *console) incidentPage(w http.ResponseWriter, r *http.Request, v *view) error {
@@ -438,7 +452,8 @@ func (c *console) incidentPage(w http.ResponseWriter, r *http.Request, v *view) 
 	if err != nil {
 		return err
 	}
-	d := incidentData{Incident: inc, CanEdit: c.may(v.Who, routeIncidentUpdate), Names: map[int64]string{}}
+	d := incidentData{Incident: inc, CanEdit: c.may(v.Who, routeIncidentUpdate), Names: map[int64]string{},
+		Roles: incident.Roles, CanAssign: c.may(v.Who, routeAssignRole)}
 	if d.Form, err = c.incidentForm(r); err != nil {
 		return err
 	}
@@ -574,6 +589,27 @@ func (c *console) postmortem(w http.ResponseWriter, r *http.Request, v *view) er
 			n := incident.Notification{Kind: incident.KindIncidentUpdated, Incident: &inc, Components: slices.Clone(inc.Components), At: now}
 			return c.preview(r, n, true, "", &inc, nil)
 		}})
+}
+
+// assignRole records who holds a role in the response to an incident, or
+// (no one named) that nobody does, after confirmation.
+func (c *console) assignRole(w http.ResponseWriter, r *http.Request, v *view) error {
+	inc, err := c.incident(r)
+	if err != nil {
+		return err
+	}
+	role, err := incident.ParseRole(r.PostFormValue("role"))
+	if err != nil {
+		return incidentError(err)
+	}
+	id := strconv.FormatInt(inc.ID, 10)
+	ch := consoleChange{Action: incidentActions()["assign"], Subject: fmt.Sprintf("incident %d “%s”", inc.ID, inc.Title),
+		Back: "/admin/incidents/" + id, PathValues: map[string]string{"id": id, "role": string(role)},
+		Body: api.RoleHolder{Who: strings.TrimSpace(r.PostFormValue("who"))}, Labels: incidentLabels()}
+	if strings.TrimSpace(r.PostFormValue("who")) == "" {
+		ch.Action, ch.Body = incidentActions()["unassign"], nil
+	}
+	return c.confirmOrRun(w, r, v, ch)
 }
 
 // --- components ---

@@ -119,6 +119,32 @@ func TestConsoleIncidents(t *testing.T) {
 		t.Fatal("no audit entry of the resolution")
 	}
 
+	// Roles: assigned after a confirmation, shown on the page, unassigned
+	// with an empty name; never on the public page.
+	assign := url.Values{"csrf": {csrf}, "role": {"commander"}, "who": {"Ines Iriarte"}}
+	if resp, body := ines.post(base+"/roles", assign); resp.StatusCode != http.StatusOK || !strings.Contains(body, "Staff-only") {
+		t.Fatalf("assign confirmation: %d %.500s", resp.StatusCode, body)
+	}
+	assign.Set("confirm", "yes")
+	if resp, _ := ines.post(base+"/roles", assign); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("assign: %d", resp.StatusCode)
+	}
+	scribe := url.Values{"csrf": {csrf}, "role": {"scribe"}, "who": {"Sam"}, "confirm": {"yes"}}
+	ines.post(base+"/roles", scribe)
+	scribe.Set("who", "")
+	if resp, _ := ines.post(base+"/roles", scribe); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("unassign: %d", resp.StatusCode)
+	}
+	if _, page := ines.get(base); !strings.Contains(page, "commander: Ines Iriarte") || strings.Contains(page, "scribe: Sam") {
+		t.Fatalf("incident page roles: %.3000s", page)
+	}
+	if inc, _ := e.Store.GetIncident(ctx, id); len(inc.Roles) != 1 || inc.Holder(incident.RoleCommander) != "Ines Iriarte" {
+		t.Fatalf("roles after the console's assignments: %+v", inc.Roles)
+	}
+	if _, public := ines.get("/incidents/" + strconv.FormatInt(id, 10)); strings.Contains(public, "Ines Iriarte") {
+		t.Fatalf("the public incident page names the commander")
+	}
+
 	// The other pages render for the incident role.
 	for _, p := range []string{"/admin/components", "/admin/maintenance", "/admin/subscribers"} {
 		if resp, body := ines.get(p); resp.StatusCode != http.StatusOK || !strings.Contains(body, `<main id="main"`) {

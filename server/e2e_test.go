@@ -396,6 +396,8 @@ func TestRouteTableAuth(t *testing.T) {
 		"POST /api/v1/incidents/{id}/resolve":                              release.RoleIncident,
 		"POST /api/v1/incidents/{id}/publish":                              release.RoleIncident,
 		"PUT /api/v1/incidents/{id}/postmortem":                            release.RoleIncident,
+		"PUT /api/v1/incidents/{id}/roles/{role}":                          release.RoleIncident,
+		"DELETE /api/v1/incidents/{id}/roles/{role}":                       release.RoleIncident,
 		"GET /api/v1/incident-templates":                                   release.RoleViewer,
 		"PUT /api/v1/incident-templates/{name}":                            release.RoleIncident,
 		"GET /api/v1/incident-config":                                      release.RoleViewer,

@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/ringfence/ringfence/api"
 	"github.com/ringfence/ringfence/incident"
@@ -117,6 +118,39 @@ func (s *Server) setPostmortem(r *http.Request, who release.Token, req api.Postm
 		return incident.Incident{}, err
 	}
 	return s.store.SetPostmortem(r.Context(), who.Actor(), id, req.Postmortem)
+}
+
+// assignRole makes someone the holder of a role in the response to an
+// incident; staff-only, so the status page is not re-rendered.
+func (s *Server) assignRole(r *http.Request, who release.Token, req api.RoleHolder) (incident.Incident, error) {
+	id, role, err := s.incidentRole(r)
+	if err != nil {
+		return incident.Incident{}, err
+	}
+	if strings.TrimSpace(req.Who) == "" {
+		return incident.Incident{}, release.Errorf(release.EINVALID, "who is required (DELETE the role to leave it unassigned)")
+	}
+	return s.store.AssignRole(r.Context(), who.Actor(), id, role, req.Who)
+}
+
+// unassignRole leaves a role of an incident unassigned.
+func (s *Server) unassignRole(r *http.Request, who release.Token) error {
+	id, role, err := s.incidentRole(r)
+	if err != nil {
+		return err
+	}
+	_, err = s.store.AssignRole(r.Context(), who.Actor(), id, role, "")
+	return err
+}
+
+// incidentRole reads the incident id and the role from the path.
+func (s *Server) incidentRole(r *http.Request) (int64, incident.Role, error) {
+	id, err := s.incidentID(r)
+	if err != nil {
+		return 0, "", err
+	}
+	role, err := incident.ParseRole(r.PathValue("role"))
+	return id, role, err
 }
 
 func (s *Server) listTemplates(r *http.Request, _ release.Token) ([]incident.Template, error) {

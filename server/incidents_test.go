@@ -208,3 +208,51 @@ func maintenanceTwoServers(t *testing.T, dsn string) {
 		t.Errorf("%d start audit entries", n)
 	}
 }
+
+// TestIncidentRolesAreStaffOnly: roles are assigned and unassigned through
+// the API by the incident role (not a viewer), show in the incident, and
+// never reach the public page, its JSON or its feeds.
+func TestIncidentRolesAreStaffOnly(t *testing.T) {
+	e := startServer(t, servertest.SQLite(t), server.Config{})
+	var inc incident.Incident
+	e.api("POST", "/api/v1/incidents", map[string]any{"title": "Upgrades fail", "impact": "major", "status": "investigating",
+		"message": "Looking into it."}, http.StatusCreated, &inc)
+	path := fmt.Sprintf("/api/v1/incidents/%d/roles/", inc.ID)
+	e.api("PUT", path+"commander", map[string]any{"who": "Quentin Quill"}, http.StatusOK, &inc)
+	e.api("PUT", path+"communications", map[string]any{"who": "Rhoda Reed"}, http.StatusOK, &inc)
+	if inc.Holder(incident.RoleCommander) != "Quentin Quill" || inc.Holder(incident.RoleCommunications) != "Rhoda Reed" {
+		t.Fatalf("roles %+v", inc.Roles)
+	}
+	viewer := e.token("watcher", release.RoleViewer)
+	if code, _ := e.call("PUT", path+"scribe", viewer, map[string]any{"who": "x"}); code != http.StatusForbidden {
+		t.Errorf("a viewer assigned a role: %d", code)
+	}
+	for _, bad := range []struct {
+		role string
+		body any
+	}{{"janitor", map[string]any{"who": "x"}}, {"scribe", map[string]any{"who": " "}}} {
+		if code, _ := e.call("PUT", path+bad.role, e.Admin, bad.body); code != http.StatusBadRequest {
+			t.Errorf("PUT %s %v: %d, want 400", bad.role, bad.body, code)
+		}
+	}
+	e.api("DELETE", path+"communications", nil, http.StatusNoContent, nil)
+	e.api("GET", fmt.Sprintf("/api/v1/incidents/%d", inc.ID), nil, http.StatusOK, &inc)
+	if len(inc.Roles) != 1 || inc.Holder(incident.RoleCommander) != "Quentin Quill" {
+		t.Fatalf("roles after unassigning communications %+v", inc.Roles)
+	}
+	// Resolved (the roles stay), so that every page lists it.
+	e.api("POST", fmt.Sprintf("/api/v1/incidents/%d/resolve", inc.ID), map[string]any{"message": "Fixed."}, http.StatusOK, nil)
+	for _, p := range []string{"/", fmt.Sprintf("/incidents/%d", inc.ID), "/history", "/history.atom", "/history.rss",
+		"/api/v2/incidents.json"} {
+		servertest.Eventually(t, 5*time.Second, p+" shows the incident", func() bool {
+			code, _, b := get(t, e.URL+p, nil)
+			if code != http.StatusOK {
+				t.Fatalf("GET %s: %d", p, code)
+			}
+			if strings.Contains(string(b), "Quentin") {
+				t.Fatalf("GET %s names the commander:\n%s", p, b)
+			}
+			return strings.Contains(string(b), "Upgrades fail") // rendered after the roles were assigned
+		})
+	}
+}

@@ -320,6 +320,13 @@ func (s *Store) notify(ctx context.Context, tx *sql.Tx, n incident.Notification)
 	if n.Components == nil {
 		n.Components = []int64{}
 	}
+	if n.Incident != nil && len(n.Incident.Roles) > 0 {
+		// Notifications are what subscribers are sent: who holds which
+		// role in the response is staff-only.
+		public := *n.Incident
+		public.Roles = nil
+		n.Incident = &public
+	}
 	body, err := jsonText(string(n.Kind)+" notification", n)
 	if err != nil {
 		return 0, err

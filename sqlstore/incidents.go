@@ -38,7 +38,7 @@ func scanIncident(row scanner) (incident.Incident, error) {
 	if i.Components == nil {
 		i.Components = []int64{}
 	}
-	i.Releases, i.Updates = []incident.ReleaseRef{}, []incident.Update{}
+	i.Releases, i.Updates, i.Roles = []incident.ReleaseRef{}, []incident.Update{}, []incident.Assignment{}
 	return i, nil
 }
 
@@ -51,17 +51,23 @@ func idList(ids []int64) string {
 	return strings.Join(s, ", ")
 }
 
+// incidentIndex returns the ids of incs and each one's position.
+func incidentIndex(incs []incident.Incident) ([]int64, map[int64]int) {
+	ids := make([]int64, len(incs))
+	index := make(map[int64]int, len(incs))
+	for n, i := range incs {
+		ids[n], index[i.ID] = i.ID, n
+	}
+	return ids, index
+}
+
 // loadIncidentDetails fills in the timelines (newest first) and releases of
-// incs.
+// incs: what the status page shows of them.
 func loadIncidentDetails(ctx context.Context, q queryer, incs []incident.Incident) error {
 	if len(incs) == 0 {
 		return nil
 	}
-	ids := make([]int64, len(incs))
-	index := map[int64]int{}
-	for n, i := range incs {
-		ids[n], index[i.ID] = i.ID, n
-	}
+	ids, index := incidentIndex(incs)
 	updates, err := queryAll(ctx, q, scanUpdate, "load incident updates",
 		`SELECT id, incident_id, status, body, components, notify, by_actor, at FROM incident_updates
 		 WHERE incident_id IN (`+idList(ids)+`) ORDER BY at DESC, id DESC`)
@@ -89,6 +95,42 @@ func loadIncidentDetails(ctx context.Context, q queryer, incs []incident.Inciden
 	return nil
 }
 
+// loadIncidentRoles fills in who holds which role in incs (staff-only: the
+// status page does not load them).
+func loadIncidentRoles(ctx context.Context, q queryer, incs []incident.Incident) error {
+	if len(incs) == 0 {
+		return nil
+	}
+	ids, index := incidentIndex(incs)
+	roles, err := queryAll(ctx, q, func(row scanner) (roleRow, error) {
+		var r roleRow
+		var role string
+		err := row.Scan(&r.incidentID, &role, &r.Who, &r.Since, &r.By)
+		r.Role, r.Since = incident.Role(role), r.Since.UTC()
+		return r, err
+	}, "load incident roles", `SELECT incident_id, role, who, since, by_actor FROM incident_roles
+		WHERE incident_id IN (`+idList(ids)+`)`)
+	if err != nil {
+		return err
+	}
+	for _, r := range roles {
+		n := index[r.incidentID]
+		incs[n].Roles = append(incs[n].Roles, r.Assignment)
+	}
+	for n := range incs {
+		slices.SortFunc(incs[n].Roles, func(a, b incident.Assignment) int {
+			return slices.Index(incident.Roles, a.Role) - slices.Index(incident.Roles, b.Role)
+		})
+	}
+	return nil
+}
+
+// roleRow is a row of incident_roles.
+type roleRow struct {
+	incidentID int64
+	incident.Assignment
+}
+
 func scanUpdate(row scanner) (incident.Update, error) {
 	var u incident.Update
 	var status, comps string
@@ -107,7 +149,12 @@ func scanUpdate(row scanner) (incident.Update, error) {
 
 // incidents reads incidents with their timelines.
 func incidents() timelined[incident.Incident] {
-	return timelined[incident.Incident]{scan: scanIncident, load: loadIncidentDetails}
+	return timelined[incident.Incident]{scan: scanIncident, load: func(ctx context.Context, q queryer, incs []incident.Incident) error {
+		if err := loadIncidentDetails(ctx, q, incs); err != nil {
+			return err
+		}
+		return loadIncidentRoles(ctx, q, incs)
+	}}
 }
 
 // getIncident reads one incident with its timeline; ENOTFOUND if unknown.
@@ -511,6 +558,50 @@ func (s *Store) SetPostmortem(ctx context.Context, actor string, id int64, text 
 			Components: append([]int64{}, inc.Components...), At: at})
 		return err
 	})
+}
+
+// AssignRole makes who the holder of role in incident id (an empty who
+// leaves it unassigned), audited as incident.assign with the previous
+// holder in its before. Assigning the holder again changes nothing and
+// writes no audit entry. Nothing public changes: roles are staff-only, and
+// the incident's updated_at stays.
+func (s *Store) AssignRole(ctx context.Context, actor string, id int64, role incident.Role, who string) (incident.Incident, error) {
+	var inc incident.Incident
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		before, err := s.getIncident(ctx, tx, id, true)
+		if err != nil {
+			return err
+		}
+		inc = before
+		at := now()
+		old, changed, err := inc.Assign(role, who, actor, at)
+		if err != nil || !changed {
+			return err
+		}
+		if old.Who != "" {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM incident_roles WHERE incident_id = $1 AND role = $2`, id, string(role)); err != nil {
+				return fmt.Errorf("assign incident role: %w", err)
+			}
+		}
+		holder := inc.Holder(role)
+		if holder != "" {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO incident_roles (incident_id, role, who, since, by_actor) VALUES ($1, $2, $3, $4, $5)`,
+				id, string(role), holder, at, actor); err != nil {
+				return fmt.Errorf("assign incident role: %w", err)
+			}
+		}
+		reason := fmt.Sprintf("%s: %s → %s", role, orNobody(old.Who), orNobody(holder))
+		return auditWhy(ctx, tx, actor, "incident.assign", incidentTarget(id), reason,
+			map[string]any{"role": role, "who": old.Who}, map[string]any{"role": role, "who": holder})
+	})
+	return inc, err
+}
+
+func orNobody(who string) string {
+	if who == "" {
+		return "nobody"
+	}
+	return who
 }
 
 // linkReleases links the releases of refs that incident id does not name yet

@@ -2,6 +2,7 @@ package sqlstore_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -21,6 +22,7 @@ func TestIncidentStore(t *testing.T) {
 		{"ReleaseTies", withStore(testIncidentReleaseTies)},
 		{"MaintenanceSchedule", withStore(testMaintenanceSchedule)},
 		{"ConcurrentChanges", withStore(testConcurrentIncidentChanges)},
+		{"Roles", withStore(testIncidentRoles)},
 	})
 }
 
@@ -396,5 +398,59 @@ func testConcurrentIncidentChanges(t *testing.T, s *sqlstore.Store) {
 	}
 	if len(all) != 2+4*rounds {
 		t.Errorf("%d notifications, want %d", len(all), 2+4*rounds)
+	}
+}
+
+// testIncidentRoles: who holds which role is stored, replaced at a
+// hand-over and audited with the previous holder; it is staff-only: the
+// status page and the notifications subscribers are sent carry none, and
+// the incident's public updated_at does not move.
+func testIncidentRoles(t *testing.T, s *sqlstore.Store) {
+	ctx := context.Background()
+	d := check(s.DeclareIncident(ctx, "alice", incident.Declaration{Title: "Upgrades fail", Impact: incident.ImpactMajor,
+		Status: incident.StatusInvestigating, Message: "Looking", Notify: true}))(t)
+	check(s.AssignRole(ctx, "alice", d.ID, incident.RoleCommander, "Alice Arbour"))(t)
+	check(s.AssignRole(ctx, "alice", d.ID, incident.RoleScribe, "Carol"))(t)
+	inc := check(s.AssignRole(ctx, "alice", d.ID, incident.RoleCommander, "Bob Brandt"))(t)
+	if inc.Holder(incident.RoleCommander) != "Bob Brandt" || len(inc.Roles) != 2 {
+		t.Fatalf("roles after the hand-over %+v", inc.Roles)
+	}
+	check(s.AssignRole(ctx, "alice", d.ID, incident.RoleCommander, "Bob Brandt"))(t) // again: nothing
+	check(s.AssignRole(ctx, "bob", d.ID, incident.RoleScribe, ""))(t)
+	got := check(s.GetIncident(ctx, d.ID))(t)
+	if len(got.Roles) != 1 || got.Roles[0].Role != incident.RoleCommander || got.Roles[0].Who != "Bob Brandt" || got.Roles[0].By != "alice" {
+		t.Fatalf("stored roles %+v", got.Roles)
+	}
+	if !got.UpdatedAt.Equal(d.UpdatedAt) {
+		t.Errorf("updated_at moved from %s to %s on a role change", d.UpdatedAt, got.UpdatedAt)
+	}
+	if list := check(s.ListIncidents(ctx, true, 10))(t); len(list) != 1 || list[0].Holder(incident.RoleCommander) != "Bob Brandt" {
+		t.Errorf("listed %+v", list)
+	}
+	var reasons []string
+	for _, e := range check(s.ListAudit(ctx, 0, 100))(t) {
+		if e.Action == "incident.assign" {
+			reasons = append(reasons, e.Reason)
+		}
+	}
+	slices.Reverse(reasons) // newest first in the log
+	want := []string{"commander: nobody → Alice Arbour", "scribe: nobody → Carol", "commander: Alice Arbour → Bob Brandt", "scribe: Carol → nobody"}
+	if !slices.Equal(reasons, want) {
+		t.Errorf("audit reasons %q, want %q", reasons, want)
+	}
+	if _, err := s.AssignRole(ctx, "alice", d.ID+100, incident.RoleCommander, "x"); incident.ErrorCode(err) != incident.ENOTFOUND {
+		t.Errorf("assign on an unknown incident: %v", err)
+	}
+
+	// Public: the page and what subscribers get.
+	check(s.UpdateIncident(ctx, "bob", d.ID, incident.Change{Status: incident.StatusIdentified, Message: "Found it", Notify: true}))(t)
+	page := check(s.StatusPage(ctx, time.Now()))(t)
+	if len(page.Unresolved) != 1 || len(page.Unresolved[0].Roles) != 0 {
+		t.Errorf("the status page's incident carries roles: %+v", page.Unresolved)
+	}
+	for _, n := range check(s.StatusNotificationsAfter(ctx, 0, 1000))(t) {
+		if b, _ := json.Marshal(n); strings.Contains(string(b), "Bob Brandt") || strings.Contains(string(b), "Alice Arbour") {
+			t.Errorf("notification %s names a role holder: %s", n.Kind, b)
+		}
 	}
 }

@@ -107,6 +107,11 @@ func incidentCommand() *ucli.Command {
 			}
 			return c.SetPostmortem(ctx, id, string(text))
 		}),
+		incidentCmd("assign", "record who holds which role in the response: commander, communications, technical, release manager, scribe (incident); staff-only", append(roleFlags(),
+			&ucli.StringSliceFlag{Name: "unassign", Usage: "ROLE to leave unassigned (repeatable)"},
+		), func(ctx context.Context, cmd *ucli.Command, c *client.Client, id string) (incident.Incident, error) {
+			return assignRoles(ctx, cmd, c, id)
+		}),
 		incidentCmd("show", "show an incident and its timeline", nil,
 			func(ctx context.Context, _ *ucli.Command, c *client.Client, id string) (incident.Incident, error) {
 				return c.Incident(ctx, id)
@@ -121,7 +126,7 @@ func incidentCommand() *ucli.Command {
 			}
 			return emit(cmd, is, func(w io.Writer) {
 				// LAST UPDATE shows who is behind the communication cadence.
-				row(w, "ID", "STATUS", "SEVERITY", "IMPACT", "VISIBILITY", "CREATED", "LAST UPDATE", "TITLE")
+				row(w, "ID", "STATUS", "SEVERITY", "IMPACT", "VISIBILITY", "CREATED", "LAST UPDATE", "COMMANDER", "TITLE")
 				for _, i := range is {
 					vis := "public"
 					if i.Draft {
@@ -131,7 +136,7 @@ func incidentCommand() *ucli.Command {
 					if len(i.Updates) > 0 {
 						last = i.Updates[0].At
 					}
-					row(w, i.ID, i.Status, i.Severity, i.Impact, vis, fmtWhen(i.CreatedAt), fmtWhen(last), i.Title)
+					row(w, i.ID, i.Status, i.Severity, i.Impact, vis, fmtWhen(i.CreatedAt), fmtWhen(last), orDash(i.Holder(incident.RoleCommander)), i.Title)
 				}
 			})
 		}),
@@ -229,6 +234,62 @@ func incidentCmd(name, usage string, flags []ucli.Flag,
 	}
 }
 
+// roleFlags are assign's flags, one per incident role (--release-manager
+// for release_manager).
+func roleFlags() []ucli.Flag {
+	var out []ucli.Flag
+	for _, r := range incident.Roles {
+		out = append(out, &ucli.StringFlag{Name: roleFlag(r), Usage: "who holds the " + strings.ReplaceAll(string(r), "_", " ") + " role"})
+	}
+	return out
+}
+
+func roleFlag(r incident.Role) string { return strings.ReplaceAll(string(r), "_", "-") }
+
+// assignRoles makes each assignment and unassignment the flags ask for, in
+// role order, and returns the incident after the last; at least one is
+// needed. Each is its own audited change: when one fails, those before it
+// stand, and the error says which failed.
+func assignRoles(ctx context.Context, cmd *ucli.Command, c *client.Client, id string) (incident.Incident, error) {
+	var inc incident.Incident
+	done := 0
+	for _, r := range incident.Roles {
+		if !cmd.IsSet(roleFlag(r)) {
+			continue
+		}
+		who := strings.TrimSpace(cmd.String(roleFlag(r)))
+		if who == "" {
+			return inc, fmt.Errorf("--%s needs a name (--unassign %s leaves the role free)", roleFlag(r), r)
+		}
+		var err error
+		if inc, err = c.AssignRole(ctx, id, r, who); err != nil {
+			return inc, fmt.Errorf("assign %s (%d before it assigned): %w", r, done, err)
+		}
+		done++
+	}
+	for _, name := range cmd.StringSlice("unassign") {
+		r, err := incident.ParseRole(strings.ReplaceAll(name, "-", "_"))
+		if err != nil {
+			return inc, err
+		}
+		if err := c.UnassignRole(ctx, id, r); err != nil {
+			return inc, fmt.Errorf("unassign %s (%d before it done): %w", r, done, err)
+		}
+		done++
+	}
+	if done == 0 {
+		names := make([]string, len(incident.Roles))
+		for i, r := range incident.Roles {
+			names[i] = "--" + roleFlag(r)
+		}
+		return inc, fmt.Errorf("assign needs a role: %s NAME, or --unassign ROLE", strings.Join(names, ", "))
+	}
+	if len(cmd.StringSlice("unassign")) > 0 {
+		return c.Incident(ctx, id)
+	}
+	return inc, nil
+}
+
 // componentFlags parses the repeatable --component NAME=STATUS.
 func componentFlags(cmd *ucli.Command) ([]client.ComponentStatus, error) {
 	var out []client.ComponentStatus
@@ -275,6 +336,12 @@ func printIncident(w io.Writer, i incident.Incident) {
 	fmt.Fprintf(w, "  declared: %s by %s\n", fmtWhen(i.CreatedAt), i.By)
 	if i.ResolvedAt != nil {
 		fmt.Fprintf(w, "  resolved: %s\n", fmtWhen(*i.ResolvedAt))
+	}
+	for _, a := range i.Roles {
+		fmt.Fprintf(w, "  %s: %s (since %s, assigned by %s)\n", strings.ReplaceAll(string(a.Role), "_", " "), a.Who, fmtWhen(a.Since), a.By)
+	}
+	if i.Unresolved() && i.Holder(incident.RoleCommander) == "" {
+		fmt.Fprintf(w, "  commander: nobody; name one: ringfence incident assign %d --commander NAME\n", i.ID)
 	}
 	if len(i.Releases) > 0 {
 		refs := make([]string, len(i.Releases))

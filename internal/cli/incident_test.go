@@ -184,3 +184,32 @@ func mustJSONBytes(t *testing.T, v any) []byte {
 	}
 	return b
 }
+
+// TestIncidentAssign: `incident assign` records who holds which role,
+// several at once, hands over and unassigns; show and list print them, and
+// an incident without a commander says how to name one.
+func TestIncidentAssign(t *testing.T) {
+	url, admin := apiServer(t)
+	id := strings.TrimSpace(api(t, url, admin, "incident", "declare", "Upgrades fail", "--impact", "major", "--message", "Looking."))
+	if out := api(t, url, admin, "incident", "show", id); !strings.Contains(out, "commander: nobody; name one: ringfence incident assign "+id+" --commander NAME") {
+		t.Fatalf("show without a commander:\n%s", out)
+	}
+	out := api(t, url, admin, "incident", "assign", "--latest", "--commander", "Alice", "--communications", "Bob", "--release-manager", "Rita")
+	for _, want := range []string{"commander: Alice (since", "communications: Bob", "release manager: Rita"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("assign printed no %q:\n%s", want, out)
+		}
+	}
+	inc := apiJSON[incident.Incident](t, url, admin, "incident", "assign", id, "--commander", "Carol", "--unassign", "release-manager")
+	if inc.Holder(incident.RoleCommander) != "Carol" || inc.Holder(incident.RoleCommunications) != "Bob" || len(inc.Roles) != 2 {
+		t.Fatalf("roles after the hand-over %+v", inc.Roles)
+	}
+	if out := api(t, url, admin, "incident", "list"); !strings.Contains(out, "COMMANDER") || !strings.Contains(out, "Carol") {
+		t.Fatalf("list:\n%s", out)
+	}
+	apiFails(t, url, admin, "assign needs a role: --commander", "incident", "assign", id)
+	apiFails(t, url, admin, "needs a name", "incident", "assign", id, "--scribe", " ")
+	apiFails(t, url, admin, "unknown incident role", "incident", "assign", id, "--unassign", "janitor")
+	viewer := apiJSON[client.Token](t, url, admin, "token", "create", "vera", "--role", "viewer").Secret
+	apiFails(t, url, viewer, "needs the incident role", "incident", "assign", id, "--scribe", "Vera")
+}

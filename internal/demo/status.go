@@ -69,9 +69,10 @@ func (d *Demo) resolvePulled(ctx context.Context, id int64) error {
 }
 
 // haltIncident makes the incident of Halted's auto-halt public and carries
-// it on, as on-call would: the draft auto-halt opened is published and gets
-// an update naming the affected components; without a draft (a policy that
-// opens none) one is declared.
+// it on, as on-call would: the draft auto-halt opened is published, gets
+// an update naming the affected components and a commander, a
+// communications lead and a release manager; without a draft (a policy
+// that opens none) one is declared.
 func (d *Demo) haltIncident(ctx context.Context) error {
 	open, err := d.admin.Incidents(ctx, true, 100)
 	if err != nil {
@@ -106,6 +107,14 @@ func (d *Demo) haltIncident(ctx context.Context) error {
 		Components: []client.ComponentStatus{{Name: Upgrades, Status: incident.PartialOutage}, {Name: Downloads, Status: incident.DegradedPerformance}}})
 	if err != nil {
 		return fmt.Errorf("update the auto-halt's incident: %w", err)
+	}
+	// Who leads the response (staff-only: the console shows it, the status
+	// page does not).
+	for role, who := range map[incident.Role]string{incident.RoleCommander: "Dana (on-call)", incident.RoleCommunications: "Sam",
+		incident.RoleReleaseManager: "Rita"} {
+		if _, err := d.admin.AssignRole(ctx, id, role, who); err != nil {
+			return fmt.Errorf("assign the auto-halt incident's %s: %w", role, err)
+		}
 	}
 	return nil
 }
