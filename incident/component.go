@@ -50,15 +50,20 @@ func Worst(a, b ComponentStatus) ComponentStatus {
 	return a
 }
 
+// joinNames lists values of a string type, comma-separated.
+func joinNames[T ~string](values []T) string {
+	names := make([]string, len(values))
+	for i, v := range values {
+		names[i] = string(v)
+	}
+	return strings.Join(names, ", ")
+}
+
 // ParseComponentStatus parses a status name; EINVALID lists the valid ones.
 func ParseComponentStatus(s string) (ComponentStatus, error) {
 	c := ComponentStatus(s)
 	if !c.Valid() {
-		names := make([]string, len(componentStatuses))
-		for i, v := range componentStatuses {
-			names[i] = string(v)
-		}
-		return "", Errorf(EINVALID, "unknown component status %q: use one of %s", s, strings.Join(names, ", "))
+		return "", Errorf(EINVALID, "unknown component status %q: use one of %s", s, joinNames(componentStatuses[:]))
 	}
 	return c, nil
 }

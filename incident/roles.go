@@ -32,11 +32,7 @@ var Roles = []Role{RoleCommander, RoleCommunications, RoleTechnical, RoleRelease
 func ParseRole(s string) (Role, error) {
 	r := Role(strings.ToLower(strings.TrimSpace(s)))
 	if !slices.Contains(Roles, r) {
-		names := make([]string, len(Roles))
-		for i, r := range Roles {
-			names[i] = string(r)
-		}
-		return "", Errorf(EINVALID, "unknown incident role %q: use %s", s, strings.Join(names, ", "))
+		return "", Errorf(EINVALID, "unknown incident role %q: use %s", s, joinNames(Roles))
 	}
 	return r, nil
 }
