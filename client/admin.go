@@ -71,6 +71,12 @@ func (c *Client) Rings(ctx context.Context, product string) ([]release.Ring, err
 	return rs, c.do(ctx, http.MethodGet, productPath(product)+"/rings", nil, nil, &rs)
 }
 
+// Ring returns one ring of product.
+func (c *Client) Ring(ctx context.Context, product, name string) (release.Ring, error) {
+	var r release.Ring
+	return r, c.do(ctx, http.MethodGet, productPath(product)+"/rings/"+esc(name), nil, nil, &r)
+}
+
 // CreateRing adds a ring to product (admin).
 func (c *Client) CreateRing(ctx context.Context, product string, r release.Ring) (release.Ring, error) {
 	var out release.Ring
@@ -87,6 +93,12 @@ func (c *Client) UpdateRing(ctx context.Context, product, ring string, patch Rin
 func (c *Client) Customers(ctx context.Context, product string) ([]release.Customer, error) {
 	var cs []release.Customer
 	return cs, c.do(ctx, http.MethodGet, productPath(product)+"/customers", nil, nil, &cs)
+}
+
+// Customer returns one customer of product.
+func (c *Client) Customer(ctx context.Context, product, name string) (release.Customer, error) {
+	var out release.Customer
+	return out, c.do(ctx, http.MethodGet, customerPath(product, name), nil, nil, &out)
 }
 
 // CreateCustomer adds a customer of product in ring (admin).

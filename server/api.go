@@ -52,9 +52,11 @@ func (s *Server) Routes() []Route {
 		{"PATCH", prod, admin, update(s, s.updateProduct)},
 		{"GET", prod + "/rings", viewer, reply(s.listRings)},
 		{"POST", prod + "/rings", admin, create(s, s.createRing)},
+		{"GET", prod + "/rings/{ring}", viewer, reply(s.getRing)},
 		{"PATCH", prod + "/rings/{ring}", admin, update(s, s.updateRing)},
 		{"GET", prod + "/customers", viewer, reply(s.listCustomers)},
 		{"POST", prod + "/customers", admin, create(s, s.createCustomer)},
+		{"GET", prod + "/customers/{customer}", viewer, reply(s.getCustomer)},
 		{"PATCH", prod + "/customers/{customer}", admin, update(s, s.updateCustomer)},
 		{"GET", prod + "/customers/{customer}/keys", admin, reply(s.listKeys)},
 		// Offline bundles and exports change no fact of the snapshot.

@@ -21,8 +21,24 @@ func (s *Server) createCustomer(r *http.Request, who release.Token, req api.NewC
 	return s.store.CreateCustomer(r.Context(), who.Actor(), release.Customer{Product: r.PathValue("product"), Name: req.Name, Ring: req.Ring})
 }
 
+func (s *Server) getCustomer(r *http.Request, _ release.Token) (release.Customer, error) {
+	product, err := s.existingProduct(r)
+	if err != nil {
+		return release.Customer{}, err
+	}
+	return s.store.GetCustomer(r.Context(), product, r.PathValue("customer"))
+}
+
+// updateCustomer moves a customer to another ring; with If-Match, only if
+// the customer is still as it was read (412 otherwise).
 func (s *Server) updateCustomer(r *http.Request, who release.Token, req api.CustomerPatch) (release.Customer, error) {
-	return s.store.MoveCustomer(r.Context(), who.Actor(), r.PathValue("product"), r.PathValue("customer"), req.Ring)
+	return s.store.UpdateCustomer(r.Context(), who.Actor(), r.PathValue("product"), r.PathValue("customer"), func(c *release.Customer) error {
+		if err := ifMatch(r, *c); err != nil {
+			return err
+		}
+		c.Ring = req.Ring
+		return nil
+	})
 }
 
 func (s *Server) listKeys(r *http.Request, _ release.Token) ([]release.EnrollmentKey, error) {

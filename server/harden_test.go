@@ -467,6 +467,36 @@ func strictDecoding(t *testing.T, dsn string) {
 	if prod.Policy.MinFailures != 6 {
 		t.Errorf("min_failures = %d after a refused PATCH, want 6", prod.Policy.MinFailures)
 	}
+	// Rings and customers alike: one GET gives the ETag a PATCH may name.
+	e.api("POST", p+"/rings", map[string]any{"name": "late", "position": 5}, http.StatusCreated, nil)
+	for _, c := range []struct{ path, now, stale string }{
+		{p + "/rings/late", `{"rollout_percent":50}`, `{"rollout_percent":20}`},
+		{p + "/customers/victim", `{"ring":"late"}`, `{"ring":"all"}`},
+	} {
+		code, _, hdr := e.raw("GET", c.path, e.Admin, "", nil)
+		etag := hdr.Get("ETag")
+		if code != http.StatusOK || etag == "" {
+			t.Fatalf("GET %s: %d ETag %q", c.path, code, etag)
+		}
+		if code, prob, _ := e.raw("PATCH", c.path, e.Admin, j, []byte(c.now), "If-Match", etag); code != http.StatusOK {
+			t.Fatalf("PATCH %s with the current ETag: %d %s", c.path, code, prob.Detail)
+		}
+		if code, prob, _ := e.raw("PATCH", c.path, e.Admin, j, []byte(c.stale), "If-Match", etag); code != http.StatusPreconditionFailed {
+			t.Fatalf("PATCH %s with a stale ETag: %d %+v", c.path, code, prob)
+		}
+	}
+	var ring release.Ring
+	var cust release.Customer
+	e.api("GET", p+"/rings/late", nil, http.StatusOK, &ring)
+	e.api("GET", p+"/customers/victim", nil, http.StatusOK, &cust)
+	if ring.RolloutPercent != 50 || cust.Ring != "late" {
+		t.Errorf("after refused PATCHes: ring %+v, customer %+v", ring, cust)
+	}
+	for _, path := range []string{p + "/rings/nope", p + "/customers/nope", "/api/v1/products/nope/rings/all", "/api/v1/products/nope/customers/victim"} {
+		if code, _, _ := e.raw("GET", path, e.Admin, "", nil); code != http.StatusNotFound {
+			t.Errorf("GET %s: %d, want 404", path, code)
+		}
+	}
 }
 
 // TestContract: answers as docs/api.md says — oversize bodies 413

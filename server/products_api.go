@@ -48,6 +48,14 @@ func (s *Server) listRings(r *http.Request, _ release.Token) ([]release.Ring, er
 	return s.store.ListRings(r.Context(), product)
 }
 
+func (s *Server) getRing(r *http.Request, _ release.Token) (release.Ring, error) {
+	product, err := s.existingProduct(r)
+	if err != nil {
+		return release.Ring{}, err
+	}
+	return s.store.GetRing(r.Context(), product, r.PathValue("ring"))
+}
+
 func (s *Server) createRing(r *http.Request, who release.Token, ring release.Ring) (release.Ring, error) {
 	product := r.PathValue("product")
 	if ring.Product != "" && ring.Product != product {

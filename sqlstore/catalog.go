@@ -226,6 +226,12 @@ func positionFree(ctx context.Context, tx *sql.Tx, product, ring string, positio
 	return release.Errorf(release.ECONFLICT, "ring %s of %s is already at position %d: give each ring its own position (they are promoted in position order)", other, product, position)
 }
 
+// GetRing returns one ring of product; ENOTFOUND if unknown.
+func (s *Store) GetRing(ctx context.Context, product, name string) (release.Ring, error) {
+	r, err := scanRing(s.rdb.QueryRowContext(ctx, `SELECT `+ringCols+` FROM rings WHERE product = $1 AND name = $2`, product, name))
+	return r, notFound(err, "ring %s of %s", name, product)
+}
+
 // ListRings returns a product's rings in rollout order.
 func (s *Store) ListRings(ctx context.Context, product string) ([]release.Ring, error) {
 	return queryAll(ctx, s.rdb, scanRing, "list rings", `SELECT `+ringCols+` FROM rings WHERE product = $1 ORDER BY position, name`, product)
@@ -283,25 +289,36 @@ func (s *Store) CreateCustomer(ctx context.Context, actor string, c release.Cust
 	return c, err
 }
 
-// MoveCustomer assigns a customer to another ring.
-func (s *Store) MoveCustomer(ctx context.Context, actor, product, name, ring string) (release.Customer, error) {
+// UpdateCustomer loads a customer, lets change modify it (only its ring
+// may change: product, name and creation time are kept) and stores it; the
+// ring must exist.
+func (s *Store) UpdateCustomer(ctx context.Context, actor, product, name string, change func(*release.Customer) error) (release.Customer, error) {
 	var c release.Customer
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		before, err := scanCustomer(tx.QueryRowContext(ctx, `SELECT `+customerCols+` FROM customers WHERE product = $1 AND name = $2`, product, name))
 		if err != nil {
 			return notFound(err, "customer %s of %s", name, product)
 		}
-		if err := ringExists(ctx, tx, product, ring); err != nil {
+		c = before
+		if err := change(&c); err != nil {
 			return err
 		}
-		c = before
-		c.Ring = ring
-		if _, err := tx.ExecContext(ctx, `UPDATE customers SET ring = $1 WHERE product = $2 AND name = $3`, ring, product, name); err != nil {
-			return fmt.Errorf("move customer %s/%s: %w", product, name, err)
+		c.Product, c.Name, c.CreatedAt = before.Product, before.Name, before.CreatedAt
+		if err := ringExists(ctx, tx, product, c.Ring); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE customers SET ring = $1 WHERE product = $2 AND name = $3`, c.Ring, product, name); err != nil {
+			return fmt.Errorf("update customer %s/%s: %w", product, name, err)
 		}
 		return audit(ctx, tx, actor, "customer.update", "product/"+product+"/customer/"+name, before, c)
 	})
 	return c, err
+}
+
+// GetCustomer returns one customer of product; ENOTFOUND if unknown.
+func (s *Store) GetCustomer(ctx context.Context, product, name string) (release.Customer, error) {
+	c, err := scanCustomer(s.rdb.QueryRowContext(ctx, `SELECT `+customerCols+` FROM customers WHERE product = $1 AND name = $2`, product, name))
+	return c, notFound(err, "customer %s of %s", name, product)
 }
 
 // ListCustomers returns a product's customers by name.

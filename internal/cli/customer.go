@@ -35,6 +35,13 @@ func customerCommand() *ucli.Command {
 			}
 			return emitCustomers(cmd, cs, cs)
 		}),
+		apiCmd("show", "show one customer", []string{"product", "customer"}, nil, true, func(ctx context.Context, cmd *ucli.Command, c *client.Client, args []string) error {
+			out, err := c.Customer(ctx, args[0], args[1])
+			if err != nil {
+				return err
+			}
+			return emitCustomers(cmd, out, []release.Customer{out})
+		}),
 		withRing("create", "add a customer to a ring (admin)", (*client.Client).CreateCustomer),
 		withRing("move", "move a customer to another ring (admin)", (*client.Client).MoveCustomer),
 		&ucli.Command{

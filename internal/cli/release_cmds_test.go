@@ -106,6 +106,14 @@ func TestReleaseCommandsEndToEnd(t *testing.T) {
 	if out := api(t, url, admin, "customer", "move", "acme", "bigbank", "--ring", "stable"); !strings.Contains(out, "bigbank   stable") {
 		t.Fatalf("customer move printed:\n%s", out)
 	}
+	if c := apiJSON[release.Customer](t, url, admin, "customer", "show", "acme", "bigbank"); c.Ring != "stable" {
+		t.Fatalf("customer show: %+v", c)
+	}
+	if out := api(t, url, admin, "ring", "show", "acme", "stable"); !strings.Contains(out, "stable") || !strings.Contains(out, "48h") || strings.Contains(out, "insiders") {
+		t.Fatalf("ring show:\n%s", out)
+	}
+	apiFails(t, url, admin, "ring nope of acme not found", "ring", "show", "acme", "nope")
+	apiFails(t, url, admin, "customer nope of acme not found", "customer", "show", "acme", "nope")
 	key := apiJSON[client.EnrollmentKey](t, url, admin, "customer", "key", "create", "acme", "early-co")
 	if key.Key == "" {
 		t.Fatal("enrollment key not printed")

@@ -21,6 +21,13 @@ func ringCommand() *ucli.Command {
 			}
 			return emitRings(cmd, rs, rs)
 		}),
+		apiCmd("show", "show one ring", []string{"product", "ring"}, nil, true, func(ctx context.Context, cmd *ucli.Command, c *client.Client, args []string) error {
+			r, err := c.Ring(ctx, args[0], args[1])
+			if err != nil {
+				return err
+			}
+			return emitRings(cmd, r, []release.Ring{r})
+		}),
 		apiCmd("create", "add a ring to a product (admin)", []string{"product", "ring"}, ringFlags(), true, func(ctx context.Context, cmd *ucli.Command, c *client.Client, args []string) error {
 			r := release.Ring{Name: args[1], Position: int(cmd.Int("position")), SoakTime: cmd.Duration("soak"),
 				RolloutPercent: cmd.Float("rollout"), MinHealthy: int(cmd.Int("min-healthy"))}
