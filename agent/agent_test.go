@@ -654,3 +654,56 @@ func TestFailedUpgradeNotRetried(t *testing.T) {
 		t.Fatalf("status failed upgrades after a success = %+v", st.FailedUpgrades)
 	}
 }
+
+// TestPreflightRestart: preflight to the version already running (a
+// restarted pod's init container, a first start) is a restart, not an
+// upgrade: go, whatever the server says or whether it answers, with what
+// speaks against the version as warnings. An upgrade keeps every rule.
+func TestPreflightRestart(t *testing.T) {
+	f := newFleetReleased(t, "1.0.0", "1.1.0")
+	ctx := context.Background()
+	v := release.MustParseVersion
+	restart := func(cfg agent.Config, warnings ...string) agent.Decision {
+		t.Helper()
+		d := newAgent(t, cfg).Preflight(ctx, v(cfg.Version))
+		var got []string
+		for _, w := range d.Warnings {
+			got = append(got, w.Code)
+		}
+		if d.ExitCode != 0 || d.Decision != agent.Go || !d.Restart || len(d.Reasons) != 0 || !slices.Equal(got, warnings) {
+			t.Fatalf("preflight to the running %s = %+v, want go with warnings %v", cfg.Version, d, warnings)
+		}
+		return d
+	}
+	running := f.config("ins-co", "1.1.0")
+	restart(running) // nothing offered above it: not a reason on a restart
+	_, err := f.admin.PauseRelease(ctx, "acme", v("1.1.0"), "odd reports", "https://status.example.com/i/7")
+	must(t, err)
+	servertest.Eventually(t, 5*time.Second, "the pause in the answers", func() bool {
+		d := newAgent(t, running).Preflight(ctx, v("1.1.0"))
+		return len(d.Warnings) > 0
+	})
+	restart(running, agent.ReasonPaused)
+	// An upgrade from a paused version to one not offered stays a no-go.
+	if d := newAgent(t, running).Preflight(ctx, v("1.2.0")); d.ExitCode != 1 {
+		t.Fatalf("upgrade from a paused version = %+v, want no-go", d)
+	}
+
+	// The server down: still go, saying so; an upgrade is undecided.
+	down := f.config("ins-co", "1.1.0")
+	down.Server = closedURL(t)
+	restart(down, agent.ReasonUnreachable)
+	if d := newAgent(t, down).Preflight(ctx, v("1.2.0")); d.ExitCode != 2 {
+		t.Fatalf("upgrade with the server down = %+v, want undecided", d)
+	}
+
+	// Offline, without any bundle: a restart goes, an upgrade does not.
+	off := newAgent(t, down)
+	off.UseBundles(t.TempDir())
+	if d := off.Preflight(ctx, v("1.1.0")); d.ExitCode != 0 || !d.Restart || len(d.Warnings) == 0 || d.Warnings[0].Code != agent.ReasonBundleMissing {
+		t.Fatalf("offline restart without a bundle = %+v", d)
+	}
+	if d := off.Preflight(ctx, v("1.2.0")); d.ExitCode != 2 {
+		t.Fatalf("offline upgrade without a bundle = %+v, want undecided", d)
+	}
+}

@@ -315,9 +315,17 @@ func (a *Agent) decideOffline(st *State, res Result, now time.Time) (release.Ans
 // PreflightBundle decides offline whether upgrading to `to` may go ahead:
 // it accepts the bundle in file (if given), makes an offline check-in and
 // decides from the accepted bundle exactly as Preflight decides from an
-// answer. A refused, missing or expired bundle, or a clock behind the
-// latest signed time, is undecided: never a go.
+// answer, failed_here included. A refused, missing or expired bundle, or a
+// clock behind the latest signed time, is undecided: never a go, except
+// for the version already running (a restart; see Preflight).
 func (a *Agent) PreflightBundle(ctx context.Context, file string, to release.Version) Decision {
+	ctx, restart, cancel := a.restart(ctx, to)
+	defer cancel()
+	return a.conclude(a.preflightBundle(ctx, file, to), to, restart)
+}
+
+// preflightBundle is PreflightBundle's decision before conclude.
+func (a *Agent) preflightBundle(ctx context.Context, file string, to release.Version) Decision {
 	d := Decision{To: to, Notices: []release.Notice{}}
 	unlock, err := a.state.Lock(ctx)
 	if err != nil {

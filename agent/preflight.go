@@ -65,15 +65,33 @@ type Decision struct {
 	Databases []*DatabaseHealth `json:"databases,omitempty"`
 	// AnswerExpiresAt is when the answer decided on expires.
 	AnswerExpiresAt time.Time `json:"answer_expires_at,omitzero"`
+	// Restart is true when `to` is the version already running: no
+	// upgrade, so Go, with Warnings (see Preflight).
+	Restart bool `json:"restart,omitempty"`
+	// Warnings are what speaks against the running version on a restart.
+	Warnings []Reason `json:"warnings,omitempty"`
 }
+
+// RestartCheckInTimeout bounds the check-in of a preflight to the version
+// already running (see Preflight): its outcome only adds warnings.
+const RestartCheckInTimeout = 30 * time.Second
 
 // Preflight checks in now and decides whether upgrading to `to` may go
 // ahead. It never returns Go unless a fresh answer verified and nothing
 // speaks against the upgrade.
+//
+// `to` being the version already running is no upgrade: a restarted pod's
+// init container, or a first start, asks that. It is Go, whatever the
+// answer (or its absence) says, because refusing would only keep the
+// running version from starting again: an outage, not a protection. What
+// speaks against the version (paused, pulled with its guidance, a damaged
+// database, no verified answer) is returned as Warnings.
 func (a *Agent) Preflight(ctx context.Context, to release.Version) Decision {
 	if a.bundleDir != "" {
 		return a.PreflightBundle(ctx, "", to)
 	}
+	ctx, restart, cancel := a.restart(ctx, to)
+	defer cancel()
 	res, err := a.CheckIn(ctx)
 	var d Decision
 	if err != nil {
@@ -82,6 +100,35 @@ func (a *Agent) Preflight(ctx context.Context, to release.Version) Decision {
 		d.Reasons = append(d.Reasons, databaseReasons(res.Databases)...)
 	} else {
 		d = Decide(res.Answer, to, res.Databases)
+	}
+	return a.conclude(d, to, restart)
+}
+
+// restart reports whether `to` is the version running here (read locally,
+// before any network), and then bounds ctx by RestartCheckInTimeout.
+func (a *Agent) restart(ctx context.Context, to release.Version) (context.Context, bool, context.CancelFunc) {
+	if v, err := a.cfg.readVersion(ctx); err != nil || v != to {
+		return ctx, false, func() {}
+	}
+	ctx, cancel := context.WithTimeout(ctx, RestartCheckInTimeout)
+	return ctx, true, cancel
+}
+
+// conclude adds failed_here (unless RetryFailed) to a decision, and for a
+// restart turns the reasons that concern the running version into
+// warnings and drops those that concern upgrades.
+func (a *Agent) conclude(d Decision, to release.Version, restart bool) Decision {
+	if restart {
+		d.Restart, d.Current = true, to
+		for _, r := range d.Reasons {
+			switch r.Code {
+			case ReasonNotOffered, ReasonRequiredStop:
+			default:
+				d.Warnings = append(d.Warnings, r)
+			}
+		}
+		d.Reasons = nil
+		return finish(d)
 	}
 	if !a.cfg.RetryFailed {
 		if r, ok := a.failedHere(to); ok {

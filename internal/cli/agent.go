@@ -307,7 +307,8 @@ func agentPreflightCommand(stdout, stderr io.Writer) *ucli.Command {
 			"reason printed (not offered, paused, pulled with the guidance, a required stop in\n" +
 			"between, a database corrupt or its collation changed). Exit 2: could not decide\n" +
 			"(server unreachable, answer not verified or expired, a database not checkable, bad\n" +
-			"configuration) — never 0 on doubt.",
+			"configuration) — never 0 on doubt. --to the version already running is a restart,\n" +
+			"not an upgrade: exit 0, with what speaks against that version as warnings.",
 		Flags: append(agentCheckInFlags(),
 			&ucli.StringFlag{Name: "to", Usage: "the `VERSION` to upgrade to", Required: true},
 			&ucli.StringFlag{Name: "termination-log", Usage: "also write a one-line verdict to `FILE` (Kubernetes: /dev/termination-log)"},
@@ -357,8 +358,14 @@ func agentPreflightCommand(stdout, stderr io.Writer) *ucli.Command {
 // verdictLine is a decision in one line.
 func verdictLine(d agent.Decision) string {
 	s := strings.ToUpper(d.Decision) + ": upgrade to " + d.To.String()
+	if d.Restart {
+		s = "GO: " + d.To.String() + " already runs here (a restart, not an upgrade)"
+	}
 	for _, r := range d.Reasons {
 		s += "; " + r.Code + ": " + r.Message
+	}
+	for _, r := range d.Warnings {
+		s += "; warning " + r.Code + ": " + r.Message
 	}
 	if len(s) > 4000 {
 		s = s[:4000] + "..."
@@ -366,21 +373,30 @@ func verdictLine(d agent.Decision) string {
 	return s
 }
 
+func printReason(w io.Writer, prefix string, r agent.Reason) {
+	fmt.Fprintf(w, "%s%s: %s", prefix, r.Code, r.Message)
+	if r.URL != "" {
+		fmt.Fprintf(w, " (%s)", r.URL)
+	}
+	fmt.Fprintln(w)
+}
+
 func printDecision(w io.Writer, d agent.Decision) error {
-	switch d.Decision {
-	case agent.Go:
+	switch {
+	case d.Restart:
+		fmt.Fprintf(w, "GO: %s already runs here: a restart, not an upgrade\n", d.To)
+	case d.Decision == agent.Go:
 		fmt.Fprintf(w, "GO: the upgrade from %s to %s may proceed\n", d.Current, d.To)
-	case agent.NoGo:
+	case d.Decision == agent.NoGo:
 		fmt.Fprintf(w, "NO-GO: do not upgrade to %s\n", d.To)
 	default:
 		fmt.Fprintf(w, "UNDECIDED: could not decide on the upgrade to %s; do not upgrade\n", d.To)
 	}
 	for _, r := range d.Reasons {
-		fmt.Fprintf(w, "  - %s: %s", r.Code, r.Message)
-		if r.URL != "" {
-			fmt.Fprintf(w, " (%s)", r.URL)
-		}
-		fmt.Fprintln(w)
+		printReason(w, "  - ", r)
+	}
+	for _, r := range d.Warnings {
+		printReason(w, "  WARNING ", r)
 	}
 	if d.Guidance != "" {
 		fmt.Fprintf(w, "guidance: %s\n", d.Guidance)

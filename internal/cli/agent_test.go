@@ -183,3 +183,18 @@ func TestAgentStatusShowsLearnedKey(t *testing.T) {
 func cliRun(ctx context.Context, stderr io.Writer, args ...string) int {
 	return cli.Run(ctx, append([]string{"ringfence"}, args...), io.Discard, stderr)
 }
+
+// TestAgentPreflightRestart: the init container of a restarted pod asks for
+// the version already running: exit 0, said to be a restart, in the
+// termination log too.
+func TestAgentPreflightRestart(t *testing.T) {
+	conf, dir := agentSetup(t)
+	tl := filepath.Join(dir, "termination-log")
+	code, out, errOut := run(t, context.Background(), "agent", "preflight", "--config", conf, "--to", "1.0.0", "--termination-log", tl)
+	if code != 0 || !strings.Contains(out, "GO: 1.0.0 already runs here: a restart, not an upgrade") {
+		t.Fatalf("preflight to the running version: exit %d\n%s%s", code, out, errOut)
+	}
+	if b, err := os.ReadFile(tl); err != nil || !strings.HasPrefix(string(b), "GO: 1.0.0 already runs here") {
+		t.Fatalf("termination log %q %v", b, err)
+	}
+}
