@@ -22,7 +22,8 @@ import (
 // (docs/air-gapped.md) instead of answers from the network.
 //
 // Invariants, beyond the package's:
-//   - A bundle is accepted only when it verifies with a pinned key, is for
+//   - A bundle is accepted only when it verifies with a trusted key (the
+//     trust file is read first), is for
 //     the configured product and for the customer of the configured
 //     enrollment key (its key checks), is not expired, and its sequence is
 //     not lower than the highest accepted; an equal sequence must be the
@@ -399,6 +400,11 @@ func (a *Agent) OfflineCheckIn(ctx context.Context, dir string) (OfflineResult, 
 		return out, err
 	}
 	if err := a.ensureExportKey(); err != nil {
+		return out, &ConfigError{err}
+	}
+	// The trust file first: a bundle is never accepted with keys it
+	// revoked or no longer lists.
+	if err := a.ensureTrust(ctx, st); err != nil {
 		return out, &ConfigError{err}
 	}
 	now := a.cfg.Now().UTC()

@@ -352,3 +352,104 @@ func TestBundleTeachesRotatedKey(t *testing.T) {
 	absent := k.site(&now)
 	refused(t, absent.PreflightBundle(ctx, late, to110), agent.ReasonBundleRefused, newKey.ID+"], which is not pinned")
 }
+
+// overlapBundle is bank's bundle seq issued at `at`, naming ring's signers
+// as the server does during a rotation overlap, signed by ring.
+func (k *bundleKit) overlapBundle(ring *sign.KeyRing, seq int64, at time.Time) string {
+	k.t.Helper()
+	b := k.bundle("bank", seq, at, 24*time.Hour)
+	for _, s := range ring.Signers() {
+		b.SigningKeys = append(b.SigningKeys, release.SigningKey{KeyID: s.ID, PublicKey: s.Key})
+	}
+	return k.write(b, ring)
+}
+
+// TestLearnedKeysFollowTheTrustFile: keys learnt along a chain of rotations
+// (A→B→C) stay trusted only while the chain's root is; a trust file that
+// revokes a learnt key ends its trust though its voucher stays pinned; an
+// entry written into the state file by hand is no introduction; a handover
+// that cannot be learnt is shown in status.
+func TestLearnedKeysFollowTheTrustFile(t *testing.T) {
+	k := newBundleKit(t)
+	ctx := context.Background()
+	now := k.t0.Add(time.Hour)
+	a := k.siteOnBundle1(t, &now)
+	rotate := func(ring *sign.KeyRing, at time.Time) (*sign.KeyRing, sign.Key) {
+		r, key, err := ring.Rotate(rand.Reader, at)
+		must(t, err)
+		return r, key
+	}
+	// A→B, then B→C, each learnt from an overlap bundle.
+	ab, b := rotate(k.ring, k.t0.Add(2*time.Hour))
+	now = k.t0.Add(3 * time.Hour)
+	if d := a.PreflightBundle(ctx, k.overlapBundle(ab.WithOverlap(now, 24*time.Hour), 2, now), to110); d.Decision != agent.Go {
+		t.Fatalf("overlap bundle A→B: %+v", d.Reasons)
+	}
+	abc, c := rotate(ab, k.t0.Add(30*time.Hour))
+	now = k.t0.Add(31 * time.Hour)
+	if d := a.PreflightBundle(ctx, k.overlapBundle(abc.WithOverlap(now, 24*time.Hour), 3, now), to110); d.Decision != agent.Go {
+		t.Fatalf("overlap bundle B→C: %+v", d.Reasons)
+	}
+	st := status(t, a.State().Path())
+	if len(st.LearnedKeys) != 2 || st.LearnedKeys[0].Key.ID != b.ID || st.LearnedKeys[1].Key.ID != c.ID || st.LearnedKeys[1].VouchedBy != b.ID {
+		t.Fatalf("learned %+v, want B by A and C by B", st.LearnedKeys)
+	}
+	now = k.t0.Add(60 * time.Hour)
+	onlyC := abc.WithOverlap(now, 24*time.Hour)
+	if d := a.PreflightBundle(ctx, k.write(k.bundle("bank", 4, now, 24*time.Hour), onlyC), to110); d.Decision != agent.Go {
+		t.Fatalf("bundle signed by C alone: %+v", d.Reasons)
+	}
+
+	// A hand-written entry in the state file is no introduction.
+	mallory, err := sign.GenerateKey(rand.Reader, now)
+	must(t, err)
+	sd := a.State()
+	stored, err := sd.Load()
+	must(t, err)
+	stored.Learned = append(stored.Learned, agent.LearnedKey{Key: mallory.Public(), VouchedBy: stored.Pinned[0].ID, LearnedAt: now})
+	must(t, sd.Save(stored))
+	malloryRing, err := sign.NewKeyRing(mallory)
+	must(t, err)
+	refused(t, a.PreflightBundle(ctx, k.write(k.bundle("bank", 5, now, 24*time.Hour), malloryRing), to110), agent.ReasonBundleRefused, "not pinned")
+
+	// Revoking B (its voucher A still pinned) ends B's trust and C's.
+	revoked := filepath.Join(t.TempDir(), "trust.json")
+	writeJSONFile(t, revoked, map[string]any{"keys": k.ring.PublicKeys(), "revoked": []string{b.ID}})
+	late := newAgent(t, agent.Config{Server: closedURL(t), Key: k.keys["bank"], Product: "acme", Version: "1.0.0",
+		StateDir: a.State().Path(), TrustFile: revoked, DeepCheck: -1, Now: func() time.Time { return now }})
+	refused(t, late.PreflightBundle(ctx, k.write(k.bundle("bank", 6, now, 24*time.Hour), onlyC), to110), agent.ReasonBundleRefused, "not pinned")
+	if st := status(t, a.State().Path()); len(st.LearnedKeys) != 0 {
+		t.Fatalf("learned keys trusted after B was revoked: %+v", st.LearnedKeys)
+	}
+	// A key both pinned and revoked is a broken trust file.
+	both := filepath.Join(t.TempDir(), "trust.json")
+	writeJSONFile(t, both, map[string]any{"keys": k.ring.PublicKeys(), "revoked": []string{k.ring.Active().ID}})
+	if _, err := agent.ReadTrustFile(both); err == nil || !strings.Contains(err.Error(), "both as a key and as revoked") {
+		t.Fatalf("trust file pinning and revoking one key: %v", err)
+	}
+}
+
+// TestHandoverThatTeachesNothing: an overlap bundle whose new key's
+// signature was stripped on the way still verifies with the old key, but
+// teaches nothing, and status says why.
+func TestHandoverThatTeachesNothing(t *testing.T) {
+	k := newBundleKit(t)
+	ctx := context.Background()
+	now := k.t0.Add(time.Hour)
+	a := k.siteOnBundle1(t, &now)
+	rotated, newKey, err := k.ring.Rotate(rand.Reader, k.t0.Add(2*time.Hour))
+	must(t, err)
+	now = k.t0.Add(3 * time.Hour)
+	path := k.overlapBundle(rotated.WithOverlap(now, 24*time.Hour), 2, now)
+	env, err := agent.ReadBundleFile(path)
+	must(t, err)
+	env.Signatures = slices.DeleteFunc(env.Signatures, func(s sign.Signature) bool { return s.KeyID == newKey.ID })
+	writeJSONFile(t, path, env)
+	if d := a.PreflightBundle(ctx, path, to110); d.Decision != agent.Go {
+		t.Fatalf("the stripped bundle, signed by the pinned key: %+v", d.Reasons)
+	}
+	st := status(t, a.State().Path())
+	if len(st.LearnedKeys) != 0 || !strings.Contains(st.HandoverError, newKey.ID) || !strings.Contains(st.HandoverError, "did not sign") {
+		t.Fatalf("learned %+v, handover error %q", st.LearnedKeys, st.HandoverError)
+	}
+}

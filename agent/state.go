@@ -37,9 +37,14 @@ type State struct {
 	// PinnedFrom says where the keys came from (a trust file, or
 	// trust-on-first-use from the server).
 	PinnedFrom string `json:"pinned_from,omitempty"`
+	// Revoked are the key ids the trust file revokes: never trusted.
+	Revoked []string `json:"revoked_keys,omitempty"`
 	// Learned are keys learnt during key rotations, each vouched for by a
 	// trusted key (see LearnedKey).
 	Learned []LearnedKey `json:"learned_keys,omitempty"`
+	// HandoverError says why the latest answer's key handover taught
+	// nothing ("" when it taught what it named, or named nothing).
+	HandoverError string `json:"key_handover_error,omitempty"`
 	// Version is the version reported in the last successful check-in.
 	Version release.Version `json:"version,omitzero"`
 	// Last is the last verified answer, with what is needed to verify it

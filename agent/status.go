@@ -3,6 +3,7 @@ package agent
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"sort"
 	"time"
 
@@ -32,6 +33,9 @@ type Status struct {
 	// LearnedKeys are keys learnt from signed answers or bundles during
 	// key rotations, each trusted while the key that vouched for it is.
 	LearnedKeys []LearnedKey `json:"learned_keys,omitempty"`
+	// HandoverError says why the latest answer's key handover taught
+	// nothing (see State.HandoverError).
+	HandoverError string `json:"key_handover_error,omitempty"`
 	// UnpinnedSigners are keys that signed the latest answer but are
 	// neither pinned nor learned: a key rotation to follow.
 	UnpinnedSigners []string `json:"unpinned_signers,omitempty"`
@@ -71,7 +75,14 @@ func ReadStatus(sd *StateDir, now time.Time) (Status, error) {
 	for _, k := range st.Pinned {
 		s.PinnedKeys = append(s.PinnedKeys, k.ID)
 	}
-	s.LearnedKeys = st.Learned
+	trusted := st.trusted()
+	for _, l := range st.Learned { // those trusted now, without their envelopes
+		if slices.ContainsFunc(trusted, func(k sign.PublicKey) bool { return k.ID == l.Key.ID }) {
+			l.Envelope = sign.Envelope{}
+			s.LearnedKeys = append(s.LearnedKeys, l)
+		}
+	}
+	s.HandoverError = st.HandoverError
 	for _, d := range st.Databases {
 		s.Databases = append(s.Databases, d)
 	}
@@ -82,7 +93,7 @@ func ReadStatus(sd *StateDir, now time.Time) (Status, error) {
 	}
 	sort.Slice(s.FailedUpgrades, func(i, j int) bool { return s.FailedUpgrades[i].To.Less(s.FailedUpgrades[j].To) })
 	if st.Last != nil {
-		s.Answer = verifyKept(st.Last, st.trusted(), now)
+		s.Answer = verifyKept(st.Last, trusted, now)
 		if s.Answer.Verified {
 			s.Guidance = Guidance(*s.Answer.Answer)
 		}

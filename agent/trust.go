@@ -12,29 +12,38 @@ import (
 	"github.com/ringfence/ringfence/sign"
 )
 
-// ReadTrustFile reads public keys in the /v1/keys format
-// ({"keys": [{"keyid", "public_key", "created_at"}]}), each checked against
-// its id.
-func ReadTrustFile(path string) ([]sign.PublicKey, error) {
+// TrustFile is what a trust file holds: the keys to pin, in the /v1/keys
+// format ({"keys": [{"keyid", "public_key", "created_at"}]}), and the ids
+// of keys revoked (compromised), which are never trusted, whether pinned
+// or learnt, nor anything they vouched for.
+type TrustFile struct {
+	Keys    []sign.PublicKey `json:"keys"`
+	Revoked []string         `json:"revoked,omitempty"`
+}
+
+// ReadTrustFile reads a trust file: at least one key, each checked against
+// its id, none of them revoked.
+func ReadTrustFile(path string) (TrustFile, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read trust file: %w", err)
+		return TrustFile{}, fmt.Errorf("read trust file: %w", err)
 	}
-	var doc struct {
-		Keys []sign.PublicKey `json:"keys"`
-	}
+	var doc TrustFile
 	if err := json.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("read trust file %s: %w", path, err)
+		return TrustFile{}, fmt.Errorf("read trust file %s: %w", path, err)
 	}
 	if len(doc.Keys) == 0 {
-		return nil, fmt.Errorf("trust file %s holds no keys", path)
+		return TrustFile{}, fmt.Errorf("trust file %s holds no keys", path)
 	}
 	for _, k := range doc.Keys {
 		if err := k.Validate(); err != nil {
-			return nil, fmt.Errorf("trust file %s: %w", path, err)
+			return TrustFile{}, fmt.Errorf("trust file %s: %w", path, err)
+		}
+		if slices.Contains(doc.Revoked, k.ID) {
+			return TrustFile{}, fmt.Errorf("trust file %s lists key %s both as a key and as revoked", path, k.ID)
 		}
 	}
-	return doc.Keys, nil
+	return doc, nil
 }
 
 // pin adds keys to st's pinned keys and returns the ids it added.
@@ -59,10 +68,11 @@ func pin(st *State, keys []sign.PublicKey) []string {
 // docs/agent.md, "Keys".
 func (a *Agent) ensureTrust(ctx context.Context, st *State) error {
 	if a.cfg.TrustFile != "" {
-		keys, err := ReadTrustFile(a.cfg.TrustFile)
+		tf, err := ReadTrustFile(a.cfg.TrustFile)
 		if err != nil {
 			return err
 		}
+		keys := tf.Keys
 		var removed []string
 		for _, p := range st.Pinned {
 			if !slices.ContainsFunc(keys, func(k sign.PublicKey) bool { return k.ID == p.ID }) {
@@ -76,7 +86,7 @@ func (a *Agent) ensureTrust(ctx context.Context, st *State) error {
 		if len(added) > 0 {
 			a.log.Info("pinned answer-signing keys from the trust file", "keys", strings.Join(added, ","), "file", a.cfg.TrustFile)
 		}
-		st.Pinned, st.PinnedFrom = keys, "trust file "+a.cfg.TrustFile
+		st.Pinned, st.PinnedFrom, st.Revoked = keys, "trust file "+a.cfg.TrustFile, tf.Revoked
 		a.pruneLearned(st)
 		return nil
 	}
@@ -105,26 +115,40 @@ func (a *Agent) ensureTrust(ctx context.Context, st *State) error {
 // rotation's overlap: named in a verified answer or bundle that a key it
 // already trusted signed, and signed by the named key too
 // (sign.Introductions). It stays trusted only while the key that vouched
-// for it does: a trust file that drops that key drops it as well.
+// for it does: a trust file that drops that key drops it as well, and one
+// that revokes either never trusts it again.
 type LearnedKey struct {
 	Key sign.PublicKey `json:"key"`
 	// VouchedBy is the id of the trusted key that signed the introduction.
 	VouchedBy string    `json:"vouched_by"`
 	LearnedAt time.Time `json:"learned_at"`
+	// Envelope is the answer or bundle that introduced the key, kept so
+	// that the introduction is checked again whenever the key is trusted:
+	// an entry written into the state file by hand introduces nothing.
+	Envelope sign.Envelope `json:"envelope,omitzero"`
 }
 
+// MaxLearnedKeys bounds the keys an agent learns (one per rotation it
+// followed); beyond it, the trust file must list the vendor's keys.
+const MaxLearnedKeys = 16
+
 // trusted returns the keys answers and bundles are verified with: the
-// pinned keys, then the learned keys whose voucher is trusted (through any
-// chain of rotations, each followed within its overlap).
+// pinned keys, then each learned key whose introduction verifies with the
+// keys trusted so far (following a chain of rotations), never a revoked
+// one.
 func (st *State) trusted() []sign.PublicKey {
-	out := slices.Clone(st.Pinned)
+	out := slices.DeleteFunc(slices.Clone(st.Pinned), func(k sign.PublicKey) bool { return slices.Contains(st.Revoked, k.ID) })
 	has := func(id string) bool {
 		return slices.ContainsFunc(out, func(k sign.PublicKey) bool { return k.ID == id })
 	}
 	for grew := true; grew; {
 		grew = false
 		for _, l := range st.Learned {
-			if !has(l.Key.ID) && has(l.VouchedBy) {
+			if has(l.Key.ID) || !has(l.VouchedBy) || slices.Contains(st.Revoked, l.Key.ID) {
+				continue
+			}
+			intro, err := sign.Introductions(l.Envelope, out)
+			if err == nil && slices.ContainsFunc(intro, func(i sign.Introduction) bool { return i.Key.ID == l.Key.ID && i.Key.Key.Equal(l.Key.Key) }) {
 				out, grew = append(out, l.Key), true
 			}
 		}
@@ -133,7 +157,8 @@ func (st *State) trusted() []sign.PublicKey {
 }
 
 // pruneLearned drops the learned keys no longer trusted (their voucher was
-// unpinned) or now pinned (the trust file lists them), and logs the first.
+// unpinned or revoked, they were revoked, or their introduction does not
+// verify) or now pinned (the trust file lists them), and logs the first.
 func (a *Agent) pruneLearned(st *State) {
 	trusted := st.trusted()
 	var kept []LearnedKey
@@ -141,7 +166,7 @@ func (a *Agent) pruneLearned(st *State) {
 		switch {
 		case slices.ContainsFunc(st.Pinned, func(k sign.PublicKey) bool { return k.ID == l.Key.ID }):
 		case !slices.ContainsFunc(trusted, func(k sign.PublicKey) bool { return k.ID == l.Key.ID }):
-			a.log.Warn("dropped a learned answer-signing key: the key that vouched for it is no longer trusted",
+			a.log.Warn("dropped a learned answer-signing key: it, or the key that vouched for it, is no longer trusted",
 				"key", l.Key.ID, "vouched_by", l.VouchedBy)
 		default:
 			kept = append(kept, l)
@@ -152,15 +177,26 @@ func (a *Agent) pruneLearned(st *State) {
 
 // learn trusts the keys a verified envelope introduces (see LearnedKey).
 // env must have verified with trusted. A payload that names keys it may
-// not is logged and teaches nothing; the envelope itself stands.
+// not teaches nothing: that is logged and kept in st.HandoverError for
+// status (the envelope itself stands).
 func (a *Agent) learn(st *State, env sign.Envelope, trusted []sign.PublicKey) {
 	intro, err := sign.Introductions(env, trusted)
 	if err != nil {
-		a.log.Warn("a signed payload names signing keys that cannot be learned; none learned", "err", err)
+		st.HandoverError = "a signed answer names signing keys that could not be learned: " + err.Error()
+		a.log.Warn("KEY ROTATION: "+st.HandoverError+"; none learned", "err", err)
 		return
 	}
+	st.HandoverError = ""
 	for _, i := range intro {
-		st.Learned = append(st.Learned, LearnedKey{Key: i.Key, VouchedBy: i.By, LearnedAt: a.cfg.Now().UTC()})
+		switch {
+		case slices.Contains(st.Revoked, i.Key.ID):
+			continue
+		case len(st.Learned) >= MaxLearnedKeys:
+			st.HandoverError = fmt.Sprintf("key %s not learned: %d keys learned already; put the vendor's current keys in the trust file", i.Key.ID, len(st.Learned))
+			a.log.Warn("KEY ROTATION: " + st.HandoverError)
+			continue
+		}
+		st.Learned = append(st.Learned, LearnedKey{Key: i.Key, VouchedBy: i.By, LearnedAt: a.cfg.Now().UTC(), Envelope: env})
 		a.log.Info("KEY ROTATION: learned the vendor's new answer-signing key from a signed answer; ship it in the trust file with the next product update",
 			"key", i.Key.ID, "vouched_by", i.By)
 	}

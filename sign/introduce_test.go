@@ -83,6 +83,22 @@ func TestIntroductions(t *testing.T) {
 		}(), ErrBadSignature, nil},
 		// A key whose id is not its own.
 		{"mismatched id", mustSign(t, during, named([]PublicKey{{ID: old.ID, Key: k.Public().Key}})), errMismatch, nil},
+		// The trusted signature does not verify: nothing is vouched for.
+		{"bad trusted signature", func() Envelope {
+			e := mustSign(t, during, named(during.Signers()))
+			e.Signatures[1].Sig = slices.Clone(e.Signatures[1].Sig)
+			e.Signatures[1].Sig[5] ^= 1
+			return e
+		}(), ErrBadSignature, nil},
+		// A second, bad signature under the named key's id (appended on the
+		// path): refused, so the kept envelope cannot fail later.
+		{"duplicate named-key signature", func() Envelope {
+			e := mustSign(t, during, named(during.Signers()))
+			e.Signatures = append(e.Signatures, Signature{KeyID: k.ID, Sig: make([]byte, ed25519.SignatureSize)})
+			return e
+		}(), ErrBadSignature, nil},
+		// More names than any rotation has.
+		{"too many names", mustSign(t, during, named([]PublicKey{k.Public(), old, stranger.Public(), mustRing(t, 4).Active().Public(), mustRing(t, 5).Active().Public()})), ErrMalformed, nil},
 		// Only a trusted signature vouches.
 		{"no trusted signer", mustSign(t, mustRing(t, 7), named([]PublicKey{stranger.Public()})), ErrNoTrustedSignature, nil},
 	}
@@ -126,6 +142,7 @@ func FuzzIntroductions(f *testing.F) {
 	f.Add(named(next, old), uint8(0b111), uint8(0b100))
 	f.Add(named(stranger), uint8(0b101), uint8(0))
 	f.Add(named(next, stranger), uint8(0b001), uint8(0b010))
+	f.Add(named(next, old), uint8(0b011), uint8(0b001))
 	f.Add([]byte(`{"signing_keys":[{"keyid":"x","public_key":"AAAA"}]}`), uint8(0b001), uint8(0))
 	trusted := []PublicKey{old.Public()}
 	f.Fuzz(func(t *testing.T, payload []byte, signers, corrupt uint8) {
@@ -163,8 +180,8 @@ func FuzzIntroductions(f *testing.F) {
 			if i.Key.Validate() != nil || !signedBy(i.Key) || !isNamed(i.Key) {
 				t.Fatalf("introduced %s, which did not sign or is not named: %s", i.Key.ID, payload)
 			}
-			if i.By != old.ID || i.Key.ID == old.ID {
-				t.Fatalf("introduced %s by %s", i.Key.ID, i.By)
+			if i.By != old.ID || i.Key.ID == old.ID || !signedBy(old.Public()) {
+				t.Fatalf("introduced %s by %s, whose signature does not verify", i.Key.ID, i.By)
 			}
 		}
 	})

@@ -151,8 +151,8 @@ type KeyRing struct {
 // WithOverlap returns a copy of r in which the previous key co-signs every
 // answer while the active key is younger than overlap at now: agents that
 // pinned only the previous key keep verifying answers until they have
-// learnt the new one (from /v1/keys or an agent update), instead of being
-// cut off at the rotation. Verify accepts an envelope when one trusted
+// learnt the new one (from a payload naming it, see Introductions, or a
+// product update), instead of being cut off at the rotation. Verify accepts an envelope when one trusted
 // signature verifies and none fails.
 func (r *KeyRing) WithOverlap(now time.Time, overlap time.Duration) *KeyRing {
 	c := &KeyRing{keys: r.keys}
@@ -298,19 +298,26 @@ type Introduction struct {
 	By string
 }
 
+// MaxSigningKeys is the most keys a payload may name in "signing_keys"
+// (a rotation overlap names two): a payload naming more introduces none.
+const MaxSigningKeys = 4
+
 // Introductions returns the keys env introduces to a verifier that trusts
 // trusted: the untrusted keys its payload names in "signing_keys" that
-// also signed it. Call it only with an envelope Verify accepted with the
-// same trusted keys; then a trusted key signed the names, so nobody on the
-// path could have added one, and the named key's own signature over the
-// same payload proves its holder signs for the vendor. This is how a key
+// also signed it. A trusted key signed the names, so nobody on the path
+// could have added one, and the named key's own signature over the same
+// payload proves its holder signs for the vendor. This is how a key
 // rotation reaches agents without a product update: during the overlap
 // the previous key co-signs answers that name the new one.
 //
-// A payload that names no keys introduces none. A named key that is
-// malformed, does not match its id or did not sign the payload is an error
-// (the signer published something it should not have); nothing is
-// introduced then.
+// It checks the signatures itself, as Verify does, but not the validity
+// times, so that an envelope kept with what it introduced can be checked
+// again at any later time: at least one signature is by a trusted key,
+// every signature by a trusted key verifies, and every signature under a
+// named key's id verifies (at least one per named key). A payload that
+// names no keys introduces none. A named key that is malformed, does not
+// match its id or did not sign, more than MaxSigningKeys names, or a bad
+// signature, is an error, and nothing is introduced.
 func Introductions(env Envelope, trusted []PublicKey) ([]Introduction, error) {
 	var doc struct {
 		SigningKeys []PublicKey `json:"signing_keys"`
@@ -318,14 +325,27 @@ func Introductions(env Envelope, trusted []PublicKey) ([]Introduction, error) {
 	if err := json.Unmarshal(env.Payload, &doc); err != nil {
 		return nil, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
 	}
-	isTrusted := func(id string) bool {
-		return slices.ContainsFunc(trusted, func(k PublicKey) bool { return k.ID == id })
+	if len(doc.SigningKeys) > MaxSigningKeys {
+		return nil, fmt.Errorf("%w: signing_keys names %d keys, more than %d", ErrMalformed, len(doc.SigningKeys), MaxSigningKeys)
+	}
+	find := func(keys []PublicKey, id string) (PublicKey, bool) {
+		i := slices.IndexFunc(keys, func(k PublicKey) bool { return k.ID == id })
+		if i < 0 {
+			return PublicKey{}, false
+		}
+		return keys[i], true
 	}
 	by := ""
 	for _, s := range env.Signatures {
-		if isTrusted(s.KeyID) {
+		k, ok := find(trusted, s.KeyID)
+		if !ok {
+			continue
+		}
+		if !signs(k, env.Payload, s) {
+			return nil, fmt.Errorf("%w (key %s)", ErrBadSignature, s.KeyID)
+		}
+		if by == "" {
 			by = s.KeyID
-			break
 		}
 	}
 	if by == "" {
@@ -336,17 +356,28 @@ func Introductions(env Envelope, trusted []PublicKey) ([]Introduction, error) {
 		if err := k.Validate(); err != nil {
 			return nil, fmt.Errorf("signing_keys: %w", err)
 		}
-		if isTrusted(k.ID) || slices.ContainsFunc(out, func(i Introduction) bool { return i.Key.ID == k.ID }) {
+		if _, ok := find(trusted, k.ID); ok || slices.ContainsFunc(out, func(i Introduction) bool { return i.Key.ID == k.ID }) {
 			continue
 		}
-		i := slices.IndexFunc(env.Signatures, func(s Signature) bool { return s.KeyID == k.ID })
-		if i < 0 {
-			return nil, fmt.Errorf("%w: signing_keys names key %s, which did not sign", ErrNoTrustedSignature, k.ID)
+		n := 0
+		for _, s := range env.Signatures {
+			if s.KeyID != k.ID {
+				continue
+			}
+			if !signs(k, env.Payload, s) {
+				return nil, fmt.Errorf("%w (key %s, named in signing_keys)", ErrBadSignature, k.ID)
+			}
+			n++
 		}
-		if s := env.Signatures[i]; len(s.Sig) != ed25519.SignatureSize || !ed25519.Verify(k.Key, env.Payload, s.Sig) {
-			return nil, fmt.Errorf("%w (key %s, named in signing_keys)", ErrBadSignature, k.ID)
+		if n == 0 {
+			return nil, fmt.Errorf("%w: signing_keys names key %s, which did not sign", ErrNoTrustedSignature, k.ID)
 		}
 		out = append(out, Introduction{Key: PublicKey{ID: k.ID, Key: k.Key}, By: by})
 	}
 	return out, nil
+}
+
+// signs reports whether s is k's valid signature over payload.
+func signs(k PublicKey, payload []byte, s Signature) bool {
+	return len(k.Key) == ed25519.PublicKeySize && len(s.Sig) == ed25519.SignatureSize && ed25519.Verify(k.Key, payload, s.Sig)
 }

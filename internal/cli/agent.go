@@ -556,6 +556,9 @@ func printAgentStatus(w io.Writer, st agent.Status, now time.Time) error {
 		fmt.Fprintf(w, "next check-in due %s (in %s)\n", st.NextDue.UTC().Format(time.RFC3339), st.NextDue.Sub(now).Round(time.Second))
 	}
 	fmt.Fprintf(w, "pinned keys: %s (%s)\n", orDash(strings.Join(st.PinnedKeys, ", ")), orDash(st.PinnedFrom))
+	if st.HandoverError != "" {
+		fmt.Fprintf(w, "KEY ROTATION: %s\n", st.HandoverError)
+	}
 	for _, l := range st.LearnedKeys {
 		fmt.Fprintf(w, "learned key: %s (vouched for by %s, %s): ship it in the trust file\n", l.Key.ID, l.VouchedBy, l.LearnedAt.Format(time.RFC3339))
 	}
