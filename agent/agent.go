@@ -25,12 +25,16 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"regexp"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ringfence/ringfence/client"
@@ -84,8 +88,10 @@ type Result struct {
 	Version   release.Version
 	Health    *release.Health
 	Databases []*DatabaseHealth
-	// Delivered counts the events the answer acknowledged.
+	// Delivered counts the events the answer acknowledged; More is true
+	// when more were waiting than one check-in carries.
 	Delivered int
+	More      bool
 }
 
 // CheckIn checks in now: reads the running version (queueing
@@ -166,33 +172,59 @@ func (a *Agent) checkIn(ctx context.Context, st *State) (Result, error) {
 		return res, err
 	}
 
-	queued, err := a.state.Outbox()
-	if err != nil {
+	if moved, err := a.state.rejectUndecodable(); err != nil {
 		return res, err
+	} else if len(moved) > 0 {
+		a.log.Error("EVENTS SET ASIDE: outbox files that are no event were moved to outbox/rejected", "files", strings.Join(moved, ","))
 	}
-	if len(queued) > release.MaxCheckInEvents {
-		queued = queued[:release.MaxCheckInEvents]
-	}
-	nonce, err := client.NewNonce()
-	if err != nil {
-		return res, err
-	}
-	req := release.CheckIn{InstanceID: st.InstanceID, Product: a.cfg.Product, Version: v, Nonce: nonce, Health: res.Health}
-	for _, q := range queued {
-		req.Events = append(req.Events, q.Event)
-	}
-	trusted := st.trusted()
-	ans, env, err := a.client.CheckIn(ctx, req, trusted)
-	if err == nil {
-		a.learn(st, env, trusted)
-		trusted = st.trusted()
-	}
-	st.UnpinnedSigners = unpinnedSigners(env, trusted)
-	if err != nil {
+	var (
+		queued []QueuedEvent
+		more   bool
+		ans    release.Answer
+		env    sign.Envelope
+		nonce  string
+	)
+	// A check-in the server refuses for one of its events sets that event
+	// aside and goes again without it (a few times at most), so that one
+	// event never blocks every later check-in.
+	for attempt := 0; ; attempt++ {
+		all, err := a.state.Outbox()
+		if err != nil {
+			return res, err
+		}
+		if nonce, err = client.NewNonce(); err != nil {
+			return res, err
+		}
+		req := release.CheckIn{InstanceID: st.InstanceID, Product: a.cfg.Product, Version: v, Nonce: nonce}
+		if res.Health != nil {
+			h := *res.Health
+			h.Detail = release.CleanText(h.Detail)
+			req.Health = &h
+		}
+		queued, req.Events = checkInEvents(req, all)
+		more = len(queued) < len(all)
+		trusted := st.trusted()
+		ans, env, err = a.client.CheckIn(ctx, req, trusted)
+		if err == nil {
+			a.learn(st, env, trusted)
+			trusted = st.trusted()
+		}
+		st.UnpinnedSigners = unpinnedSigners(env, trusted)
+		if err == nil {
+			break
+		}
+		if i, ok := refusedEvent(err, len(queued)); ok && attempt < 3 {
+			if rerr := a.state.Reject(queued[i].Name, err.Error()); rerr != nil {
+				return res, errors.Join(err, rerr)
+			}
+			a.log.Error("EVENT REFUSED by the server: set aside in outbox/rejected; check-in again without it",
+				"event", queued[i].Name, "kind", string(queued[i].Event.Kind), "err", err)
+			continue
+		}
 		if errors.Is(err, client.ErrUnverified) && len(st.UnpinnedSigners) > 0 {
 			err = fmt.Errorf("%w (signed by key %v, which is not pinned: put the vendor's current keys in the trust file)", err, st.UnpinnedSigners)
 		}
-		a.log.Warn("check-in failed; no upgrade", "err", err, "undelivered_events", len(queued))
+		a.log.Warn("check-in failed; no upgrade", "err", err, "undelivered_events", len(all))
 		return res, err
 	}
 	names := make([]string, len(queued))
@@ -203,11 +235,67 @@ func (a *Agent) checkIn(ctx context.Context, st *State) (Result, error) {
 	if err := a.state.Delivered(names); err != nil {
 		return res, err
 	}
-	res.Answer, res.Delivered = ans, len(queued)
+	res.Answer, res.Delivered, res.More = ans, len(queued), more
 	st.Last = &KeptAnswer{Envelope: env, Nonce: nonce, InstanceID: st.InstanceID, ReceivedAt: a.cfg.Now().UTC()}
 	a.logAnswer(ans, len(queued), st.UnpinnedSigners)
 	return res, nil
 }
+
+// checkInEvents picks the oldest queued events that fit one check-in: at
+// most release.MaxCheckInEvents, and, with the rest of req, well within
+// the server's body limit (release.DefaultMaxCheckInBytes). Their details
+// are cleaned (release.CleanText), for files queued before they were.
+func checkInEvents(req release.CheckIn, queued []QueuedEvent) ([]QueuedEvent, []release.Event) {
+	base, err := json.Marshal(req)
+	if err != nil {
+		base = nil
+	}
+	room := release.DefaultMaxCheckInBytes - len(base) - 4<<10
+	var evs []release.Event
+	for _, q := range queued {
+		if len(evs) == release.MaxCheckInEvents {
+			break
+		}
+		e := q.Event
+		e.Detail = release.CleanText(e.Detail)
+		b, err := json.Marshal(e)
+		if err != nil || (len(b)+1 > room && len(evs) > 0) {
+			break
+		}
+		room -= len(b) + 1
+		evs = append(evs, e)
+	}
+	return queued[:len(evs)], evs
+}
+
+// refusedEvent returns the index of the event a check-in was refused for,
+// by the server (400 naming "events[i]" or "event i") or by the client's
+// own check of the request, when it names one of n.
+func refusedEvent(err error, n int) (int, bool) {
+	var ce *client.Error
+	var msg string
+	switch {
+	case errors.As(err, &ce) && ce.Status == http.StatusBadRequest:
+		msg = ce.Detail
+	case !errors.As(err, &ce) && release.ErrorCode(err) == release.EINVALID:
+		msg = release.ErrorMessage(err)
+	default:
+		return 0, false
+	}
+	m := refusedEventRE.FindStringSubmatch(msg)
+	if m == nil {
+		return 0, false
+	}
+	i, convErr := strconv.Atoi(m[1])
+	if convErr != nil || i >= n {
+		return 0, false
+	}
+	return i, true
+}
+
+// refusedEventRE matches the server's names of a refused event: the path
+// of a field ("events[3].detail: ...") or the event's number ("event 3:").
+var refusedEventRE = regexp.MustCompile(`^events?(?:\[| )(\d+)`)
 
 // rememberOutcome keeps the upgrades that failed here until one to the same
 // version succeeds.
@@ -339,7 +427,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			return lerr
 		}
 		wait := a.nextWait(err, st.Failures)
-		if err == nil && res.Delivered == release.MaxCheckInEvents {
+		if err == nil && res.More {
 			wait = min(wait, time.Second) // more may be waiting: send them soon
 		}
 		if serr := a.setNextDue(ctx, a.cfg.Now().Add(wait)); serr != nil {
@@ -381,7 +469,7 @@ func (a *Agent) nextWait(err error, failures int) time.Duration {
 	d = min(d, limit)
 	wait := d/2 + rand.N(d/2+1)
 	var ce *client.Error
-	if errors.As(err, &ce) && ce.Status == http.StatusTooManyRequests && ce.RetryAfter > wait {
+	if errors.As(err, &ce) && (ce.Status == http.StatusTooManyRequests || ce.Status == http.StatusServiceUnavailable) && ce.RetryAfter > wait {
 		wait = ce.RetryAfter + rand.N(ce.RetryAfter/10+1)
 	}
 	return wait

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -482,15 +483,22 @@ func TestTrustOnFirstUse(t *testing.T) {
 	}
 }
 
-// TestRetryAfter: a 429 makes the agent wait at least Retry-After.
+// TestRetryAfter: a 429 or a 503 makes the agent wait at least Retry-After.
 func TestRetryAfter(t *testing.T) {
 	f := newFleetReleased(t, "1.0.0")
+	for _, status := range []int{http.StatusTooManyRequests, http.StatusServiceUnavailable} {
+		t.Run(strconv.Itoa(status), func(t *testing.T) { retryAfter(t, f, status) })
+	}
+}
+
+// retryAfter: a check-in answered status with Retry-After 3600 waits an hour.
+func retryAfter(t *testing.T, f *fleet, code int) {
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/v1/checkin" {
 			w.Header().Set("Retry-After", "3600")
 			w.Header().Set("Content-Type", "application/problem+json")
-			w.WriteHeader(http.StatusTooManyRequests)
-			w.Write([]byte(`{"status":429,"code":"rate_limited","title":"Too Many Requests"}`))
+			w.WriteHeader(code)
+			fmt.Fprintf(w, `{"status":%d,"code":"busy","title":"Busy"}`, code)
 			return
 		}
 		http.NotFound(w, r)
@@ -509,9 +517,9 @@ func TestRetryAfter(t *testing.T) {
 	must(t, <-done)
 	st := status(t, cfg.StateDir)
 	if wait := time.Until(st.NextDue); wait < 59*time.Minute {
-		t.Fatalf("next check-in in %s after a 429 with Retry-After 3600, want at least an hour", wait)
+		t.Fatalf("next check-in in %s after a %d with Retry-After 3600, want at least an hour", wait, code)
 	}
-	if !strings.Contains(st.LastError, "429") {
+	if !strings.Contains(st.LastError, strconv.Itoa(code)) {
 		t.Fatalf("last error %q", st.LastError)
 	}
 }
@@ -705,5 +713,64 @@ func TestPreflightRestart(t *testing.T) {
 	}
 	if d := off.Preflight(ctx, v("1.2.0")); d.ExitCode != 2 {
 		t.Fatalf("offline upgrade without a bundle = %+v, want undecided", d)
+	}
+}
+
+// TestOutboxNeverJams: an event's detail with Windows line ends and colour
+// codes is cleaned and delivered; events far beyond one body's size go out
+// over several check-ins; an outbox file that is no event, and an event the
+// server refuses, are set aside (status lists them) and the check-in goes
+// on with the rest.
+func TestOutboxNeverJams(t *testing.T) {
+	f := newFleetReleased(t, "1.0.0", "1.1.0")
+	ctx := context.Background()
+	cfg := f.config("ins-co", "1.0.0")
+	cfg.Interval = time.Hour
+	a := newAgent(t, cfg)
+	v := release.MustParseVersion
+	_, err := agent.Report(a.State(), release.Event{Kind: release.EventUpgradeFailed, From: v("1.0.0"), To: v("1.1.0"), At: time.Now().UTC(),
+		Detail: "migrate: \x1b[31mERROR\x1b[0m\r\nrelation \"x\" exists\r\n"})
+	must(t, err)
+	if _, err := a.CheckIn(ctx); err != nil {
+		t.Fatalf("check-in with a log excerpt as detail: %v", err)
+	}
+	id := instanceID(t, cfg.StateDir)
+	if evs := f.events(id); len(evs) != 1 || evs[0].Detail != "migrate: \uFFFD[31mERROR\uFFFD[0m\nrelation \"x\" exists\n" {
+		t.Fatalf("events on the server %+v", evs)
+	}
+
+	// 40 events of 4 KiB: 160 KiB, beyond one 64 KiB body.
+	for i := range 40 {
+		_, err := agent.Report(a.State(), release.Event{Kind: release.EventIntegrityFailed, To: v("1.0.0"), At: time.Now().UTC(),
+			Detail: fmt.Sprintf("db%02d: ", i) + strings.Repeat("x", 4000)})
+		must(t, err)
+	}
+	// A file that is no event, and an event this server does not know.
+	outbox := filepath.Join(cfg.StateDir, "outbox")
+	must(t, os.WriteFile(filepath.Join(outbox, "00000000000000000001-garbage.json"), []byte("{not json"), 0o600))
+	must(t, os.WriteFile(filepath.Join(outbox, "00000000000000000002-future.json"),
+		[]byte(`{"kind":"upgrade_rolled_back","from":"1.1.0","to":"1.0.0","at":"2026-12-06T00:00:00Z"}`), 0o600))
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(runCtx) }()
+	servertest.Eventually(t, 30*time.Second, "every event delivered or set aside", func() bool {
+		return len(status(t, cfg.StateDir).Undelivered) == 0
+	})
+	cancel()
+	must(t, <-done)
+	if n := len(f.events(id)); n != 41 {
+		t.Fatalf("%d events on the server, want 41", n)
+	}
+	st := status(t, cfg.StateDir)
+	var names []string
+	for _, r := range st.Rejected {
+		names = append(names, r.Name)
+	}
+	if !slices.Equal(names, []string{"00000000000000000001-garbage.json", "00000000000000000002-future.json"}) ||
+		!strings.Contains(st.Rejected[0].Why, "not an event") || !strings.Contains(st.Rejected[1].Why, "upgrade_rolled_back") {
+		t.Fatalf("rejected %+v", st.Rejected)
+	}
+	if st.LastError != "" {
+		t.Fatalf("last error %q", st.LastError)
 	}
 }

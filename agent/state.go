@@ -23,6 +23,10 @@ import (
 const (
 	stateFile   = "state.json"
 	outboxDir   = "outbox"
+	// rejectedDir (under the outbox) keeps the events the server refused,
+	// each with a .why file: out of the way of later check-ins, never
+	// deleted.
+	rejectedDir = "rejected"
 	baselineDir = "baselines"
 	lockFile    = "lock"
 )
@@ -96,7 +100,7 @@ func OpenStateDir(dir string) (*StateDir, error) {
 	if dir == "" {
 		return nil, errors.New("no state directory (set --state or RINGFENCE_AGENT_STATE)")
 	}
-	for _, d := range []string{dir, filepath.Join(dir, outboxDir), filepath.Join(dir, baselineDir)} {
+	for _, d := range []string{dir, filepath.Join(dir, outboxDir), filepath.Join(dir, outboxDir, rejectedDir), filepath.Join(dir, baselineDir)} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("create state directory: %w", err)
 		}
@@ -177,7 +181,10 @@ type QueuedEvent struct {
 // Enqueue validates e and writes it to the outbox durably (fsynced file and
 // directory) before returning: once Enqueue returns, the event survives a
 // crash and stays until an answer to a check-in that carried it verifies.
+// Its detail is cleaned first (release.CleanText): a log excerpt with
+// Windows line ends or colour codes must not make the server refuse it.
 func (s *StateDir) Enqueue(e release.Event) (string, error) {
+	e.Detail = release.CleanText(e.Detail)
 	if err := e.Validate(); err != nil {
 		return "", fmt.Errorf("queue event: %s", release.ErrorMessage(err))
 	}
@@ -195,7 +202,9 @@ func (s *StateDir) Enqueue(e release.Event) (string, error) {
 }
 
 // Outbox returns the undelivered events, oldest first. A file that cannot
-// be decoded is an error, not skipped: nothing is dropped silently.
+// be decoded is left out here, and left in place: the next check-in moves
+// it to outbox/rejected and logs it (rejectUndecodable), and status lists
+// it from there. Nothing is dropped silently.
 func (s *StateDir) Outbox() ([]QueuedEvent, error) {
 	ents, err := os.ReadDir(filepath.Join(s.dir, outboxDir))
 	if err != nil {
@@ -218,12 +227,87 @@ func (s *StateDir) Outbox() ([]QueuedEvent, error) {
 			return nil, fmt.Errorf("read outbox: %w", err)
 		}
 		var e release.Event
-		if err := json.Unmarshal(data, &e); err != nil {
-			return nil, fmt.Errorf("read outbox event %s: %w", n, err)
+		if json.Unmarshal(data, &e) != nil {
+			continue // rejectUndecodable's
 		}
 		out = append(out, QueuedEvent{Name: n, Event: e})
 	}
 	return out, nil
+}
+
+// RejectedEvent is an event the server refused (or a file of the outbox
+// that is no event), moved out of the outbox with why.
+type RejectedEvent struct {
+	Name string `json:"name"`
+	Why  string `json:"why"`
+}
+
+// Reject moves the outbox file name to outbox/rejected/ with a .why file
+// holding why: later check-ins go on without it, and it stays for the
+// operator (status lists it).
+func (s *StateDir) Reject(name, why string) error {
+	dir := filepath.Join(s.dir, outboxDir, rejectedDir)
+	if err := atomicfile.Write(filepath.Join(dir, name+".why"), []byte(why+"\n"), 0o600); err != nil {
+		return fmt.Errorf("reject outbox event: %w", err)
+	}
+	if err := os.Rename(filepath.Join(s.dir, outboxDir, name), filepath.Join(dir, name)); err != nil {
+		return fmt.Errorf("reject outbox event: %w", err)
+	}
+	if err := atomicfile.SyncDir(dir); err != nil {
+		return err
+	}
+	return atomicfile.SyncDir(filepath.Join(s.dir, outboxDir))
+}
+
+// Rejected lists the rejected events, oldest first.
+func (s *StateDir) Rejected() ([]RejectedEvent, error) {
+	dir := filepath.Join(s.dir, outboxDir, rejectedDir)
+	ents, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read rejected events: %w", err)
+	}
+	var out []RejectedEvent
+	for _, e := range ents {
+		n := e.Name()
+		if e.IsDir() || strings.HasSuffix(n, ".why") || strings.HasPrefix(n, ".") {
+			continue
+		}
+		why, _ := os.ReadFile(filepath.Join(dir, n+".why"))
+		out = append(out, RejectedEvent{Name: n, Why: strings.TrimSpace(string(why))})
+	}
+	return out, nil
+}
+
+// rejectUndecodable moves the outbox files that do not decode as an event
+// to outbox/rejected/: one such file must not stop every later check-in.
+// It returns the names moved.
+func (s *StateDir) rejectUndecodable() ([]string, error) {
+	ents, err := os.ReadDir(filepath.Join(s.dir, outboxDir))
+	if err != nil {
+		return nil, fmt.Errorf("read outbox: %w", err)
+	}
+	var moved []string
+	for _, e := range ents {
+		n := e.Name()
+		if e.IsDir() || !strings.HasSuffix(n, ".json") || strings.HasPrefix(n, ".") {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(s.dir, outboxDir, n))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return moved, fmt.Errorf("read outbox: %w", err)
+		}
+		var ev release.Event
+		if derr := json.Unmarshal(data, &ev); derr != nil {
+			if err := s.Reject(n, "not an event: "+derr.Error()); err != nil {
+				return moved, err
+			}
+			moved = append(moved, n)
+		}
+	}
+	return moved, nil
 }
 
 // Delivered removes events from the outbox (after a verified answer to the

@@ -25,6 +25,9 @@ type Status struct {
 	Guidance    string            `json:"guidance,omitempty"`
 	Databases   []*DatabaseHealth `json:"databases"`
 	Undelivered []QueuedEvent     `json:"undelivered_events"`
+	// Rejected are the events the server refused, set aside (with why) in
+	// outbox/rejected so that later check-ins go on.
+	Rejected []RejectedEvent `json:"rejected_events,omitempty"`
 	LastAttempt time.Time         `json:"last_attempt,omitzero"`
 	LastError   string            `json:"last_error,omitempty"`
 	NextDue     time.Time         `json:"next_checkin_due,omitzero"`
@@ -69,6 +72,10 @@ func ReadStatus(sd *StateDir, now time.Time) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
+	rejected, err := sd.Rejected()
+	if err != nil {
+		return Status{}, err
+	}
 	s := Status{StateDir: sd.Path(), InstanceID: st.InstanceID, Version: st.Version, Undelivered: out,
 		LastAttempt: st.LastAttempt, LastError: st.LastError, NextDue: st.NextDue, PinnedFrom: st.PinnedFrom,
 		UnpinnedSigners: st.UnpinnedSigners, PinnedKeys: []string{}, Databases: []*DatabaseHealth{}}
@@ -82,7 +89,7 @@ func ReadStatus(sd *StateDir, now time.Time) (Status, error) {
 			s.LearnedKeys = append(s.LearnedKeys, l)
 		}
 	}
-	s.HandoverError = st.HandoverError
+	s.HandoverError, s.Rejected = st.HandoverError, rejected
 	for _, d := range st.Databases {
 		s.Databases = append(s.Databases, d)
 	}

@@ -425,3 +425,29 @@ func orBody(field string) string {
 	}
 	return field
 }
+
+// CleanText makes s fit a free-text field of the protocol (an event's or a
+// health report's detail), so that a client never sends what CheckJSON or
+// the length limit refuse: invalid UTF-8 and control characters other than
+// tab and newline become U+FFFD (a carriage return before a newline is
+// dropped: Windows line ends), and the text is cut to 4096 bytes at a
+// character boundary.
+func CleanText(s string) string {
+	s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\r\n", "\n")
+	if _, bad := controlIn([]byte(s)); bad {
+		s = strings.Map(func(r rune) rune {
+			if r < 0x20 && r != '\t' && r != '\n' {
+				return utf8.RuneError
+			}
+			return r
+		}, s)
+	}
+	if len(s) > maxTextLen {
+		cut := maxTextLen
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
+	}
+	return s
+}

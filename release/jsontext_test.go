@@ -1,9 +1,12 @@
 package release
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
+	"unicode/utf8"
 )
 
 func TestCheckJSON(t *testing.T) {
@@ -76,6 +79,37 @@ func TestCheckJSONLargeBodies(t *testing.T) {
 		}
 		if err := CheckJSON([]byte(members(n, "last"))); err != nil {
 			t.Errorf("%d distinct members: %v", n, err)
+		}
+	}
+}
+
+// TestCleanText: what CleanText returns always passes the check-in's text
+// rules, and keeps what was fine.
+func TestCleanText(t *testing.T) {
+	for in, want := range map[string]string{
+		"migration 42 failed\n\tat step 3": "migration 42 failed\n\tat step 3",
+		"line one\r\nline two\r\n":         "line one\nline two\n",
+		"\x1b[31mERROR\x1b[0m":             "\uFFFD[31mERROR\uFFFD[0m",
+		"nul\x00here, cr\ralone":           "nul\uFFFDhere, cr\uFFFDalone",
+		"bad \xff utf-8":                   "bad \uFFFD utf-8",
+	} {
+		if got := CleanText(in); got != want {
+			t.Errorf("CleanText(%q) = %q, want %q", in, got, want)
+		}
+	}
+	long := strings.Repeat("é", 3000) // 6000 bytes
+	got := CleanText(long)
+	if len(got) > 4096 || !utf8.ValidString(got) || len(got) < 4094 {
+		t.Errorf("CleanText of 6000 bytes: %d bytes, valid %v", len(got), utf8.ValidString(got))
+	}
+	for _, in := range []string{"\x00\x01\x02\r\x7f", strings.Repeat("\r", 5000), "ok"} {
+		e := Event{Kind: EventUpgradeFailed, From: MustParseVersion("1.0.0"), To: MustParseVersion("1.1.0"), At: time.Now(), Detail: CleanText(in)}
+		body, err := json.Marshal(CheckIn{InstanceID: "i-1", Product: "acme", Version: MustParseVersion("1.0.0"), Nonce: "abcdefghijklmnop", Events: []Event{e}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ParseCheckIn(body); err != nil {
+			t.Errorf("a cleaned detail %q is refused: %v", e.Detail, err)
 		}
 	}
 }

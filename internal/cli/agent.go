@@ -545,6 +545,9 @@ func printAgentStatus(w io.Writer, st agent.Status, now time.Time) error {
 	for _, q := range st.Undelivered {
 		fmt.Fprintf(w, "             %s %s -> %s at %s\n", q.Event.Kind, orDash(q.Event.From.String()), q.Event.To, q.Event.At.UTC().Format(time.RFC3339))
 	}
+	for _, r := range st.Rejected {
+		fmt.Fprintf(w, "REJECTED EVENT: %s (in outbox/rejected): %s\n", r.Name, r.Why)
+	}
 	for _, e := range st.FailedUpgrades {
 		fmt.Fprintf(w, "failed here: the upgrade %s -> %s failed at %s %s (preflight refuses it without --retry-failed)\n",
 			e.From, e.To, e.At.UTC().Format(time.RFC3339), e.Detail)
