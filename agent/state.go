@@ -21,8 +21,8 @@ import (
 
 // File names inside the state directory.
 const (
-	stateFile   = "state.json"
-	outboxDir   = "outbox"
+	stateFile = "state.json"
+	outboxDir = "outbox"
 	// rejectedDir (under the outbox) keeps the events the server refused,
 	// each with a .why file: out of the way of later check-ins, never
 	// deleted.

@@ -27,12 +27,12 @@ type Status struct {
 	Undelivered []QueuedEvent     `json:"undelivered_events"`
 	// Rejected are the events the server refused, set aside (with why) in
 	// outbox/rejected so that later check-ins go on.
-	Rejected []RejectedEvent `json:"rejected_events,omitempty"`
-	LastAttempt time.Time         `json:"last_attempt,omitzero"`
-	LastError   string            `json:"last_error,omitempty"`
-	NextDue     time.Time         `json:"next_checkin_due,omitzero"`
-	PinnedKeys  []string          `json:"pinned_keys"`
-	PinnedFrom  string            `json:"pinned_from,omitempty"`
+	Rejected    []RejectedEvent `json:"rejected_events,omitempty"`
+	LastAttempt time.Time       `json:"last_attempt,omitzero"`
+	LastError   string          `json:"last_error,omitempty"`
+	NextDue     time.Time       `json:"next_checkin_due,omitzero"`
+	PinnedKeys  []string        `json:"pinned_keys"`
+	PinnedFrom  string          `json:"pinned_from,omitempty"`
 	// LearnedKeys are keys learnt from signed answers or bundles during
 	// key rotations, each trusted while the key that vouched for it is.
 	LearnedKeys []LearnedKey `json:"learned_keys,omitempty"`
