@@ -202,7 +202,19 @@ func TestAirGappedSite(t *testing.T) {
 		must(t, err)
 		must(t, os.WriteFile(filepath.Join(drop, filepath.Base(f)), data, 0o644))
 	}
-	runner := startAgent(t, append(gap.flags, "--bundle-dir", drop, "--interval", "1h")...)
+	// The bundle directory from the config file, as every setting may be;
+	// metrics on the side.
+	conf := filepath.Join(gap.dir, "agent.conf")
+	var lines []string
+	for i := 0; i+1 < len(gap.flags); i += 2 {
+		lines = append(lines, strings.TrimPrefix(gap.flags[i], "--")+" = "+gap.flags[i+1])
+	}
+	must(t, os.WriteFile(conf, []byte(strings.Join(append(lines, "bundle-dir = "+drop, ""), "\n")), 0o600))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	metricsAddr := ln.Addr().String()
+	ln.Close()
+	runner := startAgent(t, "--config", conf, "--interval", "1h", "--metrics-listen", metricsAddr)
 	var st struct {
 		Bundle *struct {
 			Sequence    int64     `json:"sequence"`
@@ -224,7 +236,23 @@ func TestAirGappedSite(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// Offline, the release's standing and the check-ins are metrics too.
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	must(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, m := range []string{`ringfence_agent_checkins_total{result="ok"} 1`, `ringfence_agent_release_status{action="none",status="ok",version="1.0.0"} 1`,
+		"ringfence_agent_bundle_sequence 2"} {
+		if !strings.Contains(string(body), m) {
+			t.Errorf("offline metrics lack %s:\n%s", m, body)
+		}
+	}
 	runner.kill()
+	// Preflight with the same config decides from the kept bundle, not
+	// from the unreachable server.
+	if out, code := ringfence(t, "agent", "preflight", "--config", conf, "--to", "1.1.0"); code != 1 || !strings.Contains(out, "not_offered") {
+		t.Fatalf("preflight with bundle-dir in the config: exit %d, want 1 (pulled in bundle 2):\n%s", code, out)
+	}
 	if !st.Bundle.Verified || st.Bundle.ExpiresSoon {
 		t.Fatalf("status of bundle 2 (20 days left): %+v", st.Bundle)
 	}

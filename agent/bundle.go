@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -176,7 +177,7 @@ func (a *Agent) acceptBundle(st *State, env sign.Envelope, file string, now time
 	if b.IssuedAt.After(off.ClockFloor) {
 		off.ClockFloor = b.IssuedAt.UTC()
 	}
-	if err := a.acknowledge(off, b.Acked(st.InstanceID)); err != nil {
+	if err := a.acknowledge(st, off, b.Acked(st.InstanceID)); err != nil {
 		return b, err
 	}
 	st.Offline = off
@@ -184,8 +185,10 @@ func (a *Agent) acceptBundle(st *State, env sign.Envelope, file string, now time
 	return b, nil
 }
 
-// acknowledge drops the reports up to through and their events.
-func (a *Agent) acknowledge(off *OfflineState, through int64) error {
+// acknowledge drops the reports up to through and their events, and
+// remembers their outcomes as a delivered check-in does: an upgrade that
+// failed here stays refused (failed_here) once the vendor has its report.
+func (a *Agent) acknowledge(st *State, off *OfflineState, through int64) error {
 	var keep []OfflineReport
 	var done []string
 	for _, r := range off.Reports {
@@ -196,6 +199,15 @@ func (a *Agent) acknowledge(off *OfflineState, through int64) error {
 		}
 	}
 	if len(done) > 0 || len(keep) < len(off.Reports) {
+		queued, err := a.state.Outbox()
+		if err != nil {
+			return err
+		}
+		for _, q := range queued {
+			if slices.Contains(done, q.Name) {
+				rememberOutcome(st, q.Event)
+			}
+		}
 		if err := a.state.Delivered(done); err != nil {
 			return err
 		}
@@ -506,7 +518,7 @@ func (a *Agent) UseBundles(dir string) { a.bundleDir = dir }
 func (a *Agent) RunOffline(ctx context.Context, dir string, m *BundleMetrics) error {
 	a.log.Info("agent starting offline", "bundle_dir", dir, "product", a.cfg.Product, "interval", a.cfg.Interval.String(), "state", a.state.Path())
 	for first := true; ; first = false {
-		_, err := a.OfflineCheckIn(ctx, dir)
+		out, err := a.OfflineCheckIn(ctx, dir)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -514,10 +526,20 @@ func (a *Agent) RunOffline(ctx context.Context, dir string, m *BundleMetrics) er
 		if first && errors.As(err, &ce) {
 			return err
 		}
-		if st, lerr := ReadStatus(a.state, a.cfg.Now()); lerr == nil {
+		now := a.cfg.Now()
+		if st, lerr := a.state.Load(); lerr == nil {
+			// The same metrics as online: the release's standing from the
+			// bundle, the databases' health, the check-ins.
+			a.cfg.Metrics.observe(st, out.Result, err, now)
+		}
+		if st, lerr := ReadStatus(a.state, now); lerr == nil {
 			m.observe(st.Bundle, len(st.Undelivered))
 		}
-		t := time.NewTimer(a.nextWait(nil, 0))
+		wait := a.nextWait(nil, 0)
+		if serr := a.setNextDue(ctx, now.Add(wait)); serr != nil {
+			a.log.Warn("save next check-in time", "err", serr)
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()

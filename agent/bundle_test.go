@@ -279,6 +279,13 @@ func TestOfflineReportsAcknowledged(t *testing.T) {
 	if st.Bundle.UnacknowledgedReports != 0 || len(st.Undelivered) != 0 {
 		t.Fatalf("after acknowledging report 2: %d reports, %d events", st.Bundle.UnacknowledgedReports, len(st.Undelivered))
 	}
+	// The failed upgrade the vendor now has stays refused here, as online.
+	if len(st.FailedUpgrades) != 1 || st.FailedUpgrades[0].To != to110 {
+		t.Fatalf("failed upgrades after the acknowledgement: %+v", st.FailedUpgrades)
+	}
+	if d := a.PreflightBundle(ctx, "", to110); d.ExitCode != 1 || !slices.Equal(reasons(d), []string{agent.ReasonFailedHere}) {
+		t.Fatalf("offline preflight to the version that failed here: %+v", d)
+	}
 	// Nothing new: an export holds no report. A new event: report 3.
 	_, exp, _, err = a.Export(ctx)
 	must(t, err)

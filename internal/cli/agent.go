@@ -90,6 +90,7 @@ func configKeys() (known, repeatable map[string]bool) {
 	}
 	known["metrics-listen"] = true
 	known["preflight-listen"] = true
+	known["bundle-dir"] = true
 	return known, map[string]bool{"pg": true}
 }
 
@@ -262,7 +263,7 @@ func agentRunCommand(stderr io.Writer) *ucli.Command {
 				}
 				defer stop()
 			}
-			if dir := cmd.String("bundle-dir"); dir != "" {
+			if dir := o.str("bundle-dir"); dir != "" {
 				a.UseBundles(dir)
 			}
 			if addr := o.str("preflight-listen"); addr != "" {
@@ -272,7 +273,7 @@ func agentRunCommand(stderr io.Writer) *ucli.Command {
 				}
 				defer stop()
 			}
-			if dir := cmd.String("bundle-dir"); dir != "" {
+			if dir := o.str("bundle-dir"); dir != "" {
 				return withCode(ExitError, a.RunOffline(ctx, dir, agent.NewBundleMetrics(reg)))
 			}
 			return withCode(ExitError, a.Run(ctx))
@@ -320,7 +321,14 @@ func agentPreflightCommand(stdout, stderr io.Writer) *ucli.Command {
 				return withCode(ExitError, fmt.Errorf("--to: %w", err))
 			}
 			var d agent.Decision
-			a, _, _, err := newAgent(cmd, stderr, nil)
+			a, o, _, err := newAgent(cmd, stderr, nil)
+			if err == nil {
+				// An air-gapped site's config names its bundle directory:
+				// decide from the bundle the running agent accepted.
+				if dir := o.str("bundle-dir"); dir != "" {
+					a.UseBundles(dir)
+				}
+			}
 			if err != nil {
 				d = agent.Decision{To: to, Decision: agent.Undecided, ExitCode: ExitError, Notices: []release.Notice{},
 					Reasons: []agent.Reason{{Code: agent.ReasonConfiguration, Undecided: true, Message: err.Error()}}}
