@@ -311,9 +311,12 @@ func rememberOutcome(st *State, e release.Event) {
 	}
 }
 
-// noticeUpgrade queues upgrade_succeeded when the running version differs
-// from the one seen at the previous check-in (unless a report already
-// queued it), and remembers the version.
+// noticeUpgrade queues upgrade_succeeded when the running version is
+// higher than the one seen at the previous check-in (unless a report
+// already queued it), and upgrade_failed when it is lower: going back is a
+// rollback, so the upgrade to the version left failed here (auto-halt
+// counts it, and preflight refuses that version from then on). It
+// remembers the version.
 func (a *Agent) noticeUpgrade(st *State, v release.Version) error {
 	if st.Version.IsZero() || st.Version == v {
 		st.Version = v
@@ -325,15 +328,22 @@ func (a *Agent) noticeUpgrade(st *State, v release.Version) error {
 	if err != nil {
 		return err
 	}
-	if !slices.ContainsFunc(queued, func(q QueuedEvent) bool {
-		return q.Event.Kind == release.EventUpgradeSucceeded && q.Event.To == v
-	}) {
-		e := release.Event{Kind: release.EventUpgradeSucceeded, From: st.Version, To: v, At: a.cfg.Now().UTC(),
-			Detail: "running version changed between check-ins (seen by the agent)"}
+	e := release.Event{Kind: release.EventUpgradeSucceeded, From: st.Version, To: v, At: a.cfg.Now().UTC(),
+		Detail: "running version changed between check-ins (seen by the agent)"}
+	if v.Less(st.Version) {
+		e = release.Event{Kind: release.EventUpgradeFailed, From: v, To: st.Version, At: a.cfg.Now().UTC(),
+			Detail: fmt.Sprintf("rolled back from %s to %s (seen by the agent)", st.Version, v)}
+	}
+	if !slices.ContainsFunc(queued, func(q QueuedEvent) bool { return q.Event.Kind == e.Kind && q.Event.To == e.To }) {
 		if _, err := a.state.Enqueue(e); err != nil {
 			return err
 		}
-		a.log.Info("running version changed: reporting upgrade_succeeded", "from", st.Version.String(), "to", v.String())
+		if e.Kind == release.EventUpgradeFailed {
+			a.log.Warn("ROLLBACK: the running version went back; reporting the upgrade to the version left as failed",
+				"from", st.Version.String(), "to", v.String())
+		} else {
+			a.log.Info("running version changed: reporting upgrade_succeeded", "from", st.Version.String(), "to", v.String())
+		}
 	}
 	st.Version = v
 	return nil

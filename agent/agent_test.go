@@ -84,6 +84,23 @@ func TestCheckInVerifiesDeliversAndNoticesUpgrade(t *testing.T) {
 	if st := status(t, cfg.StateDir); len(st.Undelivered) != 0 || st.Version.String() != "1.1.0" {
 		t.Fatalf("status = %d undelivered, version %s", len(st.Undelivered), st.Version)
 	}
+	// It goes back: a rollback, reported as the failed upgrade to 1.1.0,
+	// which auto-halt counts and preflight refuses from then on.
+	must(t, os.WriteFile(vfile, []byte("1.0.0\n"), 0o644))
+	if res, err := a.CheckIn(ctx); err != nil || res.Delivered != 1 {
+		t.Fatalf("check-in after the rollback: delivered %d, %v", res.Delivered, err)
+	}
+	if evs := f.events(id); len(evs) != 2 || evs[0].Kind != release.EventUpgradeFailed || evs[0].From.String() != "1.0.0" ||
+		evs[0].To.String() != "1.1.0" || !strings.Contains(evs[0].Detail, "rolled back from 1.1.0 to 1.0.0") {
+		t.Fatalf("server events after the rollback = %+v", evs)
+	}
+	if d := a.Preflight(ctx, release.MustParseVersion("1.1.0")); d.ExitCode != 1 || !slices.Equal(reasons(d), []string{agent.ReasonFailedHere}) {
+		t.Fatalf("preflight to the version rolled back from = %+v", d)
+	}
+	must(t, os.WriteFile(vfile, []byte("1.1.0\n"), 0o644)) // and forward again, for what follows
+	if _, err := a.CheckIn(ctx); err != nil {
+		t.Fatal(err)
+	}
 	// Once expired, the kept answer still verifies (as of its issue) and
 	// its guidance stands, marked expired.
 	sd, err := agent.OpenStateDir(cfg.StateDir)
