@@ -65,6 +65,10 @@ type Config struct {
 	// DBTimeout bounds one database's watch (connect and fingerprint):
 	// default 1 minute.
 	DBTimeout time.Duration
+	// DeepCheckTimeout bounds each statement of the deep check (amcheck of
+	// one index, a scan): default 30 minutes. An object it cannot check in
+	// time leaves the deep check incomplete, and the database unknown.
+	DeepCheckTimeout time.Duration
 	// HTTPClient is used for the server (default: 30 s timeout).
 	HTTPClient *http.Client
 	// Logger receives structured logs (default: discarded).
@@ -130,6 +134,9 @@ func (c *Config) defaults() {
 	}
 	if c.DBTimeout <= 0 {
 		c.DBTimeout = time.Minute
+	}
+	if c.DeepCheckTimeout <= 0 {
+		c.DeepCheckTimeout = 30 * time.Minute
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

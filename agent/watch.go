@@ -106,16 +106,25 @@ func (a *Agent) watchDatabase(ctx context.Context, dsn string, prev *DatabaseHea
 	// while it finds something, at least hourly, and at once when a failing
 	// database looks intact again (a repair), so an old verdict does not
 	// linger for a week.
+	// An incomplete deep check (objects it could not check in time) is
+	// tried again hourly too.
 	since := now.Sub(h.DeepCheckAt)
+	unsettled := h.DeepStatus.Failing() || h.DeepStatus == release.HealthUnknown
 	recovered := prev != nil && prev.Status.Failing() && status == release.HealthOK && h.DeepStatus.Failing()
-	due := since >= a.cfg.DeepCheck || recovered || (h.DeepStatus.Failing() && since >= time.Hour)
+	due := since >= a.cfg.DeepCheck || recovered || (unsettled && since >= time.Hour)
 	if a.cfg.DeepCheck > 0 && status != release.HealthUnknown && due {
 		h.DeepCheckAt = now
-		h.DeepStatus, h.DeepDetail = a.deepCheck(ctx, srv, file)
+		h.DeepStatus, h.DeepDetail = a.deepCheck(ctx, dsn, file)
 	}
-	if h.DeepStatus.Failing() && healthRank(h.DeepStatus) > healthRank(h.Status) {
+	switch {
+	case h.DeepStatus.Failing() && healthRank(h.DeepStatus) > healthRank(h.Status):
 		h.Status = h.DeepStatus
 		h.Detail = joinDetail(h.Detail, "deep check "+h.DeepCheckAt.Format(time.RFC3339)+": "+h.DeepDetail)
+	case h.DeepStatus == release.HealthUnknown && h.Status == release.HealthOK:
+		// The fingerprints match, but amcheck did not get through: the
+		// database is not known to be intact.
+		h.Status = release.HealthUnknown
+		h.Detail = joinDetail(h.Detail, "deep check "+h.DeepCheckAt.Format(time.RFC3339)+" incomplete: "+h.DeepDetail)
 	}
 	return h
 }
@@ -206,14 +215,31 @@ func writeBaseline(path string, b *pgcheck.Baseline) error {
 }
 
 // deepCheck runs pgcheck's check with scope collation (amcheck on every
-// collation-dependent index, partition bounds, CHECK constraints). A check
-// that cannot run leaves the status empty and says why.
-func (a *Agent) deepCheck(ctx context.Context, srv *pgcheck.Target, baselineFile string) (release.HealthStatus, string) {
+// collation-dependent index, partition bounds, CHECK constraints), each
+// statement bounded by DeepCheckTimeout. A check that cannot run leaves
+// the status empty and says why; one that found nothing but could not
+// check some objects (a timeout, a lock held) is unknown, never ok.
+func (a *Agent) deepCheck(ctx context.Context, dsn, baselineFile string) (release.HealthStatus, string) {
+	srv, err := pgcheck.Open(dsn, pgcheck.ConnOptions{StatementTimeout: a.cfg.DeepCheckTimeout, ApplicationName: "ringfence-agent"})
+	if err != nil {
+		return "", "could not run: " + err.Error()
+	}
 	a.log.Info("deep check starting", "database", srv.Database())
 	rep, err := pgcheck.Check(ctx, srv, pgcheck.CheckOptions{Scope: pgcheck.ScopeCollation, BaselineFile: baselineFile})
 	if err != nil {
 		a.log.Warn("deep check could not run", "database", srv.Database(), "err", err)
 		return "", "could not run: " + err.Error()
+	}
+	var missed []string
+	for _, sk := range rep.Skipped {
+		if sk.Error {
+			missed = append(missed, sk.Schema+"."+sk.Object+" ("+sk.Reason+")")
+		}
+	}
+	if len(rep.Findings) == 0 && len(missed) > 0 {
+		a.log.Warn("deep check incomplete: database health unknown", "database", srv.Database(), "not_checked", len(missed))
+		return release.HealthUnknown, fmt.Sprintf("%d objects checked, %d could not be: %s; it runs again within the hour",
+			rep.Checked.Indexes+rep.Checked.Partitions+rep.Checked.CheckConstraints, len(missed), clip(strings.Join(missed, ", "), 500))
 	}
 	if len(rep.Findings) == 0 {
 		return release.HealthOK, fmt.Sprintf("%d indexes checked, nothing found", rep.Checked.Indexes)

@@ -72,6 +72,36 @@ func TestDatabaseWatch(t *testing.T) {
 	}
 	id := instanceID(t, cfg.StateDir)
 
+	// A deep check that cannot get through (a lock held on a checked
+	// table outlasts its lock wait) found nothing, but proved nothing
+	// either: the database is unknown, preflight cannot decide, and the
+	// deep check runs again within the hour.
+	locker := c.Connect("app")
+	_, err = locker.Exec(ctx, "BEGIN; LOCK TABLE words IN ACCESS EXCLUSIVE MODE")
+	must(t, err)
+	held := cfg
+	held.DSNs = cfg.DSNs[:1]
+	held.DeepCheck = time.Hour
+	held.StateDir = t.TempDir()
+	res, err = newAgent(t, held).CheckIn(ctx)
+	must(t, err)
+	if app := byName(res.Databases, "app"); app.Status != release.HealthUnknown || app.DeepStatus != release.HealthUnknown ||
+		!strings.Contains(app.DeepDetail, "lock_timeout") {
+		t.Fatalf("deep check behind a lock: %+v", app)
+	}
+	if d := newAgent(t, held).Preflight(ctx, release.MustParseVersion("1.1.0")); d.ExitCode != 2 || !slices.Contains(reasons(d), agent.ReasonDatabaseUnknown) {
+		t.Fatalf("preflight after an incomplete deep check = %+v, want undecided", d)
+	}
+	_, err = locker.Exec(ctx, "ROLLBACK")
+	must(t, err)
+	locker.Close(ctx)
+	later := held
+	later.Now = func() time.Time { return time.Now().Add(61 * time.Minute) }
+	res, _ = newAgent(t, later).CheckIn(ctx) // the answer, an hour early, does not verify; the watch ran before
+	if app := byName(res.Databases, "app"); app.Status != release.HealthOK || app.DeepStatus != release.HealthOK {
+		t.Fatalf("deep check an hour later, the lock gone: %+v", app)
+	}
+
 	// The image changes the collation under the indexes.
 	c.Restart(pgtest.CodePoint)
 	res, err = a.CheckIn(ctx)

@@ -75,6 +75,7 @@ func agentCheckInFlags() []ucli.Flag {
 		&ucli.DurationFlag{Name: "interval", Value: agent.DefaultInterval, Sources: agentEnv("interval"), Usage: "longest time between check-ins (each wait is random in [interval/2, interval])"},
 		&ucli.StringFlag{Name: "deep-check", Value: "weekly", Sources: agentEnv("deep-check"), Usage: "deep check (pg check --scope collation) schedule: off, daily, weekly or a duration"},
 		&ucli.DurationFlag{Name: "db-timeout", Value: time.Minute, Sources: agentEnv("db-timeout"), Usage: "bound on one database's watch at a check-in"},
+		&ucli.DurationFlag{Name: "deep-check-timeout", Value: 30 * time.Minute, Sources: agentEnv("deep-check-timeout"), Usage: "bound on each statement of the deep check (amcheck of one index); what it cannot check in time leaves the database unknown"},
 	)
 }
 
@@ -203,6 +204,9 @@ func (o *agentOptions) config(log *slog.Logger) (agent.Config, error) {
 		return cfg, err
 	}
 	if cfg.DBTimeout, err = o.duration("db-timeout"); err != nil {
+		return cfg, err
+	}
+	if cfg.DeepCheckTimeout, err = o.duration("deep-check-timeout"); err != nil {
 		return cfg, err
 	}
 	if cfg.DeepCheck, err = agent.ParseDeepCheck(o.str("deep-check")); err != nil {
