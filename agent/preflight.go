@@ -35,6 +35,9 @@ const (
 	ReasonUnreachable     = "server_unreachable"
 	ReasonUnverified      = "answer_unverified"
 	ReasonConfiguration   = "configuration"
+	// ReasonTimeout: no decision within the caller's deadline (another
+	// agent process held the state, say, through a long deep check).
+	ReasonTimeout = "timeout"
 )
 
 // Reason is one reason of a no-go or undecided decision.
@@ -169,6 +172,8 @@ func failureReason(err error) Reason {
 	var ce *client.Error
 	var cfgErr *ConfigError
 	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return Reason{Code: ReasonTimeout, Undecided: true, Message: "no decision in time: " + err.Error()}
 	case errors.Is(err, client.ErrUnverified):
 		code := ReasonUnverified
 		if errors.Is(err, sign.ErrExpired) {

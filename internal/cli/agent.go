@@ -318,11 +318,17 @@ func agentPreflightCommand(stdout, stderr io.Writer) *ucli.Command {
 			&ucli.StringFlag{Name: "to", Usage: "the `VERSION` to upgrade to", Required: true},
 			&ucli.StringFlag{Name: "termination-log", Usage: "also write a one-line verdict to `FILE` (Kubernetes: /dev/termination-log)"},
 			&ucli.BoolFlag{Name: "retry-failed", Usage: "allow a version whose upgrade failed here before (once the cause is fixed)"},
+			&ucli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "decide within this time, or exit 2 (timeout): another agent process may hold the state through a long deep check"},
 			agentJSONFlag(), bundleFlag()),
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
 			to, err := agent.ParseVersion(cmd.String("to"))
 			if err != nil {
 				return withCode(ExitError, fmt.Errorf("--to: %w", err))
+			}
+			if tmo := cmd.Duration("timeout"); tmo > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tmo)
+				defer cancel()
 			}
 			var d agent.Decision
 			a, o, _, err := newAgent(cmd, stderr, nil)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -196,5 +197,28 @@ func TestAgentPreflightRestart(t *testing.T) {
 	}
 	if b, err := os.ReadFile(tl); err != nil || !strings.HasPrefix(string(b), "GO: 1.0.0 already runs here") {
 		t.Fatalf("termination log %q %v", b, err)
+	}
+}
+
+// TestAgentPreflightTimeout: while another agent process holds the state
+// (a long deep check, say), preflight gives up at --timeout: undecided,
+// exit 2, reason timeout, never a wait without end.
+func TestAgentPreflightTimeout(t *testing.T) {
+	conf, dir := agentSetup(t)
+	if code, out, errOut := run(t, context.Background(), "agent", "preflight", "--config", conf, "--to", "1.2.0"); code != 0 {
+		t.Fatalf("first preflight: exit %d\n%s%s", code, out, errOut)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "state", "lock"), os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	code, out, _ := run(t, context.Background(), "agent", "preflight", "--config", conf, "--to", "1.2.0", "--timeout", "1s")
+	if code != 2 || !strings.Contains(out, "timeout: no decision in time") || time.Since(start) > 20*time.Second {
+		t.Fatalf("preflight while the state is held: exit %d after %s\n%s", code, time.Since(start), out)
 	}
 }
