@@ -339,12 +339,7 @@ func TestBundleTeachesRotatedKey(t *testing.T) {
 	rotated, newKey, err := k.ring.Rotate(rand.Reader, k.t0.Add(2*time.Hour))
 	must(t, err)
 	now = k.t0.Add(3 * time.Hour)
-	overlap := rotated.WithOverlap(now, 24*time.Hour)
-	b := k.bundle("bank", 2, now, 24*time.Hour)
-	for _, s := range overlap.Signers() {
-		b.SigningKeys = append(b.SigningKeys, release.SigningKey{KeyID: s.ID, PublicKey: s.Key})
-	}
-	if d := a.PreflightBundle(ctx, k.write(b, overlap), to110); d.Decision != agent.Go {
+	if d := a.PreflightBundle(ctx, k.overlapBundle(rotated.WithOverlap(now, 24*time.Hour), 2, now), to110); d.Decision != agent.Go {
 		t.Fatalf("preflight on the overlap's bundle: %s %+v", d.Decision, d.Reasons)
 	}
 	after := rotated.WithOverlap(k.t0.Add(30*time.Hour), 24*time.Hour)
