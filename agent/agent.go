@@ -214,6 +214,12 @@ func (a *Agent) checkIn(ctx context.Context, st *State) (Result, error) {
 			break
 		}
 		if i, ok := refusedEvent(err, len(queued)); ok && attempt < 3 {
+			// What happened here stays a fact whatever the server says: an
+			// upgrade that failed stays refused (failed_here).
+			rememberOutcome(st, queued[i].Event)
+			if serr := a.state.Save(st); serr != nil {
+				return res, errors.Join(err, serr)
+			}
 			if rerr := a.state.Reject(queued[i].Name, err.Error()); rerr != nil {
 				return res, errors.Join(err, rerr)
 			}
@@ -231,6 +237,11 @@ func (a *Agent) checkIn(ctx context.Context, st *State) (Result, error) {
 	for i, q := range queued {
 		names[i] = q.Name
 		rememberOutcome(st, q.Event)
+	}
+	// The outcomes are saved before their events are removed: a crash in
+	// between must not lose a failed upgrade (failed_here).
+	if err := a.state.Save(st); err != nil {
+		return res, err
 	}
 	if err := a.state.Delivered(names); err != nil {
 		return res, err
@@ -293,9 +304,10 @@ func refusedEvent(err error, n int) (int, bool) {
 	return i, true
 }
 
-// refusedEventRE matches the server's names of a refused event: the path
-// of a field ("events[3].detail: ...") or the event's number ("event 3:").
-var refusedEventRE = regexp.MustCompile(`^events?(?:\[| )(\d+)`)
+// refusedEventRE matches the server's names of a refused event, at the
+// start of its message or after a prefix ("check-in: "): the path of a
+// field ("events[3].detail: ...") or the event's number ("event 3: ...").
+var refusedEventRE = regexp.MustCompile(`(?:^|: )events?(?:\[| )(\d+)`)
 
 // rememberOutcome keeps the upgrades that failed here until one to the same
 // version succeeds.

@@ -415,6 +415,16 @@ func TestKeyRotation(t *testing.T) {
 	if !strings.Contains(logs.String(), "KEY ROTATION: learned") || !strings.Contains(logs.String(), newKey.ID) {
 		t.Errorf("learning a key was not logged: %s", logs.String())
 	}
+	// An agent that pins only the new key (the old one retired from its
+	// trust file) is not taught the old one back by the overlap's answers.
+	fresh := f.config("ins-co", "1.0.0")
+	fresh.TrustFile = writeKeys(t, t.TempDir(), []sign.PublicKey{newKey})
+	if _, err := newAgent(t, fresh).CheckIn(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := status(t, fresh.StateDir); len(st.LearnedKeys) != 0 || !slices.Equal(st.PinnedKeys, []string{newKey.ID}) {
+		t.Fatalf("an agent pinning only the new key learned %+v", st.LearnedKeys)
+	}
 
 	// After the overlap: a server on the same store whose previous key no
 	// longer co-signs. The agent verifies with the learnt key.
@@ -767,6 +777,10 @@ func TestOutboxNeverJams(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(outbox, "00000000000000000001-garbage.json"), []byte("{not json"), 0o600))
 	must(t, os.WriteFile(filepath.Join(outbox, "00000000000000000002-future.json"),
 		[]byte(`{"kind":"upgrade_rolled_back","from":"1.1.0","to":"1.0.0","at":"2026-12-06T00:00:00Z"}`), 0o600))
+	// An upgrade failure the server refuses (no "from") is set aside too,
+	// but what happened here stands: 1.2.0 is refused (failed_here).
+	must(t, os.WriteFile(filepath.Join(outbox, "00000000000000000003-nofrom.json"),
+		[]byte(`{"kind":"upgrade_failed","to":"1.2.0","at":"2026-12-06T00:00:00Z"}`), 0o600))
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- a.Run(runCtx) }()
@@ -783,11 +797,14 @@ func TestOutboxNeverJams(t *testing.T) {
 	for _, r := range st.Rejected {
 		names = append(names, r.Name)
 	}
-	if !slices.Equal(names, []string{"00000000000000000001-garbage.json", "00000000000000000002-future.json"}) ||
+	if !slices.Equal(names, []string{"00000000000000000001-garbage.json", "00000000000000000002-future.json", "00000000000000000003-nofrom.json"}) ||
 		!strings.Contains(st.Rejected[0].Why, "not an event") || !strings.Contains(st.Rejected[1].Why, "upgrade_rolled_back") {
 		t.Fatalf("rejected %+v", st.Rejected)
 	}
 	if st.LastError != "" {
 		t.Fatalf("last error %q", st.LastError)
+	}
+	if d := a.Preflight(ctx, v("1.2.0")); d.ExitCode != 1 || !slices.Contains(reasons(d), agent.ReasonFailedHere) {
+		t.Fatalf("preflight to the version whose refused failure report was set aside = %+v", d)
 	}
 }

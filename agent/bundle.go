@@ -208,10 +208,18 @@ func (a *Agent) acknowledge(st *State, off *OfflineState, through int64) error {
 				rememberOutcome(st, q.Event)
 			}
 		}
+		// Saved before the events are removed (see Agent.checkIn).
+		dropped := len(off.Reports) - len(keep)
+		off.Reports = keep
+		saved := *st
+		saved.Offline = off
+		if err := a.state.Save(&saved); err != nil {
+			return err
+		}
 		if err := a.state.Delivered(done); err != nil {
 			return err
 		}
-		a.log.Info("the bundle acknowledges exported reports", "through", through, "dropped_reports", len(off.Reports)-len(keep), "dropped_events", len(done))
+		a.log.Info("the bundle acknowledges exported reports", "through", through, "dropped_reports", dropped, "dropped_events", len(done))
 	}
 	off.Reports = keep
 	return nil

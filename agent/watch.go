@@ -113,8 +113,15 @@ func (a *Agent) watchDatabase(ctx context.Context, dsn string, prev *DatabaseHea
 	recovered := prev != nil && prev.Status.Failing() && status == release.HealthOK && h.DeepStatus.Failing()
 	due := since >= a.cfg.DeepCheck || recovered || (unsettled && since >= time.Hour)
 	if a.cfg.DeepCheck > 0 && status != release.HealthUnknown && due {
-		h.DeepCheckAt = now
-		h.DeepStatus, h.DeepDetail = a.deepCheck(ctx, dsn, file)
+		deepStatus, deepDetail := a.deepCheck(ctx, dsn, file)
+		// A deep check cut short by the caller's deadline (a preflight's
+		// timeout, a restart's bound, a gate request) checked nothing: the
+		// previous verdict stands, and the check stays due.
+		if ctx.Err() == nil {
+			h.DeepCheckAt, h.DeepStatus, h.DeepDetail = now, deepStatus, deepDetail
+		} else {
+			a.log.Warn("deep check cut short by the caller's deadline; the previous verdict stands", "database", name)
+		}
 	}
 	switch {
 	case h.DeepStatus.Failing() && healthRank(h.DeepStatus) > healthRank(h.Status):
@@ -220,7 +227,11 @@ func writeBaseline(path string, b *pgcheck.Baseline) error {
 // the status empty and says why; one that found nothing but could not
 // check some objects (a timeout, a lock held) is unknown, never ok.
 func (a *Agent) deepCheck(ctx context.Context, dsn, baselineFile string) (release.HealthStatus, string) {
-	srv, err := pgcheck.Open(dsn, pgcheck.ConnOptions{StatementTimeout: a.cfg.DeepCheckTimeout, ApplicationName: "ringfence-agent"})
+	// Locks are waited for up to a minute (pgcheck's default is 5 s): a
+	// migration's ALTER queued behind a long query must not make the
+	// database unknown for an hour.
+	srv, err := pgcheck.Open(dsn, pgcheck.ConnOptions{StatementTimeout: a.cfg.DeepCheckTimeout,
+		LockTimeout: min(time.Minute, a.cfg.DeepCheckTimeout), ApplicationName: "ringfence-agent"})
 	if err != nil {
 		return "", "could not run: " + err.Error()
 	}

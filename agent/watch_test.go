@@ -82,15 +82,29 @@ func TestDatabaseWatch(t *testing.T) {
 	held := cfg
 	held.DSNs = cfg.DSNs[:1]
 	held.DeepCheck = time.Hour
+	held.DeepCheckTimeout = 3 * time.Second // its lock wait too
 	held.StateDir = t.TempDir()
 	res, err = newAgent(t, held).CheckIn(ctx)
 	must(t, err)
 	if app := byName(res.Databases, "app"); app.Status != release.HealthUnknown || app.DeepStatus != release.HealthUnknown ||
-		!strings.Contains(app.DeepDetail, "lock_timeout") {
+		!strings.Contains(app.DeepDetail, "could not be") {
 		t.Fatalf("deep check behind a lock: %+v", app)
 	}
 	if d := newAgent(t, held).Preflight(ctx, release.MustParseVersion("1.1.0")); d.ExitCode != 2 || !slices.Contains(reasons(d), agent.ReasonDatabaseUnknown) {
 		t.Fatalf("preflight after an incomplete deep check = %+v, want undecided", d)
+	}
+	// A preflight whose deadline cuts the deep check short keeps the
+	// verdict it had: never ok from a check that did not run.
+	short, cancel := context.WithTimeout(ctx, time.Second)
+	cut := held
+	cut.Now = func() time.Time { return time.Now().Add(61 * time.Minute) } // due again
+	cutDecision := newAgent(t, cut).Preflight(short, release.MustParseVersion("1.1.0"))
+	cancel()
+	if cutDecision.ExitCode != 2 {
+		t.Fatalf("preflight cut short during the deep check = %+v, want undecided", cutDecision)
+	}
+	if st := status(t, held.StateDir); len(st.Databases) != 1 || st.Databases[0].DeepStatus != release.HealthUnknown {
+		t.Fatalf("after a deep check cut short: %+v", st.Databases)
 	}
 	_, err = locker.Exec(ctx, "ROLLBACK")
 	must(t, err)

@@ -49,6 +49,11 @@ func TestIntroductions(t *testing.T) {
 	if err != nil || len(got) != 1 || got[0].Key.ID != k.ID || !got[0].Key.Key.Equal(k.Public().Key) || got[0].By != old.ID {
 		t.Fatalf("introductions = %+v, %v; want %s by %s", got, err, k.ID, old.ID)
 	}
+	// The previous key is never taught back to a verifier that trusts
+	// only the new one (it retired it, say).
+	if got, err := Introductions(env, []PublicKey{k.Public()}); err != nil || len(got) != 0 {
+		t.Errorf("introductions to a verifier trusting only the new key: %+v, %v", got, err)
+	}
 	// Known keys are not introduced again; a payload naming none
 	// introduces none.
 	if got, err := Introductions(env, rotated.PublicKeys()); err != nil || len(got) != 0 {
@@ -73,7 +78,9 @@ func TestIntroductions(t *testing.T) {
 			return e
 		}(), nil, []string{k.ID}},
 		// A named key that did not sign is not introduced.
-		{"named but not signing", mustSign(t, ring, named([]PublicKey{old, k.Public()})), ErrNoTrustedSignature, nil},
+		{"named but not signing", mustSign(t, ring, named([]PublicKey{k.Public(), old})), ErrNoTrustedSignature, nil},
+		// A key named after its voucher is older: not introduced.
+		{"named after the voucher", mustSign(t, during, named([]PublicKey{old, k.Public()})), nil, nil},
 		// A named key whose signature is not over this payload.
 		{"bad signature", func() Envelope {
 			e := mustSign(t, during, named(during.Signers()))

@@ -303,8 +303,9 @@ type Introduction struct {
 const MaxSigningKeys = 4
 
 // Introductions returns the keys env introduces to a verifier that trusts
-// trusted: the untrusted keys its payload names in "signing_keys" that
-// also signed it. A trusted key signed the names, so nobody on the path
+// trusted: the untrusted keys its payload names in "signing_keys" (newest
+// first) before the trusted key that vouches for them, and that also
+// signed it. A trusted key signed the names, so nobody on the path
 // could have added one, and the named key's own signature over the same
 // payload proves its holder signs for the vendor. This is how a key
 // rotation reaches agents without a product update: during the overlap
@@ -351,12 +352,17 @@ func Introductions(env Envelope, trusted []PublicKey) ([]Introduction, error) {
 	if by == "" {
 		return nil, ErrNoTrustedSignature
 	}
+	// signing_keys lists the new key first: a key is introduced only by
+	// one named after it (the previous key vouches for the next, never the
+	// other way round, so a retired key is not taught back to an agent
+	// that trusts only its successor).
+	byAt := slices.IndexFunc(doc.SigningKeys, func(k PublicKey) bool { return k.ID == by })
 	var out []Introduction
-	for _, k := range doc.SigningKeys {
+	for n, k := range doc.SigningKeys {
 		if err := k.Validate(); err != nil {
 			return nil, fmt.Errorf("signing_keys: %w", err)
 		}
-		if _, ok := find(trusted, k.ID); ok || slices.ContainsFunc(out, func(i Introduction) bool { return i.Key.ID == k.ID }) {
+		if _, ok := find(trusted, k.ID); ok || slices.ContainsFunc(out, func(i Introduction) bool { return i.Key.ID == k.ID }) || n > byAt {
 			continue
 		}
 		n := 0
