@@ -85,7 +85,7 @@ func (s *Store) CreateProduct(ctx context.Context, actor string, p release.Produ
 func (s *Store) UpdateProduct(ctx context.Context, actor, product string, change func(*release.Product) error) (release.Product, error) {
 	var p release.Product
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		before, err := scanProduct(tx.QueryRowContext(ctx, `SELECT `+productCols+` FROM products WHERE name = $1`, product))
+		before, err := scanProduct(tx.QueryRowContext(ctx, s.forUpdate(`SELECT `+productCols+` FROM products WHERE name = $1`), product))
 		if err != nil {
 			return notFound(err, "product %s", product)
 		}
@@ -186,7 +186,7 @@ func (s *Store) CreateRing(ctx context.Context, actor string, r release.Ring) (r
 func (s *Store) UpdateRing(ctx context.Context, actor, product, name string, change func(*release.Ring) error) (release.Ring, error) {
 	var r release.Ring
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		before, err := scanRing(tx.QueryRowContext(ctx, `SELECT `+ringCols+` FROM rings WHERE product = $1 AND name = $2`, product, name))
+		before, err := scanRing(tx.QueryRowContext(ctx, s.forUpdate(`SELECT `+ringCols+` FROM rings WHERE product = $1 AND name = $2`), product, name))
 		if err != nil {
 			return notFound(err, "ring %s of %s", name, product)
 		}
@@ -295,7 +295,7 @@ func (s *Store) CreateCustomer(ctx context.Context, actor string, c release.Cust
 func (s *Store) UpdateCustomer(ctx context.Context, actor, product, name string, change func(*release.Customer) error) (release.Customer, error) {
 	var c release.Customer
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		before, err := scanCustomer(tx.QueryRowContext(ctx, `SELECT `+customerCols+` FROM customers WHERE product = $1 AND name = $2`, product, name))
+		before, err := scanCustomer(tx.QueryRowContext(ctx, s.forUpdate(`SELECT `+customerCols+` FROM customers WHERE product = $1 AND name = $2`), product, name))
 		if err != nil {
 			return notFound(err, "customer %s of %s", name, product)
 		}

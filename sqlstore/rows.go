@@ -124,3 +124,14 @@ func insertID(ctx context.Context, tx *sql.Tx, what, query string, args ...any) 
 	}
 	return id, nil
 }
+
+// forUpdate makes a read-modify-write's SELECT lock its row on PostgreSQL,
+// so that a concurrent change waits and then reads what the first wrote:
+// an If-Match check (or any check of the old value) then holds at the
+// write. SQLite's one writer at a time needs no lock.
+func (s *Store) forUpdate(query string) string {
+	if s.dialect == Postgres {
+		return query + ` FOR UPDATE`
+	}
+	return query
+}

@@ -33,7 +33,55 @@ func TestStore(t *testing.T) {
 		{"SealedSigningKeys", testSealedSigningKeys},
 		{"Bundles", testBundles},
 		{"QuotaCounts", testQuotaCounts},
+		{"UpdateSeesConcurrentChange", withStore(testUpdateSeesConcurrentChange)},
 	})
+}
+
+// testUpdateSeesConcurrentChange: of two read-modify-writes of one row,
+// the second reads what the first wrote (on PostgreSQL its SELECT waits for
+// the first's row lock), so a check of the old value (If-Match) refuses it
+// instead of both succeeding and the first change being lost.
+func testUpdateSeesConcurrentChange(t *testing.T, s *sqlstore.Store) {
+	ctx := context.Background()
+	check(s.CreateProduct(ctx, "alice", release.Product{Name: "acme"}))(t)
+	check(s.CreateRing(ctx, "alice", release.Ring{Product: "acme", Name: "early", Position: 0, RolloutPercent: 100}))(t)
+	check(s.CreateRing(ctx, "alice", release.Ring{Product: "acme", Name: "late", Position: 1, RolloutPercent: 100}))(t)
+	check(s.CreateCustomer(ctx, "alice", release.Customer{Product: "acme", Name: "bank", Ring: "early"}))(t)
+	entered, proceed, first := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		_, err := s.UpdateCustomer(ctx, "alice", "acme", "bank", func(c *release.Customer) error {
+			close(entered)
+			<-proceed
+			c.Ring = "late"
+			return nil
+		})
+		first <- err
+	}()
+	<-entered
+	var seen string
+	second := make(chan error, 1)
+	go func() {
+		_, err := s.UpdateCustomer(ctx, "bob", "acme", "bank", func(c *release.Customer) error {
+			seen = c.Ring
+			if c.Ring != "early" { // what bob read before: his If-Match
+				return release.Errorf(release.ECONFLICT, "changed meanwhile")
+			}
+			c.Ring = "early"
+			return nil
+		})
+		second <- err
+	}()
+	time.Sleep(300 * time.Millisecond) // room for bob's read to go first, were it not held back
+	close(proceed)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-second; release.ErrorCode(err) != release.ECONFLICT || seen != "late" {
+		t.Fatalf("the second update read %q and returned %v; want it to see the first's change and refuse", seen, err)
+	}
+	if c := check(s.GetCustomer(ctx, "acme", "bank"))(t); c.Ring != "late" {
+		t.Fatalf("customer in %s, want the first change kept", c.Ring)
+	}
 }
 
 // storeTest is one store test: fn gets the store and the DSN it was opened
