@@ -319,6 +319,7 @@ func agentPreflightCommand(stdout, stderr io.Writer) *ucli.Command {
 			&ucli.StringFlag{Name: "termination-log", Usage: "also write a one-line verdict to `FILE` (Kubernetes: /dev/termination-log)"},
 			&ucli.BoolFlag{Name: "retry-failed", Usage: "allow a version whose upgrade failed here before (once the cause is fixed)"},
 			&ucli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "decide within this time, or exit 2 (timeout): another agent process may hold the state through a long deep check"},
+			&ucli.StringFlag{Name: "bundle-dir", Sources: agentEnv("bundle-dir"), Usage: "air-gapped: decide from the bundle the agent accepted from `DIR` (as agent run --bundle-dir), never from the server"},
 			agentJSONFlag(), bundleFlag()),
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
 			to, err := agent.ParseVersion(cmd.String("to"))
