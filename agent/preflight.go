@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/ringfence/ringfence/client"
@@ -226,7 +227,16 @@ func Decide(ans release.Answer, to release.Version, dbs []*DatabaseHealth) Decis
 				Message: fmt.Sprintf("%s is not offered to this installation (not released to its ring or rollout yet, paused or pulled); no upgrade is offered now", to)})
 		}
 	}
-	d.Reasons = append(d.Reasons, databaseReasons(dbs)...)
+	for _, r := range databaseReasons(dbs) {
+		// The vendor's word, in the signed offer of `to`, that the upgrade
+		// repairs this finding itself: a warning, not a reason.
+		if offered && slices.Contains(ans.Offer.Waives, r.Code) && !r.Undecided {
+			r.Message = "waived by the vendor for " + to.String() + " (its upgrade repairs it): " + r.Message
+			d.Warnings = append(d.Warnings, r)
+			continue
+		}
+		d.Reasons = append(d.Reasons, r)
+	}
 	return finish(d)
 }
 

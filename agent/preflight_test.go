@@ -27,6 +27,12 @@ func TestDecide(t *testing.T) {
 		}
 		return a
 	}
+	waiving := func(a release.Answer, waives ...string) release.Answer {
+		o := *a.Offer
+		o.Waives = waives
+		a.Offer = &o
+		return a
+	}
 	paused := ok("3.30.0", "", false)
 	paused.Current.Status = release.StatusPaused
 	db := func(s release.HealthStatus) []*agent.DatabaseHealth {
@@ -53,12 +59,22 @@ func TestDecide(t *testing.T) {
 		{"collation changed", ok("3.29.0", "3.30.0", false), "3.30.0", db(release.HealthCollationChanged), 1, []string{agent.ReasonCollationChanged}},
 		{"database unknown", ok("3.29.0", "3.30.0", false), "3.30.0", db(release.HealthUnknown), 2, []string{agent.ReasonDatabaseUnknown}},
 		{"no-go beats undecided", ok("3.29.0", "", false), "3.30.0", db(release.HealthUnknown), 1, []string{agent.ReasonNotOffered, agent.ReasonDatabaseUnknown}},
+		// A release that repairs what it waives: those findings warn.
+		{"waived collation change", waiving(pulled("3.30.0", release.ActionUpgrade, "3.30.3", "3.30.3"), "collation_changed", "database_corrupt"), "3.30.3",
+			db(release.HealthCollationChanged), 0, nil},
+		{"waived elsewhere only", waiving(ok("3.29.0", "3.30.0", false), "collation_changed"), "3.30.0", db(release.HealthCorrupt), 1, []string{agent.ReasonDatabaseCorrupt}},
+		{"unknown is never waived", waiving(ok("3.29.0", "3.30.0", false), "collation_changed", "database_corrupt"), "3.30.0", db(release.HealthUnknown), 2, []string{agent.ReasonDatabaseUnknown}},
+		{"waives of another version", waiving(ok("3.29.0", "3.31.0", false), "collation_changed"), "3.30.0", db(release.HealthCollationChanged), 1, []string{agent.ReasonNotOffered, agent.ReasonCollationChanged}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			d := agent.Decide(c.ans, v(c.to), c.dbs)
 			if d.ExitCode != c.exit || !slices.Equal(reasons(d), c.codes) {
 				t.Fatalf("exit %d %v (%+v), want %d %v", d.ExitCode, reasons(d), d.Reasons, c.exit, c.codes)
+			}
+			if waived := c.ans.Offer != nil && len(c.ans.Offer.Waives) > 0 && c.exit == 0; waived &&
+				(len(d.Warnings) != 1 || !strings.Contains(d.Warnings[0].Message, "waived by the vendor for "+c.to)) {
+				t.Fatalf("warnings %+v, want the waived finding", d.Warnings)
 			}
 			want := map[int]string{0: agent.Go, 1: agent.NoGo, 2: agent.Undecided}[c.exit]
 			if d.Decision != want {

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/ringfence/ringfence/agent"
+	"github.com/ringfence/ringfence/client"
 	"github.com/ringfence/ringfence/internal/pgtest"
+	"github.com/ringfence/ringfence/internal/servertest"
 	"github.com/ringfence/ringfence/pgcheck"
 	"github.com/ringfence/ringfence/release"
 )
@@ -182,5 +184,25 @@ func TestDatabaseWatch(t *testing.T) {
 	d = ga.Preflight(ctx, release.MustParseVersion("1.1.0"))
 	if d.ExitCode != 2 || !slices.Equal(reasons(d), []string{agent.ReasonDatabaseUnknown}) {
 		t.Fatalf("preflight with an unreachable database = %+v, want undecided", d)
+	}
+
+	// The vendor ships 1.2.0, whose upgrade rebuilds the indexes, and
+	// says so: it waives both findings. The upgrade to it may go; the
+	// findings are printed as warnings. To 1.1.0 they still stop it.
+	f.release("1.2.0", func(r *client.NewRelease) { r.Waives = []string{"collation_changed", "database_corrupt"} })
+	servertest.Eventually(t, 5*time.Second, "1.2.0 offered with its waiver", func() bool {
+		return a.Preflight(ctx, release.MustParseVersion("1.2.0")).ExitCode == 0
+	})
+	d = a.Preflight(ctx, release.MustParseVersion("1.2.0"))
+	var warned []string
+	for _, w := range d.Warnings {
+		warned = append(warned, w.Code)
+	}
+	slices.Sort(warned)
+	if !slices.Equal(warned, []string{agent.ReasonCollationChanged, agent.ReasonDatabaseCorrupt}) || !strings.Contains(d.Warnings[0].Message, "waived by the vendor for 1.2.0") {
+		t.Fatalf("preflight to the waiving release = %+v", d)
+	}
+	if d := a.Preflight(ctx, release.MustParseVersion("1.1.0")); d.ExitCode != 1 || !slices.Contains(reasons(d), agent.ReasonDatabaseCorrupt) {
+		t.Fatalf("preflight to 1.1.0, which waives nothing = %+v", d)
 	}
 }

@@ -8,6 +8,9 @@ type NewRelease struct {
 	NotesURL       string          `json:"notes_url,omitempty"`
 	RequiredStop   bool            `json:"required_stop,omitempty"`
 	RollbackSafeTo release.Version `json:"rollback_safe_to,omitzero"`
+	// Waives are the preflight findings the release repairs itself
+	// (release.Waivers).
+	Waives []string `json:"waives,omitempty"`
 }
 
 // Pause is the body of POST .../releases/{version}/pause.

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"io"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -111,6 +112,8 @@ type BundleRelease struct {
 	// Paused and Pulled carry the reason and guidance, not who did it.
 	Paused *BundlePause `json:"paused,omitempty"`
 	Pulled *BundlePull  `json:"pulled,omitempty"`
+	// Waives are the preflight findings the release waives (Waivers).
+	Waives []string `json:"waives,omitempty"`
 }
 
 // BundlePause is a pause as a bundle carries it.
@@ -160,7 +163,7 @@ func NewBundle(s *Snapshot, product, customer string, seq int64, issued, expires
 	}
 	for _, e := range p.releases {
 		r := e.rel
-		br := BundleRelease{Version: r.Version, Status: r.Status, NotesURL: r.NotesURL, RequiredStop: r.RequiredStop}
+		br := BundleRelease{Version: r.Version, Status: r.Status, NotesURL: r.NotesURL, RequiredStop: r.RequiredStop, Waives: r.Waives}
 		if len(p.rings) > 0 && e.since[ringIdx] != math.MaxInt64 {
 			t := time.Unix(0, e.since[ringIdx]).UTC()
 			br.AvailableSince = &t
@@ -226,6 +229,11 @@ func (b Bundle) Validate() error {
 		if !r.Status.Valid() {
 			return Errorf(EINVALID, "bundle release %s: status %q", r.Version, r.Status)
 		}
+		for _, w := range r.Waives {
+			if !slices.Contains(Waivers, w) {
+				return Errorf(EINVALID, "bundle release %s: %q cannot be waived", r.Version, w)
+			}
+		}
 		if r.Pulled != nil && r.Pulled.Action != ActionUpgrade && r.Pulled.Action != ActionRollback && r.Pulled.Action != ActionHold {
 			return Errorf(EINVALID, "bundle release %s: pull action %q", r.Version, r.Pulled.Action)
 		}
@@ -251,7 +259,7 @@ func (b Bundle) snapshot() (*Snapshot, error) {
 		p.customerRing[b.Customer] = 0
 	}
 	for _, br := range b.Releases {
-		r := Release{Product: b.Product, Version: br.Version, Status: br.Status, NotesURL: br.NotesURL, RequiredStop: br.RequiredStop}
+		r := Release{Product: b.Product, Version: br.Version, Status: br.Status, NotesURL: br.NotesURL, RequiredStop: br.RequiredStop, Waives: br.Waives}
 		if br.Paused != nil {
 			r.Paused = &Pause{Reason: br.Paused.Reason, IncidentURL: br.Paused.IncidentURL}
 		}

@@ -30,7 +30,12 @@ func bundleStates() map[string]func(*Facts) {
 			f.Releases[2].Rings = nil
 			f.GateResults = []GateResult{fail("3.31.0", at(-time.Hour))}
 		},
-		"paused release":     func(f *Facts) { pause(&f.Releases[1], "auto-halt") },
+		"paused release": func(f *Facts) { pause(&f.Releases[1], "auto-halt") },
+		"fixed release waives": func(f *Facts) {
+			f.Releases = append(f.Releases, rel("3.30.3"))
+			f.Releases[len(f.Releases)-1].Waives = []string{"collation_changed", "database_corrupt"}
+			pull(&f.Releases[1], ActionUpgrade, "3.30.3")
+		},
 		"paused stop":        func(f *Facts) { pause(&f.Releases[2], "x") },
 		"pulled stop (hold)": func(f *Facts) { pull(&f.Releases[2], ActionHold, "") },
 		"pulled upgrade outside ring": func(f *Facts) {

@@ -230,6 +230,9 @@ type Offer struct {
 	Version      Version `json:"version"`
 	NotesURL     string  `json:"notes_url,omitempty"`
 	RequiredStop bool    `json:"required_stop"`
+	// Waives are the preflight findings the offered release waives (see
+	// Waivers); absent when none.
+	Waives []string `json:"waives,omitempty"`
 }
 
 // NoticeKind classifies a notice.

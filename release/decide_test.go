@@ -3,6 +3,7 @@ package release
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -384,5 +385,29 @@ func TestSnapshotAccessors(t *testing.T) {
 	d[0].Promotion.Ring = "changed"
 	if s.Due()[0].Promotion.Ring != "insiders" {
 		t.Fatal("Due exposes the snapshot's slice")
+	}
+}
+
+// TestWaivesReachTheOffer: the findings a release waives travel in the
+// offer of it; only known findings, each once, may be waived.
+func TestWaivesReachTheOffer(t *testing.T) {
+	f := decideFacts()
+	f.Releases[2].Waives = []string{"collation_changed"} // 3.31.0, the stop bigbank is offered
+	if err := f.Releases[2].Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ans, err := Decide(NewSnapshot(f, time.Hour, t0), Installation{InstanceID: "i-1", Product: "acme", Customer: "bigbank", Version: v("3.29.4")}, "n0123456789abcdef", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ans.Offer == nil || ans.Offer.Version != v("3.31.0") || !slices.Equal(ans.Offer.Waives, []string{"collation_changed"}) {
+		t.Fatalf("offer %+v, want 3.31.0 waiving collation_changed", ans.Offer)
+	}
+	for _, bad := range [][]string{{"not_offered"}, {"failed_here"}, {"collation_changed", "collation_changed"}} {
+		r := f.Releases[0]
+		r.Waives = bad
+		if err := r.Validate(); ErrorCode(err) != EINVALID {
+			t.Errorf("waives %v: %v, want invalid", bad, err)
+		}
 	}
 }

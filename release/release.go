@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -170,6 +172,10 @@ type Release struct {
 	// any version from RollbackSafeTo up to, not including, this release.
 	RollbackSafeTo Version   `json:"rollback_safe_to,omitzero"`
 	CreatedAt      time.Time `json:"created_at,omitzero"`
+	// Waives are the database findings that do not stop an upgrade to this
+	// release (Waivers): the vendor's word, in the signed offer, that the
+	// release itself repairs them.
+	Waives []string `json:"waives,omitempty"`
 
 	Status Status `json:"status"`
 	// Paused is set while the release is paused (and kept when it is then
@@ -204,8 +210,25 @@ func (r Release) Validate() error {
 	if !r.Status.Valid() {
 		return Errorf(EINVALID, "release %s: unknown status %q", r.ID(), r.Status)
 	}
+	for i, w := range r.Waives {
+		if !slices.Contains(Waivers, w) {
+			return Errorf(EINVALID, "release %s: %q cannot be waived: only %s", r.ID(), w, strings.Join(Waivers, ", "))
+		}
+		if slices.Contains(r.Waives[:i], w) {
+			return Errorf(EINVALID, "release %s: %s is waived twice", r.ID(), w)
+		}
+	}
 	return nil
 }
+
+// Waivers are the preflight findings a release may waive: a watched
+// database whose collation changed, or that the deep check found corrupt
+// (amcheck finds the indexes a collation change broke). A release waives
+// them when its own upgrade repairs them (it rebuilds the indexes, say):
+// preflight to it then says go, with the findings as warnings. Nothing
+// else can be waived: not being offered, a pull, a required stop, an
+// upgrade that failed here, a database that could not be checked.
+var Waivers = []string{"collation_changed", "database_corrupt"}
 
 // Pause stops all new offers of r. Pausing a paused release updates the
 // record; a pulled release cannot be paused (it already is, for good).

@@ -15,7 +15,7 @@ import (
 	"github.com/ringfence/ringfence/release"
 )
 
-const releaseCols = `product, version, notes_url, required_stop, rollback_safe_to, created_at, status, paused, pull, resumed_at`
+const releaseCols = `product, version, notes_url, required_stop, rollback_safe_to, created_at, status, paused, pull, resumed_at, waives`
 
 // scanRelease reads a release row (without its ring entries).
 func scanRelease(row scanner) (release.Release, error) {
@@ -23,8 +23,15 @@ func scanRelease(row scanner) (release.Release, error) {
 	var version, safeTo, status string
 	var paused, pull sql.NullString
 	var resumed sql.NullTime
-	if err := row.Scan(&r.Product, &version, &r.NotesURL, &r.RequiredStop, &safeTo, &r.CreatedAt, &status, &paused, &pull, &resumed); err != nil {
+	var waives string
+	if err := row.Scan(&r.Product, &version, &r.NotesURL, &r.RequiredStop, &safeTo, &r.CreatedAt, &status, &paused, &pull, &resumed, &waives); err != nil {
 		return release.Release{}, err
+	}
+	if err := json.Unmarshal([]byte(waives), &r.Waives); err != nil {
+		return release.Release{}, fmt.Errorf("stored release %s@%s waives: %w", r.Product, version, err)
+	}
+	if len(r.Waives) == 0 {
+		r.Waives = nil
 	}
 	r.ResumedAt = timePtr(resumed)
 	var err error
@@ -163,8 +170,12 @@ func (s *Store) CreateRelease(ctx context.Context, actor string, r release.Relea
 		} else if ok {
 			return release.Errorf(release.ECONFLICT, "release %s already exists", r.ID())
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO releases (product, version, notes_url, required_stop, rollback_safe_to, created_at, status)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`, r.Product, r.Version.String(), r.NotesURL, r.RequiredStop, safeTo, r.CreatedAt, string(r.Status))
+		waives, err := jsonText("release waives", append([]string{}, r.Waives...))
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO releases (product, version, notes_url, required_stop, rollback_safe_to, created_at, status, waives)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, r.Product, r.Version.String(), r.NotesURL, r.RequiredStop, safeTo, r.CreatedAt, string(r.Status), waives)
 		if err != nil {
 			return fmt.Errorf("create release %s: %w", r.ID(), err)
 		}

@@ -30,8 +30,9 @@ func releaseCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "notes-url", Usage: "where the release notes are"},
 			&ucli.BoolFlag{Name: "required-stop", Usage: "installations may not skip this release"},
 			&ucli.StringFlag{Name: "rollback-safe-to", Usage: "lowest version installations on this release can roll back to"},
+			&ucli.StringSliceFlag{Name: "waive", Usage: "a preflight finding this release repairs itself, so it does not stop the upgrade to it: collation_changed or database_corrupt (repeatable)"},
 		}, func(ctx context.Context, cmd *ucli.Command, c *client.Client, product string, v release.Version) (release.Release, error) {
-			nr := client.NewRelease{Version: v, NotesURL: cmd.String("notes-url"), RequiredStop: cmd.Bool("required-stop")}
+			nr := client.NewRelease{Version: v, NotesURL: cmd.String("notes-url"), RequiredStop: cmd.Bool("required-stop"), Waives: cmd.StringSlice("waive")}
 			if s := cmd.String("rollback-safe-to"); s != "" {
 				var err error
 				if nr.RollbackSafeTo, err = versionArg(s); err != nil {

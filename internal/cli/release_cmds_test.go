@@ -3,6 +3,7 @@ package cli_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -125,6 +126,10 @@ func TestReleaseCommandsEndToEnd(t *testing.T) {
 	// Releases and gates: a failed gate blocks the first ring.
 	api(t, url, admin, "release", "create", "acme", "3.29.4")
 	api(t, url, admin, "release", "create", "acme", "3.30.0", "--rollback-safe-to", "3.29.4", "--notes-url", "https://acme.example/notes/3.30.0")
+	apiFails(t, url, admin, `"not_offered" cannot be waived`, "release", "create", "acme", "3.30.9", "--waive", "not_offered")
+	if r := apiJSON[release.Release](t, url, admin, "release", "create", "acme", "3.30.9", "--waive", "collation_changed", "--waive", "database_corrupt"); !slices.Equal(r.Waives, []string{"collation_changed", "database_corrupt"}) {
+		t.Fatalf("release created with waivers: %+v", r)
+	}
 	api(t, url, admin, "gate", "fail", "acme", "3.30.0", "collation-compare", "--url", "https://ci.acme.example/run/1")
 	out = api(t, url, admin, "release", "status", "acme")
 	for _, want := range []string{"acme 3.30.0", "collation-compare=fail", "blocked", "required gate collation-compare failed", "acme 3.29.4", "collation-compare=missing"} {
