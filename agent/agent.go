@@ -215,8 +215,11 @@ func (a *Agent) checkIn(ctx context.Context, st *State) (Result, error) {
 		}
 		if i, ok := refusedEvent(err, len(queued)); ok && attempt < 3 {
 			// What happened here stays a fact whatever the server says: an
-			// upgrade that failed stays refused (failed_here).
-			rememberOutcome(st, queued[i].Event)
+			// upgrade that failed stays refused (failed_here). (A refused
+			// success is not applied: earlier events are not delivered yet.)
+			if queued[i].Event.Kind == release.EventUpgradeFailed {
+				rememberOutcome(st, queued[i].Event)
+			}
 			if serr := a.state.Save(st); serr != nil {
 				return res, errors.Join(err, serr)
 			}

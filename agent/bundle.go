@@ -370,6 +370,12 @@ func (a *Agent) preflightBundle(ctx context.Context, file string, to release.Ver
 		return finish(d)
 	}
 	res, err := a.observe(ctx, st, now)
+	if err == nil && ctx.Err() != nil {
+		// The deadline cut the watch short (a deep check, say): what it
+		// did not finish proves nothing, and online the check-in would
+		// have failed here too.
+		err = fmt.Errorf("no decision in time: %w", ctx.Err())
+	}
 	if err != nil {
 		d.Current, d.Databases = res.Version, res.Databases
 		d.Reasons = append(d.Reasons, bundleReason(err))

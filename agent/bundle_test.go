@@ -455,3 +455,18 @@ func TestHandoverThatTeachesNothing(t *testing.T) {
 		t.Fatalf("learned %+v, handover error %q", st.LearnedKeys, st.HandoverError)
 	}
 }
+
+// TestOfflinePreflightPastItsDeadline: a bundle preflight whose deadline
+// passed while it watched the databases (a deep check cut short) decides
+// nothing: undecided, never a go on a watch that did not finish.
+func TestOfflinePreflightPastItsDeadline(t *testing.T) {
+	k := newBundleKit(t)
+	now := k.t0.Add(time.Hour)
+	a := k.siteOnBundle1(t, &now)
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	d := a.PreflightBundle(ctx, "", to110)
+	if d.ExitCode != 2 || !slices.Equal(reasons(d), []string{agent.ReasonTimeout}) {
+		t.Fatalf("offline preflight past its deadline = %+v, want undecided (timeout)", d)
+	}
+}

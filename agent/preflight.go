@@ -72,7 +72,8 @@ type Decision struct {
 	// Restart is true when `to` is the version already running: no
 	// upgrade, so Go, with Warnings (see Preflight).
 	Restart bool `json:"restart,omitempty"`
-	// Warnings are what speaks against the running version on a restart.
+	// Warnings are what speaks against the running version on a restart,
+	// and the findings the offered release waives: shown, but no reason.
 	Warnings []Reason `json:"warnings,omitempty"`
 }
 

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"io"
 	"math"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -112,7 +111,9 @@ type BundleRelease struct {
 	// Paused and Pulled carry the reason and guidance, not who did it.
 	Paused *BundlePause `json:"paused,omitempty"`
 	Pulled *BundlePull  `json:"pulled,omitempty"`
-	// Waives are the preflight findings the release waives (Waivers).
+	// Waives are the preflight findings the release waives (Waivers). A
+	// code an agent does not know waives nothing there (it matches none of
+	// its findings): a later waivable finding does not make bundles refused.
 	Waives []string `json:"waives,omitempty"`
 }
 
@@ -229,11 +230,7 @@ func (b Bundle) Validate() error {
 		if !r.Status.Valid() {
 			return Errorf(EINVALID, "bundle release %s: status %q", r.Version, r.Status)
 		}
-		for _, w := range r.Waives {
-			if !slices.Contains(Waivers, w) {
-				return Errorf(EINVALID, "bundle release %s: %q cannot be waived", r.Version, w)
-			}
-		}
+
 		if r.Pulled != nil && r.Pulled.Action != ActionUpgrade && r.Pulled.Action != ActionRollback && r.Pulled.Action != ActionHold {
 			return Errorf(EINVALID, "bundle release %s: pull action %q", r.Version, r.Pulled.Action)
 		}

@@ -316,8 +316,9 @@ const MaxSigningKeys = 4
 // again at any later time: at least one signature is by a trusted key,
 // every signature by a trusted key verifies, and every signature under a
 // named key's id verifies (at least one per named key). A payload that
-// names no keys introduces none. A named key that is malformed, does not
-// match its id or did not sign, more than MaxSigningKeys names, or a bad
+// names no keys introduces none; keys named after the voucher are skipped.
+// A named key that is malformed, does not match its id or (named before
+// the voucher) did not sign, more than MaxSigningKeys names, or a bad
 // signature, is an error, and nothing is introduced.
 func Introductions(env Envelope, trusted []PublicKey) ([]Introduction, error) {
 	var doc struct {

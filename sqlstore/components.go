@@ -134,6 +134,12 @@ func (s *Store) CreateComponent(ctx context.Context, actor string, c incident.Co
 func (s *Store) UpdateComponent(ctx context.Context, actor, name string, change func(c *incident.Component) error) (incident.Component, error) {
 	var c incident.Component
 	err := s.write(ctx, func(tx *sql.Tx) error {
+		// Two partial updates of one component: the second reads what the
+		// first wrote (the row lock, on PostgreSQL, is taken first: the read
+		// below joins the component's group).
+		if _, err := tx.ExecContext(ctx, s.forUpdate(`SELECT 1 FROM status_components WHERE name = $1`), name); err != nil {
+			return fmt.Errorf("lock component %q: %w", name, err)
+		}
 		before, err := getComponent(ctx, tx, name)
 		if err != nil {
 			return err

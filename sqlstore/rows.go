@@ -128,10 +128,12 @@ func insertID(ctx context.Context, tx *sql.Tx, what, query string, args ...any) 
 // forUpdate makes a read-modify-write's SELECT lock its row on PostgreSQL,
 // so that a concurrent change waits and then reads what the first wrote:
 // an If-Match check (or any check of the old value) then holds at the
-// write. SQLite's one writer at a time needs no lock.
+// write. The lock is FOR NO KEY UPDATE: rows that only reference it
+// (enrollment keys of a customer, say) are not held up. SQLite's one
+// writer at a time needs no lock.
 func (s *Store) forUpdate(query string) string {
 	if s.dialect == Postgres {
-		return query + ` FOR UPDATE`
+		return query + ` FOR NO KEY UPDATE`
 	}
 	return query
 }

@@ -119,6 +119,9 @@ func printBundle(w io.Writer, b release.Bundle, env sign.Envelope, path string) 
 		if r.RequiredStop {
 			g = strings.TrimPrefix(g+"; required stop", "; ")
 		}
+		if len(r.Waives) > 0 {
+			g = strings.TrimPrefix(g+"; waives "+strings.Join(r.Waives, ", "), "; ")
+		}
 		row(w, r.Version, r.Status, since, g)
 	}
 }

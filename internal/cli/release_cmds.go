@@ -30,7 +30,7 @@ func releaseCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "notes-url", Usage: "where the release notes are"},
 			&ucli.BoolFlag{Name: "required-stop", Usage: "installations may not skip this release"},
 			&ucli.StringFlag{Name: "rollback-safe-to", Usage: "lowest version installations on this release can roll back to"},
-			&ucli.StringSliceFlag{Name: "waive", Usage: "a preflight finding this release repairs itself, so it does not stop the upgrade to it: collation_changed or database_corrupt (repeatable)"},
+			&ucli.StringSliceFlag{Name: "waive", Usage: "a preflight finding this release's upgrade repairs itself, so it does not stop the upgrade to it (repeatable): collation_changed, or database_corrupt, which covers every deep-check finding (corrupt indexes, rows outside their partition, CHECK violations): waive it only if the upgrade repairs all of them"},
 		}, func(ctx context.Context, cmd *ucli.Command, c *client.Client, product string, v release.Version) (release.Release, error) {
 			nr := client.NewRelease{Version: v, NotesURL: cmd.String("notes-url"), RequiredStop: cmd.Bool("required-stop"), Waives: cmd.StringSlice("waive")}
 			if s := cmd.String("rollback-safe-to"); s != "" {
@@ -247,6 +247,9 @@ func emitRelease(cmd *ucli.Command, r release.Release) error {
 		row(w, "notes:", orDash(r.NotesURL))
 		row(w, "required stop:", r.RequiredStop)
 		row(w, "rollback-safe to:", orDash(r.RollbackSafeTo.String()))
+		if len(r.Waives) > 0 {
+			row(w, "waives:", strings.Join(r.Waives, ", ")+" (preflight lets the upgrade to it go on such databases)")
+		}
 		for _, p := range r.Rings {
 			how := "by the rules"
 			if p.Forced {
