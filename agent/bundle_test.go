@@ -332,27 +332,34 @@ func TestPreflightUsesBundles(t *testing.T) {
 // so bundles signed by the new key alone are accepted after it; a site that
 // never saw such a bundle refuses them.
 func TestBundleTeachesRotatedKey(t *testing.T) {
-	k := newBundleKit(t)
+	k, a, rotated, newKey, now := rotatedSite(t)
 	ctx := context.Background()
-	now := k.t0.Add(time.Hour)
-	a := k.siteOnBundle1(t, &now)
-	rotated, newKey, err := k.ring.Rotate(rand.Reader, k.t0.Add(2*time.Hour))
-	must(t, err)
-	now = k.t0.Add(3 * time.Hour)
-	if d := a.PreflightBundle(ctx, k.overlapBundle(rotated.WithOverlap(now, 24*time.Hour), 2, now), to110); d.Decision != agent.Go {
+	if d := a.PreflightBundle(ctx, k.overlapBundle(rotated.WithOverlap(*now, 24*time.Hour), 2, *now), to110); d.Decision != agent.Go {
 		t.Fatalf("preflight on the overlap's bundle: %s %+v", d.Decision, d.Reasons)
 	}
 	after := rotated.WithOverlap(k.t0.Add(30*time.Hour), 24*time.Hour)
 	if len(after.Signers()) != 1 {
 		t.Fatalf("the ring still co-signs after the overlap")
 	}
-	now = k.t0.Add(30 * time.Hour)
-	late := k.write(k.bundle("bank", 3, now, 24*time.Hour), after)
+	*now = k.t0.Add(30 * time.Hour)
+	late := k.write(k.bundle("bank", 3, *now, 24*time.Hour), after)
 	if d := a.PreflightBundle(ctx, late, to110); d.Decision != agent.Go {
 		t.Fatalf("preflight on a bundle signed by the learnt key alone: %s %+v", d.Decision, d.Reasons)
 	}
-	absent := k.site(&now)
+	absent := k.site(now)
 	refused(t, absent.PreflightBundle(ctx, late, to110), agent.ReasonBundleRefused, newKey.ID+"], which is not pinned")
+}
+
+// rotatedSite is a site on bundle 1 whose vendor rotated its signing key
+// an hour later; the site's clock (now) reads t0+3h, within the overlap.
+func rotatedSite(t *testing.T) (k *bundleKit, a *agent.Agent, rotated *sign.KeyRing, newKey sign.Key, now *time.Time) {
+	k = newBundleKit(t)
+	clock := k.t0.Add(time.Hour)
+	a = k.siteOnBundle1(t, &clock)
+	rotated, newKey, err := k.ring.Rotate(rand.Reader, k.t0.Add(2*time.Hour))
+	must(t, err)
+	clock = k.t0.Add(3 * time.Hour)
+	return k, a, rotated, newKey, &clock
 }
 
 // overlapBundle is bank's bundle seq issued at `at`, naming ring's signers
@@ -435,14 +442,9 @@ func TestLearnedKeysFollowTheTrustFile(t *testing.T) {
 // signature was stripped on the way still verifies with the old key, but
 // teaches nothing, and status says why.
 func TestHandoverThatTeachesNothing(t *testing.T) {
-	k := newBundleKit(t)
+	k, a, rotated, newKey, now := rotatedSite(t)
 	ctx := context.Background()
-	now := k.t0.Add(time.Hour)
-	a := k.siteOnBundle1(t, &now)
-	rotated, newKey, err := k.ring.Rotate(rand.Reader, k.t0.Add(2*time.Hour))
-	must(t, err)
-	now = k.t0.Add(3 * time.Hour)
-	path := k.overlapBundle(rotated.WithOverlap(now, 24*time.Hour), 2, now)
+	path := k.overlapBundle(rotated.WithOverlap(*now, 24*time.Hour), 2, *now)
 	env, err := agent.ReadBundleFile(path)
 	must(t, err)
 	env.Signatures = slices.DeleteFunc(env.Signatures, func(s sign.Signature) bool { return s.KeyID == newKey.ID })
