@@ -31,6 +31,9 @@ const (
 	ReasonDatabaseCorrupt  = "database_corrupt"
 	ReasonCollationChanged = "collation_changed"
 	ReasonFailedHere       = "failed_here"
+	// ReasonPostgresTooOld: a watched database runs an older PostgreSQL
+	// than the offered release requires.
+	ReasonPostgresTooOld = "postgres_too_old"
 	// Undecided reasons.
 	ReasonDatabaseUnknown = "database_unknown"
 	ReasonUnreachable     = "server_unreachable"
@@ -127,7 +130,7 @@ func (a *Agent) conclude(d Decision, to release.Version, restart bool) Decision 
 		d.Restart, d.Current = true, to
 		for _, r := range d.Reasons {
 			switch r.Code {
-			case ReasonNotOffered, ReasonRequiredStop:
+			case ReasonNotOffered, ReasonRequiredStop, ReasonPostgresTooOld:
 			default:
 				d.Warnings = append(d.Warnings, r)
 			}
@@ -237,6 +240,15 @@ func Decide(ans release.Answer, to release.Version, dbs []*DatabaseHealth) Decis
 			continue
 		}
 		d.Reasons = append(d.Reasons, r)
+	}
+	if offered && ans.Offer.RequiresPostgres > 0 {
+		for _, h := range dbs {
+			if major := h.ServerVersionNum / 10000; h.ServerVersionNum > 0 && major < ans.Offer.RequiresPostgres {
+				d.Reasons = append(d.Reasons, Reason{Code: ReasonPostgresTooOld,
+					Message: fmt.Sprintf("database %s runs PostgreSQL %d (%d); %s needs PostgreSQL %d or later: upgrade PostgreSQL first",
+						h.Name, major, h.ServerVersionNum, to, ans.Offer.RequiresPostgres)})
+			}
+		}
 	}
 	return finish(d)
 }

@@ -33,6 +33,15 @@ func TestDecide(t *testing.T) {
 		a.Offer = &o
 		return a
 	}
+	needs := func(a release.Answer, major int) release.Answer {
+		o := *a.Offer
+		o.RequiresPostgres = major
+		a.Offer = &o
+		return a
+	}
+	pg := func(num int) []*agent.DatabaseHealth {
+		return []*agent.DatabaseHealth{{Name: "app@db:5432/app", Status: release.HealthOK, ServerVersionNum: num}}
+	}
 	paused := ok("3.30.0", "", false)
 	paused.Current.Status = release.StatusPaused
 	db := func(s release.HealthStatus) []*agent.DatabaseHealth {
@@ -63,6 +72,9 @@ func TestDecide(t *testing.T) {
 		{"waived collation change", waiving(pulled("3.30.0", release.ActionUpgrade, "3.30.3", "3.30.3"), "collation_changed", "database_corrupt"), "3.30.3",
 			db(release.HealthCollationChanged), 0, nil},
 		{"waived elsewhere only", waiving(ok("3.29.0", "3.30.0", false), "collation_changed"), "3.30.0", db(release.HealthCorrupt), 1, []string{agent.ReasonDatabaseCorrupt}},
+		{"postgres new enough", needs(ok("3.29.0", "3.30.0", false), 15), "3.30.0", pg(150004), 0, nil},
+		{"postgres too old", needs(ok("3.29.0", "3.30.0", false), 16), "3.30.0", pg(150004), 1, []string{agent.ReasonPostgresTooOld}},
+		{"no database watched: nothing to hold against", needs(ok("3.29.0", "3.30.0", false), 16), "3.30.0", nil, 0, nil},
 		{"unknown is never waived", waiving(ok("3.29.0", "3.30.0", false), "collation_changed", "database_corrupt"), "3.30.0", db(release.HealthUnknown), 2, []string{agent.ReasonDatabaseUnknown}},
 		{"waives of another version", waiving(ok("3.29.0", "3.31.0", false), "collation_changed"), "3.30.0", db(release.HealthCollationChanged), 1, []string{agent.ReasonNotOffered, agent.ReasonCollationChanged}},
 	}

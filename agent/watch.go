@@ -50,6 +50,9 @@ type DatabaseHealth struct {
 	// queued for, so a lasting failure is reported once, not at every
 	// check-in.
 	Reported release.HealthStatus `json:"reported,omitempty"`
+	// ServerVersionNum is the server's server_version_num (e.g. 150018)
+	// as last read; 0 when it could not be read.
+	ServerVersionNum int `json:"server_version_num,omitempty"`
 }
 
 // dbLabel returns a display name (without password) and a stable file key
@@ -98,8 +101,8 @@ func (a *Agent) watchDatabase(ctx context.Context, dsn string, prev *DatabaseHea
 	}
 	fctx, cancel := context.WithTimeout(ctx, a.cfg.DBTimeout)
 	defer cancel()
-	status, detail, where, file := a.fingerprint(fctx, srv, key)
-	h.Status, h.Detail, h.Baseline = status, detail, where
+	status, detail, where, file, version := a.fingerprint(fctx, srv, key)
+	h.Status, h.Detail, h.Baseline, h.ServerVersionNum = status, detail, where, version
 
 	// The deep check runs at the first contact (a database that drifted
 	// before the agent came is caught there) and then on its schedule;
@@ -137,17 +140,25 @@ func (a *Agent) watchDatabase(ctx context.Context, dsn string, prev *DatabaseHea
 }
 
 // fingerprint does the per-check-in comparison; file is the agent-owned
-// baseline file when that is the baseline in use.
-func (a *Agent) fingerprint(ctx context.Context, srv *pgcheck.Target, key string) (status release.HealthStatus, detail, where, file string) {
+// baseline file when that is the baseline in use, version the server's
+// server_version_num (0 when not read).
+func (a *Agent) fingerprint(ctx context.Context, srv *pgcheck.Target, key string) (status release.HealthStatus, detail, where, file string, version int) {
 	conn, err := srv.Connect(ctx, "")
 	if err != nil {
-		return release.HealthUnknown, "cannot reach the database: " + err.Error(), "", ""
+		return release.HealthUnknown, "cannot reach the database: " + err.Error(), "", "", 0
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	inv, err := pgcheck.ReadInventory(ctx, conn)
 	if err != nil {
-		return release.HealthUnknown, "cannot read the inventory: " + err.Error(), "", ""
+		return release.HealthUnknown, "cannot read the inventory: " + err.Error(), "", "", 0
 	}
+	status, detail, where, file = a.compareBaseline(ctx, conn, inv, key)
+	return status, detail, where, file, inv.ServerVersionNum
+}
+
+// compareBaseline compares the database's collations with its baseline
+// (recording or extending the agent's own).
+func (a *Agent) compareBaseline(ctx context.Context, conn *pgx.Conn, inv *pgcheck.DatabaseInventory, key string) (status release.HealthStatus, detail, where, file string) {
 	base, ok, err := pgcheck.LoadBaseline(ctx, conn)
 	if err != nil {
 		return release.HealthUnknown, err.Error(), "", ""

@@ -205,4 +205,21 @@ func TestDatabaseWatch(t *testing.T) {
 	if d := a.Preflight(ctx, release.MustParseVersion("1.1.0")); d.ExitCode != 1 || !slices.Contains(reasons(d), agent.ReasonDatabaseCorrupt) {
 		t.Fatalf("preflight to 1.1.0, which waives nothing = %+v", d)
 	}
+
+	// A release needing a newer PostgreSQL than the databases run is a
+	// no-go there, naming the version each runs.
+	f.release("1.3.0", func(r *client.NewRelease) {
+		r.Waives, r.RequiresPostgres = []string{"collation_changed", "database_corrupt"}, 99
+	})
+	servertest.Eventually(t, 5*time.Second, "1.3.0 offered", func() bool {
+		return slices.Contains(reasons(a.Preflight(ctx, release.MustParseVersion("1.3.0"))), agent.ReasonPostgresTooOld)
+	})
+	d = a.Preflight(ctx, release.MustParseVersion("1.3.0"))
+	if d.ExitCode != 1 || !slices.Equal(reasons(d), []string{agent.ReasonPostgresTooOld, agent.ReasonPostgresTooOld}) ||
+		!strings.Contains(d.Reasons[0].Message, "needs PostgreSQL 99 or later") {
+		t.Fatalf("preflight to a release needing PostgreSQL 99 = %+v", d)
+	}
+	if st := status(t, cfg.StateDir); st.Databases[0].ServerVersionNum < 100000 {
+		t.Fatalf("server version not recorded: %+v", st.Databases[0])
+	}
 }

@@ -11,6 +11,9 @@ type NewRelease struct {
 	// Waives are the preflight findings the release repairs itself
 	// (release.Waivers).
 	Waives []string `json:"waives,omitempty"`
+	// RequiresPostgres is the lowest PostgreSQL major version the release
+	// runs on (0: any).
+	RequiresPostgres int `json:"requires_postgres,omitempty"`
 }
 
 // Pause is the body of POST .../releases/{version}/pause.

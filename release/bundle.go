@@ -115,6 +115,8 @@ type BundleRelease struct {
 	// code an agent does not know waives nothing there (it matches none of
 	// its findings): a later waivable finding does not make bundles refused.
 	Waives []string `json:"waives,omitempty"`
+	// RequiresPostgres is the release's lowest PostgreSQL major version.
+	RequiresPostgres int `json:"requires_postgres,omitempty"`
 }
 
 // BundlePause is a pause as a bundle carries it.
@@ -164,7 +166,8 @@ func NewBundle(s *Snapshot, product, customer string, seq int64, issued, expires
 	}
 	for _, e := range p.releases {
 		r := e.rel
-		br := BundleRelease{Version: r.Version, Status: r.Status, NotesURL: r.NotesURL, RequiredStop: r.RequiredStop, Waives: r.Waives}
+		br := BundleRelease{Version: r.Version, Status: r.Status, NotesURL: r.NotesURL, RequiredStop: r.RequiredStop, Waives: r.Waives,
+			RequiresPostgres: r.RequiresPostgres}
 		if len(p.rings) > 0 && e.since[ringIdx] != math.MaxInt64 {
 			t := time.Unix(0, e.since[ringIdx]).UTC()
 			br.AvailableSince = &t
@@ -256,7 +259,8 @@ func (b Bundle) snapshot() (*Snapshot, error) {
 		p.customerRing[b.Customer] = 0
 	}
 	for _, br := range b.Releases {
-		r := Release{Product: b.Product, Version: br.Version, Status: br.Status, NotesURL: br.NotesURL, RequiredStop: br.RequiredStop, Waives: br.Waives}
+		r := Release{Product: b.Product, Version: br.Version, Status: br.Status, NotesURL: br.NotesURL, RequiredStop: br.RequiredStop, Waives: br.Waives,
+			RequiresPostgres: br.RequiresPostgres}
 		if br.Paused != nil {
 			r.Paused = &Pause{Reason: br.Paused.Reason, IncidentURL: br.Paused.IncidentURL}
 		}

@@ -34,6 +34,7 @@ func bundleStates() map[string]func(*Facts) {
 		"fixed release waives": func(f *Facts) {
 			f.Releases = append(f.Releases, rel("3.30.3"))
 			f.Releases[len(f.Releases)-1].Waives = []string{"collation_changed", "database_corrupt"}
+			f.Releases[len(f.Releases)-1].RequiresPostgres = 14
 			pull(&f.Releases[1], ActionUpgrade, "3.30.3")
 		},
 		"paused stop":        func(f *Facts) { pause(&f.Releases[2], "x") },

@@ -233,6 +233,9 @@ type Offer struct {
 	// Waives are the preflight findings the offered release waives (see
 	// Waivers); absent when none.
 	Waives []string `json:"waives,omitempty"`
+	// RequiresPostgres is the lowest PostgreSQL major version the offered
+	// release runs on (absent: any).
+	RequiresPostgres int `json:"requires_postgres,omitempty"`
 }
 
 // NoticeKind classifies a notice.

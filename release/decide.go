@@ -241,7 +241,8 @@ func Decide(s *Snapshot, inst Installation, nonce string, now time.Time) (Answer
 		if ring.RolloutPercent < 100 && Bucket(inst.Product, e.rel.Version, inst.InstanceID) >= ring.RolloutPercent {
 			continue
 		}
-		ans.Offer = &Offer{Version: e.rel.Version, NotesURL: e.rel.NotesURL, RequiredStop: e.rel.RequiredStop, Waives: e.rel.Waives}
+		ans.Offer = &Offer{Version: e.rel.Version, NotesURL: e.rel.NotesURL, RequiredStop: e.rel.RequiredStop, Waives: e.rel.Waives,
+			RequiresPostgres: e.rel.RequiresPostgres}
 		if e.rel.RequiredStop && i < len(p.releases)-1 {
 			ans.Notices = append(ans.Notices, Notice{Kind: NoticeRequiredStop, URL: e.rel.NotesURL,
 				Message: fmt.Sprintf("%s %s is a required upgrade stop: install it before any later release", inst.Product, e.rel.Version)})
@@ -284,7 +285,8 @@ func decidePulled(p *productIndex, cur *releaseEntry, ans *Answer) {
 			extra = append(extra, Notice{Kind: NoticeRequiredStop, URL: stop.rel.NotesURL,
 				Message: fmt.Sprintf("%s %s is a required upgrade stop: install it before %s", r.Product, stop.rel.Version, pl.Target)})
 		}
-		ans.Offer = &Offer{Version: t.rel.Version, NotesURL: t.rel.NotesURL, RequiredStop: t.rel.RequiredStop, Waives: t.rel.Waives}
+		ans.Offer = &Offer{Version: t.rel.Version, NotesURL: t.rel.NotesURL, RequiredStop: t.rel.RequiredStop, Waives: t.rel.Waives,
+			RequiresPostgres: t.rel.RequiresPostgres}
 		msg += fmt.Sprintf("; upgrade to %s", t.rel.Version)
 	case ActionRollback:
 		if t := p.find(pl.Target); t == nil || t.rel.Status == StatusPulled {

@@ -176,6 +176,10 @@ type Release struct {
 	// release (Waivers): the vendor's word, in the signed offer, that the
 	// release itself repairs them.
 	Waives []string `json:"waives,omitempty"`
+	// RequiresPostgres is the lowest PostgreSQL major version the release
+	// runs on (0: any): preflight refuses the upgrade to it on an
+	// installation whose watched database runs an older one.
+	RequiresPostgres int `json:"requires_postgres,omitempty"`
 
 	Status Status `json:"status"`
 	// Paused is set while the release is paused (and kept when it is then
@@ -209,6 +213,9 @@ func (r Release) Validate() error {
 	}
 	if !r.Status.Valid() {
 		return Errorf(EINVALID, "release %s: unknown status %q", r.ID(), r.Status)
+	}
+	if r.RequiresPostgres != 0 && (r.RequiresPostgres < 10 || r.RequiresPostgres > 99) {
+		return Errorf(EINVALID, "release %s: requires PostgreSQL %d: give a major version, 10 to 99", r.ID(), r.RequiresPostgres)
 	}
 	for i, w := range r.Waives {
 		if !slices.Contains(Waivers, w) {

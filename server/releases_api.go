@@ -23,7 +23,8 @@ func (s *Server) listReleases(r *http.Request, _ release.Token) ([]release.Relea
 
 func (s *Server) createRelease(r *http.Request, who release.Token, req api.NewRelease) (release.Release, error) {
 	return s.store.CreateRelease(r.Context(), who.Actor(), release.Release{Product: r.PathValue("product"), Version: req.Version,
-		NotesURL: req.NotesURL, RequiredStop: req.RequiredStop, RollbackSafeTo: req.RollbackSafeTo, Waives: req.Waives})
+		NotesURL: req.NotesURL, RequiredStop: req.RequiredStop, RollbackSafeTo: req.RollbackSafeTo, Waives: req.Waives,
+		RequiresPostgres: req.RequiresPostgres})
 }
 
 func (s *Server) getRelease(r *http.Request, _ release.Token) (release.Release, error) {

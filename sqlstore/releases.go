@@ -15,7 +15,7 @@ import (
 	"github.com/ringfence/ringfence/release"
 )
 
-const releaseCols = `product, version, notes_url, required_stop, rollback_safe_to, created_at, status, paused, pull, resumed_at, waives`
+const releaseCols = `product, version, notes_url, required_stop, rollback_safe_to, created_at, status, paused, pull, resumed_at, waives, requires_postgres`
 
 // scanRelease reads a release row (without its ring entries).
 func scanRelease(row scanner) (release.Release, error) {
@@ -24,7 +24,7 @@ func scanRelease(row scanner) (release.Release, error) {
 	var paused, pull sql.NullString
 	var resumed sql.NullTime
 	var waives string
-	if err := row.Scan(&r.Product, &version, &r.NotesURL, &r.RequiredStop, &safeTo, &r.CreatedAt, &status, &paused, &pull, &resumed, &waives); err != nil {
+	if err := row.Scan(&r.Product, &version, &r.NotesURL, &r.RequiredStop, &safeTo, &r.CreatedAt, &status, &paused, &pull, &resumed, &waives, &r.RequiresPostgres); err != nil {
 		return release.Release{}, err
 	}
 	if err := json.Unmarshal([]byte(waives), &r.Waives); err != nil {
@@ -174,8 +174,8 @@ func (s *Store) CreateRelease(ctx context.Context, actor string, r release.Relea
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO releases (product, version, notes_url, required_stop, rollback_safe_to, created_at, status, waives)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, r.Product, r.Version.String(), r.NotesURL, r.RequiredStop, safeTo, r.CreatedAt, string(r.Status), waives)
+		_, err = tx.ExecContext(ctx, `INSERT INTO releases (product, version, notes_url, required_stop, rollback_safe_to, created_at, status, waives, requires_postgres)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, r.Product, r.Version.String(), r.NotesURL, r.RequiredStop, safeTo, r.CreatedAt, string(r.Status), waives, r.RequiresPostgres)
 		if err != nil {
 			return fmt.Errorf("create release %s: %w", r.ID(), err)
 		}

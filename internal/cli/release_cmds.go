@@ -31,8 +31,10 @@ func releaseCommand() *ucli.Command {
 			&ucli.BoolFlag{Name: "required-stop", Usage: "installations may not skip this release"},
 			&ucli.StringFlag{Name: "rollback-safe-to", Usage: "lowest version installations on this release can roll back to"},
 			&ucli.StringSliceFlag{Name: "waive", Usage: "a preflight finding this release's upgrade repairs itself, so it does not stop the upgrade to it (repeatable): collation_changed, or database_corrupt, which covers every deep-check finding (corrupt indexes, rows outside their partition, CHECK violations): waive it only if the upgrade repairs all of them"},
+			&ucli.IntFlag{Name: "requires-postgres", Usage: "the lowest PostgreSQL `MAJOR` version the release runs on: preflight refuses the upgrade to it where a watched database runs an older one"},
 		}, func(ctx context.Context, cmd *ucli.Command, c *client.Client, product string, v release.Version) (release.Release, error) {
-			nr := client.NewRelease{Version: v, NotesURL: cmd.String("notes-url"), RequiredStop: cmd.Bool("required-stop"), Waives: cmd.StringSlice("waive")}
+			nr := client.NewRelease{Version: v, NotesURL: cmd.String("notes-url"), RequiredStop: cmd.Bool("required-stop"), Waives: cmd.StringSlice("waive"),
+				RequiresPostgres: int(cmd.Int("requires-postgres"))}
 			if s := cmd.String("rollback-safe-to"); s != "" {
 				var err error
 				if nr.RollbackSafeTo, err = versionArg(s); err != nil {
@@ -247,6 +249,9 @@ func emitRelease(cmd *ucli.Command, r release.Release) error {
 		row(w, "notes:", orDash(r.NotesURL))
 		row(w, "required stop:", r.RequiredStop)
 		row(w, "rollback-safe to:", orDash(r.RollbackSafeTo.String()))
+		if r.RequiresPostgres > 0 {
+			row(w, "requires:", fmt.Sprintf("PostgreSQL %d or later", r.RequiresPostgres))
+		}
 		if len(r.Waives) > 0 {
 			row(w, "waives:", strings.Join(r.Waives, ", ")+" (preflight lets the upgrade to it go on such databases)")
 		}

@@ -127,7 +127,9 @@ func TestReleaseCommandsEndToEnd(t *testing.T) {
 	api(t, url, admin, "release", "create", "acme", "3.29.4")
 	api(t, url, admin, "release", "create", "acme", "3.30.0", "--rollback-safe-to", "3.29.4", "--notes-url", "https://acme.example/notes/3.30.0")
 	apiFails(t, url, admin, `"not_offered" cannot be waived`, "release", "create", "acme", "3.30.9", "--waive", "not_offered")
-	if r := apiJSON[release.Release](t, url, admin, "release", "create", "acme", "3.30.9", "--waive", "collation_changed", "--waive", "database_corrupt"); !slices.Equal(r.Waives, []string{"collation_changed", "database_corrupt"}) {
+	apiFails(t, url, admin, "give a major version", "release", "create", "acme", "3.30.9", "--requires-postgres", "9")
+	if r := apiJSON[release.Release](t, url, admin, "release", "create", "acme", "3.30.9", "--waive", "collation_changed", "--waive", "database_corrupt",
+		"--requires-postgres", "14"); !slices.Equal(r.Waives, []string{"collation_changed", "database_corrupt"}) || r.RequiresPostgres != 14 {
 		t.Fatalf("release created with waivers: %+v", r)
 	}
 	api(t, url, admin, "gate", "fail", "acme", "3.30.0", "collation-compare", "--url", "https://ci.acme.example/run/1")
