@@ -122,6 +122,9 @@ func printBundle(w io.Writer, b release.Bundle, env sign.Envelope, path string) 
 		if len(r.Waives) > 0 {
 			g = strings.TrimPrefix(g+"; waives "+strings.Join(r.Waives, ", "), "; ")
 		}
+		if r.RequiresPostgres > 0 {
+			g = strings.TrimPrefix(g+fmt.Sprintf("; requires PostgreSQL %d", r.RequiresPostgres), "; ")
+		}
 		row(w, r.Version, r.Status, since, g)
 	}
 }
