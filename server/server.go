@@ -420,7 +420,7 @@ func (s *Server) refresher(ctx context.Context) {
 func (s *Server) refresh(ctx context.Context) error {
 	s.refreshMu.Lock()
 	defer s.refreshMu.Unlock()
-	facts, err := s.store.LoadFacts(ctx, false)
+	facts, err := s.store.LoadFacts(ctx)
 	if err != nil {
 		return fmt.Errorf("rebuild snapshot: %w", err)
 	}

@@ -143,7 +143,8 @@ func testAdoption(t *testing.T, _ string, s *sqlstore.Store) {
 		rec("c", "c1", "1.0.0", release.HealthOK),
 		rec("unknown", "u1", "1.0.0", release.HealthOK),
 	}))(t)
-	facts := check(s.LoadFacts(ctx, true))(t)
+	facts := check(s.LoadFacts(ctx))(t)
+	facts.Adoption, facts.RingSizes = check2(s.CountAdoption(ctx, false))(t)
 	got := map[string]release.Adoption{}
 	for _, a := range facts.Adoption {
 		got[a.Ring+" "+a.Version.String()] = a

@@ -568,11 +568,11 @@ func (s *Store) ListHolds(ctx context.Context, product string, v release.Version
 
 // --- facts ---
 
-// LoadFacts reads everything release.NewSnapshot needs: products, rings,
-// customers, releases with ring entries, gate results, open holds and, with
-// withAdoption, the current adoption per release and ring (a scan of all
-// installations, so callers may reuse a recent count instead).
-func (s *Store) LoadFacts(ctx context.Context, withAdoption bool) (release.Facts, error) {
+// LoadFacts reads everything release.NewSnapshot needs but adoption:
+// products, rings, customers, releases with ring entries, gate results and
+// open holds. Adoption is a scan of every installation, counted apart
+// (CountAdoption) and reused across rebuilds.
+func (s *Store) LoadFacts(ctx context.Context) (release.Facts, error) {
 	var f release.Facts
 	var err error
 	if f.Products, err = s.ListProducts(ctx); err != nil {
@@ -592,11 +592,6 @@ func (s *Store) LoadFacts(ctx context.Context, withAdoption bool) (release.Facts
 	}
 	if f.Holds, err = queryAll(ctx, s.rdb, scanHold, "load holds", `SELECT `+holdCols+` FROM holds WHERE resolved_at IS NULL`); err != nil {
 		return f, err
-	}
-	if withAdoption {
-		if f.Adoption, f.RingSizes, err = s.CountAdoption(ctx, false); err != nil {
-			return f, err
-		}
 	}
 	return f, nil
 }

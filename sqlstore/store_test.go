@@ -266,7 +266,8 @@ func testCatalog(t *testing.T, dsn string, s *sqlstore.Store) {
 		reports[0].Customer != "bigbank" || !reports[0].SeenOn.IsZero() {
 		t.Errorf("halt health reports = %+v", reports)
 	}
-	facts := check(s.LoadFacts(ctx, true))(t)
+	facts := check(s.LoadFacts(ctx))(t)
+	facts.Adoption, facts.RingSizes = check2(s.CountAdoption(ctx, false))(t)
 	if len(facts.Products) != 1 || len(facts.Rings) != 2 || len(facts.Customers) != 1 || len(facts.Releases) != 2 || len(facts.GateResults) != 1 {
 		t.Errorf("facts = %+v", facts)
 	}
