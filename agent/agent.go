@@ -34,7 +34,6 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/ringfence/ringfence/client"
@@ -172,10 +171,8 @@ func (a *Agent) checkIn(ctx context.Context, st *State) (Result, error) {
 		return res, err
 	}
 
-	if moved, err := a.state.rejectUndecodable(); err != nil {
+	if err := a.setAsideUndecodable(); err != nil {
 		return res, err
-	} else if len(moved) > 0 {
-		a.log.Error("EVENTS SET ASIDE: outbox files that are no event were moved to outbox/rejected", "files", strings.Join(moved, ","))
 	}
 	var (
 		queued []QueuedEvent
@@ -201,7 +198,9 @@ func (a *Agent) checkIn(ctx context.Context, st *State) (Result, error) {
 			h.Detail = release.CleanText(h.Detail)
 			req.Health = &h
 		}
-		queued, req.Events = checkInEvents(req, all)
+		if queued, req.Events, err = checkInEvents(req, all); err != nil {
+			return res, err
+		}
 		more = len(queued) < len(all)
 		trusted := st.trusted()
 		ans, env, err = a.client.CheckIn(ctx, req, trusted)
@@ -255,14 +254,31 @@ func (a *Agent) checkIn(ctx context.Context, st *State) (Result, error) {
 	return res, nil
 }
 
+// setAsideUndecodable moves the outbox files that do not decode as an
+// event to outbox/rejected (logged; status lists them): one such file must
+// not stop every later check-in.
+func (a *Agent) setAsideUndecodable() error {
+	_, bad, err := a.state.readOutbox()
+	if err != nil {
+		return err
+	}
+	for name, derr := range bad {
+		if err := a.state.Reject(name, "not an event: "+derr.Error()); err != nil {
+			return err
+		}
+		a.log.Error("EVENT SET ASIDE: an outbox file that is no event was moved to outbox/rejected", "file", name, "err", derr)
+	}
+	return nil
+}
+
 // checkInEvents picks the oldest queued events that fit one check-in: at
 // most release.MaxCheckInEvents, and, with the rest of req, well within
 // the server's body limit (release.DefaultMaxCheckInBytes). Their details
 // are cleaned (release.CleanText), for files queued before they were.
-func checkInEvents(req release.CheckIn, queued []QueuedEvent) ([]QueuedEvent, []release.Event) {
+func checkInEvents(req release.CheckIn, queued []QueuedEvent) ([]QueuedEvent, []release.Event, error) {
 	base, err := json.Marshal(req)
 	if err != nil {
-		base = nil
+		return nil, nil, fmt.Errorf("encode check-in: %w", err)
 	}
 	room := release.DefaultMaxCheckInBytes - len(base) - 4<<10
 	var evs []release.Event
@@ -273,13 +289,16 @@ func checkInEvents(req release.CheckIn, queued []QueuedEvent) ([]QueuedEvent, []
 		e := q.Event
 		e.Detail = release.CleanText(e.Detail)
 		b, err := json.Marshal(e)
-		if err != nil || (len(b)+1 > room && len(evs) > 0) {
+		if err != nil {
+			return nil, nil, fmt.Errorf("encode outbox event %s: %w", q.Name, err)
+		}
+		if len(b)+1 > room && len(evs) > 0 {
 			break
 		}
 		room -= len(b) + 1
 		evs = append(evs, e)
 	}
-	return queued[:len(evs)], evs
+	return queued[:len(evs)], evs, nil
 }
 
 // refusedEvent returns the index of the event a check-in was refused for,

@@ -278,10 +278,8 @@ func (a *Agent) observe(ctx context.Context, st *State, now time.Time) (Result, 
 		return res, err
 	}
 	v := res.Version
-	if moved, err := a.state.rejectUndecodable(); err != nil {
+	if err := a.setAsideUndecodable(); err != nil {
 		return res, err
-	} else if len(moved) > 0 {
-		a.log.Error("EVENTS SET ASIDE: outbox files that are no event were moved to outbox/rejected", "files", strings.Join(moved, ","))
 	}
 	off := st.offline()
 	reported := map[string]bool{}

@@ -203,12 +203,19 @@ func (s *StateDir) Enqueue(e release.Event) (string, error) {
 
 // Outbox returns the undelivered events, oldest first. A file that cannot
 // be decoded is left out here, and left in place: the next check-in moves
-// it to outbox/rejected and logs it (rejectUndecodable), and status lists
+// it to outbox/rejected and logs it (setAsideUndecodable), and status lists
 // it from there. Nothing is dropped silently.
 func (s *StateDir) Outbox() ([]QueuedEvent, error) {
+	out, _, err := s.readOutbox()
+	return out, err
+}
+
+// readOutbox reads the outbox, oldest first: the events, and the names of
+// the files that do not decode as one.
+func (s *StateDir) readOutbox() (events []QueuedEvent, undecodable map[string]error, err error) {
 	ents, err := os.ReadDir(filepath.Join(s.dir, outboxDir))
 	if err != nil {
-		return nil, fmt.Errorf("read outbox: %w", err)
+		return nil, nil, fmt.Errorf("read outbox: %w", err)
 	}
 	var names []string
 	for _, e := range ents {
@@ -217,22 +224,26 @@ func (s *StateDir) Outbox() ([]QueuedEvent, error) {
 		}
 	}
 	sort.Strings(names)
-	out := make([]QueuedEvent, 0, len(names))
+	events = make([]QueuedEvent, 0, len(names))
 	for _, n := range names {
 		data, err := os.ReadFile(filepath.Join(s.dir, outboxDir, n))
 		if errors.Is(err, fs.ErrNotExist) { // delivered meanwhile by another process
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read outbox: %w", err)
+			return nil, nil, fmt.Errorf("read outbox: %w", err)
 		}
 		var e release.Event
-		if json.Unmarshal(data, &e) != nil {
-			continue // rejectUndecodable's
+		if derr := json.Unmarshal(data, &e); derr != nil {
+			if undecodable == nil {
+				undecodable = map[string]error{}
+			}
+			undecodable[n] = derr
+			continue
 		}
-		out = append(out, QueuedEvent{Name: n, Event: e})
+		events = append(events, QueuedEvent{Name: n, Event: e})
 	}
-	return out, nil
+	return events, undecodable, nil
 }
 
 // RejectedEvent is an event the server refused (or a file of the outbox
@@ -272,42 +283,13 @@ func (s *StateDir) Rejected() ([]RejectedEvent, error) {
 		if e.IsDir() || strings.HasSuffix(n, ".why") || strings.HasPrefix(n, ".") {
 			continue
 		}
-		why, _ := os.ReadFile(filepath.Join(dir, n+".why"))
+		why, err := os.ReadFile(filepath.Join(dir, n+".why"))
+		if err != nil {
+			why = []byte("(why not readable: " + err.Error() + ")")
+		}
 		out = append(out, RejectedEvent{Name: n, Why: strings.TrimSpace(string(why))})
 	}
 	return out, nil
-}
-
-// rejectUndecodable moves the outbox files that do not decode as an event
-// to outbox/rejected/: one such file must not stop every later check-in.
-// It returns the names moved.
-func (s *StateDir) rejectUndecodable() ([]string, error) {
-	ents, err := os.ReadDir(filepath.Join(s.dir, outboxDir))
-	if err != nil {
-		return nil, fmt.Errorf("read outbox: %w", err)
-	}
-	var moved []string
-	for _, e := range ents {
-		n := e.Name()
-		if e.IsDir() || !strings.HasSuffix(n, ".json") || strings.HasPrefix(n, ".") {
-			continue
-		}
-		data, err := os.ReadFile(filepath.Join(s.dir, outboxDir, n))
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return moved, fmt.Errorf("read outbox: %w", err)
-		}
-		var ev release.Event
-		if derr := json.Unmarshal(data, &ev); derr != nil {
-			if err := s.Reject(n, "not an event: "+derr.Error()); err != nil {
-				return moved, err
-			}
-			moved = append(moved, n)
-		}
-	}
-	return moved, nil
 }
 
 // Delivered removes events from the outbox (after a verified answer to the

@@ -252,6 +252,7 @@ func (a *Agent) deepCheck(ctx context.Context, dsn, baselineFile string) (releas
 		a.log.Warn("deep check could not run", "database", srv.Database(), "err", err)
 		return "", "could not run: " + err.Error()
 	}
+	checked := rep.Checked.Indexes + rep.Checked.Partitions + rep.Checked.CheckConstraints
 	var missed []string
 	for _, sk := range rep.Skipped {
 		if sk.Error {
@@ -261,7 +262,7 @@ func (a *Agent) deepCheck(ctx context.Context, dsn, baselineFile string) (releas
 	if len(rep.Findings) == 0 && len(missed) > 0 {
 		a.log.Warn("deep check incomplete: database health unknown", "database", srv.Database(), "not_checked", len(missed))
 		return release.HealthUnknown, fmt.Sprintf("%d objects checked, %d could not be: %s; it runs again within the hour",
-			rep.Checked.Indexes+rep.Checked.Partitions+rep.Checked.CheckConstraints, len(missed), clip(strings.Join(missed, ", "), 500))
+			checked, len(missed), clip(strings.Join(missed, ", "), 500))
 	}
 	if len(rep.Findings) == 0 {
 		return release.HealthOK, fmt.Sprintf("%d indexes checked, nothing found", rep.Checked.Indexes)
@@ -283,7 +284,7 @@ func (a *Agent) deepCheck(ctx context.Context, dsn, baselineFile string) (releas
 		parts = append(parts, fmt.Sprintf("%d %s (%s)", len(byKind[k]), k, clip(strings.Join(byKind[k], ", "), 300)))
 	}
 	return status, fmt.Sprintf("%d objects checked: %s; details: ringfence pg check --scope collation",
-		rep.Checked.Indexes+rep.Checked.Partitions+rep.Checked.CheckConstraints, strings.Join(parts, "; "))
+		checked, strings.Join(parts, "; "))
 }
 
 // changedDetail summarises changed collations in one line each.
