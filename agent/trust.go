@@ -137,7 +137,7 @@ const MaxLearnedKeys = 16
 // keys trusted so far (following a chain of rotations), never a revoked
 // one.
 func (st *State) trusted() []sign.PublicKey {
-	out := slices.DeleteFunc(slices.Clone(st.Pinned), func(k sign.PublicKey) bool { return slices.Contains(st.Revoked, k.ID) })
+	out := slices.Clone(st.Pinned) // a trust file never pins a key it revokes (ReadTrustFile)
 	has := func(id string) bool {
 		return slices.ContainsFunc(out, func(k sign.PublicKey) bool { return k.ID == id })
 	}
