@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -489,11 +490,34 @@ func runReport(ctx context.Context, cmd *ucli.Command, kind release.EventKind, s
 	if err != nil {
 		return withCode(ExitError, fmt.Errorf("not delivered yet (kept on disk for the next check-in): %w", err))
 	}
-	res, err := a.CheckIn(ctx)
-	if err != nil {
-		return withCode(ExitError, fmt.Errorf("not delivered yet (kept on disk for the next check-in): %w", err))
+	// Check in until this report went out: older events may fill the
+	// first check-ins.
+	delivered := 0
+	for {
+		res, err := a.CheckIn(ctx)
+		if err != nil {
+			return withCode(ExitError, fmt.Errorf("not delivered yet (kept on disk for the next check-in): %w", err))
+		}
+		delivered += res.Delivered
+		queued, err := sd.Outbox()
+		if err != nil {
+			return withCode(ExitError, err)
+		}
+		if !slices.ContainsFunc(queued, func(q agent.QueuedEvent) bool { return q.Name == name }) {
+			break
+		}
+		if !res.More {
+			return withCode(ExitError, fmt.Errorf("not delivered yet (kept on disk for the next check-in): the check-in did not carry it"))
+		}
 	}
-	fmt.Fprintf(stdout, "delivered %d events\n", res.Delivered)
+	rejected, err := sd.Rejected()
+	if err != nil {
+		return withCode(ExitError, err)
+	}
+	if i := slices.IndexFunc(rejected, func(r agent.RejectedEvent) bool { return r.Name == name }); i >= 0 {
+		return withCode(ExitError, fmt.Errorf("not delivered: the server refused it; set aside in outbox/rejected: %s", rejected[i].Why))
+	}
+	fmt.Fprintf(stdout, "delivered %d events\n", delivered)
 	return nil
 }
 

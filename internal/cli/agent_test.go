@@ -3,6 +3,7 @@ package cli_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -220,5 +221,29 @@ func TestAgentPreflightTimeout(t *testing.T) {
 	code, out, _ := run(t, context.Background(), "agent", "preflight", "--config", conf, "--to", "1.2.0", "--timeout", "1s")
 	if code != 2 || !strings.Contains(out, "timeout: no decision in time") || time.Since(start) > 20*time.Second {
 		t.Fatalf("preflight while the state is held: exit %d after %s\n%s", code, time.Since(start), out)
+	}
+}
+
+// TestAgentReportNowDeliversThisReport: report --now checks in until its
+// own report went out, also behind more older events than one check-in
+// carries, and says only then that it delivered.
+func TestAgentReportNowDeliversThisReport(t *testing.T) {
+	conf, dir := agentSetup(t)
+	if code, out, errOut := run(t, context.Background(), "agent", "preflight", "--config", conf, "--to", "1.2.0"); code != 0 {
+		t.Fatalf("first preflight: exit %d\n%s%s", code, out, errOut)
+	}
+	outbox := filepath.Join(dir, "state", "outbox")
+	for i := range 120 {
+		ev := fmt.Sprintf(`{"kind":"upgrade_started","from":"1.0.0","to":"1.1.0","at":"2026-12-06T00:00:00Z","detail":"attempt %d"}`, i)
+		if err := os.WriteFile(filepath.Join(outbox, fmt.Sprintf("%020d-old.json", i+1)), []byte(ev), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, errOut := run(t, context.Background(), "agent", "report", "upgrade-failed", "--config", conf, "--from", "1.0.0", "--to", "1.1.0", "--now")
+	if code != 0 || !strings.Contains(out, "delivered 121 events") {
+		t.Fatalf("report --now behind 120 older events: exit %d\n%s%s", code, out, errOut)
+	}
+	if left, err := os.ReadDir(outbox); err != nil || len(left) != 1 || left[0].Name() != "rejected" {
+		t.Fatalf("outbox after report --now: %v %v", left, err)
 	}
 }
